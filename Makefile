@@ -1,0 +1,24 @@
+# The two commands a new user needs: `make run` and `make test`. Everything else is for developers.
+SHELL := /bin/bash
+NPM_STAMP := node_modules/.package-lock.json
+
+.PHONY: run test build lint bench clean install
+
+# npm ci only when package-lock.json is newer than what is installed.
+$(NPM_STAMP): package-lock.json package.json
+	npm ci --no-audit --no-fund
+	@touch $(NPM_STAMP)
+
+install: $(NPM_STAMP)
+
+build: install
+	npx tsc -p .
+
+run: build
+	node dist/src/cli/main.js --rules deploy/examples/access-audit-default.yaml
+
+test: build
+	npx mocha "dist/test/**/*.test.js"
+
+clean:
+	rm -rf dist var
