@@ -1,0 +1,13 @@
+// The rule engine's surface: what the rest of meshaudit uses from src/rules.
+export { ACTIONS, TOKEN_ACTIONS, isAction, isTokenAction, type Action } from './actions';
+export type { AccessAudit, AccessAuditRule, Violation } from './model';
+export { KNOWN_RESOURCE_TYPES, DEFAULT_SKIP_TYPES } from './resource-types';
+export { nearest } from './suggest';
+export {
+  parseAccessAudit,
+  validateAccessAudit,
+  ACCESS_AUDIT_TYPE,
+  type ParseResult,
+  type ValidateOptions,
+} from './parse';
+export { compileRules, type CompiledRules, type RuleMatch, type RuleSubject } from './matcher';

@@ -1,0 +1,28 @@
+// The AccessAudit resource (spec section 2), after parsing and before compilation.
+import type { Action } from './actions';
+
+/** One rule: every field optional; the fields of one rule are ANDed. */
+export interface AccessAuditRule {
+  /** Resource types covered; empty: every type except the skip list (and every token action). */
+  readonly types: readonly string[];
+  /** Only actions within this mesh; empty string: any mesh, including none. */
+  readonly mesh: string;
+  /** Actions covered, unless accessAll. */
+  readonly access: readonly Action[];
+  /** Every action; wins over access when both are set. */
+  readonly accessAll: boolean;
+}
+
+/** A global-scoped AccessAudit resource. */
+export interface AccessAudit {
+  readonly name: string;
+  readonly rules: readonly AccessAuditRule[];
+}
+
+/** A problem found while validating, with the path of the offending field. */
+export interface Violation {
+  /** Field path, e.g. `rules[1].access[0]`. */
+  readonly field: string;
+  /** What is wrong, e.g. `unknown action "CREAT", did you mean "CREATE"?`. */
+  readonly description: string;
+}

@@ -1,0 +1,348 @@
+// Validation of AccessAudit resources (spec section 2): from a parsed YAML/JSON document in either of
+// its two forms, or from an already-typed AccessAudit (the gRPC API). Every violation is collected,
+// each with the document's own field path, so that the caller can point at the YAML line.
+import { ACTIONS, isAction, isTokenAction, type Action } from './actions';
+import { DATAPLANE_TOKEN_ACTION } from './matcher';
+import type { AccessAudit, AccessAuditRule, Violation } from './model';
+import { nearest } from './suggest';
+
+export const ACCESS_AUDIT_TYPE = 'AccessAudit';
+export const KUBERNETES_API_VERSION = 'kuma.io/v1alpha1';
+/** Longest name: an RFC 1123 subdomain, as Kubernetes object names. */
+export const MAX_NAME_LENGTH = 253;
+const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const NAME_RULE = 'use lowercase letters, digits, "-" and ".", starting and ending with a letter or digit';
+
+// creationTime, modificationTime and labels are what `kumactl get -o yaml` adds: an export applies back.
+const UNIVERSAL_FIELDS: readonly string[] = ['type', 'name', 'rules', 'labels', 'creationTime', 'modificationTime'];
+const KUBERNETES_FIELDS: readonly string[] = ['apiVersion', 'kind', 'metadata', 'spec'];
+// Everything `kubectl get -o yaml` may put in metadata, for the same reason.
+const METADATA_FIELDS: readonly string[] = [
+  'name',
+  'namespace',
+  'labels',
+  'annotations',
+  'uid',
+  'resourceVersion',
+  'generation',
+  'creationTimestamp',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'finalizers',
+  'ownerReferences',
+  'managedFields',
+  'generateName',
+  'selfLink',
+];
+const SPEC_FIELDS: readonly string[] = ['rules'];
+const RULE_FIELDS: readonly string[] = ['types', 'mesh', 'access', 'accessAll'];
+/** Where users put `mesh` by habit of mesh-scoped policies. */
+const GLOBAL_SCOPED_HINT = 'an AccessAudit is global-scoped, set mesh on a rule';
+
+export interface ValidateOptions {
+  /** Resource types a rule may list: the registry plus the config's extra types. */
+  readonly knownTypes: ReadonlySet<string>;
+}
+
+export interface ParseResult {
+  /** The normalised audit (lists deduplicated, absent fields defaulted); only when there is no violation. */
+  audit?: AccessAudit;
+  /** Errors: the audit must not be used. `field` '' is the document itself. */
+  violations: Violation[];
+  /** Valid but probably not what was meant, e.g. a rule that covers no action. */
+  warnings: Violation[];
+}
+
+type Mapping = Record<string, unknown>;
+
+interface Context {
+  readonly knownTypes: ReadonlySet<string>;
+  /** Typed input (the gRPC API) may carry extra properties of its own; documents may not. */
+  readonly rejectUnknownFields: boolean;
+  readonly violations: Violation[];
+  readonly warnings: Violation[];
+}
+
+/**
+ * Validates one parsed YAML/JSON document: Universal (`type: AccessAudit`, `name`, `rules`) or
+ * Kubernetes (`apiVersion: kuma.io/v1alpha1`, `kind: AccessAudit`, `metadata.name`, `spec.rules`).
+ */
+export function parseAccessAudit(doc: unknown, opts: ValidateOptions): ParseResult {
+  const ctx = newContext(opts, true);
+  if (!isMapping(doc)) {
+    error(ctx, '', `must be a mapping (an AccessAudit resource), got ${describe(doc)}`);
+    return result(ctx, undefined);
+  }
+  if (!isKubernetesForm(doc)) {
+    checkConstant(ctx, doc.type, 'type', ACCESS_AUDIT_TYPE);
+    checkFields(ctx, doc, UNIVERSAL_FIELDS, '', { mesh: GLOBAL_SCOPED_HINT });
+    return checkBody(ctx, doc.name, 'name', doc.rules, 'rules');
+  }
+
+  checkConstant(ctx, doc.apiVersion, 'apiVersion', KUBERNETES_API_VERSION);
+  checkConstant(ctx, doc.kind, 'kind', ACCESS_AUDIT_TYPE);
+  checkFields(ctx, doc, KUBERNETES_FIELDS, '', {});
+  const metadata = checkSection(ctx, doc.metadata, 'metadata', METADATA_FIELDS, {});
+  if (metadata?.namespace !== undefined && metadata.namespace !== null) {
+    warning(ctx, 'metadata.namespace', 'ignored: an AccessAudit is global-scoped (cluster-scoped on Kubernetes)');
+  }
+  const spec = checkSection(ctx, doc.spec, 'spec', SPEC_FIELDS, { mesh: GLOBAL_SCOPED_HINT });
+  // A section that is not a mapping is reported once, not again for the fields it lacks.
+  return checkBody(
+    ctx,
+    metadata === null ? SECTION_REPORTED : metadata?.name,
+    'metadata.name',
+    spec === null ? SECTION_REPORTED : spec?.rules,
+    'spec.rules',
+  );
+}
+
+/**
+ * Validates an already-typed AccessAudit (from the gRPC API) with the same checks and messages as
+ * parseAccessAudit; field paths are `name` and `rules[i]...`.
+ */
+export function validateAccessAudit(audit: AccessAudit, opts: ValidateOptions): ParseResult {
+  const ctx = newContext(opts, false);
+  const value: unknown = audit;
+  if (!isMapping(value)) {
+    error(ctx, '', `must be an AccessAudit, got ${describe(value)}`);
+    return result(ctx, undefined);
+  }
+  return checkBody(ctx, value.name, 'name', value.rules, 'rules');
+}
+
+/** Stands for a field whose enclosing section is already reported as broken. */
+const SECTION_REPORTED: unique symbol = Symbol('section reported');
+
+function checkBody(ctx: Context, nameValue: unknown, namePath: string, rulesValue: unknown, rulesPath: string): ParseResult {
+  const name = nameValue === SECTION_REPORTED ? undefined : checkName(ctx, nameValue, namePath);
+  const rules = rulesValue === SECTION_REPORTED ? undefined : checkRules(ctx, rulesValue, rulesPath);
+  return result(ctx, name !== undefined && rules !== undefined ? { name, rules } : undefined);
+}
+
+function checkName(ctx: Context, value: unknown, path: string): string | undefined {
+  if (value === undefined || value === null || value === '') {
+    error(ctx, path, 'is required');
+    return undefined;
+  }
+  return checkDnsName(ctx, value, path);
+}
+
+/** An RFC 1123 subdomain: the names of Kuma resources, meshes included. */
+function checkDnsName(ctx: Context, value: unknown, path: string): string | undefined {
+  if (typeof value !== 'string') {
+    error(ctx, path, `must be a string, got ${describe(value)}`);
+    return undefined;
+  }
+  if (value.length > MAX_NAME_LENGTH) {
+    error(ctx, path, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
+    return undefined;
+  }
+  if (!NAME_PATTERN.test(value)) {
+    error(ctx, path, `${quote(value)} is not a lowercase RFC 1123 subdomain: ${NAME_RULE}`);
+    return undefined;
+  }
+  return value;
+}
+
+function checkRules(ctx: Context, value: unknown, path: string): AccessAuditRule[] | undefined {
+  if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) {
+    warning(ctx, path, 'no rules: this AccessAudit covers no action');
+    return [];
+  }
+  if (!Array.isArray(value)) {
+    error(ctx, path, `must be a list of rules, got ${describe(value)}`);
+    return undefined;
+  }
+  const rules: AccessAuditRule[] = [];
+  let valid = true;
+  value.forEach((item, i) => {
+    const rule = checkRule(ctx, item, `${path}[${i}]`);
+    if (rule === undefined) valid = false;
+    else rules.push(rule);
+  });
+  return valid ? rules : undefined;
+}
+
+function checkRule(ctx: Context, value: unknown, path: string): AccessAuditRule | undefined {
+  if (!isMapping(value)) {
+    error(ctx, path, `must be a mapping of types, mesh, access and accessAll, got ${describe(value)}`);
+    return undefined;
+  }
+  if (ctx.rejectUnknownFields) checkFields(ctx, value, RULE_FIELDS, path, {});
+  const types = checkList(ctx, value.types, field(path, 'types'), (item, itemPath) => checkType(ctx, item, itemPath));
+  const mesh = value.mesh === undefined || value.mesh === null || value.mesh === '' ? '' : checkDnsName(ctx, value.mesh, field(path, 'mesh'));
+  const access = checkList(ctx, value.access, field(path, 'access'), (item, itemPath) => checkAction(ctx, item, itemPath));
+  const accessAll = checkBoolean(ctx, value.accessAll, field(path, 'accessAll'));
+  if (types === undefined || mesh === undefined || access === undefined || accessAll === undefined) return undefined;
+
+  const rule: AccessAuditRule = { types, mesh, access: access as Action[], accessAll };
+  warnUncovered(ctx, rule, value.access, path);
+  return rule;
+}
+
+/** Warnings for a valid rule that covers less than it says: never an error, the rule does what the spec says. */
+function warnUncovered(ctx: Context, rule: AccessAuditRule, rawAccess: unknown, path: string): void {
+  if (rule.accessAll) {
+    if (rule.access.length > 0) warning(ctx, field(path, 'access'), 'ignored: accessAll is true and covers every action');
+    return;
+  }
+  if (rule.access.length === 0) {
+    warning(ctx, path, 'covers no action: set access or accessAll');
+    return;
+  }
+  // rawAccess is a valid list here; walk it again for the document's own indexes, once per action.
+  const seen = new Set<string>();
+  (rawAccess as Action[]).forEach((action, i) => {
+    if (seen.has(action) || !isTokenAction(action)) return;
+    seen.add(action);
+    const itemPath = `${field(path, 'access')}[${i}]`;
+    if (rule.types.length > 0) {
+      warning(ctx, itemPath, `${quote(action)} is a token action: a rule that lists types never covers it`);
+    } else if (rule.mesh !== '' && action !== DATAPLANE_TOKEN_ACTION) {
+      warning(ctx, itemPath, `${quote(action)} has no mesh: a rule that sets mesh never covers it`);
+    }
+  });
+}
+
+function checkType(ctx: Context, value: string, path: string): boolean {
+  if (ctx.knownTypes.has(value)) return true;
+  error(ctx, path, unknownMessage('type', value, [...ctx.knownTypes]));
+  return false;
+}
+
+function checkAction(ctx: Context, value: string, path: string): boolean {
+  if (isAction(value)) return true;
+  error(ctx, path, unknownMessage('action', value, ACTIONS));
+  return false;
+}
+
+/** A list of strings, each checked by `checkItem`, deduplicated in first-seen order. Absent: empty. */
+function checkList(
+  ctx: Context,
+  value: unknown,
+  path: string,
+  checkItem: (item: string, itemPath: string) => boolean,
+): string[] | undefined {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    error(ctx, path, `must be a list of strings, got ${describe(value)}`);
+    return undefined;
+  }
+  const items = new Set<string>();
+  let valid = true;
+  value.forEach((item: unknown, i) => {
+    const itemPath = `${path}[${i}]`;
+    if (typeof item !== 'string') {
+      error(ctx, itemPath, `must be a string, got ${describe(item)}`);
+      valid = false;
+    } else if (!checkItem(item, itemPath)) {
+      valid = false;
+    } else {
+      items.add(item);
+    }
+  });
+  return valid ? [...items] : undefined;
+}
+
+function checkBoolean(ctx: Context, value: unknown, path: string): boolean | undefined {
+  if (value === undefined || value === null) return false;
+  if (typeof value === 'boolean') return value;
+  error(ctx, path, `must be a boolean, got ${describe(value)}`);
+  return undefined;
+}
+
+function checkConstant(ctx: Context, value: unknown, path: string, expected: string): void {
+  if (value === undefined || value === null) error(ctx, path, `is required, must be ${quote(expected)}`);
+  else if (value !== expected) error(ctx, path, `must be ${quote(expected)}, got ${describe(value)}`);
+}
+
+/** An optional mapping: the mapping, undefined when absent, null when reported as not a mapping. */
+function checkSection(
+  ctx: Context,
+  value: unknown,
+  path: string,
+  allowed: readonly string[],
+  hints: Readonly<Record<string, string>>,
+): Mapping | undefined | null {
+  if (value === undefined || value === null) return undefined;
+  if (!isMapping(value)) {
+    error(ctx, path, `must be a mapping, got ${describe(value)}`);
+    return null;
+  }
+  checkFields(ctx, value, allowed, path, hints);
+  return value;
+}
+
+function checkFields(
+  ctx: Context,
+  value: Mapping,
+  allowed: readonly string[],
+  path: string,
+  hints: Readonly<Record<string, string>>,
+): void {
+  for (const key of Object.keys(value)) {
+    if (allowed.includes(key)) continue;
+    const hint = Object.hasOwn(hints, key) ? hints[key] : undefined;
+    const message = unknownMessage('field', key, allowed);
+    error(ctx, field(path, key), hint === undefined ? message : `${message}: ${hint}`);
+  }
+}
+
+function unknownMessage(what: string, value: string, candidates: readonly string[]): string {
+  const suggestion = nearest(value, candidates);
+  const message = `unknown ${what} ${quote(value)}`;
+  return suggestion === undefined ? message : `${message}, did you mean ${quote(suggestion)}?`;
+}
+
+/** Kubernetes when it says so; Universal otherwise, the form whose `type` a bare document most likely forgot. */
+function isKubernetesForm(doc: Mapping): boolean {
+  if ('kind' in doc || 'apiVersion' in doc) return true;
+  if ('type' in doc) return false;
+  return 'metadata' in doc || 'spec' in doc;
+}
+
+function isMapping(value: unknown): value is Mapping {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+/** A path segment: `a.b` for plain keys, `a["odd key"]` for others, `b` at the root. */
+function field(path: string, key: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key)) return `${path}[${JSON.stringify(key)}]`;
+  return path === '' ? key : `${path}.${key}`;
+}
+
+/** Longest value quoted back in a message: enough to recognise it, not a wall of text. */
+const MAX_QUOTED_CHARS = 64;
+
+function quote(value: string): string {
+  return JSON.stringify(value.length > MAX_QUOTED_CHARS ? `${value.slice(0, MAX_QUOTED_CHARS)}...` : value);
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (value instanceof Date) return 'a timestamp';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return quote(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  return `a ${typeof value}`;
+}
+
+function newContext(opts: ValidateOptions, rejectUnknownFields: boolean): Context {
+  return { knownTypes: opts.knownTypes, rejectUnknownFields, violations: [], warnings: [] };
+}
+
+function result(ctx: Context, audit: AccessAudit | undefined): ParseResult {
+  if (audit === undefined || ctx.violations.length > 0) return { violations: ctx.violations, warnings: ctx.warnings };
+  return { audit, violations: ctx.violations, warnings: ctx.warnings };
+}
+
+function error(ctx: Context, path: string, description: string): void {
+  ctx.violations.push({ field: path, description });
+}
+
+function warning(ctx: Context, path: string, description: string): void {
+  ctx.warnings.push({ field: path, description });
+}
