@@ -1,0 +1,41 @@
+// The sidecar's resolved configuration: validated once at start-up, then frozen.
+// YAML keys and their defaults are documented in src/config/defaults.ts and the README.
+
+export interface RotationConfig {
+  /** false: one file that only grows. */
+  readonly enabled: boolean;
+  /** Rotated files kept; 0 keeps all (lumberjack's MaxBackups). */
+  readonly maxRetainedFiles: number;
+  /** Rotate once a write makes the active file reach this many bytes (from maxSizeMb, fractions allowed). */
+  readonly maxSizeBytes: number;
+  /** Rotated files whose name's time is older than this many days are deleted; 0 keeps them regardless of age. */
+  readonly maxAgeDays: number;
+}
+
+export interface FileBackendConfig {
+  readonly type: 'file';
+  /** Path of the active file, absolute (resolved against the working directory). */
+  readonly path: string;
+  readonly rotation: RotationConfig;
+}
+
+export interface Config {
+  /** Name of the zone this sidecar serves (meshaudit.zone). */
+  readonly zone: string;
+  /** host:port the gRPC server listens on (meshaudit.grpc.address). */
+  readonly grpcAddress: string;
+  /** Largest gRPC message accepted, in bytes (meshaudit.grpc.maxMessageBytes). */
+  readonly grpcMaxMessageBytes: number;
+  /** Directory of the sidecar's own state (acked sequences, rules), absolute (meshaudit.dataDir). */
+  readonly dataDir: string;
+  /** Resource types known beyond the built-in Kuma / Kong Mesh registry (meshaudit.extraResourceTypes). */
+  readonly extraResourceTypes: readonly string[];
+  /** fsync every audit file and the checkpoint after each batch (meshaudit.fsync). */
+  readonly fsync: boolean;
+  /** How long a graceful stop waits for in-flight batches before it forces the server down (meshaudit.drainTimeoutSeconds). */
+  readonly drainTimeoutMs: number;
+  /** Types that rules without `types` do not cover (kmesh.access.audit.skipDefaultTypes). */
+  readonly skipDefaultTypes: readonly string[];
+  /** Where records go (kmesh.access.audit.backends); each record is written to every backend. */
+  readonly backends: readonly FileBackendConfig[];
+}
