@@ -1,0 +1,475 @@
+// The file backend: JSON Lines appended to one active file, rotated the way lumberjack does it (see
+// rotation-names.ts), on top of rotating-file-stream (rfs) 3.x.
+//
+// What rfs gives and what it does not, and what this file adds:
+// - rfs rotates AFTER the write that makes the file reach maxSizeBytes (lumberjack rotates before the
+//   write that would pass it). Each write() here is one rfs write of whole lines, so a record never
+//   spans two files, and a file passes maxSizeBytes by at most one write (one batch) minus one byte.
+// - rfs rotates before it calls the write callback, and reopens the new active file first: when a
+//   write resolves, its rotation (and the retention after it) is done.
+// - rfs has no fsync and hides its file descriptor: fsync opens the file the data went to (after a
+//   rotation, the rotated file) and fsyncs that; fsync flushes the file, whichever descriptor asks.
+// - rfs ignores short writes: when the disk fills up (or RLIMIT_FSIZE is hit) in the middle of a
+//   write, libuv returns the bytes written without an error and rfs reports success with a torn
+//   batch. Every write is therefore checked against the file's size before it is acknowledged.
+// - An rfs error destroys the stream for good: the file is cut back to where it was before the
+//   failed write (no torn line, no partial batch) and a new stream is made for the next write.
+// - rfs's retention (maxFiles/maxSize) only knows its own history file and has no age limit; it is
+//   not used (no `<active>.txt` history file appears). Retention is a directory scan (retention.ts).
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { createStream } from 'rotating-file-stream';
+import type { Options as RfsOptions, RotatingFileStream } from 'rotating-file-stream';
+import type { RotationConfig } from '../../config/types';
+import type { Sink, SinkPosition } from '../sink';
+import { applyRetention, listRotatedFiles, RetentionError } from './retention';
+import { rotatedName, timeFromName } from './rotation-names';
+
+/** Torn-line repair reads the end of the file backwards in blocks of this size (records are < 64 KiB). */
+const TAIL_BLOCK_BYTES = 64 * 1024;
+const NEWLINE = 0x0a;
+
+/** What the sink did on its own, for the process to log and count. `file` is always the sink's key. */
+export type FileSinkEvent =
+  /** The active file was renamed to `rotatedFile` (absolute path) and a new active file started. */
+  | { readonly type: 'rotated'; readonly file: string; readonly rotatedFile: string }
+  /** Retention deleted these rotated files (base names). */
+  | { readonly type: 'retention-deleted'; readonly file: string; readonly deleted: readonly string[] }
+  /** Retention could not list the folder or delete some files; it is tried again after the next rotation. */
+  | { readonly type: 'retention-failed'; readonly file: string; readonly error: Error }
+  /**
+   * Recovery at open cut `target` from `fromBytes` down to `toBytes`: data after the committed position
+   * (`reason: 'uncommitted'`: never acknowledged, the CP resends it) or a torn last line (`'torn-line'`).
+   */
+  | {
+      readonly type: 'recovery-cut';
+      readonly file: string;
+      readonly target: string;
+      readonly reason: 'uncommitted' | 'torn-line';
+      readonly fromBytes: number;
+      readonly toBytes: number;
+    }
+  /** Recovery at open deleted a rotated file that held only data after the committed position. */
+  | { readonly type: 'recovery-deleted'; readonly file: string; readonly target: string; readonly bytes: number }
+  /** No file of this backend has the committed inode (deleted or moved by hand): only a torn line was repaired. */
+  | { readonly type: 'recovery-committed-file-missing'; readonly file: string; readonly committed: SinkPosition }
+  /**
+   * The committed file is shorter than the committed size (a crash without fsync, or the file was
+   * edited): nothing acknowledged is deleted, only torn lines are repaired.
+   */
+  | {
+      readonly type: 'recovery-committed-data-missing';
+      readonly file: string;
+      readonly target: string;
+      readonly committed: SinkPosition;
+      readonly sizeBytes: number;
+    };
+
+export interface FileSinkOptions {
+  /** Path of the active file; made absolute against the working directory. */
+  readonly path: string;
+  readonly rotation: RotationConfig;
+  /**
+   * fsync each write before it resolves: the file the data went to, and the folder after the active
+   * file was (re)created or rotated. Default false.
+   */
+  readonly fsync?: boolean;
+  /** Clock for rotated names and maxAgeDays. Default: the system clock. */
+  readonly now?: () => Date;
+  /** Told about rotations, retention and recovery. Must not throw. */
+  readonly onEvent?: (e: FileSinkEvent) => void;
+}
+
+interface BackendFile {
+  /** Absolute path. */
+  readonly file: string;
+  readonly size: number;
+  /** Rotation time from the name; undefined for the active file. */
+  readonly time?: Date;
+}
+
+export class FileSink implements Sink {
+  readonly key: string;
+  private readonly dir: string;
+  private readonly base: string;
+  private readonly rotation: RotationConfig;
+  private readonly fsync: boolean;
+  private readonly clock: () => Date;
+  private readonly onEvent: (e: FileSinkEvent) => void;
+  private readonly rfsOptions: RfsOptions;
+
+  private state: 'new' | 'open' | 'closed' = 'new';
+  /** Serialises open/write/close: positions are only meaningful one write at a time. */
+  private tail: Promise<unknown> = Promise.resolve();
+  private stream: RotatingFileStream | undefined;
+  /** The active file rfs writes to, set on each 'open'. */
+  private ino = 0;
+  private size = 0;
+  /** Set by 'rotated' while a write (or a stream start) is in progress: where the active file went. */
+  private rotatedFile: string | undefined;
+  /** A rotated name is never earlier than this (see `generator`). */
+  private nameFloorMs = 0;
+  /** A failed write that could not be cut back yet: done before anything else is written. */
+  private pendingCut: SinkPosition | undefined;
+  /** The folder changed (file created or renamed) since it was last fsynced. */
+  private dirSyncDue = false;
+
+  constructor(opts: FileSinkOptions) {
+    this.key = path.resolve(opts.path);
+    this.dir = path.dirname(this.key);
+    this.base = path.basename(this.key);
+    this.rotation = opts.rotation;
+    this.fsync = opts.fsync ?? false;
+    this.clock = opts.now ?? (() => new Date());
+    this.onEvent = opts.onEvent ?? (() => {});
+    this.rfsOptions = { path: this.dir };
+    if (this.rotation.enabled) {
+      if (!(this.rotation.maxSizeBytes >= 1)) {
+        throw new Error(`audit file ${this.key}: rotation.maxSizeBytes must be at least 1, got ${this.rotation.maxSizeBytes}`);
+      }
+      // rfs takes whole bytes as a string; "reach 52428.8 bytes" means 52429 for a file.
+      this.rfsOptions.size = `${Math.ceil(this.rotation.maxSizeBytes)}B`;
+    }
+  }
+
+  open(committed?: SinkPosition): Promise<SinkPosition> {
+    return this.serial(async () => {
+      if (this.state !== 'new') throw new Error(`audit file ${this.key} was already opened`);
+      try {
+        await fsp.mkdir(this.dir, { recursive: true });
+      } catch (err) {
+        throw new Error(`can't create audit folder ${this.dir}: ${(err as Error).message}`, { cause: err });
+      }
+      await this.recover(committed);
+      await this.startStream();
+      this.state = 'open';
+      // Files left over from before this start (or by a smaller maxRetainedFiles) go now, not at the next rotation.
+      await this.runRetention();
+      return { ino: this.ino, size: this.size };
+    });
+  }
+
+  write(chunk: Buffer): Promise<SinkPosition> {
+    return this.serial(async () => {
+      if (this.state !== 'open') throw new Error(`can't write audit file ${this.key}: the sink is ${this.state === 'new' ? 'not open' : 'closed'}`);
+      if (chunk.length === 0) return { ino: this.ino, size: this.size };
+      if (this.stream === undefined || this.stream.destroyed) {
+        this.stream = undefined;
+        await this.startStream();
+        await this.runRetention();
+      }
+      const stream = this.stream!;
+      const before: SinkPosition = { ino: this.ino, size: this.size };
+      this.rotatedFile = undefined;
+      try {
+        await new Promise<void>((resolve, reject) => stream.write(chunk, (err) => (err ? reject(err) : resolve())));
+        // The data went to the file that was active before the write, renamed if the write rotated it.
+        await this.checkWritten(this.rotatedFile ?? this.key, before, chunk.length);
+      } catch (err) {
+        throw await this.failWrite(before, err as Error);
+      }
+      if (this.rotatedFile === undefined) {
+        this.size = before.size + chunk.length;
+      } else {
+        // 'open' already set ino/size to the new, empty active file.
+        await this.runRetention();
+      }
+      return { ino: this.ino, size: this.size };
+    });
+  }
+
+  close(): Promise<void> {
+    return this.serial(async () => {
+      if (this.state === 'closed') return;
+      this.state = 'closed';
+      const stream = this.stream;
+      this.stream = undefined;
+      if (stream === undefined || stream.destroyed) {
+        // A failed write whose partial batch could not be cut yet: last chance before the process ends.
+        if (this.pendingCut !== undefined) await this.retryPendingCut();
+        return;
+      }
+      await new Promise<void>((resolve, reject) =>
+        stream.end((err?: Error | null) =>
+          err ? reject(new Error(`can't close audit file ${this.key}: ${err.message}`, { cause: err })) : resolve(),
+        ),
+      );
+      await untilClosed(stream);
+    });
+  }
+
+  // ---- the stream ----
+
+  /**
+   * rfs calls this with null for the active name, and with the rotation time and attempt index 1..999
+   * until the name is free. The floor keeps names increasing within this process even when several
+   * rotations share a millisecond and retention has deleted an earlier one (which would free a name
+   * that sorts before the newest file) or when the clock steps back: retention keeps "the newest" by
+   * name, so names must sort in rotation order.
+   */
+  private readonly generator = (time: number | Date | null, index?: number): string => {
+    if (time === null) return this.base;
+    const ms = Math.max(new Date(time).getTime(), this.nameFloorMs);
+    return rotatedName(this.base, new Date(ms), index ?? 1);
+  };
+
+  /** Starts a stream on the active file and waits until rfs has opened it (rotating it first if it is full). */
+  private async startStream(): Promise<void> {
+    if (this.pendingCut !== undefined) await this.retryPendingCut();
+    const stream = createStream(this.generator, { ...this.rfsOptions });
+    // rfs reads its clock through this instance method; rotated names must follow the injected clock.
+    // It is first called after rfs's first await, so replacing it here is in time.
+    (stream as unknown as { now: () => Date }).now = this.clock;
+    // Every rfs error also reaches a waiter (the write callback, the open wait below, end's callback),
+    // which handles it; without a listener Node would treat the 'error' event as fatal.
+    stream.on('error', () => {});
+    stream.on('open', () => {
+      // Nothing renames the active file between rfs opening it and this event (rotations happen inside
+      // writes, which are serialised), so the path names the file rfs writes to. A throw here fails
+      // rfs's open or rotation, and so the write, as it should.
+      const st = fs.statSync(this.key);
+      this.ino = st.ino;
+      this.size = st.size;
+      this.dirSyncDue = true;
+    });
+    stream.on('rotated', (rotatedFile: string) => {
+      this.rotatedFile = rotatedFile;
+      const time = timeFromName(this.base, path.basename(rotatedFile));
+      if (time !== undefined) this.nameFloorMs = time.getTime() + 1;
+      this.onEvent({ type: 'rotated', file: this.key, rotatedFile });
+    });
+    this.rotatedFile = undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const opened = (): void => {
+          stream.off('error', failed);
+          resolve();
+        };
+        const failed = (err: Error): void => {
+          stream.off('open', opened);
+          reject(err);
+        };
+        stream.once('open', opened);
+        stream.once('error', failed);
+      });
+    } catch (err) {
+      await untilClosed(stream);
+      throw new Error(`can't open audit file ${this.key}: ${(err as Error).message}`, { cause: err });
+    }
+    this.stream = stream;
+  }
+
+  /** Checks that the whole chunk landed (rfs ignores short writes), then fsyncs it if asked. */
+  private async checkWritten(file: string, before: SinkPosition, bytes: number): Promise<void> {
+    const fh = await fsp.open(file, 'r');
+    try {
+      const st = await fh.stat();
+      if (st.ino !== before.ino) {
+        throw new Error(`${file} is not the file that was written (inode ${st.ino}, expected ${before.ino}); was it replaced?`);
+      }
+      if (st.size !== before.size + bytes) {
+        throw new Error(`short write: ${st.size - before.size} of ${bytes} bytes reached the file (disk full or file size limit?)`);
+      }
+      if (this.fsync) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (this.fsync && this.dirSyncDue) {
+      // A rename or a new file is durable only once its folder is: recovery looks files up by inode.
+      await syncDir(this.dir);
+      this.dirSyncDue = false;
+    }
+  }
+
+  /**
+   * After a failed write: drop the stream (rfs cannot recover from an error), cut the file that was
+   * written back to where it was before this write, and say what was attempted. The next write starts
+   * a new stream. If the cut fails too, it is retried before anything else is written, so new records
+   * never follow a partial batch.
+   */
+  private async failWrite(before: SinkPosition, cause: Error): Promise<Error> {
+    const stream = this.stream;
+    this.stream = undefined;
+    if (stream !== undefined) {
+      stream.destroy();
+      // Its descriptor must be closed before we open files again, or a reused descriptor number could
+      // be closed under us by rfs.
+      await untilClosed(stream);
+    }
+    let message = `can't write audit file ${this.key}: ${cause.message}`;
+    try {
+      await this.cutBack(before);
+    } catch (err) {
+      this.pendingCut = before;
+      message += `; and can't cut it back to ${before.size} bytes yet (retried before the next write): ${(err as Error).message}`;
+    }
+    return new Error(message, { cause });
+  }
+
+  private async retryPendingCut(): Promise<void> {
+    const pos = this.pendingCut!;
+    try {
+      await this.cutBack(pos);
+    } catch (err) {
+      throw new Error(
+        `can't cut audit file ${this.key} back to ${pos.size} bytes after a failed write: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    this.pendingCut = undefined;
+  }
+
+  /** Cuts the file with inode `pos.ino` (active or rotated: a failed write may have rotated it) to `pos.size`. */
+  private async cutBack(pos: SinkPosition): Promise<void> {
+    const found = await this.findByInode(pos.ino);
+    // Gone (deleted by hand): no partial batch is left to follow.
+    if (found === undefined || found.size <= pos.size) return;
+    await this.truncate(found.file, pos.size);
+  }
+
+  /**
+   * With fsync, a cut is made durable at once: a cut file that is not written again (a rotated one)
+   * would otherwise get its removed tail back after a power loss, in the middle of the audit trail.
+   */
+  private async truncate(file: string, size: number): Promise<void> {
+    const fh = await fsp.open(file, 'r+');
+    try {
+      await fh.truncate(size);
+      if (this.fsync) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  // ---- recovery at open ----
+
+  private async recover(committed: SinkPosition | undefined): Promise<void> {
+    if (committed === undefined) {
+      await this.repairTornLine(this.key);
+      return;
+    }
+    const found = await this.findByInode(committed.ino);
+    if (found === undefined) {
+      this.onEvent({ type: 'recovery-committed-file-missing', file: this.key, committed });
+      await this.repairTornLine(this.key);
+      return;
+    }
+    if (found.size < committed.size) {
+      // Either the tail was lost in a crash or the inode belongs to another file now: deleting newer
+      // files could lose acknowledged records, so keep them (the CP's resend may duplicate a few).
+      this.onEvent({ type: 'recovery-committed-data-missing', file: this.key, target: found.file, committed, sizeBytes: found.size });
+      await this.repairTornLine(found.file);
+      if (found.file !== this.key) await this.repairTornLine(this.key);
+      return;
+    }
+    await this.cut(found.file, found.size, committed.size, 'uncommitted');
+    if (found.time === undefined) return; // the active file: every rotated file is older
+    // Everything of this backend newer than the committed file was written after the committed
+    // position: never acknowledged, and resent by the CP.
+    for (const f of await listRotatedFiles(this.dir, this.base)) {
+      if (f.time.getTime() <= found.time.getTime()) continue;
+      const file = path.join(this.dir, f.name);
+      const { size } = await fsp.stat(file);
+      await fsp.unlink(file);
+      this.dirSyncDue = true;
+      this.onEvent({ type: 'recovery-deleted', file: this.key, target: file, bytes: size });
+    }
+    const active = await statFile(this.key);
+    if (active !== undefined) await this.cut(this.key, active.size, 0, 'uncommitted');
+  }
+
+  /** Cuts a torn last line (a crash in the middle of a write): keeps up to the last "\n". */
+  private async repairTornLine(file: string): Promise<void> {
+    const st = await statFile(file);
+    if (st === undefined || st.size === 0) return;
+    const fh = await fsp.open(file, 'r');
+    let keep = 0;
+    try {
+      const block = Buffer.alloc(TAIL_BLOCK_BYTES);
+      for (let end = st.size; end > 0; ) {
+        const start = Math.max(0, end - TAIL_BLOCK_BYTES);
+        const { bytesRead } = await fh.read(block, 0, end - start, start);
+        const nl = block.subarray(0, bytesRead).lastIndexOf(NEWLINE);
+        if (nl >= 0) {
+          keep = start + nl + 1;
+          break;
+        }
+        end = start;
+      }
+    } finally {
+      await fh.close();
+    }
+    await this.cut(file, st.size, keep, 'torn-line');
+  }
+
+  private async cut(file: string, fromBytes: number, toBytes: number, reason: 'uncommitted' | 'torn-line'): Promise<void> {
+    if (fromBytes <= toBytes) return;
+    try {
+      await this.truncate(file, toBytes);
+    } catch (err) {
+      throw new Error(`can't cut audit file ${file} to ${toBytes} bytes: ${(err as Error).message}`, { cause: err });
+    }
+    this.onEvent({ type: 'recovery-cut', file: this.key, target: file, reason, fromBytes, toBytes });
+  }
+
+  /** The file of this backend with inode `ino`: the active file, else a rotated one (newest first). */
+  private async findByInode(ino: number): Promise<BackendFile | undefined> {
+    const active = await statFile(this.key);
+    if (active?.ino === ino) return { file: this.key, size: active.size };
+    for (const f of (await listRotatedFiles(this.dir, this.base)).reverse()) {
+      const file = path.join(this.dir, f.name);
+      const st = await statFile(file);
+      if (st?.ino === ino) return { file, size: st.size, time: f.time };
+    }
+    return undefined;
+  }
+
+  // ---- retention ----
+
+  /** With rotation off nothing is deleted: an operator who turned rotation off keeps every file. */
+  private async runRetention(): Promise<void> {
+    if (!this.rotation.enabled) return;
+    let deleted: readonly string[];
+    try {
+      deleted = await applyRetention(this.dir, this.base, this.rotation, this.clock());
+    } catch (err) {
+      if (err instanceof RetentionError && err.deleted.length > 0) {
+        this.onEvent({ type: 'retention-deleted', file: this.key, deleted: err.deleted });
+      }
+      this.onEvent({ type: 'retention-failed', file: this.key, error: err as Error });
+      return;
+    }
+    if (deleted.length > 0) this.onEvent({ type: 'retention-deleted', file: this.key, deleted });
+  }
+
+  /** Runs `fn` after everything queued before it; its error goes to its caller only. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+async function statFile(file: string): Promise<fs.Stats | undefined> {
+  try {
+    return await fsp.stat(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+function untilClosed(stream: RotatingFileStream): Promise<void> {
+  if (stream.closed) return Promise.resolve();
+  return new Promise((resolve) => stream.once('close', () => resolve()));
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,6 @@
+// The file backend's public surface: the sink, its events, and the naming and retention rules it applies.
+export { FileSink } from './file-sink';
+export type { FileSinkEvent, FileSinkOptions } from './file-sink';
+export { rotatedName, timeFromName } from './rotation-names';
+export { applyRetention, listRotatedFiles, RetentionError } from './retention';
+export type { RotatedFile } from './retention';

@@ -1,0 +1,83 @@
+// Retention of rotated audit files, by directory scan. rotating-file-stream's own `maxFiles` only
+// knows the files listed in its history file (files rotated before a restart, or by another version,
+// are never deleted) and it has no age limit, so lumberjack's rules are applied here, to every file
+// in the folder whose name is a rotated name of this backend: keep the newest maxRetainedFiles, and
+// delete those whose name's time is older than maxAgeDays. Nothing else in the folder is touched.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { RotationConfig } from '../../config/types';
+import { timeFromName } from './rotation-names';
+
+const MS_PER_DAY = 24 * 60 * 60 * 1000;
+
+export interface RotatedFile {
+  /** Base name, e.g. `audit-2021-06-07T09-15-18.265.log`. */
+  readonly name: string;
+  /** The rotation time written in the name. */
+  readonly time: Date;
+}
+
+/** Rotated files of `activeBase` in `dir` (regular files only), oldest first by the time in their name. */
+export async function listRotatedFiles(dir: string, activeBase: string): Promise<RotatedFile[]> {
+  const entries = await fs.readdir(dir, { withFileTypes: true });
+  const files: RotatedFile[] = [];
+  for (const e of entries) {
+    if (!e.isFile()) continue;
+    const time = timeFromName(activeBase, e.name);
+    if (time !== undefined) files.push({ name: e.name, time });
+  }
+  // Names encode the time to the millisecond and two rotations never share a name, so this order is total.
+  return files.sort((a, b) => a.time.getTime() - b.time.getTime());
+}
+
+/** Thrown when some deletions failed; `deleted` still lists those that succeeded. */
+export class RetentionError extends Error {
+  constructor(
+    readonly deleted: readonly string[],
+    readonly failures: ReadonlyArray<{ readonly file: string; readonly error: Error }>,
+  ) {
+    super(failures.map((f) => `can't delete rotated audit file ${f.file}: ${f.error.message}`).join('; '));
+    this.name = 'RetentionError';
+  }
+}
+
+/**
+ * Deletes the rotated files of `activeBase` in `dir` that retention no longer keeps, and returns their
+ * base names. A failed scan rejects with its error; failed deletions do not stop the others and reject
+ * with a RetentionError once all were tried. A file already gone (deleted concurrently) is not an error.
+ */
+export async function applyRetention(
+  dir: string,
+  activeBase: string,
+  limits: Pick<RotationConfig, 'maxRetainedFiles' | 'maxAgeDays'>,
+  now: Date,
+): Promise<string[]> {
+  let files: RotatedFile[];
+  try {
+    files = await listRotatedFiles(dir, activeBase);
+  } catch (err) {
+    throw new Error(`can't list audit folder ${dir} for retention: ${(err as Error).message}`, { cause: err });
+  }
+  const doomed = new Set<string>();
+  if (limits.maxRetainedFiles > 0) {
+    for (const f of files.slice(0, Math.max(0, files.length - limits.maxRetainedFiles))) doomed.add(f.name);
+  }
+  if (limits.maxAgeDays > 0) {
+    const cutoffMs = now.getTime() - limits.maxAgeDays * MS_PER_DAY;
+    for (const f of files) if (f.time.getTime() < cutoffMs) doomed.add(f.name);
+  }
+  const deleted: string[] = [];
+  const failures: Array<{ file: string; error: Error }> = [];
+  for (const f of files) {
+    if (!doomed.has(f.name)) continue;
+    const file = path.join(dir, f.name);
+    try {
+      await fs.unlink(file);
+      deleted.push(f.name);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') failures.push({ file, error: err as Error });
+    }
+  }
+  if (failures.length > 0) throw new RetentionError(deleted, failures);
+  return deleted;
+}

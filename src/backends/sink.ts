@@ -1,0 +1,29 @@
+// The sink interface: a sink only writes what it is given. Deciding what to audit happens before it.
+
+/**
+ * Where a sink's committed data ends: the file (by inode, which survives the rename of a rotation)
+ * and the byte length of the data in it. Everything written after it is not acknowledged yet.
+ */
+export interface SinkPosition {
+  readonly ino: number;
+  readonly size: number;
+}
+
+export interface Sink {
+  /** Stable key of this sink in the checkpoint: the active file's absolute path. */
+  readonly key: string;
+  /**
+   * Opens the sink. With `committed`, everything written after that position (in that file, and in
+   * any file rotated after it) is removed first: it was never acknowledged and the control plane resends
+   * it. Without it, only a torn last line is repaired. Returns the position writing starts from.
+   */
+  open(committed?: SinkPosition): Promise<SinkPosition>;
+  /**
+   * Appends whole lines (chunk ends with "\n") in one write. Resolves once the data is written, and
+   * any rotation it triggered is done, with the position just after it. On failure it rejects, after
+   * cutting the file back to the position before this write, and is ready for the same chunk again.
+   */
+  write(chunk: Buffer): Promise<SinkPosition>;
+  /** Flushes and closes. */
+  close(): Promise<void>;
+}
