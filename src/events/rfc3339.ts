@@ -1,0 +1,60 @@
+// RFC 3339 parsing and the record's date format: whole seconds, the sidecar's local UTC offset.
+
+// Date.parse alone accepts far more than RFC 3339 ("2022-09-21", "Sep 21 2022"); the record promises
+// RFC 3339, so the input must be it too.
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Epoch ms of an RFC 3339 time, or NaN when it is not one. */
+export function parseRfc3339(text: string): number {
+  const m = RFC3339.exec(text);
+  if (m === null) return NaN;
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 60) {
+    return NaN;
+  }
+  // Date.parse keeps only milliseconds; longer fractions are cut first so it accepts them.
+  const normalized = m[7] !== undefined && m[7].length > 4 ? text.replace(m[7], m[7].slice(0, 4)) : text;
+  return Date.parse(normalized.replace(' ', 'T'));
+}
+
+/** Minutes east of UTC at a given instant; injected so tests and other zones can fix it. */
+export type UtcOffsetFn = (epochMs: number) => number;
+
+/** The process's local offset (follows TZ and daylight saving time). */
+export const localUtcOffset: UtcOffsetFn = (epochMs) => -new Date(epochMs).getTimezoneOffset();
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : `${n}`;
+}
+
+/**
+ * Formats `2022-09-21T09:31:42+02:00` (fractions truncated, `Z` for a zero offset). The last second is
+ * cached: a busy stream formats thousands of events within the same second.
+ */
+export class RecordDateFormatter {
+  private cachedSecond = NaN;
+  private cachedText = '';
+
+  constructor(private readonly offsetOf: UtcOffsetFn = localUtcOffset) {}
+
+  format(epochMs: number): string {
+    const second = Math.floor(epochMs / 1000);
+    if (second === this.cachedSecond) return this.cachedText;
+    const offsetMin = this.offsetOf(second * 1000);
+    // Shift by the offset and read the UTC fields: that gives the local wall-clock time.
+    const d = new Date((second + offsetMin * 60) * 1000);
+    const year = d.getUTCFullYear();
+    const yearText = year >= 0 && year <= 9999 ? String(year).padStart(4, '0') : String(year);
+    let zone = 'Z';
+    if (offsetMin !== 0) {
+      const abs = Math.abs(offsetMin);
+      zone = `${offsetMin < 0 ? '-' : '+'}${pad2(Math.floor(abs / 60))}:${pad2(abs % 60)}`;
+    }
+    this.cachedText =
+      `${yearText}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}` +
+      `T${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}${zone}`;
+    this.cachedSecond = second;
+    return this.cachedText;
+  }
+}

@@ -1,0 +1,147 @@
+// The audit pipeline, free of gRPC: sequence checks per control-plane identifier, validation, rule
+// evaluation and record formatting, then the group-commit writer. Handlers in src/server call it.
+import type { CompiledRules } from '../rules';
+import type { AuditEvent } from '../events/event';
+import { validateEvent } from '../events/validate-event';
+import { formatRecord } from '../events/format-record';
+import { RecordDateFormatter } from '../events/rfc3339';
+import { AuditWriter, WriterClosedError } from './writer';
+import { InvalidArgumentError, SequenceGapError, UnavailableError } from './errors';
+
+export interface Rejection {
+  index: number;
+  reason: string;
+}
+
+export interface BatchResult {
+  ackedSeq: number;
+  firstSeq: number;
+  recorded: number;
+  skipped: number;
+  duplicates: number;
+  rejected: Rejection[];
+}
+
+export interface PipelineStats {
+  recorded: number;
+  skipped: number;
+  rejected: number;
+  duplicates: number;
+}
+
+/** `zone/instance`: zone names cannot hold "/", so the key is unambiguous. */
+export function identifierKey(zone: string, instance: string): string {
+  return `${zone}/${instance}`;
+}
+
+const IDENTIFIER_PART = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+
+export class AuditPipeline {
+  /** Last sequence accepted per identifier: committed, or queued in the writer. */
+  private readonly accepted = new Map<string, number>();
+  /** Last sequence committed per identifier: the resume point. */
+  private readonly committed: Map<string, number>;
+  private readonly dates: RecordDateFormatter;
+  readonly stats: PipelineStats = { recorded: 0, skipped: 0, rejected: 0, duplicates: 0 };
+
+  constructor(
+    private readonly writer: AuditWriter,
+    private rules: CompiledRules,
+    committedSeqs: ReadonlyMap<string, number>,
+    private readonly now: () => number = Date.now,
+    dates?: RecordDateFormatter,
+  ) {
+    this.committed = new Map(committedSeqs);
+    for (const [k, v] of committedSeqs) this.accepted.set(k, v);
+    this.dates = dates ?? new RecordDateFormatter();
+  }
+
+  /** Rules in force for every event accepted from now on. */
+  setRules(rules: CompiledRules): void {
+    this.rules = rules;
+  }
+
+  currentRules(): CompiledRules {
+    return this.rules;
+  }
+
+  /** Checks an identifier and returns its key and resume point. */
+  identify(zone: string, instance: string): { key: string; ackedSeq: number } {
+    const violations = [];
+    if (!IDENTIFIER_PART.test(zone)) violations.push({ field: 'identifier.zone', description: 'required: 1-253 characters of [A-Za-z0-9._:-]' });
+    if (!IDENTIFIER_PART.test(instance)) violations.push({ field: 'identifier.instance', description: 'required: 1-253 characters of [A-Za-z0-9._:-]' });
+    if (violations.length > 0) throw new InvalidArgumentError(violations);
+    const key = identifierKey(zone, instance);
+    return { key, ackedSeq: this.committed.get(key) ?? 0 };
+  }
+
+  /**
+   * Accepts a batch of `key`: events at sequences firstSeq..firstSeq+n-1. Those already accepted are
+   * counted as duplicates and not written again; a gap throws SequenceGapError before anything is
+   * accepted. `done` runs once the batch is committed (in submission order across the pipeline).
+   */
+  submitBatch(key: string, firstSeq: number, events: readonly AuditEvent[], done: (err: Error | null, res?: BatchResult) => void): void {
+    if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) {
+      throw new InvalidArgumentError([{ field: 'firstSeq', description: `must be at least 1 when events are sent, got ${firstSeq}` }]);
+    }
+    const accepted = this.accepted.get(key) ?? 0;
+    if (firstSeq > accepted + 1) throw new SequenceGapError(key, accepted + 1, firstSeq);
+    const lastSeq = firstSeq + events.length - 1;
+    const res: BatchResult = { ackedSeq: 0, firstSeq, recorded: 0, skipped: 0, duplicates: 0, rejected: [] };
+    const receivedMs = this.now();
+    let lines = '';
+    const start = Math.min(events.length, accepted + 1 - firstSeq);
+    res.duplicates = start;
+    for (let i = start; i < events.length; i++) {
+      const check = validateEvent(events[i], receivedMs);
+      if (!check.ok) {
+        res.rejected.push({ index: i, reason: check.reason });
+        continue;
+      }
+      if (this.rules.covers(check.event)) {
+        lines += formatRecord(check.event, this.dates);
+        res.recorded++;
+      } else {
+        res.skipped++;
+      }
+    }
+    if (lastSeq > accepted) this.accepted.set(key, lastSeq);
+    this.writer.submit({
+      lines,
+      seqKey: key,
+      seq: Math.max(lastSeq, accepted),
+      done: (err) => {
+        if (err) return done(err instanceof WriterClosedError ? new UnavailableError(err.message) : err);
+        if (lastSeq > (this.committed.get(key) ?? 0)) this.committed.set(key, lastSeq);
+        res.ackedSeq = this.committed.get(key) ?? 0;
+        this.stats.recorded += res.recorded;
+        this.stats.skipped += res.skipped;
+        this.stats.duplicates += res.duplicates;
+        this.stats.rejected += res.rejected.length;
+        done(null, res);
+      },
+    });
+  }
+
+  /** Audits one event outside any stream; `done` runs after its record is committed. */
+  record(event: AuditEvent, done: (err: Error | null, audited?: boolean) => void): void {
+    const check = validateEvent(event, this.now());
+    if (!check.ok) {
+      const colon = check.reason.indexOf(': ');
+      throw new InvalidArgumentError([{ field: `event.${check.reason.slice(0, colon)}`, description: check.reason.slice(colon + 2) }]);
+    }
+    if (!this.rules.covers(check.event)) {
+      this.stats.skipped++;
+      done(null, false);
+      return;
+    }
+    this.writer.submit({
+      lines: formatRecord(check.event, this.dates),
+      done: (err) => {
+        if (err) return done(err instanceof WriterClosedError ? new UnavailableError(err.message) : err);
+        this.stats.recorded++;
+        done(null, true);
+      },
+    });
+  }
+}

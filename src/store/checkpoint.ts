@@ -1,0 +1,155 @@
+// The checkpoint: for each control-plane identifier the last acknowledged sequence, and for each sink
+// where its acknowledged data ends. Both move together, in one appended line per committed batch,
+// which is what makes the audit files exactly-once across crashes: on start, each sink is cut back to
+// its committed position (dropping data written but never acknowledged) and each CP resumes right
+// after its committed sequence.
+//
+// Layout: <dataDir>/checkpoint.jsonl, one JSON object per line, each a delta:
+//   {"s":{"<zone>/<instance>":<seq>,...},"p":{"<sink key>":[<inode>,<size>],...}}
+// Replaying the lines in order gives the state. A line torn by a crash is the last one and is dropped:
+// it was never acknowledged. When the file passes COMPACT_AT_BYTES it is replaced (write + rename)
+// by one line with the whole state.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { SinkPosition } from '../backends/sink';
+
+/** 4 MiB of deltas (~40k batches) replay in milliseconds at start-up and compact in one write. */
+export const COMPACT_AT_BYTES = 4 * 1024 * 1024;
+export const CHECKPOINT_FILE = 'checkpoint.jsonl';
+
+export interface CheckpointState {
+  readonly seqs: Map<string, number>;
+  readonly positions: Map<string, SinkPosition>;
+}
+
+export interface CheckpointDelta {
+  readonly seqs: ReadonlyMap<string, number>;
+  readonly positions: ReadonlyMap<string, SinkPosition>;
+}
+
+export class CheckpointError extends Error {}
+
+function applyLine(state: CheckpointState, line: string): boolean {
+  let parsed: { s?: Record<string, number>; p?: Record<string, [number, number]> };
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return false;
+  for (const [k, v] of Object.entries(parsed.s ?? {})) state.seqs.set(k, v);
+  for (const [k, v] of Object.entries(parsed.p ?? {})) state.positions.set(k, { ino: v[0], size: v[1] });
+  return true;
+}
+
+function encode(delta: CheckpointDelta): string {
+  let s = '';
+  for (const [k, v] of delta.seqs) s += `${s ? ',' : ''}${JSON.stringify(k)}:${v}`;
+  let p = '';
+  for (const [k, v] of delta.positions) p += `${p ? ',' : ''}${JSON.stringify(k)}:[${v.ino},${v.size}]`;
+  return `{"s":{${s}},"p":{${p}}}\n`;
+}
+
+export class Checkpoint {
+  private fd = -1;
+  private bytes = 0;
+  private readonly file: string;
+  readonly state: CheckpointState = { seqs: new Map(), positions: new Map() };
+
+  constructor(
+    private readonly dir: string,
+    private readonly opts: { fsync: boolean; compactAtBytes?: number } = { fsync: false },
+  ) {
+    this.file = path.join(dir, CHECKPOINT_FILE);
+  }
+
+  /** Reads the state; a torn or corrupt line can only be the last one and is cut off. */
+  load(): { state: CheckpointState; droppedTail: boolean } {
+    fs.mkdirSync(this.dir, { recursive: true });
+    let text = '';
+    try {
+      text = fs.readFileSync(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new CheckpointError(`can't read checkpoint ${this.file}: ${(e as Error).message}`);
+      }
+    }
+    let good = 0;
+    let droppedTail = false;
+    while (good < text.length) {
+      const nl = text.indexOf('\n', good);
+      if (nl < 0 || !applyLine(this.state, text.slice(good, nl))) {
+        // Anything after a bad line would be applied out of order: a bad line in the middle means the
+        // file was damaged by something other than a crash, which we refuse to guess about.
+        if (nl >= 0 && nl < text.length - 1) {
+          throw new CheckpointError(`checkpoint ${this.file} is corrupt at byte ${good}; move it away to start over`);
+        }
+        droppedTail = true;
+        break;
+      }
+      good = nl + 1;
+    }
+    this.fd = fs.openSync(this.file, 'a+');
+    if (droppedTail) fs.ftruncateSync(this.fd, Buffer.byteLength(text.slice(0, good)));
+    this.bytes = Buffer.byteLength(text.slice(0, good));
+    return { state: this.state, droppedTail };
+  }
+
+  /**
+   * Appends a delta. Called only after the data it describes is written, and its callback runs before
+   * anything is acknowledged. Not reentrant: the writer commits one batch at a time.
+   */
+  commit(delta: CheckpointDelta, done: (err: Error | null) => void): void {
+    for (const [k, v] of delta.seqs) this.state.seqs.set(k, v);
+    for (const [k, v] of delta.positions) this.state.positions.set(k, v);
+    if (this.bytes >= (this.opts.compactAtBytes ?? COMPACT_AT_BYTES)) {
+      try {
+        this.compact();
+      } catch (e) {
+        done(new CheckpointError(`can't compact checkpoint ${this.file}: ${(e as Error).message}`));
+        return;
+      }
+      done(null);
+      return;
+    }
+    const buf = Buffer.from(encode(delta));
+    fs.write(this.fd, buf, 0, buf.length, null, (err) => {
+      if (err) {
+        // A partial line left in the middle would make the next start refuse the file: cut it.
+        try {
+          fs.ftruncateSync(this.fd, this.bytes);
+        } catch {
+          // The append error below is what the caller acts on; a failed cut shows up at the next load.
+        }
+        return done(new CheckpointError(`can't append to checkpoint ${this.file}: ${err.message}`));
+      }
+      this.bytes += buf.length;
+      if (!this.opts.fsync) return done(null);
+      fs.fdatasync(this.fd, (syncErr) =>
+        done(syncErr ? new CheckpointError(`can't fsync checkpoint ${this.file}: ${syncErr.message}`) : null),
+      );
+    });
+  }
+
+  /** Replaces the file with one line holding the whole state: the old file or the new one, never a torn one. */
+  private compact(): void {
+    const tmp = `${this.file}.tmp`;
+    const line = encode(this.state);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, line);
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.file);
+    fs.closeSync(this.fd);
+    this.fd = fs.openSync(this.file, 'a+');
+    this.bytes = Buffer.byteLength(line);
+  }
+
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
