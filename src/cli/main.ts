@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// Process entry: flags, config, rules files, signals. Exit codes: 0 stopped cleanly, 1 failed while
+// running, 2 the configuration, rules or flags are invalid (nothing was written).
+import * as path from 'node:path';
+import { parseArgs, UsageError, USAGE } from './args';
+import { loadConfig, ConfigError } from '../config';
+import type { Config } from '../config/types';
+import { loadAccessAuditFiles, RulesFileError } from '../config/rules-files';
+import type { LoadedAudits } from '../config/rules-files';
+import { KNOWN_RESOURCE_TYPES } from '../rules';
+import { jsonLogger } from '../log';
+import { startSidecar } from './sidecar';
+
+const EXIT_INVALID = 2;
+
+function version(): string {
+  return (require(path.resolve(__dirname, '../../../package.json')) as { version: string }).version;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`meshaudit: ${message}\n`);
+  process.exit(EXIT_INVALID);
+}
+
+function knownTypesOf(config: Config): ReadonlySet<string> {
+  return new Set([...KNOWN_RESOURCE_TYPES, ...config.extraResourceTypes]);
+}
+
+async function main(): Promise<void> {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof UsageError) fail(`${e.message}\n\n${USAGE}`);
+    throw e;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (args.version) {
+    process.stdout.write(`meshaudit ${version()}\n`);
+    return;
+  }
+  let config: Config;
+  try {
+    config = loadConfig({ file: args.config, cwd: process.cwd() });
+  } catch (e) {
+    if (e instanceof ConfigError) fail(`invalid configuration, nothing was started:\n${e.message}`);
+    throw e;
+  }
+  const knownTypes = knownTypesOf(config);
+  const loadRules = (): LoadedAudits => loadAccessAuditFiles(args.rules, knownTypes);
+  let loaded: LoadedAudits;
+  try {
+    loaded = loadRules();
+  } catch (e) {
+    if (e instanceof RulesFileError) fail(`invalid AccessAudit rules, nothing was started:\n${e.message}`);
+    throw e;
+  }
+  const log = jsonLogger();
+  for (const w of loaded.warnings) log.warn(`rules: ${w}`);
+  if (args.checkConfig) {
+    process.stdout.write(
+      `configuration OK: zone ${config.zone}, gRPC ${config.grpcAddress}, data ${config.dataDir}\n` +
+        config.backends.map((b) => `  file backend ${b.path} (rotation ${b.rotation.enabled ? 'on' : 'off'})\n`).join('') +
+        `  ${loaded.audits.length} AccessAudit resource(s): ${loaded.audits.map((a) => a.name).join(', ') || '(none: nothing is audited)'}\n`,
+    );
+    return;
+  }
+  const sidecar = await startSidecar({ config, audits: loaded.audits, log });
+
+  const stop = (signal: string): void => {
+    log.info(`received ${signal}`);
+    sidecar.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error('stop failed', { err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadRules();
+      for (const w of next.warnings) log.warn(`rules: ${w}`);
+      sidecar.setAudits(next.audits);
+      log.info('rules reloaded', { accessAudits: next.audits.map((a) => a.name) });
+    } catch (e) {
+      log.error('rules reload failed; the rules in force are kept', { err: e instanceof Error ? e.message : String(e) });
+    }
+  });
+}
+
+main().catch((err) => {
+  process.stderr.write(`meshaudit: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,84 @@
+// The one place where errors become gRPC statuses. Domain errors carry what the client needs; anything
+// unexpected becomes INTERNAL with a generic message (the details go to the log, never to the client).
+import * as grpc from '@grpc/grpc-js';
+import * as protobuf from 'protobufjs';
+import { InvalidArgumentError, SequenceGapError, SupersededError, UnavailableError } from '../pipeline/errors';
+
+// google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode
+// from the `grpc-status-details-bin` trailer (the richer error model).
+const rpcTypes = protobuf.Root.fromJSON({
+  nested: {
+    google: {
+      nested: {
+        protobuf: { nested: { Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } } } },
+        rpc: {
+          nested: {
+            Status: {
+              fields: {
+                code: { type: 'int32', id: 1 },
+                message: { type: 'string', id: 2 },
+                details: { rule: 'repeated', type: 'google.protobuf.Any', id: 3 },
+              },
+            },
+            BadRequest: {
+              fields: { field_violations: { rule: 'repeated', type: 'FieldViolation', id: 1 } },
+              nested: {
+                FieldViolation: { fields: { field: { type: 'string', id: 1 }, description: { type: 'string', id: 2 } } },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+});
+const StatusType = rpcTypes.lookupType('google.rpc.Status');
+const BadRequestType = rpcTypes.lookupType('google.rpc.BadRequest');
+
+export interface FieldViolation {
+  field: string;
+  description: string;
+}
+
+/** INVALID_ARGUMENT with one BadRequest field violation per problem. */
+export function invalidArgument(violations: readonly FieldViolation[]): grpc.StatusObject {
+  const message = violations.map((v) => `${v.field}: ${v.description}`).join('; ');
+  const badRequest = BadRequestType.encode({ field_violations: violations.map((v) => ({ field: v.field, description: v.description })) }).finish();
+  const status = StatusType.encode({
+    code: grpc.status.INVALID_ARGUMENT,
+    message,
+    details: [{ type_url: 'type.googleapis.com/google.rpc.BadRequest', value: badRequest }],
+  }).finish();
+  const metadata = new grpc.Metadata();
+  metadata.set('grpc-status-details-bin', Buffer.from(status));
+  return { code: grpc.status.INVALID_ARGUMENT, details: message, metadata };
+}
+
+/** Decodes the field violations of a status (for clients and tests). */
+export function fieldViolationsOf(metadata: grpc.Metadata | undefined): FieldViolation[] {
+  const raw = metadata?.get('grpc-status-details-bin')[0];
+  if (!(raw instanceof Buffer)) return [];
+  const status = StatusType.decode(raw) as unknown as { details: Array<{ type_url: string; value: Uint8Array }> };
+  const out: FieldViolation[] = [];
+  for (const any of status.details) {
+    if (any.type_url.endsWith('/google.rpc.BadRequest')) {
+      const br = BadRequestType.decode(any.value) as unknown as { field_violations: FieldViolation[] };
+      out.push(...br.field_violations.map((v) => ({ field: v.field, description: v.description })));
+    }
+  }
+  return out;
+}
+
+function plain(code: grpc.status, details: string): grpc.StatusObject {
+  return { code, details, metadata: new grpc.Metadata() };
+}
+
+/** Maps any error to a status; `log` receives the ones the client must not see. */
+export function toStatus(err: unknown, log: (msg: string, err: unknown) => void): grpc.StatusObject {
+  if (err instanceof InvalidArgumentError) return invalidArgument(err.violations);
+  if (err instanceof SequenceGapError) return plain(grpc.status.FAILED_PRECONDITION, err.message);
+  if (err instanceof UnavailableError) return plain(grpc.status.UNAVAILABLE, err.message);
+  if (err instanceof SupersededError) return plain(grpc.status.ABORTED, err.message);
+  log('internal error', err);
+  return plain(grpc.status.INTERNAL, 'internal error; see the sidecar log');
+}

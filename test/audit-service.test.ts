@@ -1,0 +1,261 @@
+import { expect } from 'chai';
+import * as grpc from '@grpc/grpc-js';
+import * as fs from 'node:fs';
+import type { Sidecar } from '../src/cli/sidecar';
+import type { Sink, SinkPosition } from '../src/backends/sink';
+import { fieldViolationsOf } from '../src/server/status';
+import type { AccessAudit } from '../src/rules';
+import { clients, openStream, readRecords, resourceEvent, startTestSidecar, tempDir, testConfig, unary, AUDIT_ALL } from './helpers';
+
+const ID = { zone: 'zone-1', instance: 'cp-0' };
+
+function batch(firstSeq: number, n: number): { firstSeq: number; events: unknown[] } {
+  return { firstSeq, events: Array.from({ length: n }, (_, i) => resourceEvent(firstSeq + i)) };
+}
+
+describe('AuditService over a real gRPC server', () => {
+  let dir: string;
+  let sidecar: Sidecar;
+  let c: ReturnType<typeof clients>;
+  let logPath: string;
+
+  async function start(audits: readonly AccessAudit[] = [AUDIT_ALL]): Promise<void> {
+    const config = testConfig(dir);
+    logPath = config.backends[0].path;
+    sidecar = await startTestSidecar(config, audits);
+    c = clients(sidecar.port);
+  }
+
+  async function restart(): Promise<void> {
+    c.close();
+    await sidecar.stop();
+    await start();
+  }
+
+  beforeEach(async () => {
+    dir = tempDir();
+    await start();
+  });
+  afterEach(async () => {
+    c.close();
+    await sidecar.stop();
+  });
+
+  it('answers the identifier with resume point 0, then acks a batch once written', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    expect((await s.next()).ackedSeq).to.equal(0);
+    s.call.write(batch(1, 3));
+    const ack = await s.next();
+    expect(ack).to.include({ ackedSeq: 3, firstSeq: 1, recorded: 3, skipped: 0, duplicates: 0 });
+    expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal(['route-1', 'route-2', 'route-3']);
+    s.call.end();
+    expect(await s.status).to.equal(null);
+  });
+
+  it('rejects invalid events by index, writes the valid ones and keeps the stream open', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    const events = [resourceEvent(1), { ...resourceEvent(2), action: 'CREAT' }, { ...resourceEvent(3), token: { id: 't' } }, resourceEvent(4)];
+    s.call.write({ firstSeq: 1, events });
+    const ack = await s.next();
+    expect(ack).to.include({ ackedSeq: 4, recorded: 2 });
+    expect(ack.rejected).to.deep.equal([
+      { index: 1, reason: 'action: unknown action "CREAT", did you mean "CREATE"?' },
+      { index: 2, reason: 'resource and token: set exactly one, not both' },
+    ]);
+    s.call.write(batch(5, 1));
+    expect((await s.next()).ackedSeq).to.equal(5);
+    expect(readRecords(logPath)).to.have.length(3);
+    s.call.end();
+  });
+
+  it('acknowledges repeated sequences without writing them twice', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    s.call.write(batch(1, 3));
+    await s.next();
+    s.call.write(batch(1, 3));
+    expect(await s.next()).to.include({ ackedSeq: 3, duplicates: 3, recorded: 0 });
+    s.call.write(batch(2, 4));
+    expect(await s.next()).to.include({ ackedSeq: 5, duplicates: 2, recorded: 2 });
+    expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal(['route-1', 'route-2', 'route-3', 'route-4', 'route-5']);
+    s.call.end();
+  });
+
+  it('refuses a gap with FAILED_PRECONDITION naming the sequence to resend from', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    s.call.write(batch(1, 2));
+    await s.next();
+    s.call.write(batch(10, 2));
+    const err = await s.status;
+    expect(err?.code).to.equal(grpc.status.FAILED_PRECONDITION);
+    expect(err?.details).to.equal('sequence gap for zone-1/cp-0: expected firstSeq <= 3, got 10; resend from 3');
+    expect(readRecords(logPath)).to.have.length(2);
+  });
+
+  it('requires the identifier on the first request, as a field violation', async () => {
+    const s = openStream(c.audit);
+    s.call.write(batch(1, 1));
+    const err = await s.status;
+    expect(err?.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    expect(fieldViolationsOf(err?.metadata)).to.deep.equal([{ field: 'identifier', description: 'required on the first request of a stream' }]);
+  });
+
+  it('refuses a malformed identifier naming both fields', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: { zone: '', instance: 'a/b' } });
+    const err = await s.status;
+    expect(fieldViolationsOf(err?.metadata).map((v) => v.field)).to.deep.equal(['identifier.zone', 'identifier.instance']);
+  });
+
+  it('keeps the acked sequence across a restart of the sidecar', async () => {
+    let s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    s.call.write(batch(1, 7));
+    await s.next();
+    s.call.end();
+    await s.status;
+    await restart();
+    s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    expect((await s.next()).ackedSeq).to.equal(7);
+    s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-1' } });
+    s.call.end();
+    const other = openStream(c.audit);
+    other.call.write({ identifier: { zone: 'zone-1', instance: 'cp-1' } });
+    expect((await other.next()).ackedSeq).to.equal(0);
+    other.call.end();
+  });
+
+  it('counts events no rule covers as skipped and writes nothing for them', async () => {
+    c.close();
+    await sidecar.stop();
+    await start([{ name: 'tokens-only', rules: [{ types: [], mesh: '', access: ['GENERATE_USER_TOKEN'], accessAll: false }] }]);
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    s.call.write(batch(1, 4));
+    expect(await s.next()).to.include({ ackedSeq: 4, recorded: 0, skipped: 4 });
+    expect(readRecords(logPath)).to.deep.equal([]);
+    s.call.end();
+  });
+
+  it('ends the older stream when a newer one opens for the same identifier', async () => {
+    const first = openStream(c.audit);
+    first.call.write({ identifier: ID });
+    await first.next();
+    const second = openStream(c.audit);
+    second.call.write({ identifier: ID });
+    await second.next();
+    const err = await first.status;
+    expect(err?.code).to.equal(grpc.status.ABORTED);
+    second.call.end();
+  });
+
+  it('Record answers audited after the record is written, or audited false when no rule covers it', async () => {
+    expect(await unary(c.audit, 'Record', { event: resourceEvent(1) })).to.deep.equal({ audited: true });
+    expect(readRecords(logPath)).to.have.length(1);
+    c.close();
+    await sidecar.stop();
+    await start([]);
+    expect(await unary(c.audit, 'Record', { event: resourceEvent(2) })).to.deep.equal({ audited: false });
+    expect(readRecords(logPath)).to.have.length(1);
+  });
+
+  it('Record refuses an invalid event with INVALID_ARGUMENT and a field violation', async () => {
+    const err: grpc.ServiceError = await unary(c.audit, 'Record', { event: { ...resourceEvent(1), action: 'DELET' } }).then(() => { throw new Error('accepted'); }, (e: grpc.ServiceError) => e);
+    expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    expect(fieldViolationsOf(err.metadata)).to.deep.equal([{ field: 'event.action', description: 'unknown action "DELET", did you mean "DELETE"?' }]);
+    expect(fs.existsSync(logPath) ? readRecords(logPath) : []).to.deep.equal([]);
+  });
+
+  it('on a graceful stop acknowledges what is in flight, then ends streams with UNAVAILABLE', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    for (let i = 0; i < 5; i++) s.call.write(batch(1 + i * 100, 100));
+    const acks: number[] = [];
+    s.call.on('data', (m) => acks.push(m.ackedSeq));
+    await new Promise((r) => setTimeout(r, 50));
+    await sidecar.stop();
+    const err = await s.status;
+    expect(err?.code).to.equal(grpc.status.UNAVAILABLE);
+    const last = acks.length ? acks[acks.length - 1] : 0;
+    expect(readRecords(logPath)).to.have.length.of.at.least(last);
+    await start();
+  });
+});
+
+/** A sink that holds every write until released: a disk that is slow, on demand. */
+class GatedSink implements Sink {
+  readonly key = 'gated';
+  written = 0;
+  private gate: Promise<void>;
+  private release!: () => void;
+  constructor() {
+    this.gate = new Promise((r) => (this.release = r));
+  }
+  open(): Promise<SinkPosition> {
+    return Promise.resolve({ ino: 1, size: 0 });
+  }
+  async write(chunk: Buffer): Promise<SinkPosition> {
+    await this.gate;
+    this.written += chunk.length;
+    return { ino: 1, size: this.written };
+  }
+  unblock(): void {
+    this.release();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+describe('AuditService backpressure', () => {
+  it('stops reading a stream while writes are pending, so memory stays bounded on a slow disk', async () => {
+    const dir = tempDir();
+    const sink = new GatedSink();
+    const { startSidecar } = await import('../src/cli/sidecar');
+    const { silentLogger } = await import('../src/log');
+    const sidecar = await startSidecar({ config: testConfig(dir), audits: [AUDIT_ALL], log: silentLogger, sinks: [sink] });
+    const c = clients(sidecar.port);
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    // Push 2,000 batches (200k events, ~40 MB of records) without waiting for any ack.
+    let refused = 0;
+    const total = 2000;
+    let sent = 0;
+    await new Promise<void>((resolve) => {
+      const pump = (): void => {
+        while (sent < total) {
+          const ok = s.call.write(batch(1 + sent * 100, 100));
+          sent++;
+          if (!ok) {
+            refused++;
+            s.call.once('drain', pump);
+            return;
+          }
+        }
+        resolve();
+      };
+      pump();
+      setTimeout(resolve, 1500);
+    });
+    const { pendingBytes } = sidecar.load();
+    // The writer holds at most MAX_INFLIGHT_BATCHES_PER_STREAM batches (~32 x 20 KB): far below what was pushed.
+    expect(pendingBytes).to.be.below(2 * 1024 * 1024);
+    expect(sent).to.be.below(total);
+    expect(refused).to.be.greaterThan(0);
+    sink.unblock();
+    s.call.end();
+    c.close();
+    await sidecar.stop();
+  });
+});

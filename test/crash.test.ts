@@ -1,0 +1,132 @@
+// Exactly once across crashes: the real process is SIGKILLed mid-stream, again and again, the control
+// plane resends everything after the resume point it is given, and every event must be in the files
+// exactly once, with no torn line.
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { sendAll } from '../src/client/audit-client';
+import { readRecords, resourceEvent, tempDir } from './helpers';
+import { freePort, spawnSidecar, type SpawnedSidecar } from './process';
+import type { AuditEvent } from '../src/events/event';
+
+function writeConfig(dir: string, port: number, maxSizeMb: number): string {
+  const file = path.join(dir, 'meshaudit.yaml');
+  fs.writeFileSync(
+    file,
+    `meshaudit:
+  zone: crash
+  dataDir: ${dir}/data
+  grpc:
+    address: 127.0.0.1:${port}
+kmesh:
+  access:
+    audit:
+      backends:
+      - type: file
+        file:
+          path: ${dir}/audit/audit.log
+          rotation:
+            enabled: true
+            maxRetainedFiles: 0
+            maxSizeMb: ${maxSizeMb}
+            maxAgeDays: 0
+      - type: file
+        file:
+          path: ${dir}/audit2/audit.log
+          rotation:
+            enabled: false
+`,
+  );
+  fs.writeFileSync(path.join(dir, 'rules.yaml'), 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n');
+  return file;
+}
+
+function countNames(lines: string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const l of lines) {
+    const name = JSON.parse(l).resource.name as string;
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function expectExactlyOnce(dir: string, n: number, skippedEvery: number): void {
+  for (const active of [`${dir}/audit/audit.log`, `${dir}/audit2/audit.log`]) {
+    const counts = countNames(readRecords(active));
+    const missing: number[] = [];
+    const doubled: number[] = [];
+    for (let i = 1; i <= n; i++) {
+      const c = counts.get(`route-${i}`) ?? 0;
+      const want = i % skippedEvery === 0 ? 0 : 1;
+      if (c < want) missing.push(i);
+      if (c > want) doubled.push(i);
+    }
+    expect({ file: active, missing: missing.slice(0, 10), doubled: doubled.slice(0, 10) }).to.deep.equal({ file: active, missing: [], doubled: [] });
+  }
+}
+
+/** Every 7th event is invalid: it is acknowledged as rejected and must never be written. */
+function events(n: number, skippedEvery: number): AuditEvent[] {
+  return Array.from({ length: n }, (_, i) => {
+    const e = resourceEvent(i + 1) as AuditEvent;
+    return (i + 1) % skippedEvery === 0 ? { ...e, action: 'BOGUS' } : e;
+  });
+}
+
+describe('exactly once across SIGKILL (real process)', function () {
+  this.timeout(120_000);
+  const SKIP = 7;
+
+  async function runWithKills(n: number, maxSizeMb: number, killAt: (acks: number, sidecar: SpawnedSidecar) => boolean, kills: number): Promise<{ dir: string; killed: number }> {
+    const dir = tempDir('meshaudit-crash-');
+    const port = await freePort();
+    const cfg = writeConfig(dir, port, maxSizeMb);
+    const args = ['--config', cfg, '--rules', path.join(dir, 'rules.yaml')];
+    let sidecar = spawnSidecar(args);
+    await sidecar.ready;
+    let killed = 0;
+    let acks = 0;
+    let restarting: Promise<void> | null = null;
+    const restart = async (): Promise<void> => {
+      sidecar.proc.kill('SIGKILL');
+      await sidecar.exited;
+      killed++;
+      sidecar = spawnSidecar(args);
+      await sidecar.ready;
+    };
+    await sendAll(`127.0.0.1:${port}`, { zone: 'crash', instance: 'cp-0' }, events(n, SKIP), {
+      batchSize: 100,
+      window: 8,
+      deadlineMs: 90_000,
+      onAck: () => {
+        acks++;
+        if (restarting === null && killed < kills && killAt(acks, sidecar)) {
+          restarting = restart().finally(() => (restarting = null));
+        }
+      },
+    });
+    if (restarting) await restarting;
+    sidecar.proc.kill('SIGTERM');
+    expect(await sidecar.exited).to.equal(0);
+    return { dir, killed };
+  }
+
+  it('loses and duplicates nothing when killed right after the very first write', async () => {
+    const { dir, killed } = await runWithKills(2000, 0.05, (acks) => acks === 1, 1);
+    expect(killed).to.equal(1);
+    expectExactlyOnce(dir, 2000, SKIP);
+  });
+
+  it('loses and duplicates nothing when killed many times mid-stream, during rotations', async () => {
+    // ~20 KB files: a rotation every ~100 records, so kills land before, during and after rotations.
+    let next = 3;
+    const { dir, killed } = await runWithKills(30_000, 0.02, (acks) => {
+      if (acks < next) return false;
+      next = acks + 5 + Math.floor(Math.random() * 25);
+      return true;
+    }, 8);
+    expect(killed).to.equal(8);
+    expect(fs.readdirSync(`${dir}/audit`).filter((f) => f.startsWith('audit-')).length).to.be.greaterThan(10);
+    expectExactlyOnce(dir, 30_000, SKIP);
+  });
+});

@@ -1,0 +1,107 @@
+// Shared test fixtures: real temp directories, a real sidecar on 127.0.0.1:0, real gRPC clients.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Config, RotationConfig } from '../src/config/types';
+import type { AccessAudit } from '../src/rules';
+import { startSidecar, type Sidecar } from '../src/cli/sidecar';
+import { silentLogger } from '../src/log';
+import { RecordDateFormatter } from '../src/events/rfc3339';
+import { loadMeshaudit } from '../src/server/proto';
+
+export function tempDir(prefix = 'meshaudit-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export const NO_ROTATION: RotationConfig = { enabled: false, maxRetainedFiles: 0, maxSizeBytes: 1, maxAgeDays: 0 };
+
+export function testConfig(dir: string, over: Partial<Config> = {}): Config {
+  return {
+    zone: 'test',
+    grpcAddress: '127.0.0.1:0',
+    grpcMaxMessageBytes: 4 * 1024 * 1024,
+    dataDir: path.join(dir, 'data'),
+    extraResourceTypes: [],
+    fsync: false,
+    drainTimeoutMs: 5000,
+    skipDefaultTypes: ['DataplaneInsight', 'ZoneIngressInsight', 'ZoneEgressInsight', 'ZoneInsight', 'ServiceInsight', 'MeshInsight'],
+    backends: [{ type: 'file', path: path.join(dir, 'audit', 'audit.log'), rotation: NO_ROTATION }],
+    ...over,
+  };
+}
+
+export const AUDIT_ALL: AccessAudit = { name: 'all', rules: [{ types: [], mesh: '', access: [], accessAll: true }] };
+
+export async function startTestSidecar(config: Config, audits: readonly AccessAudit[] = [AUDIT_ALL]): Promise<Sidecar> {
+  return startSidecar({ config, audits, log: silentLogger, dates: new RecordDateFormatter(() => 0) });
+}
+
+/** Every record line of a backend, oldest file first (rotated files by name, then the active file). */
+export function readRecords(activePath: string): string[] {
+  const dir = path.dirname(activePath);
+  const base = path.basename(activePath);
+  const ext = path.extname(base);
+  const stem = base.slice(0, base.length - ext.length);
+  const rotated = fs.existsSync(dir)
+    ? fs.readdirSync(dir).filter((f) => f !== base && f.startsWith(`${stem}-`) && f.endsWith(ext)).sort()
+    : [];
+  const lines: string[] = [];
+  for (const f of [...rotated, base]) {
+    const file = path.join(dir, f);
+    if (!fs.existsSync(file)) continue;
+    const text = fs.readFileSync(file, 'utf8');
+    if (text.length > 0 && !text.endsWith('\n')) throw new Error(`${f} ends with a torn line`);
+    for (const l of text.split('\n')) if (l !== '') lines.push(l);
+  }
+  return lines;
+}
+
+export type AnyClient = grpc.Client & Record<string, Function>;
+
+export function clients(port: number): { audit: AnyClient; rules: AnyClient; close(): void } {
+  const { pkg } = loadMeshaudit();
+  const address = `127.0.0.1:${port}`;
+  const audit = new pkg.AuditService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
+  const rules = new pkg.RuleService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
+  return { audit, rules, close: () => (audit.close(), rules.close()) };
+}
+
+/** Calls a unary method; resolves with the reply or rejects with the ServiceError. */
+export function unary<T>(client: AnyClient, method: string, request: unknown): Promise<T> {
+  return new Promise((resolve, reject) =>
+    client[method](request, (err: grpc.ServiceError | null, reply: T) => (err ? reject(err) : resolve(reply))),
+  );
+}
+
+/** A resource event whose name carries its sequence, so files can be counted. */
+export function resourceEvent(seq: number, action = 'CREATE'): Record<string, unknown> {
+  return {
+    id: `e-${seq}`,
+    date: '2022-09-21T09:31:42Z',
+    action,
+    resource: { type: 'TrafficRoute', name: `route-${seq}`, mesh: 'default' },
+    user: { name: 'cp', groups: ['mesh-system:control-plane'] },
+  };
+}
+
+/** Opens a stream and returns helpers to drive it message by message. */
+export function openStream(client: AnyClient): {
+  call: grpc.ClientDuplexStream<unknown, any>;
+  next(): Promise<any>;
+  status: Promise<grpc.ServiceError | null>;
+} {
+  const call = client.StreamEvents() as grpc.ClientDuplexStream<unknown, any>;
+  const queue: any[] = [];
+  const waiters: Array<(v: any) => void> = [];
+  call.on('data', (m) => (waiters.length ? waiters.shift()!(m) : queue.push(m)));
+  const status = new Promise<grpc.ServiceError | null>((resolve) => {
+    call.on('error', (e) => resolve(e as grpc.ServiceError));
+    call.on('status', (s) => s.code === grpc.status.OK && resolve(null));
+  });
+  return {
+    call,
+    next: () => (queue.length ? Promise.resolve(queue.shift()) : new Promise((r) => waiters.push(r))),
+    status,
+  };
+}

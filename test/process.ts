@@ -1,0 +1,46 @@
+// Spawning the real built sidecar, as an operator runs it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+export const MAIN = path.resolve(__dirname, '../src/cli/main.js');
+
+export interface SpawnedSidecar {
+  proc: ChildProcess;
+  /** Resolves with the bound port once the sidecar logs that it started. */
+  ready: Promise<number>;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+  stderr(): string;
+  stdout(): string;
+}
+
+export function spawnSidecar(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): SpawnedSidecar {
+  const proc = spawn(process.execPath, [MAIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const ready = new Promise<number>((resolve, reject) => {
+    proc.stderr!.on('data', (d) => {
+      err += d;
+      const m = /"msg":"meshaudit started".*?"grpc":"[^"]*:(\d+)"/.exec(err);
+      if (m) resolve(Number(m[1]));
+    });
+    exited.then((code) => reject(new Error(`sidecar exited (${code}) before it started:\n${err}`)));
+  });
+  ready.catch(() => {});
+  return { proc, ready, exited, stderr: () => err, stdout: () => out };
+}
+
+/** A port that was free a moment ago, so that a restarted sidecar listens where its client reconnects. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
