@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test build lint bench clean install
+.PHONY: run test build lint bench clean install demo
 
 # npm ci only when package-lock.json is newer than what is installed.
 $(NPM_STAMP): package-lock.json package.json
@@ -17,8 +17,16 @@ build: install
 run: build
 	node dist/src/cli/main.js --rules deploy/examples/access-audit-default.yaml
 
+lint: build
+	npx mocha dist/test/architecture.test.js
+
 test: build
 	npx mocha "dist/test/**/*.test.js"
+
+demo: build
+	node dist/src/cli/record-cli.js deploy/examples/events.jsonl || true
+	@echo "--- last records in ./var/audit/audit.log:"
+	@tail -n 5 var/audit/audit.log
 
 clean:
 	rm -rf dist var

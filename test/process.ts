@@ -15,8 +15,16 @@ export interface SpawnedSidecar {
   stdout(): string;
 }
 
+// A failed test must not leave a sidecar running after mocha exits.
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
 export function spawnSidecar(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): SpawnedSidecar {
   const proc = spawn(process.execPath, [MAIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(proc);
+  proc.on('exit', () => live.delete(proc));
   let err = '';
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));

@@ -1,0 +1,103 @@
+// The layering of the house style, checked on the source: imports flow one way, the rule engine stays
+// pure, and gRPC stays at the edges. `make lint` runs this file alone.
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const SRC = path.resolve(__dirname, '../../src');
+const IMPORT = /^\s*(?:import|export)\s[^;]*?from\s+'([^']+)'/gm;
+
+function sources(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? sources(path.join(dir, d.name)) : d.name.endsWith('.ts') ? [path.join(dir, d.name)] : [],
+  );
+}
+
+/** module (relative to src, without .ts) -> imported specifiers, resolved to modules for relative ones. */
+function graph(): Map<string, string[]> {
+  const g = new Map<string, string[]>();
+  for (const file of sources(SRC)) {
+    const text = fs.readFileSync(file, 'utf8');
+    const from = path.relative(SRC, file).replace(/\.ts$/, '');
+    const deps: string[] = [];
+    for (const m of text.matchAll(IMPORT)) {
+      const spec = m[1];
+      if (!spec.startsWith('.')) {
+        deps.push(spec);
+        continue;
+      }
+      let target = path.relative(SRC, path.resolve(path.dirname(file), spec));
+      if (fs.existsSync(path.join(SRC, target, 'index.ts'))) target = path.join(target, 'index');
+      deps.push(target);
+    }
+    g.set(from, deps);
+  }
+  return g;
+}
+
+function layer(mod: string): string {
+  return mod.includes('/') ? mod.slice(0, mod.indexOf('/')) : mod;
+}
+
+describe('architecture', () => {
+  const g = graph();
+
+  it('reads the whole source tree', () => {
+    expect(g.size).to.be.greaterThan(30);
+    expect(g.get('cli/sidecar')).to.include('pipeline/pipeline');
+    expect(g.get('pipeline/pipeline')).to.include('rules/index');
+  });
+
+  it('has no circular imports', () => {
+    const cycles: string[] = [];
+    const state = new Map<string, 'visiting' | 'done'>();
+    const stack: string[] = [];
+    const visit = (m: string): void => {
+      if (state.get(m) === 'done' || !g.has(m)) return;
+      if (state.get(m) === 'visiting') {
+        cycles.push([...stack.slice(stack.indexOf(m)), m].join(' -> '));
+        return;
+      }
+      state.set(m, 'visiting');
+      stack.push(m);
+      for (const d of g.get(m)!) visit(d);
+      stack.pop();
+      state.set(m, 'done');
+    };
+    for (const m of g.keys()) visit(m);
+    expect(cycles).to.deep.equal([]);
+  });
+
+  it('keeps src/rules pure: no I/O, no YAML, no gRPC, nothing outside rules', () => {
+    const bad: string[] = [];
+    for (const [m, deps] of g) {
+      if (layer(m) !== 'rules') continue;
+      for (const d of deps) if (!d.startsWith('rules/')) bad.push(`${m} imports ${d}`);
+    }
+    expect(bad).to.deep.equal([]);
+  });
+
+  it('keeps gRPC in src/server, src/client and the process entry points', () => {
+    const bad: string[] = [];
+    for (const [m, deps] of g) {
+      if (['server', 'client', 'cli'].includes(layer(m))) continue;
+      for (const d of deps) if (d.startsWith('@grpc/') || d === 'grpc-health-check') bad.push(`${m} imports ${d}`);
+    }
+    expect(bad).to.deep.equal([]);
+  });
+
+  it('lets imports flow one way: nothing below the server imports it or the entry points', () => {
+    const order = ['rules', 'events', 'config', 'backends', 'store', 'pipeline', 'log', 'server', 'client', 'cli'];
+    const bad: string[] = [];
+    for (const [m, deps] of g) {
+      const from = layer(m);
+      for (const d of deps) {
+        if (!d.includes('/') && !g.has(d)) continue; // a package
+        const to = layer(d);
+        if (to === from || !order.includes(to) || !order.includes(from)) continue;
+        if (['server', 'client', 'cli'].includes(to) && order.indexOf(to) > order.indexOf(from)) bad.push(`${m} imports ${d}`);
+      }
+    }
+    expect(bad).to.deep.equal([]);
+  });
+});
