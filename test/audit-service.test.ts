@@ -259,3 +259,42 @@ describe('AuditService backpressure', () => {
     await sidecar.stop();
   });
 });
+
+/** A sink that counts its writes and keeps what it was given. */
+class CountingSink implements Sink {
+  readonly key = 'counting';
+  writes: string[] = [];
+  open(): Promise<SinkPosition> {
+    return Promise.resolve({ ino: 1, size: 0 });
+  }
+  write(chunk: Buffer): Promise<SinkPosition> {
+    this.writes.push(chunk.toString());
+    return Promise.resolve({ ino: 1, size: this.writes.join('').length });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+describe('AuditService batching', () => {
+  it('writes a batch of 100 records with one write, not one per record', async () => {
+    const sink = new CountingSink();
+    const { startSidecar } = await import('../src/cli/sidecar');
+    const { silentLogger } = await import('../src/log');
+    const sidecar = await startSidecar({ config: testConfig(tempDir()), audits: [AUDIT_ALL], log: silentLogger, sinks: [sink] });
+    const c = clients(sidecar.port);
+    try {
+      const s = openStream(c.audit);
+      s.call.write({ identifier: ID });
+      await s.next();
+      s.call.write(batch(1, 100));
+      expect(await s.next()).to.include({ ackedSeq: 100, recorded: 100 });
+      expect(sink.writes).to.have.length(1);
+      expect(sink.writes[0].split('\n').filter(Boolean)).to.have.length(100);
+      s.call.end();
+    } finally {
+      c.close();
+      await sidecar.stop();
+    }
+  });
+});
