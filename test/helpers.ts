@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Config, RotationConfig } from '../src/config/types';
 import type { AccessAudit } from '../src/rules';
-import { startSidecar, type Sidecar } from '../src/cli/sidecar';
+import { startSidecar, type Sidecar, type SidecarOptions } from '../src/cli/sidecar';
 import { silentLogger } from '../src/log';
 import { RecordDateFormatter } from '../src/events/rfc3339';
 import { loadMeshaudit } from '../src/server/proto';
@@ -33,8 +33,12 @@ export function testConfig(dir: string, over: Partial<Config> = {}): Config {
 
 export const AUDIT_ALL: AccessAudit = { name: 'all', rules: [{ types: [], mesh: '', access: [], accessAll: true }] };
 
-export async function startTestSidecar(config: Config, audits: readonly AccessAudit[] = [AUDIT_ALL]): Promise<Sidecar> {
-  return startSidecar({ config, audits, log: silentLogger, dates: new RecordDateFormatter(() => 0) });
+export async function startTestSidecar(
+  config: Config,
+  audits: readonly AccessAudit[] = [AUDIT_ALL],
+  extra: Partial<SidecarOptions> = {},
+): Promise<Sidecar> {
+  return startSidecar({ config, audits, log: silentLogger, dates: new RecordDateFormatter(() => 0), ...extra });
 }
 
 /** Every record line of a backend, oldest file first (rotated files by name, then the active file). */
@@ -104,4 +108,50 @@ export function openStream(client: AnyClient): {
     next: () => (queue.length ? Promise.resolve(queue.shift()) : new Promise((r) => waiters.push(r))),
     status,
   };
+}
+
+/** The ServiceError a call fails with; rejects when the call succeeds. */
+export function failure(call: Promise<unknown>): Promise<grpc.ServiceError> {
+  return call.then(
+    (reply) => {
+      throw new Error(`expected the call to fail, it answered ${JSON.stringify(reply)}`);
+    },
+    (err: grpc.ServiceError) => err,
+  );
+}
+
+/** Options of a TestZone start: sidecar options (sinks) and config keys to replace. */
+export type TestZoneOptions = Omit<Partial<SidecarOptions>, 'config'> & { config?: Partial<Config> };
+
+/** A sidecar in its own temp directory with its clients, that a test restarts on the same data. */
+export class TestZone {
+  readonly dir = tempDir();
+  sidecar!: Sidecar;
+  clients!: ReturnType<typeof clients>;
+  /** The active file of the first backend. */
+  logPath = '';
+
+  /** `audits` seed the store as --rules files would; `extra` replaces options (sinks) or config keys. */
+  async start(audits: readonly AccessAudit[] = [AUDIT_ALL], extra: TestZoneOptions = {}): Promise<void> {
+    const { config: over, ...options } = extra;
+    const config = testConfig(this.dir, over);
+    this.logPath = config.backends[0].path;
+    this.sidecar = await startTestSidecar(config, audits, options);
+    this.clients = clients(this.sidecar.port);
+  }
+
+  async stop(): Promise<void> {
+    this.clients.close();
+    await this.sidecar.stop();
+  }
+
+  async restart(audits?: readonly AccessAudit[], extra?: TestZoneOptions): Promise<void> {
+    await this.stop();
+    await this.start(audits, extra);
+  }
+
+  /** The record lines written so far (none when the file does not exist yet). */
+  records(): string[] {
+    return fs.existsSync(this.logPath) ? readRecords(this.logPath) : [];
+  }
 }

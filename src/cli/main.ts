@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 // Process entry: flags, config, rules files, signals. Exit codes: 0 stopped cleanly, 1 failed while
-// running, 2 the configuration, rules or flags are invalid (nothing was written).
+// running, 2 the configuration, rules (files or
+// the stored AccessAudits) or flags are invalid (nothing was written).
 import * as path from 'node:path';
 import { parseArgs, UsageError, USAGE } from './args';
 import { loadConfig, ConfigError } from '../config';
 import type { Config } from '../config/types';
 import { loadAccessAuditFiles, RulesFileError } from '../config/rules-files';
 import type { LoadedAudits } from '../config/rules-files';
-import { KNOWN_RESOURCE_TYPES } from '../rules';
+import { StoreError } from '../store/errors';
 import { jsonLogger } from '../log';
-import { startSidecar } from './sidecar';
+import { knownTypesOf, startSidecar } from './sidecar';
+import type { Sidecar } from './sidecar';
 
 const EXIT_INVALID = 2;
 
@@ -20,10 +22,6 @@ function version(): string {
 function fail(message: string): never {
   process.stderr.write(`meshaudit: ${message}\n`);
   process.exit(EXIT_INVALID);
-}
-
-function knownTypesOf(config: Config): ReadonlySet<string> {
-  return new Set([...KNOWN_RESOURCE_TYPES, ...config.extraResourceTypes]);
 }
 
 async function main(): Promise<void> {
@@ -68,7 +66,13 @@ async function main(): Promise<void> {
     );
     return;
   }
-  const sidecar = await startSidecar({ config, audits: loaded.audits, log });
+  let sidecar: Sidecar;
+  try {
+    sidecar = await startSidecar({ config, audits: loaded.audits, log });
+  } catch (e) {
+    if (e instanceof StoreError) fail(`can't start: ${e.message}`);
+    throw e;
+  }
 
   const stop = (signal: string): void => {
     log.info(`received ${signal}`);
@@ -83,13 +87,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
+    const reloadFailed = (e: unknown): void =>
+      log.error('rules reload failed; the rules in force are kept', { err: e instanceof Error ? e.message : String(e) });
     try {
       const next = loadRules();
       for (const w of next.warnings) log.warn(`rules: ${w}`);
-      sidecar.setAudits(next.audits);
-      log.info('rules reloaded', { accessAudits: next.audits.map((a) => a.name) });
+      sidecar.seedAudits(next.audits).then((summary) => log.info('rules reloaded', { ...summary }), reloadFailed);
     } catch (e) {
-      log.error('rules reload failed; the rules in force are kept', { err: e instanceof Error ? e.message : String(e) });
+      reloadFailed(e);
     }
   });
 }

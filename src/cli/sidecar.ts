@@ -4,17 +4,21 @@ import { FileSink } from '../backends/file';
 import type { FileSinkEvent } from '../backends/file';
 import type { Sink } from '../backends/sink';
 import { Checkpoint } from '../store/checkpoint';
+import { AccessAuditStore, namesChanged } from '../store/access-audit-store';
+import type { PreparedChange } from '../store/access-audit-store';
 import { AuditWriter } from '../pipeline/writer';
 import { AuditPipeline } from '../pipeline/pipeline';
-import { compileRules } from '../rules';
+import { compileRules, KNOWN_RESOURCE_TYPES } from '../rules';
 import type { AccessAudit } from '../rules';
 import type { Logger } from '../log';
 import { AuditServiceImpl } from '../server/audit-service';
 import { startGrpcServer } from '../server/grpc-server';
+import { RuleServiceImpl } from '../server/rule-service';
 import type { RecordDateFormatter } from '../events/rfc3339';
 
 export interface SidecarOptions {
   config: Config;
+  /** The AccessAudits of the --rules files (validated): they seed the store (see src/store/access-audit-store.ts). */
   audits: readonly AccessAudit[];
   log: Logger;
   now?: () => Date;
@@ -28,10 +32,28 @@ export interface Sidecar {
   readonly pipeline: AuditPipeline;
   /** Bytes accepted and not yet written, and open control-plane streams. */
   load(): { pendingBytes: number; streams: number };
-  /** Replaces the rules in force (no record is written: loading rules is configuration). */
-  setAudits(audits: readonly AccessAudit[]): void;
+  /** Seeds the store again from the --rules files (SIGHUP); no record is written: loading rules is configuration. */
+  seedAudits(audits: readonly AccessAudit[]): Promise<SeedSummary>;
   /** Graceful stop: in-flight batches are acknowledged, then everything is closed. */
   stop(): Promise<void>;
+}
+
+/** What a seed from the --rules files changed, by resource name. */
+export interface SeedSummary {
+  created: string[];
+  updated: string[];
+  deleted: string[];
+  unchanged: string[];
+}
+
+function summarise(change: PreparedChange): SeedSummary {
+  const [created, updated, deleted] = (['CREATE', 'UPDATE', 'DELETE'] as const).map((action) => namesChanged(change, action));
+  return { created, updated, deleted, unchanged: [...change.unchanged] };
+}
+
+/** Every resource type a rule may name: the registry plus the configured extra types. */
+export function knownTypesOf(config: Config): ReadonlySet<string> {
+  return new Set([...KNOWN_RESOURCE_TYPES, ...config.extraResourceTypes]);
 }
 
 function logSinkEvent(log: Logger, e: FileSinkEvent): void {
@@ -44,6 +66,14 @@ function logSinkEvent(log: Logger, e: FileSinkEvent): void {
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config, log } = opts;
   const now = opts.now ?? (() => new Date());
+  // The store first: a corrupt one stops start-up before anything is opened or written.
+  const knownTypes = knownTypesOf(config);
+  const store = new AccessAuditStore(config.dataDir, { knownTypes });
+  store.load();
+  const seeded = store.prepareSeed(opts.audits);
+  store.commit(seeded);
+  log.info('AccessAudits seeded from the rules files', { ...summarise(seeded) });
+
   const checkpoint = new Checkpoint(config.dataDir, { fsync: config.fsync });
   const { state, droppedTail } = checkpoint.load();
   if (droppedTail) log.warn('checkpoint: dropped a torn last line (a crash during a commit; that batch was never acknowledged)');
@@ -58,14 +88,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const writer = new AuditWriter(sinks, checkpoint, {
     onError: (err, attempt) => log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
   });
-  let rules = compileRules(opts.audits, config.skipDefaultTypes);
+  const rules = compileRules(store.list(), config.skipDefaultTypes);
   const pipeline = new AuditPipeline(writer, rules, state.seqs, () => now().getTime(), opts.dates);
   const audit = new AuditServiceImpl(pipeline, writer, log);
+  const ruleService = new RuleServiceImpl({ store, pipeline, knownTypes, skipDefaultTypes: config.skipDefaultTypes, log });
   const grpcServer = await startGrpcServer({
     address: config.grpcAddress,
     maxMessageBytes: config.grpcMaxMessageBytes,
     audit,
-    listAccessAudits: () => rules.audits.map((a) => a.name).sort(),
+    rules: ruleService,
     log,
   });
   log.info('meshaudit started', {
@@ -73,7 +104,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,
     files: config.backends.map((b) => b.path),
     dataDir: config.dataDir,
-    accessAudits: opts.audits.map((a) => a.name),
+    accessAudits: store.list().map((a) => a.name),
     identifiers: state.seqs.size,
   });
 
@@ -82,9 +113,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     port: grpcServer.port,
     pipeline,
     load: () => ({ pendingBytes: writer.pendingBytes, streams: audit.streamCount }),
-    setAudits(audits) {
-      rules = compileRules(audits, config.skipDefaultTypes);
-      pipeline.setRules(rules);
+    async seedAudits(audits) {
+      return summarise(await ruleService.seed(audits));
     },
     stop() {
       stopping ??= (async () => {

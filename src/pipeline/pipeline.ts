@@ -1,7 +1,8 @@
 // The audit pipeline, free of gRPC: sequence checks per control-plane identifier, validation, rule
 // evaluation and record formatting, then the group-commit writer. Handlers in src/server call it.
-import type { CompiledRules } from '../rules';
+import type { CompiledRules, RuleMatch } from '../rules';
 import type { AuditEvent } from '../events/event';
+import type { ValidEvent } from '../events/valid-event';
 import { validateEvent } from '../events/validate-event';
 import { formatRecord } from '../events/format-record';
 import { RecordDateFormatter } from '../events/rfc3339';
@@ -125,22 +126,64 @@ export class AuditPipeline {
 
   /** Audits one event outside any stream; `done` runs after its record is committed. */
   record(event: AuditEvent, done: (err: Error | null, audited?: boolean) => void): void {
-    const check = validateEvent(event, this.now());
-    if (!check.ok) {
-      const colon = check.reason.indexOf(': ');
-      throw new InvalidArgumentError([{ field: `event.${check.reason.slice(0, colon)}`, description: check.reason.slice(colon + 2) }]);
-    }
-    if (!this.rules.covers(check.event)) {
+    const valid = this.validOrThrow(event);
+    if (!this.rules.covers(valid)) {
       this.stats.skipped++;
       done(null, false);
       return;
     }
+    this.commitLines(formatRecord(valid, this.dates), 1, (err) => (err ? done(err) : done(null, true)));
+  }
+
+  /**
+   * The dry run of one event against the rules in force: every rule that covers it, and the exact
+   * record line it would produce (without the "\n"; empty when no rule covers it). Writes nothing.
+   */
+  evaluate(event: AuditEvent): { matches: RuleMatch[]; record: string } {
+    const valid = this.validOrThrow(event);
+    const matches = this.rules.explain(valid);
+    return { matches, record: matches.length > 0 ? formatRecord(valid, this.dates).slice(0, -1) : '' };
+  }
+
+  /**
+   * Records a change to the rules themselves (an AccessAudit changed through the API), through the same
+   * writer as every other record: each event is written when the rules `before` or `after` the change
+   * cover it, so that neither creating the first audit rule nor deleting the last goes unrecorded.
+   * `done` runs once they are committed, with how many were written (0: none was covered).
+   */
+  recordChange(
+    events: readonly AuditEvent[],
+    before: CompiledRules,
+    after: CompiledRules,
+    done: (err: Error | null, recorded?: number) => void,
+  ): void {
+    let lines = '';
+    let count = 0;
+    for (const event of events) {
+      const valid = this.validOrThrow(event);
+      if (!before.covers(valid) && !after.covers(valid)) continue;
+      lines += formatRecord(valid, this.dates);
+      count++;
+    }
+    if (count === 0) return done(null, 0);
+    this.commitLines(lines, count, (err) => (err ? done(err) : done(null, count)));
+  }
+
+  /** The validated event, or InvalidArgumentError naming the field as `event.<field>`. */
+  private validOrThrow(event: AuditEvent): ValidEvent {
+    const check = validateEvent(event, this.now());
+    if (check.ok) return check.event;
+    const colon = check.reason.indexOf(': ');
+    throw new InvalidArgumentError([{ field: `event.${check.reason.slice(0, colon)}`, description: check.reason.slice(colon + 2) }]);
+  }
+
+  private commitLines(lines: string, count: number, done: (err: Error | null) => void): void {
     this.writer.submit({
-      lines: formatRecord(check.event, this.dates),
+      lines,
       done: (err) => {
         if (err) return done(err instanceof WriterClosedError ? new UnavailableError(err.message) : err);
-        this.stats.recorded++;
-        done(null, true);
+        this.stats.recorded += count;
+        done(null);
       },
     });
   }

@@ -3,7 +3,9 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../log';
 import type { AuditServiceImpl } from './audit-service';
+import type { RuleServiceImpl } from './rule-service';
 import { loadMeshaudit } from './proto';
+import { addReflection } from './reflection';
 
 export const AUDIT_SERVICE_NAME = 'meshaudit.v1.AuditService';
 export const RULE_SERVICE_NAME = 'meshaudit.v1.RuleService';
@@ -12,8 +14,7 @@ export interface GrpcServerOptions {
   address: string;
   maxMessageBytes: number;
   audit: AuditServiceImpl;
-  /** Names of the AccessAudit resources in force. */
-  listAccessAudits: () => string[];
+  rules: RuleServiceImpl;
   log: Logger;
 }
 
@@ -35,12 +36,11 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     'grpc.max_send_message_length': opts.maxMessageBytes,
   });
   server.addService(pkg.AuditService.service, opts.audit.handlers());
-  server.addService(pkg.RuleService.service, {
-    ListAccessAudits: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<{ names: string[] }>) =>
-      cb(null, { names: opts.listAccessAudits() }),
-  });
+  server.addService(pkg.RuleService.service, opts.rules.handlers());
   const health = new HealthImplementation({ '': 'SERVING', [AUDIT_SERVICE_NAME]: 'SERVING', [RULE_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
+  // Reflection lets grpcurl list, describe and call every service without a .proto file at hand.
+  addReflection(server);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
@@ -52,6 +52,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     beginDrain() {
       for (const name of ['', AUDIT_SERVICE_NAME, RULE_SERVICE_NAME]) health.setStatus(name, 'NOT_SERVING');
       opts.audit.drain();
+      opts.rules.drain();
     },
     shutdown(graceMs: number) {
       // tryShutdown waits on every open call, health Watch streams included, which a client may keep

@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
 import { InvalidArgumentError, SequenceGapError, SupersededError, UnavailableError } from '../pipeline/errors';
+import { AlreadyExistsError, NotFoundError, StaleVersionError } from '../store/errors';
 
 // google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode
 // from the `grpc-status-details-bin` trailer (the richer error model).
@@ -79,6 +80,9 @@ export function toStatus(err: unknown, log: (msg: string, err: unknown) => void)
   if (err instanceof SequenceGapError) return plain(grpc.status.FAILED_PRECONDITION, err.message);
   if (err instanceof UnavailableError) return plain(grpc.status.UNAVAILABLE, err.message);
   if (err instanceof SupersededError) return plain(grpc.status.ABORTED, err.message);
+  if (err instanceof NotFoundError) return plain(grpc.status.NOT_FOUND, err.message);
+  if (err instanceof AlreadyExistsError) return plain(grpc.status.ALREADY_EXISTS, err.message);
+  if (err instanceof StaleVersionError) return plain(grpc.status.ABORTED, err.message);
   log('internal error', err);
   return plain(grpc.status.INTERNAL, 'internal error; see the sidecar log');
 }

@@ -1,0 +1,245 @@
+// RuleService: operators manage the zone's AccessAudit resources. The store keeps them, the pipeline
+// records the changes and holds the rules in force; gRPC appears only in handlers() at the bottom.
+//
+// Every change runs alone, in the order calls arrive, through the same steps:
+//   1. prepare it against the store (validation, versions, what it creates/updates/deletes);
+//   2. write its audit record when the rules before or after it cover it, and wait for the commit;
+//   3. persist it, then put the recompiled rules in force for the very next event.
+// The record comes before the change so that a change is never in force unaudited: when the record
+// cannot be written, the change is refused with UNAVAILABLE and nothing changes. The reverse risk, a
+// record for a change that then fails to persist (a full disk), is the lesser one: the caller gets an
+// error, the log says why, and the trail shows an attempt rather than missing a change.
+import type * as grpc from '@grpc/grpc-js';
+import { compileRules, ACCESS_AUDIT_TYPE } from '../rules';
+import type { AccessAudit, CompiledRules } from '../rules';
+import type { AuditEvent, EventUser } from '../events/event';
+import type { AuditPipeline } from '../pipeline/pipeline';
+import { InvalidArgumentError, UnavailableError } from '../pipeline/errors';
+import { namesChanged } from '../store/access-audit-store';
+import type { AccessAuditStore, PreparedChange, StoredAccessAudit } from '../store/access-audit-store';
+import { parseAccessAuditYaml, RulesFileError } from '../config/rules-files';
+import type { LoadedAudits } from '../config/rules-files';
+import type { Logger } from '../log';
+import { operatorOf } from './identity';
+import { toStatus } from './status';
+
+/** Names the YAML of an apply in messages; it is also the request field that holds it. */
+const YAML_FIELD = 'yaml';
+
+export interface RuleServiceOptions {
+  readonly store: AccessAuditStore;
+  readonly pipeline: AuditPipeline;
+  /** Resource types a rule may name: the registry plus meshaudit.extraResourceTypes. */
+  readonly knownTypes: ReadonlySet<string>;
+  /** kmesh.access.audit.skipDefaultTypes, for compiling the rules. */
+  readonly skipDefaultTypes: readonly string[];
+  readonly log: Logger;
+}
+
+export interface ApplyResult {
+  created: string[];
+  updated: string[];
+  unchanged: string[];
+  warnings: string[];
+}
+
+/** An AccessAudit on the wire (proto-loader, camelCase); unvalidated when it comes in. */
+type AccessAuditMessage = AccessAudit & { version: number };
+
+export class RuleServiceImpl {
+  /** The tail of the chain of changes: each one starts when the previous one is done. */
+  private last: Promise<unknown> = Promise.resolve();
+  private draining = false;
+
+  constructor(private readonly opts: RuleServiceOptions) {}
+
+  list(): StoredAccessAudit[] {
+    return this.opts.store.list();
+  }
+
+  get(name: string): StoredAccessAudit {
+    return this.opts.store.get(name);
+  }
+
+  async create(audit: AccessAudit, operator: EventUser): Promise<StoredAccessAudit> {
+    const change = await this.change(operator, () => this.opts.store.prepareCreate(audit));
+    return change.resource!;
+  }
+
+  async update(audit: AccessAudit, version: number, operator: EventUser): Promise<StoredAccessAudit> {
+    const change = await this.change(operator, () => this.opts.store.prepareUpdate(audit, version));
+    return change.resource!;
+  }
+
+  async delete(name: string, version: number, operator: EventUser): Promise<void> {
+    await this.change(operator, () => this.opts.store.prepareDelete(name, version));
+  }
+
+  /** Creates or updates every AccessAudit of `yaml`, all or nothing; with `dryRun`, only says what it would do. */
+  async apply(yaml: string, dryRun: boolean, operator: EventUser): Promise<ApplyResult> {
+    const loaded = parseApplyYaml(yaml, this.opts.knownTypes);
+    const prepare = (): PreparedChange => this.opts.store.prepareApply(loaded.audits);
+    const change = dryRun ? await this.serially(async () => prepare()) : await this.change(operator, prepare);
+    return {
+      created: namesChanged(change, 'CREATE'),
+      updated: namesChanged(change, 'UPDATE'),
+      unchanged: [...change.unchanged],
+      warnings: loaded.warnings,
+    };
+  }
+
+  /** Whether the rules in force would audit `event`, by which rules, and the exact record line. */
+  evaluate(event: AuditEvent | null): ReturnType<AuditPipeline['evaluate']> {
+    if (event === null) throw new InvalidArgumentError([{ field: 'event', description: 'is required' }]);
+    return this.opts.pipeline.evaluate(event);
+  }
+
+  /**
+   * Seeds the store from the --rules files (on SIGHUP; start-up seeds before the pipeline exists). This
+   * is configuration, not an action: no record is written, the caller logs what changed.
+   */
+  seed(audits: readonly AccessAudit[]): Promise<PreparedChange> {
+    return this.change(undefined, () => this.opts.store.prepareSeed(audits));
+  }
+
+  /** Refuses changes from now on: the writer is closing, their records could not be written. */
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** Prepares, records (when `operator` is set), persists and puts in force one change, alone. */
+  private change(operator: EventUser | undefined, prepare: () => PreparedChange): Promise<PreparedChange> {
+    return this.serially(async () => {
+      if (this.draining) throw new UnavailableError('the sidecar is shutting down; retry against the restarted sidecar');
+      const change = prepare();
+      if (change.changes.length === 0) return change;
+      const before = this.opts.pipeline.currentRules();
+      const after = compileRules(change.after, this.opts.skipDefaultTypes);
+      const recorded = operator === undefined ? 0 : await this.record(change, operator, before, after);
+      this.opts.store.commit(change);
+      this.opts.pipeline.setRules(after);
+      if (operator !== undefined) this.opts.log.info('AccessAudit changed', { changes: change.changes, user: operator.name, recorded });
+      return change;
+    });
+  }
+
+  private record(change: PreparedChange, operator: EventUser, before: CompiledRules, after: CompiledRules): Promise<number> {
+    const events: AuditEvent[] = change.changes.map(({ action, name }) => ({
+      action,
+      // AccessAudit is global-scoped: no mesh, so the record leaves it out.
+      resource: { type: ACCESS_AUDIT_TYPE, name, mesh: '' },
+      user: operator,
+    }));
+    return new Promise((resolve, reject) =>
+      this.opts.pipeline.recordChange(events, before, after, (err, recorded) => {
+        if (err === null) return resolve(recorded ?? 0);
+        this.opts.log.error('the audit record of an AccessAudit change could not be written; the change is refused', {
+          err,
+          changes: change.changes,
+        });
+        reject(new UnavailableError('the audit record of this change could not be written, so nothing was changed; retry later'));
+      }),
+    );
+  }
+
+  private serially<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.last.then(task, task);
+    this.last = run.catch(() => {});
+    return run;
+  }
+
+  handlers(): grpc.UntypedServiceImplementation {
+    return {
+      ListAccessAudits: this.unary('ListAccessAudits', () => ({ accessAudits: this.list().map(toMessage) })),
+      GetAccessAudit: this.unary('GetAccessAudit', (req: { name: string }) => toMessage(this.get(req.name))),
+      CreateAccessAudit: this.unary('CreateAccessAudit', async (req: { accessAudit: AccessAuditMessage | null }, call) => {
+        const audit = required(req.accessAudit);
+        return toMessage(await underField('accessAudit', () => this.create(audit, operatorOf(call))));
+      }),
+      UpdateAccessAudit: this.unary('UpdateAccessAudit', async (req: { accessAudit: AccessAuditMessage | null }, call) => {
+        const audit = required(req.accessAudit);
+        return toMessage(await underField('accessAudit', () => this.update(audit, audit.version, operatorOf(call))));
+      }),
+      DeleteAccessAudit: this.unary('DeleteAccessAudit', async (req: { name: string; version: number }, call) => {
+        await this.delete(req.name, req.version, operatorOf(call));
+        return {};
+      }),
+      ApplyAccessAudits: this.unary('ApplyAccessAudits', (req: { yaml: string; dryRun: boolean }, call) =>
+        this.apply(req.yaml, req.dryRun, operatorOf(call)),
+      ),
+      Evaluate: this.unary('Evaluate', (req: { event: AuditEvent | null }) => {
+        const { matches, record } = this.evaluate(req.event);
+        return { audited: matches.length > 0, matches: matches.map((m) => ({ accessAudit: m.audit, ruleIndex: m.ruleIndex })), record };
+      }),
+    };
+  }
+
+  /** A unary handler: the reply, or the error mapped by toStatus (unexpected ones logged, INTERNAL). */
+  private unary<Req, Res>(
+    rpc: string,
+    handle: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
+  ): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      Promise.resolve()
+        .then(() => handle(call.request, call))
+        .then(
+          (reply) => callback(null, reply),
+          (err: unknown) => callback(toStatus(err, (msg, e) => this.opts.log.error(msg, { err: e, rpc }))),
+        );
+    };
+  }
+}
+
+/**
+ * Parses the YAML of an apply. Every problem becomes a violation of the `yaml` field, located by its
+ * line: `line 5: rules[1].access[0]: unknown action "CREAT", did you mean "CREATE"?`.
+ */
+function parseApplyYaml(text: string, knownTypes: ReadonlySet<string>): LoadedAudits {
+  const violation = (problem: string): { field: string; description: string } => ({ field: YAML_FIELD, description: located(problem) });
+  let loaded: LoadedAudits;
+  try {
+    loaded = parseAccessAuditYaml(text, YAML_FIELD, knownTypes);
+  } catch (e) {
+    if (e instanceof RulesFileError) throw new InvalidArgumentError(e.problems.map(violation));
+    throw e;
+  }
+  if (loaded.audits.length === 0) {
+    throw new InvalidArgumentError([{ field: YAML_FIELD, description: 'no AccessAudit document: nothing to apply' }]);
+  }
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const { name } of loaded.audits) (seen.has(name) ? twice : seen).add(name);
+  if (twice.size > 0) {
+    throw new InvalidArgumentError(
+      [...twice].map((name) => ({ field: YAML_FIELD, description: `AccessAudit "${name}" is defined more than once: an apply defines each name once` })),
+    );
+  }
+  return { audits: loaded.audits, warnings: loaded.warnings.map(located) };
+}
+
+/** `yaml:5: rules[1]: ...` -> `line 5: rules[1]: ...`; `yaml: too large...` -> `too large...`. */
+function located(problem: string): string {
+  const m = /^yaml(?::(\d+))?: (?:: )?/.exec(problem);
+  if (m === null) return problem;
+  // "(?:: )?": a problem with the document itself has an empty field path, printed as ": ".
+  return `${m[1] === undefined ? '' : `line ${m[1]}: `}${problem.slice(m[0].length)}`;
+}
+
+/** Re-roots the field paths of an InvalidArgumentError under the request field that held the resource. */
+async function underField<T>(prefix: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!(e instanceof InvalidArgumentError)) throw e;
+    throw new InvalidArgumentError(e.violations.map((v) => ({ field: v.field === '' ? prefix : `${prefix}.${v.field}`, description: v.description })));
+  }
+}
+
+function required(audit: AccessAuditMessage | null): AccessAuditMessage {
+  if (audit === null) throw new InvalidArgumentError([{ field: 'accessAudit', description: 'is required' }]);
+  return audit;
+}
+
+function toMessage({ name, rules, version }: StoredAccessAudit): AccessAuditMessage {
+  return { name, rules, version };
+}

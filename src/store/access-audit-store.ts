@@ -1,0 +1,313 @@
+// The zone's AccessAudit resources, with versions, persisted in <dataDir>/access-audits.json.
+//
+// Where the rules in force come from, and which wins:
+// - The --rules files seed the store at start-up and on SIGHUP: each resource they define is created,
+//   or updated to what the file says (the files win for the names they define, even over a change
+//   made through the API since). A resource that was last written by the files and that they no
+//   longer define is deleted, so that removing it from the file and reloading removes it.
+// - Resources created or last changed through the API (RuleService), under names the files do not
+//   define, stay across restarts and reloads.
+// - Seeding is configuration: it writes no audit record, only a log line. Changes through the API
+//   are audit actions (src/server/rule-service.ts).
+//
+// Every change replaces the file atomically: the new state is written to a temp file, fsynced, renamed
+// over the file, and the directory is fsynced, so that a crash at any point leaves either the previous
+// state or the new one, never a torn file (a leftover temp file is ignored at load). Changes are rare
+// and small, so they are written synchronously, whole, and always fsynced whatever meshaudit.fsync says.
+//
+// A change is made in two steps, prepare() then commit(): in between, the caller writes the change's
+// audit record, so that no change is ever in force without its record. Nothing here knows of gRPC.
+import * as nodeFs from 'node:fs';
+import * as path from 'node:path';
+import { validateAccessAudit } from '../rules';
+import type { AccessAudit, Violation } from '../rules';
+import { InvalidArgumentError } from '../pipeline/errors';
+import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreError } from './errors';
+
+export const ACCESS_AUDITS_FILE = 'access-audits.json';
+/** Version of the file's layout, so that a later layout can migrate this one instead of guessing. */
+const FILE_FORMAT = 1;
+
+/** Who wrote a resource last: the API, or the --rules files (which remove what they stop defining). */
+export type Origin = 'api' | 'file';
+
+export interface StoredAccessAudit extends AccessAudit {
+  /** 1 on creation, one more on every change. */
+  readonly version: number;
+  readonly origin: Origin;
+}
+
+export type ChangeAction = 'CREATE' | 'UPDATE' | 'DELETE';
+
+export interface ResourceChange {
+  readonly action: ChangeAction;
+  readonly name: string;
+}
+
+/** A change checked against the current state, not yet in force. */
+export interface PreparedChange {
+  /** What it does to each resource it touches, in the order asked. */
+  readonly changes: readonly ResourceChange[];
+  /** Resources it was asked to write that already hold the same rules (not written, version kept). */
+  readonly unchanged: readonly string[];
+  /** Every resource once committed, sorted by name. */
+  readonly after: readonly StoredAccessAudit[];
+  /** For a single create or update: the resource as stored once committed. */
+  readonly resource?: StoredAccessAudit;
+  /** The state it was prepared against: commit refuses it once the store has moved on. */
+  readonly baseGeneration: number;
+}
+
+/** The file operations the store uses: injected so tests can crash it half-way through a write. */
+export type StoreFs = Pick<
+  typeof nodeFs,
+  'readFileSync' | 'writeFileSync' | 'openSync' | 'fsyncSync' | 'closeSync' | 'renameSync' | 'mkdirSync'
+>;
+
+export interface StoreOptions {
+  /** Resource types a rule may name: the registry plus meshaudit.extraResourceTypes. */
+  readonly knownTypes: ReadonlySet<string>;
+  /** Default: node:fs. */
+  readonly fs?: StoreFs;
+}
+
+interface Upsert {
+  readonly audit: AccessAudit;
+  readonly origin: Origin;
+}
+
+export class AccessAuditStore {
+  readonly file: string;
+  private byName = new Map<string, StoredAccessAudit>();
+  /** Bumped on every commit. */
+  private generation = 0;
+  private readonly fs: StoreFs;
+
+  constructor(
+    private readonly dir: string,
+    private readonly opts: StoreOptions,
+  ) {
+    this.file = path.join(dir, ACCESS_AUDITS_FILE);
+    this.fs = opts.fs ?? nodeFs;
+  }
+
+  /** Reads the file (none yet: no resources). A file that is not what this store writes throws StoreError. */
+  load(): void {
+    let text: string;
+    try {
+      this.fs.mkdirSync(this.dir, { recursive: true });
+      text = this.fs.readFileSync(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new StoreError(`can't read the AccessAudit store ${this.file}: ${(e as Error).message}`);
+    }
+    this.byName = this.decode(text);
+  }
+
+  /** Every resource, sorted by name. */
+  list(): StoredAccessAudit[] {
+    return sortedByName(this.byName.values());
+  }
+
+  get(name: string): StoredAccessAudit {
+    requireName(name);
+    const found = this.byName.get(name);
+    if (found === undefined) throw new NotFoundError(name);
+    return found;
+  }
+
+  prepareCreate(audit: AccessAudit): PreparedChange {
+    const valid = this.validate(audit);
+    const existing = this.byName.get(valid.name);
+    if (existing !== undefined) throw new AlreadyExistsError(valid.name, existing.version);
+    return this.plan([{ audit: valid, origin: 'api' }], []);
+  }
+
+  /** Replaces a resource's rules; `version` 0 whatever its version, otherwise only at that version. */
+  prepareUpdate(audit: AccessAudit, version: number): PreparedChange {
+    const valid = this.validate(audit);
+    this.checkVersion(valid.name, version);
+    return this.plan([{ audit: valid, origin: 'api' }], []);
+  }
+
+  /** Deletes a resource; `version` as for updates. */
+  prepareDelete(name: string, version: number): PreparedChange {
+    requireName(name);
+    this.checkVersion(name, version);
+    return this.plan([], [name]);
+  }
+
+  /** Creates or updates each resource, all or nothing. The names must differ from each other. */
+  prepareApply(audits: readonly AccessAudit[]): PreparedChange {
+    return this.plan(this.validateAll(audits, 'api'), []);
+  }
+
+  /**
+   * The --rules files' resources (already validated with their file and line): create or update each,
+   * and delete those the files wrote earlier and no longer define (see the top of this file).
+   */
+  prepareSeed(audits: readonly AccessAudit[]): PreparedChange {
+    const defined = new Set(audits.map((a) => a.name));
+    const dropped = this.list().filter((a) => a.origin === 'file' && !defined.has(a.name)).map((a) => a.name);
+    return this.plan(this.validateAll(audits, 'file'), dropped);
+  }
+
+  /** Puts a prepared change in force: written to disk first, then in memory. Throws StoreError when it cannot be written. */
+  commit(change: PreparedChange): void {
+    if (change.baseGeneration !== this.generation) {
+      // Callers serialise prepare and commit; reaching this is a bug, and committing would lose a change.
+      throw new Error('the AccessAudit store changed between prepare and commit');
+    }
+    if (change.changes.length === 0) return;
+    this.writeAtomically(encode(change.after));
+    this.byName = new Map(change.after.map((a) => [a.name, a]));
+    this.generation++;
+  }
+
+  private checkVersion(name: string, version: number): void {
+    const existing = this.byName.get(name);
+    if (existing === undefined) throw new NotFoundError(name);
+    if (version !== 0 && version !== existing.version) throw new StaleVersionError(name, existing.version, version);
+  }
+
+  /** The state after upserting and deleting; resources whose rules do not change keep their version. */
+  private plan(upserts: readonly Upsert[], deletes: readonly string[]): PreparedChange {
+    const next = new Map(this.byName);
+    const changes: ResourceChange[] = [];
+    const unchanged: string[] = [];
+    let resource: StoredAccessAudit | undefined;
+    const seen = new Set<string>();
+    for (const { audit, origin } of upserts) {
+      // Callers refuse duplicate names with a message in their own terms (YAML documents, files).
+      if (seen.has(audit.name)) throw new Error(`AccessAudit "${audit.name}" is given twice in one change`);
+      seen.add(audit.name);
+      const existing = next.get(audit.name);
+      if (existing !== undefined && sameRules(existing, audit)) {
+        unchanged.push(audit.name);
+        resource = existing;
+        continue;
+      }
+      resource = { name: audit.name, rules: audit.rules, version: (existing?.version ?? 0) + 1, origin };
+      next.set(audit.name, resource);
+      changes.push({ action: existing === undefined ? 'CREATE' : 'UPDATE', name: audit.name });
+    }
+    for (const name of deletes) {
+      next.delete(name);
+      changes.push({ action: 'DELETE', name });
+    }
+    return {
+      changes,
+      unchanged,
+      after: sortedByName(next.values()),
+      resource: upserts.length === 1 ? resource : undefined,
+      baseGeneration: this.generation,
+    };
+  }
+
+  /** The normalised resource, or InvalidArgumentError with every violation (paths as `rules[1].access[0]`). */
+  private validate(audit: AccessAudit): AccessAudit {
+    const res = validateAccessAudit(audit, { knownTypes: this.opts.knownTypes });
+    if (res.audit === undefined) throw new InvalidArgumentError(res.violations);
+    return res.audit;
+  }
+
+  private validateAll(audits: readonly AccessAudit[], origin: Origin): Upsert[] {
+    const violations: Violation[] = [];
+    const upserts: Upsert[] = [];
+    audits.forEach((audit, i) => {
+      const res = validateAccessAudit(audit, { knownTypes: this.opts.knownTypes });
+      for (const v of res.violations) violations.push({ field: `[${i}].${v.field}`, description: v.description });
+      if (res.audit !== undefined) upserts.push({ audit: res.audit, origin });
+    });
+    if (violations.length > 0) throw new InvalidArgumentError(violations);
+    return upserts;
+  }
+
+  private decode(text: string): Map<string, StoredAccessAudit> {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (e) {
+      throw this.corrupt(`not JSON (${(e as Error).message})`);
+    }
+    const root = doc as { format?: unknown; accessAudits?: unknown };
+    if (typeof doc !== 'object' || doc === null || root.format !== FILE_FORMAT || !Array.isArray(root.accessAudits)) {
+      throw this.corrupt(`not an AccessAudit store of format ${FILE_FORMAT}`);
+    }
+    const byName = new Map<string, StoredAccessAudit>();
+    const problems: string[] = [];
+    root.accessAudits.forEach((entry: unknown, i) => {
+      const at = `accessAudits[${i}]`;
+      const { version, origin } = (entry ?? {}) as { version?: unknown; origin?: unknown };
+      if (!Number.isSafeInteger(version) || (version as number) < 1) problems.push(`${at}.version: must be a positive integer`);
+      if (origin !== 'api' && origin !== 'file') problems.push(`${at}.origin: must be "api" or "file"`);
+      // Validated again: the configuration (extraResourceTypes) may have changed since it was written.
+      const res = validateAccessAudit(entry as AccessAudit, { knownTypes: this.opts.knownTypes });
+      for (const v of res.violations) problems.push(`${at}${v.field === '' ? '' : `.${v.field}`}: ${v.description}`);
+      if (res.audit === undefined || problems.length > 0) return;
+      if (byName.has(res.audit.name)) problems.push(`${at}.name: "${res.audit.name}" is stored twice`);
+      byName.set(res.audit.name, { ...res.audit, version: version as number, origin: origin as Origin });
+    });
+    if (problems.length > 0) {
+      throw new StoreError(
+        `the AccessAudit store ${this.file} holds resources this sidecar refuses ` +
+          `(a type missing from meshaudit.extraResourceTypes, or a hand edit?):\n  ${problems.join('\n  ')}`,
+      );
+    }
+    return byName;
+  }
+
+  private corrupt(reason: string): StoreError {
+    return new StoreError(
+      `the AccessAudit store ${this.file} is corrupt: ${reason}; restore it, or move it away to start ` +
+        'with only the --rules files',
+    );
+  }
+
+  /** The temp file, fsync, rename, then fsync the directory: the rename is durable only once the directory is. */
+  private writeAtomically(text: string): void {
+    const tmp = `${this.file}.tmp`;
+    try {
+      const fd = this.fs.openSync(tmp, 'w');
+      try {
+        this.fs.writeFileSync(fd, text);
+        this.fs.fsyncSync(fd);
+      } finally {
+        this.fs.closeSync(fd);
+      }
+      this.fs.renameSync(tmp, this.file);
+      const dirFd = this.fs.openSync(this.dir, 'r');
+      try {
+        this.fs.fsyncSync(dirFd);
+      } finally {
+        this.fs.closeSync(dirFd);
+      }
+    } catch (e) {
+      throw new StoreError(`can't write the AccessAudit store ${this.file}: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** The names of the resources a change creates, updates or deletes, in its order. */
+export function namesChanged(change: PreparedChange, action: ChangeAction): string[] {
+  return change.changes.filter((c) => c.action === action).map((c) => c.name);
+}
+
+function requireName(name: string): void {
+  if (name === '') throw new InvalidArgumentError([{ field: 'name', description: 'is required' }]);
+}
+
+function sameRules(a: AccessAudit, b: AccessAudit): boolean {
+  // Both are normalised by validation, with their keys in the same order.
+  return JSON.stringify(a.rules) === JSON.stringify(b.rules);
+}
+
+function sortedByName(audits: Iterable<StoredAccessAudit>): StoredAccessAudit[] {
+  return [...audits].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Pretty-printed: operators read this file when they wonder where a rule comes from. */
+function encode(audits: readonly StoredAccessAudit[]): string {
+  const accessAudits = audits.map(({ name, version, origin, rules }) => ({ name, version, origin, rules }));
+  return `${JSON.stringify({ format: FILE_FORMAT, accessAudits }, null, 2)}\n`;
+}
