@@ -27,9 +27,11 @@ export function parseAccessAuditYaml(text: string, source: string, knownTypes: R
   }
   const problems: string[] = [];
   const out: LoadedAudits = { audits: [], warnings: [] };
+  // A problem with a whole document has an empty field path: then only the document's place is named.
   const at = (doc: number, field: string): string => {
     const line = parsed.lineOf(doc, field);
-    return line === undefined ? `${source}: ${field}` : `${source}:${line}: ${field}`;
+    const where = line === undefined ? source : `${source}:${line}`;
+    return field === '' ? where : `${where}: ${field}`;
   };
   parsed.docs.forEach((doc, i) => {
     const res = parseAccessAudit(doc, { knownTypes });
