@@ -113,6 +113,16 @@ describe('AuditService over a real gRPC server', () => {
     expect(fieldViolationsOf(err?.metadata).map((v) => v.field)).to.deep.equal(['identifier.zone', 'identifier.instance']);
   });
 
+  it('refuses a control plane of another zone, naming the zone it serves', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: { zone: 'zone-2', instance: 'cp-0' } });
+    const err = await s.status;
+    expect(err?.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    expect(fieldViolationsOf(err?.metadata)).to.deep.equal([
+      { field: 'identifier.zone', description: 'this sidecar serves zone "zone-1", not "zone-2"; each zone\'s control plane needs its own sidecar' },
+    ]);
+  });
+
   it('keeps the acked sequence across a restart of the sidecar', async () => {
     let s = openStream(c.audit);
     s.call.write({ identifier: ID });
@@ -172,6 +182,7 @@ describe('AuditService over a real gRPC server', () => {
     const err: grpc.ServiceError = await unary(c.audit, 'Record', { event: { ...resourceEvent(1), action: 'DELET' } }).then(() => { throw new Error('accepted'); }, (e: grpc.ServiceError) => e);
     expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
     expect(fieldViolationsOf(err.metadata)).to.deep.equal([{ field: 'event.action', description: 'unknown action "DELET", did you mean "DELETE"?' }]);
+    expect(sidecar.pipeline.stats.rejected).to.equal(1);
     expect(fs.existsSync(logPath) ? readRecords(logPath) : []).to.deep.equal([]);
   });
 

@@ -18,7 +18,7 @@ export const NO_ROTATION: RotationConfig = { enabled: false, maxRetainedFiles: 0
 
 export function testConfig(dir: string, over: Partial<Config> = {}): Config {
   return {
-    zone: 'test',
+    zone: 'zone-1',
     grpcAddress: '127.0.0.1:0',
     grpcMaxMessageBytes: 4 * 1024 * 1024,
     dataDir: path.join(dir, 'data'),

@@ -89,7 +89,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     onError: (err, attempt) => log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
   });
   const rules = compileRules(store.list(), config.skipDefaultTypes);
-  const pipeline = new AuditPipeline(writer, rules, state.seqs, () => now().getTime(), opts.dates);
+  const pipeline = new AuditPipeline(writer, rules, state.seqs, { zone: config.zone, now: () => now().getTime(), dates: opts.dates });
   const audit = new AuditServiceImpl(pipeline, writer, log);
   const ruleService = new RuleServiceImpl({ store, pipeline, knownTypes, skipDefaultTypes: config.skipDefaultTypes, log });
   const grpcServer = await startGrpcServer({

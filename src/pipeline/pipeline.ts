@@ -30,6 +30,14 @@ export interface PipelineStats {
   duplicates: number;
 }
 
+export interface PipelineOptions {
+  /** The zone this sidecar serves: streams of control planes of other zones are refused. */
+  zone?: string;
+  /** Epoch ms, for events without a date. */
+  now?: () => number;
+  dates?: RecordDateFormatter;
+}
+
 /** `zone/instance`: zone names cannot hold "/", so the key is unambiguous. */
 export function identifierKey(zone: string, instance: string): string {
   return `${zone}/${instance}`;
@@ -45,16 +53,20 @@ export class AuditPipeline {
   private readonly dates: RecordDateFormatter;
   readonly stats: PipelineStats = { recorded: 0, skipped: 0, rejected: 0, duplicates: 0 };
 
+  private readonly now: () => number;
+  private readonly zone: string | undefined;
+
   constructor(
     private readonly writer: AuditWriter,
     private rules: CompiledRules,
     committedSeqs: ReadonlyMap<string, number>,
-    private readonly now: () => number = Date.now,
-    dates?: RecordDateFormatter,
+    opts: PipelineOptions = {},
   ) {
     this.committed = new Map(committedSeqs);
     for (const [k, v] of committedSeqs) this.accepted.set(k, v);
-    this.dates = dates ?? new RecordDateFormatter();
+    this.now = opts.now ?? Date.now;
+    this.dates = opts.dates ?? new RecordDateFormatter();
+    this.zone = opts.zone;
   }
 
   /** Rules in force for every event accepted from now on. */
@@ -71,6 +83,10 @@ export class AuditPipeline {
     const violations = [];
     if (!IDENTIFIER_PART.test(zone)) violations.push({ field: 'identifier.zone', description: 'required: 1-253 characters of [A-Za-z0-9._:-]' });
     if (!IDENTIFIER_PART.test(instance)) violations.push({ field: 'identifier.instance', description: 'required: 1-253 characters of [A-Za-z0-9._:-]' });
+    if (violations.length === 0 && this.zone !== undefined && zone !== this.zone) {
+      // Rules and files are per zone: a CP of another zone writing here would mix two zones' audit trails.
+      violations.push({ field: 'identifier.zone', description: `this sidecar serves zone "${this.zone}", not "${zone}"; each zone's control plane needs its own sidecar` });
+    }
     if (violations.length > 0) throw new InvalidArgumentError(violations);
     const key = identifierKey(zone, instance);
     return { key, ackedSeq: this.committed.get(key) ?? 0 };
@@ -126,7 +142,13 @@ export class AuditPipeline {
 
   /** Audits one event outside any stream; `done` runs after its record is committed. */
   record(event: AuditEvent, done: (err: Error | null, audited?: boolean) => void): void {
-    const valid = this.validOrThrow(event);
+    let valid: ValidEvent;
+    try {
+      valid = this.validOrThrow(event);
+    } catch (err) {
+      this.stats.rejected++;
+      throw err;
+    }
     if (!this.rules.covers(valid)) {
       this.stats.skipped++;
       done(null, false);
