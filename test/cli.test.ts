@@ -42,7 +42,7 @@ describe('meshaudit command line (real process)', function () {
   it('refuses an unknown flag with exit code 2, naming it', () => {
     const r = run(['--rulez', 'x.yaml'], tempDir());
     expect(r.code).to.equal(2);
-    expect(r.stderr).to.contain('meshaudit: unknown argument "--rulez" (see --help)');
+    expect(r.stderr).to.equal('meshaudit: unknown argument "--rulez"\nRun "meshaudit --help" for the usage.\n');
   });
 
   it('checks the built-in defaults with --check-config, relative to the working directory, writing nothing', () => {
@@ -79,6 +79,41 @@ describe('meshaudit command line (real process)', function () {
     expect(r.stderr).to.contain(`${rules}:5: rules[0].access[0]: unknown action "CREAT", did you mean "CREATE"?`);
     expect(fs.existsSync(path.join(dir, 'audit'))).to.equal(false);
     expect(fs.existsSync(path.join(dir, 'data'))).to.equal(false);
+  });
+
+  it('refuses places the sidecar cannot use, naming the key: a dataDir that is a file, an audit path that is a directory or sits among the state files', () => {
+    const dir = tempDir();
+    writeFile(dir, 'state', 'not a directory');
+    fs.mkdirSync(path.join(dir, 'logs'));
+    const cfg = writeFile(
+      dir,
+      'c.yaml',
+      `meshaudit:\n  dataDir: ${dir}/state\nkmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${dir}/logs\n      - type: file\n        file:\n          path: ${dir}/state/audit.log\n`,
+    );
+    const r = run(['--config', cfg, '--check-config'], dir);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.contain(`c.yaml:2: meshaudit.dataDir: ${dir}/state exists and is not a directory`);
+    expect(r.stderr).to.contain(`c.yaml:9: kmesh.access.audit.backends[0].file.path: ${dir}/logs is a directory; name the audit file in it`);
+    expect(r.stderr).to.contain(`c.yaml:12: kmesh.access.audit.backends[1].file.path: is directly in meshaudit.dataDir (${dir}/state), where the sidecar keeps its own state; use a sub-folder such as ${dir}/state/audit`);
+  });
+
+  it('says in one line that the port is in use, exits 1 and writes nothing', async () => {
+    const dir = tempDir();
+    const first = spawnSidecar(['--config', config(dir)]);
+    const port = await first.ready;
+    try {
+      const other = tempDir();
+      const cfg = writeFile(other, 'c.yaml', `meshaudit:\n  dataDir: ${other}/data\n  grpc:\n    address: 127.0.0.1:${port}\nkmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${other}/audit/audit.log\n`);
+      const r = run(['--config', cfg], other);
+      expect(r.code).to.equal(1);
+      expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('{'))).to.deep.equal([
+        `meshaudit: can't start: can't listen on 127.0.0.1:${port} (meshaudit.grpc.address): the address is already in use (is another sidecar running?)`,
+      ]);
+      expect(fs.readdirSync(other)).to.deep.equal(['c.yaml']);
+    } finally {
+      first.proc.kill('SIGTERM');
+      await first.exited;
+    }
   });
 
   it('names a config file it cannot read', () => {

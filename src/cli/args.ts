@@ -10,7 +10,7 @@ export interface CliArgs {
 
 export class UsageError extends Error {}
 
-export const USAGE = `Usage: meshaudit [--config FILE] [--rules FILE...] [--check-config]
+export const USAGE = `Usage: meshaudit [--config FILE] [--rules FILE...] [--check-config] [--help] [--version]
 
 A per-zone access-audit sidecar for service-mesh control planes.
 
@@ -58,7 +58,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
         args.version = true;
         break;
       default:
-        throw new UsageError(`unknown argument "${arg}" (see --help)`);
+        throw new UsageError(`unknown argument "${arg}"`);
     }
   }
   return args;

@@ -8,7 +8,10 @@ import { loadConfig, ConfigError } from '../config';
 import type { Config } from '../config/types';
 import { loadAccessAuditFiles, RulesFileError } from '../config/rules-files';
 import type { LoadedAudits } from '../config/rules-files';
+import * as grpc from '@grpc/grpc-js';
 import { StoreError } from '../store/errors';
+import { CheckpointError } from '../store/checkpoint';
+import { ListenError } from '../server/grpc-server';
 import { jsonLogger } from '../log';
 import { knownTypesOf, startSidecar } from './sidecar';
 import type { Sidecar } from './sidecar';
@@ -29,7 +32,7 @@ async function main(): Promise<void> {
   try {
     args = parseArgs(process.argv.slice(2));
   } catch (e) {
-    if (e instanceof UsageError) fail(`${e.message}\n\n${USAGE}`);
+    if (e instanceof UsageError) fail(`${e.message}\nRun "meshaudit --help" for the usage.`);
     throw e;
   }
   if (args.help) {
@@ -66,13 +69,30 @@ async function main(): Promise<void> {
     );
     return;
   }
+  // grpc-js logs its own errors to the console; route them into the JSON log.
+  grpc.setLogger({ error: (...args: unknown[]) => log.warn('grpc', { detail: args.join(' ') }) });
+  grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
+  // A signal during start-up ends the process at once: nothing has been acknowledged yet.
+  const early = (signal: NodeJS.Signals) => () => {
+    log.info(`received ${signal} during start-up`);
+    process.exit(1);
+  };
+  const earlyHandlers = (['SIGTERM', 'SIGINT'] as const).map((sig) => [sig, early(sig)] as const);
+  for (const [sig, h] of earlyHandlers) process.once(sig, h);
   let sidecar: Sidecar;
   try {
     sidecar = await startSidecar({ config, audits: loaded.audits, log });
   } catch (e) {
-    if (e instanceof StoreError) fail(`can't start: ${e.message}`);
+    // The state on disk cannot be used as it is: restarting will not help (exit 2, like bad config).
+    if (e instanceof StoreError || e instanceof CheckpointError) fail(`can't start: ${e.message}`);
+    // The environment (a port in use, a file system error): one line, exit 1, a supervisor may retry.
+    if (e instanceof ListenError || (e as NodeJS.ErrnoException).code !== undefined) {
+      process.stderr.write(`meshaudit: can't start: ${(e as Error).message}\n`);
+      process.exit(1);
+    }
     throw e;
   }
+  for (const [sig, h] of earlyHandlers) process.off(sig, h);
 
   const stop = (signal: string): void => {
     log.info(`received ${signal}`);

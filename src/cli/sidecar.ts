@@ -12,7 +12,8 @@ import { compileRules, KNOWN_RESOURCE_TYPES } from '../rules';
 import type { AccessAudit } from '../rules';
 import type { Logger } from '../log';
 import { AuditServiceImpl } from '../server/audit-service';
-import { startGrpcServer } from '../server/grpc-server';
+import { bindGrpcServer, serveGrpc } from '../server/grpc-server';
+import type { BoundGrpcServer } from '../server/grpc-server';
 import { RuleServiceImpl } from '../server/rule-service';
 import type { RecordDateFormatter } from '../events/rfc3339';
 
@@ -64,9 +65,21 @@ function logSinkEvent(log: Logger, e: FileSinkEvent): void {
 }
 
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
+  const { config } = opts;
+  // The port first, then the store: a port in use or a corrupt store stops start-up before any
+  // state or audit file is opened or written.
+  const bound = await bindGrpcServer(config.grpcAddress, config.grpcMaxMessageBytes);
+  try {
+    return await startOnBoundServer(opts, bound);
+  } catch (err) {
+    bound.server.forceShutdown();
+    throw err;
+  }
+}
+
+async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer): Promise<Sidecar> {
   const { config, log } = opts;
   const now = opts.now ?? (() => new Date());
-  // The store first: a corrupt one stops start-up before anything is opened or written.
   const knownTypes = knownTypesOf(config);
   const store = new AccessAuditStore(config.dataDir, { knownTypes });
   store.load();
@@ -92,13 +105,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const pipeline = new AuditPipeline(writer, rules, state.seqs, { zone: config.zone, now: () => now().getTime(), dates: opts.dates });
   const audit = new AuditServiceImpl(pipeline, writer, log);
   const ruleService = new RuleServiceImpl({ store, pipeline, knownTypes, skipDefaultTypes: config.skipDefaultTypes, log });
-  const grpcServer = await startGrpcServer({
-    address: config.grpcAddress,
-    maxMessageBytes: config.grpcMaxMessageBytes,
-    audit,
-    rules: ruleService,
-    log,
-  });
+  const grpcServer = serveGrpc(bound, { audit, rules: ruleService, log });
   log.info('meshaudit started', {
     zone: config.zone,
     grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,

@@ -149,22 +149,33 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
   const extraResourceTypes = c.typeNames(own, 'meshaudit', 'extraResourceTypes', D.DEFAULT_EXTRA_RESOURCE_TYPES);
   const knownTypes = new Set([...KNOWN_RESOURCE_TYPES, ...extraResourceTypes]);
   const drainSeconds = c.field(own, 'meshaudit', 'drainTimeoutSeconds', D.DEFAULT_DRAIN_TIMEOUT_SECONDS, drainTimeout);
+  const dataDir = path.resolve(cwd, c.field(own, 'meshaudit', 'dataDir', D.DEFAULT_DATA_DIR, directoryPath));
+  if (existingKind(dataDir) === 'other') c.report('meshaudit.dataDir', `${dataDir} exists and is not a directory`);
   return Object.freeze({
     zone: c.field(own, 'meshaudit', 'zone', D.DEFAULT_ZONE, zoneName),
     grpcAddress: c.field(grpc, 'meshaudit.grpc', 'address', D.DEFAULT_GRPC_ADDRESS, hostPort),
     grpcMaxMessageBytes: c.field(grpc, 'meshaudit.grpc', 'maxMessageBytes', D.DEFAULT_GRPC_MAX_MESSAGE_BYTES, msgBytes),
-    dataDir: path.resolve(cwd, c.field(own, 'meshaudit', 'dataDir', D.DEFAULT_DATA_DIR, directoryPath)),
+    dataDir,
     extraResourceTypes,
     fsync: c.field(own, 'meshaudit', 'fsync', D.DEFAULT_FSYNC, boolean),
     // Rounded, not ceiled: 0.3 s is 300.00000000000006 ms in floating point. At least 1 ms: 0 would mean no wait.
     drainTimeoutMs: Math.max(1, Math.round(drainSeconds * 1000)),
     // Checked against the registry: a misspelt skip would silently audit every heartbeat of that type.
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
-    backends: resolveBackends(audit, cwd, c),
+    backends: resolveBackends(audit, cwd, dataDir, c),
   });
 }
 
-function resolveBackends(audit: Mapping | undefined, cwd: string, c: Checker): readonly FileBackendConfig[] {
+/** What is at `file` now: nothing, a directory, or something else (a file, a socket...). */
+function existingKind(file: string): 'none' | 'directory' | 'other' {
+  try {
+    return fs.statSync(file).isDirectory() ? 'directory' : 'other';
+  } catch {
+    return 'none';
+  }
+}
+
+function resolveBackends(audit: Mapping | undefined, cwd: string, dataDir: string, c: Checker): readonly FileBackendConfig[] {
   const defaults = () =>
     Object.freeze([fileBackend(path.resolve(cwd, D.DEFAULT_BACKEND_PATH), resolveRotation(undefined, '', c))]);
   if (audit === undefined || !Object.hasOwn(audit, 'backends')) return defaults();
@@ -216,6 +227,12 @@ function resolveBackends(audit: Mapping | undefined, cwd: string, c: Checker): r
       return;
     }
     fieldOfPath.set(resolved, `${fileField}.path`);
+    if (existingKind(resolved) === 'directory') c.report(`${fileField}.path`, `${resolved} is a directory; name the audit file in it`);
+    // The sidecar's own state files (checkpoint, store) live directly in dataDir; an audit file there
+    // could be one of them, or be cut back by a recovery meant for another.
+    if (path.dirname(resolved) === dataDir) {
+      c.report(`${fileField}.path`, `is directly in meshaudit.dataDir (${dataDir}), where the sidecar keeps its own state; use a sub-folder such as ${path.join(dataDir, 'audit')}`);
+    }
     backends.push(fileBackend(resolved, rotation));
   });
   return Object.freeze(backends);

@@ -11,11 +11,48 @@ export const AUDIT_SERVICE_NAME = 'meshaudit.v1.AuditService';
 export const RULE_SERVICE_NAME = 'meshaudit.v1.RuleService';
 
 export interface GrpcServerOptions {
-  address: string;
-  maxMessageBytes: number;
   audit: AuditServiceImpl;
   rules: RuleServiceImpl;
   log: Logger;
+}
+
+/** The listen address cannot be used; the message names the config key. */
+export class ListenError extends Error {}
+
+/** A server bound to its port, serving nothing yet. */
+export interface BoundGrpcServer {
+  readonly server: grpc.Server;
+  readonly port: number;
+}
+
+/**
+ * Binds the port before anything else starts, so that a port in use (say, another sidecar already
+ * running) stops start-up before any state or audit file is opened. Calls that arrive before
+ * `serveGrpc` get UNIMPLEMENTED, and health is not served yet either.
+ */
+export async function bindGrpcServer(address: string, maxMessageBytes: number): Promise<BoundGrpcServer> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    return { server, port };
+  } catch (err) {
+    server.forceShutdown();
+    const message = (err as Error).message;
+    // grpc-js wraps the reason: "No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]".
+    const reason = /EADDRINUSE/.test(message)
+      ? 'the address is already in use (is another sidecar running?)'
+      : /EADDRNOTAVAIL/.test(message)
+        ? 'this machine has no such address'
+        : /EACCES/.test(message)
+          ? 'permission denied'
+          : message.replace(/^No address added out of total \d+ resolved errors: /, '');
+    throw new ListenError(`can't listen on ${address} (meshaudit.grpc.address): ${reason}`);
+  }
 }
 
 export interface RunningGrpcServer {
@@ -29,12 +66,10 @@ export interface RunningGrpcServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningGrpcServer> {
+/** Adds every service to a bound server: from here on it answers calls. */
+export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): RunningGrpcServer {
   const { pkg } = loadMeshaudit();
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': opts.maxMessageBytes,
-    'grpc.max_send_message_length': opts.maxMessageBytes,
-  });
+  const { server, port } = bound;
   server.addService(pkg.AuditService.service, opts.audit.handlers());
   server.addService(pkg.RuleService.service, opts.rules.handlers());
   const health = new HealthImplementation({ '': 'SERVING', [AUDIT_SERVICE_NAME]: 'SERVING', [RULE_SERVICE_NAME]: 'SERVING' });
@@ -42,9 +77,6 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   // Reflection lets grpcurl list, describe and call every service without a .proto file at hand.
   addReflection(server);
 
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
   return {
     port,
     server,
