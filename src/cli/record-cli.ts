@@ -2,61 +2,325 @@
 // meshaudit-record: sends events (JSON, one per line, as grpcurl would) to a running sidecar with
 // AuditService.Record and prints, for each, whether it was audited. For trying rules by hand and for
 // scripts; a control plane streams with StreamEvents instead (src/client).
+//
+// Each line is checked against the Event message of the contract before it is sent: protobufjs, like
+// any protobuf library, drops fields it does not know, so a misspelt "mesch" would otherwise be
+// recorded without its mesh, and a wrong JSON type would fail as an opaque serialization error.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadMeshaudit } from '../server/proto';
+import * as protobuf from 'protobufjs';
+import { AUDIT_PROTO, loadMeshaudit, protoDir } from '../server/proto';
 import { fieldViolationsOf } from '../server/status';
+import { nearest } from '../rules/suggest';
 
-const USAGE = `Usage: meshaudit-record [--address HOST:PORT] [FILE|-]
+const COMMAND = 'meshaudit-record';
+/** Where `make run` listens (meshaudit.grpc.address's default). */
+const DEFAULT_ADDRESS = '127.0.0.1:5690';
+/**
+ * How long to wait for the sidecar to accept the connection. A refused connection fails at once; this
+ * bounds the wait on an address that never answers (grpc's own connect timeout is 20 s).
+ */
+const CONNECT_TIMEOUT_MS = 5_000;
+/** How long one Record may take: it answers once the record is written, fsync on a slow disk included. */
+const RECORD_DEADLINE_MS = 10_000;
 
-Reads events, one JSON object per line (the Event message's JSON form), from FILE or standard input,
-records each with AuditService.Record, and prints "audited", "not audited" or the error per line.
-  --address HOST:PORT   the sidecar (default 127.0.0.1:5690)
-Exit code: 0 when every event was accepted, 1 otherwise.`;
+const EXIT_OK = 0;
+const EXIT_REJECTED = 1;
+const EXIT_USAGE = 2;
+const EXIT_UNREACHABLE = 3;
 
-function main(argv: string[]): void {
-  let address = '127.0.0.1:5690';
-  let file = '-';
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--help' || argv[i] === '-h') {
-      process.stdout.write(`${USAGE}\n`);
-      return;
-    }
-    if (argv[i] === '--address') address = argv[++i] ?? '';
-    else file = argv[i];
-  }
-  const text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-  const { pkg } = loadMeshaudit();
-  const client = new pkg.AuditService(address, grpc.credentials.createInsecure()) as unknown as Record<string, Function> & grpc.Client;
-  let failed = 0;
-  const next = (i: number): void => {
-    if (i >= lines.length) {
-      client.close();
-      process.exitCode = failed > 0 ? 1 : 0;
-      return;
-    }
-    let event: unknown;
-    try {
-      event = JSON.parse(lines[i]);
-    } catch (e) {
-      failed++;
-      process.stdout.write(`line ${i + 1}: not JSON: ${(e as Error).message}\n`);
-      return next(i + 1);
-    }
-    client.Record({ event }, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, reply: { audited: boolean }) => {
-      if (err) {
-        failed++;
-        const violations = fieldViolationsOf(err.metadata);
-        const why = violations.length ? violations.map((v) => `${v.field}: ${v.description}`).join('; ') : err.details;
-        process.stdout.write(`line ${i + 1}: ${grpc.status[err.code]}: ${why}\n`);
-      } else {
-        process.stdout.write(`line ${i + 1}: ${reply.audited ? 'audited' : 'not audited (no rule covers it)'}\n`);
-      }
-      next(i + 1);
-    });
-  };
-  next(0);
+const SYNOPSIS = `${COMMAND} [--address HOST:PORT] [FILE|-]`;
+const USAGE = `Usage: ${SYNOPSIS}
+
+Reads events, one JSON object per line (the Event message's JSON form, as with grpcurl -d), from FILE
+or standard input ("-" or no FILE), records each with AuditService.Record, and prints per line of the
+file "audited", "not audited (no rule covers it)" or why the event was refused. Blank lines and lines
+starting with # are skipped. An event with a field the Event message does not have, or a value of the
+wrong JSON type, is refused without being sent.
+  --address HOST:PORT   the sidecar (default ${DEFAULT_ADDRESS})
+  --help                print this help and exit
+Exit codes:
+  0  every event was accepted (audited or not)
+  1  at least one event was refused (not JSON, unknown field, wrong type, or rejected by the sidecar)
+  2  invalid flags, or the file cannot be read: nothing was sent
+  3  no sidecar answers on the address (or it stopped answering): the rest was not sent`;
+
+/** A mistake on the command line: one line on stderr, exit code 2. */
+class UsageError extends Error {}
+
+interface Args {
+  address: string;
+  /** "-" is standard input. */
+  file: string;
+  help: boolean;
 }
 
-main(process.argv.slice(2));
+const FLAGS = ['--address', '--help'];
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = { address: DEFAULT_ADDRESS, file: '-', help: false };
+  let file: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const [flag, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    if (flag === '--help' || flag === '-h') {
+      args.help = true;
+    } else if (flag === '--address') {
+      const value = inline ?? argv[++i];
+      // A HOST:PORT never starts with "-": that is the next flag, or standard input.
+      if (value === undefined || value === '' || value.startsWith('-')) throw new UsageError('--address needs a value, HOST:PORT');
+      args.address = value;
+    } else if (arg.startsWith('-') && arg !== '-') {
+      const suggestion = nearest(flag, FLAGS);
+      throw new UsageError(`unknown flag ${JSON.stringify(flag)}${suggestion === undefined ? '' : `, did you mean ${JSON.stringify(suggestion)}?`}`);
+    } else if (file !== undefined) {
+      throw new UsageError(`one FILE at most, got ${JSON.stringify(file)} and ${JSON.stringify(arg)}`);
+    } else {
+      file = arg;
+    }
+  }
+  args.file = file ?? '-';
+  return args;
+}
+
+/** A line of the input that holds an event, numbered as in the file (from 1). */
+interface EventLine {
+  line: number;
+  text: string;
+}
+
+function eventLines(text: string): EventLine[] {
+  const out: EventLine[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line !== '' && !line.startsWith('#')) out.push({ line: i + 1, text: line });
+  });
+  return out;
+}
+
+// ---- The Event message's JSON form, checked against the contract ----
+
+/** The Event message as the .proto file declares it (proto names: JSON names are derived). */
+function loadEventType(): protobuf.Type {
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => (path.isAbsolute(target) ? target : path.join(protoDir(), target));
+  root.loadSync(AUDIT_PROTO, { keepCase: true });
+  root.resolveAll();
+  return root.lookupType('meshaudit.v1.Event');
+}
+
+/**
+ * The protobuf JSON name of a field (`expires_at` -> `expiresAt`). It is also the name proto-loader
+ * gives the field with keepCase false (src/server/proto.ts), so the checked event is sent as is.
+ */
+function jsonName(field: protobuf.Field): string {
+  return (field.options?.json_name as string | undefined) ?? protobuf.util.camelCase(field.name);
+}
+
+/**
+ * Checks `value` against `type` as the protobuf JSON mapping reads it (JSON names and proto names
+ * accepted, null meaning "not set"), pushing every problem with its field path. Returns the message
+ * with JSON names, or undefined when `value` is not an object.
+ */
+function checkMessage(type: protobuf.Type, value: unknown, at: string, problems: string[]): Record<string, unknown> | undefined {
+  if (!isObject(value)) {
+    problems.push(`${at}: must be an object, got ${describe(value)}`);
+    return undefined;
+  }
+  const byJsonName = new Map(type.fieldsArray.map((f) => [jsonName(f), f]));
+  const givenAs = new Map<protobuf.Field, string>();
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    const keyPath = fieldPath(at, key);
+    const field = byJsonName.get(key) ?? (Object.hasOwn(type.fields, key) ? type.fields[key] : undefined);
+    if (field === undefined) {
+      const suggestion = nearest(key, [...byJsonName.keys()]);
+      problems.push(`${keyPath}: unknown field${suggestion === undefined ? '' : `, did you mean ${JSON.stringify(suggestion)}?`}`);
+      continue;
+    }
+    const other = givenAs.get(field);
+    if (other !== undefined) {
+      problems.push(`${keyPath}: the same field as ${JSON.stringify(other)}: give it once`);
+      continue;
+    }
+    givenAs.set(field, key);
+    if (item === null) continue;
+    field.resolve();
+    if (field.map) {
+      if (!isObject(item)) problems.push(`${keyPath}: must be an object of ${kindOf(field).many}, got ${describe(item)}`);
+      else out[jsonName(field)] = Object.fromEntries(Object.entries(item).map(([k, v]) => [k, checkValue(field, v, `${keyPath}[${JSON.stringify(k)}]`, problems)]));
+    } else if (field.repeated) {
+      if (!Array.isArray(item)) problems.push(`${keyPath}: must be a list of ${kindOf(field).many}, got ${describe(item)}`);
+      else out[jsonName(field)] = item.map((v, i) => checkValue(field, v, `${keyPath}[${i}]`, problems));
+    } else {
+      out[jsonName(field)] = checkValue(field, item, keyPath, problems);
+    }
+  }
+  return out;
+}
+
+/** One value of a field (an element, for lists and maps). */
+function checkValue(field: protobuf.Field, value: unknown, at: string, problems: string[]): unknown {
+  const t = field.resolvedType;
+  if (t instanceof protobuf.Type) return checkMessage(t, value, at, problems);
+  const ok =
+    t instanceof protobuf.Enum
+      ? (typeof value === 'string' && Object.hasOwn(t.values, value)) || Number.isInteger(value)
+      : field.type === 'string' || field.type === 'bytes'
+        ? typeof value === 'string'
+        : field.type === 'bool'
+          ? typeof value === 'boolean'
+          : // Numbers may be strings, as 64-bit integers must be in JSON.
+            (typeof value === 'number' || (typeof value === 'string' && value.trim() !== '')) && Number.isFinite(Number(value));
+  if (!ok) problems.push(`${at}: must be ${kindOf(field).one}, got ${describe(value)}`);
+  return value;
+}
+
+/** What a field's values must be, in words: one value, and several in a list or map. */
+function kindOf(field: protobuf.Field): { one: string; many: string } {
+  const t = field.resolvedType;
+  if (t instanceof protobuf.Type) return { one: 'an object', many: 'objects' };
+  if (t instanceof protobuf.Enum) return { one: `one of ${Object.keys(t.values).join(', ')}`, many: `names of ${t.name}` };
+  if (field.type === 'string') return { one: 'a string', many: 'strings' };
+  if (field.type === 'bytes') return { one: 'a base64 string', many: 'base64 strings' };
+  if (field.type === 'bool') return { one: 'true or false', many: 'true or false' };
+  return { one: 'a number', many: 'numbers' };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `event.user` + `groups` -> `event.user.groups`; keys that are not names are quoted: `tags["a b"]`. */
+function fieldPath(at: string, key: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${at}.${key}` : `${at}[${JSON.stringify(key)}]`;
+}
+
+/** Longest value quoted back in a message: enough to recognise it, not a wall of text. */
+const MAX_QUOTED_CHARS = 64;
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (isObject(value)) return 'an object';
+  if (typeof value === 'string' && value.length > MAX_QUOTED_CHARS) return JSON.stringify(`${value.slice(0, MAX_QUOTED_CHARS)}...`);
+  return JSON.stringify(value);
+}
+
+// ---- The sidecar ----
+
+type AuditClient = grpc.Client & { Record: Function };
+
+/** Resolves true once the channel is connected; false when the connection fails or takes too long. */
+function connect(client: grpc.Client): Promise<boolean> {
+  const channel = client.getChannel();
+  const deadline = Date.now() + CONNECT_TIMEOUT_MS;
+  return new Promise((resolve) => {
+    const check = (): void => {
+      const state = channel.getConnectivityState(true);
+      if (state === grpc.connectivityState.READY) return resolve(true);
+      if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) return resolve(false);
+      channel.watchConnectivityState(state, deadline, (err) => (err ? resolve(false) : check()));
+    };
+    check();
+  });
+}
+
+function record(client: AuditClient, event: unknown): Promise<{ audited: boolean }> {
+  return new Promise((resolve, reject) =>
+    client.Record({ event }, { deadline: Date.now() + RECORD_DEADLINE_MS }, (err: grpc.ServiceError | null, reply: { audited: boolean }) =>
+      err ? reject(err) : resolve(reply),
+    ),
+  );
+}
+
+/** The lines printed for a refused call: one per field violation, or the status alone. */
+function refusal(err: grpc.ServiceError): string[] {
+  const code = grpc.status[err.code] ?? String(err.code);
+  const violations = fieldViolationsOf(err.metadata);
+  if (violations.length === 0) return [`${code}: ${err.details}`];
+  return violations.map((v) => `${code}: ${v.field}: ${v.description}`);
+}
+
+function unreachable(address: string): string {
+  const hint = address === DEFAULT_ADDRESS ? 'start one with: make run' : 'is a sidecar listening there? see its meshaudit.grpc.address';
+  return `${COMMAND}: no sidecar answers on ${address} (${hint})`;
+}
+
+// ---- The command ----
+
+async function main(argv: readonly string[]): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${COMMAND}: ${e.message} (usage: ${SYNOPSIS})\n`);
+    return EXIT_USAGE;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT_OK;
+  }
+  let text: string;
+  try {
+    text = fs.readFileSync(args.file === '-' ? 0 : args.file, 'utf8');
+  } catch (e) {
+    process.stderr.write(`${COMMAND}: cannot read ${args.file === '-' ? 'standard input' : args.file}: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  const lines = eventLines(text);
+  const eventType = loadEventType();
+  const { pkg } = loadMeshaudit();
+  const client = new pkg.AuditService(args.address, grpc.credentials.createInsecure()) as unknown as AuditClient;
+  try {
+    if (!(await connect(client))) {
+      process.stderr.write(`${unreachable(args.address)}\n`);
+      return EXIT_UNREACHABLE;
+    }
+    let refused = 0;
+    const say = (line: number, what: string): void => void process.stdout.write(`line ${line}: ${what}\n`);
+    for (const { line, text: json } of lines) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(json);
+      } catch (e) {
+        refused++;
+        say(line, `not JSON: ${(e as Error).message}`);
+        continue;
+      }
+      const problems: string[] = [];
+      const event = checkMessage(eventType, parsed, 'event', problems);
+      if (problems.length > 0) {
+        refused++;
+        for (const p of problems) say(line, p);
+        continue;
+      }
+      try {
+        const reply = await record(client, event);
+        say(line, reply.audited ? 'audited' : 'not audited (no rule covers it)');
+      } catch (e) {
+        const err = e as grpc.ServiceError;
+        refused++;
+        for (const l of refusal(err)) say(line, l);
+        if (err.code === grpc.status.UNAVAILABLE) {
+          process.stderr.write(`${COMMAND}: the sidecar on ${args.address} stopped answering at line ${line}; the lines after it were not sent\n`);
+          return EXIT_UNREACHABLE;
+        }
+      }
+    }
+    return refused > 0 ? EXIT_REJECTED : EXIT_OK;
+  } finally {
+    client.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    // Not a user's mistake: a broken installation (the .proto missing) or a bug. One line, no trace.
+    process.stderr.write(`${COMMAND}: internal error: ${(err as Error).message ?? String(err)}\n`);
+    process.exitCode = EXIT_USAGE;
+  },
+);
