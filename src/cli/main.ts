@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { StoreError } from '../store/errors';
 import { CheckpointError } from '../store/checkpoint';
 import { ListenError } from '../server/grpc-server';
+import { DataDirLockError } from '../store/data-dir-lock';
 import { jsonLogger } from '../log';
 import { knownTypesOf, startSidecar } from './sidecar';
 import type { Sidecar } from './sidecar';
@@ -86,7 +87,9 @@ async function main(): Promise<void> {
     // The state on disk cannot be used as it is: restarting will not help (exit 2, like bad config).
     if (e instanceof StoreError || e instanceof CheckpointError) fail(`can't start: ${e.message}`);
     // The environment (a port in use, a file system error): one line, exit 1, a supervisor may retry.
-    if (e instanceof ListenError || (e as NodeJS.ErrnoException).code !== undefined) {
+    // File system errors arrive wrapped ("can't open audit file ...") with the system error as cause.
+    const code = (e as NodeJS.ErrnoException).code ?? ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+    if (e instanceof ListenError || e instanceof DataDirLockError || code !== undefined) {
       process.stderr.write(`meshaudit: can't start: ${(e as Error).message}\n`);
       process.exit(1);
     }

@@ -2,7 +2,8 @@
 import type { Config } from '../config/types';
 import { FileSink } from '../backends/file';
 import type { FileSinkEvent } from '../backends/file';
-import type { Sink } from '../backends/sink';
+import type { Sink, SinkPosition } from '../backends/sink';
+import { lockDataDir } from '../store/data-dir-lock';
 import { Checkpoint } from '../store/checkpoint';
 import { AccessAuditStore, namesChanged } from '../store/access-audit-store';
 import type { PreparedChange } from '../store/access-audit-store';
@@ -78,15 +79,23 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
 }
 
 async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer): Promise<Sidecar> {
+  const unlock = lockDataDir(opts.config.dataDir);
+  try {
+    return await startLocked(opts, bound, unlock);
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+}
+
+async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock: () => void): Promise<Sidecar> {
   const { config, log } = opts;
   const now = opts.now ?? (() => new Date());
+  // Everything that can refuse to start (a corrupt store or checkpoint) is read before anything is written.
   const knownTypes = knownTypesOf(config);
   const store = new AccessAuditStore(config.dataDir, { knownTypes });
   store.load();
   const seeded = store.prepareSeed(opts.audits);
-  store.commit(seeded);
-  log.info('AccessAudits seeded from the rules files', { ...summarise(seeded) });
-
   const checkpoint = new Checkpoint(config.dataDir, { fsync: config.fsync });
   const { state, droppedTail } = checkpoint.load();
   if (droppedTail) log.warn('checkpoint: dropped a torn last line (a crash during a commit; that batch was never acknowledged)');
@@ -94,10 +103,16 @@ async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer):
   const sinks = opts.sinks ?? config.backends.map(
     (b) => new FileSink({ path: b.path, rotation: b.rotation, fsync: config.fsync, now, onEvent: (e) => logSinkEvent(log, e) }),
   );
-  for (const sink of sinks) {
-    const pos = await sink.open(state.positions.get(sink.key));
-    state.positions.set(sink.key, pos);
-  }
+  const opened = new Map<string, SinkPosition>();
+  for (const sink of sinks) opened.set(sink.key, await sink.open(state.positions.get(sink.key)));
+  // Commit where every file starts before the first write: otherwise a crash right after the first
+  // write (or the first write to a newly added backend) leaves no position to cut back to, and the
+  // control plane's resend would duplicate those records.
+  await new Promise<void>((resolve, reject) =>
+    checkpoint.commit({ seqs: new Map(), positions: opened }, (err) => (err ? reject(err) : resolve())),
+  );
+  store.commit(seeded);
+  log.info('AccessAudits seeded from the rules files', { ...summarise(seeded) });
   const writer = new AuditWriter(sinks, checkpoint, {
     onError: (err, attempt) => log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
   });
@@ -129,6 +144,7 @@ async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer):
         grpcServer.beginDrain();
         await writer.close(config.drainTimeoutMs);
         await grpcServer.shutdown(1000);
+        unlock();
         log.info('meshaudit stopped', { ...pipeline.stats, writeFailures: writer.failures });
       })();
       return stopping;

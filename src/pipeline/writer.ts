@@ -35,6 +35,8 @@ export const DEFAULT_MAX_GROUP_BYTES = 1024 * 1024;
 export const DEFAULT_HIGH_WATER_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_RETRY_DELAY_MS = 100;
 export const DEFAULT_MAX_RETRY_DELAY_MS = 5000;
+/** After the drain timeout, how long closing waits for a write or commit already under way. */
+export const CLOSE_GRACE_MS = 1000;
 
 export class WriterClosedError extends Error {
   constructor() {
@@ -46,8 +48,13 @@ export class AuditWriter {
   private queue: WriteRequest[] = [];
   private queuedBytes = 0;
   private busy = false;
-  private closing = false;
   private closed = false;
+  /** The group being written or retried: failed, not committed, if the writer closes first. */
+  private current: WriteRequest[] | null = null;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Sink writes and checkpoint commits under way; close waits for them before closing the files. */
+  private opsInFlight = 0;
+  private opsSettled: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
   private drainListeners: Array<() => void> = [];
   private readonly maxGroupBytes: number;
@@ -99,21 +106,41 @@ export class AuditWriter {
   }
 
   /**
-   * Stops: waits for queued requests to commit; after `timeoutMs`, gives up on what is left (it is not
-   * acknowledged, so the CP resends it after the restart). Then closes the sinks and the checkpoint.
+   * Stops: waits for queued requests to commit; after `timeoutMs`, gives up on what is left, the group
+   * being retried included (none of it is acknowledged, and nothing after it is ever committed, so the
+   * CP resends it all after the restart). Then closes the sinks and the checkpoint.
    */
   async close(timeoutMs: number): Promise<void> {
-    this.closing = true;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.idle(), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
-    clearTimeout(timer);
+    await withTimeout(this.idle(), timeoutMs);
     this.closed = true;
-    const left = this.queue;
+    clearTimeout(this.retryTimer);
+    const abandoned = [...(this.current ?? []), ...this.queue];
+    this.current = null;
     this.queue = [];
     this.queuedBytes = 0;
-    for (const req of left) req.done(new WriterClosedError());
-    for (const sink of this.sinks) await sink.close();
+    for (const req of abandoned) req.done(new WriterClosedError());
+    // A write stuck in the kernel (a hung NFS mount) must not hold the process forever.
+    await withTimeout(this.settled(), CLOSE_GRACE_MS);
+    await withTimeout(Promise.all(this.sinks.map((s) => s.close())), CLOSE_GRACE_MS);
     this.checkpoint.close();
+  }
+
+  private settled(): Promise<void> {
+    if (this.opsInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.opsSettled.push(resolve));
+  }
+
+  /** Runs one asynchronous sink or checkpoint operation, counted so close() can wait for it. */
+  private op(start: (finish: () => void) => void): void {
+    this.opsInFlight++;
+    start(() => {
+      this.opsInFlight--;
+      if (this.opsInFlight === 0) {
+        const waiters = this.opsSettled;
+        this.opsSettled = [];
+        for (const w of waiters) w();
+      }
+    });
   }
 
   private next(): void {
@@ -133,6 +160,7 @@ export class AuditWriter {
       take++;
     }
     const group = this.queue.splice(0, take);
+    this.current = group;
     const wasFull = this.isFull();
     this.queuedBytes -= bytes;
     if (wasFull && !this.isFull()) for (const l of this.drainListeners) l();
@@ -145,7 +173,11 @@ export class AuditWriter {
     this.writeGroup(group, text.length > 0 ? Buffer.from(text) : null, seqs, 0, 0);
   }
 
-  /** Writes to the sinks from `fromSink` on (earlier ones already hold the data), then commits. */
+  /**
+   * Writes to the sinks from `fromSink` on (earlier ones already hold the data), then commits. A
+   * failure retries the same group, with a growing delay, until it works or the writer closes: the
+   * queue waits behind it, so nothing after a failed group is ever committed before it.
+   */
   private writeGroup(
     group: WriteRequest[],
     chunk: Buffer | null,
@@ -154,34 +186,48 @@ export class AuditWriter {
     attempt: number,
     positions: Map<string, SinkPosition> = new Map(),
   ): void {
+    if (this.closed) return; // close() has already failed this group
     const retry = (err: Error, sinkIndex: number): void => {
+      if (this.closed) return;
       this.failures++;
       this.opts.onError?.(err, attempt + 1);
-      if (this.closing && attempt >= 2) {
-        // Shutting down with a broken disk: leave the group unacknowledged; the CP resends it.
-        for (const req of group) req.done(err);
-        this.next();
-        return;
-      }
       const base = this.opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
-      const delay = Math.min(base * 2 ** attempt, this.opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS);
-      setTimeout(() => this.writeGroup(group, chunk, seqs, sinkIndex, attempt + 1, positions), delay);
+      const wait = Math.min(base * 2 ** attempt, this.opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS);
+      this.retryTimer = setTimeout(() => this.writeGroup(group, chunk, seqs, sinkIndex, attempt + 1, positions), wait);
     };
     if (chunk !== null && fromSink < this.sinks.length) {
       const sink = this.sinks[fromSink];
-      sink.write(chunk).then(
-        (pos) => {
-          positions.set(sink.key, pos);
-          this.writeGroup(group, chunk, seqs, fromSink + 1, attempt, positions);
-        },
-        (err: Error) => retry(err, fromSink),
+      this.op((finish) =>
+        sink.write(chunk).then(
+          (pos) => {
+            finish();
+            positions.set(sink.key, pos);
+            this.writeGroup(group, chunk, seqs, fromSink + 1, attempt, positions);
+          },
+          (err: Error) => {
+            finish();
+            retry(err, fromSink);
+          },
+        ),
       );
       return;
     }
-    this.checkpoint.commit({ seqs, positions }, (err) => {
-      if (err) return retry(err, this.sinks.length);
-      for (const req of group) req.done(null);
-      this.next();
-    });
+    this.op((finish) =>
+      this.checkpoint.commit({ seqs, positions }, (err) => {
+        finish();
+        if (this.closed) return;
+        if (err) return retry(err, this.sinks.length);
+        this.current = null;
+        for (const req of group) req.done(null);
+        this.next();
+      }),
+    );
   }
+}
+
+/** Waits for `p`, at most `ms`. */
+async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

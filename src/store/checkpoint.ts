@@ -29,6 +29,16 @@ export interface CheckpointDelta {
 
 export class CheckpointError extends Error {}
 
+/** Makes a rename or a new file in `dir` durable. */
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function applyLine(state: CheckpointState, line: string): boolean {
   let parsed: { s?: Record<string, number>; p?: Record<string, [number, number]> };
   try {
@@ -90,6 +100,7 @@ export class Checkpoint {
       good = nl + 1;
     }
     this.fd = fs.openSync(this.file, 'a+');
+    if (text === '' && this.opts.fsync) fsyncDir(this.dir);
     if (droppedTail) fs.ftruncateSync(this.fd, Buffer.byteLength(text.slice(0, good)));
     this.bytes = Buffer.byteLength(text.slice(0, good));
     return { state: this.state, droppedTail };
@@ -100,6 +111,10 @@ export class Checkpoint {
    * anything is acknowledged. Not reentrant: the writer commits one batch at a time.
    */
   commit(delta: CheckpointDelta, done: (err: Error | null) => void): void {
+    if (this.fd < 0) {
+      done(new CheckpointError(`checkpoint ${this.file} is closed`));
+      return;
+    }
     for (const [k, v] of delta.seqs) this.state.seqs.set(k, v);
     for (const [k, v] of delta.positions) this.state.positions.set(k, v);
     if (this.bytes >= (this.opts.compactAtBytes ?? COMPACT_AT_BYTES)) {
@@ -113,7 +128,9 @@ export class Checkpoint {
       return;
     }
     const buf = Buffer.from(encode(delta));
-    fs.write(this.fd, buf, 0, buf.length, null, (err) => {
+    fs.write(this.fd, buf, 0, buf.length, null, (writeErr, written) => {
+      // A write can be short without an error (file size limit, a full disk): that is a failure too.
+      const err = writeErr ?? (written < buf.length ? new Error(`short write: ${written} of ${buf.length} bytes`) : null);
       if (err) {
         // A partial line left in the middle would make the next start refuse the file: cut it.
         try {
@@ -137,13 +154,18 @@ export class Checkpoint {
     const line = encode(this.state);
     const fd = fs.openSync(tmp, 'w');
     try {
-      fs.writeSync(fd, line);
+      const written = fs.writeSync(fd, line);
+      if (written < Buffer.byteLength(line)) throw new Error(`short write: ${written} of ${Buffer.byteLength(line)} bytes`);
       fs.fdatasyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
     fs.renameSync(tmp, this.file);
-    fs.closeSync(this.fd);
+    fsyncDir(this.dir);
+    const old = this.fd;
+    // Never leave a closed descriptor number in this.fd: a later write would land in whatever file reuses it.
+    this.fd = -1;
+    fs.closeSync(old);
     this.fd = fs.openSync(this.file, 'a+');
     this.bytes = Buffer.byteLength(line);
   }
