@@ -116,6 +116,29 @@ describe('meshaudit command line (real process)', function () {
     }
   });
 
+  it('refuses a second sidecar on the same data directory, naming the running one', async () => {
+    const dir = tempDir();
+    const first = spawnSidecar(['--config', config(dir)]);
+    await first.ready;
+    try {
+      const r = run(['--config', config(dir)], dir);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.contain(`meshaudit: can't start: ${dir}/data (meshaudit.dataDir) is in use by another meshaudit (pid ${first.proc.pid})`);
+    } finally {
+      first.proc.kill('SIGTERM');
+      await first.exited;
+    }
+    // After a SIGKILL the lock is stale and the next sidecar takes it over.
+    const killed = spawnSidecar(['--config', config(dir)]);
+    await killed.ready;
+    killed.proc.kill('SIGKILL');
+    await killed.exited;
+    const next = spawnSidecar(['--config', config(dir)]);
+    await next.ready;
+    next.proc.kill('SIGTERM');
+    expect(await next.exited).to.equal(0);
+  });
+
   it('names a config file it cannot read', () => {
     const dir = tempDir();
     const r = run(['--config', path.join(dir, 'missing.yaml')], dir);

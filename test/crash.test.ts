@@ -117,6 +117,39 @@ describe('exactly once across SIGKILL (real process)', function () {
     expectExactlyOnce(dir, 2000, SKIP);
   });
 
+  it('loses and duplicates nothing when killed the moment the first record reaches the file, before any ack', async () => {
+    // The window between the very first write and its first checkpoint commit: fs.watch fires on the
+    // first write and the kill follows at once, five times over.
+    for (let round = 0; round < 5; round++) {
+      const dir = tempDir('meshaudit-first-');
+      const port = await freePort();
+      const args = ['--config', writeConfig(dir, port, 1), '--rules', path.join(dir, 'rules.yaml')];
+      let sidecar = spawnSidecar(args);
+      await sidecar.ready;
+      fs.mkdirSync(`${dir}/audit`, { recursive: true });
+      let killed = false;
+      const watcher = fs.watch(`${dir}/audit`, () => {
+        if (killed) return;
+        killed = true;
+        sidecar.proc.kill('SIGKILL');
+      });
+      const sending = sendAll(`127.0.0.1:${port}`, { zone: 'crash', instance: 'cp-0' }, events(500, SKIP), {
+        batchSize: 100,
+        window: 8,
+        deadlineMs: 30_000,
+      });
+      await sidecar.exited;
+      watcher.close();
+      sidecar = spawnSidecar(args);
+      await sidecar.ready;
+      await sending;
+      sidecar.proc.kill('SIGTERM');
+      expect(await sidecar.exited).to.equal(0);
+      expect(killed).to.equal(true);
+      expectExactlyOnce(dir, 500, SKIP);
+    }
+  });
+
   it('loses and duplicates nothing when killed many times mid-stream, during rotations', async () => {
     // ~20 KB files: a rotation every ~100 records, so kills land before, during and after rotations.
     let next = 3;

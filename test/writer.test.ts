@@ -1,0 +1,115 @@
+// The group-commit writer with sinks that fail on demand (a test double of the sink boundary; the
+// real file sink's own failures are tested in file-sink.test.ts) and the real checkpoint on disk.
+import { expect } from 'chai';
+import type { Sink, SinkPosition } from '../src/backends/sink';
+import { Checkpoint } from '../src/store/checkpoint';
+import { AuditWriter, WriterClosedError } from '../src/pipeline/writer';
+import { tempDir } from './helpers';
+
+class FlakySink implements Sink {
+  failing = false;
+  data = '';
+  writes = 0;
+  constructor(readonly key: string) {}
+  open(): Promise<SinkPosition> {
+    return Promise.resolve({ ino: 1, size: 0 });
+  }
+  write(chunk: Buffer): Promise<SinkPosition> {
+    this.writes++;
+    if (this.failing) return Promise.reject(new Error(`${this.key}: ENOSPC`));
+    this.data += chunk.toString();
+    return Promise.resolve({ ino: 1, size: this.data.length });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function submit(w: AuditWriter, lines: string, seq: number): Promise<Error | null> {
+  return new Promise((resolve) => w.submit({ lines, seqKey: 'z/cp', seq, done: resolve }));
+}
+
+function committedSeq(dir: string): number | undefined {
+  return new Checkpoint(dir).load().state.seqs.get('z/cp');
+}
+
+describe('group-commit writer', () => {
+  it('commits groups in order and acknowledges each after its commit', async () => {
+    const dir = tempDir();
+    const cp = new Checkpoint(dir);
+    cp.load();
+    const sink = new FlakySink('a');
+    const w = new AuditWriter([sink], cp);
+    const results = await Promise.all([submit(w, 'one\n', 1), submit(w, 'two\n', 2), submit(w, 'three\n', 3)]);
+    expect(results).to.deep.equal([null, null, null]);
+    expect(sink.data).to.equal('one\ntwo\nthree\n');
+    await w.close(100);
+    expect(committedSeq(dir)).to.equal(3);
+  });
+
+  it('retries a failed group and commits nothing after it until it is written', async () => {
+    const dir = tempDir();
+    const cp = new Checkpoint(dir);
+    cp.load();
+    const sink = new FlakySink('a');
+    const errors: number[] = [];
+    const w = new AuditWriter([sink], cp, { retryDelayMs: 5, maxRetryDelayMs: 10, onError: (_e, attempt) => errors.push(attempt) });
+    sink.failing = true;
+    const first = submit(w, 'one\n', 1);
+    const second = submit(w, 'two\n', 2);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(sink.data).to.equal('');
+    expect(errors.length).to.be.greaterThan(2);
+    sink.failing = false;
+    expect(await first).to.equal(null);
+    expect(await second).to.equal(null);
+    expect(sink.data).to.equal('one\ntwo\n');
+    await w.close(100);
+  });
+
+  it('retries only the backend that failed, so the other does not get the group twice', async () => {
+    const dir = tempDir();
+    const cp = new Checkpoint(dir);
+    cp.load();
+    const a = new FlakySink('a');
+    const b = new FlakySink('b');
+    const w = new AuditWriter([a, b], cp, { retryDelayMs: 5 });
+    b.failing = true;
+    const done = submit(w, 'one\n', 1);
+    await new Promise((r) => setTimeout(r, 30));
+    b.failing = false;
+    expect(await done).to.equal(null);
+    expect([a.data, b.data]).to.deep.equal(['one\n', 'one\n']);
+    await w.close(100);
+  });
+
+  it('on close gives up a group still failing and everything queued after it, committing none of it', async () => {
+    const dir = tempDir();
+    const cp = new Checkpoint(dir);
+    cp.load();
+    const sink = new FlakySink('a');
+    const w = new AuditWriter([sink], cp, { retryDelayMs: 5, maxRetryDelayMs: 5 });
+    expect(await submit(w, 'zero\n', 10)).to.equal(null);
+    sink.failing = true;
+    const stuck = submit(w, 'one\n', 11);
+    const after = submit(w, 'two\n', 12);
+    await new Promise((r) => setTimeout(r, 20));
+    await w.close(1);
+    sink.failing = false; // the disk recovers too late: nothing may be written or committed any more
+    expect(await stuck).to.be.instanceOf(WriterClosedError);
+    expect(await after).to.be.instanceOf(WriterClosedError);
+    const writesAtClose = sink.writes;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(sink.writes).to.equal(writesAtClose);
+    expect(committedSeq(dir)).to.equal(10);
+  });
+
+  it('refuses new requests once closed', async () => {
+    const dir = tempDir();
+    const cp = new Checkpoint(dir);
+    cp.load();
+    const w = new AuditWriter([new FlakySink('a')], cp);
+    await w.close(10);
+    expect(await submit(w, 'late\n', 1)).to.be.instanceOf(WriterClosedError);
+  });
+});
