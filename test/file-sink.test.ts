@@ -241,6 +241,19 @@ describe('FileSink', () => {
       expect(deleted).to.deep.equal([0, 1, 2].map((i) => rotatedName('audit.log', new Date(T0 + i * 1000), 1)));
     });
 
+    it('keeps the newest records after a restart whose clock is behind the previous run', async () => {
+      const first = sink({ maxSizeBytes: 10, maxRetainedFiles: 1 });
+      await first.open();
+      clock.advance(10 * 60 * 1000); // the previous run's clock was ten minutes ahead
+      await first.write(lines(0, 1));
+      await first.close();
+      clock.advance(-10 * 60 * 1000);
+      const second = sink({ maxSizeBytes: 10, maxRetainedFiles: 1 });
+      await second.open();
+      await second.write(lines(1, 1));
+      expect(allRecords().map((r) => r.n)).to.deep.equal([1]);
+    });
+
     it('applies a lowered maxRetainedFiles at open, before any rotation', async () => {
       for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(T0 + i), 1)), line(i));
       await sink({ maxRetainedFiles: 1 }).open();

@@ -142,6 +142,10 @@ export class FileSink implements Sink {
         throw new Error(`can't create audit folder ${this.dir}: ${(err as Error).message}`, { cause: err });
       }
       await this.recover(committed);
+      // Names must sort in rotation order across restarts too: with a clock that went back since the
+      // last run, a new rotation would otherwise sort before older files and retention would delete it.
+      const existing = await listRotatedFiles(this.dir, this.base);
+      if (existing.length > 0) this.nameFloorMs = existing[existing.length - 1].time.getTime() + 1;
       await this.startStream();
       this.state = 'open';
       // Files left over from before this start (or by a smaller maxRetainedFiles) go now, not at the next rotation.
