@@ -93,7 +93,10 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
   const now = opts.now ?? (() => new Date());
   // Everything that can refuse to start (a corrupt store or checkpoint) is read before anything is written.
   const knownTypes = knownTypesOf(config);
-  const store = new AccessAuditStore(config.dataDir, { knownTypes });
+  const store = new AccessAuditStore(config.dataDir, {
+    knownTypes,
+    onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
+  });
   store.load();
   const seeded = store.prepareSeed(opts.audits);
   const checkpoint = new Checkpoint(config.dataDir, { fsync: config.fsync });

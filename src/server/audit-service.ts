@@ -48,6 +48,8 @@ class EventStream {
         if (req.identifier === null) {
           throw new InvalidArgumentError([{ field: 'identifier', description: 'required on the first request of a stream' }]);
         }
+        // A stream that identifies itself after the drain began would escape it.
+        if (this.service.isDraining) throw new UnavailableError('the sidecar is shutting down');
         const { key, ackedSeq } = pipeline.identify(req.identifier.zone, req.identifier.instance);
         this.key = key;
         this.service.attach(this);
@@ -140,6 +142,10 @@ export class AuditServiceImpl {
   detach(stream: EventStream): void {
     this.open.delete(stream);
     if (stream.key !== undefined && this.byKey.get(stream.key) === stream) this.byKey.delete(stream.key);
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
   }
 
   /** Number of open control-plane streams. */

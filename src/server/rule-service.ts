@@ -115,9 +115,18 @@ export class RuleServiceImpl {
       if (change.changes.length === 0) return change;
       const before = this.opts.pipeline.currentRules();
       const after = compileRules(change.after, this.opts.skipDefaultTypes);
-      const recorded = operator === undefined ? 0 : await this.record(change, operator, before, after);
-      this.opts.store.commit(change);
+      // The new rules take effect in the same tick as the change's record enters the writer's queue:
+      // events before the record in the audit file were judged by the old rules, events after it by
+      // the new ones. If the change fails, the old rules come back.
       this.opts.pipeline.setRules(after);
+      let recorded = 0;
+      try {
+        recorded = operator === undefined ? 0 : await this.record(change, operator, before, after);
+        this.opts.store.commit(change);
+      } catch (err) {
+        this.opts.pipeline.setRules(before);
+        throw err;
+      }
       if (operator !== undefined) this.opts.log.info('AccessAudit changed', { changes: change.changes, user: operator.name, recorded });
       return change;
     });

@@ -69,6 +69,11 @@ export interface StoreOptions {
   readonly knownTypes: ReadonlySet<string>;
   /** Default: node:fs. */
   readonly fs?: StoreFs;
+  /**
+   * Told when a change is in effect on disk (renamed into place) but the folder could not be fsynced:
+   * the change stands, only its survival of a power loss is in doubt. Default: throws, like any failure.
+   */
+  readonly onSyncError?: (err: Error) => void;
 }
 
 interface Upsert {
@@ -276,6 +281,12 @@ export class AccessAuditStore {
         this.fs.closeSync(fd);
       }
       this.fs.renameSync(tmp, this.file);
+    } catch (e) {
+      throw new StoreError(`can't write the AccessAudit store ${this.file}: ${(e as Error).message}`);
+    }
+    // From the rename on, the new state is what the file holds: reporting failure now would tell the
+    // caller "nothing changed" while the next start loads the change.
+    try {
       const dirFd = this.fs.openSync(this.dir, 'r');
       try {
         this.fs.fsyncSync(dirFd);
@@ -283,7 +294,9 @@ export class AccessAuditStore {
         this.fs.closeSync(dirFd);
       }
     } catch (e) {
-      throw new StoreError(`can't write the AccessAudit store ${this.file}: ${(e as Error).message}`);
+      const err = new StoreError(`the AccessAudit store ${this.file} was changed, but its folder could not be fsynced: ${(e as Error).message}`);
+      if (this.opts.onSyncError === undefined) throw err;
+      this.opts.onSyncError(err);
     }
   }
 }
