@@ -1,11 +1,11 @@
 // The README's grpcurl session, run for real. Each command below is executed, with the same data,
 // through test/reflection-client.ts, which like grpcurl learns every schema from the server's
 // reflection service, against the built sidecar process started with the example rules
-// (deploy/examples/access-audit-default.yaml) in zone zone-1, with TZ=UTC. Each "# ->" line is the
+// (deploy/examples/access-audit-default.yaml) in zone default (as `make run` starts it), with TZ=UTC. Each "# ->" line is the
 // reply in the protobuf JSON form grpcurl prints (compacted here; grpcurl indents it). The test fails
 // when a command it runs, or the reply it gets, is not written here exactly as below.
 //
-// For a sidecar on 127.0.0.1:5690 whose meshaudit.zone is zone-1. jq turns a YAML file into the JSON
+// For a sidecar on 127.0.0.1:5690 whose meshaudit.zone is default (make run). jq turns a YAML file into the JSON
 // string field "yaml"; sed shows a change without editing the file.
 //
 //   grpcurl -plaintext 127.0.0.1:5690 list
@@ -57,7 +57,7 @@
 //   grpcurl -plaintext -d '{"event":{"date":"2022-09-21T09:31:42+02:00","action":"UPDATE","resource":{"type":"TrafficPermission","name":"web-to-backend","mesh":"default"},"user":{"name":"john.doe@kuma.io","groups":["team-a"]}}}' 127.0.0.1:5690 meshaudit.v1.AuditService/Record
 //   # -> {"audited":true}
 //   grpcurl -plaintext -d @ 127.0.0.1:5690 meshaudit.v1.AuditService/StreamEvents <<'EOF'
-//   {"identifier":{"zone":"zone-1","instance":"cp-0"}}
+//   {"identifier":{"zone":"default","instance":"cp-0"}}
 //   {"firstSeq":"1","events":[{"date":"2022-09-21T09:31:42+02:00","action":"GENERATE_DATAPLANE_TOKEN","token":{"id":"0e120ec9-6b42-495d-9758-07b59fe86fb9","expiresAt":"2022-09-22T09:31:42+02:00","claims":{"mesh":"default","tags":{"kuma.io/service":"backend"}}},"user":{"name":"john.doe@kuma.io","groups":["team-a"]}}]}
 //   EOF
 //   # -> {}
@@ -239,7 +239,7 @@ describe('the README grpcurl session, through reflection, against the real sidec
     logPath = path.join(dir, 'audit', 'audit.log');
     fs.writeFileSync(
       path.join(dir, 'meshaudit.yaml'),
-      `meshaudit:\n  zone: zone-1\n  dataDir: ${dir}/data\n  grpc:\n    address: 127.0.0.1:0\nkmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${logPath}\n`,
+      `meshaudit:\n  zone: default\n  dataDir: ${dir}/data\n  grpc:\n    address: 127.0.0.1:0\nkmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${logPath}\n`,
     );
     fs.writeFileSync(path.join(dir, 'audits.yaml'), AUDITS_YAML);
     sidecar = spawnSidecar(['--config', path.join(dir, 'meshaudit.yaml'), '--rules', EXAMPLE_RULES], { cwd: dir, env: { TZ: 'UTC' } });
@@ -360,7 +360,7 @@ describe('the README grpcurl session, through reflection, against the real sidec
   it('AuditService/StreamEvents: the identifier answered with the resume point ({} for 0), then the batch acknowledged', async () => {
     const replies = await grpcurl({
       method: 'AuditService/StreamEvents',
-      stream: [{ identifier: { zone: 'zone-1', instance: 'cp-0' } }, { firstSeq: '1', events: [TOKEN_EVENT] }],
+      stream: [{ identifier: { zone: 'default', instance: 'cp-0' } }, { firstSeq: '1', events: [TOKEN_EVENT] }],
     });
     expect(replies).to.deep.equal([{}, { ackedSeq: '1', firstSeq: '1', recorded: 1 }]);
     expect(newRecords()).to.deep.equal([
