@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { formatRecord } from '../src/events/format-record';
 import { RecordDateFormatter, parseRfc3339 } from '../src/events/rfc3339';
-import { validateEvent } from '../src/events/validate-event';
+import { reasonOf, validateEvent } from '../src/events/validate-event';
 import type { AuditEvent } from '../src/events/event';
 
 const plus2h = new RecordDateFormatter(() => 120);
@@ -9,7 +9,7 @@ const utc = new RecordDateFormatter(() => 0);
 
 function line(raw: AuditEvent, dates = plus2h): string {
   const check = validateEvent(raw, Date.parse('2030-01-01T00:00:00Z'));
-  if (!check.ok) throw new Error(check.reason);
+  if (!check.ok) throw new Error(reasonOf(check));
   return formatRecord(check.event, dates);
 }
 

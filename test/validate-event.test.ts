@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { validateEvent, MAX_FIELD_CHARS, MAX_LIST_ENTRIES } from '../src/events/validate-event';
+import { reasonOf, validateEvent, MAX_FIELD_CHARS, MAX_LIST_ENTRIES } from '../src/events/validate-event';
 import type { AuditEvent } from '../src/events/event';
 
 const user = { name: 'ann', groups: [] };
@@ -30,9 +30,16 @@ describe('event validation', () => {
   ];
   for (const [what, event, reason] of table) {
     it(`rejects ${what}`, () => {
-      expect(validateEvent(event, 0)).to.deep.equal({ ok: false, reason });
+      const check = validateEvent(event, 0);
+      expect(check.ok ? 'accepted' : reasonOf(check)).to.equal(reason);
     });
   }
+
+  it('keeps the field apart from the description, even when a tag key holds ": "', () => {
+    const key = `a: ${'k'.repeat(MAX_FIELD_CHARS)}`;
+    const check = validateEvent({ action: 'GENERATE_DATAPLANE_TOKEN', token: { ...token, claims: { tags: { [key]: 'v' } } }, user }, 0);
+    expect(check).to.deep.equal({ ok: false, field: `token.claims.tags["${key.slice(0, 64)}"]`, description: `longer than ${MAX_FIELD_CHARS} characters` });
+  });
 
   it('accepts a resource action and defaults a missing mesh and groups', () => {
     const res = validateEvent({ action: 'CREATE', resource: { type: 'Zone', name: 'z' } as never, user: { name: 'a' } as never }, 5000);

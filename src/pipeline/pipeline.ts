@@ -3,7 +3,7 @@
 import type { CompiledRules, RuleMatch } from '../rules';
 import type { AuditEvent } from '../events/event';
 import type { ValidEvent } from '../events/valid-event';
-import { validateEvent } from '../events/validate-event';
+import { reasonOf, validateEvent } from '../events/validate-event';
 import { formatRecord } from '../events/format-record';
 import { RecordDateFormatter } from '../events/rfc3339';
 import { AuditWriter, WriterClosedError } from './writer';
@@ -112,7 +112,7 @@ export class AuditPipeline {
     for (let i = start; i < events.length; i++) {
       const check = validateEvent(events[i], receivedMs);
       if (!check.ok) {
-        res.rejected.push({ index: i, reason: check.reason });
+        res.rejected.push({ index: i, reason: reasonOf(check) });
         continue;
       }
       if (this.rules.covers(check.event)) {
@@ -195,8 +195,7 @@ export class AuditPipeline {
   private validOrThrow(event: AuditEvent): ValidEvent {
     const check = validateEvent(event, this.now());
     if (check.ok) return check.event;
-    const colon = check.reason.indexOf(': ');
-    throw new InvalidArgumentError([{ field: `event.${check.reason.slice(0, colon)}`, description: check.reason.slice(colon + 2) }]);
+    throw new InvalidArgumentError([{ field: `event.${check.field}`, description: check.description }]);
   }
 
   private commitLines(lines: string, count: number, done: (err: Error | null) => void): void {
