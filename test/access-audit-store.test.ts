@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AccessAuditStore, ACCESS_AUDITS_FILE, type StoreFs } from '../src/store/access-audit-store';
 import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreError } from '../src/store/errors';
-import { InvalidArgumentError } from '../src/pipeline/errors';
+import { InvalidArgumentError } from '../src/errors';
 import { KNOWN_RESOURCE_TYPES, type AccessAudit, type Action } from '../src/rules';
 import { tempDir } from './helpers';
 

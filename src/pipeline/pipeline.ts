@@ -7,7 +7,7 @@ import { reasonOf, validateEvent } from '../events/validate-event';
 import { formatRecord } from '../events/format-record';
 import { RecordDateFormatter } from '../events/rfc3339';
 import { AuditWriter, WriterClosedError } from './writer';
-import { InvalidArgumentError, SequenceGapError, UnavailableError } from './errors';
+import { InvalidArgumentError, SequenceGapError, UnavailableError } from '../errors';
 
 export interface Rejection {
   index: number;

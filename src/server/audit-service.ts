@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { AuditEvent } from '../events/event';
 import type { AuditPipeline, BatchResult } from '../pipeline/pipeline';
 import type { AuditWriter } from '../pipeline/writer';
-import { InvalidArgumentError, SupersededError, UnavailableError } from '../pipeline/errors';
+import { InvalidArgumentError, SupersededError, UnavailableError } from '../errors';
 import type { Logger } from '../log';
 import { toStatus } from './status';
 

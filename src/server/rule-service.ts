@@ -14,7 +14,7 @@ import { compileRules, ACCESS_AUDIT_TYPE } from '../rules';
 import type { AccessAudit, CompiledRules } from '../rules';
 import type { AuditEvent, EventUser } from '../events/event';
 import type { AuditPipeline } from '../pipeline/pipeline';
-import { InvalidArgumentError, UnavailableError } from '../pipeline/errors';
+import { InvalidArgumentError, UnavailableError } from '../errors';
 import { namesChanged } from '../store/access-audit-store';
 import type { AccessAuditStore, PreparedChange, StoredAccessAudit } from '../store/access-audit-store';
 import { parseAccessAuditYaml, RulesFileError } from '../config/rules-files';

@@ -2,7 +2,7 @@
 // unexpected becomes INTERNAL with a generic message (the details go to the log, never to the client).
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
-import { InvalidArgumentError, SequenceGapError, SupersededError, UnavailableError } from '../pipeline/errors';
+import { InvalidArgumentError, SequenceGapError, SupersededError, UnavailableError } from '../errors';
 import { AlreadyExistsError, NotFoundError, StaleVersionError } from '../store/errors';
 
 // google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode

@@ -21,7 +21,7 @@ import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import { validateAccessAudit } from '../rules';
 import type { AccessAudit, Violation } from '../rules';
-import { InvalidArgumentError } from '../pipeline/errors';
+import { InvalidArgumentError } from '../errors';
 import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreError } from './errors';
 
 export const ACCESS_AUDITS_FILE = 'access-audits.json';

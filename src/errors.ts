@@ -1,4 +1,5 @@
-// Domain errors of the audit pipeline. They know nothing of gRPC: src/server/status.ts maps them.
+// Domain errors shared by the pipeline, the store and the services. They know nothing of gRPC:
+// src/server/status.ts maps them. This module imports nothing, so every layer may use it.
 
 /** A field of a request is wrong; `violations` name each problem. */
 export class InvalidArgumentError extends Error {
