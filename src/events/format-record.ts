@@ -40,7 +40,7 @@ export function formatRecord(e: ValidEvent, dates: RecordDateFormatter): string 
   } else if (e.token !== null) {
     const t = e.token;
     line += `"token":{"id":${q(t.id)},`;
-    if (t.expiresAtMs !== undefined) line += `"expiresAt":"${dates.format(t.expiresAtMs)}",`;
+    if (t.expiresAtMs !== undefined) line += `"expiresAt":"${dates.formatOther(t.expiresAtMs)}",`;
     line += `"claims":${formatClaims(t.claims)}},`;
   }
   return `${line}"user":{"name":${q(e.user.name)},"groups":${stringList(e.user.groups)}}}\n`;

@@ -33,14 +33,26 @@ function pad2(n: number): string {
  * cached: a busy stream formats thousands of events within the same second.
  */
 export class RecordDateFormatter {
-  private cachedSecond = NaN;
-  private cachedText = '';
+  private readonly dates = new SecondCache();
+  private readonly others = new SecondCache();
 
   constructor(private readonly offsetOf: UtcOffsetFn = localUtcOffset) {}
 
+  /** An event's date. */
   format(epochMs: number): string {
-    const second = Math.floor(epochMs / 1000);
-    if (second === this.cachedSecond) return this.cachedText;
+    return this.dates.get(epochMs, this);
+  }
+
+  /**
+   * Any other time of the record (a token's expiry), cached apart: the two alternate in every token
+   * record, and one shared cache would miss on both.
+   */
+  formatOther(epochMs: number): string {
+    return this.others.get(epochMs, this);
+  }
+
+  /** Formats without a cache. */
+  formatSecond(second: number): string {
     const offsetMin = this.offsetOf(second * 1000);
     // Shift by the offset and read the UTC fields: that gives the local wall-clock time.
     const d = new Date((second + offsetMin * 60) * 1000);
@@ -51,10 +63,24 @@ export class RecordDateFormatter {
       const abs = Math.abs(offsetMin);
       zone = `${offsetMin < 0 ? '-' : '+'}${pad2(Math.floor(abs / 60))}:${pad2(abs % 60)}`;
     }
-    this.cachedText =
+    return (
       `${yearText}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}` +
-      `T${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}${zone}`;
-    this.cachedSecond = second;
-    return this.cachedText;
+      `T${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}${zone}`
+    );
+  }
+}
+
+/** The last second formatted, and its text. */
+class SecondCache {
+  private second = NaN;
+  private text = '';
+
+  get(epochMs: number, f: RecordDateFormatter): string {
+    const second = Math.floor(epochMs / 1000);
+    if (second !== this.second) {
+      this.text = f.formatSecond(second);
+      this.second = second;
+    }
+    return this.text;
   }
 }

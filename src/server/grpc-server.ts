@@ -6,6 +6,7 @@ import type { AuditServiceImpl } from './audit-service';
 import type { RuleServiceImpl } from './rule-service';
 import { loadMeshaudit } from './proto';
 import { addReflection } from './reflection';
+import { fastAuditService } from './fast-codec';
 
 export const AUDIT_SERVICE_NAME = 'meshaudit.v1.AuditService';
 export const RULE_SERVICE_NAME = 'meshaudit.v1.RuleService';
@@ -70,7 +71,7 @@ export interface RunningGrpcServer {
 export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): RunningGrpcServer {
   const { pkg } = loadMeshaudit();
   const { server, port } = bound;
-  server.addService(pkg.AuditService.service, opts.audit.handlers());
+  server.addService(fastAuditService(pkg.AuditService.service), opts.audit.handlers());
   server.addService(pkg.RuleService.service, opts.rules.handlers());
   const health = new HealthImplementation({ '': 'SERVING', [AUDIT_SERVICE_NAME]: 'SERVING', [RULE_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
