@@ -23,6 +23,12 @@ lint: build
 test: build
 	npx mocha "dist/test/**/*.test.js"
 
+# The benchmark (issue 4): the real sidecar under a separate load generator, beside the floor and the
+# naive baselines; prints a table and writes bench/results/latest.{json,md}. Under 5 minutes;
+# BENCH_QUICK=1 for a ~30 s run, BENCH_ONLY=s1,naive-stream for some scenarios, BENCH_PROFILE=1 to profile.
+bench: build
+	node dist/bench/run.js
+
 demo: build
 	node dist/src/cli/record-cli.js deploy/examples/events.jsonl || true
 	@echo "--- last records in ./var/audit/audit.log:"
