@@ -11,7 +11,7 @@ import { loadAccessAuditFiles } from '../src/config/rules-files';
 import type { AuditEvent } from '../src/events/event';
 import { formatRecord } from '../src/events/format-record';
 import { RecordDateFormatter } from '../src/events/rfc3339';
-import { validateEvent } from '../src/events/validate-event';
+import { validateEvent, newEventTimeParsers } from '../src/events/validate-event';
 import { compileRules, DEFAULT_SKIP_TYPES, KNOWN_RESOURCE_TYPES } from '../src/rules';
 import { cachedStream, loadCodec } from './events';
 
@@ -67,13 +67,14 @@ async function main(): Promise<void> {
   await sink.open();
   const prepareMs = performance.now() - t0;
   const counts = { recorded: 0, skipped: 0, rejected: 0 };
+  const times = newEventTimeParsers();
 
   const process1 = (buf: Buffer): Buffer => {
     const req = codec.StreamEventsRequest.decode(buf) as unknown as { events: AuditEvent[] };
     const receivedMs = Date.now();
     let lines = '';
     for (const raw of req.events) {
-      const check = validateEvent(raw, receivedMs);
+      const check = validateEvent(raw, receivedMs, times);
       if (!check.ok) {
         counts.rejected++;
         continue;

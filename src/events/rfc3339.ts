@@ -18,6 +18,23 @@ export function parseRfc3339(text: string): number {
   return Date.parse(normalized.replace(' ', 'T'));
 }
 
+/**
+ * parseRfc3339 with a memory of the last text: a control plane stamps every event of a second with the
+ * same date, so a busy stream parses each date string once instead of once per event.
+ */
+export class Rfc3339Parser {
+  private lastText = '';
+  private lastMs = NaN;
+
+  parse(text: string): number {
+    if (text !== this.lastText) {
+      this.lastMs = parseRfc3339(text);
+      this.lastText = text;
+    }
+    return this.lastMs;
+  }
+}
+
 /** Minutes east of UTC at a given instant; injected so tests and other zones can fix it. */
 export type UtcOffsetFn = (epochMs: number) => number;
 

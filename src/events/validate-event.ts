@@ -3,7 +3,7 @@
 import { isAction, isTokenAction, ACTIONS } from '../rules/actions';
 import { nearest } from '../rules/suggest';
 import type { AuditEvent, EventClaims } from './event';
-import { parseRfc3339 } from './rfc3339';
+import { Rfc3339Parser } from './rfc3339';
 import type { ValidEvent } from './valid-event';
 
 /**
@@ -60,8 +60,18 @@ function checkClaims(claims: EventClaims): EventProblem | undefined {
   return checkList('token.claims.groups', claims.groups) ?? checkList('token.claims.scope', claims.scope);
 }
 
+/** Parsers of an event's times, kept by the caller across events (each remembers its last text). */
+export interface EventTimeParsers {
+  readonly date: Rfc3339Parser;
+  readonly expiresAt: Rfc3339Parser;
+}
+
+export function newEventTimeParsers(): EventTimeParsers {
+  return { date: new Rfc3339Parser(), expiresAt: new Rfc3339Parser() };
+}
+
 /** Validates `raw`; `receivedMs` stands in for a missing date. Never throws. */
-export function validateEvent(raw: AuditEvent, receivedMs: number): EventCheck {
+export function validateEvent(raw: AuditEvent, receivedMs: number, times: EventTimeParsers = newEventTimeParsers()): EventCheck {
   const fail = (field: string, description: string): EventCheck => ({ ok: false, field, description });
   const action = raw.action ?? '';
   if (action === '') return fail('action', 'required');
@@ -92,7 +102,7 @@ export function validateEvent(raw: AuditEvent, receivedMs: number): EventCheck {
     if (!token.id) return fail('token.id', 'required');
     if (tooLong(token.id)) return fail(`token.id`, `longer than ${MAX_FIELD_CHARS} characters`);
     if (token.expiresAt) {
-      expiresAtMs = parseRfc3339(token.expiresAt);
+      expiresAtMs = times.expiresAt.parse(token.expiresAt);
       if (Number.isNaN(expiresAtMs)) return fail(`token.expiresAt`, `not an RFC 3339 time: "${token.expiresAt.slice(0, 64)}"`);
     }
     const claimsProblem = token.claims ? checkClaims(token.claims) : undefined;
@@ -105,7 +115,7 @@ export function validateEvent(raw: AuditEvent, receivedMs: number): EventCheck {
   if (groupsProblem) return { ok: false, ...groupsProblem };
   let dateMs = receivedMs;
   if (raw.date) {
-    dateMs = parseRfc3339(raw.date);
+    dateMs = times.date.parse(raw.date);
     if (Number.isNaN(dateMs)) return fail(`date`, `not an RFC 3339 time: "${raw.date.slice(0, 64)}"`);
   }
   if (raw.id !== undefined && tooLong(raw.id)) return fail(`id`, `longer than ${MAX_FIELD_CHARS} characters`);

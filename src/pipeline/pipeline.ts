@@ -3,7 +3,7 @@
 import type { CompiledRules, RuleMatch } from '../rules';
 import type { AuditEvent } from '../events/event';
 import type { ValidEvent } from '../events/valid-event';
-import { reasonOf, validateEvent } from '../events/validate-event';
+import { newEventTimeParsers, reasonOf, validateEvent } from '../events/validate-event';
 import { formatRecord } from '../events/format-record';
 import { RecordDateFormatter } from '../events/rfc3339';
 import { AuditWriter, WriterClosedError } from './writer';
@@ -51,6 +51,7 @@ export class AuditPipeline {
   /** Last sequence committed per identifier: the resume point. */
   private readonly committed: Map<string, number>;
   private readonly dates: RecordDateFormatter;
+  private readonly times = newEventTimeParsers();
   readonly stats: PipelineStats = { recorded: 0, skipped: 0, rejected: 0, duplicates: 0 };
 
   private readonly now: () => number;
@@ -110,7 +111,7 @@ export class AuditPipeline {
     const start = Math.min(events.length, accepted + 1 - firstSeq);
     res.duplicates = start;
     for (let i = start; i < events.length; i++) {
-      const check = validateEvent(events[i], receivedMs);
+      const check = validateEvent(events[i], receivedMs, this.times);
       if (!check.ok) {
         res.rejected.push({ index: i, reason: reasonOf(check) });
         continue;
@@ -193,7 +194,7 @@ export class AuditPipeline {
 
   /** The validated event, or InvalidArgumentError naming the field as `event.<field>`. */
   private validOrThrow(event: AuditEvent): ValidEvent {
-    const check = validateEvent(event, this.now());
+    const check = validateEvent(event, this.now(), this.times);
     if (check.ok) return check.event;
     throw new InvalidArgumentError([{ field: `event.${check.field}`, description: check.description }]);
   }
