@@ -84,6 +84,13 @@ describe('audit record format', () => {
     expect(JSON.parse(out).resource.name).to.equal('a"b\\c\nd');
   });
 
+  it('quotes strings exactly as JSON.stringify does, control characters and lone surrogates included', () => {
+    for (const name of ['plain', 'tab\there', 'nul\u0000', 'quote"', 'back\\slash', 'lone\ud800', 'pair\ud83d\ude00', 'line\u2028sep', 'é']) {
+      const out = line({ date: '2022-09-21T09:31:42Z', action: 'DELETE', resource: { type: 'Secret', name, mesh: '' }, user: { name: 'u', groups: [] } }, utc);
+      expect(out).to.contain(`"resource":{"name":${JSON.stringify(name)},"type":"Secret"}`);
+    }
+  });
+
   it('uses the receipt time when the CP sends no date', () => {
     const check = validateEvent({ action: 'DELETE', resource: { type: 'Secret', name: 's', mesh: 'm' }, user }, Date.parse('2030-01-02T03:04:05.678Z'));
     expect(check.ok && formatRecord(check.event, utc)).to.match(/^\{"date":"2030-01-02T03:04:05Z"/);

@@ -5,7 +5,14 @@ import type { EventClaims } from './event';
 import type { RecordDateFormatter } from './rfc3339';
 import type { ValidEvent } from './valid-event';
 
-const q = JSON.stringify;
+// What JSON.stringify would escape in a string: quotes, backslashes, control characters, and (since
+// ES2019) lone surrogates, which the range below over-approximates with every surrogate.
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** JSON.stringify of a string; about twice as fast for the plain names and ids that make up records. */
+function q(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
 
 function stringList(list: readonly string[]): string {
   let out = '[';
