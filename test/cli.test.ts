@@ -24,6 +24,17 @@ function config(dir: string): string {
   return writeFile(dir, 'meshaudit.yaml', `meshaudit:\n  dataDir: ${dir}/data\n  grpc:\n    address: 127.0.0.1:0\nkmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${dir}/audit/audit.log\n`);
 }
 
+/** Awaits `p`, failing with the step's name (not a bare mocha timeout) after 8 s. */
+async function step<T>(name: string, p: Promise<T>, context: () => string = () => ''): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out: ${name} ${context()}`)), 8000)));
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 describe('meshaudit command line (real process)', function () {
   this.timeout(30_000);
 
@@ -119,24 +130,24 @@ describe('meshaudit command line (real process)', function () {
   it('refuses a second sidecar on the same data directory, naming the running one', async () => {
     const dir = tempDir();
     const first = spawnSidecar(['--config', config(dir)]);
-    await first.ready;
+    await step('first sidecar starts', first.ready);
     try {
       const r = run(['--config', config(dir)], dir);
       expect(r.code).to.equal(1);
       expect(r.stderr).to.contain(`meshaudit: can't start: ${dir}/data (meshaudit.dataDir) is in use by another meshaudit (pid ${first.proc.pid})`);
     } finally {
       first.proc.kill('SIGTERM');
-      await first.exited;
+      await step('first sidecar stops', first.exited, () => first.stderr());
     }
     // After a SIGKILL the lock is stale and the next sidecar takes it over.
     const killed = spawnSidecar(['--config', config(dir)]);
-    await killed.ready;
+    await step('second sidecar starts', killed.ready);
     killed.proc.kill('SIGKILL');
-    await killed.exited;
+    await step('second sidecar dies', killed.exited);
     const next = spawnSidecar(['--config', config(dir)]);
-    await next.ready;
+    await step('third sidecar starts', next.ready, () => next.stderr());
     next.proc.kill('SIGTERM');
-    expect(await next.exited).to.equal(0);
+    expect(await step('third sidecar stops', next.exited, () => next.stderr())).to.equal(0);
   });
 
   it('names a config file it cannot read', () => {

@@ -73,14 +73,26 @@ async function main(): Promise<void> {
   // grpc-js logs its own errors to the console; route them into the JSON log.
   grpc.setLogger({ error: (...args: unknown[]) => log.warn('grpc', { detail: args.join(' ') }) });
   grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
-  // A signal during start-up ends the process at once: nothing has been acknowledged yet.
-  const early = (signal: NodeJS.Signals) => () => {
-    log.info(`received ${signal} during start-up`);
-    process.exit(1);
+  // One handler per signal for the whole life of the process: removing a handler and adding another
+  // can drop a signal that arrives in between (libuv closes the old signal watcher asynchronously).
+  // During start-up a signal ends the process at once: nothing has been acknowledged yet.
+  let sidecar: Sidecar | undefined;
+  const onStopSignal = (signal: NodeJS.Signals) => (): void => {
+    if (sidecar === undefined) {
+      log.info(`received ${signal} during start-up`);
+      process.exit(1);
+    }
+    log.info(`received ${signal}`);
+    sidecar.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error('stop failed', { err });
+        process.exit(1);
+      },
+    );
   };
-  const earlyHandlers = (['SIGTERM', 'SIGINT'] as const).map((sig) => [sig, early(sig)] as const);
-  for (const [sig, h] of earlyHandlers) process.once(sig, h);
-  let sidecar: Sidecar;
+  process.on('SIGTERM', onStopSignal('SIGTERM'));
+  process.on('SIGINT', onStopSignal('SIGINT'));
   try {
     sidecar = await startSidecar({ config, audits: loaded.audits, log });
   } catch (e) {
@@ -95,27 +107,14 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  for (const [sig, h] of earlyHandlers) process.off(sig, h);
-
-  const stop = (signal: string): void => {
-    log.info(`received ${signal}`);
-    sidecar.stop().then(
-      () => process.exit(0),
-      (err) => {
-        log.error('stop failed', { err });
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  const running = sidecar;
   process.on('SIGHUP', () => {
     const reloadFailed = (e: unknown): void =>
       log.error('rules reload failed; the rules in force are kept', { err: e instanceof Error ? e.message : String(e) });
     try {
       const next = loadRules();
       for (const w of next.warnings) log.warn(`rules: ${w}`);
-      sidecar.seedAudits(next.audits).then((summary) => log.info('rules reloaded', { ...summary }), reloadFailed);
+      running.seedAudits(next.audits).then((summary) => log.info('rules reloaded', { ...summary }), reloadFailed);
     } catch (e) {
       reloadFailed(e);
     }
