@@ -26,7 +26,7 @@ class FlakySink implements Sink {
 }
 
 function submit(w: AuditWriter, lines: string, seq: number): Promise<Error | null> {
-  return new Promise((resolve) => w.submit({ lines, seqKey: 'z/cp', seq, done: resolve }));
+  return new Promise((resolve) => w.submit({ data: Buffer.from(lines), seqKey: 'z/cp', seq, done: resolve }));
 }
 
 function committedSeq(dir: string): number | undefined {

@@ -7,8 +7,12 @@ import type { Checkpoint } from '../store/checkpoint';
 
 /** One queued unit: the lines of one batch (or one Record call) and the sequence it completes. */
 export interface WriteRequest {
-  /** Record lines, each ending in "\n"; empty when the batch has nothing to write. */
-  lines: string;
+  /**
+   * Record lines, UTF-8, each ending in "\n"; empty when the batch has nothing to write. Encoded by the
+   * producer as soon as the batch is formatted: the formatted strings die young (no GC promotion
+   * while batches wait in the queue), and the queue's size is counted in real bytes.
+   */
+  data: Buffer;
   /** Identifier key and the last sequence this request completes, if it comes from a stream. */
   seqKey?: string;
   seq?: number;
@@ -95,7 +99,7 @@ export class AuditWriter {
       return;
     }
     this.queue.push(req);
-    this.queuedBytes += req.lines.length;
+    this.queuedBytes += req.data.length;
     if (!this.busy) this.next();
   }
 
@@ -155,8 +159,8 @@ export class AuditWriter {
     // Take whole requests up to maxGroupBytes (always at least one): a batch is never split.
     let take = 0;
     let bytes = 0;
-    while (take < this.queue.length && (take === 0 || bytes + this.queue[take].lines.length <= this.maxGroupBytes)) {
-      bytes += this.queue[take].lines.length;
+    while (take < this.queue.length && (take === 0 || bytes + this.queue[take].data.length <= this.maxGroupBytes)) {
+      bytes += this.queue[take].data.length;
       take++;
     }
     const group = this.queue.splice(0, take);
@@ -164,12 +168,10 @@ export class AuditWriter {
     const wasFull = this.isFull();
     this.queuedBytes -= bytes;
     if (wasFull && !this.isFull()) for (const l of this.drainListeners) l();
-    // Each batch is encoded on its own and the buffers joined: one UTF-8 pass over a ~1 MiB string
-    // built by thousands of `+=` (a rope V8 must flatten first) costs more than the copy.
     const parts: Buffer[] = [];
     const seqs = new Map<string, number>();
     for (const req of group) {
-      if (req.lines.length > 0) parts.push(Buffer.from(req.lines));
+      if (req.data.length > 0) parts.push(req.data);
       if (req.seqKey !== undefined && req.seq !== undefined) seqs.set(req.seqKey, req.seq);
     }
     const chunk = parts.length === 0 ? null : parts.length === 1 ? parts[0] : Buffer.concat(parts);
