@@ -150,6 +150,40 @@ describe('meshaudit command line (real process)', function () {
     expect(await step('third sidecar stops', next.exited, () => next.stderr())).to.equal(0);
   });
 
+  it('keeps the stored AccessAudits when started without --rules, and --check-config shows what will be in force', async () => {
+    const dir = tempDir();
+    const rules = writeFile(dir, 'r.yaml', RULES_ALL);
+    const first = spawnSidecar(['--config', config(dir), '--rules', rules]);
+    await step('sidecar with --rules starts', first.ready);
+    first.proc.kill('SIGTERM');
+    await step('sidecar with --rules stops', first.exited);
+    const check = run(['--config', config(dir), '--check-config'], dir);
+    expect(check.code).to.equal(0);
+    expect(check.stdout).to.contain(`1 AccessAudit resource(s) in force at start-up (the store ${dir}/data/access-audits.json): all`);
+    const again = spawnSidecar(['--config', config(dir)]);
+    const port = await step('sidecar without --rules starts', again.ready);
+    const c = clients(port);
+    try {
+      expect(await unary(c.audit, 'Record', { event: resourceEvent(1) })).to.deep.equal({ audited: true });
+    } finally {
+      c.close();
+      again.proc.kill('SIGTERM');
+      await again.exited;
+    }
+  });
+
+  it('stops on a corrupt AccessAudit store with exit code 2, in --check-config too', () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'data'));
+    writeFile(dir, 'data/access-audits.json', '{"format": 1, "accessAudits": [');
+    for (const extra of [['--check-config'], []]) {
+      const r = run(['--config', config(dir), ...extra], dir);
+      expect(r.code).to.equal(2);
+      expect(r.stderr).to.contain(`meshaudit: can't start: the AccessAudit store ${dir}/data/access-audits.json is corrupt`);
+    }
+    expect(fs.readdirSync(path.join(dir, 'data'))).to.deep.equal(['access-audits.json']);
+  });
+
   it('names a config file it cannot read', () => {
     const dir = tempDir();
     const r = run(['--config', path.join(dir, 'missing.yaml')], dir);

@@ -10,6 +10,7 @@ import { loadAccessAuditFiles, RulesFileError } from '../config/rules-files';
 import type { LoadedAudits } from '../config/rules-files';
 import * as grpc from '@grpc/grpc-js';
 import { StoreError } from '../store/errors';
+import { AccessAuditStore } from '../store/access-audit-store';
 import { CheckpointError } from '../store/checkpoint';
 import { ListenError } from '../server/grpc-server';
 import { DataDirLockError } from '../store/data-dir-lock';
@@ -63,10 +64,20 @@ async function main(): Promise<void> {
   const log = jsonLogger();
   for (const w of loaded.warnings) log.warn(`rules: ${w}`);
   if (args.checkConfig) {
+    // The rules in force at start-up: the store's, with the --rules files applied over them.
+    const store = new AccessAuditStore(config.dataDir, { knownTypes });
+    try {
+      store.load();
+    } catch (e) {
+      if (e instanceof StoreError) fail(`can't start: ${e.message}`);
+      throw e;
+    }
+    const inForce = (args.rules.length > 0 ? store.prepareSeed(loaded.audits).after : store.list()).map((a) => a.name);
     process.stdout.write(
       `configuration OK: zone ${config.zone}, gRPC ${config.grpcAddress}, data ${config.dataDir}\n` +
         config.backends.map((b) => `  file backend ${b.path} (rotation ${b.rotation.enabled ? 'on' : 'off'})\n`).join('') +
-        `  ${loaded.audits.length} AccessAudit resource(s): ${loaded.audits.map((a) => a.name).join(', ') || '(none: nothing is audited)'}\n`,
+        `  ${inForce.length} AccessAudit resource(s) in force at start-up (the store ${store.file}` +
+        `${args.rules.length > 0 ? ', with the --rules files applied' : ''}): ${inForce.join(', ') || '(none: nothing is audited)'}\n`,
     );
     return;
   }
@@ -94,7 +105,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onStopSignal('SIGTERM'));
   process.on('SIGINT', onStopSignal('SIGINT'));
   try {
-    sidecar = await startSidecar({ config, audits: loaded.audits, log });
+    sidecar = await startSidecar({ config, audits: args.rules.length > 0 ? loaded.audits : undefined, log });
   } catch (e) {
     // The state on disk cannot be used as it is: restarting will not help (exit 2, like bad config).
     if (e instanceof StoreError || e instanceof CheckpointError) fail(`can't start: ${e.message}`);
@@ -111,6 +122,10 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => {
     const reloadFailed = (e: unknown): void =>
       log.error('rules reload failed; the rules in force are kept', { err: e instanceof Error ? e.message : String(e) });
+    if (args.rules.length === 0) {
+      log.info('SIGHUP: no --rules files to reload; the AccessAudits of the store stay as they are');
+      return;
+    }
     try {
       const next = loadRules();
       for (const w of next.warnings) log.warn(`rules: ${w}`);

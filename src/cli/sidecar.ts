@@ -20,8 +20,12 @@ import type { RecordDateFormatter } from '../events/rfc3339';
 
 export interface SidecarOptions {
   config: Config;
-  /** The AccessAudits of the --rules files (validated): they seed the store (see src/store/access-audit-store.ts). */
-  audits: readonly AccessAudit[];
+  /**
+   * The AccessAudits of the --rules files (validated): they seed the store (see
+   * src/store/access-audit-store.ts). Undefined when no --rules file was given: the store is then
+   * left as it is, so starting without --rules never deletes what earlier files put there.
+   */
+  audits: readonly AccessAudit[] | undefined;
   log: Logger;
   now?: () => Date;
   dates?: RecordDateFormatter;
@@ -98,7 +102,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
   });
   store.load();
-  const seeded = store.prepareSeed(opts.audits);
+  const seeded = opts.audits === undefined ? undefined : store.prepareSeed(opts.audits);
   const checkpoint = new Checkpoint(config.dataDir, { fsync: config.fsync });
   const { state, droppedTail } = checkpoint.load();
   if (droppedTail) log.warn('checkpoint: dropped a torn last line (a crash during a commit; that batch was never acknowledged)');
@@ -114,8 +118,12 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
   await new Promise<void>((resolve, reject) =>
     checkpoint.commit({ seqs: new Map(), positions: opened }, (err) => (err ? reject(err) : resolve())),
   );
-  store.commit(seeded);
-  log.info('AccessAudits seeded from the rules files', { ...summarise(seeded) });
+  if (seeded !== undefined) {
+    store.commit(seeded);
+    log.info('AccessAudits seeded from the rules files', { ...summarise(seeded) });
+  } else {
+    log.info('no --rules files: the AccessAudits of the store are in force as they are', { file: store.file });
+  }
   const writer = new AuditWriter(sinks, checkpoint, {
     onError: (err, attempt) => log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
   });

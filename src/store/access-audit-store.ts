@@ -100,7 +100,7 @@ export class AccessAuditStore {
   load(): void {
     let text: string;
     try {
-      this.fs.mkdirSync(this.dir, { recursive: true });
+      // Read-only: --check-config loads the store too, and must write nothing.
       text = this.fs.readFileSync(this.file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
@@ -273,6 +273,7 @@ export class AccessAuditStore {
   private writeAtomically(text: string): void {
     const tmp = `${this.file}.tmp`;
     try {
+      this.fs.mkdirSync(this.dir, { recursive: true });
       const fd = this.fs.openSync(tmp, 'w');
       try {
         this.fs.writeFileSync(fd, text);
