@@ -251,6 +251,15 @@ describe('the README grpcurl session, through reflection, against the real sidec
     expect(await sidecar.exited).to.equal(0);
   });
 
+  it('runs every command the README shows (the README cannot drift from what is tested)', () => {
+    const readme = fs.readFileSync(path.resolve(__dirname, '../../README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### grpcurl'), readme.indexOf('## The AuditService protocol'));
+    const commands = section.split('\n').filter((l) => /^(grpcurl|jq|sed) /.test(l) || l.startsWith('{"'));
+    expect(commands.length).to.be.greaterThan(12);
+    const untested = commands.filter((c) => !HEADER.includes(c));
+    expect(untested).to.deep.equal([]);
+  });
+
   it('shows audits.yaml in the header as the file the commands read', () => {
     expect(HEADER).to.contain(`audits.yaml:\n\n${indented(AUDITS_YAML.trimEnd())}\n`);
   });
