@@ -3,6 +3,7 @@
 // a batch of 100 events allocates a second copy of everything. The handlers only read fields, and a
 // decoded protobufjs message already reads like the AuditEvent shape: absent strings are "" and absent
 // messages null (prototype defaults), repeated fields and maps are empty. Only uint64 needs converting.
+// Acks go the other way the same: encoded straight from the handler's objects.
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
@@ -19,6 +20,7 @@ export function fastAuditService(base: grpc.ServiceDefinition): grpc.ServiceDefi
   const root = protobuf.loadSync(path.join(protoDir(), AUDIT_PROTO));
   const streamRequest = root.lookupType('meshaudit.v1.StreamEventsRequest');
   const recordRequest = root.lookupType('meshaudit.v1.RecordRequest');
+  const streamResponse = root.lookupType('meshaudit.v1.StreamEventsResponse');
   return {
     ...base,
     StreamEvents: {
@@ -28,6 +30,9 @@ export function fastAuditService(base: grpc.ServiceDefinition): grpc.ServiceDefi
         m.firstSeq = toNumber(m.firstSeq);
         return m;
       },
+      // The acks are built by the handler with every field of the right JS type: encode them as they
+      // are, without proto-loader's fromObject copy.
+      responseSerialize: (ack: object) => streamResponse.encode(ack).finish() as Buffer,
     },
     Record: { ...base.Record, requestDeserialize: (buf: Buffer) => recordRequest.decode(buf) },
   };
