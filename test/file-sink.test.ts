@@ -210,6 +210,18 @@ describe('FileSink', () => {
       expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 20));
     });
 
+    it('fails a write to a file deleted behind its back, then writes the batch again to a new file', async () => {
+      const s = sink({ maxSizeBytes: 1_000_000 });
+      await s.open();
+      await s.write(lines(0, 1));
+      fs.unlinkSync(active);
+      let error: Error | undefined;
+      await s.write(lines(1, 1)).catch((e: Error) => (error = e));
+      expect(error?.message).to.match(/^can't write audit file .*: ENOENT/);
+      await s.write(lines(1, 1));
+      expect(allRecords().map((r) => r.n)).to.deep.equal([1]);
+    });
+
     it('rejects writes before open and after close, saying what was attempted', async () => {
       const s = sink();
       let err: Error | undefined;

@@ -112,8 +112,6 @@ export class FileSink implements Sink {
   private nameFloorMs = 0;
   /** A failed write that could not be cut back yet: done before anything else is written. */
   private pendingCut: SinkPosition | undefined;
-  /** A read handle on the active file, for checking writes (see watchHandle). */
-  private watch: { ino: number; fh: fsp.FileHandle } | undefined;
   /** The folder changed (file created or renamed) since it was last fsynced. */
   private dirSyncDue = false;
 
@@ -189,7 +187,6 @@ export class FileSink implements Sink {
     return this.serial(async () => {
       if (this.state === 'closed') return;
       this.state = 'closed';
-      await this.dropWatch();
       const stream = this.stream;
       this.stream = undefined;
       if (stream === undefined || stream.destroyed) {
@@ -269,43 +266,28 @@ export class FileSink implements Sink {
 
   /** Checks that the whole chunk landed (rfs ignores short writes), then fsyncs it if asked. */
   private async checkWritten(file: string, before: SinkPosition, bytes: number): Promise<void> {
-    const fh = await this.watchHandle(file, before.ino);
-    const st = await fh.stat();
+    // By path, on every write: a file deleted or replaced behind the sink's back (rfs would go on
+    // appending to the old inode) fails the write instead of acknowledging records nobody can read.
+    const st = await fsp.stat(file);
+    if (st.ino !== before.ino) {
+      throw new Error(`${file} is not the file that was written (inode ${st.ino}, expected ${before.ino}); was it replaced?`);
+    }
     if (st.size !== before.size + bytes) {
       throw new Error(`short write: ${st.size - before.size} of ${bytes} bytes reached the file (disk full or file size limit?)`);
     }
-    if (this.fsync) await fh.sync();
-    // A rotated file is never written again: let its handle go.
-    if (file !== this.key) await this.dropWatch();
+    if (this.fsync) {
+      const fh = await fsp.open(file, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
     if (this.fsync && this.dirSyncDue) {
       // A rename or a new file is durable only once its folder is: recovery looks files up by inode.
       await syncDir(this.dir);
       this.dirSyncDue = false;
     }
-  }
-
-  /**
-   * A read handle on the file being written, kept while it stays the active file, so that checking a
-   * write costs one fstat rather than open, fstat and close. Opened by path, it must be the file rfs
-   * writes to (same inode); a file replaced behind the sink's back fails the write.
-   */
-  private async watchHandle(file: string, ino: number): Promise<fsp.FileHandle> {
-    if (this.watch !== undefined && this.watch.ino === ino) return this.watch.fh;
-    await this.dropWatch();
-    const fh = await fsp.open(file, 'r');
-    const st = await fh.stat();
-    if (st.ino !== ino) {
-      await fh.close();
-      throw new Error(`${file} is not the file that was written (inode ${st.ino}, expected ${ino}); was it replaced?`);
-    }
-    this.watch = { ino, fh };
-    return fh;
-  }
-
-  private async dropWatch(): Promise<void> {
-    const w = this.watch;
-    this.watch = undefined;
-    await w?.fh.close();
   }
 
   /**
@@ -315,7 +297,6 @@ export class FileSink implements Sink {
    * never follow a partial batch.
    */
   private async failWrite(before: SinkPosition, cause: Error): Promise<Error> {
-    await this.dropWatch().catch(() => undefined); // the cut below reopens by inode; a stale handle must not linger
     const stream = this.stream;
     this.stream = undefined;
     if (stream !== undefined) {
