@@ -29,6 +29,9 @@ export interface CheckpointDelta {
 
 export class CheckpointError extends Error {}
 
+/** The checkpoint file holds something no crash leaves: restarting will not help. */
+export class CheckpointCorruptError extends CheckpointError {}
+
 /** Makes a rename or a new file in `dir` durable. */
 function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
@@ -63,6 +66,7 @@ function encode(delta: CheckpointDelta): string {
 export class Checkpoint {
   private fd = -1;
   private bytes = 0;
+  private closed = false;
   private readonly file: string;
   readonly state: CheckpointState = { seqs: new Map(), positions: new Map() };
 
@@ -92,7 +96,7 @@ export class Checkpoint {
         // Anything after a bad line would be applied out of order: a bad line in the middle means the
         // file was damaged by something other than a crash, which we refuse to guess about.
         if (nl >= 0 && nl < text.length - 1) {
-          throw new CheckpointError(`checkpoint ${this.file} is corrupt at byte ${good}; move it away to start over`);
+          throw new CheckpointCorruptError(`checkpoint ${this.file} is corrupt at byte ${good}; move it away to start over`);
         }
         droppedTail = true;
         break;
@@ -111,9 +115,21 @@ export class Checkpoint {
    * anything is acknowledged. Not reentrant: the writer commits one batch at a time.
    */
   commit(delta: CheckpointDelta, done: (err: Error | null) => void): void {
-    if (this.fd < 0) {
+    if (this.closed) {
       done(new CheckpointError(`checkpoint ${this.file} is closed`));
       return;
+    }
+    if (this.fd < 0) {
+      // A compaction renamed the new file into place but could not reopen it (EMFILE, EIO): try again
+      // now, rather than refusing every commit until a restart.
+      try {
+        this.fd = fs.openSync(this.file, 'a+');
+        this.bytes = fs.fstatSync(this.fd).size;
+      } catch (e) {
+        this.fd = -1;
+        done(new CheckpointError(`can't reopen checkpoint ${this.file}: ${(e as Error).message}`));
+        return;
+      }
     }
     for (const [k, v] of delta.seqs) this.state.seqs.set(k, v);
     for (const [k, v] of delta.positions) this.state.positions.set(k, v);
@@ -171,6 +187,7 @@ export class Checkpoint {
   }
 
   close(): void {
+    this.closed = true;
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
   }
