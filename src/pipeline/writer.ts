@@ -126,7 +126,9 @@ export class AuditWriter {
     // A write stuck in the kernel (a hung NFS mount) must not hold the process forever.
     await withTimeout(this.settled(), CLOSE_GRACE_MS);
     await withTimeout(Promise.all(this.sinks.map((s) => s.close())), CLOSE_GRACE_MS);
-    this.checkpoint.close();
+    // A commit still queued behind a hung disk keeps its descriptor: closing it now could let that
+    // write land in whatever file reuses the number. The process is about to exit anyway.
+    if (this.opsInFlight === 0) this.checkpoint.close();
   }
 
   private settled(): Promise<void> {
