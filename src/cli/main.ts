@@ -9,7 +9,7 @@ import type { Config } from '../config/types';
 import { loadAccessAuditFiles, RulesFileError } from '../config/rules-files';
 import type { LoadedAudits } from '../config/rules-files';
 import * as grpc from '@grpc/grpc-js';
-import { StoreError } from '../store/errors';
+import { StoreCorruptError, StoreError } from '../store/errors';
 import { AccessAuditStore } from '../store/access-audit-store';
 import { CheckpointCorruptError, CheckpointError } from '../store/checkpoint';
 import { ListenError } from '../server/grpc-server';
@@ -108,11 +108,11 @@ async function main(): Promise<void> {
     sidecar = await startSidecar({ config, audits: args.rules.length > 0 ? loaded.audits : undefined, log });
   } catch (e) {
     // The state on disk cannot be used as it is: restarting will not help (exit 2, like bad config).
-    if (e instanceof StoreError || e instanceof CheckpointCorruptError) fail(`can't start: ${e.message}`);
+    if (e instanceof StoreCorruptError || e instanceof CheckpointCorruptError) fail(`can't start: ${e.message}`);
     // The environment (a port in use, a file system error): one line, exit 1, a supervisor may retry.
     // File system errors arrive wrapped ("can't open audit file ...") with the system error as cause.
     const code = (e as NodeJS.ErrnoException).code ?? ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code;
-    if (e instanceof ListenError || e instanceof DataDirLockError || e instanceof CheckpointError || code !== undefined) {
+    if (e instanceof ListenError || e instanceof DataDirLockError || e instanceof CheckpointError || e instanceof StoreError || code !== undefined) {
       process.stderr.write(`meshaudit: can't start: ${(e as Error).message}\n`);
       process.exit(1);
     }

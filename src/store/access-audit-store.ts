@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { validateAccessAudit } from '../rules';
 import type { AccessAudit, Violation } from '../rules';
 import { InvalidArgumentError } from '../errors';
-import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreError } from './errors';
+import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreCorruptError, StoreError } from './errors';
 
 export const ACCESS_AUDITS_FILE = 'access-audits.json';
 /** Version of the file's layout, so that a later layout can migrate this one instead of guessing. */
@@ -254,7 +254,7 @@ export class AccessAuditStore {
       byName.set(res.audit.name, { ...res.audit, version: version as number, origin: origin as Origin });
     });
     if (problems.length > 0) {
-      throw new StoreError(
+      throw new StoreCorruptError(
         `the AccessAudit store ${this.file} holds resources this sidecar refuses ` +
           `(a type missing from meshaudit.extraResourceTypes, or a hand edit?):\n  ${problems.join('\n  ')}`,
       );
@@ -263,7 +263,7 @@ export class AccessAuditStore {
   }
 
   private corrupt(reason: string): StoreError {
-    return new StoreError(
+    return new StoreCorruptError(
       `the AccessAudit store ${this.file} is corrupt: ${reason}; restore it, or move it away to start ` +
         'with only the --rules files',
     );

@@ -34,3 +34,6 @@ export class StaleVersionError extends Error {
 
 /** The store's file cannot be read, parsed or written; the message names the file. */
 export class StoreError extends Error {}
+
+/** The store file holds what this sidecar refuses to load: restarting will not help (exit 2). */
+export class StoreCorruptError extends StoreError {}
