@@ -67,6 +67,8 @@ export class Checkpoint {
   private fd = -1;
   private bytes = 0;
   private closed = false;
+  /** A failed append may have left a partial line after `bytes`: cut before appending again. */
+  private cutDue = false;
   private readonly file: string;
   readonly state: CheckpointState = { seqs: new Map(), positions: new Map() };
 
@@ -143,17 +145,19 @@ export class Checkpoint {
       done(null);
       return;
     }
+    if (this.cutDue && !this.cutBack()) {
+      done(new CheckpointError(`can't cut checkpoint ${this.file} back to its last whole line`));
+      return;
+    }
     const buf = Buffer.from(encode(delta));
     fs.write(this.fd, buf, 0, buf.length, null, (writeErr, written) => {
       // A write can be short without an error (file size limit, a full disk): that is a failure too.
       const err = writeErr ?? (written < buf.length ? new Error(`short write: ${written} of ${buf.length} bytes`) : null);
       if (err) {
-        // A partial line left in the middle would make the next start refuse the file: cut it.
-        try {
-          fs.ftruncateSync(this.fd, this.bytes);
-        } catch {
-          // The append error below is what the caller acts on; a failed cut shows up at the next load.
-        }
+        // A partial line left in the middle would make the next start refuse the file: cut it, now or,
+        // if that fails too, before the next append.
+        this.cutDue = true;
+        this.cutBack();
         return done(new CheckpointError(`can't append to checkpoint ${this.file}: ${err.message}`));
       }
       this.bytes += buf.length;
@@ -162,6 +166,17 @@ export class Checkpoint {
         done(syncErr ? new CheckpointError(`can't fsync checkpoint ${this.file}: ${syncErr.message}`) : null),
       );
     });
+  }
+
+  /** Cuts the file back to its last whole line; false when that fails (it is tried again later). */
+  private cutBack(): boolean {
+    try {
+      fs.ftruncateSync(this.fd, this.bytes);
+      this.cutDue = false;
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Replaces the file with one line holding the whole state: the old file or the new one, never a torn one. */
