@@ -1,38 +1,23 @@
 // The one place where errors become gRPC statuses. Domain errors carry what the client needs; anything
 // unexpected becomes INTERNAL with a generic message (the details go to the log, never to the client).
 import * as grpc from '@grpc/grpc-js';
+import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
+import { protoDir } from './proto';
 import { InvalidArgumentError, SequenceGapError, SupersededError, UnavailableError } from '../errors';
 import { AlreadyExistsError, NotFoundError, StaleVersionError } from '../store/errors';
 
 // google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode
-// from the `grpc-status-details-bin` trailer (the richer error model).
-const rpcTypes = protobuf.Root.fromJSON({
-  nested: {
-    google: {
-      nested: {
-        protobuf: { nested: { Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } } } },
-        rpc: {
-          nested: {
-            Status: {
-              fields: {
-                code: { type: 'int32', id: 1 },
-                message: { type: 'string', id: 2 },
-                details: { rule: 'repeated', type: 'google.protobuf.Any', id: 3 },
-              },
-            },
-            BadRequest: {
-              fields: { field_violations: { rule: 'repeated', type: 'FieldViolation', id: 1 } },
-              nested: {
-                FieldViolation: { fields: { field: { type: 'string', id: 1 }, description: { type: 'string', id: 2 } } },
-              },
-            },
-          },
-        },
-      },
-    },
-  },
-});
+// from the `grpc-status-details-bin` trailer (the richer error model). The types come from the same
+// vendored protos that reflection serves, so what is sent is what grpcurl is told to expect.
+function loadRpcTypes(): protobuf.Root {
+  const root = new protobuf.Root();
+  // google/protobuf/* are protobufjs's built-in well-known types; google/rpc/* are vendored.
+  root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : path.join(protoDir(), target));
+  // keepCase: the proto's own field names, as the built-in google.protobuf.Any has them.
+  return root.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto'], { keepCase: true });
+}
+const rpcTypes = loadRpcTypes();
 const StatusType = rpcTypes.lookupType('google.rpc.Status');
 const BadRequestType = rpcTypes.lookupType('google.rpc.BadRequest');
 
