@@ -32,16 +32,18 @@ export interface SendOptions {
   onReconnect?: (err: Error) => void;
 }
 
-export function auditClient(address: string): grpc.Client & Record<string, Function> {
-  const { pkg } = loadMeshaudit();
-  return new pkg.AuditService(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, Function>;
+type AuditClient = grpc.Client & Record<string, Function>;
+
+/** A client of AuditService; `service` lets a caller that makes many parse the proto once. */
+export function auditClient(address: string, service: grpc.ServiceClientConstructor = loadMeshaudit().pkg.AuditService): AuditClient {
+  return new service(address, grpc.credentials.createInsecure()) as unknown as AuditClient;
 }
 
 /**
  * Streams one stream session: resolves with the last acked sequence when `events` (event i has
  * sequence i + 1) are all acknowledged; rejects on the first stream error.
  */
-function session(client: grpc.Client & Record<string, Function>, id: Identifier, events: readonly AuditEvent[], opts: SendOptions): Promise<number> {
+function session(client: AuditClient, id: Identifier, events: readonly AuditEvent[], opts: SendOptions): Promise<number> {
   const batchSize = opts.batchSize ?? 100;
   const window = opts.window ?? 8;
   return new Promise((resolve, reject) => {
@@ -92,8 +94,11 @@ function session(client: grpc.Client & Record<string, Function>, id: Identifier,
 export async function sendAll(address: string, id: Identifier, events: readonly AuditEvent[], opts: SendOptions = {}): Promise<void> {
   const deadline = Date.now() + (opts.deadlineMs ?? 60_000);
   let delayMs = 20;
+  // A fresh channel per attempt (so a restarted sidecar is reached at once, without grpc-js's
+  // reconnect backoff), but the proto is parsed once.
+  const service = loadMeshaudit().pkg.AuditService;
   for (;;) {
-    const client = auditClient(address);
+    const client = auditClient(address, service);
     try {
       await session(client, id, events, opts);
       return;
