@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
-import { MAIN, spawnSidecar } from './process';
+import { MAIN, spawnSidecar, writeSidecarConfig } from './process';
 import { clients, resourceEvent, tempDir, unary } from './helpers';
 
 function run(args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
@@ -20,9 +20,7 @@ function writeFile(dir: string, name: string, text: string): string {
 
 const RULES_ALL = 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n';
 
-function config(dir: string): string {
-  return writeFile(dir, 'meshaudit.yaml', `meshaudit:\n  dataDir: ${dir}/data\n  grpc:\n    address: 127.0.0.1:0\nkmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${dir}/audit/audit.log\n`);
-}
+const config = (dir: string): string => writeSidecarConfig(dir);
 
 /** Awaits `p`, failing with the step's name (not a bare mocha timeout) after 8 s. */
 async function step<T>(name: string, p: Promise<T>, context: () => string = () => ''): Promise<T> {
@@ -114,13 +112,13 @@ describe('meshaudit command line (real process)', function () {
     const port = await first.ready;
     try {
       const other = tempDir();
-      const cfg = writeFile(other, 'c.yaml', `meshaudit:\n  dataDir: ${other}/data\n  grpc:\n    address: 127.0.0.1:${port}\nkmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${other}/audit/audit.log\n`);
+      const cfg = writeSidecarConfig(other, { address: `127.0.0.1:${port}` });
       const r = run(['--config', cfg], other);
       expect(r.code).to.equal(1);
       expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('{'))).to.deep.equal([
         `meshaudit: can't start: can't listen on 127.0.0.1:${port} (meshaudit.grpc.address): the address is already in use (is another sidecar running?)`,
       ]);
-      expect(fs.readdirSync(other)).to.deep.equal(['c.yaml']);
+      expect(fs.readdirSync(other)).to.deep.equal(['meshaudit.yaml']);
     } finally {
       first.proc.kill('SIGTERM');
       await first.exited;

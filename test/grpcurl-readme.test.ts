@@ -75,7 +75,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
 import { readRecords, tempDir } from './helpers';
-import { spawnSidecar, type SpawnedSidecar } from './process';
+import { spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from './process';
 import { ReflectionClient, type Described, type JsonObject } from './reflection-client';
 
 /** The address the commands name: the default of meshaudit.grpc.address (make run). */
@@ -237,10 +237,7 @@ describe('the README grpcurl session, through reflection, against the real sidec
   before(async () => {
     dir = tempDir('meshaudit-grpcurl-');
     logPath = path.join(dir, 'audit', 'audit.log');
-    fs.writeFileSync(
-      path.join(dir, 'meshaudit.yaml'),
-      `meshaudit:\n  zone: default\n  dataDir: ${dir}/data\n  grpc:\n    address: 127.0.0.1:0\nkmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${logPath}\n`,
-    );
+    writeSidecarConfig(dir);
     fs.writeFileSync(path.join(dir, 'audits.yaml'), AUDITS_YAML);
     sidecar = spawnSidecar(['--config', path.join(dir, 'meshaudit.yaml'), '--rules', EXAMPLE_RULES], { cwd: dir, env: { TZ: 'UTC' } });
     client = new ReflectionClient(await sidecar.ready);

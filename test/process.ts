@@ -1,5 +1,6 @@
 // Spawning the real built sidecar, as an operator runs it.
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
@@ -39,6 +40,20 @@ export function spawnSidecar(args: string[], opts: { cwd?: string; env?: NodeJS.
   });
   ready.catch(() => {});
   return { proc, ready, exited, stderr: () => err, stdout: () => out };
+}
+
+/**
+ * Writes `<dir>/meshaudit.yaml`, the smallest config a spawned sidecar needs: state in `<dir>/data`,
+ * records in `<dir>/audit/audit.log`, gRPC on `address` (a free port by default). Returns its path.
+ */
+export function writeSidecarConfig(dir: string, opts: { zone?: string; address?: string } = {}): string {
+  const file = path.join(dir, 'meshaudit.yaml');
+  fs.writeFileSync(
+    file,
+    `meshaudit:\n  zone: ${opts.zone ?? 'default'}\n  dataDir: ${dir}/data\n  grpc:\n    address: ${opts.address ?? '127.0.0.1:0'}\n` +
+      `kmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${dir}/audit/audit.log\n`,
+  );
+  return file;
 }
 
 /** A port that was free a moment ago, so that a restarted sidecar listens where its client reconnects. */

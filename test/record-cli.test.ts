@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { freePort, spawnSidecar, type SpawnedSidecar } from './process';
+import { freePort, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from './process';
 import { readRecords, tempDir } from './helpers';
 
 const RECORD = path.resolve(__dirname, '../src/cli/record-cli.js');
@@ -35,11 +35,7 @@ function record(args: string[], opts: { input?: string; onStdout?: (all: string)
 /** A sidecar process of zone-1 with the example rules (every type but the *Insight ones), dates in UTC. */
 async function startSidecar(dir: string): Promise<{ sidecar: SpawnedSidecar; address: string; logPath: string }> {
   const logPath = path.join(dir, 'audit', 'audit.log');
-  const config = path.join(dir, 'meshaudit.yaml');
-  fs.writeFileSync(
-    config,
-    `meshaudit:\n  zone: zone-1\n  dataDir: ${dir}/data\n  grpc:\n    address: 127.0.0.1:0\nkmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${logPath}\n`,
-  );
+  const config = writeSidecarConfig(dir, { zone: 'zone-1' });
   const sidecar = spawnSidecar(['--config', config, '--rules', EXAMPLE_RULES], { env: { TZ: 'UTC' } });
   return { sidecar, address: `127.0.0.1:${await sidecar.ready}`, logPath };
 }
