@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
+import * as protobuf from 'protobufjs';
+import { wireTypes } from '../src/wire/stream-request';
 import type { Sidecar } from '../src/cli/sidecar';
 import type { Sink, SinkPosition } from '../src/backends/sink';
 import { fieldViolationsOf } from '../src/server/status';
@@ -69,6 +71,38 @@ describe('AuditService over a real gRPC server', () => {
     expect((await s.next()).ackedSeq).to.equal(5);
     expect(readRecords(logPath)).to.have.length(3);
     s.call.end();
+  });
+
+  it('rejects an event that is not valid protobuf by index, and writes the others of its batch', async () => {
+    // A raw client: proto-loader's could not send a malformed event.
+    const { event, streamResponse } = { event: wireTypes().event, streamResponse: wireTypes().streamResponse };
+    const raw = new grpc.Client(`127.0.0.1:${sidecar.port}`, grpc.credentials.createInsecure());
+    const call = raw.makeBidiStreamRequest(
+      '/meshaudit.v1.AuditService/StreamEvents',
+      (b: Buffer) => b,
+      (b: Buffer) => streamResponse.toObject(streamResponse.decode(b), { longs: Number }),
+    );
+    const acks: Array<Record<string, unknown>> = [];
+    const twoAcks = new Promise<void>((resolve) => call.on('data', (m) => acks.push(m) === 2 && resolve()));
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    call.on('error', () => {}); // the status says it
+    const w = protobuf.Writer.create();
+    w.uint32((1 << 3) | 2).fork().uint32((1 << 3) | 2).string(ID.zone).uint32((2 << 3) | 2).string(ID.instance).ldelim();
+    w.uint32((2 << 3) | 0).uint64(1);
+    w.uint32((3 << 3) | 2).bytes(event.encode(resourceEvent(1)).finish());
+    w.uint32((3 << 3) | 2).bytes(Uint8Array.of(0x1a, 0x02, 0x43, 0x52, 0x4f)); // action "CR", then field 9 of wire type 7
+    w.uint32((3 << 3) | 2).bytes(event.encode(resourceEvent(3)).finish());
+    try {
+      call.write(Buffer.from(w.finish()));
+      await twoAcks;
+      expect(acks[1]).to.include({ ackedSeq: 3, recorded: 2 });
+      expect(acks[1].rejected).to.deep.equal([{ index: 1, reason: 'event: not a valid protobuf Event message (invalid wire type 7 at offset 5)' }]);
+      expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal(['route-1', 'route-3']);
+      call.end();
+      expect((await status).code).to.equal(grpc.status.OK);
+    } finally {
+      raw.close();
+    }
   });
 
   it('acknowledges repeated sequences without writing them twice', async () => {

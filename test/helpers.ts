@@ -7,7 +7,6 @@ import type { Config, RotationConfig } from '../src/config/types';
 import type { AccessAudit } from '../src/rules';
 import { startSidecar, type Sidecar, type SidecarOptions } from '../src/cli/sidecar';
 import { silentLogger } from '../src/log';
-import { RecordDateFormatter } from '../src/events/rfc3339';
 import { loadMeshaudit } from '../src/server/proto';
 
 export function tempDir(prefix = 'meshaudit-'): string {
@@ -38,7 +37,7 @@ export async function startTestSidecar(
   audits: readonly AccessAudit[] = [AUDIT_ALL],
   extra: Partial<SidecarOptions> = {},
 ): Promise<Sidecar> {
-  return startSidecar({ config, audits, log: silentLogger, dates: new RecordDateFormatter(() => 0), ...extra });
+  return startSidecar({ config, audits, log: silentLogger, utcOffsetMinutes: 0, ...extra });
 }
 
 /** Every record line of a backend, oldest file first (rotated files by name, then the active file). */

@@ -16,7 +16,6 @@ import { AuditServiceImpl } from '../server/audit-service';
 import { bindGrpcServer, serveGrpc } from '../server/grpc-server';
 import type { BoundGrpcServer } from '../server/grpc-server';
 import { RuleServiceImpl } from '../server/rule-service';
-import type { RecordDateFormatter } from '../events/rfc3339';
 
 export interface SidecarOptions {
   config: Config;
@@ -28,7 +27,8 @@ export interface SidecarOptions {
   audits: readonly AccessAudit[] | undefined;
   log: Logger;
   now?: () => Date;
-  dates?: RecordDateFormatter;
+  /** A fixed UTC offset for record dates, in minutes (tests); undefined: the machine's local time zone. */
+  utcOffsetMinutes?: number;
   /** Replaces the configured file backends (tests that need a sink they control). */
   sinks?: Sink[];
 }
@@ -128,7 +128,11 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     onError: (err, attempt) => log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
   });
   const rules = compileRules(store.list(), config.skipDefaultTypes);
-  const pipeline = new AuditPipeline(writer, rules, state.seqs, { zone: config.zone, now: () => now().getTime(), dates: opts.dates });
+  const pipeline = new AuditPipeline(writer, rules, state.seqs, {
+    zone: config.zone,
+    now: () => now().getTime(),
+    utcOffsetMinutes: opts.utcOffsetMinutes,
+  });
   const audit = new AuditServiceImpl(pipeline, writer, log);
   const ruleService = new RuleServiceImpl({ store, pipeline, knownTypes, skipDefaultTypes: config.skipDefaultTypes, log });
   const grpcServer = serveGrpc(bound, { audit, rules: ruleService, log });

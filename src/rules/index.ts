@@ -10,4 +10,4 @@ export {
   type ParseResult,
   type ValidateOptions,
 } from './parse';
-export { compileRules, type CompiledRules, type RuleMatch, type RuleSubject } from './matcher';
+export { compileRules, MESH_RESOURCE_TYPE, type CompiledRules, type RuleMatch, type RuleSubject } from './matcher';

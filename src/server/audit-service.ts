@@ -1,17 +1,14 @@
 // AuditService handlers: gRPC in and out, everything else in the pipeline.
 import * as grpc from '@grpc/grpc-js';
 import type { AuditEvent } from '../events/event';
+import type { ScannedStreamRequest } from '../wire/stream-request';
 import type { AuditPipeline, BatchResult } from '../pipeline/pipeline';
 import type { AuditWriter } from '../pipeline/writer';
 import { InvalidArgumentError, SupersededError, UnavailableError } from '../errors';
 import type { Logger } from '../log';
 import { toStatus } from './status';
 
-interface StreamRequest {
-  identifier: { zone: string; instance: string } | null;
-  firstSeq: number;
-  events: AuditEvent[];
-}
+type StreamRequest = ScannedStreamRequest;
 
 type StreamResponse = Omit<BatchResult, 'rejected'> & { rejected: Array<{ index: number; reason: string }> };
 
@@ -56,9 +53,9 @@ class EventStream {
         log.info('control plane stream opened', { identifier: key, resumeFrom: ackedSeq + 1, peer: this.call.getPeer() });
         this.call.write({ ackedSeq, firstSeq: 0, recorded: 0, skipped: 0, duplicates: 0, rejected: [] });
       }
-      if (req.events.length === 0) return;
+      if (req.eventCount === 0) return;
       this.inflight++;
-      pipeline.submitBatch(this.key, req.firstSeq, req.events, (err, res) => this.onCommitted(err, res));
+      pipeline.submitBatch(this.key, req.firstSeq, req, (err, res) => this.onCommitted(err, res));
       this.applyBackpressure();
     } catch (err) {
       this.fail(err);

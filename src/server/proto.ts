@@ -1,16 +1,9 @@
 // Loads the public contract. The conversion options fix the JS shape the handlers see.
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { AUDIT_PROTO, protoDir } from '../wire/proto-files';
 
-/** proto/ at the package root: dist/src/server -> ../../../proto, src/server -> ../../proto. */
-export function protoDir(): string {
-  const fromDist = path.resolve(__dirname, '../../../proto');
-  const fromSrc = path.resolve(__dirname, '../../proto');
-  return require('node:fs').existsSync(path.join(fromDist, 'meshaudit')) ? fromDist : fromSrc;
-}
-
-export const AUDIT_PROTO = 'meshaudit/v1/audit.proto';
+export { AUDIT_PROTO, protoDir };
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false, // camelCase: the names grpcurl and the JSON form use

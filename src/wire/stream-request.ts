@@ -1,0 +1,112 @@
+// The StreamEvents request on the wire, read in two passes. gRPC's deserializer only scans the top
+// level (identifier, first_seq, how many events): enough to check sequences. The events are read where
+// they are evaluated, one by one from their own bytes (src/pipeline/evaluate-batch.ts): most need no
+// decoding into objects at all (src/pipeline/plain-record.ts), and a malformed event is one rejected
+// event rather than a failed stream.
+import * as path from 'node:path';
+import * as protobuf from 'protobufjs';
+import type { AuditEvent } from '../events/event';
+import { AUDIT_PROTO, protoDir } from './proto-files';
+
+type Long = { toNumber(): number };
+
+/** StreamEventsRequest field numbers (proto/meshaudit/v1/audit.proto). */
+const IDENTIFIER_FIELD = 1;
+const FIRST_SEQ_FIELD = 2;
+const EVENTS_FIELD = 3;
+const LENGTH_DELIMITED = 2;
+
+interface WireTypes {
+  identifier: protobuf.Type;
+  event: protobuf.Type;
+  recordRequest: protobuf.Type;
+  streamResponse: protobuf.Type;
+}
+
+let types: WireTypes | undefined;
+
+/** The protobufjs types of the audit proto, loaded once. */
+export function wireTypes(): WireTypes {
+  if (types === undefined) {
+    const root = protobuf.loadSync(path.join(protoDir(), AUDIT_PROTO));
+    types = {
+      identifier: root.lookupType('meshaudit.v1.Identifier'),
+      event: root.lookupType('meshaudit.v1.Event'),
+      recordRequest: root.lookupType('meshaudit.v1.RecordRequest'),
+      streamResponse: root.lookupType('meshaudit.v1.StreamEventsResponse'),
+    };
+  }
+  return types;
+}
+
+export function toNumber(v: number | Long): number {
+  return typeof v === 'number' ? v : v.toNumber();
+}
+
+/** A StreamEvents request with its events still encoded. */
+export interface ScannedStreamRequest {
+  identifier: { zone: string; instance: string } | null;
+  firstSeq: number;
+  /** How many events the request carries. */
+  eventCount: number;
+  /** The whole request as received: the events are read from it later (eachEvent). */
+  bytes: Uint8Array;
+}
+
+/**
+ * Reads the top level of a StreamEventsRequest: the identifier in full, first_seq, and the number of
+ * events, whose bytes are skipped. Throws on a request that is not valid protobuf at that level.
+ */
+export function scanStreamRequest(bytes: Uint8Array): ScannedStreamRequest {
+  const r = protobuf.Reader.create(bytes);
+  let identifier: { zone: string; instance: string } | null = null;
+  let firstSeq = 0;
+  let eventCount = 0;
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    switch (tag >>> 3) {
+      case IDENTIFIER_FIELD:
+        identifier = wireTypes().identifier.decode(r, r.uint32()) as unknown as { zone: string; instance: string };
+        break;
+      case FIRST_SEQ_FIELD:
+        firstSeq = toNumber(r.uint64() as unknown as number | Long);
+        break;
+      case EVENTS_FIELD:
+        if ((tag & 7) !== LENGTH_DELIMITED) throw new Error(`events: wire type ${tag & 7}, want ${LENGTH_DELIMITED}`);
+        r.skip(r.uint32());
+        eventCount++;
+        break;
+      default:
+        r.skipType(tag & 7);
+    }
+  }
+  return { identifier, firstSeq, eventCount, bytes };
+}
+
+/**
+ * Calls `each` with the offsets of the events of a StreamEventsRequest (already scanned), from index
+ * `from` on.
+ */
+export function eachEvent(bytes: Uint8Array, from: number, each: (index: number, start: number, end: number) => void): void {
+  const r = protobuf.Reader.create(bytes);
+  let index = 0;
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag >>> 3 !== EVENTS_FIELD || (tag & 7) !== LENGTH_DELIMITED) {
+      r.skipType(tag & 7);
+      continue;
+    }
+    const length = r.uint32();
+    if (index >= from) each(index, r.pos, r.pos + length);
+    r.pos += length;
+    index++;
+  }
+}
+
+/**
+ * The Event in buf[start, end) decoded by protobufjs: it reads like an AuditEvent (absent strings are
+ * "", absent messages null). Throws when it is not a valid Event.
+ */
+export function decodeEvent(buf: Uint8Array, start: number, end: number): AuditEvent {
+  return wireTypes().event.decode(buf.subarray(start, end)) as unknown as AuditEvent;
+}
