@@ -13,7 +13,7 @@ import { compileRules, type AccessAudit, type CompiledRules } from '../src/rules
 import { decodeEvent, eachEvent } from '../src/wire/stream-request';
 import { ResourceEventScanner } from '../src/wire/resource-event';
 import { AsciiCache } from '../src/wire/ascii-cache';
-import { DateBytes, FALLBACK, RECORDED, RecordBuffer, SKIPPED, writePlainRecord } from '../src/pipeline/plain-record';
+import { RecordStarts, FALLBACK, RECORDED, RecordBuffer, SKIPPED, writePlainRecord } from '../src/pipeline/plain-record';
 
 const RECEIVED_MS = Date.UTC(2030, 0, 1, 12, 0, 0, 250);
 const dates = new RecordDateFormatter(() => 120);
@@ -73,7 +73,7 @@ function plain(event: Uint8Array, rules: CompiledRules): number {
     scanner: new ResourceEventScanner(),
     dates,
     dateParser: { parse: (t: string) => Date.parse(t) } as never,
-    dateBytes: new DateBytes(),
+    starts: new RecordStarts(),
     strings: new AsciiCache(),
     subject: { action: '', resource: { type: '', name: '', mesh: '' } },
   };

@@ -9,7 +9,7 @@ import type { AuditEvent } from '../events/event';
 import { decodeEvent, eachEvent } from '../wire/stream-request';
 import { ResourceEventScanner } from '../wire/resource-event';
 import { AsciiCache } from '../wire/ascii-cache';
-import { DateBytes, RECORDED, RecordBuffer, SKIPPED, writePlainRecord, type PlainContext } from './plain-record';
+import { RecordStarts, RECORDED, RecordBuffer, SKIPPED, writePlainRecord, type PlainContext } from './plain-record';
 
 export interface Rejection {
   index: number;
@@ -48,7 +48,7 @@ export class BatchEvaluator {
       scanner: new ResourceEventScanner(),
       dates,
       dateParser: this.times.date,
-      dateBytes: new DateBytes(),
+      starts: new RecordStarts(),
       strings: new AsciiCache(),
       subject: { action: '', resource: { type: '', name: '', mesh: '' } },
     };

@@ -1,7 +1,7 @@
-// Where the fields of an encoded Event lie, for the common case only: a resource action (no token),
-// well-formed. A field sent twice counts once, the last, as protobufjs decodes it. Nothing is decoded or copied: the caller reads the
-// few strings it needs and copies the others straight into the record (src/pipeline/plain-record.ts).
-// Anything else (a token, an unexpected wire type, a truncated message)
+// Where the fields of an encoded Event lie, for the common case only: a well-formed resource action (no
+// token). Nothing is decoded or copied: the caller reads the few strings it needs and copies the others
+// straight into the record (src/pipeline/plain-record.ts). A field sent twice counts once, the last,
+// as protobufjs decodes it. Anything else (a token, an unexpected wire type, a truncated message)
 // makes scan() return false, and the event takes the way every event can take: protobufjs decoding and
 // the reference checks, which then decide (src/pipeline/evaluate-batch.ts).
 
