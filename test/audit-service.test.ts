@@ -105,6 +105,22 @@ describe('AuditService over a real gRPC server', () => {
     }
   });
 
+  it('ends a stream whose request is not valid protobuf with INVALID_ARGUMENT naming the problem', async () => {
+    const raw = new grpc.Client(`127.0.0.1:${sidecar.port}`, grpc.credentials.createInsecure());
+    const call = raw.makeBidiStreamRequest('/meshaudit.v1.AuditService/StreamEvents', (b: Buffer) => b, (b: Buffer) => b);
+    const failed = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    try {
+      call.write(Buffer.of(0x1a, 0x7f, 0x00)); // events: 127 bytes announced, 1 sent
+      const err = await failed;
+      expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
+      expect(fieldViolationsOf(err.metadata)).to.deep.equal([
+        { field: 'request', description: 'not a valid StreamEventsRequest: index out of range: 2 + 127 > 3' },
+      ]);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('acknowledges repeated sequences without writing them twice', async () => {
     const s = openStream(c.audit);
     s.call.write({ identifier: ID });

@@ -41,6 +41,9 @@ class EventStream {
     if (this.ended) return;
     const { pipeline, log } = this.service;
     try {
+      if (req.malformed !== undefined) {
+        throw new InvalidArgumentError([{ field: 'request', description: `not a valid StreamEventsRequest: ${req.malformed}` }]);
+      }
       if (this.key === undefined) {
         if (req.identifier === null) {
           throw new InvalidArgumentError([{ field: 'identifier', description: 'required on the first request of a stream' }]);

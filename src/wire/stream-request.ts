@@ -51,13 +51,24 @@ export interface ScannedStreamRequest {
   eventCount: number;
   /** The whole request as received: the events are read from it later (eachEvent). */
   bytes: Uint8Array;
+  /** Why the request could not be read, when it could not: the handler refuses it naming this. */
+  malformed?: string;
 }
 
 /**
  * Reads the top level of a StreamEventsRequest: the identifier in full, first_seq, and the number of
- * events, whose bytes are skipped. Throws on a request that is not valid protobuf at that level.
+ * events, whose bytes are skipped. A request that is not valid protobuf at that level comes back with
+ * `malformed` set rather than thrown: grpc-js would answer a throw with a bare INTERNAL.
  */
 export function scanStreamRequest(bytes: Uint8Array): ScannedStreamRequest {
+  try {
+    return scan(bytes);
+  } catch (err) {
+    return { identifier: null, firstSeq: 0, eventCount: 0, bytes, malformed: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+function scan(bytes: Uint8Array): ScannedStreamRequest {
   const r = protobuf.Reader.create(bytes);
   let identifier: { zone: string; instance: string } | null = null;
   let firstSeq = 0;
