@@ -1,17 +1,15 @@
-// The floor (issue 4): the same encoded batches scenario 1 sends, decoded (protobufjs, straight into
-// its message objects), validated, evaluated against the same rules and formatted with meshaudit's own
-// modules, and written through the same file sink, one write per batch, by one process with no gRPC
-// and no checkpoint. What meshaudit costs beyond this is what gRPC, sequencing and commits cost.
+// The floor (issue 4): the same encoded batches scenario 1 sends, read, validated, evaluated against the
+// same rules and formatted by meshaudit's own batch evaluator (src/pipeline/evaluate-batch.ts, the
+// code the sidecar runs per batch), and written through the same file sink, one write per batch, by
+// one process with no gRPC and no checkpoint. What meshaudit costs beyond this is what gRPC, sequencing and commits cost.
 //
 // argv[2] is a JSON FloorSpec; prints one JSON line {"result": FloorResult} and exits.
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { FileSink } from '../src/backends/file';
 import { loadAccessAuditFiles } from '../src/config/rules-files';
-import type { AuditEvent } from '../src/events/event';
-import { formatRecord } from '../src/events/format-record';
 import { RecordDateFormatter } from '../src/events/rfc3339';
-import { validateEvent, newEventTimeParsers } from '../src/events/validate-event';
+import { BatchEvaluator } from '../src/pipeline/evaluate-batch';
 import { compileRules, DEFAULT_SKIP_TYPES, KNOWN_RESOURCE_TYPES } from '../src/rules';
 import { cachedStream, loadCodec } from './events';
 
@@ -67,26 +65,14 @@ async function main(): Promise<void> {
   await sink.open();
   const prepareMs = performance.now() - t0;
   const counts = { recorded: 0, skipped: 0, rejected: 0 };
-  const times = newEventTimeParsers();
+  const evaluator = new BatchEvaluator(rules, dates);
 
   const process1 = (buf: Buffer): Buffer => {
-    const req = codec.StreamEventsRequest.decode(buf) as unknown as { events: AuditEvent[] };
-    const receivedMs = Date.now();
-    let lines = '';
-    for (const raw of req.events) {
-      const check = validateEvent(raw, receivedMs, times);
-      if (!check.ok) {
-        counts.rejected++;
-        continue;
-      }
-      if (rules.covers(check.event)) {
-        lines += formatRecord(check.event, dates);
-        counts.recorded++;
-      } else {
-        counts.skipped++;
-      }
-    }
-    return Buffer.from(lines);
+    const out = evaluator.evaluate({ bytes: buf, from: 0, receivedMs: Date.now() });
+    counts.recorded += out.recorded;
+    counts.skipped += out.skipped;
+    counts.rejected += out.rejected.length;
+    return out.data;
   };
   const run = async (from: number, to: number, deadline: number): Promise<number> => {
     const pending: Array<Promise<unknown>> = [];
