@@ -5,6 +5,7 @@
 //   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream naive-unary s1..s6)
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
+//   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
 //
 // Every child process is killed and every temp folder removed on any exit; every wait has a time
 // limit, and a watchdog ends the whole run if it ever overruns. Targets print PASS or MISS and never
@@ -25,6 +26,7 @@ import { markdown, notesText, targetsText, textTable, type Machine, type Scenari
 const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const PROFILE = process.env.BENCH_PROFILE === '1';
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 
 /**
  * Sized for this 2-core machine: the full run stays under 5 minutes, the quick one near 30 s. Each
@@ -291,7 +293,7 @@ function emptyResult(id: string, title: string): ScenarioResult {
 async function startServer(s: ServerScenario, dir: string): Promise<{ server: Child; port: number }> {
   const auditDir = path.join(dir, 'audit');
   fs.mkdirSync(auditDir, { recursive: true });
-  const flags = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, s.id)] : [];
+  const flags = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, s.id)] : []), ...NODE_FLAGS];
   if (s.server === 'meshaudit') {
     const config = sidecarConfig(dir, s.fsync ?? false);
     const rules = [BASE_RULES, ...(s.rulesFiles?.() ?? [])];

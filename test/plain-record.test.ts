@@ -11,9 +11,10 @@ import { reasonOf, validateEvent } from '../src/events/validate-event';
 import { formatRecord } from '../src/events/format-record';
 import { compileRules, type AccessAudit, type CompiledRules } from '../src/rules';
 import { decodeEvent, eachEvent } from '../src/wire/stream-request';
-import { ResourceEventScanner } from '../src/wire/resource-event';
+import { EventScanner } from '../src/wire/event-spans';
+import { newEventTimeParsers } from '../src/events/validate-event';
 import { AsciiCache } from '../src/wire/ascii-cache';
-import { RecordStarts, FALLBACK, RECORDED, RecordBuffer, SKIPPED, writePlainRecord } from '../src/pipeline/plain-record';
+import { FALLBACK, RECORDED, RecordBuffer, SKIPPED, newPlainContext, writePlainRecord } from '../src/pipeline/plain-record';
 
 const RECEIVED_MS = Date.UTC(2030, 0, 1, 12, 0, 0, 250);
 const dates = new RecordDateFormatter(() => 120);
@@ -69,14 +70,7 @@ function evaluate(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
 
 function plain(event: Uint8Array, rules: CompiledRules): number {
   const buf = Buffer.from(event);
-  const ctx = {
-    scanner: new ResourceEventScanner(),
-    dates,
-    dateParser: { parse: (t: string) => Date.parse(t) } as never,
-    starts: new RecordStarts(),
-    strings: new AsciiCache(),
-    subject: { action: '', resource: { type: '', name: '', mesh: '' } },
-  };
+  const ctx = newPlainContext(dates, newEventTimeParsers(), new EventScanner(), new AsciiCache());
   return writePlainRecord(buf, 0, buf.length, RECEIVED_MS, rules, ctx, new RecordBuffer(16));
 }
 
@@ -114,7 +108,55 @@ function resourceEvent(over: { id?: string; date?: string; action?: string; type
   return parts;
 }
 
+interface TokenSpec {
+  action?: string;
+  id?: string;
+  expiresAt?: string;
+  mesh?: string;
+  tags?: Array<[string, string]>;
+  name?: string;
+  claimsGroups?: string[];
+  zone?: string;
+  scope?: string[];
+  claims?: boolean;
+}
+
+function tokenEvent(over: TokenSpec = {}): Part[] {
+  const o = { action: 'GENERATE_DATAPLANE_TOKEN', id: 'tok-1', expiresAt: '2024-05-02T10:00:00Z', mesh: 'demo', tags: [['kuma.io/service', 'backend'], ['version', 'v1']] as Array<[string, string]>, name: '', claimsGroups: [] as string[], zone: '', scope: [] as string[], claims: true, ...over };
+  const claims: Part[] = [];
+  if (o.mesh !== '') claims.push([1, o.mesh]);
+  for (const [k, v] of o.tags) claims.push([2, [...(k === '' ? [] : [[1, k] as Part]), ...(v === '' ? [] : [[2, v] as Part])]]);
+  if (o.name !== '') claims.push([3, o.name]);
+  for (const g of o.claimsGroups) claims.push([4, g]);
+  if (o.zone !== '') claims.push([5, o.zone]);
+  for (const sc of o.scope) claims.push([6, sc]);
+  const token: Part[] = [[1, o.id]];
+  if (o.expiresAt !== '') token.push([2, o.expiresAt]);
+  if (o.claims) token.push([3, claims]);
+  return [[1, 'e-9'], [2, '2024-05-01T10:00:00Z'], [3, o.action], [5, token], [6, [[1, 'john@kuma.io'], [2, 'team-a']]]];
+}
+
 describe('plain records', () => {
+  it('takes the plain way for ordinary token events, and writes what the reference writes', () => {
+    const events = [
+      tokenEvent(),
+      tokenEvent({ tags: [['z', '1'], ['a', ''], ['', 'empty key'], ['m', '2']] }),
+      tokenEvent({ action: 'GENERATE_USER_TOKEN', mesh: '', tags: [], name: 'jane', claimsGroups: ['admins', 'team-b'], expiresAt: '' }),
+      tokenEvent({ action: 'GENERATE_ZONE_TOKEN', mesh: '', tags: [], zone: 'zone-1', scope: ['egress', 'ingress'] }),
+      tokenEvent({ action: 'GENERATE_ZONE_CP_TOKEN', mesh: '', tags: [], zone: 'zone-2' }),
+      tokenEvent({ claims: false }),
+      tokenEvent({ mesh: '', tags: [] }),
+      tokenEvent({ tags: [['__proto__', 'x'], ['constructor', 'y']] }),
+    ];
+    for (const e of events) {
+      expect(plain(encode(e), ALL), JSON.stringify(e)).to.equal(RECORDED);
+      same([encode(e)], ALL);
+      same([encode(e)], SOME_RULES);
+    }
+    same(events.map(encode), ALL);
+    expect(plain(encode(tokenEvent()), NONE)).to.equal(SKIPPED);
+  });
+
   it('takes the plain way for ordinary resource events, and writes what the reference writes', () => {
     const events = [
       resourceEvent(),
@@ -135,8 +177,21 @@ describe('plain records', () => {
 
   it('leaves to the reference way what it does not handle, with the same result', () => {
     const cases: Array<[string, Part[]]> = [
-      ['a token', [[3, 'GENERATE_DATAPLANE_TOKEN'], [5, [[1, 't-1'], [3, [[1, 'demo']]]]], [6, [[1, 'u']]]]],
       ['a token action with a resource', resourceEvent({ action: 'GENERATE_USER_TOKEN' })],
+      ['a resource action with a token', tokenEvent({ action: 'CREATE' })],
+      ['a token and a resource', [...tokenEvent(), [4, [[1, 'Mesh'], [2, 'm']]]]],
+      ['a token without id', tokenEvent({ id: '' })],
+      ['a token id of 1025 characters', tokenEvent({ id: 't'.repeat(1025) })],
+      ['a bad expiry', tokenEvent({ expiresAt: 'tomorrow' })],
+      ['a tag key twice', tokenEvent({ tags: [['a', '1'], ['b', '2'], ['a', '3']] })],
+      ['a non-ASCII tag key', tokenEvent({ tags: [['zé', '1'], ['z', '2']] })],
+      ['a tag value with a quote', tokenEvent({ tags: [['a', 'x"y']] })],
+      ['a tag value of 1025 characters', tokenEvent({ tags: [['a', 'v'.repeat(1025)]] })],
+      ['65 tags', tokenEvent({ tags: Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'] as [string, string]) })],
+      ['65 scopes', tokenEvent({ scope: Array.from({ length: 65 }, (_, i) => `s${i}`) })],
+      ['a claims group of 1025 characters', tokenEvent({ claimsGroups: ['g'.repeat(1025)] })],
+      ['a claims mesh with a backslash', tokenEvent({ mesh: 'de\\mo' })],
+      ['a tag entry sent as a varint', [...tokenEvent({ tags: [] }).slice(0, 4), [5, [[1, 't'], [3, [[2, { varint: 3 }]]]]]]],
       ['no action', resourceEvent({ action: '' })],
       ['an unknown action', resourceEvent({ action: 'UPDATES' })],
       ['a lowercase action', resourceEvent({ action: 'update' })],
@@ -179,7 +234,7 @@ describe('plain records', () => {
         }
       }
     }
-    expect(plain(encode(cases[0][1]), ALL)).to.equal(FALLBACK);
+    expect(plain(encode(cases[0][1]), ALL), 'a token action with a resource').to.equal(FALLBACK);
     expect(plain(encode(resourceEvent({ name: 'wéb' })), ALL)).to.equal(FALLBACK);
   });
 
@@ -208,8 +263,9 @@ describe('plain records', () => {
       return seed % n;
     };
     const pick = <T>(list: readonly T[]): T => list[random(list.length)];
-    const strings = ['', 'a', 'demo', 'm1', 'Mesh', 'TrafficPermission', 'DataplaneInsight', 'Secret', 'wé', 'q"', 'b\\s', 'x'.repeat(1024), 'é'.repeat(513), '😀'];
+    const strings = ['', 'a', 'b', 'demo', 'm1', 'Mesh', 'TrafficPermission', 'DataplaneInsight', 'Secret', 'wé', 'q"', 'b\\s', 'x'.repeat(1024), 'é'.repeat(513), '😀'];
     const actions = ['', 'CREATE', 'UPDATE', 'DELETE', 'VIEW_STATS', 'VIEW_CONFIG_DUMP', 'GENERATE_ZONE_TOKEN', 'create', 'X'];
+    const tokenActions = ['GENERATE_DATAPLANE_TOKEN', 'GENERATE_USER_TOKEN', 'GENERATE_ZONE_TOKEN', 'GENERATE_ZONE_CP_TOKEN', 'CREATE', ''];
     const dateTexts = ['', '2024-05-01T10:00:00Z', '2024-05-01T10:00:00.5-03:00', 'yesterday', '2024-02-30T00:00:00Z'];
     const events: Uint8Array[] = [];
     for (let i = 0; i < 3000; i++) {
@@ -226,6 +282,20 @@ describe('plain records', () => {
       if (random(20) === 0) parts.push([5, [[1, 'tok']]]);
       if (random(20) === 0) parts.push([12, pick(strings)]);
       events.push(encode(parts));
+      const tags = Array.from({ length: random(4) }, () => [pick(strings), pick(strings)] as [string, string]);
+      const token = tokenEvent({
+        action: pick(tokenActions),
+        id: pick(strings),
+        expiresAt: pick(dateTexts),
+        mesh: pick(strings),
+        tags,
+        name: pick(strings),
+        claimsGroups: Array.from({ length: random(3) }, () => pick(strings)),
+        zone: pick(strings),
+        scope: Array.from({ length: random(3) }, () => pick(strings)),
+        claims: random(10) > 0,
+      });
+      events.push(encode(token));
     }
     for (const rules of [ALL, SOME_RULES]) {
       for (let i = 0; i < events.length; i += 100) same(events.slice(i, i + 100), rules);

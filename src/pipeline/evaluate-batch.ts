@@ -7,9 +7,9 @@ import { formatRecord } from '../events/format-record';
 import { RecordDateFormatter } from '../events/rfc3339';
 import type { AuditEvent } from '../events/event';
 import { decodeEvent, eachEvent } from '../wire/stream-request';
-import { ResourceEventScanner } from '../wire/resource-event';
+import { EventScanner } from '../wire/event-spans';
 import { AsciiCache } from '../wire/ascii-cache';
-import { RecordStarts, RECORDED, RecordBuffer, SKIPPED, writePlainRecord, type PlainContext } from './plain-record';
+import { newPlainContext, RECORDED, RecordBuffer, SKIPPED, writePlainRecord, type PlainContext } from './plain-record';
 
 export interface Rejection {
   index: number;
@@ -39,19 +39,14 @@ const NO_DATA = Buffer.alloc(0);
 export class BatchEvaluator {
   private readonly times = newEventTimeParsers();
   private readonly plain: PlainContext;
+  /** Where each batch's records are written before they are copied out: it grows to the largest batch. */
+  private readonly out = new RecordBuffer(64 * 1024);
 
   constructor(
     private rules: CompiledRules,
     private readonly dates: RecordDateFormatter,
   ) {
-    this.plain = {
-      scanner: new ResourceEventScanner(),
-      dates,
-      dateParser: this.times.date,
-      starts: new RecordStarts(),
-      strings: new AsciiCache(),
-      subject: { action: '', resource: { type: '', name: '', mesh: '' } },
-    };
+    this.plain = newPlainContext(dates, this.times, new EventScanner(), new AsciiCache());
   }
 
   setRules(rules: CompiledRules): void {
@@ -63,15 +58,15 @@ export class BatchEvaluator {
     // protobufjs decodes strings of a Buffer with Node's native UTF-8 decoder, of a bare Uint8Array with
     // its own JavaScript one, several times slower.
     const src = Buffer.isBuffer(job.bytes) ? job.bytes : Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength);
-    // Records are about as long as the events they come from.
-    const out = new RecordBuffer(src.length + 1024);
+    const out = this.out;
+    out.reset();
     eachEvent(src, job.from, (index, start, end) => {
       const outcome = writePlainRecord(src, start, end, job.receivedMs, this.rules, this.plain, out);
       if (outcome === RECORDED) result.recorded++;
       else if (outcome === SKIPPED) result.skipped++;
       else this.evaluateDecoded(src, index, start, end, job.receivedMs, out, result);
     });
-    if (out.pos > 0) result.data = out.contents();
+    if (out.pos > 0) result.data = out.copy();
     return result;
   }
 

@@ -1,18 +1,18 @@
-// The fast way for the events that make up almost all of a control plane's traffic: a resource action
-// whose strings are plain ASCII (nothing JSON must escape). Its record is copied together from the
-// request's own bytes and fixed fragments, without decoding the event into objects, building strings
-// or encoding them again: those three were most of the cost of a batch.
+// The fast way for the events that make up almost all of a control plane's traffic: well-formed
+// events whose strings are plain ASCII (nothing JSON must escape). Their record is copied together from
+// the request's own bytes and fixed fragments, without decoding the event into objects, building
+// strings or encoding them again: those three were most of the cost of a batch.
 //
 // It gives the same bytes as the reference way (validateEvent + formatRecord), or it steps aside:
-// `writePlainRecord` returns FALLBACK for anything it does not fully handle (a token, a non-ASCII or
-// escaped character, an invalid or over-long field, an unknown action), and the caller then takes the
-// reference way for that event, which also words any rejection. test/plain-record.test.ts compares the
-// two on generated and malformed events.
+// `writePlainRecord` returns FALLBACK for anything it does not fully handle (a non-ASCII or escaped
+// character, an invalid or over-long field, an unknown action, a repeated tag key), and the caller then
+// takes the reference way for that event, which also words any rejection. test/plain-record.test.ts
+// compares the two on hand-made, malformed and generated events.
 import type { CompiledRules } from '../rules';
 import { isTokenAction, ACTIONS, MESH_RESOURCE_TYPE, type Action } from '../rules';
 import { MAX_FIELD_CHARS } from '../events/validate-event';
 import type { RecordDateFormatter, Rfc3339Parser } from '../events/rfc3339';
-import { Field, type ResourceEventScanner } from '../wire/resource-event';
+import { Field, RESOURCE_EVENT, NOT_SCANNED, type EventScanner, type SpanList } from '../wire/event-spans';
 import type { AsciiCache } from '../wire/ascii-cache';
 
 export const RECORDED = 1;
@@ -25,9 +25,24 @@ const ascii = (s: string): Uint8Array => Uint8Array.from(s, (ch) => ch.charCodeA
 // The record's fixed parts, in formatRecord's order (src/events/format-record.ts).
 const THEN_MESH = ascii('","mesh":"');
 const THEN_TYPE = ascii('","type":"');
-const THEN_USER = ascii('"},"user":{"name":"');
+const RESOURCE_THEN_USER = ascii('"},"user":{"name":"');
+const THEN_EXPIRES_AT = ascii('","expiresAt":"');
+const THEN_CLAIMS = ascii('","claims":{');
+const CLAIMS_MESH = ascii('"mesh":"');
+const CLAIMS_TAGS = ascii('"tags":{');
+const CLAIMS_NAME = ascii('"name":"');
+const CLAIMS_GROUPS = ascii('"groups":[');
+const CLAIMS_ZONE = ascii('"zone":"');
+const CLAIMS_SCOPE = ascii('"scope":[');
+const TOKEN_THEN_USER = ascii('}},"user":{"name":"');
 const THEN_GROUPS = ascii('","groups":[');
 const CLOSE = ascii(']}}\n');
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+
 
 /** Action names as bytes, by length: an action is recognised without making a string of it. */
 const ACTIONS_BY_LENGTH = new Map<number, Array<{ action: Action; index: number; bytes: Uint8Array }>>();
@@ -37,8 +52,10 @@ ACTIONS.forEach((action, index) => {
   ACTIONS_BY_LENGTH.set(action.length, list);
 });
 
+type ActionAt = { action: Action; index: number };
+
 /** The action in src[start, end) and its index in ACTIONS, or undefined. */
-function actionAt(src: Uint8Array, start: number, end: number): { action: Action; index: number } | undefined {
+function actionAt(src: Uint8Array, start: number, end: number): ActionAt | undefined {
   const candidates = ACTIONS_BY_LENGTH.get(end - start);
   if (candidates === undefined) return undefined;
   next: for (const candidate of candidates) {
@@ -56,6 +73,11 @@ export class RecordBuffer {
 
   constructor(capacity: number) {
     this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  /** Empties the buffer for the next batch, keeping its memory. */
+  reset(): void {
+    this.pos = 0;
   }
 
   ensure(bytes: number): void {
@@ -94,48 +116,102 @@ export class RecordBuffer {
     this.pos += this.buf.write(s, this.pos);
   }
 
-  /** The bytes written. */
-  contents(): Buffer {
-    return this.buf.subarray(0, this.pos);
+  /**
+   * A copy of the bytes written, exactly as long: the buffer itself is reused for the next batch, and
+   * what the writer queues holds no spare capacity (every large buffer is external memory to V8, and
+   * over-sized ones made it run full garbage collections several times a second).
+   */
+  copy(): Buffer {
+    const data = Buffer.allocUnsafe(this.pos);
+    this.buf.copy(data, 0, 0, this.pos);
+    return data;
   }
 }
 
 /**
- * The start of a record, `{"date":"<date>","action":"<action>","resource":{"name":"`, for the date of
- * the last event and each action: consecutive events mostly share their date (to the second), so a
- * record starts with one copy instead of five.
+ * The start of a record, `{"date":"<date>","action":"<action>","resource":{"name":"` (or
+ * `"token":{"id":"`), for the date of the last event and each action: consecutive events mostly share
+ * their date (to the second), so a record starts with one copy instead of five.
  */
 export class RecordStarts {
   private date = '';
   private readonly starts: Array<Uint8Array | undefined> = [];
 
-  of(date: string, action: { action: Action; index: number }): Uint8Array {
+  of(date: string, action: ActionAt): Uint8Array {
     if (date !== this.date) {
       this.date = date;
       this.starts.fill(undefined);
     }
-    return (this.starts[action.index] ??= ascii(`{"date":"${date}","action":"${action.action}","resource":{"name":"`));
+    const subject = isTokenAction(action.action) ? '"token":{"id":"' : '"resource":{"name":"';
+    return (this.starts[action.index] ??= ascii(`{"date":"${date}","action":"${action.action}",${subject}`));
+  }
+}
+
+/** The bytes of the last text asked for: token expiries repeat like event dates. */
+export class TextBytes {
+  private text = '';
+  private bytes: Uint8Array = new Uint8Array(0);
+
+  of(text: string): Uint8Array {
+    if (text !== this.text) {
+      this.text = text;
+      this.bytes = ascii(text);
+    }
+    return this.bytes;
   }
 }
 
 /** What the plain way keeps between events: parsers and caches of one evaluator. */
 export interface PlainContext {
-  readonly scanner: ResourceEventScanner;
+  readonly scanner: EventScanner;
   readonly dates: RecordDateFormatter;
-  readonly dateParser: Rfc3339Parser;
+  readonly times: { readonly date: Rfc3339Parser; readonly expiresAt: Rfc3339Parser };
   readonly starts: RecordStarts;
+  readonly expiries: TextBytes;
   /** Strings of types, meshes and dates. */
   readonly strings: AsciiCache;
-  /** One subject object, refilled for every event: covers() needs no fresh one. */
-  readonly subject: { action: string; resource: { type: string; name: string; mesh: string } };
+  /** Tag entries in key order (indexes into the scanner's tags). */
+  readonly tagOrder: Int32Array;
+  // One subject object of each kind, refilled for every event: covers() needs no fresh one.
+  readonly resourceSubject: { action: string; resource: { type: string; name: string; mesh: string } };
+  readonly tokenSubject: { action: string; token: { claims: { mesh: string } } };
 }
 
-/** The fields whose length is checked: every string of a resource event but the date. */
-const LIMITED_FIELDS = [Field.Id, Field.Type, Field.Name, Field.Mesh, Field.User] as const;
+export function newPlainContext(dates: RecordDateFormatter, times: PlainContext['times'], scanner: EventScanner, strings: AsciiCache): PlainContext {
+  return {
+    scanner,
+    dates,
+    times,
+    starts: new RecordStarts(),
+    expiries: new TextBytes(),
+    strings,
+    tagOrder: new Int32Array(64),
+    resourceSubject: { action: '', resource: { type: '', name: '', mesh: '' } },
+    tokenSubject: { action: '', token: { claims: { mesh: '' } } },
+  };
+}
+
+/** The single strings whose length is checked: all but the dates. */
+const LIMITED_FIELDS = [Field.Id, Field.Type, Field.Name, Field.Mesh, Field.User, Field.TokenId, Field.ClaimsMesh, Field.ClaimsName, Field.ClaimsZone] as const;
 
 function tooLong(start: number, end: number): boolean {
   // Bytes bound characters from above: within the limit in bytes is within it in characters.
   return end - start > MAX_FIELD_CHARS;
+}
+
+function anyTooLong(list: SpanList): boolean {
+  for (let i = 0; i < list.count; i++) if (tooLong(list.spans[2 * i], list.spans[2 * i + 1])) return true;
+  return false;
+}
+
+function isEmpty(s: EventScanner, field: Field): boolean {
+  return s.startOf(field) === s.endOf(field);
+}
+
+/** Whether src[start, end) holds only ASCII. */
+function isAscii(src: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (src[i] > 0x7e) return false;
+  return true;
 }
 
 /**
@@ -152,21 +228,44 @@ export function writePlainRecord(
   out: RecordBuffer,
 ): PlainOutcome {
   const s = ctx.scanner;
-  if (!s.scan(src, start, end)) return FALLBACK;
+  const kind = s.scan(src, start, end);
+  if (kind === NOT_SCANNED) return FALLBACK;
   const action = actionAt(src, s.startOf(Field.Action), s.endOf(Field.Action));
-  if (action === undefined || isTokenAction(action.action)) return FALLBACK;
+  if (action === undefined || isTokenAction(action.action) !== (kind !== RESOURCE_EVENT)) return FALLBACK;
   for (const f of LIMITED_FIELDS) if (tooLong(s.startOf(f), s.endOf(f))) return FALLBACK;
-  if (s.startOf(Field.Type) === s.endOf(Field.Type) || s.startOf(Field.Name) === s.endOf(Field.Name)) return FALLBACK;
-  if (s.startOf(Field.User) === s.endOf(Field.User)) return FALLBACK;
-  for (let g = 0; g < s.groupCount; g++) if (tooLong(s.groups[2 * g], s.groups[2 * g + 1])) return FALLBACK;
+  if (isEmpty(s, Field.User) || anyTooLong(s.userGroups)) return FALLBACK;
+  const dateMs = dateOf(src, s, Field.Date, ctx.times.date, ctx.strings, receivedMs);
+  if (Number.isNaN(dateMs)) return FALLBACK;
 
-  let dateMs = receivedMs;
-  if (s.endOf(Field.Date) > s.startOf(Field.Date)) {
-    dateMs = ctx.dateParser.parse(ctx.strings.get(src, s.startOf(Field.Date), s.endOf(Field.Date)));
-    if (Number.isNaN(dateMs)) return FALLBACK;
+  const mark = out.pos;
+  // The whole line fits: every copied string costs at least as many bytes in the request as in the
+  // record, give or take the quotes and separators counted per entry, and the fixed parts and the
+  // dates are well within the margin.
+  const entries = s.userGroups.count + s.claimsGroups.count + s.scope.count + 2 * s.tagCount;
+  out.ensure(end - start + 512 + 4 * entries);
+  const outcome = kind === RESOURCE_EVENT ? writeResource(src, s, ctx, rules, dateMs, action, out) : writeToken(src, s, ctx, rules, dateMs, action, out);
+  if (outcome === RECORDED && out.copyPlain(src, s.startOf(Field.User), s.endOf(Field.User))) {
+    out.put(THEN_GROUPS);
+    if (writeList(src, s.userGroups, out)) {
+      out.put(CLOSE);
+      return RECORDED;
+    }
   }
+  out.pos = mark;
+  return outcome === SKIPPED ? SKIPPED : FALLBACK;
+}
 
-  const subject = ctx.subject;
+/** The time in a date field, `fallback` when it is empty, NaN when it is not RFC 3339. */
+function dateOf(src: Buffer, s: EventScanner, field: Field, parser: Rfc3339Parser, strings: AsciiCache, fallback: number): number {
+  if (isEmpty(s, field)) return fallback;
+  // A non-ASCII date cannot parse: its Latin-1 text fails as its UTF-8 text would.
+  return parser.parse(strings.get(src, s.startOf(field), s.endOf(field)));
+}
+
+/** Checks and asks the rules about a resource event, then writes its record up to the user's name. */
+function writeResource(src: Buffer, s: EventScanner, ctx: PlainContext, rules: CompiledRules, dateMs: number, action: ActionAt, out: RecordBuffer): PlainOutcome {
+  if (isEmpty(s, Field.Type) || isEmpty(s, Field.Name)) return FALLBACK;
+  const subject = ctx.resourceSubject;
   subject.action = action.action;
   const type = ctx.strings.get(src, s.startOf(Field.Type), s.endOf(Field.Type));
   subject.resource.type = type;
@@ -174,54 +273,146 @@ export function writePlainRecord(
   // and making a string of each would cost more than everything else the rules do.
   subject.resource.name = type === MESH_RESOURCE_TYPE ? src.toString('latin1', s.startOf(Field.Name), s.endOf(Field.Name)) : '';
   subject.resource.mesh = ctx.strings.get(src, s.startOf(Field.Mesh), s.endOf(Field.Mesh));
-  if (!rules.covers(subject)) return asciiStrings(src, s) ? SKIPPED : FALLBACK;
-
-  const mark = out.pos;
-  // The whole line fits: every copied string costs at least as many bytes in the request, and the
-  // fixed parts, the date and a separator per group are well within this margin.
-  out.ensure(end - start + 256 + 2 * s.groupCount);
+  if (!rules.covers(subject)) {
+    // The rules got these strings decoded as Latin-1, which is what UTF-8 decoding gives only for
+    // ASCII: a skip decided on anything else is left to the reference way.
+    const ascii = isAscii(src, s.startOf(Field.Type), s.endOf(Field.Type)) && isAscii(src, s.startOf(Field.Mesh), s.endOf(Field.Mesh));
+    return ascii && (type !== MESH_RESOURCE_TYPE || isAscii(src, s.startOf(Field.Name), s.endOf(Field.Name))) ? SKIPPED : FALLBACK;
+  }
   out.put(ctx.starts.of(ctx.dates.format(dateMs), action));
-  let plain = out.copyPlain(src, s.startOf(Field.Name), s.endOf(Field.Name));
-  if (plain && s.endOf(Field.Mesh) > s.startOf(Field.Mesh)) {
+  if (!out.copyPlain(src, s.startOf(Field.Name), s.endOf(Field.Name))) return FALLBACK;
+  if (!isEmpty(s, Field.Mesh)) {
     out.put(THEN_MESH);
-    plain = out.copyPlain(src, s.startOf(Field.Mesh), s.endOf(Field.Mesh));
+    if (!out.copyPlain(src, s.startOf(Field.Mesh), s.endOf(Field.Mesh))) return FALLBACK;
   }
-  if (plain) {
-    out.put(THEN_TYPE);
-    plain = out.copyPlain(src, s.startOf(Field.Type), s.endOf(Field.Type));
+  out.put(THEN_TYPE);
+  if (!out.copyPlain(src, s.startOf(Field.Type), s.endOf(Field.Type))) return FALLBACK;
+  out.put(RESOURCE_THEN_USER);
+  return RECORDED;
+}
+
+/** Checks and asks the rules about a token event, then writes its record up to the user's name. */
+function writeToken(src: Buffer, s: EventScanner, ctx: PlainContext, rules: CompiledRules, dateMs: number, action: ActionAt, out: RecordBuffer): PlainOutcome {
+  if (isEmpty(s, Field.TokenId) || anyTooLong(s.claimsGroups) || anyTooLong(s.scope)) return FALLBACK;
+  const expiresMs = dateOf(src, s, Field.ExpiresAt, ctx.times.expiresAt, ctx.strings, -1);
+  if (Number.isNaN(expiresMs)) return FALLBACK;
+  if (!sortTags(src, s, ctx.tagOrder)) return FALLBACK;
+  const subject = ctx.tokenSubject;
+  subject.action = action.action;
+  subject.token.claims.mesh = ctx.strings.get(src, s.startOf(Field.ClaimsMesh), s.endOf(Field.ClaimsMesh));
+  if (!rules.covers(subject)) {
+    // The claims' mesh is all the rules read of a token (see writeResource).
+    return isAscii(src, s.startOf(Field.ClaimsMesh), s.endOf(Field.ClaimsMesh)) ? SKIPPED : FALLBACK;
   }
-  if (plain) {
-    out.put(THEN_USER);
-    plain = out.copyPlain(src, s.startOf(Field.User), s.endOf(Field.User));
+  out.put(ctx.starts.of(ctx.dates.format(dateMs), action));
+  if (!out.copyPlain(src, s.startOf(Field.TokenId), s.endOf(Field.TokenId))) return FALLBACK;
+  if (!isEmpty(s, Field.ExpiresAt)) {
+    out.put(THEN_EXPIRES_AT);
+    out.put(ctx.expiries.of(ctx.dates.formatOther(expiresMs)));
   }
-  if (plain) {
-    out.put(THEN_GROUPS);
-    for (let g = 0; plain && g < s.groupCount; g++) {
-      if (g > 0) out.putByte(0x2c); // ,
-      out.putByte(0x22); // "
-      plain = out.copyPlain(src, s.groups[2 * g], s.groups[2 * g + 1]);
-      out.putByte(0x22);
-    }
-  }
-  if (!plain) {
-    out.pos = mark;
-    return FALLBACK;
-  }
-  out.put(CLOSE);
+  out.put(THEN_CLAIMS);
+  if (!writeClaims(src, s, ctx.tagOrder, out)) return FALLBACK;
+  out.put(TOKEN_THEN_USER);
   return RECORDED;
 }
 
 /**
- * Whether the strings the rules were asked about are ASCII. The rules got them decoded as Latin-1,
- * which is what UTF-8 decoding gives only for ASCII: a skip decided on anything else is left to the
- * reference way.
+ * The claims that are set, in formatClaims' order, comma-separated (without the braces around them).
+ * Each step below returns how many claims are written so far, or -1 when a string is not plain.
  */
-function asciiStrings(src: Uint8Array, s: ResourceEventScanner): boolean {
-  for (let f = Field.Type; f <= Field.User; f++) {
-    for (let i = s.startOf(f as Field); i < s.endOf(f as Field); i++) if (src[i] > 0x7e) return false;
+function writeClaims(src: Uint8Array, s: EventScanner, tagOrder: Int32Array, out: RecordBuffer): boolean {
+  let parts = claimString(src, s, Field.ClaimsMesh, CLAIMS_MESH, 0, out);
+  if (parts >= 0 && s.tagCount > 0) {
+    parts = startClaim(CLAIMS_TAGS, parts, out);
+    for (let i = 0; i < s.tagCount; i++) {
+      const at = 4 * tagOrder[i];
+      if (i > 0) out.putByte(COMMA);
+      out.putByte(QUOTE);
+      if (!out.copyPlain(src, s.tags[at], s.tags[at + 1])) return false;
+      out.putByte(QUOTE);
+      out.putByte(COLON);
+      out.putByte(QUOTE);
+      if (!out.copyPlain(src, s.tags[at + 2], s.tags[at + 3])) return false;
+      out.putByte(QUOTE);
+    }
+    out.putByte(CLOSE_BRACE);
   }
-  for (let g = 0; g < s.groupCount; g++) {
-    for (let i = s.groups[2 * g]; i < s.groups[2 * g + 1]; i++) if (src[i] > 0x7e) return false;
+  if (parts >= 0) parts = claimString(src, s, Field.ClaimsName, CLAIMS_NAME, parts, out);
+  if (parts >= 0) parts = claimList(src, s.claimsGroups, CLAIMS_GROUPS, parts, out);
+  if (parts >= 0) parts = claimString(src, s, Field.ClaimsZone, CLAIMS_ZONE, parts, out);
+  if (parts >= 0) parts = claimList(src, s.scope, CLAIMS_SCOPE, parts, out);
+  return parts >= 0;
+}
+
+/** A comma after the first claim, then `"name":` and what opens its value. */
+function startClaim(name: Uint8Array, parts: number, out: RecordBuffer): number {
+  if (parts > 0) out.putByte(COMMA);
+  out.put(name);
+  return parts + 1;
+}
+
+/** A string claim, when it is set. */
+function claimString(src: Uint8Array, s: EventScanner, field: Field, name: Uint8Array, parts: number, out: RecordBuffer): number {
+  if (isEmpty(s, field)) return parts;
+  parts = startClaim(name, parts, out);
+  if (!out.copyPlain(src, s.startOf(field), s.endOf(field))) return -1;
+  out.putByte(QUOTE);
+  return parts;
+}
+
+/** A list claim, when it has entries. */
+function claimList(src: Uint8Array, list: SpanList, name: Uint8Array, parts: number, out: RecordBuffer): number {
+  if (list.count === 0) return parts;
+  parts = startClaim(name, parts, out);
+  if (!writeList(src, list, out)) return -1;
+  out.putByte(CLOSE_BRACKET);
+  return parts;
+}
+
+/** `"a","b"`: the strings of a list, quoted, comma-separated; false if one is not plain. */
+function writeList(src: Uint8Array, list: SpanList, out: RecordBuffer): boolean {
+  for (let i = 0; i < list.count; i++) {
+    if (i > 0) out.putByte(COMMA);
+    out.putByte(QUOTE);
+    if (!out.copyPlain(src, list.spans[2 * i], list.spans[2 * i + 1])) return false;
+    out.putByte(QUOTE);
   }
   return true;
+}
+
+/**
+ * Puts the tag entries in key order into `order`, as the reference sorts an object's keys. False when
+ * two entries share a key (the reference keeps the last) or a key or value is over-long: the
+ * reference way handles those.
+ */
+function sortTags(src: Uint8Array, s: EventScanner, order: Int32Array): boolean {
+  const tags = s.tags;
+  for (let i = 0; i < s.tagCount; i++) {
+    const at = 4 * i;
+    if (tooLong(tags[at], tags[at + 1]) || tooLong(tags[at + 2], tags[at + 3])) return false;
+    // Insertion sort: a token has a handful of tags.
+    let j = i;
+    for (; j > 0; j--) {
+      const prev = 4 * order[j - 1];
+      const c = compareBytes(src, tags[prev], tags[prev + 1], src, tags[at], tags[at + 1]);
+      if (c === 0) return false;
+      if (c < 0) break;
+      order[j] = order[j - 1];
+    }
+    order[j] = i;
+  }
+  return true;
+}
+
+/**
+ * Byte order of a[aStart, aEnd) and b[bStart, bEnd): for ASCII, the order of JavaScript's sort, and
+ * non-ASCII keys are never copied into a plain record anyway.
+ */
+function compareBytes(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number, bEnd: number): number {
+  const n = Math.min(aEnd - aStart, bEnd - bStart);
+  for (let i = 0; i < n; i++) {
+    const d = a[aStart + i] - b[bStart + i];
+    if (d !== 0) return d;
+  }
+  return aEnd - aStart - (bEnd - bStart);
 }
