@@ -15,14 +15,15 @@ function batch(firstSeq: number, n: number): { firstSeq: number; events: unknown
   return { firstSeq, events: Array.from({ length: n }, (_, i) => resourceEvent(firstSeq + i)) };
 }
 
-describe('AuditService over a real gRPC server', () => {
+// Batches are evaluated in a worker thread by default; the event loop's own path must behave the same.
+for (const workerThreads of [1, 0]) describe(`AuditService over a real gRPC server, ${workerThreads} worker thread(s)`, () => {
   let dir: string;
   let sidecar: Sidecar;
   let c: ReturnType<typeof clients>;
   let logPath: string;
 
   async function start(audits: readonly AccessAudit[] = [AUDIT_ALL]): Promise<void> {
-    const config = testConfig(dir);
+    const config = testConfig(dir, { workerThreads });
     logPath = config.backends[0].path;
     sidecar = await startTestSidecar(config, audits);
     c = clients(sidecar.port);

@@ -75,6 +75,7 @@ describe('loadConfig', () => {
       extraResourceTypes: [],
       fsync: false,
       drainTimeoutMs: 10_000,
+      workerThreads: 1,
       skipDefaultTypes: DEFAULT_SKIP,
       backends: [
         {
@@ -108,6 +109,7 @@ describe('loadConfig', () => {
           '  dataDir: /var/lib/meshaudit',
           '  fsync: true',
           '  drainTimeoutSeconds: 2.5',
+          '  workerThreads: 0',
           '  extraResourceTypes: [MyPolicy, OtherThing2]',
           '  grpc:',
           '    address: "[::1]:15690"',
@@ -143,6 +145,7 @@ describe('loadConfig', () => {
         extraResourceTypes: ['MyPolicy', 'OtherThing2'],
         fsync: true,
         drainTimeoutMs: 2500,
+        workerThreads: 0,
         skipDefaultTypes: ['DataplaneInsight'],
         backends: [
           {
@@ -301,6 +304,16 @@ describe('loadConfig', () => {
         name: 'drainTimeoutSeconds beyond what a timer can wait',
         text: withMeshaudit('drainTimeoutSeconds: 2147484'),
         message: 'config.yaml:2: meshaudit.drainTimeoutSeconds: must be at most 2147483, the longest Node.js timer, got 2147484',
+      },
+      {
+        name: 'workerThreads as a fraction',
+        text: withMeshaudit('workerThreads: 1.5'),
+        message: 'config.yaml:2: meshaudit.workerThreads: must be an integer from 0 to 8, got 1.5',
+      },
+      {
+        name: 'workerThreads beyond the most that helps',
+        text: withMeshaudit('workerThreads: 9'),
+        message: 'config.yaml:2: meshaudit.workerThreads: must be an integer from 0 to 8, got 9',
       },
       {
         name: 'extraResourceTypes as a string',

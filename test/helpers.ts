@@ -24,6 +24,7 @@ export function testConfig(dir: string, over: Partial<Config> = {}): Config {
     extraResourceTypes: [],
     fsync: false,
     drainTimeoutMs: 5000,
+    workerThreads: 1,
     skipDefaultTypes: ['DataplaneInsight', 'ZoneIngressInsight', 'ZoneEgressInsight', 'ZoneInsight', 'ServiceInsight', 'MeshInsight'],
     backends: [{ type: 'file', path: path.join(dir, 'audit', 'audit.log'), rotation: NO_ROTATION }],
     ...over,

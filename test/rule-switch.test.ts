@@ -31,11 +31,11 @@ class HoldingSink implements Sink {
   }
 }
 
-describe('a rule change under a live stream', () => {
+for (const workerThreads of [1, 0]) describe(`a rule change under a live stream, ${workerThreads} worker thread(s)`, () => {
   it('judges an event accepted while the change record waits to be written by the new rules', async () => {
     const sink = new HoldingSink();
     const changesOnly = { name: 'changes', rules: [{ types: ['AccessAudit'], mesh: '', access: [], accessAll: true }] };
-    const sidecar = await startSidecar({ config: testConfig(tempDir()), audits: [changesOnly], log: silentLogger, sinks: [sink] });
+    const sidecar = await startSidecar({ config: testConfig(tempDir(), { workerThreads }), audits: [changesOnly], log: silentLogger, sinks: [sink] });
     const c = clients(sidecar.port);
     try {
       const s = openStream(c.audit);

@@ -132,8 +132,10 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     zone: config.zone,
     now: () => now().getTime(),
     utcOffsetMinutes: opts.utcOffsetMinutes,
+    workerThreads: config.workerThreads,
+    onWorkerExit: (err) => log.error('a batch worker thread died; it is replaced and its batches evaluated again', { err }),
   });
-  const audit = new AuditServiceImpl(pipeline, writer, log);
+  const audit = new AuditServiceImpl(pipeline, log);
   const ruleService = new RuleServiceImpl({ store, pipeline, knownTypes, skipDefaultTypes: config.skipDefaultTypes, log });
   const grpcServer = serveGrpc(bound, { audit, rules: ruleService, log });
   log.info('meshaudit started', {
@@ -157,7 +159,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
       stopping ??= (async () => {
         log.info('meshaudit stopping: acknowledging in-flight batches');
         grpcServer.beginDrain();
-        await writer.close(config.drainTimeoutMs);
+        await pipeline.close(config.drainTimeoutMs);
         await grpcServer.shutdown(1000);
         unlock();
         log.info('meshaudit stopped', { ...pipeline.stats, writeFailures: writer.failures });

@@ -33,6 +33,16 @@ export const DEFAULT_FSYNC = false;
 export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 10;
 
 /**
+ * meshaudit.workerThreads: one thread besides the event loop reads, checks, matches and formats the
+ * events of StreamEvents batches, so that a busy control plane's stream can use a second core. 0 does
+ * it all on the event loop: the better choice when the sidecar is limited to one core.
+ */
+export const DEFAULT_WORKER_THREADS = 1;
+
+/** meshaudit.workerThreads at most: one event loop feeds a few workers at best; more only cost memory. */
+export const MAX_WORKER_THREADS = 8;
+
+/**
  * kmesh.access.audit.skipDefaultTypes: the six insight types Kong Mesh skips by default. Insights
  * change on every heartbeat of a data plane or zone; auditing them would bury the actions of people.
  * The list lives beside the type registry in src/rules, so that the two cannot drift apart.

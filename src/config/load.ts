@@ -125,7 +125,7 @@ function readAtMost(file: string, limit: number): Buffer {
 // The shape of the file
 
 const TOP_KEYS = ['meshaudit', 'kmesh'];
-const MESHAUDIT_KEYS = ['zone', 'dataDir', 'fsync', 'drainTimeoutSeconds', 'extraResourceTypes', 'grpc'];
+const MESHAUDIT_KEYS = ['zone', 'dataDir', 'fsync', 'drainTimeoutSeconds', 'workerThreads', 'extraResourceTypes', 'grpc'];
 const GRPC_KEYS = ['address', 'maxMessageBytes'];
 const KMESH_KEYS = ['access'];
 const ACCESS_KEYS = ['audit'];
@@ -160,6 +160,7 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     fsync: c.field(own, 'meshaudit', 'fsync', D.DEFAULT_FSYNC, boolean),
     // Rounded, not ceiled: 0.3 s is 300.00000000000006 ms in floating point. At least 1 ms: 0 would mean no wait.
     drainTimeoutMs: Math.max(1, Math.round(drainSeconds * 1000)),
+    workerThreads: c.field(own, 'meshaudit', 'workerThreads', D.DEFAULT_WORKER_THREADS, workerThreads),
     // Checked against the registry: a misspelt skip would silently audit every heartbeat of that type.
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
@@ -297,6 +298,11 @@ const drainTimeout: Rule<number> = (v) => {
   }
   return v;
 };
+
+const workerThreads: Rule<number> = (v) =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= D.MAX_WORKER_THREADS
+    ? (v as number)
+    : new Expected(`must be an integer from 0 to ${D.MAX_WORKER_THREADS}`);
 
 // 1 KiB: smaller cannot carry one event with its token claims; 2^31 - 1: gRPC sizes are signed 32-bit.
 const MIN_MESSAGE_BYTES = 1024;

@@ -1,13 +1,21 @@
 // The audit pipeline, free of gRPC: sequence checks per control-plane identifier, validation, rule
 // evaluation and record formatting, then the group-commit writer. Handlers in src/server call it.
+//
+// Batches are evaluated in worker threads when there are any (src/pipeline/batch-workers.ts), so their
+// results come back later than they were accepted. Everything bound for the writer therefore waits in
+// one queue in acceptance order: the writer sees exactly the order the event loop accepted things in,
+// which keeps sequences contiguous in the checkpoint and a rule change's record between the batches
+// evaluated before and after it.
+import type { Worker } from 'node:worker_threads';
 import type { CompiledRules, RuleMatch } from '../rules';
 import type { AuditEvent } from '../events/event';
 import type { ValidEvent } from '../events/valid-event';
 import { newEventTimeParsers, validateEvent } from '../events/validate-event';
 import { formatRecord } from '../events/format-record';
 import { RecordDateFormatter } from '../events/rfc3339';
-import { AuditWriter, WriterClosedError } from './writer';
-import { BatchEvaluator, type Rejection } from './evaluate-batch';
+import { AuditWriter, WriterClosedError, type WriteRequest } from './writer';
+import { BatchEvaluator, type BatchJob, type EvaluatedBatch, type Rejection } from './evaluate-batch';
+import { BatchWorkers } from './batch-workers';
 import { InvalidArgumentError, SequenceGapError, UnavailableError } from '../errors';
 
 export type { Rejection } from './evaluate-batch';
@@ -41,6 +49,25 @@ export interface PipelineOptions {
   now?: () => number;
   /** A fixed UTC offset for record dates, in minutes; undefined: the machine's local time zone. */
   utcOffsetMinutes?: number;
+  /** Worker threads that evaluate StreamEvents batches; 0 (the default) evaluates them on the event loop. */
+  workerThreads?: number;
+  /** Called when a worker thread dies and is replaced. */
+  onWorkerExit?: (err: Error) => void;
+}
+
+/**
+ * Bytes of accepted batches still being evaluated above which isFull() says stop reading: the
+ * writer's own mark bounds what waits for the disk, this what waits for the workers.
+ */
+export const MAX_STAGED_BYTES = 16 * 1024 * 1024;
+
+/** One place in the queue to the writer: filled at once, or when its batch's evaluation comes back. */
+interface Slot {
+  request: WriteRequest | null;
+  /** Request bytes still being evaluated, counted by isFull(). */
+  stagedBytes: number;
+  /** Fails the batch of a slot whose evaluation never came back (the pipeline closed first). */
+  abandon?: (err: Error) => void;
 }
 
 /** `zone/instance`: zone names cannot hold "/", so the key is unambiguous. */
@@ -51,13 +78,21 @@ export function identifierKey(zone: string, instance: string): string {
 const IDENTIFIER_PART = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 
 export class AuditPipeline {
-  /** Last sequence accepted per identifier: committed, or queued in the writer. */
+  /** Last sequence accepted per identifier: committed, or on its way to the writer. */
   private readonly accepted = new Map<string, number>();
   /** Last sequence committed per identifier: the resume point. */
   private readonly committed: Map<string, number>;
   private readonly dates: RecordDateFormatter;
   private readonly times = newEventTimeParsers();
+  /** Evaluates batches on the event loop when there are no workers. */
   private readonly evaluator: BatchEvaluator;
+  private readonly workers: BatchWorkers | undefined;
+  /** What goes to the writer, in acceptance order; the head is submitted as soon as it is filled. */
+  private readonly slots: Slot[] = [];
+  private stagedBytes = 0;
+  private drainListeners: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
+  private closed = false;
   readonly stats: PipelineStats = { recorded: 0, skipped: 0, rejected: 0, duplicates: 0 };
 
   private readonly now: () => number;
@@ -76,6 +111,11 @@ export class AuditPipeline {
     this.dates = new RecordDateFormatter(offset === undefined ? undefined : () => offset);
     this.evaluator = new BatchEvaluator(rules, this.dates);
     this.zone = opts.zone;
+    const threads = opts.workerThreads ?? 0;
+    if (threads > 0) this.workers = new BatchWorkers(threads, { utcOffsetMinutes: offset, onWorkerExit: opts.onWorkerExit });
+    writer.onDrain(() => {
+      if (!this.isFull()) for (const l of this.drainListeners) l();
+    });
   }
 
   /** Rules in force for every event accepted from now on. */
@@ -86,6 +126,21 @@ export class AuditPipeline {
 
   currentRules(): CompiledRules {
     return this.rules;
+  }
+
+  /** True while producers should stop reading: the workers or the writer hold enough already. */
+  isFull(): boolean {
+    return this.stagedBytes >= MAX_STAGED_BYTES || this.writer.isFull();
+  }
+
+  /** Calls `listener` whenever isFull() may have turned false. */
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
+
+  /** The worker threads (tests stop one to see a replacement take over). */
+  get workerThreads(): readonly Worker[] {
+    return this.workers?.threads ?? [];
   }
 
   /** Checks an identifier and returns its key and resume point. */
@@ -113,14 +168,15 @@ export class AuditPipeline {
     }
     const accepted = this.accepted.get(key) ?? 0;
     if (firstSeq > accepted + 1) throw new SequenceGapError(key, accepted + 1, firstSeq);
+    if (this.closed) throw new UnavailableError('the sidecar is shutting down');
     const lastSeq = firstSeq + batch.eventCount - 1;
     const from = Math.min(batch.eventCount, accepted + 1 - firstSeq);
-    const out = this.evaluator.evaluate({ bytes: batch.bytes, from, receivedMs: this.now() });
-    if (lastSeq > accepted) this.accepted.set(key, lastSeq);
-    this.writer.submit({
+    const job: BatchJob = { bytes: batch.bytes, from, receivedMs: this.now() };
+    const seq = Math.max(lastSeq, accepted);
+    const finish = (out: EvaluatedBatch): WriteRequest => ({
       data: out.data,
       seqKey: key,
-      seq: Math.max(lastSeq, accepted),
+      seq,
       done: (err) => {
         if (err) return done(err instanceof WriterClosedError ? new UnavailableError(err.message) : err);
         if (lastSeq > (this.committed.get(key) ?? 0)) this.committed.set(key, lastSeq);
@@ -138,6 +194,20 @@ export class AuditPipeline {
         this.stats.rejected += res.rejected.length;
         done(null, res);
       },
+    });
+    if (this.workers === undefined || from === batch.eventCount) {
+      const request = finish(this.evaluator.evaluate(job));
+      if (lastSeq > accepted) this.accepted.set(key, lastSeq);
+      this.enqueue({ request, stagedBytes: 0 });
+      return;
+    }
+    if (lastSeq > accepted) this.accepted.set(key, lastSeq);
+    const slot: Slot = { request: null, stagedBytes: batch.bytes.length, abandon: (err) => done(new UnavailableError(err.message)) };
+    this.stagedBytes += slot.stagedBytes;
+    this.enqueue(slot);
+    this.workers.run(job, this.rules, (out) => {
+      slot.request = finish(out);
+      this.flush();
     });
   }
 
@@ -200,13 +270,66 @@ export class AuditPipeline {
   }
 
   private commitLines(lines: string, count: number, done: (err: Error | null) => void): void {
-    this.writer.submit({
-      data: Buffer.from(lines),
-      done: (err) => {
-        if (err) return done(err instanceof WriterClosedError ? new UnavailableError(err.message) : err);
-        this.stats.recorded += count;
-        done(null);
+    this.enqueue({
+      stagedBytes: 0,
+      request: {
+        data: Buffer.from(lines),
+        done: (err) => {
+          if (err) return done(err instanceof WriterClosedError ? new UnavailableError(err.message) : err);
+          this.stats.recorded += count;
+          done(null);
+        },
       },
     });
   }
+
+  private enqueue(slot: Slot): void {
+    this.slots.push(slot);
+    this.flush();
+  }
+
+  /** Hands the filled slots at the head of the queue to the writer, in order. */
+  private flush(): void {
+    const wasFull = this.isFull();
+    while (this.slots.length > 0 && this.slots[0].request !== null) {
+      const slot = this.slots.shift()!;
+      this.stagedBytes -= slot.stagedBytes;
+      this.writer.submit(slot.request!);
+    }
+    if (this.slots.length === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+    if (wasFull && !this.isFull()) for (const l of this.drainListeners) l();
+  }
+
+  /**
+   * Stops: waits up to `timeoutMs` for batches still being evaluated to reach the writer and for the
+   * writer to commit them, then closes the writer (sinks and checkpoint) and the worker threads. What
+   * was not committed by then fails with UNAVAILABLE, unacknowledged: the CP sends it again.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    if (this.slots.length > 0) {
+      await withTimeout(new Promise<void>((resolve) => this.idleWaiters.push(resolve)), timeoutMs);
+    }
+    this.closed = true;
+    const stranded = this.slots.splice(0);
+    this.stagedBytes = 0;
+    await this.writer.close(Math.max(0, deadline - Date.now()));
+    await this.workers?.close();
+    // Answered as the writer answers what it never wrote, whether or not the evaluation came back.
+    for (const slot of stranded) {
+      if (slot.request !== null) slot.request.done(new WriterClosedError());
+      else slot.abandon?.(new WriterClosedError());
+    }
+  }
+}
+
+/** Waits for `p`, at most `ms`. */
+async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

@@ -29,6 +29,8 @@ export interface CompiledRules {
   explain(subject: RuleSubject): RuleMatch[];
   /** The audits compiled, sorted by name. */
   readonly audits: readonly AccessAudit[];
+  /** The types rules without `types` do not cover: with `audits`, all it takes to compile these rules again. */
+  readonly skipDefaultTypes: readonly string[];
 }
 
 interface Entry extends RuleMatch {
@@ -83,6 +85,7 @@ export function compileRules(audits: readonly AccessAudit[], skipDefaultTypes: r
 
   return Object.freeze({
     audits: sorted,
+    skipDefaultTypes: Object.freeze([...skipDefaultTypes]),
     covers(subject: RuleSubject): boolean {
       // Subjects come straight from the network decoder: a hostile getter must not break the stream.
       try {

@@ -3,7 +3,6 @@ import * as grpc from '@grpc/grpc-js';
 import type { AuditEvent } from '../events/event';
 import type { ScannedStreamRequest } from '../wire/stream-request';
 import type { AuditPipeline, BatchResult } from '../pipeline/pipeline';
-import type { AuditWriter } from '../pipeline/writer';
 import { InvalidArgumentError, SupersededError, UnavailableError } from '../errors';
 import type { Logger } from '../log';
 import { toStatus } from './status';
@@ -78,7 +77,7 @@ class EventStream {
   /** Stops reading while this stream or the writer is full; resumes when both have room. */
   applyBackpressure(): void {
     if (this.ended || this.draining) return;
-    const full = this.inflight >= MAX_INFLIGHT_BATCHES_PER_STREAM || this.service.writer.isFull();
+    const full = this.inflight >= MAX_INFLIGHT_BATCHES_PER_STREAM || this.service.pipeline.isFull();
     if (full && !this.call.isPaused()) this.call.pause();
     else if (!full && this.call.isPaused()) this.call.resume();
   }
@@ -124,10 +123,9 @@ export class AuditServiceImpl {
 
   constructor(
     readonly pipeline: AuditPipeline,
-    readonly writer: AuditWriter,
     readonly log: Logger,
   ) {
-    writer.onDrain(() => {
+    pipeline.onDrain(() => {
       for (const s of this.open) s.applyBackpressure();
     });
   }

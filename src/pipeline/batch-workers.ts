@@ -1,0 +1,167 @@
+// Worker threads for the CPU-heavy stage of StreamEvents batches (read, validate, match, format:
+// src/pipeline/evaluate-batch.ts). With one busy control plane the event loop is at 100%, that stage
+// more than half of it, while the second core waits; in a worker it runs beside gRPC, the writes and
+// the acks.
+//
+// Each worker answers its jobs in the order it got them. A worker that dies (it should not: the stage
+// never throws on bad input) is replaced and sent its unanswered jobs again, each with the rules it was
+// first sent with; a job that has killed two workers is evaluated on the event loop instead. So every
+// job is answered, exactly as the event loop would have answered it.
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { AccessAudit, CompiledRules } from '../rules';
+import { RecordDateFormatter } from '../events/rfc3339';
+import { BatchEvaluator, type BatchJob, type EvaluatedBatch, type Rejection } from './evaluate-batch';
+
+export interface WorkerSettings {
+  /** A fixed UTC offset for record dates, in minutes; undefined: the machine's local time zone. */
+  utcOffsetMinutes?: number;
+}
+
+export type ToWorker =
+  | { type: 'rules'; audits: readonly AccessAudit[]; skipDefaultTypes: readonly string[] }
+  | { type: 'batch'; id: number; job: BatchJob };
+
+export interface FromWorker {
+  id: number;
+  data: Uint8Array;
+  recorded: number;
+  skipped: number;
+  rejected: Rejection[];
+}
+
+export interface BatchWorkersOptions extends WorkerSettings {
+  /** Called when a worker dies and is replaced. */
+  onWorkerExit?: (err: Error) => void;
+}
+
+/** Attempts of one job in workers before it is evaluated on the event loop. */
+const MAX_WORKER_ATTEMPTS = 2;
+
+interface PendingJob {
+  id: number;
+  job: BatchJob;
+  rules: CompiledRules;
+  attempts: number;
+  done: (out: EvaluatedBatch) => void;
+}
+
+class BatchWorker {
+  private worker: Worker;
+  private readonly pending: PendingJob[] = [];
+  /** The rules the current thread was last sent. */
+  private sentRules: CompiledRules | undefined;
+  private closing = false;
+
+  constructor(
+    private readonly settings: WorkerSettings,
+    private readonly onExit: (err: Error) => void,
+    private readonly fallback: (p: PendingJob) => void,
+  ) {
+    this.worker = this.spawn();
+  }
+
+  /** Jobs sent and not answered yet. */
+  get load(): number {
+    return this.pending.length;
+  }
+
+  run(p: PendingJob): void {
+    this.pending.push(p);
+    this.post(p);
+  }
+
+  /** For tests: the thread, to stop it as a crash would. */
+  get thread(): Worker {
+    return this.worker;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.worker.terminate();
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(path.join(__dirname, 'batch-worker.js'), { workerData: this.settings });
+    worker.on('message', (msg: FromWorker) => {
+      const p = this.pending.shift();
+      // Replies come in the order of the jobs: anything else is a bug worth stopping on.
+      if (p === undefined || p.id !== msg.id) throw new Error(`batch worker answered job ${msg.id}, expected ${p?.id}`);
+      const data = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
+      p.done({ data, recorded: msg.recorded, skipped: msg.skipped, rejected: msg.rejected });
+    });
+    let failure: Error | undefined;
+    worker.on('error', (err) => (failure = err));
+    worker.on('exit', (code) => {
+      if (this.closing || worker !== this.worker) return;
+      this.onExit(failure ?? new Error(`batch worker exited with code ${code}`));
+      this.restart();
+    });
+    return worker;
+  }
+
+  private restart(): void {
+    this.sentRules = undefined;
+    this.worker = this.spawn();
+    for (const p of this.pending.splice(0)) {
+      p.attempts++;
+      if (p.attempts >= MAX_WORKER_ATTEMPTS) {
+        this.fallback(p);
+      } else {
+        this.pending.push(p);
+        this.post(p);
+      }
+    }
+  }
+
+  private post(p: PendingJob): void {
+    if (p.rules !== this.sentRules) {
+      const msg: ToWorker = { type: 'rules', audits: p.rules.audits, skipDefaultTypes: p.rules.skipDefaultTypes };
+      this.worker.postMessage(msg);
+      this.sentRules = p.rules;
+    }
+    // A copy the worker can own: the request buffer may be a slice of a larger one, and a view is
+    // cloned with its whole ArrayBuffer. The original stays here in case the job must be sent again.
+    const bytes = new Uint8Array(p.job.bytes);
+    const msg: ToWorker = { type: 'batch', id: p.id, job: { ...p.job, bytes } };
+    this.worker.postMessage(msg, [bytes.buffer]);
+  }
+}
+
+export class BatchWorkers {
+  private readonly workers: BatchWorker[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(count: number, opts: BatchWorkersOptions = {}) {
+    const offset = opts.utcOffsetMinutes;
+    const fallback = (p: PendingJob): void => {
+      p.done(new BatchEvaluator(p.rules, new RecordDateFormatter(offset === undefined ? undefined : () => offset)).evaluate(p.job));
+    };
+    for (let i = 0; i < count; i++) {
+      this.workers.push(new BatchWorker({ utcOffsetMinutes: offset }, (err) => opts.onWorkerExit?.(err), fallback));
+    }
+  }
+
+  /**
+   * Evaluates `job` against `rules` in the least busy worker; `done` runs on the event loop with the
+   * result. Jobs of one worker are answered in order; across workers, callers order results themselves.
+   */
+  run(job: BatchJob, rules: CompiledRules, done: (out: EvaluatedBatch) => void): void {
+    if (this.closed) throw new Error('batch workers are closed');
+    let worker = this.workers[0];
+    for (const w of this.workers) if (w.load < worker.load) worker = w;
+    worker.run({ id: this.nextId++, job, rules, attempts: 0, done });
+  }
+
+  /** For tests: the worker threads. */
+  get threads(): Worker[] {
+    return this.workers.map((w) => w.thread);
+  }
+
+  /** Stops the threads; jobs not answered yet are never answered. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+}

@@ -1,0 +1,173 @@
+// Batch evaluation in worker threads (src/pipeline/batch-workers.ts): the same answers as the event
+// loop, in order, with the rules in force when each batch was accepted, and no batch lost or answered
+// twice when a worker dies.
+import { expect } from 'chai';
+import * as protobuf from 'protobufjs';
+import type { Sink, SinkPosition } from '../src/backends/sink';
+import { Checkpoint } from '../src/store/checkpoint';
+import { AuditWriter } from '../src/pipeline/writer';
+import { AuditPipeline, type BatchResult } from '../src/pipeline/pipeline';
+import { BatchWorkers } from '../src/pipeline/batch-workers';
+import { BatchEvaluator, type EvaluatedBatch } from '../src/pipeline/evaluate-batch';
+import { RecordDateFormatter } from '../src/events/rfc3339';
+import { compileRules, type CompiledRules } from '../src/rules';
+import { wireTypes } from '../src/wire/stream-request';
+import { clients, openStream, readRecords, resourceEvent, startTestSidecar, tempDir, testConfig, AUDIT_ALL } from './helpers';
+
+const ALL = compileRules([AUDIT_ALL], []);
+const CREATES_ONLY = compileRules([{ name: 'creates', rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }] }], []);
+
+/** An encoded StreamEventsRequest of `n` events from `first` on, alternating CREATE and UPDATE. */
+function batch(first: number, n: number): Buffer {
+  const events = Array.from({ length: n }, (_, i) => resourceEvent(first + i, (first + i) % 2 === 0 ? 'CREATE' : 'UPDATE'));
+  const w = protobuf.Writer.create();
+  w.uint32((2 << 3) | 0).uint64(first);
+  for (const e of events) w.uint32((3 << 3) | 2).bytes(wireTypes().event.encode(e).finish());
+  return Buffer.from(w.finish());
+}
+
+function onEventLoop(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
+  return new BatchEvaluator(rules, new RecordDateFormatter(() => 0)).evaluate({ bytes, from: 0, receivedMs: 0 });
+}
+
+function run(workers: BatchWorkers, bytes: Buffer, rules: CompiledRules): Promise<EvaluatedBatch> {
+  return new Promise((resolve) => workers.run({ bytes, from: 0, receivedMs: 0 }, rules, resolve));
+}
+
+function plainResult(out: EvaluatedBatch): object {
+  return { ...out, data: out.data.toString() };
+}
+
+describe('batch worker threads', () => {
+  it('answer with what the event loop gives, each batch with the rules it was sent with', async () => {
+    const workers = new BatchWorkers(2, { utcOffsetMinutes: 0 });
+    try {
+      const jobs = Array.from({ length: 12 }, (_, i) => ({ bytes: batch(1 + 10 * i, 10), rules: i % 3 === 0 ? CREATES_ONLY : ALL }));
+      const answers = await Promise.all(jobs.map((j) => run(workers, j.bytes, j.rules)));
+      expect(answers.map(plainResult)).to.deep.equal(jobs.map((j) => plainResult(onEventLoop(j.bytes, j.rules))));
+      expect(answers[0]).to.include({ recorded: 5, skipped: 5 });
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('replace a worker that dies and send it its unanswered batches again, with their own rules', async () => {
+    const exits: Error[] = [];
+    const workers = new BatchWorkers(1, { utcOffsetMinutes: 0, onWorkerExit: (err) => exits.push(err) });
+    try {
+      const first = run(workers, batch(1, 10), CREATES_ONLY);
+      const second = run(workers, batch(11, 10), ALL);
+      await workers.threads[0].terminate(); // before it could answer: it was still starting
+      expect(plainResult(await first)).to.deep.equal(plainResult(onEventLoop(batch(1, 10), CREATES_ONLY)));
+      expect(plainResult(await second)).to.deep.equal(plainResult(onEventLoop(batch(11, 10), ALL)));
+      expect(exits).to.have.length(1);
+      expect(exits[0].message).to.match(/exited with code/);
+      // The replacement keeps working.
+      expect(await run(workers, batch(21, 4), ALL)).to.include({ recorded: 4 });
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('evaluate on the event loop a batch that two workers died on', async () => {
+    let workers: BatchWorkers | undefined;
+    const exits: Error[] = [];
+    workers = new BatchWorkers(1, {
+      utcOffsetMinutes: 0,
+      // The replacement dies too, before it has started: the batch has now been in two dead workers.
+      onWorkerExit: (err) => exits.push(err) === 1 && setImmediate(() => void workers!.threads[0].terminate()),
+    });
+    try {
+      const answer = run(workers, batch(1, 10), CREATES_ONLY);
+      await workers.threads[0].terminate();
+      expect(plainResult(await answer)).to.deep.equal(plainResult(onEventLoop(batch(1, 10), CREATES_ONLY)));
+      expect(exits).to.have.length(2);
+    } finally {
+      await workers.close();
+    }
+  });
+});
+
+/** A sink that keeps what it is given. */
+class MemorySink implements Sink {
+  readonly key = 'memory';
+  lines: string[] = [];
+  open(): Promise<SinkPosition> {
+    return Promise.resolve({ ino: 1, size: 0 });
+  }
+  write(chunk: Buffer): Promise<SinkPosition> {
+    this.lines.push(...chunk.toString().split('\n').filter(Boolean));
+    return Promise.resolve({ ino: 1, size: this.lines.length });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+for (const workerThreads of [1, 0]) {
+  describe(`the pipeline with ${workerThreads} worker thread(s)`, () => {
+    it('writes batches in acceptance order, each judged by the rules in force when it was accepted', async () => {
+      const checkpoint = new Checkpoint(tempDir());
+      checkpoint.load();
+      const sink = new MemorySink();
+      const writer = new AuditWriter([sink], checkpoint);
+      const pipeline = new AuditPipeline(writer, ALL, new Map(), { utcOffsetMinutes: 0, workerThreads });
+      try {
+        const results: Array<Promise<BatchResult>> = [];
+        const submit = (first: number): void => {
+          results.push(
+            new Promise((resolve, reject) =>
+              pipeline.submitBatch('z/cp', first, { bytes: batch(first, 10), eventCount: 10 }, (err, res) => (err ? reject(err) : resolve(res!))),
+            ),
+          );
+        };
+        // All in one turn of the event loop: no worker has answered yet when the rules change.
+        submit(1);
+        submit(11);
+        pipeline.setRules(CREATES_ONLY);
+        submit(21);
+        pipeline.setRules(ALL);
+        submit(31);
+        const acks = await Promise.all(results);
+        expect(acks.map((a) => [a.ackedSeq, a.recorded, a.skipped])).to.deep.equal([
+          [10, 10, 0],
+          [20, 10, 0],
+          [30, 5, 5],
+          [40, 10, 0],
+        ]);
+        const names = sink.lines.map((l) => Number(JSON.parse(l).resource.name.slice('route-'.length)));
+        const expected = [...Array.from({ length: 20 }, (_, i) => i + 1), 22, 24, 26, 28, 30, ...Array.from({ length: 10 }, (_, i) => 31 + i)];
+        expect(names).to.deep.equal(expected);
+      } finally {
+        await pipeline.close(1000);
+      }
+    });
+  });
+}
+
+describe('a sidecar whose batch worker dies mid-stream', () => {
+  it('acknowledges every event once and writes each exactly once', async () => {
+    const config = testConfig(tempDir(), { workerThreads: 1 });
+    const sidecar = await startTestSidecar(config);
+    const c = clients(sidecar.port);
+    try {
+      const s = openStream(c.audit);
+      s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-0' } });
+      await s.next();
+      const batches = 40;
+      for (let b = 0; b < batches; b++) {
+        s.call.write({ firstSeq: 1 + 50 * b, events: Array.from({ length: 50 }, (_, i) => resourceEvent(1 + 50 * b + i)) });
+        if (b === 10) await sidecar.pipeline.workerThreads[0].terminate();
+      }
+      let acked = 0;
+      while (acked < 50 * batches) acked = (await s.next()).ackedSeq;
+      expect(acked).to.equal(50 * batches);
+      const names = readRecords(config.backends[0].path).map((l) => JSON.parse(l).resource.name);
+      expect(names).to.deep.equal(Array.from({ length: 50 * batches }, (_, i) => `route-${i + 1}`));
+      s.call.end();
+    } finally {
+      c.close();
+      await sidecar.stop();
+    }
+  });
+});
