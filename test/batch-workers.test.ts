@@ -88,16 +88,19 @@ describe('batch worker threads', () => {
   });
 });
 
-/** A sink that keeps what it is given. */
+/** A sink that keeps what it is given, and holds its first write until released. */
 class MemorySink implements Sink {
   readonly key = 'memory';
   lines: string[] = [];
+  release: () => void = () => {};
+  private gate = new Promise<void>((resolve) => (this.release = resolve));
   open(): Promise<SinkPosition> {
     return Promise.resolve({ ino: 1, size: 0 });
   }
-  write(chunk: Buffer): Promise<SinkPosition> {
+  async write(chunk: Buffer): Promise<SinkPosition> {
+    await this.gate;
     this.lines.push(...chunk.toString().split('\n').filter(Boolean));
-    return Promise.resolve({ ino: 1, size: this.lines.length });
+    return { ino: 1, size: this.lines.length };
   }
   close(): Promise<void> {
     return Promise.resolve();
@@ -121,13 +124,16 @@ for (const workerThreads of [1, 0]) {
             ),
           );
         };
-        // All in one turn of the event loop: no worker has answered yet when the rules change.
+        // All in one turn of the event loop: no worker has answered yet when the rules change. The
+        // first write is held, so work piles up and, with a worker, the last two batches go to it.
         submit(1);
         submit(11);
         pipeline.setRules(CREATES_ONLY);
         submit(21);
         pipeline.setRules(ALL);
         submit(31);
+        expect(pipeline.stats.workerBatches).to.equal(workerThreads === 0 ? 0 : 2);
+        sink.release();
         const acks = await Promise.all(results);
         expect(acks.map((a) => [a.ackedSeq, a.recorded, a.skipped])).to.deep.equal([
           [10, 10, 0],
@@ -162,6 +168,7 @@ describe('a sidecar whose batch worker dies mid-stream', () => {
       let acked = 0;
       while (acked < 50 * batches) acked = (await s.next()).ackedSeq;
       expect(acked).to.equal(50 * batches);
+      expect(sidecar.pipeline.stats.workerBatches, 'batches piled up and went to the worker').to.be.greaterThan(0);
       const names = readRecords(config.backends[0].path).map((l) => JSON.parse(l).resource.name);
       expect(names).to.deep.equal(Array.from({ length: 50 * batches }, (_, i) => `route-${i + 1}`));
       s.call.end();
