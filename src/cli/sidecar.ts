@@ -29,6 +29,8 @@ export interface SidecarOptions {
   now?: () => Date;
   /** A fixed UTC offset for record dates, in minutes (tests); undefined: the machine's local time zone. */
   utcOffsetMinutes?: number;
+  /** When batches go to worker threads (tests of the workers use 'always'); see PipelineOptions. */
+  offload?: 'busy' | 'always';
   /** Replaces the configured file backends (tests that need a sink they control). */
   sinks?: Sink[];
 }
@@ -133,6 +135,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     now: () => now().getTime(),
     utcOffsetMinutes: opts.utcOffsetMinutes,
     workerThreads: config.workerThreads,
+    offload: opts.offload,
     onWorkerExit: (err) => log.error('a batch worker thread died; it is replaced and its batches evaluated again', { err }),
   });
   const audit = new AuditServiceImpl(pipeline, log);

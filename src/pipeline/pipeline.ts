@@ -6,6 +6,7 @@
 // one queue in acceptance order: the writer sees exactly the order the event loop accepted things in,
 // which keeps sequences contiguous in the checkpoint and a rule change's record between the batches
 // evaluated before and after it.
+import { performance } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 import type { CompiledRules, RuleMatch } from '../rules';
 import type { AuditEvent } from '../events/event';
@@ -55,6 +56,48 @@ export interface PipelineOptions {
   workerThreads?: number;
   /** Called when a worker thread dies and is replaced. */
   onWorkerExit?: (err: Error) => void;
+  /** When batches go to the workers: 'busy' (the default), or 'always' (tests of the workers themselves). */
+  offload?: 'busy' | 'always';
+}
+
+/** How busy the event loop must be before batches go to workers, and how idle before they stop. */
+export const OFFLOAD_ABOVE = 0.8;
+export const OFFLOAD_BELOW = 0.3;
+const LOAD_SAMPLE_MS = 100;
+
+/**
+ * Whether batches should go to the workers: only while the event loop is busy. A lightly loaded
+ * sidecar evaluates on the event loop, as fast and without two hops between threads: a batch sent to
+ * a worker now and then waited for the thread to be scheduled and added tens of milliseconds to the
+ * ack latency. The loop's utilisation is sampled every 100 ms, with hysteresis: once offloading, the
+ * loop is busy for less, and that must not switch it back.
+ */
+class LoopLoad {
+  private busy = false;
+  private last = performance.eventLoopUtilization();
+  private readonly timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly mode: 'busy' | 'always') {
+    if (mode === 'busy') {
+      this.timer = setInterval(() => this.sample(), LOAD_SAMPLE_MS);
+      this.timer.unref();
+    }
+  }
+
+  offload(): boolean {
+    return this.mode === 'always' || this.busy;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private sample(): void {
+    const now = performance.eventLoopUtilization();
+    const utilization = performance.eventLoopUtilization(now, this.last).utilization;
+    this.last = now;
+    this.busy = this.busy ? utilization > OFFLOAD_BELOW : utilization > OFFLOAD_ABOVE;
+  }
 }
 
 /**
@@ -95,6 +138,7 @@ export class AuditPipeline {
   private drainListeners: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
   private closed = false;
+  private readonly load: LoopLoad;
   readonly stats: PipelineStats = { recorded: 0, skipped: 0, rejected: 0, duplicates: 0, workerBatches: 0 };
 
   private readonly now: () => number;
@@ -115,6 +159,7 @@ export class AuditPipeline {
     this.zone = opts.zone;
     const threads = opts.workerThreads ?? 0;
     if (threads > 0) this.workers = new BatchWorkers(threads, { utcOffsetMinutes: offset, onWorkerExit: opts.onWorkerExit });
+    this.load = new LoopLoad(threads > 0 ? (opts.offload ?? 'busy') : 'always');
     writer.onDrain(() => {
       if (!this.isFull()) for (const l of this.drainListeners) l();
     });
@@ -197,10 +242,7 @@ export class AuditPipeline {
         done(null, res);
       },
     });
-    // A worker only when work is piling up (batches waiting for a worker or for the writer): otherwise
-    // evaluating here is as fast and spares the batch two hops between threads, which keeps the ack
-    // latency of a lightly loaded sidecar low. Under load the queues fill and batches go to workers.
-    const inWorker = this.workers !== undefined && from < batch.eventCount && (this.slots.length > 0 || this.writer.pendingBytes > 0);
+    const inWorker = this.workers !== undefined && from < batch.eventCount && this.load.offload();
     if (!inWorker) {
       const request = finish(this.evaluator.evaluate(job));
       if (lastSeq > accepted) this.accepted.set(key, lastSeq);
@@ -325,6 +367,7 @@ export class AuditPipeline {
     const stranded = this.slots.splice(0);
     this.stagedBytes = 0;
     await this.writer.close(Math.max(0, deadline - Date.now()));
+    this.load.stop();
     await this.workers?.close();
     // Answered as the writer answers what it never wrote, whether or not the evaluation came back.
     for (const slot of stranded) {
