@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   const evaluator = new BatchEvaluator(rules, dates);
 
   const process1 = (buf: Buffer): Buffer => {
-    const out = evaluator.evaluate({ bytes: buf, from: 0, receivedMs: Date.now() });
+    const out = evaluator.evaluate({ bytes: buf, from: 0, receivedMs: Date.now(), eventCount: 0 });
     counts.recorded += out.recorded;
     counts.skipped += out.skipped;
     counts.rejected += out.rejected.length;

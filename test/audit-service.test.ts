@@ -117,6 +117,13 @@ for (const workerThreads of [1, 0]) describe(`AuditService over a real gRPC serv
       expect(fieldViolationsOf(err.metadata)).to.deep.equal([
         { field: 'request', description: 'not a valid StreamEventsRequest: index out of range: 2 + 127 > 3' },
       ]);
+      // first_seq sent as bytes: read as a number it would hide an event from the count.
+      const second = raw.makeBidiStreamRequest('/meshaudit.v1.AuditService/StreamEvents', (b: Buffer) => b, (b: Buffer) => b);
+      const secondFailed = new Promise<grpc.ServiceError>((resolve) => second.on('error', resolve));
+      second.write(Buffer.of(0x12, 0x02, 0x1a, 0x00));
+      expect(fieldViolationsOf((await secondFailed).metadata)).to.deep.equal([
+        { field: 'request', description: 'not a valid StreamEventsRequest: first_seq: wire type 2, want 0' },
+      ]);
     } finally {
       raw.close();
     }

@@ -11,7 +11,7 @@ import { BatchWorkers } from '../src/pipeline/batch-workers';
 import { BatchEvaluator, type EvaluatedBatch } from '../src/pipeline/evaluate-batch';
 import { RecordDateFormatter } from '../src/events/rfc3339';
 import { compileRules, type CompiledRules } from '../src/rules';
-import { wireTypes } from '../src/wire/stream-request';
+import { scanStreamRequest, wireTypes } from '../src/wire/stream-request';
 import { clients, openStream, readRecords, resourceEvent, startTestSidecar, tempDir, testConfig, AUDIT_ALL } from './helpers';
 
 const ALL = compileRules([AUDIT_ALL], []);
@@ -27,11 +27,11 @@ function batch(first: number, n: number): Buffer {
 }
 
 function onEventLoop(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
-  return new BatchEvaluator(rules, new RecordDateFormatter(() => 0)).evaluate({ bytes, from: 0, receivedMs: 0 });
+  return new BatchEvaluator(rules, new RecordDateFormatter(() => 0)).evaluate({ bytes, from: 0, receivedMs: 0, eventCount: scanStreamRequest(bytes).eventCount });
 }
 
 function run(workers: BatchWorkers, bytes: Buffer, rules: CompiledRules): Promise<EvaluatedBatch> {
-  return new Promise((resolve) => workers.run({ bytes, from: 0, receivedMs: 0 }, rules, resolve));
+  return new Promise((resolve) => workers.run({ bytes, from: 0, receivedMs: 0, eventCount: scanStreamRequest(bytes).eventCount }, rules, resolve));
 }
 
 function plainResult(out: EvaluatedBatch): object {
@@ -85,6 +85,32 @@ describe('batch worker threads', () => {
     } finally {
       await workers.close();
     }
+  });
+
+  it('give up on a worker that keeps dying, and answer on the event loop from then on', async () => {
+    const exits: Error[] = [];
+    const workers = new BatchWorkers(1, { utcOffsetMinutes: 0, onWorkerExit: (err) => exits.push(err) });
+    try {
+      for (let death = 1; death <= 6 && workers.available; death++) {
+        await workers.threads[0].terminate();
+        while (exits.length < death) await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(workers.available).to.equal(false);
+      expect(exits.at(-1)!.message).to.equal('batch worker died 6 times within a minute');
+      expect(plainResult(await run(workers, batch(1, 10), ALL))).to.deep.equal(plainResult(onEventLoop(batch(1, 10), ALL)));
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('reject every new event of a batch whose evaluation throws, rather than leave it unanswered', () => {
+    const broken: CompiledRules = { ...ALL, covers: () => { throw new Error('broken rules'); } };
+    const out = new BatchEvaluator(broken, new RecordDateFormatter(() => 0)).evaluateOrReject({ bytes: batch(1, 3), from: 1, receivedMs: 0, eventCount: 3 });
+    expect(out.rejected).to.deep.equal([
+      { index: 1, reason: 'event: could not be evaluated (broken rules)' },
+      { index: 2, reason: 'event: could not be evaluated (broken rules)' },
+    ]);
+    expect(out.data.length).to.equal(0);
   });
 });
 

@@ -10,7 +10,7 @@ import { RecordDateFormatter } from '../src/events/rfc3339';
 import { reasonOf, validateEvent } from '../src/events/validate-event';
 import { formatRecord } from '../src/events/format-record';
 import { compileRules, type AccessAudit, type CompiledRules } from '../src/rules';
-import { decodeEvent, eachEvent } from '../src/wire/stream-request';
+import { decodeEvent, eachEvent, scanStreamRequest } from '../src/wire/stream-request';
 import { EventScanner } from '../src/wire/event-spans';
 import { newEventTimeParsers } from '../src/events/validate-event';
 import { AsciiCache } from '../src/wire/ascii-cache';
@@ -65,7 +65,7 @@ function reference(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
 }
 
 function evaluate(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
-  return new BatchEvaluator(rules, dates).evaluate({ bytes, from: 0, receivedMs: RECEIVED_MS });
+  return new BatchEvaluator(rules, dates).evaluate({ bytes, from: 0, receivedMs: RECEIVED_MS, eventCount: scanStreamRequest(bytes).eventCount });
 }
 
 function plain(event: Uint8Array, rules: CompiledRules): number {

@@ -140,7 +140,13 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
   });
   const audit = new AuditServiceImpl(pipeline, log);
   const ruleService = new RuleServiceImpl({ store, pipeline, knownTypes, skipDefaultTypes: config.skipDefaultTypes, log });
-  const grpcServer = serveGrpc(bound, { audit, rules: ruleService, log });
+  let grpcServer: ReturnType<typeof serveGrpc>;
+  try {
+    grpcServer = serveGrpc(bound, { audit, rules: ruleService, log });
+  } catch (err) {
+    await pipeline.close(0); // its worker threads would keep the process alive
+    throw err;
+  }
   log.info('meshaudit started', {
     zone: config.zone,
     grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,

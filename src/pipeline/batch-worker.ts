@@ -29,7 +29,7 @@ function warmUp(): void {
   }
   const bytes = Buffer.from(w.finish());
   const warm = new BatchEvaluator(compileRules([{ name: 'all', rules: [{ types: [], mesh: '', access: [], accessAll: true }] }], []), new RecordDateFormatter(() => 0));
-  for (let round = 0; round < WARM_UP_ROUNDS; round++) warm.evaluate({ bytes, from: 0, receivedMs: 0 });
+  for (let round = 0; round < WARM_UP_ROUNDS; round++) warm.evaluate({ bytes, from: 0, receivedMs: 0, eventCount: 100 });
 }
 const WARM_UP_ROUNDS = 200;
 warmUp();
@@ -41,7 +41,7 @@ parentPort!.on('message', (msg: ToWorker) => {
     else evaluator.setRules(rules);
     return;
   }
-  const out = evaluator!.evaluate(msg.job);
+  const out = evaluator!.evaluateOrReject(msg.job);
   // Sent by moving its memory, not copying it: unless it is a slice of Node's shared pool.
   const data = out.data.byteLength === out.data.buffer.byteLength ? out.data : new Uint8Array(out.data);
   const reply: FromWorker = { id: msg.id, recorded: out.recorded, skipped: out.skipped, rejected: out.rejected, data };

@@ -5,8 +5,10 @@
 //
 // Each worker answers its jobs in the order it got them. A worker that dies (it should not: the stage
 // never throws on bad input) is replaced and sent its unanswered jobs again, each with the rules it was
-// first sent with; a job that has killed two workers is evaluated on the event loop instead. So every
-// job is answered, exactly as the event loop would have answered it.
+// first sent with; a job that has killed two workers is evaluated on the event loop instead. A worker
+// that cannot be replaced, or dies more than MAX_DEATHS times a minute, is given up: its jobs are
+// evaluated on the event loop and the pool says it is not available. So every job is answered, exactly
+// as the event loop would have answered it.
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { AccessAudit, CompiledRules } from '../rules';
@@ -37,6 +39,9 @@ export interface BatchWorkersOptions extends WorkerSettings {
 
 /** Attempts of one job in workers before it is evaluated on the event loop. */
 const MAX_WORKER_ATTEMPTS = 2;
+/** Deaths of one worker within DEATH_WINDOW_MS after which it is not replaced again. */
+const MAX_DEATHS = 5;
+const DEATH_WINDOW_MS = 60_000;
 
 interface PendingJob {
   id: number;
@@ -52,6 +57,10 @@ class BatchWorker {
   /** The rules the current thread was last sent. */
   private sentRules: CompiledRules | undefined;
   private closing = false;
+  /** When it died recently, for MAX_DEATHS. */
+  private deaths: number[] = [];
+  /** Given up on: everything is evaluated on the event loop. */
+  failed = false;
 
   constructor(
     private readonly settings: WorkerSettings,
@@ -67,6 +76,7 @@ class BatchWorker {
   }
 
   run(p: PendingJob): void {
+    if (this.failed) return this.fallback(p);
     this.pending.push(p);
     this.post(p);
   }
@@ -92,6 +102,11 @@ class BatchWorker {
     });
     let failure: Error | undefined;
     worker.on('error', (err) => (failure = err));
+    // A reply that cannot be read leaves its job unanswered: end the thread, and the job is sent again.
+    worker.on('messageerror', (err) => {
+      failure = err;
+      void worker.terminate();
+    });
     worker.on('exit', (code) => {
       if (this.closing || worker !== this.worker) return;
       this.onExit(failure ?? new Error(`batch worker exited with code ${code}`));
@@ -102,7 +117,17 @@ class BatchWorker {
 
   private restart(): void {
     this.sentRules = undefined;
-    this.worker = this.spawn();
+    const now = Date.now();
+    this.deaths = [...this.deaths.filter((t) => now - t < DEATH_WINDOW_MS), now];
+    try {
+      if (this.deaths.length > MAX_DEATHS) throw new Error(`batch worker died ${this.deaths.length} times within a minute`);
+      this.worker = this.spawn();
+    } catch (err) {
+      this.failed = true;
+      this.onExit(err instanceof Error ? err : new Error(String(err)));
+      for (const p of this.pending.splice(0)) this.fallback(p);
+      return;
+    }
     for (const p of this.pending.splice(0)) {
       p.attempts++;
       if (p.attempts >= MAX_WORKER_ATTEMPTS) {
@@ -136,7 +161,7 @@ export class BatchWorkers {
   constructor(count: number, opts: BatchWorkersOptions = {}) {
     const offset = opts.utcOffsetMinutes;
     const fallback = (p: PendingJob): void => {
-      p.done(new BatchEvaluator(p.rules, new RecordDateFormatter(offset === undefined ? undefined : () => offset)).evaluate(p.job));
+      p.done(new BatchEvaluator(p.rules, new RecordDateFormatter(offset === undefined ? undefined : () => offset)).evaluateOrReject(p.job));
     };
     for (let i = 0; i < count; i++) {
       this.workers.push(new BatchWorker({ utcOffsetMinutes: offset }, (err) => opts.onWorkerExit?.(err), fallback));
@@ -149,9 +174,14 @@ export class BatchWorkers {
    */
   run(job: BatchJob, rules: CompiledRules, done: (out: EvaluatedBatch) => void): void {
     if (this.closed) throw new Error('batch workers are closed');
-    let worker = this.workers[0];
-    for (const w of this.workers) if (w.load < worker.load) worker = w;
+    let worker = this.workers.find((w) => !w.failed) ?? this.workers[0];
+    for (const w of this.workers) if (!w.failed && w.load < worker.load) worker = w;
     worker.run({ id: this.nextId++, job, rules, attempts: 0, done });
+  }
+
+  /** False once every worker has been given up on (see MAX_DEATHS): callers evaluate on the event loop. */
+  get available(): boolean {
+    return !this.closed && this.workers.some((w) => !w.failed);
   }
 
   /** For tests: the worker threads. */

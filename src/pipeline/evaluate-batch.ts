@@ -23,6 +23,8 @@ export interface BatchJob {
   from: number;
   /** When the batch was received, epoch ms: the date of events without one. */
   receivedMs: number;
+  /** How many events the batch holds (from its top-level scan). */
+  eventCount: number;
 }
 
 export interface EvaluatedBatch {
@@ -51,6 +53,22 @@ export class BatchEvaluator {
 
   setRules(rules: CompiledRules): void {
     this.rules = rules;
+  }
+
+  /**
+   * evaluate(), except that a throw (a bug: nothing in it throws on bad input) rejects every new event
+   * of the batch, naming the error, instead of leaving the batch unanswered: the queue to the writer
+   * waits for every batch's answer, and the sequences must stay contiguous.
+   */
+  evaluateOrReject(job: BatchJob): EvaluatedBatch {
+    try {
+      return this.evaluate(job);
+    } catch (err) {
+      const reason = `event: could not be evaluated (${err instanceof Error ? err.message : String(err)})`;
+      const rejected: Rejection[] = [];
+      for (let index = job.from; index < job.eventCount; index++) rejected.push({ index, reason });
+      return { data: NO_DATA, recorded: 0, skipped: 0, rejected };
+    }
   }
 
   evaluate(job: BatchJob): EvaluatedBatch {

@@ -218,7 +218,7 @@ export class AuditPipeline {
     if (this.closed) throw new UnavailableError('the sidecar is shutting down');
     const lastSeq = firstSeq + batch.eventCount - 1;
     const from = Math.min(batch.eventCount, accepted + 1 - firstSeq);
-    const job: BatchJob = { bytes: batch.bytes, from, receivedMs: this.now() };
+    const job: BatchJob = { bytes: batch.bytes, from, receivedMs: this.now(), eventCount: batch.eventCount };
     const seq = Math.max(lastSeq, accepted);
     const finish = (out: EvaluatedBatch): WriteRequest => ({
       data: out.data,
@@ -242,9 +242,9 @@ export class AuditPipeline {
         done(null, res);
       },
     });
-    const inWorker = this.workers !== undefined && from < batch.eventCount && this.load.offload();
+    const inWorker = this.workers !== undefined && from < batch.eventCount && this.load.offload() && this.workers.available;
     if (!inWorker) {
-      const request = finish(this.evaluator.evaluate(job));
+      const request = finish(this.evaluator.evaluateOrReject(job));
       if (lastSeq > accepted) this.accepted.set(key, lastSeq);
       this.enqueue({ request, stagedBytes: 0 });
       return;

@@ -14,6 +14,7 @@ type Long = { toNumber(): number };
 const IDENTIFIER_FIELD = 1;
 const FIRST_SEQ_FIELD = 2;
 const EVENTS_FIELD = 3;
+const VARINT = 0;
 const LENGTH_DELIMITED = 2;
 
 interface WireTypes {
@@ -75,23 +76,28 @@ function scan(bytes: Uint8Array): ScannedStreamRequest {
   let eventCount = 0;
   while (r.pos < r.len) {
     const tag = r.uint32();
-    switch (tag >>> 3) {
-      case IDENTIFIER_FIELD:
-        identifier = wireTypes().identifier.decode(r, r.uint32()) as unknown as { zone: string; instance: string };
-        break;
-      case FIRST_SEQ_FIELD:
-        firstSeq = toNumber(r.uint64() as unknown as number | Long);
-        break;
-      case EVENTS_FIELD:
-        if ((tag & 7) !== LENGTH_DELIMITED) throw new Error(`events: wire type ${tag & 7}, want ${LENGTH_DELIMITED}`);
-        r.skip(r.uint32());
-        eventCount++;
-        break;
-      default:
-        r.skipType(tag & 7);
+    const field = tag >>> 3;
+    // The wire types are checked, not assumed as protobufjs's decoders do: eachEvent() walks the same
+    // bytes again later, skipping by the wire type it finds, and both passes must see the same events.
+    if (field === IDENTIFIER_FIELD) {
+      expectWireType('identifier', tag, LENGTH_DELIMITED);
+      identifier = wireTypes().identifier.decode(r, r.uint32()) as unknown as { zone: string; instance: string };
+    } else if (field === FIRST_SEQ_FIELD) {
+      expectWireType('first_seq', tag, VARINT);
+      firstSeq = toNumber(r.uint64() as unknown as number | Long);
+    } else if (field === EVENTS_FIELD) {
+      expectWireType('events', tag, LENGTH_DELIMITED);
+      r.skip(r.uint32());
+      eventCount++;
+    } else {
+      r.skipType(tag & 7);
     }
   }
   return { identifier, firstSeq, eventCount, bytes };
+}
+
+function expectWireType(field: string, tag: number, want: number): void {
+  if ((tag & 7) !== want) throw new Error(`${field}: wire type ${tag & 7}, want ${want}`);
 }
 
 /**
