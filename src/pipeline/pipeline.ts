@@ -64,16 +64,24 @@ export interface PipelineOptions {
 export const OFFLOAD_ABOVE = 0.8;
 export const OFFLOAD_BELOW = 0.3;
 const LOAD_SAMPLE_MS = 100;
+/**
+ * Samples in a row above OFFLOAD_ABOVE before offloading: a garbage collection or a rotation makes one
+ * window busy, and sending batches to a worker woken from idle cost tens of milliseconds per batch.
+ */
+const BUSY_SAMPLES = 3;
 
 /**
  * Whether batches should go to the workers: only while the event loop is busy. A lightly loaded
  * sidecar evaluates on the event loop, as fast and without two hops between threads: a batch sent to
  * a worker now and then waited for the thread to be scheduled and added tens of milliseconds to the
- * ack latency. The loop's utilisation is sampled every 100 ms, with hysteresis: once offloading, the
- * loop is busy for less, and that must not switch it back.
+ * ack latency. The loop's utilisation is sampled every 100 ms, with hysteresis: offloading starts
+ * after BUSY_SAMPLES busy samples in a row and stops below OFFLOAD_BELOW (once offloading, the loop is
+ * busy for less, and that must not switch it back).
  */
 class LoopLoad {
   private busy = false;
+  /** Samples in a row above OFFLOAD_ABOVE. */
+  private busySamples = 0;
   private last = performance.eventLoopUtilization();
   private readonly timer: NodeJS.Timeout | undefined;
 
@@ -96,7 +104,8 @@ class LoopLoad {
     const now = performance.eventLoopUtilization();
     const utilization = performance.eventLoopUtilization(now, this.last).utilization;
     this.last = now;
-    this.busy = this.busy ? utilization > OFFLOAD_BELOW : utilization > OFFLOAD_ABOVE;
+    this.busySamples = utilization > OFFLOAD_ABOVE ? this.busySamples + 1 : 0;
+    this.busy = this.busy ? utilization > OFFLOAD_BELOW : this.busySamples >= BUSY_SAMPLES;
   }
 }
 
