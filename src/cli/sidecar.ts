@@ -152,6 +152,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,
     files: config.backends.map((b) => b.path),
     dataDir: config.dataDir,
+    workerThreads: config.workerThreads,
     accessAudits: store.list().map((a) => a.name),
     identifiers: state.seqs.size,
   });
