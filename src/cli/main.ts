@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       `configuration OK: zone ${config.zone}, gRPC ${config.grpcAddress}, data ${config.dataDir}\n` +
         config.backends.map((b) => `  file backend ${b.path} (rotation ${b.rotation.enabled ? 'on' : 'off'})\n`).join('') +
+        `  ${config.workerThreads} batch worker thread(s), used while the event loop is busy\n` +
         `  ${inForce.length} AccessAudit resource(s) in force at start-up (the store ${store.file}` +
         `${args.rules.length > 0 ? ', with the --rules files applied' : ''}): ${inForce.join(', ') || '(none: nothing is audited)'}\n`,
     );

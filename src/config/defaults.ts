@@ -34,8 +34,9 @@ export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 10;
 
 /**
  * meshaudit.workerThreads: one thread besides the event loop reads, checks, matches and formats the
- * events of StreamEvents batches, so that a busy control plane's stream can use a second core. 0 does
- * it all on the event loop: the better choice when the sidecar is limited to one core.
+ * events of StreamEvents batches while the event loop is busy, so that a busy control plane's stream
+ * can use a second core (a lightly loaded sidecar keeps it idle). 0 does it all on the event loop: the
+ * better choice when the sidecar is limited to one core.
  */
 export const DEFAULT_WORKER_THREADS = 1;
 
