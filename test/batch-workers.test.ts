@@ -111,6 +111,27 @@ describe('batch worker threads', () => {
       { index: 2, reason: 'event: could not be evaluated (broken rules)' },
     ]);
     expect(out.data.length).to.equal(0);
+    expect(out.failure).to.equal('broken rules');
+  });
+
+  it('tell the pipeline about a batch rejected for a failed evaluation', async () => {
+    const broken: CompiledRules = { ...ALL, covers: () => { throw new Error('broken rules'); } };
+    const checkpoint = new Checkpoint(tempDir());
+    checkpoint.load();
+    const failures: string[] = [];
+    const pipeline = new AuditPipeline(new AuditWriter([new MemorySink(true)], checkpoint), broken, new Map(), {
+      onEvaluationError: (failure, key, firstSeq) => failures.push(`${key} ${firstSeq}: ${failure}`),
+    });
+    try {
+      const res = await new Promise<BatchResult>((resolve, reject) =>
+        pipeline.submitBatch('z/cp', 1, { bytes: batch(1, 2), eventCount: 2 }, (err, r) => (err ? reject(err) : resolve(r!))),
+      );
+      expect(res).to.include({ ackedSeq: 2, recorded: 0 });
+      expect(res.rejected.map((r) => r.index)).to.deep.equal([0, 1]);
+      expect(failures).to.deep.equal(['z/cp 1: broken rules']);
+    } finally {
+      await pipeline.close(1000);
+    }
   });
 });
 
@@ -120,6 +141,10 @@ class MemorySink implements Sink {
   lines: string[] = [];
   release: () => void = () => {};
   private gate = new Promise<void>((resolve) => (this.release = resolve));
+
+  constructor(open = false) {
+    if (open) this.release();
+  }
   open(): Promise<SinkPosition> {
     return Promise.resolve({ ino: 1, size: 0 });
   }

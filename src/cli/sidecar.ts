@@ -136,6 +136,8 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     utcOffsetMinutes: opts.utcOffsetMinutes,
     workerThreads: config.workerThreads,
     offload: opts.offload,
+    onEvaluationError: (failure, identifier, firstSeq) =>
+      log.error('a batch could not be evaluated: its new events are rejected and not written (a sidecar bug; please report it)', { identifier, firstSeq, err: failure }),
     onWorkerExit: (err) => log.error('a batch worker thread died; it is replaced and its batches evaluated again', { err }),
   });
   const audit = new AuditServiceImpl(pipeline, log);

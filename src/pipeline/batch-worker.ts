@@ -44,6 +44,6 @@ parentPort!.on('message', (msg: ToWorker) => {
   const out = evaluator!.evaluateOrReject(msg.job);
   // Sent by moving its memory, not copying it: unless it is a slice of Node's shared pool.
   const data = out.data.byteLength === out.data.buffer.byteLength ? out.data : new Uint8Array(out.data);
-  const reply: FromWorker = { id: msg.id, recorded: out.recorded, skipped: out.skipped, rejected: out.rejected, data };
+  const reply: FromWorker = { id: msg.id, recorded: out.recorded, skipped: out.skipped, rejected: out.rejected, failure: out.failure, data };
   parentPort!.postMessage(reply, data.byteLength > 0 ? [data.buffer as ArrayBuffer] : []);
 });

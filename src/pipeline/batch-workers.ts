@@ -30,6 +30,7 @@ export interface FromWorker {
   recorded: number;
   skipped: number;
   rejected: Rejection[];
+  failure?: string;
 }
 
 export interface BatchWorkersOptions extends WorkerSettings {
@@ -98,7 +99,9 @@ class BatchWorker {
       // Replies come in the order of the jobs: anything else is a bug worth stopping on.
       if (p === undefined || p.id !== msg.id) throw new Error(`batch worker answered job ${msg.id}, expected ${p?.id}`);
       const data = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
-      p.done({ data, recorded: msg.recorded, skipped: msg.skipped, rejected: msg.rejected });
+      const out: EvaluatedBatch = { data, recorded: msg.recorded, skipped: msg.skipped, rejected: msg.rejected };
+      if (msg.failure !== undefined) out.failure = msg.failure;
+      p.done(out);
     });
     let failure: Error | undefined;
     worker.on('error', (err) => (failure = err));

@@ -33,6 +33,8 @@ export interface EvaluatedBatch {
   recorded: number;
   skipped: number;
   rejected: Rejection[];
+  /** Set when evaluation threw (a bug) and every new event was rejected for it: the error's message. */
+  failure?: string;
 }
 
 const NO_DATA = Buffer.alloc(0);
@@ -64,10 +66,11 @@ export class BatchEvaluator {
     try {
       return this.evaluate(job);
     } catch (err) {
-      const reason = `event: could not be evaluated (${err instanceof Error ? err.message : String(err)})`;
+      const failure = err instanceof Error ? err.message : String(err);
+      const reason = `event: could not be evaluated (${failure})`;
       const rejected: Rejection[] = [];
       for (let index = job.from; index < job.eventCount; index++) rejected.push({ index, reason });
-      return { data: NO_DATA, recorded: 0, skipped: 0, rejected };
+      return { data: NO_DATA, recorded: 0, skipped: 0, rejected, failure };
     }
   }
 

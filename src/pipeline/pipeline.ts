@@ -58,6 +58,11 @@ export interface PipelineOptions {
   onWorkerExit?: (err: Error) => void;
   /** When batches go to the workers: 'busy' (the default), or 'always' (tests of the workers themselves). */
   offload?: 'busy' | 'always';
+  /**
+   * Called when a batch's evaluation threw (a bug in the sidecar) and its new events were rejected for
+   * it: they are not written, and the CP does not resend them, so this must be loud.
+   */
+  onEvaluationError?: (failure: string, key: string, firstSeq: number) => void;
 }
 
 /** How busy the event loop must be before batches go to workers, and how idle before they stop. */
@@ -152,6 +157,7 @@ export class AuditPipeline {
 
   private readonly now: () => number;
   private readonly zone: string | undefined;
+  private readonly onEvaluationError: PipelineOptions['onEvaluationError'];
 
   constructor(
     private readonly writer: AuditWriter,
@@ -166,6 +172,7 @@ export class AuditPipeline {
     this.dates = new RecordDateFormatter(offset === undefined ? undefined : () => offset);
     this.evaluator = new BatchEvaluator(rules, this.dates);
     this.zone = opts.zone;
+    this.onEvaluationError = opts.onEvaluationError;
     const threads = opts.workerThreads ?? 0;
     if (threads > 0) this.workers = new BatchWorkers(threads, { utcOffsetMinutes: offset, onWorkerExit: opts.onWorkerExit });
     this.load = new LoopLoad(threads > 0 ? (opts.offload ?? 'busy') : 'always');
@@ -229,28 +236,31 @@ export class AuditPipeline {
     const from = Math.min(batch.eventCount, accepted + 1 - firstSeq);
     const job: BatchJob = { bytes: batch.bytes, from, receivedMs: this.now(), eventCount: batch.eventCount };
     const seq = Math.max(lastSeq, accepted);
-    const finish = (out: EvaluatedBatch): WriteRequest => ({
-      data: out.data,
-      seqKey: key,
-      seq,
-      done: (err) => {
-        if (err) return done(err instanceof WriterClosedError ? new UnavailableError(err.message) : err);
-        if (lastSeq > (this.committed.get(key) ?? 0)) this.committed.set(key, lastSeq);
-        const res: BatchResult = {
-          ackedSeq: this.committed.get(key) ?? 0,
-          firstSeq,
-          recorded: out.recorded,
-          skipped: out.skipped,
-          duplicates: from,
-          rejected: out.rejected,
-        };
-        this.stats.recorded += res.recorded;
-        this.stats.skipped += res.skipped;
-        this.stats.duplicates += res.duplicates;
-        this.stats.rejected += res.rejected.length;
-        done(null, res);
-      },
-    });
+    const finish = (out: EvaluatedBatch): WriteRequest => {
+      if (out.failure !== undefined) this.onEvaluationError?.(out.failure, key, firstSeq);
+      return {
+        data: out.data,
+        seqKey: key,
+        seq,
+        done: (err) => {
+          if (err) return done(err instanceof WriterClosedError ? new UnavailableError(err.message) : err);
+          if (lastSeq > (this.committed.get(key) ?? 0)) this.committed.set(key, lastSeq);
+          const res: BatchResult = {
+            ackedSeq: this.committed.get(key) ?? 0,
+            firstSeq,
+            recorded: out.recorded,
+            skipped: out.skipped,
+            duplicates: from,
+            rejected: out.rejected,
+          };
+          this.stats.recorded += res.recorded;
+          this.stats.skipped += res.skipped;
+          this.stats.duplicates += res.duplicates;
+          this.stats.rejected += res.rejected.length;
+          done(null, res);
+        },
+      };
+    };
     const inWorker = this.workers !== undefined && from < batch.eventCount && this.load.offload() && this.workers.available;
     if (!inWorker) {
       const request = finish(this.evaluator.evaluateOrReject(job));
