@@ -4,10 +4,9 @@ import * as fs from 'node:fs';
 import * as protobuf from 'protobufjs';
 import { wireTypes } from '../src/wire/stream-request';
 import type { Sidecar } from '../src/cli/sidecar';
-import type { Sink, SinkPosition } from '../src/backends/sink';
 import { fieldViolationsOf } from '../src/server/status';
 import type { AccessAudit } from '../src/rules';
-import { clients, openStream, readRecords, resourceEvent, startTestSidecar, tempDir, testConfig, unary, AUDIT_ALL } from './helpers';
+import { clients, openStream, readRecords, resourceEvent, startTestSidecar, tempDir, testConfig, unary, AUDIT_ALL, MemorySink } from './helpers';
 
 const ID = { zone: 'zone-1', instance: 'cp-0' };
 
@@ -262,35 +261,11 @@ for (const workerThreads of [1, 0]) describe(`AuditService over a real gRPC serv
   });
 });
 
-/** A sink that holds every write until released: a disk that is slow, on demand. */
-class GatedSink implements Sink {
-  readonly key = 'gated';
-  written = 0;
-  private gate: Promise<void>;
-  private release!: () => void;
-  constructor() {
-    this.gate = new Promise((r) => (this.release = r));
-  }
-  open(): Promise<SinkPosition> {
-    return Promise.resolve({ ino: 1, size: 0 });
-  }
-  async write(chunk: Buffer): Promise<SinkPosition> {
-    await this.gate;
-    this.written += chunk.length;
-    return { ino: 1, size: this.written };
-  }
-  unblock(): void {
-    this.release();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 describe('AuditService backpressure', () => {
   it('stops reading a stream while writes are pending, so memory stays bounded on a slow disk', async () => {
     const dir = tempDir();
-    const sink = new GatedSink();
+    const sink = new MemorySink({ held: true });
     const { startSidecar } = await import('../src/cli/sidecar');
     const { silentLogger } = await import('../src/log');
     const sidecar = await startSidecar({ config: testConfig(dir), audits: [AUDIT_ALL], log: silentLogger, sinks: [sink] });
@@ -323,32 +298,17 @@ describe('AuditService backpressure', () => {
     expect(pendingBytes).to.be.below(2 * 1024 * 1024);
     expect(sent).to.be.below(total);
     expect(refused).to.be.greaterThan(0);
-    sink.unblock();
+    sink.release();
     s.call.end();
     c.close();
     await sidecar.stop();
   });
 });
 
-/** A sink that counts its writes and keeps what it was given. */
-class CountingSink implements Sink {
-  readonly key = 'counting';
-  writes: string[] = [];
-  open(): Promise<SinkPosition> {
-    return Promise.resolve({ ino: 1, size: 0 });
-  }
-  write(chunk: Buffer): Promise<SinkPosition> {
-    this.writes.push(chunk.toString());
-    return Promise.resolve({ ino: 1, size: this.writes.join('').length });
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 describe('AuditService batching', () => {
   it('writes a batch of 100 records with one write, not one per record', async () => {
-    const sink = new CountingSink();
+    const sink = new MemorySink();
     const { startSidecar } = await import('../src/cli/sidecar');
     const { silentLogger } = await import('../src/log');
     const sidecar = await startSidecar({ config: testConfig(tempDir()), audits: [AUDIT_ALL], log: silentLogger, sinks: [sink] });

@@ -3,7 +3,6 @@
 // twice when a worker dies.
 import { expect } from 'chai';
 import * as protobuf from 'protobufjs';
-import type { Sink, SinkPosition } from '../src/backends/sink';
 import { Checkpoint } from '../src/store/checkpoint';
 import { AuditWriter } from '../src/pipeline/writer';
 import { AuditPipeline, type BatchResult } from '../src/pipeline/pipeline';
@@ -12,7 +11,7 @@ import { BatchEvaluator, type EvaluatedBatch } from '../src/pipeline/evaluate-ba
 import { RecordDateFormatter } from '../src/events/rfc3339';
 import { compileRules, type CompiledRules } from '../src/rules';
 import { scanStreamRequest, wireTypes } from '../src/wire/stream-request';
-import { clients, openStream, readRecords, resourceEvent, startTestSidecar, tempDir, testConfig, AUDIT_ALL } from './helpers';
+import { clients, openStream, readRecords, resourceEvent, startTestSidecar, tempDir, testConfig, AUDIT_ALL, MemorySink } from './helpers';
 
 const ALL = compileRules([AUDIT_ALL], []);
 const CREATES_ONLY = compileRules([{ name: 'creates', rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }] }], []);
@@ -119,7 +118,7 @@ describe('batch worker threads', () => {
     const checkpoint = new Checkpoint(tempDir());
     checkpoint.load();
     const failures: string[] = [];
-    const pipeline = new AuditPipeline(new AuditWriter([new MemorySink(true)], checkpoint), broken, new Map(), {
+    const pipeline = new AuditPipeline(new AuditWriter([new MemorySink()], checkpoint), broken, new Map(), {
       onEvaluationError: (failure, key, firstSeq) => failures.push(`${key} ${firstSeq}: ${failure}`),
     });
     try {
@@ -135,35 +134,13 @@ describe('batch worker threads', () => {
   });
 });
 
-/** A sink that keeps what it is given, and holds its first write until released. */
-class MemorySink implements Sink {
-  readonly key = 'memory';
-  lines: string[] = [];
-  release: () => void = () => {};
-  private gate = new Promise<void>((resolve) => (this.release = resolve));
-
-  constructor(open = false) {
-    if (open) this.release();
-  }
-  open(): Promise<SinkPosition> {
-    return Promise.resolve({ ino: 1, size: 0 });
-  }
-  async write(chunk: Buffer): Promise<SinkPosition> {
-    await this.gate;
-    this.lines.push(...chunk.toString().split('\n').filter(Boolean));
-    return { ino: 1, size: this.lines.length };
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 for (const workerThreads of [1, 0]) {
   describe(`the pipeline with ${workerThreads} worker thread(s)`, () => {
     it('writes batches in acceptance order, each judged by the rules in force when it was accepted', async () => {
       const checkpoint = new Checkpoint(tempDir());
       checkpoint.load();
-      const sink = new MemorySink();
+      const sink = new MemorySink({ held: true });
       const writer = new AuditWriter([sink], checkpoint);
       const pipeline = new AuditPipeline(writer, ALL, new Map(), { utcOffsetMinutes: 0, workerThreads, offload: 'always' });
       try {

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import type { Sink, SinkPosition } from '../src/backends/sink';
 import type { Config, RotationConfig } from '../src/config/types';
 import type { AccessAudit } from '../src/rules';
 import { startSidecar, type Sidecar, type SidecarOptions } from '../src/cli/sidecar';
@@ -153,5 +154,48 @@ export class TestZone {
   /** The record lines written so far (none when the file does not exist yet). */
   records(): string[] {
     return fs.existsSync(this.logPath) ? readRecords(this.logPath) : [];
+  }
+}
+
+/**
+ * A sink in memory, for tests that need to see or hold the writer's writes. Held (from the start with
+ * `{ held: true }`, or after hold()), every write waits until release(): a slow disk, on demand.
+ */
+export class MemorySink implements Sink {
+  readonly key = 'memory';
+  /** Each write's chunk, in order. */
+  readonly writes: string[] = [];
+  private gate: Promise<void> = Promise.resolve();
+  private open_ = (): void => {};
+
+  constructor(opts: { held?: boolean } = {}) {
+    if (opts.held) this.hold();
+  }
+
+  /** Every record line written so far. */
+  get lines(): string[] {
+    return this.writes.join('').split('\n').filter(Boolean);
+  }
+
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.open_ = resolve));
+  }
+
+  release(): void {
+    this.open_();
+  }
+
+  open(): Promise<SinkPosition> {
+    return Promise.resolve({ ino: 1, size: 0 });
+  }
+
+  async write(chunk: Buffer): Promise<SinkPosition> {
+    await this.gate;
+    this.writes.push(chunk.toString());
+    return { ino: 1, size: this.writes.join('').length };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 }

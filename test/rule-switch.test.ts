@@ -1,39 +1,13 @@
 // Where a rule change takes effect in the audit trail: exactly at its own record. Events written
 // before the change's record were judged by the old rules, events written after it by the new ones.
 import { expect } from 'chai';
-import type { Sink, SinkPosition } from '../src/backends/sink';
 import { startSidecar } from '../src/cli/sidecar';
 import { silentLogger } from '../src/log';
-import { clients, openStream, resourceEvent, tempDir, testConfig, unary } from './helpers';
-
-/** A sink that holds writes while `hold` is set: the change's record waits in the writer's queue. */
-class HoldingSink implements Sink {
-  readonly key = 'holding';
-  lines: string[] = [];
-  private release: (() => void) | undefined;
-  private gate: Promise<void> = Promise.resolve();
-  hold(): void {
-    this.gate = new Promise((r) => (this.release = r));
-  }
-  unhold(): void {
-    this.release?.();
-  }
-  open(): Promise<SinkPosition> {
-    return Promise.resolve({ ino: 1, size: 0 });
-  }
-  async write(chunk: Buffer): Promise<SinkPosition> {
-    await this.gate;
-    this.lines.push(...chunk.toString().split('\n').filter(Boolean));
-    return { ino: 1, size: this.lines.length };
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
+import { clients, openStream, resourceEvent, tempDir, testConfig, unary, MemorySink } from './helpers';
 
 for (const workerThreads of [1, 0]) describe(`a rule change under a live stream, ${workerThreads} worker thread(s)`, () => {
   it('judges an event accepted while the change record waits to be written by the new rules', async () => {
-    const sink = new HoldingSink();
+    const sink = new MemorySink();
     const changesOnly = { name: 'changes', rules: [{ types: ['AccessAudit'], mesh: '', access: [], accessAll: true }] };
     const sidecar = await startSidecar({ config: testConfig(tempDir(), { workerThreads }), audits: [changesOnly], log: silentLogger, sinks: [sink] });
     const c = clients(sidecar.port);
@@ -48,7 +22,7 @@ for (const workerThreads of [1, 0]) describe(`a rule change under a live stream,
       await new Promise((r) => setTimeout(r, 50)); // the change's record is now queued behind the held write
       s.call.write({ firstSeq: 2, events: [resourceEvent(2)] });
       await new Promise((r) => setTimeout(r, 20));
-      sink.unhold();
+      sink.release();
       await created;
       expect(await s.next()).to.include({ ackedSeq: 2, recorded: 1, skipped: 0 });
       expect(sink.lines.map((l) => JSON.parse(l).resource.name)).to.deep.equal(['everything', 'route-2']);
