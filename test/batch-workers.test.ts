@@ -7,6 +7,7 @@ import { Checkpoint } from '../src/store/checkpoint';
 import { AuditWriter } from '../src/pipeline/writer';
 import { AuditPipeline, type BatchResult } from '../src/pipeline/pipeline';
 import { BatchWorkers } from '../src/pipeline/batch-workers';
+import { OffloadSwitch } from '../src/pipeline/loop-load';
 import { BatchEvaluator, type EvaluatedBatch } from '../src/pipeline/evaluate-batch';
 import { RecordDateFormatter } from '../src/events/rfc3339';
 import { compileRules, type CompiledRules } from '../src/rules';
@@ -36,6 +37,19 @@ function run(workers: BatchWorkers, bytes: Buffer, rules: CompiledRules): Promis
 function plainResult(out: EvaluatedBatch): object {
   return { ...out, data: out.data.toString() };
 }
+
+describe('when batches go to the workers', () => {
+  it('after three busy samples in a row, until one falls below the lower mark', () => {
+    const run = (samples: number[]): boolean[] => {
+      const sw = new OffloadSwitch();
+      return samples.map((u) => sw.sample(u));
+    };
+    expect(run([0.9, 0.95, 0.85, 0.5, 0.31, 0.3, 0.29, 0.9])).to.deep.equal([false, false, true, true, true, true, false, false]);
+    // A single busy window (a garbage collection, a rotation) is not enough, nor two with a pause between.
+    expect(run([0.9, 0.2, 0.9, 0.9, 0.5, 0.9, 0.9])).to.deep.equal([false, false, false, false, false, false, false]);
+    expect(run([0.1, 0.2, 0.79, 0.8, 0.81])).to.deep.equal([false, false, false, false, false]);
+  });
+});
 
 describe('batch worker threads', () => {
   it('answer with what the event loop gives, each batch with the rules it was sent with', async () => {

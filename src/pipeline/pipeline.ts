@@ -6,7 +6,6 @@
 // one queue in acceptance order: the writer sees exactly the order the event loop accepted things in,
 // which keeps sequences contiguous in the checkpoint and a rule change's record between the batches
 // evaluated before and after it.
-import { performance } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 import type { CompiledRules, RuleMatch } from '../rules';
 import type { AuditEvent } from '../events/event';
@@ -17,6 +16,7 @@ import { RecordDateFormatter } from '../events/rfc3339';
 import { AuditWriter, WriterClosedError, type WriteRequest } from './writer';
 import { BatchEvaluator, type BatchJob, type EvaluatedBatch, type Rejection } from './evaluate-batch';
 import { BatchWorkers } from './batch-workers';
+import { LoopLoad } from './loop-load';
 import { InvalidArgumentError, SequenceGapError, UnavailableError } from '../errors';
 
 export type { Rejection } from './evaluate-batch';
@@ -65,55 +65,6 @@ export interface PipelineOptions {
   onEvaluationError?: (failure: string, key: string, firstSeq: number) => void;
 }
 
-/** How busy the event loop must be before batches go to workers, and how idle before they stop. */
-export const OFFLOAD_ABOVE = 0.8;
-export const OFFLOAD_BELOW = 0.3;
-const LOAD_SAMPLE_MS = 100;
-/**
- * Samples in a row above OFFLOAD_ABOVE before offloading: a garbage collection or a rotation makes one
- * window busy, and sending batches to a worker woken from idle cost tens of milliseconds per batch.
- */
-const BUSY_SAMPLES = 3;
-
-/**
- * Whether batches should go to the workers: only while the event loop is busy. A lightly loaded
- * sidecar evaluates on the event loop, as fast and without two hops between threads: a batch sent to
- * a worker now and then waited for the thread to be scheduled and added tens of milliseconds to the
- * ack latency. The loop's utilisation is sampled every 100 ms, with hysteresis: offloading starts
- * after BUSY_SAMPLES busy samples in a row and stops below OFFLOAD_BELOW (once offloading, the loop is
- * busy for less, and that must not switch it back).
- */
-class LoopLoad {
-  private busy = false;
-  /** Samples in a row above OFFLOAD_ABOVE. */
-  private busySamples = 0;
-  private last = performance.eventLoopUtilization();
-  private readonly timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly mode: 'busy' | 'always') {
-    if (mode === 'busy') {
-      this.timer = setInterval(() => this.sample(), LOAD_SAMPLE_MS);
-      this.timer.unref();
-    }
-  }
-
-  offload(): boolean {
-    return this.mode === 'always' || this.busy;
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-
-  private sample(): void {
-    const now = performance.eventLoopUtilization();
-    const utilization = performance.eventLoopUtilization(now, this.last).utilization;
-    this.last = now;
-    this.busySamples = utilization > OFFLOAD_ABOVE ? this.busySamples + 1 : 0;
-    this.busy = this.busy ? utilization > OFFLOAD_BELOW : this.busySamples >= BUSY_SAMPLES;
-  }
-}
-
 /**
  * Bytes of accepted batches still being evaluated above which isFull() says stop reading: the
  * writer's own mark bounds what waits for the disk, this what waits for the workers.
@@ -152,7 +103,8 @@ export class AuditPipeline {
   private drainListeners: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
   private closed = false;
-  private readonly load: LoopLoad;
+  /** Whether batches go to the workers now; undefined without workers. */
+  private readonly load: LoopLoad | undefined;
   readonly stats: PipelineStats = { recorded: 0, skipped: 0, rejected: 0, duplicates: 0, workerBatches: 0 };
 
   private readonly now: () => number;
@@ -175,7 +127,7 @@ export class AuditPipeline {
     this.onEvaluationError = opts.onEvaluationError;
     const threads = opts.workerThreads ?? 0;
     if (threads > 0) this.workers = new BatchWorkers(threads, { utcOffsetMinutes: offset, onWorkerExit: opts.onWorkerExit });
-    this.load = new LoopLoad(threads > 0 ? (opts.offload ?? 'busy') : 'always');
+    if (this.workers !== undefined) this.load = new LoopLoad(opts.offload ?? 'busy');
     writer.onDrain(() => {
       if (!this.isFull()) for (const l of this.drainListeners) l();
     });
@@ -261,7 +213,7 @@ export class AuditPipeline {
         },
       };
     };
-    const inWorker = this.workers !== undefined && from < batch.eventCount && this.load.offload() && this.workers.available;
+    const inWorker = this.workers !== undefined && from < batch.eventCount && this.load!.offload() && this.workers.available;
     if (!inWorker) {
       const request = finish(this.evaluator.evaluateOrReject(job));
       if (lastSeq > accepted) this.accepted.set(key, lastSeq);
@@ -386,7 +338,7 @@ export class AuditPipeline {
     const stranded = this.slots.splice(0);
     this.stagedBytes = 0;
     await this.writer.close(Math.max(0, deadline - Date.now()));
-    this.load.stop();
+    this.load?.stop();
     await this.workers?.close();
     // Answered as the writer answers what it never wrote, whether or not the evaluation came back.
     for (const slot of stranded) {
