@@ -13,7 +13,7 @@ import type { ValidEvent } from '../events/valid-event';
 import { newEventTimeParsers, validateEvent } from '../events/validate-event';
 import { formatRecord } from '../events/format-record';
 import { RecordDateFormatter } from '../events/rfc3339';
-import { AuditWriter, WriterClosedError, type WriteRequest } from './writer';
+import { AuditWriter, WriterClosedError, withTimeout, type WriteRequest } from './writer';
 import { BatchEvaluator, type BatchJob, type EvaluatedBatch, type Rejection } from './evaluate-batch';
 import { BatchWorkers } from './batch-workers';
 import { LoopLoad } from './loop-load';
@@ -346,11 +346,4 @@ export class AuditPipeline {
       else slot.abandon?.(new WriterClosedError());
     }
   }
-}
-
-/** Waits for `p`, at most `ms`. */
-async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }

@@ -20,7 +20,8 @@ export const SKIPPED = 2;
 export const FALLBACK = 3;
 export type PlainOutcome = typeof RECORDED | typeof SKIPPED | typeof FALLBACK;
 
-const ascii = (s: string): Uint8Array => Uint8Array.from(s, (ch) => ch.charCodeAt(0));
+/** The bytes of a text known to be ASCII (fixed fragments, action names, formatted dates). */
+const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 
 // The record's fixed parts, in formatRecord's order (src/events/format-record.ts).
 const THEN_MESH = ascii('","mesh":"');

@@ -233,7 +233,7 @@ export class AuditWriter {
 }
 
 /** Waits for `p`, at most `ms`. */
-async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+export async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
