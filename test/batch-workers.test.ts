@@ -193,6 +193,32 @@ for (const workerThreads of [1, 0]) {
   });
 }
 
+describe('the pipeline with batches in a worker', () => {
+  it('is full while the bytes being evaluated pass the mark, and says so when they fall below it', async () => {
+    const checkpoint = new Checkpoint(tempDir());
+    checkpoint.load();
+    const pipeline = new AuditPipeline(new AuditWriter([new MemorySink()], checkpoint), ALL, new Map(), {
+      workerThreads: 1,
+      offload: 'always',
+      maxStagedBytes: 2000,
+    });
+    try {
+      let drained = 0;
+      pipeline.onDrain(() => drained++);
+      const acked = new Promise<void>((resolve, reject) =>
+        pipeline.submitBatch('z/cp', 1, { bytes: batch(1, 20), eventCount: 20 }, (err) => (err ? reject(err) : resolve())),
+      );
+      expect(batch(1, 20).length).to.be.greaterThan(2000);
+      expect(pipeline.isFull(), 'the batch is in the worker').to.equal(true);
+      await acked;
+      expect(pipeline.isFull()).to.equal(false);
+      expect(drained).to.be.greaterThan(0);
+    } finally {
+      await pipeline.close(1000);
+    }
+  });
+});
+
 describe('a sidecar whose batch worker dies mid-stream', () => {
   it('acknowledges every event once and writes each exactly once', async () => {
     const config = testConfig(tempDir(), { workerThreads: 1 });

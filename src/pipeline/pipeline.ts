@@ -63,6 +63,8 @@ export interface PipelineOptions {
    * it: they are not written, and the CP does not resend them, so this must be loud.
    */
   onEvaluationError?: (failure: string, key: string, firstSeq: number) => void;
+  /** Bytes of batches being evaluated in workers above which isFull() is true; MAX_STAGED_BYTES by default. */
+  maxStagedBytes?: number;
 }
 
 /**
@@ -110,6 +112,7 @@ export class AuditPipeline {
   private readonly now: () => number;
   private readonly zone: string | undefined;
   private readonly onEvaluationError: PipelineOptions['onEvaluationError'];
+  private readonly maxStagedBytes: number;
 
   constructor(
     private readonly writer: AuditWriter,
@@ -125,6 +128,7 @@ export class AuditPipeline {
     this.evaluator = new BatchEvaluator(rules, this.dates);
     this.zone = opts.zone;
     this.onEvaluationError = opts.onEvaluationError;
+    this.maxStagedBytes = opts.maxStagedBytes ?? MAX_STAGED_BYTES;
     const threads = opts.workerThreads ?? 0;
     if (threads > 0) this.workers = new BatchWorkers(threads, { utcOffsetMinutes: offset, onWorkerExit: opts.onWorkerExit });
     if (this.workers !== undefined) this.load = new LoopLoad(opts.offload ?? 'busy');
@@ -145,7 +149,7 @@ export class AuditPipeline {
 
   /** True while producers should stop reading: the workers or the writer hold enough already. */
   isFull(): boolean {
-    return this.stagedBytes >= MAX_STAGED_BYTES || this.writer.isFull();
+    return this.stagedBytes >= this.maxStagedBytes || this.writer.isFull();
   }
 
   /** Calls `listener` whenever isFull() may have turned false. */
