@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
 
 export const MAIN = path.resolve(__dirname, '../src/cli/main.js');
 
@@ -22,8 +23,12 @@ process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
 
-export function spawnSidecar(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): SpawnedSidecar {
-  const proc = spawn(process.execPath, [MAIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts the built sidecar with the node flags every launcher passes (`nodeFlags` replaces them). */
+export function spawnSidecar(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; nodeFlags?: readonly string[] } = {},
+): SpawnedSidecar {
+  const proc = spawn(process.execPath, [...(opts.nodeFlags ?? SIDECAR_NODE_FLAGS), MAIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   proc.on('exit', () => live.delete(proc));
   let err = '';

@@ -1,0 +1,31 @@
+// The Node.js flags the sidecar runs with, in one place. Every launcher (the `meshaudit` bin's
+// shebang, `make run`, the Dockerfile, the systemd unit, `npm start`, the benchmark) passes them; a
+// test checks each one, and the start-up log warns when they are missing.
+//
+// Why a small young generation: V8's default lets it grow to 16 MiB semi-spaces. The hot path makes
+// little JS garbage but many short-lived Buffers, whose memory is only returned when a scavenge
+// collects their wrappers: the bigger the young generation, the more dead Buffers wait for it. In
+// `make bench` (A/B runs, README "Performance"), 4 MiB semi-spaces took scenario 1's peak RSS from
+// ~145 MB to ~120 MB and its ack p99 from ~16 ms to ~7 ms, at the same or lower CPU per event (the
+// young generation stays in the CPU caches). 2 MiB saved 15 MB more but cost scenario 4 (10,000
+// AccessAudits, a bigger old generation) ~20% more CPU per event: more objects are promoted, so
+// full collections of the bigger heap come more often. V8 reads the flag when the heap is made, so
+// it cannot be set from inside the process (v8.setFlagsFromString is too late). It applies to the
+// batch worker threads too: V8 flags are per process.
+
+/** The flags, as passed to `node` before the script. */
+export const SIDECAR_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=4']);
+
+/**
+ * The flags of SIDECAR_NODE_FLAGS this process was not started with (on the command line or in
+ * NODE_OPTIONS), compared by name: `--max-semi-space-size=4` counts as given (an operator's choice).
+ */
+export function missingNodeFlags(execArgv: readonly string[], nodeOptions = ''): string[] {
+  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].map(flagName));
+  return SIDECAR_NODE_FLAGS.filter((f) => !given.has(flagName(f)));
+}
+
+function flagName(arg: string): string {
+  // Node accepts both spellings: --max-semi-space-size and --max_semi_space_size.
+  return arg.split('=')[0].replace(/_/g, '-');
+}
