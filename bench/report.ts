@@ -48,6 +48,9 @@ export interface Machine {
   platform: string;
   date: string;
   mode: 'full' | 'quick';
+  /** Node flags of the sidecar and the floor (the launchers' own), then those of every server (BENCH_NODE_FLAGS). */
+  sidecarNodeFlags: string;
+  serverNodeFlags: string;
 }
 
 const fixed = (v: number | null | undefined, digits: number): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits));
@@ -126,7 +129,8 @@ export function markdown(machine: Machine, results: readonly ScenarioResult[], t
     `- date: ${machine.date}`,
     `- CPU: ${machine.cpuModel}, ${machine.cores} cores`,
     `- Node.js ${machine.node} on ${machine.platform}`,
-    '- sidecar: the real process, file backend with rotation; load generator: a separate process on loopback',
+    `- sidecar: the real process (node ${machine.sidecarNodeFlags}), file backend with rotation; load generator: a separate process on loopback`,
+    ...(machine.serverNodeFlags ? [`- BENCH_NODE_FLAGS for every server: ${machine.serverNodeFlags}`] : []),
     '',
     row(HEADERS),
     row(HEADERS.map((_, i) => (i === 0 || i === HEADERS.length - 1 ? '---' : '---:'))),

@@ -6,6 +6,8 @@
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
+//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s2 s4 naive-unary s3); 3 by
+//                     default, 1 in quick or profile runs (see rounds.ts)
 //
 // Every child process is killed and every temp folder removed on any exit; every wait has a time
 // limit, and a watchdog ends the whole run if it ever overruns. Targets print PASS or MISS and never
@@ -22,11 +24,16 @@ import type { LoadResult, LoadSpec } from './loadgen';
 import { cpuMs, machineBusyMs, othersBetween, peakRssMb, processCpuSnapshot, type ProcessCpu } from './proc';
 import { formatProfile, monotonicUs, summariseProfile, type ProfileWindow } from './profile';
 import { markdown, notesText, targetsText, textTable, type Machine, type ScenarioResult, type Target } from './report';
+import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
+import { representative, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? (QUICK || PROFILE ? 1 : 3))) || 1);
+/** The scenarios that targets compare with each other: they run in every round (see rounds.ts). */
+const REPEATED = new Set(['naive-stream', 's1', 's2', 's4', 'naive-unary', 's3']);
 
 /**
  * Sized for this 2-core machine: the full run stays under 5 minutes, the quick one near 30 s. Each
@@ -297,7 +304,8 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
   if (s.server === 'meshaudit') {
     const config = sidecarConfig(dir, s.fsync ?? false);
     const rules = [BASE_RULES, ...(s.rulesFiles?.() ?? [])];
-    const child = new Child(`sidecar (${s.id})`, [...flags, MAIN, '--config', config, '--rules', ...rules], dir);
+    // As every launcher runs it (src/cli/node-flags.ts); BENCH_NODE_FLAGS come after and win.
+    const child = new Child(`sidecar (${s.id})`, [...SIDECAR_NODE_FLAGS, ...flags, MAIN, '--config', config, '--rules', ...rules], dir);
     // Ten thousand AccessAudits are parsed, validated and stored before it listens.
     const port = await child.waitFor('"meshaudit started"', (l) => {
       const m = /"msg":"meshaudit started".*?"grpc":"[^"]*:(\d+)"/.exec(l);
@@ -475,7 +483,8 @@ async function runFloor(): Promise<ScenarioResult> {
     inFlight: WINDOW,
     maxSeconds: SIZES.maxSeconds,
   };
-  const child = new Child('floor', [path.join(__dirname, 'floor.js'), JSON.stringify(spec)], dir);
+  // The floor is the sidecar's own code minus gRPC: it runs with the sidecar's node flags.
+  const child = new Child('floor', [...SIDECAR_NODE_FLAGS, path.join(__dirname, 'floor.js'), JSON.stringify(spec)], dir);
   try {
     const phase = phases(result);
     const machine = watchMachine();
@@ -545,18 +554,16 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
 
 // ---- targets (issue 4), as ratios measured in this run ----
 
-function targets(by: Map<string, ScenarioResult>): Target[] {
-  const rate = (id: string): number | null => by.get(id)?.eventsPerSec ?? null;
-  const ratio = (a: string, b: string): number | null => {
-    const x = rate(a);
-    const y = rate(b);
-    return x !== null && y !== null && y > 0 ? x / y : null;
-  };
-  const atLeast = (name: string, v: number | null, min: number, unit = 'x'): Target => ({
+function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, ScenarioResult>): Target[] {
+  const ratio = (a: string, b: string): { ratio: number | null; perRound: number[] } => roundRatio(rounds.get(a), rounds.get(b));
+  const atLeast = (name: string, r: { ratio: number | null; perRound: number[] }, min: number): Target => ({
     name,
-    want: `>= ${min}${unit}`,
-    got: v === null ? 'not measured' : `${v.toFixed(2)}${unit}`,
-    pass: v === null ? null : v >= min,
+    want: `>= ${min}x`,
+    got:
+      r.ratio === null
+        ? 'not measured'
+        : `${r.ratio.toFixed(2)}x${r.perRound.length > 1 ? ` (median of rounds: ${r.perRound.map((v) => v.toFixed(2)).join(', ')})` : ''}`,
+    pass: r.ratio === null ? null : r.ratio >= min,
   });
   const p99 = by.get('s6')?.latencyMs?.p99 ?? null;
   const rss = by.get('s1')?.peakRssMb ?? null;
@@ -580,6 +587,8 @@ function machine(): Machine {
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     date: new Date().toISOString(),
     mode: QUICK ? 'quick' : 'full',
+    sidecarNodeFlags: SIDECAR_NODE_FLAGS.join(' '),
+    serverNodeFlags: NODE_FLAGS.join(' '),
   };
 }
 
@@ -600,27 +609,40 @@ async function main(): Promise<void> {
   }
   const m = machine();
   log(`meshaudit benchmark (${m.mode}): ${m.cpuModel} x${m.cores}, Node ${m.node}; temp ${runDir}`);
-  const results: ScenarioResult[] = [];
-  for (const s of SCENARIOS) {
-    const id = s === 'floor' ? 'floor' : s.id;
-    if (ONLY && !ONLY.has(id)) continue;
-    log(`${id}: running`);
-    const r = s === 'floor' ? await runFloor() : await runServerScenario(s);
-    results.push(r);
-    log(summaryLine(r));
+  const rounds = new Map<string, ScenarioResult[]>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const s of SCENARIOS) {
+      const id = s === 'floor' ? 'floor' : s.id;
+      if (ONLY && !ONLY.has(id)) continue;
+      if (round > 1 && !REPEATED.has(id)) continue;
+      log(`${id}: running${ROUNDS > 1 && REPEATED.has(id) ? ` (round ${round} of ${ROUNDS})` : ''}`);
+      const r = s === 'floor' ? await runFloor() : await runServerScenario(s);
+      rounds.set(id, [...(rounds.get(id) ?? []), r]);
+      log(summaryLine(r));
+    }
   }
+  // One row per scenario: its median round (see rounds.ts), in the order of SCENARIOS.
+  const results: ScenarioResult[] = [...rounds.values()].map((runs) => {
+    const r = representative(runs);
+    if (runs.length > 1) {
+      const rates = runs.map((x) => (x.eventsPerSec === null ? 'ERROR' : `${Math.round(x.eventsPerSec).toLocaleString('en-US')}/s`));
+      r.notes.unshift(`the median of ${runs.length} rounds: ${rates.join(', ')} (the other columns are from that round)`);
+      // Every round's errors and failed checks count, not only the one shown.
+      for (const x of runs) if (x !== r) r.errors.push(...x.errors.map((e) => `another round: ${e}`));
+      const failedCheck = runs.find((x) => x.check !== null && !x.check.ok);
+      if (failedCheck !== undefined) r.check = failedCheck.check;
+    }
+    return r;
+  });
   const by = new Map(results.map((r) => [r.id, r]));
   for (const s of SCENARIOS) {
     if (s === 'floor') continue;
     const r = by.get(s.id);
     if (!r || r.eventsPerSec === null) continue;
-    const base = (id: string | null): number | null => (id === null ? null : by.get(id)?.eventsPerSec ?? null);
-    const floor = s.compareTo.floor ? base('floor') : null;
-    const naive = base(s.compareTo.naive);
-    r.ratioFloor = floor ? r.eventsPerSec / floor : null;
-    r.ratioNaive = naive ? r.eventsPerSec / naive : null;
+    r.ratioFloor = s.compareTo.floor ? roundRatio(rounds.get(s.id), rounds.get('floor')).ratio : null;
+    r.ratioNaive = s.compareTo.naive === null ? null : roundRatio(rounds.get(s.id), rounds.get(s.compareTo.naive)).ratio;
   }
-  const t = targets(by);
+  const t = targets(rounds, by);
   const elapsedS = (performance.now() - startedAt) / 1000;
   const notes = notesText(results);
   const out = [

@@ -1,0 +1,66 @@
+// How `make bench` turns rounds into one row and one ratio per target (bench/rounds.ts).
+import { expect } from 'chai';
+import { median, representative, roundRatio } from '../bench/rounds';
+import type { ScenarioResult } from '../bench/report';
+
+function round(id: string, eventsPerSec: number | null, extra: Partial<ScenarioResult> = {}): ScenarioResult {
+  return {
+    id,
+    title: id,
+    eventsPerSec,
+    measured: 0,
+    elapsedMs: 0,
+    latencyMs: null,
+    peakRssMb: null,
+    serverCpuPer100k: null,
+    serverCorePct: null,
+    clientCpuPer100k: null,
+    clientCorePct: null,
+    ratioFloor: null,
+    ratioNaive: null,
+    rotatedFiles: null,
+    check: null,
+    errors: [],
+    notes: [],
+    timings: [],
+    ...extra,
+  };
+}
+
+describe('bench rounds', () => {
+  it('median: the middle value, the lower middle one for an even count', () => {
+    expect(median([])).to.equal(null);
+    expect(median([5])).to.equal(5);
+    expect(median([3, 1, 2])).to.equal(2);
+    expect(median([4, 1, 3, 2])).to.equal(2);
+  });
+
+  it('a scenario is shown by its median round, or by a failed round when there is one', () => {
+    const rounds = [round('s1', 300), round('s1', 100), round('s1', 200)];
+    expect(representative(rounds)).to.equal(rounds[2]);
+    const failedCheck = round('s1', 400, { check: { ok: false } as ScenarioResult['check'] });
+    expect(representative([...rounds, failedCheck])).to.equal(failedCheck);
+    const errored = round('s1', null, { errors: ['boom'] });
+    expect(representative([rounds[0], errored])).to.equal(errored);
+  });
+
+  it('compares round by round and takes the median ratio: one slow round of one side does not decide', () => {
+    // Round 2 ran while the machine was slow for s1 only: its ratio is the odd one out.
+    const naive = [round('naive', 100), round('naive', 100), round('naive', 80)];
+    const s1 = [round('s1', 130), round('s1', 60), round('s1', 104)];
+    const r = roundRatio(s1, naive);
+    expect(r.perRound).to.deep.equal([1.3, 0.6, 1.3]);
+    expect(r.ratio).to.equal(1.3);
+  });
+
+  it('compares with a scenario run once (the floor) through the median round', () => {
+    const s1 = [round('s1', 300), round('s1', 100), round('s1', 200)];
+    expect(roundRatio(s1, [round('floor', 400)])).to.deep.equal({ ratio: 0.5, perRound: [] });
+  });
+
+  it('has no ratio when a side did not run or a round failed', () => {
+    expect(roundRatio(undefined, [round('a', 1)]).ratio).to.equal(null);
+    expect(roundRatio([round('a', 1)], [])).to.deep.equal({ ratio: null, perRound: [] });
+    expect(roundRatio([round('a', 1), round('a', null)], [round('b', 1), round('b', 1)]).ratio).to.equal(null);
+  });
+});
