@@ -33,6 +33,30 @@ export interface ScenarioResult {
   profile?: ProfileSummary;
 }
 
+/** A result with nothing measured yet. */
+export function emptyResult(id: string, title: string): ScenarioResult {
+  return {
+    id,
+    title,
+    eventsPerSec: null,
+    measured: 0,
+    elapsedMs: 0,
+    latencyMs: null,
+    peakRssMb: null,
+    serverCpuPer100k: null,
+    serverCorePct: null,
+    clientCpuPer100k: null,
+    clientCorePct: null,
+    ratioFloor: null,
+    ratioNaive: null,
+    rotatedFiles: null,
+    check: null,
+    errors: [],
+    notes: [],
+    timings: [],
+  };
+}
+
 export interface Target {
   name: string;
   want: string;

@@ -23,7 +23,7 @@ import type { FloorResult, FloorSpec } from './floor';
 import type { LoadResult, LoadSpec } from './loadgen';
 import { cpuMs, machineBusyMs, othersBetween, peakRssMb, processCpuSnapshot, type ProcessCpu } from './proc';
 import { formatProfile, monotonicUs, summariseProfile, type ProfileWindow } from './profile';
-import { markdown, notesText, targetsText, textTable, type Machine, type ScenarioResult, type Target } from './report';
+import { emptyResult, markdown, notesText, targetsText, textTable, type Machine, type ScenarioResult, type Target } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
 import { representative, roundRatio } from './rounds';
 
@@ -271,29 +271,6 @@ interface ServerScenario {
   load: Load;
   /** Ids of the results this one is divided by. */
   compareTo: { floor: boolean; naive: 'naive-stream' | 'naive-unary' | null };
-}
-
-function emptyResult(id: string, title: string): ScenarioResult {
-  return {
-    id,
-    title,
-    eventsPerSec: null,
-    measured: 0,
-    elapsedMs: 0,
-    latencyMs: null,
-    peakRssMb: null,
-    serverCpuPer100k: null,
-    serverCorePct: null,
-    clientCpuPer100k: null,
-    clientCorePct: null,
-    ratioFloor: null,
-    ratioNaive: null,
-    rotatedFiles: null,
-    check: null,
-    errors: [],
-    notes: [],
-    timings: [],
-  };
 }
 
 /** Starts the scenario's server on a free port; resolves with it and the port it listens on. */

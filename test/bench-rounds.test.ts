@@ -1,30 +1,10 @@
 // How `make bench` turns rounds into one row and one ratio per target (bench/rounds.ts).
 import { expect } from 'chai';
 import { median, representative, roundRatio } from '../bench/rounds';
-import type { ScenarioResult } from '../bench/report';
+import { emptyResult, type ScenarioResult } from '../bench/report';
 
 function round(id: string, eventsPerSec: number | null, extra: Partial<ScenarioResult> = {}): ScenarioResult {
-  return {
-    id,
-    title: id,
-    eventsPerSec,
-    measured: 0,
-    elapsedMs: 0,
-    latencyMs: null,
-    peakRssMb: null,
-    serverCpuPer100k: null,
-    serverCorePct: null,
-    clientCpuPer100k: null,
-    clientCorePct: null,
-    ratioFloor: null,
-    ratioNaive: null,
-    rotatedFiles: null,
-    check: null,
-    errors: [],
-    notes: [],
-    timings: [],
-    ...extra,
-  };
+  return { ...emptyResult(id, id), eventsPerSec, ...extra };
 }
 
 describe('bench rounds', () => {
