@@ -71,6 +71,26 @@ describe('batch worker threads', () => {
     }
   });
 
+  it('start when first needed, then say they are warm once warmed up and holding rules', async () => {
+    const workers = new BatchWorkers(2, { utcOffsetMinutes: 0 });
+    try {
+      expect(workers.threads).to.have.length(0);
+      expect(workers.warm).to.equal(false);
+      expect(workers.available).to.equal(true);
+      workers.start(ALL);
+      workers.start(CREATES_ONLY); // a no-op once started
+      expect(workers.threads).to.have.length(2);
+      expect(workers.warm).to.equal(false); // the threads are still booting
+      while (!workers.warm) await new Promise((r) => setTimeout(r, 5));
+      // They hold the rules they were started with: a job with the same rules needs none sent.
+      expect((await run(workers, batch(1, 10), ALL)).recorded).to.equal(10);
+      expect(workers.threads).to.have.length(2);
+    } finally {
+      await workers.close();
+    }
+    expect(workers.warm).to.equal(false);
+  });
+
   it('replace a worker that dies and send it its unanswered batches again, with their own rules', async () => {
     const exits: Error[] = [];
     const workers = new BatchWorkers(1, { utcOffsetMinutes: 0, onWorkerExit: (err) => exits.push(err) });
@@ -110,6 +130,7 @@ describe('batch worker threads', () => {
   it('give up on a worker that keeps dying, and answer on the event loop from then on', async () => {
     const exits: Error[] = [];
     const workers = new BatchWorkers(1, { utcOffsetMinutes: 0, onWorkerExit: (err) => exits.push(err) });
+    workers.start(ALL);
     try {
       for (let death = 1; death <= 6 && workers.available; death++) {
         await workers.threads[0].terminate();
@@ -226,6 +247,29 @@ describe('the pipeline with batches in a worker', () => {
   });
 });
 
+describe('a sidecar under light load', () => {
+  it('starts no worker thread: batches are evaluated on the event loop', async () => {
+    const config = testConfig(tempDir(), { workerThreads: 1 });
+    const sidecar = await startTestSidecar(config, [AUDIT_ALL]);
+    const c = clients(sidecar.port);
+    try {
+      const s = openStream(c.audit);
+      s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-0' } });
+      await s.next();
+      for (let b = 0; b < 5; b++) {
+        s.call.write({ firstSeq: 1 + 10 * b, events: Array.from({ length: 10 }, (_, i) => resourceEvent(1 + 10 * b + i)) });
+        expect((await s.next()).ackedSeq).to.equal(10 * (b + 1));
+      }
+      expect(sidecar.pipeline.workerThreads).to.have.length(0);
+      expect(sidecar.pipeline.stats.workerBatches).to.equal(0);
+      s.call.end();
+    } finally {
+      c.close();
+      await sidecar.stop();
+    }
+  });
+});
+
 describe('a sidecar whose batch worker dies mid-stream', () => {
   it('acknowledges every event once and writes each exactly once', async () => {
     const config = testConfig(tempDir(), { workerThreads: 1 });
@@ -238,7 +282,11 @@ describe('a sidecar whose batch worker dies mid-stream', () => {
       const batches = 40;
       for (let b = 0; b < batches; b++) {
         s.call.write({ firstSeq: 1 + 50 * b, events: Array.from({ length: 50 }, (_, i) => resourceEvent(1 + 50 * b + i)) });
-        if (b === 10) await sidecar.pipeline.workerThreads[0].terminate();
+        if (b === 10) {
+          // The thread starts with the first batch the sidecar reads.
+          while (sidecar.pipeline.workerThreads.length === 0) await new Promise((r) => setTimeout(r, 1));
+          await sidecar.pipeline.workerThreads[0].terminate();
+        }
       }
       let acked = 0;
       while (acked < 50 * batches) acked = (await s.next()).ackedSeq;

@@ -9,6 +9,11 @@
 // that cannot be replaced, or dies more than MAX_DEATHS times a minute, is given up: its jobs are
 // evaluated on the event loop and the pool says it is not available. So every job is answered, exactly
 // as the event loop would have answered it.
+//
+// Threads start the first time they are needed (start(), or the first run()), not with the process: a
+// sidecar under light load never needs them, and an idle thread holds ~17 MB. A started thread warms
+// up and compiles the rules it was sent first, then says it is `warm`; until then callers that can
+// evaluate elsewhere should (see `warm`).
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { AccessAudit, CompiledRules } from '../rules';
@@ -24,7 +29,11 @@ export type ToWorker =
   | { type: 'rules'; audits: readonly AccessAudit[]; skipDefaultTypes: readonly string[] }
   | { type: 'batch'; id: number; job: BatchJob };
 
-export interface FromWorker {
+/** A job's answer, or `warm`: the thread has warmed up and compiled the first rules it was sent. */
+export type FromWorker = JobAnswer | { type: 'warm' };
+
+export interface JobAnswer {
+  type: 'answer';
   id: number;
   data: Uint8Array;
   recorded: number;
@@ -54,6 +63,8 @@ interface PendingJob {
 
 class BatchWorker {
   private worker: Worker;
+  /** The current thread has said it is warm (see FromWorker). */
+  warm = false;
   private readonly pending: PendingJob[] = [];
   /** The rules the current thread was last sent. */
   private sentRules: CompiledRules | undefined;
@@ -67,8 +78,10 @@ class BatchWorker {
     private readonly settings: WorkerSettings,
     private readonly onExit: (err: Error) => void,
     private readonly fallback: (p: PendingJob) => void,
+    rules: CompiledRules,
   ) {
     this.worker = this.spawn();
+    this.sendRules(rules);
   }
 
   /** Jobs sent and not answered yet. */
@@ -95,6 +108,10 @@ class BatchWorker {
   private spawn(): Worker {
     const worker = new Worker(path.join(__dirname, 'batch-worker.js'), { workerData: this.settings });
     worker.on('message', (msg: FromWorker) => {
+      if (msg.type === 'warm') {
+        if (worker === this.worker) this.warm = true;
+        return;
+      }
       const p = this.pending.shift();
       // Replies come in the order of the jobs: anything else is a bug worth stopping on.
       if (p === undefined || p.id !== msg.id) throw new Error(`batch worker answered job ${msg.id}, expected ${p?.id}`);
@@ -120,6 +137,7 @@ class BatchWorker {
 
   private restart(): void {
     this.sentRules = undefined;
+    this.warm = false;
     const now = Date.now();
     this.deaths = [...this.deaths.filter((t) => now - t < DEATH_WINDOW_MS), now];
     try {
@@ -142,12 +160,14 @@ class BatchWorker {
     }
   }
 
+  private sendRules(rules: CompiledRules): void {
+    const msg: ToWorker = { type: 'rules', audits: rules.audits, skipDefaultTypes: rules.skipDefaultTypes };
+    this.worker.postMessage(msg);
+    this.sentRules = rules;
+  }
+
   private post(p: PendingJob): void {
-    if (p.rules !== this.sentRules) {
-      const msg: ToWorker = { type: 'rules', audits: p.rules.audits, skipDefaultTypes: p.rules.skipDefaultTypes };
-      this.worker.postMessage(msg);
-      this.sentRules = p.rules;
-    }
+    if (p.rules !== this.sentRules) this.sendRules(p.rules);
     // A copy the worker can own: the request buffer may be a slice of a larger one, and a view is
     // cloned with its whole ArrayBuffer. The original stays here in case the job must be sent again.
     const bytes = new Uint8Array(p.job.bytes);
@@ -161,22 +181,31 @@ export class BatchWorkers {
   private nextId = 1;
   private closed = false;
 
-  constructor(count: number, opts: BatchWorkersOptions = {}) {
-    const offset = opts.utcOffsetMinutes;
+  constructor(
+    private readonly count: number,
+    private readonly opts: BatchWorkersOptions = {},
+  ) {}
+
+  /** Starts the threads, each sent `rules` to compile while it warms up; a no-op once started. */
+  start(rules: CompiledRules): void {
+    if (this.closed || this.workers.length > 0) return;
+    const offset = this.opts.utcOffsetMinutes;
     const fallback = (p: PendingJob): void => {
       p.done(new BatchEvaluator(p.rules, new RecordDateFormatter(offset === undefined ? undefined : () => offset)).evaluateOrReject(p.job));
     };
-    for (let i = 0; i < count; i++) {
-      this.workers.push(new BatchWorker({ utcOffsetMinutes: offset }, (err) => opts.onWorkerExit?.(err), fallback));
+    for (let i = 0; i < this.count; i++) {
+      this.workers.push(new BatchWorker({ utcOffsetMinutes: offset }, (err) => this.opts.onWorkerExit?.(err), fallback, rules));
     }
   }
 
   /**
-   * Evaluates `job` against `rules` in the least busy worker; `done` runs on the event loop with the
-   * result. Jobs of one worker are answered in order; across workers, callers order results themselves.
+   * Evaluates `job` against `rules` in the least busy worker (starting the threads if need be); `done`
+   * runs on the event loop with the result. Jobs of one worker are answered in order; across workers,
+   * callers order results themselves. A job sent to a thread that is not warm yet waits for it.
    */
   run(job: BatchJob, rules: CompiledRules, done: (out: EvaluatedBatch) => void): void {
     if (this.closed) throw new Error('batch workers are closed');
+    this.start(rules);
     let worker = this.workers.find((w) => !w.failed) ?? this.workers[0];
     for (const w of this.workers) if (!w.failed && w.load < worker.load) worker = w;
     worker.run({ id: this.nextId++, job, rules, attempts: 0, done });
@@ -184,7 +213,12 @@ export class BatchWorkers {
 
   /** False once every worker has been given up on (see MAX_DEATHS): callers evaluate on the event loop. */
   get available(): boolean {
-    return !this.closed && this.workers.some((w) => !w.failed);
+    return !this.closed && (this.workers.length === 0 || this.workers.some((w) => !w.failed));
+  }
+
+  /** Some thread is started, warm and not given up on: a job sent now is answered without a start-up wait. */
+  get warm(): boolean {
+    return !this.closed && this.workers.some((w) => w.warm && !w.failed);
   }
 
   /** For tests: the worker threads. */

@@ -45,7 +45,7 @@ export class LoopLoad {
   private last = performance.eventLoopUtilization();
   private readonly timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly mode: 'busy' | 'always') {
+  constructor(readonly mode: 'busy' | 'always') {
     if (mode === 'busy') {
       this.timer = setInterval(() => this.sample(), LOAD_SAMPLE_MS);
       this.timer.unref();

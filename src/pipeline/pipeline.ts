@@ -217,7 +217,7 @@ export class AuditPipeline {
         },
       };
     };
-    const inWorker = this.workers !== undefined && from < batch.eventCount && this.load!.offload() && this.workers.available;
+    const inWorker = from < batch.eventCount && this.toWorker();
     if (!inWorker) {
       const request = finish(this.evaluator.evaluateOrReject(job));
       if (lastSeq > accepted) this.accepted.set(key, lastSeq);
@@ -233,6 +233,17 @@ export class AuditPipeline {
       slot.request = finish(out);
       this.flush();
     });
+  }
+
+  /**
+   * Whether a batch goes to a worker now: while the event loop is busy (LoopLoad), once the threads
+   * are warm. The first busy moment starts them; batches stay on the event loop while they warm up,
+   * rather than wait for them. ('always', for tests of the workers themselves, does not wait.)
+   */
+  private toWorker(): boolean {
+    if (this.workers === undefined || !this.load!.offload() || !this.workers.available) return false;
+    this.workers.start(this.rules);
+    return this.load!.mode === 'always' || this.workers.warm;
   }
 
   /** Audits one event outside any stream; `done` runs after its record is committed. */
