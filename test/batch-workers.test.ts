@@ -53,8 +53,22 @@ describe('when batches go to the workers', () => {
     ]);
     // A single busy window (a garbage collection, a rotation) is not enough, nor two with a pause between.
     expect(run([0.9, 0.2, 0.9, 0.9, 0.5, 0.9, 0.9])).to.deep.equal([false, false, false, false, false, false, false]);
-    // A steady light load stays on the event loop.
+    // A load at the mark, not above it, stays on the event loop.
     expect(run([0.1, 0.2, 0.59, 0.6, 0.6, 0.6, 0.15])).to.deep.equal([false, false, false, false, false, false, false]);
+  });
+
+  it('keeps offloading a steady load that would come back to the loop, and stops once loop and workers are idle', () => {
+    const sw = new OffloadSwitch();
+    // A steady load that keeps the loop at 0.65 alone: offloading takes 60% of it to a worker.
+    const decisions = [0.65, 0.65, 0.65].map((u) => sw.sample(u, 0));
+    for (let i = 0; i < 20; i++) decisions.push(sw.sample(0.26, 0.39));
+    expect(decisions.every((d, i) => d === i >= 2)).to.equal(true);
+    // The load ends: five quiet samples of both, and batches stay on the loop again.
+    expect([0.01, 0.02, 0.0, 0.01, 0.0, 0.0].map((u) => sw.sample(u, 0.05))).to.deep.equal([true, true, true, true, false, false]);
+    // The loop's own utilisation alone would have switched it off during the steady load.
+    const loopOnly = new OffloadSwitch();
+    [0.65, 0.65, 0.65].forEach((u) => loopOnly.sample(u));
+    expect(Array.from({ length: 6 }, () => loopOnly.sample(0.26)).at(-1)).to.equal(false);
   });
 });
 
@@ -75,6 +89,7 @@ describe('batch worker threads', () => {
     const workers = new BatchWorkers(2, { utcOffsetMinutes: 0 });
     try {
       expect(workers.threads).to.have.length(0);
+      expect(workers.utilization()).to.equal(0);
       expect(workers.warm).to.equal(false);
       expect(workers.available).to.equal(true);
       workers.start(ALL);
@@ -85,6 +100,11 @@ describe('batch worker threads', () => {
       // They hold the rules they were started with: a job with the same rules needs none sent.
       expect((await run(workers, batch(1, 10), ALL)).recorded).to.equal(10);
       expect(workers.threads).to.have.length(2);
+      // Their busy share: the first call after a start is a baseline, then the jobs show.
+      workers.utilization();
+      await Promise.all(Array.from({ length: 200 }, (_, i) => run(workers, batch(1 + 100 * i, 100), ALL)));
+      const used = workers.utilization();
+      expect(used).to.be.greaterThan(0).and.at.most(2);
     } finally {
       await workers.close();
     }

@@ -16,6 +16,7 @@
 // evaluate elsewhere should (see `warm`).
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { AccessAudit, CompiledRules } from '../rules';
 import { RecordDateFormatter } from '../events/rfc3339';
 import { BatchEvaluator, type BatchJob, type EvaluatedBatch, type Rejection } from './evaluate-batch';
@@ -65,6 +66,8 @@ class BatchWorker {
   private worker: Worker;
   /** The current thread has said it is warm (see FromWorker). */
   warm = false;
+  /** The thread's event loop utilisation at the last utilization() call. */
+  private lastUse: EventLoopUtilization | undefined;
   private readonly pending: PendingJob[] = [];
   /** The rules the current thread was last sent. */
   private sentRules: CompiledRules | undefined;
@@ -93,6 +96,14 @@ class BatchWorker {
     if (this.failed) return this.fallback(p);
     this.pending.push(p);
     this.post(p);
+  }
+
+  /** Share of the time the thread was busy since the last call (0 at the first call after a start). */
+  utilization(): number {
+    const now = this.worker.performance.eventLoopUtilization();
+    const used = this.lastUse === undefined ? 0 : this.worker.performance.eventLoopUtilization(now, this.lastUse).utilization;
+    this.lastUse = now;
+    return used;
   }
 
   /** For tests: the thread, to stop it as a crash would. */
@@ -138,6 +149,7 @@ class BatchWorker {
   private restart(): void {
     this.sentRules = undefined;
     this.warm = false;
+    this.lastUse = undefined;
     const now = Date.now();
     this.deaths = [...this.deaths.filter((t) => now - t < DEATH_WINDOW_MS), now];
     try {
@@ -214,6 +226,13 @@ export class BatchWorkers {
   /** False once every worker has been given up on (see MAX_DEATHS): callers evaluate on the event loop. */
   get available(): boolean {
     return !this.closed && (this.workers.length === 0 || this.workers.some((w) => !w.failed));
+  }
+
+  /** The threads' busy shares since the last call, summed (0 to the thread count; 0 before they start). */
+  utilization(): number {
+    let sum = 0;
+    for (const w of this.workers) if (!w.failed) sum += w.utilization();
+    return sum;
   }
 
   /** Some thread is started, warm and not given up on: a job sent now is answered without a start-up wait. */

@@ -131,7 +131,10 @@ export class AuditPipeline {
     this.maxStagedBytes = opts.maxStagedBytes ?? MAX_STAGED_BYTES;
     const threads = opts.workerThreads ?? 0;
     if (threads > 0) this.workers = new BatchWorkers(threads, { utcOffsetMinutes: offset, onWorkerExit: opts.onWorkerExit });
-    if (this.workers !== undefined) this.load = new LoopLoad(opts.offload ?? 'busy');
+    if (this.workers !== undefined) {
+      const workers = this.workers;
+      this.load = new LoopLoad(opts.offload ?? 'busy', () => workers.utilization());
+    }
     writer.onDrain(() => {
       if (!this.isFull()) for (const l of this.drainListeners) l();
     });
