@@ -5,10 +5,11 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { MAIN, spawnSidecar, writeSidecarConfig } from './process';
+import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
 import { clients, resourceEvent, tempDir, unary } from './helpers';
 
 function run(args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { cwd, encoding: 'utf8', timeout: 15_000 });
+  const r = spawnSync(process.execPath, [...SIDECAR_NODE_FLAGS, MAIN, ...args], { cwd, encoding: 'utf8', timeout: 15_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

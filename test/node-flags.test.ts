@@ -18,13 +18,15 @@ describe('node flags of the sidecar', () => {
     expect(missingNodeFlags(['--inspect', '--max-old-space-size=512'], '--enable-source-maps')).to.deep.equal(['--max-semi-space-size=4']);
     expect(missingNodeFlags(['--max-semi-space-size=4'])).to.deep.equal([]);
     expect(missingNodeFlags([], '--enable-source-maps  --max-semi-space-size=4')).to.deep.equal([]);
+    expect(missingNodeFlags([], '"--max-semi-space-size=4"')).to.deep.equal([]);
     // Another value is the operator's choice, and the underscore spelling is the same flag.
     expect(missingNodeFlags(['--max-semi-space-size=8'])).to.deep.equal([]);
     expect(missingNodeFlags(['--max_semi_space_size=4'])).to.deep.equal([]);
   });
 
-  it('are passed by every launcher: the bin shebang, make run, npm start, the Dockerfile, the systemd unit', () => {
-    expect(fs.readFileSync(MAIN, 'utf8').split('\n')[0]).to.equal(`#!/usr/bin/env -S node ${FLAGS}`);
+  it('are passed by every launcher: make run, npm start, the Dockerfile, the systemd unit', () => {
+    // Not the bin's shebang: `env -S` is missing from BusyBox and older coreutils (node-flags.ts).
+    expect(fs.readFileSync(MAIN, 'utf8').split('\n')[0]).to.equal('#!/usr/bin/env node');
     expect(read('Makefile')).to.match(new RegExp(`^SIDECAR_NODE_FLAGS := ${FLAGS}$`, 'm'));
     expect(read('Makefile')).to.contain('\tnode $(SIDECAR_NODE_FLAGS) dist/src/cli/main.js ');
     expect(JSON.parse(read('package.json')).scripts.start).to.equal(`node ${FLAGS} dist/src/cli/main.js`);

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env node
 // Process entry: flags, config, rules files, signals. Exit codes: 0 stopped cleanly, 1 failed while
 // running, 2 the configuration, rules (files or
 // the stored AccessAudits) or flags are invalid (nothing was written).

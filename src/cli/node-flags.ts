@@ -1,6 +1,8 @@
-// The Node.js flags the sidecar runs with, in one place. Every launcher (the `meshaudit` bin's
-// shebang, `make run`, the Dockerfile, the systemd unit, `npm start`, the benchmark) passes them; a
-// test checks each one, and the start-up log warns when they are missing.
+// The Node.js flags the sidecar runs with, in one place. Every launcher we ship (`make run`, the
+// Dockerfile, the systemd unit, `npm start`, the benchmark) passes them; a test checks each one, and
+// the start-up log warns when they are missing. Not the `meshaudit` bin's shebang: `env -S`, needed
+// to pass a flag there, is missing from BusyBox (Alpine) and older coreutils, where the command
+// would not start at all; without the flag it starts, warns, and uses more memory.
 //
 // Why a small young generation: V8's default lets it grow to 16 MiB semi-spaces. The hot path makes
 // little JS garbage but many short-lived Buffers, whose memory is only returned when a scavenge
@@ -21,7 +23,9 @@ export const SIDECAR_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-
  * NODE_OPTIONS), compared by name: `--max-semi-space-size=4` counts as given (an operator's choice).
  */
 export function missingNodeFlags(execArgv: readonly string[], nodeOptions = ''): string[] {
-  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].map(flagName));
+  // NODE_OPTIONS may quote an option ("--max-semi-space-size=4"); node unquotes it.
+  const options = nodeOptions.split(/\s+/).map((o) => o.replace(/^["']|["']$/g, ''));
+  const given = new Set([...execArgv, ...options].map(flagName));
   return SIDECAR_NODE_FLAGS.filter((f) => !given.has(flagName(f)));
 }
 
