@@ -4,7 +4,22 @@
 // round is fairer than a ratio of results minutes apart, and the median of three drops one odd round.
 import type { ScenarioResult } from './report';
 
-/** The middle value (the lower of the two middle ones for an even count); null for none. */
+/** Most rounds BENCH_ROUNDS may ask for: each adds about a minute. */
+export const MAX_ROUNDS = 9;
+
+/** BENCH_ROUNDS: an integer from 1 to MAX_ROUNDS; unset or empty, `fallback`. Throws a message otherwise. */
+export function parseRounds(text: string | undefined, fallback: number): number {
+  if (text === undefined || text.trim() === '') return fallback;
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || Number(text) > MAX_ROUNDS) {
+    throw new Error(`BENCH_ROUNDS must be a whole number from 1 to ${MAX_ROUNDS}, got "${text}"`);
+  }
+  return Number(text);
+}
+
+/**
+ * The middle value; for an even count the lower of the two middle ones (a target is then judged on
+ * the less favourable of them); null for none.
+ */
 export function median(values: readonly number[]): number | null {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
@@ -24,23 +39,39 @@ export function representative(rounds: readonly ScenarioResult[]): ScenarioResul
 }
 
 /**
- * `a`'s throughput over `b`'s: the median of the round-by-round ratios when both ran the same rounds,
- * otherwise (one ran once, like the floor) the ratio of their representative rounds.
+ * `a`'s throughput over `b`'s: the median of the ratios of the rounds both ran, round by round (a
+ * scenario that runs once, like the floor, is compared with the other's first round, the one that ran
+ * nearest to it). No ratio when a side did not run or one of those rounds failed.
  */
 export function roundRatio(a: readonly ScenarioResult[] | undefined, b: readonly ScenarioResult[] | undefined): { ratio: number | null; perRound: number[] } {
-  if (a === undefined || b === undefined || a.length === 0 || b.length === 0) return { ratio: null, perRound: [] };
+  if (a === undefined || b === undefined) return { ratio: null, perRound: [] };
   const rate = (r: ScenarioResult): number | null => (r.eventsPerSec !== null && r.eventsPerSec > 0 ? r.eventsPerSec : null);
-  if (a.length === b.length) {
-    const perRound: number[] = [];
-    for (let i = 0; i < a.length; i++) {
-      const x = rate(a[i]);
-      const y = rate(b[i]);
-      if (x === null || y === null) return { ratio: null, perRound: [] };
-      perRound.push(x / y);
-    }
-    return { ratio: median(perRound), perRound };
+  const perRound: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = rate(a[i]);
+    const y = rate(b[i]);
+    if (x === null || y === null) return { ratio: null, perRound: [] };
+    perRound.push(x / y);
   }
-  const x = rate(representative(a));
-  const y = rate(representative(b));
-  return { ratio: x !== null && y !== null ? x / y : null, perRound: [] };
+  return { ratio: median(perRound), perRound };
+}
+
+/**
+ * One row for a scenario's rounds: the representative round, with a note listing every round's
+ * events/s, and every round's errors and failed exactly-once check (so that any of them fails the run,
+ * whichever round is shown).
+ */
+export function combineRounds(runs: readonly ScenarioResult[]): ScenarioResult {
+  const shown = representative(runs);
+  if (runs.length === 1) return shown;
+  const r: ScenarioResult = { ...shown, errors: [...shown.errors], notes: [...shown.notes] };
+  const rates = runs.map((x) => (x.eventsPerSec === null ? 'ERROR' : `${Math.round(x.eventsPerSec).toLocaleString('en-US')}/s`));
+  const failed = shown.eventsPerSec === null || shown.errors.length > 0 || (shown.check !== null && !shown.check.ok);
+  r.notes.unshift(
+    `${runs.length} rounds: ${rates.join(', ')}; the columns are from ${failed ? 'the failed one' : 'the median one'} (x floor and x naive: medians of round-by-round ratios)`,
+  );
+  for (const x of runs) if (x !== shown) r.errors.push(...x.errors.map((e) => `another round: ${e}`));
+  const failedCheck = runs.find((x) => x.check !== null && !x.check.ok);
+  if (failedCheck !== undefined) r.check = failedCheck.check;
+  return r;
 }

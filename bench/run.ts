@@ -6,8 +6,8 @@
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
-//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s2 s4 naive-unary s3); 3 by
-//                     default, 1 in quick or profile runs (see rounds.ts)
+//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s2 s4 naive-unary s3), 1 to 9:
+//                     3 by default, 1 in quick runs; profile runs always have 1 (see rounds.ts)
 //
 // Every child process is killed and every temp folder removed on any exit; every wait has a time
 // limit, and a watchdog ends the whole run if it ever overruns. Targets print PASS or MISS and never
@@ -25,15 +25,21 @@ import { cpuMs, machineBusyMs, othersBetween, peakRssMb, processCpuSnapshot, typ
 import { formatProfile, monotonicUs, summariseProfile, type ProfileWindow } from './profile';
 import { emptyResult, markdown, notesText, targetsText, textTable, type Machine, type ScenarioResult, type Target } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
-import { representative, roundRatio } from './rounds';
+import { combineRounds, parseRounds, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? (QUICK || PROFILE ? 1 : 3))) || 1);
-/** The scenarios that targets compare with each other: they run in every round (see rounds.ts). */
-const REPEATED = new Set(['naive-stream', 's1', 's2', 's4', 'naive-unary', 's3']);
+/** Rounds of the scenarios marked `repeated` (rounds.ts). A profiled run has one: its profiles are per scenario. */
+const ROUNDS = ((): number => {
+  try {
+    return PROFILE ? 1 : parseRounds(process.env.BENCH_ROUNDS, QUICK ? 1 : 3);
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+})();
 
 /**
  * Sized for this 2-core machine: the full run stays under 5 minutes, the quick one near 30 s. Each
@@ -77,10 +83,12 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.exit(130);
   });
 }
+/** The watchdog's limit: the sizes' for three rounds, and a third of it more for each round beyond. */
+const WATCHDOG_S = Math.round(SIZES.watchdogS * (1 + Math.max(0, ROUNDS - 3) / 3));
 setTimeout(() => {
-  process.stderr.write(`\nbench: watchdog: the run passed ${SIZES.watchdogS} s; stopping\n`);
+  process.stderr.write(`\nbench: watchdog: the run passed ${WATCHDOG_S} s; stopping\n`);
   process.exit(1);
-}, SIZES.watchdogS * 1000).unref();
+}, WATCHDOG_S * 1000).unref();
 
 /** Lines from a child's stdout and stderr, waited for with a time limit. */
 class Child {
@@ -271,6 +279,8 @@ interface ServerScenario {
   load: Load;
   /** Ids of the results this one is divided by. */
   compareTo: { floor: boolean; naive: 'naive-stream' | 'naive-unary' | null };
+  /** Runs in every round: a target compares it with another scenario (rounds.ts). */
+  repeated?: boolean;
 }
 
 /** Starts the scenario's server on a free port; resolves with it and the port it listens on. */
@@ -505,13 +515,13 @@ const vsStream = { floor: true, naive: 'naive-stream' as const };
 
 const SCENARIOS: Array<ServerScenario | 'floor'> = [
   'floor',
-  { id: 'naive-stream', title: 'naive grpc-js stream', server: 'naive-stream', load: streamLoad(1), compareTo: { floor: true, naive: null } },
-  { id: 's1', title: '1 one stream', server: 'meshaudit', load: streamLoad(1), compareTo: vsStream },
-  { id: 's2', title: '2 eight streams', server: 'meshaudit', load: streamLoad(STREAMS), compareTo: vsStream },
-  { id: 's4', title: '4 10k AccessAudits', server: 'meshaudit', rulesFiles: manyRulesFilesOnDisk, load: streamLoad(1), compareTo: vsStream },
+  { id: 'naive-stream', title: 'naive grpc-js stream', server: 'naive-stream', load: streamLoad(1), compareTo: { floor: true, naive: null }, repeated: true },
+  { id: 's1', title: '1 one stream', server: 'meshaudit', load: streamLoad(1), compareTo: vsStream, repeated: true },
+  { id: 's2', title: '2 eight streams', server: 'meshaudit', load: streamLoad(STREAMS), compareTo: vsStream, repeated: true },
+  { id: 's4', title: '4 10k AccessAudits', server: 'meshaudit', rulesFiles: manyRulesFilesOnDisk, load: streamLoad(1), compareTo: vsStream, repeated: true },
   { id: 's5', title: '5 fsync per batch', server: 'meshaudit', fsync: true, load: streamLoad(1), compareTo: vsStream },
-  { id: 'naive-unary', title: 'naive grpc-js Record', server: 'naive-unary', load: unaryLoad, compareTo: { floor: true, naive: null } },
-  { id: 's3', title: '3 Record x32', server: 'meshaudit', load: unaryLoad, compareTo: { floor: true, naive: 'naive-unary' } },
+  { id: 'naive-unary', title: 'naive grpc-js Record', server: 'naive-unary', load: unaryLoad, compareTo: { floor: true, naive: null }, repeated: true },
+  { id: 's3', title: '3 Record x32', server: 'meshaudit', load: unaryLoad, compareTo: { floor: true, naive: 'naive-unary' }, repeated: true },
   {
     id: 's6',
     title: '6 20k/s offered',
@@ -591,26 +601,16 @@ async function main(): Promise<void> {
     for (const s of SCENARIOS) {
       const id = s === 'floor' ? 'floor' : s.id;
       if (ONLY && !ONLY.has(id)) continue;
-      if (round > 1 && !REPEATED.has(id)) continue;
-      log(`${id}: running${ROUNDS > 1 && REPEATED.has(id) ? ` (round ${round} of ${ROUNDS})` : ''}`);
+      const repeated = s !== 'floor' && s.repeated === true;
+      if (round > 1 && !repeated) continue;
+      log(`${id}: running${ROUNDS > 1 && repeated ? ` (round ${round} of ${ROUNDS})` : ''}`);
       const r = s === 'floor' ? await runFloor() : await runServerScenario(s);
       rounds.set(id, [...(rounds.get(id) ?? []), r]);
       log(summaryLine(r));
     }
   }
-  // One row per scenario: its median round (see rounds.ts), in the order of SCENARIOS.
-  const results: ScenarioResult[] = [...rounds.values()].map((runs) => {
-    const r = representative(runs);
-    if (runs.length > 1) {
-      const rates = runs.map((x) => (x.eventsPerSec === null ? 'ERROR' : `${Math.round(x.eventsPerSec).toLocaleString('en-US')}/s`));
-      r.notes.unshift(`the median of ${runs.length} rounds: ${rates.join(', ')} (the other columns are from that round)`);
-      // Every round's errors and failed checks count, not only the one shown.
-      for (const x of runs) if (x !== r) r.errors.push(...x.errors.map((e) => `another round: ${e}`));
-      const failedCheck = runs.find((x) => x.check !== null && !x.check.ok);
-      if (failedCheck !== undefined) r.check = failedCheck.check;
-    }
-    return r;
-  });
+  // One row per scenario, in the order of SCENARIOS (see rounds.ts).
+  const results: ScenarioResult[] = [...rounds.values()].map(combineRounds);
   const by = new Map(results.map((r) => [r.id, r]));
   for (const s of SCENARIOS) {
     if (s === 'floor') continue;

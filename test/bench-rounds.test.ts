@@ -1,6 +1,6 @@
 // How `make bench` turns rounds into one row and one ratio per target (bench/rounds.ts).
 import { expect } from 'chai';
-import { median, representative, roundRatio } from '../bench/rounds';
+import { combineRounds, median, parseRounds, representative, roundRatio } from '../bench/rounds';
 import { emptyResult, type ScenarioResult } from '../bench/report';
 
 function round(id: string, eventsPerSec: number | null, extra: Partial<ScenarioResult> = {}): ScenarioResult {
@@ -33,9 +33,38 @@ describe('bench rounds', () => {
     expect(r.ratio).to.equal(1.3);
   });
 
-  it('compares with a scenario run once (the floor) through the median round', () => {
+  it('compares with a scenario run once (the floor) through the round both ran, the first', () => {
     const s1 = [round('s1', 300), round('s1', 100), round('s1', 200)];
-    expect(roundRatio(s1, [round('floor', 400)])).to.deep.equal({ ratio: 0.5, perRound: [] });
+    expect(roundRatio(s1, [round('floor', 400)])).to.deep.equal({ ratio: 0.75, perRound: [0.75] });
+  });
+
+  it('BENCH_ROUNDS: a whole number from 1 to 9; unset or empty is the default', () => {
+    expect(parseRounds(undefined, 3)).to.equal(3);
+    expect(parseRounds(' ', 3)).to.equal(3);
+    expect(parseRounds('1', 3)).to.equal(1);
+    expect(parseRounds('9', 3)).to.equal(9);
+    for (const bad of ['0', '10', 'three', '2.5', '-1', '1e3', 'Infinity']) {
+      expect(() => parseRounds(bad, 3), bad).to.throw(`BENCH_ROUNDS must be a whole number from 1 to 9, got "${bad}"`);
+    }
+  });
+
+  it('one row for the rounds: the median one, every round listed, every failure kept', () => {
+    const ok = [round('s1', 300), round('s1', 100), round('s1', 200)];
+    const row = combineRounds(ok);
+    expect(row.eventsPerSec).to.equal(200);
+    expect(row.notes[0]).to.equal('3 rounds: 300/s, 100/s, 200/s; the columns are from the median one (x floor and x naive: medians of round-by-round ratios)');
+    expect(ok[2].notes).to.deep.equal([]); // the rounds themselves are left as they were
+    // A round that errored and another whose check failed: both count, whichever is shown.
+    const broken = { ok: false } as ScenarioResult['check'];
+    const mixed = [round('s1', 300), round('s1', null, { errors: ['sidecar exited'] }), round('s1', 200, { check: broken })];
+    const shown = combineRounds(mixed);
+    expect(shown.eventsPerSec).to.equal(null);
+    expect(shown.errors).to.deep.equal(['sidecar exited']);
+    expect(shown.check).to.equal(broken);
+    expect(shown.notes[0]).to.contain('the columns are from the failed one');
+    // The lower middle of an even count.
+    expect(combineRounds([round('s1', 300), round('s1', 100)]).eventsPerSec).to.equal(100);
+    expect(combineRounds([ok[0]])).to.equal(ok[0]);
   });
 
   it('has no ratio when a side did not run or a round failed', () => {
