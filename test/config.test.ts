@@ -75,7 +75,7 @@ describe('loadConfig', () => {
       extraResourceTypes: [],
       fsync: false,
       drainTimeoutMs: 10_000,
-      workerThreads: 1,
+      workerThreads: 0,
       skipDefaultTypes: DEFAULT_SKIP,
       backends: [
         {

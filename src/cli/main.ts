@@ -77,7 +77,9 @@ async function main(): Promise<void> {
     process.stdout.write(
       `configuration OK: zone ${config.zone}, gRPC ${config.grpcAddress}, data ${config.dataDir}\n` +
         config.backends.map((b) => `  file backend ${b.path} (rotation ${b.rotation.enabled ? 'on' : 'off'})\n`).join('') +
-        `  ${config.workerThreads} batch worker thread(s), used while the event loop is busy\n` +
+        (config.workerThreads === 0
+          ? '  batches evaluated on the event loop (no worker threads)\n'
+          : `  ${config.workerThreads} batch worker thread(s), started when the event loop is busy\n`) +
         `  ${inForce.length} AccessAudit resource(s) in force at start-up (the store ${store.file}` +
         `${args.rules.length > 0 ? ', with the --rules files applied' : ''}): ${inForce.join(', ') || '(none: nothing is audited)'}\n`,
     );

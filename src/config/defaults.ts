@@ -33,12 +33,14 @@ export const DEFAULT_FSYNC = false;
 export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 10;
 
 /**
- * meshaudit.workerThreads: one thread besides the event loop reads, checks, matches and formats the
- * events of StreamEvents batches while the event loop is busy, so that a busy control plane's stream
- * can use a second core (a lightly loaded sidecar keeps it idle). 0 does it all on the event loop: the
- * better choice when the sidecar is limited to one core.
+ * meshaudit.workerThreads: none by default, everything on the event loop. Since records are copied
+ * together from the request's bytes (src/pipeline/plain-record.ts), one thread does a busy stream's
+ * evaluation cheaply: in alternating runs of `make bench`, a worker gave one saturating stream ~10%
+ * more events/s but cost ~35% more CPU per event, 15-30 MB more memory, and made eight streams slower
+ * (the worker, doing all the evaluation, was the bottleneck while the event loop idled). 1 is for a
+ * machine with a spare core where one stream's peak rate matters more than CPU.
  */
-export const DEFAULT_WORKER_THREADS = 1;
+export const DEFAULT_WORKER_THREADS = 0;
 
 /** meshaudit.workerThreads at most: one event loop feeds a few workers at best; more only cost memory. */
 export const MAX_WORKER_THREADS = 8;
