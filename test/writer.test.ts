@@ -25,6 +25,18 @@ class FlakySink implements Sink {
   }
 }
 
+/** The real checkpoint, whose commits wait until the test lets them through (or fail them). */
+class GatedCheckpoint extends Checkpoint {
+  held: Array<{ seqs: ReadonlyMap<string, number>; release: (fail?: Error) => void }> = [];
+  override commit(delta: Parameters<Checkpoint['commit']>[0], done: (err: Error | null) => void): void {
+    this.held.push({ seqs: new Map(delta.seqs), release: (fail) => (fail ? done(fail) : super.commit(delta, done)) });
+  }
+  async next(): Promise<{ seqs: ReadonlyMap<string, number>; release: (fail?: Error) => void }> {
+    while (this.held.length === 0) await new Promise((r) => setTimeout(r, 1));
+    return this.held.shift()!;
+  }
+}
+
 function submit(w: AuditWriter, lines: string, seq: number): Promise<Error | null> {
   return new Promise((resolve) => w.submit({ data: Buffer.from(lines), seqKey: 'z/cp', seq, done: resolve }));
 }
@@ -102,6 +114,44 @@ describe('group-commit writer', () => {
     await new Promise((r) => setTimeout(r, 30));
     expect(sink.writes).to.equal(writesAtClose);
     expect(committedSeq(dir)).to.equal(10);
+  });
+
+  it('writes the next group while one is committed, and commits and acknowledges in order', async () => {
+    const dir = tempDir();
+    const cp = new GatedCheckpoint(dir);
+    cp.load();
+    const sink = new FlakySink('a');
+    const acked: number[] = [];
+    const w = new AuditWriter([sink], cp, { retryDelayMs: 1, maxRetryDelayMs: 1 });
+    const send = (seq: number): Promise<Error | null> => submit(w, `${seq}\n`, seq).then((err) => (acked.push(seq), err));
+    const one = send(1);
+    const first = await cp.next();
+    expect(first.seqs.get('z/cp')).to.equal(1);
+    // Group 1 is being committed: group 2 is written meanwhile, but not acknowledged.
+    const two = send(2);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sink.data).to.equal('1\n2\n');
+    // Group 3 waits: one group is committed, one written and waiting, no more.
+    const three = send(3);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sink.data).to.equal('1\n2\n');
+    expect(acked).to.deep.equal([]);
+    // Group 1's commit fails: it is retried, and nothing after it is committed or acknowledged first.
+    first.release(new Error('EIO'));
+    const retry = await cp.next();
+    expect(retry.seqs.get('z/cp')).to.equal(1);
+    expect(acked).to.deep.equal([]);
+    retry.release();
+    expect(await one).to.equal(null);
+    const second = await cp.next();
+    expect(second.seqs.get('z/cp')).to.equal(2);
+    expect(sink.data).to.equal('1\n2\n3\n');
+    second.release();
+    (await cp.next()).release();
+    expect(await Promise.all([two, three])).to.deep.equal([null, null]);
+    expect(acked).to.deep.equal([1, 2, 3]);
+    await w.close(100);
+    expect(committedSeq(dir)).to.equal(3);
   });
 
   it('refuses new requests once closed', async () => {

@@ -2,6 +2,13 @@
 // group, then committed to the checkpoint, and only then acknowledged. Records are never dropped to
 // keep up: when the queue is full the gRPC handlers stop reading (HTTP/2 flow control pushes back on
 // the CP), and a failing sink is retried until it works or the process stops.
+//
+// Two stages: while one group is committed, the next is written. Commits stay in order, each with the
+// positions its own write returned, so the checkpoint never covers more than was written before it;
+// a crash between the stages leaves data after the committed position, which recovery cuts
+// (src/backends/file/file-sink.ts), as it always did for a crash between a write and its commit. The
+// overlap hides a commit's round trip to the disk thread: most of an ack's latency when groups are
+// small (one stream with a few batches in flight, Record calls).
 import type { Sink, SinkPosition } from '../backends/sink';
 import type { Checkpoint } from '../store/checkpoint';
 
@@ -51,11 +58,18 @@ export class WriterClosedError extends Error {
 export class AuditWriter {
   private queue: WriteRequest[] = [];
   private queuedBytes = 0;
+  /** Anything queued, being written, written and waiting, or being committed. */
   private busy = false;
   private closed = false;
-  /** The group being written or retried: failed, not committed, if the writer closes first. */
-  private current: WriteRequest[] | null = null;
-  private retryTimer: NodeJS.Timeout | undefined;
+  /**
+   * The group being written (or its write retried), the written one waiting for the commit stage, and
+   * the one being committed (or its commit retried): all failed, none committed, if the writer closes first.
+   */
+  private writing: WriteRequest[] | null = null;
+  private written: CommitJob | null = null;
+  private committing: CommitJob | null = null;
+  private writeTimer: NodeJS.Timeout | undefined;
+  private commitTimer: NodeJS.Timeout | undefined;
   /** Sink writes and checkpoint commits under way; close waits for them before closing the files. */
   private opsInFlight = 0;
   private opsSettled: Array<() => void> = [];
@@ -100,12 +114,13 @@ export class AuditWriter {
     }
     this.queue.push(req);
     this.queuedBytes += req.data.length;
-    if (!this.busy) this.next();
+    this.busy = true;
+    this.next();
   }
 
   /** Resolves when everything submitted so far is committed (or failed because the writer closed). */
   idle(): Promise<void> {
-    if (!this.busy && this.queue.length === 0) return Promise.resolve();
+    if (!this.busy) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -117,9 +132,12 @@ export class AuditWriter {
   async close(timeoutMs: number): Promise<void> {
     await withTimeout(this.idle(), timeoutMs);
     this.closed = true;
-    clearTimeout(this.retryTimer);
-    const abandoned = [...(this.current ?? []), ...this.queue];
-    this.current = null;
+    clearTimeout(this.writeTimer);
+    clearTimeout(this.commitTimer);
+    const abandoned = [...(this.committing?.group ?? []), ...(this.written?.group ?? []), ...(this.writing ?? []), ...this.queue];
+    this.committing = null;
+    this.written = null;
+    this.writing = null;
     this.queue = [];
     this.queuedBytes = 0;
     for (const req of abandoned) req.done(new WriterClosedError());
@@ -149,15 +167,9 @@ export class AuditWriter {
     });
   }
 
+  /** Starts writing the next group when the write stage is free and nothing written waits for a commit. */
   private next(): void {
-    if (this.queue.length === 0 || this.closed) {
-      this.busy = false;
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
-      return;
-    }
-    this.busy = true;
+    if (this.closed || this.writing !== null || this.written !== null || this.queue.length === 0) return;
     // Take whole requests up to maxGroupBytes (always at least one): a batch is never split.
     let take = 0;
     let bytes = 0;
@@ -166,7 +178,7 @@ export class AuditWriter {
       take++;
     }
     const group = this.queue.splice(0, take);
-    this.current = group;
+    this.writing = group;
     const wasFull = this.isFull();
     this.queuedBytes -= bytes;
     if (wasFull && !this.isFull()) for (const l of this.drainListeners) l();
@@ -180,10 +192,18 @@ export class AuditWriter {
     this.writeGroup(group, chunk, seqs, 0, 0);
   }
 
+  /** Counts a failure and returns how long to wait before retry `attempt + 1`. */
+  private failed(err: Error, attempt: number): number {
+    this.failures++;
+    this.opts.onError?.(err, attempt + 1);
+    const base = this.opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+    return Math.min(base * 2 ** attempt, this.opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS);
+  }
+
   /**
-   * Writes to the sinks from `fromSink` on (earlier ones already hold the data), then commits. A
-   * failure retries the same group, with a growing delay, until it works or the writer closes: the
-   * queue waits behind it, so nothing after a failed group is ever committed before it.
+   * Writes to the sinks from `fromSink` on (earlier ones already hold the data), then hands the group
+   * to the commit stage. A failure retries the same group, with a growing delay, until it works or the
+   * writer closes: the queue waits behind it, so nothing after a failed group is written before it.
    */
   private writeGroup(
     group: WriteRequest[],
@@ -194,14 +214,6 @@ export class AuditWriter {
     positions: Map<string, SinkPosition> = new Map(),
   ): void {
     if (this.closed) return; // close() has already failed this group
-    const retry = (err: Error, sinkIndex: number): void => {
-      if (this.closed) return;
-      this.failures++;
-      this.opts.onError?.(err, attempt + 1);
-      const base = this.opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
-      const wait = Math.min(base * 2 ** attempt, this.opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS);
-      this.retryTimer = setTimeout(() => this.writeGroup(group, chunk, seqs, sinkIndex, attempt + 1, positions), wait);
-    };
     if (chunk !== null && fromSink < this.sinks.length) {
       const sink = this.sinks[fromSink];
       this.op((finish) =>
@@ -213,23 +225,66 @@ export class AuditWriter {
           },
           (err: Error) => {
             finish();
-            retry(err, fromSink);
+            if (this.closed) return;
+            const wait = this.failed(err, attempt);
+            this.writeTimer = setTimeout(() => this.writeGroup(group, chunk, seqs, fromSink, attempt + 1, positions), wait);
           },
         ),
       );
       return;
     }
+    this.writing = null;
+    this.written = { group, seqs, positions };
+    this.startCommit();
+  }
+
+  /** Moves the written group into the commit stage when it is free; the write stage may then go on. */
+  private startCommit(): void {
+    if (this.closed || this.committing !== null || this.written === null) return;
+    const job = this.written;
+    this.written = null;
+    this.committing = job;
+    this.commit(job, 0);
+    this.next();
+  }
+
+  /**
+   * Commits `job`, then acknowledges its requests. A failure retries the same commit, with a growing
+   * delay: nothing written after it is committed before it.
+   */
+  private commit(job: CommitJob, attempt: number): void {
+    if (this.closed) return;
     this.op((finish) =>
-      this.checkpoint.commit({ seqs, positions }, (err) => {
+      this.checkpoint.commit({ seqs: job.seqs, positions: job.positions }, (err) => {
         finish();
         if (this.closed) return;
-        if (err) return retry(err, this.sinks.length);
-        this.current = null;
-        for (const req of group) req.done(null);
+        if (err) {
+          const wait = this.failed(err, attempt);
+          this.commitTimer = setTimeout(() => this.commit(job, attempt + 1), wait);
+          return;
+        }
+        this.committing = null;
+        for (const req of job.group) req.done(null);
+        this.startCommit();
         this.next();
+        if (this.queue.length === 0 && this.writing === null && this.written === null && this.committing === null) this.settleIdle();
       }),
     );
   }
+
+  private settleIdle(): void {
+    this.busy = false;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+/** A written group on its way to the checkpoint. */
+interface CommitJob {
+  readonly group: WriteRequest[];
+  readonly seqs: Map<string, number>;
+  readonly positions: Map<string, SinkPosition>;
 }
 
 /** Waits for `p`, at most `ms`. */
