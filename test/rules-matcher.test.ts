@@ -208,4 +208,35 @@ describe('rule matcher', () => {
       expect(rules.explain(onResource('CREATE', 'TrafficRoute', 'r', 'mesh-1234'))).to.deep.equal([{ audit: 'audit-01234', ruleIndex: 0 }]);
     });
   });
+
+  it('covers agrees with explain on 20,000 generated rule sets and subjects, skipped types and meshless tokens included', () => {
+    // A small deterministic generator: few values, so that rules and subjects meet often.
+    let seed = 12345;
+    const pick = <T>(xs: readonly T[]): T => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return xs[Math.floor(seed / 65536) % xs.length]; // the high bits: an LCG's low bits repeat quickly
+    };
+    const actions: AccessAuditRule['access'] = ['CREATE', 'UPDATE', 'DELETE', 'GENERATE_DATAPLANE_TOKEN', 'GENERATE_USER_TOKEN', 'VIEW_CONFIG_DUMP'];
+    const types = ['Mesh', 'TrafficRoute', 'DataplaneInsight', 'MeshInsight'];
+    const meshes = ['', 'default', 'demo'];
+    for (let i = 0; i < 20_000; i++) {
+      const audits = Array.from({ length: 1 + (i % 3) }, (_, a) =>
+        audit(
+          `a${a}`,
+          ...Array.from({ length: 1 + (i % 2) }, () => ({
+            types: pick([[], [], [pick(types)], [pick(types), pick(types)]]),
+            mesh: pick(meshes),
+            access: pick([[], [pick(actions)], [pick(actions), pick(actions)]]),
+            accessAll: pick([false, false, true]),
+          })),
+        ),
+      );
+      const action = pick(actions);
+      const subject = action.startsWith('GENERATE_')
+        ? onToken(action, pick([undefined, ...meshes]))
+        : onResource(action, pick(types), pick(['default', 'other']), pick(meshes));
+      const rules = compileRules(audits, DEFAULT_SKIP_TYPES);
+      expect(rules.covers(subject), JSON.stringify({ audits, subject })).to.equal(rules.explain(subject).length > 0);
+    }
+  });
 });

@@ -142,6 +142,9 @@ function lookup(
   if (mesh === undefined || mesh === null) mesh = '';
   if (typeof mesh !== 'string') return false;
 
+  // covers() needs one covering rule: a rule without types nor mesh, the broadest kind, answers
+  // without looking the mesh up in maps that thousands of mesh-scoped rules make large.
+  if (out === undefined && byAction.anyTypeAnyMesh.length > 0 && (type === undefined || !skip.has(type))) return true;
   let covered = false;
   if (type !== undefined) {
     covered = take(byAction.typedAnyMesh.get(type), out) || covered;
