@@ -1,12 +1,16 @@
 // The floor (issue 4): the same encoded batches scenario 1 sends, read, validated, evaluated against the
 // same rules and formatted by meshaudit's own batch evaluator (src/pipeline/evaluate-batch.ts, the
-// code the sidecar runs per batch), and written through the same file sink, one write per batch, by
-// one process with no gRPC and no checkpoint. What meshaudit costs beyond this is what gRPC, sequencing and commits cost.
+// code the sidecar runs per batch), and written and committed by its own group-commit writer
+// (src/pipeline/writer.ts: the same file sink, the same checkpoint), 8 batches in flight, by one
+// process with no gRPC. What meshaudit costs beyond this is what gRPC, streams and acks cost.
 //
 // argv[2] is a JSON FloorSpec; prints one JSON line {"result": FloorResult} and exits.
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import * as path from 'node:path';
 import { FileSink } from '../src/backends/file';
+import { AuditWriter } from '../src/pipeline/writer';
+import { Checkpoint } from '../src/store/checkpoint';
 import { loadAccessAuditFiles } from '../src/config/rules-files';
 import { RecordDateFormatter } from '../src/events/rfc3339';
 import { BatchEvaluator } from '../src/pipeline/evaluate-batch';
@@ -63,6 +67,10 @@ async function main(): Promise<void> {
     rotation: { enabled: true, maxRetainedFiles: 0, maxSizeBytes: spec.maxSizeMb * 1024 * 1024, maxAgeDays: 0 },
   });
   await sink.open();
+  // Beside the audit folder, like the sidecar's dataDir.
+  const checkpoint = new Checkpoint(path.join(path.dirname(spec.auditFile), '..', 'floor-data'));
+  checkpoint.load();
+  const writer = new AuditWriter([sink], checkpoint);
   const prepareMs = performance.now() - t0;
   const counts = { recorded: 0, skipped: 0, rejected: 0 };
   const evaluator = new BatchEvaluator(rules, dates);
@@ -74,11 +82,15 @@ async function main(): Promise<void> {
     counts.rejected += out.rejected.length;
     return out.data;
   };
+  const submit = (k: number): Promise<void> =>
+    new Promise((resolve, reject) =>
+      writer.submit({ data: process1(batches[k]), seqKey: 'floor', seq: (k + 1) * spec.batchSize, done: (err) => (err ? reject(err) : resolve()) }),
+    );
   const run = async (from: number, to: number, deadline: number): Promise<number> => {
     const pending: Array<Promise<unknown>> = [];
     let k = from;
     for (; k < to && performance.now() < deadline; k++) {
-      pending.push(sink.write(process1(batches[k])));
+      pending.push(submit(k));
       if (pending.length >= spec.inFlight) await pending.shift();
     }
     await Promise.all(pending);
@@ -93,7 +105,7 @@ async function main(): Promise<void> {
   const reached = await run(warmupBatches, batches.length, start + spec.maxSeconds * 1000);
   const elapsedMs = performance.now() - start;
   const cpu = process.cpuUsage(cpu0);
-  await sink.close();
+  await writer.close(10_000); // closes the sink and the checkpoint
   const lastSeq = Math.min(reached * spec.batchSize, spec.warmupEvents + spec.events);
   const result: FloorResult = {
     measured: lastSeq - Math.min(warmupBatches * spec.batchSize, lastSeq),
