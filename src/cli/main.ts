@@ -87,9 +87,9 @@ async function main(): Promise<void> {
   }
   const missing = missingNodeFlags(process.execArgv, process.env.NODE_OPTIONS);
   if (missing.length > 0) {
-    log.warn('started without the node flags meshaudit is meant to run with: peak memory is ~25 MB higher', {
+    log.warn('started without the node flags meshaudit is meant to run with: it runs normally, with ~20 MB more peak memory', {
       missing: missing.join(' '),
-      run: `node ${SIDECAR_NODE_FLAGS.join(' ')} dist/src/cli/main.js ... (or the meshaudit command)`,
+      run: `node ${SIDECAR_NODE_FLAGS.join(' ')} ${process.argv[1]} ..., or NODE_OPTIONS=${SIDECAR_NODE_FLAGS.join(' ')} meshaudit ...`,
     });
   }
   // grpc-js logs its own errors to the console; route them into the JSON log.
