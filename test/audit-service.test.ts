@@ -243,6 +243,27 @@ for (const workerThreads of [1, 0]) describe(`AuditService over a real gRPC serv
     expect(fs.existsSync(logPath) ? readRecords(logPath) : []).to.deep.equal([]);
   });
 
+  it('Record reads requests as protobufjs does: an unreadable one is INVALID_ARGUMENT on `request`, of an event given twice the last counts', async () => {
+    const raw = new grpc.Client(`127.0.0.1:${sidecar.port}`, grpc.credentials.createInsecure());
+    const call = (bytes: Buffer): Promise<Buffer> =>
+      new Promise((resolve, reject) =>
+        raw.makeUnaryRequest('/meshaudit.v1.AuditService/Record', (b: Buffer) => b, (b: Buffer) => b, bytes, (err, out) => (err ? reject(err) : resolve(out!))),
+      );
+    try {
+      // Field 1 says 200 bytes follow; 2 do.
+      const err: grpc.ServiceError = await call(Buffer.from([0x0a, 0xc8, 0x01, 0x01, 0x02])).then(() => { throw new Error('accepted'); }, (e: grpc.ServiceError) => e);
+      expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
+      expect(fieldViolationsOf(err.metadata).map((v) => v.field)).to.deep.equal(['request']);
+      // The event given twice takes the reference way, which reads it as protobufjs does: the last one.
+      const part = (e: object): Buffer => Buffer.from(wireTypes().recordRequest.encode({ event: e }).finish());
+      const merged = await call(Buffer.concat([part(resourceEvent(8)), part(resourceEvent(7))]));
+      expect([...merged]).to.deep.equal([0x08, 0x01]); // RecordResponse{audited: true}
+      expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal(['route-7']);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('on a graceful stop acknowledges what is in flight, then ends streams with UNAVAILABLE', async () => {
     const s = openStream(c.audit);
     s.call.write({ identifier: ID });

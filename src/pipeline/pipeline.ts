@@ -17,6 +17,7 @@ import { AuditWriter, WriterClosedError, withTimeout, type WriteRequest } from '
 import { BatchEvaluator, type BatchJob, type EvaluatedBatch, type Rejection } from './evaluate-batch';
 import { BatchWorkers } from './batch-workers';
 import { LoopLoad } from './loop-load';
+import { decodeRecordRequest, recordRequestAsBatch } from '../wire/stream-request';
 import { InvalidArgumentError, SequenceGapError, UnavailableError } from '../errors';
 
 export type { Rejection } from './evaluate-batch';
@@ -249,6 +250,36 @@ export class AuditPipeline {
     return this.load!.mode === 'always' || this.workers.warm;
   }
 
+  /**
+   * Audits the event of a RecordRequest as received (`Record`): evaluated the plain way, like a batch
+   * of one, so that a call costs no decoded objects; a request that way cannot read or would reject is
+   * decoded and handed to record(), which words the problem. Throws InvalidArgumentError for an
+   * invalid event or request; `done` runs after the record is committed.
+   */
+  recordEncoded(request: Uint8Array, done: (err: Error | null, audited?: boolean) => void): void {
+    const batch = recordRequestAsBatch(request);
+    if (batch !== null) {
+      const out = this.evaluator.evaluateOrReject({ bytes: batch, from: 0, receivedMs: this.now(), eventCount: 1 });
+      if (out.recorded === 1) {
+        this.commitData(out.data, 1, (err) => (err ? done(err) : done(null, true)));
+        return;
+      }
+      if (out.skipped === 1) {
+        this.stats.skipped++;
+        done(null, false);
+        return;
+      }
+    }
+    let event: AuditEvent;
+    try {
+      event = decodeRecordRequest(request);
+    } catch (err) {
+      this.stats.rejected++;
+      throw new InvalidArgumentError([{ field: 'request', description: `not a valid RecordRequest message (${err instanceof Error ? err.message : String(err)})` }]);
+    }
+    this.record(event, done);
+  }
+
   /** Audits one event outside any stream; `done` runs after its record is committed. */
   record(event: AuditEvent, done: (err: Error | null, audited?: boolean) => void): void {
     let valid: ValidEvent;
@@ -308,10 +339,14 @@ export class AuditPipeline {
   }
 
   private commitLines(lines: string, count: number, done: (err: Error | null) => void): void {
+    this.commitData(Buffer.from(lines), count, done);
+  }
+
+  private commitData(data: Buffer, count: number, done: (err: Error | null) => void): void {
     this.enqueue({
       stagedBytes: 0,
       request: {
-        data: Buffer.from(lines),
+        data,
         done: (err) => {
           if (err) return done(err instanceof WriterClosedError ? new UnavailableError(err.message) : err);
           this.stats.recorded += count;

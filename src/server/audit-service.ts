@@ -1,6 +1,5 @@
 // AuditService handlers: gRPC in and out, everything else in the pipeline.
 import * as grpc from '@grpc/grpc-js';
-import type { AuditEvent } from '../events/event';
 import type { ScannedStreamRequest } from '../wire/stream-request';
 import type { AuditPipeline, BatchResult } from '../pipeline/pipeline';
 import { InvalidArgumentError, SupersededError, UnavailableError } from '../errors';
@@ -165,11 +164,11 @@ export class AuditServiceImpl {
         }
         new EventStream(call, this).start();
       },
-      Record: (call: grpc.ServerUnaryCall<{ event: AuditEvent | null }, { audited: boolean }>, callback: grpc.sendUnaryData<{ audited: boolean }>) => {
+      Record: (call: grpc.ServerUnaryCall<Buffer, { audited: boolean }>, callback: grpc.sendUnaryData<{ audited: boolean }>) => {
         const logError = (msg: string, e: unknown): void => this.log.error(msg, { err: e, rpc: 'Record' });
         try {
           if (this.draining) throw new UnavailableError('the sidecar is shutting down');
-          this.pipeline.record(call.request.event ?? {}, (err, audited) => {
+          this.pipeline.recordEncoded(call.request, (err, audited) => {
             if (err) callback(toStatus(err, logError));
             else callback(null, { audited: audited === true });
           });

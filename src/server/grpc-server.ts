@@ -35,6 +35,9 @@ export async function bindGrpcServer(address: string, maxMessageBytes: number): 
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
+    // Channelz (grpc-js's introspection service) is not served here; without it grpc-js keeps no
+    // per-call counters and call history, which a Record call paid for on every call.
+    'grpc.enable_channelz': 0,
   });
   try {
     const port = await new Promise<number>((resolve, reject) =>

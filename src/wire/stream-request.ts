@@ -100,6 +100,41 @@ function expectWireType(field: string, tag: number, want: number): void {
   if ((tag & 7) !== want) throw new Error(`${field}: wire type ${tag & 7}, want ${want}`);
 }
 
+/** RecordRequest.event's field number. */
+const RECORD_EVENT_FIELD = 1;
+
+/**
+ * A RecordRequest's event as a StreamEventsRequest holding it alone, so that a `Record` call takes the
+ * same way as a batch (src/pipeline/evaluate-batch.ts). Null when the request is not that simple (not
+ * valid protobuf at its top level, no event, or the event given twice, which protobuf merges): the
+ * caller decodes such a request the reference way, which also says what is wrong with it.
+ */
+export function recordRequestAsBatch(bytes: Uint8Array): Buffer | null {
+  try {
+    const r = protobuf.Reader.create(bytes);
+    let start = -1;
+    let end = -1;
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      if (tag >>> 3 === RECORD_EVENT_FIELD) {
+        if ((tag & 7) !== LENGTH_DELIMITED || start >= 0) return null;
+        const length = r.uint32();
+        start = r.pos;
+        end = start + length;
+        r.skip(length);
+      } else {
+        r.skipType(tag & 7);
+      }
+    }
+    if (start < 0) return null;
+    const w = protobuf.Writer.create();
+    w.uint32((EVENTS_FIELD << 3) | LENGTH_DELIMITED).bytes(bytes.subarray(start, end));
+    return Buffer.from(w.finish());
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Calls `each` with the offsets of the events of a StreamEventsRequest (already scanned), from index
  * `from` on.
@@ -118,6 +153,12 @@ export function eachEvent(bytes: Uint8Array, from: number, each: (index: number,
     r.pos += length;
     index++;
   }
+}
+
+/** A RecordRequest's event decoded by protobufjs ({} when it has none). Throws when it is not a valid RecordRequest. */
+export function decodeRecordRequest(bytes: Uint8Array): AuditEvent {
+  const request = wireTypes().recordRequest.decode(bytes) as unknown as { event: AuditEvent | null };
+  return request.event ?? {};
 }
 
 /**
