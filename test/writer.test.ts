@@ -10,6 +10,8 @@ class FlakySink implements Sink {
   failing = false;
   data = '';
   writes = 0;
+  /** The file the next writes end in: change it to make the next write a rotation. */
+  ino = 1;
   constructor(readonly key: string) {}
   open(): Promise<SinkPosition> {
     return Promise.resolve({ ino: 1, size: 0 });
@@ -18,7 +20,7 @@ class FlakySink implements Sink {
     this.writes++;
     if (this.failing) return Promise.reject(new Error(`${this.key}: ENOSPC`));
     this.data += chunk.toString();
-    return Promise.resolve({ ino: 1, size: this.data.length });
+    return Promise.resolve({ ino: this.ino, size: this.data.length });
   }
   close(): Promise<void> {
     return Promise.resolve();
@@ -124,34 +126,72 @@ describe('group-commit writer', () => {
     const acked: number[] = [];
     const w = new AuditWriter([sink], cp, { retryDelayMs: 1, maxRetryDelayMs: 1 });
     const send = (seq: number): Promise<Error | null> => submit(w, `${seq}\n`, seq).then((err) => (acked.push(seq), err));
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+    // The first write after a start counts as a rotation (next test): its commit comes first.
+    const zero = send(0);
+    (await cp.next()).release();
+    expect(await zero).to.equal(null);
     const one = send(1);
     const first = await cp.next();
     expect(first.seqs.get('z/cp')).to.equal(1);
     // Group 1 is being committed: group 2 is written meanwhile, but not acknowledged.
     const two = send(2);
-    await new Promise((r) => setTimeout(r, 5));
-    expect(sink.data).to.equal('1\n2\n');
+    await settle();
+    expect(sink.data).to.equal('0\n1\n2\n');
     // Group 3 waits: one group is committed, one written and waiting, no more.
     const three = send(3);
-    await new Promise((r) => setTimeout(r, 5));
-    expect(sink.data).to.equal('1\n2\n');
-    expect(acked).to.deep.equal([]);
+    await settle();
+    expect(sink.data).to.equal('0\n1\n2\n');
+    expect(acked).to.deep.equal([0]);
     // Group 1's commit fails: it is retried, and nothing after it is committed or acknowledged first.
     first.release(new Error('EIO'));
     const retry = await cp.next();
     expect(retry.seqs.get('z/cp')).to.equal(1);
-    expect(acked).to.deep.equal([]);
+    expect(acked).to.deep.equal([0]);
     retry.release();
     expect(await one).to.equal(null);
     const second = await cp.next();
     expect(second.seqs.get('z/cp')).to.equal(2);
-    expect(sink.data).to.equal('1\n2\n3\n');
+    expect(sink.data).to.equal('0\n1\n2\n3\n');
     second.release();
     (await cp.next()).release();
     expect(await Promise.all([two, three])).to.deep.equal([null, null]);
-    expect(acked).to.deep.equal([1, 2, 3]);
+    expect(acked).to.deep.equal([0, 1, 2, 3]);
     await w.close(100);
     expect(committedSeq(dir)).to.equal(3);
+  });
+
+  it('writes nothing more after a write that rotated a file until that group is committed', async () => {
+    const dir = tempDir();
+    const cp = new GatedCheckpoint(dir);
+    cp.load();
+    const sink = new FlakySink('a');
+    const w = new AuditWriter([sink], cp);
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+    const zero = submit(w, '0\n', 0);
+    (await cp.next()).release();
+    await zero;
+    // Group 1 ends in the same file: group 2 is written during its commit.
+    const one = submit(w, '1\n', 1);
+    const first = await cp.next();
+    sink.ino = 2; // group 2's write rotates
+    const two = submit(w, '2\n', 2);
+    await settle();
+    expect(sink.data).to.equal('0\n1\n2\n');
+    first.release();
+    await one;
+    const second = await cp.next();
+    // Group 2 rotated: group 3 waits for its commit, whatever else is free.
+    const three = submit(w, '3\n', 3);
+    await settle();
+    expect(sink.data).to.equal('0\n1\n2\n');
+    second.release();
+    await two;
+    const third = await cp.next();
+    expect(sink.data).to.equal('0\n1\n2\n3\n');
+    third.release();
+    expect(await three).to.equal(null);
+    await w.close(100);
   });
 
   it('refuses new requests once closed', async () => {

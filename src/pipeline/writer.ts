@@ -9,6 +9,11 @@
 // (src/backends/file/file-sink.ts), as it always did for a crash between a write and its commit. The
 // overlap hides a commit's round trip to the disk thread: most of an ack's latency when groups are
 // small (one stream with a few batches in flight, Record calls).
+//
+// Except after a write that rotated a file: nothing more is written until that group is committed.
+// Recovery finds the committed position by the file's inode; one more rotation before the commit
+// could let retention (maxRetainedFiles: 1, or maxAgeDays after a clock jump) delete the file that
+// holds it, and recovery could then no longer cut what followed it (found in review).
 import type { Sink, SinkPosition } from '../backends/sink';
 import type { Checkpoint } from '../store/checkpoint';
 
@@ -69,6 +74,8 @@ export class AuditWriter {
   private written: CommitJob | null = null;
   private committing: CommitJob | null = null;
   private writeTimer: NodeJS.Timeout | undefined;
+  /** Each sink's file (inode) where the last write ended, by sink key. */
+  private readonly fileOf = new Map<string, number>();
   private commitTimer: NodeJS.Timeout | undefined;
   /** Sink writes and checkpoint commits under way; close waits for them before closing the files. */
   private opsInFlight = 0;
@@ -169,7 +176,7 @@ export class AuditWriter {
 
   /** Starts writing the next group when the write stage is free and nothing written waits for a commit. */
   private next(): void {
-    if (this.closed || this.writing !== null || this.written !== null || this.queue.length === 0) return;
+    if (this.closed || this.writing !== null || this.written !== null || this.committing?.rotated === true || this.queue.length === 0) return;
     // Take whole requests up to maxGroupBytes (always at least one): a batch is never split.
     let take = 0;
     let bytes = 0;
@@ -234,7 +241,14 @@ export class AuditWriter {
       return;
     }
     this.writing = null;
-    this.written = { group, seqs, positions };
+    // A sink whose file is not the one the last write ended in has rotated (the first write after a
+    // start counts as one: which file the committed position is in is not known here).
+    let rotated = false;
+    for (const [key, pos] of positions) {
+      if (this.fileOf.get(key) !== pos.ino) rotated = true;
+      this.fileOf.set(key, pos.ino);
+    }
+    this.written = { group, seqs, positions, rotated };
     this.startCommit();
   }
 
@@ -283,6 +297,8 @@ export class AuditWriter {
 /** A written group on its way to the checkpoint. */
 interface CommitJob {
   readonly group: WriteRequest[];
+  /** Its write rotated a file: the next write waits for its commit. */
+  readonly rotated: boolean;
   readonly seqs: Map<string, number>;
   readonly positions: Map<string, SinkPosition>;
 }
