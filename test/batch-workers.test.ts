@@ -111,6 +111,21 @@ describe('batch worker threads', () => {
     expect(workers.warm).to.equal(false);
   });
 
+  it('warm up a replacement of a thread that died idle, before it was warm', async () => {
+    const exits: Error[] = [];
+    const workers = new BatchWorkers(1, { utcOffsetMinutes: 0, onWorkerExit: (err) => exits.push(err) });
+    try {
+      workers.start(ALL);
+      await workers.threads[0].terminate(); // no job sent: nothing but the rules would warm the next one
+      const deadline = Date.now() + 10_000;
+      while (!workers.warm && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(exits).to.have.length(1);
+      expect(workers.warm).to.equal(true);
+    } finally {
+      await workers.close();
+    }
+  });
+
   it('replace a worker that dies and send it its unanswered batches again, with their own rules', async () => {
     const exits: Error[] = [];
     const workers = new BatchWorkers(1, { utcOffsetMinutes: 0, onWorkerExit: (err) => exits.push(err) });

@@ -118,7 +118,11 @@ class BatchWorker {
 
   private spawn(): Worker {
     const worker = new Worker(path.join(__dirname, 'batch-worker.js'), { workerData: this.settings });
+    // Set when a reply could not be read: its job is still first in `pending`, so the thread's later
+    // replies would not match; they are dropped, and the jobs are sent again to the replacement.
+    let dead = false;
     worker.on('message', (msg: FromWorker) => {
+      if (dead) return;
       if (msg.type === 'warm') {
         if (worker === this.worker) this.warm = true;
         return;
@@ -136,6 +140,7 @@ class BatchWorker {
     // A reply that cannot be read leaves its job unanswered: end the thread, and the job is sent again.
     worker.on('messageerror', (err) => {
       failure = err;
+      dead = true;
       void worker.terminate();
     });
     worker.on('exit', (code) => {
@@ -147,6 +152,7 @@ class BatchWorker {
   }
 
   private restart(): void {
+    const rules = this.sentRules;
     this.sentRules = undefined;
     this.warm = false;
     this.lastUse = undefined;
@@ -161,6 +167,9 @@ class BatchWorker {
       for (const p of this.pending.splice(0)) this.fallback(p);
       return;
     }
+    // The replacement warms up on the rules the dead thread last had, jobs or not: a thread says it
+    // is warm only after its first rules, and an idle one would otherwise never be sent any.
+    if (rules !== undefined) this.sendRules(rules);
     for (const p of this.pending.splice(0)) {
       p.attempts++;
       if (p.attempts >= MAX_WORKER_ATTEMPTS) {
@@ -192,6 +201,8 @@ export class BatchWorkers {
   private readonly workers: BatchWorker[] = [];
   private nextId = 1;
   private closed = false;
+  /** start() failed to make a thread: nothing goes to workers. */
+  private unstartable = false;
 
   constructor(
     private readonly count: number,
@@ -200,13 +211,18 @@ export class BatchWorkers {
 
   /** Starts the threads, each sent `rules` to compile while it warms up; a no-op once started. */
   start(rules: CompiledRules): void {
-    if (this.closed || this.workers.length > 0) return;
+    if (this.closed || this.workers.length > 0 || this.unstartable) return;
     const offset = this.opts.utcOffsetMinutes;
-    const fallback = (p: PendingJob): void => {
-      p.done(new BatchEvaluator(p.rules, new RecordDateFormatter(offset === undefined ? undefined : () => offset)).evaluateOrReject(p.job));
-    };
-    for (let i = 0; i < this.count; i++) {
-      this.workers.push(new BatchWorker({ utcOffsetMinutes: offset }, (err) => this.opts.onWorkerExit?.(err), fallback, rules));
+    const fallback = (p: PendingJob): void => this.evaluateHere(p);
+    try {
+      for (let i = 0; i < this.count; i++) {
+        this.workers.push(new BatchWorker({ utcOffsetMinutes: offset }, (err) => this.opts.onWorkerExit?.(err), fallback, rules));
+      }
+    } catch (err) {
+      // No thread could start (out of memory, a resource limit): say so once and stay on the event loop.
+      this.unstartable = true;
+      void Promise.all(this.workers.splice(0).map((w) => w.close()));
+      this.opts.onWorkerExit?.(err instanceof Error ? err : new Error(String(err)));
     }
   }
 
@@ -218,14 +234,25 @@ export class BatchWorkers {
   run(job: BatchJob, rules: CompiledRules, done: (out: EvaluatedBatch) => void): void {
     if (this.closed) throw new Error('batch workers are closed');
     this.start(rules);
-    let worker = this.workers.find((w) => !w.failed) ?? this.workers[0];
-    for (const w of this.workers) if (!w.failed && w.load < worker.load) worker = w;
-    worker.run({ id: this.nextId++, job, rules, attempts: 0, done });
+    // The least busy of the warm threads, or of all when none is warm yet (tests, a first start).
+    const candidates = this.workers.filter((w) => !w.failed && w.warm);
+    const from = candidates.length > 0 ? candidates : this.workers.filter((w) => !w.failed);
+    const p: PendingJob = { id: this.nextId++, job, rules, attempts: 0, done };
+    let worker = from[0] ?? this.workers[0];
+    if (worker === undefined) return this.evaluateHere(p); // no thread could start
+    for (const w of from) if (w.load < worker.load) worker = w;
+    worker.run(p);
+  }
+
+  /** Evaluates a job on the event loop, exactly as a worker would have. */
+  private evaluateHere(p: PendingJob): void {
+    const offset = this.opts.utcOffsetMinutes;
+    p.done(new BatchEvaluator(p.rules, new RecordDateFormatter(offset === undefined ? undefined : () => offset)).evaluateOrReject(p.job));
   }
 
   /** False once every worker has been given up on (see MAX_DEATHS): callers evaluate on the event loop. */
   get available(): boolean {
-    return !this.closed && (this.workers.length === 0 || this.workers.some((w) => !w.failed));
+    return !this.closed && !this.unstartable && (this.workers.length === 0 || this.workers.some((w) => !w.failed));
   }
 
   /** The threads' busy shares since the last call, summed (0 to the thread count; 0 before they start). */

@@ -53,7 +53,7 @@ export interface PipelineOptions {
   now?: () => number;
   /** A fixed UTC offset for record dates, in minutes; undefined: the machine's local time zone. */
   utcOffsetMinutes?: number;
-  /** Worker threads that evaluate StreamEvents batches; 0 (the default here) evaluates them on the event loop. The sidecar passes meshaudit.workerThreads (default 1). */
+  /** Worker threads that evaluate StreamEvents batches; 0 (the default here) evaluates them on the event loop. The sidecar passes meshaudit.workerThreads (default 0). */
   workerThreads?: number;
   /** Called when a worker thread dies and is replaced. */
   onWorkerExit?: (err: Error) => void;
