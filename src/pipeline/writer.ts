@@ -63,8 +63,6 @@ export class WriterClosedError extends Error {
 export class AuditWriter {
   private queue: WriteRequest[] = [];
   private queuedBytes = 0;
-  /** Anything queued, being written, written and waiting, or being committed. */
-  private busy = false;
   private closed = false;
   /**
    * The group being written (or its write retried), the written one waiting for the commit stage, and
@@ -74,9 +72,9 @@ export class AuditWriter {
   private written: CommitJob | null = null;
   private committing: CommitJob | null = null;
   private writeTimer: NodeJS.Timeout | undefined;
+  private commitTimer: NodeJS.Timeout | undefined;
   /** Each sink's file (inode) where the last write ended, by sink key. */
   private readonly fileOf = new Map<string, number>();
-  private commitTimer: NodeJS.Timeout | undefined;
   /** Sink writes and checkpoint commits under way; close waits for them before closing the files. */
   private opsInFlight = 0;
   private opsSettled: Array<() => void> = [];
@@ -121,7 +119,6 @@ export class AuditWriter {
     }
     this.queue.push(req);
     this.queuedBytes += req.data.length;
-    this.busy = true;
     this.next();
   }
 
@@ -148,6 +145,7 @@ export class AuditWriter {
     this.queue = [];
     this.queuedBytes = 0;
     for (const req of abandoned) req.done(new WriterClosedError());
+    this.settleIdle(); // nothing is left to wait for
     // A write stuck in the kernel (a hung NFS mount) must not hold the process forever.
     await withTimeout(this.settled(), CLOSE_GRACE_MS);
     await withTimeout(Promise.all(this.sinks.map((s) => s.close())), CLOSE_GRACE_MS);
@@ -281,13 +279,17 @@ export class AuditWriter {
         for (const req of job.group) req.done(null);
         this.startCommit();
         this.next();
-        if (this.queue.length === 0 && this.writing === null && this.written === null && this.committing === null) this.settleIdle();
+        if (!this.busy) this.settleIdle();
       }),
     );
   }
 
+  /** Anything queued, being written, written and waiting, or being committed. */
+  private get busy(): boolean {
+    return this.queue.length > 0 || this.writing !== null || this.written !== null || this.committing !== null;
+  }
+
   private settleIdle(): void {
-    this.busy = false;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
