@@ -26,13 +26,18 @@ export function median(values: readonly number[]): number | null {
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
+/** A round that must fail the run: it errored, measured nothing, or broke the exactly-once check. */
+export function roundFailed(r: ScenarioResult): boolean {
+  return r.eventsPerSec === null || r.errors.length > 0 || (r.check !== null && !r.check.ok);
+}
+
 /**
  * The round that stands for a scenario in the table: a failed one if any (an error or a failed
  * exactly-once check must show), otherwise the round of median throughput, so that every column of
  * its row comes from one real measurement.
  */
 export function representative(rounds: readonly ScenarioResult[]): ScenarioResult {
-  const failed = rounds.find((r) => r.eventsPerSec === null || r.errors.length > 0 || (r.check !== null && !r.check.ok));
+  const failed = rounds.find(roundFailed);
   if (failed !== undefined) return failed;
   const mid = median(rounds.map((r) => r.eventsPerSec!));
   return rounds.find((r) => r.eventsPerSec === mid)!;
@@ -66,9 +71,8 @@ export function combineRounds(runs: readonly ScenarioResult[]): ScenarioResult {
   if (runs.length === 1) return shown;
   const r: ScenarioResult = { ...shown, errors: [...shown.errors], notes: [...shown.notes] };
   const rates = runs.map((x) => (x.eventsPerSec === null ? 'ERROR' : `${Math.round(x.eventsPerSec).toLocaleString('en-US')}/s`));
-  const failed = shown.eventsPerSec === null || shown.errors.length > 0 || (shown.check !== null && !shown.check.ok);
   r.notes.unshift(
-    `${runs.length} rounds: ${rates.join(', ')}; the columns are from ${failed ? 'the failed one' : 'the median one'} (x floor and x naive: medians of round-by-round ratios)`,
+    `${runs.length} rounds: ${rates.join(', ')}; the columns are from ${roundFailed(shown) ? 'the failed one' : 'the median one'} (x floor and x naive: medians of round-by-round ratios)`,
   );
   for (const x of runs) if (x !== shown) r.errors.push(...x.errors.map((e) => `another round: ${e}`));
   const failedCheck = runs.find((x) => x.check !== null && !x.check.ok);

@@ -26,7 +26,7 @@ import { cpuMs, machineBusyMs, othersBetween, peakRssMb, processCpuSnapshot, typ
 import { formatProfile, monotonicUs, summariseProfile, type ProfileWindow } from './profile';
 import { emptyResult, markdown, notesText, targetsText, textTable, type Machine, type ScenarioResult, type Target } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
-import { combineRounds, parseRounds, roundRatio } from './rounds';
+import { combineRounds, parseRounds, roundFailed, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
@@ -642,7 +642,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${JSON.stringify({ machine: m, elapsedS, results, targets: t }, null, 2)}\n`);
   fs.writeFileSync(path.join(RESULTS_DIR, 'latest.md'), markdown(m, results, t));
   process.stdout.write(`wrote ${path.relative(process.cwd(), RESULTS_DIR)}/latest.json and latest.md${PROFILE ? `; CPU profiles in ${profileDir}` : ''}\n`);
-  const broken = results.filter((r) => r.errors.length > 0 || (r.check !== null && !r.check.ok));
+  const broken = results.filter(roundFailed);
   if (broken.length > 0) {
     process.stdout.write(`bench: ${broken.map((r) => r.id).join(', ')} failed (errors or the exactly-once check): see above\n`);
     process.exit(1);
