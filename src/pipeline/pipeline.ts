@@ -280,8 +280,8 @@ export class AuditPipeline {
     this.record(event, done);
   }
 
-  /** Audits one event outside any stream; `done` runs after its record is committed. */
-  record(event: AuditEvent, done: (err: Error | null, audited?: boolean) => void): void {
+  /** Audits one decoded event outside any stream (recordEncoded's reference way); `done` runs after its record is committed. */
+  private record(event: AuditEvent, done: (err: Error | null, audited?: boolean) => void): void {
     let valid: ValidEvent;
     try {
       valid = this.validOrThrow(event);

@@ -106,8 +106,8 @@ const RECORD_EVENT_FIELD = 1;
 /**
  * A RecordRequest's event as a StreamEventsRequest holding it alone, so that a `Record` call takes the
  * same way as a batch (src/pipeline/evaluate-batch.ts). Null when the request is not that simple (not
- * valid protobuf at its top level, no event, or the event given twice, which protobuf merges): the
- * caller decodes such a request the reference way, which also says what is wrong with it.
+ * valid protobuf at its top level, no event, or the event given twice): the caller decodes such a
+ * request the reference way (decodeRecordRequest), which also says what is wrong with it.
  */
 export function recordRequestAsBatch(bytes: Uint8Array): Buffer | null {
   try {
@@ -127,9 +127,9 @@ export function recordRequestAsBatch(bytes: Uint8Array): Buffer | null {
       }
     }
     if (start < 0) return null;
-    const w = protobuf.Writer.create();
-    w.uint32((EVENTS_FIELD << 3) | LENGTH_DELIMITED).bytes(bytes.subarray(start, end));
-    return Buffer.from(w.finish());
+    // The events field's tag and length, then the event's bytes: one copy.
+    const head = protobuf.Writer.create().uint32((EVENTS_FIELD << 3) | LENGTH_DELIMITED).uint32(end - start).finish();
+    return Buffer.concat([head, bytes.subarray(start, end)]);
   } catch {
     return null;
   }
