@@ -12,9 +12,10 @@
 // its events/s up by about a third (the young generation stays in the CPU caches). 2 MiB saved 15 MB
 // more but cost scenario 4 (10,000 AccessAudits, a bigger old generation) ~20% more CPU per event.
 // The price is paid by Record calls: grpc-js's per-call objects live across a commit, more of them
-// survive a small young generation, and scenario 3 did 10-15% fewer calls/s than with 8 MiB. V8 reads the flag when the heap is made, so
-// it cannot be set from inside the process (v8.setFlagsFromString is too late). It applies to the
-// batch worker threads too: V8 flags are per process.
+// survive a small young generation, and scenario 3 did 10-15% fewer calls/s than with 8 MiB. V8
+// reads the flag when the heap is made, so it cannot be set from inside the process
+// (v8.setFlagsFromString is too late). It applies to the batch worker threads too: V8 flags are per
+// process.
 
 /** The flags, as passed to `node` before the script. */
 export const SIDECAR_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=4']);

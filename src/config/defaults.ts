@@ -37,8 +37,8 @@ export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 10;
  * together from the request's bytes (src/pipeline/plain-record.ts), one thread does a busy stream's
  * evaluation cheaply: in alternating runs of `make bench`, a worker gave one saturating stream 10-18%
  * more events/s but cost ~30% more CPU per event and 15-45 MB more memory, and made eight streams
- * slower (the worker, doing all the evaluation, was the bottleneck while the event loop idled). 1 is for a
- * machine with a spare core where one stream's peak rate matters more than CPU.
+ * slower (the worker, doing all the evaluation, was the bottleneck while the event loop idled). 1 is
+ * for a machine with a spare core where one stream's peak rate matters more than CPU.
  */
 export const DEFAULT_WORKER_THREADS = 0;
 

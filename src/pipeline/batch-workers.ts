@@ -234,14 +234,13 @@ export class BatchWorkers {
   run(job: BatchJob, rules: CompiledRules, done: (out: EvaluatedBatch) => void): void {
     if (this.closed) throw new Error('batch workers are closed');
     this.start(rules);
-    // The least busy of the warm threads, or of all when none is warm yet (tests, a first start).
-    const candidates = this.workers.filter((w) => !w.failed && w.warm);
-    const from = candidates.length > 0 ? candidates : this.workers.filter((w) => !w.failed);
     const p: PendingJob = { id: this.nextId++, job, rules, attempts: 0, done };
-    let worker = from[0] ?? this.workers[0];
-    if (worker === undefined) return this.evaluateHere(p); // no thread could start
-    for (const w of from) if (w.load < worker.load) worker = w;
-    worker.run(p);
+    // The least busy warm thread; else any live one (none warm yet: tests, a first start); else a
+    // given-up one, which evaluates on the event loop; with no thread at all (none could start), here.
+    const live = this.workers.filter((w) => !w.failed);
+    const pool = [live.filter((w) => w.warm), live, this.workers].find((ws) => ws.length > 0);
+    if (pool === undefined) return this.evaluateHere(p);
+    pool.reduce((best, w) => (w.load < best.load ? w : best)).run(p);
   }
 
   /** Evaluates a job on the event loop, exactly as a worker would have. */
