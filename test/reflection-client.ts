@@ -135,6 +135,13 @@ export class ReflectionClient {
     this.channel.close();
   }
 
+  /** The extension field numbers of a message type (an empty list for one without extensions). */
+  async allExtensionNumbersOfType(symbol: string): Promise<number[]> {
+    const reply = await this.reflection.ask({ allExtensionNumbersOfType: symbol });
+    if (reply.errorResponse) throw new ReflectionError(reply.errorResponse.errorMessage, reply.errorResponse.errorCode);
+    return reply.allExtensionNumbersResponse?.extensionNumber ?? [];
+  }
+
   /** `grpcurl list`: the services the server names, sorted. */
   async listServices(): Promise<string[]> {
     const reply = await this.reflection.ask({ listServices: '*' });
@@ -242,7 +249,11 @@ export class ReflectionClient {
     const status = statusType.decode(raw) as unknown as { code: number; message: string; details: Array<{ type_url: string; value: Uint8Array }> };
     const details: JsonObject[] = [];
     for (const any of status.details) {
-      const type = await this.messageType(any.type_url.slice(any.type_url.lastIndexOf('/') + 1));
+      const name = any.type_url.slice(any.type_url.lastIndexOf('/') + 1);
+      // grpcurl 1.8.7 asks for the type's extensions before it decodes a detail, and prints the raw
+      // bytes as "not recognized" when that question fails: so does this client.
+      await this.allExtensionNumbersOfType(name);
+      const type = await this.messageType(name);
       details.push({ '@type': any.type_url, ...(toJson(type, type.decode(any.value)) as JsonObject) });
     }
     return { code: status.code, message: status.message, details };
@@ -277,6 +288,7 @@ interface ReflectionReply {
   listServicesResponse?: { service: Array<{ name: string }> };
   fileDescriptorResponse?: { fileDescriptorProto: Buffer[] };
   errorResponse?: { errorCode: number; errorMessage: string };
+  allExtensionNumbersResponse?: { baseTypeName: string; extensionNumber: number[] };
 }
 
 class ReflectionStream {

@@ -30,7 +30,51 @@ import { protoDir } from './proto';
 
 /** Registers grpc.reflection.v1 and v1alpha ServerReflection for every service the sidecar serves. */
 export function addReflection(server: grpc.Server): void {
-  new ReflectionService(reflectionPackageDefinition()).addToServer(server);
+  const files = buildFileDescriptors(servedProtoFiles());
+  const service = new ReflectionService(reflectionPackageDefinition(files));
+  answerExtensionNumbersLikeGrpcGo(service, messageNames(files));
+  service.addToServer(server);
+}
+
+/** What @grpc/reflection keeps per protocol version; the method is public, the fields holding it are not. */
+interface ExtensionNumbersAnswerer {
+  allExtensionNumbersOfType(symbol: string): { baseTypeName?: string; extensionNumber?: number[] };
+}
+
+/**
+ * @grpc/reflection 1.0.4 answers `all_extension_numbers_of_type` with NOT_FOUND for a message that has no
+ * extensions; grpc-go (and connect's grpcreflect since #52) answers an empty list, and NOT_FOUND only for a
+ * type it does not know. grpcurl 1.8.7 asks that question before it decodes a google.rpc.BadRequest detail
+ * and, on NOT_FOUND, prints `"@error": "google.rpc.BadRequest is not recognized"` instead of the field
+ * violations. So a known message without extensions gets an empty list here.
+ */
+function answerExtensionNumbersLikeGrpcGo(service: ReflectionService, messages: ReadonlySet<string>): void {
+  const versions = service as unknown as { v1: ExtensionNumbersAnswerer; v1Alpha: ExtensionNumbersAnswerer };
+  for (const impl of [versions.v1, versions.v1Alpha]) {
+    const own = impl.allExtensionNumbersOfType.bind(impl);
+    impl.allExtensionNumbersOfType = (symbol) => {
+      try {
+        return own(symbol);
+      } catch (err) {
+        if (!messages.has(symbol)) throw err;
+        return { baseTypeName: symbol, extensionNumber: [] };
+      }
+    };
+  }
+}
+
+/** The fully-qualified name of every message, nested ones included, of `files`. */
+function messageNames(files: readonly FileProto[]): Set<string> {
+  const names = new Set<string>();
+  const add = (prefix: string, messages: readonly MessageProto[]): void => {
+    for (const m of messages) {
+      const name = prefix === '' ? m.name : `${prefix}.${m.name}`;
+      names.add(name);
+      add(name, m.nestedType);
+    }
+  };
+  for (const f of files) add(f.package, f.messageType);
+  return names;
 }
 
 /** grpc-health-check ships health.proto at proto/health/v1; every other implementation serves it under
@@ -60,8 +104,7 @@ type ReflectionPackage = ConstructorParameters<typeof ReflectionService>[0];
  * A package definition with one entry per top-level message, as @grpc/proto-loader makes them, whose
  * `fileDescriptorProtos` are the faithful descriptors of every served file.
  */
-function reflectionPackageDefinition(): ReflectionPackage {
-  const files = buildFileDescriptors(servedProtoFiles());
+function reflectionPackageDefinition(files: readonly FileProto[]): ReflectionPackage {
   const encoded = files.map((f) => Buffer.from(descriptor.FileDescriptorProto.encode(descriptor.FileDescriptorProto.fromObject(f)).finish()));
   const definition: ReflectionPackage = {};
   for (const file of files) {
