@@ -31,7 +31,16 @@ export interface CheckResult {
 
 export function checkExactlyOnce(dir: string, input: CheckInput): CheckResult {
   const counts = input.sent.map((n) => new Uint8Array(n + 1));
-  const res: CheckResult = { ok: false, files: 0, lines: 0, missing: 0, duplicated: 0, unexpected: 0, tornFiles: 0, examples: [] };
+  const res: CheckResult = {
+    ok: false,
+    files: 0,
+    lines: 0,
+    missing: 0,
+    duplicated: 0,
+    unexpected: 0,
+    tornFiles: 0,
+    examples: [],
+  };
   const example = (text: string): void => {
     if (res.examples.length < 5) res.examples.push(text);
   };

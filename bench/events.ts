@@ -34,7 +34,16 @@ export const RECORD_PATH = '/meshaudit.v1.AuditService/Record';
 // A control plane's everyday mix: mostly policy changes across a few meshes, some inspections, and a
 // token generation now and then. Every event is covered by the benchmark's rules (rulesYaml), so every
 // acknowledged event must appear in the files exactly once.
-const TYPES = ['TrafficRoute', 'TrafficPermission', 'MeshHTTPRoute', 'MeshTimeout', 'Dataplane', 'MeshTrafficPermission', 'Secret', 'MeshRetry'];
+const TYPES = [
+  'TrafficRoute',
+  'TrafficPermission',
+  'MeshHTTPRoute',
+  'MeshTimeout',
+  'Dataplane',
+  'MeshTrafficPermission',
+  'Secret',
+  'MeshRetry',
+];
 const MESHES = ['default', 'demo', 'payments', 'checkout'];
 const RESOURCE_ACTIONS = ['CREATE', 'UPDATE', 'DELETE'];
 const VIEW_ACTIONS = ['VIEW_CONFIG_DUMP', 'VIEW_STATS', 'VIEW_CLUSTERS'];
@@ -97,7 +106,8 @@ export function encodeBatch(codec: Codec, stream: number, firstSeq: number, coun
 /** Every batch of a stream of `total` events (sequences 1..total), `batchSize` events each (the last may be shorter). */
 export function encodeStream(codec: Codec, stream: number, total: number, batchSize: number): Buffer[] {
   const out: Buffer[] = [];
-  for (let first = 1; first <= total; first += batchSize) out.push(encodeBatch(codec, stream, first, Math.min(batchSize, total - first + 1)));
+  for (let first = 1; first <= total; first += batchSize)
+    out.push(encodeBatch(codec, stream, first, Math.min(batchSize, total - first + 1)));
   return out;
 }
 
@@ -106,7 +116,13 @@ export function encodeStream(codec: Codec, stream: number, total: number, batchS
  * events, and encoding them takes seconds that would otherwise come out of the run's time budget.
  * The file is the batches, each prefixed by its length (uint32 LE).
  */
-export function cachedStream(cacheDir: string, codec: Codec, stream: number, total: number, batchSize: number): Buffer[] {
+export function cachedStream(
+  cacheDir: string,
+  codec: Codec,
+  stream: number,
+  total: number,
+  batchSize: number,
+): Buffer[] {
   const file = path.join(cacheDir, `stream-${stream}-${total}-${batchSize}.bin`);
   if (fs.existsSync(file)) {
     const all = fs.readFileSync(file);

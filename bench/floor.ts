@@ -84,7 +84,12 @@ async function main(): Promise<void> {
   };
   const submit = (k: number): Promise<void> =>
     new Promise((resolve, reject) =>
-      writer.submit({ data: process1(batches[k]), seqKey: 'floor', seq: (k + 1) * spec.batchSize, done: (err) => (err ? reject(err) : resolve()) }),
+      writer.submit({
+        data: process1(batches[k]),
+        seqKey: 'floor',
+        seq: (k + 1) * spec.batchSize,
+        done: (err) => (err ? reject(err) : resolve()),
+      }),
     );
   const run = async (from: number, to: number, deadline: number): Promise<number> => {
     const pending: Array<Promise<unknown>> = [];
@@ -124,5 +129,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stdout.write(`${JSON.stringify({ fatal: err instanceof Error ? err.stack ?? err.message : String(err) })}\n`, () => process.exit(1));
+  process.stdout.write(
+    `${JSON.stringify({ fatal: err instanceof Error ? (err.stack ?? err.message) : String(err) })}\n`,
+    () => process.exit(1),
+  );
 });

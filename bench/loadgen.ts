@@ -164,7 +164,10 @@ export function percentiles(samples: Float64Array | readonly number[]): Percenti
  */
 function slowest(latencies: readonly number[], times: readonly number[], start: number, n = 8): SlowAck[] {
   const p99 = percentiles(latencies).p99;
-  const slow = latencies.map((_, i) => i).filter((i) => latencies[i] >= p99).sort((a, b) => times[a] - times[b]);
+  const slow = latencies
+    .map((_, i) => i)
+    .filter((i) => latencies[i] >= p99)
+    .sort((a, b) => times[a] - times[b]);
   const episodes: Array<SlowAck & { lastMs: number }> = [];
   for (const i of slow) {
     const atMs = times[i] - start;
@@ -236,7 +239,8 @@ class StreamRun {
     this.call.on('data', (b: Buffer) => this.onAck(decodeAck(b)));
     this.call.on('error', (err: Error) => this.fail(`stream ${index}: ${err.message}`));
     this.call.on('end', () => {
-      if (!this.idle()) this.fail(`stream ${index}: ended by the server with ${this.sentSeq - this.ackedSeq} events unacknowledged`);
+      if (!this.idle())
+        this.fail(`stream ${index}: ended by the server with ${this.sentSeq - this.ackedSeq} events unacknowledged`);
     });
     this.call.write(identify);
   }
@@ -306,7 +310,8 @@ class StreamRun {
       this.inflight++;
     }
     // Due, but the window is full: the server is behind the offered load (timer jitter does not count).
-    if (this.schedule !== undefined && this.next < this.limit && this.schedule(this.next) <= now) this.heldBack = this.next;
+    if (this.schedule !== undefined && this.next < this.limit && this.schedule(this.next) <= now)
+      this.heldBack = this.next;
   }
 
   private onAck(ack: Ack): void {
@@ -379,18 +384,35 @@ function withDeadline(p: Promise<void>, ms: number): Promise<boolean> {
 async function runStreams(spec: StreamSpec | RateSpec): Promise<LoadResult> {
   const codec = loadCodec();
   const streams = spec.mode === 'stream' ? spec.streams : 1;
-  const measuredPerStream = spec.mode === 'stream' ? spec.eventsPerStream : Math.round(spec.eventsPerSecond * spec.seconds);
+  const measuredPerStream =
+    spec.mode === 'stream' ? spec.eventsPerStream : Math.round(spec.eventsPerSecond * spec.seconds);
   const total = spec.warmupEvents + measuredPerStream;
   const t0 = performance.now();
-  const encoded = Array.from({ length: streams }, (_, s) => cachedStream(spec.cacheDir, codec, s, total, spec.batchSize));
+  const encoded = Array.from({ length: streams }, (_, s) =>
+    cachedStream(spec.cacheDir, codec, s, total, spec.batchSize),
+  );
   const prepareMs = performance.now() - t0;
   const totals: Totals = { recorded: 0, skipped: 0, duplicates: 0, rejected: 0 };
   // One connection per control plane, as eight CP instances would have (grpc-js would otherwise share one).
-  const clients = Array.from({ length: streams }, () =>
-    new grpc.Client(spec.address, grpc.credentials.createInsecure(), { ...CLIENT_OPTIONS, 'grpc.use_local_subchannel_pool': 1 }),
+  const clients = Array.from(
+    { length: streams },
+    () =>
+      new grpc.Client(spec.address, grpc.credentials.createInsecure(), {
+        ...CLIENT_OPTIONS,
+        'grpc.use_local_subchannel_pool': 1,
+      }),
   );
   const runs = encoded.map((batches, s) => {
-    return new StreamRun(clients[s], s, batches, total, spec.batchSize, spec.window, totals, encodeIdentify(codec, ZONE, `cp-${s}`));
+    return new StreamRun(
+      clients[s],
+      s,
+      batches,
+      total,
+      spec.batchSize,
+      spec.window,
+      totals,
+      encodeIdentify(codec, ZONE, `cp-${s}`),
+    );
   });
   const setupErrors: string[] = [];
   const errors = (): string[] => [...setupErrors, ...runs.flatMap((r) => (r.error ? [r.error] : []))];
@@ -399,12 +421,20 @@ async function runStreams(spec: StreamSpec | RateSpec): Promise<LoadResult> {
     for (const c of clients) c.close();
   };
 
-  if (!(await withDeadline(Promise.all(runs.map((r) => r.identified())).then(() => undefined), 30_000))) {
+  if (
+    !(await withDeadline(
+      Promise.all(runs.map((r) => r.identified())).then(() => undefined),
+      30_000,
+    ))
+  ) {
     setupErrors.push('no resume point from the server in 30 s');
   }
   const warmupBatches = Math.ceil(spec.warmupEvents / spec.batchSize);
   for (const r of runs) r.setLimit(warmupBatches);
-  const warmed = await withDeadline(Promise.all(runs.map((r) => r.settled())).then(() => undefined), 60_000);
+  const warmed = await withDeadline(
+    Promise.all(runs.map((r) => r.settled())).then(() => undefined),
+    60_000,
+  );
   if (!warmed) setupErrors.push('warm-up did not finish in 60 s');
   const warmAcked = runs.map((r) => r.ackedSeq);
   await emit({ ready: { prepareMs, warmAcked, errors: errors() } });
@@ -483,7 +513,12 @@ class UnaryOverHttp2 {
     if (this.sessionError !== undefined) return done(this.sessionError);
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+      stream = this.session.request({
+        ':method': 'POST',
+        ':path': path,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
     } catch (err) {
       return done(err as Error);
     }
@@ -616,7 +651,7 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch(async (err) => {
-    await emit({ fatal: err instanceof Error ? err.stack ?? err.message : String(err) });
+    await emit({ fatal: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     process.exit(1);
   });
 }

@@ -41,12 +41,18 @@ export function naiveFile(args: NaiveArgs): RotatingFileStream {
 /** The AuditService definition, converted the default way. */
 export function naiveService(): grpc.ServiceDefinition {
   const definition = protoLoader.loadSync(protoFile());
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as { meshaudit: { v1: { AuditService: grpc.ServiceClientConstructor } } };
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+    meshaudit: { v1: { AuditService: grpc.ServiceClientConstructor } };
+  };
   return pkg.meshaudit.v1.AuditService.service;
 }
 
 /** Serves `handlers` on 127.0.0.1:port, prints {"ready":port} on stdout, and stops cleanly on SIGTERM. */
-export function serveNaive(args: NaiveArgs, handlers: grpc.UntypedServiceImplementation, out: RotatingFileStream): void {
+export function serveNaive(
+  args: NaiveArgs,
+  handlers: grpc.UntypedServiceImplementation,
+  out: RotatingFileStream,
+): void {
   const server = new grpc.Server();
   server.addService(naiveService(), handlers);
   server.bindAsync(`127.0.0.1:${args.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => {

@@ -10,7 +10,9 @@ serveNaive(
   args,
   {
     Record: (call: grpc.ServerUnaryCall<{ event?: unknown }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      out.write(`${JSON.stringify(call.request.event)}\n`, (err) => (err ? callback(err) : callback(null, { audited: true })));
+      out.write(`${JSON.stringify(call.request.event)}\n`, (err) =>
+        err ? callback(err) : callback(null, { audited: true }),
+      );
     },
   },
   out,

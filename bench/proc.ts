@@ -78,7 +78,10 @@ function processName(pid: number): string {
   try {
     const comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
     if (comm !== 'node' && comm !== 'MainThread') return comm;
-    const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+    const args = fs
+      .readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((a) => a !== '');
     const script = args.slice(1).find((a) => !a.startsWith('-'));
     return script ? `node ${script.split('/').slice(-2).join('/')}` : 'node';
   } catch {
@@ -90,7 +93,11 @@ function processName(pid: number): string {
  * The processes (other than `exclude`) that used CPU between two snapshots, largest first, and their
  * total. Processes that started and ended between the snapshots are not seen.
  */
-export function othersBetween(before: Map<number, ProcessCpu>, after: Map<number, ProcessCpu>, exclude: ReadonlySet<number>): { top: ProcessCpu[]; totalMs: number } {
+export function othersBetween(
+  before: Map<number, ProcessCpu>,
+  after: Map<number, ProcessCpu>,
+  exclude: ReadonlySet<number>,
+): { top: ProcessCpu[]; totalMs: number } {
   const used: ProcessCpu[] = [];
   let totalMs = 0;
   for (const [pid, a] of after) {

@@ -116,7 +116,8 @@ export function summariseProfile(file: string, top = 25, window?: ProfileWindow)
 export function formatProfile(s: ProfileSummary): string {
   const span = s.windowed ? 'of the measured phase' : 'sampled';
   const lines = [`CPU profile ${s.file} (${(s.totalMs / 1000).toFixed(1)} s ${span})`, '  self time by area:'];
-  for (const a of s.areas.slice(0, 15)) lines.push(`    ${a.pct.toFixed(1).padStart(5)}%  ${(a.selfMs / 1000).toFixed(2).padStart(6)} s  ${a.area}`);
+  for (const a of s.areas.slice(0, 15))
+    lines.push(`    ${a.pct.toFixed(1).padStart(5)}%  ${(a.selfMs / 1000).toFixed(2).padStart(6)} s  ${a.area}`);
   lines.push('  top functions by self time:');
   for (const f of s.functions) lines.push(`    ${f.pct.toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`);
   return lines.join('\n');

@@ -77,8 +77,10 @@ export interface Machine {
   serverNodeFlags: string;
 }
 
-const fixed = (v: number | null | undefined, digits: number): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits));
-const thousands = (v: number | null): string => (v === null || !Number.isFinite(v) ? '-' : Math.round(v).toLocaleString('en-US'));
+const fixed = (v: number | null | undefined, digits: number): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits);
+const thousands = (v: number | null): string =>
+  v === null || !Number.isFinite(v) ? '-' : Math.round(v).toLocaleString('en-US');
 
 function checkText(c: CheckResult | null): string {
   if (c === null) return '-';
@@ -124,7 +126,8 @@ function cells(r: ScenarioResult): string[] {
 export function textTable(results: readonly ScenarioResult[]): string {
   const rows = [HEADERS, ...results.map(cells)];
   const widths = HEADERS.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const line = (r: string[]): string =>
+    r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
 
@@ -162,7 +165,9 @@ export function markdown(machine: Machine, results: readonly ScenarioResult[], t
     '',
     '## Targets (issue 4)',
     '',
-    ...targets.map((t) => `- ${t.pass === null ? 'N/A' : t.pass ? 'PASS' : 'MISS'} ${t.name}: want ${t.want}, got ${t.got}`),
+    ...targets.map(
+      (t) => `- ${t.pass === null ? 'N/A' : t.pass ? 'PASS' : 'MISS'} ${t.name}: want ${t.want}, got ${t.got}`,
+    ),
     ...(notes ? ['', '## Notes', '', ...notes.split('\n').map((n) => `- ${n}`)] : []),
     '',
   ].join('\n');

@@ -48,9 +48,13 @@ export function representative(rounds: readonly ScenarioResult[]): ScenarioResul
  * scenario that runs once, like the floor, is compared with the other's first round, the one that ran
  * nearest to it). No ratio when a side did not run or one of those rounds failed.
  */
-export function roundRatio(a: readonly ScenarioResult[] | undefined, b: readonly ScenarioResult[] | undefined): { ratio: number | null; perRound: number[] } {
+export function roundRatio(
+  a: readonly ScenarioResult[] | undefined,
+  b: readonly ScenarioResult[] | undefined,
+): { ratio: number | null; perRound: number[] } {
   if (a === undefined || b === undefined) return { ratio: null, perRound: [] };
-  const rate = (r: ScenarioResult): number | null => (r.eventsPerSec !== null && r.eventsPerSec > 0 ? r.eventsPerSec : null);
+  const rate = (r: ScenarioResult): number | null =>
+    r.eventsPerSec !== null && r.eventsPerSec > 0 ? r.eventsPerSec : null;
   const perRound: number[] = [];
   for (let i = 0; i < Math.min(a.length, b.length); i++) {
     const x = rate(a[i]);
@@ -70,7 +74,9 @@ export function combineRounds(runs: readonly ScenarioResult[]): ScenarioResult {
   const shown = representative(runs);
   if (runs.length === 1) return shown;
   const r: ScenarioResult = { ...shown, errors: [...shown.errors], notes: [...shown.notes] };
-  const rates = runs.map((x) => (x.eventsPerSec === null ? 'ERROR' : `${Math.round(x.eventsPerSec).toLocaleString('en-US')}/s`));
+  const rates = runs.map((x) =>
+    x.eventsPerSec === null ? 'ERROR' : `${Math.round(x.eventsPerSec).toLocaleString('en-US')}/s`,
+  );
   r.notes.unshift(
     `${runs.length} rounds: ${rates.join(', ')}; the columns are from ${roundFailed(shown) ? 'the failed one' : 'the median one'} (x floor and x naive: medians of round-by-round ratios)`,
   );

@@ -24,7 +24,16 @@ import type { FloorResult, FloorSpec } from './floor';
 import type { LoadResult, LoadSpec } from './loadgen';
 import { cpuMs, machineBusyMs, othersBetween, peakRssMb, processCpuSnapshot, type ProcessCpu } from './proc';
 import { formatProfile, monotonicUs, summariseProfile, type ProfileWindow } from './profile';
-import { emptyResult, markdown, notesText, targetsText, textTable, type Machine, type ScenarioResult, type Target } from './report';
+import {
+  emptyResult,
+  markdown,
+  notesText,
+  targetsText,
+  textTable,
+  type Machine,
+  type ScenarioResult,
+  type Target,
+} from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
 import { combineRounds, parseRounds, roundFailed, roundRatio } from './rounds';
 
@@ -49,8 +58,26 @@ const ROUNDS = ((): number => {
  * closed-loop scenario also stops sending after maxSeconds, so a slow build cannot stretch the run.
  */
 const SIZES = QUICK
-  ? { streamEvents: 100_000, warmupEvents: 10_000, unaryCalls: 3_000, unaryWarmup: 500, rateSeconds: 5, maxSeconds: 5, maxSizeMb: 4, watchdogS: 240 }
-  : { streamEvents: 2_000_000, warmupEvents: 100_000, unaryCalls: 20_000, unaryWarmup: 2_000, rateSeconds: 30, maxSeconds: 30, maxSizeMb: 64, watchdogS: 600 };
+  ? {
+      streamEvents: 100_000,
+      warmupEvents: 10_000,
+      unaryCalls: 3_000,
+      unaryWarmup: 500,
+      rateSeconds: 5,
+      maxSeconds: 5,
+      maxSizeMb: 4,
+      watchdogS: 240,
+    }
+  : {
+      streamEvents: 2_000_000,
+      warmupEvents: 100_000,
+      unaryCalls: 20_000,
+      unaryWarmup: 2_000,
+      rateSeconds: 30,
+      maxSeconds: 30,
+      maxSizeMb: 64,
+      watchdogS: 600,
+    };
 const BATCH_SIZE = 100;
 const WINDOW = 8;
 const STREAMS = 8;
@@ -102,7 +129,11 @@ class Child {
   private readonly collectors: Array<{ match: RegExp; into: string[] }> = [];
   private exit: { code: number | null; signal: string | null } | undefined;
 
-  constructor(readonly name: string, args: string[], cwd: string) {
+  constructor(
+    readonly name: string,
+    args: string[],
+    cwd: string,
+  ) {
     this.proc = spawn(process.execPath, args, { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     live.add(this.proc);
     reaper.stdin!.write(`pid ${this.proc.pid}\n`);
@@ -166,12 +197,19 @@ class Child {
       };
       const onLine = (line: string): void => {
         if (this.exit !== undefined) {
-          return done(new Error(`${this.name} exited (${this.exit.code ?? this.exit.signal}) while waiting for ${what}:\n${this.tail()}`));
+          return done(
+            new Error(
+              `${this.name} exited (${this.exit.code ?? this.exit.signal}) while waiting for ${what}:\n${this.tail()}`,
+            ),
+          );
         }
         const v = match(line);
         if (v !== undefined) done(null, v);
       };
-      const timer = setTimeout(() => done(new Error(`${this.name}: no ${what} after ${timeoutMs / 1000} s:\n${this.tail()}`)), timeoutMs);
+      const timer = setTimeout(
+        () => done(new Error(`${this.name}: no ${what} after ${timeoutMs / 1000} s:\n${this.tail()}`)),
+        timeoutMs,
+      );
       this.waiters.add(onLine);
       if (this.exit !== undefined) onLine('');
     });
@@ -179,17 +217,21 @@ class Child {
 
   /** A JSON line of the child with key `key` (children report {"ready": ...}, {"result": ...} or {"fatal": ...}). */
   waitJson<T>(key: string, timeoutMs: number): Promise<T> {
-    return this.waitFor(`"${key}"`, (line) => {
-      if (!line.startsWith('{')) return undefined;
-      let obj: Record<string, unknown>;
-      try {
-        obj = JSON.parse(line);
-      } catch {
-        return undefined;
-      }
-      if ('fatal' in obj) throw new Error(`${this.name} failed: ${String(obj.fatal)}`);
-      return key in obj ? (obj[key] as T) : undefined;
-    }, timeoutMs);
+    return this.waitFor(
+      `"${key}"`,
+      (line) => {
+        if (!line.startsWith('{')) return undefined;
+        let obj: Record<string, unknown>;
+        try {
+          obj = JSON.parse(line);
+        } catch {
+          return undefined;
+        }
+        if ('fatal' in obj) throw new Error(`${this.name} failed: ${String(obj.fatal)}`);
+        return key in obj ? (obj[key] as T) : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   send(text: string): void {
@@ -271,7 +313,11 @@ function manyRulesFilesOnDisk(): string[] {
 type ServerKind = 'meshaudit' | 'naive-stream' | 'naive-unary';
 
 /** What the load generator does, without where it goes (Omit applied to each member of the union). */
-type Load = LoadSpec extends infer T ? (T extends LoadSpec ? Omit<T, 'address' | 'cacheDir' | 'maxSeconds'> & { maxSeconds?: number } : never) : never;
+type Load = LoadSpec extends infer T
+  ? T extends LoadSpec
+    ? Omit<T, 'address' | 'cacheDir' | 'maxSeconds'> & { maxSeconds?: number }
+    : never
+  : never;
 
 interface ServerScenario {
   id: string;
@@ -295,16 +341,28 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
     const config = sidecarConfig(dir, s.fsync ?? false);
     const rules = [BASE_RULES, ...(s.rulesFiles?.() ?? [])];
     // As every launcher runs it (src/cli/node-flags.ts); BENCH_NODE_FLAGS come after and win.
-    const child = new Child(`sidecar (${s.id})`, [...SIDECAR_NODE_FLAGS, ...flags, MAIN, '--config', config, '--rules', ...rules], dir);
+    const child = new Child(
+      `sidecar (${s.id})`,
+      [...SIDECAR_NODE_FLAGS, ...flags, MAIN, '--config', config, '--rules', ...rules],
+      dir,
+    );
     // Ten thousand AccessAudits are parsed, validated and stored before it listens.
-    const port = await child.waitFor('"meshaudit started"', (l) => {
-      const m = /"msg":"meshaudit started".*?"grpc":"[^"]*:(\d+)"/.exec(l);
-      return m ? Number(m[1]) : undefined;
-    }, 120_000);
+    const port = await child.waitFor(
+      '"meshaudit started"',
+      (l) => {
+        const m = /"msg":"meshaudit started".*?"grpc":"[^"]*:(\d+)"/.exec(l);
+        return m ? Number(m[1]) : undefined;
+      },
+      120_000,
+    );
     return { server: child, port };
   }
   const script = path.join(__dirname, s.server === 'naive-stream' ? 'naive-server.js' : 'naive-unary-server.js');
-  const child = new Child(s.server, [...flags, script, '--port', '0', '--dir', auditDir, '--max-size-mb', String(SIZES.maxSizeMb)], dir);
+  const child = new Child(
+    s.server,
+    [...flags, script, '--port', '0', '--dir', auditDir, '--max-size-mb', String(SIZES.maxSizeMb)],
+    dir,
+  );
   return { server: child, port: await child.waitJson<number>('ready', 30_000) };
 }
 
@@ -331,7 +389,9 @@ function noteForeignCpu(result: ScenarioResult, use: MachineUse): void {
   // The rest ran in processes that came and went during the measurement (a test suite's children).
   const gone = use.foreignMs - use.visibleMs;
   if (gone > 0) who.push(`short-lived processes ${pct(gone)}`);
-  result.notes.push(`other processes used ${pct(use.foreignMs)} of a core during the measurement (${who.join(', ')}): the numbers are disturbed`);
+  result.notes.push(
+    `other processes used ${pct(use.foreignMs)} of a core during the measurement (${who.join(', ')}): the numbers are disturbed`,
+  );
 }
 
 /** Watches the machine's CPU during a measurement, to tell what else ran beside `ours`. */
@@ -417,7 +477,8 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     const stopped = await server.stop(30_000);
     phase('stopped');
     if (stopped.killed) result.errors.push('the server did not stop within 30 s of SIGTERM (killed)');
-    else if (stopped.code !== 0) result.errors.push(`the server exited with ${stopped.code ?? stopped.signal} after SIGTERM:\n${server.tail(5)}`);
+    else if (stopped.code !== 0)
+      result.errors.push(`the server exited with ${stopped.code ?? stopped.signal} after SIGTERM:\n${server.tail(5)}`);
     result.errors.push(...load.errors);
 
     result.measured = load.measured;
@@ -431,13 +492,18 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     result.clientCorePct = (100 * load.cpuMs) / load.elapsedMs;
     result.rotatedFiles = rotatedFiles(auditDir);
     if (load.rejected > 0) result.errors.push(`${load.rejected} events rejected: the workload should be all valid`);
-    if (load.skipped > 0 && s.server === 'meshaudit') result.notes.push(`${load.skipped} events not covered by the rules`);
-    if (load.slowest.length > 0 && s.load.mode !== 'unary') result.notes.push(slowAckNote(load.slowest, rotations, goAtMs));
-    if (load.lateBatches > 0) result.notes.push(`${load.lateBatches} batches waited for the window (the server fell behind the offered load)`);
+    if (load.skipped > 0 && s.server === 'meshaudit')
+      result.notes.push(`${load.skipped} events not covered by the rules`);
+    if (load.slowest.length > 0 && s.load.mode !== 'unary')
+      result.notes.push(slowAckNote(load.slowest, rotations, goAtMs));
+    if (load.lateBatches > 0)
+      result.notes.push(`${load.lateBatches} batches waited for the window (the server fell behind the offered load)`);
     if (s.load.mode !== 'rate' && load.elapsedMs >= maxSeconds * 1000) {
       result.notes.push(`stopped at the ${maxSeconds} s limit after ${load.measured.toLocaleString('en-US')} events`);
     }
-    result.notes.push(`${result.rotatedFiles} rotated files; load generator prepared its batches in ${(load.prepareMs / 1000).toFixed(1)} s`);
+    result.notes.push(
+      `${result.rotatedFiles} rotated files; load generator prepared its batches in ${(load.prepareMs / 1000).toFixed(1)} s`,
+    );
     result.check = checkExactlyOnce(auditDir, { acked: load.acked, sent: load.sent, unsure: load.failedSeqs });
     phase('checked');
     if (PROFILE) {
@@ -474,7 +540,11 @@ async function runFloor(): Promise<ScenarioResult> {
     maxSeconds: SIZES.maxSeconds,
   };
   // The floor is the sidecar's own code minus gRPC: it runs with the sidecar's node flags.
-  const child = new Child('floor', [...SIDECAR_NODE_FLAGS, path.join(__dirname, 'floor.js'), JSON.stringify(spec)], dir);
+  const child = new Child(
+    'floor',
+    [...SIDECAR_NODE_FLAGS, path.join(__dirname, 'floor.js'), JSON.stringify(spec)],
+    dir,
+  );
   try {
     const phase = phases(result);
     const machine = watchMachine();
@@ -492,7 +562,8 @@ async function runFloor(): Promise<ScenarioResult> {
       `${result.rotatedFiles} rotated files; prepared (encode or load, rules, open) in ${(r.prepareMs / 1000).toFixed(1)} s; ` +
         `its peak RSS includes the ${r.inputMb.toFixed(0)} MB of encoded batches it holds`,
     );
-    if (r.rejected > 0 || r.skipped > 0) result.errors.push(`${r.rejected} rejected and ${r.skipped} skipped: the workload should be all recorded`);
+    if (r.rejected > 0 || r.skipped > 0)
+      result.errors.push(`${r.rejected} rejected and ${r.skipped} skipped: the workload should be all recorded`);
     result.check = checkExactlyOnce(auditDir, { acked: [r.lastSeq], sent: [r.lastSeq] });
     phase('checked');
   } catch (err) {
@@ -513,18 +584,59 @@ const streamLoad = (streams: number): Load => ({
   batchSize: BATCH_SIZE,
   window: WINDOW,
 });
-const unaryLoad: Load = { mode: 'unary', calls: SIZES.unaryCalls, warmupCalls: SIZES.unaryWarmup, concurrency: UNARY_CONCURRENCY };
+const unaryLoad: Load = {
+  mode: 'unary',
+  calls: SIZES.unaryCalls,
+  warmupCalls: SIZES.unaryWarmup,
+  concurrency: UNARY_CONCURRENCY,
+};
 const vsStream = { floor: true, naive: 'naive-stream' as const };
 
 const SCENARIOS: Array<ServerScenario | 'floor'> = [
   'floor',
-  { id: 'naive-stream', title: 'naive grpc-js stream', server: 'naive-stream', load: streamLoad(1), compareTo: { floor: true, naive: null }, repeated: true },
+  {
+    id: 'naive-stream',
+    title: 'naive grpc-js stream',
+    server: 'naive-stream',
+    load: streamLoad(1),
+    compareTo: { floor: true, naive: null },
+    repeated: true,
+  },
   { id: 's1', title: '1 one stream', server: 'meshaudit', load: streamLoad(1), compareTo: vsStream, repeated: true },
-  { id: 's2', title: '2 eight streams', server: 'meshaudit', load: streamLoad(STREAMS), compareTo: vsStream, repeated: true },
-  { id: 's4', title: '4 10k AccessAudits', server: 'meshaudit', rulesFiles: manyRulesFilesOnDisk, load: streamLoad(1), compareTo: vsStream, repeated: true },
+  {
+    id: 's2',
+    title: '2 eight streams',
+    server: 'meshaudit',
+    load: streamLoad(STREAMS),
+    compareTo: vsStream,
+    repeated: true,
+  },
+  {
+    id: 's4',
+    title: '4 10k AccessAudits',
+    server: 'meshaudit',
+    rulesFiles: manyRulesFilesOnDisk,
+    load: streamLoad(1),
+    compareTo: vsStream,
+    repeated: true,
+  },
   { id: 's5', title: '5 fsync per batch', server: 'meshaudit', fsync: true, load: streamLoad(1), compareTo: vsStream },
-  { id: 'naive-unary', title: 'naive grpc-js Record', server: 'naive-unary', load: unaryLoad, compareTo: { floor: true, naive: null }, repeated: true },
-  { id: 's3', title: '3 Record x32', server: 'meshaudit', load: unaryLoad, compareTo: { floor: true, naive: 'naive-unary' }, repeated: true },
+  {
+    id: 'naive-unary',
+    title: 'naive grpc-js Record',
+    server: 'naive-unary',
+    load: unaryLoad,
+    compareTo: { floor: true, naive: null },
+    repeated: true,
+  },
+  {
+    id: 's3',
+    title: '3 Record x32',
+    server: 'meshaudit',
+    load: unaryLoad,
+    compareTo: { floor: true, naive: 'naive-unary' },
+    repeated: true,
+  },
   {
     id: 's6',
     title: '6 20k/s offered',
@@ -545,7 +657,8 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
 // ---- targets (issue 4), as ratios measured in this run ----
 
 function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, ScenarioResult>): Target[] {
-  const ratio = (a: string, b: string): { ratio: number | null; perRound: number[] } => roundRatio(rounds.get(a), rounds.get(b));
+  const ratio = (a: string, b: string): { ratio: number | null; perRound: number[] } =>
+    roundRatio(rounds.get(a), rounds.get(b));
   const atLeast = (name: string, r: { ratio: number | null; perRound: number[] }, min: number): Target => ({
     name,
     want: `>= ${min}x`,
@@ -563,8 +676,18 @@ function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, Scenario
     atLeast('scenario 2 vs scenario 1', ratio('s2', 's1'), 1.0),
     atLeast('scenario 3 vs the naive unary server', ratio('s3', 'naive-unary'), 1.2),
     atLeast('scenario 4 vs scenario 1 (within 10%)', ratio('s4', 's1'), 0.9),
-    { name: 'scenario 6 ack p99', want: '<= 10 ms', got: p99 === null ? 'not measured' : `${p99.toFixed(2)} ms`, pass: p99 === null ? null : p99 <= 10 },
-    { name: 'scenario 1 peak RSS', want: '<= 150 MB', got: rss === null ? 'not measured' : `${rss.toFixed(0)} MB`, pass: rss === null ? null : rss <= 150 },
+    {
+      name: 'scenario 6 ack p99',
+      want: '<= 10 ms',
+      got: p99 === null ? 'not measured' : `${p99.toFixed(2)} ms`,
+      pass: p99 === null ? null : p99 <= 10,
+    },
+    {
+      name: 'scenario 1 peak RSS',
+      want: '<= 150 MB',
+      got: rss === null ? 'not measured' : `${rss.toFixed(0)} MB`,
+      pass: rss === null ? null : rss <= 150,
+    },
   ];
 }
 
@@ -594,7 +717,9 @@ async function main(): Promise<void> {
   const ids = SCENARIOS.map((s) => (s === 'floor' ? 'floor' : s.id));
   const unknown = [...(ONLY ?? [])].filter((id) => !ids.includes(id));
   if (unknown.length > 0) {
-    process.stderr.write(`bench: unknown scenario ${unknown.join(', ')} in BENCH_ONLY; the scenarios are ${ids.join(' ')}\n`);
+    process.stderr.write(
+      `bench: unknown scenario ${unknown.join(', ')} in BENCH_ONLY; the scenarios are ${ids.join(' ')}\n`,
+    );
     process.exit(2);
   }
   const m = machine();
@@ -620,7 +745,8 @@ async function main(): Promise<void> {
     const r = by.get(s.id);
     if (!r || r.eventsPerSec === null) continue;
     r.ratioFloor = s.compareTo.floor ? roundRatio(rounds.get(s.id), rounds.get('floor')).ratio : null;
-    r.ratioNaive = s.compareTo.naive === null ? null : roundRatio(rounds.get(s.id), rounds.get(s.compareTo.naive)).ratio;
+    r.ratioNaive =
+      s.compareTo.naive === null ? null : roundRatio(rounds.get(s.id), rounds.get(s.compareTo.naive)).ratio;
   }
   const t = targets(rounds, by);
   const elapsedS = (performance.now() - startedAt) / 1000;
@@ -639,18 +765,25 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(out.join('\n'));
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  fs.writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${JSON.stringify({ machine: m, elapsedS, results, targets: t }, null, 2)}\n`);
+  fs.writeFileSync(
+    path.join(RESULTS_DIR, 'latest.json'),
+    `${JSON.stringify({ machine: m, elapsedS, results, targets: t }, null, 2)}\n`,
+  );
   fs.writeFileSync(path.join(RESULTS_DIR, 'latest.md'), markdown(m, results, t));
-  process.stdout.write(`wrote ${path.relative(process.cwd(), RESULTS_DIR)}/latest.json and latest.md${PROFILE ? `; CPU profiles in ${profileDir}` : ''}\n`);
+  process.stdout.write(
+    `wrote ${path.relative(process.cwd(), RESULTS_DIR)}/latest.json and latest.md${PROFILE ? `; CPU profiles in ${profileDir}` : ''}\n`,
+  );
   const broken = results.filter(roundFailed);
   if (broken.length > 0) {
-    process.stdout.write(`bench: ${broken.map((r) => r.id).join(', ')} failed (errors or the exactly-once check): see above\n`);
+    process.stdout.write(
+      `bench: ${broken.map((r) => r.id).join(', ')} failed (errors or the exactly-once check): see above\n`,
+    );
     process.exit(1);
   }
   process.exit(0);
 }
 
 main().catch((err) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

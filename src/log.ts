@@ -16,7 +16,10 @@ function errorFields(fields: LogFields | undefined): LogFields | undefined {
   return out;
 }
 
-export function jsonLogger(write: (line: string) => void = (l) => process.stderr.write(l), now: () => Date = () => new Date()): Logger {
+export function jsonLogger(
+  write: (line: string) => void = (l) => process.stderr.write(l),
+  now: () => Date = () => new Date(),
+): Logger {
   const emit = (level: string, msg: string, fields?: LogFields): void => {
     write(`${JSON.stringify({ time: now().toISOString(), level, msg, ...errorFields(fields) })}\n`);
   };

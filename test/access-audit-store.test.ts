@@ -44,8 +44,15 @@ describe('AccessAudit store', () => {
   it('creates at version 1, reads, and lists by name', () => {
     store.commit(store.prepareCreate(audit('b')));
     store.commit(store.prepareCreate(audit('a')));
-    expect(summary(store)).to.deep.equal([['a', 1, 'api'], ['b', 1, 'api']]);
-    expect(store.get('a')).to.deep.include({ name: 'a', version: 1, rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }] });
+    expect(summary(store)).to.deep.equal([
+      ['a', 1, 'api'],
+      ['b', 1, 'api'],
+    ]);
+    expect(store.get('a')).to.deep.include({
+      name: 'a',
+      version: 1,
+      rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }],
+    });
   });
 
   it('changes nothing until a prepared change is committed', () => {
@@ -79,7 +86,9 @@ describe('AccessAudit store', () => {
     store.commit(store.prepareUpdate(audit('a', ['UPDATE']), 1));
     const stale = thrown(() => store.prepareUpdate(audit('a', ['DELETE']), 1));
     expect(stale).to.be.instanceOf(StaleVersionError);
-    expect(stale.message).to.equal('AccessAudit "a" is at version 2, not 1: read it again and retry (version 0 changes it whatever its version)');
+    expect(stale.message).to.equal(
+      'AccessAudit "a" is at version 2, not 1: read it again and retry (version 0 changes it whatever its version)',
+    );
     expect(thrown(() => store.prepareDelete('a', 7))).to.be.instanceOf(StaleVersionError);
     store.commit(store.prepareUpdate(audit('a', ['DELETE']), 0));
     expect(store.get('a').version).to.equal(3);
@@ -89,31 +98,60 @@ describe('AccessAudit store', () => {
 
   it('names the resource when it is missing or already exists', () => {
     store.commit(store.prepareCreate(audit('a')));
-    expect(thrown(() => store.prepareCreate(audit('a')))).to.be.instanceOf(AlreadyExistsError).with.property('message', 'AccessAudit "a" already exists (version 1); update it instead');
-    for (const fn of [() => store.get('x'), () => store.prepareUpdate(audit('x'), 0), () => store.prepareDelete('x', 0)]) {
+    expect(thrown(() => store.prepareCreate(audit('a'))))
+      .to.be.instanceOf(AlreadyExistsError)
+      .with.property('message', 'AccessAudit "a" already exists (version 1); update it instead');
+    for (const fn of [
+      () => store.get('x'),
+      () => store.prepareUpdate(audit('x'), 0),
+      () => store.prepareDelete('x', 0),
+    ]) {
       expect(thrown(fn)).to.be.instanceOf(NotFoundError).with.property('message', 'AccessAudit "x" not found');
     }
   });
 
   it('returns every violation of a resource at once', () => {
-    const bad = { name: 'Bad_Name', rules: [{ types: ['TrafficPermision'], mesh: '', access: ['CREAT'], accessAll: false }] } as unknown as AccessAudit;
+    const bad = {
+      name: 'Bad_Name',
+      rules: [{ types: ['TrafficPermision'], mesh: '', access: ['CREAT'], accessAll: false }],
+    } as unknown as AccessAudit;
     const err = thrown(() => store.prepareCreate(bad));
     expect(err).to.be.instanceOf(InvalidArgumentError);
-    expect((err as InvalidArgumentError).violations.map((v) => v.field)).to.deep.equal(['name', 'rules[0].types[0]', 'rules[0].access[0]']);
-    expect((err as InvalidArgumentError).violations[2].description).to.equal('unknown action "CREAT", did you mean "CREATE"?');
-    expect(thrown(() => store.get(''))).to.be.instanceOf(InvalidArgumentError).with.property('message', 'name: is required');
+    expect((err as InvalidArgumentError).violations.map((v) => v.field)).to.deep.equal([
+      'name',
+      'rules[0].types[0]',
+      'rules[0].access[0]',
+    ]);
+    expect((err as InvalidArgumentError).violations[2].description).to.equal(
+      'unknown action "CREAT", did you mean "CREATE"?',
+    );
+    expect(thrown(() => store.get('')))
+      .to.be.instanceOf(InvalidArgumentError)
+      .with.property('message', 'name: is required');
   });
 
   it('applies all or nothing, saying what it creates, updates and leaves unchanged', () => {
     store.commit(store.prepareCreate(audit('same')));
     store.commit(store.prepareCreate(audit('changed')));
-    const bad = { name: 'bad', rules: [{ types: [], mesh: '', access: ['NOPE'], accessAll: false }] } as unknown as AccessAudit;
-    expect(thrown(() => store.prepareApply([audit('new'), bad]))).to.be.instanceOf(InvalidArgumentError).with.property('message', '[1].rules[0].access[0]: unknown action "NOPE"');
+    const bad = {
+      name: 'bad',
+      rules: [{ types: [], mesh: '', access: ['NOPE'], accessAll: false }],
+    } as unknown as AccessAudit;
+    expect(thrown(() => store.prepareApply([audit('new'), bad])))
+      .to.be.instanceOf(InvalidArgumentError)
+      .with.property('message', '[1].rules[0].access[0]: unknown action "NOPE"');
     const change = store.prepareApply([audit('new'), audit('same'), audit('changed', ['UPDATE'])]);
-    expect(change.changes).to.deep.equal([{ action: 'CREATE', name: 'new' }, { action: 'UPDATE', name: 'changed' }]);
+    expect(change.changes).to.deep.equal([
+      { action: 'CREATE', name: 'new' },
+      { action: 'UPDATE', name: 'changed' },
+    ]);
     expect(change.unchanged).to.deep.equal(['same']);
     store.commit(change);
-    expect(summary(store)).to.deep.equal([['changed', 2, 'api'], ['new', 1, 'api'], ['same', 1, 'api']]);
+    expect(summary(store)).to.deep.equal([
+      ['changed', 2, 'api'],
+      ['new', 1, 'api'],
+      ['same', 1, 'api'],
+    ]);
   });
 
   it('seeds from the files: they win for their names, API resources stay, and what they stop defining goes', () => {
@@ -127,7 +165,10 @@ describe('AccessAudit store', () => {
       { action: 'DELETE', name: 'dropped-later' },
     ]);
     store.commit(change);
-    expect(summary(store)).to.deep.equal([['from-api', 2, 'file'], ['from-file', 3, 'file']]);
+    expect(summary(store)).to.deep.equal([
+      ['from-api', 2, 'file'],
+      ['from-file', 3, 'file'],
+    ]);
     store.commit(store.prepareUpdate(audit('from-api', ['DELETE']), 0));
     store.commit(store.prepareSeed([]));
     expect(summary(store)).to.deep.equal([['from-api', 3, 'api']]);
@@ -142,8 +183,18 @@ describe('AccessAudit store', () => {
     expect(JSON.parse(fs.readFileSync(path.join(dir, ACCESS_AUDITS_FILE), 'utf8'))).to.deep.equal({
       format: 1,
       accessAudits: [
-        { name: 'a', version: 2, origin: 'api', rules: [{ types: ['TrafficRoute'], mesh: '', access: ['UPDATE'], accessAll: false }] },
-        { name: 'b', version: 1, origin: 'file', rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }] },
+        {
+          name: 'a',
+          version: 2,
+          origin: 'api',
+          rules: [{ types: ['TrafficRoute'], mesh: '', access: ['UPDATE'], accessAll: false }],
+        },
+        {
+          name: 'b',
+          version: 1,
+          origin: 'file',
+          rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }],
+        },
       ],
     });
   });
@@ -193,27 +244,43 @@ describe('AccessAudit store', () => {
         throw new Error('killed');
       },
     });
-    expect(thrown(() => crashing.commit(crashing.prepareCreate(audit('b'))))).to.be.instanceOf(StoreError).with.property('message', `can't write the AccessAudit store ${store.file}: killed`);
+    expect(thrown(() => crashing.commit(crashing.prepareCreate(audit('b')))))
+      .to.be.instanceOf(StoreError)
+      .with.property('message', `can't write the AccessAudit store ${store.file}: killed`);
     expect(crashing.list().map((a) => a.name)).to.deep.equal(['a']);
     expect(fs.existsSync(`${store.file}.tmp`)).to.equal(true);
     const again = open(dir);
     expect(again.list().map((a) => a.name)).to.deep.equal(['a']);
     again.commit(again.prepareCreate(audit('c')));
-    expect(open(dir).list().map((a) => a.name)).to.deep.equal(['a', 'c']);
+    expect(
+      open(dir)
+        .list()
+        .map((a) => a.name),
+    ).to.deep.equal(['a', 'c']);
   });
 
   it('ignores a torn temp file left by a crash while it was written', () => {
     store.commit(store.prepareCreate(audit('a')));
     fs.writeFileSync(`${store.file}.tmp`, '{"format":1,"accessAudits":[{"name":"b","ver');
-    expect(open(dir).list().map((a) => a.name)).to.deep.equal(['a']);
+    expect(
+      open(dir)
+        .list()
+        .map((a) => a.name),
+    ).to.deep.equal(['a']);
   });
 
   it('stops on a corrupt file, naming it', () => {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, ACCESS_AUDITS_FILE), '{"format":1,"accessAudits":[');
-    expect(() => open(dir)).to.throw(StoreError, `the AccessAudit store ${path.join(dir, ACCESS_AUDITS_FILE)} is corrupt: not JSON`);
+    expect(() => open(dir)).to.throw(
+      StoreError,
+      `the AccessAudit store ${path.join(dir, ACCESS_AUDITS_FILE)} is corrupt: not JSON`,
+    );
     fs.writeFileSync(path.join(dir, ACCESS_AUDITS_FILE), '[]');
-    expect(() => open(dir)).to.throw(StoreError, 'is corrupt: not an AccessAudit store of format 1; restore it, or move it away to start with only the --rules files');
+    expect(() => open(dir)).to.throw(
+      StoreError,
+      'is corrupt: not an AccessAudit store of format 1; restore it, or move it away to start with only the --rules files',
+    );
   });
 
   it('stops on a stored resource this configuration refuses, naming the file and the field', () => {

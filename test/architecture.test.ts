@@ -8,9 +8,11 @@ const SRC = path.resolve(__dirname, '../../src');
 const IMPORT = /^\s*(?:import|export)\s[^;]*?from\s+'([^']+)'/gm;
 
 function sources(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
-    d.isDirectory() ? sources(path.join(dir, d.name)) : d.name.endsWith('.ts') ? [path.join(dir, d.name)] : [],
-  );
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((d) =>
+      d.isDirectory() ? sources(path.join(dir, d.name)) : d.name.endsWith('.ts') ? [path.join(dir, d.name)] : [],
+    );
 }
 
 /** module (relative to src, without .ts) -> imported specifiers, resolved to modules for relative ones. */
@@ -88,7 +90,20 @@ describe('architecture', () => {
 
   it('lets imports flow one way, from the entry points down to the pure rules', () => {
     // Lowest first: a module may import its own layer and the layers before it, never one after it.
-    const order = ['errors', 'log', 'rules', 'events', 'config', 'backends', 'store', 'wire', 'pipeline', 'server', 'client', 'cli'];
+    const order = [
+      'errors',
+      'log',
+      'rules',
+      'events',
+      'config',
+      'backends',
+      'store',
+      'wire',
+      'pipeline',
+      'server',
+      'client',
+      'cli',
+    ];
     const unknown = [...g.keys()].map(layer).filter((l) => !order.includes(l));
     expect(unknown, 'every top-level module has a place in the order').to.deep.equal([]);
     const bad: string[] = [];

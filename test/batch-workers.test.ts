@@ -12,14 +12,29 @@ import { BatchEvaluator, type EvaluatedBatch } from '../src/pipeline/evaluate-ba
 import { RecordDateFormatter } from '../src/events/rfc3339';
 import { compileRules, type CompiledRules } from '../src/rules';
 import { scanStreamRequest, wireTypes } from '../src/wire/stream-request';
-import { clients, openStream, readRecords, resourceEvent, startTestSidecar, tempDir, testConfig, AUDIT_ALL, MemorySink } from './helpers';
+import {
+  clients,
+  openStream,
+  readRecords,
+  resourceEvent,
+  startTestSidecar,
+  tempDir,
+  testConfig,
+  AUDIT_ALL,
+  MemorySink,
+} from './helpers';
 
 const ALL = compileRules([AUDIT_ALL], []);
-const CREATES_ONLY = compileRules([{ name: 'creates', rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }] }], []);
+const CREATES_ONLY = compileRules(
+  [{ name: 'creates', rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }] }],
+  [],
+);
 
 /** An encoded StreamEventsRequest of `n` events from `first` on, alternating CREATE and UPDATE. */
 function batch(first: number, n: number): Buffer {
-  const events = Array.from({ length: n }, (_, i) => resourceEvent(first + i, (first + i) % 2 === 0 ? 'CREATE' : 'UPDATE'));
+  const events = Array.from({ length: n }, (_, i) =>
+    resourceEvent(first + i, (first + i) % 2 === 0 ? 'CREATE' : 'UPDATE'),
+  );
   const w = protobuf.Writer.create();
   w.uint32((2 << 3) | 0).uint64(first);
   for (const e of events) w.uint32((3 << 3) | 2).bytes(wireTypes().event.encode(e).finish());
@@ -27,11 +42,18 @@ function batch(first: number, n: number): Buffer {
 }
 
 function onEventLoop(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
-  return new BatchEvaluator(rules, new RecordDateFormatter(() => 0)).evaluate({ bytes, from: 0, receivedMs: 0, eventCount: scanStreamRequest(bytes).eventCount });
+  return new BatchEvaluator(rules, new RecordDateFormatter(() => 0)).evaluate({
+    bytes,
+    from: 0,
+    receivedMs: 0,
+    eventCount: scanStreamRequest(bytes).eventCount,
+  });
 }
 
 function run(workers: BatchWorkers, bytes: Buffer, rules: CompiledRules): Promise<EvaluatedBatch> {
-  return new Promise((resolve) => workers.run({ bytes, from: 0, receivedMs: 0, eventCount: scanStreamRequest(bytes).eventCount }, rules, resolve));
+  return new Promise((resolve) =>
+    workers.run({ bytes, from: 0, receivedMs: 0, eventCount: scanStreamRequest(bytes).eventCount }, rules, resolve),
+  );
 }
 
 function plainResult(out: EvaluatedBatch): object {
@@ -45,11 +67,32 @@ describe('when batches go to the workers', () => {
       return samples.map((u) => sw.sample(u));
     };
     expect(run([0.7, 0.95, 0.61, 0.5, 0.31, 0.3, 0.29, 0.1, 0.2, 0.0, 0.29, 0.9])).to.deep.equal([
-      false, false, true, true, true, true, true, true, true, true, false, false,
+      false,
+      false,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
     ]);
     // One quiet window under load (a pause between batches) does not stop it, nor four.
     expect(run([0.9, 0.9, 0.9, 0.1, 0.7, 0.1, 0.1, 0.1, 0.1, 0.5, 0.2])).to.deep.equal([
-      false, false, true, true, true, true, true, true, true, true, true,
+      false,
+      false,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
     ]);
     // A single busy window (a garbage collection, a rotation) is not enough, nor two with a pause between.
     expect(run([0.9, 0.2, 0.9, 0.9, 0.5, 0.9, 0.9])).to.deep.equal([false, false, false, false, false, false, false]);
@@ -64,7 +107,14 @@ describe('when batches go to the workers', () => {
     for (let i = 0; i < 20; i++) decisions.push(sw.sample(0.26, 0.39));
     expect(decisions.every((d, i) => d === i >= 2)).to.equal(true);
     // The load ends: five quiet samples of both, and batches stay on the loop again.
-    expect([0.01, 0.02, 0.0, 0.01, 0.0, 0.0].map((u) => sw.sample(u, 0.05))).to.deep.equal([true, true, true, true, false, false]);
+    expect([0.01, 0.02, 0.0, 0.01, 0.0, 0.0].map((u) => sw.sample(u, 0.05))).to.deep.equal([
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
     // The loop's own utilisation alone would have switched it off during the steady load.
     const loopOnly = new OffloadSwitch();
     [0.65, 0.65, 0.65].forEach((u) => loopOnly.sample(u));
@@ -76,7 +126,10 @@ describe('batch worker threads', () => {
   it('answer with what the event loop gives, each batch with the rules it was sent with', async () => {
     const workers = new BatchWorkers(2, { utcOffsetMinutes: 0 });
     try {
-      const jobs = Array.from({ length: 12 }, (_, i) => ({ bytes: batch(1 + 10 * i, 10), rules: i % 3 === 0 ? CREATES_ONLY : ALL }));
+      const jobs = Array.from({ length: 12 }, (_, i) => ({
+        bytes: batch(1 + 10 * i, 10),
+        rules: i % 3 === 0 ? CREATES_ONLY : ALL,
+      }));
       const answers = await Promise.all(jobs.map((j) => run(workers, j.bytes, j.rules)));
       expect(answers.map(plainResult)).to.deep.equal(jobs.map((j) => plainResult(onEventLoop(j.bytes, j.rules))));
       expect(answers[0]).to.include({ recorded: 5, skipped: 5 });
@@ -173,15 +226,27 @@ describe('batch worker threads', () => {
       }
       expect(workers.available).to.equal(false);
       expect(exits.at(-1)!.message).to.equal('batch worker died 6 times within a minute');
-      expect(plainResult(await run(workers, batch(1, 10), ALL))).to.deep.equal(plainResult(onEventLoop(batch(1, 10), ALL)));
+      expect(plainResult(await run(workers, batch(1, 10), ALL))).to.deep.equal(
+        plainResult(onEventLoop(batch(1, 10), ALL)),
+      );
     } finally {
       await workers.close();
     }
   });
 
   it('reject every new event of a batch whose evaluation throws, rather than leave it unanswered', () => {
-    const broken: CompiledRules = { ...ALL, covers: () => { throw new Error('broken rules'); } };
-    const out = new BatchEvaluator(broken, new RecordDateFormatter(() => 0)).evaluateOrReject({ bytes: batch(1, 3), from: 1, receivedMs: 0, eventCount: 3 });
+    const broken: CompiledRules = {
+      ...ALL,
+      covers: () => {
+        throw new Error('broken rules');
+      },
+    };
+    const out = new BatchEvaluator(broken, new RecordDateFormatter(() => 0)).evaluateOrReject({
+      bytes: batch(1, 3),
+      from: 1,
+      receivedMs: 0,
+      eventCount: 3,
+    });
     expect(out.rejected).to.deep.equal([
       { index: 1, reason: 'event: could not be evaluated (broken rules)' },
       { index: 2, reason: 'event: could not be evaluated (broken rules)' },
@@ -191,7 +256,12 @@ describe('batch worker threads', () => {
   });
 
   it('tell the pipeline about a batch rejected for a failed evaluation', async () => {
-    const broken: CompiledRules = { ...ALL, covers: () => { throw new Error('broken rules'); } };
+    const broken: CompiledRules = {
+      ...ALL,
+      covers: () => {
+        throw new Error('broken rules');
+      },
+    };
     const checkpoint = new Checkpoint(tempDir());
     checkpoint.load();
     const failures: string[] = [];
@@ -200,7 +270,9 @@ describe('batch worker threads', () => {
     });
     try {
       const res = await new Promise<BatchResult>((resolve, reject) =>
-        pipeline.submitBatch('z/cp', 1, { bytes: batch(1, 2), eventCount: 2 }, (err, r) => (err ? reject(err) : resolve(r!))),
+        pipeline.submitBatch('z/cp', 1, { bytes: batch(1, 2), eventCount: 2 }, (err, r) =>
+          err ? reject(err) : resolve(r!),
+        ),
       );
       expect(res).to.include({ ackedSeq: 2, recorded: 0 });
       expect(res.rejected.map((r) => r.index)).to.deep.equal([0, 1]);
@@ -211,7 +283,6 @@ describe('batch worker threads', () => {
   });
 });
 
-
 for (const workerThreads of [1, 0]) {
   describe(`the pipeline with ${workerThreads} worker thread(s)`, () => {
     it('writes batches in acceptance order, each judged by the rules in force when it was accepted', async () => {
@@ -219,13 +290,19 @@ for (const workerThreads of [1, 0]) {
       checkpoint.load();
       const sink = new MemorySink({ held: true });
       const writer = new AuditWriter([sink], checkpoint);
-      const pipeline = new AuditPipeline(writer, ALL, new Map(), { utcOffsetMinutes: 0, workerThreads, offload: 'always' });
+      const pipeline = new AuditPipeline(writer, ALL, new Map(), {
+        utcOffsetMinutes: 0,
+        workerThreads,
+        offload: 'always',
+      });
       try {
         const results: Array<Promise<BatchResult>> = [];
         const submit = (first: number): void => {
           results.push(
             new Promise((resolve, reject) =>
-              pipeline.submitBatch('z/cp', first, { bytes: batch(first, 10), eventCount: 10 }, (err, res) => (err ? reject(err) : resolve(res!))),
+              pipeline.submitBatch('z/cp', first, { bytes: batch(first, 10), eventCount: 10 }, (err, res) =>
+                err ? reject(err) : resolve(res!),
+              ),
             ),
           );
         };
@@ -247,7 +324,15 @@ for (const workerThreads of [1, 0]) {
           [40, 10, 0],
         ]);
         const names = sink.lines.map((l) => Number(JSON.parse(l).resource.name.slice('route-'.length)));
-        const expected = [...Array.from({ length: 20 }, (_, i) => i + 1), 22, 24, 26, 28, 30, ...Array.from({ length: 10 }, (_, i) => 31 + i)];
+        const expected = [
+          ...Array.from({ length: 20 }, (_, i) => i + 1),
+          22,
+          24,
+          26,
+          28,
+          30,
+          ...Array.from({ length: 10 }, (_, i) => 31 + i),
+        ];
         expect(names).to.deep.equal(expected);
       } finally {
         await pipeline.close(1000);
@@ -269,7 +354,9 @@ describe('the pipeline with batches in a worker', () => {
       let drained = 0;
       pipeline.onDrain(() => drained++);
       const acked = new Promise<void>((resolve, reject) =>
-        pipeline.submitBatch('z/cp', 1, { bytes: batch(1, 20), eventCount: 20 }, (err) => (err ? reject(err) : resolve())),
+        pipeline.submitBatch('z/cp', 1, { bytes: batch(1, 20), eventCount: 20 }, (err) =>
+          err ? reject(err) : resolve(),
+        ),
       );
       expect(batch(1, 20).length).to.be.greaterThan(2000);
       expect(pipeline.isFull(), 'the batch is in the worker').to.equal(true);
@@ -292,7 +379,10 @@ describe('a sidecar under light load', () => {
       s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-0' } });
       await s.next();
       for (let b = 0; b < 5; b++) {
-        s.call.write({ firstSeq: 1 + 10 * b, events: Array.from({ length: 10 }, (_, i) => resourceEvent(1 + 10 * b + i)) });
+        s.call.write({
+          firstSeq: 1 + 10 * b,
+          events: Array.from({ length: 10 }, (_, i) => resourceEvent(1 + 10 * b + i)),
+        });
         expect((await s.next()).ackedSeq).to.equal(10 * (b + 1));
       }
       expect(sidecar.pipeline.workerThreads).to.have.length(0);
@@ -316,7 +406,10 @@ describe('a sidecar whose batch worker dies mid-stream', () => {
       await s.next();
       const batches = 40;
       for (let b = 0; b < batches; b++) {
-        s.call.write({ firstSeq: 1 + 50 * b, events: Array.from({ length: 50 }, (_, i) => resourceEvent(1 + 50 * b + i)) });
+        s.call.write({
+          firstSeq: 1 + 50 * b,
+          events: Array.from({ length: 50 }, (_, i) => resourceEvent(1 + 50 * b + i)),
+        });
         if (b === 10) {
           // The thread starts with the first batch the sidecar reads.
           while (sidecar.pipeline.workerThreads.length === 0) await new Promise((r) => setTimeout(r, 1));

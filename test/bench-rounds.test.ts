@@ -52,11 +52,17 @@ describe('bench rounds', () => {
     const ok = [round('s1', 300), round('s1', 100), round('s1', 200)];
     const row = combineRounds(ok);
     expect(row.eventsPerSec).to.equal(200);
-    expect(row.notes[0]).to.equal('3 rounds: 300/s, 100/s, 200/s; the columns are from the median one (x floor and x naive: medians of round-by-round ratios)');
+    expect(row.notes[0]).to.equal(
+      '3 rounds: 300/s, 100/s, 200/s; the columns are from the median one (x floor and x naive: medians of round-by-round ratios)',
+    );
     expect(ok[2].notes).to.deep.equal([]); // the rounds themselves are left as they were
     // A round that errored and another whose check failed: both count, whichever is shown.
     const broken = { ok: false } as ScenarioResult['check'];
-    const mixed = [round('s1', 300), round('s1', null, { errors: ['sidecar exited'] }), round('s1', 200, { check: broken })];
+    const mixed = [
+      round('s1', 300),
+      round('s1', null, { errors: ['sidecar exited'] }),
+      round('s1', 200, { check: broken }),
+    ];
     const shown = combineRounds(mixed);
     expect(shown.eventsPerSec).to.equal(null);
     expect(shown.errors).to.deep.equal(['sidecar exited']);

@@ -4,10 +4,17 @@ import * as path from 'node:path';
 import { Checkpoint, CHECKPOINT_FILE } from '../src/store/checkpoint';
 import { tempDir } from './helpers';
 
-function commit(cp: Checkpoint, seqs: Record<string, number>, pos: Record<string, [number, number]> = {}): Promise<void> {
+function commit(
+  cp: Checkpoint,
+  seqs: Record<string, number>,
+  pos: Record<string, [number, number]> = {},
+): Promise<void> {
   return new Promise((resolve, reject) =>
     cp.commit(
-      { seqs: new Map(Object.entries(seqs)), positions: new Map(Object.entries(pos).map(([k, [ino, size]]) => [k, { ino, size }])) },
+      {
+        seqs: new Map(Object.entries(seqs)),
+        positions: new Map(Object.entries(pos).map(([k, [ino, size]]) => [k, { ino, size }])),
+      },
       (err) => (err ? reject(err) : resolve()),
     ),
   );
@@ -24,7 +31,10 @@ describe('checkpoint', () => {
     cp.close();
     const { state, droppedTail } = new Checkpoint(dir).load();
     expect(droppedTail).to.equal(false);
-    expect([...state.seqs]).to.deep.equal([['z/a', 200], ['z/b', 7]]);
+    expect([...state.seqs]).to.deep.equal([
+      ['z/a', 200],
+      ['z/b', 7],
+    ]);
     expect(state.positions.get('/x/audit.log')).to.deep.equal({ ino: 12, size: 0 });
   });
 

@@ -9,7 +9,11 @@ import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
 import { clients, resourceEvent, tempDir, unary } from './helpers';
 
 function run(args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [...SIDECAR_NODE_FLAGS, MAIN, ...args], { cwd, encoding: 'utf8', timeout: 15_000 });
+  const r = spawnSync(process.execPath, [...SIDECAR_NODE_FLAGS, MAIN, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -26,7 +30,9 @@ const config = (dir: string): string => writeSidecarConfig(dir);
 /** Awaits `p`, failing with the step's name (not a bare mocha timeout) after 8 s. */
 async function step<T>(name: string, p: Promise<T>, context: () => string = () => ''): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out: ${name} ${context()}`)), 8000)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`timed out: ${name} ${context()}`)), 8000)),
+  );
   try {
     return await Promise.race([p, timeout]);
   } finally {
@@ -59,7 +65,9 @@ describe('meshaudit command line (real process)', function () {
     const dir = tempDir();
     const r = run(['--check-config'], dir);
     expect(r.code).to.equal(0);
-    expect(r.stdout).to.contain(`configuration OK: zone default, gRPC 127.0.0.1:5690, data ${fs.realpathSync(dir)}/var`);
+    expect(r.stdout).to.contain(
+      `configuration OK: zone default, gRPC 127.0.0.1:5690, data ${fs.realpathSync(dir)}/var`,
+    );
     expect(r.stdout).to.contain(`file backend ${fs.realpathSync(dir)}/var/audit/audit.log (rotation on)`);
     expect(fs.readdirSync(dir)).to.deep.equal([]);
   });
@@ -81,11 +89,17 @@ describe('meshaudit command line (real process)', function () {
 
   it('stops start-up on a bad rules file, naming the file, line and nearest valid value', () => {
     const dir = tempDir();
-    const rules = writeFile(dir, 'rules.yaml', 'type: AccessAudit\nname: a1\nrules:\n- types: ["TrafficPermision"]\n  access: ["CREAT"]\n');
+    const rules = writeFile(
+      dir,
+      'rules.yaml',
+      'type: AccessAudit\nname: a1\nrules:\n- types: ["TrafficPermision"]\n  access: ["CREAT"]\n',
+    );
     const r = run(['--config', config(dir), '--rules', rules], dir);
     expect(r.code).to.equal(2);
     expect(r.stderr).to.contain('meshaudit: invalid AccessAudit rules, nothing was started:');
-    expect(r.stderr).to.contain(`${rules}:4: rules[0].types[0]: unknown type "TrafficPermision", did you mean "TrafficPermission"?`);
+    expect(r.stderr).to.contain(
+      `${rules}:4: rules[0].types[0]: unknown type "TrafficPermision", did you mean "TrafficPermission"?`,
+    );
     expect(r.stderr).to.contain(`${rules}:5: rules[0].access[0]: unknown action "CREAT", did you mean "CREATE"?`);
     expect(fs.existsSync(path.join(dir, 'audit'))).to.equal(false);
     expect(fs.existsSync(path.join(dir, 'data'))).to.equal(false);
@@ -103,8 +117,12 @@ describe('meshaudit command line (real process)', function () {
     const r = run(['--config', cfg, '--check-config'], dir);
     expect(r.code).to.equal(2);
     expect(r.stderr).to.contain(`c.yaml:2: meshaudit.dataDir: ${dir}/state exists and is not a directory`);
-    expect(r.stderr).to.contain(`c.yaml:9: kmesh.access.audit.backends[0].file.path: ${dir}/logs is a directory; name the audit file in it`);
-    expect(r.stderr).to.contain(`c.yaml:12: kmesh.access.audit.backends[1].file.path: is directly in meshaudit.dataDir (${dir}/state), where the sidecar keeps its own state; use a sub-folder such as ${dir}/state/audit`);
+    expect(r.stderr).to.contain(
+      `c.yaml:9: kmesh.access.audit.backends[0].file.path: ${dir}/logs is a directory; name the audit file in it`,
+    );
+    expect(r.stderr).to.contain(
+      `c.yaml:12: kmesh.access.audit.backends[1].file.path: is directly in meshaudit.dataDir (${dir}/state), where the sidecar keeps its own state; use a sub-folder such as ${dir}/state/audit`,
+    );
   });
 
   it('says in one line that the port is in use, exits 1 and writes nothing', async () => {
@@ -116,7 +134,12 @@ describe('meshaudit command line (real process)', function () {
       const cfg = writeSidecarConfig(other, { address: `127.0.0.1:${port}` });
       const r = run(['--config', cfg], other);
       expect(r.code).to.equal(1);
-      expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('{'))).to.deep.equal([
+      expect(
+        r.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => !l.startsWith('{')),
+      ).to.deep.equal([
         `meshaudit: can't start: can't listen on 127.0.0.1:${port} (meshaudit.grpc.address): the address is already in use (is another sidecar running?)`,
       ]);
       expect(fs.readdirSync(other)).to.deep.equal(['meshaudit.yaml']);
@@ -133,7 +156,9 @@ describe('meshaudit command line (real process)', function () {
     try {
       const r = run(['--config', config(dir)], dir);
       expect(r.code).to.equal(1);
-      expect(r.stderr).to.contain(`meshaudit: can't start: ${dir}/data (meshaudit.dataDir) is in use by another meshaudit (pid ${first.proc.pid})`);
+      expect(r.stderr).to.contain(
+        `meshaudit: can't start: ${dir}/data (meshaudit.dataDir) is in use by another meshaudit (pid ${first.proc.pid})`,
+      );
     } finally {
       first.proc.kill('SIGTERM');
       await step('first sidecar stops', first.exited, () => first.stderr());
@@ -158,7 +183,9 @@ describe('meshaudit command line (real process)', function () {
     await step('sidecar with --rules stops', first.exited);
     const check = run(['--config', config(dir), '--check-config'], dir);
     expect(check.code).to.equal(0);
-    expect(check.stdout).to.contain(`1 AccessAudit resource(s) in force at start-up (the store ${dir}/data/access-audits.json): all`);
+    expect(check.stdout).to.contain(
+      `1 AccessAudit resource(s) in force at start-up (the store ${dir}/data/access-audits.json): all`,
+    );
     const again = spawnSidecar(['--config', config(dir)]);
     const port = await step('sidecar without --rules starts', again.ready);
     const c = clients(port);
@@ -178,7 +205,9 @@ describe('meshaudit command line (real process)', function () {
     for (const extra of [['--check-config'], []]) {
       const r = run(['--config', config(dir), ...extra], dir);
       expect(r.code).to.equal(2);
-      expect(r.stderr).to.contain(`meshaudit: can't start: the AccessAudit store ${dir}/data/access-audits.json is corrupt`);
+      expect(r.stderr).to.contain(
+        `meshaudit: can't start: the AccessAudit store ${dir}/data/access-audits.json is corrupt`,
+      );
     }
     expect(fs.readdirSync(path.join(dir, 'data'))).to.deep.equal(['access-audits.json']);
   });
@@ -208,7 +237,11 @@ describe('meshaudit command line (real process)', function () {
 
   it('reloads the rules files on SIGHUP, and keeps the rules in force when the new file is invalid', async () => {
     const dir = tempDir();
-    const rules = writeFile(dir, 'r.yaml', 'type: AccessAudit\nname: tokens\nrules:\n- access: ["GENERATE_USER_TOKEN"]\n');
+    const rules = writeFile(
+      dir,
+      'r.yaml',
+      'type: AccessAudit\nname: tokens\nrules:\n- access: ["GENERATE_USER_TOKEN"]\n',
+    );
     const s = spawnSidecar(['--config', config(dir), '--rules', rules]);
     const port = await s.ready;
     const c = clients(port);
@@ -248,7 +281,9 @@ describe('meshaudit command line (real process)', function () {
     const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
     const health = new def.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     try {
-      const reply = await new Promise<any>((resolve, reject) => health.Check({ service: 'meshaudit.v1.AuditService' }, (e: Error, r: unknown) => (e ? reject(e) : resolve(r))));
+      const reply = await new Promise<any>((resolve, reject) =>
+        health.Check({ service: 'meshaudit.v1.AuditService' }, (e: Error, r: unknown) => (e ? reject(e) : resolve(r))),
+      );
       expect(reply.status).to.equal('SERVING');
     } finally {
       health.close();

@@ -33,7 +33,14 @@ function withBackends(...backends: string[]): string {
 }
 
 const ROTATION = 'kmesh.access.audit.backends[0].file.rotation';
-const DEFAULT_SKIP = ['DataplaneInsight', 'ZoneIngressInsight', 'ZoneEgressInsight', 'ZoneInsight', 'ServiceInsight', 'MeshInsight'];
+const DEFAULT_SKIP = [
+  'DataplaneInsight',
+  'ZoneIngressInsight',
+  'ZoneEgressInsight',
+  'ZoneInsight',
+  'ServiceInsight',
+  'MeshInsight',
+];
 
 describe('loadConfig', () => {
   let dir: string;
@@ -95,7 +102,14 @@ describe('loadConfig', () => {
 
     it('a config frozen all the way down', () => {
       const config = load(withRotation('maxSizeMb: 1'));
-      for (const part of [config, config.backends, config.backends[0], config.backends[0]!.rotation, config.skipDefaultTypes, config.extraResourceTypes]) {
+      for (const part of [
+        config,
+        config.backends,
+        config.backends[0],
+        config.backends[0]!.rotation,
+        config.skipDefaultTypes,
+        config.extraResourceTypes,
+      ]) {
         expect(Object.isFrozen(part)).to.equal(true);
       }
       expect(Object.isFrozen(loadConfig({ cwd: dir }).backends[0]!.rotation)).to.equal(true);
@@ -175,7 +189,12 @@ describe('loadConfig', () => {
 
     it('a backend without a rotation block, taking all of it from the defaults', () => {
       const config = load(withBackends('- type: file', '  file: {path: /tmp/x.log}'));
-      expect(config.backends[0]!.rotation).to.deep.equal({ enabled: true, maxRetainedFiles: 10, maxSizeBytes: 104857600, maxAgeDays: 30 });
+      expect(config.backends[0]!.rotation).to.deep.equal({
+        enabled: true,
+        maxRetainedFiles: 10,
+        maxSizeBytes: 104857600,
+        maxAgeDays: 30,
+      });
     });
 
     it('a partial meshaudit block, taking the other keys from the defaults', () => {
@@ -186,7 +205,10 @@ describe('loadConfig', () => {
     const asDefaults: Array<[name: string, text: string]> = [
       ['an empty file', ''],
       ['a file of comments', '# nothing set yet\n'],
-      ['sections left empty (all their keys commented out)', lines('meshaudit:', '  # zone: x', 'kmesh:', '  access:', '    audit:')],
+      [
+        'sections left empty (all their keys commented out)',
+        lines('meshaudit:', '  # zone: x', 'kmesh:', '  access:', '    audit:'),
+      ],
     ];
     for (const [name, text] of asDefaults) {
       it(`${name}, as the defaults`, () => {
@@ -195,12 +217,21 @@ describe('loadConfig', () => {
     }
 
     it('an empty skip list: rules without types then cover every type', () => {
-      expect(load(lines('kmesh:', '  access:', '    audit:', '      skipDefaultTypes: []')).skipDefaultTypes).to.deep.equal([]);
+      expect(
+        load(lines('kmesh:', '  access:', '    audit:', '      skipDefaultTypes: []')).skipDefaultTypes,
+      ).to.deep.equal([]);
     });
 
     it('a new type in the skip list once it is added to extraResourceTypes', () => {
       const config = load(
-        lines('meshaudit:', '  extraResourceTypes: [QuantumPolicy]', 'kmesh:', '  access:', '    audit:', '      skipDefaultTypes: [QuantumPolicy]'),
+        lines(
+          'meshaudit:',
+          '  extraResourceTypes: [QuantumPolicy]',
+          'kmesh:',
+          '  access:',
+          '    audit:',
+          '      skipDefaultTypes: [QuantumPolicy]',
+        ),
       );
       expect(config.skipDefaultTypes).to.deep.equal(['QuantumPolicy']);
     });
@@ -235,7 +266,14 @@ describe('loadConfig', () => {
       });
     }
 
-    for (const address of ['127.0.0.1:5690', '0.0.0.0:0', 'localhost:65535', '[::1]:5690', '[::]:1', 'audit.mesh-system.svc:5690']) {
+    for (const address of [
+      '127.0.0.1:5690',
+      '0.0.0.0:0',
+      'localhost:65535',
+      '[::1]:5690',
+      '[::]:1',
+      'audit.mesh-system.svc:5690',
+    ]) {
       it(`grpc address ${address}`, () => {
         expect(load(withMeshaudit('grpc:', `  address: "${address}"`)).grpcAddress).to.equal(address);
       });
@@ -255,7 +293,11 @@ describe('loadConfig', () => {
         text: withRotation('MaxSizeMB: 10'),
         message: `config.yaml:9: ${ROTATION}.MaxSizeMB: unknown key, did you mean "maxSizeMb"?`,
       },
-      { name: 'an unknown top-level key', text: lines('tls:', '  cert: x'), message: 'config.yaml:1: tls: unknown key' },
+      {
+        name: 'an unknown top-level key',
+        text: lines('tls:', '  cert: x'),
+        message: 'config.yaml:1: tls: unknown key',
+      },
       {
         name: 'an unknown key under kmesh.access',
         text: lines('kmesh:', '  access:', '    type: rbac'),
@@ -267,15 +309,31 @@ describe('loadConfig', () => {
         message: 'config.yaml:7: kmesh.access.audit.backends[0].s3: unknown key',
       },
       // Shapes
-      { name: 'a list at the top level', text: lines('- zone: a'), message: 'config.yaml:1: the top level must be a mapping, got a list' },
-      { name: 'a scalar section', text: lines('meshaudit: 5'), message: 'config.yaml:1: meshaudit: must be a mapping, got 5' },
+      {
+        name: 'a list at the top level',
+        text: lines('- zone: a'),
+        message: 'config.yaml:1: the top level must be a mapping, got a list',
+      },
+      {
+        name: 'a scalar section',
+        text: lines('meshaudit: 5'),
+        message: 'config.yaml:1: meshaudit: must be a mapping, got 5',
+      },
       {
         name: 'two documents',
         text: lines('meshaudit:', '  zone: a', '---', 'kmesh: {}'),
         message: 'config.yaml:4: must hold a single YAML document, found 2',
       },
-      { name: 'broken YAML', text: lines('meshaudit:', '  zone: a', ' fsync: true'), message: 'config.yaml:3: bad indentation of a mapping entry' },
-      { name: 'a duplicate key', text: lines('meshaudit:', '  zone: a', '  zone: b'), message: 'config.yaml:3: duplicated mapping key' },
+      {
+        name: 'broken YAML',
+        text: lines('meshaudit:', '  zone: a', ' fsync: true'),
+        message: 'config.yaml:3: bad indentation of a mapping entry',
+      },
+      {
+        name: 'a duplicate key',
+        text: lines('meshaudit:', '  zone: a', '  zone: b'),
+        message: 'config.yaml:3: duplicated mapping key',
+      },
       // meshaudit
       {
         name: 'a zone name with capitals',
@@ -292,9 +350,21 @@ describe('loadConfig', () => {
         text: withMeshaudit('zone: zone-'),
         message: `config.yaml:2: meshaudit.zone: must be 1 to 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit, got "zone-"`,
       },
-      { name: 'an empty dataDir', text: withMeshaudit("dataDir: ''"), message: 'config.yaml:2: meshaudit.dataDir: must be a non-empty path, got ""' },
-      { name: 'a dataDir that is a number', text: withMeshaudit('dataDir: 7'), message: 'config.yaml:2: meshaudit.dataDir: must be a non-empty path, got 7' },
-      { name: 'fsync as "yes"', text: withMeshaudit('fsync: yes'), message: 'config.yaml:2: meshaudit.fsync: must be true or false, got "yes"' },
+      {
+        name: 'an empty dataDir',
+        text: withMeshaudit("dataDir: ''"),
+        message: 'config.yaml:2: meshaudit.dataDir: must be a non-empty path, got ""',
+      },
+      {
+        name: 'a dataDir that is a number',
+        text: withMeshaudit('dataDir: 7'),
+        message: 'config.yaml:2: meshaudit.dataDir: must be a non-empty path, got 7',
+      },
+      {
+        name: 'fsync as "yes"',
+        text: withMeshaudit('fsync: yes'),
+        message: 'config.yaml:2: meshaudit.fsync: must be true or false, got "yes"',
+      },
       {
         name: 'drainTimeoutSeconds 0',
         text: withMeshaudit('drainTimeoutSeconds: 0'),
@@ -303,7 +373,8 @@ describe('loadConfig', () => {
       {
         name: 'drainTimeoutSeconds beyond what a timer can wait',
         text: withMeshaudit('drainTimeoutSeconds: 2147484'),
-        message: 'config.yaml:2: meshaudit.drainTimeoutSeconds: must be at most 2147483, the longest Node.js timer, got 2147484',
+        message:
+          'config.yaml:2: meshaudit.drainTimeoutSeconds: must be at most 2147483, the longest Node.js timer, got 2147484',
       },
       {
         name: 'workerThreads as a fraction',
@@ -323,32 +394,38 @@ describe('loadConfig', () => {
       {
         name: 'a resource type that is not PascalCase',
         text: withMeshaudit('extraResourceTypes: [MyPolicy, my-policy]'),
-        message: 'config.yaml:2: meshaudit.extraResourceTypes[1]: must be a resource type name in PascalCase, e.g. "MeshInsight", got "my-policy"',
+        message:
+          'config.yaml:2: meshaudit.extraResourceTypes[1]: must be a resource type name in PascalCase, e.g. "MeshInsight", got "my-policy"',
       },
       {
         name: 'a resource type listed twice',
         text: withMeshaudit('extraResourceTypes:', '- MyPolicy', '- Other', '- MyPolicy'),
-        message: 'config.yaml:5: meshaudit.extraResourceTypes[2]: "MyPolicy" is already listed at meshaudit.extraResourceTypes[0]',
+        message:
+          'config.yaml:5: meshaudit.extraResourceTypes[2]: "MyPolicy" is already listed at meshaudit.extraResourceTypes[0]',
       },
       {
         name: 'a port above 65535',
         text: withMeshaudit('grpc:', '  address: 127.0.0.1:70000'),
-        message: 'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
+        message:
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
       },
       {
         name: 'an IPv6 address without brackets',
         text: withMeshaudit('grpc:', '  address: "::1:5690"'),
-        message: 'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "::1:5690"',
+        message:
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "::1:5690"',
       },
       {
         name: 'an address without a port',
         text: withMeshaudit('grpc:', '  address: localhost'),
-        message: 'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "localhost"',
+        message:
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "localhost"',
       },
       {
         name: 'an address that is only a port number',
         text: withMeshaudit('grpc:', '  address: 5690'),
-        message: 'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got 5690',
+        message:
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got 5690',
       },
       {
         name: 'a maxMessageBytes below 1 KiB',
@@ -363,8 +440,16 @@ describe('loadConfig', () => {
       },
       {
         name: 'a misspelt type in the skip list, suggesting the right one',
-        text: lines('kmesh:', '  access:', '    audit:', '      skipDefaultTypes:', '      - ZoneInsight', '      - DataplaneInsigt'),
-        message: 'config.yaml:6: kmesh.access.audit.skipDefaultTypes[1]: unknown resource type "DataplaneInsigt", did you mean "DataplaneInsight"?',
+        text: lines(
+          'kmesh:',
+          '  access:',
+          '    audit:',
+          '      skipDefaultTypes:',
+          '      - ZoneInsight',
+          '      - DataplaneInsigt',
+        ),
+        message:
+          'config.yaml:6: kmesh.access.audit.skipDefaultTypes[1]: unknown resource type "DataplaneInsigt", did you mean "DataplaneInsight"?',
       },
       {
         name: 'a type in the skip list that the registry does not know',
@@ -420,7 +505,8 @@ describe('loadConfig', () => {
       {
         name: 'a path that names a directory',
         text: withBackends('- type: file', '  file:', '    path: /var/log/mesh/'),
-        message: 'config.yaml:7: kmesh.access.audit.backends[0].file.path: must be a file path, not a directory, got "/var/log/mesh/"',
+        message:
+          'config.yaml:7: kmesh.access.audit.backends[0].file.path: must be a file path, not a directory, got "/var/log/mesh/"',
       },
       // rotation
       {
@@ -428,10 +514,26 @@ describe('loadConfig', () => {
         text: withRotation('maxSizeMb: ten'),
         message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got "ten"`,
       },
-      { name: 'a negative maxSizeMb', text: withRotation('maxSizeMb: -1'), message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got -1` },
-      { name: 'a maxSizeMb of 0', text: withRotation('maxSizeMb: 0'), message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got 0` },
-      { name: 'a maxSizeMb of .nan', text: withRotation('maxSizeMb: .nan'), message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got .nan` },
-      { name: 'a maxSizeMb of .inf', text: withRotation('maxSizeMb: .inf'), message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got .inf` },
+      {
+        name: 'a negative maxSizeMb',
+        text: withRotation('maxSizeMb: -1'),
+        message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got -1`,
+      },
+      {
+        name: 'a maxSizeMb of 0',
+        text: withRotation('maxSizeMb: 0'),
+        message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got 0`,
+      },
+      {
+        name: 'a maxSizeMb of .nan',
+        text: withRotation('maxSizeMb: .nan'),
+        message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got .nan`,
+      },
+      {
+        name: 'a maxSizeMb of .inf',
+        text: withRotation('maxSizeMb: .inf'),
+        message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got .inf`,
+      },
       {
         name: 'a maxSizeMb too large to count in bytes exactly',
         text: withRotation('maxSizeMb: 1e20'),
@@ -452,7 +554,11 @@ describe('loadConfig', () => {
         text: withRotation('maxAgeDays: -0.5'),
         message: `config.yaml:9: ${ROTATION}.maxAgeDays: must be a number greater than or equal to 0, got -0.5`,
       },
-      { name: 'enabled as a string', text: withRotation('enabled: "true"'), message: `config.yaml:9: ${ROTATION}.enabled: must be true or false, got "true"` },
+      {
+        name: 'enabled as a string',
+        text: withRotation('enabled: "true"'),
+        message: `config.yaml:9: ${ROTATION}.enabled: must be true or false, got "true"`,
+      },
       {
         name: 'a rotation block that is a list',
         text: withRotation('- maxSizeMb: 1'),
@@ -485,7 +591,14 @@ describe('loadConfig', () => {
     }
 
     it('two backends on one file, however it is spelt', () => {
-      const err = loadError(withBackends('- type: file', '  file: {path: logs/a.log}', '- type: file', `  file: {path: "${dir}/logs/../logs/a.log"}`));
+      const err = loadError(
+        withBackends(
+          '- type: file',
+          '  file: {path: logs/a.log}',
+          '- type: file',
+          `  file: {path: "${dir}/logs/../logs/a.log"}`,
+        ),
+      );
       expect(err.message).to.equal(
         `config.yaml:8: kmesh.access.audit.backends[1].file.path: is the same file as kmesh.access.audit.backends[0].file.path (${path.join(dir, 'logs', 'a.log')})`,
       );
@@ -516,11 +629,20 @@ describe('loadConfig', () => {
         {
           field: 'meshaudit.grpc.address',
           line: 4,
-          description: 'must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
+          description:
+            'must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
         },
-        { field: 'kmesh.access.audit.backends[0].file.path', line: 11, description: 'must be a non-empty file path, got ""' },
+        {
+          field: 'kmesh.access.audit.backends[0].file.path',
+          line: 11,
+          description: 'must be a non-empty file path, got ""',
+        },
         { field: `${ROTATION}.maxSizeMb`, line: 13, description: 'must be a number greater than 0, got "ten"' },
-        { field: `${ROTATION}.maxRetainedFiles`, line: 14, description: 'must be an integer greater than or equal to 0, got 1.5' },
+        {
+          field: `${ROTATION}.maxRetainedFiles`,
+          line: 14,
+          description: 'must be an integer greater than or equal to 0, got 1.5',
+        },
         { field: 'kmesh.extra', line: 15, description: 'unknown key' },
       ]);
       expect(err.message).to.equal(

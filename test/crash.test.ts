@@ -61,7 +61,11 @@ function expectExactlyOnce(dir: string, n: number, skippedEvery: number): void {
       if (c < want) missing.push(i);
       if (c > want) doubled.push(i);
     }
-    expect({ file: active, missing: missing.slice(0, 10), doubled: doubled.slice(0, 10) }).to.deep.equal({ file: active, missing: [], doubled: [] });
+    expect({ file: active, missing: missing.slice(0, 10), doubled: doubled.slice(0, 10) }).to.deep.equal({
+      file: active,
+      missing: [],
+      doubled: [],
+    });
   }
 }
 
@@ -77,7 +81,12 @@ describe('exactly once across SIGKILL (real process)', function () {
   this.timeout(120_000);
   const SKIP = 7;
 
-  async function runWithKills(n: number, maxSizeMb: number, killAt: (acks: number, sidecar: SpawnedSidecar) => boolean, kills: number): Promise<{ dir: string; killed: number }> {
+  async function runWithKills(
+    n: number,
+    maxSizeMb: number,
+    killAt: (acks: number, sidecar: SpawnedSidecar) => boolean,
+    kills: number,
+  ): Promise<{ dir: string; killed: number }> {
     const dir = tempDir('meshaudit-crash-');
     const port = await freePort();
     const cfg = writeConfig(dir, port, maxSizeMb);
@@ -153,11 +162,16 @@ describe('exactly once across SIGKILL (real process)', function () {
   it('loses and duplicates nothing when killed many times mid-stream, during rotations', async () => {
     // ~20 KB files: a rotation every ~100 records, so kills land before, during and after rotations.
     let next = 3;
-    const { dir, killed } = await runWithKills(30_000, 0.02, (acks) => {
-      if (acks < next) return false;
-      next = acks + 5 + Math.floor(Math.random() * 25);
-      return true;
-    }, 8);
+    const { dir, killed } = await runWithKills(
+      30_000,
+      0.02,
+      (acks) => {
+        if (acks < next) return false;
+        next = acks + 5 + Math.floor(Math.random() * 25);
+        return true;
+      },
+      8,
+    );
     expect(killed).to.equal(8);
     expect(fs.readdirSync(`${dir}/audit`).filter((f) => f.startsWith('audit-')).length).to.be.greaterThan(10);
     expectExactlyOnce(dir, 30_000, SKIP);

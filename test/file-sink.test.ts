@@ -190,7 +190,9 @@ describe('FileSink', () => {
       await s.open();
       for (let i = 0; i < 5; i++) await s.write(lines(i, 1));
       expect(rotatedFiles()).to.deep.equal([1, 2, 3, 4, 5].map((i) => rotatedName('audit.log', new Date(T0), i)));
-      expect(rotatedFiles().map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))).to.deep.equal(ns(0, 5).map((i) => line(i)));
+      expect(rotatedFiles().map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))).to.deep.equal(
+        ns(0, 5).map((i) => line(i)),
+      );
       expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 5));
     });
 
@@ -236,7 +238,9 @@ describe('FileSink', () => {
     });
 
     it('refuses a maxSizeBytes below one byte when rotation is on', () => {
-      expect(() => sink({ maxSizeBytes: 0 })).to.throw(`audit file ${active}: rotation.maxSizeBytes must be at least 1, got 0`);
+      expect(() => sink({ maxSizeBytes: 0 })).to.throw(
+        `audit file ${active}: rotation.maxSizeBytes must be at least 1, got 0`,
+      );
     });
   });
 
@@ -269,7 +273,8 @@ describe('FileSink', () => {
     });
 
     it('applies a lowered maxRetainedFiles at open, before any rotation', async () => {
-      for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(T0 + i), 1)), line(i));
+      for (let i = 0; i < 4; i++)
+        fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(T0 + i), 1)), line(i));
       await sink({ maxRetainedFiles: 1 }).open();
       expect(rotatedFiles()).to.deep.equal([rotatedName('audit.log', new Date(T0 + 3), 1)]);
     });
@@ -315,16 +320,22 @@ describe('FileSink', () => {
     });
 
     it('keeps everything with both limits at 0', async () => {
-      for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(T0 - i * 365 * DAY_MS), 1)), '');
-      expect(await applyRetention(dir, 'audit.log', { maxRetainedFiles: 0, maxAgeDays: 0 }, new Date(T0))).to.deep.equal([]);
+      for (let i = 0; i < 5; i++)
+        fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(T0 - i * 365 * DAY_MS), 1)), '');
+      expect(
+        await applyRetention(dir, 'audit.log', { maxRetainedFiles: 0, maxAgeDays: 0 }, new Date(T0)),
+      ).to.deep.equal([]);
       expect(fs.readdirSync(dir)).to.have.length(5);
     });
 
     it('reports a failed scan instead of swallowing it', async () => {
       let err: Error | undefined;
-      await applyRetention(path.join(dir, 'missing'), 'audit.log', { maxRetainedFiles: 1, maxAgeDays: 0 }, new Date(T0)).catch(
-        (e: Error) => (err = e),
-      );
+      await applyRetention(
+        path.join(dir, 'missing'),
+        'audit.log',
+        { maxRetainedFiles: 1, maxAgeDays: 0 },
+        new Date(T0),
+      ).catch((e: Error) => (err = e));
       expect(err?.message).to.match(/^can't list audit folder .*missing for retention: ENOENT/);
     });
   });
@@ -341,12 +352,14 @@ describe('FileSink', () => {
     });
 
     it('repairs a torn last line before appending', async () => {
-      fs.writeFileSync(active, line(0) + line(1) + '{"n":2,"pa');
+      fs.writeFileSync(active, `${line(0) + line(1)}{"n":2,"pa`);
       const s = sink();
       expect((await s.open()).size).to.equal(60);
       await s.write(lines(2, 1));
       expect(allRecords().map((r) => r.n)).to.deep.equal([0, 1, 2]);
-      expect(events).to.deep.equal([{ type: 'recovery-cut', file: active, target: active, reason: 'torn-line', fromBytes: 70, toBytes: 60 }]);
+      expect(events).to.deep.equal([
+        { type: 'recovery-cut', file: active, target: active, reason: 'torn-line', fromBytes: 70, toBytes: 60 },
+      ]);
     });
 
     it('empties a file that holds only a torn line, even past one read block', async () => {
@@ -413,7 +426,7 @@ describe('FileSink', () => {
     });
 
     it('reports a committed file that is gone and only repairs a torn line', async () => {
-      fs.writeFileSync(active, line(0) + '{"n":1');
+      fs.writeFileSync(active, `${line(0)}{"n":1`);
       const ino = fs.statSync(active).ino;
       const committed: SinkPosition = { ino: ino + 1000, size: 5 };
       const pos = await sink().open(committed);
@@ -436,7 +449,13 @@ describe('FileSink', () => {
       events = [];
       await sink({ maxSizeBytes: 50 }).open({ ino: committed.ino, size: 60 });
       expect(events).to.deep.equal([
-        { type: 'recovery-committed-data-missing', file: active, target: r1, committed: { ino: committed.ino, size: 60 }, sizeBytes: 10 },
+        {
+          type: 'recovery-committed-data-missing',
+          file: active,
+          target: r1,
+          committed: { ino: committed.ino, size: 60 },
+          sizeBytes: 10,
+        },
         { type: 'recovery-cut', file: active, target: r1, reason: 'torn-line', fromBytes: 10, toBytes: 0 },
       ]);
       expect(fs.readFileSync(r2, 'utf8')).to.equal(line(2) + line(3));
@@ -509,7 +528,11 @@ describe('FileSink', () => {
       expect(out.efbig.err).to.match(new RegExp(`^can't write audit file ${fileA}: EFBIG: file too large, write`));
       expect(out.efbigAgain.err).to.match(/EFBIG/);
       expect(out.sizeAtEnd).to.equal(1024);
-      const recordsA = fs.readFileSync(fileA, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l).n);
+      const recordsA = fs
+        .readFileSync(fileA, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l).n);
       expect(recordsA).to.deep.equal(ns(0, 11));
 
       const dirB = path.join(dir, 'b');

@@ -84,7 +84,13 @@ const EXAMPLE_RULES = path.resolve(__dirname, '../../deploy/examples/access-audi
 /** This file's header, the comment's text without its `// ` prefixes. */
 const HEADER = ((): string => {
   const lines = fs.readFileSync(path.resolve(__dirname, '../../test/grpcurl-readme.test.ts'), 'utf8').split('\n');
-  return lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n');
+  return lines
+    .slice(
+      0,
+      lines.findIndex((l) => !l.startsWith('//')),
+    )
+    .map((l) => l.replace(/^\/\/ ?/, ''))
+    .join('\n');
 })();
 
 const AUDITS_YAML = `type: AccessAudit            # Universal form
@@ -118,10 +124,18 @@ const EVENT_RECORD =
 const TOKEN_EVENT: JsonObject = {
   date: '2022-09-21T09:31:42+02:00',
   action: 'GENERATE_DATAPLANE_TOKEN',
-  token: { id: '0e120ec9-6b42-495d-9758-07b59fe86fb9', expiresAt: '2022-09-22T09:31:42+02:00', claims: { mesh: 'default', tags: { 'kuma.io/service': 'backend' } } },
+  token: {
+    id: '0e120ec9-6b42-495d-9758-07b59fe86fb9',
+    expiresAt: '2022-09-22T09:31:42+02:00',
+    claims: { mesh: 'default', tags: { 'kuma.io/service': 'backend' } },
+  },
   user: { name: 'john.doe@kuma.io', groups: ['team-a'] },
 };
-const AUDIT_1_RULES = { types: ['TrafficPermission', 'TrafficRoute', 'Mesh'], mesh: 'default', access: ['CREATE', 'UPDATE', 'DELETE'] };
+const AUDIT_1_RULES = {
+  types: ['TrafficPermission', 'TrafficRoute', 'Mesh'],
+  mesh: 'default',
+  access: ['CREATE', 'UPDATE', 'DELETE'],
+};
 const AUDIT_1_CHANGED = { ...AUDIT_1_RULES, access: ['CREATE', 'DELETE'] };
 const OPERATOR = '"user":{"name":"meshaudit:operator","groups":["meshaudit:operators"]}';
 
@@ -139,7 +153,10 @@ function commandOf(call: Call): string {
     expect(json, 'a single quote would end the shell argument').to.not.contain("'");
     return `grpcurl -plaintext -d '${json}' ${target}`;
   }
-  if ('stream' in call) return [`grpcurl -plaintext -d @ ${target} <<'EOF'`, ...call.stream.map((m) => JSON.stringify(m)), 'EOF'].join('\n');
+  if ('stream' in call)
+    return [`grpcurl -plaintext -d @ ${target} <<'EOF'`, ...call.stream.map((m) => JSON.stringify(m)), 'EOF'].join(
+      '\n',
+    );
   const sed = call.sed ? `sed 's/${call.sed[0]}/${call.sed[1]}/' ${call.file} | ` : '';
   const jq = `jq -Rs '{yaml: .${call.dryRun ? ', dryRun: true' : ''}}'${call.sed ? '' : ` ${call.file}`}`;
   return `${sed}${jq} | grpcurl -plaintext -d @ ${target}`;
@@ -147,7 +164,10 @@ function commandOf(call: Call): string {
 
 /** Each line as the header holds it: indented by two spaces. */
 function indented(text: string): string {
-  return text.split('\n').map((l) => `  ${l}`).join('\n');
+  return text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
 }
 
 /** grpcurl's name of a status code: ABORTED -> Aborted, NOT_FOUND -> NotFound. */
@@ -170,7 +190,10 @@ function declarationLines(described: Described): string[] {
   if (obj instanceof protobuf.Type) {
     return obj.fieldsArray.map((f) => {
       f.resolve();
-      const type = f instanceof protobuf.MapField ? `map<${f.keyType}, ${typeOf(f.resolvedType, f.type)}>` : typeOf(f.resolvedType, f.type);
+      const type =
+        f instanceof protobuf.MapField
+          ? `map<${f.keyType}, ${typeOf(f.resolvedType, f.type)}>`
+          : typeOf(f.resolvedType, f.type);
       return `${f.repeated && !(f instanceof protobuf.MapField) ? 'repeated ' : ''}${type} ${f.name} = ${f.id};`;
     });
   }
@@ -189,7 +212,12 @@ describe('the README grpcurl session, through reflection, against the real sidec
     const all = fs.existsSync(logPath) ? readRecords(logPath) : [];
     const added = all.slice(seen);
     seen = all.length;
-    return added.map((l) => l.replace(/^\{"date":"[^"]*"(?=,"action":"(CREATE|UPDATE|DELETE)","resource":\{"name":"[^"]*","type":"AccessAudit"\})/, '{"date":D'));
+    return added.map((l) =>
+      l.replace(
+        /^\{"date":"[^"]*"(?=,"action":"(CREATE|UPDATE|DELETE)","resource":\{"name":"[^"]*","type":"AccessAudit"\})/,
+        '{"date":D',
+      ),
+    );
   };
 
   /**
@@ -226,11 +254,16 @@ describe('the README grpcurl session, through reflection, against the real sidec
         if (typeof err.code !== 'number') throw e;
         const details = await client.decodeErrorDetails(err);
         replies = [{ code: err.code, message: err.details, details: details?.details ?? [] }];
-        printed = [`ERROR: Code: ${codeName(err.code)}, Message: ${err.details}`, ...(details?.details ?? []).map((d) => `Details: ${JSON.stringify(d)}`)];
+        printed = [
+          `ERROR: Code: ${codeName(err.code)}, Message: ${err.details}`,
+          ...(details?.details ?? []).map((d) => `Details: ${JSON.stringify(d)}`),
+        ];
       }
     }
     const transcript = [commandOf(call), ...printed.map((p) => `# -> ${p}`)].join('\n');
-    expect(HEADER, `the header lacks, or has another reply to, this command:\n${transcript}\n`).to.contain(indented(transcript));
+    expect(HEADER, `the header lacks, or has another reply to, this command:\n${transcript}\n`).to.contain(
+      indented(transcript),
+    );
     return replies;
   }
 
@@ -239,7 +272,10 @@ describe('the README grpcurl session, through reflection, against the real sidec
     logPath = path.join(dir, 'audit', 'audit.log');
     writeSidecarConfig(dir);
     fs.writeFileSync(path.join(dir, 'audits.yaml'), AUDITS_YAML);
-    sidecar = spawnSidecar(['--config', path.join(dir, 'meshaudit.yaml'), '--rules', EXAMPLE_RULES], { cwd: dir, env: { TZ: 'UTC' } });
+    sidecar = spawnSidecar(['--config', path.join(dir, 'meshaudit.yaml'), '--rules', EXAMPLE_RULES], {
+      cwd: dir,
+      env: { TZ: 'UTC' },
+    });
     client = new ReflectionClient(await sidecar.ready);
   });
   after(async () => {
@@ -296,9 +332,14 @@ describe('the README grpcurl session, through reflection, against the real sidec
   it('describe meshaudit.v1.AccessAudit: its fields, and a comment on each', async () => {
     expect(HEADER).to.contain(indented(`grpcurl -plaintext ${ADDRESS} describe meshaudit.v1.AccessAudit`));
     const described = await client.describe('meshaudit.v1.AccessAudit');
-    expect(declarationLines(described)).to.deep.equal(['string name = 1;', 'repeated .meshaudit.v1.AccessAuditRule rules = 2;', 'uint64 version = 3;']);
+    expect(declarationLines(described)).to.deep.equal([
+      'string name = 1;',
+      'repeated .meshaudit.v1.AccessAuditRule rules = 2;',
+      'uint64 version = 3;',
+    ]);
     expect(described.comment).to.match(/^AccessAudit is a global-scoped resource/);
-    for (const f of (described.object as protobuf.Type).fieldsArray) expect(f.comment, f.name).to.match(new RegExp(`^${f.name} `));
+    for (const f of (described.object as protobuf.Type).fieldsArray)
+      expect(f.comment, f.name).to.match(new RegExp(`^${f.name} `));
   });
 
   it('ListAccessAudits: the example rules, seeded by --rules, version "1" as grpcurl prints a uint64', async () => {
@@ -309,21 +350,30 @@ describe('the README grpcurl session, through reflection, against the real sidec
 
   it('ApplyAccessAudits with audits.yaml creates both forms and records both creations, then leaves them unchanged', async () => {
     newRecords();
-    expect(await grpcurl({ method: 'RuleService/ApplyAccessAudits', file: 'audits.yaml' })).to.deep.equal([{ created: ['audit-1', 'audit-2'] }]);
+    expect(await grpcurl({ method: 'RuleService/ApplyAccessAudits', file: 'audits.yaml' })).to.deep.equal([
+      { created: ['audit-1', 'audit-2'] },
+    ]);
     // The example rules cover every type, AccessAudit included: the changes are audited.
     expect(newRecords()).to.deep.equal([
       `{"date":D,"action":"CREATE","resource":{"name":"audit-1","type":"AccessAudit"},${OPERATOR}}`,
       `{"date":D,"action":"CREATE","resource":{"name":"audit-2","type":"AccessAudit"},${OPERATOR}}`,
     ]);
-    expect(await grpcurl({ method: 'RuleService/ApplyAccessAudits', file: 'audits.yaml' })).to.deep.equal([{ unchanged: ['audit-1', 'audit-2'] }]);
+    expect(await grpcurl({ method: 'RuleService/ApplyAccessAudits', file: 'audits.yaml' })).to.deep.equal([
+      { unchanged: ['audit-1', 'audit-2'] },
+    ]);
     expect(newRecords()).to.deep.equal([]);
   });
 
   it('ApplyAccessAudits with dryRun says what a change would update, and changes nothing: no record, the same resources', async () => {
     const before = await client.call('meshaudit.v1.RuleService', 'ListAccessAudits', {});
-    expect(await grpcurl({ method: 'RuleService/ApplyAccessAudits', file: 'audits.yaml', sed: ['mesh: demo', 'mesh: default'], dryRun: true })).to.deep.equal([
-      { updated: ['audit-2'], unchanged: ['audit-1'] },
-    ]);
+    expect(
+      await grpcurl({
+        method: 'RuleService/ApplyAccessAudits',
+        file: 'audits.yaml',
+        sed: ['mesh: demo', 'mesh: default'],
+        dryRun: true,
+      }),
+    ).to.deep.equal([{ updated: ['audit-2'], unchanged: ['audit-1'] }]);
     expect(newRecords()).to.deep.equal([]);
     expect(await client.call('meshaudit.v1.RuleService', 'ListAccessAudits', {})).to.deep.equal(before);
     expect(fs.readFileSync(path.join(dir, 'audits.yaml'), 'utf8')).to.equal(AUDITS_YAML);
@@ -331,7 +381,11 @@ describe('the README grpcurl session, through reflection, against the real sidec
 
   it('Evaluate names every covering AccessAudit (rule index 0 left out, as a default value) and gives the exact record line, writing nothing', async () => {
     expect(await grpcurl({ method: 'RuleService/Evaluate', data: { event: EVENT } })).to.deep.equal([
-      { audited: true, matches: [{ accessAudit: 'audit-1' }, { accessAudit: 'audit-everything' }], record: EVENT_RECORD },
+      {
+        audited: true,
+        matches: [{ accessAudit: 'audit-1' }, { accessAudit: 'audit-everything' }],
+        record: EVENT_RECORD,
+      },
     ]);
     expect(newRecords()).to.deep.equal([]);
   });
@@ -340,20 +394,28 @@ describe('the README grpcurl session, through reflection, against the real sidec
     expect(await grpcurl({ method: 'RuleService/GetAccessAudit', data: { name: 'audit-1' } })).to.deep.equal([
       { name: 'audit-1', rules: [AUDIT_1_RULES], version: '1' },
     ]);
-    const update: Call = { method: 'RuleService/UpdateAccessAudit', data: { accessAudit: { name: 'audit-1', rules: [AUDIT_1_CHANGED], version: '1' } } };
+    const update: Call = {
+      method: 'RuleService/UpdateAccessAudit',
+      data: { accessAudit: { name: 'audit-1', rules: [AUDIT_1_CHANGED], version: '1' } },
+    };
     expect(await grpcurl(update)).to.deep.equal([{ name: 'audit-1', rules: [AUDIT_1_CHANGED], version: '2' }]);
-    expect(newRecords()).to.deep.equal([`{"date":D,"action":"UPDATE","resource":{"name":"audit-1","type":"AccessAudit"},${OPERATOR}}`]);
+    expect(newRecords()).to.deep.equal([
+      `{"date":D,"action":"UPDATE","resource":{"name":"audit-1","type":"AccessAudit"},${OPERATOR}}`,
+    ]);
     const [stale] = await grpcurl(update);
     expect(stale).to.deep.include({
       code: grpc.status.ABORTED,
-      message: 'AccessAudit "audit-1" is at version 2, not 1: read it again and retry (version 0 changes it whatever its version)',
+      message:
+        'AccessAudit "audit-1" is at version 2, not 1: read it again and retry (version 0 changes it whatever its version)',
     });
     expect(newRecords()).to.deep.equal([]);
   });
 
   it('DeleteAccessAudit, then GetAccessAudit answers NOT_FOUND naming it', async () => {
     expect(await grpcurl({ method: 'RuleService/DeleteAccessAudit', data: { name: 'audit-1' } })).to.deep.equal([{}]);
-    expect(newRecords()).to.deep.equal([`{"date":D,"action":"DELETE","resource":{"name":"audit-1","type":"AccessAudit"},${OPERATOR}}`]);
+    expect(newRecords()).to.deep.equal([
+      `{"date":D,"action":"DELETE","resource":{"name":"audit-1","type":"AccessAudit"},${OPERATOR}}`,
+    ]);
     const [missing] = await grpcurl({ method: 'RuleService/GetAccessAudit', data: { name: 'audit-1' } });
     expect(missing).to.deep.include({ code: grpc.status.NOT_FOUND, message: 'AccessAudit "audit-1" not found' });
   });
@@ -397,7 +459,11 @@ describe('the README grpcurl session, through reflection, against the real sidec
       {
         '@type': 'type.googleapis.com/google.rpc.BadRequest',
         fieldViolations: [
-          { field: 'yaml', description: 'line 4: rules[0].types[0]: unknown type "TrafficPermision", did you mean "TrafficPermission"?' },
+          {
+            field: 'yaml',
+            description:
+              'line 4: rules[0].types[0]: unknown type "TrafficPermision", did you mean "TrafficPermission"?',
+          },
           { field: 'yaml', description: 'line 5: rules[0].access[0]: unknown action "CREAT", did you mean "CREATE"?' },
         ],
       },

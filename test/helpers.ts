@@ -26,7 +26,14 @@ export function testConfig(dir: string, over: Partial<Config> = {}): Config {
     fsync: false,
     drainTimeoutMs: 5000,
     workerThreads: 1,
-    skipDefaultTypes: ['DataplaneInsight', 'ZoneIngressInsight', 'ZoneEgressInsight', 'ZoneInsight', 'ServiceInsight', 'MeshInsight'],
+    skipDefaultTypes: [
+      'DataplaneInsight',
+      'ZoneIngressInsight',
+      'ZoneEgressInsight',
+      'ZoneInsight',
+      'ServiceInsight',
+      'MeshInsight',
+    ],
     backends: [{ type: 'file', path: path.join(dir, 'audit', 'audit.log'), rotation: NO_ROTATION }],
     ...over,
   };
@@ -49,7 +56,10 @@ export function readRecords(activePath: string): string[] {
   const ext = path.extname(base);
   const stem = base.slice(0, base.length - ext.length);
   const rotated = fs.existsSync(dir)
-    ? fs.readdirSync(dir).filter((f) => f !== base && f.startsWith(`${stem}-`) && f.endsWith(ext)).sort()
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => f !== base && f.startsWith(`${stem}-`) && f.endsWith(ext))
+        .sort()
     : [];
   const lines: string[] = [];
   for (const f of [...rotated, base]) {

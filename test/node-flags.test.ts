@@ -15,7 +15,9 @@ describe('node flags of the sidecar', () => {
   it('are named by missingNodeFlags when absent, whether given on the command line or in NODE_OPTIONS', () => {
     expect(SIDECAR_NODE_FLAGS).to.deep.equal(['--max-semi-space-size=4']);
     expect(missingNodeFlags([])).to.deep.equal(['--max-semi-space-size=4']);
-    expect(missingNodeFlags(['--inspect', '--max-old-space-size=512'], '--enable-source-maps')).to.deep.equal(['--max-semi-space-size=4']);
+    expect(missingNodeFlags(['--inspect', '--max-old-space-size=512'], '--enable-source-maps')).to.deep.equal([
+      '--max-semi-space-size=4',
+    ]);
     expect(missingNodeFlags(['--max-semi-space-size=4'])).to.deep.equal([]);
     expect(missingNodeFlags([], '--enable-source-maps  --max-semi-space-size=4')).to.deep.equal([]);
     expect(missingNodeFlags([], '"--max-semi-space-size=4"')).to.deep.equal([]);
@@ -31,8 +33,14 @@ describe('node flags of the sidecar', () => {
     expect(read('Makefile')).to.contain('\tnode $(SIDECAR_NODE_FLAGS) dist/src/cli/main.js ');
     expect(JSON.parse(read('package.json')).scripts.start).to.equal(`node ${FLAGS} dist/src/cli/main.js`);
     const entrypoint = /^ENTRYPOINT (.*)$/m.exec(read('deploy/container/Dockerfile'));
-    expect(JSON.parse(entrypoint![1])).to.deep.equal(['node', ...SIDECAR_NODE_FLAGS, '/opt/meshaudit/dist/src/cli/main.js']);
-    expect(read('deploy/systemd/meshaudit.service')).to.match(new RegExp(`^ExecStart=/usr/bin/node ${FLAGS} /opt/meshaudit/dist/src/cli/main.js `, 'm'));
+    expect(JSON.parse(entrypoint![1])).to.deep.equal([
+      'node',
+      ...SIDECAR_NODE_FLAGS,
+      '/opt/meshaudit/dist/src/cli/main.js',
+    ]);
+    expect(read('deploy/systemd/meshaudit.service')).to.match(
+      new RegExp(`^ExecStart=/usr/bin/node ${FLAGS} /opt/meshaudit/dist/src/cli/main.js `, 'm'),
+    );
   });
 
   it('are asked for in a warning by a sidecar started without them, and only then', async () => {

@@ -14,7 +14,14 @@ import { decodeEvent, eachEvent, scanStreamRequest } from '../src/wire/stream-re
 import { EventScanner } from '../src/wire/event-spans';
 import { newEventTimeParsers } from '../src/events/validate-event';
 import { AsciiCache } from '../src/wire/ascii-cache';
-import { FALLBACK, RECORDED, RecordBuffer, SKIPPED, newPlainContext, writePlainRecord } from '../src/pipeline/plain-record';
+import {
+  FALLBACK,
+  RECORDED,
+  RecordBuffer,
+  SKIPPED,
+  newPlainContext,
+  writePlainRecord,
+} from '../src/pipeline/plain-record';
 
 const RECEIVED_MS = Date.UTC(2030, 0, 1, 12, 0, 0, 250);
 const dates = new RecordDateFormatter(() => 120);
@@ -65,7 +72,12 @@ function reference(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
 }
 
 function evaluate(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
-  return new BatchEvaluator(rules, dates).evaluate({ bytes, from: 0, receivedMs: RECEIVED_MS, eventCount: scanStreamRequest(bytes).eventCount });
+  return new BatchEvaluator(rules, dates).evaluate({
+    bytes,
+    from: 0,
+    receivedMs: RECEIVED_MS,
+    eventCount: scanStreamRequest(bytes).eventCount,
+  });
 }
 
 function plain(event: Uint8Array, rules: CompiledRules): number {
@@ -82,9 +94,15 @@ function same(events: Uint8Array[], rules: CompiledRules): void {
   expect({ ...got, data: undefined }).to.deep.equal({ ...want, data: undefined });
 }
 
-const ALL = compileRules([{ name: 'all', rules: [{ types: [], mesh: '', access: [], accessAll: true }] }], ['DataplaneInsight']);
+const ALL = compileRules(
+  [{ name: 'all', rules: [{ types: [], mesh: '', access: [], accessAll: true }] }],
+  ['DataplaneInsight'],
+);
 const SOME: AccessAudit[] = [
-  { name: 'changes', rules: [{ types: ['TrafficPermission', 'Mesh'], mesh: 'demo', access: ['CREATE', 'DELETE'], accessAll: false }] },
+  {
+    name: 'changes',
+    rules: [{ types: ['TrafficPermission', 'Mesh'], mesh: 'demo', access: ['CREATE', 'DELETE'], accessAll: false }],
+  },
   { name: 'views', rules: [{ types: [], mesh: '', access: ['VIEW_STATS'], accessAll: false }] },
   { name: 'mesh-own', rules: [{ types: [], mesh: 'm1', access: ['UPDATE'], accessAll: false }] },
   // Not a mesh name validation lets through, but the plain way must not depend on that.
@@ -93,8 +111,29 @@ const SOME: AccessAudit[] = [
 const SOME_RULES = compileRules(SOME, ['DataplaneInsight']);
 const NONE = compileRules([], []);
 
-function resourceEvent(over: { id?: string; date?: string; action?: string; type?: string; name?: string; mesh?: string; user?: string; groups?: string[] } = {}): Part[] {
-  const o = { id: 'e-1', date: '2024-05-01T10:00:00Z', action: 'UPDATE', type: 'TrafficPermission', name: 'web', mesh: 'demo', user: 'john@kuma.io', groups: ['team-a'], ...over };
+function resourceEvent(
+  over: {
+    id?: string;
+    date?: string;
+    action?: string;
+    type?: string;
+    name?: string;
+    mesh?: string;
+    user?: string;
+    groups?: string[];
+  } = {},
+): Part[] {
+  const o = {
+    id: 'e-1',
+    date: '2024-05-01T10:00:00Z',
+    action: 'UPDATE',
+    type: 'TrafficPermission',
+    name: 'web',
+    mesh: 'demo',
+    user: 'john@kuma.io',
+    groups: ['team-a'],
+    ...over,
+  };
   const parts: Part[] = [];
   if (o.id !== '') parts.push([1, o.id]);
   if (o.date !== '') parts.push([2, o.date]);
@@ -122,10 +161,26 @@ interface TokenSpec {
 }
 
 function tokenEvent(over: TokenSpec = {}): Part[] {
-  const o = { action: 'GENERATE_DATAPLANE_TOKEN', id: 'tok-1', expiresAt: '2024-05-02T10:00:00Z', mesh: 'demo', tags: [['kuma.io/service', 'backend'], ['version', 'v1']] as Array<[string, string]>, name: '', claimsGroups: [] as string[], zone: '', scope: [] as string[], claims: true, ...over };
+  const o = {
+    action: 'GENERATE_DATAPLANE_TOKEN',
+    id: 'tok-1',
+    expiresAt: '2024-05-02T10:00:00Z',
+    mesh: 'demo',
+    tags: [
+      ['kuma.io/service', 'backend'],
+      ['version', 'v1'],
+    ] as Array<[string, string]>,
+    name: '',
+    claimsGroups: [] as string[],
+    zone: '',
+    scope: [] as string[],
+    claims: true,
+    ...over,
+  };
   const claims: Part[] = [];
   if (o.mesh !== '') claims.push([1, o.mesh]);
-  for (const [k, v] of o.tags) claims.push([2, [...(k === '' ? [] : [[1, k] as Part]), ...(v === '' ? [] : [[2, v] as Part])]]);
+  for (const [k, v] of o.tags)
+    claims.push([2, [...(k === '' ? [] : [[1, k] as Part]), ...(v === '' ? [] : [[2, v] as Part])]]);
   if (o.name !== '') claims.push([3, o.name]);
   for (const g of o.claimsGroups) claims.push([4, g]);
   if (o.zone !== '') claims.push([5, o.zone]);
@@ -133,20 +188,51 @@ function tokenEvent(over: TokenSpec = {}): Part[] {
   const token: Part[] = [[1, o.id]];
   if (o.expiresAt !== '') token.push([2, o.expiresAt]);
   if (o.claims) token.push([3, claims]);
-  return [[1, 'e-9'], [2, '2024-05-01T10:00:00Z'], [3, o.action], [5, token], [6, [[1, 'john@kuma.io'], [2, 'team-a']]]];
+  return [
+    [1, 'e-9'],
+    [2, '2024-05-01T10:00:00Z'],
+    [3, o.action],
+    [5, token],
+    [
+      6,
+      [
+        [1, 'john@kuma.io'],
+        [2, 'team-a'],
+      ],
+    ],
+  ];
 }
 
 describe('plain records', () => {
   it('takes the plain way for ordinary token events, and writes what the reference writes', () => {
     const events = [
       tokenEvent(),
-      tokenEvent({ tags: [['z', '1'], ['a', ''], ['', 'empty key'], ['m', '2']] }),
-      tokenEvent({ action: 'GENERATE_USER_TOKEN', mesh: '', tags: [], name: 'jane', claimsGroups: ['admins', 'team-b'], expiresAt: '' }),
+      tokenEvent({
+        tags: [
+          ['z', '1'],
+          ['a', ''],
+          ['', 'empty key'],
+          ['m', '2'],
+        ],
+      }),
+      tokenEvent({
+        action: 'GENERATE_USER_TOKEN',
+        mesh: '',
+        tags: [],
+        name: 'jane',
+        claimsGroups: ['admins', 'team-b'],
+        expiresAt: '',
+      }),
       tokenEvent({ action: 'GENERATE_ZONE_TOKEN', mesh: '', tags: [], zone: 'zone-1', scope: ['egress', 'ingress'] }),
       tokenEvent({ action: 'GENERATE_ZONE_CP_TOKEN', mesh: '', tags: [], zone: 'zone-2' }),
       tokenEvent({ claims: false }),
       tokenEvent({ mesh: '', tags: [] }),
-      tokenEvent({ tags: [['__proto__', 'x'], ['constructor', 'y']] }),
+      tokenEvent({
+        tags: [
+          ['__proto__', 'x'],
+          ['constructor', 'y'],
+        ],
+      }),
     ];
     for (const e of events) {
       expect(plain(encode(e), ALL), JSON.stringify(e)).to.equal(RECORDED);
@@ -179,19 +265,60 @@ describe('plain records', () => {
     const cases: Array<[string, Part[]]> = [
       ['a token action with a resource', resourceEvent({ action: 'GENERATE_USER_TOKEN' })],
       ['a resource action with a token', tokenEvent({ action: 'CREATE' })],
-      ['a token and a resource', [...tokenEvent(), [4, [[1, 'Mesh'], [2, 'm']]]]],
+      [
+        'a token and a resource',
+        [
+          ...tokenEvent(),
+          [
+            4,
+            [
+              [1, 'Mesh'],
+              [2, 'm'],
+            ],
+          ],
+        ],
+      ],
       ['a token without id', tokenEvent({ id: '' })],
       ['a token id of 1025 characters', tokenEvent({ id: 't'.repeat(1025) })],
       ['a bad expiry', tokenEvent({ expiresAt: 'tomorrow' })],
-      ['a tag key twice', tokenEvent({ tags: [['a', '1'], ['b', '2'], ['a', '3']] })],
-      ['a non-ASCII tag key', tokenEvent({ tags: [['zé', '1'], ['z', '2']] })],
+      [
+        'a tag key twice',
+        tokenEvent({
+          tags: [
+            ['a', '1'],
+            ['b', '2'],
+            ['a', '3'],
+          ],
+        }),
+      ],
+      [
+        'a non-ASCII tag key',
+        tokenEvent({
+          tags: [
+            ['zé', '1'],
+            ['z', '2'],
+          ],
+        }),
+      ],
       ['a tag value with a quote', tokenEvent({ tags: [['a', 'x"y']] })],
       ['a tag value of 1025 characters', tokenEvent({ tags: [['a', 'v'.repeat(1025)]] })],
       ['65 tags', tokenEvent({ tags: Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'] as [string, string]) })],
       ['65 scopes', tokenEvent({ scope: Array.from({ length: 65 }, (_, i) => `s${i}`) })],
       ['a claims group of 1025 characters', tokenEvent({ claimsGroups: ['g'.repeat(1025)] })],
       ['a claims mesh with a backslash', tokenEvent({ mesh: 'de\\mo' })],
-      ['a tag entry sent as a varint', [...tokenEvent({ tags: [] }).slice(0, 4), [5, [[1, 't'], [3, [[2, { varint: 3 }]]]]]]],
+      [
+        'a tag entry sent as a varint',
+        [
+          ...tokenEvent({ tags: [] }).slice(0, 4),
+          [
+            5,
+            [
+              [1, 't'],
+              [3, [[2, { varint: 3 }]]],
+            ],
+          ],
+        ],
+      ],
       ['no action', resourceEvent({ action: '' })],
       ['an unknown action', resourceEvent({ action: 'UPDATES' })],
       ['a lowercase action', resourceEvent({ action: 'update' })],
@@ -215,15 +342,106 @@ describe('plain records', () => {
       ['64 groups', resourceEvent({ groups: Array.from({ length: 64 }, (_, i) => `g${i}`) })],
       ['65 groups', resourceEvent({ groups: Array.from({ length: 65 }, (_, i) => `g${i}`) })],
       ['a group of 1025 characters', resourceEvent({ groups: ['g'.repeat(1025)] })],
-      ['no resource', [[3, 'CREATE'], [6, [[1, 'u']]]]],
-      ['no user', [[3, 'CREATE'], [4, [[1, 'Mesh'], [2, 'm']]]]],
-      ['an empty resource', [[3, 'CREATE'], [4, []], [6, [[1, 'u']]]]],
+      [
+        'no resource',
+        [
+          [3, 'CREATE'],
+          [6, [[1, 'u']]],
+        ],
+      ],
+      [
+        'no user',
+        [
+          [3, 'CREATE'],
+          [
+            4,
+            [
+              [1, 'Mesh'],
+              [2, 'm'],
+            ],
+          ],
+        ],
+      ],
+      [
+        'an empty resource',
+        [
+          [3, 'CREATE'],
+          [4, []],
+          [6, [[1, 'u']]],
+        ],
+      ],
       ['the action twice', [...resourceEvent(), [3, 'DELETE']]],
-      ['the resource twice', [...resourceEvent(), [4, [[1, 'Mesh'], [2, 'other']]]]],
-      ['the user name twice', [...resourceEvent({ user: '' }), [6, [[1, 'a'], [1, 'b']]]]],
-      ['the type twice', [[3, 'CREATE'], [4, [[1, 'Mesh'], [1, 'Secret'], [2, 'x']]], [6, [[1, 'u']]]]],
-      ['unknown fields', [[9, 'x'], ...resourceEvent(), [15, { varint: 7 }], [4, [[1, 'A'], [2, 'b'], [7, 'zz']]]]],
-      ['an action sent as a varint', [[3, { varint: 1 }], [4, [[1, 'Mesh'], [2, 'm']]], [6, [[1, 'u']]]]],
+      [
+        'the resource twice',
+        [
+          ...resourceEvent(),
+          [
+            4,
+            [
+              [1, 'Mesh'],
+              [2, 'other'],
+            ],
+          ],
+        ],
+      ],
+      [
+        'the user name twice',
+        [
+          ...resourceEvent({ user: '' }),
+          [
+            6,
+            [
+              [1, 'a'],
+              [1, 'b'],
+            ],
+          ],
+        ],
+      ],
+      [
+        'the type twice',
+        [
+          [3, 'CREATE'],
+          [
+            4,
+            [
+              [1, 'Mesh'],
+              [1, 'Secret'],
+              [2, 'x'],
+            ],
+          ],
+          [6, [[1, 'u']]],
+        ],
+      ],
+      [
+        'unknown fields',
+        [
+          [9, 'x'],
+          ...resourceEvent(),
+          [15, { varint: 7 }],
+          [
+            4,
+            [
+              [1, 'A'],
+              [2, 'b'],
+              [7, 'zz'],
+            ],
+          ],
+        ],
+      ],
+      [
+        'an action sent as a varint',
+        [
+          [3, { varint: 1 }],
+          [
+            4,
+            [
+              [1, 'Mesh'],
+              [2, 'm'],
+            ],
+          ],
+          [6, [[1, 'u']]],
+        ],
+      ],
     ];
     for (const [name, parts] of cases) {
       for (const rules of [ALL, SOME_RULES, NONE]) {
@@ -239,13 +457,74 @@ describe('plain records', () => {
   });
 
   it('agrees with the reference on bytes that are not UTF-8 and on malformed events', () => {
-    const invalid = [Uint8Array.of(0x77, 0xff, 0x62), Uint8Array.of(0xed, 0xa0, 0x80), Uint8Array.of(0xc3), Uint8Array.of(0xe2, 0x82)];
+    const invalid = [
+      Uint8Array.of(0x77, 0xff, 0x62),
+      Uint8Array.of(0xed, 0xa0, 0x80),
+      Uint8Array.of(0xc3),
+      Uint8Array.of(0xe2, 0x82),
+    ];
     const events: Uint8Array[] = [];
     for (const bytes of invalid) {
-      events.push(encode([[3, 'CREATE'], [4, [[1, 'Mesh'], [2, bytes]]], [6, [[1, 'u']]]]));
-      events.push(encode([[3, 'CREATE'], [4, [[1, bytes], [2, 'n']]], [6, [[1, 'u']]]]));
-      events.push(encode([[3, 'CREATE'], [4, [[1, 'Mesh'], [2, 'n'], [3, bytes]]], [6, [[1, 'u'], [2, bytes]]]]));
-      events.push(encode([[2, bytes], [3, 'CREATE'], [4, [[1, 'Mesh'], [2, 'n']]], [6, [[1, 'u']]]]));
+      events.push(
+        encode([
+          [3, 'CREATE'],
+          [
+            4,
+            [
+              [1, 'Mesh'],
+              [2, bytes],
+            ],
+          ],
+          [6, [[1, 'u']]],
+        ]),
+      );
+      events.push(
+        encode([
+          [3, 'CREATE'],
+          [
+            4,
+            [
+              [1, bytes],
+              [2, 'n'],
+            ],
+          ],
+          [6, [[1, 'u']]],
+        ]),
+      );
+      events.push(
+        encode([
+          [3, 'CREATE'],
+          [
+            4,
+            [
+              [1, 'Mesh'],
+              [2, 'n'],
+              [3, bytes],
+            ],
+          ],
+          [
+            6,
+            [
+              [1, 'u'],
+              [2, bytes],
+            ],
+          ],
+        ]),
+      );
+      events.push(
+        encode([
+          [2, bytes],
+          [3, 'CREATE'],
+          [
+            4,
+            [
+              [1, 'Mesh'],
+              [2, 'n'],
+            ],
+          ],
+          [6, [[1, 'u']]],
+        ]),
+      );
     }
     const good = encode(resourceEvent());
     events.push(good.subarray(0, good.length - 3)); // truncated inside the user
@@ -263,9 +542,42 @@ describe('plain records', () => {
       return seed % n;
     };
     const pick = <T>(list: readonly T[]): T => list[random(list.length)];
-    const strings = ['', 'a', 'b', 'demo', 'm1', 'Mesh', 'TrafficPermission', 'DataplaneInsight', 'Secret', 'wé', 'q"', 'b\\s', 'x'.repeat(1024), 'é'.repeat(513), '😀'];
-    const actions = ['', 'CREATE', 'UPDATE', 'DELETE', 'VIEW_STATS', 'VIEW_CONFIG_DUMP', 'GENERATE_ZONE_TOKEN', 'create', 'X'];
-    const tokenActions = ['GENERATE_DATAPLANE_TOKEN', 'GENERATE_USER_TOKEN', 'GENERATE_ZONE_TOKEN', 'GENERATE_ZONE_CP_TOKEN', 'CREATE', ''];
+    const strings = [
+      '',
+      'a',
+      'b',
+      'demo',
+      'm1',
+      'Mesh',
+      'TrafficPermission',
+      'DataplaneInsight',
+      'Secret',
+      'wé',
+      'q"',
+      'b\\s',
+      'x'.repeat(1024),
+      'é'.repeat(513),
+      '😀',
+    ];
+    const actions = [
+      '',
+      'CREATE',
+      'UPDATE',
+      'DELETE',
+      'VIEW_STATS',
+      'VIEW_CONFIG_DUMP',
+      'GENERATE_ZONE_TOKEN',
+      'create',
+      'X',
+    ];
+    const tokenActions = [
+      'GENERATE_DATAPLANE_TOKEN',
+      'GENERATE_USER_TOKEN',
+      'GENERATE_ZONE_TOKEN',
+      'GENERATE_ZONE_CP_TOKEN',
+      'CREATE',
+      '',
+    ];
     const dateTexts = ['', '2024-05-01T10:00:00Z', '2024-05-01T10:00:00.5-03:00', 'yesterday', '2024-02-30T00:00:00Z'];
     const events: Uint8Array[] = [];
     for (let i = 0; i < 3000; i++) {

@@ -28,13 +28,19 @@ export function spawnSidecar(
   args: string[],
   opts: { cwd?: string; env?: NodeJS.ProcessEnv; nodeFlags?: readonly string[] } = {},
 ): SpawnedSidecar {
-  const proc = spawn(process.execPath, [...(opts.nodeFlags ?? SIDECAR_NODE_FLAGS), MAIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...(opts.nodeFlags ?? SIDECAR_NODE_FLAGS), MAIN, ...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   live.add(proc);
   proc.on('exit', () => live.delete(proc));
   let err = '';
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
-  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   const ready = new Promise<number>((resolve, reject) => {
     proc.stderr!.on('data', (d) => {
       err += d;

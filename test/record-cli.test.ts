@@ -119,7 +119,9 @@ describe('meshaudit-record (the built command against a real sidecar)', function
       expect(r.stdout).to.equal('line 3: audited\nline 6: not audited (no rule covers it)\n');
       expect(r.code).to.equal(0);
       // Standard input too, with Windows line ends.
-      const piped = await record([`--address=${address}`, '-'], { input: `# comment\r\n\r\n${JSON.stringify(event())}\r\n` });
+      const piped = await record([`--address=${address}`, '-'], {
+        input: `# comment\r\n\r\n${JSON.stringify(event())}\r\n`,
+      });
       expect(piped.stdout).to.equal('line 3: audited\n');
       expect(piped.code).to.equal(0);
       expect(added()).to.have.length(2);
@@ -128,7 +130,11 @@ describe('meshaudit-record (the built command against a real sidecar)', function
     it('refuses an event with a misspelt field or a value of the wrong JSON type, naming the field path, and sends it not', async () => {
       const token = {
         action: 'GENERATE_DATAPLANE_TOKEN',
-        token: { id: 't-1', expires_at: '2022-09-22T09:31:42Z', claims: { mesh: 'default', tags: { 'kuma.io/service': 'backend' } } },
+        token: {
+          id: 't-1',
+          expires_at: '2022-09-22T09:31:42Z',
+          claims: { mesh: 'default', tags: { 'kuma.io/service': 'backend' } },
+        },
         user: { name: 'john.doe@kuma.io' },
       };
       const file = writeEvents([
@@ -138,7 +144,10 @@ describe('meshaudit-record (the built command against a real sidecar)', function
         '{"action":"UPDATE","resource":{"type":"TrafficPermission","name":"web-to-backend","mesch":"default"},"user":{"name":"john.doe@kuma.io","grups":["team-a"]}}', // 4
         JSON.stringify(event({ user: { name: 'john.doe@kuma.io', groups: 'g' } })), // 5
         JSON.stringify(event({ id: 7, user: { name: 'john.doe@kuma.io', groups: ['team-a', 1] } })), // 6
-        JSON.stringify({ ...token, token: { ...token.token, claims: { tags: { 'kuma.io/service': 1 } }, expiresAt: '2022-09-22T09:31:42Z' } }), // 7
+        JSON.stringify({
+          ...token,
+          token: { ...token.token, claims: { tags: { 'kuma.io/service': 1 } }, expiresAt: '2022-09-22T09:31:42Z' },
+        }), // 7
         '["not", "an", "event"]', // 8
         '{"action": "UPDATE",', // 9
         JSON.stringify(event({ resource: null })), // 10
@@ -164,7 +173,11 @@ describe('meshaudit-record (the built command against a real sidecar)', function
         {
           date: JSON.parse(added()[0]).date,
           action: 'GENERATE_DATAPLANE_TOKEN',
-          token: { id: 't-1', expiresAt: '2022-09-22T09:31:42Z', claims: { mesh: 'default', tags: { 'kuma.io/service': 'backend' } } },
+          token: {
+            id: 't-1',
+            expiresAt: '2022-09-22T09:31:42Z',
+            claims: { mesh: 'default', tags: { 'kuma.io/service': 'backend' } },
+          },
           user: { name: 'john.doe@kuma.io', groups: [] },
         },
       ]);
@@ -206,7 +219,9 @@ describe('meshaudit-record (the built command against a real sidecar)', function
   it('says once that no sidecar answers, sends nothing, and exits 3', async () => {
     const port = await freePort();
     const r = await record(['--address', `127.0.0.1:${port}`, DEMO_EVENTS]);
-    expect(r.stderr).to.equal(`meshaudit-record: no sidecar answers on 127.0.0.1:${port} (is a sidecar listening there? see its meshaudit.grpc.address)\n`);
+    expect(r.stderr).to.equal(
+      `meshaudit-record: no sidecar answers on 127.0.0.1:${port} (is a sidecar listening there? see its meshaudit.grpc.address)\n`,
+    );
     expect(r.stdout).to.equal('');
     expect(r.code).to.equal(3);
   });
@@ -233,7 +248,10 @@ describe('meshaudit-record (the built command against a real sidecar)', function
       },
     });
     await sidecar.exited;
-    const m = /^meshaudit-record: the sidecar on 127\.0\.0\.1:\d+ stopped answering at line (\d+); the lines after it were not sent\n$/.exec(r.stderr);
+    const m =
+      /^meshaudit-record: the sidecar on 127\.0\.0\.1:\d+ stopped answering at line (\d+); the lines after it were not sent\n$/.exec(
+        r.stderr,
+      );
     expect(m, r.stderr).to.not.equal(null);
     const stoppedAt = Number(m![1]);
     const lines = r.stdout.trimEnd().split('\n');

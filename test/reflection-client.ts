@@ -68,14 +68,30 @@ const TYPE_MESSAGE = 11;
 const TYPE_ENUM = 14;
 const LABEL_REPEATED = 3;
 const SCALARS: Readonly<Record<number, string>> = {
-  1: 'double', 2: 'float', 3: 'int64', 4: 'uint64', 5: 'int32', 6: 'fixed64', 7: 'fixed32', 8: 'bool',
-  9: 'string', 12: 'bytes', 13: 'uint32', 15: 'sfixed32', 16: 'sfixed64', 17: 'sint32', 18: 'sint64',
+  1: 'double',
+  2: 'float',
+  3: 'int64',
+  4: 'uint64',
+  5: 'int32',
+  6: 'fixed64',
+  7: 'fixed32',
+  8: 'bool',
+  9: 'string',
+  12: 'bytes',
+  13: 'uint32',
+  15: 'sfixed32',
+  16: 'sfixed64',
+  17: 'sint32',
+  18: 'sint64',
 };
 const LONG_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
 
 /** A reflection answer that is an error (errorResponse), with its gRPC code. */
 export class ReflectionError extends Error {
-  constructor(message: string, readonly code: number) {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
     super(message);
   }
 }
@@ -124,7 +140,10 @@ export class ReflectionClient {
   private readonly channel: grpc.Client;
   private readonly reflection: ReflectionStream;
 
-  constructor(port: number, readonly version: ReflectionVersion = 'v1') {
+  constructor(
+    port: number,
+    readonly version: ReflectionVersion = 'v1',
+  ) {
     this.address = `127.0.0.1:${port}`;
     this.channel = new grpc.Client(this.address, grpc.credentials.createInsecure());
     this.reflection = new ReflectionStream(this.address, version);
@@ -171,7 +190,9 @@ export class ReflectionClient {
       if (closure.includes(name)) return;
       if (!files.has(name)) {
         const reply = await this.fileByFilename(name).catch((err: Error) => {
-          throw new Error(`Failed to resolve symbol "${symbol}": File not found: ${name} (imported by ${importedBy}): ${err.message}`);
+          throw new Error(
+            `Failed to resolve symbol "${symbol}": File not found: ${name} (imported by ${importedBy}): ${err.message}`,
+          );
         });
         const found = reply.find((f) => f.name === name);
         if (!found) throw new Error(`Failed to resolve symbol "${symbol}": File not found: ${name}`);
@@ -188,19 +209,37 @@ export class ReflectionClient {
     const root = buildRoot(linked);
     const object = root.lookup(symbol);
     if (!object) throw new Error(`Symbol not found: ${symbol}`);
-    return { symbol, object, file: declaring.name, files: closure, fetchedByFilename, comment: object.comment ?? null, root };
+    return {
+      symbol,
+      object,
+      file: declaring.name,
+      files: closure,
+      fetchedByFilename,
+      comment: object.comment ?? null,
+      root,
+    };
   }
 
   /** A unary call in JSON, like `grpcurl -d '{...}' HOST SERVICE/METHOD`; rejects with the ServiceError. */
-  async call(service: string, method: string, request: JsonObject, metadata = new grpc.Metadata()): Promise<JsonObject> {
+  async call(
+    service: string,
+    method: string,
+    request: JsonObject,
+    metadata = new grpc.Metadata(),
+  ): Promise<JsonObject> {
     const m = await this.method(service, method);
     if (m.requestStream || m.responseStream) throw new Error(`${service}/${method} streams: use openStream or stream`);
     const requestType = m.resolvedRequestType!;
     const responseType = m.resolvedResponseType!;
     const body = Buffer.from(requestType.encode(requestType.fromObject(fromJson(requestType, request, ''))).finish());
     const reply = await new Promise<Buffer>((resolve, reject) =>
-      this.channel.makeUnaryRequest(`/${service}/${method}`, (b: Buffer) => b, (b: Buffer) => b, body, metadata, (err, res) =>
-        err ? reject(err) : resolve(res!),
+      this.channel.makeUnaryRequest(
+        `/${service}/${method}`,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        body,
+        metadata,
+        (err, res) => (err ? reject(err) : resolve(res!)),
       ),
     );
     return toJson(responseType, responseType.decode(reply)) as JsonObject;
@@ -211,7 +250,11 @@ export class ReflectionClient {
     const m = await this.method(service, method);
     const requestType = m.resolvedRequestType!;
     const responseType = m.resolvedResponseType!;
-    const call = this.channel.makeBidiStreamRequest(`/${service}/${method}`, (b: Buffer) => b, (b: Buffer) => b);
+    const call = this.channel.makeBidiStreamRequest(
+      `/${service}/${method}`,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+    );
     const queue: JsonObject[] = [];
     const waiters: Array<(m: JsonObject) => void> = [];
     call.on('data', (b: Buffer) => {
@@ -224,7 +267,10 @@ export class ReflectionClient {
       call.on('status', (s: grpc.StatusObject) => s.code === grpc.status.OK && resolve(null));
     });
     return {
-      send: (message) => call.write(Buffer.from(requestType.encode(requestType.fromObject(fromJson(requestType, message, ''))).finish())),
+      send: (message) =>
+        call.write(
+          Buffer.from(requestType.encode(requestType.fromObject(fromJson(requestType, message, ''))).finish()),
+        ),
       next: () => (queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise((r) => waiters.push(r))),
       drain: () => queue.splice(0),
       end: () => call.end(),
@@ -233,7 +279,11 @@ export class ReflectionClient {
   }
 
   /** Like `grpcurl -d @` on a bidi method: sends every message, half-closes, collects every reply. */
-  async stream(service: string, method: string, requests: readonly JsonObject[]): Promise<{ replies: JsonObject[]; error: grpc.ServiceError | null }> {
+  async stream(
+    service: string,
+    method: string,
+    requests: readonly JsonObject[],
+  ): Promise<{ replies: JsonObject[]; error: grpc.ServiceError | null }> {
     const s = await this.openStream(service, method);
     for (const r of requests) s.send(r);
     s.end();
@@ -246,7 +296,11 @@ export class ReflectionClient {
     const raw = err.metadata?.get('grpc-status-details-bin')[0];
     if (!(raw instanceof Buffer)) return null;
     const statusType = await this.messageType('google.rpc.Status');
-    const status = statusType.decode(raw) as unknown as { code: number; message: string; details: Array<{ type_url: string; value: Uint8Array }> };
+    const status = statusType.decode(raw) as unknown as {
+      code: number;
+      message: string;
+      details: Array<{ type_url: string; value: Uint8Array }>;
+    };
     const details: JsonObject[] = [];
     for (const any of status.details) {
       const name = any.type_url.slice(any.type_url.lastIndexOf('/') + 1);
@@ -277,7 +331,11 @@ export class ReflectionClient {
   private files(reply: ReflectionReply): FileDesc[] {
     if (reply.errorResponse) throw new ReflectionError(reply.errorResponse.errorMessage, reply.errorResponse.errorCode);
     return (reply.fileDescriptorResponse?.fileDescriptorProto ?? []).map(
-      (b) => descriptor.FileDescriptorProto.toObject(descriptor.FileDescriptorProto.decode(b), { arrays: true, longs: Number }) as FileDesc,
+      (b) =>
+        descriptor.FileDescriptorProto.toObject(descriptor.FileDescriptorProto.decode(b), {
+          arrays: true,
+          longs: Number,
+        }) as FileDesc,
     );
   }
 }
@@ -326,7 +384,9 @@ class ReflectionStream {
 
   private open(): grpc.ClientDuplexStream<object, ReflectionReply> {
     if (this.call) return this.call;
-    const call = (this.client as unknown as Record<string, () => grpc.ClientDuplexStream<object, ReflectionReply>>).ServerReflectionInfo();
+    const call = (
+      this.client as unknown as Record<string, () => grpc.ClientDuplexStream<object, ReflectionReply>>
+    ).ServerReflectionInfo();
     call.on('data', (reply: ReflectionReply) => this.pending.shift()?.resolve(reply));
     call.on('error', (err: Error) => {
       this.call = null;
@@ -367,7 +427,10 @@ function declarations(file: FileDesc): Map<string, Declaration> {
 
 /** protoc's implicit map entry name: `tags` -> `TagsEntry`. */
 function mapEntryName(field: string): string {
-  return field.split('_').map((p) => p.charAt(0).toUpperCase() + p.slice(1)).join('') + 'Entry';
+  return `${field
+    .split('_')
+    .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
+    .join('')}Entry`;
 }
 
 function parentOf(fullName: string): string {
@@ -428,7 +491,8 @@ function link(files: readonly FileDesc[], received: readonly FileDesc[]): string
     const checkMessage = (scope: string, m: MessageDesc): void => {
       const fullName = scope ? `${scope}.${m.name}` : m.name;
       for (const f of m.field) {
-        if (f.type === TYPE_GROUP) problems.push(`message field "${fullName}.${f.name}": groups are not supported by this client`);
+        if (f.type === TYPE_GROUP)
+          problems.push(`message field "${fullName}.${f.name}": groups are not supported by this client`);
         if (f.type !== TYPE_MESSAGE && f.type !== TYPE_ENUM && f.typeName === undefined) continue;
         const what = `message field "${fullName}.${f.name}"`;
         const found = resolve(what, fullName, f.typeName ?? '');
@@ -440,8 +504,10 @@ function link(files: readonly FileDesc[], received: readonly FileDesc[]): string
           problems.push(`${what} refers to ${decl.kind} "${target}" as the wrong kind`);
         }
         if (decl.message?.options?.mapEntry) {
-          if (parentOf(target) !== fullName) problems.push(`${what} is an invalid map: message and field must be declared in the same scope`);
-          else if (decl.message.name !== mapEntryName(f.name)) problems.push(`${what} is an invalid map: incorrect implicit map entry name`);
+          if (parentOf(target) !== fullName)
+            problems.push(`${what} is an invalid map: message and field must be declared in the same scope`);
+          else if (decl.message.name !== mapEntryName(f.name))
+            problems.push(`${what} is an invalid map: incorrect implicit map entry name`);
           else if (f.label !== LABEL_REPEATED) problems.push(`${what} is an invalid map: field must be repeated`);
         }
       }
@@ -453,7 +519,8 @@ function link(files: readonly FileDesc[], received: readonly FileDesc[]): string
       for (const m of s.method) {
         for (const key of ['inputType', 'outputType'] as const) {
           const found = resolve(`method "${sName}.${m.name}"`, sName, m[key]);
-          if (found && found[1].kind !== 'message') problems.push(`method "${sName}.${m.name}": ${key} "${found[0]}" is not a message`);
+          if (found && found[1].kind !== 'message')
+            problems.push(`method "${sName}.${m.name}": ${key} "${found[0]}" is not a message`);
           if (found) m[key] = `.${found[0]}`;
         }
       }
@@ -470,7 +537,11 @@ function commentsOf(file: FileDesc): Map<string, string> {
   const out = new Map<string, string>();
   for (const loc of file.sourceCodeInfo?.location ?? []) {
     if (!loc.leadingComments) continue;
-    const text = loc.leadingComments.replace(/\n$/, '').split('\n').map((l) => (l.startsWith(' ') ? l.slice(1) : l)).join('\n');
+    const text = loc.leadingComments
+      .replace(/\n$/, '')
+      .split('\n')
+      .map((l) => (l.startsWith(' ') ? l.slice(1) : l))
+      .join('\n');
     out.set(loc.path.join('.'), text);
   }
   return out;
@@ -497,12 +568,18 @@ function buildRoot(files: readonly FileDesc[]): protobuf.Root {
         const c = comments.get([...at, 2, i].join('.'));
         if (c !== undefined) valueComments[v.name] = c;
       });
-      return { values: Object.fromEntries(e.value.map((v) => [v.name, v.number])), comments: valueComments, ...comment(at) } as protobuf.AnyNestedObject;
+      return {
+        values: Object.fromEntries(e.value.map((v) => [v.name, v.number])),
+        comments: valueComments,
+        ...comment(at),
+      } as protobuf.AnyNestedObject;
     };
     const messageJson = (m: MessageDesc, at: number[], scope: string): protobuf.AnyNestedObject => {
       const fullName = scope ? `${scope}.${m.name}` : m.name;
       // Linking checked that a map entry sits right inside its message, under protoc's name.
-      const entries = new Map(m.nestedType.filter((n) => n.options?.mapEntry).map((n) => [`.${fullName}.${n.name}`, n]));
+      const entries = new Map(
+        m.nestedType.filter((n) => n.options?.mapEntry).map((n) => [`.${fullName}.${n.name}`, n]),
+      );
       const fields: Record<string, protobuf.IField & { keyType?: string; comment?: string }> = {};
       m.field.forEach((f, i) => {
         const options: Record<string, unknown> = { json_name: f.jsonName ?? jsonNameOf(f.name) };
@@ -510,10 +587,22 @@ function buildRoot(files: readonly FileDesc[]): protobuf.Root {
         const entry = f.typeName === undefined ? undefined : entries.get(f.typeName);
         if (entry) {
           const [key, value] = entry.field;
-          fields[f.name] = { id: f.number, keyType: SCALARS[key.type!], type: value.typeName ?? SCALARS[value.type!], options, ...comment([...at, 2, i]) };
+          fields[f.name] = {
+            id: f.number,
+            keyType: SCALARS[key.type!],
+            type: value.typeName ?? SCALARS[value.type!],
+            options,
+            ...comment([...at, 2, i]),
+          };
         } else {
           const rule = f.label === LABEL_REPEATED ? { rule: 'repeated' } : {};
-          fields[f.name] = { id: f.number, type: f.typeName ?? SCALARS[f.type!], ...rule, options, ...comment([...at, 2, i]) };
+          fields[f.name] = {
+            id: f.number,
+            type: f.typeName ?? SCALARS[f.type!],
+            ...rule,
+            options,
+            ...comment([...at, 2, i]),
+          };
         }
       });
       const nested: Record<string, protobuf.AnyNestedObject> = {};
@@ -522,11 +611,16 @@ function buildRoot(files: readonly FileDesc[]): protobuf.Root {
       });
       m.enumType.forEach((e, i) => (nested[e.name] = enumJson(e, [...at, 4, i])));
       const oneofs: Record<string, protobuf.IOneOf> = {};
-      m.oneofDecl.forEach((o, i) => (oneofs[o.name] = { oneof: m.field.filter((f) => f.oneofIndex === i).map((f) => f.name) }));
+      m.oneofDecl.forEach(
+        (o, i) => (oneofs[o.name] = { oneof: m.field.filter((f) => f.oneofIndex === i).map((f) => f.name) }),
+      );
       return { fields, nested, oneofs, ...comment(at) } as protobuf.AnyNestedObject;
     };
     const edition = file.syntax === 'proto3' ? 'proto3' : 'proto2';
-    file.messageType.forEach((m, i) => (nestedOfNs[m.name] = { ...messageJson(m, [4, i], pkg), edition } as unknown as protobuf.AnyNestedObject));
+    file.messageType.forEach(
+      (m, i) =>
+        (nestedOfNs[m.name] = { ...messageJson(m, [4, i], pkg), edition } as unknown as protobuf.AnyNestedObject),
+    );
     file.enumType.forEach((e, i) => (nestedOfNs[e.name] = enumJson(e, [5, i])));
     file.service.forEach((s, i) => {
       const methods: Record<string, protobuf.IMethod> = {};
@@ -560,7 +654,8 @@ function fieldJsonName(f: protobuf.Field): string {
 /** JSON (protobuf mapping) -> the plain object protobufjs's fromObject takes, checked as protojson does. */
 function fromJson(type: protobuf.Type, json: Json, at: string): Record<string, unknown> {
   if (type.fullName === '.google.protobuf.Duration' && typeof json === 'string') return parseDuration(json, at);
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${at || type.name}: want a JSON object for ${type.fullName.slice(1)}`);
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new Error(`${at || type.name}: want a JSON object for ${type.fullName.slice(1)}`);
   const byJsonName = new Map(type.fieldsArray.map((f) => [fieldJsonName(f), f]));
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(json)) {
@@ -571,7 +666,9 @@ function fromJson(type: protobuf.Type, json: Json, at: string): Record<string, u
     f.resolve();
     if (f.map) {
       if (typeof value !== 'object' || Array.isArray(value)) throw new Error(`${path}: want a JSON object for a map`);
-      out[f.name] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fromJsonValue(f, v, `${path}["${k}"]`)]));
+      out[f.name] = Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [k, fromJsonValue(f, v, `${path}["${k}"]`)]),
+      );
     } else if (f.repeated) {
       if (!Array.isArray(value)) throw new Error(`${path}: want a JSON array`);
       out[f.name] = value.map((v, i) => fromJsonValue(f, v, `${path}[${i}]`));
@@ -603,7 +700,12 @@ function fromJsonValue(f: protobuf.Field, value: Json, at: string): unknown {
     default: // numbers: JSON numbers, or strings (which 64-bit integers need)
       if (typeof value === 'number') return value;
       if (typeof value === 'string' && /^-?\d+$/.test(value)) return value;
-      if (typeof value === 'string' && ['float', 'double'].includes(f.type) && /^(-?Infinity|NaN|-?\d+(\.\d+)?([eE][-+]?\d+)?)$/.test(value)) return Number(value);
+      if (
+        typeof value === 'string' &&
+        ['float', 'double'].includes(f.type) &&
+        /^(-?Infinity|NaN|-?\d+(\.\d+)?([eE][-+]?\d+)?)$/.test(value)
+      )
+        return Number(value);
       throw new Error(`${at}: want a number for ${f.type}, got ${JSON.stringify(value)}`);
   }
 }
@@ -612,7 +714,8 @@ function fromJsonValue(f: protobuf.Field, value: Json, at: string): unknown {
 function toJson(type: protobuf.Type, message: protobuf.Message | Record<string, unknown>): Json {
   const msg = message as unknown as Record<string, unknown>;
   if (type.fullName === '.google.protobuf.Duration') return formatDuration(msg);
-  if (type.fullName === '.google.protobuf.Any') throw new Error('google.protobuf.Any: decode it with decodeErrorDetails');
+  if (type.fullName === '.google.protobuf.Any')
+    throw new Error('google.protobuf.Any: decode it with decodeErrorDetails');
   const out: JsonObject = {};
   for (const f of type.fieldsArray) {
     f.resolve();

@@ -13,7 +13,7 @@ import type { Sidecar } from '../src/cli/sidecar';
 import { AUDIT_PROTO, protoDir } from '../src/server/proto';
 import { servedProtoFiles } from '../src/server/reflection';
 import { readRecords, resourceEvent, startTestSidecar, tempDir, testConfig } from './helpers';
-import { ReflectionClient, ReflectionError, type Described, type JsonObject } from './reflection-client';
+import { ReflectionClient, type ReflectionError, type Described, type JsonObject } from './reflection-client';
 
 const SERVICES = [
   'grpc.health.v1.Health',
@@ -38,7 +38,8 @@ function symbolsOf(root: protobuf.Root, pkg: string): string[] {
   const out: string[] = [];
   const walk = (ns: protobuf.NamespaceBase): void => {
     for (const obj of ns.nestedArray) {
-      if (obj instanceof protobuf.Type || obj instanceof protobuf.Service || obj instanceof protobuf.Enum) out.push(obj.fullName.slice(1));
+      if (obj instanceof protobuf.Type || obj instanceof protobuf.Service || obj instanceof protobuf.Enum)
+        out.push(obj.fullName.slice(1));
       if (obj instanceof protobuf.Type) walk(obj);
     }
   };
@@ -78,7 +79,13 @@ function shape(obj: protobuf.ReflectionObject | null): unknown {
       })),
     };
   }
-  if (obj instanceof protobuf.Enum) return { enum: obj.fullName, comment: obj.comment ?? null, values: obj.values, comments: Object.fromEntries(Object.entries(obj.comments).filter(([, c]) => c != null)) };
+  if (obj instanceof protobuf.Enum)
+    return {
+      enum: obj.fullName,
+      comment: obj.comment ?? null,
+      values: obj.values,
+      comments: Object.fromEntries(Object.entries(obj.comments).filter(([, c]) => c != null)),
+    };
   throw new Error(`unexpected ${obj?.fullName}`);
 }
 
@@ -93,7 +100,7 @@ function event(over: JsonObject = {}): JsonObject {
   };
 }
 
-describe('server reflection: what grpcurl sees', function () {
+describe('server reflection: what grpcurl sees', () => {
   let sidecar: Sidecar;
   let client: ReflectionClient;
   let logPath: string;
@@ -125,7 +132,13 @@ describe('server reflection: what grpcurl sees', function () {
   it('describes every service and message of meshaudit.v1, google.rpc and grpc.health.v1 as the .proto files declare them, comments included', async () => {
     const disk = contractOnDisk();
     const symbols = ['meshaudit.v1', 'google.rpc', 'grpc.health.v1'].flatMap((pkg) => symbolsOf(disk, pkg));
-    expect(symbols).to.include.members(['meshaudit.v1.AuditService', 'meshaudit.v1.RuleService', 'meshaudit.v1.Claims', 'google.rpc.BadRequest', 'google.rpc.RetryInfo']);
+    expect(symbols).to.include.members([
+      'meshaudit.v1.AuditService',
+      'meshaudit.v1.RuleService',
+      'meshaudit.v1.Claims',
+      'google.rpc.BadRequest',
+      'google.rpc.RetryInfo',
+    ]);
     for (const symbol of symbols) {
       const described = await client.describe(symbol);
       expect(shape(described.object), symbol).to.deep.equal(shape(disk.lookup(symbol)));
@@ -143,7 +156,10 @@ describe('server reflection: what grpcurl sees', function () {
 
     const badRequest = await client.describe('google.rpc.BadRequest.FieldViolation');
     expect((badRequest.object as protobuf.Type).fieldsArray.map((f) => [f.name, f.id])).to.deep.equal([
-      ['field', 1], ['description', 2], ['reason', 3], ['localized_message', 4],
+      ['field', 1],
+      ['description', 2],
+      ['reason', 3],
+      ['localized_message', 4],
     ]);
     const status = await client.describe('google.rpc.Status');
     expect(status.files).to.deep.equal(['google/rpc/status.proto', 'google/protobuf/any.proto']);
@@ -191,18 +207,28 @@ describe('server reflection: what grpcurl sees', function () {
     // whether the workaround in src/server/reflection.ts can go (its own tests must stay green either way).
     if ((require('@grpc/reflection/package.json') as { version: string }).version !== '1.0.4') this.skip();
     const server = new grpc.Server();
-    const definition = protoLoader.loadSync([AUDIT_PROTO, 'google/rpc/error_details.proto'], { includeDirs: [protoDir()] });
+    const definition = protoLoader.loadSync([AUDIT_PROTO, 'google/rpc/error_details.proto'], {
+      includeDirs: [protoDir()],
+    });
     new ReflectionService(definition).addToServer(server);
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
     const bare = new ReflectionClient(port);
     try {
-      const failure = (symbol: string): Promise<string> => bare.describe(symbol).then(() => 'described', (err: Error) => err.message);
+      const failure = (symbol: string): Promise<string> =>
+        bare.describe(symbol).then(
+          () => 'described',
+          (err: Error) => err.message,
+        );
       expect(await failure('google.rpc.RetryInfo')).to.include(
         'message field "google.rpc.RetryInfo.retryDelay" cannot resolve type: resolved "google.protobuf.Duration", but "google_protobuf.proto" is not imported',
       );
-      expect(await failure('meshaudit.v1.Claims')).to.include('message field "meshaudit.v1.Claims.tags" is an invalid map: incorrect implicit map entry name');
+      expect(await failure('meshaudit.v1.Claims')).to.include(
+        'message field "meshaudit.v1.Claims.tags" is an invalid map: incorrect implicit map entry name',
+      );
     } finally {
       bare.close();
       server.forceShutdown();
@@ -210,7 +236,9 @@ describe('server reflection: what grpcurl sees', function () {
   });
 
   it('Record through reflection takes a JSON event and answers {"audited": true} once the record is written', async () => {
-    expect(await client.call('meshaudit.v1.AuditService', 'Record', { event: event() })).to.deep.equal({ audited: true });
+    expect(await client.call('meshaudit.v1.AuditService', 'Record', { event: event() })).to.deep.equal({
+      audited: true,
+    });
     expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal(['route-1']);
   });
 
@@ -222,7 +250,9 @@ describe('server reflection: what grpcurl sees', function () {
 
   it('an invalid event is INVALID_ARGUMENT whose google.rpc.BadRequest details decode with types from reflection', async () => {
     const err = await client.call('meshaudit.v1.AuditService', 'Record', { event: event({ action: 'CREAT' }) }).then(
-      () => { throw new Error('accepted'); },
+      () => {
+        throw new Error('accepted');
+      },
       (e: grpc.ServiceError) => e,
     );
     expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
@@ -243,7 +273,10 @@ describe('server reflection: what grpcurl sees', function () {
     const identifier = { zone: 'zone-1', instance: 'cp-0' };
     const first = await client.stream('meshaudit.v1.AuditService', 'StreamEvents', [
       { identifier },
-      { firstSeq: '1', events: [event(), event({ id: 'e-2', resource: { type: 'TrafficRoute', name: 'route-2', mesh: 'default' } })] },
+      {
+        firstSeq: '1',
+        events: [event(), event({ id: 'e-2', resource: { type: 'TrafficRoute', name: 'route-2', mesh: 'default' } })],
+      },
     ]);
     expect(first.error).to.equal(null);
     // The resume point 0 is the default value: the JSON mapping (and grpcurl) prints it as {}.
@@ -264,7 +297,8 @@ describe('server reflection: what grpcurl sees', function () {
     const grpcurl = onPath('grpcurl');
     if (!grpcurl) {
       // CI puts ../shared/tools/bin on PATH (.ci/run): there a missing grpcurl is a broken set-up, not a skip.
-      if (process.env.CI === 'true') throw new Error('CI=true and no grpcurl on PATH: .ci/run puts ../shared/tools/bin on it');
+      if (process.env.CI === 'true')
+        throw new Error('CI=true and no grpcurl on PATH: .ci/run puts ../shared/tools/bin on it');
       this.skip();
     }
     const address = `127.0.0.1:${sidecar.port}`;
@@ -275,14 +309,27 @@ describe('server reflection: what grpcurl sees', function () {
         ),
       );
     expect((await run(address, 'list')).stdout.trim().split('\n').sort()).to.deep.equal(SERVICES);
-    for (const symbol of ['meshaudit.v1.AuditService', 'meshaudit.v1.RuleService', 'meshaudit.v1.Claims', 'google.rpc.RetryInfo', 'grpc.health.v1.Health']) {
+    for (const symbol of [
+      'meshaudit.v1.AuditService',
+      'meshaudit.v1.RuleService',
+      'meshaudit.v1.Claims',
+      'google.rpc.RetryInfo',
+      'grpc.health.v1.Health',
+    ]) {
       const r = await run(address, 'describe', symbol);
       expect(r.code, `${symbol}: ${r.stderr}`).to.equal(0);
     }
-    expect((await run(address, 'describe', 'google.rpc.RetryInfo')).stdout).to.include('.google.protobuf.Duration retry_delay = 1;');
+    expect((await run(address, 'describe', 'google.rpc.RetryInfo')).stdout).to.include(
+      '.google.protobuf.Duration retry_delay = 1;',
+    );
     const ok = await run('-d', JSON.stringify({ event: event() }), address, 'meshaudit.v1.AuditService/Record');
     expect(JSON.parse(ok.stdout)).to.deep.equal({ audited: true });
-    const bad = await run('-d', JSON.stringify({ event: event({ action: 'CREAT' }) }), address, 'meshaudit.v1.AuditService/Record');
+    const bad = await run(
+      '-d',
+      JSON.stringify({ event: event({ action: 'CREAT' }) }),
+      address,
+      'meshaudit.v1.AuditService/Record',
+    );
     expect(bad.code).to.not.equal(0);
     expect(bad.stderr).to.include('Code: InvalidArgument');
     // The field violations themselves, not grpcurl's "@error": "... is not recognized" with raw bytes.

@@ -14,11 +14,15 @@ const ROUTES: AccessAudit = {
   ],
 };
 /** Audits changes to AccessAudit resources themselves. */
-const AUDIT_CHANGES: AccessAudit = { name: 'audit-changes', rules: [{ types: ['AccessAudit'], mesh: '', access: ['CREATE', 'UPDATE', 'DELETE'], accessAll: false }] };
+const AUDIT_CHANGES: AccessAudit = {
+  name: 'audit-changes',
+  rules: [{ types: ['AccessAudit'], mesh: '', access: ['CREATE', 'UPDATE', 'DELETE'], accessAll: false }],
+};
 const OPERATOR = '"user":{"name":"meshaudit:operator","groups":["meshaudit:operators"]}';
 
 const UNIVERSAL = 'type: AccessAudit\nname: universal\nrules:\n- types: ["TrafficRoute"]\n  access: ["CREATE"]\n';
-const KUBERNETES = 'apiVersion: kuma.io/v1alpha1\nkind: AccessAudit\nmetadata:\n  name: kubernetes\nspec:\n  rules:\n  - access: ["GENERATE_DATAPLANE_TOKEN"]\n    mesh: demo\n';
+const KUBERNETES =
+  'apiVersion: kuma.io/v1alpha1\nkind: AccessAudit\nmetadata:\n  name: kubernetes\nspec:\n  rules:\n  - access: ["GENERATE_DATAPLANE_TOKEN"]\n    mesh: demo\n';
 
 /** The AccessAudit as the API answers it. */
 function reply(audit: AccessAudit, version: number): unknown {
@@ -39,7 +43,8 @@ describe('RuleService over a real gRPC server', function () {
   this.timeout(10_000);
   let zone: TestZone;
   const call = <T = any>(method: string, request: unknown): Promise<T> => unary<T>(zone.clients.rules, method, request);
-  const names = async (): Promise<string[]> => (await call('ListAccessAudits', {})).accessAudits.map((a: AccessAudit) => a.name);
+  const names = async (): Promise<string[]> =>
+    (await call('ListAccessAudits', {})).accessAudits.map((a: AccessAudit) => a.name);
 
   beforeEach(async () => {
     zone = new TestZone();
@@ -51,10 +56,17 @@ describe('RuleService over a real gRPC server', function () {
     it('creates, reads, updates, lists and deletes, with the version going up on every change', async () => {
       expect(await call('CreateAccessAudit', { accessAudit: ROUTES })).to.deep.equal(reply(ROUTES, 1));
       expect(await call('GetAccessAudit', { name: 'routes' })).to.deep.equal(reply(ROUTES, 1));
-      const changed: AccessAudit = { name: 'routes', rules: [{ types: [], mesh: '', access: ['DELETE'], accessAll: false }] };
-      expect(await call('UpdateAccessAudit', { accessAudit: { ...changed, version: 1 } })).to.deep.equal(reply(changed, 2));
+      const changed: AccessAudit = {
+        name: 'routes',
+        rules: [{ types: [], mesh: '', access: ['DELETE'], accessAll: false }],
+      };
+      expect(await call('UpdateAccessAudit', { accessAudit: { ...changed, version: 1 } })).to.deep.equal(
+        reply(changed, 2),
+      );
       await call('CreateAccessAudit', { accessAudit: AUDIT_CHANGES });
-      expect(await call('ListAccessAudits', {})).to.deep.equal({ accessAudits: [reply(AUDIT_CHANGES, 1), reply(changed, 2)] });
+      expect(await call('ListAccessAudits', {})).to.deep.equal({
+        accessAudits: [reply(AUDIT_CHANGES, 1), reply(changed, 2)],
+      });
       expect(await call('DeleteAccessAudit', { name: 'routes', version: 2 })).to.deep.equal({});
       expect(await names()).to.deep.equal(['audit-changes']);
     });
@@ -62,7 +74,8 @@ describe('RuleService over a real gRPC server', function () {
     it('refuses a stale version with ABORTED naming the current version, and takes version 0 whatever it is', async () => {
       await call('CreateAccessAudit', { accessAudit: ROUTES });
       await call('UpdateAccessAudit', { accessAudit: { ...AUDIT_ALL, name: 'routes', version: 1 } });
-      const message = 'AccessAudit "routes" is at version 2, not 1: read it again and retry (version 0 changes it whatever its version)';
+      const message =
+        'AccessAudit "routes" is at version 2, not 1: read it again and retry (version 0 changes it whatever its version)';
       for (const err of [
         await failure(call('UpdateAccessAudit', { accessAudit: { ...ROUTES, version: 1 } })),
         await failure(call('DeleteAccessAudit', { name: 'routes', version: 1 })),
@@ -89,7 +102,10 @@ describe('RuleService over a real gRPC server', function () {
     it('answers NOT_FOUND and ALREADY_EXISTS naming the resource', async () => {
       await call('CreateAccessAudit', { accessAudit: ROUTES });
       const exists = await failure(call('CreateAccessAudit', { accessAudit: ROUTES }));
-      expect([exists.code, exists.details]).to.deep.equal([grpc.status.ALREADY_EXISTS, 'AccessAudit "routes" already exists (version 1); update it instead']);
+      expect([exists.code, exists.details]).to.deep.equal([
+        grpc.status.ALREADY_EXISTS,
+        'AccessAudit "routes" already exists (version 1); update it instead',
+      ]);
       for (const err of [
         await failure(call('GetAccessAudit', { name: 'nope' })),
         await failure(call('UpdateAccessAudit', { accessAudit: { ...ROUTES, name: 'nope' } })),
@@ -106,15 +122,23 @@ describe('RuleService over a real gRPC server', function () {
       expect(fieldViolationsOf(err.metadata)).to.deep.equal([
         {
           field: 'accessAudit.name',
-          description: '"Routes" is not a lowercase RFC 1123 subdomain: use lowercase letters, digits, "-" and ".", starting and ending with a letter or digit',
+          description:
+            '"Routes" is not a lowercase RFC 1123 subdomain: use lowercase letters, digits, "-" and ".", starting and ending with a letter or digit',
         },
-        { field: 'accessAudit.rules[1].types[0]', description: 'unknown type "TrafficPermision", did you mean "TrafficPermission"?' },
+        {
+          field: 'accessAudit.rules[1].types[0]',
+          description: 'unknown type "TrafficPermision", did you mean "TrafficPermission"?',
+        },
         { field: 'accessAudit.rules[1].access[0]', description: 'unknown action "CREAT", did you mean "CREATE"?' },
       ]);
       expect(err.details).to.contain('accessAudit.rules[1].access[0]: unknown action "CREAT", did you mean "CREATE"?');
       expect(await names()).to.deep.equal([]);
-      expect(fieldViolationsOf((await failure(call('CreateAccessAudit', {}))).metadata)).to.deep.equal([{ field: 'accessAudit', description: 'is required' }]);
-      expect(fieldViolationsOf((await failure(call('GetAccessAudit', {}))).metadata)).to.deep.equal([{ field: 'name', description: 'is required' }]);
+      expect(fieldViolationsOf((await failure(call('CreateAccessAudit', {}))).metadata)).to.deep.equal([
+        { field: 'accessAudit', description: 'is required' },
+      ]);
+      expect(fieldViolationsOf((await failure(call('GetAccessAudit', {}))).metadata)).to.deep.equal([
+        { field: 'name', description: 'is required' },
+      ]);
     });
 
     it('keeps the resources and their versions across a restart', async () => {
@@ -135,7 +159,13 @@ describe('RuleService over a real gRPC server', function () {
         warnings: [],
       });
       expect(await call('GetAccessAudit', { name: 'kubernetes' })).to.deep.equal(
-        reply({ name: 'kubernetes', rules: [{ types: [], mesh: 'demo', access: ['GENERATE_DATAPLANE_TOKEN'], accessAll: false }] }, 1),
+        reply(
+          {
+            name: 'kubernetes',
+            rules: [{ types: [], mesh: 'demo', access: ['GENERATE_DATAPLANE_TOKEN'], accessAll: false }],
+          },
+          1,
+        ),
       );
       const universal2 = UNIVERSAL.replace('["CREATE"]', '["CREATE", "DELETE"]');
       expect(await call('ApplyAccessAudits', { yaml: `${KUBERNETES}---\n${universal2}` })).to.deep.equal({
@@ -149,10 +179,18 @@ describe('RuleService over a real gRPC server', function () {
 
     it('with dryRun reports what it would do and changes nothing', async () => {
       await call('ApplyAccessAudits', { yaml: UNIVERSAL });
-      const plan = await call('ApplyAccessAudits', { yaml: `${UNIVERSAL.replace('CREATE', 'DELETE')}---\n${KUBERNETES}`, dryRun: true });
+      const plan = await call('ApplyAccessAudits', {
+        yaml: `${UNIVERSAL.replace('CREATE', 'DELETE')}---\n${KUBERNETES}`,
+        dryRun: true,
+      });
       expect(plan).to.deep.include({ created: ['kubernetes'], updated: ['universal'], unchanged: [] });
       expect(await call('ListAccessAudits', {})).to.deep.equal({
-        accessAudits: [reply({ name: 'universal', rules: [{ types: ['TrafficRoute'], mesh: '', access: ['CREATE'], accessAll: false }] }, 1)],
+        accessAudits: [
+          reply(
+            { name: 'universal', rules: [{ types: ['TrafficRoute'], mesh: '', access: ['CREATE'], accessAll: false }] },
+            1,
+          ),
+        ],
       });
     });
 
@@ -160,7 +198,9 @@ describe('RuleService over a real gRPC server', function () {
       const bad = 'type: AccessAudit\nname: bad\nrules:\n- access: ["CREAT"]\n';
       const err = await failure(call('ApplyAccessAudits', { yaml: `${UNIVERSAL}---\n${bad}` }));
       expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
-      expect(fieldViolationsOf(err.metadata)).to.deep.equal([{ field: 'yaml', description: 'line 10: rules[0].access[0]: unknown action "CREAT", did you mean "CREATE"?' }]);
+      expect(fieldViolationsOf(err.metadata)).to.deep.equal([
+        { field: 'yaml', description: 'line 10: rules[0].access[0]: unknown action "CREAT", did you mean "CREATE"?' },
+      ]);
       expect(err.details).to.equal('yaml: line 10: rules[0].access[0]: unknown action "CREAT", did you mean "CREATE"?');
       expect(await names()).to.deep.equal([]);
     });
@@ -168,15 +208,21 @@ describe('RuleService over a real gRPC server', function () {
     it('refuses a name defined twice, and a text with no document', async () => {
       const twice = await failure(call('ApplyAccessAudits', { yaml: `${UNIVERSAL}---\n${UNIVERSAL}` }));
       expect(fieldViolationsOf(twice.metadata)).to.deep.equal([
-        { field: 'yaml', description: 'AccessAudit "universal" is defined more than once: an apply defines each name once' },
+        {
+          field: 'yaml',
+          description: 'AccessAudit "universal" is defined more than once: an apply defines each name once',
+        },
       ]);
       const empty = await failure(call('ApplyAccessAudits', { yaml: '# nothing\n' }));
-      expect(fieldViolationsOf(empty.metadata)).to.deep.equal([{ field: 'yaml', description: 'no AccessAudit document: nothing to apply' }]);
+      expect(fieldViolationsOf(empty.metadata)).to.deep.equal([
+        { field: 'yaml', description: 'no AccessAudit document: nothing to apply' },
+      ]);
       expect(await names()).to.deep.equal([]);
     });
 
     it('answers warnings with their line for rules that are valid but cover less than they say', async () => {
-      const yaml = 'type: AccessAudit\nname: w\nrules:\n- types: ["Mesh"]\n- types: ["Mesh"]\n  access: ["GENERATE_USER_TOKEN"]\n';
+      const yaml =
+        'type: AccessAudit\nname: w\nrules:\n- types: ["Mesh"]\n- types: ["Mesh"]\n  access: ["GENERATE_USER_TOKEN"]\n';
       expect((await call('ApplyAccessAudits', { yaml })).warnings).to.deep.equal([
         'line 4: rules[0]: covers no action: set access or accessAll',
         'line 6: rules[1].access[0]: "GENERATE_USER_TOKEN" is a token action: a rule that lists types never covers it',
@@ -188,13 +234,23 @@ describe('RuleService over a real gRPC server', function () {
       const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
       for (let i = 1; i < 10; i++) {
         const prev = String.fromCharCode(96 + i);
-        bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${prev}`).join(',')}]`);
+        bomb.push(
+          `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${prev}`).join(',')}]`,
+        );
       }
       const cases: Array<[string, string, string]> = [
-        ['an alias bomb', `${bomb.join('\n')}\n`, 'line 4: aliases expand to more than 10000 nodes in one document (an alias bomb?)'],
+        [
+          'an alias bomb',
+          `${bomb.join('\n')}\n`,
+          'line 4: aliases expand to more than 10000 nodes in one document (an alias bomb?)',
+        ],
         ['70-deep nesting', `name: ${'['.repeat(70)}${']'.repeat(70)}\n`, 'line 1: nesting exceeded maxDepth (64)'],
         ['2 MiB of text', `name: "${'x'.repeat(2 * 1024 * 1024)}"\n`, 'too large: more than 1048576 bytes'],
-        ['a document that is a list', '- type: AccessAudit\n  name: a\n', 'line 1: must be a mapping (an AccessAudit resource), got a list'],
+        [
+          'a document that is a list',
+          '- type: AccessAudit\n  name: a\n',
+          'line 1: must be a mapping (an AccessAudit resource), got a list',
+        ],
       ];
       for (const [name, yaml, description] of cases) {
         it(name, async () => {
@@ -242,25 +298,44 @@ describe('RuleService over a real gRPC server', function () {
       const insight = { ...resourceEvent(2), resource: { type: 'DataplaneInsight', name: 'dp-1', mesh: 'default' } };
       expect(await call('Evaluate', { event: insight })).to.deep.equal({ audited: false, matches: [], record: '' });
       const bad = await failure(call('Evaluate', { event: { ...resourceEvent(3), action: 'CREAT' } }));
-      expect(fieldViolationsOf(bad.metadata)).to.deep.equal([{ field: 'event.action', description: 'unknown action "CREAT", did you mean "CREATE"?' }]);
-      expect(fieldViolationsOf((await failure(call('Evaluate', {}))).metadata)).to.deep.equal([{ field: 'event', description: 'is required' }]);
+      expect(fieldViolationsOf(bad.metadata)).to.deep.equal([
+        { field: 'event.action', description: 'unknown action "CREAT", did you mean "CREATE"?' },
+      ]);
+      expect(fieldViolationsOf((await failure(call('Evaluate', {}))).metadata)).to.deep.equal([
+        { field: 'event', description: 'is required' },
+      ]);
       await zone.stop();
       expect(zone.records()).to.deep.equal([]);
       await zone.start([]);
     });
 
     it('seeds the --rules files at start-up and on reload: they win for their names, API resources stay, no record', async () => {
-      const fromFile: AccessAudit = { name: 'from-file', rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }] };
+      const fromFile: AccessAudit = {
+        name: 'from-file',
+        rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }],
+      };
       await zone.restart([AUDIT_ALL, fromFile]);
       await call('UpdateAccessAudit', { accessAudit: { ...fromFile, rules: [{ access: ['DELETE'] }] } });
       await call('CreateAccessAudit', { accessAudit: ROUTES });
       await zone.restart([AUDIT_ALL, fromFile]);
-      expect(await call('ListAccessAudits', {})).to.deep.equal({ accessAudits: [reply(AUDIT_ALL, 1), reply(fromFile, 3), reply(ROUTES, 1)] });
+      expect(await call('ListAccessAudits', {})).to.deep.equal({
+        accessAudits: [reply(AUDIT_ALL, 1), reply(fromFile, 3), reply(ROUTES, 1)],
+      });
       const reloaded = { ...fromFile, rules: [{ ...fromFile.rules[0], access: ['UPDATE' as const] }] };
-      expect(await zone.sidecar.seedAudits([reloaded])).to.deep.equal({ created: [], updated: ['from-file'], deleted: ['all'], unchanged: [] });
-      expect(await call('ListAccessAudits', {})).to.deep.equal({ accessAudits: [reply(reloaded, 4), reply(ROUTES, 1)] });
+      expect(await zone.sidecar.seedAudits([reloaded])).to.deep.equal({
+        created: [],
+        updated: ['from-file'],
+        deleted: ['all'],
+        unchanged: [],
+      });
+      expect(await call('ListAccessAudits', {})).to.deep.equal({
+        accessAudits: [reply(reloaded, 4), reply(ROUTES, 1)],
+      });
       // Only the two changes made through the API are records; seeding is configuration.
-      expect(zone.records().map(withoutDate)).to.deep.equal([changeRecord('UPDATE', 'from-file'), changeRecord('CREATE', 'routes')]);
+      expect(zone.records().map(withoutDate)).to.deep.equal([
+        changeRecord('UPDATE', 'from-file'),
+        changeRecord('CREATE', 'routes'),
+      ]);
     });
   });
 

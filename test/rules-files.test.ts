@@ -7,7 +7,8 @@ import { loadAccessAuditFiles, parseAccessAuditYaml, RulesFileError } from '../s
 import { tempDir } from './helpers';
 
 const KNOWN = new Set(KNOWN_RESOURCE_TYPES);
-const NAME_RULE = 'is not a lowercase RFC 1123 subdomain: use lowercase letters, digits, "-" and ".", starting and ending with a letter or digit';
+const NAME_RULE =
+  'is not a lowercase RFC 1123 subdomain: use lowercase letters, digits, "-" and ".", starting and ending with a letter or digit';
 
 /** Writes each file into a fresh temp directory; returns their paths in the same order. */
 function files(texts: Record<string, string>): string[] {
@@ -33,12 +34,12 @@ function problems(paths: readonly string[]): readonly string[] {
 // Problems found in the order the validator checks (unknown top-level fields, then the name, then
 // each rule's fields, then its lists), on lines in the reverse order.
 const SCRAMBLED = [
-  'type: AccessAudit',                   // 1
-  'rules:',                              // 2
-  '- types: ["TrafficPermision"]',       // 3
-  '  acess: ["CREATE"]',                 // 4
-  'name: Bad_Name',                      // 5
-  'mesh: default',                       // 6
+  'type: AccessAudit', // 1
+  'rules:', // 2
+  '- types: ["TrafficPermision"]', // 3
+  '  acess: ["CREATE"]', // 4
+  'name: Bad_Name', // 5
+  'mesh: default', // 6
   '',
 ].join('\n');
 
@@ -56,15 +57,15 @@ describe('rules files (--rules)', () => {
   it('names the second definition of a name in one file with its line, and the first one', () => {
     const [file] = files({
       'rules.yaml': [
-        'type: AccessAudit',                 // 1
-        'name: a',                           // 2
-        'rules:',                            // 3
-        '- accessAll: true',                 // 4
-        '---',                               // 5
-        'type: AccessAudit',                 // 6
-        'rules:',                            // 7
-        '- access: ["DELETE"]',              // 8
-        'name: a',                           // 9
+        'type: AccessAudit', // 1
+        'name: a', // 2
+        'rules:', // 3
+        '- accessAll: true', // 4
+        '---', // 5
+        'type: AccessAudit', // 6
+        'rules:', // 7
+        '- access: ["DELETE"]', // 8
+        'name: a', // 9
         '',
       ].join('\n'),
     });
@@ -73,7 +74,8 @@ describe('rules files (--rules)', () => {
 
   it('names a definition in another file, in either form, and every later one against the first', () => {
     const universal = 'type: AccessAudit\nname: a\nrules:\n- accessAll: true\n';
-    const kubernetes = 'apiVersion: kuma.io/v1alpha1\nkind: AccessAudit\nmetadata:\n  name: a\nspec:\n  rules:\n  - accessAll: true\n';
+    const kubernetes =
+      'apiVersion: kuma.io/v1alpha1\nkind: AccessAudit\nmetadata:\n  name: a\nspec:\n  rules:\n  - accessAll: true\n';
     const [first, second] = files({ 'a.yaml': universal, 'b.yaml': `${kubernetes}---\n${universal}` });
     expect(problems([first, second])).to.deep.equal([
       `${second}:4: metadata.name: AccessAudit "a" is defined twice (first at ${first}:2)`,
@@ -85,20 +87,20 @@ describe('rules files (--rules)', () => {
     const [a, b] = files({
       'a.yaml': 'type: AccessAudit\nname: shared\nrules:\n- access: ["DELETE"]\n',
       'b.yaml': [
-        'type: AccessAudit',                 // 1
-        'name: broken',                      // 2
-        'rules:',                            // 3
-        '- access: ["CREAT"]',               // 4
-        '---',                               // 5
-        'type: AccessAudit',                 // 6
-        'rules: []',                         // 7
-        'name: shared',                      // 8
-        '---',                               // 9
-        'type: AccessAudit',                 // 10
-        'name: other',                       // 11
-        'rules:',                            // 12
-        '- types: ["Mesh"]',                 // 13
-        '  acces: ["CREATE"]',               // 14
+        'type: AccessAudit', // 1
+        'name: broken', // 2
+        'rules:', // 3
+        '- access: ["CREAT"]', // 4
+        '---', // 5
+        'type: AccessAudit', // 6
+        'rules: []', // 7
+        'name: shared', // 8
+        '---', // 9
+        'type: AccessAudit', // 10
+        'name: other', // 11
+        'rules:', // 12
+        '- types: ["Mesh"]', // 13
+        '  acces: ["CREATE"]', // 14
         '',
       ].join('\n'),
     });
@@ -110,12 +112,27 @@ describe('rules files (--rules)', () => {
   });
 
   it('keeps the order of the files, and names a file it cannot read where it comes', () => {
-    const [first, missing, last] = files({ 'one.yaml': SCRAMBLED, 'missing.yaml': '', 'two.yaml': 'type: AccessAudit\nname: b\nrules:\n- access: ["VEIW_STATS"]\n' });
+    const [first, missing, last] = files({
+      'one.yaml': SCRAMBLED,
+      'missing.yaml': '',
+      'two.yaml': 'type: AccessAudit\nname: b\nrules:\n- access: ["VEIW_STATS"]\n',
+    });
     fs.rmSync(missing);
     const reported = problems([first, missing, last]);
-    expect(reported.map((p) => p.slice(0, p.indexOf(':', p.indexOf('.yaml'))))).to.deep.equal([first, first, first, first, `cannot read rules file ${missing}`, last]);
-    expect(reported[4]).to.equal(`cannot read rules file ${missing}: ENOENT: no such file or directory, open '${missing}'`);
-    expect(reported[5]).to.equal(`${last}:4: rules[0].access[0]: unknown action "VEIW_STATS", did you mean "VIEW_STATS"?`);
+    expect(reported.map((p) => p.slice(0, p.indexOf(':', p.indexOf('.yaml'))))).to.deep.equal([
+      first,
+      first,
+      first,
+      first,
+      `cannot read rules file ${missing}`,
+      last,
+    ]);
+    expect(reported[4]).to.equal(
+      `cannot read rules file ${missing}: ENOENT: no such file or directory, open '${missing}'`,
+    );
+    expect(reported[5]).to.equal(
+      `${last}:4: rules[0].access[0]: unknown action "VEIW_STATS", did you mean "VIEW_STATS"?`,
+    );
   });
 
   it('reports a file that is not valid YAML with its line, and nothing else of it', () => {
@@ -127,14 +144,14 @@ describe('rules files (--rules)', () => {
     const [a, b] = files({
       'a.yaml': 'type: AccessAudit\nname: a\nrules:\n- accessAll: true\n',
       'b.yaml': [
-        'apiVersion: kuma.io/v1alpha1',      // 1
-        'kind: AccessAudit',                 // 2
-        'spec:',                             // 3
-        '  rules:',                          // 4
-        '  - types: ["Mesh"]',               // 5
-        'metadata:',                         // 6
-        '  name: b',                         // 7
-        '  namespace: kuma-system',          // 8
+        'apiVersion: kuma.io/v1alpha1', // 1
+        'kind: AccessAudit', // 2
+        'spec:', // 3
+        '  rules:', // 4
+        '  - types: ["Mesh"]', // 5
+        'metadata:', // 6
+        '  name: b', // 7
+        '  namespace: kuma-system', // 8
         '',
       ].join('\n'),
     });
@@ -160,7 +177,8 @@ describe('rules files (--rules)', () => {
         `yaml:5: name: "Bad_Name" ${NAME_RULE}`,
         'yaml:6: mesh: unknown field "mesh": an AccessAudit is global-scoped, set mesh on a rule',
       ]);
-    const twice = 'type: AccessAudit\nname: a\nrules:\n- accessAll: true\n---\ntype: AccessAudit\nname: a\nrules:\n- access: ["DELETE"]\n';
+    const twice =
+      'type: AccessAudit\nname: a\nrules:\n- accessAll: true\n---\ntype: AccessAudit\nname: a\nrules:\n- access: ["DELETE"]\n';
     expect(parseAccessAuditYaml(twice, 'yaml', KNOWN).audits.map((a) => a.name)).to.deep.equal(['a', 'a']);
   });
 });

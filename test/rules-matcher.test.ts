@@ -24,58 +24,289 @@ function onToken(action: string, mesh?: string): RuleSubject {
 describe('rule matcher', () => {
   const table: Array<[string, AccessAudit[], RuleSubject, boolean]> = [
     // types
-    ['covers every type off the skip list when the rule lists no types', [audit('a', { access: ['CREATE'] })], onResource('CREATE', 'TrafficPermission', 'tp', 'default'), true],
-    ['covers a global-scoped type when the rule lists no types and no mesh', [audit('a', { access: ['DELETE'] })], onResource('DELETE', 'Zone', 'zone-1', ''), true],
-    ['does not cover a type on the skip list when the rule lists no types', [audit('a', { accessAll: true })], onResource('UPDATE', 'DataplaneInsight', 'dp', 'default'), false],
-    ['does not cover a skipped type in a rule that sets mesh and lists no types', [audit('a', { accessAll: true, mesh: 'default' })], onResource('UPDATE', 'MeshInsight', 'default', ''), false],
-    ['covers a type on the skip list when the rule lists it', [audit('a', { types: ['DataplaneInsight'], access: ['UPDATE'] })], onResource('UPDATE', 'DataplaneInsight', 'dp', 'default'), true],
-    ['covers a listed type', [audit('a', { types: ['TrafficRoute', 'Mesh'], access: ['CREATE'] })], onResource('CREATE', 'TrafficRoute', 'r', 'demo'), true],
-    ['does not cover a type the rule does not list', [audit('a', { types: ['TrafficRoute'], access: ['CREATE'] })], onResource('CREATE', 'TrafficPermission', 'tp', 'demo'), false],
-    ['covers an inspected Dataplane', [audit('a', { types: ['Dataplane'], access: ['VIEW_CONFIG_DUMP'] })], onResource('VIEW_CONFIG_DUMP', 'Dataplane', 'dp-1', 'default'), true],
+    [
+      'covers every type off the skip list when the rule lists no types',
+      [audit('a', { access: ['CREATE'] })],
+      onResource('CREATE', 'TrafficPermission', 'tp', 'default'),
+      true,
+    ],
+    [
+      'covers a global-scoped type when the rule lists no types and no mesh',
+      [audit('a', { access: ['DELETE'] })],
+      onResource('DELETE', 'Zone', 'zone-1', ''),
+      true,
+    ],
+    [
+      'does not cover a type on the skip list when the rule lists no types',
+      [audit('a', { accessAll: true })],
+      onResource('UPDATE', 'DataplaneInsight', 'dp', 'default'),
+      false,
+    ],
+    [
+      'does not cover a skipped type in a rule that sets mesh and lists no types',
+      [audit('a', { accessAll: true, mesh: 'default' })],
+      onResource('UPDATE', 'MeshInsight', 'default', ''),
+      false,
+    ],
+    [
+      'covers a type on the skip list when the rule lists it',
+      [audit('a', { types: ['DataplaneInsight'], access: ['UPDATE'] })],
+      onResource('UPDATE', 'DataplaneInsight', 'dp', 'default'),
+      true,
+    ],
+    [
+      'covers a listed type',
+      [audit('a', { types: ['TrafficRoute', 'Mesh'], access: ['CREATE'] })],
+      onResource('CREATE', 'TrafficRoute', 'r', 'demo'),
+      true,
+    ],
+    [
+      'does not cover a type the rule does not list',
+      [audit('a', { types: ['TrafficRoute'], access: ['CREATE'] })],
+      onResource('CREATE', 'TrafficPermission', 'tp', 'demo'),
+      false,
+    ],
+    [
+      'covers an inspected Dataplane',
+      [audit('a', { types: ['Dataplane'], access: ['VIEW_CONFIG_DUMP'] })],
+      onResource('VIEW_CONFIG_DUMP', 'Dataplane', 'dp-1', 'default'),
+      true,
+    ],
     // access
-    ['does not cover an action the rule does not list', [audit('a', { access: ['CREATE', 'DELETE'] })], onResource('UPDATE', 'TrafficRoute', 'r', 'default'), false],
-    ['covers any resource action with accessAll', [audit('a', { accessAll: true })], onResource('VIEW_CLUSTERS', 'ZoneEgress', 'e', ''), true],
-    ['covers any token action with accessAll', [audit('a', { accessAll: true })], onToken('GENERATE_ZONE_CP_TOKEN'), true],
-    ['lets accessAll win over access', [audit('a', { access: ['CREATE'], accessAll: true })], onResource('DELETE', 'TrafficRoute', 'r', 'default'), true],
-    ['covers nothing with a rule that sets neither access nor accessAll', [audit('a', { types: ['TrafficRoute'], mesh: 'default' })], onResource('CREATE', 'TrafficRoute', 'r', 'default'), false],
+    [
+      'does not cover an action the rule does not list',
+      [audit('a', { access: ['CREATE', 'DELETE'] })],
+      onResource('UPDATE', 'TrafficRoute', 'r', 'default'),
+      false,
+    ],
+    [
+      'covers any resource action with accessAll',
+      [audit('a', { accessAll: true })],
+      onResource('VIEW_CLUSTERS', 'ZoneEgress', 'e', ''),
+      true,
+    ],
+    [
+      'covers any token action with accessAll',
+      [audit('a', { accessAll: true })],
+      onToken('GENERATE_ZONE_CP_TOKEN'),
+      true,
+    ],
+    [
+      'lets accessAll win over access',
+      [audit('a', { access: ['CREATE'], accessAll: true })],
+      onResource('DELETE', 'TrafficRoute', 'r', 'default'),
+      true,
+    ],
+    [
+      'covers nothing with a rule that sets neither access nor accessAll',
+      [audit('a', { types: ['TrafficRoute'], mesh: 'default' })],
+      onResource('CREATE', 'TrafficRoute', 'r', 'default'),
+      false,
+    ],
     // mesh
-    ['covers an action in the rule mesh', [audit('a', { mesh: 'default', access: ['CREATE'] })], onResource('CREATE', 'MeshTimeout', 't', 'default'), true],
-    ['does not cover an action in another mesh', [audit('a', { mesh: 'default', access: ['CREATE'] })], onResource('CREATE', 'MeshTimeout', 't', 'demo'), false],
-    ['does not cover a global-scoped resource with a rule that sets mesh', [audit('a', { mesh: 'default', accessAll: true })], onResource('CREATE', 'Zone', 'default', ''), false],
-    ['covers a listed type in the rule mesh', [audit('a', { types: ['TrafficRoute'], mesh: 'default', access: ['CREATE'] })], onResource('CREATE', 'TrafficRoute', 'r', 'default'), true],
-    ['does not cover a listed type in another mesh', [audit('a', { types: ['TrafficRoute'], mesh: 'default', access: ['CREATE'] })], onResource('CREATE', 'TrafficRoute', 'r', 'demo'), false],
-    ['covers any mesh with a rule that sets none', [audit('a', { types: ['TrafficRoute'], access: ['CREATE'] })], onResource('CREATE', 'TrafficRoute', 'r', 'anything'), true],
-    ['takes the name of a Mesh resource as its mesh', [audit('a', { types: ['Mesh'], mesh: 'default', access: ['CREATE'] })], onResource('CREATE', 'Mesh', 'default', ''), true],
-    ['does not cover another Mesh resource with a rule that sets mesh', [audit('a', { types: ['Mesh'], mesh: 'default', access: ['CREATE'] })], onResource('CREATE', 'Mesh', 'demo', ''), false],
-    ['uses the Mesh name even when the event carries another mesh', [audit('a', { mesh: 'default', access: ['UPDATE'] })], onResource('UPDATE', 'Mesh', 'default', 'demo'), true],
+    [
+      'covers an action in the rule mesh',
+      [audit('a', { mesh: 'default', access: ['CREATE'] })],
+      onResource('CREATE', 'MeshTimeout', 't', 'default'),
+      true,
+    ],
+    [
+      'does not cover an action in another mesh',
+      [audit('a', { mesh: 'default', access: ['CREATE'] })],
+      onResource('CREATE', 'MeshTimeout', 't', 'demo'),
+      false,
+    ],
+    [
+      'does not cover a global-scoped resource with a rule that sets mesh',
+      [audit('a', { mesh: 'default', accessAll: true })],
+      onResource('CREATE', 'Zone', 'default', ''),
+      false,
+    ],
+    [
+      'covers a listed type in the rule mesh',
+      [audit('a', { types: ['TrafficRoute'], mesh: 'default', access: ['CREATE'] })],
+      onResource('CREATE', 'TrafficRoute', 'r', 'default'),
+      true,
+    ],
+    [
+      'does not cover a listed type in another mesh',
+      [audit('a', { types: ['TrafficRoute'], mesh: 'default', access: ['CREATE'] })],
+      onResource('CREATE', 'TrafficRoute', 'r', 'demo'),
+      false,
+    ],
+    [
+      'covers any mesh with a rule that sets none',
+      [audit('a', { types: ['TrafficRoute'], access: ['CREATE'] })],
+      onResource('CREATE', 'TrafficRoute', 'r', 'anything'),
+      true,
+    ],
+    [
+      'takes the name of a Mesh resource as its mesh',
+      [audit('a', { types: ['Mesh'], mesh: 'default', access: ['CREATE'] })],
+      onResource('CREATE', 'Mesh', 'default', ''),
+      true,
+    ],
+    [
+      'does not cover another Mesh resource with a rule that sets mesh',
+      [audit('a', { types: ['Mesh'], mesh: 'default', access: ['CREATE'] })],
+      onResource('CREATE', 'Mesh', 'demo', ''),
+      false,
+    ],
+    [
+      'uses the Mesh name even when the event carries another mesh',
+      [audit('a', { mesh: 'default', access: ['UPDATE'] })],
+      onResource('UPDATE', 'Mesh', 'default', 'demo'),
+      true,
+    ],
     // tokens
-    ['covers a dataplane token of the rule mesh by its claims.mesh', [audit('a', { mesh: 'demo', access: ['GENERATE_DATAPLANE_TOKEN'] })], onToken('GENERATE_DATAPLANE_TOKEN', 'demo'), true],
-    ['does not cover a dataplane token of another mesh', [audit('a', { mesh: 'demo', access: ['GENERATE_DATAPLANE_TOKEN'] })], onToken('GENERATE_DATAPLANE_TOKEN', 'default'), false],
-    ['does not cover a dataplane token without claims.mesh with a rule that sets mesh', [audit('a', { mesh: 'demo', accessAll: true })], onToken('GENERATE_DATAPLANE_TOKEN'), false],
-    ['does not cover a dataplane token with null claims with a rule that sets mesh', [audit('a', { mesh: 'demo', accessAll: true })], { action: 'GENERATE_DATAPLANE_TOKEN', token: { claims: null } }, false],
-    ['covers a dataplane token of any mesh with a rule that sets none', [audit('a', { access: ['GENERATE_DATAPLANE_TOKEN'] })], onToken('GENERATE_DATAPLANE_TOKEN', 'demo'), true],
-    ['never covers a user token with a rule that sets mesh, whatever its claims', [audit('a', { mesh: 'demo', accessAll: true })], onToken('GENERATE_USER_TOKEN', 'demo'), false],
-    ['never covers a zone token with a rule that sets mesh', [audit('a', { mesh: 'demo', accessAll: true })], onToken('GENERATE_ZONE_TOKEN', 'demo'), false],
-    ['never covers a zone CP token with a rule that sets mesh', [audit('a', { mesh: 'demo', accessAll: true })], onToken('GENERATE_ZONE_CP_TOKEN', 'demo'), false],
-    ['covers a user token with a rule that sets no mesh', [audit('a', { access: ['GENERATE_USER_TOKEN'] })], onToken('GENERATE_USER_TOKEN'), true],
-    ['does not cover a token action with a rule that lists types and accessAll', [audit('a', { types: ['Dataplane'], accessAll: true })], onToken('GENERATE_DATAPLANE_TOKEN', 'default'), false],
-    ['does not cover a token action with a rule that lists types and the action', [audit('a', { types: ['Dataplane'], access: ['GENERATE_DATAPLANE_TOKEN'] })], onToken('GENERATE_DATAPLANE_TOKEN', 'default'), false],
+    [
+      'covers a dataplane token of the rule mesh by its claims.mesh',
+      [audit('a', { mesh: 'demo', access: ['GENERATE_DATAPLANE_TOKEN'] })],
+      onToken('GENERATE_DATAPLANE_TOKEN', 'demo'),
+      true,
+    ],
+    [
+      'does not cover a dataplane token of another mesh',
+      [audit('a', { mesh: 'demo', access: ['GENERATE_DATAPLANE_TOKEN'] })],
+      onToken('GENERATE_DATAPLANE_TOKEN', 'default'),
+      false,
+    ],
+    [
+      'does not cover a dataplane token without claims.mesh with a rule that sets mesh',
+      [audit('a', { mesh: 'demo', accessAll: true })],
+      onToken('GENERATE_DATAPLANE_TOKEN'),
+      false,
+    ],
+    [
+      'does not cover a dataplane token with null claims with a rule that sets mesh',
+      [audit('a', { mesh: 'demo', accessAll: true })],
+      { action: 'GENERATE_DATAPLANE_TOKEN', token: { claims: null } },
+      false,
+    ],
+    [
+      'covers a dataplane token of any mesh with a rule that sets none',
+      [audit('a', { access: ['GENERATE_DATAPLANE_TOKEN'] })],
+      onToken('GENERATE_DATAPLANE_TOKEN', 'demo'),
+      true,
+    ],
+    [
+      'never covers a user token with a rule that sets mesh, whatever its claims',
+      [audit('a', { mesh: 'demo', accessAll: true })],
+      onToken('GENERATE_USER_TOKEN', 'demo'),
+      false,
+    ],
+    [
+      'never covers a zone token with a rule that sets mesh',
+      [audit('a', { mesh: 'demo', accessAll: true })],
+      onToken('GENERATE_ZONE_TOKEN', 'demo'),
+      false,
+    ],
+    [
+      'never covers a zone CP token with a rule that sets mesh',
+      [audit('a', { mesh: 'demo', accessAll: true })],
+      onToken('GENERATE_ZONE_CP_TOKEN', 'demo'),
+      false,
+    ],
+    [
+      'covers a user token with a rule that sets no mesh',
+      [audit('a', { access: ['GENERATE_USER_TOKEN'] })],
+      onToken('GENERATE_USER_TOKEN'),
+      true,
+    ],
+    [
+      'does not cover a token action with a rule that lists types and accessAll',
+      [audit('a', { types: ['Dataplane'], accessAll: true })],
+      onToken('GENERATE_DATAPLANE_TOKEN', 'default'),
+      false,
+    ],
+    [
+      'does not cover a token action with a rule that lists types and the action',
+      [audit('a', { types: ['Dataplane'], access: ['GENERATE_DATAPLANE_TOKEN'] })],
+      onToken('GENERATE_DATAPLANE_TOKEN', 'default'),
+      false,
+    ],
     // OR / AND
-    ['covers with any rule of an audit', [audit('a', { access: ['CREATE'] }, { access: ['DELETE'] })], onResource('DELETE', 'TrafficRoute', 'r', 'default'), true],
-    ['covers with any audit', [audit('a', { access: ['CREATE'] }), audit('b', { access: ['DELETE'] })], onResource('DELETE', 'TrafficRoute', 'r', 'default'), true],
-    ['needs every field of one rule, not fields spread over rules', [audit('a', { types: ['Mesh'], access: ['UPDATE'] }, { mesh: 'default', types: ['TrafficRoute'], access: ['CREATE'] })], onResource('CREATE', 'Mesh', 'default', ''), false],
+    [
+      'covers with any rule of an audit',
+      [audit('a', { access: ['CREATE'] }, { access: ['DELETE'] })],
+      onResource('DELETE', 'TrafficRoute', 'r', 'default'),
+      true,
+    ],
+    [
+      'covers with any audit',
+      [audit('a', { access: ['CREATE'] }), audit('b', { access: ['DELETE'] })],
+      onResource('DELETE', 'TrafficRoute', 'r', 'default'),
+      true,
+    ],
+    [
+      'needs every field of one rule, not fields spread over rules',
+      [
+        audit(
+          'a',
+          { types: ['Mesh'], access: ['UPDATE'] },
+          { mesh: 'default', types: ['TrafficRoute'], access: ['CREATE'] },
+        ),
+      ],
+      onResource('CREATE', 'Mesh', 'default', ''),
+      false,
+    ],
     ['covers nothing without audits', [], onResource('CREATE', 'TrafficRoute', 'r', 'default'), false],
     ['covers nothing with an audit without rules', [audit('a')], onToken('GENERATE_USER_TOKEN'), false],
     // bad input
-    ['does not cover an unknown action', [audit('a', { accessAll: true })], onResource('CREAT', 'TrafficRoute', 'r', 'default'), false],
-    ['does not cover a resource action without resource', [audit('a', { accessAll: true })], { action: 'CREATE', resource: null }, false],
-    ['does not cover a resource action that carries a token', [audit('a', { accessAll: true })], { action: 'CREATE', token: { claims: {} } }, false],
-    ['does not cover a token action without token', [audit('a', { accessAll: true })], { action: 'GENERATE_USER_TOKEN', token: null }, false],
-    ['does not cover a token action that carries a resource', [audit('a', { accessAll: true })], { action: 'GENERATE_ZONE_TOKEN', resource: { type: 'Zone', name: 'z', mesh: '' } }, false],
-    ['does not cover a resource without type', [audit('a', { accessAll: true })], onResource('CREATE', '', 'r', 'default'), false],
-    ['does not cover a resource whose mesh is not a string', [audit('a', { accessAll: true })], { action: 'CREATE', resource: { type: 'TrafficRoute', name: 'r', mesh: 7 as unknown as string } }, false],
-    ['does not cover a subject that is not an object', [audit('a', { accessAll: true })], null as unknown as RuleSubject, false],
-    ['does not cover an action that is not a string', [audit('a', { accessAll: true })], { action: 1 as unknown as string, resource: { type: 'Mesh', name: 'm', mesh: '' } }, false],
+    [
+      'does not cover an unknown action',
+      [audit('a', { accessAll: true })],
+      onResource('CREAT', 'TrafficRoute', 'r', 'default'),
+      false,
+    ],
+    [
+      'does not cover a resource action without resource',
+      [audit('a', { accessAll: true })],
+      { action: 'CREATE', resource: null },
+      false,
+    ],
+    [
+      'does not cover a resource action that carries a token',
+      [audit('a', { accessAll: true })],
+      { action: 'CREATE', token: { claims: {} } },
+      false,
+    ],
+    [
+      'does not cover a token action without token',
+      [audit('a', { accessAll: true })],
+      { action: 'GENERATE_USER_TOKEN', token: null },
+      false,
+    ],
+    [
+      'does not cover a token action that carries a resource',
+      [audit('a', { accessAll: true })],
+      { action: 'GENERATE_ZONE_TOKEN', resource: { type: 'Zone', name: 'z', mesh: '' } },
+      false,
+    ],
+    [
+      'does not cover a resource without type',
+      [audit('a', { accessAll: true })],
+      onResource('CREATE', '', 'r', 'default'),
+      false,
+    ],
+    [
+      'does not cover a resource whose mesh is not a string',
+      [audit('a', { accessAll: true })],
+      { action: 'CREATE', resource: { type: 'TrafficRoute', name: 'r', mesh: 7 as unknown as string } },
+      false,
+    ],
+    [
+      'does not cover a subject that is not an object',
+      [audit('a', { accessAll: true })],
+      null as unknown as RuleSubject,
+      false,
+    ],
+    [
+      'does not cover an action that is not a string',
+      [audit('a', { accessAll: true })],
+      { action: 1 as unknown as string, resource: { type: 'Mesh', name: 'm', mesh: '' } },
+      false,
+    ],
   ];
 
   describe('covers', () => {
@@ -100,14 +331,18 @@ describe('rule matcher', () => {
     it('uses the skip list it is given, not the default one', () => {
       const audits = [audit('a', { accessAll: true })];
       expect(compileRules(audits, []).covers(onResource('UPDATE', 'DataplaneInsight', 'dp', 'default'))).to.equal(true);
-      expect(compileRules(audits, ['TrafficRoute']).covers(onResource('UPDATE', 'TrafficRoute', 'r', 'default'))).to.equal(false);
+      expect(
+        compileRules(audits, ['TrafficRoute']).covers(onResource('UPDATE', 'TrafficRoute', 'r', 'default')),
+      ).to.equal(false);
     });
 
     it('covers every action with accessAll and none with an empty rule', () => {
       const all = compileRules([audit('a', { accessAll: true })], DEFAULT_SKIP_TYPES);
       const none = compileRules([audit('a', {})], DEFAULT_SKIP_TYPES);
       for (const action of ACTIONS) {
-        const subject = action.startsWith('GENERATE_') ? onToken(action, 'default') : onResource(action, 'Dataplane', 'dp', 'default');
+        const subject = action.startsWith('GENERATE_')
+          ? onToken(action, 'default')
+          : onResource(action, 'Dataplane', 'dp', 'default');
         expect(all.covers(subject), action).to.equal(true);
         expect(none.covers(subject), action).to.equal(false);
       }
@@ -116,8 +351,24 @@ describe('rule matcher', () => {
     it('covers what the parsed spec examples say, in both YAML forms', () => {
       const knownTypes = new Set(KNOWN_RESOURCE_TYPES);
       const docs = [
-        { type: 'AccessAudit', name: 'audit-1', rules: [{ types: ['TrafficPermission', 'TrafficRoute', 'Mesh'], mesh: 'default', access: ['CREATE', 'UPDATE', 'DELETE'], accessAll: true }] },
-        { apiVersion: 'kuma.io/v1alpha1', kind: 'AccessAudit', metadata: { name: 'audit-2' }, spec: { rules: [{ access: ['GENERATE_DATAPLANE_TOKEN'], mesh: 'demo' }] } },
+        {
+          type: 'AccessAudit',
+          name: 'audit-1',
+          rules: [
+            {
+              types: ['TrafficPermission', 'TrafficRoute', 'Mesh'],
+              mesh: 'default',
+              access: ['CREATE', 'UPDATE', 'DELETE'],
+              accessAll: true,
+            },
+          ],
+        },
+        {
+          apiVersion: 'kuma.io/v1alpha1',
+          kind: 'AccessAudit',
+          metadata: { name: 'audit-2' },
+          spec: { rules: [{ access: ['GENERATE_DATAPLANE_TOKEN'], mesh: 'demo' }] },
+        },
       ];
       const audits = docs.map((doc) => {
         const res = parseAccessAudit(doc, { knownTypes });
@@ -137,7 +388,13 @@ describe('rule matcher', () => {
   describe('explain', () => {
     const audits = [
       audit('b', { access: ['CREATE'] }, { types: ['TrafficPermission'], mesh: 'default', access: ['CREATE'] }),
-      audit('a', { accessAll: true }, {}, { types: ['TrafficPermission'], access: ['CREATE', 'DELETE'] }, { mesh: 'demo', accessAll: true }),
+      audit(
+        'a',
+        { accessAll: true },
+        {},
+        { types: ['TrafficPermission'], access: ['CREATE', 'DELETE'] },
+        { mesh: 'demo', accessAll: true },
+      ),
     ];
     const rules = compileRules(audits, DEFAULT_SKIP_TYPES);
 
@@ -205,7 +462,9 @@ describe('rule matcher', () => {
     }
 
     it('explains a match by its one audit', () => {
-      expect(rules.explain(onResource('CREATE', 'TrafficRoute', 'r', 'mesh-1234'))).to.deep.equal([{ audit: 'audit-01234', ruleIndex: 0 }]);
+      expect(rules.explain(onResource('CREATE', 'TrafficRoute', 'r', 'mesh-1234'))).to.deep.equal([
+        { audit: 'audit-01234', ruleIndex: 0 },
+      ]);
     });
   });
 
@@ -216,7 +475,14 @@ describe('rule matcher', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return xs[Math.floor(seed / 65536) % xs.length]; // the high bits: an LCG's low bits repeat quickly
     };
-    const actions: AccessAuditRule['access'] = ['CREATE', 'UPDATE', 'DELETE', 'GENERATE_DATAPLANE_TOKEN', 'GENERATE_USER_TOKEN', 'VIEW_CONFIG_DUMP'];
+    const actions: AccessAuditRule['access'] = [
+      'CREATE',
+      'UPDATE',
+      'DELETE',
+      'GENERATE_DATAPLANE_TOKEN',
+      'GENERATE_USER_TOKEN',
+      'VIEW_CONFIG_DUMP',
+    ];
     const types = ['Mesh', 'TrafficRoute', 'DataplaneInsight', 'MeshInsight'];
     const meshes = ['', 'default', 'demo'];
     for (let i = 0; i < 20_000; i++) {

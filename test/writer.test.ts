@@ -39,7 +39,11 @@ class GatedCheckpoint extends Checkpoint {
   held: HeldCommit[] = [];
   override commit(delta: Parameters<Checkpoint['commit']>[0], done: (err: Error | null) => void): void {
     const size = delta.positions.get('a')?.size;
-    this.held.push({ seqs: new Map(delta.seqs), size, release: (fail) => (fail ? done(fail) : super.commit(delta, done)) });
+    this.held.push({
+      seqs: new Map(delta.seqs),
+      size,
+      release: (fail) => (fail ? done(fail) : super.commit(delta, done)),
+    });
   }
   async next(): Promise<HeldCommit> {
     while (this.held.length === 0) await new Promise((r) => setTimeout(r, 1));
@@ -82,7 +86,11 @@ describe('group-commit writer', () => {
 
   it('retries a failed group and commits nothing after it until it is written', async () => {
     const errors: number[] = [];
-    const { sink, w } = setup(Checkpoint, { retryDelayMs: 5, maxRetryDelayMs: 10, onError: (_e, attempt) => errors.push(attempt) });
+    const { sink, w } = setup(Checkpoint, {
+      retryDelayMs: 5,
+      maxRetryDelayMs: 10,
+      onError: (_e, attempt) => errors.push(attempt),
+    });
     sink.failing = true;
     const first = submit(w, 'one\n', 1);
     const second = submit(w, 'two\n', 2);
@@ -132,7 +140,8 @@ describe('group-commit writer', () => {
   it('writes the next group while one is committed, and commits and acknowledges in order', async () => {
     const { dir, cp, sink, w } = setup(GatedCheckpoint, { retryDelayMs: 1, maxRetryDelayMs: 1 });
     const acked: number[] = [];
-    const send = (seq: number): Promise<Error | null> => submit(w, `${seq}\n`, seq).then((err) => (acked.push(seq), err));
+    const send = (seq: number): Promise<Error | null> =>
+      submit(w, `${seq}\n`, seq).then((err) => (acked.push(seq), err));
     // The first write after a start counts as a rotation (next test): its commit comes first.
     const zero = send(0);
     (await cp.next()).release();
@@ -211,7 +220,9 @@ describe('group-commit writer', () => {
     await settle();
     expect(sink.data).to.equal('0\n1\n2\n');
     await w.close(1);
-    expect(await Promise.all([committing, written, queued])).to.satisfy((errs: unknown[]) => errs.every((e) => e instanceof WriterClosedError));
+    expect(await Promise.all([committing, written, queued])).to.satisfy((errs: unknown[]) =>
+      errs.every((e) => e instanceof WriterClosedError),
+    );
     // Group 1's commit was already under way and may still land (a stream's resend is then a
     // duplicate the sidecar drops by sequence); nothing written after it is ever committed.
     held.release();

@@ -118,9 +118,24 @@ describe('parseYamlDocuments', () => {
   });
 
   it('keeps multi-document text apart, drops empty documents and maps lines of each', () => {
-    const text = ['a: 1', '---', '---', '# nothing', '---', 'type: AccessAudit', 'name: second', 'rules:', '- access: [CREATE]', '---', ''].join('\n');
+    const text = [
+      'a: 1',
+      '---',
+      '---',
+      '# nothing',
+      '---',
+      'type: AccessAudit',
+      'name: second',
+      'rules:',
+      '- access: [CREATE]',
+      '---',
+      '',
+    ].join('\n');
     const parsed = parseYamlDocuments(text, { filename: 'audit.yaml' });
-    expect(parsed.docs).to.deep.equal([{ a: 1 }, { type: 'AccessAudit', name: 'second', rules: [{ access: ['CREATE'] }] }]);
+    expect(parsed.docs).to.deep.equal([
+      { a: 1 },
+      { type: 'AccessAudit', name: 'second', rules: [{ access: ['CREATE'] }] },
+    ]);
     expect(parsed.lineOf(0, 'a')).to.equal(1);
     expect(parsed.lineOf(1, 'name')).to.equal(7);
     expect(parsed.lineOf(1, 'rules[0].access[0]')).to.equal(9);
@@ -147,20 +162,33 @@ describe('parseYamlDocuments', () => {
   });
 
   describe('rejects', () => {
-    const cases: Array<{ name: string; text: string; opts?: Parameters<typeof parseYamlDocuments>[1]; message: string }> = [
+    const cases: Array<{
+      name: string;
+      text: string;
+      opts?: Parameters<typeof parseYamlDocuments>[1];
+      message: string;
+    }> = [
       {
         name: 'bad indentation, with the file and the line',
         text: 'a: 1\nb:\n  c: 1\n d: 2\n',
         message: 'audit.yaml:4: bad indentation of a mapping entry',
       },
-      { name: 'a tab in indentation', text: 'a:\n\tb: 1\n', message: 'audit.yaml:2: tab characters must not be used in indentation' },
+      {
+        name: 'a tab in indentation',
+        text: 'a:\n\tb: 1\n',
+        message: 'audit.yaml:2: tab characters must not be used in indentation',
+      },
       { name: 'a duplicate key', text: 'a: 1\nb: 2\na: 3\n', message: 'audit.yaml:3: duplicated mapping key' },
       {
         name: 'a tag it does not know',
         text: 'a: !!js/function "x"\n',
         message: 'audit.yaml:1: unknown scalar tag !<tag:yaml.org,2002:js/function>',
       },
-      { name: 'a collection as a key', text: 'a: 1\n? [x, y]\n: 1\n', message: 'audit.yaml:2: a mapping key must be a scalar, not a collection' },
+      {
+        name: 'a collection as a key',
+        text: 'a: 1\n? [x, y]\n: 1\n',
+        message: 'audit.yaml:2: a mapping key must be a scalar, not a collection',
+      },
       { name: 'an alias to no anchor', text: 'a: 1\nb: *nowhere\n', message: 'audit.yaml:2: unknown alias *nowhere' },
       {
         name: 'an alias inside its own anchor (a cycle)',
@@ -209,7 +237,9 @@ describe('parseYamlDocuments', () => {
       const ms = timed(() => {
         err = yamlError(billionLaughs(), { filename: 'bomb.yaml' });
       });
-      expect(err?.message).to.equal('bomb.yaml:5: aliases expand to more than 10000 nodes in one document (an alias bomb?)');
+      expect(err?.message).to.equal(
+        'bomb.yaml:5: aliases expand to more than 10000 nodes in one document (an alias bomb?)',
+      );
       expect(ms).to.be.below(200);
     });
 
@@ -225,7 +255,9 @@ describe('parseYamlDocuments', () => {
 
     it('62 nested collections around a scalar are accepted by default, 63 are not', () => {
       expect(parseYamlDocuments(`${'['.repeat(62)}1${']'.repeat(62)}`).docs).to.have.length(1);
-      expect(yamlError(`${'['.repeat(63)}1${']'.repeat(63)}`).message).to.equal('<input>:1: nesting exceeded maxDepth (64)');
+      expect(yamlError(`${'['.repeat(63)}1${']'.repeat(63)}`).message).to.equal(
+        '<input>:1: nesting exceeded maxDepth (64)',
+      );
     });
 
     it('oversize input by default, before parsing any of it', () => {

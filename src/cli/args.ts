@@ -31,11 +31,15 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   const args: CliArgs = { rules: [], checkConfig: false, help: false, version: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     switch (flag) {
       case '--config': {
         const value = inline ?? argv[++i];
-        if (value === undefined || value === '' || value.startsWith('--')) throw new UsageError('--config: needs a file name');
+        if (value === undefined || value === '' || value.startsWith('--'))
+          throw new UsageError('--config: needs a file name');
         if (args.config !== undefined) throw new UsageError('--config: given twice');
         args.config = value;
         break;
@@ -44,7 +48,8 @@ export function parseArgs(argv: readonly string[]): CliArgs {
         const before = args.rules.length;
         if (inline !== undefined) args.rules.push(inline);
         while (i + 1 < argv.length && !argv[i + 1].startsWith('--')) args.rules.push(argv[++i]);
-        if (args.rules.length === before || args.rules.includes('')) throw new UsageError('--rules: needs at least one file name');
+        if (args.rules.length === before || args.rules.includes(''))
+          throw new UsageError('--rules: needs at least one file name');
         break;
       }
       case '--check-config':

@@ -76,7 +76,9 @@ async function main(): Promise<void> {
     const inForce = (args.rules.length > 0 ? store.prepareSeed(loaded.audits).after : store.list()).map((a) => a.name);
     process.stdout.write(
       `configuration OK: zone ${config.zone}, gRPC ${config.grpcAddress}, data ${config.dataDir}\n` +
-        config.backends.map((b) => `  file backend ${b.path} (rotation ${b.rotation.enabled ? 'on' : 'off'})\n`).join('') +
+        config.backends
+          .map((b) => `  file backend ${b.path} (rotation ${b.rotation.enabled ? 'on' : 'off'})\n`)
+          .join('') +
         (config.workerThreads === 0
           ? '  batches evaluated on the event loop (no worker threads)\n'
           : `  ${config.workerThreads} batch worker thread(s), started when the event loop is busy\n`) +
@@ -87,10 +89,13 @@ async function main(): Promise<void> {
   }
   const missing = missingNodeFlags(process.execArgv, process.env.NODE_OPTIONS);
   if (missing.length > 0) {
-    log.warn('started without the node flags meshaudit is meant to run with: it runs normally, with ~20 MB more peak memory', {
-      missing: missing.join(' '),
-      run: `node ${SIDECAR_NODE_FLAGS.join(' ')} ${process.argv[1]} ..., or NODE_OPTIONS=${SIDECAR_NODE_FLAGS.join(' ')} meshaudit ...`,
-    });
+    log.warn(
+      'started without the node flags meshaudit is meant to run with: it runs normally, with ~20 MB more peak memory',
+      {
+        missing: missing.join(' '),
+        run: `node ${SIDECAR_NODE_FLAGS.join(' ')} ${process.argv[1]} ..., or NODE_OPTIONS=${SIDECAR_NODE_FLAGS.join(' ')} meshaudit ...`,
+      },
+    );
   }
   // grpc-js logs its own errors to the console; route them into the JSON log.
   grpc.setLogger({ error: (...args: unknown[]) => log.warn('grpc', { detail: args.join(' ') }) });
@@ -123,7 +128,13 @@ async function main(): Promise<void> {
     // The environment (a port in use, a file system error): one line, exit 1, a supervisor may retry.
     // File system errors arrive wrapped ("can't open audit file ...") with the system error as cause.
     const code = (e as NodeJS.ErrnoException).code ?? ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code;
-    if (e instanceof ListenError || e instanceof DataDirLockError || e instanceof CheckpointError || e instanceof StoreError || code !== undefined) {
+    if (
+      e instanceof ListenError ||
+      e instanceof DataDirLockError ||
+      e instanceof CheckpointError ||
+      e instanceof StoreError ||
+      code !== undefined
+    ) {
       process.stderr.write(`meshaudit: can't start: ${(e as Error).message}\n`);
       process.exit(1);
     }
@@ -132,7 +143,9 @@ async function main(): Promise<void> {
   const running = sidecar;
   process.on('SIGHUP', () => {
     const reloadFailed = (e: unknown): void =>
-      log.error('rules reload failed; the rules in force are kept', { err: e instanceof Error ? e.message : String(e) });
+      log.error('rules reload failed; the rules in force are kept', {
+        err: e instanceof Error ? e.message : String(e),
+      });
     if (args.rules.length === 0) {
       log.info('SIGHUP: no --rules files to reload; the AccessAudits of the store stay as they are');
       return;
@@ -148,6 +161,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`meshaudit: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`meshaudit: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

@@ -70,11 +70,14 @@ function parseArgs(argv: readonly string[]): Args {
     } else if (flag === '--address') {
       const value = inline ?? argv[++i];
       // A HOST:PORT never starts with "-": that is the next flag, or standard input.
-      if (value === undefined || value === '' || value.startsWith('-')) throw new UsageError('--address needs a value, HOST:PORT');
+      if (value === undefined || value === '' || value.startsWith('-'))
+        throw new UsageError('--address needs a value, HOST:PORT');
       args.address = value;
     } else if (arg.startsWith('-') && arg !== '-') {
       const suggestion = nearest(flag, FLAGS);
-      throw new UsageError(`unknown flag ${JSON.stringify(flag)}${suggestion === undefined ? '' : `, did you mean ${JSON.stringify(suggestion)}?`}`);
+      throw new UsageError(
+        `unknown flag ${JSON.stringify(flag)}${suggestion === undefined ? '' : `, did you mean ${JSON.stringify(suggestion)}?`}`,
+      );
     } else if (file !== undefined) {
       throw new UsageError(`one FILE at most, got ${JSON.stringify(file)} and ${JSON.stringify(arg)}`);
     } else {
@@ -124,7 +127,12 @@ function jsonName(field: protobuf.Field): string {
  * accepted, null meaning "not set"), pushing every problem with its field path. Returns the message
  * with JSON names, or undefined when `value` is not an object.
  */
-function checkMessage(type: protobuf.Type, value: unknown, at: string, problems: string[]): Record<string, unknown> | undefined {
+function checkMessage(
+  type: protobuf.Type,
+  value: unknown,
+  at: string,
+  problems: string[],
+): Record<string, unknown> | undefined {
   if (!isObject(value)) {
     problems.push(`${at}: must be an object, got ${describe(value)}`);
     return undefined;
@@ -137,7 +145,9 @@ function checkMessage(type: protobuf.Type, value: unknown, at: string, problems:
     const field = byJsonName.get(key) ?? (Object.hasOwn(type.fields, key) ? type.fields[key] : undefined);
     if (field === undefined) {
       const suggestion = nearest(key, [...byJsonName.keys()]);
-      problems.push(`${keyPath}: unknown field${suggestion === undefined ? '' : `, did you mean ${JSON.stringify(suggestion)}?`}`);
+      problems.push(
+        `${keyPath}: unknown field${suggestion === undefined ? '' : `, did you mean ${JSON.stringify(suggestion)}?`}`,
+      );
       continue;
     }
     const other = givenAs.get(field);
@@ -149,10 +159,15 @@ function checkMessage(type: protobuf.Type, value: unknown, at: string, problems:
     if (item === null) continue;
     field.resolve();
     if (field.map) {
-      if (!isObject(item)) problems.push(`${keyPath}: must be an object of ${kindOf(field).many}, got ${describe(item)}`);
-      else out[jsonName(field)] = Object.fromEntries(Object.entries(item).map(([k, v]) => [k, checkValue(field, v, `${keyPath}[${JSON.stringify(k)}]`, problems)]));
+      if (!isObject(item))
+        problems.push(`${keyPath}: must be an object of ${kindOf(field).many}, got ${describe(item)}`);
+      else
+        out[jsonName(field)] = Object.fromEntries(
+          Object.entries(item).map(([k, v]) => [k, checkValue(field, v, `${keyPath}[${JSON.stringify(k)}]`, problems)]),
+        );
     } else if (field.repeated) {
-      if (!Array.isArray(item)) problems.push(`${keyPath}: must be a list of ${kindOf(field).many}, got ${describe(item)}`);
+      if (!Array.isArray(item))
+        problems.push(`${keyPath}: must be a list of ${kindOf(field).many}, got ${describe(item)}`);
       else out[jsonName(field)] = item.map((v, i) => checkValue(field, v, `${keyPath}[${i}]`, problems));
     } else {
       out[jsonName(field)] = checkValue(field, item, keyPath, problems);
@@ -173,7 +188,8 @@ function checkValue(field: protobuf.Field, value: unknown, at: string, problems:
         : field.type === 'bool'
           ? typeof value === 'boolean'
           : // Numbers may be strings, as 64-bit integers must be in JSON.
-            (typeof value === 'number' || (typeof value === 'string' && value.trim() !== '')) && Number.isFinite(Number(value));
+            (typeof value === 'number' || (typeof value === 'string' && value.trim() !== '')) &&
+            Number.isFinite(Number(value));
   if (!ok) problems.push(`${at}: must be ${kindOf(field).one}, got ${describe(value)}`);
   return value;
 }
@@ -182,7 +198,8 @@ function checkValue(field: protobuf.Field, value: unknown, at: string, problems:
 function kindOf(field: protobuf.Field): { one: string; many: string } {
   const t = field.resolvedType;
   if (t instanceof protobuf.Type) return { one: 'an object', many: 'objects' };
-  if (t instanceof protobuf.Enum) return { one: `one of ${Object.keys(t.values).join(', ')}`, many: `names of ${t.name}` };
+  if (t instanceof protobuf.Enum)
+    return { one: `one of ${Object.keys(t.values).join(', ')}`, many: `names of ${t.name}` };
   if (field.type === 'string') return { one: 'a string', many: 'strings' };
   if (field.type === 'bytes') return { one: 'a base64 string', many: 'base64 strings' };
   if (field.type === 'bool') return { one: 'true or false', many: 'true or false' };
@@ -204,7 +221,8 @@ const MAX_QUOTED_CHARS = 64;
 function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (isObject(value)) return 'an object';
-  if (typeof value === 'string' && value.length > MAX_QUOTED_CHARS) return JSON.stringify(`${value.slice(0, MAX_QUOTED_CHARS)}...`);
+  if (typeof value === 'string' && value.length > MAX_QUOTED_CHARS)
+    return JSON.stringify(`${value.slice(0, MAX_QUOTED_CHARS)}...`);
   return JSON.stringify(value);
 }
 
@@ -220,7 +238,8 @@ function connect(client: grpc.Client): Promise<boolean> {
     const check = (): void => {
       const state = channel.getConnectivityState(true);
       if (state === grpc.connectivityState.READY) return resolve(true);
-      if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) return resolve(false);
+      if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN)
+        return resolve(false);
       channel.watchConnectivityState(state, deadline, (err) => (err ? resolve(false) : check()));
     };
     check();
@@ -229,8 +248,10 @@ function connect(client: grpc.Client): Promise<boolean> {
 
 function record(client: AuditClient, event: unknown): Promise<{ audited: boolean }> {
   return new Promise((resolve, reject) =>
-    client.Record({ event }, { deadline: Date.now() + RECORD_DEADLINE_MS }, (err: grpc.ServiceError | null, reply: { audited: boolean }) =>
-      err ? reject(err) : resolve(reply),
+    client.Record(
+      { event },
+      { deadline: Date.now() + RECORD_DEADLINE_MS },
+      (err: grpc.ServiceError | null, reply: { audited: boolean }) => (err ? reject(err) : resolve(reply)),
     ),
   );
 }
@@ -244,7 +265,10 @@ function refusal(err: grpc.ServiceError): string[] {
 }
 
 function unreachable(address: string): string {
-  const hint = address === DEFAULT_ADDRESS ? 'start one with: make run' : 'is a sidecar listening there? see its meshaudit.grpc.address';
+  const hint =
+    address === DEFAULT_ADDRESS
+      ? 'start one with: make run'
+      : 'is a sidecar listening there? see its meshaudit.grpc.address';
   return `${COMMAND}: no sidecar answers on ${address} (${hint})`;
 }
 
@@ -267,7 +291,9 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     text = fs.readFileSync(args.file === '-' ? 0 : args.file, 'utf8');
   } catch (e) {
-    process.stderr.write(`${COMMAND}: cannot read ${args.file === '-' ? 'standard input' : args.file}: ${(e as Error).message}\n`);
+    process.stderr.write(
+      `${COMMAND}: cannot read ${args.file === '-' ? 'standard input' : args.file}: ${(e as Error).message}\n`,
+    );
     return EXIT_USAGE;
   }
   const lines = eventLines(text);
@@ -305,7 +331,9 @@ async function main(argv: readonly string[]): Promise<number> {
         refused++;
         for (const l of refusal(err)) say(line, l);
         if (err.code === grpc.status.UNAVAILABLE) {
-          process.stderr.write(`${COMMAND}: the sidecar on ${args.address} stopped answering at line ${line}; the lines after it were not sent\n`);
+          process.stderr.write(
+            `${COMMAND}: the sidecar on ${args.address} stopped answering at line ${line}; the lines after it were not sent\n`,
+          );
           return EXIT_UNREACHABLE;
         }
       }

@@ -55,7 +55,9 @@ export interface SeedSummary {
 }
 
 function summarise(change: PreparedChange): SeedSummary {
-  const [created, updated, deleted] = (['CREATE', 'UPDATE', 'DELETE'] as const).map((action) => namesChanged(change, action));
+  const [created, updated, deleted] = (['CREATE', 'UPDATE', 'DELETE'] as const).map((action) =>
+    namesChanged(change, action),
+  );
   return { created, updated, deleted, unchanged: [...change.unchanged] };
 }
 
@@ -107,11 +109,21 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
   const seeded = opts.audits === undefined ? undefined : store.prepareSeed(opts.audits);
   const checkpoint = new Checkpoint(config.dataDir, { fsync: config.fsync });
   const { state, droppedTail } = checkpoint.load();
-  if (droppedTail) log.warn('checkpoint: dropped a torn last line (a crash during a commit; that batch was never acknowledged)');
+  if (droppedTail)
+    log.warn('checkpoint: dropped a torn last line (a crash during a commit; that batch was never acknowledged)');
 
-  const sinks = opts.sinks ?? config.backends.map(
-    (b) => new FileSink({ path: b.path, rotation: b.rotation, fsync: config.fsync, now, onEvent: (e) => logSinkEvent(log, e) }),
-  );
+  const sinks =
+    opts.sinks ??
+    config.backends.map(
+      (b) =>
+        new FileSink({
+          path: b.path,
+          rotation: b.rotation,
+          fsync: config.fsync,
+          now,
+          onEvent: (e) => logSinkEvent(log, e),
+        }),
+    );
   const opened = new Map<string, SinkPosition>();
   for (const sink of sinks) opened.set(sink.key, await sink.open(state.positions.get(sink.key)));
   // Commit where every file starts before the first write: otherwise a crash right after the first
@@ -127,7 +139,8 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     log.info('no --rules files: the AccessAudits of the store are in force as they are', { file: store.file });
   }
   const writer = new AuditWriter(sinks, checkpoint, {
-    onError: (err, attempt) => log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
+    onError: (err, attempt) =>
+      log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
   });
   const rules = compileRules(store.list(), config.skipDefaultTypes);
   const pipeline = new AuditPipeline(writer, rules, state.seqs, {
@@ -137,11 +150,21 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     workerThreads: config.workerThreads,
     offload: opts.offload,
     onEvaluationError: (failure, identifier, firstSeq) =>
-      log.error('a batch could not be evaluated: its new events are rejected and not written (a sidecar bug; please report it)', { identifier, firstSeq, err: failure }),
-    onWorkerExit: (err) => log.error('a batch worker thread died; it is replaced and its batches evaluated again', { err }),
+      log.error(
+        'a batch could not be evaluated: its new events are rejected and not written (a sidecar bug; please report it)',
+        { identifier, firstSeq, err: failure },
+      ),
+    onWorkerExit: (err) =>
+      log.error('a batch worker thread died; it is replaced and its batches evaluated again', { err }),
   });
   const audit = new AuditServiceImpl(pipeline, log);
-  const ruleService = new RuleServiceImpl({ store, pipeline, knownTypes, skipDefaultTypes: config.skipDefaultTypes, log });
+  const ruleService = new RuleServiceImpl({
+    store,
+    pipeline,
+    knownTypes,
+    skipDefaultTypes: config.skipDefaultTypes,
+    log,
+  });
   let grpcServer: ReturnType<typeof serveGrpc>;
   try {
     grpcServer = serveGrpc(bound, { audit, rules: ruleService, log });

@@ -35,7 +35,10 @@ export interface SendOptions {
 type AuditClient = grpc.Client & Record<string, Function>;
 
 /** A client of AuditService; `service` lets a caller that makes many parse the proto once. */
-export function auditClient(address: string, service: grpc.ServiceClientConstructor = loadMeshaudit().pkg.AuditService): AuditClient {
+export function auditClient(
+  address: string,
+  service: grpc.ServiceClientConstructor = loadMeshaudit().pkg.AuditService,
+): AuditClient {
   return new service(address, grpc.credentials.createInsecure()) as unknown as AuditClient;
 }
 
@@ -43,7 +46,12 @@ export function auditClient(address: string, service: grpc.ServiceClientConstruc
  * Streams one stream session: resolves with the last acked sequence when `events` (event i has
  * sequence i + 1) are all acknowledged; rejects on the first stream error.
  */
-function session(client: AuditClient, id: Identifier, events: readonly AuditEvent[], opts: SendOptions): Promise<number> {
+function session(
+  client: AuditClient,
+  id: Identifier,
+  events: readonly AuditEvent[],
+  opts: SendOptions,
+): Promise<number> {
   const batchSize = opts.batchSize ?? 100;
   const window = opts.window ?? 8;
   return new Promise((resolve, reject) => {
@@ -91,7 +99,12 @@ function session(client: AuditClient, id: Identifier, events: readonly AuditEven
  * Sends the whole log of `events` (sequence = index + 1), surviving sidecar restarts: on a failure it
  * waits a little, reconnects, and resumes from the acked sequence the sidecar reports.
  */
-export async function sendAll(address: string, id: Identifier, events: readonly AuditEvent[], opts: SendOptions = {}): Promise<void> {
+export async function sendAll(
+  address: string,
+  id: Identifier,
+  events: readonly AuditEvent[],
+  opts: SendOptions = {},
+): Promise<void> {
   const deadline = Date.now() + (opts.deadlineMs ?? 60_000);
   let delayMs = 20;
   // A fresh channel per attempt (so a restarted sidecar is reached at once, without grpc-js's

@@ -125,7 +125,15 @@ function readAtMost(file: string, limit: number): Buffer {
 // The shape of the file
 
 const TOP_KEYS = ['meshaudit', 'kmesh'];
-const MESHAUDIT_KEYS = ['zone', 'dataDir', 'fsync', 'drainTimeoutSeconds', 'workerThreads', 'extraResourceTypes', 'grpc'];
+const MESHAUDIT_KEYS = [
+  'zone',
+  'dataDir',
+  'fsync',
+  'drainTimeoutSeconds',
+  'workerThreads',
+  'extraResourceTypes',
+  'grpc',
+];
 const GRPC_KEYS = ['address', 'maxMessageBytes'];
 const KMESH_KEYS = ['access'];
 const ACCESS_KEYS = ['audit'];
@@ -176,7 +184,12 @@ function existingKind(file: string): 'none' | 'directory' | 'other' {
   }
 }
 
-function resolveBackends(audit: Mapping | undefined, cwd: string, dataDir: string, c: Checker): readonly FileBackendConfig[] {
+function resolveBackends(
+  audit: Mapping | undefined,
+  cwd: string,
+  dataDir: string,
+  c: Checker,
+): readonly FileBackendConfig[] {
   const defaults = () =>
     Object.freeze([fileBackend(path.resolve(cwd, D.DEFAULT_BACKEND_PATH), resolveRotation(undefined, '', c))]);
   if (audit === undefined || !Object.hasOwn(audit, 'backends')) return defaults();
@@ -228,11 +241,15 @@ function resolveBackends(audit: Mapping | undefined, cwd: string, dataDir: strin
       return;
     }
     fieldOfPath.set(resolved, `${fileField}.path`);
-    if (existingKind(resolved) === 'directory') c.report(`${fileField}.path`, `${resolved} is a directory; name the audit file in it`);
+    if (existingKind(resolved) === 'directory')
+      c.report(`${fileField}.path`, `${resolved} is a directory; name the audit file in it`);
     // The sidecar's own state files (checkpoint, store) live directly in dataDir; an audit file there
     // could be one of them, or be cut back by a recovery meant for another.
     if (path.dirname(resolved) === dataDir) {
-      c.report(`${fileField}.path`, `is directly in meshaudit.dataDir (${dataDir}), where the sidecar keeps its own state; use a sub-folder such as ${path.join(dataDir, 'audit')}`);
+      c.report(
+        `${fileField}.path`,
+        `is directly in meshaudit.dataDir (${dataDir}), where the sidecar keeps its own state; use a sub-folder such as ${path.join(dataDir, 'audit')}`,
+      );
     }
     backends.push(fileBackend(resolved, rotation));
   });
@@ -277,7 +294,9 @@ const ZONE_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 const zoneName: Rule<string> = (v) =>
   typeof v === 'string' && ZONE_NAME.test(v)
     ? v
-    : new Expected("must be 1 to 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit");
+    : new Expected(
+        "must be 1 to 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit",
+      );
 
 const directoryPath: Rule<string> = (v) =>
   typeof v === 'string' && v !== '' && !v.includes('\0') ? v : new Expected('must be a non-empty path');

@@ -61,7 +61,11 @@ export function loadAccessAuditFiles(files: readonly string[], knownTypes: Reado
       const here = place(file, nameLine);
       const first = firstAt.get(audit.name);
       if (first === undefined) firstAt.set(audit.name, here);
-      else parsed.problems.push({ line: nameLine, text: `${here}: ${nameField}: AccessAudit "${audit.name}" is defined twice (first at ${first})` });
+      else
+        parsed.problems.push({
+          line: nameLine,
+          text: `${here}: ${nameField}: AccessAudit "${audit.name}" is defined twice (first at ${first})`,
+        });
       out.audits.push(audit);
     }
     problems.push(...byLine(parsed.problems));

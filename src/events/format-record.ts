@@ -17,7 +17,7 @@ function q(s: string): string {
 function stringList(list: readonly string[]): string {
   let out = '[';
   for (let i = 0; i < list.length; i++) out += (i === 0 ? '' : ',') + q(list[i]);
-  return out + ']';
+  return `${out}]`;
 }
 
 function formatClaims(c: EventClaims): string {

@@ -47,14 +47,17 @@ function checkList(field: string, list: string[] | undefined): EventProblem | un
 function checkClaims(claims: EventClaims): EventProblem | undefined {
   for (const key of ['mesh', 'name', 'zone'] as const) {
     const v = claims[key];
-    if (v !== undefined && tooLong(v)) return problem(`token.claims.${key}`, `longer than ${MAX_FIELD_CHARS} characters`);
+    if (v !== undefined && tooLong(v))
+      return problem(`token.claims.${key}`, `longer than ${MAX_FIELD_CHARS} characters`);
   }
   const tags = claims.tags;
   if (tags !== undefined) {
     const keys = Object.keys(tags);
-    if (keys.length > MAX_LIST_ENTRIES) return problem('token.claims.tags', `more than ${MAX_LIST_ENTRIES} entries (${keys.length})`);
+    if (keys.length > MAX_LIST_ENTRIES)
+      return problem('token.claims.tags', `more than ${MAX_LIST_ENTRIES} entries (${keys.length})`);
     for (const k of keys) {
-      if (tooLong(k) || tooLong(tags[k])) return problem(`token.claims.tags["${k.slice(0, 64)}"]`, `longer than ${MAX_FIELD_CHARS} characters`);
+      if (tooLong(k) || tooLong(tags[k]))
+        return problem(`token.claims.tags["${k.slice(0, 64)}"]`, `longer than ${MAX_FIELD_CHARS} characters`);
     }
   }
   return checkList('token.claims.groups', claims.groups) ?? checkList('token.claims.scope', claims.scope);
@@ -71,7 +74,11 @@ export function newEventTimeParsers(): EventTimeParsers {
 }
 
 /** Validates `raw`; `receivedMs` stands in for a missing date. Never throws. */
-export function validateEvent(raw: AuditEvent, receivedMs: number, times: EventTimeParsers = newEventTimeParsers()): EventCheck {
+export function validateEvent(
+  raw: AuditEvent,
+  receivedMs: number,
+  times: EventTimeParsers = newEventTimeParsers(),
+): EventCheck {
   const fail = (field: string, description: string): EventCheck => ({ ok: false, field, description });
   const action = raw.action ?? '';
   if (action === '') return fail('action', 'required');
@@ -103,13 +110,15 @@ export function validateEvent(raw: AuditEvent, receivedMs: number, times: EventT
     if (tooLong(token.id)) return fail(`token.id`, `longer than ${MAX_FIELD_CHARS} characters`);
     if (token.expiresAt) {
       expiresAtMs = times.expiresAt.parse(token.expiresAt);
-      if (Number.isNaN(expiresAtMs)) return fail(`token.expiresAt`, `not an RFC 3339 time: "${token.expiresAt.slice(0, 64)}"`);
+      if (Number.isNaN(expiresAtMs))
+        return fail(`token.expiresAt`, `not an RFC 3339 time: "${token.expiresAt.slice(0, 64)}"`);
     }
     const claimsProblem = token.claims ? checkClaims(token.claims) : undefined;
     if (claimsProblem) return { ok: false, ...claimsProblem };
   }
   const user = raw.user ?? null;
-  if (user === null || !user.name) return fail('user.name', 'required (actions the CP does itself carry its own identity)');
+  if (user === null || !user.name)
+    return fail('user.name', 'required (actions the CP does itself carry its own identity)');
   if (tooLong(user.name)) return fail(`user.name`, `longer than ${MAX_FIELD_CHARS} characters`);
   const groupsProblem = checkList('user.groups', user.groups);
   if (groupsProblem) return { ok: false, ...groupsProblem };

@@ -23,13 +23,28 @@ function warmUp(): void {
   for (let i = 0; i < 100; i++) {
     const e =
       i % 10 === 9
-        ? { date: '2024-05-01T10:00:00Z', action: 'GENERATE_DATAPLANE_TOKEN', token: { id: `t-${i}`, expiresAt: '2024-05-02T10:00:00Z', claims: { mesh: 'm', tags: { b: '1', a: '2' } } }, user: { name: 'u', groups: ['g'] } }
-        : { id: `e-${i}`, date: '2024-05-01T10:00:00Z', action: 'UPDATE', resource: { type: 'Mesh', name: `r-${i}`, mesh: 'm' }, user: { name: 'u', groups: ['g', 'h'] } };
+        ? {
+            date: '2024-05-01T10:00:00Z',
+            action: 'GENERATE_DATAPLANE_TOKEN',
+            token: { id: `t-${i}`, expiresAt: '2024-05-02T10:00:00Z', claims: { mesh: 'm', tags: { b: '1', a: '2' } } },
+            user: { name: 'u', groups: ['g'] },
+          }
+        : {
+            id: `e-${i}`,
+            date: '2024-05-01T10:00:00Z',
+            action: 'UPDATE',
+            resource: { type: 'Mesh', name: `r-${i}`, mesh: 'm' },
+            user: { name: 'u', groups: ['g', 'h'] },
+          };
     w.uint32((3 << 3) | 2).bytes(event.encode(e).finish());
   }
   const bytes = Buffer.from(w.finish());
-  const warm = new BatchEvaluator(compileRules([{ name: 'all', rules: [{ types: [], mesh: '', access: [], accessAll: true }] }], []), new RecordDateFormatter(() => 0));
-  for (let round = 0; round < WARM_UP_ROUNDS; round++) warm.evaluate({ bytes, from: 0, receivedMs: 0, eventCount: 100 });
+  const warm = new BatchEvaluator(
+    compileRules([{ name: 'all', rules: [{ types: [], mesh: '', access: [], accessAll: true }] }], []),
+    new RecordDateFormatter(() => 0),
+  );
+  for (let round = 0; round < WARM_UP_ROUNDS; round++)
+    warm.evaluate({ bytes, from: 0, receivedMs: 0, eventCount: 100 });
 }
 const WARM_UP_ROUNDS = 200;
 warmUp();
@@ -49,6 +64,14 @@ parentPort!.on('message', (msg: ToWorker) => {
   const out = evaluator!.evaluateOrReject(msg.job);
   // Sent by moving its memory, not copying it: unless it is a slice of Node's shared pool.
   const data = out.data.byteLength === out.data.buffer.byteLength ? out.data : new Uint8Array(out.data);
-  const reply: FromWorker = { type: 'answer', id: msg.id, recorded: out.recorded, skipped: out.skipped, rejected: out.rejected, failure: out.failure, data };
+  const reply: FromWorker = {
+    type: 'answer',
+    id: msg.id,
+    recorded: out.recorded,
+    skipped: out.skipped,
+    rejected: out.rejected,
+    failure: out.failure,
+    data,
+  };
   parentPort!.postMessage(reply, data.byteLength > 0 ? [data.buffer as ArrayBuffer] : []);
 });

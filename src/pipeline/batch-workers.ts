@@ -101,7 +101,8 @@ class BatchWorker {
   /** Share of the time the thread was busy since the last call (0 at the first call after a start). */
   utilization(): number {
     const now = this.worker.performance.eventLoopUtilization();
-    const used = this.lastUse === undefined ? 0 : this.worker.performance.eventLoopUtilization(now, this.lastUse).utilization;
+    const used =
+      this.lastUse === undefined ? 0 : this.worker.performance.eventLoopUtilization(now, this.lastUse).utilization;
     this.lastUse = now;
     return used;
   }
@@ -159,7 +160,8 @@ class BatchWorker {
     const now = Date.now();
     this.deaths = [...this.deaths.filter((t) => now - t < DEATH_WINDOW_MS), now];
     try {
-      if (this.deaths.length > MAX_DEATHS) throw new Error(`batch worker died ${this.deaths.length} times within a minute`);
+      if (this.deaths.length > MAX_DEATHS)
+        throw new Error(`batch worker died ${this.deaths.length} times within a minute`);
       this.worker = this.spawn();
     } catch (err) {
       this.failed = true;
@@ -216,7 +218,9 @@ export class BatchWorkers {
     const fallback = (p: PendingJob): void => this.evaluateHere(p);
     try {
       for (let i = 0; i < this.count; i++) {
-        this.workers.push(new BatchWorker({ utcOffsetMinutes: offset }, (err) => this.opts.onWorkerExit?.(err), fallback, rules));
+        this.workers.push(
+          new BatchWorker({ utcOffsetMinutes: offset }, (err) => this.opts.onWorkerExit?.(err), fallback, rules),
+        );
       }
     } catch (err) {
       // No thread could start (out of memory, a resource limit): say so once and stay on the event loop.
@@ -246,7 +250,12 @@ export class BatchWorkers {
   /** Evaluates a job on the event loop, exactly as a worker would have. */
   private evaluateHere(p: PendingJob): void {
     const offset = this.opts.utcOffsetMinutes;
-    p.done(new BatchEvaluator(p.rules, new RecordDateFormatter(offset === undefined ? undefined : () => offset)).evaluateOrReject(p.job));
+    p.done(
+      new BatchEvaluator(
+        p.rules,
+        new RecordDateFormatter(offset === undefined ? undefined : () => offset),
+      ).evaluateOrReject(p.job),
+    );
   }
 
   /** False once every worker has been given up on (see MAX_DEATHS): callers evaluate on the event loop. */

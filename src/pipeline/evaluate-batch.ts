@@ -4,7 +4,7 @@
 import type { CompiledRules } from '../rules';
 import { newEventTimeParsers, reasonOf, validateEvent } from '../events/validate-event';
 import { formatRecord } from '../events/format-record';
-import { RecordDateFormatter } from '../events/rfc3339';
+import type { RecordDateFormatter } from '../events/rfc3339';
 import type { AuditEvent } from '../events/event';
 import { decodeEvent, eachEvent } from '../wire/stream-request';
 import { EventScanner } from '../wire/event-spans';
@@ -78,7 +78,9 @@ export class BatchEvaluator {
     const result: EvaluatedBatch = { data: NO_DATA, recorded: 0, skipped: 0, rejected: [] };
     // protobufjs decodes strings of a Buffer with Node's native UTF-8 decoder, of a bare Uint8Array with
     // its own JavaScript one, several times slower.
-    const src = Buffer.isBuffer(job.bytes) ? job.bytes : Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength);
+    const src = Buffer.isBuffer(job.bytes)
+      ? job.bytes
+      : Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength);
     const out = this.out;
     out.reset();
     eachEvent(src, job.from, (index, start, end) => {
@@ -92,12 +94,23 @@ export class BatchEvaluator {
   }
 
   /** The reference way, for events the plain way leaves: decoded objects, validateEvent, formatRecord. */
-  private evaluateDecoded(src: Buffer, index: number, start: number, end: number, receivedMs: number, out: RecordBuffer, result: EvaluatedBatch): void {
+  private evaluateDecoded(
+    src: Buffer,
+    index: number,
+    start: number,
+    end: number,
+    receivedMs: number,
+    out: RecordBuffer,
+    result: EvaluatedBatch,
+  ): void {
     let event: AuditEvent;
     try {
       event = decodeEvent(src, start, end);
     } catch (err) {
-      result.rejected.push({ index, reason: `event: not a valid protobuf Event message (${err instanceof Error ? err.message : String(err)})` });
+      result.rejected.push({
+        index,
+        reason: `event: not a valid protobuf Event message (${err instanceof Error ? err.message : String(err)})`,
+      });
       return;
     }
     const check = validateEvent(event, receivedMs, this.times);

@@ -13,7 +13,7 @@ import type { ValidEvent } from '../events/valid-event';
 import { newEventTimeParsers, validateEvent } from '../events/validate-event';
 import { formatRecord } from '../events/format-record';
 import { RecordDateFormatter } from '../events/rfc3339';
-import { AuditWriter, WriterClosedError, withTimeout, type WriteRequest } from './writer';
+import { type AuditWriter, WriterClosedError, withTimeout, type WriteRequest } from './writer';
 import { BatchEvaluator, type BatchJob, type EvaluatedBatch, type Rejection } from './evaluate-batch';
 import { BatchWorkers } from './batch-workers';
 import { LoopLoad } from './loop-load';
@@ -131,7 +131,8 @@ export class AuditPipeline {
     this.onEvaluationError = opts.onEvaluationError;
     this.maxStagedBytes = opts.maxStagedBytes ?? MAX_STAGED_BYTES;
     const threads = opts.workerThreads ?? 0;
-    if (threads > 0) this.workers = new BatchWorkers(threads, { utcOffsetMinutes: offset, onWorkerExit: opts.onWorkerExit });
+    if (threads > 0)
+      this.workers = new BatchWorkers(threads, { utcOffsetMinutes: offset, onWorkerExit: opts.onWorkerExit });
     if (this.workers !== undefined) {
       const workers = this.workers;
       this.load = new LoopLoad(opts.offload ?? 'busy', () => workers.utilization());
@@ -169,11 +170,16 @@ export class AuditPipeline {
   /** Checks an identifier and returns its key and resume point. */
   identify(zone: string, instance: string): { key: string; ackedSeq: number } {
     const violations = [];
-    if (!IDENTIFIER_PART.test(zone)) violations.push({ field: 'identifier.zone', description: 'required: 1-253 characters of [A-Za-z0-9._:-]' });
-    if (!IDENTIFIER_PART.test(instance)) violations.push({ field: 'identifier.instance', description: 'required: 1-253 characters of [A-Za-z0-9._:-]' });
+    if (!IDENTIFIER_PART.test(zone))
+      violations.push({ field: 'identifier.zone', description: 'required: 1-253 characters of [A-Za-z0-9._:-]' });
+    if (!IDENTIFIER_PART.test(instance))
+      violations.push({ field: 'identifier.instance', description: 'required: 1-253 characters of [A-Za-z0-9._:-]' });
     if (violations.length === 0 && this.zone !== undefined && zone !== this.zone) {
       // Rules and files are per zone: a CP of another zone writing here would mix two zones' audit trails.
-      violations.push({ field: 'identifier.zone', description: `this sidecar serves zone "${this.zone}", not "${zone}"; each zone's control plane needs its own sidecar` });
+      violations.push({
+        field: 'identifier.zone',
+        description: `this sidecar serves zone "${this.zone}", not "${zone}"; each zone's control plane needs its own sidecar`,
+      });
     }
     if (violations.length > 0) throw new InvalidArgumentError(violations);
     const key = identifierKey(zone, instance);
@@ -185,9 +191,16 @@ export class AuditPipeline {
    * counted as duplicates and not written again; a gap throws SequenceGapError before anything is
    * accepted. `done` runs once the batch is committed (in submission order across the pipeline).
    */
-  submitBatch(key: string, firstSeq: number, batch: EncodedBatch, done: (err: Error | null, res?: BatchResult) => void): void {
+  submitBatch(
+    key: string,
+    firstSeq: number,
+    batch: EncodedBatch,
+    done: (err: Error | null, res?: BatchResult) => void,
+  ): void {
     if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) {
-      throw new InvalidArgumentError([{ field: 'firstSeq', description: `must be at least 1 when events are sent, got ${firstSeq}` }]);
+      throw new InvalidArgumentError([
+        { field: 'firstSeq', description: `must be at least 1 when events are sent, got ${firstSeq}` },
+      ]);
     }
     const accepted = this.accepted.get(key) ?? 0;
     if (firstSeq > accepted + 1) throw new SequenceGapError(key, accepted + 1, firstSeq);
@@ -229,7 +242,11 @@ export class AuditPipeline {
       return;
     }
     if (lastSeq > accepted) this.accepted.set(key, lastSeq);
-    const slot: Slot = { request: null, stagedBytes: batch.bytes.length, abandon: (err) => done(new UnavailableError(err.message)) };
+    const slot: Slot = {
+      request: null,
+      stagedBytes: batch.bytes.length,
+      abandon: (err) => done(new UnavailableError(err.message)),
+    };
     this.stagedBytes += slot.stagedBytes;
     this.stats.workerBatches++;
     this.enqueue(slot);
@@ -275,7 +292,12 @@ export class AuditPipeline {
       event = decodeRecordRequest(request);
     } catch (err) {
       this.stats.rejected++;
-      throw new InvalidArgumentError([{ field: 'request', description: `not a valid RecordRequest message (${err instanceof Error ? err.message : String(err)})` }]);
+      throw new InvalidArgumentError([
+        {
+          field: 'request',
+          description: `not a valid RecordRequest message (${err instanceof Error ? err.message : String(err)})`,
+        },
+      ]);
     }
     this.record(event, done);
   }

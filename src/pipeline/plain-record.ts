@@ -44,7 +44,6 @@ const COLON = 0x3a;
 const CLOSE_BRACE = 0x7d;
 const CLOSE_BRACKET = 0x5d;
 
-
 /** Action names as bytes, by length: an action is recognised without making a string of it. */
 const ACTIONS_BY_LENGTH = new Map<number, Array<{ action: Action; index: number; bytes: Uint8Array }>>();
 ACTIONS.forEach((action, index) => {
@@ -178,7 +177,12 @@ export interface PlainContext {
   readonly tokenSubject: { action: string; token: { claims: { mesh: string } } };
 }
 
-export function newPlainContext(dates: RecordDateFormatter, times: PlainContext['times'], scanner: EventScanner, strings: AsciiCache): PlainContext {
+export function newPlainContext(
+  dates: RecordDateFormatter,
+  times: PlainContext['times'],
+  scanner: EventScanner,
+  strings: AsciiCache,
+): PlainContext {
   return {
     scanner,
     dates,
@@ -193,7 +197,17 @@ export function newPlainContext(dates: RecordDateFormatter, times: PlainContext[
 }
 
 /** The single strings whose length is checked: all but the dates. */
-const LIMITED_FIELDS = [Field.Id, Field.Type, Field.Name, Field.Mesh, Field.User, Field.TokenId, Field.ClaimsMesh, Field.ClaimsName, Field.ClaimsZone] as const;
+const LIMITED_FIELDS = [
+  Field.Id,
+  Field.Type,
+  Field.Name,
+  Field.Mesh,
+  Field.User,
+  Field.TokenId,
+  Field.ClaimsMesh,
+  Field.ClaimsName,
+  Field.ClaimsZone,
+] as const;
 
 function tooLong(start: number, end: number): boolean {
   // Bytes bound characters from above: within the limit in bytes is within it in characters.
@@ -244,7 +258,10 @@ export function writePlainRecord(
   // dates are well within the margin.
   const entries = s.userGroups.count + s.claimsGroups.count + s.scope.count + 2 * s.tagCount;
   out.ensure(end - start + 512 + 4 * entries);
-  const outcome = kind === RESOURCE_EVENT ? writeResource(src, s, ctx, rules, dateMs, action, out) : writeToken(src, s, ctx, rules, dateMs, action, out);
+  const outcome =
+    kind === RESOURCE_EVENT
+      ? writeResource(src, s, ctx, rules, dateMs, action, out)
+      : writeToken(src, s, ctx, rules, dateMs, action, out);
   if (outcome === RECORDED && out.copyPlain(src, s.startOf(Field.User), s.endOf(Field.User))) {
     out.put(THEN_GROUPS);
     if (writeList(src, s.userGroups, out)) {
@@ -257,14 +274,29 @@ export function writePlainRecord(
 }
 
 /** The time in a date field, `fallback` when it is empty, NaN when it is not RFC 3339. */
-function dateOf(src: Buffer, s: EventScanner, field: Field, parser: Rfc3339Parser, strings: AsciiCache, fallback: number): number {
+function dateOf(
+  src: Buffer,
+  s: EventScanner,
+  field: Field,
+  parser: Rfc3339Parser,
+  strings: AsciiCache,
+  fallback: number,
+): number {
   if (isEmpty(s, field)) return fallback;
   // A non-ASCII date cannot parse: its Latin-1 text fails as its UTF-8 text would.
   return parser.parse(strings.get(src, s.startOf(field), s.endOf(field)));
 }
 
 /** Checks and asks the rules about a resource event, then writes its record up to the user's name. */
-function writeResource(src: Buffer, s: EventScanner, ctx: PlainContext, rules: CompiledRules, dateMs: number, action: ActionAt, out: RecordBuffer): PlainOutcome {
+function writeResource(
+  src: Buffer,
+  s: EventScanner,
+  ctx: PlainContext,
+  rules: CompiledRules,
+  dateMs: number,
+  action: ActionAt,
+  out: RecordBuffer,
+): PlainOutcome {
   if (isEmpty(s, Field.Type) || isEmpty(s, Field.Name)) return FALLBACK;
   const subject = ctx.resourceSubject;
   subject.action = action.action;
@@ -272,13 +304,18 @@ function writeResource(src: Buffer, s: EventScanner, ctx: PlainContext, rules: C
   subject.resource.type = type;
   // The rules read a resource's name only for a Mesh, whose mesh is its name: names are mostly unique,
   // and making a string of each would cost more than everything else the rules do.
-  subject.resource.name = type === MESH_RESOURCE_TYPE ? src.toString('latin1', s.startOf(Field.Name), s.endOf(Field.Name)) : '';
+  subject.resource.name =
+    type === MESH_RESOURCE_TYPE ? src.toString('latin1', s.startOf(Field.Name), s.endOf(Field.Name)) : '';
   subject.resource.mesh = ctx.strings.get(src, s.startOf(Field.Mesh), s.endOf(Field.Mesh));
   if (!rules.covers(subject)) {
     // The rules got these strings decoded as Latin-1, which is what UTF-8 decoding gives only for
     // ASCII: a skip decided on anything else is left to the reference way.
-    const ascii = isAscii(src, s.startOf(Field.Type), s.endOf(Field.Type)) && isAscii(src, s.startOf(Field.Mesh), s.endOf(Field.Mesh));
-    return ascii && (type !== MESH_RESOURCE_TYPE || isAscii(src, s.startOf(Field.Name), s.endOf(Field.Name))) ? SKIPPED : FALLBACK;
+    const ascii =
+      isAscii(src, s.startOf(Field.Type), s.endOf(Field.Type)) &&
+      isAscii(src, s.startOf(Field.Mesh), s.endOf(Field.Mesh));
+    return ascii && (type !== MESH_RESOURCE_TYPE || isAscii(src, s.startOf(Field.Name), s.endOf(Field.Name)))
+      ? SKIPPED
+      : FALLBACK;
   }
   out.put(ctx.starts.of(ctx.dates.format(dateMs), action));
   if (!out.copyPlain(src, s.startOf(Field.Name), s.endOf(Field.Name))) return FALLBACK;
@@ -293,7 +330,15 @@ function writeResource(src: Buffer, s: EventScanner, ctx: PlainContext, rules: C
 }
 
 /** Checks and asks the rules about a token event, then writes its record up to the user's name. */
-function writeToken(src: Buffer, s: EventScanner, ctx: PlainContext, rules: CompiledRules, dateMs: number, action: ActionAt, out: RecordBuffer): PlainOutcome {
+function writeToken(
+  src: Buffer,
+  s: EventScanner,
+  ctx: PlainContext,
+  rules: CompiledRules,
+  dateMs: number,
+  action: ActionAt,
+  out: RecordBuffer,
+): PlainOutcome {
   if (isEmpty(s, Field.TokenId) || anyTooLong(s.claimsGroups) || anyTooLong(s.scope)) return FALLBACK;
   const expiresMs = dateOf(src, s, Field.ExpiresAt, ctx.times.expiresAt, ctx.strings, -1);
   if (Number.isNaN(expiresMs)) return FALLBACK;
@@ -353,7 +398,14 @@ function startClaim(name: Uint8Array, parts: number, out: RecordBuffer): number 
 }
 
 /** A string claim, when it is set. */
-function claimString(src: Uint8Array, s: EventScanner, field: Field, name: Uint8Array, parts: number, out: RecordBuffer): number {
+function claimString(
+  src: Uint8Array,
+  s: EventScanner,
+  field: Field,
+  name: Uint8Array,
+  parts: number,
+  out: RecordBuffer,
+): number {
   if (isEmpty(s, field)) return parts;
   parts = startClaim(name, parts, out);
   if (!out.copyPlain(src, s.startOf(field), s.endOf(field))) return -1;
@@ -409,7 +461,14 @@ function sortTags(src: Uint8Array, s: EventScanner, order: Int32Array): boolean 
  * Byte order of a[aStart, aEnd) and b[bStart, bEnd): for ASCII, the order of JavaScript's sort, and
  * non-ASCII keys are never copied into a plain record anyway.
  */
-function compareBytes(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number, bEnd: number): number {
+function compareBytes(
+  a: Uint8Array,
+  aStart: number,
+  aEnd: number,
+  b: Uint8Array,
+  bStart: number,
+  bEnd: number,
+): number {
   const n = Math.min(aEnd - aStart, bEnd - bStart);
   for (let i = 0; i < n; i++) {
     const d = a[aStart + i] - b[bStart + i];

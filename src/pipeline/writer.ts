@@ -138,7 +138,12 @@ export class AuditWriter {
     this.closed = true;
     clearTimeout(this.writeTimer);
     clearTimeout(this.commitTimer);
-    const abandoned = [...(this.committing?.group ?? []), ...(this.written?.group ?? []), ...(this.writing ?? []), ...this.queue];
+    const abandoned = [
+      ...(this.committing?.group ?? []),
+      ...(this.written?.group ?? []),
+      ...(this.writing ?? []),
+      ...this.queue,
+    ];
     this.committing = null;
     this.written = null;
     this.writing = null;
@@ -174,7 +179,14 @@ export class AuditWriter {
 
   /** Starts writing the next group when the write stage is free and nothing written waits for a commit. */
   private next(): void {
-    if (this.closed || this.writing !== null || this.written !== null || this.committing?.rotated === true || this.queue.length === 0) return;
+    if (
+      this.closed ||
+      this.writing !== null ||
+      this.written !== null ||
+      this.committing?.rotated === true ||
+      this.queue.length === 0
+    )
+      return;
     // Take whole requests up to maxGroupBytes (always at least one): a batch is never split.
     let take = 0;
     let bytes = 0;
@@ -232,7 +244,10 @@ export class AuditWriter {
             finish();
             if (this.closed) return;
             const wait = this.failed(err, attempt);
-            this.writeTimer = setTimeout(() => this.writeGroup(group, chunk, seqs, fromSink, attempt + 1, positions), wait);
+            this.writeTimer = setTimeout(
+              () => this.writeGroup(group, chunk, seqs, fromSink, attempt + 1, positions),
+              wait,
+            );
           },
         ),
       );

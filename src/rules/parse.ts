@@ -114,7 +114,13 @@ export function validateAccessAudit(audit: AccessAudit, opts: ValidateOptions): 
 /** Stands for a field whose enclosing section is already reported as broken. */
 const SECTION_REPORTED: unique symbol = Symbol('section reported');
 
-function checkBody(ctx: Context, nameValue: unknown, namePath: string, rulesValue: unknown, rulesPath: string): ParseResult {
+function checkBody(
+  ctx: Context,
+  nameValue: unknown,
+  namePath: string,
+  rulesValue: unknown,
+  rulesPath: string,
+): ParseResult {
   const name = nameValue === SECTION_REPORTED ? undefined : checkName(ctx, nameValue, namePath);
   const rules = rulesValue === SECTION_REPORTED ? undefined : checkRules(ctx, rulesValue, rulesPath);
   return result(ctx, name !== undefined && rules !== undefined ? { name, rules } : undefined);
@@ -171,8 +177,13 @@ function checkRule(ctx: Context, value: unknown, path: string): AccessAuditRule 
   }
   if (ctx.rejectUnknownFields) checkFields(ctx, value, RULE_FIELDS, path, {});
   const types = checkList(ctx, value.types, field(path, 'types'), (item, itemPath) => checkType(ctx, item, itemPath));
-  const mesh = value.mesh === undefined || value.mesh === null || value.mesh === '' ? '' : checkDnsName(ctx, value.mesh, field(path, 'mesh'));
-  const access = checkList(ctx, value.access, field(path, 'access'), (item, itemPath) => checkAction(ctx, item, itemPath));
+  const mesh =
+    value.mesh === undefined || value.mesh === null || value.mesh === ''
+      ? ''
+      : checkDnsName(ctx, value.mesh, field(path, 'mesh'));
+  const access = checkList(ctx, value.access, field(path, 'access'), (item, itemPath) =>
+    checkAction(ctx, item, itemPath),
+  );
   const accessAll = checkBoolean(ctx, value.accessAll, field(path, 'accessAll'));
   if (types === undefined || mesh === undefined || access === undefined || accessAll === undefined) return undefined;
 
@@ -184,7 +195,8 @@ function checkRule(ctx: Context, value: unknown, path: string): AccessAuditRule 
 /** Warnings for a valid rule that covers less than it says: never an error, the rule does what the spec says. */
 function warnUncovered(ctx: Context, rule: AccessAuditRule, rawAccess: unknown, path: string): void {
   if (rule.accessAll) {
-    if (rule.access.length > 0) warning(ctx, field(path, 'access'), 'ignored: accessAll is true and covers every action');
+    if (rule.access.length > 0)
+      warning(ctx, field(path, 'access'), 'ignored: accessAll is true and covers every action');
     return;
   }
   if (rule.access.length === 0) {

@@ -1,5 +1,5 @@
 // AuditService handlers: gRPC in and out, everything else in the pipeline.
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import type { ScannedStreamRequest } from '../wire/stream-request';
 import type { AuditPipeline, BatchResult } from '../pipeline/pipeline';
 import { InvalidArgumentError, SupersededError, UnavailableError } from '../errors';
@@ -40,18 +40,26 @@ class EventStream {
     const { pipeline, log } = this.service;
     try {
       if (req.malformed !== undefined) {
-        throw new InvalidArgumentError([{ field: 'request', description: `not a valid StreamEventsRequest: ${req.malformed}` }]);
+        throw new InvalidArgumentError([
+          { field: 'request', description: `not a valid StreamEventsRequest: ${req.malformed}` },
+        ]);
       }
       if (this.key === undefined) {
         if (req.identifier === null) {
-          throw new InvalidArgumentError([{ field: 'identifier', description: 'required on the first request of a stream' }]);
+          throw new InvalidArgumentError([
+            { field: 'identifier', description: 'required on the first request of a stream' },
+          ]);
         }
         // A stream that identifies itself after the drain began would escape it.
         if (this.service.isDraining) throw new UnavailableError('the sidecar is shutting down');
         const { key, ackedSeq } = pipeline.identify(req.identifier.zone, req.identifier.instance);
         this.key = key;
         this.service.attach(this);
-        log.info('control plane stream opened', { identifier: key, resumeFrom: ackedSeq + 1, peer: this.call.getPeer() });
+        log.info('control plane stream opened', {
+          identifier: key,
+          resumeFrom: ackedSeq + 1,
+          peer: this.call.getPeer(),
+        });
         this.call.write({ ackedSeq, firstSeq: 0, recorded: 0, skipped: 0, duplicates: 0, rejected: [] });
       }
       if (req.eventCount === 0) return;
@@ -105,7 +113,10 @@ class EventStream {
   private fail(err: unknown): void {
     if (this.ended) return;
     this.close();
-    this.call.emit('error', toStatus(err, (msg, e) => this.service.log.error(msg, { err: e, identifier: this.key })));
+    this.call.emit(
+      'error',
+      toStatus(err, (msg, e) => this.service.log.error(msg, { err: e, identifier: this.key })),
+    );
   }
 
   private close(): void {
@@ -159,12 +170,18 @@ export class AuditServiceImpl {
     return {
       StreamEvents: (call: grpc.ServerDuplexStream<StreamRequest, StreamResponse>) => {
         if (this.draining) {
-          call.emit('error', toStatus(new UnavailableError('the sidecar is shutting down'), () => {}));
+          call.emit(
+            'error',
+            toStatus(new UnavailableError('the sidecar is shutting down'), () => {}),
+          );
           return;
         }
         new EventStream(call, this).start();
       },
-      Record: (call: grpc.ServerUnaryCall<Buffer, { audited: boolean }>, callback: grpc.sendUnaryData<{ audited: boolean }>) => {
+      Record: (
+        call: grpc.ServerUnaryCall<Buffer, { audited: boolean }>,
+        callback: grpc.sendUnaryData<{ audited: boolean }>,
+      ) => {
         const logError = (msg: string, e: unknown): void => this.log.error(msg, { err: e, rpc: 'Record' });
         try {
           if (this.draining) throw new UnavailableError('the sidecar is shutting down');

@@ -76,7 +76,11 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
   const { server, port } = bound;
   server.addService(fastAuditService(pkg.AuditService.service), opts.audit.handlers());
   server.addService(pkg.RuleService.service, opts.rules.handlers());
-  const health = new HealthImplementation({ '': 'SERVING', [AUDIT_SERVICE_NAME]: 'SERVING', [RULE_SERVICE_NAME]: 'SERVING' });
+  const health = new HealthImplementation({
+    '': 'SERVING',
+    [AUDIT_SERVICE_NAME]: 'SERVING',
+    [RULE_SERVICE_NAME]: 'SERVING',
+  });
   health.addToServer(server);
   // Reflection lets grpcurl list, describe and call every service without a .proto file at hand.
   addReflection(server);

@@ -105,12 +105,18 @@ type ReflectionPackage = ConstructorParameters<typeof ReflectionService>[0];
  * `fileDescriptorProtos` are the faithful descriptors of every served file.
  */
 function reflectionPackageDefinition(files: readonly FileProto[]): ReflectionPackage {
-  const encoded = files.map((f) => Buffer.from(descriptor.FileDescriptorProto.encode(descriptor.FileDescriptorProto.fromObject(f)).finish()));
+  const encoded = files.map((f) =>
+    Buffer.from(descriptor.FileDescriptorProto.encode(descriptor.FileDescriptorProto.fromObject(f)).finish()),
+  );
   const definition: ReflectionPackage = {};
   for (const file of files) {
     for (const message of file.messageType ?? []) {
       const fullName = [file.package, message.name].filter(Boolean).join('.');
-      definition[fullName] = { format: 'Protocol Buffer 3 DescriptorProto', type: message, fileDescriptorProtos: encoded };
+      definition[fullName] = {
+        format: 'Protocol Buffer 3 DescriptorProto',
+        type: message,
+        fileDescriptorProtos: encoded,
+      };
     }
   }
   return definition;
@@ -149,7 +155,13 @@ interface EnumProto {
 }
 interface ServiceProto {
   name: string;
-  method: Array<{ name: string; inputType: string; outputType: string; clientStreaming: boolean; serverStreaming: boolean }>;
+  method: Array<{
+    name: string;
+    inputType: string;
+    outputType: string;
+    clientStreaming: boolean;
+    serverStreaming: boolean;
+  }>;
 }
 interface SourceLocation {
   path: number[];
@@ -181,8 +193,21 @@ const SERVICE_METHOD = 2;
 const TYPE_MESSAGE = 11;
 const TYPE_ENUM = 14;
 const SCALAR_TYPES: Readonly<Record<string, number>> = {
-  double: 1, float: 2, int64: 3, uint64: 4, int32: 5, fixed64: 6, fixed32: 7, bool: 8, string: 9,
-  bytes: 12, uint32: 13, sfixed32: 15, sfixed64: 16, sint32: 17, sint64: 18,
+  double: 1,
+  float: 2,
+  int64: 3,
+  uint64: 4,
+  int32: 5,
+  fixed64: 6,
+  fixed32: 7,
+  bool: 8,
+  string: 9,
+  bytes: 12,
+  uint32: 13,
+  sfixed32: 15,
+  sfixed64: 16,
+  sint32: 17,
+  sint64: 18,
 };
 const LABEL_OPTIONAL = 1;
 const LABEL_REPEATED = 3;
@@ -192,12 +217,19 @@ const MAX_FIELD_NUMBER = 536870911;
 
 /** Loads `names` (and what they import) and describes each file as protoc would. */
 function buildFileDescriptors(names: readonly string[]): FileProto[] {
-  const includeDirs = [protoDir(), path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build', 'proto')];
+  const includeDirs = [
+    protoDir(),
+    path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build', 'proto'),
+  ];
   const nameOfPath = new Map<string, string>();
   const root = new protobuf.Root();
   root.resolvePath = (_origin: string, target: string): string => {
-    const found = target === HEALTH_FILE ? HEALTH_PROTO_PATH : includeDirs.map((d) => path.join(d, target)).find((p) => fs.existsSync(p));
-    if (found === undefined) throw new Error(`can't load ${target} for server reflection: not under ${includeDirs.join(' or ')}`);
+    const found =
+      target === HEALTH_FILE
+        ? HEALTH_PROTO_PATH
+        : includeDirs.map((d) => path.join(d, target)).find((p) => fs.existsSync(p));
+    if (found === undefined)
+      throw new Error(`can't load ${target} for server reflection: not under ${includeDirs.join(' or ')}`);
     nameOfPath.set(found, target);
     return found;
   };
@@ -208,11 +240,13 @@ function buildFileDescriptors(names: readonly string[]): FileProto[] {
 
   // Well-known types (google/protobuf/*.proto) come bundled with protobufjs, without a filename.
   const bundledFileOf = new Map<string, string>();
-  for (const file of root.files) if (!path.isAbsolute(file)) for (const fullName of bundledSymbols(file)) bundledFileOf.set(fullName, file);
+  for (const file of root.files)
+    if (!path.isAbsolute(file)) for (const fullName of bundledSymbols(file)) bundledFileOf.set(fullName, file);
 
   const fileOf = (obj: protobuf.ReflectionObject): string => {
     let top = obj;
-    while (top.parent && (top.parent instanceof protobuf.Type || top.parent instanceof protobuf.Service)) top = top.parent;
+    while (top.parent && (top.parent instanceof protobuf.Type || top.parent instanceof protobuf.Service))
+      top = top.parent;
     const name = top.filename ? nameOfPath.get(top.filename) : bundledFileOf.get(top.fullName.slice(1));
     if (name === undefined) throw new Error(`server reflection: can't tell which file declares ${top.fullName}`);
     return name;
@@ -233,7 +267,8 @@ function buildFileDescriptors(names: readonly string[]): FileProto[] {
       if (obj instanceof protobuf.Type) builderFor(obj).addMessage(obj);
       else if (obj instanceof protobuf.Enum) builderFor(obj).addEnum(obj);
       else if (obj instanceof protobuf.Service) builderFor(obj).addService(obj);
-      else if (obj instanceof protobuf.Field) throw new Error(`server reflection: extension ${obj.fullName} is not supported`);
+      else if (obj instanceof protobuf.Field)
+        throw new Error(`server reflection: extension ${obj.fullName} is not supported`);
       else if (obj instanceof protobuf.Namespace) walk(obj);
     }
   };
@@ -241,10 +276,14 @@ function buildFileDescriptors(names: readonly string[]): FileProto[] {
 
   for (const file of root.files) {
     // protobufjs bundles the well-known types, all proto3 but descriptor.proto.
-    if (file.endsWith('google/protobuf/descriptor.proto')) throw new Error('server reflection: google/protobuf/descriptor.proto (proto2) is not supported');
+    if (file.endsWith('google/protobuf/descriptor.proto'))
+      throw new Error('server reflection: google/protobuf/descriptor.proto (proto2) is not supported');
     if (!path.isAbsolute(file)) continue;
     const syntax = /^\s*syntax\s*=\s*["']([^"']+)["']/m.exec(fs.readFileSync(file, 'utf8'))?.[1];
-    if (syntax !== 'proto3') throw new Error(`server reflection: ${nameOfPath.get(file)} is ${syntax ?? 'proto2'}; only proto3 files are described`);
+    if (syntax !== 'proto3')
+      throw new Error(
+        `server reflection: ${nameOfPath.get(file)} is ${syntax ?? 'proto2'}; only proto3 files are described`,
+      );
   }
   return [...builders.values()].map((b) => b.build());
 }
@@ -317,12 +356,19 @@ class FileBuilder {
   private message(type: protobuf.Type, at: number[]): MessageProto {
     this.comment(at, type.comment);
     // proto3 `optional` fields sit in synthetic oneofs, which protoc declares after the real ones.
-    const synthetic = (o: protobuf.OneOf): boolean => o.fieldsArray.length === 1 && Boolean(o.fieldsArray[0].options?.proto3_optional);
+    const synthetic = (o: protobuf.OneOf): boolean =>
+      o.fieldsArray.length === 1 && Boolean(o.fieldsArray[0].options?.proto3_optional);
     const oneofs = [...type.oneofsArray.filter((o) => !synthetic(o)), ...type.oneofsArray.filter(synthetic)];
     const nestedType: MessageProto[] = [];
     const field = type.fieldsArray.map((f, i): FieldProto => {
       this.comment([...at, MESSAGE_FIELD, i], f.comment);
-      const proto: FieldProto = { name: f.name, number: f.id, label: f.repeated || f.map ? LABEL_REPEATED : LABEL_OPTIONAL, type: 0, jsonName: jsonName(f.name) };
+      const proto: FieldProto = {
+        name: f.name,
+        number: f.id,
+        label: f.repeated || f.map ? LABEL_REPEATED : LABEL_OPTIONAL,
+        type: 0,
+        jsonName: jsonName(f.name),
+      };
       if (f instanceof protobuf.MapField) {
         // protoc's implicit entry message: nested, named <FieldName>Entry, fields key = 1 and value = 2.
         const entry = mapEntryName(f.name);
@@ -332,7 +378,11 @@ class FileBuilder {
             { name: 'key', number: 1, label: LABEL_OPTIONAL, type: SCALAR_TYPES[f.keyType], jsonName: 'key' },
             { name: 'value', number: 2, label: LABEL_OPTIONAL, ...this.fieldType(f), jsonName: 'value' },
           ],
-          nestedType: [], enumType: [], oneofDecl: [], reservedRange: [], reservedName: [],
+          nestedType: [],
+          enumType: [],
+          oneofDecl: [],
+          reservedRange: [],
+          reservedName: [],
           options: { mapEntry: true },
         });
         Object.assign(proto, { type: TYPE_MESSAGE, typeName: `${type.fullName}.${entry}` });
@@ -345,8 +395,10 @@ class FileBuilder {
     });
     const enumType: EnumProto[] = [];
     for (const nested of type.nestedArray) {
-      if (nested instanceof protobuf.Type) nestedType.push(this.message(nested, [...at, MESSAGE_NESTED_TYPE, nestedType.length]));
-      else if (nested instanceof protobuf.Enum) enumType.push(this.enumType(nested, [...at, MESSAGE_ENUM_TYPE, enumType.length]));
+      if (nested instanceof protobuf.Type)
+        nestedType.push(this.message(nested, [...at, MESSAGE_NESTED_TYPE, nestedType.length]));
+      else if (nested instanceof protobuf.Enum)
+        enumType.push(this.enumType(nested, [...at, MESSAGE_ENUM_TYPE, enumType.length]));
       else throw new Error(`server reflection: ${nested.fullName} (nested in ${type.fullName}) is not supported`);
     }
     const reserved = type.reserved ?? [];
@@ -356,7 +408,9 @@ class FileBuilder {
       nestedType,
       enumType,
       oneofDecl: oneofs.map((o) => ({ name: o.name })),
-      reservedRange: reserved.filter((r): r is number[] => Array.isArray(r)).map(([start, end]) => ({ start, end: Math.min(end, MAX_FIELD_NUMBER) + 1 })),
+      reservedRange: reserved
+        .filter((r): r is number[] => Array.isArray(r))
+        .map(([start, end]) => ({ start, end: Math.min(end, MAX_FIELD_NUMBER) + 1 })),
       reservedName: reserved.filter((r): r is string => typeof r === 'string'),
     };
   }
@@ -398,7 +452,10 @@ class FileBuilder {
   private comment(at: number[], text: string | null | undefined): void {
     if (!text) return;
     // protoc keeps what follows `//` on each line, leading space included; protobufjs strips it.
-    const leadingComments = text.split('\n').map((l) => (l === '' ? '' : ` ${l}`)).join('\n') + '\n';
+    const leadingComments = `${text
+      .split('\n')
+      .map((l) => (l === '' ? '' : ` ${l}`))
+      .join('\n')}\n`;
     // protobufjs does not keep positions; any 3-element span is valid, and clients only print comments.
     this.locations.push({ path: at, span: [0, 0, 0], leadingComments });
   }
@@ -411,5 +468,8 @@ function jsonName(field: string): string {
 
 /** protoc's implicit map entry name: `tags` -> `TagsEntry`, `field_map` -> `FieldMapEntry`. */
 function mapEntryName(field: string): string {
-  return field.split('_').map((p) => p.charAt(0).toUpperCase() + p.slice(1)).join('') + 'Entry';
+  return `${field
+    .split('_')
+    .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
+    .join('')}Entry`;
 }

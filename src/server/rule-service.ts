@@ -110,7 +110,8 @@ export class RuleServiceImpl {
   /** Prepares, records (when `operator` is set), persists and puts in force one change, alone. */
   private change(operator: EventUser | undefined, prepare: () => PreparedChange): Promise<PreparedChange> {
     return this.serially(async () => {
-      if (this.draining) throw new UnavailableError('the sidecar is shutting down; retry against the restarted sidecar');
+      if (this.draining)
+        throw new UnavailableError('the sidecar is shutting down; retry against the restarted sidecar');
       const change = prepare();
       if (change.changes.length === 0) return change;
       const before = this.opts.pipeline.currentRules();
@@ -127,12 +128,18 @@ export class RuleServiceImpl {
         this.opts.pipeline.setRules(before);
         throw err;
       }
-      if (operator !== undefined) this.opts.log.info('AccessAudit changed', { changes: change.changes, user: operator.name, recorded });
+      if (operator !== undefined)
+        this.opts.log.info('AccessAudit changed', { changes: change.changes, user: operator.name, recorded });
       return change;
     });
   }
 
-  private record(change: PreparedChange, operator: EventUser, before: CompiledRules, after: CompiledRules): Promise<number> {
+  private record(
+    change: PreparedChange,
+    operator: EventUser,
+    before: CompiledRules,
+    after: CompiledRules,
+  ): Promise<number> {
     const events: AuditEvent[] = change.changes.map(({ action, name }) => ({
       action,
       // AccessAudit is global-scoped: no mesh, so the record leaves it out.
@@ -146,7 +153,11 @@ export class RuleServiceImpl {
           err,
           changes: change.changes,
         });
-        reject(new UnavailableError('the audit record of this change could not be written, so nothing was changed; retry later'));
+        reject(
+          new UnavailableError(
+            'the audit record of this change could not be written, so nothing was changed; retry later',
+          ),
+        );
       }),
     );
   }
@@ -161,14 +172,20 @@ export class RuleServiceImpl {
     return {
       ListAccessAudits: this.unary('ListAccessAudits', () => ({ accessAudits: this.list().map(toMessage) })),
       GetAccessAudit: this.unary('GetAccessAudit', (req: { name: string }) => toMessage(this.get(req.name))),
-      CreateAccessAudit: this.unary('CreateAccessAudit', async (req: { accessAudit: AccessAuditMessage | null }, call) => {
-        const audit = required(req.accessAudit);
-        return toMessage(await underField('accessAudit', () => this.create(audit, operatorOf(call))));
-      }),
-      UpdateAccessAudit: this.unary('UpdateAccessAudit', async (req: { accessAudit: AccessAuditMessage | null }, call) => {
-        const audit = required(req.accessAudit);
-        return toMessage(await underField('accessAudit', () => this.update(audit, audit.version, operatorOf(call))));
-      }),
+      CreateAccessAudit: this.unary(
+        'CreateAccessAudit',
+        async (req: { accessAudit: AccessAuditMessage | null }, call) => {
+          const audit = required(req.accessAudit);
+          return toMessage(await underField('accessAudit', () => this.create(audit, operatorOf(call))));
+        },
+      ),
+      UpdateAccessAudit: this.unary(
+        'UpdateAccessAudit',
+        async (req: { accessAudit: AccessAuditMessage | null }, call) => {
+          const audit = required(req.accessAudit);
+          return toMessage(await underField('accessAudit', () => this.update(audit, audit.version, operatorOf(call))));
+        },
+      ),
       DeleteAccessAudit: this.unary('DeleteAccessAudit', async (req: { name: string; version: number }, call) => {
         await this.delete(req.name, req.version, operatorOf(call));
         return {};
@@ -178,7 +195,11 @@ export class RuleServiceImpl {
       ),
       Evaluate: this.unary('Evaluate', (req: { event: AuditEvent | null }) => {
         const { matches, record } = this.evaluate(req.event);
-        return { audited: matches.length > 0, matches: matches.map((m) => ({ accessAudit: m.audit, ruleIndex: m.ruleIndex })), record };
+        return {
+          audited: matches.length > 0,
+          matches: matches.map((m) => ({ accessAudit: m.audit, ruleIndex: m.ruleIndex })),
+          record,
+        };
       }),
     };
   }
@@ -204,7 +225,10 @@ export class RuleServiceImpl {
  * line: `line 5: rules[1].access[0]: unknown action "CREAT", did you mean "CREATE"?`.
  */
 function parseApplyYaml(text: string, knownTypes: ReadonlySet<string>): LoadedAudits {
-  const violation = (problem: string): { field: string; description: string } => ({ field: YAML_FIELD, description: located(problem) });
+  const violation = (problem: string): { field: string; description: string } => ({
+    field: YAML_FIELD,
+    description: located(problem),
+  });
   let loaded: LoadedAudits;
   try {
     loaded = parseAccessAuditYaml(text, YAML_FIELD, knownTypes);
@@ -220,7 +244,10 @@ function parseApplyYaml(text: string, knownTypes: ReadonlySet<string>): LoadedAu
   for (const { name } of loaded.audits) (seen.has(name) ? twice : seen).add(name);
   if (twice.size > 0) {
     throw new InvalidArgumentError(
-      [...twice].map((name) => ({ field: YAML_FIELD, description: `AccessAudit "${name}" is defined more than once: an apply defines each name once` })),
+      [...twice].map((name) => ({
+        field: YAML_FIELD,
+        description: `AccessAudit "${name}" is defined more than once: an apply defines each name once`,
+      })),
     );
   }
   return { audits: loaded.audits, warnings: loaded.warnings.map(located) };
@@ -240,7 +267,12 @@ async function underField<T>(prefix: string, run: () => Promise<T>): Promise<T> 
     return await run();
   } catch (e) {
     if (!(e instanceof InvalidArgumentError)) throw e;
-    throw new InvalidArgumentError(e.violations.map((v) => ({ field: v.field === '' ? prefix : `${prefix}.${v.field}`, description: v.description })));
+    throw new InvalidArgumentError(
+      e.violations.map((v) => ({
+        field: v.field === '' ? prefix : `${prefix}.${v.field}`,
+        description: v.description,
+      })),
+    );
   }
 }
 

@@ -13,7 +13,8 @@ import { AlreadyExistsError, NotFoundError, StaleVersionError } from '../store/e
 function loadRpcTypes(): protobuf.Root {
   const root = new protobuf.Root();
   // google/protobuf/* are protobufjs's built-in well-known types; google/rpc/* are vendored.
-  root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : path.join(protoDir(), target));
+  root.resolvePath = (_origin, target) =>
+    target.startsWith('google/protobuf/') ? target : path.join(protoDir(), target);
   // keepCase: the proto's own field names, as the built-in google.protobuf.Any has them.
   return root.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto'], { keepCase: true });
 }
@@ -29,7 +30,9 @@ export interface FieldViolation {
 /** INVALID_ARGUMENT with one BadRequest field violation per problem. */
 export function invalidArgument(violations: readonly FieldViolation[]): grpc.StatusObject {
   const message = violations.map((v) => `${v.field}: ${v.description}`).join('; ');
-  const badRequest = BadRequestType.encode({ field_violations: violations.map((v) => ({ field: v.field, description: v.description })) }).finish();
+  const badRequest = BadRequestType.encode({
+    field_violations: violations.map((v) => ({ field: v.field, description: v.description })),
+  }).finish();
   const status = StatusType.encode({
     code: grpc.status.INVALID_ARGUMENT,
     message,

@@ -153,7 +153,9 @@ export class AccessAuditStore {
    */
   prepareSeed(audits: readonly AccessAudit[]): PreparedChange {
     const defined = new Set(audits.map((a) => a.name));
-    const dropped = this.list().filter((a) => a.origin === 'file' && !defined.has(a.name)).map((a) => a.name);
+    const dropped = this.list()
+      .filter((a) => a.origin === 'file' && !defined.has(a.name))
+      .map((a) => a.name);
     return this.plan(this.validateAll(audits, 'file'), dropped);
   }
 
@@ -244,7 +246,8 @@ export class AccessAuditStore {
     root.accessAudits.forEach((entry: unknown, i) => {
       const at = `accessAudits[${i}]`;
       const { version, origin } = (entry ?? {}) as { version?: unknown; origin?: unknown };
-      if (!Number.isSafeInteger(version) || (version as number) < 1) problems.push(`${at}.version: must be a positive integer`);
+      if (!Number.isSafeInteger(version) || (version as number) < 1)
+        problems.push(`${at}.version: must be a positive integer`);
       if (origin !== 'api' && origin !== 'file') problems.push(`${at}.origin: must be "api" or "file"`);
       // Validated again: the configuration (extraResourceTypes) may have changed since it was written.
       const res = validateAccessAudit(entry as AccessAudit, { knownTypes: this.opts.knownTypes });
@@ -295,7 +298,9 @@ export class AccessAuditStore {
         this.fs.closeSync(dirFd);
       }
     } catch (e) {
-      const err = new StoreError(`the AccessAudit store ${this.file} was changed, but its folder could not be fsynced: ${(e as Error).message}`);
+      const err = new StoreError(
+        `the AccessAudit store ${this.file} was changed, but its folder could not be fsynced: ${(e as Error).message}`,
+      );
       if (this.opts.onSyncError === undefined) throw err;
       this.opts.onSyncError(err);
     }

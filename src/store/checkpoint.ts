@@ -98,7 +98,9 @@ export class Checkpoint {
         // Anything after a bad line would be applied out of order: a bad line in the middle means the
         // file was damaged by something other than a crash, which we refuse to guess about.
         if (nl >= 0 && nl < text.length - 1) {
-          throw new CheckpointCorruptError(`checkpoint ${this.file} is corrupt at byte ${good}; move it away to start over`);
+          throw new CheckpointCorruptError(
+            `checkpoint ${this.file} is corrupt at byte ${good}; move it away to start over`,
+          );
         }
         droppedTail = true;
         break;
@@ -152,7 +154,8 @@ export class Checkpoint {
     const buf = Buffer.from(encode(delta));
     fs.write(this.fd, buf, 0, buf.length, null, (writeErr, written) => {
       // A write can be short without an error (file size limit, a full disk): that is a failure too.
-      const err = writeErr ?? (written < buf.length ? new Error(`short write: ${written} of ${buf.length} bytes`) : null);
+      const err =
+        writeErr ?? (written < buf.length ? new Error(`short write: ${written} of ${buf.length} bytes`) : null);
       if (err) {
         // A partial line left in the middle would make the next start refuse the file: cut it, now or,
         // if that fails too, before the next append.
@@ -186,7 +189,8 @@ export class Checkpoint {
     const fd = fs.openSync(tmp, 'w');
     try {
       const written = fs.writeSync(fd, line);
-      if (written < Buffer.byteLength(line)) throw new Error(`short write: ${written} of ${Buffer.byteLength(line)} bytes`);
+      if (written < Buffer.byteLength(line))
+        throw new Error(`short write: ${written} of ${Buffer.byteLength(line)} bytes`);
       fs.fdatasyncSync(fd);
     } finally {
       fs.closeSync(fd);

@@ -54,9 +54,17 @@ const FIELD_COUNT = 12;
 
 /** The Field of each string field number of a message. */
 const EVENT_STRINGS = fieldsByNumber([EVENT_ID, Field.Id], [EVENT_DATE, Field.Date], [EVENT_ACTION, Field.Action]);
-const RESOURCE_STRINGS = fieldsByNumber([RESOURCE_TYPE, Field.Type], [RESOURCE_NAME, Field.Name], [RESOURCE_MESH, Field.Mesh]);
+const RESOURCE_STRINGS = fieldsByNumber(
+  [RESOURCE_TYPE, Field.Type],
+  [RESOURCE_NAME, Field.Name],
+  [RESOURCE_MESH, Field.Mesh],
+);
 const TOKEN_STRINGS = fieldsByNumber([TOKEN_ID, Field.TokenId], [TOKEN_EXPIRES_AT, Field.ExpiresAt]);
-const CLAIMS_STRINGS = fieldsByNumber([CLAIMS_MESH, Field.ClaimsMesh], [CLAIMS_NAME, Field.ClaimsName], [CLAIMS_ZONE, Field.ClaimsZone]);
+const CLAIMS_STRINGS = fieldsByNumber(
+  [CLAIMS_MESH, Field.ClaimsMesh],
+  [CLAIMS_NAME, Field.ClaimsName],
+  [CLAIMS_ZONE, Field.ClaimsZone],
+);
 
 function fieldsByNumber(...pairs: Array<[number, Field]>): Field[] {
   const byNumber: Field[] = [];
@@ -131,11 +139,14 @@ export class EventScanner {
     if (!this.walk(start, end, EVENT_USER, this.eventField) || this.userStart < 0) return NOT_SCANNED;
     if (!this.walk(this.userStart, this.userEnd, USER_GROUPS, this.userField)) return NOT_SCANNED;
     if (this.resourceStart >= 0 && this.tokenStart < 0) {
-      return this.walk(this.resourceStart, this.resourceEnd, RESOURCE_MESH, this.resourceField) ? RESOURCE_EVENT : NOT_SCANNED;
+      return this.walk(this.resourceStart, this.resourceEnd, RESOURCE_MESH, this.resourceField)
+        ? RESOURCE_EVENT
+        : NOT_SCANNED;
     }
     if (this.tokenStart < 0 || this.resourceStart >= 0) return NOT_SCANNED;
     if (!this.walk(this.tokenStart, this.tokenEnd, TOKEN_CLAIMS, this.tokenField)) return NOT_SCANNED;
-    if (this.claimsStart >= 0 && !this.walk(this.claimsStart, this.claimsEnd, CLAIMS_SCOPE, this.claimsField)) return NOT_SCANNED;
+    if (this.claimsStart >= 0 && !this.walk(this.claimsStart, this.claimsEnd, CLAIMS_SCOPE, this.claimsField))
+      return NOT_SCANNED;
     return TOKEN_EVENT;
   }
 
@@ -211,7 +222,12 @@ export class EventScanner {
    * strings or messages) goes to `visit` with its contents' offsets; others are skipped. False when
    * the message is malformed, such a field has another wire type, or `visit` says so.
    */
-  private walk(start: number, end: number, lastField: number, visit: (field: number, start: number, end: number) => boolean): boolean {
+  private walk(
+    start: number,
+    end: number,
+    lastField: number,
+    visit: (field: number, start: number, end: number) => boolean,
+  ): boolean {
     this.pos = start;
     this.end = end;
     while (this.pos < end) {

@@ -65,7 +65,13 @@ export function scanStreamRequest(bytes: Uint8Array): ScannedStreamRequest {
   try {
     return scan(bytes);
   } catch (err) {
-    return { identifier: null, firstSeq: 0, eventCount: 0, bytes, malformed: err instanceof Error ? err.message : String(err) };
+    return {
+      identifier: null,
+      firstSeq: 0,
+      eventCount: 0,
+      bytes,
+      malformed: err instanceof Error ? err.message : String(err),
+    };
   }
 }
 
@@ -128,7 +134,10 @@ export function recordRequestAsBatch(bytes: Uint8Array): Buffer | null {
     }
     if (start < 0) return null;
     // The events field's tag and length, then the event's bytes: one copy.
-    const head = protobuf.Writer.create().uint32((EVENTS_FIELD << 3) | LENGTH_DELIMITED).uint32(end - start).finish();
+    const head = protobuf.Writer.create()
+      .uint32((EVENTS_FIELD << 3) | LENGTH_DELIMITED)
+      .uint32(end - start)
+      .finish();
     return Buffer.concat([head, bytes.subarray(start, end)]);
   } catch {
     return null;
@@ -139,7 +148,11 @@ export function recordRequestAsBatch(bytes: Uint8Array): Buffer | null {
  * Calls `each` with the offsets of the events of a StreamEventsRequest (already scanned), from index
  * `from` on.
  */
-export function eachEvent(bytes: Uint8Array, from: number, each: (index: number, start: number, end: number) => void): void {
+export function eachEvent(
+  bytes: Uint8Array,
+  from: number,
+  each: (index: number, start: number, end: number) => void,
+): void {
   const r = protobuf.Reader.create(bytes);
   let index = 0;
   while (r.pos < r.len) {

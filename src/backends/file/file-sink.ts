@@ -126,7 +126,9 @@ export class FileSink implements Sink {
     this.rfsOptions = { path: this.dir };
     if (this.rotation.enabled) {
       if (!(this.rotation.maxSizeBytes >= 1)) {
-        throw new Error(`audit file ${this.key}: rotation.maxSizeBytes must be at least 1, got ${this.rotation.maxSizeBytes}`);
+        throw new Error(
+          `audit file ${this.key}: rotation.maxSizeBytes must be at least 1, got ${this.rotation.maxSizeBytes}`,
+        );
       }
       // rfs takes whole bytes as a string; "reach 52428.8 bytes" means 52429 for a file.
       this.rfsOptions.size = `${Math.ceil(this.rotation.maxSizeBytes)}B`;
@@ -156,7 +158,10 @@ export class FileSink implements Sink {
 
   write(chunk: Buffer): Promise<SinkPosition> {
     return this.serial(async () => {
-      if (this.state !== 'open') throw new Error(`can't write audit file ${this.key}: the sink is ${this.state === 'new' ? 'not open' : 'closed'}`);
+      if (this.state !== 'open')
+        throw new Error(
+          `can't write audit file ${this.key}: the sink is ${this.state === 'new' ? 'not open' : 'closed'}`,
+        );
       if (chunk.length === 0) return { ino: this.ino, size: this.size };
       if (this.stream === undefined || this.stream.destroyed) {
         this.stream = undefined;
@@ -270,10 +275,14 @@ export class FileSink implements Sink {
     // appending to the old inode) fails the write instead of acknowledging records nobody can read.
     const st = await fsp.stat(file);
     if (st.ino !== before.ino) {
-      throw new Error(`${file} is not the file that was written (inode ${st.ino}, expected ${before.ino}); was it replaced?`);
+      throw new Error(
+        `${file} is not the file that was written (inode ${st.ino}, expected ${before.ino}); was it replaced?`,
+      );
     }
     if (st.size !== before.size + bytes) {
-      throw new Error(`short write: ${st.size - before.size} of ${bytes} bytes reached the file (disk full or file size limit?)`);
+      throw new Error(
+        `short write: ${st.size - before.size} of ${bytes} bytes reached the file (disk full or file size limit?)`,
+      );
     }
     if (this.fsync) {
       const fh = await fsp.open(file, 'r');
@@ -366,7 +375,13 @@ export class FileSink implements Sink {
     if (found.size < committed.size) {
       // Either the tail was lost in a crash or the inode belongs to another file now: deleting newer
       // files could lose acknowledged records, so keep them (the CP's resend may duplicate a few).
-      this.onEvent({ type: 'recovery-committed-data-missing', file: this.key, target: found.file, committed, sizeBytes: found.size });
+      this.onEvent({
+        type: 'recovery-committed-data-missing',
+        file: this.key,
+        target: found.file,
+        committed,
+        sizeBytes: found.size,
+      });
       await this.repairTornLine(found.file);
       if (found.file !== this.key) await this.repairTornLine(this.key);
       return;
@@ -411,7 +426,12 @@ export class FileSink implements Sink {
     await this.cut(file, st.size, keep, 'torn-line');
   }
 
-  private async cut(file: string, fromBytes: number, toBytes: number, reason: 'uncommitted' | 'torn-line'): Promise<void> {
+  private async cut(
+    file: string,
+    fromBytes: number,
+    toBytes: number,
+    reason: 'uncommitted' | 'torn-line',
+  ): Promise<void> {
     if (fromBytes <= toBytes) return;
     try {
       await this.truncate(file, toBytes);

@@ -11,7 +11,7 @@ const TIMESTAMP_LENGTH = 'YYYY-MM-DDTHH-mm-ss.SSS'.length;
 /** Splits `audit.log` into `audit` and `.log` the way lumberjack does (ext = path.extname). */
 function splitBase(activeBase: string): { prefix: string; ext: string } {
   const ext = path.extname(activeBase);
-  return { prefix: activeBase.slice(0, activeBase.length - ext.length) + '-', ext };
+  return { prefix: `${activeBase.slice(0, activeBase.length - ext.length)}-`, ext };
 }
 
 function pad(n: number, width: number): string {
