@@ -13,7 +13,9 @@ $(NPM_STAMP): package-lock.json package.json
 
 install: $(NPM_STAMP)
 
+# dist/ is rebuilt from scratch: a file removed from src/ or test/ must not live on in dist/.
 build: install
+	rm -rf dist
 	npx tsc -p .
 
 run: build

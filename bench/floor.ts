@@ -83,14 +83,7 @@ async function main(): Promise<void> {
     return out.data;
   };
   const submit = (k: number): Promise<void> =>
-    new Promise((resolve, reject) =>
-      writer.submit({
-        data: process1(batches[k]),
-        seqKey: 'floor',
-        seq: (k + 1) * spec.batchSize,
-        done: (err) => (err ? reject(err) : resolve()),
-      }),
-    );
+    writer.submit(process1(batches[k]), { key: 'floor', seq: (k + 1) * spec.batchSize });
   const run = async (from: number, to: number, deadline: number): Promise<number> => {
     const pending: Array<Promise<unknown>> = [];
     let k = from;

@@ -46,8 +46,8 @@ describe('architecture', () => {
 
   it('reads the whole source tree', () => {
     expect(g.size).to.be.greaterThan(30);
-    expect(g.get('cli/sidecar')).to.include('pipeline/pipeline');
-    expect(g.get('pipeline/pipeline')).to.include('rules/index');
+    expect(g.get('cli/sidecar')).to.include('pipeline/sequencer');
+    expect(g.get('pipeline/single-records')).to.include('rules/index');
   });
 
   it('has no circular imports', () => {

@@ -25,336 +25,334 @@ function batch(firstSeq: number, n: number): { firstSeq: number; events: unknown
   return { firstSeq, events: Array.from({ length: n }, (_, i) => resourceEvent(firstSeq + i)) };
 }
 
-// Batches are evaluated in a worker thread by default; the event loop's own path must behave the same.
-for (const workerThreads of [1, 0])
-  describe(`AuditService over a real gRPC server, ${workerThreads} worker thread(s)`, () => {
-    let dir: string;
-    let sidecar: Sidecar;
-    let c: ReturnType<typeof clients>;
-    let logPath: string;
+describe('AuditService over a real gRPC server', () => {
+  let dir: string;
+  let sidecar: Sidecar;
+  let c: ReturnType<typeof clients>;
+  let logPath: string;
 
-    async function start(audits: readonly AccessAudit[] = [AUDIT_ALL]): Promise<void> {
-      const config = testConfig(dir, { workerThreads });
-      logPath = config.backends[0].path;
-      sidecar = await startTestSidecar(config, audits);
-      c = clients(sidecar.port);
-    }
+  async function start(audits: readonly AccessAudit[] = [AUDIT_ALL]): Promise<void> {
+    const config = testConfig(dir);
+    logPath = config.backends[0].path;
+    sidecar = await startTestSidecar(config, audits);
+    c = clients(sidecar.port);
+  }
 
-    async function restart(): Promise<void> {
-      c.close();
-      await sidecar.stop();
-      await start();
-    }
+  async function restart(): Promise<void> {
+    c.close();
+    await sidecar.stop();
+    await start();
+  }
 
-    beforeEach(async () => {
-      dir = tempDir();
-      await start();
-    });
-    afterEach(async () => {
-      c.close();
-      await sidecar.stop();
-    });
+  beforeEach(async () => {
+    dir = tempDir();
+    await start();
+  });
+  afterEach(async () => {
+    c.close();
+    await sidecar.stop();
+  });
 
-    it('answers the identifier with resume point 0, then acks a batch once written', async () => {
-      const s = openStream(c.audit);
-      s.call.write({ identifier: ID });
-      expect((await s.next()).ackedSeq).to.equal(0);
-      s.call.write(batch(1, 3));
-      const ack = await s.next();
-      expect(ack).to.include({ ackedSeq: 3, firstSeq: 1, recorded: 3, skipped: 0, duplicates: 0 });
-      expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal([
-        'route-1',
-        'route-2',
-        'route-3',
+  it('answers the identifier with resume point 0, then acks a batch once written', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    expect((await s.next()).ackedSeq).to.equal(0);
+    s.call.write(batch(1, 3));
+    const ack = await s.next();
+    expect(ack).to.include({ ackedSeq: 3, firstSeq: 1, recorded: 3, skipped: 0, duplicates: 0 });
+    expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal([
+      'route-1',
+      'route-2',
+      'route-3',
+    ]);
+    s.call.end();
+    expect(await s.status).to.equal(null);
+  });
+
+  it('rejects invalid events by index, writes the valid ones and keeps the stream open', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    const events = [
+      resourceEvent(1),
+      { ...resourceEvent(2), action: 'CREAT' },
+      { ...resourceEvent(3), token: { id: 't' } },
+      resourceEvent(4),
+    ];
+    s.call.write({ firstSeq: 1, events });
+    const ack = await s.next();
+    expect(ack).to.include({ ackedSeq: 4, recorded: 2 });
+    expect(ack.rejected).to.deep.equal([
+      { index: 1, reason: 'action: unknown action "CREAT", did you mean "CREATE"?' },
+      { index: 2, reason: 'resource and token: set exactly one, not both' },
+    ]);
+    s.call.write(batch(5, 1));
+    expect((await s.next()).ackedSeq).to.equal(5);
+    expect(readRecords(logPath)).to.have.length(3);
+    s.call.end();
+  });
+
+  it('rejects an event that is not valid protobuf by index, and writes the others of its batch', async () => {
+    // A raw client: proto-loader's could not send a malformed event.
+    const { event, streamResponse } = { event: wireTypes().event, streamResponse: wireTypes().streamResponse };
+    const raw = new grpc.Client(`127.0.0.1:${sidecar.port}`, grpc.credentials.createInsecure());
+    const call = raw.makeBidiStreamRequest(
+      '/meshaudit.v1.AuditService/StreamEvents',
+      (b: Buffer) => b,
+      (b: Buffer) => streamResponse.toObject(streamResponse.decode(b), { longs: Number }),
+    );
+    const acks: Array<Record<string, unknown>> = [];
+    const twoAcks = new Promise<void>((resolve) => call.on('data', (m) => acks.push(m) === 2 && resolve()));
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    call.on('error', () => {}); // the status says it
+    const w = protobuf.Writer.create();
+    w.uint32((1 << 3) | 2)
+      .fork()
+      .uint32((1 << 3) | 2)
+      .string(ID.zone)
+      .uint32((2 << 3) | 2)
+      .string(ID.instance)
+      .ldelim();
+    w.uint32((2 << 3) | 0).uint64(1);
+    w.uint32((3 << 3) | 2).bytes(event.encode(resourceEvent(1)).finish());
+    w.uint32((3 << 3) | 2).bytes(Uint8Array.of(0x1a, 0x02, 0x43, 0x52, 0x4f)); // action "CR", then field 9 of wire type 7
+    w.uint32((3 << 3) | 2).bytes(event.encode(resourceEvent(3)).finish());
+    try {
+      call.write(Buffer.from(w.finish()));
+      await twoAcks;
+      expect(acks[1]).to.include({ ackedSeq: 3, recorded: 2 });
+      expect(acks[1].rejected).to.deep.equal([
+        { index: 1, reason: 'event: not a valid protobuf Event message (invalid wire type 7 at offset 5)' },
       ]);
-      s.call.end();
-      expect(await s.status).to.equal(null);
-    });
+      expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal(['route-1', 'route-3']);
+      call.end();
+      expect((await status).code).to.equal(grpc.status.OK);
+    } finally {
+      raw.close();
+    }
+  });
 
-    it('rejects invalid events by index, writes the valid ones and keeps the stream open', async () => {
-      const s = openStream(c.audit);
-      s.call.write({ identifier: ID });
-      await s.next();
-      const events = [
-        resourceEvent(1),
-        { ...resourceEvent(2), action: 'CREAT' },
-        { ...resourceEvent(3), token: { id: 't' } },
-        resourceEvent(4),
-      ];
-      s.call.write({ firstSeq: 1, events });
-      const ack = await s.next();
-      expect(ack).to.include({ ackedSeq: 4, recorded: 2 });
-      expect(ack.rejected).to.deep.equal([
-        { index: 1, reason: 'action: unknown action "CREAT", did you mean "CREATE"?' },
-        { index: 2, reason: 'resource and token: set exactly one, not both' },
+  it('ends a stream whose request is not valid protobuf with INVALID_ARGUMENT naming the problem', async () => {
+    const raw = new grpc.Client(`127.0.0.1:${sidecar.port}`, grpc.credentials.createInsecure());
+    const call = raw.makeBidiStreamRequest(
+      '/meshaudit.v1.AuditService/StreamEvents',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+    );
+    const failed = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    try {
+      call.write(Buffer.of(0x1a, 0x7f, 0x00)); // events: 127 bytes announced, 1 sent
+      const err = await failed;
+      expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
+      expect(fieldViolationsOf(err.metadata)).to.deep.equal([
+        { field: 'request', description: 'not a valid StreamEventsRequest: index out of range: 2 + 127 > 3' },
       ]);
-      s.call.write(batch(5, 1));
-      expect((await s.next()).ackedSeq).to.equal(5);
-      expect(readRecords(logPath)).to.have.length(3);
-      s.call.end();
-    });
-
-    it('rejects an event that is not valid protobuf by index, and writes the others of its batch', async () => {
-      // A raw client: proto-loader's could not send a malformed event.
-      const { event, streamResponse } = { event: wireTypes().event, streamResponse: wireTypes().streamResponse };
-      const raw = new grpc.Client(`127.0.0.1:${sidecar.port}`, grpc.credentials.createInsecure());
-      const call = raw.makeBidiStreamRequest(
+      // first_seq sent as bytes: read as a number it would hide an event from the count.
+      const second = raw.makeBidiStreamRequest(
         '/meshaudit.v1.AuditService/StreamEvents',
         (b: Buffer) => b,
-        (b: Buffer) => streamResponse.toObject(streamResponse.decode(b), { longs: Number }),
-      );
-      const acks: Array<Record<string, unknown>> = [];
-      const twoAcks = new Promise<void>((resolve) => call.on('data', (m) => acks.push(m) === 2 && resolve()));
-      const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
-      call.on('error', () => {}); // the status says it
-      const w = protobuf.Writer.create();
-      w.uint32((1 << 3) | 2)
-        .fork()
-        .uint32((1 << 3) | 2)
-        .string(ID.zone)
-        .uint32((2 << 3) | 2)
-        .string(ID.instance)
-        .ldelim();
-      w.uint32((2 << 3) | 0).uint64(1);
-      w.uint32((3 << 3) | 2).bytes(event.encode(resourceEvent(1)).finish());
-      w.uint32((3 << 3) | 2).bytes(Uint8Array.of(0x1a, 0x02, 0x43, 0x52, 0x4f)); // action "CR", then field 9 of wire type 7
-      w.uint32((3 << 3) | 2).bytes(event.encode(resourceEvent(3)).finish());
-      try {
-        call.write(Buffer.from(w.finish()));
-        await twoAcks;
-        expect(acks[1]).to.include({ ackedSeq: 3, recorded: 2 });
-        expect(acks[1].rejected).to.deep.equal([
-          { index: 1, reason: 'event: not a valid protobuf Event message (invalid wire type 7 at offset 5)' },
-        ]);
-        expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal(['route-1', 'route-3']);
-        call.end();
-        expect((await status).code).to.equal(grpc.status.OK);
-      } finally {
-        raw.close();
-      }
-    });
-
-    it('ends a stream whose request is not valid protobuf with INVALID_ARGUMENT naming the problem', async () => {
-      const raw = new grpc.Client(`127.0.0.1:${sidecar.port}`, grpc.credentials.createInsecure());
-      const call = raw.makeBidiStreamRequest(
-        '/meshaudit.v1.AuditService/StreamEvents',
-        (b: Buffer) => b,
         (b: Buffer) => b,
       );
-      const failed = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
-      try {
-        call.write(Buffer.of(0x1a, 0x7f, 0x00)); // events: 127 bytes announced, 1 sent
-        const err = await failed;
-        expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
-        expect(fieldViolationsOf(err.metadata)).to.deep.equal([
-          { field: 'request', description: 'not a valid StreamEventsRequest: index out of range: 2 + 127 > 3' },
-        ]);
-        // first_seq sent as bytes: read as a number it would hide an event from the count.
-        const second = raw.makeBidiStreamRequest(
-          '/meshaudit.v1.AuditService/StreamEvents',
+      const secondFailed = new Promise<grpc.ServiceError>((resolve) => second.on('error', resolve));
+      second.write(Buffer.of(0x12, 0x02, 0x1a, 0x00));
+      expect(fieldViolationsOf((await secondFailed).metadata)).to.deep.equal([
+        { field: 'request', description: 'not a valid StreamEventsRequest: first_seq: wire type 2, want 0' },
+      ]);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('acknowledges repeated sequences without writing them twice', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    s.call.write(batch(1, 3));
+    await s.next();
+    s.call.write(batch(1, 3));
+    expect(await s.next()).to.include({ ackedSeq: 3, duplicates: 3, recorded: 0 });
+    s.call.write(batch(2, 4));
+    expect(await s.next()).to.include({ ackedSeq: 5, duplicates: 2, recorded: 2 });
+    expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal([
+      'route-1',
+      'route-2',
+      'route-3',
+      'route-4',
+      'route-5',
+    ]);
+    s.call.end();
+  });
+
+  it('refuses a gap with FAILED_PRECONDITION naming the sequence to resend from', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    s.call.write(batch(1, 2));
+    await s.next();
+    s.call.write(batch(10, 2));
+    const err = await s.status;
+    expect(err?.code).to.equal(grpc.status.FAILED_PRECONDITION);
+    expect(err?.details).to.equal('sequence gap for zone-1/cp-0: expected firstSeq <= 3, got 10; resend from 3');
+    expect(readRecords(logPath)).to.have.length(2);
+  });
+
+  it('requires the identifier on the first request, as a field violation', async () => {
+    const s = openStream(c.audit);
+    s.call.write(batch(1, 1));
+    const err = await s.status;
+    expect(err?.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    expect(fieldViolationsOf(err?.metadata)).to.deep.equal([
+      { field: 'identifier', description: 'required on the first request of a stream' },
+    ]);
+  });
+
+  it('refuses a malformed identifier naming both fields', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: { zone: '', instance: 'a/b' } });
+    const err = await s.status;
+    expect(fieldViolationsOf(err?.metadata).map((v) => v.field)).to.deep.equal([
+      'identifier.zone',
+      'identifier.instance',
+    ]);
+  });
+
+  it('refuses a control plane of another zone, naming the zone it serves', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: { zone: 'zone-2', instance: 'cp-0' } });
+    const err = await s.status;
+    expect(err?.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    expect(fieldViolationsOf(err?.metadata)).to.deep.equal([
+      {
+        field: 'identifier.zone',
+        description:
+          'this sidecar serves zone "zone-1", not "zone-2"; each zone\'s control plane needs its own sidecar',
+      },
+    ]);
+  });
+
+  it('keeps the acked sequence across a restart of the sidecar', async () => {
+    let s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    s.call.write(batch(1, 7));
+    await s.next();
+    s.call.end();
+    await s.status;
+    await restart();
+    s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    expect((await s.next()).ackedSeq).to.equal(7);
+    s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-1' } });
+    s.call.end();
+    const other = openStream(c.audit);
+    other.call.write({ identifier: { zone: 'zone-1', instance: 'cp-1' } });
+    expect((await other.next()).ackedSeq).to.equal(0);
+    other.call.end();
+  });
+
+  it('counts events no rule covers as skipped and writes nothing for them', async () => {
+    c.close();
+    await sidecar.stop();
+    await start([
+      { name: 'tokens-only', rules: [{ types: [], mesh: '', access: ['GENERATE_USER_TOKEN'], accessAll: false }] },
+    ]);
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    s.call.write(batch(1, 4));
+    expect(await s.next()).to.include({ ackedSeq: 4, recorded: 0, skipped: 4 });
+    expect(readRecords(logPath)).to.deep.equal([]);
+    s.call.end();
+  });
+
+  it('ends the older stream when a newer one opens for the same identifier', async () => {
+    const first = openStream(c.audit);
+    first.call.write({ identifier: ID });
+    await first.next();
+    const second = openStream(c.audit);
+    second.call.write({ identifier: ID });
+    await second.next();
+    const err = await first.status;
+    expect(err?.code).to.equal(grpc.status.ABORTED);
+    second.call.end();
+  });
+
+  it('Record answers audited after the record is written, or audited false when no rule covers it', async () => {
+    expect(await unary(c.audit, 'Record', { event: resourceEvent(1) })).to.deep.equal({ audited: true });
+    expect(readRecords(logPath)).to.have.length(1);
+    c.close();
+    await sidecar.stop();
+    await start([]);
+    expect(await unary(c.audit, 'Record', { event: resourceEvent(2) })).to.deep.equal({ audited: false });
+    expect(readRecords(logPath)).to.have.length(1);
+  });
+
+  it('Record refuses an invalid event with INVALID_ARGUMENT and a field violation', async () => {
+    const err: grpc.ServiceError = await unary(c.audit, 'Record', {
+      event: { ...resourceEvent(1), action: 'DELET' },
+    }).then(
+      () => {
+        throw new Error('accepted');
+      },
+      (e: grpc.ServiceError) => e,
+    );
+    expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    expect(fieldViolationsOf(err.metadata)).to.deep.equal([
+      { field: 'event.action', description: 'unknown action "DELET", did you mean "DELETE"?' },
+    ]);
+    expect(sidecar.counts.rejected).to.equal(1);
+    expect(fs.existsSync(logPath) ? readRecords(logPath) : []).to.deep.equal([]);
+  });
+
+  it('Record reads requests as protobufjs does: an unreadable one is INVALID_ARGUMENT on `request`, of an event given twice the last counts', async () => {
+    const raw = new grpc.Client(`127.0.0.1:${sidecar.port}`, grpc.credentials.createInsecure());
+    const call = (bytes: Buffer): Promise<Buffer> =>
+      new Promise((resolve, reject) =>
+        raw.makeUnaryRequest(
+          '/meshaudit.v1.AuditService/Record',
           (b: Buffer) => b,
           (b: Buffer) => b,
-        );
-        const secondFailed = new Promise<grpc.ServiceError>((resolve) => second.on('error', resolve));
-        second.write(Buffer.of(0x12, 0x02, 0x1a, 0x00));
-        expect(fieldViolationsOf((await secondFailed).metadata)).to.deep.equal([
-          { field: 'request', description: 'not a valid StreamEventsRequest: first_seq: wire type 2, want 0' },
-        ]);
-      } finally {
-        raw.close();
-      }
-    });
-
-    it('acknowledges repeated sequences without writing them twice', async () => {
-      const s = openStream(c.audit);
-      s.call.write({ identifier: ID });
-      await s.next();
-      s.call.write(batch(1, 3));
-      await s.next();
-      s.call.write(batch(1, 3));
-      expect(await s.next()).to.include({ ackedSeq: 3, duplicates: 3, recorded: 0 });
-      s.call.write(batch(2, 4));
-      expect(await s.next()).to.include({ ackedSeq: 5, duplicates: 2, recorded: 2 });
-      expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal([
-        'route-1',
-        'route-2',
-        'route-3',
-        'route-4',
-        'route-5',
-      ]);
-      s.call.end();
-    });
-
-    it('refuses a gap with FAILED_PRECONDITION naming the sequence to resend from', async () => {
-      const s = openStream(c.audit);
-      s.call.write({ identifier: ID });
-      await s.next();
-      s.call.write(batch(1, 2));
-      await s.next();
-      s.call.write(batch(10, 2));
-      const err = await s.status;
-      expect(err?.code).to.equal(grpc.status.FAILED_PRECONDITION);
-      expect(err?.details).to.equal('sequence gap for zone-1/cp-0: expected firstSeq <= 3, got 10; resend from 3');
-      expect(readRecords(logPath)).to.have.length(2);
-    });
-
-    it('requires the identifier on the first request, as a field violation', async () => {
-      const s = openStream(c.audit);
-      s.call.write(batch(1, 1));
-      const err = await s.status;
-      expect(err?.code).to.equal(grpc.status.INVALID_ARGUMENT);
-      expect(fieldViolationsOf(err?.metadata)).to.deep.equal([
-        { field: 'identifier', description: 'required on the first request of a stream' },
-      ]);
-    });
-
-    it('refuses a malformed identifier naming both fields', async () => {
-      const s = openStream(c.audit);
-      s.call.write({ identifier: { zone: '', instance: 'a/b' } });
-      const err = await s.status;
-      expect(fieldViolationsOf(err?.metadata).map((v) => v.field)).to.deep.equal([
-        'identifier.zone',
-        'identifier.instance',
-      ]);
-    });
-
-    it('refuses a control plane of another zone, naming the zone it serves', async () => {
-      const s = openStream(c.audit);
-      s.call.write({ identifier: { zone: 'zone-2', instance: 'cp-0' } });
-      const err = await s.status;
-      expect(err?.code).to.equal(grpc.status.INVALID_ARGUMENT);
-      expect(fieldViolationsOf(err?.metadata)).to.deep.equal([
-        {
-          field: 'identifier.zone',
-          description:
-            'this sidecar serves zone "zone-1", not "zone-2"; each zone\'s control plane needs its own sidecar',
-        },
-      ]);
-    });
-
-    it('keeps the acked sequence across a restart of the sidecar', async () => {
-      let s = openStream(c.audit);
-      s.call.write({ identifier: ID });
-      await s.next();
-      s.call.write(batch(1, 7));
-      await s.next();
-      s.call.end();
-      await s.status;
-      await restart();
-      s = openStream(c.audit);
-      s.call.write({ identifier: ID });
-      expect((await s.next()).ackedSeq).to.equal(7);
-      s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-1' } });
-      s.call.end();
-      const other = openStream(c.audit);
-      other.call.write({ identifier: { zone: 'zone-1', instance: 'cp-1' } });
-      expect((await other.next()).ackedSeq).to.equal(0);
-      other.call.end();
-    });
-
-    it('counts events no rule covers as skipped and writes nothing for them', async () => {
-      c.close();
-      await sidecar.stop();
-      await start([
-        { name: 'tokens-only', rules: [{ types: [], mesh: '', access: ['GENERATE_USER_TOKEN'], accessAll: false }] },
-      ]);
-      const s = openStream(c.audit);
-      s.call.write({ identifier: ID });
-      await s.next();
-      s.call.write(batch(1, 4));
-      expect(await s.next()).to.include({ ackedSeq: 4, recorded: 0, skipped: 4 });
-      expect(readRecords(logPath)).to.deep.equal([]);
-      s.call.end();
-    });
-
-    it('ends the older stream when a newer one opens for the same identifier', async () => {
-      const first = openStream(c.audit);
-      first.call.write({ identifier: ID });
-      await first.next();
-      const second = openStream(c.audit);
-      second.call.write({ identifier: ID });
-      await second.next();
-      const err = await first.status;
-      expect(err?.code).to.equal(grpc.status.ABORTED);
-      second.call.end();
-    });
-
-    it('Record answers audited after the record is written, or audited false when no rule covers it', async () => {
-      expect(await unary(c.audit, 'Record', { event: resourceEvent(1) })).to.deep.equal({ audited: true });
-      expect(readRecords(logPath)).to.have.length(1);
-      c.close();
-      await sidecar.stop();
-      await start([]);
-      expect(await unary(c.audit, 'Record', { event: resourceEvent(2) })).to.deep.equal({ audited: false });
-      expect(readRecords(logPath)).to.have.length(1);
-    });
-
-    it('Record refuses an invalid event with INVALID_ARGUMENT and a field violation', async () => {
-      const err: grpc.ServiceError = await unary(c.audit, 'Record', {
-        event: { ...resourceEvent(1), action: 'DELET' },
-      }).then(
+          bytes,
+          (err, out) => (err ? reject(err) : resolve(out!)),
+        ),
+      );
+    try {
+      // Field 1 says 200 bytes follow; 2 do.
+      const err: grpc.ServiceError = await call(Buffer.from([0x0a, 0xc8, 0x01, 0x01, 0x02])).then(
         () => {
           throw new Error('accepted');
         },
         (e: grpc.ServiceError) => e,
       );
       expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
-      expect(fieldViolationsOf(err.metadata)).to.deep.equal([
-        { field: 'event.action', description: 'unknown action "DELET", did you mean "DELETE"?' },
-      ]);
-      expect(sidecar.pipeline.stats.rejected).to.equal(1);
-      expect(fs.existsSync(logPath) ? readRecords(logPath) : []).to.deep.equal([]);
-    });
-
-    it('Record reads requests as protobufjs does: an unreadable one is INVALID_ARGUMENT on `request`, of an event given twice the last counts', async () => {
-      const raw = new grpc.Client(`127.0.0.1:${sidecar.port}`, grpc.credentials.createInsecure());
-      const call = (bytes: Buffer): Promise<Buffer> =>
-        new Promise((resolve, reject) =>
-          raw.makeUnaryRequest(
-            '/meshaudit.v1.AuditService/Record',
-            (b: Buffer) => b,
-            (b: Buffer) => b,
-            bytes,
-            (err, out) => (err ? reject(err) : resolve(out!)),
-          ),
-        );
-      try {
-        // Field 1 says 200 bytes follow; 2 do.
-        const err: grpc.ServiceError = await call(Buffer.from([0x0a, 0xc8, 0x01, 0x01, 0x02])).then(
-          () => {
-            throw new Error('accepted');
-          },
-          (e: grpc.ServiceError) => e,
-        );
-        expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
-        expect(fieldViolationsOf(err.metadata).map((v) => v.field)).to.deep.equal(['request']);
-        // The event given twice takes the reference way, which reads it as protobufjs does: the last one.
-        const part = (e: object): Buffer => Buffer.from(wireTypes().recordRequest.encode({ event: e }).finish());
-        const merged = await call(Buffer.concat([part(resourceEvent(8)), part(resourceEvent(7))]));
-        expect([...merged]).to.deep.equal([0x08, 0x01]); // RecordResponse{audited: true}
-        expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal(['route-7']);
-      } finally {
-        raw.close();
-      }
-    });
-
-    it('on a graceful stop acknowledges what is in flight, then ends streams with UNAVAILABLE', async () => {
-      const s = openStream(c.audit);
-      s.call.write({ identifier: ID });
-      await s.next();
-      for (let i = 0; i < 5; i++) s.call.write(batch(1 + i * 100, 100));
-      const acks: number[] = [];
-      s.call.on('data', (m) => acks.push(m.ackedSeq));
-      await new Promise((r) => setTimeout(r, 50));
-      await sidecar.stop();
-      const err = await s.status;
-      expect(err?.code).to.equal(grpc.status.UNAVAILABLE);
-      // Every batch received before the stop was written and acknowledged before the stream ended.
-      expect(acks[acks.length - 1]).to.equal(500);
-      expect(readRecords(logPath)).to.have.length(500);
-      await start();
-    });
+      expect(fieldViolationsOf(err.metadata).map((v) => v.field)).to.deep.equal(['request']);
+      // The event given twice takes the reference way, which reads it as protobufjs does: the last one.
+      const part = (e: object): Buffer => Buffer.from(wireTypes().recordRequest.encode({ event: e }).finish());
+      const merged = await call(Buffer.concat([part(resourceEvent(8)), part(resourceEvent(7))]));
+      expect([...merged]).to.deep.equal([0x08, 0x01]); // RecordResponse{audited: true}
+      expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal(['route-7']);
+    } finally {
+      raw.close();
+    }
   });
+
+  it('on a graceful stop acknowledges what is in flight, then ends streams with UNAVAILABLE', async () => {
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    for (let i = 0; i < 5; i++) s.call.write(batch(1 + i * 100, 100));
+    const acks: number[] = [];
+    s.call.on('data', (m) => acks.push(m.ackedSeq));
+    await new Promise((r) => setTimeout(r, 50));
+    await sidecar.stop();
+    const err = await s.status;
+    expect(err?.code).to.equal(grpc.status.UNAVAILABLE);
+    // Every batch received before the stop was written and acknowledged before the stream ended.
+    expect(acks[acks.length - 1]).to.equal(500);
+    expect(readRecords(logPath)).to.have.length(500);
+    await start();
+  });
+});
 
 describe('AuditService backpressure', () => {
   it('stops reading a stream while writes are pending, so memory stays bounded on a slow disk', async () => {

@@ -9,15 +9,10 @@ function commit(
   seqs: Record<string, number>,
   pos: Record<string, [number, number]> = {},
 ): Promise<void> {
-  return new Promise((resolve, reject) =>
-    cp.commit(
-      {
-        seqs: new Map(Object.entries(seqs)),
-        positions: new Map(Object.entries(pos).map(([k, [ino, size]]) => [k, { ino, size }])),
-      },
-      (err) => (err ? reject(err) : resolve()),
-    ),
-  );
+  return cp.commit({
+    seqs: new Map(Object.entries(seqs)),
+    positions: new Map(Object.entries(pos).map(([k, [ino, size]]) => [k, { ino, size }])),
+  });
 }
 
 describe('checkpoint', () => {

@@ -55,7 +55,9 @@ describe('loadConfig', () => {
 
   function load(text: string, name = 'config.yaml'): Config {
     fs.writeFileSync(path.join(dir, name), text);
-    return loadConfig({ file: name, cwd: dir });
+    const { config, warnings } = loadConfig({ file: name, cwd: dir });
+    expect(warnings, 'warnings').to.deep.equal([]);
+    return config;
   }
 
   function loadError(text: string | Buffer, name = 'config.yaml'): ConfigError {
@@ -82,7 +84,6 @@ describe('loadConfig', () => {
       extraResourceTypes: [],
       fsync: false,
       drainTimeoutMs: 10_000,
-      workerThreads: 0,
       skipDefaultTypes: DEFAULT_SKIP,
       backends: [
         {
@@ -96,7 +97,7 @@ describe('loadConfig', () => {
 
   describe('accepts', () => {
     it('no file: the defaults, with paths resolved against the working directory', () => {
-      expect(loadConfig({ cwd: '/srv/mesh' })).to.deep.equal(defaultsIn('/srv/mesh'));
+      expect(loadConfig({ cwd: '/srv/mesh' })).to.deep.equal({ config: defaultsIn('/srv/mesh'), warnings: [] });
       expect(defaultConfig('/srv/mesh')).to.deep.equal(defaultsIn('/srv/mesh'));
     });
 
@@ -112,7 +113,7 @@ describe('loadConfig', () => {
       ]) {
         expect(Object.isFrozen(part)).to.equal(true);
       }
-      expect(Object.isFrozen(loadConfig({ cwd: dir }).backends[0]!.rotation)).to.equal(true);
+      expect(Object.isFrozen(loadConfig({ cwd: dir }).config.backends[0]!.rotation)).to.equal(true);
     });
 
     it('a full file, merged over nothing', () => {
@@ -123,7 +124,6 @@ describe('loadConfig', () => {
           '  dataDir: /var/lib/meshaudit',
           '  fsync: true',
           '  drainTimeoutSeconds: 2.5',
-          '  workerThreads: 0',
           '  extraResourceTypes: [MyPolicy, OtherThing2]',
           '  grpc:',
           '    address: "[::1]:15690"',
@@ -159,7 +159,6 @@ describe('loadConfig', () => {
         extraResourceTypes: ['MyPolicy', 'OtherThing2'],
         fsync: true,
         drainTimeoutMs: 2500,
-        workerThreads: 0,
         skipDefaultTypes: ['DataplaneInsight'],
         backends: [
           {
@@ -236,11 +235,20 @@ describe('loadConfig', () => {
       expect(config.skipDefaultTypes).to.deep.equal(['QuantumPolicy']);
     });
 
+    it('workerThreads: 0, the removed key at its old default, with a warning naming the key and its line', () => {
+      fs.writeFileSync(path.join(dir, 'old.yaml'), withMeshaudit('zone: z', 'workerThreads: 0'));
+      const { config, warnings } = loadConfig({ file: 'old.yaml', cwd: dir });
+      expect(config.zone).to.equal('z');
+      expect(warnings).to.deep.equal([
+        'old.yaml:3: meshaudit.workerThreads: was removed and is ignored: batches are read, checked and formatted on the event loop, which costs less CPU per event than worker threads did; delete the key',
+      ]);
+    });
+
     it('a config file named by a path relative to the working directory, or absolute', () => {
       fs.mkdirSync(path.join(dir, 'etc'), { recursive: true });
       fs.writeFileSync(path.join(dir, 'etc', 'meshaudit.yaml'), withMeshaudit('zone: from-file'));
-      expect(loadConfig({ file: 'etc/meshaudit.yaml', cwd: dir }).zone).to.equal('from-file');
-      expect(loadConfig({ file: path.join(dir, 'etc', 'meshaudit.yaml'), cwd: '/' }).zone).to.equal('from-file');
+      expect(loadConfig({ file: 'etc/meshaudit.yaml', cwd: dir }).config.zone).to.equal('from-file');
+      expect(loadConfig({ file: path.join(dir, 'etc', 'meshaudit.yaml'), cwd: '/' }).config.zone).to.equal('from-file');
     });
 
     const sizes: Array<[maxSizeMb: number, maxSizeBytes: number]> = [
@@ -377,14 +385,10 @@ describe('loadConfig', () => {
           'config.yaml:2: meshaudit.drainTimeoutSeconds: must be at most 2147483, the longest Node.js timer, got 2147484',
       },
       {
-        name: 'workerThreads as a fraction',
-        text: withMeshaudit('workerThreads: 1.5'),
-        message: 'config.yaml:2: meshaudit.workerThreads: must be an integer from 0 to 8, got 1.5',
-      },
-      {
-        name: 'workerThreads beyond the most that helps',
-        text: withMeshaudit('workerThreads: 9'),
-        message: 'config.yaml:2: meshaudit.workerThreads: must be an integer from 0 to 8, got 9',
+        name: 'workerThreads, removed, with a value other than the old default',
+        text: withMeshaudit('workerThreads: 1'),
+        message:
+          'config.yaml:2: meshaudit.workerThreads: was removed: batches are read, checked and formatted on the event loop, which costs less CPU per event than worker threads did; delete the key, got 1',
       },
       {
         name: 'extraResourceTypes as a string',

@@ -25,7 +25,6 @@ export function testConfig(dir: string, over: Partial<Config> = {}): Config {
     extraResourceTypes: [],
     fsync: false,
     drainTimeoutMs: 5000,
-    workerThreads: 1,
     skipDefaultTypes: [
       'DataplaneInsight',
       'ZoneIngressInsight',

@@ -5,42 +5,41 @@ import { startSidecar } from '../src/cli/sidecar';
 import { silentLogger } from '../src/log';
 import { clients, openStream, resourceEvent, tempDir, testConfig, unary, MemorySink } from './helpers';
 
-for (const workerThreads of [1, 0])
-  describe(`a rule change under a live stream, ${workerThreads} worker thread(s)`, () => {
-    it('judges an event accepted while the change record waits to be written by the new rules', async () => {
-      const sink = new MemorySink();
-      const changesOnly = {
-        name: 'changes',
-        rules: [{ types: ['AccessAudit'], mesh: '', access: [], accessAll: true }],
-      };
-      const sidecar = await startSidecar({
-        config: testConfig(tempDir(), { workerThreads }),
-        audits: [changesOnly],
-        log: silentLogger,
-        sinks: [sink],
-      });
-      const c = clients(sidecar.port);
-      try {
-        const s = openStream(c.audit);
-        s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-0' } });
-        await s.next();
-        s.call.write({ firstSeq: 1, events: [resourceEvent(1)] });
-        expect(await s.next()).to.include({ recorded: 0, skipped: 1 });
-        sink.hold();
-        const created = unary(c.rules, 'CreateAccessAudit', {
-          accessAudit: { name: 'everything', rules: [{ accessAll: true }] },
-        });
-        await new Promise((r) => setTimeout(r, 50)); // the change's record is now queued behind the held write
-        s.call.write({ firstSeq: 2, events: [resourceEvent(2)] });
-        await new Promise((r) => setTimeout(r, 20));
-        sink.release();
-        await created;
-        expect(await s.next()).to.include({ ackedSeq: 2, recorded: 1, skipped: 0 });
-        expect(sink.lines.map((l) => JSON.parse(l).resource.name)).to.deep.equal(['everything', 'route-2']);
-        s.call.end();
-      } finally {
-        c.close();
-        await sidecar.stop();
-      }
+describe('a rule change under a live stream', () => {
+  it('judges an event accepted while the change record waits to be written by the new rules', async () => {
+    const sink = new MemorySink();
+    const changesOnly = {
+      name: 'changes',
+      rules: [{ types: ['AccessAudit'], mesh: '', access: [], accessAll: true }],
+    };
+    const sidecar = await startSidecar({
+      config: testConfig(tempDir()),
+      audits: [changesOnly],
+      log: silentLogger,
+      sinks: [sink],
     });
+    const c = clients(sidecar.port);
+    try {
+      const s = openStream(c.audit);
+      s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-0' } });
+      await s.next();
+      s.call.write({ firstSeq: 1, events: [resourceEvent(1)] });
+      expect(await s.next()).to.include({ recorded: 0, skipped: 1 });
+      sink.hold();
+      const created = unary(c.rules, 'CreateAccessAudit', {
+        accessAudit: { name: 'everything', rules: [{ accessAll: true }] },
+      });
+      await new Promise((r) => setTimeout(r, 50)); // the change's record is now queued behind the held write
+      s.call.write({ firstSeq: 2, events: [resourceEvent(2)] });
+      await new Promise((r) => setTimeout(r, 20));
+      sink.release();
+      await created;
+      expect(await s.next()).to.include({ ackedSeq: 2, recorded: 1, skipped: 0 });
+      expect(sink.lines.map((l) => JSON.parse(l).resource.name)).to.deep.equal(['everything', 'route-2']);
+      s.call.end();
+    } finally {
+      c.close();
+      await sidecar.stop();
+    }
   });
+});

@@ -4,8 +4,7 @@
 // the stored AccessAudits) or flags are invalid (nothing was written).
 import * as path from 'node:path';
 import { parseArgs, UsageError, USAGE } from './args';
-import { loadConfig, ConfigError } from '../config';
-import type { Config } from '../config/types';
+import { loadConfig, ConfigError, type LoadedConfig } from '../config';
 import { loadAccessAuditFiles, RulesFileError } from '../config/rules-files';
 import type { LoadedAudits } from '../config/rules-files';
 import * as grpc from '@grpc/grpc-js';
@@ -46,13 +45,14 @@ async function main(): Promise<void> {
     process.stdout.write(`meshaudit ${version()}\n`);
     return;
   }
-  let config: Config;
+  let loadedConfig: LoadedConfig;
   try {
-    config = loadConfig({ file: args.config, cwd: process.cwd() });
+    loadedConfig = loadConfig({ file: args.config, cwd: process.cwd() });
   } catch (e) {
     if (e instanceof ConfigError) fail(`invalid configuration, nothing was started:\n${e.message}`);
     throw e;
   }
+  const { config } = loadedConfig;
   const knownTypes = knownTypesOf(config);
   const loadRules = (): LoadedAudits => loadAccessAuditFiles(args.rules, knownTypes);
   let loaded: LoadedAudits;
@@ -63,6 +63,7 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = jsonLogger();
+  for (const w of loadedConfig.warnings) log.warn(`config: ${w}`);
   for (const w of loaded.warnings) log.warn(`rules: ${w}`);
   if (args.checkConfig) {
     // The rules in force at start-up: the store's, with the --rules files applied over them.
@@ -79,9 +80,6 @@ async function main(): Promise<void> {
         config.backends
           .map((b) => `  file backend ${b.path} (rotation ${b.rotation.enabled ? 'on' : 'off'})\n`)
           .join('') +
-        (config.workerThreads === 0
-          ? '  batches evaluated on the event loop (no worker threads)\n'
-          : `  ${config.workerThreads} batch worker thread(s), started when the event loop is busy\n`) +
         `  ${inForce.length} AccessAudit resource(s) in force at start-up (the store ${store.file}` +
         `${args.rules.length > 0 ? ', with the --rules files applied' : ''}): ${inForce.join(', ') || '(none: nothing is audited)'}\n`,
     );

@@ -7,15 +7,14 @@
 // Why a small young generation: V8's default lets it grow to 16 MiB semi-spaces. The hot path makes
 // little JS garbage but many short-lived Buffers, whose memory is only returned when a scavenge
 // collects their wrappers: the bigger the young generation, the more dead Buffers wait for it. In
-// `make bench` (A/B runs, README "Performance"), 4 MiB semi-spaces took scenario 1's peak RSS from
-// ~118 MB to ~98 MB (one thread; ~145 to ~120 with a worker), its ack p99 from ~16 ms to ~7 ms and
+// `make bench` (A/B runs, docs/performance.md), 4 MiB semi-spaces took scenario 1's peak RSS from
+// ~118 MB to ~98 MB, its ack p99 from ~16 ms to ~7 ms and
 // its events/s up by about a third (the young generation stays in the CPU caches). 2 MiB saved 15 MB
 // more but cost scenario 4 (10,000 AccessAudits, a bigger old generation) ~20% more CPU per event.
 // The price is paid by Record calls: grpc-js's per-call objects live across a commit, more of them
 // survive a small young generation, and scenario 3 did 10-15% fewer calls/s than with 8 MiB. V8
 // reads the flag when the heap is made, so it cannot be set from inside the process
-// (v8.setFlagsFromString is too late). It applies to the batch worker threads too: V8 flags are per
-// process.
+// (v8.setFlagsFromString is too late).
 
 /** The flags, as passed to `node` before the script. */
 export const SIDECAR_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=4']);

@@ -1,4 +1,5 @@
-// The composition root: config -> sinks + checkpoint (recovery) -> writer -> pipeline -> gRPC server.
+// The composition root: config -> sinks + checkpoint (recovery) -> writer -> evaluator -> sequencer and
+// single records -> services -> gRPC server.
 import type { Config } from '../config/types';
 import { FileSink } from '../backends/file';
 import type { FileSinkEvent } from '../backends/file';
@@ -8,7 +9,11 @@ import { Checkpoint } from '../store/checkpoint';
 import { AccessAuditStore, namesChanged } from '../store/access-audit-store';
 import type { PreparedChange } from '../store/access-audit-store';
 import { AuditWriter } from '../pipeline/writer';
-import { AuditPipeline } from '../pipeline/pipeline';
+import { BatchEvaluator } from '../pipeline/evaluate-batch';
+import { type AuditCounts, newAuditCounts } from '../pipeline/counts';
+import { Sequencer } from '../pipeline/sequencer';
+import { SingleRecords } from '../pipeline/single-records';
+import { RecordDateFormatter } from '../events/rfc3339';
 import { compileRules, KNOWN_RESOURCE_TYPES } from '../rules';
 import type { AccessAudit } from '../rules';
 import type { Logger } from '../log';
@@ -16,6 +21,7 @@ import { AuditServiceImpl } from '../server/audit-service';
 import { bindGrpcServer, serveGrpc } from '../server/grpc-server';
 import type { BoundGrpcServer } from '../server/grpc-server';
 import { RuleServiceImpl } from '../server/rule-service';
+import { ServingState } from '../server/serving-state';
 
 export interface SidecarOptions {
   config: Config;
@@ -29,15 +35,14 @@ export interface SidecarOptions {
   now?: () => Date;
   /** A fixed UTC offset for record dates, in minutes (tests); undefined: the machine's local time zone. */
   utcOffsetMinutes?: number;
-  /** When batches go to worker threads (tests of the workers use 'always'); see PipelineOptions. */
-  offload?: 'busy' | 'always';
   /** Replaces the configured file backends (tests that need a sink they control). */
   sinks?: Sink[];
 }
 
 export interface Sidecar {
   readonly port: number;
-  readonly pipeline: AuditPipeline;
+  /** What was done with the events since start. */
+  readonly counts: Readonly<AuditCounts>;
   /** Bytes accepted and not yet written, and open control-plane streams. */
   load(): { pendingBytes: number; streams: number };
   /** Seeds the store again from the --rules files (SIGHUP); no record is written: loading rules is configuration. */
@@ -129,9 +134,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
   // Commit where every file starts before the first write: otherwise a crash right after the first
   // write (or the first write to a newly added backend) leaves no position to cut back to, and the
   // control plane's resend would duplicate those records.
-  await new Promise<void>((resolve, reject) =>
-    checkpoint.commit({ seqs: new Map(), positions: opened }, (err) => (err ? reject(err) : resolve())),
-  );
+  await checkpoint.commit({ seqs: new Map(), positions: opened });
   if (seeded !== undefined) {
     store.commit(seeded);
     log.info('AccessAudits seeded from the rules files', { ...summarise(seeded) });
@@ -142,42 +145,39 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     onError: (err, attempt) =>
       log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
   });
-  const rules = compileRules(store.list(), config.skipDefaultTypes);
-  const pipeline = new AuditPipeline(writer, rules, state.seqs, {
+  const offset = opts.utcOffsetMinutes;
+  const dates = new RecordDateFormatter(offset === undefined ? undefined : () => offset);
+  const evaluator = new BatchEvaluator(compileRules(store.list(), config.skipDefaultTypes), dates);
+  const counts = newAuditCounts();
+  const clock = () => now().getTime();
+  const sequencer = new Sequencer(writer, evaluator, state.seqs, {
     zone: config.zone,
-    now: () => now().getTime(),
-    utcOffsetMinutes: opts.utcOffsetMinutes,
-    workerThreads: config.workerThreads,
-    offload: opts.offload,
+    now: clock,
+    counts,
     onEvaluationError: (failure, identifier, firstSeq) =>
       log.error(
         'a batch could not be evaluated: its new events are rejected and not written (a sidecar bug; please report it)',
         { identifier, firstSeq, err: failure },
       ),
-    onWorkerExit: (err) =>
-      log.error('a batch worker thread died; it is replaced and its batches evaluated again', { err }),
   });
-  const audit = new AuditServiceImpl(pipeline, log);
+  const singles = new SingleRecords(writer, evaluator, { now: clock, counts, dates });
+  const serving = new ServingState();
+  const audit = new AuditServiceImpl({ sequencer, singles, queued: writer.queued, serving, log });
   const ruleService = new RuleServiceImpl({
     store,
-    pipeline,
+    evaluator,
+    singles,
+    serving,
     knownTypes,
     skipDefaultTypes: config.skipDefaultTypes,
     log,
   });
-  let grpcServer: ReturnType<typeof serveGrpc>;
-  try {
-    grpcServer = serveGrpc(bound, { audit, rules: ruleService, log });
-  } catch (err) {
-    await pipeline.close(0); // its worker threads would keep the process alive
-    throw err;
-  }
+  const grpcServer = serveGrpc(bound, { audit, rules: ruleService, serving, log });
   log.info('meshaudit started', {
     zone: config.zone,
     grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,
     files: config.backends.map((b) => b.path),
     dataDir: config.dataDir,
-    workerThreads: config.workerThreads,
     accessAudits: store.list().map((a) => a.name),
     identifiers: state.seqs.size,
   });
@@ -185,19 +185,19 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
   let stopping: Promise<void> | undefined;
   return {
     port: grpcServer.port,
-    pipeline,
-    load: () => ({ pendingBytes: writer.pendingBytes, streams: audit.streamCount }),
+    counts,
+    load: () => ({ pendingBytes: writer.queued.size, streams: audit.streamCount }),
     async seedAudits(audits) {
       return summarise(await ruleService.seed(audits));
     },
     stop() {
       stopping ??= (async () => {
         log.info('meshaudit stopping: acknowledging in-flight batches');
-        grpcServer.beginDrain();
-        await pipeline.close(config.drainTimeoutMs);
+        serving.drain();
+        await writer.close(config.drainTimeoutMs);
         await grpcServer.shutdown(1000);
         unlock();
-        log.info('meshaudit stopped', { ...pipeline.stats, writeFailures: writer.failures });
+        log.info('meshaudit stopped', { ...counts, writeFailures: writer.failures });
       })();
       return stopping;
     },

@@ -33,19 +33,6 @@ export const DEFAULT_FSYNC = false;
 export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 10;
 
 /**
- * meshaudit.workerThreads: none by default, everything on the event loop. Since records are copied
- * together from the request's bytes (src/pipeline/plain-record.ts), one thread does a busy stream's
- * evaluation cheaply: in alternating runs of `make bench`, a worker gave one saturating stream 10-18%
- * more events/s but cost ~30% more CPU per event and 15-45 MB more memory, and made eight streams
- * slower (the worker, doing all the evaluation, was the bottleneck while the event loop idled). 1 is
- * for a machine with a spare core where one stream's peak rate matters more than CPU.
- */
-export const DEFAULT_WORKER_THREADS = 0;
-
-/** meshaudit.workerThreads at most: one event loop feeds a few workers at best; more only cost memory. */
-export const MAX_WORKER_THREADS = 8;
-
-/**
  * kmesh.access.audit.skipDefaultTypes: the six insight types Kong Mesh skips by default. Insights
  * change on every heartbeat of a data plane or zone; auditing them would bury the actions of people.
  * The list lives beside the type registry in src/rules, so that the two cannot drift apart.

@@ -1,6 +1,13 @@
 // The config module's public surface: load a frozen Config, or parse YAML with field lines.
 export type { Config, FileBackendConfig, RotationConfig } from './types';
-export { ConfigError, defaultConfig, loadConfig, type ConfigViolation, type LoadConfigOptions } from './load';
+export {
+  ConfigError,
+  defaultConfig,
+  loadConfig,
+  type ConfigViolation,
+  type LoadConfigOptions,
+  type LoadedConfig,
+} from './load';
 export {
   DEFAULT_MAX_ALIASES,
   DEFAULT_MAX_ALIAS_NODES,

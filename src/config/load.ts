@@ -44,14 +44,20 @@ function formatViolation(file: string | undefined, v: ConfigViolation): string {
   return `${where}${v.field === '' ? '' : `${v.field}: `}${v.description}`;
 }
 
+/** A valid configuration, and what the operator should still hear about it (`config.yaml:2: field: ...`). */
+export interface LoadedConfig {
+  readonly config: Config;
+  readonly warnings: readonly string[];
+}
+
 /** The built-in defaults, with their relative paths resolved against `cwd`. */
 export function defaultConfig(cwd: string): Config {
   return resolveConfig({}, cwd, new Checker(() => undefined));
 }
 
 /** Without a file: the defaults. With one: the file merged over the defaults, or a ConfigError. */
-export function loadConfig(opts: LoadConfigOptions): Config {
-  if (opts.file === undefined) return defaultConfig(opts.cwd);
+export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
+  if (opts.file === undefined) return { config: defaultConfig(opts.cwd), warnings: [] };
   const file = opts.file;
   const text = readConfigText(file, path.resolve(opts.cwd, file));
 
@@ -76,7 +82,7 @@ export function loadConfig(opts: LoadConfigOptions): Config {
     const sorted = [...checker.violations].sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
     throw new ConfigError(file, sorted);
   }
-  return config;
+  return { config, warnings: checker.warnings.map((w) => formatViolation(file, w)) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -125,6 +131,7 @@ function readAtMost(file: string, limit: number): Buffer {
 // The shape of the file
 
 const TOP_KEYS = ['meshaudit', 'kmesh'];
+// workerThreads is known so that it is answered as removed (Checker.removed), not as an unknown key.
 const MESHAUDIT_KEYS = [
   'zone',
   'dataDir',
@@ -154,6 +161,13 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
   const access = c.section(get(kmesh, 'access'), 'kmesh.access', ACCESS_KEYS);
   const audit = c.section(get(access, 'audit'), AUDIT, AUDIT_KEYS);
 
+  c.removed(
+    own,
+    'meshaudit',
+    'workerThreads',
+    0,
+    'batches are read, checked and formatted on the event loop, which costs less CPU per event than worker threads did',
+  );
   const extraResourceTypes = c.typeNames(own, 'meshaudit', 'extraResourceTypes', D.DEFAULT_EXTRA_RESOURCE_TYPES);
   const knownTypes = new Set([...KNOWN_RESOURCE_TYPES, ...extraResourceTypes]);
   const drainSeconds = c.field(own, 'meshaudit', 'drainTimeoutSeconds', D.DEFAULT_DRAIN_TIMEOUT_SECONDS, drainTimeout);
@@ -168,7 +182,6 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     fsync: c.field(own, 'meshaudit', 'fsync', D.DEFAULT_FSYNC, boolean),
     // Rounded, not ceiled: 0.3 s is 300.00000000000006 ms in floating point. At least 1 ms: 0 would mean no wait.
     drainTimeoutMs: Math.max(1, Math.round(drainSeconds * 1000)),
-    workerThreads: c.field(own, 'meshaudit', 'workerThreads', D.DEFAULT_WORKER_THREADS, workerThreads),
     // Checked against the registry: a misspelt skip would silently audit every heartbeat of that type.
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
@@ -318,11 +331,6 @@ const drainTimeout: Rule<number> = (v) => {
   return v;
 };
 
-const workerThreads: Rule<number> = (v) =>
-  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= D.MAX_WORKER_THREADS
-    ? (v as number)
-    : new Expected(`must be an integer from 0 to ${D.MAX_WORKER_THREADS}`);
-
 // 1 KiB: smaller cannot carry one event with its token claims; 2^31 - 1: gRPC sizes are signed 32-bit.
 const MIN_MESSAGE_BYTES = 1024;
 const MAX_MESSAGE_BYTES = 2 ** 31 - 1;
@@ -394,11 +402,27 @@ function violation(field: string, line: number | undefined, description: string)
 
 class Checker {
   readonly violations: ConfigViolation[] = [];
+  readonly warnings: ConfigViolation[] = [];
 
   constructor(private readonly lineOf: (field: string) => number | undefined) {}
 
   report(field: string, description: string): void {
     this.violations.push(violation(field, this.lineNear(field), description));
+  }
+
+  warn(field: string, description: string): void {
+    this.warnings.push(violation(field, this.lineNear(field), description));
+  }
+
+  /**
+   * A key that meshaudit no longer has: its one harmless value (what the removed setting did by default)
+   * is a warning, any other value an error, both saying what to do instead.
+   */
+  removed(obj: Mapping | undefined, parent: string, key: string, harmless: unknown, why: string): void {
+    if (obj === undefined || !Object.hasOwn(obj, key)) return;
+    const field = join(parent, key);
+    if (obj[key] === harmless) this.warn(field, `was removed and is ignored: ${why}; delete the key`);
+    else this.report(field, `was removed: ${why}; delete the key, got ${show(obj[key])}`);
   }
 
   /**

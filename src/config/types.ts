@@ -34,8 +34,6 @@ export interface Config {
   readonly fsync: boolean;
   /** How long a graceful stop waits for in-flight batches before it forces the server down (meshaudit.drainTimeoutSeconds). */
   readonly drainTimeoutMs: number;
-  /** Threads besides the event loop that evaluate StreamEvents batches; 0: none (meshaudit.workerThreads). */
-  readonly workerThreads: number;
   /** Types that rules without `types` do not cover (kmesh.access.audit.skipDefaultTypes). */
   readonly skipDefaultTypes: readonly string[];
   /** Where records go (kmesh.access.audit.backends); each record is written to every backend. */

@@ -47,14 +47,19 @@ export class BatchEvaluator {
   private readonly out = new RecordBuffer(64 * 1024);
 
   constructor(
-    private rules: CompiledRules,
+    private current: CompiledRules,
     private readonly dates: RecordDateFormatter,
   ) {
     this.plain = newPlainContext(dates, this.times, new EventScanner(), new AsciiCache());
   }
 
+  /** The rules in force: every batch (and single record) evaluated from now on is judged by them. */
+  get rules(): CompiledRules {
+    return this.current;
+  }
+
   setRules(rules: CompiledRules): void {
-    this.rules = rules;
+    this.current = rules;
   }
 
   /**
@@ -84,7 +89,7 @@ export class BatchEvaluator {
     const out = this.out;
     out.reset();
     eachEvent(src, job.from, (index, start, end) => {
-      const outcome = writePlainRecord(src, start, end, job.receivedMs, this.rules, this.plain, out);
+      const outcome = writePlainRecord(src, start, end, job.receivedMs, this.current, this.plain, out);
       if (outcome === RECORDED) result.recorded++;
       else if (outcome === SKIPPED) result.skipped++;
       else this.evaluateDecoded(src, index, start, end, job.receivedMs, out, result);
@@ -116,7 +121,7 @@ export class BatchEvaluator {
     const check = validateEvent(event, receivedMs, this.times);
     if (!check.ok) {
       result.rejected.push({ index, reason: reasonOf(check) });
-    } else if (this.rules.covers(check.event)) {
+    } else if (this.current.covers(check.event)) {
       out.putString(formatRecord(check.event, this.dates));
       result.recorded++;
     } else {

@@ -3,6 +3,9 @@
 // keep up: when the queue is full the gRPC handlers stop reading (HTTP/2 flow control pushes back on
 // the CP), and a failing sink is retried until it works or the process stops.
 //
+// A closing writer answers the group being committed from its commit's outcome (within CLOSE_GRACE_MS):
+// a record that is in the checkpoint is acknowledged, never reported as lost.
+//
 // Two stages: while one group is committed, the next is written. Commits stay in order, each with the
 // positions its own write returned, so the checkpoint never covers more than was written before it;
 // a crash between the stages leaves data after the committed position, which recovery cuts
@@ -16,20 +19,13 @@
 // holds it, and recovery could then no longer cut what followed it (found in review).
 import type { Sink, SinkPosition } from '../backends/sink';
 import type { Checkpoint } from '../store/checkpoint';
+import { UnavailableError } from '../errors';
+import { Backlog } from './backlog';
 
-/** One queued unit: the lines of one batch (or one Record call) and the sequence it completes. */
-export interface WriteRequest {
-  /**
-   * Record lines, UTF-8, each ending in "\n"; empty when the batch has nothing to write. Encoded by the
-   * producer as soon as the batch is formatted: the formatted strings die young (no GC promotion
-   * while batches wait in the queue), and the queue's size is counted in real bytes.
-   */
-  data: Buffer;
-  /** Identifier key and the last sequence this request completes, if it comes from a stream. */
-  seqKey?: string;
-  seq?: number;
-  /** Called once the lines are written and committed (err null), or when the writer closes without writing them. */
-  done: (err: Error | null) => void;
+/** What completes a stream's sequence: the identifier key and the last sequence a request completes. */
+export interface Completes {
+  readonly key: string;
+  readonly seq: number;
 }
 
 export interface WriterOptions {
@@ -38,12 +34,14 @@ export interface WriterOptions {
    * and the checkpoint line, small enough that an ack never waits on a huge write.
    */
   maxGroupBytes?: number;
-  /** Above this many queued bytes, `isFull()` tells producers to stop reading. */
+  /** Queued bytes at and above which `queued.isFull` tells producers to stop reading. */
   highWaterBytes?: number;
   /** First retry delay after a failed write; doubles up to maxRetryDelayMs. */
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
   onError?: (err: Error, attempt: number) => void;
+  /** How long closing waits for a write or commit already under way; CLOSE_GRACE_MS by default. */
+  closeGraceMs?: number;
 }
 
 export const DEFAULT_MAX_GROUP_BYTES = 1024 * 1024;
@@ -54,35 +52,57 @@ export const DEFAULT_MAX_RETRY_DELAY_MS = 5000;
 /** After the drain timeout, how long closing waits for a write or commit already under way. */
 export const CLOSE_GRACE_MS = 1000;
 
-export class WriterClosedError extends Error {
+/** The writer closed before the request was committed: the caller may retry against the restarted sidecar. */
+export class WriterClosedError extends UnavailableError {
   constructor() {
     super('the audit writer is shutting down');
   }
 }
 
+/** One submitted request: record lines, UTF-8, each ending in "\n" (empty: nothing to write). */
+interface Request {
+  readonly data: Buffer;
+  readonly completes: Completes | undefined;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+/** A written group on its way to the checkpoint. */
+interface CommitJob {
+  readonly group: Request[];
+  /** Its write rotated a file: the next write waits for its commit. */
+  readonly rotated: boolean;
+  readonly seqs: Map<string, number>;
+  readonly positions: Map<string, SinkPosition>;
+}
+
 export class AuditWriter {
-  private queue: WriteRequest[] = [];
-  private queuedBytes = 0;
+  /**
+   * Bytes submitted and not yet taken into a write: full at the high-water mark, when producers stop
+   * reading ('drain' when they may go on).
+   */
+  readonly queued: Backlog;
+  /** Requests not answered yet: idle once everything submitted is committed (or failed by close). */
+  private readonly unanswered = new Backlog();
+  /** Sink writes and checkpoint commits under way: close waits for them before closing the files. */
+  private readonly ops = new Backlog();
+  private queue: Request[] = [];
   private closed = false;
   /**
    * The group being written (or its write retried), the written one waiting for the commit stage, and
-   * the one being committed (or its commit retried): all failed, none committed, if the writer closes first.
+   * the one being committed (or its commit retried).
    */
-  private writing: WriteRequest[] | null = null;
+  private writing: Request[] | null = null;
   private written: CommitJob | null = null;
   private committing: CommitJob | null = null;
-  private writeTimer: NodeJS.Timeout | undefined;
-  private commitTimer: NodeJS.Timeout | undefined;
+  /** The commit stage's run for `committing`, which answers its group (close waits for it). */
+  private commitRun: Promise<void> | undefined;
+  /** Retry waits under way, cut short by close(). */
+  private readonly waits = new Set<{ timer: NodeJS.Timeout; done: () => void }>();
   /** Each sink's file (inode) where the last write ended, by sink key. */
   private readonly fileOf = new Map<string, number>();
-  /** Sink writes and checkpoint commits under way; close waits for them before closing the files. */
-  private opsInFlight = 0;
-  private opsSettled: Array<() => void> = [];
-  private idleWaiters: Array<() => void> = [];
-  private drainListeners: Array<() => void> = [];
   private readonly maxGroupBytes: number;
-  private readonly highWaterBytes: number;
-  /** Failed writes since start, for status and logs. */
+  /** Failed writes and commits since start, for status and logs. */
   failures = 0;
 
   constructor(
@@ -91,102 +111,105 @@ export class AuditWriter {
     private readonly opts: WriterOptions = {},
   ) {
     this.maxGroupBytes = opts.maxGroupBytes ?? DEFAULT_MAX_GROUP_BYTES;
-    this.highWaterBytes = opts.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+    this.queued = new Backlog(opts.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES);
   }
 
-  /** True while producers should stop reading more input. */
-  isFull(): boolean {
-    return this.queuedBytes >= this.highWaterBytes;
-  }
-
-  /** Bytes accepted but not yet written. */
-  get pendingBytes(): number {
-    return this.queuedBytes;
-  }
-
-  /** Calls `listener` every time the queue falls below the high-water mark. */
-  onDrain(listener: () => void): () => void {
-    this.drainListeners.push(listener);
-    return () => {
-      this.drainListeners = this.drainListeners.filter((l) => l !== listener);
-    };
-  }
-
-  submit(req: WriteRequest): void {
-    if (this.closed) {
-      req.done(new WriterClosedError());
-      return;
-    }
-    this.queue.push(req);
-    this.queuedBytes += req.data.length;
-    this.next();
-  }
-
-  /** Resolves when everything submitted so far is committed (or failed because the writer closed). */
-  idle(): Promise<void> {
-    if (!this.busy) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /**
-   * Stops: waits for queued requests to commit; after `timeoutMs`, gives up on what is left, the group
-   * being retried included (none of it is acknowledged, and nothing after it is ever committed, so the
-   * CP resends it all after the restart). Then closes the sinks and the checkpoint.
+   * Queues record lines (and the sequence they complete). Resolves once they are written and committed;
+   * rejects with WriterClosedError when the writer closes without committing them.
+   */
+  submit(data: Buffer, completes?: Completes): Promise<void> {
+    if (this.closed) return Promise.reject(new WriterClosedError());
+    return new Promise((resolve, reject) => {
+      this.queue.push({ data, completes, resolve, reject });
+      this.queued.add(data.length);
+      this.unanswered.add();
+      this.next();
+    });
+  }
+
+  /** Resolves when everything submitted so far is answered: committed, or failed because the writer closed. */
+  idle(): Promise<void> {
+    return this.unanswered.idle();
+  }
+
+  /**
+   * Stops: waits up to `timeoutMs` for queued requests to commit; then gives up on what is left (none
+   * of it is acknowledged, and nothing after it is ever committed, so the CP resends it all after the
+   * restart), except a group whose commit is under way: it is answered by that commit, if it lands
+   * within the grace (closeGraceMs). Then closes the sinks and the checkpoint.
    */
   async close(timeoutMs: number): Promise<void> {
     await withTimeout(this.idle(), timeoutMs);
     this.closed = true;
-    clearTimeout(this.writeTimer);
-    clearTimeout(this.commitTimer);
-    const abandoned = [
-      ...(this.committing?.group ?? []),
-      ...(this.written?.group ?? []),
-      ...(this.writing ?? []),
-      ...this.queue,
-    ];
-    this.committing = null;
+    for (const w of this.waits) {
+      clearTimeout(w.timer);
+      w.done();
+    }
+    this.waits.clear();
+    const abandoned = [...(this.written?.group ?? []), ...(this.writing ?? []), ...this.queue];
     this.written = null;
     this.writing = null;
     this.queue = [];
-    this.queuedBytes = 0;
-    for (const req of abandoned) req.done(new WriterClosedError());
-    this.settleIdle(); // nothing is left to wait for
+    this.queued.remove(this.queued.size);
+    this.answer(abandoned, new WriterClosedError());
     // A write stuck in the kernel (a hung NFS mount) must not hold the process forever.
-    await withTimeout(this.settled(), CLOSE_GRACE_MS);
-    await withTimeout(Promise.all(this.sinks.map((s) => s.close())), CLOSE_GRACE_MS);
+    const graceMs = this.opts.closeGraceMs ?? CLOSE_GRACE_MS;
+    await withTimeout(this.ops.idle(), graceMs);
+    // With no operation left, the commit stage settles at once: its group answered as its commit went.
+    if (this.ops.size === 0) await this.commitRun;
+    if (this.committing !== null) this.finishCommit(this.committing, new WriterClosedError());
+    await withTimeout(Promise.all(this.sinks.map((s) => s.close())), graceMs);
     // A commit still queued behind a hung disk keeps its descriptor: closing it now could let that
     // write land in whatever file reuses the number. The process is about to exit anyway.
-    if (this.opsInFlight === 0) this.checkpoint.close();
+    if (this.ops.size === 0) this.checkpoint.close();
   }
 
-  private settled(): Promise<void> {
-    if (this.opsInFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.opsSettled.push(resolve));
+  /** Settles `requests`: resolved (err undefined) or rejected. */
+  private answer(requests: readonly Request[], err?: Error): void {
+    for (const req of requests) {
+      if (err === undefined) req.resolve();
+      else req.reject(err);
+    }
+    this.unanswered.remove(requests.length);
   }
 
-  /** Runs one asynchronous sink or checkpoint operation, counted so close() can wait for it. */
-  private op(start: (finish: () => void) => void): void {
-    this.opsInFlight++;
-    start(() => {
-      this.opsInFlight--;
-      if (this.opsInFlight === 0) {
-        const waiters = this.opsSettled;
-        this.opsSettled = [];
-        for (const w of waiters) w();
-      }
+  /** Runs one sink or checkpoint operation, counted so that close() can wait for it. */
+  private async op<T>(run: () => Promise<T>): Promise<T> {
+    this.ops.add();
+    try {
+      return await run();
+    } finally {
+      this.ops.remove();
+    }
+  }
+
+  /** Counts a failure and waits before retry `attempt + 1` (a growing delay); close() cuts the wait short. */
+  private retryAfter(err: Error, attempt: number): Promise<void> {
+    this.failures++;
+    this.opts.onError?.(err, attempt + 1);
+    const base = this.opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+    const ms = Math.min(base * 2 ** attempt, this.opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS);
+    return new Promise((resolve) => {
+      const wait = {
+        timer: setTimeout(() => {
+          this.waits.delete(wait);
+          resolve();
+        }, ms),
+        done: resolve,
+      };
+      this.waits.add(wait);
     });
   }
 
   /** Starts writing the next group when the write stage is free and nothing written waits for a commit. */
   private next(): void {
-    if (
-      this.closed ||
-      this.writing !== null ||
-      this.written !== null ||
-      this.committing?.rotated === true ||
-      this.queue.length === 0
-    )
-      return;
+    if (this.closed || this.writing !== null || this.written !== null || this.committing?.rotated === true) return;
+    if (this.queue.length === 0) return;
     // Take whole requests up to maxGroupBytes (always at least one): a batch is never split.
     let take = 0;
     let bytes = 0;
@@ -196,62 +219,35 @@ export class AuditWriter {
     }
     const group = this.queue.splice(0, take);
     this.writing = group;
-    const wasFull = this.isFull();
-    this.queuedBytes -= bytes;
-    if (wasFull && !this.isFull()) for (const l of this.drainListeners) l();
+    this.queued.remove(bytes);
     const parts: Buffer[] = [];
     const seqs = new Map<string, number>();
     for (const req of group) {
       if (req.data.length > 0) parts.push(req.data);
-      if (req.seqKey !== undefined && req.seq !== undefined) seqs.set(req.seqKey, req.seq);
+      if (req.completes !== undefined) seqs.set(req.completes.key, req.completes.seq);
     }
     const chunk = parts.length === 0 ? null : parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    this.writeGroup(group, chunk, seqs, 0, 0);
-  }
-
-  /** Counts a failure and returns how long to wait before retry `attempt + 1`. */
-  private failed(err: Error, attempt: number): number {
-    this.failures++;
-    this.opts.onError?.(err, attempt + 1);
-    const base = this.opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
-    return Math.min(base * 2 ** attempt, this.opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS);
+    void this.write(group, chunk, seqs);
   }
 
   /**
-   * Writes to the sinks from `fromSink` on (earlier ones already hold the data), then hands the group
-   * to the commit stage. A failure retries the same group, with a growing delay, until it works or the
-   * writer closes: the queue waits behind it, so nothing after a failed group is written before it.
+   * Writes the group to every sink, then hands it to the commit stage. A failure retries the same sink
+   * (earlier ones already hold the data), with a growing delay, until it works or the writer closes:
+   * the queue waits behind it, so nothing after a failed group is written before it.
    */
-  private writeGroup(
-    group: WriteRequest[],
-    chunk: Buffer | null,
-    seqs: Map<string, number>,
-    fromSink: number,
-    attempt: number,
-    positions: Map<string, SinkPosition> = new Map(),
-  ): void {
-    if (this.closed) return; // close() has already failed this group
-    if (chunk !== null && fromSink < this.sinks.length) {
-      const sink = this.sinks[fromSink];
-      this.op((finish) =>
-        sink.write(chunk).then(
-          (pos) => {
-            finish();
-            positions.set(sink.key, pos);
-            this.writeGroup(group, chunk, seqs, fromSink + 1, attempt, positions);
-          },
-          (err: Error) => {
-            finish();
-            if (this.closed) return;
-            const wait = this.failed(err, attempt);
-            this.writeTimer = setTimeout(
-              () => this.writeGroup(group, chunk, seqs, fromSink, attempt + 1, positions),
-              wait,
-            );
-          },
-        ),
-      );
-      return;
+  private async write(group: Request[], chunk: Buffer | null, seqs: Map<string, number>): Promise<void> {
+    const positions = new Map<string, SinkPosition>();
+    let attempt = 0;
+    for (let i = 0; chunk !== null && i < this.sinks.length; ) {
+      const sink = this.sinks[i];
+      try {
+        positions.set(sink.key, await this.op(() => sink.write(chunk)));
+        i++;
+      } catch (err) {
+        if (this.closed) return; // close() has already failed this group
+        await this.retryAfter(err as Error, attempt++);
+      }
+      if (this.closed) return;
     }
     this.writing = null;
     // A sink whose file is not the one the last write ended in has rotated (the first write after a
@@ -271,57 +267,40 @@ export class AuditWriter {
     const job = this.written;
     this.written = null;
     this.committing = job;
-    this.commit(job, 0);
+    this.commitRun = this.commit(job);
     this.next();
   }
 
   /**
    * Commits `job`, then acknowledges its requests. A failure retries the same commit, with a growing
-   * delay: nothing written after it is committed before it.
+   * delay: nothing written after it is committed before it. A commit that lands after close() began
+   * still acknowledges its group; one that fails then gives up.
    */
-  private commit(job: CommitJob, attempt: number): void {
-    if (this.closed) return;
-    this.op((finish) =>
-      this.checkpoint.commit({ seqs: job.seqs, positions: job.positions }, (err) => {
-        finish();
-        if (this.closed) return;
-        if (err) {
-          const wait = this.failed(err, attempt);
-          this.commitTimer = setTimeout(() => this.commit(job, attempt + 1), wait);
-          return;
-        }
-        this.committing = null;
-        for (const req of job.group) req.done(null);
-        this.startCommit();
-        this.next();
-        if (!this.busy) this.settleIdle();
-      }),
-    );
+  private async commit(job: CommitJob): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.op(() => this.checkpoint.commit({ seqs: job.seqs, positions: job.positions }));
+        break;
+      } catch (err) {
+        if (!this.closed) await this.retryAfter(err as Error, attempt);
+        if (this.closed) return this.finishCommit(job, new WriterClosedError());
+      }
+    }
+    this.finishCommit(job);
+    this.startCommit();
+    this.next();
   }
 
-  /** Anything queued, being written, written and waiting, or being committed. */
-  private get busy(): boolean {
-    return this.queue.length > 0 || this.writing !== null || this.written !== null || this.committing !== null;
+  /** Answers the group of the commit stage, once: by its commit, or by close() giving up on it. */
+  private finishCommit(job: CommitJob, err?: Error): void {
+    if (this.committing !== job) return;
+    this.committing = null;
+    this.answer(job.group, err);
   }
-
-  private settleIdle(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
-  }
-}
-
-/** A written group on its way to the checkpoint. */
-interface CommitJob {
-  readonly group: WriteRequest[];
-  /** Its write rotated a file: the next write waits for its commit. */
-  readonly rotated: boolean;
-  readonly seqs: Map<string, number>;
-  readonly positions: Map<string, SinkPosition>;
 }
 
 /** Waits for `p`, at most `ms`. */
-export async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);

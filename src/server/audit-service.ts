@@ -1,43 +1,53 @@
-// AuditService handlers: gRPC in and out, everything else in the pipeline.
+// AuditService handlers: gRPC in and out; sequencing, evaluation and writing happen in src/pipeline.
 import type * as grpc from '@grpc/grpc-js';
-import type { ScannedStreamRequest } from '../wire/stream-request';
-import type { AuditPipeline, BatchResult } from '../pipeline/pipeline';
 import { InvalidArgumentError, SupersededError, UnavailableError } from '../errors';
 import type { Logger } from '../log';
+import type { Backlog } from '../pipeline/backlog';
+import type { BatchAck, Sequencer } from '../pipeline/sequencer';
+import type { SingleRecords } from '../pipeline/single-records';
+import type { ScannedStreamRequest } from '../wire/stream-request';
+import { unary } from './handlers';
+import type { ServingState } from './serving-state';
 import { toStatus } from './status';
-
-type StreamRequest = ScannedStreamRequest;
-
-type StreamResponse = Omit<BatchResult, 'rejected'> & { rejected: Array<{ index: number; reason: string }> };
 
 /**
  * Unacknowledged batches one stream may have in the writer before it stops reading. The CP's own
- * window (issue: 8 batches in flight) stays below it, so a well-behaved CP never feels it.
+ * window (8 batches in flight) stays below it, so a well-behaved CP never feels it.
  */
 export const MAX_INFLIGHT_BATCHES_PER_STREAM = 32;
+
+export interface AuditServiceOptions {
+  readonly sequencer: Sequencer;
+  readonly singles: SingleRecords;
+  /** The writer's queued bytes: every stream stops reading while it is full. */
+  readonly queued: Backlog;
+  readonly serving: ServingState;
+  readonly log: Logger;
+}
+
+type StreamCall = grpc.ServerDuplexStream<ScannedStreamRequest, BatchAck>;
 
 /** One open StreamEvents call. */
 class EventStream {
   key: string | undefined;
   private inflight = 0;
   private ended = false;
-  private draining = false;
 
   constructor(
-    private readonly call: grpc.ServerDuplexStream<StreamRequest, StreamResponse>,
+    private readonly call: StreamCall,
     private readonly service: AuditServiceImpl,
   ) {}
 
   start(): void {
-    this.call.on('data', (req: StreamRequest) => this.onRequest(req));
+    this.call.on('data', (req: ScannedStreamRequest) => this.onRequest(req));
     this.call.on('end', () => this.finishIfIdle());
     this.call.on('error', () => this.close());
     this.call.on('cancelled', () => this.close());
   }
 
-  private onRequest(req: StreamRequest): void {
+  private onRequest(req: ScannedStreamRequest): void {
     if (this.ended) return;
-    const { pipeline, log } = this.service;
+    const { sequencer, log, serving } = this.service.opts;
     try {
       if (req.malformed !== undefined) {
         throw new InvalidArgumentError([
@@ -51,8 +61,8 @@ class EventStream {
           ]);
         }
         // A stream that identifies itself after the drain began would escape it.
-        if (this.service.isDraining) throw new UnavailableError('the sidecar is shutting down');
-        const { key, ackedSeq } = pipeline.identify(req.identifier.zone, req.identifier.instance);
+        if (serving.draining) throw new UnavailableError('the sidecar is shutting down');
+        const { key, ackedSeq } = sequencer.identify(req.identifier.zone, req.identifier.instance);
         this.key = key;
         this.service.attach(this);
         log.info('control plane stream opened', {
@@ -63,35 +73,41 @@ class EventStream {
         this.call.write({ ackedSeq, firstSeq: 0, recorded: 0, skipped: 0, duplicates: 0, rejected: [] });
       }
       if (req.eventCount === 0) return;
+      const committed = sequencer.submit(this.key, req);
       this.inflight++;
-      pipeline.submitBatch(this.key, req.firstSeq, req, (err, res) => this.onCommitted(err, res));
+      committed.then(
+        (ack) => this.onCommitted(ack),
+        (err: unknown) => this.onFailed(err),
+      );
       this.applyBackpressure();
     } catch (err) {
       this.fail(err);
     }
   }
 
-  private onCommitted(err: Error | null, res: BatchResult | undefined): void {
+  private onCommitted(ack: BatchAck): void {
     this.inflight--;
     if (this.ended) return;
-    if (err) return this.fail(err);
-    this.call.write(res!);
-    if (this.draining) return this.finishIfIdle();
+    this.call.write(ack);
     this.applyBackpressure();
     this.finishIfIdle();
   }
 
+  private onFailed(err: unknown): void {
+    this.inflight--;
+    this.fail(err);
+  }
+
   /** Stops reading while this stream or the writer is full; resumes when both have room. */
   applyBackpressure(): void {
-    if (this.ended || this.draining) return;
-    const full = this.inflight >= MAX_INFLIGHT_BATCHES_PER_STREAM || this.service.pipeline.isFull();
+    if (this.ended || this.service.opts.serving.draining) return;
+    const full = this.inflight >= MAX_INFLIGHT_BATCHES_PER_STREAM || this.service.opts.queued.isFull;
     if (full && !this.call.isPaused()) this.call.pause();
     else if (!full && this.call.isPaused()) this.call.resume();
   }
 
   /** Graceful stop: read nothing more, acknowledge what is in flight, then end with UNAVAILABLE. */
   drain(): void {
-    this.draining = true;
     this.call.pause();
     this.finishIfIdle();
   }
@@ -102,7 +118,7 @@ class EventStream {
 
   private finishIfIdle(): void {
     if (this.ended || this.inflight > 0) return;
-    if (this.draining) {
+    if (this.service.opts.serving.draining) {
       this.fail(new UnavailableError('the sidecar is shutting down; reconnect and resume from the acked sequence'));
     } else if (this.call.readableEnded) {
       this.close();
@@ -113,10 +129,8 @@ class EventStream {
   private fail(err: unknown): void {
     if (this.ended) return;
     this.close();
-    this.call.emit(
-      'error',
-      toStatus(err, (msg, e) => this.service.log.error(msg, { err: e, identifier: this.key })),
-    );
+    const context = { rpc: 'StreamEvents', identifier: this.key };
+    this.call.emit('error', toStatus(err, this.service.opts.log, context));
   }
 
   private close(): void {
@@ -129,14 +143,13 @@ class EventStream {
 export class AuditServiceImpl {
   private readonly byKey = new Map<string, EventStream>();
   private readonly open = new Set<EventStream>();
-  private draining = false;
 
-  constructor(
-    readonly pipeline: AuditPipeline,
-    readonly log: Logger,
-  ) {
-    pipeline.onDrain(() => {
+  constructor(readonly opts: AuditServiceOptions) {
+    opts.queued.on('drain', () => {
       for (const s of this.open) s.applyBackpressure();
+    });
+    opts.serving.on('draining', () => {
+      for (const s of [...this.open]) s.drain();
     });
   }
 
@@ -152,47 +165,25 @@ export class AuditServiceImpl {
     if (stream.key !== undefined && this.byKey.get(stream.key) === stream) this.byKey.delete(stream.key);
   }
 
-  get isDraining(): boolean {
-    return this.draining;
-  }
-
   /** Number of open control-plane streams. */
   get streamCount(): number {
     return this.open.size;
   }
 
-  drain(): void {
-    this.draining = true;
-    for (const s of [...this.open]) s.drain();
-  }
-
   handlers(): grpc.UntypedServiceImplementation {
+    const { serving, singles, log } = this.opts;
     return {
-      StreamEvents: (call: grpc.ServerDuplexStream<StreamRequest, StreamResponse>) => {
-        if (this.draining) {
-          call.emit(
-            'error',
-            toStatus(new UnavailableError('the sidecar is shutting down'), () => {}),
-          );
+      StreamEvents: (call: StreamCall) => {
+        if (serving.draining) {
+          call.emit('error', toStatus(new UnavailableError('the sidecar is shutting down'), log, {}));
           return;
         }
         new EventStream(call, this).start();
       },
-      Record: (
-        call: grpc.ServerUnaryCall<Buffer, { audited: boolean }>,
-        callback: grpc.sendUnaryData<{ audited: boolean }>,
-      ) => {
-        const logError = (msg: string, e: unknown): void => this.log.error(msg, { err: e, rpc: 'Record' });
-        try {
-          if (this.draining) throw new UnavailableError('the sidecar is shutting down');
-          this.pipeline.recordEncoded(call.request, (err, audited) => {
-            if (err) callback(toStatus(err, logError));
-            else callback(null, { audited: audited === true });
-          });
-        } catch (err) {
-          callback(toStatus(err, logError));
-        }
-      },
+      Record: unary('Record', log, async (request: Buffer) => {
+        if (serving.draining) throw new UnavailableError('the sidecar is shutting down');
+        return { audited: await singles.record(request) };
+      }),
     };
   }
 }

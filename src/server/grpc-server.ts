@@ -4,6 +4,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../log';
 import type { AuditServiceImpl } from './audit-service';
 import type { RuleServiceImpl } from './rule-service';
+import type { ServingState } from './serving-state';
 import { loadMeshaudit } from './proto';
 import { addReflection } from './reflection';
 import { fastAuditService } from './fast-codec';
@@ -14,6 +15,7 @@ export const RULE_SERVICE_NAME = 'meshaudit.v1.RuleService';
 export interface GrpcServerOptions {
   audit: AuditServiceImpl;
   rules: RuleServiceImpl;
+  serving: ServingState;
   log: Logger;
 }
 
@@ -63,9 +65,6 @@ export interface RunningGrpcServer {
   /** The bound port (useful with address port 0). */
   readonly port: number;
   readonly server: grpc.Server;
-  readonly health: HealthImplementation;
-  /** Stops taking calls and ends the control-plane streams after their in-flight acks. */
-  beginDrain(): void;
   /** Closes what is left: after `graceMs` in tryShutdown, forceShutdown. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -82,18 +81,17 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
     [RULE_SERVICE_NAME]: 'SERVING',
   });
   health.addToServer(server);
+  // Health follows the serving state: a draining sidecar is NOT_SERVING, so that a load balancer or
+  // a CP's health check moves on before the streams end.
+  opts.serving.on('draining', () => {
+    for (const name of ['', AUDIT_SERVICE_NAME, RULE_SERVICE_NAME]) health.setStatus(name, 'NOT_SERVING');
+  });
   // Reflection lets grpcurl list, describe and call every service without a .proto file at hand.
   addReflection(server);
 
   return {
     port,
     server,
-    health,
-    beginDrain() {
-      for (const name of ['', AUDIT_SERVICE_NAME, RULE_SERVICE_NAME]) health.setStatus(name, 'NOT_SERVING');
-      opts.audit.drain();
-      opts.rules.drain();
-    },
     shutdown(graceMs: number) {
       // tryShutdown waits on every open call, health Watch streams included, which a client may keep
       // open forever: after graceMs the rest is cut.

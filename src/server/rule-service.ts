@@ -13,22 +13,28 @@ import type * as grpc from '@grpc/grpc-js';
 import { compileRules, ACCESS_AUDIT_TYPE } from '../rules';
 import type { AccessAudit, CompiledRules } from '../rules';
 import type { AuditEvent, EventUser } from '../events/event';
-import type { AuditPipeline } from '../pipeline/pipeline';
+import type { BatchEvaluator } from '../pipeline/evaluate-batch';
+import type { SingleRecords } from '../pipeline/single-records';
 import { InvalidArgumentError, UnavailableError } from '../errors';
 import { namesChanged } from '../store/access-audit-store';
 import type { AccessAuditStore, PreparedChange, StoredAccessAudit } from '../store/access-audit-store';
 import { parseAccessAuditYaml, RulesFileError } from '../config/rules-files';
 import type { LoadedAudits } from '../config/rules-files';
 import type { Logger } from '../log';
+import { unary } from './handlers';
 import { operatorOf } from './identity';
-import { toStatus } from './status';
+import type { ServingState } from './serving-state';
 
 /** Names the YAML of an apply in messages; it is also the request field that holds it. */
 const YAML_FIELD = 'yaml';
 
 export interface RuleServiceOptions {
   readonly store: AccessAuditStore;
-  readonly pipeline: AuditPipeline;
+  /** Holds the rules in force: a change puts its recompiled rules there. */
+  readonly evaluator: BatchEvaluator;
+  /** Writes the records of changes, and answers Evaluate. */
+  readonly singles: SingleRecords;
+  readonly serving: ServingState;
   /** Resource types a rule may name: the registry plus meshaudit.extraResourceTypes. */
   readonly knownTypes: ReadonlySet<string>;
   /** kmesh.access.audit.skipDefaultTypes, for compiling the rules. */
@@ -49,7 +55,6 @@ type AccessAuditMessage = AccessAudit & { version: number };
 export class RuleServiceImpl {
   /** The tail of the chain of changes: each one starts when the previous one is done. */
   private last: Promise<unknown> = Promise.resolve();
-  private draining = false;
 
   constructor(private readonly opts: RuleServiceOptions) {}
 
@@ -89,9 +94,9 @@ export class RuleServiceImpl {
   }
 
   /** Whether the rules in force would audit `event`, by which rules, and the exact record line. */
-  evaluate(event: AuditEvent | null): ReturnType<AuditPipeline['evaluate']> {
+  evaluate(event: AuditEvent | null): ReturnType<SingleRecords['evaluate']> {
     if (event === null) throw new InvalidArgumentError([{ field: 'event', description: 'is required' }]);
-    return this.opts.pipeline.evaluate(event);
+    return this.opts.singles.evaluate(event);
   }
 
   /**
@@ -102,30 +107,27 @@ export class RuleServiceImpl {
     return this.change(undefined, () => this.opts.store.prepareSeed(audits));
   }
 
-  /** Refuses changes from now on: the writer is closing, their records could not be written. */
-  drain(): void {
-    this.draining = true;
-  }
-
   /** Prepares, records (when `operator` is set), persists and puts in force one change, alone. */
   private change(operator: EventUser | undefined, prepare: () => PreparedChange): Promise<PreparedChange> {
     return this.serially(async () => {
-      if (this.draining)
+      // The writer is closing: the change's record could not be written.
+      if (this.opts.serving.draining) {
         throw new UnavailableError('the sidecar is shutting down; retry against the restarted sidecar');
+      }
       const change = prepare();
       if (change.changes.length === 0) return change;
-      const before = this.opts.pipeline.currentRules();
+      const before = this.opts.evaluator.rules;
       const after = compileRules(change.after, this.opts.skipDefaultTypes);
       // The new rules take effect in the same tick as the change's record enters the writer's queue:
       // events before the record in the audit file were judged by the old rules, events after it by
       // the new ones. If the change fails, the old rules come back.
-      this.opts.pipeline.setRules(after);
+      this.opts.evaluator.setRules(after);
       let recorded = 0;
       try {
         recorded = operator === undefined ? 0 : await this.record(change, operator, before, after);
         this.opts.store.commit(change);
       } catch (err) {
-        this.opts.pipeline.setRules(before);
+        this.opts.evaluator.setRules(before);
         throw err;
       }
       if (operator !== undefined)
@@ -134,7 +136,7 @@ export class RuleServiceImpl {
     });
   }
 
-  private record(
+  private async record(
     change: PreparedChange,
     operator: EventUser,
     before: CompiledRules,
@@ -146,20 +148,17 @@ export class RuleServiceImpl {
       resource: { type: ACCESS_AUDIT_TYPE, name, mesh: '' },
       user: operator,
     }));
-    return new Promise((resolve, reject) =>
-      this.opts.pipeline.recordChange(events, before, after, (err, recorded) => {
-        if (err === null) return resolve(recorded ?? 0);
-        this.opts.log.error('the audit record of an AccessAudit change could not be written; the change is refused', {
-          err,
-          changes: change.changes,
-        });
-        reject(
-          new UnavailableError(
-            'the audit record of this change could not be written, so nothing was changed; retry later',
-          ),
-        );
-      }),
-    );
+    try {
+      return await this.opts.singles.recordChanges(events, before, after);
+    } catch (err) {
+      this.opts.log.error('the audit record of an AccessAudit change could not be written; the change is refused', {
+        err,
+        changes: change.changes,
+      });
+      throw new UnavailableError(
+        'the audit record of this change could not be written, so nothing was changed; retry later',
+      );
+    }
   }
 
   private serially<T>(task: () => Promise<T>): Promise<T> {
@@ -169,31 +168,34 @@ export class RuleServiceImpl {
   }
 
   handlers(): grpc.UntypedServiceImplementation {
+    const log = this.opts.log;
     return {
-      ListAccessAudits: this.unary('ListAccessAudits', () => ({ accessAudits: this.list().map(toMessage) })),
-      GetAccessAudit: this.unary('GetAccessAudit', (req: { name: string }) => toMessage(this.get(req.name))),
-      CreateAccessAudit: this.unary(
+      ListAccessAudits: unary('ListAccessAudits', log, () => ({ accessAudits: this.list().map(toMessage) })),
+      GetAccessAudit: unary('GetAccessAudit', log, (req: { name: string }) => toMessage(this.get(req.name))),
+      CreateAccessAudit: unary(
         'CreateAccessAudit',
+        log,
         async (req: { accessAudit: AccessAuditMessage | null }, call) => {
           const audit = required(req.accessAudit);
           return toMessage(await underField('accessAudit', () => this.create(audit, operatorOf(call))));
         },
       ),
-      UpdateAccessAudit: this.unary(
+      UpdateAccessAudit: unary(
         'UpdateAccessAudit',
+        log,
         async (req: { accessAudit: AccessAuditMessage | null }, call) => {
           const audit = required(req.accessAudit);
           return toMessage(await underField('accessAudit', () => this.update(audit, audit.version, operatorOf(call))));
         },
       ),
-      DeleteAccessAudit: this.unary('DeleteAccessAudit', async (req: { name: string; version: number }, call) => {
+      DeleteAccessAudit: unary('DeleteAccessAudit', log, async (req: { name: string; version: number }, call) => {
         await this.delete(req.name, req.version, operatorOf(call));
         return {};
       }),
-      ApplyAccessAudits: this.unary('ApplyAccessAudits', (req: { yaml: string; dryRun: boolean }, call) =>
+      ApplyAccessAudits: unary('ApplyAccessAudits', log, (req: { yaml: string; dryRun: boolean }, call) =>
         this.apply(req.yaml, req.dryRun, operatorOf(call)),
       ),
-      Evaluate: this.unary('Evaluate', (req: { event: AuditEvent | null }) => {
+      Evaluate: unary('Evaluate', log, (req: { event: AuditEvent | null }) => {
         const { matches, record } = this.evaluate(req.event);
         return {
           audited: matches.length > 0,
@@ -201,21 +203,6 @@ export class RuleServiceImpl {
           record,
         };
       }),
-    };
-  }
-
-  /** A unary handler: the reply, or the error mapped by toStatus (unexpected ones logged, INTERNAL). */
-  private unary<Req, Res>(
-    rpc: string,
-    handle: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
-  ): grpc.handleUnaryCall<Req, Res> {
-    return (call, callback) => {
-      Promise.resolve()
-        .then(() => handle(call.request, call))
-        .then(
-          (reply) => callback(null, reply),
-          (err: unknown) => callback(toStatus(err, (msg, e) => this.opts.log.error(msg, { err: e, rpc }))),
-        );
     };
   }
 }

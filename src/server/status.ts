@@ -6,6 +6,7 @@ import * as protobuf from 'protobufjs';
 import { protoDir } from './proto';
 import { InvalidArgumentError, SequenceGapError, SupersededError, UnavailableError } from '../errors';
 import { AlreadyExistsError, NotFoundError, StaleVersionError } from '../store/errors';
+import type { Logger } from '../log';
 
 // google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode
 // from the `grpc-status-details-bin` trailer (the richer error model). The types come from the same
@@ -62,8 +63,11 @@ function plain(code: grpc.status, details: string): grpc.StatusObject {
   return { code, details, metadata: new grpc.Metadata() };
 }
 
-/** Maps any error to a status; `log` receives the ones the client must not see. */
-export function toStatus(err: unknown, log: (msg: string, err: unknown) => void): grpc.StatusObject {
+/**
+ * Maps any error to a status. Anything that is not a domain error is a bug: the client gets INTERNAL with
+ * a generic message, and the log gets the error with its stack and `context` (the rpc, the identifier).
+ */
+export function toStatus(err: unknown, log: Logger, context: Record<string, unknown>): grpc.StatusObject {
   if (err instanceof InvalidArgumentError) return invalidArgument(err.violations);
   if (err instanceof SequenceGapError) return plain(grpc.status.FAILED_PRECONDITION, err.message);
   if (err instanceof UnavailableError) return plain(grpc.status.UNAVAILABLE, err.message);
@@ -71,6 +75,6 @@ export function toStatus(err: unknown, log: (msg: string, err: unknown) => void)
   if (err instanceof NotFoundError) return plain(grpc.status.NOT_FOUND, err.message);
   if (err instanceof AlreadyExistsError) return plain(grpc.status.ALREADY_EXISTS, err.message);
   if (err instanceof StaleVersionError) return plain(grpc.status.ABORTED, err.message);
-  log('internal error', err);
+  log.error('internal error', { ...context, err: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   return plain(grpc.status.INTERNAL, 'internal error; see the sidecar log');
 }

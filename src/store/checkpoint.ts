@@ -115,14 +115,11 @@ export class Checkpoint {
   }
 
   /**
-   * Appends a delta. Called only after the data it describes is written, and its callback runs before
-   * anything is acknowledged. Not reentrant: the writer commits one batch at a time.
+   * Appends a delta. Called only after the data it describes is written, and it settles before anything
+   * is acknowledged. Not reentrant: the writer commits one group at a time.
    */
-  commit(delta: CheckpointDelta, done: (err: Error | null) => void): void {
-    if (this.closed) {
-      done(new CheckpointError(`checkpoint ${this.file} is closed`));
-      return;
-    }
+  async commit(delta: CheckpointDelta): Promise<void> {
+    if (this.closed) throw new CheckpointError(`checkpoint ${this.file} is closed`);
     if (this.fd < 0) {
       // A compaction renamed the new file into place but could not reopen it (EMFILE, EIO): try again
       // now, rather than refusing every commit until a restart.
@@ -131,8 +128,7 @@ export class Checkpoint {
         this.bytes = fs.fstatSync(this.fd).size;
       } catch (e) {
         this.fd = -1;
-        done(new CheckpointError(`can't reopen checkpoint ${this.file}: ${(e as Error).message}`));
-        return;
+        throw new CheckpointError(`can't reopen checkpoint ${this.file}: ${(e as Error).message}`);
       }
     }
     for (const [k, v] of delta.seqs) this.state.seqs.set(k, v);
@@ -141,34 +137,36 @@ export class Checkpoint {
       try {
         this.compact();
       } catch (e) {
-        done(new CheckpointError(`can't compact checkpoint ${this.file}: ${(e as Error).message}`));
-        return;
+        throw new CheckpointError(`can't compact checkpoint ${this.file}: ${(e as Error).message}`);
       }
-      done(null);
       return;
     }
     if (this.cutDue && !this.cutBack()) {
-      done(new CheckpointError(`can't cut checkpoint ${this.file} back to its last whole line`));
-      return;
+      throw new CheckpointError(`can't cut checkpoint ${this.file} back to its last whole line`);
     }
     const buf = Buffer.from(encode(delta));
-    fs.write(this.fd, buf, 0, buf.length, null, (writeErr, written) => {
-      // A write can be short without an error (file size limit, a full disk): that is a failure too.
-      const err =
-        writeErr ?? (written < buf.length ? new Error(`short write: ${written} of ${buf.length} bytes`) : null);
-      if (err) {
-        // A partial line left in the middle would make the next start refuse the file: cut it, now or,
-        // if that fails too, before the next append.
-        this.cutDue = true;
-        this.cutBack();
-        return done(new CheckpointError(`can't append to checkpoint ${this.file}: ${err.message}`));
-      }
-      this.bytes += buf.length;
-      if (!this.opts.fsync) return done(null);
-      fs.fdatasync(this.fd, (syncErr) =>
-        done(syncErr ? new CheckpointError(`can't fsync checkpoint ${this.file}: ${syncErr.message}`) : null),
+    const fd = this.fd;
+    let written: number;
+    try {
+      written = await new Promise<number>((resolve, reject) =>
+        fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
       );
-    });
+      // A write can be short without an error (file size limit, a full disk): that is a failure too.
+      if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
+    } catch (err) {
+      // A partial line left in the middle would make the next start refuse the file: cut it, now or,
+      // if that fails too, before the next append.
+      this.cutDue = true;
+      this.cutBack();
+      throw new CheckpointError(`can't append to checkpoint ${this.file}: ${(err as Error).message}`);
+    }
+    this.bytes += buf.length;
+    if (!this.opts.fsync) return;
+    await new Promise<void>((resolve, reject) =>
+      fs.fdatasync(fd, (err) =>
+        err ? reject(new CheckpointError(`can't fsync checkpoint ${this.file}: ${err.message}`)) : resolve(),
+      ),
+    );
   }
 
   /** Cuts the file back to its last whole line; false when that fails (it is tried again later). */

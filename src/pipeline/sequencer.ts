@@ -1,0 +1,117 @@
+// Sequencing per control-plane identifier: every StreamEvents batch carries the sequence of its first
+// event; each identifier's events are written once, in sequence order, and acknowledged once committed.
+// The checkpoint keeps the last committed sequence of each identifier, so a control plane that
+// reconnects (to this sidecar or to the one restarted after a crash) resumes right after it.
+import { InvalidArgumentError, SequenceGapError, UnavailableError } from '../errors';
+import type { ScannedStreamRequest } from '../wire/stream-request';
+import type { AuditCounts } from './counts';
+import type { BatchEvaluator, Rejection } from './evaluate-batch';
+import type { AuditWriter } from './writer';
+
+/** A batch's acknowledgement: what StreamEventsResponse carries. */
+export interface BatchAck {
+  /** The last sequence committed for the identifier: the resume point. */
+  ackedSeq: number;
+  /** The batch's first sequence (0 in the answer to the identifying request). */
+  firstSeq: number;
+  recorded: number;
+  skipped: number;
+  /** Events of the batch accepted earlier, not written again. */
+  duplicates: number;
+  rejected: Rejection[];
+}
+
+export interface SequencerOptions {
+  /** The zone this sidecar serves: streams of control planes of other zones are refused. */
+  readonly zone?: string;
+  /** Epoch ms, for events without a date. */
+  readonly now: () => number;
+  readonly counts: AuditCounts;
+  /**
+   * Told when a batch's evaluation threw (a bug in the sidecar) and its new events were rejected for
+   * it: they are not written, and the CP does not resend them, so this must be loud.
+   */
+  readonly onEvaluationError?: (failure: string, key: string, firstSeq: number) => void;
+}
+
+/** `zone/instance`: zone names cannot hold "/", so the key is unambiguous. */
+export function identifierKey(zone: string, instance: string): string {
+  return `${zone}/${instance}`;
+}
+
+const IDENTIFIER_PART = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+
+export class Sequencer {
+  /** Last sequence accepted per identifier: committed, or on its way to the writer. */
+  private readonly accepted = new Map<string, number>();
+  /** Last sequence committed per identifier: the resume point. */
+  private readonly committed: Map<string, number>;
+
+  constructor(
+    private readonly writer: AuditWriter,
+    private readonly evaluator: BatchEvaluator,
+    committedSeqs: ReadonlyMap<string, number>,
+    private readonly opts: SequencerOptions,
+  ) {
+    this.committed = new Map(committedSeqs);
+    for (const [k, v] of committedSeqs) this.accepted.set(k, v);
+  }
+
+  /** Checks an identifier and returns its key and resume point. */
+  identify(zone: string, instance: string): { key: string; ackedSeq: number } {
+    const violations = [];
+    const rule = 'required: 1-253 characters of [A-Za-z0-9._:-]';
+    if (!IDENTIFIER_PART.test(zone)) violations.push({ field: 'identifier.zone', description: rule });
+    if (!IDENTIFIER_PART.test(instance)) violations.push({ field: 'identifier.instance', description: rule });
+    const served = this.opts.zone;
+    if (violations.length === 0 && served !== undefined && zone !== served) {
+      // Rules and files are per zone: a CP of another zone writing here would mix two zones' audit trails.
+      violations.push({
+        field: 'identifier.zone',
+        description: `this sidecar serves zone "${served}", not "${zone}"; each zone's control plane needs its own sidecar`,
+      });
+    }
+    if (violations.length > 0) throw new InvalidArgumentError(violations);
+    const key = identifierKey(zone, instance);
+    return { key, ackedSeq: this.committed.get(key) ?? 0 };
+  }
+
+  /**
+   * Accepts a batch of `key`: events at sequences firstSeq..firstSeq+n-1, evaluated and queued for the
+   * writer at once, in the order batches arrive. Those accepted earlier are counted as duplicates and
+   * not written again. A batch it refuses (a gap, a bad firstSeq, a closed writer) throws at once,
+   * before anything is accepted; the promise settles once the batch is committed.
+   */
+  submit(key: string, batch: ScannedStreamRequest): Promise<BatchAck> {
+    const { firstSeq, eventCount } = batch;
+    if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) {
+      throw new InvalidArgumentError([
+        { field: 'firstSeq', description: `must be at least 1 when events are sent, got ${firstSeq}` },
+      ]);
+    }
+    const accepted = this.accepted.get(key) ?? 0;
+    if (firstSeq > accepted + 1) throw new SequenceGapError(key, accepted + 1, firstSeq);
+    if (this.writer.isClosed) throw new UnavailableError('the sidecar is shutting down');
+    const lastSeq = firstSeq + eventCount - 1;
+    const from = Math.min(eventCount, accepted + 1 - firstSeq);
+    const out = this.evaluator.evaluateOrReject({ bytes: batch.bytes, from, receivedMs: this.opts.now(), eventCount });
+    if (out.failure !== undefined) this.opts.onEvaluationError?.(out.failure, key, firstSeq);
+    if (lastSeq > accepted) this.accepted.set(key, lastSeq);
+    return this.writer.submit(out.data, { key, seq: Math.max(lastSeq, accepted) }).then(() => {
+      if (lastSeq > (this.committed.get(key) ?? 0)) this.committed.set(key, lastSeq);
+      const counts = this.opts.counts;
+      counts.recorded += out.recorded;
+      counts.skipped += out.skipped;
+      counts.duplicates += from;
+      counts.rejected += out.rejected.length;
+      return {
+        ackedSeq: this.committed.get(key) ?? 0,
+        firstSeq,
+        recorded: out.recorded,
+        skipped: out.skipped,
+        duplicates: from,
+        rejected: out.rejected,
+      };
+    });
+  }
+}

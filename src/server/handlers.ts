@@ -1,0 +1,33 @@
+// The one wrapper of every unary gRPC handler (nice-grpc's shape): a handler is a function from the
+// request to the reply or a promise of it, and whatever it throws or rejects with is mapped to a status
+// by toStatus, which logs (with its stack) anything unexpected.
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../log';
+import { toStatus } from './status';
+
+export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>;
+
+export function unary<Req, Res>(
+  rpc: string,
+  log: Logger,
+  handle: UnaryHandler<Req, Res>,
+): grpc.handleUnaryCall<Req, Res> {
+  const fail = (callback: grpc.sendUnaryData<Res>, err: unknown): void => callback(toStatus(err, log, { rpc }));
+  return (call, callback) => {
+    let reply: Res | Promise<Res>;
+    try {
+      reply = handle(call.request, call);
+    } catch (err) {
+      fail(callback, err);
+      return;
+    }
+    if (!(reply instanceof Promise)) {
+      callback(null, reply);
+      return;
+    }
+    reply.then(
+      (value) => callback(null, value),
+      (err: unknown) => fail(callback, err),
+    );
+  };
+}
