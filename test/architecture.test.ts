@@ -79,11 +79,36 @@ describe('architecture', () => {
     expect(bad).to.deep.equal([]);
   });
 
-  it('keeps gRPC in src/server, src/client and the process entry points', () => {
+  it('keeps gRPC in src/server, src/client and the process entry points, and proto-loader in src/contract', () => {
     const bad: string[] = [];
     for (const [m, deps] of g) {
-      if (['server', 'client', 'cli'].includes(layer(m))) continue;
-      for (const d of deps) if (d.startsWith('@grpc/') || d === 'grpc-health-check') bad.push(`${m} imports ${d}`);
+      for (const d of deps) {
+        const grpc = d.startsWith('@grpc/') || d === 'grpc-health-check';
+        if (
+          d === '@grpc/proto-loader' ? layer(m) !== 'contract' : grpc && !['server', 'client', 'cli'].includes(layer(m))
+        ) {
+          bad.push(`${m} imports ${d}`);
+        }
+      }
+    }
+    expect(bad).to.deep.equal([]);
+  });
+
+  it('loads the .proto files in src/contract alone', () => {
+    const bad: string[] = [];
+    for (const file of sources(SRC)) {
+      const m = path.relative(SRC, file).replace(/\.ts$/, '');
+      if (layer(m) === 'contract') continue;
+      if (/protoLoader\.|\.loadSync\(|['"`][\w/.-]+\.proto['"`]/.test(fs.readFileSync(file, 'utf8'))) bad.push(m);
+    }
+    expect(bad).to.deep.equal([]);
+  });
+
+  it('keeps src/client apart from src/server: a control plane embeds the client alone', () => {
+    const bad: string[] = [];
+    for (const [m, deps] of g) {
+      if (layer(m) !== 'client') continue;
+      for (const d of deps) if (layer(d) === 'server') bad.push(`${m} imports ${d}`);
     }
     expect(bad).to.deep.equal([]);
   });
@@ -93,6 +118,7 @@ describe('architecture', () => {
     const order = [
       'errors',
       'log',
+      'contract',
       'rules',
       'events',
       'config',

@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
 import * as protobuf from 'protobufjs';
-import { wireTypes } from '../src/wire/stream-request';
+import { contract } from '../src/contract';
 import type { Sidecar } from '../src/cli/sidecar';
-import { fieldViolationsOf } from '../src/server/status';
+import { fieldViolationsOf } from '../src/client/status-details';
 import type { AccessAudit } from '../src/rules';
 import {
   clients,
@@ -94,7 +94,7 @@ describe('AuditService over a real gRPC server', () => {
 
   it('rejects an event that is not valid protobuf by index, and writes the others of its batch', async () => {
     // A raw client: proto-loader's could not send a malformed event.
-    const { event, streamResponse } = { event: wireTypes().event, streamResponse: wireTypes().streamResponse };
+    const { Event: event, StreamEventsResponse: streamResponse } = contract().messages;
     const raw = new grpc.Client(`127.0.0.1:${sidecar.port}`, grpc.credentials.createInsecure());
     const call = raw.makeBidiStreamRequest(
       '/meshaudit.v1.AuditService/StreamEvents',
@@ -327,7 +327,7 @@ describe('AuditService over a real gRPC server', () => {
       expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
       expect(fieldViolationsOf(err.metadata).map((v) => v.field)).to.deep.equal(['request']);
       // The event given twice takes the reference way, which reads it as protobufjs does: the last one.
-      const part = (e: object): Buffer => Buffer.from(wireTypes().recordRequest.encode({ event: e }).finish());
+      const part = (e: object): Buffer => Buffer.from(contract().messages.RecordRequest.encode({ event: e }).finish());
       const merged = await call(Buffer.concat([part(resourceEvent(8)), part(resourceEvent(7))]));
       expect([...merged]).to.deep.equal([0x08, 0x01]); // RecordResponse{audited: true}
       expect(readRecords(logPath).map((l) => JSON.parse(l).resource.name)).to.deep.equal(['route-7']);

@@ -8,7 +8,7 @@ import type { Config, RotationConfig } from '../src/config/types';
 import type { AccessAudit } from '../src/rules';
 import { startSidecar, type Sidecar, type SidecarOptions } from '../src/cli/sidecar';
 import { silentLogger } from '../src/log';
-import { loadMeshaudit } from '../src/server/proto';
+import { meshauditClients } from '../src/client/services';
 
 export function tempDir(prefix = 'meshaudit-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -74,11 +74,18 @@ export function readRecords(activePath: string): string[] {
 export type AnyClient = grpc.Client & Record<string, Function>;
 
 export function clients(port: number): { audit: AnyClient; rules: AnyClient; close(): void } {
-  const { pkg } = loadMeshaudit();
+  const { AuditService, RuleService } = meshauditClients();
   const address = `127.0.0.1:${port}`;
-  const audit = new pkg.AuditService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
-  const rules = new pkg.RuleService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
-  return { audit, rules, close: () => (audit.close(), rules.close()) };
+  const audit = new AuditService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
+  const rules = new RuleService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
+  return {
+    audit,
+    rules,
+    close: () => {
+      audit.close();
+      rules.close();
+    },
+  };
 }
 
 /** Calls a unary method; resolves with the reply or rejects with the ServiceError. */

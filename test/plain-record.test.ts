@@ -10,7 +10,9 @@ import { RecordDateFormatter } from '../src/events/rfc3339';
 import { reasonOf, validateEvent } from '../src/events/validate-event';
 import { formatRecord } from '../src/events/format-record';
 import { compileRules, type AccessAudit, type CompiledRules } from '../src/rules';
-import { decodeEvent, eachEvent, scanStreamRequest } from '../src/wire/stream-request';
+import { contract } from '../src/contract';
+import type { AuditEvent } from '../src/events/event';
+import { eachEvent, scanStreamRequest } from '../src/wire/stream-request';
 import { EventScanner } from '../src/wire/event-spans';
 import { newEventTimeParsers } from '../src/events/validate-event';
 import { AsciiCache } from '../src/wire/ascii-cache';
@@ -53,9 +55,9 @@ function reference(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
   const out: EvaluatedBatch = { data: Buffer.alloc(0), recorded: 0, skipped: 0, rejected: [] };
   let lines = '';
   eachEvent(bytes, 0, (index, start, end) => {
-    let event;
+    let event: AuditEvent;
     try {
-      event = decodeEvent(bytes, start, end);
+      event = contract().messages.Event.decode(bytes.subarray(start, end)) as unknown as AuditEvent;
     } catch (err) {
       out.rejected.push({ index, reason: `event: not a valid protobuf Event message (${(err as Error).message})` });
       return;

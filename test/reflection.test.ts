@@ -10,8 +10,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { protoPath as HEALTH_PROTO_PATH } from 'grpc-health-check';
 import * as protobuf from 'protobufjs';
 import type { Sidecar } from '../src/cli/sidecar';
-import { AUDIT_PROTO, protoDir } from '../src/server/proto';
-import { servedProtoFiles } from '../src/server/reflection';
+import { AUDIT_PROTO, protoDir, servedProtoFiles } from '../src/contract';
 import { readRecords, resourceEvent, startTestSidecar, tempDir, testConfig } from './helpers';
 import { ReflectionClient, type ReflectionError, type Described, type JsonObject } from './reflection-client';
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { Sink, SinkPosition } from '../src/backends/sink';
-import { fieldViolationsOf } from '../src/server/status';
+import { fieldViolationsOf } from '../src/client/status-details';
 import type { AccessAudit } from '../src/rules';
 import { AUDIT_ALL, failure, openStream, resourceEvent, TestZone, unary } from './helpers';
 

@@ -7,11 +7,11 @@
 // any protobuf library, drops fields it does not know, so a misspelt "mesch" would otherwise be
 // recorded without its mesh, and a wrong JSON type would fail as an opaque serialization error.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
-import { AUDIT_PROTO, loadMeshaudit, protoDir } from '../server/proto';
-import { fieldViolationsOf } from '../server/status';
+import { meshauditClients } from '../client/services';
+import { fieldViolationsOf } from '../client/status-details';
+import { contract } from '../contract';
 import { nearest } from '../rules/suggest';
 
 const COMMAND = 'meshaudit-record';
@@ -107,16 +107,12 @@ function eventLines(text: string): EventLine[] {
 
 /** The Event message as the .proto file declares it (proto names: JSON names are derived). */
 function loadEventType(): protobuf.Type {
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => (path.isAbsolute(target) ? target : path.join(protoDir(), target));
-  root.loadSync(AUDIT_PROTO, { keepCase: true });
-  root.resolveAll();
-  return root.lookupType('meshaudit.v1.Event');
+  return contract().type('meshaudit.v1.Event');
 }
 
 /**
  * The protobuf JSON name of a field (`expires_at` -> `expiresAt`). It is also the name proto-loader
- * gives the field with keepCase false (src/server/proto.ts), so the checked event is sent as is.
+ * gives the field (src/contract), so the checked event is sent as is.
  */
 function jsonName(field: protobuf.Field): string {
   return (field.options?.json_name as string | undefined) ?? protobuf.util.camelCase(field.name);
@@ -298,8 +294,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const lines = eventLines(text);
   const eventType = loadEventType();
-  const { pkg } = loadMeshaudit();
-  const client = new pkg.AuditService(args.address, grpc.credentials.createInsecure()) as unknown as AuditClient;
+  const client = new (meshauditClients().AuditService)(
+    args.address,
+    grpc.credentials.createInsecure(),
+  ) as unknown as AuditClient;
   try {
     if (!(await connect(client))) {
       process.stderr.write(`${unreachable(args.address)}\n`);

@@ -2,21 +2,13 @@
 // sequence, keep a window of batches in flight, and on any failure reconnect and resend from the new
 // resume point. The sidecar makes resending safe (already-acked sequences are not written twice).
 import * as grpc from '@grpc/grpc-js';
+import type { BatchAck } from '../contract';
 import type { AuditEvent } from '../events/event';
-import { loadMeshaudit } from '../server/proto';
+import { meshauditClients } from './services';
 
 export interface Identifier {
   zone: string;
   instance: string;
-}
-
-export interface BatchAck {
-  ackedSeq: number;
-  firstSeq: number;
-  recorded: number;
-  skipped: number;
-  duplicates: number;
-  rejected: Array<{ index: number; reason: string }>;
 }
 
 export interface SendOptions {
@@ -34,12 +26,8 @@ export interface SendOptions {
 
 type AuditClient = grpc.Client & Record<string, Function>;
 
-/** A client of AuditService; `service` lets a caller that makes many parse the proto once. */
-export function auditClient(
-  address: string,
-  service: grpc.ServiceClientConstructor = loadMeshaudit().pkg.AuditService,
-): AuditClient {
-  return new service(address, grpc.credentials.createInsecure()) as unknown as AuditClient;
+function auditClient(address: string): AuditClient {
+  return new (meshauditClients().AuditService)(address, grpc.credentials.createInsecure()) as unknown as AuditClient;
 }
 
 /**
@@ -107,11 +95,10 @@ export async function sendAll(
 ): Promise<void> {
   const deadline = Date.now() + (opts.deadlineMs ?? 60_000);
   let delayMs = 20;
-  // A fresh channel per attempt (so a restarted sidecar is reached at once, without grpc-js's
-  // reconnect backoff), but the proto is parsed once.
-  const service = loadMeshaudit().pkg.AuditService;
   for (;;) {
-    const client = auditClient(address, service);
+    // A fresh channel per attempt, so that a restarted sidecar is reached at once, without grpc-js's
+    // reconnect backoff.
+    const client = auditClient(address);
     try {
       await session(client, id, events, opts);
       return;

@@ -6,15 +6,11 @@ import { newEventTimeParsers, reasonOf, validateEvent } from '../events/validate
 import { formatRecord } from '../events/format-record';
 import type { RecordDateFormatter } from '../events/rfc3339';
 import type { AuditEvent } from '../events/event';
-import { decodeEvent, eachEvent } from '../wire/stream-request';
+import { contract, type Rejection } from '../contract';
+import { eachEvent } from '../wire/stream-request';
 import { EventScanner } from '../wire/event-spans';
 import { AsciiCache } from '../wire/ascii-cache';
 import { newPlainContext, RECORDED, RecordBuffer, SKIPPED, writePlainRecord, type PlainContext } from './plain-record';
-
-export interface Rejection {
-  index: number;
-  reason: string;
-}
 
 /** One batch to evaluate: the encoded StreamEvents request, and the index of its first new event. */
 export interface BatchJob {
@@ -110,7 +106,7 @@ export class BatchEvaluator {
   ): void {
     let event: AuditEvent;
     try {
-      event = decodeEvent(src, start, end);
+      event = contract().messages.Event.decode(src.subarray(start, end)) as unknown as AuditEvent;
     } catch (err) {
       result.rejected.push({
         index,

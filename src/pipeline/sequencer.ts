@@ -2,24 +2,12 @@
 // event; each identifier's events are written once, in sequence order, and acknowledged once committed.
 // The checkpoint keeps the last committed sequence of each identifier, so a control plane that
 // reconnects (to this sidecar or to the one restarted after a crash) resumes right after it.
+import type { BatchAck } from '../contract';
 import { InvalidArgumentError, SequenceGapError, UnavailableError } from '../errors';
 import type { ScannedStreamRequest } from '../wire/stream-request';
 import type { AuditCounts } from './counts';
-import type { BatchEvaluator, Rejection } from './evaluate-batch';
+import type { BatchEvaluator } from './evaluate-batch';
 import type { AuditWriter } from './writer';
-
-/** A batch's acknowledgement: what StreamEventsResponse carries. */
-export interface BatchAck {
-  /** The last sequence committed for the identifier: the resume point. */
-  ackedSeq: number;
-  /** The batch's first sequence (0 in the answer to the identifying request). */
-  firstSeq: number;
-  recorded: number;
-  skipped: number;
-  /** Events of the batch accepted earlier, not written again. */
-  duplicates: number;
-  rejected: Rejection[];
-}
 
 export interface SequencerOptions {
   /** The zone this sidecar serves: streams of control planes of other zones are refused. */

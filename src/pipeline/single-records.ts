@@ -8,7 +8,8 @@ import type { ValidEvent } from '../events/valid-event';
 import { newEventTimeParsers, validateEvent } from '../events/validate-event';
 import { InvalidArgumentError } from '../errors';
 import type { CompiledRules, RuleMatch } from '../rules';
-import { decodeRecordRequest, recordRequestAsBatch } from '../wire/stream-request';
+import { contract } from '../contract';
+import { recordRequestAsBatch } from '../wire/stream-request';
 import type { AuditCounts } from './counts';
 import type { BatchEvaluator } from './evaluate-batch';
 import type { AuditWriter } from './writer';
@@ -111,10 +112,14 @@ export class SingleRecords {
   }
 }
 
-/** The event of a RecordRequest decoded by protobufjs, or InvalidArgumentError naming the request. */
+/**
+ * The event of a RecordRequest decoded by protobufjs ({} when it has none: validation then names what
+ * is missing), or InvalidArgumentError naming the request when it is not a RecordRequest.
+ */
 function decodeRequest(request: Uint8Array): AuditEvent {
   try {
-    return decodeRecordRequest(request);
+    const decoded = contract().messages.RecordRequest.decode(request) as unknown as { event: AuditEvent | null };
+    return decoded.event ?? {};
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new InvalidArgumentError([

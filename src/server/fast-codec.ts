@@ -3,14 +3,15 @@
 // a batch of 100 events allocates a second copy of everything. StreamEvents requests are only scanned
 // here (identifier, first_seq, how many events): the events are read where they are evaluated
 // (src/wire/stream-request.ts). A Record request is kept as received: the pipeline reads its event
-// the way it reads a batch's, and decodes it only to word a rejection (AuditPipeline.recordEncoded).
+// the way it reads a batch's, and decodes it only to word a rejection (SingleRecords.record).
 // Acks go the other way: encoded straight from the handler's objects.
 import type * as grpc from '@grpc/grpc-js';
-import { scanStreamRequest, wireTypes } from '../wire/stream-request';
+import { contract } from '../contract';
+import { scanStreamRequest } from '../wire/stream-request';
 
 /** The AuditService definition with StreamEvents and Record requests read without proto-loader's copy. */
 export function fastAuditService(base: grpc.ServiceDefinition): grpc.ServiceDefinition {
-  const { streamResponse } = wireTypes();
+  const streamResponse = contract().messages.StreamEventsResponse;
   return {
     ...base,
     StreamEvents: {

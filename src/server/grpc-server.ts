@@ -5,7 +5,7 @@ import type { Logger } from '../log';
 import type { AuditServiceImpl } from './audit-service';
 import type { RuleServiceImpl } from './rule-service';
 import type { ServingState } from './serving-state';
-import { loadMeshaudit } from './proto';
+import { contract } from '../contract';
 import { addReflection } from './reflection';
 import { fastAuditService } from './fast-codec';
 
@@ -71,10 +71,11 @@ export interface RunningGrpcServer {
 
 /** Adds every service to a bound server: from here on it answers calls. */
 export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): RunningGrpcServer {
-  const { pkg } = loadMeshaudit();
   const { server, port } = bound;
-  server.addService(fastAuditService(pkg.AuditService.service), opts.audit.handlers());
-  server.addService(pkg.RuleService.service, opts.rules.handlers());
+  const definition = contract().packageDefinition;
+  const service = (name: string): grpc.ServiceDefinition => definition[name] as grpc.ServiceDefinition;
+  server.addService(fastAuditService(service(AUDIT_SERVICE_NAME)), opts.audit.handlers());
+  server.addService(service(RULE_SERVICE_NAME), opts.rules.handlers());
   const health = new HealthImplementation({
     '': 'SERVING',
     [AUDIT_SERVICE_NAME]: 'SERVING',

@@ -1,27 +1,10 @@
 // The one place where errors become gRPC statuses. Domain errors carry what the client needs; anything
 // unexpected becomes INTERNAL with a generic message (the details go to the log, never to the client).
 import * as grpc from '@grpc/grpc-js';
-import * as path from 'node:path';
-import * as protobuf from 'protobufjs';
-import { protoDir } from './proto';
+import { contract } from '../contract';
 import { InvalidArgumentError, SequenceGapError, SupersededError, UnavailableError } from '../errors';
-import { AlreadyExistsError, NotFoundError, StaleVersionError } from '../store/errors';
 import type { Logger } from '../log';
-
-// google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode
-// from the `grpc-status-details-bin` trailer (the richer error model). The types come from the same
-// vendored protos that reflection serves, so what is sent is what grpcurl is told to expect.
-function loadRpcTypes(): protobuf.Root {
-  const root = new protobuf.Root();
-  // google/protobuf/* are protobufjs's built-in well-known types; google/rpc/* are vendored.
-  root.resolvePath = (_origin, target) =>
-    target.startsWith('google/protobuf/') ? target : path.join(protoDir(), target);
-  // keepCase: the proto's own field names, as the built-in google.protobuf.Any has them.
-  return root.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto'], { keepCase: true });
-}
-const rpcTypes = loadRpcTypes();
-const StatusType = rpcTypes.lookupType('google.rpc.Status');
-const BadRequestType = rpcTypes.lookupType('google.rpc.BadRequest');
+import { AlreadyExistsError, NotFoundError, StaleVersionError } from '../store/errors';
 
 export interface FieldViolation {
   field: string;
@@ -31,32 +14,25 @@ export interface FieldViolation {
 /** INVALID_ARGUMENT with one BadRequest field violation per problem. */
 export function invalidArgument(violations: readonly FieldViolation[]): grpc.StatusObject {
   const message = violations.map((v) => `${v.field}: ${v.description}`).join('; ');
-  const badRequest = BadRequestType.encode({
-    field_violations: violations.map((v) => ({ field: v.field, description: v.description })),
-  }).finish();
-  const status = StatusType.encode({
-    code: grpc.status.INVALID_ARGUMENT,
-    message,
-    details: [{ type_url: 'type.googleapis.com/google.rpc.BadRequest', value: badRequest }],
-  }).finish();
+  // google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode
+  // from the `grpc-status-details-bin` trailer (the richer error model): the types reflection serves.
+  const badRequest = contract()
+    .type('google.rpc.BadRequest')
+    .encode({
+      field_violations: violations.map((v) => ({ field: v.field, description: v.description })),
+    })
+    .finish();
+  const status = contract()
+    .type('google.rpc.Status')
+    .encode({
+      code: grpc.status.INVALID_ARGUMENT,
+      message,
+      details: [{ type_url: 'type.googleapis.com/google.rpc.BadRequest', value: badRequest }],
+    })
+    .finish();
   const metadata = new grpc.Metadata();
   metadata.set('grpc-status-details-bin', Buffer.from(status));
   return { code: grpc.status.INVALID_ARGUMENT, details: message, metadata };
-}
-
-/** Decodes the field violations of a status (for clients and tests). */
-export function fieldViolationsOf(metadata: grpc.Metadata | undefined): FieldViolation[] {
-  const raw = metadata?.get('grpc-status-details-bin')[0];
-  if (!(raw instanceof Buffer)) return [];
-  const status = StatusType.decode(raw) as unknown as { details: Array<{ type_url: string; value: Uint8Array }> };
-  const out: FieldViolation[] = [];
-  for (const any of status.details) {
-    if (any.type_url.endsWith('/google.rpc.BadRequest')) {
-      const br = BadRequestType.decode(any.value) as unknown as { field_violations: FieldViolation[] };
-      out.push(...br.field_violations.map((v) => ({ field: v.field, description: v.description })));
-    }
-  }
-  return out;
 }
 
 function plain(code: grpc.status, details: string): grpc.StatusObject {

@@ -4,30 +4,39 @@
 // Anything else (an unexpected wire type, a truncated message, more list entries than an event may
 // have) makes scan() return NOT_SCANNED, and the event takes the way every event can take: protobufjs
 // decoding and the reference checks, which then decide (src/pipeline/evaluate-batch.ts).
+import { contract } from '../contract';
 
-/** Field numbers of Event and its messages (proto/meshaudit/v1/audit.proto). */
-const EVENT_ID = 1;
-const EVENT_DATE = 2;
-const EVENT_ACTION = 3;
-const EVENT_RESOURCE = 4;
-const EVENT_TOKEN = 5;
-const EVENT_USER = 6;
-const RESOURCE_TYPE = 1;
-const RESOURCE_NAME = 2;
-const RESOURCE_MESH = 3;
-const TOKEN_ID = 1;
-const TOKEN_EXPIRES_AT = 2;
-const TOKEN_CLAIMS = 3;
-const CLAIMS_MESH = 1;
-const CLAIMS_TAGS = 2;
-const CLAIMS_NAME = 3;
-const CLAIMS_GROUPS = 4;
-const CLAIMS_ZONE = 5;
-const CLAIMS_SCOPE = 6;
-const USER_NAME = 1;
-const USER_GROUPS = 2;
+// Field numbers of Event and its messages, from the contract (proto/meshaudit/v1/audit.proto).
+const number = (message: string, field: string): number => contract().fieldNumber(message, field);
+const EVENT_ID = number('Event', 'id');
+const EVENT_DATE = number('Event', 'date');
+const EVENT_ACTION = number('Event', 'action');
+const EVENT_RESOURCE = number('Event', 'resource');
+const EVENT_TOKEN = number('Event', 'token');
+const EVENT_USER = number('Event', 'user');
+const RESOURCE_TYPE = number('Resource', 'type');
+const RESOURCE_NAME = number('Resource', 'name');
+const RESOURCE_MESH = number('Resource', 'mesh');
+const TOKEN_ID = number('Token', 'id');
+const TOKEN_EXPIRES_AT = number('Token', 'expires_at');
+const TOKEN_CLAIMS = number('Token', 'claims');
+const CLAIMS_MESH = number('Claims', 'mesh');
+const CLAIMS_TAGS = number('Claims', 'tags');
+const CLAIMS_NAME = number('Claims', 'name');
+const CLAIMS_GROUPS = number('Claims', 'groups');
+const CLAIMS_ZONE = number('Claims', 'zone');
+const CLAIMS_SCOPE = number('Claims', 'scope');
+const USER_NAME = number('User', 'name');
+const USER_GROUPS = number('User', 'groups');
+// A map entry's key and value: fixed by the protobuf encoding of maps, not by the contract.
 const ENTRY_KEY = 1;
 const ENTRY_VALUE = 2;
+// The highest number each message's walk looks at: fields above it are skipped unread.
+const EVENT_LAST = Math.max(EVENT_ID, EVENT_DATE, EVENT_ACTION, EVENT_RESOURCE, EVENT_TOKEN, EVENT_USER);
+const RESOURCE_LAST = Math.max(RESOURCE_TYPE, RESOURCE_NAME, RESOURCE_MESH);
+const TOKEN_LAST = Math.max(TOKEN_ID, TOKEN_EXPIRES_AT, TOKEN_CLAIMS);
+const CLAIMS_LAST = Math.max(CLAIMS_MESH, CLAIMS_TAGS, CLAIMS_NAME, CLAIMS_GROUPS, CLAIMS_ZONE, CLAIMS_SCOPE);
+const USER_LAST = Math.max(USER_NAME, USER_GROUPS);
 
 const VARINT = 0;
 const FIXED64 = 1;
@@ -136,16 +145,16 @@ export class EventScanner {
     this.spans.fill(0);
     this.userGroups.count = this.claimsGroups.count = this.scope.count = this.tagCount = 0;
     this.resourceStart = this.tokenStart = this.claimsStart = this.userStart = -1;
-    if (!this.walk(start, end, EVENT_USER, this.eventField) || this.userStart < 0) return NOT_SCANNED;
-    if (!this.walk(this.userStart, this.userEnd, USER_GROUPS, this.userField)) return NOT_SCANNED;
+    if (!this.walk(start, end, EVENT_LAST, this.eventField) || this.userStart < 0) return NOT_SCANNED;
+    if (!this.walk(this.userStart, this.userEnd, USER_LAST, this.userField)) return NOT_SCANNED;
     if (this.resourceStart >= 0 && this.tokenStart < 0) {
-      return this.walk(this.resourceStart, this.resourceEnd, RESOURCE_MESH, this.resourceField)
+      return this.walk(this.resourceStart, this.resourceEnd, RESOURCE_LAST, this.resourceField)
         ? RESOURCE_EVENT
         : NOT_SCANNED;
     }
     if (this.tokenStart < 0 || this.resourceStart >= 0) return NOT_SCANNED;
-    if (!this.walk(this.tokenStart, this.tokenEnd, TOKEN_CLAIMS, this.tokenField)) return NOT_SCANNED;
-    if (this.claimsStart >= 0 && !this.walk(this.claimsStart, this.claimsEnd, CLAIMS_SCOPE, this.claimsField))
+    if (!this.walk(this.tokenStart, this.tokenEnd, TOKEN_LAST, this.tokenField)) return NOT_SCANNED;
+    if (this.claimsStart >= 0 && !this.walk(this.claimsStart, this.claimsEnd, CLAIMS_LAST, this.claimsField))
       return NOT_SCANNED;
     return TOKEN_EVENT;
   }
@@ -210,11 +219,9 @@ export class EventScanner {
   };
 
   private readonly userField = (field: number, start: number, end: number): boolean => {
-    if (field === USER_NAME) {
-      this.set(Field.User, start, end);
-      return true;
-    }
-    return this.userGroups.add(start, end);
+    if (field === USER_GROUPS) return this.userGroups.add(start, end);
+    if (field === USER_NAME) this.set(Field.User, start, end);
+    return true;
   };
 
   /**

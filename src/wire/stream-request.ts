@@ -1,46 +1,21 @@
-// The StreamEvents request on the wire, read in two passes. gRPC's deserializer only scans the top
+// The StreamEvents request on the wire, scanned in two passes. gRPC's deserializer only scans the top
 // level (identifier, first_seq, how many events): enough to check sequences. The events are read where
 // they are evaluated, one by one from their own bytes (src/pipeline/evaluate-batch.ts): most need no
 // decoding into objects at all (src/pipeline/plain-record.ts), and a malformed event is one rejected
 // event rather than a failed stream.
-import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
-import type { AuditEvent } from '../events/event';
-import { AUDIT_PROTO, protoDir } from './proto-files';
+import { contract } from '../contract';
 
 type Long = { toNumber(): number };
 
-/** StreamEventsRequest field numbers (proto/meshaudit/v1/audit.proto). */
-const IDENTIFIER_FIELD = 1;
-const FIRST_SEQ_FIELD = 2;
-const EVENTS_FIELD = 3;
+const IDENTIFIER_FIELD = contract().fieldNumber('StreamEventsRequest', 'identifier');
+const FIRST_SEQ_FIELD = contract().fieldNumber('StreamEventsRequest', 'first_seq');
+const EVENTS_FIELD = contract().fieldNumber('StreamEventsRequest', 'events');
+const RECORD_EVENT_FIELD = contract().fieldNumber('RecordRequest', 'event');
 const VARINT = 0;
 const LENGTH_DELIMITED = 2;
 
-interface WireTypes {
-  identifier: protobuf.Type;
-  event: protobuf.Type;
-  recordRequest: protobuf.Type;
-  streamResponse: protobuf.Type;
-}
-
-let types: WireTypes | undefined;
-
-/** The protobufjs types of the audit proto, loaded once. */
-export function wireTypes(): WireTypes {
-  if (types === undefined) {
-    const root = protobuf.loadSync(path.join(protoDir(), AUDIT_PROTO));
-    types = {
-      identifier: root.lookupType('meshaudit.v1.Identifier'),
-      event: root.lookupType('meshaudit.v1.Event'),
-      recordRequest: root.lookupType('meshaudit.v1.RecordRequest'),
-      streamResponse: root.lookupType('meshaudit.v1.StreamEventsResponse'),
-    };
-  }
-  return types;
-}
-
-export function toNumber(v: number | Long): number {
+function toNumber(v: number | Long): number {
   return typeof v === 'number' ? v : v.toNumber();
 }
 
@@ -87,7 +62,10 @@ function scan(bytes: Uint8Array): ScannedStreamRequest {
     // bytes again later, skipping by the wire type it finds, and both passes must see the same events.
     if (field === IDENTIFIER_FIELD) {
       expectWireType('identifier', tag, LENGTH_DELIMITED);
-      identifier = wireTypes().identifier.decode(r, r.uint32()) as unknown as { zone: string; instance: string };
+      identifier = contract().messages.Identifier.decode(r, r.uint32()) as unknown as {
+        zone: string;
+        instance: string;
+      };
     } else if (field === FIRST_SEQ_FIELD) {
       expectWireType('first_seq', tag, VARINT);
       firstSeq = toNumber(r.uint64() as unknown as number | Long);
@@ -106,14 +84,11 @@ function expectWireType(field: string, tag: number, want: number): void {
   if ((tag & 7) !== want) throw new Error(`${field}: wire type ${tag & 7}, want ${want}`);
 }
 
-/** RecordRequest.event's field number. */
-const RECORD_EVENT_FIELD = 1;
-
 /**
  * A RecordRequest's event as a StreamEventsRequest holding it alone, so that a `Record` call takes the
  * same way as a batch (src/pipeline/evaluate-batch.ts). Null when the request is not that simple (not
  * valid protobuf at its top level, no event, or the event given twice): the caller decodes such a
- * request the reference way (decodeRecordRequest), which also says what is wrong with it.
+ * request the reference way (protobufjs), which also says what is wrong with it.
  */
 export function recordRequestAsBatch(bytes: Uint8Array): Buffer | null {
   try {
@@ -166,18 +141,4 @@ export function eachEvent(
     r.pos += length;
     index++;
   }
-}
-
-/** A RecordRequest's event decoded by protobufjs ({} when it has none). Throws when it is not a valid RecordRequest. */
-export function decodeRecordRequest(bytes: Uint8Array): AuditEvent {
-  const request = wireTypes().recordRequest.decode(bytes) as unknown as { event: AuditEvent | null };
-  return request.event ?? {};
-}
-
-/**
- * The Event in buf[start, end) decoded by protobufjs: it reads like an AuditEvent (absent strings are
- * "", absent messages null). Throws when it is not a valid Event.
- */
-export function decodeEvent(buf: Uint8Array, start: number, end: number): AuditEvent {
-  return wireTypes().event.decode(buf.subarray(start, end)) as unknown as AuditEvent;
 }
