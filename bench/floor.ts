@@ -12,7 +12,7 @@ import { FileSink } from '../src/backends/file';
 import { AuditWriter } from '../src/pipeline/writer';
 import { Checkpoint } from '../src/store/checkpoint';
 import { loadAccessAuditFiles } from '../src/config/rules-files';
-import { RecordDateFormatter } from '../src/events/rfc3339';
+import { RecordDateFormatter } from '../src/record/dates';
 import { BatchEvaluator } from '../src/pipeline/evaluate-batch';
 import { compileRules, DEFAULT_SKIP_TYPES, KNOWN_RESOURCE_TYPES } from '../src/rules';
 import { cachedStream, loadCodec } from './events';

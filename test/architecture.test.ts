@@ -125,6 +125,7 @@ describe('architecture', () => {
       'backends',
       'store',
       'wire',
+      'record',
       'pipeline',
       'server',
       'client',

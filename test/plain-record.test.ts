@@ -6,16 +6,16 @@
 import { expect } from 'chai';
 import * as protobuf from 'protobufjs';
 import { BatchEvaluator, type EvaluatedBatch } from '../src/pipeline/evaluate-batch';
-import { RecordDateFormatter } from '../src/events/rfc3339';
+import { RecordDateFormatter } from '../src/record/dates';
 import { reasonOf, validateEvent } from '../src/events/validate-event';
-import { formatRecord } from '../src/events/format-record';
+import { formatRecord } from '../src/record/format-record';
 import { compileRules, type AccessAudit, type CompiledRules } from '../src/rules';
 import { contract } from '../src/contract';
 import type { AuditEvent } from '../src/events/event';
 import { eachEvent, scanStreamRequest } from '../src/wire/stream-request';
 import { EventScanner } from '../src/wire/event-spans';
 import { newEventTimeParsers } from '../src/events/validate-event';
-import { AsciiCache } from '../src/wire/ascii-cache';
+import { AsciiCache } from '../src/record/ascii-cache';
 import {
   FALLBACK,
   RECORDED,
@@ -23,7 +23,7 @@ import {
   SKIPPED,
   newPlainContext,
   writePlainRecord,
-} from '../src/pipeline/plain-record';
+} from '../src/record/plain-record';
 
 const RECEIVED_MS = Date.UTC(2030, 0, 1, 12, 0, 0, 250);
 const dates = new RecordDateFormatter(() => 120);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
-import { formatRecord } from '../src/events/format-record';
-import { RecordDateFormatter, parseRfc3339 } from '../src/events/rfc3339';
+import { parseRfc3339 } from '../src/events/rfc3339';
+import { RecordDateFormatter } from '../src/record/dates';
+import { formatRecord } from '../src/record/format-record';
 import { reasonOf, validateEvent } from '../src/events/validate-event';
 import type { AuditEvent } from '../src/events/event';
 

@@ -13,7 +13,7 @@ import { BatchEvaluator } from '../pipeline/evaluate-batch';
 import { type AuditCounts, newAuditCounts } from '../pipeline/counts';
 import { Sequencer } from '../pipeline/sequencer';
 import { SingleRecords } from '../pipeline/single-records';
-import { RecordDateFormatter } from '../events/rfc3339';
+import { RecordDateFormatter } from '../record/dates';
 import { compileRules, KNOWN_RESOURCE_TYPES } from '../rules';
 import type { AccessAudit } from '../rules';
 import type { Logger } from '../log';

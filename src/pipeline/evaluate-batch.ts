@@ -3,14 +3,21 @@
 // (decoded objects, validateEvent, formatRecord) for every other.
 import type { CompiledRules } from '../rules';
 import { newEventTimeParsers, reasonOf, validateEvent } from '../events/validate-event';
-import { formatRecord } from '../events/format-record';
-import type { RecordDateFormatter } from '../events/rfc3339';
+import { formatRecord } from '../record/format-record';
+import type { RecordDateFormatter } from '../record/dates';
 import type { AuditEvent } from '../events/event';
 import { contract, type Rejection } from '../contract';
 import { eachEvent } from '../wire/stream-request';
 import { EventScanner } from '../wire/event-spans';
-import { AsciiCache } from '../wire/ascii-cache';
-import { newPlainContext, RECORDED, RecordBuffer, SKIPPED, writePlainRecord, type PlainContext } from './plain-record';
+import { AsciiCache } from '../record/ascii-cache';
+import {
+  newPlainContext,
+  RECORDED,
+  RecordBuffer,
+  SKIPPED,
+  writePlainRecord,
+  type PlainContext,
+} from '../record/plain-record';
 
 /** One batch to evaluate: the encoded StreamEvents request, and the index of its first new event. */
 export interface BatchJob {

@@ -2,8 +2,8 @@
 // the records of changes to the rules themselves. They go through the same evaluator and writer as the
 // streams' batches, so they land in the files in the order they were accepted.
 import type { AuditEvent } from '../events/event';
-import { formatRecord } from '../events/format-record';
-import type { RecordDateFormatter } from '../events/rfc3339';
+import { formatRecord } from '../record/format-record';
+import type { RecordDateFormatter } from '../record/dates';
 import type { ValidEvent } from '../events/valid-event';
 import { newEventTimeParsers, validateEvent } from '../events/validate-event';
 import { InvalidArgumentError } from '../errors';

@@ -8,12 +8,14 @@
 // character, an invalid or over-long field, an unknown action, a repeated tag key), and the caller then
 // takes the reference way for that event, which also words any rejection. test/plain-record.test.ts
 // compares the two on hand-made, malformed and generated events.
-import type { CompiledRules } from '../rules';
-import { isTokenAction, ACTIONS, MESH_RESOURCE_TYPE, type Action } from '../rules';
+import type { Rfc3339Parser } from '../events/rfc3339';
 import { MAX_FIELD_CHARS } from '../events/validate-event';
-import type { RecordDateFormatter, Rfc3339Parser } from '../events/rfc3339';
-import { Field, RESOURCE_EVENT, NOT_SCANNED, type EventScanner, type SpanList } from '../wire/event-spans';
-import type { AsciiCache } from '../wire/ascii-cache';
+import type { CompiledRules } from '../rules';
+import { ACTIONS, type Action, isTokenAction, MESH_RESOURCE_TYPE } from '../rules';
+import { type EventScanner, Field, NOT_SCANNED, RESOURCE_EVENT, type SpanList } from '../wire/event-spans';
+import type { AsciiCache } from './ascii-cache';
+import type { RecordDateFormatter } from './dates';
+import { key } from './keys';
 
 export const RECORDED = 1;
 export const SKIPPED = 2;
@@ -23,21 +25,24 @@ export type PlainOutcome = typeof RECORDED | typeof SKIPPED | typeof FALLBACK;
 /** The bytes of a text known to be ASCII (fixed fragments, action names, formatted dates). */
 const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 
-// The record's fixed parts, in formatRecord's order (src/events/format-record.ts).
-const THEN_MESH = ascii('","mesh":"');
-const THEN_TYPE = ascii('","type":"');
-const RESOURCE_THEN_USER = ascii('"},"user":{"name":"');
-const THEN_EXPIRES_AT = ascii('","expiresAt":"');
-const THEN_CLAIMS = ascii('","claims":{');
-const CLAIMS_MESH = ascii('"mesh":"');
-const CLAIMS_TAGS = ascii('"tags":{');
-const CLAIMS_NAME = ascii('"name":"');
-const CLAIMS_GROUPS = ascii('"groups":[');
-const CLAIMS_ZONE = ascii('"zone":"');
-const CLAIMS_SCOPE = ascii('"scope":[');
-const TOKEN_THEN_USER = ascii('}},"user":{"name":"');
-const THEN_GROUPS = ascii('","groups":[');
+// The record's fixed parts, keys from RECORD_KEYS (src/record/keys.ts), in its order: a string value
+// ends with `"`, then `,` and the next key; a nested object or list opens after its key.
+const THEN_MESH = ascii(`",${key('resource', 'mesh')}"`);
+const THEN_TYPE = ascii(`",${key('resource', 'type')}"`);
+const RESOURCE_THEN_USER = ascii(`"},${key('record', 'user')}{${key('user', 'name')}"`);
+const THEN_EXPIRES_AT = ascii(`",${key('token', 'expiresAt')}"`);
+const THEN_CLAIMS = ascii(`",${key('token', 'claims')}{`);
+const CLAIMS_MESH = ascii(`${key('claims', 'mesh')}"`);
+const CLAIMS_TAGS = ascii(`${key('claims', 'tags')}{`);
+const CLAIMS_NAME = ascii(`${key('claims', 'name')}"`);
+const CLAIMS_GROUPS = ascii(`${key('claims', 'groups')}[`);
+const CLAIMS_ZONE = ascii(`${key('claims', 'zone')}"`);
+const CLAIMS_SCOPE = ascii(`${key('claims', 'scope')}[`);
+const TOKEN_THEN_USER = ascii(`}},${key('record', 'user')}{${key('user', 'name')}"`);
+const THEN_GROUPS = ascii(`",${key('user', 'groups')}[`);
 const CLOSE = ascii(']}}\n');
+const RESOURCE_START = `${key('record', 'resource')}{${key('resource', 'name')}"`;
+const TOKEN_START = `${key('record', 'token')}{${key('token', 'id')}"`;
 const QUOTE = 0x22;
 const COMMA = 0x2c;
 const COLON = 0x3a;
@@ -142,8 +147,9 @@ export class RecordStarts {
       this.date = date;
       this.starts.fill(undefined);
     }
-    const subject = isTokenAction(action.action) ? '"token":{"id":"' : '"resource":{"name":"';
-    return (this.starts[action.index] ??= ascii(`{"date":"${date}","action":"${action.action}",${subject}`));
+    return (this.starts[action.index] ??= ascii(
+      `{${key('record', 'date')}"${date}",${key('record', 'action')}"${action.action}",${isTokenAction(action.action) ? TOKEN_START : RESOURCE_START}`,
+    ));
   }
 }
 
