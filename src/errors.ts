@@ -1,15 +1,35 @@
-// Domain errors shared by the pipeline, the store and the services. They know nothing of gRPC:
-// src/server/status.ts maps them. This module imports nothing, so every layer may use it.
+// The base of every domain error: what kind of failure it is, which one module maps to a gRPC status
+// (src/server/status.ts), and what stopping start-up on it means for the process's exit code. Domain
+// errors know nothing of gRPC. This module imports nothing, so every layer may use it.
 
-/** A field of a request is wrong; `violations` name each problem. */
-export class InvalidArgumentError extends Error {
-  constructor(readonly violations: ReadonlyArray<{ field: string; description: string }>) {
-    super(violations.map((v) => `${v.field}: ${v.description}`).join('; '));
-  }
+export type ErrorKind =
+  /** The input is wrong: the same input fails again (INVALID_ARGUMENT). */
+  | 'invalid-argument'
+  /** The caller must do something else first, e.g. resend from the resume point (FAILED_PRECONDITION). */
+  | 'failed-precondition'
+  | 'not-found'
+  | 'already-exists'
+  /** A concurrent change won: read again and retry (ABORTED). */
+  | 'aborted'
+  /** Not now: the sidecar is stopping, or the disk or a file failed; retrying later may work (UNAVAILABLE). */
+  | 'unavailable';
+
+/**
+ * The exit code of a start-up stopped by the error: 2, what is configured or stored must change first
+ * (restarting will not help; nothing was written); 1, the environment (a port in use, a file system
+ * error): a supervisor may retry.
+ */
+export type StartupExitCode = 1 | 2;
+
+export abstract class MeshauditError extends Error {
+  abstract readonly kind: ErrorKind;
+  readonly exitCode: StartupExitCode = 1;
 }
 
 /** A batch skips sequences: the CP must resend from the resume point. */
-export class SequenceGapError extends Error {
+export class SequenceGapError extends MeshauditError {
+  readonly kind = 'failed-precondition';
+
   constructor(
     readonly key: string,
     readonly expectedSeq: number,
@@ -19,8 +39,12 @@ export class SequenceGapError extends Error {
   }
 }
 
-/** The pipeline is stopping; the caller may retry against the restarted sidecar. */
-export class UnavailableError extends Error {}
+/** The sidecar is stopping, or cannot reach what it needs; the caller may retry later. */
+export class UnavailableError extends MeshauditError {
+  readonly kind = 'unavailable';
+}
 
 /** The same identifier is now served by a newer stream. */
-export class SupersededError extends Error {}
+export class SupersededError extends MeshauditError {
+  readonly kind = 'aborted';
+}

@@ -202,7 +202,7 @@ describe('AuditService over a real gRPC server', () => {
     const err = await s.status;
     expect(err?.code).to.equal(grpc.status.INVALID_ARGUMENT);
     expect(fieldViolationsOf(err?.metadata)).to.deep.equal([
-      { field: 'identifier', description: 'required on the first request of a stream' },
+      { field: 'identifier', description: 'is required on the first request of a stream' },
     ]);
   });
 

@@ -58,7 +58,9 @@ describe('meshaudit command line (real process)', function () {
   it('refuses an unknown flag with exit code 2, naming it', () => {
     const r = run(['--rulez', 'x.yaml'], tempDir());
     expect(r.code).to.equal(2);
-    expect(r.stderr).to.equal('meshaudit: unknown argument "--rulez"\nRun "meshaudit --help" for the usage.\n');
+    expect(r.stderr).to.equal(
+      'meshaudit: unknown argument "--rulez", did you mean "--rules"?\nRun "meshaudit --help" for the usage.\n',
+    );
   });
 
   it('checks the built-in defaults with --check-config, relative to the working directory, writing nothing', () => {
@@ -82,7 +84,7 @@ describe('meshaudit command line (real process)', function () {
     const r = run(['--config', cfg], dir);
     expect(r.code).to.equal(2);
     expect(r.stderr).to.contain('meshaudit: invalid configuration, nothing was started:');
-    expect(r.stderr).to.match(/bad\.yaml:2: meshaudit\.zoen: unknown key, did you mean "zone"\?/);
+    expect(r.stderr).to.match(/bad\.yaml:2: meshaudit\.zoen: unknown field, did you mean "zone"\?/);
     expect(r.stderr).to.match(/bad\.yaml:12: kmesh\.access\.audit\.backends\[0\]\.file\.rotation\.maxSizeMb: .*"ten"/);
     expect(fs.readdirSync(dir)).to.deep.equal(['bad.yaml']);
   });

@@ -294,27 +294,27 @@ describe('loadConfig', () => {
       {
         name: 'a misspelt key, suggesting the right one',
         text: withMeshaudit('zoen: zone-1'),
-        message: 'config.yaml:2: meshaudit.zoen: unknown key, did you mean "zone"?',
+        message: 'config.yaml:2: meshaudit.zoen: unknown field, did you mean "zone"?',
       },
       {
         name: 'a key in the wrong case, suggesting the right one',
         text: withRotation('MaxSizeMB: 10'),
-        message: `config.yaml:9: ${ROTATION}.MaxSizeMB: unknown key, did you mean "maxSizeMb"?`,
+        message: `config.yaml:9: ${ROTATION}.MaxSizeMB: unknown field, did you mean "maxSizeMb"?`,
       },
       {
         name: 'an unknown top-level key',
         text: lines('tls:', '  cert: x'),
-        message: 'config.yaml:1: tls: unknown key',
+        message: 'config.yaml:1: tls: unknown field',
       },
       {
-        name: 'an unknown key under kmesh.access',
+        name: 'an unknown field under kmesh.access',
         text: lines('kmesh:', '  access:', '    type: rbac'),
-        message: 'config.yaml:3: kmesh.access.type: unknown key',
+        message: 'config.yaml:3: kmesh.access.type: unknown field',
       },
       {
-        name: 'an unknown key in a backend',
+        name: 'an unknown field in a backend',
         text: withBackends('- type: file', '  file: {path: a.log}', '  s3: {}'),
-        message: 'config.yaml:7: kmesh.access.audit.backends[0].s3: unknown key',
+        message: 'config.yaml:7: kmesh.access.audit.backends[0].s3: unknown field',
       },
       // Shapes
       {
@@ -489,17 +489,17 @@ describe('loadConfig', () => {
       {
         name: 'a backend without a type',
         text: withBackends('- file: {path: a.log}'),
-        message: 'config.yaml:5: kmesh.access.audit.backends[0].type: must be defined (known types: "file")',
+        message: 'config.yaml:5: kmesh.access.audit.backends[0].type: is required (known types: "file")',
       },
       {
         name: 'a file backend without its file block',
         text: withBackends('- type: file'),
-        message: 'config.yaml:5: kmesh.access.audit.backends[0].file: must be defined for a file backend',
+        message: 'config.yaml:5: kmesh.access.audit.backends[0].file: is required for a file backend',
       },
       {
         name: 'a file backend without a path, at the line of its file block',
         text: withBackends('- type: file', '  file:', '    rotation: {enabled: false}'),
-        message: 'config.yaml:6: kmesh.access.audit.backends[0].file.path: must be defined',
+        message: 'config.yaml:6: kmesh.access.audit.backends[0].file.path: is required',
       },
       {
         name: 'an empty path',
@@ -628,8 +628,9 @@ describe('loadConfig', () => {
           '  extra: 1',
         ),
       );
-      expect(err.violations).to.deep.equal([
-        { field: 'meshaudit.zoen', line: 2, description: 'unknown key, did you mean "zone"?' },
+      expect(new Set(err.violations.map((v) => v.source))).to.deep.equal(new Set(['config.yaml']));
+      expect(err.violations.map(({ source: _, ...rest }) => rest)).to.deep.equal([
+        { field: 'meshaudit.zoen', line: 2, description: 'unknown field, did you mean "zone"?' },
         {
           field: 'meshaudit.grpc.address',
           line: 4,
@@ -647,16 +648,16 @@ describe('loadConfig', () => {
           line: 14,
           description: 'must be an integer greater than or equal to 0, got 1.5',
         },
-        { field: 'kmesh.extra', line: 15, description: 'unknown key' },
+        { field: 'kmesh.extra', line: 15, description: 'unknown field' },
       ]);
       expect(err.message).to.equal(
         [
-          'config.yaml:2: meshaudit.zoen: unknown key, did you mean "zone"?',
+          'config.yaml:2: meshaudit.zoen: unknown field, did you mean "zone"?',
           'config.yaml:4: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
           'config.yaml:11: kmesh.access.audit.backends[0].file.path: must be a non-empty file path, got ""',
           `config.yaml:13: ${ROTATION}.maxSizeMb: must be a number greater than 0, got "ten"`,
           `config.yaml:14: ${ROTATION}.maxRetainedFiles: must be an integer greater than or equal to 0, got 1.5`,
-          'config.yaml:15: kmesh.extra: unknown key',
+          'config.yaml:15: kmesh.extra: unknown field',
         ].join('\n'),
       );
     });
@@ -664,7 +665,7 @@ describe('loadConfig', () => {
     it('a long bad value, shortened in the message', () => {
       const err = loadError(withMeshaudit(`zone: ${'x'.repeat(300)}_`));
       expect(err.message).to.equal(
-        `config.yaml:2: meshaudit.zone: must be 1 to 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit, got "${'x'.repeat(60)}"...`,
+        `config.yaml:2: meshaudit.zone: must be 1 to 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit, got "${'x'.repeat(64)}..."`,
       );
     });
 
@@ -673,7 +674,6 @@ describe('loadConfig', () => {
       expect(err.message).to.equal(
         `cannot read config file missing.yaml: ENOENT: no such file or directory, open '${path.join(dir, 'missing.yaml')}'`,
       );
-      expect(err.file).to.equal(undefined);
       expect(err.violations).to.deep.equal([{ field: '', description: err.message }]);
     });
 

@@ -71,7 +71,7 @@ export function readRecords(activePath: string): string[] {
   return lines;
 }
 
-export type AnyClient = grpc.Client & Record<string, Function>;
+export type AnyClient = grpc.Client & Record<string, (...args: any[]) => any>;
 
 export function clients(port: number): { audit: AnyClient; rules: AnyClient; close(): void } {
   const { AuditService, RuleService } = meshauditClients();

@@ -65,7 +65,10 @@ function event(over: Record<string, unknown> = {}): Record<string, unknown> {
 function portInUse(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
-    socket.on('connect', () => (socket.destroy(), resolve(true)));
+    socket.on('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.on('error', () => resolve(false));
   });
 }
@@ -167,7 +170,7 @@ describe('meshaudit-record (the built command against a real sidecar)', function
         'line 9: not JSON: Expected double-quoted property name in JSON at position 20',
       ]);
       // null is "not set" in the JSON mapping: then the sidecar names what is missing.
-      expect(lines.slice(10)).to.deep.equal(['line 10: INVALID_ARGUMENT: event.resource: required for UPDATE', '']);
+      expect(lines.slice(10)).to.deep.equal(['line 10: INVALID_ARGUMENT: event.resource: is required for UPDATE', '']);
       expect(r.code).to.equal(1);
       expect(added().map((l) => JSON.parse(l))).to.deep.equal([
         {

@@ -558,10 +558,13 @@ function buildRoot(files: readonly FileDesc[]): protobuf.Root {
     const pkg = file.package ?? '';
     let ns = rootJson;
     for (const part of pkg.split('.').filter(Boolean)) {
-      ns.nested ??= {};
-      ns = (ns.nested[part] ??= { nested: {} }) as protobuf.INamespace;
+      const nested = ns.nested ?? {};
+      ns.nested = nested;
+      nested[part] ??= { nested: {} };
+      ns = nested[part] as protobuf.INamespace;
     }
-    const nestedOfNs = (ns.nested ??= {});
+    const nestedOfNs = ns.nested ?? {};
+    ns.nested = nestedOfNs;
     const enumJson = (e: EnumDesc, at: number[]): protobuf.AnyNestedObject => {
       const valueComments: Record<string, string> = {};
       e.value.forEach((v, i) => {
@@ -609,19 +612,22 @@ function buildRoot(files: readonly FileDesc[]): protobuf.Root {
       m.nestedType.forEach((n, i) => {
         if (!n.options?.mapEntry) nested[n.name] = messageJson(n, [...at, 3, i], fullName);
       });
-      m.enumType.forEach((e, i) => (nested[e.name] = enumJson(e, [...at, 4, i])));
+      m.enumType.forEach((e, i) => {
+        nested[e.name] = enumJson(e, [...at, 4, i]);
+      });
       const oneofs: Record<string, protobuf.IOneOf> = {};
-      m.oneofDecl.forEach(
-        (o, i) => (oneofs[o.name] = { oneof: m.field.filter((f) => f.oneofIndex === i).map((f) => f.name) }),
-      );
+      m.oneofDecl.forEach((o, i) => {
+        oneofs[o.name] = { oneof: m.field.filter((f) => f.oneofIndex === i).map((f) => f.name) };
+      });
       return { fields, nested, oneofs, ...comment(at) } as protobuf.AnyNestedObject;
     };
     const edition = file.syntax === 'proto3' ? 'proto3' : 'proto2';
-    file.messageType.forEach(
-      (m, i) =>
-        (nestedOfNs[m.name] = { ...messageJson(m, [4, i], pkg), edition } as unknown as protobuf.AnyNestedObject),
-    );
-    file.enumType.forEach((e, i) => (nestedOfNs[e.name] = enumJson(e, [5, i])));
+    file.messageType.forEach((m, i) => {
+      nestedOfNs[m.name] = { ...messageJson(m, [4, i], pkg), edition } as unknown as protobuf.AnyNestedObject;
+    });
+    file.enumType.forEach((e, i) => {
+      nestedOfNs[e.name] = enumJson(e, [5, i]);
+    });
     file.service.forEach((s, i) => {
       const methods: Record<string, protobuf.IMethod> = {};
       s.method.forEach((m, j) => {

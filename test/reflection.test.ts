@@ -70,7 +70,7 @@ function shape(obj: protobuf.ReflectionObject | null): unknown {
       comment: obj.comment ?? null,
       methods: obj.methodsArray.map((m) => ({
         name: m.name,
-        request: (m.resolve(), m.resolvedRequestType!.fullName),
+        request: (m.resolve() as protobuf.Method).resolvedRequestType!.fullName,
         response: m.resolvedResponseType!.fullName,
         requestStream: Boolean(m.requestStream),
         responseStream: Boolean(m.responseStream),

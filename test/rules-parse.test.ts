@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import type { AccessAudit, Violation } from '../src/rules/model';
+import type { AccessAudit } from '../src/rules/model';
+import type { Violation } from '../src/validators';
 import { parseAccessAudit, validateAccessAudit } from '../src/rules/parse';
 import { KNOWN_RESOURCE_TYPES } from '../src/rules/resource-types';
 
@@ -116,7 +117,7 @@ describe('AccessAudit parsing', () => {
 
   describe('rejects, naming the field', () => {
     const table: Array<[string, unknown, string[]]> = [
-      ['a list instead of a document', [], ['must be a mapping (an AccessAudit resource), got a list']],
+      ['a list instead of a document', [], ['must be a mapping (an AccessAudit resource), got an empty list']],
       [
         'a scalar instead of a document',
         'AccessAudit',
@@ -175,27 +176,19 @@ describe('AccessAudit parsing', () => {
         ['metadata: must be a mapping, got "audit-2"'],
       ],
       ['a spec that is not a mapping, once', kubernetes(['x']), ['spec: must be a mapping, got a list']],
-      [
-        'a misspelt top-level field',
-        { ...universal([]), rule: [] },
-        ['rule: unknown field "rule", did you mean "rules"?'],
-      ],
+      ['a misspelt top-level field', { ...universal([]), rule: [] }, ['rule: unknown field, did you mean "rules"?']],
       [
         'a mesh on the audit itself',
         { ...universal([]), mesh: 'default' },
-        ['mesh: unknown field "mesh": an AccessAudit is global-scoped, set mesh on a rule'],
+        ['mesh: unknown field: an AccessAudit is global-scoped, set mesh on a rule'],
       ],
       [
         'a misspelt metadata field',
         kubernetes({}, { nam: 'a', name: 'b' }),
-        ['metadata.nam: unknown field "nam", did you mean "name"?'],
+        ['metadata.nam: unknown field, did you mean "name"?'],
       ],
-      ['a misspelt spec field', kubernetes({ rule: [] }), ['spec.rule: unknown field "rule", did you mean "rules"?']],
-      [
-        'a Universal field in the Kubernetes form',
-        { ...kubernetes({}), type: 'AccessAudit' },
-        ['type: unknown field "type"'],
-      ],
+      ['a misspelt spec field', kubernetes({ rule: [] }), ['spec.rule: unknown field, did you mean "rules"?']],
+      ['a Universal field in the Kubernetes form', { ...kubernetes({}), type: 'AccessAudit' }, ['type: unknown field']],
       [
         'rules that are not a list',
         universal({ access: ['CREATE'] }),
@@ -209,17 +202,17 @@ describe('AccessAudit parsing', () => {
       [
         'a misspelt rule field',
         universal([{ acess: ['CREATE'], accessAll: true }]),
-        ['rules[0].acess: unknown field "acess", did you mean "access"?'],
+        ['rules[0].acess: unknown field, did you mean "access"?'],
       ],
       [
         'type instead of types',
         universal([{ type: ['Mesh'], accessAll: true }]),
-        ['rules[0].type: unknown field "type", did you mean "types"?'],
+        ['rules[0].type: unknown field, did you mean "types"?'],
       ],
       [
         'a rule field with an odd name',
         universal([{ 'bad key': 1, accessAll: true }]),
-        ['rules[0]["bad key"]: unknown field "bad key"'],
+        ['rules[0]["bad key"]: unknown field'],
       ],
       [
         'a misspelt action',
@@ -305,7 +298,7 @@ describe('AccessAudit parsing', () => {
       expect(res.violations.map(show)).to.deep.equal([
         'type: must be "AccessAudit", got "AccessAudits"',
         `name: "Audit" is not a lowercase RFC 1123 subdomain: ${NAME_RULE}`,
-        'rules[0].accesAll: unknown field "accesAll", did you mean "accessAll"?',
+        'rules[0].accesAll: unknown field, did you mean "accessAll"?',
         'rules[0].types[0]: unknown type "Meshh", did you mean "Mesh"?',
         'rules[0].types[2]: must be a string, got 7',
         'rules[0].access[0]: unknown action "CREAT", did you mean "CREATE"?',

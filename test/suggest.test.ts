@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { ACTIONS } from '../src/rules/actions';
 import { KNOWN_RESOURCE_TYPES } from '../src/rules/resource-types';
-import { nearest } from '../src/rules/suggest';
+import { nearest } from '../src/validators';
 
 describe('nearest (did you mean)', () => {
   const table: Array<[string, string, readonly string[], string | undefined]> = [

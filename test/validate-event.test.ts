@@ -9,7 +9,7 @@ const long = 'x'.repeat(MAX_FIELD_CHARS + 1);
 
 describe('event validation', () => {
   const table: Array<[string, AuditEvent, string]> = [
-    ['a missing action', { resource, user }, 'action: required'],
+    ['a missing action', { resource, user }, 'action: is required'],
     [
       'an unknown action, with the nearest name',
       { action: 'CREAT', resource, user },
@@ -25,34 +25,38 @@ describe('event validation', () => {
       { action: 'CREATE', resource, token, user },
       'resource and token: set exactly one, not both',
     ],
-    ['neither resource nor token', { action: 'CREATE', user }, 'resource: required for CREATE'],
+    ['neither resource nor token', { action: 'CREATE', user }, 'resource: is required for CREATE'],
     [
       'a token action without token',
       { action: 'GENERATE_DATAPLANE_TOKEN', resource: null, user },
-      'token: required for GENERATE_DATAPLANE_TOKEN',
+      'token: is required for GENERATE_DATAPLANE_TOKEN',
     ],
-    ['a resource action with a token', { action: 'VIEW_STATS', token, user }, 'resource: required for VIEW_STATS'],
+    ['a resource action with a token', { action: 'VIEW_STATS', token, user }, 'resource: is required for VIEW_STATS'],
     [
       'a token action with a resource',
       { action: 'GENERATE_USER_TOKEN', resource, user },
-      'token: required for GENERATE_USER_TOKEN',
+      'token: is required for GENERATE_USER_TOKEN',
     ],
     [
       'a resource without type',
       { action: 'CREATE', resource: { ...resource, type: '' }, user },
-      'resource.type: required',
+      'resource.type: is required',
     ],
     [
       'a resource without name',
       { action: 'CREATE', resource: { ...resource, name: '' }, user },
-      'resource.name: required',
+      'resource.name: is required',
     ],
     [
       'an oversized resource name',
       { action: 'CREATE', resource: { ...resource, name: long }, user },
-      `resource.name: longer than ${MAX_FIELD_CHARS} characters`,
+      `resource.name: must be at most ${MAX_FIELD_CHARS} characters, got ${MAX_FIELD_CHARS + 1}`,
     ],
-    ['a token without id', { action: 'GENERATE_ZONE_TOKEN', token: { ...token, id: '' }, user }, 'token.id: required'],
+    [
+      'a token without id',
+      { action: 'GENERATE_ZONE_TOKEN', token: { ...token, id: '' }, user },
+      'token.id: is required',
+    ],
     [
       'a bad expiry',
       { action: 'GENERATE_ZONE_TOKEN', token: { ...token, expiresAt: 'tomorrow' }, user },
@@ -68,22 +72,22 @@ describe('event validation', () => {
         },
         user,
       },
-      `token.claims.tags: more than ${MAX_LIST_ENTRIES} entries (${MAX_LIST_ENTRIES + 1})`,
+      `token.claims.tags: must have at most ${MAX_LIST_ENTRIES} entries, got ${MAX_LIST_ENTRIES + 1}`,
     ],
     [
       'a missing user',
       { action: 'CREATE', resource },
-      'user.name: required (actions the CP does itself carry its own identity)',
+      'user.name: is required (actions the CP does itself carry its own identity)',
     ],
     [
       'too many groups',
       { action: 'CREATE', resource, user: { name: 'a', groups: Array(MAX_LIST_ENTRIES + 1).fill('g') } },
-      `user.groups: more than ${MAX_LIST_ENTRIES} entries (${MAX_LIST_ENTRIES + 1})`,
+      `user.groups: must have at most ${MAX_LIST_ENTRIES} entries, got ${MAX_LIST_ENTRIES + 1}`,
     ],
     [
       'an oversized group',
       { action: 'CREATE', resource, user: { name: 'a', groups: ['ok', long] } },
-      `user.groups[1]: longer than ${MAX_FIELD_CHARS} characters`,
+      `user.groups[1]: must be at most ${MAX_FIELD_CHARS} characters, got ${MAX_FIELD_CHARS + 1}`,
     ],
     [
       'a date that is not RFC 3339',
@@ -106,8 +110,8 @@ describe('event validation', () => {
     );
     expect(check).to.deep.equal({
       ok: false,
-      field: `token.claims.tags["${key.slice(0, 64)}"]`,
-      description: `longer than ${MAX_FIELD_CHARS} characters`,
+      field: `token.claims.tags["${key.slice(0, 64)}..."]`,
+      description: `must be at most ${MAX_FIELD_CHARS} characters, got ${key.length}`,
     });
   });
 

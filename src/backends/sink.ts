@@ -1,4 +1,8 @@
 // The sink interface: a sink only writes what it is given. Deciding what to audit happens before it.
+import { UnavailableError } from '../errors';
+
+/** A sink cannot reach its file or folder (a full or read-only disk, a missing folder): retried later. */
+export class SinkError extends UnavailableError {}
 
 /**
  * Where a sink's committed data ends: the file (by inode, which survives the rename of a rotation)

@@ -1,4 +1,7 @@
 // Command-line flags. Parsed once, at the edge; every mistake names the flag.
+import { didYouMean, quote } from '../validators';
+
+const FLAGS = ['--config', '--rules', '--check-config', '--help', '--version'];
 
 export interface CliArgs {
   config?: string;
@@ -63,7 +66,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
         args.version = true;
         break;
       default:
-        throw new UsageError(`unknown argument "${arg}"`);
+        throw new UsageError(`unknown argument ${quote(arg)}${arg.startsWith('-') ? didYouMean(flag, FLAGS) : ''}`);
     }
   }
   return args;

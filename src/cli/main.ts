@@ -1,19 +1,17 @@
 #!/usr/bin/env node
-// Process entry: flags, config, rules files, signals. Exit codes: 0 stopped cleanly, 1 failed while
-// running, 2 the configuration, rules (files or
-// the stored AccessAudits) or flags are invalid (nothing was written).
+// Process entry: flags, config, rules files, signals. Exit codes: 0 stopped cleanly; 1 failed while
+// running, or the environment stopped start-up (a port in use, a file system error); 2 the flags, the
+// configuration, the rules files or the state on disk are invalid (nothing was written).
 import * as path from 'node:path';
-import { parseArgs, UsageError, USAGE } from './args';
-import { loadConfig, ConfigError, type LoadedConfig } from '../config';
-import { loadAccessAuditFiles, RulesFileError } from '../config/rules-files';
-import type { LoadedAudits } from '../config/rules-files';
 import * as grpc from '@grpc/grpc-js';
-import { StoreCorruptError, StoreError } from '../store/errors';
-import { AccessAuditStore } from '../store/access-audit-store';
-import { CheckpointCorruptError, CheckpointError } from '../store/checkpoint';
-import { ListenError } from '../server/grpc-server';
-import { DataDirLockError } from '../store/data-dir-lock';
+import { type LoadedConfig, loadConfig } from '../config';
+import type { LoadedAudits } from '../config/rules-files';
+import { loadAccessAuditFiles } from '../config/rules-files';
+import { MeshauditError } from '../errors';
 import { jsonLogger } from '../log';
+import { AccessAuditStore } from '../store/access-audit-store';
+import { formatViolation } from '../validators';
+import { type CliArgs, parseArgs, USAGE, UsageError } from './args';
 import { knownTypesOf, startSidecar } from './sidecar';
 import { missingNodeFlags, SIDECAR_NODE_FLAGS } from './node-flags';
 import type { Sidecar } from './sidecar';
@@ -24,13 +22,13 @@ function version(): string {
   return (require(path.resolve(__dirname, '../../../package.json')) as { version: string }).version;
 }
 
-function fail(message: string): never {
+function fail(message: string, code: number = EXIT_INVALID): never {
   process.stderr.write(`meshaudit: ${message}\n`);
-  process.exit(EXIT_INVALID);
+  process.exit(code);
 }
 
 async function main(): Promise<void> {
-  let args;
+  let args: CliArgs;
   try {
     args = parseArgs(process.argv.slice(2));
   } catch (e) {
@@ -49,7 +47,7 @@ async function main(): Promise<void> {
   try {
     loadedConfig = loadConfig({ file: args.config, cwd: process.cwd() });
   } catch (e) {
-    if (e instanceof ConfigError) fail(`invalid configuration, nothing was started:\n${e.message}`);
+    if (e instanceof MeshauditError) fail(`invalid configuration, nothing was started:\n${e.message}`, e.exitCode);
     throw e;
   }
   const { config } = loadedConfig;
@@ -59,19 +57,19 @@ async function main(): Promise<void> {
   try {
     loaded = loadRules();
   } catch (e) {
-    if (e instanceof RulesFileError) fail(`invalid AccessAudit rules, nothing was started:\n${e.message}`);
+    if (e instanceof MeshauditError) fail(`invalid AccessAudit rules, nothing was started:\n${e.message}`, e.exitCode);
     throw e;
   }
   const log = jsonLogger();
   for (const w of loadedConfig.warnings) log.warn(`config: ${w}`);
-  for (const w of loaded.warnings) log.warn(`rules: ${w}`);
+  for (const w of loaded.warnings) log.warn(`rules: ${formatViolation(w)}`);
   if (args.checkConfig) {
     // The rules in force at start-up: the store's, with the --rules files applied over them.
     const store = new AccessAuditStore(config.dataDir, { knownTypes });
     try {
       store.load();
     } catch (e) {
-      if (e instanceof StoreError) fail(`can't start: ${e.message}`);
+      if (e instanceof MeshauditError) fail(`can't start: ${e.message}`, e.exitCode);
       throw e;
     }
     const inForce = (args.rules.length > 0 ? store.prepareSeed(loaded.audits).after : store.list()).map((a) => a.name);
@@ -121,21 +119,9 @@ async function main(): Promise<void> {
   try {
     sidecar = await startSidecar({ config, audits: args.rules.length > 0 ? loaded.audits : undefined, log });
   } catch (e) {
-    // The state on disk cannot be used as it is: restarting will not help (exit 2, like bad config).
-    if (e instanceof StoreCorruptError || e instanceof CheckpointCorruptError) fail(`can't start: ${e.message}`);
-    // The environment (a port in use, a file system error): one line, exit 1, a supervisor may retry.
-    // File system errors arrive wrapped ("can't open audit file ...") with the system error as cause.
-    const code = (e as NodeJS.ErrnoException).code ?? ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code;
-    if (
-      e instanceof ListenError ||
-      e instanceof DataDirLockError ||
-      e instanceof CheckpointError ||
-      e instanceof StoreError ||
-      code !== undefined
-    ) {
-      process.stderr.write(`meshaudit: can't start: ${(e as Error).message}\n`);
-      process.exit(1);
-    }
+    // Exit 2: what is configured or stored must change first; exit 1: the environment (a port in use,
+    // a file system error), a supervisor may retry. Anything else is a bug: its stack, exit 1.
+    if (e instanceof MeshauditError) fail(`can't start: ${e.message}`, e.exitCode);
     throw e;
   }
   const running = sidecar;
@@ -150,7 +136,7 @@ async function main(): Promise<void> {
     }
     try {
       const next = loadRules();
-      for (const w of next.warnings) log.warn(`rules: ${w}`);
+      for (const w of next.warnings) log.warn(`rules: ${formatViolation(w)}`);
       running.seedAudits(next.audits).then((summary) => log.info('rules reloaded', { ...summary }), reloadFailed);
     } catch (e) {
       reloadFailed(e);

@@ -12,7 +12,7 @@ import * as protobuf from 'protobufjs';
 import { meshauditClients } from '../client/services';
 import { fieldViolationsOf } from '../client/status-details';
 import { contract } from '../contract';
-import { nearest } from '../rules/suggest';
+import { didYouMean, entry, field, formatViolation, index, quote, show, unknownField, Violations } from '../validators';
 
 const COMMAND = 'meshaudit-record';
 /** Where `make run` listens (meshaudit.grpc.address's default). */
@@ -74,10 +74,7 @@ function parseArgs(argv: readonly string[]): Args {
         throw new UsageError('--address needs a value, HOST:PORT');
       args.address = value;
     } else if (arg.startsWith('-') && arg !== '-') {
-      const suggestion = nearest(flag, FLAGS);
-      throw new UsageError(
-        `unknown flag ${JSON.stringify(flag)}${suggestion === undefined ? '' : `, did you mean ${JSON.stringify(suggestion)}?`}`,
-      );
+      throw new UsageError(`unknown flag ${quote(flag)}${didYouMean(flag, FLAGS)}`);
     } else if (file !== undefined) {
       throw new UsageError(`one FILE at most, got ${JSON.stringify(file)} and ${JSON.stringify(arg)}`);
     } else {
@@ -120,85 +117,80 @@ function jsonName(field: protobuf.Field): string {
 
 /**
  * Checks `value` against `type` as the protobuf JSON mapping reads it (JSON names and proto names
- * accepted, null meaning "not set"), pushing every problem with its field path. Returns the message
+ * accepted, null meaning "not set"), adding every problem with its field path. Returns the message
  * with JSON names, or undefined when `value` is not an object.
  */
 function checkMessage(
   type: protobuf.Type,
   value: unknown,
   at: string,
-  problems: string[],
+  problems: Violations,
 ): Record<string, unknown> | undefined {
   if (!isObject(value)) {
-    problems.push(`${at}: must be an object, got ${describe(value)}`);
+    problems.add(at, mustBeJson('an object', value));
     return undefined;
   }
   const byJsonName = new Map(type.fieldsArray.map((f) => [jsonName(f), f]));
   const givenAs = new Map<protobuf.Field, string>();
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
-    const keyPath = fieldPath(at, key);
-    const field = byJsonName.get(key) ?? (Object.hasOwn(type.fields, key) ? type.fields[key] : undefined);
-    if (field === undefined) {
-      const suggestion = nearest(key, [...byJsonName.keys()]);
-      problems.push(
-        `${keyPath}: unknown field${suggestion === undefined ? '' : `, did you mean ${JSON.stringify(suggestion)}?`}`,
-      );
+    const keyPath = field(at, key);
+    const declared = byJsonName.get(key) ?? (Object.hasOwn(type.fields, key) ? type.fields[key] : undefined);
+    if (declared === undefined) {
+      problems.add(keyPath, unknownField(key, [...byJsonName.keys()]));
       continue;
     }
-    const other = givenAs.get(field);
+    const other = givenAs.get(declared);
     if (other !== undefined) {
-      problems.push(`${keyPath}: the same field as ${JSON.stringify(other)}: give it once`);
+      problems.add(keyPath, `the same field as ${quote(other)}: give it once`);
       continue;
     }
-    givenAs.set(field, key);
+    givenAs.set(declared, key);
     if (item === null) continue;
-    field.resolve();
-    if (field.map) {
-      if (!isObject(item))
-        problems.push(`${keyPath}: must be an object of ${kindOf(field).many}, got ${describe(item)}`);
+    declared.resolve();
+    if (declared.map) {
+      if (!isObject(item)) problems.add(keyPath, mustBeJson(`an object of ${kindOf(declared).many}`, item));
       else
-        out[jsonName(field)] = Object.fromEntries(
-          Object.entries(item).map(([k, v]) => [k, checkValue(field, v, `${keyPath}[${JSON.stringify(k)}]`, problems)]),
+        out[jsonName(declared)] = Object.fromEntries(
+          Object.entries(item).map(([k, v]) => [k, checkValue(declared, v, entry(keyPath, k), problems)]),
         );
-    } else if (field.repeated) {
-      if (!Array.isArray(item))
-        problems.push(`${keyPath}: must be a list of ${kindOf(field).many}, got ${describe(item)}`);
-      else out[jsonName(field)] = item.map((v, i) => checkValue(field, v, `${keyPath}[${i}]`, problems));
+    } else if (declared.repeated) {
+      if (!Array.isArray(item)) problems.add(keyPath, mustBeJson(`a list of ${kindOf(declared).many}`, item));
+      else out[jsonName(declared)] = item.map((v, i) => checkValue(declared, v, index(keyPath, i), problems));
     } else {
-      out[jsonName(field)] = checkValue(field, item, keyPath, problems);
+      out[jsonName(declared)] = checkValue(declared, item, keyPath, problems);
     }
   }
   return out;
 }
 
 /** One value of a field (an element, for lists and maps). */
-function checkValue(field: protobuf.Field, value: unknown, at: string, problems: string[]): unknown {
-  const t = field.resolvedType;
+function checkValue(declared: protobuf.Field, value: unknown, at: string, problems: Violations): unknown {
+  const t = declared.resolvedType;
   if (t instanceof protobuf.Type) return checkMessage(t, value, at, problems);
   const ok =
     t instanceof protobuf.Enum
       ? (typeof value === 'string' && Object.hasOwn(t.values, value)) || Number.isInteger(value)
-      : field.type === 'string' || field.type === 'bytes'
+      : declared.type === 'string' || declared.type === 'bytes'
         ? typeof value === 'string'
-        : field.type === 'bool'
+        : declared.type === 'bool'
           ? typeof value === 'boolean'
           : // Numbers may be strings, as 64-bit integers must be in JSON.
             (typeof value === 'number' || (typeof value === 'string' && value.trim() !== '')) &&
             Number.isFinite(Number(value));
-  if (!ok) problems.push(`${at}: must be ${kindOf(field).one}, got ${describe(value)}`);
+  if (!ok) problems.add(at, mustBeJson(kindOf(declared).one, value));
   return value;
 }
 
 /** What a field's values must be, in words: one value, and several in a list or map. */
-function kindOf(field: protobuf.Field): { one: string; many: string } {
-  const t = field.resolvedType;
+function kindOf(declared: protobuf.Field): { one: string; many: string } {
+  const t = declared.resolvedType;
   if (t instanceof protobuf.Type) return { one: 'an object', many: 'objects' };
   if (t instanceof protobuf.Enum)
     return { one: `one of ${Object.keys(t.values).join(', ')}`, many: `names of ${t.name}` };
-  if (field.type === 'string') return { one: 'a string', many: 'strings' };
-  if (field.type === 'bytes') return { one: 'a base64 string', many: 'base64 strings' };
-  if (field.type === 'bool') return { one: 'true or false', many: 'true or false' };
+  if (declared.type === 'string') return { one: 'a string', many: 'strings' };
+  if (declared.type === 'bytes') return { one: 'a base64 string', many: 'base64 strings' };
+  if (declared.type === 'bool') return { one: 'true or false', many: 'true or false' };
   return { one: 'a number', many: 'numbers' };
 }
 
@@ -206,25 +198,20 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** `event.user` + `groups` -> `event.user.groups`; keys that are not names are quoted: `tags["a b"]`. */
-function fieldPath(at: string, key: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${at}.${key}` : `${at}[${JSON.stringify(key)}]`;
-}
-
-/** Longest value quoted back in a message: enough to recognise it, not a wall of text. */
-const MAX_QUOTED_CHARS = 64;
-
-function describe(value: unknown): string {
-  if (Array.isArray(value)) return 'a list';
-  if (isObject(value)) return 'an object';
-  if (typeof value === 'string' && value.length > MAX_QUOTED_CHARS)
-    return JSON.stringify(`${value.slice(0, MAX_QUOTED_CHARS)}...`);
-  return JSON.stringify(value);
+/** `must be <expected>, got <value>`, in JSON's words (an object, not a mapping). */
+function mustBeJson(expected: string, got: unknown): string {
+  return `must be ${expected}, got ${show(got, 'an object')}`;
 }
 
 // ---- The sidecar ----
 
-type AuditClient = grpc.Client & { Record: Function };
+type AuditClient = grpc.Client & {
+  Record(
+    request: unknown,
+    options: grpc.CallOptions,
+    callback: (err: grpc.ServiceError | null, reply: { audited: boolean }) => void,
+  ): void;
+};
 
 /** Resolves true once the channel is connected; false when the connection fails or takes too long. */
 function connect(client: grpc.Client): Promise<boolean> {
@@ -233,10 +220,13 @@ function connect(client: grpc.Client): Promise<boolean> {
   return new Promise((resolve) => {
     const check = (): void => {
       const state = channel.getConnectivityState(true);
-      if (state === grpc.connectivityState.READY) return resolve(true);
-      if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN)
-        return resolve(false);
-      channel.watchConnectivityState(state, deadline, (err) => (err ? resolve(false) : check()));
+      if (state === grpc.connectivityState.READY) {
+        resolve(true);
+      } else if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
+        resolve(false);
+      } else {
+        channel.watchConnectivityState(state, deadline, (err) => (err ? resolve(false) : check()));
+      }
     };
     check();
   });
@@ -314,11 +304,11 @@ async function main(argv: readonly string[]): Promise<number> {
         say(line, `not JSON: ${(e as Error).message}`);
         continue;
       }
-      const problems: string[] = [];
+      const problems = new Violations();
       const event = checkMessage(eventType, parsed, 'event', problems);
-      if (problems.length > 0) {
+      if (!problems.isEmpty) {
         refused++;
-        for (const p of problems) say(line, p);
+        for (const p of problems.list) say(line, formatViolation(p));
         continue;
       }
       try {

@@ -24,7 +24,7 @@ export interface SendOptions {
   onReconnect?: (err: Error) => void;
 }
 
-type AuditClient = grpc.Client & Record<string, Function>;
+type AuditClient = grpc.Client & { StreamEvents(): grpc.ClientDuplexStream<unknown, BatchAck> };
 
 function auditClient(address: string): AuditClient {
   return new (meshauditClients().AuditService)(address, grpc.credentials.createInsecure()) as unknown as AuditClient;

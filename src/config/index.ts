@@ -4,7 +4,6 @@ export {
   ConfigError,
   defaultConfig,
   loadConfig,
-  type ConfigViolation,
   type LoadConfigOptions,
   type LoadedConfig,
 } from './load';

@@ -5,10 +5,24 @@ import { isIPv6 } from 'node:net';
 import * as path from 'node:path';
 import { TextDecoder } from 'node:util';
 import { KNOWN_RESOURCE_TYPES } from '../rules/resource-types';
-import { nearest } from '../rules/suggest';
+import {
+  didYouMean,
+  field as join,
+  formatViolation,
+  IS_REQUIRED,
+  InvalidArgumentError,
+  index,
+  mustBe,
+  quote,
+  show,
+  unknown,
+  unknownField,
+  type Violation,
+  Violations,
+} from '../validators';
 import * as D from './defaults';
 import type { Config, FileBackendConfig, RotationConfig } from './types';
-import { DEFAULT_MAX_BYTES, YamlError, parseYamlDocuments } from './yaml';
+import { DEFAULT_MAX_BYTES, parseYamlDocuments, YamlError } from './yaml';
 
 export interface LoadConfigOptions {
   /** The config file, as the operator named it (it prefixes every message); relative to cwd. */
@@ -17,31 +31,12 @@ export interface LoadConfigOptions {
   readonly cwd: string;
 }
 
-/** One problem: `field` is a path such as `meshaudit.grpc.address`, or empty for the file as a whole. */
-export interface ConfigViolation {
-  readonly field: string;
-  /** 1-based line in the config file, when the problem has one. */
-  readonly line?: number;
-  readonly description: string;
-}
-
-/** The config cannot be used. The message has one line per violation, e.g. `config.yaml:12: <field>: ...`. */
-export class ConfigError extends Error {
+/**
+ * The config cannot be used: every violation, each with the file (`source`), its line and field path.
+ * The message has one line per violation, e.g. `config.yaml:12: <field>: ...`.
+ */
+export class ConfigError extends InvalidArgumentError {
   override readonly name = 'ConfigError';
-
-  constructor(
-    /** The file as the operator named it; undefined when the file itself could not be read. */
-    readonly file: string | undefined,
-    readonly violations: readonly ConfigViolation[],
-    options?: { cause?: unknown },
-  ) {
-    super(violations.map((v) => formatViolation(file, v)).join('\n'), options);
-  }
-}
-
-function formatViolation(file: string | undefined, v: ConfigViolation): string {
-  const where = file === undefined ? '' : `${file}${v.line === undefined ? '' : `:${v.line}`}: `;
-  return `${where}${v.field === '' ? '' : `${v.field}: `}${v.description}`;
 }
 
 /** A valid configuration, and what the operator should still hear about it (`config.yaml:2: field: ...`). */
@@ -52,7 +47,7 @@ export interface LoadedConfig {
 
 /** The built-in defaults, with their relative paths resolved against `cwd`. */
 export function defaultConfig(cwd: string): Config {
-  return resolveConfig({}, cwd, new Checker(() => undefined));
+  return resolveConfig({}, cwd, new Checker({}));
 }
 
 /** Without a file: the defaults. With one: the file merged over the defaults, or a ConfigError. */
@@ -60,53 +55,50 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
   if (opts.file === undefined) return { config: defaultConfig(opts.cwd), warnings: [] };
   const file = opts.file;
   const text = readConfigText(file, path.resolve(opts.cwd, file));
+  const whole = (description: string, line?: number): ConfigError =>
+    new ConfigError([{ field: '', description, source: file, ...(line === undefined ? {} : { line }) }]);
 
-  let parsed;
+  let parsed: ReturnType<typeof parseYamlDocuments>;
   try {
     parsed = parseYamlDocuments(text, { filename: file });
   } catch (err) {
     if (!(err instanceof YamlError)) throw err;
-    throw new ConfigError(file, [violation('', err.line, err.reason)], { cause: err });
+    throw whole(err.reason, err.line);
   }
-  if (parsed.docs.length > 1) {
-    const description = `must hold a single YAML document, found ${parsed.docs.length}`;
-    throw new ConfigError(file, [violation('', parsed.lineOf(1, ''), description)]);
-  }
+  if (parsed.docs.length > 1)
+    throw whole(`must hold a single YAML document, found ${parsed.docs.length}`, parsed.lineOf(1, ''));
 
-  const { lineOf } = parsed;
-  const checker = new Checker((field) => lineOf(0, field));
+  const checker = new Checker({ source: file, lineOf: (field) => parsed.lineOf(0, field) });
   // An empty file (or only comments) is a valid config: every default.
   const config = resolveConfig(parsed.docs[0] ?? {}, opts.cwd, checker);
-  if (checker.violations.length > 0) {
-    // Stable sort: the file's order reads best; violations without a line (none today) go last.
-    const sorted = [...checker.violations].sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
-    throw new ConfigError(file, sorted);
-  }
-  return { config, warnings: checker.warnings.map((w) => formatViolation(file, w)) };
+  if (!checker.violations.isEmpty) throw new ConfigError(byLineOf(checker.violations));
+  return { config, warnings: byLineOf(checker.warnings).map(formatViolation) };
+}
+
+function byLineOf(violations: Violations): Violation[] {
+  // Stable sort: the file's order reads best; violations without a line go last.
+  return [...violations.list].sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reading
 
 function readConfigText(file: string, absolute: string): string {
+  const whole = (description: string, source?: string): ConfigError =>
+    new ConfigError([{ field: '', description, ...(source === undefined ? {} : { source }) }]);
   let bytes: Buffer;
   try {
     bytes = readAtMost(absolute, DEFAULT_MAX_BYTES + 1);
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new ConfigError(undefined, [violation('', undefined, `cannot read config file ${file}: ${reason}`)], {
-      cause: err,
-    });
+    throw whole(`cannot read config file ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
   // The same limit (and words) as the YAML parser's, enforced while reading so a huge file is never loaded.
-  if (bytes.length > DEFAULT_MAX_BYTES) {
-    throw new ConfigError(file, [violation('', undefined, `too large: more than ${DEFAULT_MAX_BYTES} bytes`)]);
-  }
+  if (bytes.length > DEFAULT_MAX_BYTES) throw whole(`too large: more than ${DEFAULT_MAX_BYTES} bytes`, file);
   try {
     // fatal: a mis-encoded file would otherwise turn into U+FFFD inside names and paths, silently.
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch (err) {
-    throw new ConfigError(file, [violation('', undefined, 'not valid UTF-8')], { cause: err });
+  } catch {
+    throw whole('not valid UTF-8', file);
   }
 }
 
@@ -208,7 +200,7 @@ function resolveBackends(
   if (audit === undefined || !Object.hasOwn(audit, 'backends')) return defaults();
   const list = get(audit, 'backends');
   if (!Array.isArray(list) || list.length === 0) {
-    c.report(BACKENDS, `must be a non-empty list of backends, got ${show(list)}`);
+    c.report(BACKENDS, mustBe('a non-empty list of backends', list));
     return defaults();
   }
 
@@ -216,25 +208,27 @@ function resolveBackends(
   // Two backends on one file would interleave and rotate each other's records.
   const fieldOfPath = new Map<string, string>();
   list.forEach((item: unknown, i) => {
-    const field = `${BACKENDS}[${i}]`;
+    const field = index(BACKENDS, i);
     if (!isMapping(item)) {
-      c.report(field, `must be a mapping, got ${show(item)}`);
+      c.report(field, mustBe('a mapping', item));
       return;
     }
     const backend = c.section(item, field, BACKEND_KEYS)!;
     const type = get(backend, 'type');
     const known = BACKEND_TYPES.map(quote).join(', ');
     if (!Object.hasOwn(backend, 'type')) {
-      c.report(`${field}.type`, `must be defined (known types: ${known})`);
+      c.report(`${field}.type`, `${IS_REQUIRED} (known types: ${known})`);
     } else if (typeof type !== 'string') {
-      c.report(`${field}.type`, `must be a backend type (${known}), got ${show(type)}`);
+      c.report(`${field}.type`, mustBe(`a backend type (${known})`, type));
     } else if (!BACKEND_TYPES.includes(type)) {
-      const hint = nearest(type, BACKEND_TYPES);
-      const help = hint === undefined ? ` (known types: ${known})` : `, did you mean ${quote(hint)}?`;
-      c.report(`${field}.type`, `unknown backend type ${quote(type)}${help}`);
+      const hint = didYouMean(type, BACKEND_TYPES);
+      c.report(
+        `${field}.type`,
+        `${unknown('backend type', type, [])}${hint === '' ? ` (known types: ${known})` : hint}`,
+      );
     }
     if (!Object.hasOwn(backend, 'file')) {
-      if (type === D.FILE_BACKEND_TYPE) c.report(`${field}.file`, 'must be defined for a file backend');
+      if (type === D.FILE_BACKEND_TYPE) c.report(`${field}.file`, `${IS_REQUIRED} for a file backend`);
       return;
     }
     const fileField = `${field}.file`;
@@ -242,7 +236,7 @@ function resolveBackends(
     if (file === undefined) return;
     const rotation = resolveRotation(get(file, 'rotation'), `${fileField}.rotation`, c);
     if (!Object.hasOwn(file, 'path')) {
-      c.report(`${fileField}.path`, 'must be defined');
+      c.report(`${fileField}.path`, IS_REQUIRED);
       return;
     }
     const raw = c.field(file, fileField, 'path', undefined, filePath);
@@ -396,22 +390,18 @@ function get(obj: Mapping | undefined, key: string): unknown {
   return obj !== undefined && Object.hasOwn(obj, key) ? obj[key] : undefined;
 }
 
-function violation(field: string, line: number | undefined, description: string): ConfigViolation {
-  return line === undefined ? { field, description } : { field, line, description };
-}
-
+/** Collects violations and warnings, each with the line of its field (or of the nearest enclosing one). */
 class Checker {
-  readonly violations: ConfigViolation[] = [];
-  readonly warnings: ConfigViolation[] = [];
+  readonly violations: Violations;
+  readonly warnings: Violations;
 
-  constructor(private readonly lineOf: (field: string) => number | undefined) {}
-
-  report(field: string, description: string): void {
-    this.violations.push(violation(field, this.lineNear(field), description));
+  constructor(where: ConstructorParameters<typeof Violations>[0]) {
+    this.violations = new Violations(where);
+    this.warnings = new Violations(where);
   }
 
-  warn(field: string, description: string): void {
-    this.warnings.push(violation(field, this.lineNear(field), description));
+  report(field: string, description: string): void {
+    this.violations.add(field, description);
   }
 
   /**
@@ -421,7 +411,7 @@ class Checker {
   removed(obj: Mapping | undefined, parent: string, key: string, harmless: unknown, why: string): void {
     if (obj === undefined || !Object.hasOwn(obj, key)) return;
     const field = join(parent, key);
-    if (obj[key] === harmless) this.warn(field, `was removed and is ignored: ${why}; delete the key`);
+    if (obj[key] === harmless) this.warnings.add(field, `was removed and is ignored: ${why}; delete the key`);
     else this.report(field, `was removed: ${why}; delete the key, got ${show(obj[key])}`);
   }
 
@@ -432,13 +422,11 @@ class Checker {
   section(value: unknown, field: string, known: readonly string[]): Mapping | undefined {
     if (value === undefined || value === null) return {};
     if (!isMapping(value)) {
-      this.report(field, `${field === '' ? 'the top level ' : ''}must be a mapping, got ${show(value)}`);
+      this.report(field, `${field === '' ? 'the top level ' : ''}${mustBe('a mapping', value)}`);
       return undefined;
     }
     for (const key of Object.keys(value)) {
-      if (known.includes(key)) continue;
-      const hint = nearest(key, known);
-      this.report(join(field, key), `unknown key${hint === undefined ? '' : `, did you mean ${quote(hint)}?`}`);
+      if (!known.includes(key)) this.report(join(field, key), unknownField(key, known));
     }
     return value;
   }
@@ -471,27 +459,26 @@ class Checker {
     const field = join(parent, key);
     const list = obj[key];
     if (!Array.isArray(list)) {
-      this.report(field, `must be a list of resource type names, got ${show(list)}`);
+      this.report(field, mustBe('a list of resource type names', list));
       return fallback;
     }
     const names: string[] = [];
     const firstAt = new Map<string, number>();
     list.forEach((item: unknown, i) => {
+      const at = index(field, i);
       if (typeof item !== 'string' || !TYPE_NAME.test(item)) {
-        const expected = 'must be a resource type name in PascalCase, e.g. "MeshInsight"';
-        this.report(`${field}[${i}]`, `${expected}, got ${show(item)}`);
+        this.report(at, mustBe('a resource type name in PascalCase, e.g. "MeshInsight"', item));
         return;
       }
       if (known !== undefined && !known.has(item)) {
-        const hint = nearest(item, [...known]);
-        const help =
-          hint === undefined ? ' (add a new type to meshaudit.extraResourceTypes)' : `, did you mean ${quote(hint)}?`;
-        this.report(`${field}[${i}]`, `unknown resource type ${quote(item)}${help}`);
+        const hint = didYouMean(item, [...known]);
+        const help = hint === '' ? ' (add a new type to meshaudit.extraResourceTypes)' : hint;
+        this.report(at, `${unknown('resource type', item, [])}${help}`);
         return;
       }
       const first = firstAt.get(item);
       if (first !== undefined) {
-        this.report(`${field}[${i}]`, `${quote(item)} is already listed at ${field}[${first}]`);
+        this.report(at, `${quote(item)} is already listed at ${index(field, first)}`);
         return;
       }
       firstAt.set(item, i);
@@ -499,42 +486,4 @@ class Checker {
     });
     return Object.freeze(names);
   }
-
-  /** A missing field is reported where its parent is. */
-  private lineNear(field: string): number | undefined {
-    for (let f = field; ; f = parentOf(f)) {
-      const line = this.lineOf(f);
-      if (line !== undefined || f === '') return line;
-    }
-  }
-}
-
-function join(parent: string, key: string): string {
-  return parent === '' ? key : `${parent}.${key}`;
-}
-
-function parentOf(field: string): string {
-  return field.slice(0, Math.max(field.lastIndexOf('.'), field.lastIndexOf('['), 0));
-}
-
-function quote(s: string): string {
-  return JSON.stringify(s);
-}
-
-// Long enough for any sensible value; a pasted blob must not flood the terminal.
-const SHOW_MAX_CHARS = 60;
-
-/** A value as the operator wrote it, more or less: strings quoted, numbers in YAML's spelling. */
-function show(value: unknown): string {
-  if (typeof value === 'string') {
-    return value.length > SHOW_MAX_CHARS ? `${quote(value.slice(0, SHOW_MAX_CHARS))}...` : quote(value);
-  }
-  if (typeof value === 'number') {
-    if (Number.isNaN(value)) return '.nan';
-    if (!Number.isFinite(value)) return value > 0 ? '.inf' : '-.inf';
-    return String(value);
-  }
-  if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : 'a list';
-  if (isMapping(value)) return 'a mapping';
-  return String(value);
 }

@@ -1,40 +1,36 @@
-// AccessAudit resources from YAML files (--rules): either form of the spec, multi-document. Every
-// problem of every file is reported at once, each with its file and line, in the files' order and,
-// within a file, by line (as configuration errors are).
+// AccessAudit resources from YAML: the --rules files, and the text of an ApplyAccessAudits call. Either
+// form of the spec, multi-document. Every problem of every file is reported at once, each with its file
+// (`source`) and line, in the files' order and, within a file, by line. What comes out is validated:
+// the store takes it as it is.
 import * as fs from 'node:fs';
 import { parseAccessAudit } from '../rules';
 import type { AccessAudit } from '../rules';
+import { byLine, InvalidArgumentError, type Violation } from '../validators';
 import { parseYamlDocuments, YamlError } from './yaml';
 
-export class RulesFileError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
-  }
+/** The rules files (or an apply's YAML) hold violations; each names its file and line. */
+export class RulesFileError extends InvalidArgumentError {
+  override readonly name = 'RulesFileError';
 }
 
 export interface LoadedAudits {
+  /** Validated and normalised: the store takes them without validating again. */
   audits: AccessAudit[];
-  /** Warnings with file and line, e.g. a rule that covers no action. */
-  warnings: string[];
-}
-
-/** A message and the line it concerns (undefined: the whole input), for sorting. */
-interface Located {
-  line: number | undefined;
-  text: string;
+  /** Valid but probably not meant, e.g. a rule that covers no action; with file and line. */
+  warnings: Violation[];
 }
 
 /** What one YAML text holds: the valid audits with where their names are, and every problem. */
 interface ParsedText {
   audits: Array<{ audit: AccessAudit; nameField: string; nameLine: number | undefined }>;
-  problems: Located[];
-  warnings: Located[];
+  violations: Violation[];
+  warnings: Violation[];
 }
 
-/** Parses AccessAudit YAML text; `source` names it in messages. Throws RulesFileError. */
+/** Parses AccessAudit YAML text; `source` names it in violations. Throws RulesFileError. */
 export function parseAccessAuditYaml(text: string, source: string, knownTypes: ReadonlySet<string>): LoadedAudits {
   const parsed = parseText(text, source, knownTypes);
-  if (parsed.problems.length > 0) throw new RulesFileError(byLine(parsed.problems));
+  if (parsed.violations.length > 0) throw new RulesFileError(byLine(parsed.violations));
   return { audits: parsed.audits.map((a) => a.audit), warnings: byLine(parsed.warnings) };
 }
 
@@ -43,7 +39,7 @@ export function parseAccessAuditYaml(text: string, source: string, knownTypes: R
  * definition, naming the first: `rules.yaml:9: name: AccessAudit "a" is defined twice (first at rules.yaml:2)`.
  */
 export function loadAccessAuditFiles(files: readonly string[], knownTypes: ReadonlySet<string>): LoadedAudits {
-  const problems: string[] = [];
+  const violations: Violation[] = [];
   const out: LoadedAudits = { audits: [], warnings: [] };
   /** name -> `file:line` of its first definition. */
   const firstAt = new Map<string, string>();
@@ -52,49 +48,49 @@ export function loadAccessAuditFiles(files: readonly string[], knownTypes: Reado
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (e) {
-      problems.push(`cannot read rules file ${file}: ${(e as Error).message}`);
+      violations.push({ field: '', description: `cannot read rules file ${file}: ${(e as Error).message}` });
       continue;
     }
     const parsed = parseText(text, file, knownTypes);
     // The valid documents of a file with problems are still checked for names defined twice.
     for (const { audit, nameField, nameLine } of parsed.audits) {
-      const here = place(file, nameLine);
+      const here = nameLine === undefined ? file : `${file}:${nameLine}`;
       const first = firstAt.get(audit.name);
       if (first === undefined) firstAt.set(audit.name, here);
-      else
-        parsed.problems.push({
-          line: nameLine,
-          text: `${here}: ${nameField}: AccessAudit "${audit.name}" is defined twice (first at ${first})`,
-        });
+      else {
+        parsed.violations.push(
+          at(file, nameLine, nameField, `AccessAudit "${audit.name}" is defined twice (first at ${first})`),
+        );
+      }
       out.audits.push(audit);
     }
-    problems.push(...byLine(parsed.problems));
+    violations.push(...byLine(parsed.violations));
     out.warnings.push(...byLine(parsed.warnings));
   }
-  if (problems.length > 0) throw new RulesFileError(problems);
+  if (violations.length > 0) throw new RulesFileError(violations);
   return out;
 }
 
+function at(source: string, line: number | undefined, field: string, description: string): Violation {
+  return { field, description, source, ...(line === undefined ? {} : { line }) };
+}
+
 function parseText(text: string, source: string, knownTypes: ReadonlySet<string>): ParsedText {
-  const out: ParsedText = { audits: [], problems: [], warnings: [] };
-  let parsed;
+  const out: ParsedText = { audits: [], violations: [], warnings: [] };
+  let parsed: ReturnType<typeof parseYamlDocuments>;
   try {
     parsed = parseYamlDocuments(text, { filename: source });
   } catch (e) {
-    if (e instanceof YamlError) out.problems.push({ line: e.line, text: e.message });
-    else out.problems.push({ line: undefined, text: `${source}: ${(e as Error).message}` });
+    if (e instanceof YamlError) out.violations.push(at(source, e.line, '', e.reason));
+    else out.violations.push(at(source, undefined, '', (e as Error).message));
     return out;
   }
-  // A problem with a whole document has an empty field path: then only the document's place is named.
-  const located = (doc: number, field: string, description: string): Located => {
-    const line = parsed.lineOf(doc, field);
-    const where = place(source, line);
-    return { line, text: `${field === '' ? where : `${where}: ${field}`}: ${description}` };
-  };
   parsed.docs.forEach((doc, i) => {
+    // A problem with a whole document has an empty field path: it is located where the document starts.
+    const located = (v: Violation): Violation => at(source, parsed.lineOf(i, v.field), v.field, v.description);
     const res = parseAccessAudit(doc, { knownTypes });
-    for (const v of res.violations) out.problems.push(located(i, v.field, v.description));
-    for (const w of res.warnings) out.warnings.push(located(i, w.field, w.description));
+    out.violations.push(...res.violations.map(located));
+    out.warnings.push(...res.warnings.map(located));
     if (res.audit && res.violations.length === 0) {
       // A valid audit has its name in exactly one place: `metadata.name` (Kubernetes form) or `name`.
       const nameField = parsed.lineOf(i, 'metadata.name') === undefined ? 'name' : 'metadata.name';
@@ -102,13 +98,4 @@ function parseText(text: string, source: string, knownTypes: ReadonlySet<string>
     }
   });
   return out;
-}
-
-function place(source: string, line: number | undefined): string {
-  return line === undefined ? source : `${source}:${line}`;
-}
-
-/** Stable sort: the file's own order among equal lines; messages without a line go last. */
-function byLine(messages: readonly Located[]): string[] {
-  return [...messages].sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity)).map((m) => m.text);
 }

@@ -1,7 +1,7 @@
 // Checks one event from the control plane. An invalid event gets the field and what is wrong with it; it is
 // not written and the CP must not retry it (the same bytes would fail again).
-import { isAction, isTokenAction, ACTIONS } from '../rules/actions';
-import { nearest } from '../rules/suggest';
+import { ACTIONS, isAction, isTokenAction } from '../rules/actions';
+import { entry, IS_REQUIRED, index, quote, tooLong, tooMany, unknown, type Violation } from '../validators';
 import type { AuditEvent, EventClaims } from './event';
 import { Rfc3339Parser } from './rfc3339';
 import type { ValidEvent } from './valid-event';
@@ -14,50 +14,46 @@ export const MAX_FIELD_CHARS = 1024;
 /** Entries in one list or map field (user groups, token tags, scope). */
 export const MAX_LIST_ENTRIES = 64;
 
-/** What is wrong with an event: the field (a path such as `token.claims.tags`) and the problem. */
-export interface EventProblem {
-  field: string;
-  description: string;
-}
-
-export type EventCheck = { ok: true; event: ValidEvent } | ({ ok: false } & EventProblem);
+/** What is wrong with an event: the field's path within the event (`token.claims.tags`) and the problem. */
+export type EventCheck = { ok: true; event: ValidEvent } | ({ ok: false } & Violation);
 
 /** `field: description`, the form a stream's rejection `reason` takes. */
-export function reasonOf(p: EventProblem): string {
-  return `${p.field}: ${p.description}`;
+export function reasonOf(v: Violation): string {
+  return `${v.field}: ${v.description}`;
 }
 
-function problem(field: string, description: string): EventProblem {
+function problem(field: string, description: string): Violation {
   return { field, description };
 }
 
-function tooLong(value: string): boolean {
-  return value.length > MAX_FIELD_CHARS;
+/** A violation when `value` is over MAX_FIELD_CHARS. */
+function length(field: string, value: string): Violation | undefined {
+  return value.length > MAX_FIELD_CHARS ? problem(field, tooLong(MAX_FIELD_CHARS, value.length)) : undefined;
 }
 
-function checkList(field: string, list: string[] | undefined): EventProblem | undefined {
+function checkList(field: string, list: string[] | undefined): Violation | undefined {
   if (list === undefined) return undefined;
-  if (list.length > MAX_LIST_ENTRIES) return problem(field, `more than ${MAX_LIST_ENTRIES} entries (${list.length})`);
+  if (list.length > MAX_LIST_ENTRIES) return problem(field, tooMany(MAX_LIST_ENTRIES, list.length));
   for (let i = 0; i < list.length; i++) {
-    if (tooLong(list[i])) return problem(`${field}[${i}]`, `longer than ${MAX_FIELD_CHARS} characters`);
+    const long = length(index(field, i), list[i]);
+    if (long) return long;
   }
   return undefined;
 }
 
-function checkClaims(claims: EventClaims): EventProblem | undefined {
+function checkClaims(claims: EventClaims): Violation | undefined {
   for (const key of ['mesh', 'name', 'zone'] as const) {
-    const v = claims[key];
-    if (v !== undefined && tooLong(v))
-      return problem(`token.claims.${key}`, `longer than ${MAX_FIELD_CHARS} characters`);
+    const long = length(`token.claims.${key}`, claims[key] ?? '');
+    if (long) return long;
   }
   const tags = claims.tags;
   if (tags !== undefined) {
     const keys = Object.keys(tags);
-    if (keys.length > MAX_LIST_ENTRIES)
-      return problem('token.claims.tags', `more than ${MAX_LIST_ENTRIES} entries (${keys.length})`);
+    if (keys.length > MAX_LIST_ENTRIES) return problem('token.claims.tags', tooMany(MAX_LIST_ENTRIES, keys.length));
     for (const k of keys) {
-      if (tooLong(k) || tooLong(tags[k]))
-        return problem(`token.claims.tags["${k.slice(0, 64)}"]`, `longer than ${MAX_FIELD_CHARS} characters`);
+      const at = entry('token.claims.tags', k);
+      const long = length(at, k) ?? length(at, tags[k]);
+      if (long) return long;
     }
   }
   return checkList('token.claims.groups', claims.groups) ?? checkList('token.claims.scope', claims.scope);
@@ -80,54 +76,54 @@ export function validateEvent(
   times: EventTimeParsers = newEventTimeParsers(),
 ): EventCheck {
   const fail = (field: string, description: string): EventCheck => ({ ok: false, field, description });
+  const refuse = (v: Violation): EventCheck => ({ ok: false, ...v });
   const action = raw.action ?? '';
-  if (action === '') return fail('action', 'required');
-  if (!isAction(action)) {
-    const near = nearest(action, ACTIONS);
-    return fail('action', `unknown action "${action.slice(0, 64)}"${near ? `, did you mean "${near}"?` : ''}`);
-  }
+  if (action === '') return fail('action', IS_REQUIRED);
+  if (!isAction(action)) return fail('action', unknown('action', action, ACTIONS));
   const resource = raw.resource ?? null;
   const token = raw.token ?? null;
   if (resource !== null && token !== null) return fail('resource and token', 'set exactly one, not both');
   if (isTokenAction(action)) {
-    if (token === null) return fail(`token`, `required for ${action}`);
+    if (token === null) return fail('token', `${IS_REQUIRED} for ${action}`);
   } else if (resource === null) {
-    return fail(`resource`, `required for ${action}`);
+    return fail('resource', `${IS_REQUIRED} for ${action}`);
   } else if (token !== null) {
-    return fail(`token`, `not allowed for ${action}`);
+    return fail('token', `not allowed for ${action}`);
   }
   if (resource !== null) {
-    if (isTokenAction(action)) return fail(`resource`, `not allowed for ${action}; set token`);
-    if (!resource.type) return fail('resource.type', 'required');
-    if (!resource.name) return fail('resource.name', 'required');
+    if (isTokenAction(action)) return fail('resource', `not allowed for ${action}; set token`);
+    if (!resource.type) return fail('resource.type', IS_REQUIRED);
+    if (!resource.name) return fail('resource.name', IS_REQUIRED);
     for (const key of ['type', 'name', 'mesh'] as const) {
-      if (tooLong(resource[key] ?? '')) return fail(`resource.${key}`, `longer than ${MAX_FIELD_CHARS} characters`);
+      const long = length(`resource.${key}`, resource[key] ?? '');
+      if (long) return refuse(long);
     }
   }
   let expiresAtMs: number | undefined;
   if (token !== null) {
-    if (!token.id) return fail('token.id', 'required');
-    if (tooLong(token.id)) return fail(`token.id`, `longer than ${MAX_FIELD_CHARS} characters`);
+    if (!token.id) return fail('token.id', IS_REQUIRED);
+    const long = length('token.id', token.id);
+    if (long) return refuse(long);
     if (token.expiresAt) {
       expiresAtMs = times.expiresAt.parse(token.expiresAt);
-      if (Number.isNaN(expiresAtMs))
-        return fail(`token.expiresAt`, `not an RFC 3339 time: "${token.expiresAt.slice(0, 64)}"`);
+      if (Number.isNaN(expiresAtMs)) return fail('token.expiresAt', `not an RFC 3339 time: ${quote(token.expiresAt)}`);
     }
     const claimsProblem = token.claims ? checkClaims(token.claims) : undefined;
-    if (claimsProblem) return { ok: false, ...claimsProblem };
+    if (claimsProblem) return refuse(claimsProblem);
   }
   const user = raw.user ?? null;
-  if (user === null || !user.name)
-    return fail('user.name', 'required (actions the CP does itself carry its own identity)');
-  if (tooLong(user.name)) return fail(`user.name`, `longer than ${MAX_FIELD_CHARS} characters`);
-  const groupsProblem = checkList('user.groups', user.groups);
-  if (groupsProblem) return { ok: false, ...groupsProblem };
+  if (user === null || !user.name) {
+    return fail('user.name', `${IS_REQUIRED} (actions the CP does itself carry its own identity)`);
+  }
+  const problem = length('user.name', user.name) ?? checkList('user.groups', user.groups);
+  if (problem) return refuse(problem);
   let dateMs = receivedMs;
   if (raw.date) {
     dateMs = times.date.parse(raw.date);
-    if (Number.isNaN(dateMs)) return fail(`date`, `not an RFC 3339 time: "${raw.date.slice(0, 64)}"`);
+    if (Number.isNaN(dateMs)) return fail('date', `not an RFC 3339 time: ${quote(raw.date)}`);
   }
-  if (raw.id !== undefined && tooLong(raw.id)) return fail(`id`, `longer than ${MAX_FIELD_CHARS} characters`);
+  const longId = raw.id === undefined ? undefined : length('id', raw.id);
+  if (longId) return refuse(longId);
   return {
     ok: true,
     event: {

@@ -3,7 +3,8 @@
 // The checkpoint keeps the last committed sequence of each identifier, so a control plane that
 // reconnects (to this sidecar or to the one restarted after a crash) resumes right after it.
 import type { BatchAck } from '../contract';
-import { InvalidArgumentError, SequenceGapError, UnavailableError } from '../errors';
+import { SequenceGapError, UnavailableError } from '../errors';
+import { InvalidArgumentError, Violations } from '../validators';
 import type { ScannedStreamRequest } from '../wire/stream-request';
 import type { AuditCounts } from './counts';
 import type { BatchEvaluator } from './evaluate-batch';
@@ -47,19 +48,19 @@ export class Sequencer {
 
   /** Checks an identifier and returns its key and resume point. */
   identify(zone: string, instance: string): { key: string; ackedSeq: number } {
-    const violations = [];
-    const rule = 'required: 1-253 characters of [A-Za-z0-9._:-]';
-    if (!IDENTIFIER_PART.test(zone)) violations.push({ field: 'identifier.zone', description: rule });
-    if (!IDENTIFIER_PART.test(instance)) violations.push({ field: 'identifier.instance', description: rule });
+    const violations = new Violations();
+    const rule = 'is required: 1-253 characters of [A-Za-z0-9._:-]';
+    if (!IDENTIFIER_PART.test(zone)) violations.add('identifier.zone', rule);
+    if (!IDENTIFIER_PART.test(instance)) violations.add('identifier.instance', rule);
     const served = this.opts.zone;
-    if (violations.length === 0 && served !== undefined && zone !== served) {
+    if (violations.isEmpty && served !== undefined && zone !== served) {
       // Rules and files are per zone: a CP of another zone writing here would mix two zones' audit trails.
-      violations.push({
-        field: 'identifier.zone',
-        description: `this sidecar serves zone "${served}", not "${zone}"; each zone's control plane needs its own sidecar`,
-      });
+      violations.add(
+        'identifier.zone',
+        `this sidecar serves zone "${served}", not "${zone}"; each zone's control plane needs its own sidecar`,
+      );
     }
-    if (violations.length > 0) throw new InvalidArgumentError(violations);
+    violations.throwIfAny();
     const key = identifierKey(zone, instance);
     return { key, ackedSeq: this.committed.get(key) ?? 0 };
   }

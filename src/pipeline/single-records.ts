@@ -6,7 +6,7 @@ import { formatRecord } from '../record/format-record';
 import type { RecordDateFormatter } from '../record/dates';
 import type { ValidEvent } from '../events/valid-event';
 import { newEventTimeParsers, validateEvent } from '../events/validate-event';
-import { InvalidArgumentError } from '../errors';
+import { InvalidArgumentError } from '../validators';
 import type { CompiledRules, RuleMatch } from '../rules';
 import { contract } from '../contract';
 import { recordRequestAsBatch } from '../wire/stream-request';

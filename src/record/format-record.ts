@@ -23,10 +23,10 @@ function stringList(list: readonly string[]): string {
 }
 
 /** A JSON object of `object`'s keys in table order; a key whose value is undefined is left out. */
-function object<O extends RecordObject>(o: O, valueOf: (k: KeyOf<O>) => string | undefined): string {
+function object<O extends RecordObject>(o: O, valueAt: (k: KeyOf<O>) => string | undefined): string {
   let out = '';
   for (const k of RECORD_KEYS[o] as readonly KeyOf<O>[]) {
-    const value = valueOf(k);
+    const value = valueAt(k);
     if (value === undefined) continue;
     out += `${out === '' ? '' : ','}${key(o, k)}${value}`;
   }

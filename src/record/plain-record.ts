@@ -147,9 +147,13 @@ export class RecordStarts {
       this.date = date;
       this.starts.fill(undefined);
     }
-    return (this.starts[action.index] ??= ascii(
-      `{${key('record', 'date')}"${date}",${key('record', 'action')}"${action.action}",${isTokenAction(action.action) ? TOKEN_START : RESOURCE_START}`,
-    ));
+    let start = this.starts[action.index];
+    if (start === undefined) {
+      const subject = isTokenAction(action.action) ? TOKEN_START : RESOURCE_START;
+      start = ascii(`{${key('record', 'date')}"${date}",${key('record', 'action')}"${action.action}",${subject}`);
+      this.starts[action.index] = start;
+    }
+    return start;
   }
 }
 

@@ -1,8 +1,7 @@
 // The rule engine's surface: what the rest of meshaudit uses from src/rules.
 export { ACTIONS, TOKEN_ACTIONS, isAction, isTokenAction, type Action } from './actions';
-export type { AccessAudit, AccessAuditRule, Violation } from './model';
+export type { AccessAudit, AccessAuditRule } from './model';
 export { KNOWN_RESOURCE_TYPES, DEFAULT_SKIP_TYPES } from './resource-types';
-export { nearest } from './suggest';
 export {
   parseAccessAudit,
   validateAccessAudit,

@@ -18,11 +18,3 @@ export interface AccessAudit {
   readonly name: string;
   readonly rules: readonly AccessAuditRule[];
 }
-
-/** A problem found while validating, with the path of the offending field. */
-export interface Violation {
-  /** Field path, e.g. `rules[1].access[0]`. */
-  readonly field: string;
-  /** What is wrong, e.g. `unknown action "CREAT", did you mean "CREATE"?`. */
-  readonly description: string;
-}

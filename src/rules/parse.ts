@@ -3,8 +3,19 @@
 // each with the document's own field path, so that the caller can point at the YAML line.
 import { ACTIONS, isAction, isTokenAction, type Action } from './actions';
 import { DATAPLANE_TOKEN_ACTION } from './matcher';
-import type { AccessAudit, AccessAuditRule, Violation } from './model';
-import { nearest } from './suggest';
+import {
+  field,
+  IS_REQUIRED,
+  index,
+  mustBe,
+  quote,
+  tooLong,
+  unknown,
+  unknownField,
+  type Violation,
+  Violations,
+} from '../validators';
+import type { AccessAudit, AccessAuditRule } from './model';
 
 export const ACCESS_AUDIT_TYPE = 'AccessAudit';
 export const KUBERNETES_API_VERSION = 'kuma.io/v1alpha1';
@@ -59,8 +70,8 @@ interface Context {
   readonly knownTypes: ReadonlySet<string>;
   /** Typed input (the gRPC API) may carry extra properties of its own; documents may not. */
   readonly rejectUnknownFields: boolean;
-  readonly violations: Violation[];
-  readonly warnings: Violation[];
+  readonly violations: Violations;
+  readonly warnings: Violations;
 }
 
 /**
@@ -70,7 +81,7 @@ interface Context {
 export function parseAccessAudit(doc: unknown, opts: ValidateOptions): ParseResult {
   const ctx = newContext(opts, true);
   if (!isMapping(doc)) {
-    error(ctx, '', `must be a mapping (an AccessAudit resource), got ${describe(doc)}`);
+    error(ctx, '', mustBe('a mapping (an AccessAudit resource)', doc));
     return result(ctx, undefined);
   }
   if (!isKubernetesForm(doc)) {
@@ -105,7 +116,7 @@ export function validateAccessAudit(audit: AccessAudit, opts: ValidateOptions): 
   const ctx = newContext(opts, false);
   const value: unknown = audit;
   if (!isMapping(value)) {
-    error(ctx, '', `must be an AccessAudit, got ${describe(value)}`);
+    error(ctx, '', mustBe('an AccessAudit', value));
     return result(ctx, undefined);
   }
   return checkBody(ctx, value.name, 'name', value.rules, 'rules');
@@ -128,7 +139,7 @@ function checkBody(
 
 function checkName(ctx: Context, value: unknown, path: string): string | undefined {
   if (value === undefined || value === null || value === '') {
-    error(ctx, path, 'is required');
+    error(ctx, path, IS_REQUIRED);
     return undefined;
   }
   return checkDnsName(ctx, value, path);
@@ -137,11 +148,11 @@ function checkName(ctx: Context, value: unknown, path: string): string | undefin
 /** An RFC 1123 subdomain: the names of Kuma resources, meshes included. */
 function checkDnsName(ctx: Context, value: unknown, path: string): string | undefined {
   if (typeof value !== 'string') {
-    error(ctx, path, `must be a string, got ${describe(value)}`);
+    error(ctx, path, mustBe('a string', value));
     return undefined;
   }
   if (value.length > MAX_NAME_LENGTH) {
-    error(ctx, path, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
+    error(ctx, path, tooLong(MAX_NAME_LENGTH, value.length));
     return undefined;
   }
   if (!NAME_PATTERN.test(value)) {
@@ -157,7 +168,7 @@ function checkRules(ctx: Context, value: unknown, path: string): AccessAuditRule
     return [];
   }
   if (!Array.isArray(value)) {
-    error(ctx, path, `must be a list of rules, got ${describe(value)}`);
+    error(ctx, path, mustBe('a list of rules', value));
     return undefined;
   }
   const rules: AccessAuditRule[] = [];
@@ -172,7 +183,7 @@ function checkRules(ctx: Context, value: unknown, path: string): AccessAuditRule
 
 function checkRule(ctx: Context, value: unknown, path: string): AccessAuditRule | undefined {
   if (!isMapping(value)) {
-    error(ctx, path, `must be a mapping of types, mesh, access and accessAll, got ${describe(value)}`);
+    error(ctx, path, mustBe('a mapping of types, mesh, access and accessAll', value));
     return undefined;
   }
   if (ctx.rejectUnknownFields) checkFields(ctx, value, RULE_FIELDS, path, {});
@@ -208,7 +219,7 @@ function warnUncovered(ctx: Context, rule: AccessAuditRule, rawAccess: unknown, 
   (rawAccess as Action[]).forEach((action, i) => {
     if (seen.has(action) || !isTokenAction(action)) return;
     seen.add(action);
-    const itemPath = `${field(path, 'access')}[${i}]`;
+    const itemPath = index(field(path, 'access'), i);
     if (rule.types.length > 0) {
       warning(ctx, itemPath, `${quote(action)} is a token action: a rule that lists types never covers it`);
     } else if (rule.mesh !== '' && action !== DATAPLANE_TOKEN_ACTION) {
@@ -219,13 +230,13 @@ function warnUncovered(ctx: Context, rule: AccessAuditRule, rawAccess: unknown, 
 
 function checkType(ctx: Context, value: string, path: string): boolean {
   if (ctx.knownTypes.has(value)) return true;
-  error(ctx, path, unknownMessage('type', value, [...ctx.knownTypes]));
+  error(ctx, path, unknown('type', value, [...ctx.knownTypes]));
   return false;
 }
 
 function checkAction(ctx: Context, value: string, path: string): boolean {
   if (isAction(value)) return true;
-  error(ctx, path, unknownMessage('action', value, ACTIONS));
+  error(ctx, path, unknown('action', value, ACTIONS));
   return false;
 }
 
@@ -238,15 +249,15 @@ function checkList(
 ): string[] | undefined {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) {
-    error(ctx, path, `must be a list of strings, got ${describe(value)}`);
+    error(ctx, path, mustBe('a list of strings', value));
     return undefined;
   }
   const items = new Set<string>();
   let valid = true;
   value.forEach((item: unknown, i) => {
-    const itemPath = `${path}[${i}]`;
+    const itemPath = index(path, i);
     if (typeof item !== 'string') {
-      error(ctx, itemPath, `must be a string, got ${describe(item)}`);
+      error(ctx, itemPath, mustBe('a string', item));
       valid = false;
     } else if (!checkItem(item, itemPath)) {
       valid = false;
@@ -260,13 +271,13 @@ function checkList(
 function checkBoolean(ctx: Context, value: unknown, path: string): boolean | undefined {
   if (value === undefined || value === null) return false;
   if (typeof value === 'boolean') return value;
-  error(ctx, path, `must be a boolean, got ${describe(value)}`);
+  error(ctx, path, mustBe('a boolean', value));
   return undefined;
 }
 
 function checkConstant(ctx: Context, value: unknown, path: string, expected: string): void {
-  if (value === undefined || value === null) error(ctx, path, `is required, must be ${quote(expected)}`);
-  else if (value !== expected) error(ctx, path, `must be ${quote(expected)}, got ${describe(value)}`);
+  if (value === undefined || value === null) error(ctx, path, `${IS_REQUIRED}, must be ${quote(expected)}`);
+  else if (value !== expected) error(ctx, path, mustBe(quote(expected), value));
 }
 
 /** An optional mapping: the mapping, undefined when absent, null when reported as not a mapping. */
@@ -279,7 +290,7 @@ function checkSection(
 ): Mapping | undefined | null {
   if (value === undefined || value === null) return undefined;
   if (!isMapping(value)) {
-    error(ctx, path, `must be a mapping, got ${describe(value)}`);
+    error(ctx, path, mustBe('a mapping', value));
     return null;
   }
   checkFields(ctx, value, allowed, path, hints);
@@ -296,15 +307,9 @@ function checkFields(
   for (const key of Object.keys(value)) {
     if (allowed.includes(key)) continue;
     const hint = Object.hasOwn(hints, key) ? hints[key] : undefined;
-    const message = unknownMessage('field', key, allowed);
+    const message = unknownField(key, allowed);
     error(ctx, field(path, key), hint === undefined ? message : `${message}: ${hint}`);
   }
-}
-
-function unknownMessage(what: string, value: string, candidates: readonly string[]): string {
-  const suggestion = nearest(value, candidates);
-  const message = `unknown ${what} ${quote(value)}`;
-  return suggestion === undefined ? message : `${message}, did you mean ${quote(suggestion)}?`;
 }
 
 /** Kubernetes when it says so; Universal otherwise, the form whose `type` a bare document most likely forgot. */
@@ -318,43 +323,21 @@ function isMapping(value: unknown): value is Mapping {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
 }
 
-/** A path segment: `a.b` for plain keys, `a["odd key"]` for others, `b` at the root. */
-function field(path: string, key: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key)) return `${path}[${JSON.stringify(key)}]`;
-  return path === '' ? key : `${path}.${key}`;
-}
-
-/** Longest value quoted back in a message: enough to recognise it, not a wall of text. */
-const MAX_QUOTED_CHARS = 64;
-
-function quote(value: string): string {
-  return JSON.stringify(value.length > MAX_QUOTED_CHARS ? `${value.slice(0, MAX_QUOTED_CHARS)}...` : value);
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (value instanceof Date) return 'a timestamp';
-  if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return quote(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  return `a ${typeof value}`;
-}
-
 function newContext(opts: ValidateOptions, rejectUnknownFields: boolean): Context {
-  return { knownTypes: opts.knownTypes, rejectUnknownFields, violations: [], warnings: [] };
+  return { knownTypes: opts.knownTypes, rejectUnknownFields, violations: new Violations(), warnings: new Violations() };
 }
 
 function result(ctx: Context, audit: AccessAudit | undefined): ParseResult {
-  if (audit === undefined || ctx.violations.length > 0) return { violations: ctx.violations, warnings: ctx.warnings };
-  return { audit, violations: ctx.violations, warnings: ctx.warnings };
+  const violations = [...ctx.violations.list];
+  const warnings = [...ctx.warnings.list];
+  if (audit === undefined || violations.length > 0) return { violations, warnings };
+  return { audit, violations, warnings };
 }
 
 function error(ctx: Context, path: string, description: string): void {
-  ctx.violations.push({ field: path, description });
+  ctx.violations.add(path, description);
 }
 
 function warning(ctx: Context, path: string, description: string): void {
-  ctx.warnings.push({ field: path, description });
+  ctx.warnings.add(path, description);
 }

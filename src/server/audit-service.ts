@@ -1,6 +1,7 @@
 // AuditService handlers: gRPC in and out; sequencing, evaluation and writing happen in src/pipeline.
 import type * as grpc from '@grpc/grpc-js';
-import { InvalidArgumentError, SupersededError, UnavailableError } from '../errors';
+import { SupersededError, UnavailableError } from '../errors';
+import { InvalidArgumentError, IS_REQUIRED } from '../validators';
 import type { Logger } from '../log';
 import type { Backlog } from '../pipeline/backlog';
 import type { BatchAck } from '../contract';
@@ -58,7 +59,7 @@ class EventStream {
       if (this.key === undefined) {
         if (req.identifier === null) {
           throw new InvalidArgumentError([
-            { field: 'identifier', description: 'required on the first request of a stream' },
+            { field: 'identifier', description: `${IS_REQUIRED} on the first request of a stream` },
           ]);
         }
         // A stream that identifies itself after the drain began would escape it.

@@ -6,6 +6,7 @@ import type { AuditServiceImpl } from './audit-service';
 import type { RuleServiceImpl } from './rule-service';
 import type { ServingState } from './serving-state';
 import { contract } from '../contract';
+import { MeshauditError } from '../errors';
 import { addReflection } from './reflection';
 import { fastAuditService } from './fast-codec';
 
@@ -20,7 +21,9 @@ export interface GrpcServerOptions {
 }
 
 /** The listen address cannot be used; the message names the config key. */
-export class ListenError extends Error {}
+export class ListenError extends MeshauditError {
+  readonly kind = 'unavailable';
+}
 
 /** A server bound to its port, serving nothing yet. */
 export interface BoundGrpcServer {

@@ -15,7 +15,8 @@ import type { AccessAudit, CompiledRules } from '../rules';
 import type { AuditEvent, EventUser } from '../events/event';
 import type { BatchEvaluator } from '../pipeline/evaluate-batch';
 import type { SingleRecords } from '../pipeline/single-records';
-import { InvalidArgumentError, UnavailableError } from '../errors';
+import { UnavailableError } from '../errors';
+import { formatWithin, IS_REQUIRED, InvalidArgumentError, under, type Violation } from '../validators';
 import { namesChanged } from '../store/access-audit-store';
 import type { AccessAuditStore, PreparedChange, StoredAccessAudit } from '../store/access-audit-store';
 import { parseAccessAuditYaml, RulesFileError } from '../config/rules-files';
@@ -95,7 +96,7 @@ export class RuleServiceImpl {
 
   /** Whether the rules in force would audit `event`, by which rules, and the exact record line. */
   evaluate(event: AuditEvent | null): ReturnType<SingleRecords['evaluate']> {
-    if (event === null) throw new InvalidArgumentError([{ field: 'event', description: 'is required' }]);
+    if (event === null) throw new InvalidArgumentError([{ field: 'event', description: IS_REQUIRED }]);
     return this.opts.singles.evaluate(event);
   }
 
@@ -209,43 +210,29 @@ export class RuleServiceImpl {
 
 /**
  * Parses the YAML of an apply. Every problem becomes a violation of the `yaml` field, located by its
- * line: `line 5: rules[1].access[0]: unknown action "CREAT", did you mean "CREATE"?`.
+ * line within it: `line 5: rules[1].access[0]: unknown action "CREAT", did you mean "CREATE"?`.
  */
-function parseApplyYaml(text: string, knownTypes: ReadonlySet<string>): LoadedAudits {
-  const violation = (problem: string): { field: string; description: string } => ({
-    field: YAML_FIELD,
-    description: located(problem),
-  });
+function parseApplyYaml(text: string, knownTypes: ReadonlySet<string>): { audits: AccessAudit[]; warnings: string[] } {
+  const inYaml = (description: string): Violation => ({ field: YAML_FIELD, description });
   let loaded: LoadedAudits;
   try {
     loaded = parseAccessAuditYaml(text, YAML_FIELD, knownTypes);
   } catch (e) {
-    if (e instanceof RulesFileError) throw new InvalidArgumentError(e.problems.map(violation));
+    if (e instanceof RulesFileError) throw new InvalidArgumentError(e.violations.map((v) => inYaml(formatWithin(v))));
     throw e;
   }
-  if (loaded.audits.length === 0) {
-    throw new InvalidArgumentError([{ field: YAML_FIELD, description: 'no AccessAudit document: nothing to apply' }]);
-  }
+  if (loaded.audits.length === 0) throw new InvalidArgumentError([inYaml('no AccessAudit document: nothing to apply')]);
   const seen = new Set<string>();
   const twice = new Set<string>();
   for (const { name } of loaded.audits) (seen.has(name) ? twice : seen).add(name);
   if (twice.size > 0) {
     throw new InvalidArgumentError(
-      [...twice].map((name) => ({
-        field: YAML_FIELD,
-        description: `AccessAudit "${name}" is defined more than once: an apply defines each name once`,
-      })),
+      [...twice].map((name) =>
+        inYaml(`AccessAudit "${name}" is defined more than once: an apply defines each name once`),
+      ),
     );
   }
-  return { audits: loaded.audits, warnings: loaded.warnings.map(located) };
-}
-
-/** `yaml:5: rules[1]: ...` -> `line 5: rules[1]: ...`; `yaml: too large...` -> `too large...`. */
-function located(problem: string): string {
-  const m = /^yaml(?::(\d+))?: (?:: )?/.exec(problem);
-  if (m === null) return problem;
-  // "(?:: )?": a problem with the document itself has an empty field path, printed as ": ".
-  return `${m[1] === undefined ? '' : `line ${m[1]}: `}${problem.slice(m[0].length)}`;
+  return { audits: loaded.audits, warnings: loaded.warnings.map(formatWithin) };
 }
 
 /** Re-roots the field paths of an InvalidArgumentError under the request field that held the resource. */
@@ -254,17 +241,12 @@ async function underField<T>(prefix: string, run: () => Promise<T>): Promise<T> 
     return await run();
   } catch (e) {
     if (!(e instanceof InvalidArgumentError)) throw e;
-    throw new InvalidArgumentError(
-      e.violations.map((v) => ({
-        field: v.field === '' ? prefix : `${prefix}.${v.field}`,
-        description: v.description,
-      })),
-    );
+    throw new InvalidArgumentError(e.violations.map((v) => ({ ...v, field: under(prefix, v.field) })));
   }
 }
 
 function required(audit: AccessAuditMessage | null): AccessAuditMessage {
-  if (audit === null) throw new InvalidArgumentError([{ field: 'accessAudit', description: 'is required' }]);
+  if (audit === null) throw new InvalidArgumentError([{ field: 'accessAudit', description: IS_REQUIRED }]);
   return audit;
 }
 

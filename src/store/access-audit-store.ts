@@ -7,8 +7,8 @@
 //   longer define is deleted, so that removing it from the file and reloading removes it.
 // - Resources created or last changed through the API (RuleService), under names the files do not
 //   define, stay across restarts and reloads.
-// - Seeding is configuration: it writes no audit record, only a log line. Changes through the API
-//   are audit actions (src/server/rule-service.ts).
+// - Every change is an audit action, recorded by src/server/rule-service.ts: through the API with the
+//   operator's identity, from the files with the rules-files user of the spec.
 //
 // Every change replaces the file atomically: the new state is written to a temp file, fsynced, renamed
 // over the file, and the directory is fsynced, so that a crash at any point leaves either the previous
@@ -20,8 +20,8 @@
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import { validateAccessAudit } from '../rules';
-import type { AccessAudit, Violation } from '../rules';
-import { InvalidArgumentError } from '../errors';
+import type { AccessAudit } from '../rules';
+import { formatViolation, IS_REQUIRED, InvalidArgumentError, index, Violations } from '../validators';
 import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreCorruptError, StoreError } from './errors';
 
 export const ACCESS_AUDITS_FILE = 'access-audits.json';
@@ -121,16 +121,20 @@ export class AccessAuditStore {
     return found;
   }
 
-  prepareCreate(audit: AccessAudit): PreparedChange {
-    const valid = this.validate(audit);
+  /** Creates a resource given through the API (validated here). */
+  prepareCreate(input: unknown): PreparedChange {
+    const valid = this.validate(input);
     const existing = this.byName.get(valid.name);
     if (existing !== undefined) throw new AlreadyExistsError(valid.name, existing.version);
     return this.plan([{ audit: valid, origin: 'api' }], []);
   }
 
-  /** Replaces a resource's rules; `version` 0 whatever its version, otherwise only at that version. */
-  prepareUpdate(audit: AccessAudit, version: number): PreparedChange {
-    const valid = this.validate(audit);
+  /**
+   * Replaces the rules of a resource given through the API (validated here); `version` 0 whatever its
+   * version, otherwise only at that version.
+   */
+  prepareUpdate(input: unknown, version: number): PreparedChange {
+    const valid = this.validate(input);
     this.checkVersion(valid.name, version);
     return this.plan([{ audit: valid, origin: 'api' }], []);
   }
@@ -142,9 +146,15 @@ export class AccessAuditStore {
     return this.plan([], [name]);
   }
 
-  /** Creates or updates each resource, all or nothing. The names must differ from each other. */
+  /**
+   * Creates or updates each resource of an apply, all or nothing. They come validated (from YAML, with
+   * their lines); the names must differ from each other.
+   */
   prepareApply(audits: readonly AccessAudit[]): PreparedChange {
-    return this.plan(this.validateAll(audits, 'api'), []);
+    return this.plan(
+      audits.map((audit) => ({ audit, origin: 'api' as const })),
+      [],
+    );
   }
 
   /**
@@ -156,7 +166,10 @@ export class AccessAuditStore {
     const dropped = this.list()
       .filter((a) => a.origin === 'file' && !defined.has(a.name))
       .map((a) => a.name);
-    return this.plan(this.validateAll(audits, 'file'), dropped);
+    return this.plan(
+      audits.map((audit) => ({ audit, origin: 'file' as const })),
+      dropped,
+    );
   }
 
   /** Puts a prepared change in force: written to disk first, then in memory. Throws StoreError when it cannot be written. */
@@ -212,22 +225,10 @@ export class AccessAuditStore {
   }
 
   /** The normalised resource, or InvalidArgumentError with every violation (paths as `rules[1].access[0]`). */
-  private validate(audit: AccessAudit): AccessAudit {
-    const res = validateAccessAudit(audit, { knownTypes: this.opts.knownTypes });
+  private validate(input: unknown): AccessAudit {
+    const res = validateAccessAudit(input as AccessAudit, { knownTypes: this.opts.knownTypes });
     if (res.audit === undefined) throw new InvalidArgumentError(res.violations);
     return res.audit;
-  }
-
-  private validateAll(audits: readonly AccessAudit[], origin: Origin): Upsert[] {
-    const violations: Violation[] = [];
-    const upserts: Upsert[] = [];
-    audits.forEach((audit, i) => {
-      const res = validateAccessAudit(audit, { knownTypes: this.opts.knownTypes });
-      for (const v of res.violations) violations.push({ field: `[${i}].${v.field}`, description: v.description });
-      if (res.audit !== undefined) upserts.push({ audit: res.audit, origin });
-    });
-    if (violations.length > 0) throw new InvalidArgumentError(violations);
-    return upserts;
   }
 
   private decode(text: string): Map<string, StoredAccessAudit> {
@@ -242,24 +243,24 @@ export class AccessAuditStore {
       throw this.corrupt(`not an AccessAudit store of format ${FILE_FORMAT}`);
     }
     const byName = new Map<string, StoredAccessAudit>();
-    const problems: string[] = [];
+    const problems = new Violations();
     root.accessAudits.forEach((entry: unknown, i) => {
-      const at = `accessAudits[${i}]`;
+      const at = index('accessAudits', i);
       const { version, origin } = (entry ?? {}) as { version?: unknown; origin?: unknown };
       if (!Number.isSafeInteger(version) || (version as number) < 1)
-        problems.push(`${at}.version: must be a positive integer`);
-      if (origin !== 'api' && origin !== 'file') problems.push(`${at}.origin: must be "api" or "file"`);
+        problems.add(`${at}.version`, 'must be a positive integer');
+      if (origin !== 'api' && origin !== 'file') problems.add(`${at}.origin`, 'must be "api" or "file"');
       // Validated again: the configuration (extraResourceTypes) may have changed since it was written.
       const res = validateAccessAudit(entry as AccessAudit, { knownTypes: this.opts.knownTypes });
-      for (const v of res.violations) problems.push(`${at}${v.field === '' ? '' : `.${v.field}`}: ${v.description}`);
-      if (res.audit === undefined || problems.length > 0) return;
-      if (byName.has(res.audit.name)) problems.push(`${at}.name: "${res.audit.name}" is stored twice`);
+      problems.addAll(res.violations, at);
+      if (res.audit === undefined || !problems.isEmpty) return;
+      if (byName.has(res.audit.name)) problems.add(`${at}.name`, `"${res.audit.name}" is stored twice`);
       byName.set(res.audit.name, { ...res.audit, version: version as number, origin: origin as Origin });
     });
-    if (problems.length > 0) {
+    if (!problems.isEmpty) {
       throw new StoreCorruptError(
         `the AccessAudit store ${this.file} holds resources this sidecar refuses ` +
-          `(a type missing from meshaudit.extraResourceTypes, or a hand edit?):\n  ${problems.join('\n  ')}`,
+          `(a type missing from meshaudit.extraResourceTypes, or a hand edit?):\n  ${problems.list.map(formatViolation).join('\n  ')}`,
       );
     }
     return byName;
@@ -313,7 +314,7 @@ export function namesChanged(change: PreparedChange, action: ChangeAction): stri
 }
 
 function requireName(name: string): void {
-  if (name === '') throw new InvalidArgumentError([{ field: 'name', description: 'is required' }]);
+  if (name === '') throw new InvalidArgumentError([{ field: 'name', description: IS_REQUIRED }]);
 }
 
 function sameRules(a: AccessAudit, b: AccessAudit): boolean {

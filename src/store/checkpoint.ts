@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SinkPosition } from '../backends/sink';
+import { MeshauditError } from '../errors';
 
 /** 4 MiB of deltas (~40k batches) replay in milliseconds at start-up and compact in one write. */
 export const COMPACT_AT_BYTES = 4 * 1024 * 1024;
@@ -27,10 +28,15 @@ export interface CheckpointDelta {
   readonly positions: ReadonlyMap<string, SinkPosition>;
 }
 
-export class CheckpointError extends Error {}
+/** The checkpoint cannot be read or written; the message names the file. Exit 1 when it stops start-up. */
+export class CheckpointError extends MeshauditError {
+  readonly kind = 'unavailable';
+}
 
-/** The checkpoint file holds something no crash leaves: restarting will not help. */
-export class CheckpointCorruptError extends CheckpointError {}
+/** The checkpoint file holds something no crash leaves: restarting will not help (exit 2). */
+export class CheckpointCorruptError extends CheckpointError {
+  override readonly exitCode = 2;
+}
 
 /** Makes a rename or a new file in `dir` durable. */
 function fsyncDir(dir: string): void {
@@ -81,9 +87,9 @@ export class Checkpoint {
 
   /** Reads the state; a torn or corrupt line can only be the last one and is cut off. */
   load(): { state: CheckpointState; droppedTail: boolean } {
-    fs.mkdirSync(this.dir, { recursive: true });
     let text = '';
     try {
+      fs.mkdirSync(this.dir, { recursive: true });
       text = fs.readFileSync(this.file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -107,10 +113,14 @@ export class Checkpoint {
       }
       good = nl + 1;
     }
-    this.fd = fs.openSync(this.file, 'a+');
-    if (text === '' && this.opts.fsync) fsyncDir(this.dir);
-    if (droppedTail) fs.ftruncateSync(this.fd, Buffer.byteLength(text.slice(0, good)));
     this.bytes = Buffer.byteLength(text.slice(0, good));
+    try {
+      this.fd = fs.openSync(this.file, 'a+');
+      if (text === '' && this.opts.fsync) fsyncDir(this.dir);
+      if (droppedTail) fs.ftruncateSync(this.fd, this.bytes);
+    } catch (e) {
+      throw new CheckpointError(`can't open checkpoint ${this.file}: ${(e as Error).message}`);
+    }
     return { state: this.state, droppedTail };
   }
 

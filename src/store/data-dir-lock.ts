@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { MeshauditError } from '../errors';
 
 export const LOCK_FILE = 'meshaudit.lock';
 /** The holder touches its lock this often, so that a lock from another host can be judged by its age. */
@@ -11,7 +12,10 @@ export const HEARTBEAT_MS = 10_000;
 /** A lock from another host (another container) untouched for this long is left by a process that is gone. */
 export const STALE_AFTER_MS = 3 * HEARTBEAT_MS;
 
-export class DataDirLockError extends Error {}
+/** The data directory is taken by another sidecar, or cannot be locked (exit 1 at start-up). */
+export class DataDirLockError extends MeshauditError {
+  readonly kind = 'unavailable';
+}
 
 interface Holder {
   pid: number;
@@ -53,8 +57,12 @@ function inUse(holder: Holder | undefined, ageMs: number, host: string): boolean
  * heartbeat, and returns its release. A lock whose holder is gone (SIGKILL, a crash) is taken over.
  */
 export function lockDataDir(dataDir: string, host: string = os.hostname()): () => void {
-  fs.mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, LOCK_FILE);
+  try {
+    fs.mkdirSync(dataDir, { recursive: true });
+  } catch (e) {
+    throw new DataDirLockError(`can't create ${dataDir} (meshaudit.dataDir): ${(e as Error).message}`);
+  }
   const token = `${process.pid} ${host}\n`;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

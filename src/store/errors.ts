@@ -1,15 +1,20 @@
-// Domain errors of the AccessAudit store. They know nothing of gRPC: src/server/status.ts maps them
-// (NOT_FOUND, ALREADY_EXISTS, ABORTED); StoreError stops start-up.
+// Domain errors of the AccessAudit store. They know nothing of gRPC: their kind says which status they
+// become (src/server/status.ts); StoreError stops start-up.
+import { MeshauditError } from '../errors';
 
 /** The named AccessAudit does not exist. */
-export class NotFoundError extends Error {
+export class NotFoundError extends MeshauditError {
+  readonly kind = 'not-found';
+
   constructor(readonly resourceName: string) {
     super(`AccessAudit "${resourceName}" not found`);
   }
 }
 
 /** An AccessAudit with that name exists already. */
-export class AlreadyExistsError extends Error {
+export class AlreadyExistsError extends MeshauditError {
+  readonly kind = 'already-exists';
+
   constructor(
     readonly resourceName: string,
     readonly currentVersion: number,
@@ -19,7 +24,9 @@ export class AlreadyExistsError extends Error {
 }
 
 /** Optimistic concurrency: the resource changed since the version the caller read. */
-export class StaleVersionError extends Error {
+export class StaleVersionError extends MeshauditError {
+  readonly kind = 'aborted';
+
   constructor(
     readonly resourceName: string,
     readonly currentVersion: number,
@@ -32,8 +39,12 @@ export class StaleVersionError extends Error {
   }
 }
 
-/** The store's file cannot be read, parsed or written; the message names the file. */
-export class StoreError extends Error {}
+/** The store's file cannot be read or written; the message names the file. Exit 1 when it stops start-up. */
+export class StoreError extends MeshauditError {
+  readonly kind = 'unavailable';
+}
 
 /** The store file holds what this sidecar refuses to load: restarting will not help (exit 2). */
-export class StoreCorruptError extends StoreError {}
+export class StoreCorruptError extends StoreError {
+  override readonly exitCode = 2;
+}

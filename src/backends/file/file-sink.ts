@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { createStream } from 'rotating-file-stream';
 import type { Options as RfsOptions, RotatingFileStream } from 'rotating-file-stream';
 import type { RotationConfig } from '../../config/types';
-import type { Sink, SinkPosition } from '../sink';
+import { type Sink, SinkError, type SinkPosition } from '../sink';
 import { applyRetention, listRotatedFiles, RetentionError } from './retention';
 import { rotatedName, timeFromName } from './rotation-names';
 
@@ -141,7 +141,7 @@ export class FileSink implements Sink {
       try {
         await fsp.mkdir(this.dir, { recursive: true });
       } catch (err) {
-        throw new Error(`can't create audit folder ${this.dir}: ${(err as Error).message}`, { cause: err });
+        throw new SinkError(`can't create audit folder ${this.dir}: ${(err as Error).message}`, { cause: err });
       }
       await this.recover(committed);
       // Names must sort in rotation order across restarts too: with a clock that went back since the
@@ -159,7 +159,7 @@ export class FileSink implements Sink {
   write(chunk: Buffer): Promise<SinkPosition> {
     return this.serial(async () => {
       if (this.state !== 'open')
-        throw new Error(
+        throw new SinkError(
           `can't write audit file ${this.key}: the sink is ${this.state === 'new' ? 'not open' : 'closed'}`,
         );
       if (chunk.length === 0) return { ino: this.ino, size: this.size };
@@ -201,7 +201,7 @@ export class FileSink implements Sink {
       }
       await new Promise<void>((resolve, reject) =>
         stream.end((err?: Error | null) =>
-          err ? reject(new Error(`can't close audit file ${this.key}: ${err.message}`, { cause: err })) : resolve(),
+          err ? reject(new SinkError(`can't close audit file ${this.key}: ${err.message}`, { cause: err })) : resolve(),
         ),
       );
       await untilClosed(stream);
@@ -264,7 +264,7 @@ export class FileSink implements Sink {
       });
     } catch (err) {
       await untilClosed(stream);
-      throw new Error(`can't open audit file ${this.key}: ${(err as Error).message}`, { cause: err });
+      throw new SinkError(`can't open audit file ${this.key}: ${(err as Error).message}`, { cause: err });
     }
     this.stream = stream;
   }
@@ -275,12 +275,12 @@ export class FileSink implements Sink {
     // appending to the old inode) fails the write instead of acknowledging records nobody can read.
     const st = await fsp.stat(file);
     if (st.ino !== before.ino) {
-      throw new Error(
+      throw new SinkError(
         `${file} is not the file that was written (inode ${st.ino}, expected ${before.ino}); was it replaced?`,
       );
     }
     if (st.size !== before.size + bytes) {
-      throw new Error(
+      throw new SinkError(
         `short write: ${st.size - before.size} of ${bytes} bytes reached the file (disk full or file size limit?)`,
       );
     }
@@ -321,7 +321,7 @@ export class FileSink implements Sink {
       this.pendingCut = before;
       message += `; and can't cut it back to ${before.size} bytes yet (retried before the next write): ${(err as Error).message}`;
     }
-    return new Error(message, { cause });
+    return new SinkError(message, { cause });
   }
 
   private async retryPendingCut(): Promise<void> {
@@ -329,7 +329,7 @@ export class FileSink implements Sink {
     try {
       await this.cutBack(pos);
     } catch (err) {
-      throw new Error(
+      throw new SinkError(
         `can't cut audit file ${this.key} back to ${pos.size} bytes after a failed write: ${(err as Error).message}`,
         { cause: err },
       );
@@ -436,7 +436,9 @@ export class FileSink implements Sink {
     try {
       await this.truncate(file, toBytes);
     } catch (err) {
-      throw new Error(`can't cut audit file ${file} to ${toBytes} bytes: ${(err as Error).message}`, { cause: err });
+      throw new SinkError(`can't cut audit file ${file} to ${toBytes} bytes: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     this.onEvent({ type: 'recovery-cut', file: this.key, target: file, reason, fromBytes, toBytes });
   }
