@@ -6,7 +6,6 @@
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
-//   BENCH_WORKER_THREADS=0   meshaudit.workerThreads of every sidecar (unset: the sidecar's default)
 //   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s2 s4 naive-unary s3), 1 to 9:
 //                     3 by default, 1 in quick runs; profile runs always have 1 (see rounds.ts)
 //
@@ -41,8 +40,6 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-/** meshaudit.workerThreads for every sidecar scenario; unset: the sidecar's default (the key is left out). */
-const WORKER_THREADS = process.env.BENCH_WORKER_THREADS?.trim() || undefined;
 /** Rounds of the scenarios marked `repeated` (rounds.ts). A profiled run has one: its profiles are per scenario. */
 const ROUNDS = ((): number => {
   try {
@@ -274,7 +271,7 @@ function sidecarConfig(dir: string, fsync: boolean): string {
   zone: bench
   dataDir: ${dir}/data
   fsync: ${fsync}
-  drainTimeoutSeconds: 10${WORKER_THREADS === undefined ? '' : `\n  workerThreads: ${WORKER_THREADS}`}
+  drainTimeoutSeconds: 10
   grpc:
     address: 127.0.0.1:0   # any free port: the sidecar logs the one it bound
 kmesh:
