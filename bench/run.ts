@@ -34,6 +34,7 @@ import {
   type Target,
 } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
+import { writeSidecarConfig } from '../test/process';
 import { combineRounds, parseRounds, roundFailed, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -263,32 +264,18 @@ function log(msg: string): void {
 
 // ---- the sidecar's production-like configuration ----
 
+/**
+ * `<dir>/meshaudit.yaml`: production defaults but for rotation, which is on and small enough to
+ * happen several times per scenario, keeping every file (`maxRetainedFiles: 0`): the exactly-once
+ * check reads them all. The same helper writes the crash test's config.
+ */
 function sidecarConfig(dir: string, fsync: boolean): string {
-  const file = path.join(dir, 'meshaudit.yaml');
-  fs.writeFileSync(
-    file,
-    `meshaudit:
-  zone: bench
-  dataDir: ${dir}/data
-  fsync: ${fsync}
-  drainTimeoutSeconds: 10
-  grpc:
-    address: 127.0.0.1:0   # any free port: the sidecar logs the one it bound
-kmesh:
-  access:
-    audit:
-      backends:
-      - type: file
-        file:
-          path: ${dir}/audit/audit.log
-          rotation:
-            enabled: true
-            maxRetainedFiles: 0   # keep every file: the exactly-once check reads them all
-            maxSizeMb: ${SIZES.maxSizeMb}
-            maxAgeDays: 0
-`,
-  );
-  return file;
+  return writeSidecarConfig(dir, {
+    zone: 'bench',
+    fsync,
+    drainTimeoutSeconds: 10,
+    backends: [{ folder: 'audit', rotation: { maxSizeMb: SIZES.maxSizeMb, maxRetainedFiles: 0, maxAgeDays: 0 } }],
+  });
 }
 
 const rulesDir = path.join(runDir, 'rules');
