@@ -453,7 +453,9 @@ async function runStreams(spec: StreamSpec | RateSpec): Promise<LoadResult> {
     }
     r.setLimit(Infinity);
   }
-  const stopAt = setTimeout(() => runs.forEach((r) => r.stopSending()), spec.maxSeconds * 1000);
+  const stopAt = setTimeout(() => {
+    for (const r of runs) r.stopSending();
+  }, spec.maxSeconds * 1000);
   const allDone = Promise.all(runs.map((r) => r.settled())).then(() => undefined);
   const inTime = await withDeadline(allDone, spec.maxSeconds * 1000 + DRAIN_GRACE_MS);
   clearTimeout(stopAt);
@@ -510,7 +512,10 @@ class UnaryOverHttp2 {
 
   /** Calls `path` with a framed request; `done` gets the reply message, or an error naming the gRPC status. */
   call(path: string, framed: Buffer, done: (err: Error | null, reply?: Buffer) => void): void {
-    if (this.sessionError !== undefined) return done(this.sessionError);
+    if (this.sessionError !== undefined) {
+      done(this.sessionError);
+      return;
+    }
     let stream: http2.ClientHttp2Stream;
     try {
       stream = this.session.request({
@@ -520,7 +525,8 @@ class UnaryOverHttp2 {
         te: 'trailers',
       });
     } catch (err) {
-      return done(err as Error);
+      done(err as Error);
+      return;
     }
     const chunks: Buffer[] = [];
     let status: string | undefined;

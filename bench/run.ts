@@ -195,11 +195,12 @@ class Child {
       };
       const onLine = (line: string): void => {
         if (this.exit !== undefined) {
-          return done(
+          done(
             new Error(
               `${this.name} exited (${this.exit.code ?? this.exit.signal}) while waiting for ${what}:\n${this.tail()}`,
             ),
           );
+          return;
         }
         const v = match(line);
         if (v !== undefined) done(null, v);
