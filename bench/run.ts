@@ -2,7 +2,7 @@
 // (issue 4), beside the floor (no gRPC) and the naive grpc-js baselines, all in the same run.
 //
 //   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: under 30 s in all
-//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream naive-unary s1..s6)
+//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1w s2 s4 s5 naive-unary s3 s6)
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
@@ -18,7 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { checkExactlyOnce } from './check';
-import { baseRulesYaml, manyRulesFiles } from './events';
+import { baseRulesYaml, type DateMode, manyRulesFiles } from './events';
 import type { FloorResult, FloorSpec } from './floor';
 import type { LoadResult, LoadSpec } from './loadgen';
 import { cpuMs, machineBusyMs, othersBetween, peakRssMb, processCpuSnapshot, type ProcessCpu } from './proc';
@@ -523,6 +523,7 @@ async function runFloor(): Promise<ScenarioResult> {
     rulesFiles: [BASE_RULES],
     inFlight: WINDOW,
     maxSeconds: SIZES.maxSeconds,
+    dates: 'per-event',
   };
   // The floor is the sidecar's own code minus gRPC: it runs with the sidecar's node flags.
   const child = new Child(
@@ -561,8 +562,9 @@ async function runFloor(): Promise<ScenarioResult> {
   return result;
 }
 
-const streamLoad = (streams: number): Load => ({
+const streamLoad = (streams: number, dates: DateMode = 'per-event'): Load => ({
   mode: 'stream',
+  dates,
   streams,
   eventsPerStream: Math.round(SIZES.streamEvents / streams),
   warmupEvents: Math.round(SIZES.warmupEvents / streams),
@@ -571,6 +573,7 @@ const streamLoad = (streams: number): Load => ({
 });
 const unaryLoad: Load = {
   mode: 'unary',
+  dates: 'per-event',
   calls: SIZES.unaryCalls,
   warmupCalls: SIZES.unaryWarmup,
   concurrency: UNARY_CONCURRENCY,
@@ -588,6 +591,15 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     repeated: true,
   },
   { id: 's1', title: '1 one stream', server: 'meshaudit', load: streamLoad(1), compareTo: vsStream, repeated: true },
+  // Informational: scenario 1 on the old workload, whole-second dates shared by 1,000 events, beside
+  // the per-event one (compared with the per-event floor and naive stream, as scenario 1 is).
+  {
+    id: 's1w',
+    title: '1w whole-second dates',
+    server: 'meshaudit',
+    load: streamLoad(1, 'whole-second'),
+    compareTo: vsStream,
+  },
   {
     id: 's2',
     title: '2 eight streams',
@@ -628,6 +640,7 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     server: 'meshaudit',
     load: {
       mode: 'rate',
+      dates: 'per-event',
       eventsPerSecond: OFFERED_EVENTS_PER_SEC,
       seconds: SIZES.rateSeconds,
       warmupEvents: SIZES.warmupEvents,
