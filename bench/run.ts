@@ -6,6 +6,8 @@
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
+//   BENCH_SIDECAR=/other/worktree/dist/src/cli/main.js   the sidecar build every sidecar scenario runs
+//                     (default: this checkout's), for an A/B of two builds on the same inputs
 //   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s2 s4 naive-unary s3), 1 to 9:
 //                     3 by default, 1 in quick runs; profile runs always have 1 (see rounds.ts)
 //
@@ -52,6 +54,31 @@ const ROUNDS = ((): number => {
 })();
 
 /**
+ * The sidecar every sidecar scenario runs: this checkout's build, or the one BENCH_SIDECAR names
+ * (another worktree's dist/src/cli/main.js, such as the code before a refactor) for an A/B on the same
+ * inputs. Each runs with its own build's node flags (dist/src/cli/node-flags.js beside it, as its
+ * launchers pass them; this checkout's if it has none). The floor, the naive servers and the load
+ * generator are always this checkout's.
+ */
+const SIDECAR = ((): { main: string; nodeFlags: readonly string[]; other: boolean } => {
+  const given = process.env.BENCH_SIDECAR?.trim();
+  if (!given)
+    return { main: path.resolve(__dirname, '../src/cli/main.js'), nodeFlags: SIDECAR_NODE_FLAGS, other: false };
+  const main = path.resolve(given);
+  if (!fs.existsSync(main) || !fs.statSync(main).isFile()) {
+    process.stderr.write(
+      `bench: BENCH_SIDECAR must name a built sidecar's entry point, a file such as ` +
+        `/path/to/other-worktree/dist/src/cli/main.js (run \`npx tsc -p .\` there first); there is no file ${main}\n`,
+    );
+    process.exit(2);
+  }
+  const flagsModule = path.join(path.dirname(main), 'node-flags.js');
+  const theirs: unknown = fs.existsSync(flagsModule) ? require(flagsModule).SIDECAR_NODE_FLAGS : undefined;
+  const nodeFlags = Array.isArray(theirs) && theirs.every((f) => typeof f === 'string') ? theirs : SIDECAR_NODE_FLAGS;
+  return { main, nodeFlags, other: true };
+})();
+
+/**
  * Sized for this 2-core machine: the full run stays under 5 minutes, the quick one under 30 s. Each
  * closed-loop scenario also stops sending after maxSeconds, so a slow build cannot stretch the run.
  */
@@ -83,7 +110,6 @@ const UNARY_CONCURRENCY = 32;
 const OFFERED_EVENTS_PER_SEC = 20_000;
 const MANY_AUDITS = 10_000;
 
-const MAIN = path.resolve(__dirname, '../src/cli/main.js');
 const RESULTS_DIR = path.resolve(__dirname, '../../bench/results');
 const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaudit-bench-'));
 const cacheDir = path.join(runDir, 'cache');
@@ -328,7 +354,7 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
     // As every launcher runs it (src/cli/node-flags.ts); BENCH_NODE_FLAGS come after and win.
     const child = new Child(
       `sidecar (${s.id})`,
-      [...SIDECAR_NODE_FLAGS, ...flags, MAIN, '--config', config, '--rules', ...rules],
+      [...SIDECAR.nodeFlags, ...flags, SIDECAR.main, '--config', config, '--rules', ...rules],
       dir,
     );
     // Ten thousand AccessAudits are parsed, validated and stored before it listens.
@@ -698,7 +724,8 @@ function machine(): Machine {
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     date: new Date().toISOString(),
     mode: QUICK ? 'quick' : 'full',
-    sidecarNodeFlags: SIDECAR_NODE_FLAGS.join(' '),
+    sidecar: SIDECAR.other ? SIDECAR.main : `${SIDECAR.main} (this checkout)`,
+    sidecarNodeFlags: SIDECAR.nodeFlags.join(' '),
     serverNodeFlags: NODE_FLAGS.join(' '),
   };
 }
@@ -722,6 +749,7 @@ async function main(): Promise<void> {
   }
   const m = machine();
   log(`meshaudit benchmark (${m.mode}): ${m.cpuModel} x${m.cores}, Node ${m.node}; temp ${runDir}`);
+  log(`sidecar: node ${m.sidecarNodeFlags} ${m.sidecar}`);
   const rounds = new Map<string, ScenarioResult[]>();
   for (let round = 1; round <= ROUNDS; round++) {
     for (const s of SCENARIOS) {
@@ -752,6 +780,7 @@ async function main(): Promise<void> {
   const out = [
     '',
     `meshaudit benchmark (${m.mode}), ${m.date}: ${m.cpuModel}, ${m.cores} cores, Node ${m.node}; ${elapsedS.toFixed(0)} s`,
+    ...(SIDECAR.other ? [`sidecar (BENCH_SIDECAR): ${m.sidecar}`] : []),
     '',
     textTable(results),
     '',
