@@ -1,7 +1,7 @@
 // `make bench`: the real sidecar under a separate load generator on loopback, scenario by scenario
 // (issue 4), beside the floor (no gRPC) and the naive grpc-js baselines, all in the same run.
 //
-//   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: under 30 s in all
+//   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: about 30 s in all
 //   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1w s2 s4 s5 naive-unary s3 s6)
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
@@ -79,7 +79,7 @@ const SIDECAR = ((): { main: string; nodeFlags: readonly string[]; other: boolea
 })();
 
 /**
- * Sized for this 2-core machine: the full run stays under 5 minutes, the quick one under 30 s. Each
+ * Sized for this 2-core machine: the full run takes about 5.5 minutes, the quick one about 30 s. Each
  * closed-loop scenario also stops sending after maxSeconds, so a slow build cannot stretch the run.
  */
 const SIZES = QUICK
