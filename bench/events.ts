@@ -52,27 +52,93 @@ const USERS = [
   { name: 'mesh-system:control-plane', groups: ['mesh-system:control-plane'] },
   { name: 'jane.roe@kuma.io', groups: ['team-b', 'admins', 'mesh-system:authenticated'] },
 ];
-/** 2024-05-01T10:00:00Z: event dates advance one second every 1,000 events, as a busy CP's would. */
-const BASE_DATE_MS = Date.UTC(2024, 4, 1, 10, 0, 0);
-const EVENTS_PER_SECOND_OF_DATES = 1000;
+/**
+ * How events are dated. `per-event` (every scenario but one): each event is stamped as it happens, an
+ * RFC 3339 date with nanoseconds that differs from the last one, as a busy control plane's would.
+ * `whole-second` (scenario s1w only): the old workload, one whole-second date shared by 1,000
+ * consecutive events, which a sidecar that caches the last date it parsed is rewarded for.
+ */
+export type DateMode = 'per-event' | 'whole-second';
 
-function rfc3339(ms: number): string {
-  return `${new Date(ms).toISOString().slice(0, 19)}Z`;
+/** 2024-05-01T10:00:00Z, where every stream's clock starts. */
+const BASE_DATE_MS = Date.UTC(2024, 4, 1, 10, 0, 0);
+/** Whole-second mode: the date advances one second every 1,000 events. */
+const EVENTS_PER_SECOND_OF_DATES = 1000;
+/**
+ * Per-event mode: the clock advances 15 µs per event on average (~67k events per second of dates),
+ * plus a jitter of 0 to 12 µs per event derived from the sequence, so consecutive events are 3 to 27 µs
+ * apart: always later, never equal.
+ */
+const STEP_NS = 15_000;
+const JITTER_NS = 12_000;
+/** Per-event mode: each control plane's clock is a few µs off the others' (stream s: s × 3.333 µs). */
+const STREAM_SKEW_NS = 3_333;
+/** Per-event mode: odd streams' control planes run on local time two hours east of UTC. */
+const EAST_OFFSET_MIN = 120;
+const SECONDS_PER_DAY = 24 * 3600;
+
+/** A deterministic 0..JITTER_NS-1 from the sequence (a 32-bit integer hash). */
+function jitterNs(seq: number): number {
+  let h = Math.imul(seq ^ (seq >>> 16), 0x45d9f3b);
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
+  h ^= h >>> 16;
+  return (h >>> 0) % JITTER_NS;
 }
 
-/** Date strings by second offset: toISOString per event would make encoding slower than the sidecar. */
-const dateTexts: string[] = [];
-function dateText(secondOffset: number): string {
-  return (dateTexts[secondOffset] ??= rfc3339(BASE_DATE_MS + secondOffset * 1000));
+/**
+ * `YYYY-MM-DDTHH:MM:SS` of a whole second after BASE_DATE_MS, on the wall clock of a zone `offsetMin`
+ * east of UTC, cached by second: formatting a Date per event would make encoding the workload slower.
+ */
+const secondTexts = new Map<number, string[]>();
+function secondText(secondOffset: number, offsetMin: number): string {
+  let texts = secondTexts.get(offsetMin);
+  if (texts === undefined) {
+    texts = [];
+    secondTexts.set(offsetMin, texts);
+  }
+  let text = texts[secondOffset];
+  if (text === undefined) {
+    text = new Date(BASE_DATE_MS + secondOffset * 1000 + offsetMin * 60_000).toISOString().slice(0, 19);
+    texts[secondOffset] = text;
+  }
+  return text;
+}
+
+function zoneText(offsetMin: number): string {
+  if (offsetMin === 0) return 'Z';
+  const abs = Math.abs(offsetMin);
+  const hhmm = `${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  return `${offsetMin < 0 ? '-' : '+'}${hhmm}`;
+}
+
+/** `.123456789`, trailing zeros dropped, nothing for zero: how Go's time.RFC3339Nano writes a fraction. */
+function fractionText(ns: number): string {
+  if (ns === 0) return '';
+  const digits = String(ns).padStart(9, '0');
+  let end = digits.length;
+  while (digits.charCodeAt(end - 1) === 48) end--;
+  return `.${digits.slice(0, end)}`;
+}
+
+/** The date of event (stream, seq) and its whole second (offset from BASE_DATE_MS, for a token's expiry). */
+function eventDate(stream: number, seq: number, dates: DateMode): { text: string; second: number; zone: number } {
+  if (dates === 'whole-second') {
+    const second = Math.floor(seq / EVENTS_PER_SECOND_OF_DATES);
+    return { text: `${secondText(second, 0)}Z`, second, zone: 0 };
+  }
+  const ns = seq * STEP_NS + jitterNs(seq) + stream * STREAM_SKEW_NS;
+  const second = Math.floor(ns / 1e9);
+  const zone = stream % 2 === 1 ? EAST_OFFSET_MIN : 0;
+  return { text: `${secondText(second, zone)}${fractionText(ns - second * 1e9)}${zoneText(zone)}`, second, zone };
 }
 
 /** Event `seq` (1-based) of control-plane `stream`, in the protobufjs (camelCase) object form. */
-export function makeEvent(stream: number, seq: number): Record<string, unknown> {
-  const second = Math.floor(seq / EVENTS_PER_SECOND_OF_DATES);
+export function makeEvent(stream: number, seq: number, dates: DateMode = 'per-event'): Record<string, unknown> {
+  const date = eventDate(stream, seq, dates);
   const user = USERS[seq % USERS.length];
   const mesh = MESHES[seq % MESHES.length];
   const kind = seq % 10;
-  const event: Record<string, unknown> = { id: `evt-${stream}-${seq}`, date: dateText(second), user };
+  const event: Record<string, unknown> = { id: `evt-${stream}-${seq}`, date: date.text, user };
   if (kind <= 6) {
     event.action = RESOURCE_ACTIONS[seq % RESOURCE_ACTIONS.length];
     event.resource = { type: TYPES[seq % TYPES.length], name: `res-${stream}-${seq}`, mesh };
@@ -81,9 +147,10 @@ export function makeEvent(stream: number, seq: number): Record<string, unknown> 
     event.resource = { type: 'Dataplane', name: `res-${stream}-${seq}`, mesh };
   } else {
     event.action = 'GENERATE_DATAPLANE_TOKEN';
+    // A token's expiry is whole seconds (a JWT's exp is), a day after it was issued.
     event.token = {
       id: `tok-${stream}-${seq}`,
-      expiresAt: dateText(second + 24 * 3600),
+      expiresAt: `${secondText(date.second + SECONDS_PER_DAY, date.zone)}${zoneText(date.zone)}`,
       claims: { mesh, tags: { 'kuma.io/service': 'backend', version: 'v1' } },
     };
   }
@@ -97,17 +164,29 @@ export function makeEvent(stream: number, seq: number): Record<string, unknown> 
 export const RECORD_KEY = /"(?:name|id)":"(?:res|tok)-(\d+)-(\d+)"/g;
 
 /** Events firstSeq..firstSeq+count-1 of `stream`, encoded as one StreamEventsRequest batch. */
-export function encodeBatch(codec: Codec, stream: number, firstSeq: number, count: number): Buffer {
+export function encodeBatch(
+  codec: Codec,
+  stream: number,
+  firstSeq: number,
+  count: number,
+  dates: DateMode = 'per-event',
+): Buffer {
   const events = [];
-  for (let i = 0; i < count; i++) events.push(makeEvent(stream, firstSeq + i));
+  for (let i = 0; i < count; i++) events.push(makeEvent(stream, firstSeq + i, dates));
   return asBuffer(codec.StreamEventsRequest.encode({ firstSeq, events }).finish());
 }
 
 /** Every batch of a stream of `total` events (sequences 1..total), `batchSize` events each (the last may be shorter). */
-export function encodeStream(codec: Codec, stream: number, total: number, batchSize: number): Buffer[] {
+export function encodeStream(
+  codec: Codec,
+  stream: number,
+  total: number,
+  batchSize: number,
+  dates: DateMode = 'per-event',
+): Buffer[] {
   const out: Buffer[] = [];
   for (let first = 1; first <= total; first += batchSize)
-    out.push(encodeBatch(codec, stream, first, Math.min(batchSize, total - first + 1)));
+    out.push(encodeBatch(codec, stream, first, Math.min(batchSize, total - first + 1), dates));
   return out;
 }
 
@@ -122,8 +201,9 @@ export function cachedStream(
   stream: number,
   total: number,
   batchSize: number,
+  dates: DateMode,
 ): Buffer[] {
-  const file = path.join(cacheDir, `stream-${stream}-${total}-${batchSize}.bin`);
+  const file = path.join(cacheDir, `stream-${stream}-${total}-${batchSize}-${dates}.bin`);
   if (fs.existsSync(file)) {
     const all = fs.readFileSync(file);
     const out: Buffer[] = [];
@@ -134,7 +214,7 @@ export function cachedStream(
     }
     return out;
   }
-  const batches = encodeStream(codec, stream, total, batchSize);
+  const batches = encodeStream(codec, stream, total, batchSize, dates);
   // Written under a temp name and renamed: a run killed mid-write never leaves a short cache behind.
   const fd = fs.openSync(`${file}.tmp`, 'w');
   try {
@@ -156,8 +236,8 @@ export function encodeIdentify(codec: Codec, zone: string, instance: string): Bu
 }
 
 /** One RecordRequest per call: call `i` carries event (stream 0, seq i + 1). */
-export function encodeRecord(codec: Codec, seq: number): Buffer {
-  return asBuffer(codec.RecordRequest.encode({ event: makeEvent(0, seq) }).finish());
+export function encodeRecord(codec: Codec, seq: number, dates: DateMode): Buffer {
+  return asBuffer(codec.RecordRequest.encode({ event: makeEvent(0, seq, dates) }).finish());
 }
 
 function asBuffer(u8: Uint8Array): Buffer {

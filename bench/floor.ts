@@ -15,7 +15,7 @@ import { loadAccessAuditFiles } from '../src/config/rules-files';
 import { RecordDateFormatter } from '../src/record/dates';
 import { BatchEvaluator } from '../src/pipeline/evaluate-batch';
 import { compileRules, DEFAULT_SKIP_TYPES, KNOWN_RESOURCE_TYPES } from '../src/rules';
-import { cachedStream, loadCodec } from './events';
+import { cachedStream, type DateMode, loadCodec } from './events';
 
 export interface FloorSpec {
   cacheDir: string;
@@ -30,6 +30,8 @@ export interface FloorSpec {
   /** Writes queued in the sink at most, like the CP's window of unacknowledged batches. */
   inFlight: number;
   maxSeconds: number;
+  /** How the events are dated (events.ts): scenario 1's batches, so per event. */
+  dates: DateMode;
 }
 
 export interface FloorResult {
@@ -58,7 +60,7 @@ async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2]) as FloorSpec;
   const t0 = performance.now();
   const codec = loadCodec();
-  const batches = cachedStream(spec.cacheDir, codec, 0, spec.warmupEvents + spec.events, spec.batchSize);
+  const batches = cachedStream(spec.cacheDir, codec, 0, spec.warmupEvents + spec.events, spec.batchSize, spec.dates);
   const { audits } = loadAccessAuditFiles(spec.rulesFiles, new Set(KNOWN_RESOURCE_TYPES));
   const rules = compileRules(audits, DEFAULT_SKIP_TYPES);
   const dates = new RecordDateFormatter();

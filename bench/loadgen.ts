@@ -12,7 +12,15 @@
 import * as grpc from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { cachedStream, encodeIdentify, encodeRecord, loadCodec, RECORD_PATH, STREAM_EVENTS_PATH } from './events';
+import {
+  cachedStream,
+  type DateMode,
+  encodeIdentify,
+  encodeRecord,
+  loadCodec,
+  RECORD_PATH,
+  STREAM_EVENTS_PATH,
+} from './events';
 
 interface Common {
   address: string;
@@ -20,6 +28,8 @@ interface Common {
   cacheDir: string;
   /** The measured phase stops sending after this long; what is in flight is still awaited. */
   maxSeconds: number;
+  /** How the events are dated (events.ts): per event, or whole seconds shared by 1,000 events. */
+  dates: DateMode;
 }
 
 /** Closed loop: `streams` control planes (one connection and identifier each) sending as fast as acks allow. */
@@ -389,7 +399,7 @@ async function runStreams(spec: StreamSpec | RateSpec): Promise<LoadResult> {
   const total = spec.warmupEvents + measuredPerStream;
   const t0 = performance.now();
   const encoded = Array.from({ length: streams }, (_, s) =>
-    cachedStream(spec.cacheDir, codec, s, total, spec.batchSize),
+    cachedStream(spec.cacheDir, codec, s, total, spec.batchSize, spec.dates),
   );
   const prepareMs = performance.now() - t0;
   const totals: Totals = { recorded: 0, skipped: 0, duplicates: 0, rejected: 0 };
@@ -453,7 +463,9 @@ async function runStreams(spec: StreamSpec | RateSpec): Promise<LoadResult> {
     }
     r.setLimit(Infinity);
   }
-  const stopAt = setTimeout(() => runs.forEach((r) => r.stopSending()), spec.maxSeconds * 1000);
+  const stopAt = setTimeout(() => {
+    for (const r of runs) r.stopSending();
+  }, spec.maxSeconds * 1000);
   const allDone = Promise.all(runs.map((r) => r.settled())).then(() => undefined);
   const inTime = await withDeadline(allDone, spec.maxSeconds * 1000 + DRAIN_GRACE_MS);
   clearTimeout(stopAt);
@@ -510,7 +522,10 @@ class UnaryOverHttp2 {
 
   /** Calls `path` with a framed request; `done` gets the reply message, or an error naming the gRPC status. */
   call(path: string, framed: Buffer, done: (err: Error | null, reply?: Buffer) => void): void {
-    if (this.sessionError !== undefined) return done(this.sessionError);
+    if (this.sessionError !== undefined) {
+      done(this.sessionError);
+      return;
+    }
     let stream: http2.ClientHttp2Stream;
     try {
       stream = this.session.request({
@@ -520,7 +535,8 @@ class UnaryOverHttp2 {
         te: 'trailers',
       });
     } catch (err) {
-      return done(err as Error);
+      done(err as Error);
+      return;
     }
     const chunks: Buffer[] = [];
     let status: string | undefined;
@@ -554,7 +570,9 @@ async function runUnary(spec: UnarySpec): Promise<LoadResult> {
   const codec = loadCodec();
   const t0 = performance.now();
   const total = spec.warmupCalls + spec.calls;
-  const requests = Array.from({ length: total }, (_, i) => UnaryOverHttp2.frame(encodeRecord(codec, i + 1)));
+  const requests = Array.from({ length: total }, (_, i) =>
+    UnaryOverHttp2.frame(encodeRecord(codec, i + 1, spec.dates)),
+  );
   const prepareMs = performance.now() - t0;
   const client = new UnaryOverHttp2(spec.address);
   const latencies: number[] = [];

@@ -72,7 +72,9 @@ export interface Machine {
   platform: string;
   date: string;
   mode: 'full' | 'quick';
-  /** Node flags of the sidecar and the floor (the launchers' own), then those of every server (BENCH_NODE_FLAGS). */
+  /** The sidecar's entry point: this checkout's, or another build's (BENCH_SIDECAR). */
+  sidecar: string;
+  /** Node flags of the sidecar (its build's launchers' own), then those of every server (BENCH_NODE_FLAGS). */
   sidecarNodeFlags: string;
   serverNodeFlags: string;
 }
@@ -157,6 +159,7 @@ export function markdown(machine: Machine, results: readonly ScenarioResult[], t
     `- CPU: ${machine.cpuModel}, ${machine.cores} cores`,
     `- Node.js ${machine.node} on ${machine.platform}`,
     `- sidecar: the real process (node ${machine.sidecarNodeFlags}), file backend with rotation; load generator: a separate process on loopback`,
+    `- sidecar build: ${machine.sidecar}`,
     ...(machine.serverNodeFlags ? [`- BENCH_NODE_FLAGS for every server: ${machine.serverNodeFlags}`] : []),
     '',
     row(HEADERS),

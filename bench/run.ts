@@ -1,12 +1,13 @@
 // `make bench`: the real sidecar under a separate load generator on loopback, scenario by scenario
 // (issue 4), beside the floor (no gRPC) and the naive grpc-js baselines, all in the same run.
 //
-//   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: under 30 s in all
-//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream naive-unary s1..s6)
+//   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: about 30 s in all
+//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1w s2 s4 s5 naive-unary s3 s6)
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
-//   BENCH_WORKER_THREADS=0   meshaudit.workerThreads of every sidecar (unset: the sidecar's default)
+//   BENCH_SIDECAR=/other/worktree/dist/src/cli/main.js   the sidecar build every sidecar scenario runs
+//                     (default: this checkout's), for an A/B of two builds on the same inputs
 //   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s2 s4 naive-unary s3), 1 to 9:
 //                     3 by default, 1 in quick runs; profile runs always have 1 (see rounds.ts)
 //
@@ -19,7 +20,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { checkExactlyOnce } from './check';
-import { baseRulesYaml, manyRulesFiles } from './events';
+import { baseRulesYaml, type DateMode, manyRulesFiles } from './events';
 import type { FloorResult, FloorSpec } from './floor';
 import type { LoadResult, LoadSpec } from './loadgen';
 import { cpuMs, machineBusyMs, othersBetween, peakRssMb, processCpuSnapshot, type ProcessCpu } from './proc';
@@ -35,14 +36,13 @@ import {
   type Target,
 } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
+import { writeSidecarConfig } from '../test/process';
 import { combineRounds, parseRounds, roundFailed, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-/** meshaudit.workerThreads for every sidecar scenario; unset: the sidecar's default (the key is left out). */
-const WORKER_THREADS = process.env.BENCH_WORKER_THREADS?.trim() || undefined;
 /** Rounds of the scenarios marked `repeated` (rounds.ts). A profiled run has one: its profiles are per scenario. */
 const ROUNDS = ((): number => {
   try {
@@ -54,7 +54,32 @@ const ROUNDS = ((): number => {
 })();
 
 /**
- * Sized for this 2-core machine: the full run stays under 5 minutes, the quick one under 30 s. Each
+ * The sidecar every sidecar scenario runs: this checkout's build, or the one BENCH_SIDECAR names
+ * (another worktree's dist/src/cli/main.js, such as the code before a refactor) for an A/B on the same
+ * inputs. Each runs with its own build's node flags (dist/src/cli/node-flags.js beside it, as its
+ * launchers pass them; this checkout's if it has none). The floor, the naive servers and the load
+ * generator are always this checkout's.
+ */
+const SIDECAR = ((): { main: string; nodeFlags: readonly string[]; other: boolean } => {
+  const given = process.env.BENCH_SIDECAR?.trim();
+  if (!given)
+    return { main: path.resolve(__dirname, '../src/cli/main.js'), nodeFlags: SIDECAR_NODE_FLAGS, other: false };
+  const main = path.resolve(given);
+  if (!fs.existsSync(main) || !fs.statSync(main).isFile()) {
+    process.stderr.write(
+      `bench: BENCH_SIDECAR must name a built sidecar's entry point, a file such as ` +
+        `/path/to/other-worktree/dist/src/cli/main.js (run \`npx tsc -p .\` there first); there is no file ${main}\n`,
+    );
+    process.exit(2);
+  }
+  const flagsModule = path.join(path.dirname(main), 'node-flags.js');
+  const theirs: unknown = fs.existsSync(flagsModule) ? require(flagsModule).SIDECAR_NODE_FLAGS : undefined;
+  const nodeFlags = Array.isArray(theirs) && theirs.every((f) => typeof f === 'string') ? theirs : SIDECAR_NODE_FLAGS;
+  return { main, nodeFlags, other: true };
+})();
+
+/**
+ * Sized for this 2-core machine: the full run takes about 5.5 minutes, the quick one about 30 s. Each
  * closed-loop scenario also stops sending after maxSeconds, so a slow build cannot stretch the run.
  */
 const SIZES = QUICK
@@ -85,7 +110,6 @@ const UNARY_CONCURRENCY = 32;
 const OFFERED_EVENTS_PER_SEC = 20_000;
 const MANY_AUDITS = 10_000;
 
-const MAIN = path.resolve(__dirname, '../src/cli/main.js');
 const RESULTS_DIR = path.resolve(__dirname, '../../bench/results');
 const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaudit-bench-'));
 const cacheDir = path.join(runDir, 'cache');
@@ -197,11 +221,12 @@ class Child {
       };
       const onLine = (line: string): void => {
         if (this.exit !== undefined) {
-          return done(
+          done(
             new Error(
               `${this.name} exited (${this.exit.code ?? this.exit.signal}) while waiting for ${what}:\n${this.tail()}`,
             ),
           );
+          return;
         }
         const v = match(line);
         if (v !== undefined) done(null, v);
@@ -266,32 +291,18 @@ function log(msg: string): void {
 
 // ---- the sidecar's production-like configuration ----
 
+/**
+ * `<dir>/meshaudit.yaml`: production defaults but for rotation, which is on and small enough to
+ * happen several times per scenario, keeping every file (`maxRetainedFiles: 0`): the exactly-once
+ * check reads them all. The same helper writes the crash test's config.
+ */
 function sidecarConfig(dir: string, fsync: boolean): string {
-  const file = path.join(dir, 'meshaudit.yaml');
-  fs.writeFileSync(
-    file,
-    `meshaudit:
-  zone: bench
-  dataDir: ${dir}/data
-  fsync: ${fsync}
-  drainTimeoutSeconds: 10${WORKER_THREADS === undefined ? '' : `\n  workerThreads: ${WORKER_THREADS}`}
-  grpc:
-    address: 127.0.0.1:0   # any free port: the sidecar logs the one it bound
-kmesh:
-  access:
-    audit:
-      backends:
-      - type: file
-        file:
-          path: ${dir}/audit/audit.log
-          rotation:
-            enabled: true
-            maxRetainedFiles: 0   # keep every file: the exactly-once check reads them all
-            maxSizeMb: ${SIZES.maxSizeMb}
-            maxAgeDays: 0
-`,
-  );
-  return file;
+  return writeSidecarConfig(dir, {
+    zone: 'bench',
+    fsync,
+    drainTimeoutSeconds: 10,
+    backends: [{ folder: 'audit', rotation: { maxSizeMb: SIZES.maxSizeMb, maxRetainedFiles: 0, maxAgeDays: 0 } }],
+  });
 }
 
 const rulesDir = path.join(runDir, 'rules');
@@ -343,7 +354,7 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
     // As every launcher runs it (src/cli/node-flags.ts); BENCH_NODE_FLAGS come after and win.
     const child = new Child(
       `sidecar (${s.id})`,
-      [...SIDECAR_NODE_FLAGS, ...flags, MAIN, '--config', config, '--rules', ...rules],
+      [...SIDECAR.nodeFlags, ...flags, SIDECAR.main, '--config', config, '--rules', ...rules],
       dir,
     );
     // Ten thousand AccessAudits are parsed, validated and stored before it listens.
@@ -538,6 +549,7 @@ async function runFloor(): Promise<ScenarioResult> {
     rulesFiles: [BASE_RULES],
     inFlight: WINDOW,
     maxSeconds: SIZES.maxSeconds,
+    dates: 'per-event',
   };
   // The floor is the sidecar's own code minus gRPC: it runs with the sidecar's node flags.
   const child = new Child(
@@ -576,8 +588,9 @@ async function runFloor(): Promise<ScenarioResult> {
   return result;
 }
 
-const streamLoad = (streams: number): Load => ({
+const streamLoad = (streams: number, dates: DateMode = 'per-event'): Load => ({
   mode: 'stream',
+  dates,
   streams,
   eventsPerStream: Math.round(SIZES.streamEvents / streams),
   warmupEvents: Math.round(SIZES.warmupEvents / streams),
@@ -586,6 +599,7 @@ const streamLoad = (streams: number): Load => ({
 });
 const unaryLoad: Load = {
   mode: 'unary',
+  dates: 'per-event',
   calls: SIZES.unaryCalls,
   warmupCalls: SIZES.unaryWarmup,
   concurrency: UNARY_CONCURRENCY,
@@ -603,6 +617,15 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     repeated: true,
   },
   { id: 's1', title: '1 one stream', server: 'meshaudit', load: streamLoad(1), compareTo: vsStream, repeated: true },
+  // Informational: scenario 1 on the old workload, whole-second dates shared by 1,000 events, beside
+  // the per-event one (compared with the per-event floor and naive stream, as scenario 1 is).
+  {
+    id: 's1w',
+    title: '1w whole-second dates',
+    server: 'meshaudit',
+    load: streamLoad(1, 'whole-second'),
+    compareTo: vsStream,
+  },
   {
     id: 's2',
     title: '2 eight streams',
@@ -643,6 +666,7 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     server: 'meshaudit',
     load: {
       mode: 'rate',
+      dates: 'per-event',
       eventsPerSecond: OFFERED_EVENTS_PER_SEC,
       seconds: SIZES.rateSeconds,
       warmupEvents: SIZES.warmupEvents,
@@ -700,7 +724,8 @@ function machine(): Machine {
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     date: new Date().toISOString(),
     mode: QUICK ? 'quick' : 'full',
-    sidecarNodeFlags: SIDECAR_NODE_FLAGS.join(' '),
+    sidecar: SIDECAR.other ? SIDECAR.main : `${SIDECAR.main} (this checkout)`,
+    sidecarNodeFlags: SIDECAR.nodeFlags.join(' '),
     serverNodeFlags: NODE_FLAGS.join(' '),
   };
 }
@@ -724,6 +749,7 @@ async function main(): Promise<void> {
   }
   const m = machine();
   log(`meshaudit benchmark (${m.mode}): ${m.cpuModel} x${m.cores}, Node ${m.node}; temp ${runDir}`);
+  log(`sidecar: node ${m.sidecarNodeFlags} ${m.sidecar}`);
   const rounds = new Map<string, ScenarioResult[]>();
   for (let round = 1; round <= ROUNDS; round++) {
     for (const s of SCENARIOS) {
@@ -754,6 +780,7 @@ async function main(): Promise<void> {
   const out = [
     '',
     `meshaudit benchmark (${m.mode}), ${m.date}: ${m.cpuModel}, ${m.cores} cores, Node ${m.node}; ${elapsedS.toFixed(0)} s`,
+    ...(SIDECAR.other ? [`sidecar (BENCH_SIDECAR): ${m.sidecar}`] : []),
     '',
     textTable(results),
     '',

@@ -6,39 +6,23 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sendAll } from '../src/client/audit-client';
 import { readRecords, resourceEvent, tempDir } from './helpers';
-import { freePort, spawnSidecar, type SpawnedSidecar } from './process';
+import { freePort, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from './process';
 import type { AuditEvent } from '../src/events/event';
 
+/**
+ * The sidecar's config (a small rotating backend that keeps every file, and a second one that never
+ * rotates) and a catch-all rules file, in `dir`.
+ */
 function writeConfig(dir: string, port: number, maxSizeMb: number): string {
-  const file = path.join(dir, 'meshaudit.yaml');
-  fs.writeFileSync(
-    file,
-    `meshaudit:
-  zone: crash
-  dataDir: ${dir}/data
-  grpc:
-    address: 127.0.0.1:${port}
-kmesh:
-  access:
-    audit:
-      backends:
-      - type: file
-        file:
-          path: ${dir}/audit/audit.log
-          rotation:
-            enabled: true
-            maxRetainedFiles: 0
-            maxSizeMb: ${maxSizeMb}
-            maxAgeDays: 0
-      - type: file
-        file:
-          path: ${dir}/audit2/audit.log
-          rotation:
-            enabled: false
-`,
-  );
   fs.writeFileSync(path.join(dir, 'rules.yaml'), 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n');
-  return file;
+  return writeSidecarConfig(dir, {
+    zone: 'crash',
+    address: `127.0.0.1:${port}`,
+    backends: [
+      { folder: 'audit', rotation: { maxSizeMb, maxRetainedFiles: 0, maxAgeDays: 0 } },
+      { folder: 'audit2', rotation: false },
+    ],
+  });
 }
 
 function countNames(lines: string[]): Map<string, number> {

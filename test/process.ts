@@ -54,15 +54,58 @@ export function spawnSidecar(
 }
 
 /**
- * Writes `<dir>/meshaudit.yaml`, the smallest config a spawned sidecar needs: state in `<dir>/data`,
- * records in `<dir>/audit/audit.log`, gRPC on `address` (a free port by default). Returns its path.
+ * A file backend of writeSidecarConfig: records in `<dir>/<folder>/audit.log`. `rotation` absent
+ * leaves the key out (the sidecar's defaults); `false` turns rotation off; otherwise rotation is on at
+ * `maxSizeMb` (fractions allowed: 0.02 rotates every ~20 KB) and, unless given, keeps every rotated
+ * file (`maxRetainedFiles: 0`, `maxAgeDays: 0`), so that an exactly-once check can read them all.
  */
-export function writeSidecarConfig(dir: string, opts: { zone?: string; address?: string } = {}): string {
+export interface FileBackendOptions {
+  folder: string;
+  rotation?: false | { maxSizeMb: number; maxRetainedFiles?: number; maxAgeDays?: number };
+}
+
+export interface SidecarConfigOptions {
+  zone?: string;
+  /** gRPC host:port; a free port by default (the sidecar logs the one it bound). */
+  address?: string;
+  /** meshaudit.fsync and meshaudit.drainTimeoutSeconds; absent, the keys are left out (the defaults). */
+  fsync?: boolean;
+  drainTimeoutSeconds?: number;
+  /** The file backends; by default one, `<dir>/audit/audit.log`, with the sidecar's default rotation. */
+  backends?: readonly FileBackendOptions[];
+}
+
+function backendYaml(dir: string, b: FileBackendOptions): string {
+  let text = `      - type: file\n        file:\n          path: ${dir}/${b.folder}/audit.log\n`;
+  if (b.rotation === false) text += '          rotation:\n            enabled: false\n';
+  else if (b.rotation !== undefined) {
+    text +=
+      '          rotation:\n            enabled: true\n' +
+      `            maxRetainedFiles: ${b.rotation.maxRetainedFiles ?? 0}\n` +
+      `            maxSizeMb: ${b.rotation.maxSizeMb}\n` +
+      `            maxAgeDays: ${b.rotation.maxAgeDays ?? 0}\n`;
+  }
+  return text;
+}
+
+/**
+ * Writes `<dir>/meshaudit.yaml` for a spawned sidecar: state in `<dir>/data`, gRPC on `address`, the
+ * file backends of `opts.backends`; nothing else, so the sidecar runs its production defaults for the
+ * rest (the benchmark and the crash test write theirs with it too). Returns its path.
+ */
+export function writeSidecarConfig(dir: string, opts: SidecarConfigOptions = {}): string {
   const file = path.join(dir, 'meshaudit.yaml');
+  const meshaudit = [
+    `  zone: ${opts.zone ?? 'default'}`,
+    `  dataDir: ${dir}/data`,
+    ...(opts.fsync === undefined ? [] : [`  fsync: ${opts.fsync}`]),
+    ...(opts.drainTimeoutSeconds === undefined ? [] : [`  drainTimeoutSeconds: ${opts.drainTimeoutSeconds}`]),
+    `  grpc:\n    address: ${opts.address ?? '127.0.0.1:0'}`,
+  ];
+  const backends = (opts.backends ?? [{ folder: 'audit' }]).map((b) => backendYaml(dir, b)).join('');
   fs.writeFileSync(
     file,
-    `meshaudit:\n  zone: ${opts.zone ?? 'default'}\n  dataDir: ${dir}/data\n  grpc:\n    address: ${opts.address ?? '127.0.0.1:0'}\n` +
-      `kmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n          path: ${dir}/audit/audit.log\n`,
+    `meshaudit:\n${meshaudit.join('\n')}\nkmesh:\n  access:\n    audit:\n      backends:\n${backends}`,
   );
   return file;
 }
