@@ -21,11 +21,19 @@ build: install
 run: build
 	node $(SIDECAR_NODE_FLAGS) dist/src/cli/main.js --rules deploy/examples/access-audit-default.yaml
 
+# Biome (format and lint, 120 columns: biome.json) and the architecture test (imports flow one way).
 lint: build
+	npx biome ci --error-on-warnings
 	npx mocha dist/test/architecture.test.js
 
-test: build
-	npx mocha "dist/test/**/*.test.js"
+# Every test, in a temp directory of the run's own: the run fails when a test leaves anything in it.
+test: lint
+	@run_tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/meshaudit-test-run.XXXXXX"); \
+	TMPDIR=$$run_tmp npx mocha "dist/test/**/*.test.js"; rc=$$?; \
+	if [ -n "$$(ls -A "$$run_tmp")" ]; then \
+	  echo "make test: the tests left these in their temp directory $$run_tmp:"; ls -A "$$run_tmp" | head -20; rc=1; \
+	else rmdir "$$run_tmp"; fi; \
+	exit $$rc
 
 # The benchmark (issue 4): the real sidecar under a separate load generator, beside the floor and the
 # naive baselines; prints a table and writes bench/results/latest.{json,md}. ~5.5 minutes;

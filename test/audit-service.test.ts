@@ -17,7 +17,9 @@ import {
   unary,
   AUDIT_ALL,
   MemorySink,
+  waitFor,
 } from './helpers';
+import { MAX_INFLIGHT_BATCHES_PER_STREAM } from '../src/server/audit-service';
 
 const ID = { zone: 'zone-1', instance: 'cp-0' };
 
@@ -337,19 +339,27 @@ describe('AuditService over a real gRPC server', () => {
   });
 
   it('on a graceful stop acknowledges what is in flight, then ends streams with UNAVAILABLE', async () => {
+    c.close();
+    await sidecar.stop();
+    const sink = new MemorySink({ held: true });
+    sidecar = await startTestSidecar(testConfig(dir), [AUDIT_ALL], { sinks: [sink] });
+    c = clients(sidecar.port);
     const s = openStream(c.audit);
     s.call.write({ identifier: ID });
     await s.next();
     for (let i = 0; i < 5; i++) s.call.write(batch(1 + i * 100, 100));
     const acks: number[] = [];
     s.call.on('data', (m) => acks.push(m.ackedSeq));
-    await new Promise((r) => setTimeout(r, 50));
-    await sidecar.stop();
+    // All five batches accepted, none written yet (the disk is held): the stop begins with them in flight.
+    await waitFor(() => sidecar.identifiers()[0]?.accepted === 500, 'the five batches accepted');
+    const stopped = sidecar.stop();
+    sink.release();
+    await stopped;
     const err = await s.status;
     expect(err?.code).to.equal(grpc.status.UNAVAILABLE);
     // Every batch received before the stop was written and acknowledged before the stream ended.
     expect(acks[acks.length - 1]).to.equal(500);
-    expect(readRecords(logPath)).to.have.length(500);
+    expect(sink.lines).to.have.length(500);
     await start();
   });
 });
@@ -374,23 +384,24 @@ describe('AuditService backpressure', () => {
     let refused = 0;
     const total = 2000;
     let sent = 0;
-    await new Promise<void>((resolve) => {
-      const pump = (): void => {
-        while (sent < total) {
-          const ok = s.call.write(batch(1 + sent * 100, 100));
-          sent++;
-          if (!ok) {
-            refused++;
-            s.call.once('drain', pump);
-            return;
-          }
+    const pump = (): void => {
+      while (sent < total) {
+        const ok = s.call.write(batch(1 + sent * 100, 100));
+        sent++;
+        if (!ok) {
+          refused++;
+          s.call.once('drain', pump);
+          return;
         }
-        resolve();
-      };
-      pump();
-      setTimeout(resolve, 1500);
-    });
+      }
+    };
+    pump();
+    // The stream stops being read at its window of unacknowledged batches (nothing commits: the disk is
+    // held), and HTTP/2 flow control then stops the client.
+    const window = MAX_INFLIGHT_BATCHES_PER_STREAM * 100;
+    await waitFor(() => sidecar.identifiers()[0]?.accepted === window && refused > 0, 'the client blocked');
     const { pendingBytes } = sidecar.load();
+    expect(sidecar.identifiers()[0]?.accepted).to.equal(window);
     // The writer holds at most MAX_INFLIGHT_BATCHES_PER_STREAM batches (~32 x 20 KB): far below what was pushed.
     expect(pendingBytes).to.be.below(2 * 1024 * 1024);
     expect(sent).to.be.below(total);

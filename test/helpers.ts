@@ -1,4 +1,5 @@
 // Shared test fixtures: real temp directories, a real sidecar on 127.0.0.1:0, real gRPC clients.
+import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,8 +11,19 @@ import { startSidecar, type Sidecar, type SidecarOptions } from '../src/cli/side
 import { silentLogger } from '../src/log';
 import { meshauditClients } from '../src/client/services';
 
+/** Every directory tempDir() made in this run: the root hook removes them all when the run ends. */
+const madeDirs: string[] = [];
+
+/** A new directory under the run's temp directory (`make test` gives each run one of its own). */
 export function tempDir(prefix = 'meshaudit-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
+}
+
+/** Removes every directory tempDir() made (the root hook calls it after the last test). */
+export function removeTempDirs(): void {
+  for (const dir of madeDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 export const NO_ROTATION: RotationConfig = { enabled: false, maxRetainedFiles: 0, maxSizeBytes: 1, maxAgeDays: 0 };
@@ -127,6 +139,19 @@ export function openStream(client: AnyClient): {
   };
 }
 
+/**
+ * Resolves once `condition()` holds, checking it after every turn of the event loop: for a state the
+ * code under test reaches through I/O (a request read, a batch accepted). Not a sleep: it waits for the
+ * state, and fails naming it after `timeoutMs`.
+ */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 /** The ServiceError a call fails with; rejects when the call succeeds. */
 export function failure(call: Promise<unknown>): Promise<grpc.ServiceError> {
   return call.then(
@@ -177,14 +202,17 @@ export class TestZone {
  * A sink in memory, for tests that need to see or hold the writer's writes. Held (from the start with
  * `{ held: true }`, or after hold()), every write waits until release(): a slow disk, on demand.
  */
-export class MemorySink implements Sink {
+export class MemorySink extends EventEmitter implements Sink {
   readonly key = 'memory';
   /** Each write's chunk, in order. */
   readonly writes: string[] = [];
+  /** Writes asked for so far (held ones included): each one is also an 'attempt' event. */
+  attempts = 0;
   private gate: Promise<void> = Promise.resolve();
   private open_ = (): void => {};
 
   constructor(opts: { held?: boolean } = {}) {
+    super();
     if (opts.held) this.hold();
   }
 
@@ -206,6 +234,8 @@ export class MemorySink implements Sink {
   }
 
   async write(chunk: Buffer): Promise<SinkPosition> {
+    this.attempts++;
+    this.emit('attempt');
     await this.gate;
     this.writes.push(chunk.toString());
     return { ino: 1, size: this.writes.join('').length };

@@ -1,3 +1,4 @@
+import { EventEmitter, once } from 'node:events';
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { Sink, SinkPosition } from '../src/backends/sink';
@@ -365,9 +366,11 @@ describe('RuleService over a real gRPC server', function () {
     });
 
     it('refuses a change with UNAVAILABLE when its record cannot be written, and changes nothing', async () => {
-      await zone.restart([AUDIT_CHANGES], { sinks: [new BrokenDisk()], config: { drainTimeoutMs: 100 } });
+      const disk = new BrokenDisk();
+      await zone.restart([AUDIT_CHANGES], { sinks: [disk], config: { drainTimeoutMs: 100 } });
+      const attempted = once(disk, 'attempt');
       const refused = failure(call('CreateAccessAudit', { accessAudit: ROUTES }));
-      await new Promise((r) => setTimeout(r, 50));
+      await attempted; // the change's record reached the disk, which failed it
       // The writer retries a failing disk until it stops: stopping is what gives the change up.
       const stopped = zone.sidecar.stop();
       const err = await refused;
@@ -383,12 +386,13 @@ describe('RuleService over a real gRPC server', function () {
 });
 
 /** A disk on which every write fails. */
-class BrokenDisk implements Sink {
+class BrokenDisk extends EventEmitter implements Sink {
   readonly key = 'broken';
   open(): Promise<SinkPosition> {
     return Promise.resolve({ ino: 1, size: 0 });
   }
   write(): Promise<SinkPosition> {
+    this.emit('attempt');
     return Promise.reject(new Error('EIO: i/o error, write'));
   }
   close(): Promise<void> {

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { startSidecar } from '../src/cli/sidecar';
 import { silentLogger } from '../src/log';
-import { clients, openStream, resourceEvent, tempDir, testConfig, unary, MemorySink } from './helpers';
+import { clients, MemorySink, openStream, resourceEvent, tempDir, testConfig, unary, waitFor } from './helpers';
 
 describe('a rule change under a live stream', () => {
   it('judges an event accepted while the change record waits to be written by the new rules', async () => {
@@ -26,12 +26,15 @@ describe('a rule change under a live stream', () => {
       s.call.write({ firstSeq: 1, events: [resourceEvent(1)] });
       expect(await s.next()).to.include({ recorded: 0, skipped: 1 });
       sink.hold();
+      const attempts = sink.attempts;
       const created = unary(c.rules, 'CreateAccessAudit', {
         accessAudit: { name: 'everything', rules: [{ accessAll: true }] },
       });
-      await new Promise((r) => setTimeout(r, 50)); // the change's record is now queued behind the held write
+      // The change's record is being written (held at the sink): the new rules are in force.
+      await waitFor(() => sink.attempts > attempts, "the change record's write");
       s.call.write({ firstSeq: 2, events: [resourceEvent(2)] });
-      await new Promise((r) => setTimeout(r, 20));
+      const accepted = (): number => sidecar.identifiers().find((i) => i.identifier === 'zone-1/cp-0')?.accepted ?? 0;
+      await waitFor(() => accepted() === 2, 'event 2 accepted behind the held write');
       sink.release();
       await created;
       expect(await s.next()).to.include({ ackedSeq: 2, recorded: 1, skipped: 0 });

@@ -43,6 +43,8 @@ export interface Sidecar {
   readonly port: number;
   /** What was done with the events since start. */
   readonly counts: Readonly<AuditCounts>;
+  /** Each control plane's identifier with its last accepted and last acknowledged sequence. */
+  identifiers(): ReturnType<Sequencer['positions']>;
   /** Bytes accepted and not yet written, and open control-plane streams. */
   load(): { pendingBytes: number; streams: number };
   /** Seeds the store again from the --rules files (SIGHUP); no record is written: loading rules is configuration. */
@@ -186,6 +188,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
   return {
     port: grpcServer.port,
     counts,
+    identifiers: () => sequencer.positions(),
     load: () => ({ pendingBytes: writer.queued.size, streams: audit.streamCount }),
     async seedAudits(audits) {
       return summarise(await ruleService.seed(audits));

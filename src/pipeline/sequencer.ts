@@ -46,6 +46,15 @@ export class Sequencer {
     for (const [k, v] of committedSeqs) this.accepted.set(k, v);
   }
 
+  /** Every identifier seen, with its last accepted and last committed (acknowledged) sequence. */
+  positions(): Array<{ identifier: string; accepted: number; committed: number }> {
+    return [...this.accepted].map(([identifier, accepted]) => ({
+      identifier,
+      accepted,
+      committed: this.committed.get(identifier) ?? 0,
+    }));
+  }
+
   /** Checks an identifier and returns its key and resume point. */
   identify(zone: string, instance: string): { key: string; ackedSeq: number } {
     const violations = new Violations();
