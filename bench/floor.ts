@@ -14,7 +14,7 @@ import { Checkpoint } from '../src/store/checkpoint';
 import { loadAccessAuditFiles } from '../src/config/rules-files';
 import { RecordDateFormatter } from '../src/record/dates';
 import { BatchEvaluator } from '../src/pipeline/evaluate-batch';
-import { compileRules, DEFAULT_SKIP_TYPES, KNOWN_RESOURCE_TYPES } from '../src/rules';
+import { compileRules, DEFAULT_SKIP_TYPES, typeRegistry } from '../src/rules';
 import { cachedStream, type DateMode, loadCodec } from './events';
 
 export interface FloorSpec {
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const codec = loadCodec();
   const batches = cachedStream(spec.cacheDir, codec, 0, spec.warmupEvents + spec.events, spec.batchSize, spec.dates);
-  const { audits } = loadAccessAuditFiles(spec.rulesFiles, new Set(KNOWN_RESOURCE_TYPES));
+  const { audits } = loadAccessAuditFiles(spec.rulesFiles, typeRegistry());
   const rules = compileRules(audits, DEFAULT_SKIP_TYPES);
   const dates = new RecordDateFormatter();
   const sink = new FileSink({

@@ -4,13 +4,13 @@ import * as path from 'node:path';
 import { AccessAuditStore, ACCESS_AUDITS_FILE, type StoreFs } from '../src/store/access-audit-store';
 import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreError } from '../src/store/errors';
 import { InvalidArgumentError } from '../src/validators';
-import { KNOWN_RESOURCE_TYPES, type AccessAudit, type Action } from '../src/rules';
+import { type AccessAudit, type Action, typeRegistry } from '../src/rules';
 import { tempDir } from './helpers';
 
-const KNOWN = new Set(KNOWN_RESOURCE_TYPES);
+const KNOWN = typeRegistry();
 
-function audit(name: string, access: Action[] = ['CREATE'], types: string[] = []): AccessAudit {
-  return { name, rules: [{ types, mesh: '', access, accessAll: false }] };
+function audit(name: string, access: Action[] = ['CREATE'], types: string[] = [], mesh = ''): AccessAudit {
+  return { name, rules: [{ types, mesh, access, accessAll: false }] };
 }
 
 function open(dir: string, fsImpl?: StoreFs): AccessAuditStore {
@@ -277,12 +277,38 @@ describe('AccessAudit store', () => {
   });
 
   it('stops on a stored resource this configuration refuses, naming the file and the field', () => {
-    const withExtra = new AccessAuditStore(dir, { knownTypes: new Set([...KNOWN, 'MeshFancyPolicy']) });
+    const withExtra = new AccessAuditStore(dir, {
+      knownTypes: typeRegistry([{ name: 'MeshFancyPolicy', scope: 'mesh' }]),
+    });
     withExtra.load();
     withExtra.commit(withExtra.prepareCreate(audit('a', ['CREATE'], ['MeshFancyPolicy'])));
     const err = thrown(() => open(dir));
     expect(err).to.be.instanceOf(StoreError);
     expect(err.message).to.contain(`the AccessAudit store ${store.file} holds resources this sidecar refuses`);
     expect(err.message).to.contain('accessAudits[0].rules[0].types[0]: unknown type "MeshFancyPolicy"');
+  });
+
+  it('loads a stored rule that sets mesh on global-scoped types only (written before that was refused) with a warning', () => {
+    const stored = {
+      format: 1,
+      accessAudits: [
+        {
+          name: 'old',
+          version: 3,
+          origin: 'api',
+          rules: [{ types: ['Zone'], mesh: 'default', access: ['CREATE'], accessAll: false }],
+        },
+      ],
+    };
+    fs.writeFileSync(path.join(dir, ACCESS_AUDITS_FILE), JSON.stringify(stored));
+    const reopened = new AccessAuditStore(dir, { knownTypes: KNOWN });
+    const warnings = reopened.load();
+    expect(reopened.list().map((a) => [a.name, a.version])).to.deep.equal([['old', 3]]);
+    expect(warnings.map((w) => w.field)).to.deep.equal(['accessAudits[0].rules[0].mesh']);
+    expect(warnings[0].description).to.match(/^never matches: "Zone" is global-scoped/);
+    // Through the API, the same rule is refused.
+    expect(thrown(() => reopened.prepareCreate(audit('new', ['CREATE'], ['Zone'], 'default')))).to.be.instanceOf(
+      InvalidArgumentError,
+    );
   });
 });

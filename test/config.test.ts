@@ -124,7 +124,7 @@ describe('loadConfig', () => {
           '  dataDir: /var/lib/meshaudit',
           '  fsync: true',
           '  drainTimeoutSeconds: 2.5',
-          '  extraResourceTypes: [MyPolicy, OtherThing2]',
+          '  extraResourceTypes: [MyPolicy, {name: OtherThing2, scope: global}]',
           '  grpc:',
           '    address: "[::1]:15690"',
           '    maxMessageBytes: 1048576',
@@ -156,7 +156,10 @@ describe('loadConfig', () => {
         grpcAddress: '[::1]:15690',
         grpcMaxMessageBytes: 1048576,
         dataDir: '/var/lib/meshaudit',
-        extraResourceTypes: ['MyPolicy', 'OtherThing2'],
+        extraResourceTypes: [
+          { name: 'MyPolicy', scope: 'mesh' },
+          { name: 'OtherThing2', scope: 'global' },
+        ],
         fsync: true,
         drainTimeoutMs: 2500,
         skipDefaultTypes: ['DataplaneInsight'],
@@ -391,9 +394,20 @@ describe('loadConfig', () => {
           'config.yaml:2: meshaudit.workerThreads: was removed: batches are read, checked and formatted on the event loop, which costs less CPU per event than worker threads did; delete the key, got 1',
       },
       {
+        name: 'an extra resource type with a scope that is neither mesh nor global',
+        text: withMeshaudit('extraResourceTypes:', '- {name: MyThing, scope: zone}'),
+        message: 'config.yaml:3: meshaudit.extraResourceTypes[0].scope: must be "mesh" or "global", got "zone"',
+      },
+      {
+        name: 'an extra resource type given as a mapping without a name',
+        text: withMeshaudit('extraResourceTypes:', '- {scope: global}'),
+        message: 'config.yaml:3: meshaudit.extraResourceTypes[0].name: is required',
+      },
+      {
         name: 'extraResourceTypes as a string',
         text: withMeshaudit('extraResourceTypes: MyPolicy'),
-        message: 'config.yaml:2: meshaudit.extraResourceTypes: must be a list of resource type names, got "MyPolicy"',
+        message:
+          'config.yaml:2: meshaudit.extraResourceTypes: must be a list of resource types (a name, or {name, scope}), got "MyPolicy"',
       },
       {
         name: 'a resource type that is not PascalCase',

@@ -142,6 +142,21 @@ describe('RuleService over a real gRPC server', function () {
       ]);
     });
 
+    it('refuses a rule whose mesh can never match (only global-scoped types), from the API and from an apply', async () => {
+      const zoneRule = { types: ['Zone'], mesh: 'default', access: ['CREATE'] };
+      const err = await failure(call('CreateAccessAudit', { accessAudit: { name: 'zones', rules: [zoneRule] } }));
+      expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
+      const why =
+        'never matches: "Zone" is global-scoped (no mesh), and a rule that sets mesh covers only mesh-scoped types and the Mesh resource itself; remove mesh, or list mesh-scoped types';
+      expect(fieldViolationsOf(err.metadata)).to.deep.equal([{ field: 'accessAudit.rules[0].mesh', description: why }]);
+      const yaml = 'type: AccessAudit\nname: zones\nrules:\n- types: [Zone]\n  mesh: default\n  access: [CREATE]\n';
+      const applied = await failure(call('ApplyAccessAudits', { yaml }));
+      expect(fieldViolationsOf(applied.metadata)).to.deep.equal([
+        { field: 'yaml', description: `line 5: rules[0].mesh: ${why}` },
+      ]);
+      expect(await names()).to.deep.equal([]);
+    });
+
     it('keeps the resources and their versions across a restart', async () => {
       const updated = { ...AUDIT_CHANGES, name: 'routes' };
       await call('CreateAccessAudit', { accessAudit: ROUTES });

@@ -3,11 +3,11 @@ import { formatViolation } from '../src/validators';
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { KNOWN_RESOURCE_TYPES } from '../src/rules';
+import { typeRegistry } from '../src/rules';
 import { loadAccessAuditFiles, parseAccessAuditYaml, RulesFileError } from '../src/config/rules-files';
 import { tempDir } from './helpers';
 
-const KNOWN = new Set(KNOWN_RESOURCE_TYPES);
+const KNOWN = typeRegistry();
 const NAME_RULE =
   'is not a lowercase RFC 1123 subdomain: use lowercase letters, digits, "-" and ".", starting and ending with a letter or digit';
 

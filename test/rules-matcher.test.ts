@@ -3,7 +3,7 @@ import { ACTIONS } from '../src/rules/actions';
 import { compileRules, type RuleSubject } from '../src/rules/matcher';
 import type { AccessAudit, AccessAuditRule } from '../src/rules/model';
 import { parseAccessAudit } from '../src/rules/parse';
-import { DEFAULT_SKIP_TYPES, KNOWN_RESOURCE_TYPES } from '../src/rules/resource-types';
+import { DEFAULT_SKIP_TYPES, typeRegistry } from '../src/rules/resource-types';
 
 function rule(fields: Partial<AccessAuditRule>): AccessAuditRule {
   return { types: [], mesh: '', access: [], accessAll: false, ...fields };
@@ -349,7 +349,7 @@ describe('rule matcher', () => {
     });
 
     it('covers what the parsed spec examples say, in both YAML forms', () => {
-      const knownTypes = new Set(KNOWN_RESOURCE_TYPES);
+      const knownTypes = typeRegistry();
       const docs = [
         {
           type: 'AccessAudit',

@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import type { AccessAudit } from '../src/rules/model';
 import type { Violation } from '../src/validators';
 import { parseAccessAudit, validateAccessAudit } from '../src/rules/parse';
-import { KNOWN_RESOURCE_TYPES } from '../src/rules/resource-types';
+import { typeRegistry } from '../src/rules/resource-types';
 
-const opts = { knownTypes: new Set(KNOWN_RESOURCE_TYPES) };
+const opts = { knownTypes: typeRegistry() };
 
 /** A violation as a user reads it: `field: description`, the description alone for the document itself. */
 function show(v: Violation): string {
@@ -21,6 +21,53 @@ function kubernetes(spec: unknown, metadata: unknown = { name: 'audit-2' }): Rec
 
 const LONG_NAME = 'a'.repeat(254);
 const NAME_RULE = 'use lowercase letters, digits, "-" and ".", starting and ending with a letter or digit';
+
+describe('AccessAudit rules that set mesh, by the scope of their types', () => {
+  const rule = (types: string[]): unknown[] => [{ types, mesh: 'default', access: ['CREATE'] }];
+  const global = (what: string): string =>
+    `rules[0].mesh: never matches: ${what} global-scoped (no mesh), and a rule that sets mesh covers only mesh-scoped types and the Mesh resource itself; remove mesh, or list mesh-scoped types`;
+
+  it('refuses mesh on a rule that lists only global-scoped types, saying why', () => {
+    expect(parseAccessAudit(universal(rule(['Zone'])), opts).violations.map(show)).to.deep.equal([global('"Zone" is')]);
+    expect(
+      validateAccessAudit({ name: 'a', rules: rule(['Zone', 'AccessAudit']) } as never, opts).violations.map(show),
+    ).to.deep.equal([global('"Zone", "AccessAudit" are')]);
+  });
+
+  it('accepts mesh with the Mesh resource itself, whose mesh is its own name', () => {
+    const res = parseAccessAudit(universal(rule(['Mesh'])), opts);
+    expect([res.violations, res.warnings]).to.deep.equal([[], []]);
+  });
+
+  it('accepts mesh with mesh-scoped types among global ones, with a warning for each global one', () => {
+    const res = parseAccessAudit(universal(rule(['TrafficRoute', 'Zone'])), opts);
+    expect(res.violations).to.deep.equal([]);
+    expect(res.warnings.map(show)).to.deep.equal([
+      'rules[0].types[1]: "Zone" is global-scoped: a rule that sets mesh never covers it',
+    ]);
+  });
+
+  it('takes the scope of an extra type from the configuration: mesh-scoped unless said otherwise', () => {
+    const knownTypes = typeRegistry([
+      { name: 'MyPolicy', scope: 'mesh' },
+      { name: 'MyCluster', scope: 'global' },
+    ]);
+    expect(parseAccessAudit(universal(rule(['MyPolicy'])), { knownTypes }).violations).to.deep.equal([]);
+    expect(parseAccessAudit(universal(rule(['MyCluster'])), { knownTypes }).violations.map(show)).to.deep.equal([
+      global('"MyCluster" is'),
+    ]);
+  });
+
+  it('only warns for a resource stored before the check (meshOnGlobalTypes: warning)', () => {
+    const res = validateAccessAudit({ name: 'old', rules: rule(['Zone']) } as never, {
+      ...opts,
+      meshOnGlobalTypes: 'warning',
+    });
+    expect(res.violations).to.deep.equal([]);
+    expect(res.audit?.rules[0]?.mesh).to.equal('default');
+    expect(res.warnings.map(show)).to.deep.equal([global('"Zone" is')]);
+  });
+});
 
 describe('AccessAudit parsing', () => {
   describe('accepts', () => {
@@ -88,7 +135,7 @@ describe('AccessAudit parsing', () => {
 
     it('accepts a type the known types are extended with', () => {
       const res = parseAccessAudit(universal([{ types: ['MyPolicy'], access: ['CREATE'] }]), {
-        knownTypes: new Set([...KNOWN_RESOURCE_TYPES, 'MyPolicy']),
+        knownTypes: typeRegistry([{ name: 'MyPolicy', scope: 'mesh' }]),
       });
       expect(res.violations).to.deep.equal([]);
       expect(res.audit?.rules[0]?.types).to.deep.equal(['MyPolicy']);

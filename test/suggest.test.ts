@@ -1,13 +1,13 @@
 import { expect } from 'chai';
 import { ACTIONS } from '../src/rules/actions';
-import { KNOWN_RESOURCE_TYPES } from '../src/rules/resource-types';
+import { typeRegistry } from '../src/rules/resource-types';
 import { nearest } from '../src/validators';
 
 describe('nearest (did you mean)', () => {
   const table: Array<[string, string, readonly string[], string | undefined]> = [
     ['suggests the action a letter is missing from', 'CREAT', ACTIONS, 'CREATE'],
     ['ignores case', 'create', ACTIONS, 'CREATE'],
-    ['suggests the type a letter is missing from', 'TrafficPermision', KNOWN_RESOURCE_TYPES, 'TrafficPermission'],
+    ['suggests the type a letter is missing from', 'TrafficPermision', [...typeRegistry().keys()], 'TrafficPermission'],
     ['suggests the nearest, not the first close one', 'VIEW_STAT', ACTIONS, 'VIEW_STATS'],
     ['fixes a transposition', 'UDPATE', ACTIONS, 'UPDATE'],
     ['suggests a rule field', 'acess', ['types', 'mesh', 'access', 'accessAll'], 'access'],

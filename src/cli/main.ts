@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     // The rules in force at start-up: the store's, with the --rules files applied over them.
     const store = new AccessAuditStore(config.dataDir, { knownTypes });
     try {
-      store.load();
+      for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
     } catch (e) {
       if (e instanceof MeshauditError) fail(`can't start: ${e.message}`, e.exitCode);
       throw e;

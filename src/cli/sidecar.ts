@@ -14,9 +14,10 @@ import { type AuditCounts, newAuditCounts } from '../pipeline/counts';
 import { Sequencer } from '../pipeline/sequencer';
 import { SingleRecords } from '../pipeline/single-records';
 import { RecordDateFormatter } from '../record/dates';
-import { compileRules, KNOWN_RESOURCE_TYPES } from '../rules';
+import { compileRules, type TypeRegistry, typeRegistry } from '../rules';
 import type { AccessAudit } from '../rules';
 import type { Logger } from '../log';
+import { formatViolation } from '../validators';
 import { AuditServiceImpl } from '../server/audit-service';
 import { bindGrpcServer, serveGrpc } from '../server/grpc-server';
 import type { BoundGrpcServer } from '../server/grpc-server';
@@ -68,9 +69,9 @@ function summarise(change: PreparedChange): SeedSummary {
   return { created, updated, deleted, unchanged: [...change.unchanged] };
 }
 
-/** Every resource type a rule may name: the registry plus the configured extra types. */
-export function knownTypesOf(config: Config): ReadonlySet<string> {
-  return new Set([...KNOWN_RESOURCE_TYPES, ...config.extraResourceTypes]);
+/** Every resource type a rule may name, with its scope: the registry plus the configured extra types. */
+export function knownTypesOf(config: Config): TypeRegistry {
+  return typeRegistry(config.extraResourceTypes);
 }
 
 function logSinkEvent(log: Logger, e: FileSinkEvent): void {
@@ -112,7 +113,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     knownTypes,
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
   });
-  store.load();
+  for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
   const seeded = opts.audits === undefined ? undefined : store.prepareSeed(opts.audits);
   const checkpoint = new Checkpoint(config.dataDir, { fsync: config.fsync });
   const { state, droppedTail } = checkpoint.load();

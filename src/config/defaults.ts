@@ -1,6 +1,6 @@
 // Built-in defaults: what the sidecar runs with when a key (or the whole config file) is absent.
 // Relative paths are resolved against the working directory when the config is loaded.
-import { DEFAULT_SKIP_TYPES } from '../rules/resource-types';
+import { DEFAULT_SKIP_TYPES, type ExtraResourceType } from '../rules/resource-types';
 
 /** meshaudit.zone: Kuma's name for the zone of a standalone control plane. */
 export const DEFAULT_ZONE = 'default';
@@ -17,8 +17,11 @@ export const DEFAULT_GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** meshaudit.dataDir: relative to the working directory, so that a first `make run` needs no root. */
 export const DEFAULT_DATA_DIR = './var';
 
-/** meshaudit.extraResourceTypes: none; the built-in Kuma / Kong Mesh registry covers the usual types. */
-export const DEFAULT_EXTRA_RESOURCE_TYPES: readonly string[] = Object.freeze([]);
+/**
+ * meshaudit.extraResourceTypes: none; the built-in Kuma / Kong Mesh registry covers the usual types. An
+ * entry is a type name (mesh-scoped) or `{name, scope: mesh | global}`.
+ */
+export const DEFAULT_EXTRA_RESOURCE_TYPES: readonly ExtraResourceType[] = Object.freeze([]);
 
 /**
  * meshaudit.fsync: off, as in lumberjack. A written record survives a crash of the process (it is in

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { isIPv6 } from 'node:net';
 import * as path from 'node:path';
 import { TextDecoder } from 'node:util';
-import { KNOWN_RESOURCE_TYPES } from '../rules/resource-types';
+import { type ExtraResourceType, isBuiltInType, type TypeRegistry, typeRegistry } from '../rules/resource-types';
 import {
   didYouMean,
   field as join,
@@ -160,8 +160,8 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     0,
     'batches are read, checked and formatted on the event loop, which costs less CPU per event than worker threads did',
   );
-  const extraResourceTypes = c.typeNames(own, 'meshaudit', 'extraResourceTypes', D.DEFAULT_EXTRA_RESOURCE_TYPES);
-  const knownTypes = new Set([...KNOWN_RESOURCE_TYPES, ...extraResourceTypes]);
+  const extraResourceTypes = c.extraTypes(own, 'meshaudit', 'extraResourceTypes');
+  const knownTypes = typeRegistry(extraResourceTypes);
   const drainSeconds = c.field(own, 'meshaudit', 'drainTimeoutSeconds', D.DEFAULT_DRAIN_TIMEOUT_SECONDS, drainTimeout);
   const dataDir = path.resolve(cwd, c.field(own, 'meshaudit', 'dataDir', D.DEFAULT_DATA_DIR, directoryPath));
   if (existingKind(dataDir) === 'other') c.report('meshaudit.dataDir', `${dataDir} exists and is not a directory`);
@@ -370,11 +370,15 @@ const sizeMb: Rule<number> = (v) => {
   return v;
 };
 
+const resourceScope: Rule<ExtraResourceType['scope']> = (v) =>
+  v === 'mesh' || v === 'global' ? v : new Expected('must be "mesh" or "global"');
+
 const ageDays: Rule<number> = (v) =>
   isNumber(v) && v >= 0 ? v : new Expected('must be a number greater than or equal to 0');
 
 // Resource types are Kuma kinds: PascalCase identifiers such as MeshTrafficPermission.
 const TYPE_NAME = /^[A-Z][A-Za-z0-9]*$/;
+const TYPE_NAME_EXPECTED = 'a resource type name in PascalCase, e.g. "MeshInsight"';
 
 // ---------------------------------------------------------------------------------------------
 // The checker: collects violations, with the line of the field (or of the nearest enclosing one).
@@ -447,13 +451,53 @@ class Checker {
     return fallback;
   }
 
+  /**
+   * meshaudit.extraResourceTypes: each entry a new type's name (mesh-scoped) or `{name, scope}`, each
+   * listed once; a built-in name keeps its built-in scope (a warning says so).
+   */
+  extraTypes(obj: Mapping | undefined, parent: string, key: string): readonly ExtraResourceType[] {
+    if (obj === undefined || !Object.hasOwn(obj, key)) return D.DEFAULT_EXTRA_RESOURCE_TYPES;
+    const field = join(parent, key);
+    const list = obj[key];
+    if (!Array.isArray(list)) {
+      this.report(field, mustBe('a list of resource types (a name, or {name, scope})', list));
+      return D.DEFAULT_EXTRA_RESOURCE_TYPES;
+    }
+    const types: ExtraResourceType[] = [];
+    const firstAt = new Map<string, string>();
+    list.forEach((item: unknown, i) => {
+      const at = index(field, i);
+      const entry = isMapping(item) ? this.section(item, at, ['name', 'scope']) : undefined;
+      const namePath = entry === undefined ? at : join(at, 'name');
+      const name = entry === undefined ? item : entry.name;
+      const scope = entry === undefined ? 'mesh' : this.field(entry, at, 'scope', 'mesh' as const, resourceScope);
+      if (entry !== undefined && !Object.hasOwn(entry, 'name')) {
+        this.report(namePath, IS_REQUIRED);
+        return;
+      }
+      if (typeof name !== 'string' || !TYPE_NAME.test(name)) {
+        this.report(namePath, mustBe(TYPE_NAME_EXPECTED, name));
+        return;
+      }
+      const first = firstAt.get(name);
+      if (first !== undefined) {
+        this.report(namePath, `${quote(name)} is already listed at ${first}`);
+        return;
+      }
+      firstAt.set(name, namePath);
+      if (isBuiltInType(name)) this.warnings.add(namePath, `${quote(name)} is a built-in type: the entry is ignored`);
+      else types.push(Object.freeze({ name, scope }));
+    });
+    return Object.freeze(types);
+  }
+
   /** A list of resource type names, each listed once, and each in `known` when that is given. */
   typeNames(
     obj: Mapping | undefined,
     parent: string,
     key: string,
     fallback: readonly string[],
-    known?: ReadonlySet<string>,
+    known?: TypeRegistry,
   ): readonly string[] {
     if (obj === undefined || !Object.hasOwn(obj, key)) return fallback;
     const field = join(parent, key);
@@ -467,11 +511,11 @@ class Checker {
     list.forEach((item: unknown, i) => {
       const at = index(field, i);
       if (typeof item !== 'string' || !TYPE_NAME.test(item)) {
-        this.report(at, mustBe('a resource type name in PascalCase, e.g. "MeshInsight"', item));
+        this.report(at, mustBe(TYPE_NAME_EXPECTED, item));
         return;
       }
       if (known !== undefined && !known.has(item)) {
-        const hint = didYouMean(item, [...known]);
+        const hint = didYouMean(item, [...known.keys()]);
         const help = hint === '' ? ' (add a new type to meshaudit.extraResourceTypes)' : hint;
         this.report(at, `${unknown('resource type', item, [])}${help}`);
         return;

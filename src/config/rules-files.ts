@@ -4,7 +4,7 @@
 // the store takes it as it is.
 import * as fs from 'node:fs';
 import { parseAccessAudit } from '../rules';
-import type { AccessAudit } from '../rules';
+import type { AccessAudit, TypeRegistry } from '../rules';
 import { byLine, InvalidArgumentError, type Violation } from '../validators';
 import { parseYamlDocuments, YamlError } from './yaml';
 
@@ -28,7 +28,7 @@ interface ParsedText {
 }
 
 /** Parses AccessAudit YAML text; `source` names it in violations. Throws RulesFileError. */
-export function parseAccessAuditYaml(text: string, source: string, knownTypes: ReadonlySet<string>): LoadedAudits {
+export function parseAccessAuditYaml(text: string, source: string, knownTypes: TypeRegistry): LoadedAudits {
   const parsed = parseText(text, source, knownTypes);
   if (parsed.violations.length > 0) throw new RulesFileError(byLine(parsed.violations));
   return { audits: parsed.audits.map((a) => a.audit), warnings: byLine(parsed.warnings) };
@@ -38,7 +38,7 @@ export function parseAccessAuditYaml(text: string, source: string, knownTypes: R
  * Loads every file; a name defined twice (in one file or across files) is an error at the second
  * definition, naming the first: `rules.yaml:9: name: AccessAudit "a" is defined twice (first at rules.yaml:2)`.
  */
-export function loadAccessAuditFiles(files: readonly string[], knownTypes: ReadonlySet<string>): LoadedAudits {
+export function loadAccessAuditFiles(files: readonly string[], knownTypes: TypeRegistry): LoadedAudits {
   const violations: Violation[] = [];
   const out: LoadedAudits = { audits: [], warnings: [] };
   /** name -> `file:line` of its first definition. */
@@ -75,7 +75,7 @@ function at(source: string, line: number | undefined, field: string, description
   return { field, description, source, ...(line === undefined ? {} : { line }) };
 }
 
-function parseText(text: string, source: string, knownTypes: ReadonlySet<string>): ParsedText {
+function parseText(text: string, source: string, knownTypes: TypeRegistry): ParsedText {
   const out: ParsedText = { audits: [], violations: [], warnings: [] };
   let parsed: ReturnType<typeof parseYamlDocuments>;
   try {

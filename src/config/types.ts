@@ -1,5 +1,6 @@
 // The sidecar's resolved configuration: validated once at start-up, then frozen.
 // YAML keys and their defaults are documented in src/config/defaults.ts and the README.
+import type { ExtraResourceType } from '../rules';
 
 export interface RotationConfig {
   /** false: one file that only grows. */
@@ -28,8 +29,8 @@ export interface Config {
   readonly grpcMaxMessageBytes: number;
   /** Directory of the sidecar's own state (acked sequences, rules), absolute (meshaudit.dataDir). */
   readonly dataDir: string;
-  /** Resource types known beyond the built-in Kuma / Kong Mesh registry (meshaudit.extraResourceTypes). */
-  readonly extraResourceTypes: readonly string[];
+  /** Resource types known beyond the built-in Kuma / Kong Mesh registry, with their scope (meshaudit.extraResourceTypes). */
+  readonly extraResourceTypes: readonly ExtraResourceType[];
   /** fsync every audit file and the checkpoint after each batch (meshaudit.fsync). */
   readonly fsync: boolean;
   /** How long a graceful stop waits for in-flight batches before it forces the server down (meshaudit.drainTimeoutSeconds). */

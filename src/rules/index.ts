@@ -1,7 +1,14 @@
 // The rule engine's surface: what the rest of meshaudit uses from src/rules.
 export { ACTIONS, TOKEN_ACTIONS, isAction, isTokenAction, type Action } from './actions';
 export type { AccessAudit, AccessAuditRule } from './model';
-export { KNOWN_RESOURCE_TYPES, DEFAULT_SKIP_TYPES } from './resource-types';
+export {
+  DEFAULT_SKIP_TYPES,
+  type ExtraResourceType,
+  isBuiltInType,
+  type ResourceScope,
+  type TypeRegistry,
+  typeRegistry,
+} from './resource-types';
 export {
   parseAccessAudit,
   validateAccessAudit,

@@ -2,7 +2,8 @@
 // its two forms, or from an already-typed AccessAudit (the gRPC API). Every violation is collected,
 // each with the document's own field path, so that the caller can point at the YAML line.
 import { ACTIONS, isAction, isTokenAction, type Action } from './actions';
-import { DATAPLANE_TOKEN_ACTION } from './matcher';
+import { DATAPLANE_TOKEN_ACTION, MESH_RESOURCE_TYPE } from './matcher';
+import type { TypeRegistry } from './resource-types';
 import {
   field,
   IS_REQUIRED,
@@ -51,8 +52,13 @@ const RULE_FIELDS: readonly string[] = ['types', 'mesh', 'access', 'accessAll'];
 const GLOBAL_SCOPED_HINT = 'an AccessAudit is global-scoped, set mesh on a rule';
 
 export interface ValidateOptions {
-  /** Resource types a rule may list: the registry plus the config's extra types. */
-  readonly knownTypes: ReadonlySet<string>;
+  /** Resource types a rule may list, with their scope: the registry plus the config's extra types. */
+  readonly knownTypes: TypeRegistry;
+  /**
+   * What a rule that sets `mesh` but lists only global-scoped types is (it can never match): an error
+   * (the default: from the API and rules files), or a warning (a resource stored before the check).
+   */
+  readonly meshOnGlobalTypes?: 'error' | 'warning';
 }
 
 export interface ParseResult {
@@ -67,7 +73,8 @@ export interface ParseResult {
 type Mapping = Record<string, unknown>;
 
 interface Context {
-  readonly knownTypes: ReadonlySet<string>;
+  readonly knownTypes: TypeRegistry;
+  readonly meshOnGlobalTypes: 'error' | 'warning';
   /** Typed input (the gRPC API) may carry extra properties of its own; documents may not. */
   readonly rejectUnknownFields: boolean;
   readonly violations: Violations;
@@ -199,8 +206,42 @@ function checkRule(ctx: Context, value: unknown, path: string): AccessAuditRule 
   if (types === undefined || mesh === undefined || access === undefined || accessAll === undefined) return undefined;
 
   const rule: AccessAuditRule = { types, mesh, access: access as Action[], accessAll };
+  if (!checkMeshScope(ctx, rule, value.types, path)) return undefined;
   warnUncovered(ctx, rule, value.access, path);
   return rule;
+}
+
+/**
+ * A rule that sets `mesh` covers only what has a mesh: mesh-scoped types and the Mesh resource itself
+ * (Kong Mesh's docs restrict `mesh` to mesh-scoped types). Listing only global-scoped ones can never
+ * match: refused (or a warning, per meshOnGlobalTypes); each global type in a longer list is a warning.
+ */
+function checkMeshScope(ctx: Context, rule: AccessAuditRule, rawTypes: unknown, path: string): boolean {
+  if (rule.mesh === '' || rule.types.length === 0) return true;
+  const hasNoMesh = (type: string): boolean => type !== MESH_RESOURCE_TYPE && ctx.knownTypes.get(type) === 'global';
+  const global = rule.types.filter(hasNoMesh);
+  if (global.length === rule.types.length) {
+    const listed = global.map((t) => quote(t)).join(', ');
+    const description =
+      `never matches: ${listed} ${global.length === 1 ? 'is' : 'are'} global-scoped (no mesh), and a rule ` +
+      'that sets mesh covers only mesh-scoped types and the Mesh resource itself; remove mesh, or list mesh-scoped types';
+    if (ctx.meshOnGlobalTypes === 'error') {
+      error(ctx, field(path, 'mesh'), description);
+      return false;
+    }
+    warning(ctx, field(path, 'mesh'), description);
+    return true;
+  }
+  (rawTypes as string[]).forEach((type, i) => {
+    if (hasNoMesh(type)) {
+      warning(
+        ctx,
+        index(field(path, 'types'), i),
+        `${quote(type)} is global-scoped: a rule that sets mesh never covers it`,
+      );
+    }
+  });
+  return true;
 }
 
 /** Warnings for a valid rule that covers less than it says: never an error, the rule does what the spec says. */
@@ -230,7 +271,7 @@ function warnUncovered(ctx: Context, rule: AccessAuditRule, rawAccess: unknown, 
 
 function checkType(ctx: Context, value: string, path: string): boolean {
   if (ctx.knownTypes.has(value)) return true;
-  error(ctx, path, unknown('type', value, [...ctx.knownTypes]));
+  error(ctx, path, unknown('type', value, [...ctx.knownTypes.keys()]));
   return false;
 }
 
@@ -324,7 +365,13 @@ function isMapping(value: unknown): value is Mapping {
 }
 
 function newContext(opts: ValidateOptions, rejectUnknownFields: boolean): Context {
-  return { knownTypes: opts.knownTypes, rejectUnknownFields, violations: new Violations(), warnings: new Violations() };
+  return {
+    knownTypes: opts.knownTypes,
+    meshOnGlobalTypes: opts.meshOnGlobalTypes ?? 'error',
+    rejectUnknownFields,
+    violations: new Violations(),
+    warnings: new Violations(),
+  };
 }
 
 function result(ctx: Context, audit: AccessAudit | undefined): ParseResult {

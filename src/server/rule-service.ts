@@ -11,7 +11,7 @@
 // error, the log says why, and the trail shows an attempt rather than missing a change.
 import type * as grpc from '@grpc/grpc-js';
 import { compileRules, ACCESS_AUDIT_TYPE } from '../rules';
-import type { AccessAudit, CompiledRules } from '../rules';
+import type { AccessAudit, CompiledRules, TypeRegistry } from '../rules';
 import type { AuditEvent, EventUser } from '../events/event';
 import type { BatchEvaluator } from '../pipeline/evaluate-batch';
 import type { SingleRecords } from '../pipeline/single-records';
@@ -37,7 +37,7 @@ export interface RuleServiceOptions {
   readonly singles: SingleRecords;
   readonly serving: ServingState;
   /** Resource types a rule may name: the registry plus meshaudit.extraResourceTypes. */
-  readonly knownTypes: ReadonlySet<string>;
+  readonly knownTypes: TypeRegistry;
   /** kmesh.access.audit.skipDefaultTypes, for compiling the rules. */
   readonly skipDefaultTypes: readonly string[];
   readonly log: Logger;
@@ -212,7 +212,7 @@ export class RuleServiceImpl {
  * Parses the YAML of an apply. Every problem becomes a violation of the `yaml` field, located by its
  * line within it: `line 5: rules[1].access[0]: unknown action "CREAT", did you mean "CREATE"?`.
  */
-function parseApplyYaml(text: string, knownTypes: ReadonlySet<string>): { audits: AccessAudit[]; warnings: string[] } {
+function parseApplyYaml(text: string, knownTypes: TypeRegistry): { audits: AccessAudit[]; warnings: string[] } {
   const inYaml = (description: string): Violation => ({ field: YAML_FIELD, description });
   let loaded: LoadedAudits;
   try {

@@ -20,8 +20,8 @@
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import { validateAccessAudit } from '../rules';
-import type { AccessAudit } from '../rules';
-import { formatViolation, IS_REQUIRED, InvalidArgumentError, index, Violations } from '../validators';
+import type { AccessAudit, TypeRegistry } from '../rules';
+import { formatViolation, IS_REQUIRED, InvalidArgumentError, index, type Violation, Violations } from '../validators';
 import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreCorruptError, StoreError } from './errors';
 
 export const ACCESS_AUDITS_FILE = 'access-audits.json';
@@ -66,7 +66,7 @@ export type StoreFs = Pick<
 
 export interface StoreOptions {
   /** Resource types a rule may name: the registry plus meshaudit.extraResourceTypes. */
-  readonly knownTypes: ReadonlySet<string>;
+  readonly knownTypes: TypeRegistry;
   /** Default: node:fs. */
   readonly fs?: StoreFs;
   /**
@@ -96,17 +96,23 @@ export class AccessAuditStore {
     this.fs = opts.fs ?? nodeFs;
   }
 
-  /** Reads the file (none yet: no resources). A file that is not what this store writes throws StoreError. */
-  load(): void {
+  /**
+   * Reads the file (none yet: no resources). A file that is not what this store writes throws
+   * StoreError. Returns the warnings of the stored resources (paths as `accessAudits[0].rules[0].mesh`):
+   * a rule stored before a check became an error (`mesh` on global-scoped types) loads with one.
+   */
+  load(): Violation[] {
     let text: string;
     try {
       // Read-only: --check-config loads the store too, and must write nothing.
       text = this.fs.readFileSync(this.file, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new StoreError(`can't read the AccessAudit store ${this.file}: ${(e as Error).message}`);
     }
-    this.byName = this.decode(text);
+    const warnings = new Violations();
+    this.byName = this.decode(text, warnings);
+    return [...warnings.list];
   }
 
   /** Every resource, sorted by name. */
@@ -231,7 +237,7 @@ export class AccessAuditStore {
     return res.audit;
   }
 
-  private decode(text: string): Map<string, StoredAccessAudit> {
+  private decode(text: string, warnings: Violations): Map<string, StoredAccessAudit> {
     let doc: unknown;
     try {
       doc = JSON.parse(text);
@@ -251,8 +257,12 @@ export class AccessAuditStore {
         problems.add(`${at}.version`, 'must be a positive integer');
       if (origin !== 'api' && origin !== 'file') problems.add(`${at}.origin`, 'must be "api" or "file"');
       // Validated again: the configuration (extraResourceTypes) may have changed since it was written.
-      const res = validateAccessAudit(entry as AccessAudit, { knownTypes: this.opts.knownTypes });
+      const res = validateAccessAudit(entry as AccessAudit, {
+        knownTypes: this.opts.knownTypes,
+        meshOnGlobalTypes: 'warning',
+      });
       problems.addAll(res.violations, at);
+      warnings.addAll(res.warnings, at);
       if (res.audit === undefined || !problems.isEmpty) return;
       if (byName.has(res.audit.name)) problems.add(`${at}.name`, `"${res.audit.name}" is stored twice`);
       byName.set(res.audit.name, { ...res.audit, version: version as number, origin: origin as Origin });
