@@ -10,10 +10,9 @@
 // - Every change is an audit action, recorded by src/server/rule-service.ts: through the API with the
 //   operator's identity, from the files with the rules-files user of the spec.
 //
-// Every change replaces the file atomically: the new state is written to a temp file, fsynced, renamed
-// over the file, and the directory is fsynced, so that a crash at any point leaves either the previous
-// state or the new one, never a torn file (a leftover temp file is ignored at load). Changes are rare
-// and small, so they are written synchronously, whole, and always fsynced whatever meshaudit.fsync says.
+// Every change replaces the file durably (src/store/durable-file.ts): a crash at any point leaves either
+// the previous state or the new one, never a torn file. Changes are rare and small, so they are written
+// synchronously, whole, and always fsynced whatever meshaudit.fsync says.
 //
 // A change is made in two steps, prepare() then commit(): in between, the caller writes the change's
 // audit record, so that no change is ever in force without its record. Nothing here knows of gRPC.
@@ -22,6 +21,7 @@ import * as path from 'node:path';
 import { validateAccessAudit } from '../rules';
 import type { AccessAudit, TypeRegistry } from '../rules';
 import { formatViolation, IS_REQUIRED, InvalidArgumentError, index, type Violation, Violations } from '../validators';
+import { type DurableFs, ReplaceError, replaceFile } from './durable-file';
 import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreCorruptError, StoreError } from './errors';
 
 export const ACCESS_AUDITS_FILE = 'access-audits.json';
@@ -59,10 +59,7 @@ export interface PreparedChange {
 }
 
 /** The file operations the store uses: injected so tests can crash it half-way through a write. */
-export type StoreFs = Pick<
-  typeof nodeFs,
-  'readFileSync' | 'writeFileSync' | 'openSync' | 'fsyncSync' | 'closeSync' | 'renameSync' | 'mkdirSync'
->;
+export type StoreFs = DurableFs & Pick<typeof nodeFs, 'readFileSync'>;
 
 export interface StoreOptions {
   /** Resource types a rule may name: the registry plus meshaudit.extraResourceTypes. */
@@ -89,7 +86,7 @@ export class AccessAuditStore {
   private readonly fs: StoreFs;
 
   constructor(
-    private readonly dir: string,
+    dir: string,
     private readonly opts: StoreOptions,
   ) {
     this.file = path.join(dir, ACCESS_AUDITS_FILE);
@@ -283,35 +280,16 @@ export class AccessAuditStore {
     );
   }
 
-  /** The temp file, fsync, rename, then fsync the directory: the rename is durable only once the directory is. */
+  /** The whole state, replaced durably (src/store/durable-file.ts). */
   private writeAtomically(text: string): void {
-    const tmp = `${this.file}.tmp`;
     try {
-      this.fs.mkdirSync(this.dir, { recursive: true });
-      const fd = this.fs.openSync(tmp, 'w');
-      try {
-        this.fs.writeFileSync(fd, text);
-        this.fs.fsyncSync(fd);
-      } finally {
-        this.fs.closeSync(fd);
-      }
-      this.fs.renameSync(tmp, this.file);
+      replaceFile(this.fs, this.file, text);
     } catch (e) {
-      throw new StoreError(`can't write the AccessAudit store ${this.file}: ${(e as Error).message}`);
-    }
-    // From the rename on, the new state is what the file holds: reporting failure now would tell the
-    // caller "nothing changed" while the next start loads the change.
-    try {
-      const dirFd = this.fs.openSync(this.dir, 'r');
-      try {
-        this.fs.fsyncSync(dirFd);
-      } finally {
-        this.fs.closeSync(dirFd);
-      }
-    } catch (e) {
-      const err = new StoreError(
-        `the AccessAudit store ${this.file} was changed, but its folder could not be fsynced: ${(e as Error).message}`,
-      );
+      if (!(e instanceof ReplaceError)) throw e;
+      if (!e.renamed) throw new StoreError(`can't write the AccessAudit store ${this.file}: ${e.message}`);
+      // From the rename on, the new state is what the file holds: reporting failure now would tell the
+      // caller "nothing changed" while the next start loads the change.
+      const err = new StoreError(`the AccessAudit store ${this.file} was changed, but ${e.message}`);
       if (this.opts.onSyncError === undefined) throw err;
       this.opts.onSyncError(err);
     }

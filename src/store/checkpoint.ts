@@ -7,12 +7,13 @@
 // Layout: <dataDir>/checkpoint.jsonl, one JSON object per line, each a delta:
 //   {"s":{"<zone>/<instance>":<seq>,...},"p":{"<sink key>":[<inode>,<size>],...}}
 // Replaying the lines in order gives the state. A line torn by a crash is the last one and is dropped:
-// it was never acknowledged. When the file passes COMPACT_AT_BYTES it is replaced (write + rename)
-// by one line with the whole state.
-import * as fs from 'node:fs';
+// it was never acknowledged. When the file passes COMPACT_AT_BYTES it is replaced durably
+// (src/store/durable-file.ts) by one line with the whole state.
+import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import type { SinkPosition } from '../backends/sink';
 import { MeshauditError } from '../errors';
+import { type DurableFs, replaceFile, syncDir } from './durable-file';
 
 /** 4 MiB of deltas (~40k batches) replay in milliseconds at start-up and compact in one write. */
 export const COMPACT_AT_BYTES = 4 * 1024 * 1024;
@@ -38,14 +39,17 @@ export class CheckpointCorruptError extends CheckpointError {
   override readonly exitCode = 2;
 }
 
-/** Makes a rename or a new file in `dir` durable. */
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+/** The file operations the checkpoint uses: injected, so that tests can make any of them fail. */
+export type CheckpointFs = DurableFs &
+  Pick<typeof nodeFs, 'readFileSync' | 'ftruncateSync' | 'fstatSync' | 'write' | 'fdatasync'>;
+
+export interface CheckpointOptions {
+  /** fdatasync every append before it is acknowledged (meshaudit.fsync). */
+  readonly fsync: boolean;
+  /** Compact once the file passes this many bytes; COMPACT_AT_BYTES by default. */
+  readonly compactAtBytes?: number;
+  /** Default: node:fs. */
+  readonly fs?: CheckpointFs;
 }
 
 function applyLine(state: CheckpointState, line: string): boolean {
@@ -76,21 +80,23 @@ export class Checkpoint {
   /** A failed append may have left a partial line after `bytes`: cut before appending again. */
   private cutDue = false;
   private readonly file: string;
+  private readonly fs: CheckpointFs;
   readonly state: CheckpointState = { seqs: new Map(), positions: new Map() };
 
   constructor(
     private readonly dir: string,
-    private readonly opts: { fsync: boolean; compactAtBytes?: number } = { fsync: false },
+    private readonly opts: CheckpointOptions = { fsync: false },
   ) {
     this.file = path.join(dir, CHECKPOINT_FILE);
+    this.fs = opts.fs ?? nodeFs;
   }
 
   /** Reads the state; a torn or corrupt line can only be the last one and is cut off. */
   load(): { state: CheckpointState; droppedTail: boolean } {
     let text = '';
     try {
-      fs.mkdirSync(this.dir, { recursive: true });
-      text = fs.readFileSync(this.file, 'utf8');
+      this.fs.mkdirSync(this.dir, { recursive: true });
+      text = this.fs.readFileSync(this.file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
         throw new CheckpointError(`can't read checkpoint ${this.file}: ${(e as Error).message}`);
@@ -115,9 +121,9 @@ export class Checkpoint {
     }
     this.bytes = Buffer.byteLength(text.slice(0, good));
     try {
-      this.fd = fs.openSync(this.file, 'a+');
-      if (text === '' && this.opts.fsync) fsyncDir(this.dir);
-      if (droppedTail) fs.ftruncateSync(this.fd, this.bytes);
+      this.fd = this.fs.openSync(this.file, 'a+');
+      if (text === '' && this.opts.fsync) syncDir(this.fs, this.dir);
+      if (droppedTail) this.fs.ftruncateSync(this.fd, this.bytes);
     } catch (e) {
       throw new CheckpointError(`can't open checkpoint ${this.file}: ${(e as Error).message}`);
     }
@@ -134,8 +140,8 @@ export class Checkpoint {
       // A compaction renamed the new file into place but could not reopen it (EMFILE, EIO): try again
       // now, rather than refusing every commit until a restart.
       try {
-        this.fd = fs.openSync(this.file, 'a+');
-        this.bytes = fs.fstatSync(this.fd).size;
+        this.fd = this.fs.openSync(this.file, 'a+');
+        this.bytes = this.fs.fstatSync(this.fd).size;
       } catch (e) {
         this.fd = -1;
         throw new CheckpointError(`can't reopen checkpoint ${this.file}: ${(e as Error).message}`);
@@ -159,7 +165,7 @@ export class Checkpoint {
     let written: number;
     try {
       written = await new Promise<number>((resolve, reject) =>
-        fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
+        this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
       );
       // A write can be short without an error (file size limit, a full disk): that is a failure too.
       if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
@@ -173,7 +179,7 @@ export class Checkpoint {
     this.bytes += buf.length;
     if (!this.opts.fsync) return;
     await new Promise<void>((resolve, reject) =>
-      fs.fdatasync(fd, (err) =>
+      this.fs.fdatasync(fd, (err) =>
         err ? reject(new CheckpointError(`can't fsync checkpoint ${this.file}: ${err.message}`)) : resolve(),
       ),
     );
@@ -182,7 +188,7 @@ export class Checkpoint {
   /** Cuts the file back to its last whole line; false when that fails (it is tried again later). */
   private cutBack(): boolean {
     try {
-      fs.ftruncateSync(this.fd, this.bytes);
+      this.fs.ftruncateSync(this.fd, this.bytes);
       this.cutDue = false;
       return true;
     } catch {
@@ -192,30 +198,19 @@ export class Checkpoint {
 
   /** Replaces the file with one line holding the whole state: the old file or the new one, never a torn one. */
   private compact(): void {
-    const tmp = `${this.file}.tmp`;
     const line = encode(this.state);
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      const written = fs.writeSync(fd, line);
-      if (written < Buffer.byteLength(line))
-        throw new Error(`short write: ${written} of ${Buffer.byteLength(line)} bytes`);
-      fs.fdatasyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
-    fsyncDir(this.dir);
+    replaceFile(this.fs, this.file, line);
     const old = this.fd;
     // Never leave a closed descriptor number in this.fd: a later write would land in whatever file reuses it.
     this.fd = -1;
-    fs.closeSync(old);
-    this.fd = fs.openSync(this.file, 'a+');
+    this.fs.closeSync(old);
+    this.fd = this.fs.openSync(this.file, 'a+');
     this.bytes = Buffer.byteLength(line);
   }
 
   close(): void {
     this.closed = true;
-    if (this.fd >= 0) fs.closeSync(this.fd);
+    if (this.fd >= 0) this.fs.closeSync(this.fd);
     this.fd = -1;
   }
 }
