@@ -24,7 +24,7 @@ export interface SequencerOptions {
 }
 
 /** `zone/instance`: zone names cannot hold "/", so the key is unambiguous. */
-export function identifierKey(zone: string, instance: string): string {
+function identifierKey(zone: string, instance: string): string {
   return `${zone}/${instance}`;
 }
 

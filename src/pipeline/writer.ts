@@ -44,13 +44,13 @@ export interface WriterOptions {
   closeGraceMs?: number;
 }
 
-export const DEFAULT_MAX_GROUP_BYTES = 1024 * 1024;
+const DEFAULT_MAX_GROUP_BYTES = 1024 * 1024;
 /** 16 MiB queued: bounds memory when the disk is slow while keeping several groups ready to write. */
-export const DEFAULT_HIGH_WATER_BYTES = 16 * 1024 * 1024;
-export const DEFAULT_RETRY_DELAY_MS = 100;
-export const DEFAULT_MAX_RETRY_DELAY_MS = 5000;
+const DEFAULT_HIGH_WATER_BYTES = 16 * 1024 * 1024;
+const DEFAULT_RETRY_DELAY_MS = 100;
+const DEFAULT_MAX_RETRY_DELAY_MS = 5000;
 /** After the drain timeout, how long closing waits for a write or commit already under way. */
-export const CLOSE_GRACE_MS = 1000;
+const CLOSE_GRACE_MS = 1000;
 
 /** The writer closed before the request was committed: the caller may retry against the restarted sidecar. */
 export class WriterClosedError extends UnavailableError {

@@ -1,10 +1,10 @@
 // The record's date format (spec section 3): RFC 3339, whole seconds, the sidecar's local UTC offset.
 
 /** Minutes east of UTC at a given instant; injected so tests and other zones can fix it. */
-export type UtcOffsetFn = (epochMs: number) => number;
+type UtcOffsetFn = (epochMs: number) => number;
 
 /** The process's local offset (follows TZ and daylight saving time). */
-export const localUtcOffset: UtcOffsetFn = (epochMs) => -new Date(epochMs).getTimezoneOffset();
+const localUtcOffset: UtcOffsetFn = (epochMs) => -new Date(epochMs).getTimezoneOffset();
 
 function pad2(n: number): string {
   return n < 10 ? `0${n}` : `${n}`;

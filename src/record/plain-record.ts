@@ -138,7 +138,7 @@ export class RecordBuffer {
  * `"token":{"id":"`), for the date of the last event and each action: consecutive events mostly share
  * their date (to the second), so a record starts with one copy instead of five.
  */
-export class RecordStarts {
+class RecordStarts {
   private date = '';
   private readonly starts: Array<Uint8Array | undefined> = [];
 
@@ -158,7 +158,7 @@ export class RecordStarts {
 }
 
 /** The bytes of the last text asked for: token expiries repeat like event dates. */
-export class TextBytes {
+class TextBytes {
   private text = '';
   private bytes: Uint8Array = new Uint8Array(0);
 

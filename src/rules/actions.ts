@@ -1,7 +1,7 @@
 // The ten actions a mesh RBAC controls (spec section 1). Their names are part of the contract.
 
 export const RESOURCE_ACTIONS = ['CREATE', 'UPDATE', 'DELETE'] as const;
-export const INSPECT_ACTIONS = ['VIEW_CONFIG_DUMP', 'VIEW_STATS', 'VIEW_CLUSTERS'] as const;
+const INSPECT_ACTIONS = ['VIEW_CONFIG_DUMP', 'VIEW_STATS', 'VIEW_CLUSTERS'] as const;
 export const TOKEN_ACTIONS = [
   'GENERATE_DATAPLANE_TOKEN',
   'GENERATE_USER_TOKEN',

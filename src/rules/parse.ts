@@ -19,9 +19,9 @@ import {
 import type { AccessAudit, AccessAuditRule } from './model';
 
 export const ACCESS_AUDIT_TYPE = 'AccessAudit';
-export const KUBERNETES_API_VERSION = 'kuma.io/v1alpha1';
+const KUBERNETES_API_VERSION = 'kuma.io/v1alpha1';
 /** Longest name: an RFC 1123 subdomain, as Kubernetes object names. */
-export const MAX_NAME_LENGTH = 253;
+const MAX_NAME_LENGTH = 253;
 const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const NAME_RULE = 'use lowercase letters, digits, "-" and ".", starting and ending with a letter or digit';
 

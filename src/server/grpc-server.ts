@@ -10,8 +10,8 @@ import { MeshauditError } from '../errors';
 import { addReflection } from './reflection';
 import { fastAuditService } from './fast-codec';
 
-export const AUDIT_SERVICE_NAME = 'meshaudit.v1.AuditService';
-export const RULE_SERVICE_NAME = 'meshaudit.v1.RuleService';
+const AUDIT_SERVICE_NAME = 'meshaudit.v1.AuditService';
+const RULE_SERVICE_NAME = 'meshaudit.v1.RuleService';
 
 export interface GrpcServerOptions {
   audit: AuditServiceImpl;

@@ -8,7 +8,7 @@ import type { EventUser } from '../events/event';
  * resolve the real operator here). Documented in the README: records of changes made through the API
  * carry this user until then.
  */
-export const DEFAULT_OPERATOR: Readonly<{ name: string; groups: readonly string[] }> = Object.freeze({
+const DEFAULT_OPERATOR: Readonly<{ name: string; groups: readonly string[] }> = Object.freeze({
   name: 'meshaudit:operator',
   groups: Object.freeze(['meshaudit:operators']),
 });

@@ -17,7 +17,7 @@ const CODES: Readonly<Record<ErrorKind, grpc.status>> = {
 };
 
 /** INVALID_ARGUMENT with one BadRequest field violation per violation. */
-export function invalidArgument(violations: readonly Violation[]): grpc.StatusObject {
+function invalidArgument(violations: readonly Violation[]): grpc.StatusObject {
   const message = violations.map((v) => `${v.field}: ${v.description}`).join('; ');
   // google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode
   // from the `grpc-status-details-bin` trailer (the richer error model): the types reflection serves.

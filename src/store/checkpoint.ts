@@ -16,7 +16,7 @@ import { MeshauditError } from '../errors';
 import { type DurableFs, replaceFile, syncDir } from './durable-file';
 
 /** 4 MiB of deltas (~40k batches) replay in milliseconds at start-up and compact in one write. */
-export const COMPACT_AT_BYTES = 4 * 1024 * 1024;
+const COMPACT_AT_BYTES = 4 * 1024 * 1024;
 export const CHECKPOINT_FILE = 'checkpoint.jsonl';
 
 export interface CheckpointState {

@@ -8,7 +8,7 @@ import { MeshauditError } from '../errors';
 
 export const LOCK_FILE = 'meshaudit.lock';
 /** The holder touches its lock this often, so that a lock from another host can be judged by its age. */
-export const HEARTBEAT_MS = 10_000;
+const HEARTBEAT_MS = 10_000;
 /** A lock from another host (another container) untouched for this long is left by a process that is gone. */
 export const STALE_AFTER_MS = 3 * HEARTBEAT_MS;
 

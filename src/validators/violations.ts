@@ -64,7 +64,7 @@ export function parentOf(path: string): string {
 export const IS_REQUIRED = 'is required';
 
 /** Longest value quoted back in a message: enough to recognise it, not a wall of text. */
-export const MAX_QUOTED_CHARS = 64;
+const MAX_QUOTED_CHARS = 64;
 
 /** A string as a message quotes it: JSON-quoted, cut after MAX_QUOTED_CHARS characters with `...` inside the quotes. */
 export function quote(value: string): string {

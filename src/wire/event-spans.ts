@@ -82,7 +82,7 @@ function fieldsByNumber(...pairs: Array<[number, Field]>): Field[] {
 }
 
 /** Most entries of one list or map a scanned event may carry; more goes the reference way (which rejects past 64). */
-export const MAX_SCANNED_ENTRIES = 64;
+const MAX_SCANNED_ENTRIES = 64;
 
 /** Start and end offsets of a list's strings, in pairs, with their count. */
 export class SpanList {
