@@ -3,29 +3,18 @@
 // let the exactly-once check find each event in the audit files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as protobuf from 'protobufjs';
+import { AUDIT_PROTO, contract, type Messages, protoDir } from '../src/contract';
 
-/** proto/ at the package root, from dist/bench (the compiled location) or from bench/. */
+/** The contract's audit.proto: the naive baselines load it their own (naive) way. */
 export function protoFile(): string {
-  const fromDist = path.resolve(__dirname, '../../proto/meshaudit/v1/audit.proto');
-  const fromSrc = path.resolve(__dirname, '../proto/meshaudit/v1/audit.proto');
-  return fs.existsSync(fromDist) ? fromDist : fromSrc;
+  return path.join(protoDir(), AUDIT_PROTO);
 }
 
-export interface Codec {
-  StreamEventsRequest: protobuf.Type;
-  StreamEventsResponse: protobuf.Type;
-  RecordRequest: protobuf.Type;
-}
+export type Codec = Pick<Messages, 'StreamEventsRequest' | 'StreamEventsResponse' | 'RecordRequest'>;
 
-/** protobufjs types of the public contract (camelCase field names, as protobufjs loads them by default). */
+/** The contract's message types (camelCase field names), as the sidecar itself encodes and decodes them. */
 export function loadCodec(): Codec {
-  const root = new protobuf.Root().loadSync(protoFile());
-  return {
-    StreamEventsRequest: root.lookupType('meshaudit.v1.StreamEventsRequest'),
-    StreamEventsResponse: root.lookupType('meshaudit.v1.StreamEventsResponse'),
-    RecordRequest: root.lookupType('meshaudit.v1.RecordRequest'),
-  };
+  return contract().messages;
 }
 
 export const STREAM_EVENTS_PATH = '/meshaudit.v1.AuditService/StreamEvents';

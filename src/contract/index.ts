@@ -48,6 +48,7 @@ export interface BatchAck {
 /** meshaudit.v1 messages with the names handlers see (camelCase: `firstSeq`, `expiresAt`). */
 export interface Messages {
   readonly Event: protobuf.Type;
+  readonly StreamEventsRequest: protobuf.Type;
   readonly RecordRequest: protobuf.Type;
   readonly Identifier: protobuf.Type;
   readonly StreamEventsResponse: protobuf.Type;
@@ -74,6 +75,7 @@ export class Contract {
       const type = (name: string): protobuf.Type => this.camelRoot().lookupType(`${PACKAGE}.${name}`);
       this.views = {
         Event: type('Event'),
+        StreamEventsRequest: type('StreamEventsRequest'),
         RecordRequest: type('RecordRequest'),
         Identifier: type('Identifier'),
         StreamEventsResponse: type('StreamEventsResponse'),
