@@ -144,4 +144,26 @@ describe('architecture', () => {
     }
     expect(bad).to.deep.equal([]);
   });
+
+  it('mirrors src/ (and bench/) in test/: a unit test is named after the module it tests; end-to-end tests are in test/e2e', () => {
+    const TEST = path.resolve(__dirname, '../../test');
+    const ROOT = path.resolve(TEST, '..');
+    const misplaced: string[] = [];
+    const walk = (dir: string): void => {
+      for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+        const file = path.join(dir, d.name);
+        const rel = path.relative(TEST, file);
+        if (d.isDirectory()) {
+          if (!['e2e', 'support'].includes(rel)) walk(file);
+          continue;
+        }
+        if (!d.name.endsWith('.test.ts') || rel === 'architecture.test.ts') continue;
+        const module = rel.replace(/\.test\.ts$/, '.ts');
+        const under = module.startsWith(`bench${path.sep}`) ? module : path.join('src', module);
+        if (!fs.existsSync(path.join(ROOT, under))) misplaced.push(`test/${rel} (no ${under})`);
+      }
+    };
+    walk(TEST);
+    expect(misplaced).to.deep.equal([]);
+  });
 });

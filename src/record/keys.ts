@@ -1,6 +1,6 @@
 // The record's keys, in the order they are written (spec section 3): the one table that both ways of
 // writing a record take their keys from. The reference formatter walks it; the plain byte path builds
-// its fixed fragments from it (test/plain-record.test.ts holds the two to the same bytes).
+// its fixed fragments from it (test/record/plain-record.test.ts holds the two to the same bytes).
 
 export const RECORD_KEYS = {
   record: ['date', 'action', 'resource', 'token', 'user'],

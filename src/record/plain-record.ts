@@ -6,7 +6,7 @@
 // It gives the same bytes as the reference way (validateEvent + formatRecord), or it steps aside:
 // `writePlainRecord` returns FALLBACK for anything it does not fully handle (a non-ASCII or escaped
 // character, an invalid or over-long field, an unknown action, a repeated tag key), and the caller then
-// takes the reference way for that event, which also words any rejection. test/plain-record.test.ts
+// takes the reference way for that event, which also words any rejection. test/record/plain-record.test.ts
 // compares the two on hand-made, malformed and generated events.
 import type { Rfc3339Parser } from '../events/rfc3339';
 import { MAX_FIELD_CHARS } from '../events/validate-event';

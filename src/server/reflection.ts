@@ -2,7 +2,7 @@
 // `describe` and `-d` calls work with no .proto file at hand. @grpc/reflection answers the protocol;
 // it is handed only the contract's own descriptors, made as protoc would make them
 // (src/contract/descriptors.ts says why proto-loader's are not enough). It still indexes the symbols
-// and answers every file request with the file and its transitive dependencies; test/reflection.test.ts
+// and answers every file request with the file and its transitive dependencies; test/server/reflection.test.ts
 // checks on the wire that every served file lists each of its imports exactly once and that every
 // import is served.
 import type * as grpc from '@grpc/grpc-js';

@@ -1,0 +1,555 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { RotationConfig } from '../../../src/config/types';
+import type { SinkPosition } from '../../../src/backends/sink';
+import { applyRetention, FileSink, rotatedName, timeFromName } from '../../../src/backends/file';
+import type { FileSinkEvent } from '../../../src/backends/file';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const T0 = Date.UTC(2021, 5, 7, 9, 15, 18, 265);
+
+/** A clock that only moves when told to. */
+class FakeClock {
+  constructor(public ms = T0) {}
+  readonly now = (): Date => new Date(this.ms);
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+}
+
+function rotation(over: Partial<RotationConfig> = {}): RotationConfig {
+  return { enabled: true, maxRetainedFiles: 0, maxSizeBytes: 1024 * 1024, maxAgeDays: 0, ...over };
+}
+
+/** One JSON record line of exactly `bytes` bytes (newline included). */
+function line(n: number, bytes = 30): string {
+  const head = `{"n":${n},"pad":"`;
+  const pad = bytes - head.length - 3;
+  if (pad < 0) throw new Error(`line ${n} does not fit in ${bytes} bytes`);
+  return `${head}${'x'.repeat(pad)}"}\n`;
+}
+
+function lines(from: number, count: number, bytes = 30): Buffer {
+  let s = '';
+  for (let i = from; i < from + count; i++) s += line(i, bytes);
+  return Buffer.from(s);
+}
+
+describe('FileSink', () => {
+  let dir: string;
+  let active: string;
+  let clock: FakeClock;
+  let events: FileSinkEvent[];
+  const open: FileSink[] = [];
+
+  function sink(rot: Partial<RotationConfig> = {}, extra: { fsync?: boolean; file?: string } = {}): FileSink {
+    const s = new FileSink({
+      path: extra.file ?? active,
+      rotation: rotation(rot),
+      fsync: extra.fsync,
+      now: clock.now,
+      onEvent: (e) => events.push(e),
+    });
+    open.push(s);
+    return s;
+  }
+
+  /** Rotated files of the active file, oldest first by name (names sort in time order). */
+  function rotatedFiles(): string[] {
+    return fs
+      .readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isFile() && timeFromName('audit.log', e.name) !== undefined)
+      .map((e) => e.name)
+      .sort();
+  }
+
+  /** Every record line of the backend, oldest file first, each parsed. */
+  function allRecords(): Array<{ n: number }> {
+    const out: Array<{ n: number }> = [];
+    for (const name of [...rotatedFiles(), 'audit.log']) {
+      const file = path.join(dir, name);
+      if (!fs.existsSync(file)) continue;
+      const text = fs.readFileSync(file, 'utf8');
+      if (text === '') continue;
+      expect(text.endsWith('\n'), `${name} ends with a newline`).to.equal(true);
+      for (const l of text.slice(0, -1).split('\n')) out.push(JSON.parse(l));
+    }
+    return out;
+  }
+
+  function ns(from: number, count: number): number[] {
+    return Array.from({ length: count }, (_, i) => from + i);
+  }
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaudit-file-sink-'));
+    active = path.join(dir, 'audit.log');
+    clock = new FakeClock();
+    events = [];
+  });
+
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('writing and rotation', () => {
+    it('keeps the active file at the configured path, creating its folder', async () => {
+      active = path.join(dir, 'nested', 'deeper', 'audit.log');
+      const s = sink();
+      const pos = await s.open();
+      expect(s.key).to.equal(active);
+      expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: 0 });
+      const after = await s.write(lines(0, 2));
+      expect(after).to.deep.equal({ ino: pos.ino, size: 60 });
+      expect(fs.readFileSync(active, 'utf8')).to.equal(line(0) + line(1));
+    });
+
+    it('rotates once a write makes the file reach maxSizeBytes, to a lumberjack name in UTC', async () => {
+      const s = sink({ maxSizeBytes: 100 });
+      const first = await s.open();
+      for (let i = 0; i < 3; i++) expect((await s.write(lines(i, 1))).size).to.equal(30 * (i + 1));
+      expect(rotatedFiles()).to.deep.equal([]);
+      const pos = await s.write(lines(3, 1)); // 120 bytes >= 100: rotates after this write
+      const rotated = path.join(dir, 'audit-2021-06-07T09-15-18.265.log');
+      expect(rotatedFiles()).to.deep.equal([path.basename(rotated)]);
+      expect(fs.statSync(rotated)).to.include({ ino: first.ino, size: 120 });
+      expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: 0 });
+      expect(pos.ino).to.not.equal(first.ino);
+      expect(fs.statSync(active).size).to.equal(0);
+      expect(events).to.deep.include({ type: 'rotated', file: active, rotatedFile: rotated });
+      // rfs's history file is not used: retention is a directory scan.
+      expect(fs.readdirSync(dir).sort()).to.deep.equal([path.basename(rotated), 'audit.log']);
+    });
+
+    it('does not rotate a file that stays one byte under maxSizeBytes', async () => {
+      const s = sink({ maxSizeBytes: 61 });
+      await s.open();
+      await s.write(lines(0, 2));
+      expect(rotatedFiles()).to.deep.equal([]);
+      await s.write(lines(2, 1));
+      expect(rotatedFiles()).to.have.length(1);
+    });
+
+    it('lets a file pass maxSizeBytes by at most the one write (batch) that reached it', async () => {
+      const maxSizeBytes = 200;
+      const s = sink({ maxSizeBytes });
+      let pos = await s.open();
+      const lastWrite = new Map<number, number>(); // inode -> bytes of its last write
+      let n = 0;
+      for (let i = 0; i < 40; i++) {
+        const count = (i % 5) + 1; // batches of 30..150 bytes
+        const before = pos;
+        pos = await s.write(lines(n, count));
+        n += count;
+        lastWrite.set(before.ino, count * 30);
+        clock.advance(1000);
+      }
+      const files = rotatedFiles();
+      expect(files.length).to.be.greaterThan(5);
+      for (const name of files) {
+        const st = fs.statSync(path.join(dir, name));
+        expect(st.size, name).to.be.at.least(maxSizeBytes);
+        expect(st.size - lastWrite.get(st.ino)!, name).to.be.below(maxSizeBytes);
+      }
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, n));
+    });
+
+    it('never splits a line across two files', async () => {
+      const s = sink({ maxSizeBytes: 97 }); // not a multiple of the line size, so it always lands mid-line
+      await s.open();
+      let n = 0;
+      for (let i = 0; n < 500; i++) {
+        const count = 1 + ((i * 7) % 4);
+        await s.write(lines(n, count, 20 + (i % 3) * 10));
+        n += count;
+        clock.advance(7);
+      }
+      expect(rotatedFiles().length).to.be.greaterThan(50);
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, n));
+    });
+
+    it('grows one file when rotation is disabled, whatever maxSizeBytes says', async () => {
+      const s = sink({ enabled: false, maxSizeBytes: 10, maxRetainedFiles: 1, maxAgeDays: 1 });
+      const first = await s.open();
+      let pos = first;
+      for (let i = 0; i < 20; i++) {
+        pos = await s.write(lines(i, 1));
+        clock.advance(DAY_MS);
+      }
+      expect(pos).to.deep.equal({ ino: first.ino, size: 600 });
+      expect(fs.readdirSync(dir)).to.deep.equal(['audit.log']);
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 20));
+    });
+
+    it('does not overwrite a file when 5 rotations happen in the same millisecond', async () => {
+      const s = sink({ maxSizeBytes: 10 }); // every write rotates; the clock never moves
+      await s.open();
+      for (let i = 0; i < 5; i++) await s.write(lines(i, 1));
+      expect(rotatedFiles()).to.deep.equal([1, 2, 3, 4, 5].map((i) => rotatedName('audit.log', new Date(T0), i)));
+      expect(rotatedFiles().map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))).to.deep.equal(
+        ns(0, 5).map((i) => line(i)),
+      );
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 5));
+    });
+
+    it('keeps names in write order when retention frees a name in the same millisecond', async () => {
+      const s = sink({ maxSizeBytes: 10, maxRetainedFiles: 2 });
+      await s.open();
+      for (let i = 0; i < 6; i++) await s.write(lines(i, 1));
+      // The two newest by name must be the two last writes, not a reused earlier name.
+      expect(rotatedFiles().map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))).to.deep.equal([line(4), line(5)]);
+    });
+
+    // Whether fsync ran is not observable without tracing syscalls; this checks the fsync path writes
+    // every batch whole, across rotations.
+    it('writes every batch whole across rotations with fsync on', async () => {
+      const s = sink({ maxSizeBytes: 100 }, { fsync: true });
+      await s.open();
+      for (let i = 0; i < 10; i++) await s.write(lines(i * 2, 2)); // every second write reaches 120 bytes
+      expect(rotatedFiles()).to.have.length(5);
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 20));
+    });
+
+    it('fails a write to a file deleted behind its back, then writes the batch again to a new file', async () => {
+      const s = sink({ maxSizeBytes: 1_000_000 });
+      await s.open();
+      await s.write(lines(0, 1));
+      fs.unlinkSync(active);
+      let error: Error | undefined;
+      await s.write(lines(1, 1)).catch((e: Error) => (error = e));
+      expect(error?.message).to.match(/^can't write audit file .*: ENOENT/);
+      await s.write(lines(1, 1));
+      expect(allRecords().map((r) => r.n)).to.deep.equal([1]);
+    });
+
+    it('rejects writes before open and after close, saying what was attempted', async () => {
+      const s = sink();
+      let err: Error | undefined;
+      await s.write(lines(0, 1)).catch((e: Error) => (err = e));
+      expect(err?.message).to.equal(`can't write audit file ${active}: the sink is not open`);
+      await s.open();
+      await s.close();
+      await s.write(lines(0, 1)).catch((e: Error) => (err = e));
+      expect(err?.message).to.equal(`can't write audit file ${active}: the sink is closed`);
+    });
+
+    it('refuses a maxSizeBytes below one byte when rotation is on', () => {
+      expect(() => sink({ maxSizeBytes: 0 })).to.throw(
+        `audit file ${active}: rotation.maxSizeBytes must be at least 1, got 0`,
+      );
+    });
+  });
+
+  describe('retention', () => {
+    it('keeps the newest maxRetainedFiles rotated files', async () => {
+      const s = sink({ maxSizeBytes: 10, maxRetainedFiles: 3 });
+      await s.open();
+      for (let i = 0; i < 6; i++) {
+        await s.write(lines(i, 1));
+        clock.advance(1000);
+      }
+      const want = [3, 4, 5].map((i) => rotatedName('audit.log', new Date(T0 + i * 1000), 1));
+      expect(rotatedFiles()).to.deep.equal(want);
+      expect(allRecords().map((r) => r.n)).to.deep.equal([3, 4, 5]);
+      const deleted = events.flatMap((e) => (e.type === 'retention-deleted' ? e.deleted : []));
+      expect(deleted).to.deep.equal([0, 1, 2].map((i) => rotatedName('audit.log', new Date(T0 + i * 1000), 1)));
+    });
+
+    it('keeps the newest records after a restart whose clock is behind the previous run', async () => {
+      const first = sink({ maxSizeBytes: 10, maxRetainedFiles: 1 });
+      await first.open();
+      clock.advance(10 * 60 * 1000); // the previous run's clock was ten minutes ahead
+      await first.write(lines(0, 1));
+      await first.close();
+      clock.advance(-10 * 60 * 1000);
+      const second = sink({ maxSizeBytes: 10, maxRetainedFiles: 1 });
+      await second.open();
+      await second.write(lines(1, 1));
+      expect(allRecords().map((r) => r.n)).to.deep.equal([1]);
+    });
+
+    it('applies a lowered maxRetainedFiles at open, before any rotation', async () => {
+      for (let i = 0; i < 4; i++)
+        fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(T0 + i), 1)), line(i));
+      await sink({ maxRetainedFiles: 1 }).open();
+      expect(rotatedFiles()).to.deep.equal([rotatedName('audit.log', new Date(T0 + 3), 1)]);
+    });
+
+    it('deletes rotated files whose name is older than maxAgeDays, and nothing else', async () => {
+      const unrelated = [
+        'other.log',
+        'audit.log.bak',
+        'audit-2000-01-01T00-00-00.000.log.gz', // compressed by someone else
+        'other-2000-01-01T00-00-00.000.log', // another backend in the same folder
+        'audit-2000-13-01T00-00-00.000.log', // not a real time
+      ];
+      for (const n of unrelated) fs.writeFileSync(path.join(dir, n), 'keep\n');
+      fs.mkdirSync(path.join(dir, 'audit-2000-01-01T00-00-00.000.log')); // a folder, not a rotated file
+      const s = sink({ maxSizeBytes: 10, maxAgeDays: 2 });
+      await s.open();
+      await s.write(lines(0, 1)); // rotated at day 0
+      clock.advance(DAY_MS);
+      await s.write(lines(1, 1)); // day 1
+      clock.advance(1.5 * DAY_MS);
+      await s.write(lines(2, 1)); // day 2.5: the day-0 file is 2.5 days old
+      expect(rotatedFiles()).to.deep.equal([
+        rotatedName('audit.log', new Date(T0 + DAY_MS), 1),
+        rotatedName('audit.log', new Date(T0 + 2.5 * DAY_MS), 1),
+      ]);
+      clock.advance(10 * DAY_MS);
+      await s.write(lines(3, 1)); // day 12.5: only this rotation is young enough
+      expect(rotatedFiles()).to.deep.equal([rotatedName('audit.log', new Date(T0 + 12.5 * DAY_MS), 1)]);
+      for (const n of unrelated) expect(fs.readFileSync(path.join(dir, n), 'utf8'), n).to.equal('keep\n');
+      expect(fs.statSync(path.join(dir, 'audit-2000-01-01T00-00-00.000.log')).isDirectory()).to.equal(true);
+    });
+
+    it('goes by the time in the name, not the modification time', async () => {
+      const oldName = rotatedName('audit.log', new Date(T0 - 10 * DAY_MS), 1);
+      const newName = rotatedName('audit.log', new Date(T0 - DAY_MS), 1);
+      fs.writeFileSync(path.join(dir, oldName), 'x\n'); // modified just now
+      fs.writeFileSync(path.join(dir, newName), 'x\n');
+      const longAgo = new Date(T0 - 100 * DAY_MS);
+      fs.utimesSync(path.join(dir, newName), longAgo, longAgo);
+      const deleted = await applyRetention(dir, 'audit.log', { maxRetainedFiles: 0, maxAgeDays: 5 }, new Date(T0));
+      expect(deleted).to.deep.equal([oldName]);
+      expect(fs.readdirSync(dir)).to.deep.equal([newName]);
+    });
+
+    it('keeps everything with both limits at 0', async () => {
+      for (let i = 0; i < 5; i++)
+        fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(T0 - i * 365 * DAY_MS), 1)), '');
+      expect(
+        await applyRetention(dir, 'audit.log', { maxRetainedFiles: 0, maxAgeDays: 0 }, new Date(T0)),
+      ).to.deep.equal([]);
+      expect(fs.readdirSync(dir)).to.have.length(5);
+    });
+
+    it('reports a failed scan instead of swallowing it', async () => {
+      let err: Error | undefined;
+      await applyRetention(
+        path.join(dir, 'missing'),
+        'audit.log',
+        { maxRetainedFiles: 1, maxAgeDays: 0 },
+        new Date(T0),
+      ).catch((e: Error) => (err = e));
+      expect(err?.message).to.match(/^can't list audit folder .*missing for retention: ENOENT/);
+    });
+  });
+
+  describe('open and recovery', () => {
+    it('appends to an existing active file', async () => {
+      fs.writeFileSync(active, line(0));
+      const s = sink();
+      const pos = await s.open();
+      expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: 30 });
+      expect(await s.write(lines(1, 1))).to.deep.equal({ ino: pos.ino, size: 60 });
+      expect(allRecords().map((r) => r.n)).to.deep.equal([0, 1]);
+      expect(events).to.deep.equal([]);
+    });
+
+    it('repairs a torn last line before appending', async () => {
+      fs.writeFileSync(active, `${line(0) + line(1)}{"n":2,"pa`);
+      const s = sink();
+      expect((await s.open()).size).to.equal(60);
+      await s.write(lines(2, 1));
+      expect(allRecords().map((r) => r.n)).to.deep.equal([0, 1, 2]);
+      expect(events).to.deep.equal([
+        { type: 'recovery-cut', file: active, target: active, reason: 'torn-line', fromBytes: 70, toBytes: 60 },
+      ]);
+    });
+
+    it('empties a file that holds only a torn line, even past one read block', async () => {
+      fs.writeFileSync(active, 'x'.repeat(150 * 1024));
+      expect((await sink().open()).size).to.equal(0);
+    });
+
+    it('finds the last newline of a torn line longer than one read block', async () => {
+      fs.writeFileSync(active, line(0) + 'y'.repeat(100 * 1024));
+      expect((await sink().open()).size).to.equal(30);
+    });
+
+    it('rotates at open an active file already at maxSizeBytes', async () => {
+      fs.writeFileSync(active, lines(0, 4));
+      const pos = await sink({ maxSizeBytes: 100 }).open();
+      expect(rotatedFiles()).to.deep.equal([rotatedName('audit.log', new Date(T0), 1)]);
+      expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: 0 });
+    });
+
+    it('cuts data written after the committed position in the same file', async () => {
+      const s1 = sink();
+      await s1.open();
+      await s1.write(lines(0, 2));
+      const committed = await s1.write(lines(2, 2));
+      await s1.write(lines(4, 3)); // written, never acknowledged
+      await s1.close();
+      fs.appendFileSync(active, '{"n":7'); // and a crash in the middle of the next one
+      events = [];
+      const s2 = sink();
+      expect(await s2.open(committed)).to.deep.equal(committed);
+      expect(events).to.deep.equal([
+        { type: 'recovery-cut', file: active, target: active, reason: 'uncommitted', fromBytes: 216, toBytes: 120 },
+      ]);
+      await s2.write(lines(4, 1));
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 5));
+    });
+
+    it('cuts the committed file after it was rotated, deletes newer rotated files and empties the active file', async () => {
+      const s1 = sink({ maxSizeBytes: 100 });
+      await s1.open();
+      await s1.write(lines(0, 2));
+      const committed = await s1.write(lines(2, 1)); // 90 bytes in the first file
+      await s1.write(lines(3, 1)); // 120: rotated to R1
+      clock.advance(1000);
+      await s1.write(lines(4, 4)); // 120 in the next file: rotated to R2
+      clock.advance(1000);
+      await s1.write(lines(8, 2)); // 60 in the active file
+      await s1.close();
+      const [r1, r2] = rotatedFiles().map((n) => path.join(dir, n));
+      expect(fs.statSync(r1).ino).to.equal(committed.ino);
+      events = [];
+      const s2 = sink({ maxSizeBytes: 100 }, { fsync: true });
+      const pos = await s2.open(committed);
+      expect(events).to.deep.equal([
+        { type: 'recovery-cut', file: active, target: r1, reason: 'uncommitted', fromBytes: 120, toBytes: 90 },
+        { type: 'recovery-deleted', file: active, target: r2, bytes: 120 },
+        { type: 'recovery-cut', file: active, target: active, reason: 'uncommitted', fromBytes: 60, toBytes: 0 },
+      ]);
+      expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: 0 });
+      expect(rotatedFiles()).to.deep.equal([path.basename(r1)]);
+      await s2.write(lines(3, 1));
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 4));
+      expect(fs.readdirSync(dir).filter((n) => n.endsWith('.txt'))).to.deep.equal([]);
+    });
+
+    it('reports a committed file that is gone and only repairs a torn line', async () => {
+      fs.writeFileSync(active, `${line(0)}{"n":1`);
+      const ino = fs.statSync(active).ino;
+      const committed: SinkPosition = { ino: ino + 1000, size: 5 };
+      const pos = await sink().open(committed);
+      expect(pos).to.deep.equal({ ino, size: 30 });
+      expect(events).to.deep.equal([
+        { type: 'recovery-committed-file-missing', file: active, committed },
+        { type: 'recovery-cut', file: active, target: active, reason: 'torn-line', fromBytes: 36, toBytes: 30 },
+      ]);
+    });
+
+    it('deletes nothing when the committed file is shorter than the committed size', async () => {
+      const s1 = sink({ maxSizeBytes: 50 });
+      await s1.open();
+      const committed = await s1.write(lines(0, 1));
+      await s1.write(lines(1, 1)); // 60 bytes: rotated
+      await s1.write(lines(2, 2)); // rotated again (same millisecond)
+      await s1.close();
+      const [r1, r2] = rotatedFiles().map((n) => path.join(dir, n));
+      fs.truncateSync(r1, 10); // lost in a crash without fsync
+      events = [];
+      await sink({ maxSizeBytes: 50 }).open({ ino: committed.ino, size: 60 });
+      expect(events).to.deep.equal([
+        {
+          type: 'recovery-committed-data-missing',
+          file: active,
+          target: r1,
+          committed: { ino: committed.ino, size: 60 },
+          sizeBytes: 10,
+        },
+        { type: 'recovery-cut', file: active, target: r1, reason: 'torn-line', fromBytes: 10, toBytes: 0 },
+      ]);
+      expect(fs.readFileSync(r2, 'utf8')).to.equal(line(2) + line(3));
+    });
+
+    it('rejects a second open', async () => {
+      const s = sink();
+      await s.open();
+      let err: Error | undefined;
+      await s.open().catch((e: Error) => (err = e));
+      expect(err?.message).to.equal(`audit file ${active} was already opened`);
+    });
+  });
+
+  describe('write failures', () => {
+    // A real failure: the child runs under RLIMIT_FSIZE = 1024 bytes (Node ignores SIGXFSZ, so writes
+    // past the limit fail with EFBIG, and a write across it is a short write, exactly like ENOSPC).
+    const PRLIMIT = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => fs.existsSync(p));
+    const CHILD = `
+      const fs = require('fs');
+      const { FileSink } = require(process.env.SINK_MODULE);
+      const dir = process.env.DIR;
+      const line = (n, bytes) => { const h = '{"n":' + n + ',"pad":"'; return h + 'x'.repeat(bytes - h.length - 3) + '"}\\n'; };
+      const lines = (from, count, bytes) => Buffer.from(Array.from({ length: count }, (_, i) => line(from + i, bytes)).join(''));
+      const attempt = (p) => p.then((pos) => ({ pos }), (err) => ({ err: err.message }));
+      (async () => {
+        const out = {};
+        // Rotation off: the file reaches the limit.
+        const a = new FileSink({ path: dir + '/a/audit.log', rotation: { enabled: false, maxRetainedFiles: 0, maxSizeBytes: 1, maxAgeDays: 0 }, fsync: true });
+        await a.open();
+        out.full = await attempt(a.write(lines(0, 10, 100)));
+        out.short = await attempt(a.write(lines(10, 3, 100)));
+        out.sizeAfterShort = fs.statSync(dir + '/a/audit.log').size;
+        out.fits = await attempt(a.write(lines(10, 1, 24)));
+        out.efbig = await attempt(a.write(lines(11, 1, 24)));
+        out.efbigAgain = await attempt(a.write(lines(11, 1, 24)));
+        out.sizeAtEnd = fs.statSync(dir + '/a/audit.log').size;
+        await a.close();
+        // Rotation on: a failed batch is cut back, then the next one rotates and the sink goes on.
+        const b = new FileSink({ path: dir + '/b/audit.log', rotation: { enabled: true, maxRetainedFiles: 0, maxSizeBytes: 1000, maxAgeDays: 0 } });
+        await b.open();
+        out.b1 = await attempt(b.write(lines(0, 9, 100)));
+        out.b2 = await attempt(b.write(lines(9, 2, 100)));
+        out.b3 = await attempt(b.write(lines(9, 2, 100)));
+        out.b4 = await attempt(b.write(lines(11, 8, 100)));
+        await b.close();
+        process.stdout.write(JSON.stringify(out));
+      })().catch((err) => { console.error(err); process.exit(1); });
+    `;
+
+    it('cuts a failed write back, says what was attempted, and writes the next batch right after', function () {
+      if (PRLIMIT === undefined) this.skip();
+      fs.writeFileSync(path.join(dir, 'child.js'), CHILD);
+      const child = spawnSync(PRLIMIT!, ['--fsize=1024', process.execPath, path.join(dir, 'child.js')], {
+        env: { ...process.env, DIR: dir, SINK_MODULE: path.resolve(__dirname, '../../../src/backends/file/index.js') },
+        encoding: 'utf8',
+        timeout: 15000,
+      });
+      expect(child.status, child.stderr).to.equal(0);
+      const out = JSON.parse(child.stdout);
+      const fileA = path.join(dir, 'a', 'audit.log');
+      const inoA = fs.statSync(fileA).ino;
+      expect(out.full).to.deep.equal({ pos: { ino: inoA, size: 1000 } });
+      // Only 24 of the 300 bytes fit: libuv reports a short write without an error, rfs passes it on as success.
+      expect(out.short.err).to.equal(
+        `can't write audit file ${fileA}: short write: 24 of 300 bytes reached the file (disk full or file size limit?)`,
+      );
+      expect(out.sizeAfterShort).to.equal(1000);
+      expect(out.fits).to.deep.equal({ pos: { ino: inoA, size: 1024 } });
+      expect(out.efbig.err).to.match(new RegExp(`^can't write audit file ${fileA}: EFBIG: file too large, write`));
+      expect(out.efbigAgain.err).to.match(/EFBIG/);
+      expect(out.sizeAtEnd).to.equal(1024);
+      const recordsA = fs
+        .readFileSync(fileA, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l).n);
+      expect(recordsA).to.deep.equal(ns(0, 11));
+
+      const dirB = path.join(dir, 'b');
+      expect(out.b1.pos.size).to.equal(900);
+      // rfs counted 1100 bytes and rotated the torn file: the cut finds it by inode under its new name.
+      expect(out.b2.err).to.match(/^can't write audit file .*b\/audit\.log: short write: 124 of 200 bytes/);
+      expect(out.b3.pos.size).to.equal(200); // the same batch again, in the new active file
+      expect(out.b3.pos.ino).to.not.equal(out.b1.pos.ino);
+      expect(out.b4.pos).to.deep.equal({ ino: fs.statSync(path.join(dirB, 'audit.log')).ino, size: 0 });
+      const namesB = fs.readdirSync(dirB).sort();
+      expect(namesB).to.have.length(3); // two rotated files and the (empty) active file
+      expect(namesB.map((n) => fs.statSync(path.join(dirB, n)).size)).to.deep.equal([900, 1000, 0]);
+      const recordsB = namesB
+        .filter((n) => n !== 'audit.log')
+        .flatMap((n) => fs.readFileSync(path.join(dirB, n), 'utf8').trimEnd().split('\n'))
+        .map((l) => JSON.parse(l).n);
+      expect(recordsB).to.deep.equal(ns(0, 19));
+    });
+  });
+});

@@ -1,0 +1,57 @@
+// Where a rule change takes effect in the audit trail: exactly at its own record. Events written
+// before the change's record were judged by the old rules, events written after it by the new ones.
+import { expect } from 'chai';
+import { startSidecar } from '../../src/cli/sidecar';
+import { silentLogger } from '../../src/log';
+import {
+  clients,
+  MemorySink,
+  openStream,
+  resourceEvent,
+  tempDir,
+  testConfig,
+  unary,
+  waitFor,
+} from '../support/helpers';
+
+describe('a rule change under a live stream', () => {
+  it('judges an event accepted while the change record waits to be written by the new rules', async () => {
+    const sink = new MemorySink();
+    const changesOnly = {
+      name: 'changes',
+      rules: [{ types: ['AccessAudit'], mesh: '', access: [], accessAll: true }],
+    };
+    const sidecar = await startSidecar({
+      config: testConfig(tempDir()),
+      audits: [changesOnly],
+      log: silentLogger,
+      sinks: [sink],
+    });
+    const c = clients(sidecar.port);
+    try {
+      const s = openStream(c.audit);
+      s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-0' } });
+      await s.next();
+      s.call.write({ firstSeq: 1, events: [resourceEvent(1)] });
+      expect(await s.next()).to.include({ recorded: 0, skipped: 1 });
+      sink.hold();
+      const attempts = sink.attempts;
+      const created = unary(c.rules, 'CreateAccessAudit', {
+        accessAudit: { name: 'everything', rules: [{ accessAll: true }] },
+      });
+      // The change's record is being written (held at the sink): the new rules are in force.
+      await waitFor(() => sink.attempts > attempts, "the change record's write");
+      s.call.write({ firstSeq: 2, events: [resourceEvent(2)] });
+      const accepted = (): number => sidecar.identifiers().find((i) => i.identifier === 'zone-1/cp-0')?.accepted ?? 0;
+      await waitFor(() => accepted() === 2, 'event 2 accepted behind the held write');
+      sink.release();
+      await created;
+      expect(await s.next()).to.include({ ackedSeq: 2, recorded: 1, skipped: 0 });
+      expect(sink.lines.map((l) => JSON.parse(l).resource.name)).to.deep.equal(['everything', 'route-2']);
+      s.call.end();
+    } finally {
+      c.close();
+      await sidecar.stop();
+    }
+  });
+});

@@ -1,0 +1,710 @@
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConfigError, defaultConfig, loadConfig } from '../../src/config';
+import type { Config } from '../../src/config';
+
+const lines = (...ls: string[]): string => `${ls.join('\n')}\n`;
+
+/** A config with one file backend; `rotation` holds the lines of its rotation block (line 9 on). */
+function withRotation(...rotation: string[]): string {
+  return lines(
+    'kmesh:',
+    '  access:',
+    '    audit:',
+    '      backends:',
+    '      - type: file',
+    '        file:',
+    '          path: a.log',
+    '          rotation:',
+    ...rotation.map((l) => `            ${l}`),
+  );
+}
+
+/** A config whose meshaudit block holds `own` (line 2 on). */
+function withMeshaudit(...own: string[]): string {
+  return lines('meshaudit:', ...own.map((l) => `  ${l}`));
+}
+
+/** A config whose backends list holds `backends` (line 5 on). */
+function withBackends(...backends: string[]): string {
+  return lines('kmesh:', '  access:', '    audit:', '      backends:', ...backends.map((l) => `      ${l}`));
+}
+
+const ROTATION = 'kmesh.access.audit.backends[0].file.rotation';
+const DEFAULT_SKIP = [
+  'DataplaneInsight',
+  'ZoneIngressInsight',
+  'ZoneEgressInsight',
+  'ZoneInsight',
+  'ServiceInsight',
+  'MeshInsight',
+];
+
+describe('loadConfig', () => {
+  let dir: string;
+
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaudit-config-'));
+  });
+
+  after(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function load(text: string, name = 'config.yaml'): Config {
+    fs.writeFileSync(path.join(dir, name), text);
+    const { config, warnings } = loadConfig({ file: name, cwd: dir });
+    expect(warnings, 'warnings').to.deep.equal([]);
+    return config;
+  }
+
+  function loadError(text: string | Buffer, name = 'config.yaml'): ConfigError {
+    fs.writeFileSync(path.join(dir, name), text);
+    return errorOf(() => loadConfig({ file: name, cwd: dir }));
+  }
+
+  function errorOf(fn: () => unknown): ConfigError {
+    try {
+      fn();
+    } catch (err) {
+      expect(err).to.be.instanceOf(ConfigError);
+      return err as ConfigError;
+    }
+    expect.fail('expected a ConfigError');
+  }
+
+  function defaultsIn(cwd: string): Config {
+    return {
+      zone: 'default',
+      grpcAddress: '127.0.0.1:5690',
+      grpcMaxMessageBytes: 4 * 1024 * 1024,
+      dataDir: path.join(cwd, 'var'),
+      extraResourceTypes: [],
+      fsync: false,
+      drainTimeoutMs: 10_000,
+      skipDefaultTypes: DEFAULT_SKIP,
+      backends: [
+        {
+          type: 'file',
+          path: path.join(cwd, 'var', 'audit', 'audit.log'),
+          rotation: { enabled: true, maxRetainedFiles: 10, maxSizeBytes: 100 * 1024 * 1024, maxAgeDays: 30 },
+        },
+      ],
+    };
+  }
+
+  describe('accepts', () => {
+    it('no file: the defaults, with paths resolved against the working directory', () => {
+      expect(loadConfig({ cwd: '/srv/mesh' })).to.deep.equal({ config: defaultsIn('/srv/mesh'), warnings: [] });
+      expect(defaultConfig('/srv/mesh')).to.deep.equal(defaultsIn('/srv/mesh'));
+    });
+
+    it('a config frozen all the way down', () => {
+      const config = load(withRotation('maxSizeMb: 1'));
+      for (const part of [
+        config,
+        config.backends,
+        config.backends[0],
+        config.backends[0]!.rotation,
+        config.skipDefaultTypes,
+        config.extraResourceTypes,
+      ]) {
+        expect(Object.isFrozen(part)).to.equal(true);
+      }
+      expect(Object.isFrozen(loadConfig({ cwd: dir }).config.backends[0]!.rotation)).to.equal(true);
+    });
+
+    it('a full file, merged over nothing', () => {
+      const config = load(
+        lines(
+          'meshaudit:',
+          '  zone: zone-1.eu',
+          '  dataDir: /var/lib/meshaudit',
+          '  fsync: true',
+          '  drainTimeoutSeconds: 2.5',
+          '  extraResourceTypes: [MyPolicy, {name: OtherThing2, scope: global}]',
+          '  grpc:',
+          '    address: "[::1]:15690"',
+          '    maxMessageBytes: 1048576',
+          'kmesh:',
+          '  access:',
+          '    audit:',
+          '      skipDefaultTypes: ["DataplaneInsight"]',
+          '      backends:',
+          '      - type: file',
+          '        file:',
+          '          path: /var/log/mesh/audit.log',
+          '          rotation:',
+          '            enabled: false',
+          '            maxRetainedFiles: 0',
+          '            maxSizeMb: 0.5',
+          '            maxAgeDays: 0',
+          '      - type: file',
+          '        file:',
+          '          path: logs/copy.log',
+          '          rotation:',
+          '            enabled: true',
+          '            maxRetainedFiles: 3',
+          '            maxSizeMb: 20',
+          '            maxAgeDays: 7.5',
+        ),
+      );
+      expect(config).to.deep.equal({
+        zone: 'zone-1.eu',
+        grpcAddress: '[::1]:15690',
+        grpcMaxMessageBytes: 1048576,
+        dataDir: '/var/lib/meshaudit',
+        extraResourceTypes: [
+          { name: 'MyPolicy', scope: 'mesh' },
+          { name: 'OtherThing2', scope: 'global' },
+        ],
+        fsync: true,
+        drainTimeoutMs: 2500,
+        skipDefaultTypes: ['DataplaneInsight'],
+        backends: [
+          {
+            type: 'file',
+            path: '/var/log/mesh/audit.log',
+            rotation: { enabled: false, maxRetainedFiles: 0, maxSizeBytes: 524288, maxAgeDays: 0 },
+          },
+          {
+            type: 'file',
+            path: path.join(dir, 'logs', 'copy.log'),
+            rotation: { enabled: true, maxRetainedFiles: 3, maxSizeBytes: 20 * 1024 * 1024, maxAgeDays: 7.5 },
+          },
+        ],
+      });
+    });
+
+    it('a partial rotation block, taking the other keys from the defaults', () => {
+      const config = load(withRotation('maxRetainedFiles: 2'));
+      expect(config.backends).to.deep.equal([
+        {
+          type: 'file',
+          path: path.join(dir, 'a.log'),
+          rotation: { enabled: true, maxRetainedFiles: 2, maxSizeBytes: 100 * 1024 * 1024, maxAgeDays: 30 },
+        },
+      ]);
+    });
+
+    it('a backend without a rotation block, taking all of it from the defaults', () => {
+      const config = load(withBackends('- type: file', '  file: {path: /tmp/x.log}'));
+      expect(config.backends[0]!.rotation).to.deep.equal({
+        enabled: true,
+        maxRetainedFiles: 10,
+        maxSizeBytes: 104857600,
+        maxAgeDays: 30,
+      });
+    });
+
+    it('a partial meshaudit block, taking the other keys from the defaults', () => {
+      const config = load(withMeshaudit('zone: eu-west', 'grpc:', '  maxMessageBytes: 1024'));
+      expect(config).to.deep.equal({ ...defaultsIn(dir), zone: 'eu-west', grpcMaxMessageBytes: 1024 });
+    });
+
+    const asDefaults: Array<[name: string, text: string]> = [
+      ['an empty file', ''],
+      ['a file of comments', '# nothing set yet\n'],
+      [
+        'sections left empty (all their keys commented out)',
+        lines('meshaudit:', '  # zone: x', 'kmesh:', '  access:', '    audit:'),
+      ],
+    ];
+    for (const [name, text] of asDefaults) {
+      it(`${name}, as the defaults`, () => {
+        expect(load(text)).to.deep.equal(defaultsIn(dir));
+      });
+    }
+
+    it('an empty skip list: rules without types then cover every type', () => {
+      expect(
+        load(lines('kmesh:', '  access:', '    audit:', '      skipDefaultTypes: []')).skipDefaultTypes,
+      ).to.deep.equal([]);
+    });
+
+    it('a new type in the skip list once it is added to extraResourceTypes', () => {
+      const config = load(
+        lines(
+          'meshaudit:',
+          '  extraResourceTypes: [QuantumPolicy]',
+          'kmesh:',
+          '  access:',
+          '    audit:',
+          '      skipDefaultTypes: [QuantumPolicy]',
+        ),
+      );
+      expect(config.skipDefaultTypes).to.deep.equal(['QuantumPolicy']);
+    });
+
+    it('workerThreads: 0, the removed key at its old default, with a warning naming the key and its line', () => {
+      fs.writeFileSync(path.join(dir, 'old.yaml'), withMeshaudit('zone: z', 'workerThreads: 0'));
+      const { config, warnings } = loadConfig({ file: 'old.yaml', cwd: dir });
+      expect(config.zone).to.equal('z');
+      expect(warnings).to.deep.equal([
+        'old.yaml:3: meshaudit.workerThreads: was removed and is ignored: batches are read, checked and formatted on the event loop, which costs less CPU per event than worker threads did; delete the key',
+      ]);
+    });
+
+    it('a config file named by a path relative to the working directory, or absolute', () => {
+      fs.mkdirSync(path.join(dir, 'etc'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'etc', 'meshaudit.yaml'), withMeshaudit('zone: from-file'));
+      expect(loadConfig({ file: 'etc/meshaudit.yaml', cwd: dir }).config.zone).to.equal('from-file');
+      expect(loadConfig({ file: path.join(dir, 'etc', 'meshaudit.yaml'), cwd: '/' }).config.zone).to.equal('from-file');
+    });
+
+    const sizes: Array<[maxSizeMb: number, maxSizeBytes: number]> = [
+      [100, 104857600],
+      [1.5, 1572864],
+      [0.001, 1048], // floor(1048.576)
+      [1e-9, 1], // rounds down to 0 bytes: at least 1
+    ];
+    for (const [mb, bytes] of sizes) {
+      it(`maxSizeMb ${mb} as ${bytes} bytes`, () => {
+        expect(load(withRotation(`maxSizeMb: ${mb}`)).backends[0]!.rotation.maxSizeBytes).to.equal(bytes);
+      });
+    }
+
+    const drains: Array<[seconds: string, ms: number]> = [
+      ['0.3', 300],
+      ['0.0001', 1],
+      ['2147483', 2147483000],
+    ];
+    for (const [seconds, ms] of drains) {
+      it(`drainTimeoutSeconds ${seconds} as ${ms} ms`, () => {
+        expect(load(withMeshaudit(`drainTimeoutSeconds: ${seconds}`)).drainTimeoutMs).to.equal(ms);
+      });
+    }
+
+    for (const address of [
+      '127.0.0.1:5690',
+      '0.0.0.0:0',
+      'localhost:65535',
+      '[::1]:5690',
+      '[::]:1',
+      'audit.mesh-system.svc:5690',
+    ]) {
+      it(`grpc address ${address}`, () => {
+        expect(load(withMeshaudit('grpc:', `  address: "${address}"`)).grpcAddress).to.equal(address);
+      });
+    }
+  });
+
+  describe('rejects, with the message a user sees', () => {
+    const cases: Array<{ name: string; text: string; message: string }> = [
+      // Unknown keys
+      {
+        name: 'a misspelt key, suggesting the right one',
+        text: withMeshaudit('zoen: zone-1'),
+        message: 'config.yaml:2: meshaudit.zoen: unknown field, did you mean "zone"?',
+      },
+      {
+        name: 'a key in the wrong case, suggesting the right one',
+        text: withRotation('MaxSizeMB: 10'),
+        message: `config.yaml:9: ${ROTATION}.MaxSizeMB: unknown field, did you mean "maxSizeMb"?`,
+      },
+      {
+        name: 'an unknown top-level key',
+        text: lines('tls:', '  cert: x'),
+        message: 'config.yaml:1: tls: unknown field',
+      },
+      {
+        name: 'an unknown field under kmesh.access',
+        text: lines('kmesh:', '  access:', '    type: rbac'),
+        message: 'config.yaml:3: kmesh.access.type: unknown field',
+      },
+      {
+        name: 'an unknown field in a backend',
+        text: withBackends('- type: file', '  file: {path: a.log}', '  s3: {}'),
+        message: 'config.yaml:7: kmesh.access.audit.backends[0].s3: unknown field',
+      },
+      // Shapes
+      {
+        name: 'a list at the top level',
+        text: lines('- zone: a'),
+        message: 'config.yaml:1: the top level must be a mapping, got a list',
+      },
+      {
+        name: 'a scalar section',
+        text: lines('meshaudit: 5'),
+        message: 'config.yaml:1: meshaudit: must be a mapping, got 5',
+      },
+      {
+        name: 'two documents',
+        text: lines('meshaudit:', '  zone: a', '---', 'kmesh: {}'),
+        message: 'config.yaml:4: must hold a single YAML document, found 2',
+      },
+      {
+        name: 'broken YAML',
+        text: lines('meshaudit:', '  zone: a', ' fsync: true'),
+        message: 'config.yaml:3: bad indentation of a mapping entry',
+      },
+      {
+        name: 'a duplicate key',
+        text: lines('meshaudit:', '  zone: a', '  zone: b'),
+        message: 'config.yaml:3: duplicated mapping key',
+      },
+      // meshaudit
+      {
+        name: 'a zone name with capitals',
+        text: withMeshaudit('zone: Zone_1'),
+        message: `config.yaml:2: meshaudit.zone: must be 1 to 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit, got "Zone_1"`,
+      },
+      {
+        name: 'an empty zone name',
+        text: withMeshaudit('zone: ""'),
+        message: `config.yaml:2: meshaudit.zone: must be 1 to 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit, got ""`,
+      },
+      {
+        name: 'a zone name ending with a dash',
+        text: withMeshaudit('zone: zone-'),
+        message: `config.yaml:2: meshaudit.zone: must be 1 to 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit, got "zone-"`,
+      },
+      {
+        name: 'an empty dataDir',
+        text: withMeshaudit("dataDir: ''"),
+        message: 'config.yaml:2: meshaudit.dataDir: must be a non-empty path, got ""',
+      },
+      {
+        name: 'a dataDir that is a number',
+        text: withMeshaudit('dataDir: 7'),
+        message: 'config.yaml:2: meshaudit.dataDir: must be a non-empty path, got 7',
+      },
+      {
+        name: 'fsync as "yes"',
+        text: withMeshaudit('fsync: yes'),
+        message: 'config.yaml:2: meshaudit.fsync: must be true or false, got "yes"',
+      },
+      {
+        name: 'drainTimeoutSeconds 0',
+        text: withMeshaudit('drainTimeoutSeconds: 0'),
+        message: 'config.yaml:2: meshaudit.drainTimeoutSeconds: must be a number greater than 0, got 0',
+      },
+      {
+        name: 'drainTimeoutSeconds beyond what a timer can wait',
+        text: withMeshaudit('drainTimeoutSeconds: 2147484'),
+        message:
+          'config.yaml:2: meshaudit.drainTimeoutSeconds: must be at most 2147483, the longest Node.js timer, got 2147484',
+      },
+      {
+        name: 'workerThreads, removed, with a value other than the old default',
+        text: withMeshaudit('workerThreads: 1'),
+        message:
+          'config.yaml:2: meshaudit.workerThreads: was removed: batches are read, checked and formatted on the event loop, which costs less CPU per event than worker threads did; delete the key, got 1',
+      },
+      {
+        name: 'an extra resource type with a scope that is neither mesh nor global',
+        text: withMeshaudit('extraResourceTypes:', '- {name: MyThing, scope: zone}'),
+        message: 'config.yaml:3: meshaudit.extraResourceTypes[0].scope: must be "mesh" or "global", got "zone"',
+      },
+      {
+        name: 'an extra resource type given as a mapping without a name',
+        text: withMeshaudit('extraResourceTypes:', '- {scope: global}'),
+        message: 'config.yaml:3: meshaudit.extraResourceTypes[0].name: is required',
+      },
+      {
+        name: 'extraResourceTypes as a string',
+        text: withMeshaudit('extraResourceTypes: MyPolicy'),
+        message:
+          'config.yaml:2: meshaudit.extraResourceTypes: must be a list of resource types (a name, or {name, scope}), got "MyPolicy"',
+      },
+      {
+        name: 'a resource type that is not PascalCase',
+        text: withMeshaudit('extraResourceTypes: [MyPolicy, my-policy]'),
+        message:
+          'config.yaml:2: meshaudit.extraResourceTypes[1]: must be a resource type name in PascalCase, e.g. "MeshInsight", got "my-policy"',
+      },
+      {
+        name: 'a resource type listed twice',
+        text: withMeshaudit('extraResourceTypes:', '- MyPolicy', '- Other', '- MyPolicy'),
+        message:
+          'config.yaml:5: meshaudit.extraResourceTypes[2]: "MyPolicy" is already listed at meshaudit.extraResourceTypes[0]',
+      },
+      {
+        name: 'a port above 65535',
+        text: withMeshaudit('grpc:', '  address: 127.0.0.1:70000'),
+        message:
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
+      },
+      {
+        name: 'an IPv6 address without brackets',
+        text: withMeshaudit('grpc:', '  address: "::1:5690"'),
+        message:
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "::1:5690"',
+      },
+      {
+        name: 'an address without a port',
+        text: withMeshaudit('grpc:', '  address: localhost'),
+        message:
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "localhost"',
+      },
+      {
+        name: 'an address that is only a port number',
+        text: withMeshaudit('grpc:', '  address: 5690'),
+        message:
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got 5690',
+      },
+      {
+        name: 'a maxMessageBytes below 1 KiB',
+        text: withMeshaudit('grpc:', '  maxMessageBytes: 100'),
+        message: 'config.yaml:3: meshaudit.grpc.maxMessageBytes: must be an integer from 1024 to 2147483647, got 100',
+      },
+      // kmesh.access.audit
+      {
+        name: 'a skip list left empty (null)',
+        text: lines('kmesh:', '  access:', '    audit:', '      skipDefaultTypes:'),
+        message: 'config.yaml:4: kmesh.access.audit.skipDefaultTypes: must be a list of resource type names, got null',
+      },
+      {
+        name: 'a misspelt type in the skip list, suggesting the right one',
+        text: lines(
+          'kmesh:',
+          '  access:',
+          '    audit:',
+          '      skipDefaultTypes:',
+          '      - ZoneInsight',
+          '      - DataplaneInsigt',
+        ),
+        message:
+          'config.yaml:6: kmesh.access.audit.skipDefaultTypes[1]: unknown resource type "DataplaneInsigt", did you mean "DataplaneInsight"?',
+      },
+      {
+        name: 'a type in the skip list that the registry does not know',
+        text: lines('kmesh:', '  access:', '    audit:', '      skipDefaultTypes: [QuantumPolicy]'),
+        message:
+          'config.yaml:4: kmesh.access.audit.skipDefaultTypes[0]: unknown resource type "QuantumPolicy" (add a new type to meshaudit.extraResourceTypes)',
+      },
+      {
+        name: 'an empty backend list',
+        text: lines('kmesh:', '  access:', '    audit:', '      backends: []'),
+        message: 'config.yaml:4: kmesh.access.audit.backends: must be a non-empty list of backends, got an empty list',
+      },
+      {
+        name: 'a backend that is not a mapping',
+        text: withBackends('- file'),
+        message: 'config.yaml:5: kmesh.access.audit.backends[0]: must be a mapping, got "file"',
+      },
+      {
+        name: 'a misspelt backend type',
+        text: withBackends('- type: fle', '  file: {path: a.log}'),
+        message: 'config.yaml:5: kmesh.access.audit.backends[0].type: unknown backend type "fle", did you mean "file"?',
+      },
+      {
+        name: 'an unknown backend type',
+        text: withBackends('- type: s3', '  file: {path: a.log}'),
+        message: 'config.yaml:5: kmesh.access.audit.backends[0].type: unknown backend type "s3" (known types: "file")',
+      },
+      {
+        name: 'a backend type that is not a string',
+        text: withBackends('- type: 1', '  file: {path: a.log}'),
+        message: 'config.yaml:5: kmesh.access.audit.backends[0].type: must be a backend type ("file"), got 1',
+      },
+      {
+        name: 'a backend without a type',
+        text: withBackends('- file: {path: a.log}'),
+        message: 'config.yaml:5: kmesh.access.audit.backends[0].type: is required (known types: "file")',
+      },
+      {
+        name: 'a file backend without its file block',
+        text: withBackends('- type: file'),
+        message: 'config.yaml:5: kmesh.access.audit.backends[0].file: is required for a file backend',
+      },
+      {
+        name: 'a file backend without a path, at the line of its file block',
+        text: withBackends('- type: file', '  file:', '    rotation: {enabled: false}'),
+        message: 'config.yaml:6: kmesh.access.audit.backends[0].file.path: is required',
+      },
+      {
+        name: 'an empty path',
+        text: withBackends('- type: file', '  file:', '    path: ""'),
+        message: 'config.yaml:7: kmesh.access.audit.backends[0].file.path: must be a non-empty file path, got ""',
+      },
+      {
+        name: 'a path that names a directory',
+        text: withBackends('- type: file', '  file:', '    path: /var/log/mesh/'),
+        message:
+          'config.yaml:7: kmesh.access.audit.backends[0].file.path: must be a file path, not a directory, got "/var/log/mesh/"',
+      },
+      // rotation
+      {
+        name: 'a maxSizeMb in words',
+        text: withRotation('maxSizeMb: ten'),
+        message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got "ten"`,
+      },
+      {
+        name: 'a negative maxSizeMb',
+        text: withRotation('maxSizeMb: -1'),
+        message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got -1`,
+      },
+      {
+        name: 'a maxSizeMb of 0',
+        text: withRotation('maxSizeMb: 0'),
+        message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got 0`,
+      },
+      {
+        name: 'a maxSizeMb of .nan',
+        text: withRotation('maxSizeMb: .nan'),
+        message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got .nan`,
+      },
+      {
+        name: 'a maxSizeMb of .inf',
+        text: withRotation('maxSizeMb: .inf'),
+        message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be a number greater than 0, got .inf`,
+      },
+      {
+        name: 'a maxSizeMb too large to count in bytes exactly',
+        text: withRotation('maxSizeMb: 1e20'),
+        message: `config.yaml:9: ${ROTATION}.maxSizeMb: must be at most 8589934591, got 100000000000000000000`,
+      },
+      {
+        name: 'a fractional maxRetainedFiles',
+        text: withRotation('maxRetainedFiles: 1.5'),
+        message: `config.yaml:9: ${ROTATION}.maxRetainedFiles: must be an integer greater than or equal to 0, got 1.5`,
+      },
+      {
+        name: 'a negative maxRetainedFiles',
+        text: withRotation('maxRetainedFiles: -1'),
+        message: `config.yaml:9: ${ROTATION}.maxRetainedFiles: must be an integer greater than or equal to 0, got -1`,
+      },
+      {
+        name: 'a negative maxAgeDays',
+        text: withRotation('maxAgeDays: -0.5'),
+        message: `config.yaml:9: ${ROTATION}.maxAgeDays: must be a number greater than or equal to 0, got -0.5`,
+      },
+      {
+        name: 'enabled as a string',
+        text: withRotation('enabled: "true"'),
+        message: `config.yaml:9: ${ROTATION}.enabled: must be true or false, got "true"`,
+      },
+      {
+        name: 'a rotation block that is a list',
+        text: withRotation('- maxSizeMb: 1'),
+        message: `config.yaml:8: ${ROTATION}: must be a mapping, got a list`,
+      },
+      // Hostile input
+      {
+        name: 'an alias bomb',
+        text: lines(
+          'a: &a [x, x, x, x, x, x, x, x, x, x]',
+          'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]',
+          'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]',
+          'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]',
+          'e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]',
+        ),
+        message: 'config.yaml:4: aliases expand to more than 10000 nodes in one document (an alias bomb?)',
+      },
+      {
+        name: 'deep nesting',
+        text: `meshaudit: ${'['.repeat(1000)}${']'.repeat(1000)}\n`,
+        message: 'config.yaml:1: nesting exceeded maxDepth (64)',
+      },
+    ];
+    for (const { name, text, message } of cases) {
+      it(name, () => {
+        const err = loadError(text);
+        expect(err.message).to.equal(message);
+        expect(err.violations).to.have.length(1);
+      });
+    }
+
+    it('two backends on one file, however it is spelt', () => {
+      const err = loadError(
+        withBackends(
+          '- type: file',
+          '  file: {path: logs/a.log}',
+          '- type: file',
+          `  file: {path: "${dir}/logs/../logs/a.log"}`,
+        ),
+      );
+      expect(err.message).to.equal(
+        `config.yaml:8: kmesh.access.audit.backends[1].file.path: is the same file as kmesh.access.audit.backends[0].file.path (${path.join(dir, 'logs', 'a.log')})`,
+      );
+    });
+
+    it('every problem at once, in the order of the file, each with its field and line', () => {
+      const err = loadError(
+        lines(
+          'meshaudit:',
+          '  zoen: zone-1',
+          '  grpc:',
+          '    address: 127.0.0.1:70000',
+          'kmesh:',
+          '  access:',
+          '    audit:',
+          '      backends:',
+          '      - type: file',
+          '        file:',
+          '          path: ""',
+          '          rotation:',
+          '            maxSizeMb: ten',
+          '            maxRetainedFiles: 1.5',
+          '  extra: 1',
+        ),
+      );
+      expect(new Set(err.violations.map((v) => v.source))).to.deep.equal(new Set(['config.yaml']));
+      expect(err.violations.map(({ source: _, ...rest }) => rest)).to.deep.equal([
+        { field: 'meshaudit.zoen', line: 2, description: 'unknown field, did you mean "zone"?' },
+        {
+          field: 'meshaudit.grpc.address',
+          line: 4,
+          description:
+            'must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
+        },
+        {
+          field: 'kmesh.access.audit.backends[0].file.path',
+          line: 11,
+          description: 'must be a non-empty file path, got ""',
+        },
+        { field: `${ROTATION}.maxSizeMb`, line: 13, description: 'must be a number greater than 0, got "ten"' },
+        {
+          field: `${ROTATION}.maxRetainedFiles`,
+          line: 14,
+          description: 'must be an integer greater than or equal to 0, got 1.5',
+        },
+        { field: 'kmesh.extra', line: 15, description: 'unknown field' },
+      ]);
+      expect(err.message).to.equal(
+        [
+          'config.yaml:2: meshaudit.zoen: unknown field, did you mean "zone"?',
+          'config.yaml:4: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
+          'config.yaml:11: kmesh.access.audit.backends[0].file.path: must be a non-empty file path, got ""',
+          `config.yaml:13: ${ROTATION}.maxSizeMb: must be a number greater than 0, got "ten"`,
+          `config.yaml:14: ${ROTATION}.maxRetainedFiles: must be an integer greater than or equal to 0, got 1.5`,
+          'config.yaml:15: kmesh.extra: unknown field',
+        ].join('\n'),
+      );
+    });
+
+    it('a long bad value, shortened in the message', () => {
+      const err = loadError(withMeshaudit(`zone: ${'x'.repeat(300)}_`));
+      expect(err.message).to.equal(
+        `config.yaml:2: meshaudit.zone: must be 1 to 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit, got "${'x'.repeat(64)}..."`,
+      );
+    });
+
+    it('a file that does not exist', () => {
+      const err = errorOf(() => loadConfig({ file: 'missing.yaml', cwd: dir }));
+      expect(err.message).to.equal(
+        `cannot read config file missing.yaml: ENOENT: no such file or directory, open '${path.join(dir, 'missing.yaml')}'`,
+      );
+      expect(err.violations).to.deep.equal([{ field: '', description: err.message }]);
+    });
+
+    it('a directory instead of a file', () => {
+      fs.mkdirSync(path.join(dir, 'conf.d'), { recursive: true });
+      const err = errorOf(() => loadConfig({ file: 'conf.d', cwd: dir }));
+      expect(err.message).to.equal('cannot read config file conf.d: EISDIR: illegal operation on a directory, read');
+    });
+
+    it('a file larger than 1 MiB, without parsing it', () => {
+      const err = loadError(`# ${'x'.repeat(1024 * 1024)}\n`, 'big.yaml');
+      expect(err.message).to.equal('big.yaml: too large: more than 1048576 bytes');
+    });
+
+    it('a file that is not UTF-8', () => {
+      const err = loadError(Buffer.from([...Buffer.from('meshaudit:\n  zone: z'), 0xff, 0x0a]));
+      expect(err.message).to.equal('config.yaml: not valid UTF-8');
+    });
+  });
+});

@@ -1,0 +1,163 @@
+// Exactly once across crashes: the real process is SIGKILLed mid-stream, again and again, the control
+// plane resends everything after the resume point it is given, and every event must be in the files
+// exactly once, with no torn line.
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { sendAll } from '../../src/client/audit-client';
+import { readRecords, resourceEvent, tempDir } from '../support/helpers';
+import { freePort, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
+import type { AuditEvent } from '../../src/events/event';
+
+/**
+ * The sidecar's config (a small rotating backend that keeps every file, and a second one that never
+ * rotates) and a catch-all rules file, in `dir`.
+ */
+function writeConfig(dir: string, port: number, maxSizeMb: number): string {
+  fs.writeFileSync(path.join(dir, 'rules.yaml'), 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n');
+  return writeSidecarConfig(dir, {
+    zone: 'crash',
+    address: `127.0.0.1:${port}`,
+    backends: [
+      { folder: 'audit', rotation: { maxSizeMb, maxRetainedFiles: 0, maxAgeDays: 0 } },
+      { folder: 'audit2', rotation: false },
+    ],
+  });
+}
+
+function countNames(lines: string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const l of lines) {
+    const name = JSON.parse(l).resource.name as string;
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function expectExactlyOnce(dir: string, n: number, skippedEvery: number): void {
+  for (const active of [`${dir}/audit/audit.log`, `${dir}/audit2/audit.log`]) {
+    const counts = countNames(readRecords(active));
+    const missing: number[] = [];
+    const doubled: number[] = [];
+    for (let i = 1; i <= n; i++) {
+      const c = counts.get(`route-${i}`) ?? 0;
+      const want = i % skippedEvery === 0 ? 0 : 1;
+      if (c < want) missing.push(i);
+      if (c > want) doubled.push(i);
+    }
+    expect({ file: active, missing: missing.slice(0, 10), doubled: doubled.slice(0, 10) }).to.deep.equal({
+      file: active,
+      missing: [],
+      doubled: [],
+    });
+  }
+}
+
+/** Every 7th event is invalid: it is acknowledged as rejected and must never be written. */
+function events(n: number, skippedEvery: number): AuditEvent[] {
+  return Array.from({ length: n }, (_, i) => {
+    const e = resourceEvent(i + 1) as AuditEvent;
+    return (i + 1) % skippedEvery === 0 ? { ...e, action: 'BOGUS' } : e;
+  });
+}
+
+describe('exactly once across SIGKILL (real process)', function () {
+  this.timeout(120_000);
+  const SKIP = 7;
+
+  async function runWithKills(
+    n: number,
+    maxSizeMb: number,
+    killAt: (acks: number, sidecar: SpawnedSidecar) => boolean,
+    kills: number,
+  ): Promise<{ dir: string; killed: number }> {
+    const dir = tempDir('meshaudit-crash-');
+    const port = await freePort();
+    const cfg = writeConfig(dir, port, maxSizeMb);
+    const args = ['--config', cfg, '--rules', path.join(dir, 'rules.yaml')];
+    let sidecar = spawnSidecar(args);
+    await sidecar.ready;
+    let killed = 0;
+    let acks = 0;
+    let restarting: Promise<void> | null = null;
+    const restart = async (): Promise<void> => {
+      sidecar.proc.kill('SIGKILL');
+      await sidecar.exited;
+      killed++;
+      sidecar = spawnSidecar(args);
+      await sidecar.ready;
+    };
+    await sendAll(`127.0.0.1:${port}`, { zone: 'crash', instance: 'cp-0' }, events(n, SKIP), {
+      batchSize: 100,
+      window: 8,
+      deadlineMs: 90_000,
+      onAck: () => {
+        acks++;
+        if (restarting === null && killed < kills && killAt(acks, sidecar)) {
+          restarting = restart().finally(() => (restarting = null));
+        }
+      },
+    });
+    if (restarting) await restarting;
+    sidecar.proc.kill('SIGTERM');
+    expect(await sidecar.exited).to.equal(0);
+    return { dir, killed };
+  }
+
+  it('loses and duplicates nothing when killed right after the very first write', async () => {
+    const { dir, killed } = await runWithKills(2000, 0.05, (acks) => acks === 1, 1);
+    expect(killed).to.equal(1);
+    expectExactlyOnce(dir, 2000, SKIP);
+  });
+
+  it('loses and duplicates nothing when killed the moment the first record reaches the file, before any ack', async () => {
+    // The window between the very first write and its first checkpoint commit: fs.watch fires on the
+    // first write and the kill follows at once, five times over.
+    for (let round = 0; round < 5; round++) {
+      const dir = tempDir('meshaudit-first-');
+      const port = await freePort();
+      const args = ['--config', writeConfig(dir, port, 1), '--rules', path.join(dir, 'rules.yaml')];
+      let sidecar = spawnSidecar(args);
+      await sidecar.ready;
+      fs.mkdirSync(`${dir}/audit`, { recursive: true });
+      let killed = false;
+      const watcher = fs.watch(`${dir}/audit`, () => {
+        if (killed) return;
+        killed = true;
+        sidecar.proc.kill('SIGKILL');
+      });
+      const sending = sendAll(`127.0.0.1:${port}`, { zone: 'crash', instance: 'cp-0' }, events(500, SKIP), {
+        batchSize: 100,
+        window: 8,
+        deadlineMs: 30_000,
+      });
+      await sidecar.exited;
+      watcher.close();
+      sidecar = spawnSidecar(args);
+      await sidecar.ready;
+      await sending;
+      sidecar.proc.kill('SIGTERM');
+      expect(await sidecar.exited).to.equal(0);
+      expect(killed).to.equal(true);
+      expectExactlyOnce(dir, 500, SKIP);
+    }
+  });
+
+  it('loses and duplicates nothing when killed many times mid-stream, during rotations', async () => {
+    // ~20 KB files: a rotation every ~100 records, so kills land before, during and after rotations.
+    let next = 3;
+    const { dir, killed } = await runWithKills(
+      30_000,
+      0.02,
+      (acks) => {
+        if (acks < next) return false;
+        next = acks + 5 + Math.floor(Math.random() * 25);
+        return true;
+      },
+      8,
+    );
+    expect(killed).to.equal(8);
+    expect(fs.readdirSync(`${dir}/audit`).filter((f) => f.startsWith('audit-')).length).to.be.greaterThan(10);
+    expectExactlyOnce(dir, 30_000, SKIP);
+  });
+});

@@ -1,0 +1,293 @@
+// The group-commit writer with sinks that fail on demand (a test double of the sink boundary; the
+// real file sink's own failures are tested in file-sink.test.ts) and the real checkpoint on disk.
+// Nothing here waits on a clock: the doubles say when a write or a commit happens, and `turn()` lets
+// the writer do all it can with what the doubles have already answered.
+import { EventEmitter, once } from 'node:events';
+import { expect } from 'chai';
+import type { Sink, SinkPosition } from '../../src/backends/sink';
+import { AuditWriter, WriterClosedError } from '../../src/pipeline/writer';
+import { Checkpoint } from '../../src/store/checkpoint';
+import { tempDir } from '../support/helpers';
+
+/** A sink in memory that fails while `failing`; every write attempt is an 'attempt' event. */
+class FlakySink extends EventEmitter implements Sink {
+  failing = false;
+  data = '';
+  writes = 0;
+  /** The file the next writes end in: change it to make the next write a rotation. */
+  ino = 1;
+  constructor(readonly key: string) {
+    super();
+  }
+  open(): Promise<SinkPosition> {
+    return Promise.resolve({ ino: 1, size: 0 });
+  }
+  write(chunk: Buffer): Promise<SinkPosition> {
+    this.writes++;
+    this.emit('attempt');
+    if (this.failing) return Promise.reject(new Error(`${this.key}: ENOSPC`));
+    this.data += chunk.toString();
+    return Promise.resolve({ ino: this.ino, size: this.data.length });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** A commit held by GatedCheckpoint until the test lets it through (or fails it). */
+interface HeldCommit {
+  seqs: ReadonlyMap<string, number>;
+  /** The size of sink "a" this commit records. */
+  size: number | undefined;
+  release: (fail?: Error) => void;
+}
+
+/** The real checkpoint, whose commits wait until the test releases them. */
+class GatedCheckpoint extends Checkpoint {
+  held: HeldCommit[] = [];
+  private readonly arrived = new EventEmitter();
+
+  override commit(delta: Parameters<Checkpoint['commit']>[0]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.held.push({
+        seqs: new Map(delta.seqs),
+        size: delta.positions.get('a')?.size,
+        release: (fail) => (fail ? reject(fail) : super.commit(delta).then(resolve, reject)),
+      });
+      this.arrived.emit('commit');
+    });
+  }
+
+  /** The next commit the writer asks for, once it does. */
+  async next(): Promise<HeldCommit> {
+    if (this.held.length === 0) await once(this.arrived, 'commit');
+    return this.held.shift()!;
+  }
+}
+
+/** A writer over one FlakySink "a" and a fresh checkpoint (gated: commits wait for the test). */
+function setup<C extends Checkpoint>(
+  Kind: new (dir: string) => C,
+  opts: ConstructorParameters<typeof AuditWriter>[2] = {},
+): { dir: string; cp: C; sink: FlakySink; w: AuditWriter } {
+  const dir = tempDir();
+  const cp = new Kind(dir);
+  cp.load();
+  const sink = new FlakySink('a');
+  return { dir, cp, sink, w: new AuditWriter([sink], cp, opts) };
+}
+
+/** Resolves once `sink` has been asked to write `n` times in all. */
+async function attempts(sink: FlakySink, n: number): Promise<void> {
+  while (sink.writes < n) await once(sink, 'attempt');
+}
+
+/** One turn of the event loop: every promise already settled has run its continuations. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Submits `lines` completing sequence `seq`; resolves with null once committed, or with the error. */
+function submit(w: AuditWriter, lines: string, seq: number): Promise<Error | null> {
+  return w.submit(Buffer.from(lines), { key: 'z/cp', seq }).then(
+    () => null,
+    (err: Error) => err,
+  );
+}
+
+function committedSeq(dir: string): number | undefined {
+  return new Checkpoint(dir).load().state.seqs.get('z/cp');
+}
+
+describe('group-commit writer', () => {
+  it('commits groups in order and acknowledges each after its commit', async () => {
+    const { dir, sink, w } = setup(Checkpoint);
+    const results = await Promise.all([submit(w, 'one\n', 1), submit(w, 'two\n', 2), submit(w, 'three\n', 3)]);
+    expect(results).to.deep.equal([null, null, null]);
+    expect(sink.data).to.equal('one\ntwo\nthree\n');
+    await w.close(100);
+    expect(committedSeq(dir)).to.equal(3);
+  });
+
+  it('retries a failed group and commits nothing after it until it is written', async () => {
+    const errors: number[] = [];
+    const { sink, w } = setup(Checkpoint, {
+      retryDelayMs: 1,
+      maxRetryDelayMs: 2,
+      onError: (_e, attempt) => errors.push(attempt),
+    });
+    sink.failing = true;
+    const first = submit(w, 'one\n', 1);
+    const second = submit(w, 'two\n', 2);
+    await attempts(sink, 3);
+    expect(sink.data).to.equal('');
+    expect(errors.slice(0, 2)).to.deep.equal([1, 2]);
+    sink.failing = false;
+    expect(await first).to.equal(null);
+    expect(await second).to.equal(null);
+    expect(sink.data).to.equal('one\ntwo\n');
+    await w.close(100);
+  });
+
+  it('retries only the backend that failed, so the other does not get the group twice', async () => {
+    const dir = tempDir();
+    const cp = new Checkpoint(dir);
+    cp.load();
+    const a = new FlakySink('a');
+    const b = new FlakySink('b');
+    const w = new AuditWriter([a, b], cp, { retryDelayMs: 1 });
+    b.failing = true;
+    const done = submit(w, 'one\n', 1);
+    await attempts(b, 1);
+    b.failing = false;
+    expect(await done).to.equal(null);
+    expect([a.data, b.data, a.writes, b.writes]).to.deep.equal(['one\n', 'one\n', 1, 2]);
+    await w.close(100);
+  });
+
+  it('on close gives up a group still failing and everything queued after it, committing none of it', async () => {
+    const { dir, sink, w } = setup(Checkpoint, { retryDelayMs: 60_000, maxRetryDelayMs: 60_000 });
+    expect(await submit(w, 'zero\n', 10)).to.equal(null);
+    sink.failing = true;
+    const stuck = submit(w, 'one\n', 11);
+    const after = submit(w, 'two\n', 12);
+    await attempts(sink, 2);
+    await w.close(1); // cuts the minute-long retry wait short
+    sink.failing = false; // the disk recovers too late: nothing may be written or committed any more
+    expect(await stuck).to.be.instanceOf(WriterClosedError);
+    expect(await after).to.be.instanceOf(WriterClosedError);
+    await turn();
+    expect(sink.writes).to.equal(2);
+    expect(committedSeq(dir)).to.equal(10);
+  });
+
+  it('writes the next group while one is committed, and commits and acknowledges in order', async () => {
+    const { dir, cp, sink, w } = setup(GatedCheckpoint, { retryDelayMs: 1, maxRetryDelayMs: 1 });
+    const acked: number[] = [];
+    const send = (seq: number): Promise<Error | null> =>
+      submit(w, `${seq}\n`, seq).then((err) => {
+        acked.push(seq);
+        return err;
+      });
+    // The first write after a start counts as a rotation (next test): its commit comes first.
+    const zero = send(0);
+    (await cp.next()).release();
+    expect(await zero).to.equal(null);
+    const one = send(1);
+    const first = await cp.next();
+    expect(first.seqs.get('z/cp')).to.equal(1);
+    expect(first.size).to.equal(4); // what group 1's own write ended at, not any later write's
+    // Group 1 is being committed: group 2 is written meanwhile, but not acknowledged.
+    const two = send(2);
+    await turn();
+    expect(sink.data).to.equal('0\n1\n2\n');
+    // Group 3 waits: one group is committed, one written and waiting, no more.
+    const three = send(3);
+    await turn();
+    expect(sink.data).to.equal('0\n1\n2\n');
+    expect(acked).to.deep.equal([0]);
+    // Group 1's commit fails: it is retried, and nothing after it is committed or acknowledged first.
+    first.release(new Error('EIO'));
+    const retry = await cp.next();
+    expect(retry.seqs.get('z/cp')).to.equal(1);
+    expect(retry.size).to.equal(4);
+    expect(acked).to.deep.equal([0]);
+    retry.release();
+    expect(await one).to.equal(null);
+    const second = await cp.next();
+    expect(second.seqs.get('z/cp')).to.equal(2);
+    expect(second.size).to.equal(6);
+    expect(sink.data).to.equal('0\n1\n2\n3\n');
+    second.release();
+    (await cp.next()).release();
+    expect(await Promise.all([two, three])).to.deep.equal([null, null]);
+    expect(acked).to.deep.equal([0, 1, 2, 3]);
+    await w.close(100);
+    expect(committedSeq(dir)).to.equal(3);
+  });
+
+  it('writes nothing more after a write that rotated a file until that group is committed', async () => {
+    const { cp, sink, w } = setup(GatedCheckpoint);
+    const zero = submit(w, '0\n', 0);
+    (await cp.next()).release();
+    await zero;
+    // Group 1 ends in the same file: group 2 is written during its commit.
+    const one = submit(w, '1\n', 1);
+    const first = await cp.next();
+    sink.ino = 2; // group 2's write rotates
+    const two = submit(w, '2\n', 2);
+    await turn();
+    expect(sink.data).to.equal('0\n1\n2\n');
+    first.release();
+    await one;
+    const second = await cp.next();
+    // Group 2 rotated: group 3 waits for its commit, whatever else is free.
+    const three = submit(w, '3\n', 3);
+    await turn();
+    expect(sink.data).to.equal('0\n1\n2\n');
+    second.release();
+    await two;
+    const third = await cp.next();
+    expect(sink.data).to.equal('0\n1\n2\n3\n');
+    third.release();
+    expect(await three).to.equal(null);
+    await w.close(100);
+  });
+
+  it('on close acknowledges the group whose commit lands within the grace, and gives up the written and queued ones', async () => {
+    const { dir, cp, sink, w } = setup(GatedCheckpoint);
+    const zero = submit(w, '0\n', 0);
+    (await cp.next()).release();
+    await zero;
+    const committing = submit(w, '1\n', 1);
+    const held = await cp.next(); // group 1's commit is under way when the close begins
+    const written = submit(w, '2\n', 2);
+    await turn();
+    const queued = submit(w, '3\n', 3);
+    await turn();
+    expect(sink.data).to.equal('0\n1\n2\n');
+    const closed = w.close(1);
+    expect(await written).to.be.instanceOf(WriterClosedError);
+    expect(await queued).to.be.instanceOf(WriterClosedError);
+    held.release(); // lands during the grace: its record is in the checkpoint, so it is acknowledged
+    await closed;
+    expect(await committing).to.equal(null);
+    expect(cp.held).to.deep.equal([]);
+    await w.idle(); // resolves: nothing is left
+    expect(committedSeq(dir)).to.equal(1);
+  });
+
+  it('on close gives up a commit that does not land within the grace', async () => {
+    const { dir, cp, w } = setup(GatedCheckpoint, { closeGraceMs: 1 });
+    const zero = submit(w, '0\n', 0);
+    (await cp.next()).release();
+    await zero;
+    const committing = submit(w, '1\n', 1);
+    const hung = await cp.next(); // a commit stuck behind a hung disk
+    await w.close(1);
+    expect(await committing).to.be.instanceOf(WriterClosedError);
+    hung.release(new Error('EIO'));
+    await turn();
+    expect(committedSeq(dir)).to.equal(0);
+  });
+
+  it('refuses new requests once closed', async () => {
+    const { w } = setup(Checkpoint);
+    await w.close(10);
+    expect(await submit(w, 'late\n', 1)).to.be.instanceOf(WriterClosedError);
+  });
+
+  it('is full at the high-water mark and says when it drains', async () => {
+    const { cp, w } = setup(GatedCheckpoint, { highWaterBytes: 10, maxGroupBytes: 4 });
+    const drained = once(w.queued, 'drain');
+    const zero = submit(w, '000\n', 0); // taken into a write at once
+    const waiting = [submit(w, '111\n', 1), submit(w, '222\n', 2), submit(w, '333\n', 3)];
+    expect(w.queued.size).to.equal(12);
+    expect(w.queued.isFull).to.equal(true);
+    (await cp.next()).release();
+    await zero;
+    await drained;
+    expect(w.queued.isFull).to.equal(false);
+    for (let i = 0; i < 3; i++) (await cp.next()).release();
+    expect(await Promise.all(waiting)).to.deep.equal([null, null, null]);
+    await w.close(10);
+  });
+});

@@ -1,0 +1,193 @@
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Checkpoint, CHECKPOINT_FILE, CheckpointError, type CheckpointFs } from '../../src/store/checkpoint';
+import { tempDir } from '../support/helpers';
+
+function commit(
+  cp: Checkpoint,
+  seqs: Record<string, number>,
+  pos: Record<string, [number, number]> = {},
+): Promise<void> {
+  return cp.commit({
+    seqs: new Map(Object.entries(seqs)),
+    positions: new Map(Object.entries(pos).map(([k, [ino, size]]) => [k, { ino, size }])),
+  });
+}
+
+describe('checkpoint', () => {
+  it('replays committed deltas after a restart', async () => {
+    const dir = tempDir();
+    const cp = new Checkpoint(dir);
+    cp.load();
+    await commit(cp, { 'z/a': 100 }, { '/x/audit.log': [11, 500] });
+    await commit(cp, { 'z/b': 7 });
+    await commit(cp, { 'z/a': 200 }, { '/x/audit.log': [12, 0] });
+    cp.close();
+    const { state, droppedTail } = new Checkpoint(dir).load();
+    expect(droppedTail).to.equal(false);
+    expect([...state.seqs]).to.deep.equal([
+      ['z/a', 200],
+      ['z/b', 7],
+    ]);
+    expect(state.positions.get('/x/audit.log')).to.deep.equal({ ino: 12, size: 0 });
+  });
+
+  it('drops a torn last line and cuts it from the file', async () => {
+    const dir = tempDir();
+    const cp = new Checkpoint(dir);
+    cp.load();
+    await commit(cp, { 'z/a': 5 });
+    cp.close();
+    fs.appendFileSync(path.join(dir, CHECKPOINT_FILE), '{"s":{"z/a":9');
+    const again = new Checkpoint(dir);
+    const { state, droppedTail } = again.load();
+    expect(droppedTail).to.equal(true);
+    expect(state.seqs.get('z/a')).to.equal(5);
+    await commit(again, { 'z/a': 6 });
+    again.close();
+    expect(new Checkpoint(dir).load().state.seqs.get('z/a')).to.equal(6);
+  });
+
+  it('refuses a file damaged in the middle instead of guessing', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, CHECKPOINT_FILE), '{"s":{"z/a":1},"p":{}}\ngarbage\n{"s":{"z/a":2},"p":{}}\n');
+    expect(() => new Checkpoint(dir).load()).to.throw(/is corrupt at byte 23; move it away to start over/);
+  });
+
+  it('compacts into one line holding the whole state', async () => {
+    const dir = tempDir();
+    const cp = new Checkpoint(dir, { fsync: false, compactAtBytes: 200 });
+    cp.load();
+    for (let i = 1; i <= 50; i++) await commit(cp, { [`z/i${i % 5}`]: i }, { '/a.log': [1, i * 10] });
+    cp.close();
+    const text = fs.readFileSync(path.join(dir, CHECKPOINT_FILE), 'utf8');
+    expect(text.length).to.be.below(600);
+    const { state } = new Checkpoint(dir).load();
+    expect(state.seqs.get('z/i0')).to.equal(50);
+    expect(state.seqs.get('z/i4')).to.equal(49);
+    expect(state.positions.get('/a.log')).to.deep.equal({ ino: 1, size: 500 });
+  });
+
+  describe('through a file system that fails on demand', () => {
+    /** node:fs, with the operations a test sets in `failing` failing once each. */
+    function flakyFs(): { fs: CheckpointFs; failing: Set<string> } {
+      const failing = new Set<string>();
+      const once = (op: string): boolean => failing.delete(op);
+      const flaky: CheckpointFs = {
+        ...fs,
+        // A short write: half the line reaches the file, without an error (a full disk does that).
+        write: ((
+          fd: number,
+          buf: Buffer,
+          off: number,
+          len: number,
+          pos: null,
+          cb: (e: Error | null, n: number) => void,
+        ) =>
+          once('write')
+            ? fs.write(fd, buf, off, Math.floor(len / 2), pos, cb)
+            : fs.write(fd, buf, off, len, pos, cb)) as unknown as typeof fs.write,
+        ftruncateSync: (fd: number, len?: number) => {
+          if (once('ftruncateSync')) throw new Error('EIO: i/o error, ftruncate');
+          fs.ftruncateSync(fd, len);
+        },
+        renameSync: (from: fs.PathLike, to: fs.PathLike) => {
+          if (once('renameSync')) throw new Error('ENOSPC: no space left on device, rename');
+          fs.renameSync(from, to);
+        },
+        openSync: ((file: fs.PathLike, flags?: fs.OpenMode) => {
+          if (flags === 'a+' && once('reopen')) throw new Error('EMFILE: too many open files, open');
+          return fs.openSync(file, flags as fs.OpenMode);
+        }) as typeof fs.openSync,
+      };
+      return { fs: flaky, failing };
+    }
+
+    async function refused(p: Promise<void>): Promise<Error> {
+      return p.then(
+        () => {
+          throw new Error('the commit did not fail');
+        },
+        (e: Error) => e,
+      );
+    }
+
+    function lines(dir: string): string[] {
+      return fs.readFileSync(path.join(dir, CHECKPOINT_FILE), 'utf8').split('\n');
+    }
+
+    it('cuts a failed append back to the last whole line, and appends the next commit after it', async () => {
+      const dir = tempDir();
+      const { fs: flaky, failing } = flakyFs();
+      const cp = new Checkpoint(dir, { fsync: false, fs: flaky });
+      cp.load();
+      await commit(cp, { 'z/a': 1 });
+      failing.add('write');
+      const err = await refused(commit(cp, { 'z/a': 2 }));
+      expect(err).to.be.instanceOf(CheckpointError);
+      expect(err.message).to.match(/can't append to checkpoint .*: short write: \d+ of \d+ bytes/);
+      expect(lines(dir)).to.deep.equal(['{"s":{"z/a":1},"p":{}}', '']);
+      await commit(cp, { 'z/a': 3 });
+      cp.close();
+      const { state, droppedTail } = new Checkpoint(dir).load();
+      expect([droppedTail, state.seqs.get('z/a')]).to.deep.equal([false, 3]);
+    });
+
+    it('retries a cut-back that failed before it appends again', async () => {
+      const dir = tempDir();
+      const { fs: flaky, failing } = flakyFs();
+      const cp = new Checkpoint(dir, { fsync: false, fs: flaky });
+      cp.load();
+      await commit(cp, { 'z/a': 1 });
+      failing.add('write');
+      failing.add('ftruncateSync');
+      await refused(commit(cp, { 'z/a': 2 }));
+      const torn = lines(dir); // the whole first line, then half a line without its newline
+      expect([torn.length, torn[0], torn[1] !== '']).to.deep.equal([2, '{"s":{"z/a":1},"p":{}}', true]);
+      failing.add('ftruncateSync');
+      const again = await refused(commit(cp, { 'z/a': 3 }));
+      expect(again.message).to.match(/can't cut checkpoint .* back to its last whole line/);
+      await commit(cp, { 'z/a': 4 });
+      cp.close();
+      expect(lines(dir)).to.deep.equal(['{"s":{"z/a":1},"p":{}}', '{"s":{"z/a":4},"p":{}}', '']);
+    });
+
+    it('keeps the old file whole when a compaction fails, and compacts at the next commit', async () => {
+      const dir = tempDir();
+      const { fs: flaky, failing } = flakyFs();
+      const cp = new Checkpoint(dir, { fsync: false, compactAtBytes: 60, fs: flaky });
+      cp.load();
+      await commit(cp, { 'z/a': 1 });
+      await commit(cp, { 'z/b': 2 });
+      await commit(cp, { 'z/a': 3 }); // the file passes 60 bytes
+      const before = lines(dir);
+      failing.add('renameSync');
+      const err = await refused(commit(cp, { 'z/c': 4 }));
+      expect(err.message).to.match(/can't compact checkpoint .*: ENOSPC/);
+      expect(lines(dir)).to.deep.equal(before);
+      await commit(cp, { 'z/c': 5 });
+      cp.close();
+      expect(lines(dir)).to.have.length(2); // one line with the whole state
+      expect([...new Checkpoint(dir).load().state.seqs]).to.deep.equal([
+        ['z/a', 3],
+        ['z/b', 2],
+        ['z/c', 5],
+      ]);
+    });
+
+    it('reopens the file at the next commit when a compaction could not reopen it', async () => {
+      const dir = tempDir();
+      const { fs: flaky, failing } = flakyFs();
+      const cp = new Checkpoint(dir, { fsync: false, compactAtBytes: 60, fs: flaky });
+      cp.load();
+      for (let seq = 1; seq <= 3; seq++) await commit(cp, { 'z/a': seq });
+      failing.add('reopen');
+      const err = await refused(commit(cp, { 'z/a': 4 }));
+      expect(err.message).to.match(/can't compact checkpoint .*: EMFILE/);
+      await commit(cp, { 'z/a': 5 });
+      cp.close();
+      expect(lines(dir)).to.deep.equal(['{"s":{"z/a":4},"p":{}}', '{"s":{"z/a":5},"p":{}}', '']);
+    });
+  });
+});

@@ -1,0 +1,53 @@
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { lockDataDir, LOCK_FILE, STALE_AFTER_MS } from '../../src/store/data-dir-lock';
+import { tempDir } from '../support/helpers';
+
+/** A pid that is certainly not running: a child that has already exited. */
+function deadPid(): number {
+  return spawnSync(process.execPath, ['-e', '0']).pid!;
+}
+
+describe('data directory lock', () => {
+  it('refuses a lock held by a live process of this host, naming it', () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, LOCK_FILE), `${process.ppid} here\n`);
+    expect(() => lockDataDir(dir, 'here')).to.throw(`is in use by another meshaudit (pid ${process.ppid})`);
+  });
+
+  it('takes over a lock left by a dead process of this host, or one holding its own pid', () => {
+    for (const pid of [deadPid(), process.pid]) {
+      const dir = tempDir();
+      fs.writeFileSync(path.join(dir, LOCK_FILE), `${pid} here\n`);
+      const release = lockDataDir(dir, 'here');
+      expect(fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8')).to.equal(`${process.pid} here\n`);
+      release();
+      expect(fs.existsSync(path.join(dir, LOCK_FILE))).to.equal(false);
+    }
+  });
+
+  it('refuses a fresh lock from another host (another container on a shared volume), whatever its pid', () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, LOCK_FILE), `${process.pid} other-pod\n`);
+    expect(() => lockDataDir(dir, 'here')).to.throw(`(pid ${process.pid} on host other-pod)`);
+  });
+
+  it('takes over a lock from another host whose heartbeat stopped', () => {
+    const dir = tempDir();
+    const file = path.join(dir, LOCK_FILE);
+    fs.writeFileSync(file, '1 other-pod\n');
+    const old = new Date(Date.now() - STALE_AFTER_MS - 1000);
+    fs.utimesSync(file, old, old);
+    lockDataDir(dir, 'here')();
+  });
+
+  it('releases only its own lock', () => {
+    const dir = tempDir();
+    const release = lockDataDir(dir, 'here');
+    fs.writeFileSync(path.join(dir, LOCK_FILE), '4242 someone-else\n');
+    release();
+    expect(fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8')).to.equal('4242 someone-else\n');
+  });
+});

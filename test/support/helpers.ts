@@ -1,0 +1,247 @@
+// Shared test fixtures: real temp directories, a real sidecar on 127.0.0.1:0, real gRPC clients.
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Sink, SinkPosition } from '../../src/backends/sink';
+import type { Config, RotationConfig } from '../../src/config/types';
+import type { AccessAudit } from '../../src/rules';
+import { startSidecar, type Sidecar, type SidecarOptions } from '../../src/cli/sidecar';
+import { silentLogger } from '../../src/log';
+import { meshauditClients } from '../../src/client/services';
+
+/** Every directory tempDir() made in this run: the root hook removes them all when the run ends. */
+const madeDirs: string[] = [];
+
+/** A new directory under the run's temp directory (`make test` gives each run one of its own). */
+export function tempDir(prefix = 'meshaudit-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
+}
+
+/** Removes every directory tempDir() made (the root hook calls it after the last test). */
+export function removeTempDirs(): void {
+  for (const dir of madeDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export const NO_ROTATION: RotationConfig = { enabled: false, maxRetainedFiles: 0, maxSizeBytes: 1, maxAgeDays: 0 };
+
+export function testConfig(dir: string, over: Partial<Config> = {}): Config {
+  return {
+    zone: 'zone-1',
+    grpcAddress: '127.0.0.1:0',
+    grpcMaxMessageBytes: 4 * 1024 * 1024,
+    dataDir: path.join(dir, 'data'),
+    extraResourceTypes: [],
+    fsync: false,
+    drainTimeoutMs: 5000,
+    skipDefaultTypes: [
+      'DataplaneInsight',
+      'ZoneIngressInsight',
+      'ZoneEgressInsight',
+      'ZoneInsight',
+      'ServiceInsight',
+      'MeshInsight',
+    ],
+    backends: [{ type: 'file', path: path.join(dir, 'audit', 'audit.log'), rotation: NO_ROTATION }],
+    ...over,
+  };
+}
+
+export const AUDIT_ALL: AccessAudit = { name: 'all', rules: [{ types: [], mesh: '', access: [], accessAll: true }] };
+
+export async function startTestSidecar(
+  config: Config,
+  audits: readonly AccessAudit[] = [AUDIT_ALL],
+  extra: Partial<SidecarOptions> = {},
+): Promise<Sidecar> {
+  return startSidecar({ config, audits, log: silentLogger, utcOffsetMinutes: 0, ...extra });
+}
+
+/** Every record line of a backend, oldest file first (rotated files by name, then the active file). */
+export function readRecords(activePath: string): string[] {
+  const dir = path.dirname(activePath);
+  const base = path.basename(activePath);
+  const ext = path.extname(base);
+  const stem = base.slice(0, base.length - ext.length);
+  const rotated = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => f !== base && f.startsWith(`${stem}-`) && f.endsWith(ext))
+        .sort()
+    : [];
+  const lines: string[] = [];
+  for (const f of [...rotated, base]) {
+    const file = path.join(dir, f);
+    if (!fs.existsSync(file)) continue;
+    const text = fs.readFileSync(file, 'utf8');
+    if (text.length > 0 && !text.endsWith('\n')) throw new Error(`${f} ends with a torn line`);
+    for (const l of text.split('\n')) if (l !== '') lines.push(l);
+  }
+  return lines;
+}
+
+export type AnyClient = grpc.Client & Record<string, (...args: any[]) => any>;
+
+export function clients(port: number): { audit: AnyClient; rules: AnyClient; close(): void } {
+  const { AuditService, RuleService } = meshauditClients();
+  const address = `127.0.0.1:${port}`;
+  const audit = new AuditService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
+  const rules = new RuleService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
+  return {
+    audit,
+    rules,
+    close: () => {
+      audit.close();
+      rules.close();
+    },
+  };
+}
+
+/** Calls a unary method; resolves with the reply or rejects with the ServiceError. */
+export function unary<T>(client: AnyClient, method: string, request: unknown): Promise<T> {
+  return new Promise((resolve, reject) =>
+    client[method](request, (err: grpc.ServiceError | null, reply: T) => (err ? reject(err) : resolve(reply))),
+  );
+}
+
+/** A resource event whose name carries its sequence, so files can be counted. */
+export function resourceEvent(seq: number, action = 'CREATE'): Record<string, unknown> {
+  return {
+    id: `e-${seq}`,
+    date: '2022-09-21T09:31:42Z',
+    action,
+    resource: { type: 'TrafficRoute', name: `route-${seq}`, mesh: 'default' },
+    user: { name: 'cp', groups: ['mesh-system:control-plane'] },
+  };
+}
+
+/** Opens a stream and returns helpers to drive it message by message. */
+export function openStream(client: AnyClient): {
+  call: grpc.ClientDuplexStream<unknown, any>;
+  next(): Promise<any>;
+  status: Promise<grpc.ServiceError | null>;
+} {
+  const call = client.StreamEvents() as grpc.ClientDuplexStream<unknown, any>;
+  const queue: any[] = [];
+  const waiters: Array<(v: any) => void> = [];
+  call.on('data', (m) => (waiters.length ? waiters.shift()!(m) : queue.push(m)));
+  const status = new Promise<grpc.ServiceError | null>((resolve) => {
+    call.on('error', (e) => resolve(e as grpc.ServiceError));
+    call.on('status', (s) => s.code === grpc.status.OK && resolve(null));
+  });
+  return {
+    call,
+    next: () => (queue.length ? Promise.resolve(queue.shift()) : new Promise((r) => waiters.push(r))),
+    status,
+  };
+}
+
+/**
+ * Resolves once `condition()` holds, checking it after every turn of the event loop: for a state the
+ * code under test reaches through I/O (a request read, a batch accepted). Not a sleep: it waits for the
+ * state, and fails naming it after `timeoutMs`.
+ */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The ServiceError a call fails with; rejects when the call succeeds. */
+export function failure(call: Promise<unknown>): Promise<grpc.ServiceError> {
+  return call.then(
+    (reply) => {
+      throw new Error(`expected the call to fail, it answered ${JSON.stringify(reply)}`);
+    },
+    (err: grpc.ServiceError) => err,
+  );
+}
+
+/** Options of a TestZone start: sidecar options (sinks) and config keys to replace. */
+export type TestZoneOptions = Omit<Partial<SidecarOptions>, 'config'> & { config?: Partial<Config> };
+
+/** A sidecar in its own temp directory with its clients, that a test restarts on the same data. */
+export class TestZone {
+  readonly dir = tempDir();
+  sidecar!: Sidecar;
+  clients!: ReturnType<typeof clients>;
+  /** The active file of the first backend. */
+  logPath = '';
+
+  /** `audits` seed the store as --rules files would; `extra` replaces options (sinks) or config keys. */
+  async start(audits: readonly AccessAudit[] = [AUDIT_ALL], extra: TestZoneOptions = {}): Promise<void> {
+    const { config: over, ...options } = extra;
+    const config = testConfig(this.dir, over);
+    this.logPath = config.backends[0].path;
+    this.sidecar = await startTestSidecar(config, audits, options);
+    this.clients = clients(this.sidecar.port);
+  }
+
+  async stop(): Promise<void> {
+    this.clients.close();
+    await this.sidecar.stop();
+  }
+
+  async restart(audits?: readonly AccessAudit[], extra?: TestZoneOptions): Promise<void> {
+    await this.stop();
+    await this.start(audits, extra);
+  }
+
+  /** The record lines written so far (none when the file does not exist yet). */
+  records(): string[] {
+    return fs.existsSync(this.logPath) ? readRecords(this.logPath) : [];
+  }
+}
+
+/**
+ * A sink in memory, for tests that need to see or hold the writer's writes. Held (from the start with
+ * `{ held: true }`, or after hold()), every write waits until release(): a slow disk, on demand.
+ */
+export class MemorySink extends EventEmitter implements Sink {
+  readonly key = 'memory';
+  /** Each write's chunk, in order. */
+  readonly writes: string[] = [];
+  /** Writes asked for so far (held ones included): each one is also an 'attempt' event. */
+  attempts = 0;
+  private gate: Promise<void> = Promise.resolve();
+  private open_ = (): void => {};
+
+  constructor(opts: { held?: boolean } = {}) {
+    super();
+    if (opts.held) this.hold();
+  }
+
+  /** Every record line written so far. */
+  get lines(): string[] {
+    return this.writes.join('').split('\n').filter(Boolean);
+  }
+
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.open_ = resolve));
+  }
+
+  release(): void {
+    this.open_();
+  }
+
+  open(): Promise<SinkPosition> {
+    return Promise.resolve({ ino: 1, size: 0 });
+  }
+
+  async write(chunk: Buffer): Promise<SinkPosition> {
+    this.attempts++;
+    this.emit('attempt');
+    await this.gate;
+    this.writes.push(chunk.toString());
+    return { ino: 1, size: this.writes.join('').length };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
