@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Sink, SinkPosition } from '../../src/backends/sink';
 import type { Config, RotationConfig } from '../../src/config/types';
-import type { AccessAudit } from '../../src/rules';
+import { type AccessAudit, DEFAULT_SKIP_TYPES } from '../../src/rules';
 import { startSidecar, type Sidecar, type SidecarOptions } from '../../src/cli/sidecar';
 import { silentLogger } from '../../src/log';
 import { meshauditClients } from '../../src/client/services';
@@ -37,14 +37,7 @@ export function testConfig(dir: string, over: Partial<Config> = {}): Config {
     extraResourceTypes: [],
     fsync: false,
     drainTimeoutMs: 5000,
-    skipDefaultTypes: [
-      'DataplaneInsight',
-      'ZoneIngressInsight',
-      'ZoneEgressInsight',
-      'ZoneInsight',
-      'ServiceInsight',
-      'MeshInsight',
-    ],
+    skipDefaultTypes: DEFAULT_SKIP_TYPES,
     backends: [{ type: 'file', path: path.join(dir, 'audit', 'audit.log'), rotation: NO_ROTATION }],
     ...over,
   };
