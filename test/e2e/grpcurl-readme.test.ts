@@ -288,7 +288,12 @@ describe('the README grpcurl session, through reflection, against the real sidec
 
   it('runs every command the README shows (the README cannot drift from what is tested)', () => {
     const readme = fs.readFileSync(path.resolve(__dirname, '../../../README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('### grpcurl'), readme.indexOf('## The AuditService protocol'));
+    // The session runs from its heading to the next section, "## Deploying".
+    const start = readme.indexOf('\n### grpcurl\n');
+    const end = readme.indexOf('\n## Deploying\n', start);
+    expect(start, 'the README has a "### grpcurl" section').to.be.greaterThan(-1);
+    expect(end, 'the README has a "## Deploying" section after "### grpcurl"').to.be.greaterThan(start);
+    const section = readme.slice(start, end);
     const commands = section.split('\n').filter((l) => /^(grpcurl|jq|sed) /.test(l) || l.startsWith('{"'));
     expect(commands.length).to.be.greaterThan(12);
     const untested = commands.filter((c) => !HEADER.includes(c));
