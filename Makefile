@@ -13,10 +13,11 @@ $(NPM_STAMP): package-lock.json package.json
 
 install: $(NPM_STAMP)
 
-# dist/ is rebuilt from scratch: a file removed from src/ or test/ must not live on in dist/.
+# A file removed from src/ or test/ must not live on in dist/ (mocha would still run its test); dist/
+# is pruned, not removed, so that a sidecar `make run` started keeps running while `make demo` builds.
 build: install
-	rm -rf dist
 	npx tsc -p .
+	@find dist -name '*.js' | while read -r js; do ts="$${js#dist/}"; [ -f "$${ts%.js}.ts" ] || rm -f "$$js" "$$js.map"; done
 
 run: build
 	node $(SIDECAR_NODE_FLAGS) dist/src/cli/main.js --rules deploy/examples/access-audit-default.yaml

@@ -19,8 +19,8 @@ export function parseRfc3339(text: string): number {
 }
 
 /**
- * parseRfc3339 with a memory of the last text: a control plane stamps every event of a second with the
- * same date, so a busy stream parses each date string once instead of once per event.
+ * parseRfc3339 with a memory of the last text: consecutive events that carry the same date string (a
+ * control plane that stamps whole seconds) parse it once. Dates that differ per event (fractions) miss it.
  */
 export class Rfc3339Parser {
   private lastText = '';

@@ -82,7 +82,7 @@ export function validateEvent(
   if (!isAction(action)) return fail('action', unknown('action', action, ACTIONS));
   const resource = raw.resource ?? null;
   const token = raw.token ?? null;
-  if (resource !== null && token !== null) return fail('resource and token', 'set exactly one, not both');
+  if (resource !== null && token !== null) return fail('token', 'not allowed with resource: set exactly one of them');
   if (isTokenAction(action)) {
     if (token === null) return fail('token', `${IS_REQUIRED} for ${action}`);
   } else if (resource === null) {

@@ -1,5 +1,5 @@
 // The CPU-heavy stage of a StreamEvents batch: read each event, validate it, ask the rules, format
-// the record: the plain way (src/pipeline/plain-record.ts) for the common events, the reference way
+// the record: the plain way (src/record/plain-record.ts) for the common events, the reference way
 // (decoded objects, validateEvent, formatRecord) for every other.
 import type { CompiledRules } from '../rules';
 import { newEventTimeParsers, reasonOf, validateEvent } from '../events/validate-event';

@@ -38,8 +38,9 @@ export interface BoundGrpcServer {
  */
 export async function bindGrpcServer(address: string, maxMessageBytes: number): Promise<BoundGrpcServer> {
   const server = new grpc.Server({
+    // Requests only: replies are acks, small, and reflection's answers (~13 KB), which a small
+    // maxMessageBytes must not break.
     'grpc.max_receive_message_length': maxMessageBytes,
-    'grpc.max_send_message_length': maxMessageBytes,
     // Channelz (grpc-js's introspection service) is not served here; without it grpc-js keeps no
     // per-call counters and call history, which a Record call paid for on every call.
     'grpc.enable_channelz': 0,

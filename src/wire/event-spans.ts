@@ -1,6 +1,6 @@
 // Where the fields of an encoded Event lie, for well-formed events only. Nothing is decoded or copied:
 // the caller reads the few strings it needs and copies the others straight into the record
-// (src/pipeline/plain-record.ts). A field sent twice counts once, the last, as protobufjs decodes it.
+// (src/record/plain-record.ts). A field sent twice counts once, the last, as protobufjs decodes it.
 // Anything else (an unexpected wire type, a truncated message, more list entries than an event may
 // have) makes scan() return NOT_SCANNED, and the event takes the way every event can take: protobufjs
 // decoding and the reference checks, which then decide (src/pipeline/evaluate-batch.ts).

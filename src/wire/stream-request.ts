@@ -1,7 +1,7 @@
 // The StreamEvents request on the wire, scanned in two passes. gRPC's deserializer only scans the top
 // level (identifier, first_seq, how many events): enough to check sequences. The events are read where
 // they are evaluated, one by one from their own bytes (src/pipeline/evaluate-batch.ts): most need no
-// decoding into objects at all (src/pipeline/plain-record.ts), and a malformed event is one rejected
+// decoding into objects at all (src/record/plain-record.ts), and a malformed event is one rejected
 // event rather than a failed stream.
 import * as protobuf from 'protobufjs';
 import { contract } from '../contract';

@@ -23,7 +23,7 @@ describe('event validation', () => {
     [
       'resource and token both',
       { action: 'CREATE', resource, token, user },
-      'resource and token: set exactly one, not both',
+      'token: not allowed with resource: set exactly one of them',
     ],
     ['neither resource nor token', { action: 'CREATE', user }, 'resource: is required for CREATE'],
     [

@@ -86,7 +86,7 @@ describe('AuditService over a real gRPC server', () => {
     expect(ack).to.include({ ackedSeq: 4, recorded: 2 });
     expect(ack.rejected).to.deep.equal([
       { index: 1, reason: 'action: unknown action "CREAT", did you mean "CREATE"?' },
-      { index: 2, reason: 'resource and token: set exactly one, not both' },
+      { index: 2, reason: 'token: not allowed with resource: set exactly one of them' },
     ]);
     s.call.write(batch(5, 1));
     expect((await s.next()).ackedSeq).to.equal(5);

@@ -182,6 +182,18 @@ describe('server reflection: what grpcurl sees', () => {
     }
   });
 
+  it('answers reflection whatever meshaudit.grpc.maxMessageBytes is: it caps requests, not replies', async () => {
+    const small = await startTestSidecar(testConfig(tempDir(), { grpcMaxMessageBytes: 1024 }));
+    const c = new ReflectionClient(small.port);
+    try {
+      expect(await c.listServices()).to.deep.equal(SERVICES);
+      expect((await c.describe('meshaudit.v1.RuleService')).files).to.include('meshaudit/v1/audit.proto');
+    } finally {
+      c.close();
+      await small.stop();
+    }
+  });
+
   it('answers each file request with the file and every file it imports, each import listed once and served', async () => {
     const names = new Set<string>(servedProtoFiles());
     for (const name of [...names]) {
