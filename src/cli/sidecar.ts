@@ -8,7 +8,7 @@ import { lockDataDir } from '../store/data-dir-lock';
 import { Checkpoint } from '../store/checkpoint';
 import { AccessAuditStore, namesChanged } from '../store/access-audit-store';
 import type { PreparedChange } from '../store/access-audit-store';
-import { AuditWriter } from '../pipeline/writer';
+import { AuditWriter, type WriterOptions } from '../pipeline/writer';
 import { BatchEvaluator } from '../pipeline/evaluate-batch';
 import { type AuditCounts, newAuditCounts } from '../pipeline/counts';
 import { Sequencer } from '../pipeline/sequencer';
@@ -38,6 +38,8 @@ export interface SidecarOptions {
   utcOffsetMinutes?: number;
   /** Replaces the configured file backends (tests that need a sink they control). */
   sinks?: Sink[];
+  /** The writer's bounds and retry delays (tests that need a small high-water mark); its defaults otherwise. */
+  writer?: Omit<WriterOptions, 'onError'>;
 }
 
 export interface Sidecar {
@@ -145,6 +147,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     log.info('no --rules files: the AccessAudits of the store are in force as they are', { file: store.file });
   }
   const writer = new AuditWriter(sinks, checkpoint, {
+    ...opts.writer,
     onError: (err, attempt) =>
       log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
   });

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { TextDecoder } from 'node:util';
 import { type ExtraResourceType, isBuiltInType, type TypeRegistry, typeRegistry } from '../rules/resource-types';
 import {
+  byLine,
   didYouMean,
   field as join,
   formatViolation,
@@ -17,7 +18,6 @@ import {
   show,
   unknown,
   unknownField,
-  type Violation,
   Violations,
 } from '../validators';
 import * as D from './defaults';
@@ -71,13 +71,8 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
   const checker = new Checker({ source: file, lineOf: (field) => parsed.lineOf(0, field) });
   // An empty file (or only comments) is a valid config: every default.
   const config = resolveConfig(parsed.docs[0] ?? {}, opts.cwd, checker);
-  if (!checker.violations.isEmpty) throw new ConfigError(byLineOf(checker.violations));
-  return { config, warnings: byLineOf(checker.warnings).map(formatViolation) };
-}
-
-function byLineOf(violations: Violations): Violation[] {
-  // Stable sort: the file's order reads best; violations without a line go last.
-  return [...violations.list].sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
+  if (!checker.violations.isEmpty) throw new ConfigError(byLine(checker.violations.list));
+  return { config, warnings: byLine(checker.warnings.list).map(formatViolation) };
 }
 
 // ---------------------------------------------------------------------------------------------

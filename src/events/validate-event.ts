@@ -17,11 +17,6 @@ export const MAX_LIST_ENTRIES = 64;
 /** What is wrong with an event: the field's path within the event (`token.claims.tags`) and the problem. */
 export type EventCheck = { ok: true; event: ValidEvent } | ({ ok: false } & Violation);
 
-/** `field: description`, the form a stream's rejection `reason` takes. */
-export function reasonOf(v: Violation): string {
-  return `${v.field}: ${v.description}`;
-}
-
 function problem(field: string, description: string): Violation {
   return { field, description };
 }

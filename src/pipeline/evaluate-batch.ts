@@ -2,7 +2,8 @@
 // the record: the plain way (src/record/plain-record.ts) for the common events, the reference way
 // (decoded objects, validateEvent, formatRecord) for every other.
 import type { CompiledRules } from '../rules';
-import { newEventTimeParsers, reasonOf, validateEvent } from '../events/validate-event';
+import { newEventTimeParsers, validateEvent } from '../events/validate-event';
+import { formatWithin } from '../validators';
 import { formatRecord } from '../record/format-record';
 import type { RecordDateFormatter } from '../record/dates';
 import type { AuditEvent } from '../events/event';
@@ -123,7 +124,8 @@ export class BatchEvaluator {
     }
     const check = validateEvent(event, receivedMs, this.times);
     if (!check.ok) {
-      result.rejected.push({ index, reason: reasonOf(check) });
+      // A stream's rejection says `field: description`, the field's path within the event.
+      result.rejected.push({ index, reason: formatWithin(check) });
     } else if (this.current.covers(check.event)) {
       out.putString(formatRecord(check.event, this.dates));
       result.recorded++;

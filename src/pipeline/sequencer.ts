@@ -4,7 +4,7 @@
 // reconnects (to this sidecar or to the one restarted after a crash) resumes right after it.
 import type { BatchAck } from '../contract';
 import { SequenceGapError, UnavailableError } from '../errors';
-import { InvalidArgumentError, Violations } from '../validators';
+import { InvalidArgumentError, IS_REQUIRED, mustBe, Violations } from '../validators';
 import type { ScannedStreamRequest } from '../wire/stream-request';
 import type { AuditCounts } from './counts';
 import type { BatchEvaluator } from './evaluate-batch';
@@ -58,9 +58,13 @@ export class Sequencer {
   /** Checks an identifier and returns its key and resume point. */
   identify(zone: string, instance: string): { key: string; ackedSeq: number } {
     const violations = new Violations();
-    const rule = 'is required: 1-253 characters of [A-Za-z0-9._:-]';
-    if (!IDENTIFIER_PART.test(zone)) violations.add('identifier.zone', rule);
-    if (!IDENTIFIER_PART.test(instance)) violations.add('identifier.instance', rule);
+    const check = (field: string, value: string): void => {
+      if (value === '') violations.add(field, IS_REQUIRED);
+      else if (!IDENTIFIER_PART.test(value))
+        violations.add(field, mustBe('1-253 characters of [A-Za-z0-9._:-]', value));
+    };
+    check('identifier.zone', zone);
+    check('identifier.instance', instance);
     const served = this.opts.zone;
     if (violations.isEmpty && served !== undefined && zone !== served) {
       // Rules and files are per zone: a CP of another zone writing here would mix two zones' audit trails.
@@ -84,7 +88,7 @@ export class Sequencer {
     const { firstSeq, eventCount } = batch;
     if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) {
       throw new InvalidArgumentError([
-        { field: 'firstSeq', description: `must be at least 1 when events are sent, got ${firstSeq}` },
+        { field: 'firstSeq', description: mustBe('at least 1 when events are sent', firstSeq) },
       ]);
     }
     const accepted = this.accepted.get(key) ?? 0;

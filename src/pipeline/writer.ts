@@ -16,7 +16,7 @@
 // Except after a write that rotated a file: nothing more is written until that group is committed.
 // Recovery finds the committed position by the file's inode; one more rotation before the commit
 // could let retention (maxRetainedFiles: 1, or maxAgeDays after a clock jump) delete the file that
-// holds it, and recovery could then no longer cut what followed it (found in review).
+// holds it, and recovery could then no longer cut what followed it.
 import type { Sink, SinkPosition } from '../backends/sink';
 import type { Checkpoint } from '../store/checkpoint';
 import { UnavailableError } from '../errors';
@@ -151,18 +151,20 @@ export class AuditWriter {
       w.done();
     }
     this.waits.clear();
+    // The group being committed is answered first, as its commit goes: a stream must get that ack
+    // before the failures of the groups after it end the stream. A write or commit stuck in the kernel
+    // (a hung NFS mount) must not hold the process forever: the grace bounds the wait.
+    const graceMs = this.opts.closeGraceMs ?? CLOSE_GRACE_MS;
+    await withTimeout(this.ops.idle(), graceMs);
+    // With no operation left, the commit stage settles at once: its group answered as its commit went.
+    if (this.ops.size === 0) await this.commitRun;
+    if (this.committing !== null) this.finishCommit(this.committing, new WriterClosedError());
     const abandoned = [...(this.written?.group ?? []), ...(this.writing ?? []), ...this.queue];
     this.written = null;
     this.writing = null;
     this.queue = [];
     this.queued.remove(this.queued.size);
     this.answer(abandoned, new WriterClosedError());
-    // A write stuck in the kernel (a hung NFS mount) must not hold the process forever.
-    const graceMs = this.opts.closeGraceMs ?? CLOSE_GRACE_MS;
-    await withTimeout(this.ops.idle(), graceMs);
-    // With no operation left, the commit stage settles at once: its group answered as its commit went.
-    if (this.ops.size === 0) await this.commitRun;
-    if (this.committing !== null) this.finishCommit(this.committing, new WriterClosedError());
     await withTimeout(Promise.all(this.sinks.map((s) => s.close())), graceMs);
     // A commit still queued behind a hung disk keeps its descriptor: closing it now could let that
     // write land in whatever file reuses the number. The process is about to exit anyway.

@@ -1,10 +1,12 @@
-// The reference way to write a record (spec section 3): one JSON object per line, keys in the order of
-// RECORD_KEYS, no extra keys. Built by concatenation rather than JSON.stringify of an object: the
-// order is then the table's, and optional keys (mesh, expiresAt, empty claims) are left out rather
-// than written as empty values.
+// The reference way to write a record (spec section 3): one JSON object per line, keys from KEY in the
+// order of RECORD_KEYS (src/record/keys.ts), no extra keys. Built by concatenation rather than
+// JSON.stringify of an object: the order is then explicit, and optional keys (mesh, expiresAt, empty
+// claims) are left out rather than written as empty values. Every event the plain byte path leaves
+// (any character JSON must escape), every Record the plain path cannot read, Evaluate and the records
+// of rule changes take this way.
 import type { ValidEvent } from '../events/valid-event';
 import type { RecordDateFormatter } from './dates';
-import { type KeyOf, key, RECORD_KEYS, type RecordObject } from './keys';
+import { KEY } from './keys';
 
 // What JSON.stringify would escape in a string: quotes, backslashes, control characters, and (since
 // ES2019) lone surrogates, which the range below over-approximates with every surrogate.
@@ -22,72 +24,41 @@ function stringList(list: readonly string[]): string {
   return `${out}]`;
 }
 
-/** A JSON object of `object`'s keys in table order; a key whose value is undefined is left out. */
-function object<O extends RecordObject>(o: O, valueAt: (k: KeyOf<O>) => string | undefined): string {
-  let out = '';
-  for (const k of RECORD_KEYS[o] as readonly KeyOf<O>[]) {
-    const value = valueAt(k);
-    if (value === undefined) continue;
-    out += `${out === '' ? '' : ','}${key(o, k)}${value}`;
+const R = KEY.record;
+const RES = KEY.resource;
+const TOK = KEY.token;
+const CL = KEY.claims;
+const U = KEY.user;
+
+function formatClaims(c: NonNullable<ValidEvent['token']>['claims']): string {
+  const parts: string[] = [];
+  if (c.mesh) parts.push(CL.mesh + q(c.mesh));
+  if (c.tags) {
+    const keys = Object.keys(c.tags);
+    if (keys.length > 0) {
+      // Protobuf maps have no order; sorted keys make records of the same token identical.
+      keys.sort();
+      parts.push(`${CL.tags}{${keys.map((k) => `${q(k)}:${q(c.tags![k])}`).join(',')}}`);
+    }
   }
-  return `{${out}}`;
-}
-
-/** A set string, or undefined (left out). */
-function optional(s: string | undefined): string | undefined {
-  return s ? q(s) : undefined;
-}
-
-/** A list with entries, or undefined (left out). */
-function optionalList(list: readonly string[] | undefined): string | undefined {
-  return list !== undefined && list.length > 0 ? stringList(list) : undefined;
+  if (c.name) parts.push(CL.name + q(c.name));
+  if (c.groups && c.groups.length > 0) parts.push(CL.groups + stringList(c.groups));
+  if (c.zone) parts.push(CL.zone + q(c.zone));
+  if (c.scope && c.scope.length > 0) parts.push(CL.scope + stringList(c.scope));
+  return `{${parts.join(',')}}`;
 }
 
 /** The record line for `e`, with its trailing "\n". */
 export function formatRecord(e: ValidEvent, dates: RecordDateFormatter): string {
-  const record = object('record', (k) => {
-    switch (k) {
-      case 'date':
-        return `"${dates.format(e.dateMs)}"`;
-      case 'action':
-        return `"${e.action}"`;
-      case 'resource': {
-        const r = e.resource;
-        if (r === null) return undefined;
-        return object('resource', (rk) => (rk === 'mesh' ? optional(r.mesh) : q(r[rk])));
-      }
-      case 'token': {
-        const t = e.token;
-        if (t === null) return undefined;
-        return object('token', (tk) => {
-          if (tk === 'id') return q(t.id);
-          if (tk === 'expiresAt')
-            return t.expiresAtMs === undefined ? undefined : `"${dates.formatOther(t.expiresAtMs)}"`;
-          return claims(t.claims);
-        });
-      }
-      case 'user':
-        return object('user', (uk) => (uk === 'name' ? q(e.user.name) : stringList(e.user.groups)));
-    }
-  });
-  return `${record}\n`;
-}
-
-function claims(c: NonNullable<ValidEvent['token']>['claims']): string {
-  return object('claims', (k) => {
-    switch (k) {
-      case 'tags': {
-        const tags = c.tags;
-        if (tags === undefined) return undefined;
-        // Protobuf maps have no order; sorted keys make records of the same token identical.
-        const keys = Object.keys(tags).sort();
-        return keys.length === 0 ? undefined : `{${keys.map((t) => `${q(t)}:${q(tags[t])}`).join(',')}}`;
-      }
-      case 'groups':
-      case 'scope':
-        return optionalList(c[k]);
-      default:
-        return optional(c[k]);
-    }
-  });
+  let line = `{${R.date}"${dates.format(e.dateMs)}",${R.action}"${e.action}",`;
+  if (e.resource !== null) {
+    const r = e.resource;
+    line += `${R.resource}{${RES.name}${q(r.name)},${r.mesh ? `${RES.mesh}${q(r.mesh)},` : ''}${RES.type}${q(r.type)}},`;
+  } else if (e.token !== null) {
+    const t = e.token;
+    line += `${R.token}{${TOK.id}${q(t.id)},`;
+    if (t.expiresAtMs !== undefined) line += `${TOK.expiresAt}"${dates.formatOther(t.expiresAtMs)}",`;
+    line += `${TOK.claims}${formatClaims(t.claims)}},`;
+  }
+  return `${line}${R.user}{${U.name}${q(e.user.name)},${U.groups}${stringList(e.user.groups)}}}\n`;
 }

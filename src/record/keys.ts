@@ -1,6 +1,7 @@
 // The record's keys, in the order they are written (spec section 3): the one table that both ways of
-// writing a record take their keys from. The reference formatter walks it; the plain byte path builds
-// its fixed fragments from it (test/record/plain-record.test.ts holds the two to the same bytes).
+// writing a record take their keys from. The reference formatter writes KEY's strings in the table's
+// order (test/record/format-record.test.ts holds it to the table); the plain byte path builds its fixed
+// fragments from them (test/record/plain-record.test.ts holds the two to the same bytes).
 
 export const RECORD_KEYS = {
   record: ['date', 'action', 'resource', 'token', 'user'],
@@ -14,7 +15,7 @@ export const RECORD_KEYS = {
 export type RecordObject = keyof typeof RECORD_KEYS;
 export type KeyOf<O extends RecordObject> = (typeof RECORD_KEYS)[O][number];
 
-/** `"name":`, for a key of `object` (a key the table does not have is a type error). */
-export function key<O extends RecordObject>(_object: O, name: KeyOf<O>): string {
-  return `"${name}":`;
-}
+/** `"name":` for every key of every object, made once: KEY.resource.mesh is `"mesh":`. */
+export const KEY = Object.fromEntries(
+  Object.entries(RECORD_KEYS).map(([object, keys]) => [object, Object.fromEntries(keys.map((k) => [k, `"${k}":`]))]),
+) as { readonly [O in RecordObject]: { readonly [K in KeyOf<O>]: string } };

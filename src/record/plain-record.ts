@@ -15,7 +15,7 @@ import { ACTIONS, type Action, isTokenAction, MESH_RESOURCE_TYPE } from '../rule
 import { type EventScanner, Field, NOT_SCANNED, RESOURCE_EVENT, type SpanList } from '../wire/event-spans';
 import type { AsciiCache } from './ascii-cache';
 import type { RecordDateFormatter } from './dates';
-import { key } from './keys';
+import { KEY } from './keys';
 
 export const RECORDED = 1;
 export const SKIPPED = 2;
@@ -27,22 +27,22 @@ const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 
 // The record's fixed parts, keys from RECORD_KEYS (src/record/keys.ts), in its order: a string value
 // ends with `"`, then `,` and the next key; a nested object or list opens after its key.
-const THEN_MESH = ascii(`",${key('resource', 'mesh')}"`);
-const THEN_TYPE = ascii(`",${key('resource', 'type')}"`);
-const RESOURCE_THEN_USER = ascii(`"},${key('record', 'user')}{${key('user', 'name')}"`);
-const THEN_EXPIRES_AT = ascii(`",${key('token', 'expiresAt')}"`);
-const THEN_CLAIMS = ascii(`",${key('token', 'claims')}{`);
-const CLAIMS_MESH = ascii(`${key('claims', 'mesh')}"`);
-const CLAIMS_TAGS = ascii(`${key('claims', 'tags')}{`);
-const CLAIMS_NAME = ascii(`${key('claims', 'name')}"`);
-const CLAIMS_GROUPS = ascii(`${key('claims', 'groups')}[`);
-const CLAIMS_ZONE = ascii(`${key('claims', 'zone')}"`);
-const CLAIMS_SCOPE = ascii(`${key('claims', 'scope')}[`);
-const TOKEN_THEN_USER = ascii(`}},${key('record', 'user')}{${key('user', 'name')}"`);
-const THEN_GROUPS = ascii(`",${key('user', 'groups')}[`);
+const THEN_MESH = ascii(`",${KEY.resource.mesh}"`);
+const THEN_TYPE = ascii(`",${KEY.resource.type}"`);
+const RESOURCE_THEN_USER = ascii(`"},${KEY.record.user}{${KEY.user.name}"`);
+const THEN_EXPIRES_AT = ascii(`",${KEY.token.expiresAt}"`);
+const THEN_CLAIMS = ascii(`",${KEY.token.claims}{`);
+const CLAIMS_MESH = ascii(`${KEY.claims.mesh}"`);
+const CLAIMS_TAGS = ascii(`${KEY.claims.tags}{`);
+const CLAIMS_NAME = ascii(`${KEY.claims.name}"`);
+const CLAIMS_GROUPS = ascii(`${KEY.claims.groups}[`);
+const CLAIMS_ZONE = ascii(`${KEY.claims.zone}"`);
+const CLAIMS_SCOPE = ascii(`${KEY.claims.scope}[`);
+const TOKEN_THEN_USER = ascii(`}},${KEY.record.user}{${KEY.user.name}"`);
+const THEN_GROUPS = ascii(`",${KEY.user.groups}[`);
 const CLOSE = ascii(']}}\n');
-const RESOURCE_START = `${key('record', 'resource')}{${key('resource', 'name')}"`;
-const TOKEN_START = `${key('record', 'token')}{${key('token', 'id')}"`;
+const RESOURCE_START = `${KEY.record.resource}{${KEY.resource.name}"`;
+const TOKEN_START = `${KEY.record.token}{${KEY.token.id}"`;
 const QUOTE = 0x22;
 const COMMA = 0x2c;
 const COLON = 0x3a;
@@ -150,7 +150,7 @@ class RecordStarts {
     let start = this.starts[action.index];
     if (start === undefined) {
       const subject = isTokenAction(action.action) ? TOKEN_START : RESOURCE_START;
-      start = ascii(`{${key('record', 'date')}"${date}",${key('record', 'action')}"${action.action}",${subject}`);
+      start = ascii(`{${KEY.record.date}"${date}",${KEY.record.action}"${action.action}",${subject}`);
       this.starts[action.index] = start;
     }
     return start;

@@ -73,6 +73,8 @@ class EventStream {
           peer: this.call.getPeer(),
         });
         this.call.write({ ackedSeq, firstSeq: 0, recorded: 0, skipped: 0, duplicates: 0, rejected: [] });
+        // A stream opened while the writer is full waits for it to drain before its first batch is read.
+        this.applyBackpressure();
       }
       if (req.eventCount === 0) return;
       const committed = sequencer.submit(this.key, req);

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { contract } from '../contract';
 import { type ErrorKind, MeshauditError } from '../errors';
 import type { Logger } from '../log';
-import { InvalidArgumentError, type Violation } from '../validators';
+import { formatWithin, InvalidArgumentError, type Violation } from '../validators';
 
 /** The status code of each kind of domain error. */
 const CODES: Readonly<Record<ErrorKind, grpc.status>> = {
@@ -18,7 +18,7 @@ const CODES: Readonly<Record<ErrorKind, grpc.status>> = {
 
 /** INVALID_ARGUMENT with one BadRequest field violation per violation. */
 function invalidArgument(violations: readonly Violation[]): grpc.StatusObject {
-  const message = violations.map((v) => `${v.field}: ${v.description}`).join('; ');
+  const message = violations.map(formatWithin).join('; ');
   // google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode
   // from the `grpc-status-details-bin` trailer (the richer error model): the types reflection serves.
   const badRequest = contract()

@@ -162,13 +162,19 @@ export class Checkpoint {
     }
     const buf = Buffer.from(encode(delta));
     const fd = this.fd;
-    let written: number;
     try {
-      written = await new Promise<number>((resolve, reject) =>
+      const written = await new Promise<number>((resolve, reject) =>
         this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
       );
       // A write can be short without an error (file size limit, a full disk): that is a failure too.
       if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
+      // After a failed fsync what reached the disk is unknown: the line is cut and written again, so
+      // that a power loss cannot leave half of it in the middle of the file.
+      if (this.opts.fsync) {
+        await new Promise<void>((resolve, reject) =>
+          this.fs.fdatasync(fd, (err) => (err ? reject(new Error(`fsync: ${err.message}`)) : resolve())),
+        );
+      }
     } catch (err) {
       // A partial line left in the middle would make the next start refuse the file: cut it, now or,
       // if that fails too, before the next append.
@@ -177,12 +183,6 @@ export class Checkpoint {
       throw new CheckpointError(`can't append to checkpoint ${this.file}: ${(err as Error).message}`);
     }
     this.bytes += buf.length;
-    if (!this.opts.fsync) return;
-    await new Promise<void>((resolve, reject) =>
-      this.fs.fdatasync(fd, (err) =>
-        err ? reject(new CheckpointError(`can't fsync checkpoint ${this.file}: ${err.message}`)) : resolve(),
-      ),
-    );
   }
 
   /** Cuts the file back to its last whole line; false when that fails (it is tried again later). */

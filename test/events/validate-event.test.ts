@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { reasonOf, validateEvent, MAX_FIELD_CHARS, MAX_LIST_ENTRIES } from '../../src/events/validate-event';
+import { validateEvent, MAX_FIELD_CHARS, MAX_LIST_ENTRIES } from '../../src/events/validate-event';
+import { formatWithin } from '../../src/validators';
 import type { AuditEvent } from '../../src/events/event';
 
 const user = { name: 'ann', groups: [] };
@@ -98,7 +99,7 @@ describe('event validation', () => {
   for (const [what, event, reason] of table) {
     it(`rejects ${what}`, () => {
       const check = validateEvent(event, 0);
-      expect(check.ok ? 'accepted' : reasonOf(check)).to.equal(reason);
+      expect(check.ok ? 'accepted' : formatWithin(check)).to.equal(reason);
     });
   }
 

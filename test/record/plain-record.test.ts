@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import * as protobuf from 'protobufjs';
 import { BatchEvaluator, type EvaluatedBatch } from '../../src/pipeline/evaluate-batch';
 import { RecordDateFormatter } from '../../src/record/dates';
-import { reasonOf, validateEvent } from '../../src/events/validate-event';
+import { validateEvent } from '../../src/events/validate-event';
+import { formatWithin } from '../../src/validators';
 import { formatRecord } from '../../src/record/format-record';
 import { compileRules, type AccessAudit, type CompiledRules } from '../../src/rules';
 import { contract } from '../../src/contract';
@@ -63,7 +64,7 @@ function reference(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
       return;
     }
     const check = validateEvent(event, RECEIVED_MS);
-    if (!check.ok) out.rejected.push({ index, reason: reasonOf(check) });
+    if (!check.ok) out.rejected.push({ index, reason: formatWithin(check) });
     else if (rules.covers(check.event)) {
       lines += formatRecord(check.event, dates);
       out.recorded++;

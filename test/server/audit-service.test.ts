@@ -365,6 +365,50 @@ describe('AuditService over a real gRPC server', () => {
 });
 
 describe('AuditService backpressure', () => {
+  it('stops reading every stream while the writer is full, and goes on when it drains', async () => {
+    const sink = new MemorySink({ held: true });
+    // One byte queued is full: the first batch is taken into a write (held), the next one fills it.
+    const sidecar = await startTestSidecar(testConfig(tempDir()), [AUDIT_ALL], {
+      sinks: [sink],
+      writer: { highWaterBytes: 1 },
+    });
+    const c = clients(sidecar.port);
+    const accepted = (instance: string): number =>
+      sidecar.identifiers().find((i) => i.identifier === `zone-1/${instance}`)?.accepted ?? 0;
+    try {
+      const a = openStream(c.audit);
+      a.call.write({ identifier: ID });
+      await a.next();
+      a.call.write(batch(1, 100));
+      a.call.write(batch(101, 100));
+      await waitFor(() => accepted('cp-0') === 200 && sidecar.load().pendingBytes > 0, 'the writer full');
+      // A second control plane's stream opens, but is not read while the writer is full.
+      const b = openStream(c.audit);
+      b.call.write({ identifier: { zone: 'zone-1', instance: 'cp-1' } });
+      expect(await b.next()).to.deep.equal({
+        ackedSeq: 0,
+        firstSeq: 0,
+        recorded: 0,
+        skipped: 0,
+        duplicates: 0,
+        rejected: [],
+      });
+      b.call.write(batch(1, 100));
+      // A call on the same connection, answered without the writer: by its answer, the sidecar has
+      // had the batch's bytes, and would have read them were the stream not paused.
+      await unary(c.rules, 'Evaluate', { event: resourceEvent(1) });
+      expect(accepted('cp-1')).to.equal(0);
+      // The disk answers: the writer drains, and the waiting stream is read and acknowledged.
+      sink.release();
+      expect(await b.next()).to.include({ ackedSeq: 100, recorded: 100 });
+      a.call.end();
+      b.call.end();
+    } finally {
+      c.close();
+      await sidecar.stop();
+    }
+  });
+
   it('stops reading a stream while writes are pending, so memory stays bounded on a slow disk', async () => {
     const dir = tempDir();
     const sink = new MemorySink({ held: true });

@@ -92,6 +92,10 @@ describe('checkpoint', () => {
           if (once('ftruncateSync')) throw new Error('EIO: i/o error, ftruncate');
           fs.ftruncateSync(fd, len);
         },
+        fdatasync: ((fd: number, cb: (e: Error | null) => void) =>
+          once('fdatasync')
+            ? process.nextTick(cb, new Error('EIO: i/o error, fdatasync'))
+            : fs.fdatasync(fd, cb)) as typeof fs.fdatasync,
         renameSync: (from: fs.PathLike, to: fs.PathLike) => {
           if (once('renameSync')) throw new Error('ENOSPC: no space left on device, rename');
           fs.renameSync(from, to);
@@ -132,6 +136,21 @@ describe('checkpoint', () => {
       cp.close();
       const { state, droppedTail } = new Checkpoint(dir).load();
       expect([droppedTail, state.seqs.get('z/a')]).to.deep.equal([false, 3]);
+    });
+
+    it('cuts a line whose fsync failed and writes it again, so a power loss cannot leave half of it', async () => {
+      const dir = tempDir();
+      const { fs: flaky, failing } = flakyFs();
+      const cp = new Checkpoint(dir, { fsync: true, fs: flaky });
+      cp.load();
+      await commit(cp, { 'z/a': 1 });
+      failing.add('fdatasync');
+      const err = await refused(commit(cp, { 'z/a': 2 }));
+      expect(err.message).to.match(/can't append to checkpoint .*: fsync: EIO/);
+      expect(lines(dir)).to.deep.equal(['{"s":{"z/a":1},"p":{}}', '']);
+      await commit(cp, { 'z/a': 2 }); // the writer's retry of the same delta
+      cp.close();
+      expect(lines(dir)).to.deep.equal(['{"s":{"z/a":1},"p":{}}', '{"s":{"z/a":2},"p":{}}', '']);
     });
 
     it('retries a cut-back that failed before it appends again', async () => {

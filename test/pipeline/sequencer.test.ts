@@ -1,0 +1,87 @@
+// Sequencing per identifier, with the real evaluator, writer and checkpoint, and a sink the test holds.
+import { expect } from 'chai';
+import { contract } from '../../src/contract';
+import { newAuditCounts } from '../../src/pipeline/counts';
+import { BatchEvaluator } from '../../src/pipeline/evaluate-batch';
+import { Sequencer } from '../../src/pipeline/sequencer';
+import { AuditWriter } from '../../src/pipeline/writer';
+import { RecordDateFormatter } from '../../src/record/dates';
+import { compileRules, DEFAULT_SKIP_TYPES } from '../../src/rules';
+import { Checkpoint } from '../../src/store/checkpoint';
+import type { InvalidArgumentError } from '../../src/validators';
+import { scanStreamRequest } from '../../src/wire/stream-request';
+import { AUDIT_ALL, MemorySink, resourceEvent, tempDir } from '../support/helpers';
+
+const KEY = 'zone-1/cp-0';
+
+/** A StreamEvents batch of events firstSeq..firstSeq+n-1, as the sidecar receives it. */
+function batch(firstSeq: number, n: number): ReturnType<typeof scanStreamRequest> {
+  const events = Array.from({ length: n }, (_, i) => resourceEvent(firstSeq + i));
+  return scanStreamRequest(contract().messages.StreamEventsRequest.encode({ firstSeq, events }).finish());
+}
+
+function setup(): { sink: MemorySink; writer: AuditWriter; sequencer: Sequencer; dir: string } {
+  const dir = tempDir();
+  const checkpoint = new Checkpoint(dir);
+  checkpoint.load();
+  const sink = new MemorySink({ held: true });
+  const writer = new AuditWriter([sink], checkpoint);
+  const evaluator = new BatchEvaluator(compileRules([AUDIT_ALL], DEFAULT_SKIP_TYPES), new RecordDateFormatter(() => 0));
+  const sequencer = new Sequencer(writer, evaluator, new Map(), {
+    zone: 'zone-1',
+    now: () => 0,
+    counts: newAuditCounts(),
+  });
+  return { sink, writer, sequencer, dir };
+}
+
+describe('Sequencer', () => {
+  it('never moves a committed sequence back when a reconnected CP resends a batch still in flight', async () => {
+    const { sink, writer, sequencer, dir } = setup();
+    // The first stream's two batches are accepted, not yet written (the disk is held)...
+    const first = [sequencer.submit(KEY, batch(1, 100)), sequencer.submit(KEY, batch(101, 100))];
+    // ...when the CP reconnects: its resume point is still 0, and it resends the first batch.
+    expect(sequencer.identify('zone-1', 'cp-0')).to.deep.equal({ key: KEY, ackedSeq: 0 });
+    const resent = sequencer.submit(KEY, batch(1, 100));
+    sink.release();
+    const acks = await Promise.all([...first, resent]);
+    expect(acks.map((a) => [a.ackedSeq, a.recorded, a.duplicates])).to.deep.equal([
+      [100, 100, 0],
+      [200, 100, 0],
+      [200, 0, 100],
+    ]);
+    expect(sink.lines).to.have.length(200);
+    await writer.close(100);
+    expect(new Checkpoint(dir).load().state.seqs.get(KEY)).to.equal(200);
+  });
+
+  it('refuses a gap before accepting anything, naming the sequence to resend from', async () => {
+    const { sink, writer, sequencer } = setup();
+    sink.release();
+    await sequencer.submit(KEY, batch(1, 10));
+    expect(() => sequencer.submit(KEY, batch(12, 5))).to.throw(
+      'sequence gap for zone-1/cp-0: expected firstSeq <= 11, got 12; resend from 11',
+    );
+    expect(sequencer.positions()).to.deep.equal([{ identifier: KEY, accepted: 10, committed: 10 }]);
+    await writer.close(100);
+  });
+
+  it('words every identifier problem: a missing part is required, a malformed one named, another zone refused', () => {
+    const { sequencer } = setup();
+    const problems = (zone: string, instance: string): string[] => {
+      try {
+        sequencer.identify(zone, instance);
+        return [];
+      } catch (e) {
+        return (e as InvalidArgumentError).violations.map((v) => `${v.field}: ${v.description}`);
+      }
+    };
+    expect(problems('', 'cp/0')).to.deep.equal([
+      'identifier.zone: is required',
+      'identifier.instance: must be 1-253 characters of [A-Za-z0-9._:-], got "cp/0"',
+    ]);
+    expect(problems('zone-2', 'cp-0')).to.deep.equal([
+      `identifier.zone: this sidecar serves zone "zone-1", not "zone-2"; each zone's control plane needs its own sidecar`,
+    ]);
+  });
+});
