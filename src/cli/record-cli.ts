@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
 import { meshauditClients } from '../client/services';
 import { fieldViolationsOf } from '../client/status-details';
-import { contract } from '../contract';
+import { contract, jsonName } from '../contract';
 import { didYouMean, entry, field, formatViolation, index, quote, show, unknownField, Violations } from '../validators';
 
 const COMMAND = 'meshaudit-record';
@@ -107,12 +107,9 @@ function loadEventType(): protobuf.Type {
   return contract().type('meshaudit.v1.Event');
 }
 
-/**
- * The protobuf JSON name of a field (`expires_at` -> `expiresAt`). It is also the name proto-loader
- * gives the field (src/contract), so the checked event is sent as is.
- */
-function jsonName(field: protobuf.Field): string {
-  return (field.options?.json_name as string | undefined) ?? protobuf.util.camelCase(field.name);
+/** The protobuf JSON name of a field (`expires_at` -> `expiresAt`): its json_name option, or protoc's. */
+function jsonNameOf(field: protobuf.Field): string {
+  return (field.options?.json_name as string | undefined) ?? jsonName(field.name);
 }
 
 /**
@@ -130,7 +127,7 @@ function checkMessage(
     problems.add(at, mustBeJson('an object', value));
     return undefined;
   }
-  const byJsonName = new Map(type.fieldsArray.map((f) => [jsonName(f), f]));
+  const byJsonName = new Map(type.fieldsArray.map((f) => [jsonNameOf(f), f]));
   const givenAs = new Map<protobuf.Field, string>();
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
@@ -151,14 +148,14 @@ function checkMessage(
     if (declared.map) {
       if (!isObject(item)) problems.add(keyPath, mustBeJson(`an object of ${kindOf(declared).many}`, item));
       else
-        out[jsonName(declared)] = Object.fromEntries(
+        out[jsonNameOf(declared)] = Object.fromEntries(
           Object.entries(item).map(([k, v]) => [k, checkValue(declared, v, entry(keyPath, k), problems)]),
         );
     } else if (declared.repeated) {
       if (!Array.isArray(item)) problems.add(keyPath, mustBeJson(`a list of ${kindOf(declared).many}`, item));
-      else out[jsonName(declared)] = item.map((v, i) => checkValue(declared, v, index(keyPath, i), problems));
+      else out[jsonNameOf(declared)] = item.map((v, i) => checkValue(declared, v, index(keyPath, i), problems));
     } else {
-      out[jsonName(declared)] = checkValue(declared, item, keyPath, problems);
+      out[jsonNameOf(declared)] = checkValue(declared, item, keyPath, problems);
     }
   }
   return out;

@@ -15,7 +15,7 @@ import { Sequencer } from '../pipeline/sequencer';
 import { SingleRecords } from '../pipeline/single-records';
 import { RecordDateFormatter } from '../record/dates';
 import { compileRules, type TypeRegistry, typeRegistry } from '../rules';
-import type { AccessAudit } from '../rules';
+import type { ValidAccessAudit } from '../rules';
 import type { Logger } from '../log';
 import { formatViolation } from '../validators';
 import { AuditServiceImpl } from '../server/audit-service';
@@ -31,7 +31,7 @@ export interface SidecarOptions {
    * src/store/access-audit-store.ts). Undefined when no --rules file was given: the store is then
    * left as it is, so starting without --rules never deletes what earlier files put there.
    */
-  audits: readonly AccessAudit[] | undefined;
+  audits: readonly ValidAccessAudit[] | undefined;
   log: Logger;
   now?: () => Date;
   /** A fixed UTC offset for record dates, in minutes (tests); undefined: the machine's local time zone. */
@@ -51,7 +51,7 @@ export interface Sidecar {
   /** Bytes accepted and not yet written, and open control-plane streams. */
   load(): { pendingBytes: number; streams: number };
   /** Seeds the store again from the --rules files (SIGHUP); no record is written: loading rules is configuration. */
-  seedAudits(audits: readonly AccessAudit[]): Promise<SeedSummary>;
+  seedAudits(audits: readonly ValidAccessAudit[]): Promise<SeedSummary>;
   /** Graceful stop: in-flight batches are acknowledged, then everything is closed. */
   stop(): Promise<void>;
 }

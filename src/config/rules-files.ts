@@ -4,7 +4,7 @@
 // the store takes it as it is.
 import * as fs from 'node:fs';
 import { parseAccessAudit } from '../rules';
-import type { AccessAudit, TypeRegistry } from '../rules';
+import type { TypeRegistry, ValidAccessAudit } from '../rules';
 import { byLine, InvalidArgumentError, type Violation } from '../validators';
 import { parseYamlDocuments, YamlError } from './yaml';
 
@@ -15,14 +15,14 @@ export class RulesFileError extends InvalidArgumentError {
 
 export interface LoadedAudits {
   /** Validated and normalised: the store takes them without validating again. */
-  audits: AccessAudit[];
+  audits: ValidAccessAudit[];
   /** Valid but probably not meant, e.g. a rule that covers no action; with file and line. */
   warnings: Violation[];
 }
 
 /** What one YAML text holds: the valid audits with where their names are, and every problem. */
 interface ParsedText {
-  audits: Array<{ audit: AccessAudit; nameField: string; nameLine: number | undefined }>;
+  audits: Array<{ audit: ValidAccessAudit; nameField: string; nameLine: number | undefined }>;
   violations: Violation[];
   warnings: Violation[];
 }

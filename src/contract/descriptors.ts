@@ -336,7 +336,7 @@ class FileBuilder {
 }
 
 /** protoc's default json_name: lowerCamelCase, an underscore capitalising the next letter. */
-function jsonName(field: string): string {
+export function jsonName(field: string): string {
   return field.replace(/_+([a-zA-Z0-9]?)/g, (_m, c: string) => c.toUpperCase());
 }
 

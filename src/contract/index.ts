@@ -8,7 +8,7 @@ import { describeFiles, type FileProto } from './descriptors';
 import { parseServedFiles } from './files';
 
 export { AUDIT_PROTO, protoDir, servedProtoFiles } from './files';
-export type { FileProto, MessageProto } from './descriptors';
+export { type FileProto, jsonName, type MessageProto } from './descriptors';
 
 /** The meshaudit.v1 package. */
 const PACKAGE = 'meshaudit.v1';

@@ -18,3 +18,11 @@ export interface AccessAudit {
   readonly name: string;
   readonly rules: readonly AccessAuditRule[];
 }
+
+declare const validated: unique symbol;
+
+/**
+ * An AccessAudit as validation returns it: normalised, every check passed. Only parseAccessAudit and
+ * validateAccessAudit make one, so what takes it (the store's apply and seed) need not validate again.
+ */
+export type ValidAccessAudit = AccessAudit & { readonly [validated]: true };

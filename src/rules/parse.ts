@@ -16,7 +16,7 @@ import {
   type Violation,
   Violations,
 } from '../validators';
-import type { AccessAudit, AccessAuditRule } from './model';
+import type { AccessAudit, AccessAuditRule, ValidAccessAudit } from './model';
 
 export const ACCESS_AUDIT_TYPE = 'AccessAudit';
 const KUBERNETES_API_VERSION = 'kuma.io/v1alpha1';
@@ -63,7 +63,7 @@ export interface ValidateOptions {
 
 export interface ParseResult {
   /** The normalised audit (lists deduplicated, absent fields defaulted); only when there is no violation. */
-  audit?: AccessAudit;
+  audit?: ValidAccessAudit;
   /** Errors: the audit must not be used. `field` '' is the document itself. */
   violations: Violation[];
   /** Valid but probably not what was meant, e.g. a rule that covers no action. */
@@ -378,7 +378,7 @@ function result(ctx: Context, audit: AccessAudit | undefined): ParseResult {
   const violations = [...ctx.violations.list];
   const warnings = [...ctx.warnings.list];
   if (audit === undefined || violations.length > 0) return { violations, warnings };
-  return { audit, violations, warnings };
+  return { audit: audit as ValidAccessAudit, violations, warnings };
 }
 
 function error(ctx: Context, path: string, description: string): void {

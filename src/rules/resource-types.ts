@@ -12,88 +12,70 @@ export type ResourceScope = 'mesh' | 'global';
 /** Type name -> scope: the types a rule may list. */
 export type TypeRegistry = ReadonlyMap<string, ResourceScope>;
 
-/** The global-scoped types of the registry below; every other one is mesh-scoped. */
-const GLOBAL_TYPES: ReadonlySet<string> = new Set([
-  'Mesh',
-  'MeshInsight',
-  'Zone',
-  'ZoneInsight',
-  'ZoneIngress',
-  'ZoneIngressInsight',
-  'ZoneEgress',
-  'ZoneEgressInsight',
-  'GlobalSecret',
-  'Config',
-  'HostnameGenerator',
-  'AccessRole',
-  'AccessRoleBinding',
-  'AccessAudit',
-]);
-
-/** Registry type names, as the control plane sends them in `resource.type`. */
-const KNOWN_RESOURCE_TYPES: readonly string[] = [
+/** Registry type names, as the control plane sends them in `resource.type`, with their scope. */
+const RESOURCE_TYPES: Readonly<Record<string, ResourceScope>> = {
   // Kuma: meshes, proxies, zones and their insights.
-  'Mesh',
-  'MeshInsight',
-  'Dataplane',
-  'DataplaneInsight',
-  'ZoneIngress',
-  'ZoneIngressInsight',
-  'ZoneEgress',
-  'ZoneEgressInsight',
-  'Zone',
-  'ZoneInsight',
-  'ServiceInsight',
-  'ExternalService',
-  'Secret',
-  'GlobalSecret',
-  'Config',
-  'HostnameGenerator',
-  'MeshService',
-  'MeshExternalService',
-  'MeshMultiZoneService',
-  'MeshIdentity',
-  'MeshTrust',
+  Mesh: 'global',
+  MeshInsight: 'global',
+  Dataplane: 'mesh',
+  DataplaneInsight: 'mesh',
+  ZoneIngress: 'global',
+  ZoneIngressInsight: 'global',
+  ZoneEgress: 'global',
+  ZoneEgressInsight: 'global',
+  Zone: 'global',
+  ZoneInsight: 'global',
+  ServiceInsight: 'mesh',
+  ExternalService: 'mesh',
+  Secret: 'mesh',
+  GlobalSecret: 'global',
+  Config: 'global',
+  HostnameGenerator: 'global',
+  MeshService: 'mesh',
+  MeshExternalService: 'mesh',
+  MeshMultiZoneService: 'mesh',
+  MeshIdentity: 'mesh',
+  MeshTrust: 'mesh',
   // Kuma: source/destination (legacy) policies.
-  'TrafficPermission',
-  'TrafficRoute',
-  'TrafficLog',
-  'TrafficTrace',
-  'HealthCheck',
-  'CircuitBreaker',
-  'FaultInjection',
-  'Retry',
-  'Timeout',
-  'RateLimit',
-  'ProxyTemplate',
-  'VirtualOutbound',
-  'MeshGateway',
-  'MeshGatewayRoute',
+  TrafficPermission: 'mesh',
+  TrafficRoute: 'mesh',
+  TrafficLog: 'mesh',
+  TrafficTrace: 'mesh',
+  HealthCheck: 'mesh',
+  CircuitBreaker: 'mesh',
+  FaultInjection: 'mesh',
+  Retry: 'mesh',
+  Timeout: 'mesh',
+  RateLimit: 'mesh',
+  ProxyTemplate: 'mesh',
+  VirtualOutbound: 'mesh',
+  MeshGateway: 'mesh',
+  MeshGatewayRoute: 'mesh',
   // Kuma: targetRef policies.
-  'MeshAccessLog',
-  'MeshCircuitBreaker',
-  'MeshFaultInjection',
-  'MeshHealthCheck',
-  'MeshHTTPRoute',
-  'MeshTCPRoute',
-  'MeshLoadBalancingStrategy',
-  'MeshProxyPatch',
-  'MeshRateLimit',
-  'MeshRetry',
-  'MeshTimeout',
-  'MeshTrace',
-  'MeshTrafficPermission',
-  'MeshMetric',
-  'MeshPassthrough',
-  'MeshTLS',
+  MeshAccessLog: 'mesh',
+  MeshCircuitBreaker: 'mesh',
+  MeshFaultInjection: 'mesh',
+  MeshHealthCheck: 'mesh',
+  MeshHTTPRoute: 'mesh',
+  MeshTCPRoute: 'mesh',
+  MeshLoadBalancingStrategy: 'mesh',
+  MeshProxyPatch: 'mesh',
+  MeshRateLimit: 'mesh',
+  MeshRetry: 'mesh',
+  MeshTimeout: 'mesh',
+  MeshTrace: 'mesh',
+  MeshTrafficPermission: 'mesh',
+  MeshMetric: 'mesh',
+  MeshPassthrough: 'mesh',
+  MeshTLS: 'mesh',
   // Kong Mesh only.
-  'AccessRole',
-  'AccessRoleBinding',
-  'AccessAudit',
-  'OPAPolicy',
-  'MeshOPA',
-  'MeshGlobalRateLimit',
-];
+  AccessRole: 'global',
+  AccessRoleBinding: 'global',
+  AccessAudit: 'global',
+  OPAPolicy: 'mesh',
+  MeshOPA: 'mesh',
+  MeshGlobalRateLimit: 'mesh',
+};
 
 /**
  * Types that a rule without `types` does not cover (spec section 4, kmesh.access.audit.skipDefaultTypes):
@@ -117,12 +99,12 @@ export interface ExtraResourceType {
 /** The built-in registry, with `extra` types added; a built-in name keeps its own scope. */
 export function typeRegistry(extra: readonly ExtraResourceType[] = []): TypeRegistry {
   const registry = new Map<string, ResourceScope>();
-  for (const name of KNOWN_RESOURCE_TYPES) registry.set(name, GLOBAL_TYPES.has(name) ? 'global' : 'mesh');
+  for (const [name, scope] of Object.entries(RESOURCE_TYPES)) registry.set(name, scope);
   for (const { name, scope } of extra) if (!registry.has(name)) registry.set(name, scope);
   return registry;
 }
 
 /** Whether `name` is a built-in type of the registry. */
 export function isBuiltInType(name: string): boolean {
-  return KNOWN_RESOURCE_TYPES.includes(name);
+  return Object.hasOwn(RESOURCE_TYPES, name);
 }

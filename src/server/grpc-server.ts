@@ -53,7 +53,7 @@ export async function bindGrpcServer(address: string, maxMessageBytes: number): 
   } catch (err) {
     server.forceShutdown();
     const message = (err as Error).message;
-    // grpc-js wraps the reason: "No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]".
+    // grpc-js gives no error code for a failed bind, only its message, which wraps the system's: "No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]".
     const reason = /EADDRINUSE/.test(message)
       ? 'the address is already in use (is another sidecar running?)'
       : /EADDRNOTAVAIL/.test(message)

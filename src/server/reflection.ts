@@ -5,7 +5,7 @@
 // and answers every file request with the file and its transitive dependencies; test/server/reflection.test.ts
 // checks on the wire that every served file lists each of its imports exactly once and that every
 // import is served.
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import * as descriptor from 'protobufjs/ext/descriptor';
 import { contract, type FileProto, type MessageProto } from '../contract';
@@ -31,14 +31,20 @@ interface ExtensionNumbersAnswerer {
  * violations. So a known message without extensions gets an empty list here.
  */
 function answerExtensionNumbersLikeGrpcGo(service: ReflectionService, messages: ReadonlySet<string>): void {
-  const versions = service as unknown as { v1: ExtensionNumbersAnswerer; v1Alpha: ExtensionNumbersAnswerer };
+  // The implementations sit in fields the typings call private: package.json pins @grpc/reflection, and
+  // a version that renames them stops start-up here, naming the reason, rather than serving grpcurl badly.
+  const versions = service as unknown as Partial<Record<'v1' | 'v1Alpha', ExtensionNumbersAnswerer>>;
   for (const impl of [versions.v1, versions.v1Alpha]) {
+    if (typeof impl?.allExtensionNumbersOfType !== 'function') {
+      throw new Error('server reflection: @grpc/reflection no longer has v1 and v1Alpha implementations to patch');
+    }
     const own = impl.allExtensionNumbersOfType.bind(impl);
     impl.allExtensionNumbersOfType = (symbol) => {
       try {
         return own(symbol);
       } catch (err) {
-        if (!messages.has(symbol)) throw err;
+        const notFound = (err as { statusCode?: number }).statusCode === grpc.status.NOT_FOUND;
+        if (!notFound || !messages.has(symbol)) throw err;
         return { baseTypeName: symbol, extensionNumber: [] };
       }
     };

@@ -11,7 +11,7 @@
 // error, the log says why, and the trail shows an attempt rather than missing a change.
 import type * as grpc from '@grpc/grpc-js';
 import { compileRules, ACCESS_AUDIT_TYPE } from '../rules';
-import type { AccessAudit, CompiledRules, TypeRegistry } from '../rules';
+import type { AccessAudit, CompiledRules, TypeRegistry, ValidAccessAudit } from '../rules';
 import type { AuditEvent, EventUser } from '../events/event';
 import type { BatchEvaluator } from '../pipeline/evaluate-batch';
 import type { SingleRecords } from '../pipeline/single-records';
@@ -104,7 +104,7 @@ export class RuleServiceImpl {
    * Seeds the store from the --rules files (on SIGHUP; start-up seeds before the pipeline exists). This
    * is configuration, not an action: no record is written, the caller logs what changed.
    */
-  seed(audits: readonly AccessAudit[]): Promise<PreparedChange> {
+  seed(audits: readonly ValidAccessAudit[]): Promise<PreparedChange> {
     return this.change(undefined, () => this.opts.store.prepareSeed(audits));
   }
 
@@ -212,7 +212,7 @@ export class RuleServiceImpl {
  * Parses the YAML of an apply. Every problem becomes a violation of the `yaml` field, located by its
  * line within it: `line 5: rules[1].access[0]: unknown action "CREAT", did you mean "CREATE"?`.
  */
-function parseApplyYaml(text: string, knownTypes: TypeRegistry): { audits: AccessAudit[]; warnings: string[] } {
+function parseApplyYaml(text: string, knownTypes: TypeRegistry): { audits: ValidAccessAudit[]; warnings: string[] } {
   const inYaml = (description: string): Violation => ({ field: YAML_FIELD, description });
   let loaded: LoadedAudits;
   try {

@@ -8,17 +8,17 @@ interface ServingEvents {
 }
 
 export class ServingState extends EventEmitter<ServingEvents> {
-  private drainingSince: number | undefined;
+  private begun = false;
 
   /** True once the drain began: new streams, Record calls and rule changes are refused (UNAVAILABLE). */
   get draining(): boolean {
-    return this.drainingSince !== undefined;
+    return this.begun;
   }
 
   /** Begins the drain (once). */
   drain(): void {
-    if (this.drainingSince !== undefined) return;
-    this.drainingSince = Date.now();
+    if (this.begun) return;
+    this.begun = true;
     this.emit('draining');
   }
 }

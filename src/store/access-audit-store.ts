@@ -20,7 +20,7 @@
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import { validateAccessAudit } from '../rules';
-import type { AccessAudit, TypeRegistry } from '../rules';
+import type { AccessAudit, TypeRegistry, ValidAccessAudit } from '../rules';
 import { formatViolation, IS_REQUIRED, InvalidArgumentError, index, type Violation, Violations } from '../validators';
 import { type DurableFs, ReplaceError, replaceFile } from './durable-file';
 import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreCorruptError, StoreError } from './errors';
@@ -154,7 +154,7 @@ export class AccessAuditStore {
    * Creates or updates each resource of an apply, all or nothing. They come validated (from YAML, with
    * their lines); the names must differ from each other.
    */
-  prepareApply(audits: readonly AccessAudit[]): PreparedChange {
+  prepareApply(audits: readonly ValidAccessAudit[]): PreparedChange {
     return this.plan(
       audits.map((audit) => ({ audit, origin: 'api' as const })),
       [],
@@ -165,7 +165,7 @@ export class AccessAuditStore {
    * The --rules files' resources (already validated with their file and line): create or update each,
    * and delete those the files wrote earlier and no longer define (see the top of this file).
    */
-  prepareSeed(audits: readonly AccessAudit[]): PreparedChange {
+  prepareSeed(audits: readonly ValidAccessAudit[]): PreparedChange {
     const defined = new Set(audits.map((a) => a.name));
     const dropped = this.list()
       .filter((a) => a.origin === 'file' && !defined.has(a.name))

@@ -12,6 +12,7 @@ import {
   testConfig,
   unary,
   waitFor,
+  valid,
 } from '../support/helpers';
 
 describe('a rule change under a live stream', () => {
@@ -23,7 +24,7 @@ describe('a rule change under a live stream', () => {
     };
     const sidecar = await startSidecar({
       config: testConfig(tempDir()),
-      audits: [changesOnly],
+      audits: [valid(changesOnly)],
       log: silentLogger,
       sinks: [sink],
     });

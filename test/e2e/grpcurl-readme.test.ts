@@ -1,5 +1,5 @@
 // The README's grpcurl session, run for real. Each command below is executed, with the same data,
-// through test/reflection-client.ts, which like grpcurl learns every schema from the server's
+// through test/support/reflection-client.ts, which like grpcurl learns every schema from the server's
 // reflection service, against the built sidecar process started with the example rules
 // (deploy/examples/access-audit-default.yaml) in zone default (as `make run` starts it), with TZ=UTC. Each "# ->" line is the
 // reply in the protobuf JSON form grpcurl prints (compacted here; grpcurl indents it). The test fails

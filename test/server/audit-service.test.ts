@@ -18,6 +18,7 @@ import {
   AUDIT_ALL,
   MemorySink,
   waitFor,
+  valid,
 } from '../support/helpers';
 import { MAX_INFLIGHT_BATCHES_PER_STREAM } from '../../src/server/audit-service';
 
@@ -416,7 +417,7 @@ describe('AuditService backpressure', () => {
     const { silentLogger } = await import('../../src/log');
     const sidecar = await startSidecar({
       config: testConfig(dir),
-      audits: [AUDIT_ALL],
+      audits: [valid(AUDIT_ALL)],
       log: silentLogger,
       sinks: [sink],
     });
@@ -464,7 +465,7 @@ describe('AuditService batching', () => {
     const { silentLogger } = await import('../../src/log');
     const sidecar = await startSidecar({
       config: testConfig(tempDir()),
-      audits: [AUDIT_ALL],
+      audits: [valid(AUDIT_ALL)],
       log: silentLogger,
       sinks: [sink],
     });

@@ -1,5 +1,5 @@
 // Server reflection end to end: a real sidecar on 127.0.0.1:0, driven only through what its reflection
-// service tells a grpcurl-like client (test/reflection-client.ts), so that what grpcurl sees is tested.
+// service tells a grpcurl-like client (test/support/reflection-client.ts), so that what grpcurl sees is tested.
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

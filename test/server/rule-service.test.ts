@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Sink, SinkPosition } from '../../src/backends/sink';
 import { fieldViolationsOf } from '../../src/client/status-details';
 import type { AccessAudit } from '../../src/rules';
-import { AUDIT_ALL, failure, openStream, resourceEvent, TestZone, unary } from '../support/helpers';
+import { AUDIT_ALL, failure, openStream, resourceEvent, TestZone, unary, valid } from '../support/helpers';
 
 /** Audits the creation of TrafficRoutes in mesh "default" (by its second rule, so that ruleIndex shows). */
 const ROUTES: AccessAudit = {
@@ -338,7 +338,7 @@ describe('RuleService over a real gRPC server', function () {
         accessAudits: [reply(AUDIT_ALL, 1), reply(fromFile, 3), reply(ROUTES, 1)],
       });
       const reloaded = { ...fromFile, rules: [{ ...fromFile.rules[0], access: ['UPDATE' as const] }] };
-      expect(await zone.sidecar.seedAudits([reloaded])).to.deep.equal({
+      expect(await zone.sidecar.seedAudits([valid(reloaded)])).to.deep.equal({
         created: [],
         updated: ['from-file'],
         deleted: ['all'],

@@ -5,7 +5,7 @@ import { AccessAuditStore, ACCESS_AUDITS_FILE, type StoreFs } from '../../src/st
 import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreError } from '../../src/store/errors';
 import { InvalidArgumentError } from '../../src/validators';
 import { type AccessAudit, type Action, typeRegistry } from '../../src/rules';
-import { tempDir } from '../support/helpers';
+import { tempDir, valid } from '../support/helpers';
 
 const KNOWN = typeRegistry();
 
@@ -133,7 +133,7 @@ describe('AccessAudit store', () => {
   it('applies all or nothing, saying what it creates, updates and leaves unchanged', () => {
     store.commit(store.prepareCreate(audit('same')));
     store.commit(store.prepareCreate(audit('changed')));
-    const change = store.prepareApply([audit('new'), audit('same'), audit('changed', ['UPDATE'])]);
+    const change = store.prepareApply([audit('new'), audit('same'), audit('changed', ['UPDATE'])].map(valid));
     expect(change.changes).to.deep.equal([
       { action: 'CREATE', name: 'new' },
       { action: 'UPDATE', name: 'changed' },
@@ -148,10 +148,10 @@ describe('AccessAudit store', () => {
   });
 
   it('seeds from the files: they win for their names, API resources stay, and what they stop defining goes', () => {
-    store.commit(store.prepareSeed([audit('from-file'), audit('dropped-later')]));
+    store.commit(store.prepareSeed([audit('from-file'), audit('dropped-later')].map(valid)));
     store.commit(store.prepareCreate(audit('from-api')));
     store.commit(store.prepareUpdate(audit('from-file', ['DELETE']), 1));
-    const change = store.prepareSeed([audit('from-file'), audit('from-api', ['UPDATE'])]);
+    const change = store.prepareSeed([audit('from-file'), audit('from-api', ['UPDATE'])].map(valid));
     expect(change.changes).to.deep.equal([
       { action: 'UPDATE', name: 'from-file' },
       { action: 'UPDATE', name: 'from-api' },
@@ -170,7 +170,7 @@ describe('AccessAudit store', () => {
   it('loads what it wrote after a restart', () => {
     store.commit(store.prepareCreate(audit('a', ['CREATE'], ['TrafficRoute'])));
     store.commit(store.prepareUpdate(audit('a', ['UPDATE'], ['TrafficRoute']), 1));
-    store.commit(store.prepareSeed([audit('b')]));
+    store.commit(store.prepareSeed([valid(audit('b'))]));
     const again = open(dir);
     expect(again.list()).to.deep.equal(store.list());
     expect(JSON.parse(fs.readFileSync(path.join(dir, ACCESS_AUDITS_FILE), 'utf8'))).to.deep.equal({
@@ -227,6 +227,39 @@ describe('AccessAudit store', () => {
       `open ${path.basename(dir)}`,
       `fsync ${path.basename(dir)}`,
     ]);
+  });
+
+  it('keeps a change whose folder fsync failed after the rename, and says so through onSyncError', () => {
+    const dirFds = new Set<number>();
+    const failingDirSync: StoreFs = {
+      ...fs,
+      openSync: ((p: string, flags: string) => {
+        const fd = fs.openSync(p, flags);
+        if (p === dir) dirFds.add(fd);
+        return fd;
+      }) as typeof fs.openSync,
+      fsyncSync: (fd: number) => {
+        if (dirFds.has(fd)) throw new Error('EIO: i/o error, fsync');
+        fs.fsyncSync(fd);
+      },
+    };
+    const told: Error[] = [];
+    const store2 = new AccessAuditStore(dir, {
+      knownTypes: KNOWN,
+      fs: failingDirSync,
+      onSyncError: (e) => told.push(e),
+    });
+    store2.load();
+    store2.commit(store2.prepareCreate(audit('a')));
+    expect(store2.list().map((x) => x.name)).to.deep.equal(['a']);
+    expect(told.map((e) => e.message)).to.deep.equal([
+      `the AccessAudit store ${store.file} was changed, but its folder could not be fsynced: EIO: i/o error, fsync`,
+    ]);
+    expect(
+      open(dir)
+        .list()
+        .map((x) => x.name),
+    ).to.deep.equal(['a']);
   });
 
   it('keeps the previous state when a crash stops a change before the rename, and ignores the temp file left', () => {

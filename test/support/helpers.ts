@@ -5,8 +5,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Sink, SinkPosition } from '../../src/backends/sink';
+import { defaultConfig } from '../../src/config';
 import type { Config, RotationConfig } from '../../src/config/types';
-import { type AccessAudit, DEFAULT_SKIP_TYPES } from '../../src/rules';
+import { type AccessAudit, typeRegistry, type ValidAccessAudit, validateAccessAudit } from '../../src/rules';
 import { startSidecar, type Sidecar, type SidecarOptions } from '../../src/cli/sidecar';
 import { silentLogger } from '../../src/log';
 import { meshauditClients } from '../../src/client/services';
@@ -28,29 +29,37 @@ export function removeTempDirs(): void {
 
 export const NO_ROTATION: RotationConfig = { enabled: false, maxRetainedFiles: 0, maxSizeBytes: 1, maxAgeDays: 0 };
 
+/**
+ * The built-in defaults (what production runs), with what a test needs of its own: a free port, its
+ * own folders under `dir`, and the zone the tests' control plane names (zone-1); `over` replaces keys.
+ */
 export function testConfig(dir: string, over: Partial<Config> = {}): Config {
+  const defaults = defaultConfig(dir);
   return {
+    ...defaults,
     zone: 'zone-1',
     grpcAddress: '127.0.0.1:0',
-    grpcMaxMessageBytes: 4 * 1024 * 1024,
     dataDir: path.join(dir, 'data'),
-    extraResourceTypes: [],
-    fsync: false,
-    drainTimeoutMs: 5000,
-    skipDefaultTypes: DEFAULT_SKIP_TYPES,
-    backends: [{ type: 'file', path: path.join(dir, 'audit', 'audit.log'), rotation: NO_ROTATION }],
+    backends: [{ ...defaults.backends[0], path: path.join(dir, 'audit', 'audit.log') }],
     ...over,
   };
 }
 
 export const AUDIT_ALL: AccessAudit = { name: 'all', rules: [{ types: [], mesh: '', access: [], accessAll: true }] };
 
+/** `audit` validated, as the rules files and the API would (it must be valid: the test says so). */
+export function valid(audit: AccessAudit): ValidAccessAudit {
+  const res = validateAccessAudit(audit, { knownTypes: typeRegistry() });
+  if (res.audit === undefined) throw new Error(`a test's AccessAudit is invalid: ${JSON.stringify(res.violations)}`);
+  return res.audit;
+}
+
 export async function startTestSidecar(
   config: Config,
   audits: readonly AccessAudit[] = [AUDIT_ALL],
   extra: Partial<SidecarOptions> = {},
 ): Promise<Sidecar> {
-  return startSidecar({ config, audits, log: silentLogger, utcOffsetMinutes: 0, ...extra });
+  return startSidecar({ config, audits: audits.map(valid), log: silentLogger, utcOffsetMinutes: 0, ...extra });
 }
 
 /** Every record line of a backend, oldest file first (rotated files by name, then the active file). */
