@@ -61,13 +61,17 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = jsonLogger();
-  for (const w of loadedConfig.warnings) log.warn(`config: ${w}`);
-  for (const w of loaded.warnings) log.warn(`rules: ${formatViolation(w)}`);
+  // --check-config prints plain lines for a person at a terminal; a running sidecar logs JSON.
+  const warn = args.checkConfig
+    ? (line: string): void => void process.stderr.write(`meshaudit: warning: ${line}\n`)
+    : (line: string): void => log.warn(line);
+  for (const w of loadedConfig.warnings) warn(`config: ${w}`);
+  for (const w of loaded.warnings) warn(`rules: ${formatViolation(w)}`);
   if (args.checkConfig) {
     // The rules in force at start-up: the store's, with the --rules files applied over them.
     const store = new AccessAuditStore(config.dataDir, { knownTypes });
     try {
-      for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
+      for (const w of store.load()) warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
     } catch (e) {
       if (e instanceof MeshauditError) fail(`can't start: ${e.message}`, e.exitCode);
       throw e;

@@ -411,7 +411,7 @@ class Checker {
     if (obj === undefined || !Object.hasOwn(obj, key)) return;
     const field = join(parent, key);
     if (obj[key] === harmless) this.warnings.add(field, `was removed and is ignored: ${why}; delete the key`);
-    else this.report(field, `was removed: ${why}; delete the key, got ${show(obj[key])}`);
+    else this.report(field, `was removed (got ${show(obj[key])}): ${why}; delete the key`);
   }
 
   /**

@@ -391,7 +391,7 @@ describe('loadConfig', () => {
         name: 'workerThreads, removed, with a value other than the old default',
         text: withMeshaudit('workerThreads: 1'),
         message:
-          'config.yaml:2: meshaudit.workerThreads: was removed: batches are read, checked and formatted on the event loop, which costs less CPU per event than worker threads did; delete the key, got 1',
+          'config.yaml:2: meshaudit.workerThreads: was removed (got 1): batches are read, checked and formatted on the event loop, which costs less CPU per event than worker threads did; delete the key',
       },
       {
         name: 'an extra resource type with a scope that is neither mesh nor global',
