@@ -145,7 +145,7 @@ describe('architecture', () => {
     expect(bad).to.deep.equal([]);
   });
 
-  it('mirrors src/ (and bench/) in test/: a unit test is named after the module it tests; end-to-end tests are in test/e2e', () => {
+  it('mirrors src/ (and bench/) in test/: a unit test is named after the module it tests; end-to-end and fault tests are in test/e2e and test/faults', () => {
     const TEST = path.resolve(__dirname, '../../test');
     const ROOT = path.resolve(TEST, '..');
     const misplaced: string[] = [];
@@ -154,7 +154,7 @@ describe('architecture', () => {
         const file = path.join(dir, d.name);
         const rel = path.relative(TEST, file);
         if (d.isDirectory()) {
-          if (!['e2e', 'support'].includes(rel)) walk(file);
+          if (!['e2e', 'faults', 'support'].includes(rel)) walk(file);
           continue;
         }
         if (!d.name.endsWith('.test.ts') || rel === 'architecture.test.ts') continue;

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   }
   const { config } = loadedConfig;
   const knownTypes = knownTypesOf(config);
-  const loadRules = (): LoadedAudits => loadAccessAuditFiles(args.rules, knownTypes);
+  const loadRules = (): LoadedAudits => loadAccessAuditFiles(args.rules, knownTypes, config.limits.rulesFileBytes);
   let loaded: LoadedAudits;
   try {
     loaded = loadRules();

@@ -23,6 +23,7 @@ import { bindGrpcServer, serveGrpc } from '../server/grpc-server';
 import type { BoundGrpcServer } from '../server/grpc-server';
 import { RuleServiceImpl } from '../server/rule-service';
 import { ServingState } from '../server/serving-state';
+import { Statuses } from '../server/status';
 
 export interface SidecarOptions {
   config: Config;
@@ -87,7 +88,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config } = opts;
   // The port first, then the store: a port in use or a corrupt store stops start-up before any
   // state or audit file is opened or written.
-  const bound = await bindGrpcServer(config.grpcAddress, config.grpcMaxMessageBytes);
+  const bound = await bindGrpcServer(config.grpcAddress, {
+    maxMessageBytes: config.grpcMaxMessageBytes,
+    streamsPerConnection: config.limits.streamsPerConnection,
+  });
   try {
     return await startOnBoundServer(opts, bound);
   } catch (err) {
@@ -168,7 +172,8 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
   });
   const singles = new SingleRecords(writer, evaluator, { now: clock, counts, dates });
   const serving = new ServingState();
-  const audit = new AuditServiceImpl({ sequencer, singles, queued: writer.queued, serving, log });
+  const statuses = new Statuses(log, config.limits.statusBytes);
+  const audit = new AuditServiceImpl({ sequencer, singles, queued: writer.queued, serving, statuses, log });
   const ruleService = new RuleServiceImpl({
     store,
     evaluator,
@@ -176,6 +181,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     serving,
     knownTypes,
     skipDefaultTypes: config.skipDefaultTypes,
+    statuses,
     log,
   });
   const grpcServer = serveGrpc(bound, { audit, rules: ruleService, serving, log });

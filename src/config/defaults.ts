@@ -14,6 +14,23 @@ export const DEFAULT_GRPC_ADDRESS = '127.0.0.1:5690';
 /** meshaudit.grpc.maxMessageBytes, in bytes: 4 MiB, gRPC's own default receive limit. */
 export const DEFAULT_GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * meshaudit.limits.statusBytes, in bytes: 8 KiB for a status's message and details together, about 100
+ * field violations. A status travels in HTTP/2 trailers; one past the peer's header limit (grpc-js and
+ * Go allow 16-64 KiB, base64 and percent-encoding included) is never answered and stalls its connection.
+ */
+export const DEFAULT_STATUS_BYTES = 8 * 1024;
+
+/**
+ * meshaudit.limits.streamsPerConnection: 100 calls open at once on one connection (HTTP/2's
+ * SETTINGS_MAX_CONCURRENT_STREAMS; grpc-go's servers advertise the same). A control plane needs one
+ * stream and a few unary calls; each open stream may hold a message of up to maxMessageBytes.
+ */
+export const DEFAULT_STREAMS_PER_CONNECTION = 100;
+
+/** meshaudit.limits.rulesFileBytes, in bytes: 1 MiB, the YAML parser's own bound; a rules file is a few KiB. */
+export const DEFAULT_RULES_FILE_BYTES = 1024 * 1024;
+
 /** meshaudit.dataDir: relative to the working directory, so that a first `make run` needs no root. */
 export const DEFAULT_DATA_DIR = './var';
 

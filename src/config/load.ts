@@ -3,7 +3,6 @@
 import * as fs from 'node:fs';
 import { isIPv6 } from 'node:net';
 import * as path from 'node:path';
-import { TextDecoder } from 'node:util';
 import { type ExtraResourceType, isBuiltInType, type TypeRegistry, typeRegistry } from '../rules/resource-types';
 import {
   byLine,
@@ -21,7 +20,8 @@ import {
   Violations,
 } from '../validators';
 import * as D from './defaults';
-import type { Config, FileBackendConfig, RotationConfig } from './types';
+import type { Config, FileBackendConfig, Limits, RotationConfig } from './types';
+import { readTextFile, UnusableFileError } from './read-file';
 import { DEFAULT_MAX_BYTES, parseYamlDocuments, YamlError } from './yaml';
 
 export interface LoadConfigOptions {
@@ -79,38 +79,15 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
 // Reading
 
 function readConfigText(file: string, absolute: string): string {
-  const whole = (description: string, source?: string): ConfigError =>
-    new ConfigError([{ field: '', description, ...(source === undefined ? {} : { source }) }]);
-  let bytes: Buffer;
   try {
-    bytes = readAtMost(absolute, DEFAULT_MAX_BYTES + 1);
+    // The same limit (and words) as the YAML parser's, enforced while reading so a huge file is never loaded.
+    return readTextFile(absolute, DEFAULT_MAX_BYTES);
   } catch (err) {
-    throw whole(`cannot read config file ${file}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  // The same limit (and words) as the YAML parser's, enforced while reading so a huge file is never loaded.
-  if (bytes.length > DEFAULT_MAX_BYTES) throw whole(`too large: more than ${DEFAULT_MAX_BYTES} bytes`, file);
-  try {
-    // fatal: a mis-encoded file would otherwise turn into U+FFFD inside names and paths, silently.
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw whole('not valid UTF-8', file);
-  }
-}
-
-/** Reads up to `limit` bytes: bounded even for a FIFO or a device, where the size is unknown up front. */
-function readAtMost(file: string, limit: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(limit);
-    let length = 0;
-    while (length < limit) {
-      const n = fs.readSync(fd, buf, length, limit - length, null);
-      if (n === 0) break;
-      length += n;
-    }
-    return buf.subarray(0, length);
-  } finally {
-    fs.closeSync(fd);
+    if (!(err instanceof UnusableFileError)) throw err;
+    // A file that could not be read is named in the message; one that was read is the source of the line.
+    if (!err.read)
+      throw new ConfigError([{ field: '', description: `cannot read config file ${file}: ${err.message}` }]);
+    throw new ConfigError([{ field: '', description: err.message, source: file }]);
   }
 }
 
@@ -119,7 +96,9 @@ function readAtMost(file: string, limit: number): Buffer {
 
 const TOP_KEYS = ['meshaudit', 'kmesh'];
 // workerThreads is known so that it is answered as removed (Checker.removed), not as an unknown key.
+const LIMITS_KEYS = ['statusBytes', 'streamsPerConnection', 'rulesFileBytes'];
 const MESHAUDIT_KEYS = [
+  'limits',
   'zone',
   'dataDir',
   'fsync',
@@ -170,8 +149,30 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     // Rounded, not ceiled: 0.3 s is 300.00000000000006 ms in floating point. At least 1 ms: 0 would mean no wait.
     drainTimeoutMs: Math.max(1, Math.round(drainSeconds * 1000)),
     // Checked against the registry: a misspelt skip would silently audit every heartbeat of that type.
+    limits: resolveLimits(c.section(get(own, 'limits'), 'meshaudit.limits', LIMITS_KEYS), c),
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
+  });
+}
+
+function resolveLimits(limits: Mapping | undefined, c: Checker): Limits {
+  const at = 'meshaudit.limits';
+  return Object.freeze({
+    statusBytes: c.field(limits, at, 'statusBytes', D.DEFAULT_STATUS_BYTES, integerFrom(1024, 65536)),
+    streamsPerConnection: c.field(
+      limits,
+      at,
+      'streamsPerConnection',
+      D.DEFAULT_STREAMS_PER_CONNECTION,
+      integerFrom(1, 10000),
+    ),
+    rulesFileBytes: c.field(
+      limits,
+      at,
+      'rulesFileBytes',
+      D.DEFAULT_RULES_FILE_BYTES,
+      integerFrom(1024, D.DEFAULT_RULES_FILE_BYTES * 16),
+    ),
   });
 }
 
@@ -323,6 +324,14 @@ const drainTimeout: Rule<number> = (v) => {
 // 1 KiB: smaller cannot carry one event with its token claims; 2^31 - 1: gRPC sizes are signed 32-bit.
 const MIN_MESSAGE_BYTES = 1024;
 const MAX_MESSAGE_BYTES = 2 ** 31 - 1;
+/** An integer from `min` to `max`, both included. */
+function integerFrom(min: number, max: number): Rule<number> {
+  return (v) =>
+    Number.isInteger(v) && (v as number) >= min && (v as number) <= max
+      ? (v as number)
+      : new Expected(`must be an integer from ${min} to ${max}`);
+}
+
 const msgBytes: Rule<number> = (v) =>
   Number.isInteger(v) && (v as number) >= MIN_MESSAGE_BYTES && (v as number) <= MAX_MESSAGE_BYTES
     ? (v as number)

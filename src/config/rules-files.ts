@@ -2,10 +2,11 @@
 // form of the spec, multi-document. Every problem of every file is reported at once, each with its file
 // (`source`) and line, in the files' order and, within a file, by line. What comes out is validated:
 // the store takes it as it is.
-import * as fs from 'node:fs';
 import { parseAccessAudit } from '../rules';
 import type { TypeRegistry, ValidAccessAudit } from '../rules';
 import { byLine, InvalidArgumentError, type Violation } from '../validators';
+import { DEFAULT_RULES_FILE_BYTES } from './defaults';
+import { readTextFile, UnusableFileError } from './read-file';
 import { parseYamlDocuments, YamlError } from './yaml';
 
 /** The rules files (or an apply's YAML) hold violations; each names its file and line. */
@@ -38,7 +39,11 @@ export function parseAccessAuditYaml(text: string, source: string, knownTypes: T
  * Loads every file; a name defined twice (in one file or across files) is an error at the second
  * definition, naming the first: `rules.yaml:9: name: AccessAudit "a" is defined twice (first at rules.yaml:2)`.
  */
-export function loadAccessAuditFiles(files: readonly string[], knownTypes: TypeRegistry): LoadedAudits {
+export function loadAccessAuditFiles(
+  files: readonly string[],
+  knownTypes: TypeRegistry,
+  maxFileBytes: number = DEFAULT_RULES_FILE_BYTES,
+): LoadedAudits {
   const violations: Violation[] = [];
   const out: LoadedAudits = { audits: [], warnings: [] };
   /** name -> `file:line` of its first definition. */
@@ -46,9 +51,12 @@ export function loadAccessAuditFiles(files: readonly string[], knownTypes: TypeR
   for (const file of files) {
     let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      text = readTextFile(file, maxFileBytes);
     } catch (e) {
-      violations.push({ field: '', description: `cannot read rules file ${file}: ${(e as Error).message}` });
+      if (!(e instanceof UnusableFileError)) throw e;
+      // A file that could not be read is named in the message; one that was read is the source of the line.
+      if (e.read) violations.push({ field: '', description: e.message, source: file });
+      else violations.push({ field: '', description: `cannot read rules file ${file}: ${e.message}` });
       continue;
     }
     const parsed = parseText(text, file, knownTypes);

@@ -20,6 +20,16 @@ export interface FileBackendConfig {
   readonly rotation: RotationConfig;
 }
 
+/** Bounds on what a client or an input may make the sidecar hold or do (meshaudit.limits). */
+export interface Limits {
+  /** Bytes a gRPC status may carry, its message and details together (statusBytes). */
+  readonly statusBytes: number;
+  /** HTTP/2 streams (calls) one connection may have open at once (streamsPerConnection). */
+  readonly streamsPerConnection: number;
+  /** Bytes of one --rules file; a larger file (or a device that never ends) is refused (rulesFileBytes). */
+  readonly rulesFileBytes: number;
+}
+
 export interface Config {
   /** Name of the zone this sidecar serves (meshaudit.zone). */
   readonly zone: string;
@@ -35,6 +45,7 @@ export interface Config {
   readonly fsync: boolean;
   /** How long a graceful stop waits for in-flight batches before it forces the server down (meshaudit.drainTimeoutSeconds). */
   readonly drainTimeoutMs: number;
+  readonly limits: Limits;
   /** Types that rules without `types` do not cover (kmesh.access.audit.skipDefaultTypes). */
   readonly skipDefaultTypes: readonly string[];
   /** Where records go (kmesh.access.audit.backends); each record is written to every backend. */

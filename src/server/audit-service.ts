@@ -10,7 +10,7 @@ import type { SingleRecords } from '../pipeline/single-records';
 import type { ScannedStreamRequest } from '../wire/stream-request';
 import { unary } from './handlers';
 import type { ServingState } from './serving-state';
-import { toStatus } from './status';
+import type { Statuses } from './status';
 
 /**
  * Unacknowledged batches one stream may have in the writer before it stops reading. The CP's own
@@ -24,6 +24,7 @@ export interface AuditServiceOptions {
   /** The writer's queued bytes: every stream stops reading while it is full. */
   readonly queued: Backlog;
   readonly serving: ServingState;
+  readonly statuses: Statuses;
   readonly log: Logger;
 }
 
@@ -134,7 +135,7 @@ class EventStream {
     if (this.ended) return;
     this.close();
     const context = { rpc: 'StreamEvents', identifier: this.key };
-    this.call.emit('error', toStatus(err, this.service.opts.log, context));
+    this.call.emit('error', this.service.opts.statuses.of(err, context));
   }
 
   private close(): void {
@@ -175,16 +176,16 @@ export class AuditServiceImpl {
   }
 
   handlers(): grpc.UntypedServiceImplementation {
-    const { serving, singles, log } = this.opts;
+    const { serving, singles, statuses } = this.opts;
     return {
       StreamEvents: (call: StreamCall) => {
         if (serving.draining) {
-          call.emit('error', toStatus(new UnavailableError('the sidecar is shutting down'), log, {}));
+          call.emit('error', statuses.of(new UnavailableError('the sidecar is shutting down'), {}));
           return;
         }
         new EventStream(call, this).start();
       },
-      Record: unary('Record', log, async (request: Buffer) => {
+      Record: unary('Record', statuses, async (request: Buffer) => {
         if (serving.draining) throw new UnavailableError('the sidecar is shutting down');
         return { audited: await singles.record(request) };
       }),

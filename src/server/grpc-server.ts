@@ -36,11 +36,16 @@ export interface BoundGrpcServer {
  * running) stops start-up before any state or audit file is opened. Calls that arrive before
  * `serveGrpc` get UNIMPLEMENTED, and health is not served yet either.
  */
-export async function bindGrpcServer(address: string, maxMessageBytes: number): Promise<BoundGrpcServer> {
+export async function bindGrpcServer(
+  address: string,
+  limits: { maxMessageBytes: number; streamsPerConnection: number },
+): Promise<BoundGrpcServer> {
   const server = new grpc.Server({
     // Requests only: replies are acks, small, and reflection's answers (~13 KB), which a small
     // maxMessageBytes must not break.
-    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_receive_message_length': limits.maxMessageBytes,
+    // Each open call may hold a message of up to maxMessageBytes: the number of calls bounds that.
+    'grpc.max_concurrent_streams': limits.streamsPerConnection,
     // Channelz (grpc-js's introspection service) is not served here; without it grpc-js keeps no
     // per-call counters and call history, which a Record call paid for on every call.
     'grpc.enable_channelz': 0,

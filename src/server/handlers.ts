@@ -1,18 +1,17 @@
 // The one wrapper of every unary gRPC handler (nice-grpc's shape): a handler is a function from the
 // request to the reply or a promise of it, and whatever it throws or rejects with is mapped to a status
-// by toStatus, which logs (with its stack) anything unexpected.
+// by Statuses, which logs (with its stack) anything unexpected.
 import type * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../log';
-import { toStatus } from './status';
+import type { Statuses } from './status';
 
 export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>;
 
 export function unary<Req, Res>(
   rpc: string,
-  log: Logger,
+  statuses: Statuses,
   handle: UnaryHandler<Req, Res>,
 ): grpc.handleUnaryCall<Req, Res> {
-  const fail = (callback: grpc.sendUnaryData<Res>, err: unknown): void => callback(toStatus(err, log, { rpc }));
+  const fail = (callback: grpc.sendUnaryData<Res>, err: unknown): void => callback(statuses.of(err, { rpc }));
   return (call, callback) => {
     let reply: Res | Promise<Res>;
     try {

@@ -25,6 +25,7 @@ import type { Logger } from '../log';
 import { unary } from './handlers';
 import { operatorOf } from './identity';
 import type { ServingState } from './serving-state';
+import type { Statuses } from './status';
 
 /** Names the YAML of an apply in messages; it is also the request field that holds it. */
 const YAML_FIELD = 'yaml';
@@ -40,6 +41,8 @@ export interface RuleServiceOptions {
   readonly knownTypes: TypeRegistry;
   /** kmesh.access.audit.skipDefaultTypes, for compiling the rules. */
   readonly skipDefaultTypes: readonly string[];
+  /** Maps errors to statuses (bounded: meshaudit.limits.statusBytes). */
+  readonly statuses: Statuses;
   readonly log: Logger;
 }
 
@@ -169,13 +172,13 @@ export class RuleServiceImpl {
   }
 
   handlers(): grpc.UntypedServiceImplementation {
-    const log = this.opts.log;
+    const statuses = this.opts.statuses;
     return {
-      ListAccessAudits: unary('ListAccessAudits', log, () => ({ accessAudits: this.list().map(toMessage) })),
-      GetAccessAudit: unary('GetAccessAudit', log, (req: { name: string }) => toMessage(this.get(req.name))),
+      ListAccessAudits: unary('ListAccessAudits', statuses, () => ({ accessAudits: this.list().map(toMessage) })),
+      GetAccessAudit: unary('GetAccessAudit', statuses, (req: { name: string }) => toMessage(this.get(req.name))),
       CreateAccessAudit: unary(
         'CreateAccessAudit',
-        log,
+        statuses,
         async (req: { accessAudit: AccessAuditMessage | null }, call) => {
           const audit = required(req.accessAudit);
           return toMessage(await underField('accessAudit', () => this.create(audit, operatorOf(call))));
@@ -183,20 +186,20 @@ export class RuleServiceImpl {
       ),
       UpdateAccessAudit: unary(
         'UpdateAccessAudit',
-        log,
+        statuses,
         async (req: { accessAudit: AccessAuditMessage | null }, call) => {
           const audit = required(req.accessAudit);
           return toMessage(await underField('accessAudit', () => this.update(audit, audit.version, operatorOf(call))));
         },
       ),
-      DeleteAccessAudit: unary('DeleteAccessAudit', log, async (req: { name: string; version: number }, call) => {
+      DeleteAccessAudit: unary('DeleteAccessAudit', statuses, async (req: { name: string; version: number }, call) => {
         await this.delete(req.name, req.version, operatorOf(call));
         return {};
       }),
-      ApplyAccessAudits: unary('ApplyAccessAudits', log, (req: { yaml: string; dryRun: boolean }, call) =>
+      ApplyAccessAudits: unary('ApplyAccessAudits', statuses, (req: { yaml: string; dryRun: boolean }, call) =>
         this.apply(req.yaml, req.dryRun, operatorOf(call)),
       ),
-      Evaluate: unary('Evaluate', log, (req: { event: AuditEvent | null }) => {
+      Evaluate: unary('Evaluate', statuses, (req: { event: AuditEvent | null }) => {
         const { matches, record } = this.evaluate(req.event);
         return {
           audited: matches.length > 0,

@@ -16,37 +16,86 @@ const CODES: Readonly<Record<ErrorKind, grpc.status>> = {
   unavailable: grpc.status.UNAVAILABLE,
 };
 
-/** INVALID_ARGUMENT with one BadRequest field violation per violation. */
-function invalidArgument(violations: readonly Violation[]): grpc.StatusObject {
-  const message = violations.map(formatWithin).join('; ');
-  // google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode
-  // from the `grpc-status-details-bin` trailer (the richer error model): the types reflection serves.
-  const badRequest = contract()
-    .type('google.rpc.BadRequest')
-    .encode({ field_violations: violations.map((v) => ({ field: v.field, description: v.description })) })
-    .finish();
-  const status = contract()
-    .type('google.rpc.Status')
-    .encode({
-      code: grpc.status.INVALID_ARGUMENT,
-      message,
-      details: [{ type_url: 'type.googleapis.com/google.rpc.BadRequest', value: badRequest }],
-    })
-    .finish();
-  const metadata = new grpc.Metadata();
-  metadata.set('grpc-status-details-bin', Buffer.from(status));
-  return { code: grpc.status.INVALID_ARGUMENT, details: message, metadata };
-}
+/** The longest description a field violation carries; a longer one is cut (a pasted blob names nothing more). */
+const MAX_DESCRIPTION_CHARS = 512;
+/** What a BadRequest field violation costs beyond its two strings, in bytes (tags and lengths). */
+const VIOLATION_OVERHEAD_BYTES = 8;
 
 /**
- * Maps any error to a status by its kind. Anything that is not a domain error is a bug: the client gets
- * INTERNAL with a generic message, and the log gets the error with its stack and `context` (the rpc,
- * the identifier).
+ * Maps errors to gRPC statuses: the one place that does. Everything a status carries (its message, and
+ * the BadRequest details of INVALID_ARGUMENT) is bounded by `maxStatusBytes`
+ * (meshaudit.limits.statusBytes): a status travels in HTTP/2 trailers, and one too large for the
+ * peer's header limit is never answered and stalls the whole connection. What is cut is said.
  */
-export function toStatus(err: unknown, log: Logger, context: Record<string, unknown>): grpc.StatusObject {
-  if (err instanceof InvalidArgumentError) return invalidArgument(err.violations);
-  if (err instanceof MeshauditError)
-    return { code: CODES[err.kind], details: err.message, metadata: new grpc.Metadata() };
-  log.error('internal error', { ...context, err: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-  return { code: grpc.status.INTERNAL, details: 'internal error; see the sidecar log', metadata: new grpc.Metadata() };
+export class Statuses {
+  constructor(
+    private readonly log: Logger,
+    private readonly maxStatusBytes: number,
+  ) {}
+
+  /**
+   * The status of any error, by its kind. Anything that is not a domain error is a bug: the client gets
+   * INTERNAL with a generic message, the log gets the error with its stack and `context` (the rpc, the
+   * identifier).
+   */
+  of(err: unknown, context: Record<string, unknown>): grpc.StatusObject {
+    if (err instanceof InvalidArgumentError) return this.invalidArgument(err.violations);
+    if (err instanceof MeshauditError) return plain(CODES[err.kind], cut(err.message, this.maxStatusBytes / 2));
+    this.log.error('internal error', {
+      ...context,
+      err: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
+    return plain(grpc.status.INTERNAL, 'internal error; see the sidecar log');
+  }
+
+  /**
+   * INVALID_ARGUMENT with one BadRequest field violation per violation, as many as fit. The message
+   * travels twice (grpc-message, and google.rpc.Status.message in the details): it takes at most an
+   * eighth of the budget, the field violations what is left; a last violation counts those left out.
+   */
+  private invalidArgument(violations: readonly Violation[]): grpc.StatusObject {
+    const all = violations.map(formatWithin).join('; ');
+    const messageChars = Math.floor(this.maxStatusBytes / 8);
+    const message = all.length > messageChars ? `${cut(all, messageChars - 24)} (${violations.length} in all)` : all;
+    // Bytes left for the violations: the budget less the message twice and the envelopes' tags.
+    const room = this.maxStatusBytes - 2 * Buffer.byteLength(message) - 128;
+    const shown: Array<{ field: string; description: string }> = [];
+    let used = 0;
+    for (const v of violations) {
+      const one = {
+        field: cut(v.field, MAX_DESCRIPTION_CHARS),
+        description: cut(v.description, MAX_DESCRIPTION_CHARS),
+      };
+      const bytes = Buffer.byteLength(one.field) + Buffer.byteLength(one.description) + VIOLATION_OVERHEAD_BYTES;
+      if (used + bytes > room - 64) break;
+      shown.push(one);
+      used += bytes;
+    }
+    const left = violations.length - shown.length;
+    if (left > 0) shown.push({ field: '', description: `${left} more violation(s) not shown` });
+    // google.rpc.Status carrying a google.rpc.BadRequest, as grpcurl and every gRPC client library decode
+    // from the `grpc-status-details-bin` trailer (the richer error model): the types reflection serves.
+    const badRequest = contract().type('google.rpc.BadRequest').encode({ field_violations: shown }).finish();
+    const status = contract()
+      .type('google.rpc.Status')
+      .encode({
+        code: grpc.status.INVALID_ARGUMENT,
+        message,
+        details: [{ type_url: 'type.googleapis.com/google.rpc.BadRequest', value: badRequest }],
+      })
+      .finish();
+    const metadata = new grpc.Metadata();
+    metadata.set('grpc-status-details-bin', Buffer.from(status));
+    return { code: grpc.status.INVALID_ARGUMENT, details: message, metadata };
+  }
+}
+
+function plain(code: grpc.status, details: string): grpc.StatusObject {
+  return { code, details, metadata: new grpc.Metadata() };
+}
+
+/** `text` cut to at most `maxChars` characters, with `...` when it was longer. */
+function cut(text: string, maxChars: number): string {
+  const max = Math.floor(maxChars);
+  return text.length <= max ? text : `${text.slice(0, max - 3)}...`;
 }

@@ -31,9 +31,12 @@ export class InvalidArgumentError extends MeshauditError {
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
-/** `parent.name`; a name that is not an identifier is quoted (`parent["kuma.io/service"]`); at the root, `name`. */
+/**
+ * `parent.name`; a name that is not an identifier, or a long one, is quoted and cut
+ * (`parent["kuma.io/service"]`); at the root, `name`.
+ */
 export function field(parent: string, name: string): string {
-  if (!IDENTIFIER.test(name)) return entry(parent, name);
+  if (name.length > MAX_QUOTED_CHARS || !IDENTIFIER.test(name)) return entry(parent, name);
   return parent === '' ? name : `${parent}.${name}`;
 }
 

@@ -84,6 +84,7 @@ describe('loadConfig', () => {
       extraResourceTypes: [],
       fsync: false,
       drainTimeoutMs: 10_000,
+      limits: { statusBytes: 8192, streamsPerConnection: 100, rulesFileBytes: 1048576 },
       skipDefaultTypes: DEFAULT_SKIP,
       backends: [
         {
@@ -124,6 +125,7 @@ describe('loadConfig', () => {
           '  dataDir: /var/lib/meshaudit',
           '  fsync: true',
           '  drainTimeoutSeconds: 2.5',
+          '  limits: {statusBytes: 2048, streamsPerConnection: 10, rulesFileBytes: 4096}',
           '  extraResourceTypes: [MyPolicy, {name: OtherThing2, scope: global}]',
           '  grpc:',
           '    address: "[::1]:15690"',
@@ -162,6 +164,7 @@ describe('loadConfig', () => {
         ],
         fsync: true,
         drainTimeoutMs: 2500,
+        limits: { statusBytes: 2048, streamsPerConnection: 10, rulesFileBytes: 4096 },
         skipDefaultTypes: ['DataplaneInsight'],
         backends: [
           {
@@ -694,7 +697,7 @@ describe('loadConfig', () => {
     it('a directory instead of a file', () => {
       fs.mkdirSync(path.join(dir, 'conf.d'), { recursive: true });
       const err = errorOf(() => loadConfig({ file: 'conf.d', cwd: dir }));
-      expect(err.message).to.equal('cannot read config file conf.d: EISDIR: illegal operation on a directory, read');
+      expect(err.message).to.equal('conf.d: not a regular file (a FIFO, a device or a directory)');
     });
 
     it('a file larger than 1 MiB, without parsing it', () => {

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { jsonLogger } from '../../src/log';
 import { unary } from '../../src/server/handlers';
+import { Statuses } from '../../src/server/status';
 import { NotFoundError } from '../../src/store/errors';
 import { InvalidArgumentError } from '../../src/validators';
 
@@ -30,11 +31,14 @@ describe('the unary handler wrapper', () => {
   let behave: (req: Buffer) => Buffer | Promise<Buffer> = (req) => req;
 
   before(async () => {
-    const log = jsonLogger((line) => logged.push(JSON.parse(line)));
+    const statuses = new Statuses(
+      jsonLogger((line) => logged.push(JSON.parse(line))),
+      8192,
+    );
     server = new grpc.Server();
     server.addService(DEFINITION, {
-      Sync: unary('Sync', log, (req: Buffer) => behave(req) as Buffer),
-      Async: unary('Async', log, async (req: Buffer) => behave(req)),
+      Sync: unary('Sync', statuses, (req: Buffer) => behave(req) as Buffer),
+      Async: unary('Async', statuses, async (req: Buffer) => behave(req)),
     });
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),

@@ -1,0 +1,51 @@
+// Reading a configuration or rules file, bounded: a regular file only (a FIFO with no writer would block
+// start-up forever, a device such as /dev/zero never ends), at most `maxBytes` read (the size on disk is
+// not trusted: the file may grow while it is read), and valid UTF-8 (a mis-encoded file would otherwise
+// turn into U+FFFD inside names and paths, silently).
+import * as fs from 'node:fs';
+import { TextDecoder } from 'node:util';
+
+/** Why a file cannot be used; `read` false: it could not even be opened or read (the message says why). */
+export class UnusableFileError extends Error {
+  constructor(
+    message: string,
+    readonly read: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** The text of `file`, or UnusableFileError. */
+export function readTextFile(file: string, maxBytes: number): string {
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    throw new UnusableFileError((err as Error).message, false);
+  }
+  let bytes: Buffer;
+  try {
+    if (!fs.fstatSync(fd).isFile())
+      throw new UnusableFileError('not a regular file (a FIFO, a device or a directory)', true);
+    const buf = Buffer.allocUnsafe(maxBytes + 1);
+    let length = 0;
+    while (length <= maxBytes) {
+      const n = fs.readSync(fd, buf, length, maxBytes + 1 - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    if (length > maxBytes) throw new UnusableFileError(`too large: more than ${maxBytes} bytes`, true);
+    bytes = buf.subarray(0, length);
+  } catch (err) {
+    if (err instanceof UnusableFileError) throw err;
+    throw new UnusableFileError((err as Error).message, false);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new UnusableFileError('not valid UTF-8', true);
+  }
+}
