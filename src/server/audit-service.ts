@@ -35,6 +35,11 @@ class EventStream {
   key: string | undefined;
   private inflight = 0;
   private ended = false;
+  /**
+   * The client is not reading its acks: grpc-js holds every further one in memory, so the stream is
+   * not read either until they flow again ('drain').
+   */
+  private repliesBlocked = false;
 
   constructor(
     private readonly call: StreamCall,
@@ -73,7 +78,7 @@ class EventStream {
           resumeFrom: ackedSeq + 1,
           peer: this.call.getPeer(),
         });
-        this.call.write({ ackedSeq, firstSeq: 0, recorded: 0, skipped: 0, duplicates: 0, rejected: [] });
+        this.reply({ ackedSeq, firstSeq: 0, recorded: 0, skipped: 0, duplicates: 0, rejected: [] });
         // A stream opened while the writer is full waits for it to drain before its first batch is read.
         this.applyBackpressure();
       }
@@ -93,9 +98,18 @@ class EventStream {
   private onCommitted(ack: BatchAck): void {
     this.inflight--;
     if (this.ended) return;
-    this.call.write(ack);
+    this.reply(ack);
     this.applyBackpressure();
     this.finishIfIdle();
+  }
+
+  private reply(ack: BatchAck): void {
+    if (this.call.write(ack) || this.repliesBlocked) return;
+    this.repliesBlocked = true;
+    this.call.once('drain', () => {
+      this.repliesBlocked = false;
+      this.applyBackpressure();
+    });
   }
 
   private onFailed(err: unknown): void {
@@ -103,10 +117,11 @@ class EventStream {
     this.fail(err);
   }
 
-  /** Stops reading while this stream or the writer is full; resumes when both have room. */
+  /** Stops reading while this stream, its replies or the writer are full; resumes when all have room. */
   applyBackpressure(): void {
     if (this.ended || this.service.opts.serving.draining) return;
-    const full = this.inflight >= MAX_INFLIGHT_BATCHES_PER_STREAM || this.service.opts.queued.isFull;
+    const full =
+      this.inflight >= MAX_INFLIGHT_BATCHES_PER_STREAM || this.repliesBlocked || this.service.opts.queued.isFull;
     if (full && !this.call.isPaused()) this.call.pause();
     else if (!full && this.call.isPaused()) this.call.resume();
   }
