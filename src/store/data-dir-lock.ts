@@ -1,11 +1,13 @@
 // One sidecar per data directory. Two processes on one dataDir (a rolling update on a shared volume, a
 // second sidecar started by mistake on another port) would interleave checkpoint lines and cut each
 // other's audit files on recovery, so the second one refuses to start.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MeshauditError } from '../errors';
 
+/** The lock's name; each holder adds its generation (`meshaudit.lock.3`). */
 export const LOCK_FILE = 'meshaudit.lock';
 /** The holder touches its lock this often, so that a lock from another host can be judged by its age. */
 const HEARTBEAT_MS = 10_000;
@@ -52,49 +54,124 @@ function inUse(holder: Holder | undefined, ageMs: number, host: string): boolean
   return ageMs < STALE_AFTER_MS;
 }
 
+/** A lock file and its generation; `meshaudit.lock` without one (earlier versions wrote it) is generation 0. */
+interface LockFile {
+  generation: number;
+  file: string;
+}
+
+const LOCK_NAME = /^meshaudit\.lock(?:\.(\d{1,15}))?$/;
+const PENDING_PREFIX = '.meshaudit.lock.pending-';
+
+function lockFiles(dataDir: string): LockFile[] {
+  const found: LockFile[] = [];
+  for (const name of fs.readdirSync(dataDir)) {
+    const m = LOCK_NAME.exec(name);
+    if (m) found.push({ generation: m[1] === undefined ? 0 : Number(m[1]), file: path.join(dataDir, name) });
+  }
+  return found.sort((a, b) => b.generation - a.generation);
+}
+
+/** Why no lock was taken on this pass: the newest one is held (an error to throw), or changed under us. */
+function judge(newest: LockFile | undefined, dataDir: string, host: string): DataDirLockError | 'free' | 'changed' {
+  if (newest === undefined) return 'free';
+  let read: ReturnType<typeof readHolder>;
+  try {
+    read = readHolder(newest.file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'changed'; // cleaned up by a newer holder
+    throw e;
+  }
+  if (!inUse(read.holder, read.ageMs, host)) return 'free';
+  const { pid, host: on } = read.holder!;
+  return new DataDirLockError(
+    `${dataDir} (meshaudit.dataDir) is in use by another meshaudit (pid ${pid}${on === host ? '' : ` on host ${on}`}); ` +
+      `if no such sidecar runs, delete ${newest.file}`,
+  );
+}
+
 /**
- * Takes `<dataDir>/meshaudit.lock` (this process's pid and host name), keeps it fresh with a
- * heartbeat, and returns its release. A lock whose holder is gone (SIGKILL, a crash) is taken over.
+ * Takes the data directory for this process (pid and host name in `<dataDir>/meshaudit.lock.<n>`),
+ * keeps the lock fresh with a heartbeat, and returns its release. A lock whose holder is gone (SIGKILL,
+ * a crash) is taken over.
+ *
+ * The holder is whoever holds the newest generation. A takeover never removes anything: it creates the
+ * next generation with link(2), which exactly one process can do, from a file already written whole,
+ * so a lock is never seen empty. Removing a stale lock and creating a fresh one instead let two
+ * processes that both judged it stale both start: one removed the other's fresh lock. A process that
+ * created its generation and then sees a newer one lost to a process that judged the same lock stale
+ * first; it withdraws. Generations older than the holder's are left by processes that are gone, and the
+ * holder removes them.
  */
 export function lockDataDir(dataDir: string, host: string = os.hostname()): () => void {
-  const file = path.join(dataDir, LOCK_FILE);
   try {
     fs.mkdirSync(dataDir, { recursive: true });
   } catch (e) {
     throw new DataDirLockError(`can't create ${dataDir} (meshaudit.dataDir): ${(e as Error).message}`);
   }
   const token = `${process.pid} ${host}\n`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(file, token, { flag: 'wx' });
-      const heartbeat = setInterval(() => {
-        const now = new Date();
-        try {
-          fs.utimesSync(file, now, now);
-        } catch {
-          // Gone or unwritable: the next start judges the lock by what is there; nothing to do here.
-        }
-      }, HEARTBEAT_MS);
-      heartbeat.unref();
-      return () => {
-        clearInterval(heartbeat);
-        // Only our own lock: after a takeover the file belongs to someone else.
-        if (fs.existsSync(file) && fs.readFileSync(file, 'utf8') === token) fs.rmSync(file, { force: true });
+  const pending = path.join(dataDir, `${PENDING_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+  try {
+    fs.writeFileSync(pending, token, { flag: 'wx' });
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const newest = lockFiles(dataDir)[0];
+      const verdict = judge(newest, dataDir, host);
+      if (verdict instanceof DataDirLockError) throw verdict;
+      if (verdict === 'changed') continue;
+      const mine: LockFile = {
+        generation: (newest?.generation ?? 0) + 1,
+        file: path.join(dataDir, `${LOCK_FILE}.${(newest?.generation ?? 0) + 1}`),
       };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new DataDirLockError(`can't lock ${file}: ${(e as Error).message}`);
+      try {
+        fs.linkSync(pending, mine.file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // another process took this generation
+        throw e;
       }
+      const [first, ...older] = lockFiles(dataDir);
+      if (first.generation !== mine.generation) {
+        fs.rmSync(mine.file, { force: true });
+        continue;
+      }
+      removeLeftovers(dataDir, older, pending);
+      return holdLock(mine.file);
     }
-    const { holder, ageMs } = readHolder(file);
-    if (inUse(holder, ageMs, host)) {
-      const where = holder!.host === host ? '' : ` on host ${holder!.host}`;
-      throw new DataDirLockError(
-        `${dataDir} (meshaudit.dataDir) is in use by another meshaudit (pid ${holder!.pid}${where}); ` +
-          `if no such sidecar runs, delete ${file}`,
-      );
-    }
-    fs.rmSync(file, { force: true });
+  } catch (e) {
+    if (e instanceof DataDirLockError) throw e;
+    throw new DataDirLockError(`can't lock ${dataDir} (meshaudit.dataDir): ${(e as Error).message}`);
+  } finally {
+    fs.rmSync(pending, { force: true });
   }
-  throw new DataDirLockError(`can't lock ${file}: another process keeps taking it`);
+  throw new DataDirLockError(`can't lock ${dataDir} (meshaudit.dataDir): other processes keep taking it`);
+}
+
+/** Older generations, and pending files of processes that died while taking the lock (untouched for long). */
+function removeLeftovers(dataDir: string, older: readonly LockFile[], pending: string): void {
+  for (const { file } of older) fs.rmSync(file, { force: true });
+  for (const name of fs.readdirSync(dataDir)) {
+    const file = path.join(dataDir, name);
+    if (!name.startsWith(PENDING_PREFIX) || file === pending) continue;
+    try {
+      if (Date.now() - fs.statSync(file).mtimeMs > STALE_AFTER_MS) fs.rmSync(file, { force: true });
+    } catch {
+      // Gone already: its process finished taking (or failing to take) the lock.
+    }
+  }
+}
+
+function holdLock(file: string): () => void {
+  const heartbeat = setInterval(() => {
+    const now = new Date();
+    try {
+      fs.utimesSync(file, now, now);
+    } catch {
+      // Gone or unwritable: the next start judges the lock by what is there; nothing to do here.
+    }
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+  return () => {
+    clearInterval(heartbeat);
+    // The name is ours alone: a process that took over holds a newer generation.
+    fs.rmSync(file, { force: true });
+  };
 }

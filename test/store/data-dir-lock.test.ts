@@ -22,9 +22,10 @@ describe('data directory lock', () => {
       const dir = tempDir();
       fs.writeFileSync(path.join(dir, LOCK_FILE), `${pid} here\n`);
       const release = lockDataDir(dir, 'here');
-      expect(fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8')).to.equal(`${process.pid} here\n`);
+      expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.1`]);
+      expect(fs.readFileSync(path.join(dir, `${LOCK_FILE}.1`), 'utf8')).to.equal(`${process.pid} here\n`);
       release();
-      expect(fs.existsSync(path.join(dir, LOCK_FILE))).to.equal(false);
+      expect(fs.readdirSync(dir)).to.deep.equal([]);
     }
   });
 
@@ -43,11 +44,40 @@ describe('data directory lock', () => {
     lockDataDir(dir, 'here')();
   });
 
-  it('releases only its own lock', () => {
+  it('judges the newest generation, takes the next one, and removes the older ones', () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, `${LOCK_FILE}.7`), `${process.ppid} here\n`);
+    fs.writeFileSync(path.join(dir, `${LOCK_FILE}.9`), `${deadPid()} here\n`);
+    const release = lockDataDir(dir, 'here');
+    expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.10`]);
+    release();
+  });
+
+  it('refuses while a newer generation than a stale one is held', () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, `${LOCK_FILE}.2`), `${deadPid()} here\n`);
+    fs.writeFileSync(path.join(dir, `${LOCK_FILE}.3`), `${process.ppid} here\n`);
+    expect(() => lockDataDir(dir, 'here')).to.throw(`delete ${path.join(dir, `${LOCK_FILE}.3`)}`);
+    expect(fs.readdirSync(dir).sort()).to.deep.equal([`${LOCK_FILE}.2`, `${LOCK_FILE}.3`]);
+  });
+
+  it('releases only its own generation, leaving the one that took over', () => {
     const dir = tempDir();
     const release = lockDataDir(dir, 'here');
-    fs.writeFileSync(path.join(dir, LOCK_FILE), '4242 someone-else\n');
+    fs.writeFileSync(path.join(dir, `${LOCK_FILE}.2`), '4242 someone-else\n');
     release();
-    expect(fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8')).to.equal('4242 someone-else\n');
+    expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.2`]);
+  });
+
+  it('removes what a process that died while taking the lock left, once it is old', () => {
+    const dir = tempDir();
+    const left = path.join(dir, '.meshaudit.lock.pending-1-abc');
+    const fresh = path.join(dir, '.meshaudit.lock.pending-2-def');
+    fs.writeFileSync(left, '1 here\n');
+    fs.writeFileSync(fresh, '2 here\n');
+    const old = new Date(Date.now() - STALE_AFTER_MS - 1000);
+    fs.utimesSync(left, old, old);
+    lockDataDir(dir, 'here')();
+    expect(fs.readdirSync(dir)).to.deep.equal(['.meshaudit.lock.pending-2-def']);
   });
 });

@@ -1,0 +1,112 @@
+// Two sidecars started together on a data directory whose lock a crash left behind both started (1 in
+// about 130 rounds) and lost acknowledged records: both saw the stale lock, one removed it and took
+// the directory, the other removed the fresh lock and took it too. Real processes race here on the
+// real module (many at once, many rounds), then real sidecars.
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { expect } from 'chai';
+import { LOCK_FILE } from '../../src/store/data-dir-lock';
+import { tempDir } from '../support/helpers';
+import { spawnSidecar, writeSidecarConfig } from '../support/process';
+
+const LOCK_MODULE = path.resolve(__dirname, '../../src/store/data-dir-lock.js');
+
+/** A pid that is certainly not running: a child that has already exited. */
+function deadPid(): number {
+  return spawnSync(process.execPath, ['-e', '0']).pid!;
+}
+
+/**
+ * A process that loads the lock module, says "ready", waits for "go" on stdin, tries the lock and
+ * says "held" or "refused", then keeps whatever it took until its stdin closes.
+ */
+const RACER = `
+const { lockDataDir } = require(${JSON.stringify(LOCK_MODULE)});
+const rl = require('node:readline').createInterface({ input: process.stdin });
+process.stdout.write('ready\\n');
+rl.once('line', () => {
+  try { lockDataDir(process.argv[1]); process.stdout.write('held\\n'); }
+  catch (e) { process.stdout.write('refused ' + e.message + '\\n'); }
+});
+rl.on('close', () => process.exit(0));
+`;
+
+interface Racer {
+  answer: Promise<string>;
+  go(): void;
+  done(): Promise<void>;
+}
+
+function racer(dataDir: string): Promise<Racer> {
+  const proc = spawn(process.execPath, ['-e', RACER, dataDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = readline.createInterface({ input: proc.stdout! });
+  const said: string[] = [];
+  const waiting: ((line: string) => void)[] = [];
+  lines.on('line', (line) => (waiting.length > 0 ? waiting.shift()!(line) : said.push(line)));
+  const next = (): Promise<string> =>
+    said.length > 0 ? Promise.resolve(said.shift()!) : new Promise((resolve) => waiting.push(resolve));
+  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  return next().then((ready) => {
+    expect(ready).to.equal('ready');
+    return {
+      answer: next(),
+      go: () => proc.stdin!.write('go\n'),
+      done: () => {
+        proc.stdin!.end();
+        return exited;
+      },
+    };
+  });
+}
+
+describe('faults: a stale data directory lock taken over by several at once', function () {
+  this.timeout(120_000);
+
+  it('lets exactly one of many processes racing for it take it, round after round', async () => {
+    const rounds = 12;
+    const perRound = 6;
+    for (let round = 0; round < rounds; round++) {
+      const dir = tempDir();
+      fs.writeFileSync(path.join(dir, LOCK_FILE), `${deadPid()} ${os.hostname()}\n`);
+      const racers = await Promise.all(Array.from({ length: perRound }, () => racer(dir)));
+      for (const r of racers) r.go();
+      const answers = await Promise.all(racers.map((r) => r.answer));
+      await Promise.all(racers.map((r) => r.done()));
+      const held = answers.filter((a) => a === 'held').length;
+      expect(held, `round ${round}: ${answers.join(' | ')}`).to.equal(1);
+      for (const a of answers.filter((a) => a !== 'held'))
+        expect(a).to.match(/^refused .*is in use by another meshaudit/);
+    }
+  });
+
+  it('starts exactly one of two sidecars started together on it; the other names the holder', async () => {
+    for (let round = 0; round < 3; round++) {
+      const dir = tempDir();
+      const config = writeSidecarConfig(dir);
+      fs.mkdirSync(path.join(dir, 'data'));
+      fs.writeFileSync(path.join(dir, 'data', LOCK_FILE), `${deadPid()} ${os.hostname()}\n`);
+      const both = [spawnSidecar(['--config', config], { cwd: dir }), spawnSidecar(['--config', config], { cwd: dir })];
+      const outcomes = await Promise.all(
+        both.map((s) =>
+          s.ready.then(
+            () => 'started',
+            () => s.stderr(),
+          ),
+        ),
+      );
+      try {
+        expect(
+          outcomes.filter((o) => o === 'started'),
+          outcomes.join('\n'),
+        ).to.have.length(1);
+        expect(outcomes.find((o) => o !== 'started')).to.include('is in use by another meshaudit');
+      } finally {
+        for (const s of both) s.proc.kill('SIGTERM');
+        await Promise.all(both.map((s) => s.exited));
+      }
+    }
+  });
+});
