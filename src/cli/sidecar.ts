@@ -51,7 +51,7 @@ export interface Sidecar {
   identifiers(): ReturnType<Sequencer['positions']>;
   /** Bytes accepted and not yet written, and open control-plane streams. */
   load(): { pendingBytes: number; streams: number };
-  /** Seeds the store again from the --rules files (SIGHUP); no record is written: loading rules is configuration. */
+  /** Seeds the store again from the --rules files (SIGHUP), recording each change by the rules-files user. */
   seedAudits(audits: readonly ValidAccessAudit[]): Promise<SeedSummary>;
   /** Graceful stop: in-flight batches are acknowledged, then everything is closed. */
   stop(): Promise<void>;
@@ -120,7 +120,6 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
   });
   for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
-  const seeded = opts.audits === undefined ? undefined : store.prepareSeed(opts.audits);
   const checkpoint = new Checkpoint(config.dataDir, { fsync: config.fsync });
   const { state, droppedTail } = checkpoint.load();
   if (droppedTail)
@@ -144,12 +143,6 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
   // write (or the first write to a newly added backend) leaves no position to cut back to, and the
   // control plane's resend would duplicate those records.
   await checkpoint.commit({ seqs: new Map(), positions: opened });
-  if (seeded !== undefined) {
-    store.commit(seeded);
-    log.info('AccessAudits seeded from the rules files', { ...summarise(seeded) });
-  } else {
-    log.info('no --rules files: the AccessAudits of the store are in force as they are', { file: store.file });
-  }
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
     onError: (err, attempt) =>
@@ -184,6 +177,13 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     statuses,
     log,
   });
+  // The --rules files seed the store before the first call is served, through the rule service, so
+  // that what they change is recorded like any other change (by the rules-files user).
+  if (opts.audits !== undefined) {
+    log.info('AccessAudits seeded from the rules files', { ...summarise(await ruleService.seed(opts.audits)) });
+  } else {
+    log.info('no --rules files: the AccessAudits of the store are in force as they are', { file: store.file });
+  }
   const grpcServer = serveGrpc(bound, { audit, rules: ruleService, serving, log });
   log.info('meshaudit started', {
     zone: config.zone,

@@ -72,6 +72,17 @@ export function loadAccessAuditFiles(
       }
       out.audits.push(audit);
     }
+    // An empty file, or one read while an editor or a deploy was writing it, would delete every
+    // resource it defined: refused like a broken file, so the rules in force stay.
+    if (parsed.audits.length === 0 && parsed.violations.length === 0) {
+      parsed.violations.push({
+        field: '',
+        description:
+          'defines no AccessAudit (an empty or half-written file?); to drop the resources a file defined, ' +
+          'restart without it among the --rules files, or delete them through the API',
+        source: file,
+      });
+    }
     violations.push(...byLine(parsed.violations));
     out.warnings.push(...byLine(parsed.warnings));
   }

@@ -27,6 +27,12 @@ import { operatorOf } from './identity';
 import type { ServingState } from './serving-state';
 import type { Statuses } from './status';
 
+/** The user of the records of changes that come from the --rules files (the spec names it). */
+export const RULES_FILES_USER: Readonly<EventUser> = Object.freeze({
+  name: 'meshaudit:rules-files',
+  groups: ['meshaudit:system'],
+});
+
 /** Names the YAML of an apply in messages; it is also the request field that holds it. */
 const YAML_FIELD = 'yaml';
 
@@ -104,15 +110,16 @@ export class RuleServiceImpl {
   }
 
   /**
-   * Seeds the store from the --rules files (on SIGHUP; start-up seeds before the pipeline exists). This
-   * is configuration, not an action: no record is written, the caller logs what changed.
+   * Seeds the store from the --rules files, at start-up and on SIGHUP. Each resource it creates,
+   * updates or deletes is recorded like an API change, by RULES_FILES_USER: no change to what is
+   * audited goes unrecorded, whatever its source.
    */
   seed(audits: readonly ValidAccessAudit[]): Promise<PreparedChange> {
-    return this.change(undefined, () => this.opts.store.prepareSeed(audits));
+    return this.change(RULES_FILES_USER, () => this.opts.store.prepareSeed(audits));
   }
 
-  /** Prepares, records (when `operator` is set), persists and puts in force one change, alone. */
-  private change(operator: EventUser | undefined, prepare: () => PreparedChange): Promise<PreparedChange> {
+  /** Prepares, records, persists and puts in force one change, alone. */
+  private change(operator: EventUser, prepare: () => PreparedChange): Promise<PreparedChange> {
     return this.serially(async () => {
       // The writer is closing: the change's record could not be written.
       if (this.opts.serving.draining) {
@@ -128,14 +135,13 @@ export class RuleServiceImpl {
       this.opts.evaluator.setRules(after);
       let recorded = 0;
       try {
-        recorded = operator === undefined ? 0 : await this.record(change, operator, before, after);
+        recorded = await this.record(change, operator, before, after);
         this.opts.store.commit(change);
       } catch (err) {
         this.opts.evaluator.setRules(before);
         throw err;
       }
-      if (operator !== undefined)
-        this.opts.log.info('AccessAudit changed', { changes: change.changes, user: operator.name, recorded });
+      this.opts.log.info('AccessAudit changed', { changes: change.changes, user: operator.name, recorded });
       return change;
     });
   }

@@ -7,9 +7,8 @@
 //   longer define is deleted, so that removing it from the file and reloading removes it.
 // - Resources created or last changed through the API (RuleService), under names the files do not
 //   define, stay across restarts and reloads.
-// - Changes through the API are audit actions (src/server/rule-service.ts). Seeding from the files
-//   writes no audit record, only a log line (the spec asks for a record with the rules-files user:
-//   not done yet).
+// - Every change is an audit action, whatever its source (src/server/rule-service.ts): through the API
+//   by its operator, from the files by the user `meshaudit:rules-files`.
 //
 // Every change replaces the file durably (src/store/durable-file.ts): a crash at any point leaves either
 // the previous state or the new one, never a torn file. Changes are rare and small, so they are written

@@ -1,10 +1,11 @@
 // Rules files were read without a bound: `--rules /dev/zero` grew to gigabytes, a FIFO with no writer
-// hung start-up, a huge file on SIGHUP blocked the event loop. Against the real process.
+// hung start-up, a huge file on SIGHUP blocked the event loop. An empty or half-written file on SIGHUP
+// deleted every rule, and what files changed went only to the log. Against the real process.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { clients, tempDir, unary } from '../support/helpers';
+import { clients, readRecords, resourceEvent, tempDir, unary, waitFor } from '../support/helpers';
 import { spawnSidecar, writeSidecarConfig } from '../support/process';
 
 const RULES = 'type: AccessAudit\nname: audit-everything\nrules:\n- accessAll: true\n';
@@ -63,5 +64,77 @@ describe('faults: rules files that never end, never open, or are huge', function
       sidecar.proc.kill('SIGTERM');
       await sidecar.exited;
     }
+  });
+});
+
+describe('faults: a rules file emptied or half-written when SIGHUP comes', function () {
+  this.timeout(30_000);
+  const FILES_USER = '"user":{"name":"meshaudit:rules-files","groups":["meshaudit:system"]}';
+  const TOKENS = 'type: AccessAudit\nname: tokens\nrules:\n- access: ["GENERATE_USER_TOKEN"]\n';
+
+  it('refuses a reload that reads a file defining no AccessAudit, keeps the rules, and records every file change', async () => {
+    const dir = tempDir();
+    const everything = path.join(dir, 'everything.yaml');
+    const tokens = path.join(dir, 'tokens.yaml');
+    fs.writeFileSync(everything, RULES);
+    fs.writeFileSync(tokens, TOKENS);
+    const sidecar = spawnSidecar(['--config', writeSidecarConfig(dir), '--rules', everything, '--rules', tokens], {
+      cwd: dir,
+    });
+    const c = clients(await sidecar.ready);
+    const outcomes = (): number => (sidecar.stderr().match(/"rules reloaded"|rules reload failed/g) ?? []).length;
+    const reload = async (): Promise<void> => {
+      const before = outcomes();
+      sidecar.proc.kill('SIGHUP');
+      await waitFor(() => outcomes() > before, 'the reload to end');
+    };
+    const audited = async (seq: number): Promise<boolean> =>
+      (await unary<{ audited: boolean }>(c.audit, 'Record', { event: resourceEvent(seq) })).audited;
+    try {
+      expect(await audited(1)).to.equal(true);
+      // Emptied (an editor truncating before it writes), only comments, cut in the middle of a document.
+      for (const [i, text] of [
+        '',
+        '# the rules move to another file\n',
+        'type: AccessAudit\nname: audit-everything\nrules:\n- accessAll: tr',
+      ].entries()) {
+        fs.writeFileSync(everything, text);
+        await reload();
+        expect(sidecar.stderr()).to.match(/rules reload failed; the rules in force are kept/);
+        expect(await audited(2 + i), JSON.stringify(text)).to.equal(true);
+      }
+      expect(sidecar.stderr()).to.include(`${everything}: defines no AccessAudit (an empty or half-written file?)`);
+      // A file that still defines resources but drops one deletes that one, as always, and says so.
+      fs.writeFileSync(everything, RULES.replace('accessAll: true', 'access: ["CREATE", "DELETE"]'));
+      fs.writeFileSync(tokens, `${TOKENS}---\n${TOKENS.replace('name: tokens', 'name: more-tokens')}`);
+      await reload();
+      fs.writeFileSync(tokens, TOKENS.replace('name: tokens', 'name: more-tokens'));
+      await reload();
+      const changes = readRecords(path.join(dir, 'audit', 'audit.log'))
+        .filter((line) => line.includes('"type":"AccessAudit"'))
+        .map((line) => line.replace(/^\{"date":"[^"]*",/, '{'));
+      const change = (action: string, name: string): string =>
+        `{"action":"${action}","resource":{"name":"${name}","type":"AccessAudit"},${FILES_USER}}`;
+      expect(changes).to.deep.equal([
+        change('CREATE', 'audit-everything'),
+        change('CREATE', 'tokens'),
+        change('UPDATE', 'audit-everything'),
+        change('CREATE', 'more-tokens'),
+        change('DELETE', 'tokens'),
+      ]);
+    } finally {
+      c.close();
+      sidecar.proc.kill('SIGTERM');
+      await sidecar.exited;
+    }
+  });
+
+  it('refuses to start on a rules file that defines no AccessAudit, naming it', async () => {
+    const dir = tempDir();
+    const empty = path.join(dir, 'empty.yaml');
+    fs.writeFileSync(empty, '');
+    const sidecar = spawnSidecar(['--config', writeSidecarConfig(dir), '--rules', empty], { cwd: dir });
+    expect(await sidecar.exited).to.equal(2);
+    expect(sidecar.stderr()).to.include(`${empty}: defines no AccessAudit`);
   });
 });

@@ -18,7 +18,6 @@ import {
   AUDIT_ALL,
   MemorySink,
   waitFor,
-  valid,
 } from '../support/helpers';
 import { MAX_INFLIGHT_BATCHES_PER_STREAM } from '../../src/server/audit-service';
 
@@ -413,14 +412,7 @@ describe('AuditService backpressure', () => {
   it('stops reading a stream while writes are pending, so memory stays bounded on a slow disk', async () => {
     const dir = tempDir();
     const sink = new MemorySink({ held: true });
-    const { startSidecar } = await import('../../src/cli/sidecar');
-    const { silentLogger } = await import('../../src/log');
-    const sidecar = await startSidecar({
-      config: testConfig(dir),
-      audits: [valid(AUDIT_ALL)],
-      log: silentLogger,
-      sinks: [sink],
-    });
+    const sidecar = await startTestSidecar(testConfig(dir), [AUDIT_ALL], { sinks: [sink] });
     const c = clients(sidecar.port);
     const s = openStream(c.audit);
     s.call.write({ identifier: ID });
@@ -461,14 +453,7 @@ describe('AuditService backpressure', () => {
 describe('AuditService batching', () => {
   it('writes a batch of 100 records with one write, not one per record', async () => {
     const sink = new MemorySink();
-    const { startSidecar } = await import('../../src/cli/sidecar');
-    const { silentLogger } = await import('../../src/log');
-    const sidecar = await startSidecar({
-      config: testConfig(tempDir()),
-      audits: [valid(AUDIT_ALL)],
-      log: silentLogger,
-      sinks: [sink],
-    });
+    const sidecar = await startTestSidecar(testConfig(tempDir()), [AUDIT_ALL], { sinks: [sink] });
     const c = clients(sidecar.port);
     try {
       const s = openStream(c.audit);

@@ -20,6 +20,8 @@ const AUDIT_CHANGES: AccessAudit = {
   rules: [{ types: ['AccessAudit'], mesh: '', access: ['CREATE', 'UPDATE', 'DELETE'], accessAll: false }],
 };
 const OPERATOR = '"user":{"name":"meshaudit:operator","groups":["meshaudit:operators"]}';
+/** The user the spec names for changes that come from rules files. */
+const FILES_USER = '"user":{"name":"meshaudit:rules-files","groups":["meshaudit:system"]}';
 
 const UNIVERSAL = 'type: AccessAudit\nname: universal\nrules:\n- types: ["TrafficRoute"]\n  access: ["CREATE"]\n';
 const KUBERNETES =
@@ -36,8 +38,8 @@ function withoutDate(line: string): string {
   return line.replace(/^\{"date":"[^"]*"/, '{"date":D');
 }
 
-function changeRecord(action: string, name: string): string {
-  return `{"date":D,"action":"${action}","resource":{"name":"${name}","type":"AccessAudit"},${OPERATOR}}`;
+function changeRecord(action: string, name: string, user = OPERATOR): string {
+  return `{"date":D,"action":"${action}","resource":{"name":"${name}","type":"AccessAudit"},${user}}`;
 }
 
 describe('RuleService over a real gRPC server', function () {
@@ -325,18 +327,20 @@ describe('RuleService over a real gRPC server', function () {
       await zone.start([]);
     });
 
-    it('seeds the --rules files at start-up and on reload: they win for their names, API resources stay, no record', async () => {
+    it('seeds the --rules files at start-up and on reload: they win for their names, API resources stay, each change recorded', async () => {
       const fromFile: AccessAudit = {
         name: 'from-file',
         rules: [{ types: [], mesh: '', access: ['CREATE'], accessAll: false }],
       };
-      await zone.restart([AUDIT_ALL, fromFile]);
+      const files = { audits: [valid(AUDIT_ALL), valid(fromFile)] };
+      await zone.restart([], files);
       await call('UpdateAccessAudit', { accessAudit: { ...fromFile, rules: [{ access: ['DELETE'] }] } });
       await call('CreateAccessAudit', { accessAudit: ROUTES });
-      await zone.restart([AUDIT_ALL, fromFile]);
+      await zone.restart([], files);
       expect(await call('ListAccessAudits', {})).to.deep.equal({
         accessAudits: [reply(AUDIT_ALL, 1), reply(fromFile, 3), reply(ROUTES, 1)],
       });
+      await zone.restart([], files); // the same files again: nothing changes, nothing is recorded
       const reloaded = { ...fromFile, rules: [{ ...fromFile.rules[0], access: ['UPDATE' as const] }] };
       expect(await zone.sidecar.seedAudits([valid(reloaded)])).to.deep.equal({
         created: [],
@@ -347,10 +351,15 @@ describe('RuleService over a real gRPC server', function () {
       expect(await call('ListAccessAudits', {})).to.deep.equal({
         accessAudits: [reply(reloaded, 4), reply(ROUTES, 1)],
       });
-      // Only the two changes made through the API are records; seeding is configuration.
+      // Every change is a record, by its source: the files' user or the operator.
       expect(zone.records().map(withoutDate)).to.deep.equal([
+        changeRecord('CREATE', 'all', FILES_USER),
+        changeRecord('CREATE', 'from-file', FILES_USER),
         changeRecord('UPDATE', 'from-file'),
         changeRecord('CREATE', 'routes'),
+        changeRecord('UPDATE', 'from-file', FILES_USER),
+        changeRecord('UPDATE', 'from-file', FILES_USER),
+        changeRecord('DELETE', 'all', FILES_USER),
       ]);
     });
   });

@@ -8,7 +8,8 @@ import type { Sink, SinkPosition } from '../../src/backends/sink';
 import { defaultConfig } from '../../src/config';
 import type { Config, RotationConfig } from '../../src/config/types';
 import { type AccessAudit, typeRegistry, type ValidAccessAudit, validateAccessAudit } from '../../src/rules';
-import { startSidecar, type Sidecar, type SidecarOptions } from '../../src/cli/sidecar';
+import { knownTypesOf, startSidecar, type Sidecar, type SidecarOptions } from '../../src/cli/sidecar';
+import { AccessAuditStore } from '../../src/store/access-audit-store';
 import { silentLogger } from '../../src/log';
 import { meshauditClients } from '../../src/client/services';
 
@@ -54,12 +55,26 @@ export function valid(audit: AccessAudit): ValidAccessAudit {
   return res.audit;
 }
 
+/**
+ * Starts a sidecar on `config` with `audits` in its store, as earlier changes left them: the sidecar
+ * starts without --rules files, so their seeding records (tested where it is the subject, by passing
+ * `extra.audits`) do not mix with what a test counts.
+ */
 export async function startTestSidecar(
   config: Config,
   audits: readonly AccessAudit[] = [AUDIT_ALL],
   extra: Partial<SidecarOptions> = {},
 ): Promise<Sidecar> {
-  return startSidecar({ config, audits: audits.map(valid), log: silentLogger, utcOffsetMinutes: 0, ...extra });
+  if (!('audits' in extra)) storeAudits(config, audits);
+  return startSidecar({ config, audits: undefined, log: silentLogger, utcOffsetMinutes: 0, ...extra });
+}
+
+/** Puts `audits` in the store of `config` as a seed would (file-defined; others of earlier seeds go). */
+function storeAudits(config: Config, audits: readonly AccessAudit[]): void {
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const store = new AccessAuditStore(config.dataDir, { knownTypes: knownTypesOf(config) });
+  store.load();
+  store.commit(store.prepareSeed(audits.map(valid)));
 }
 
 /** Every record line of a backend, oldest file first (rotated files by name, then the active file). */
@@ -175,7 +190,7 @@ export class TestZone {
   /** The active file of the first backend. */
   logPath = '';
 
-  /** `audits` seed the store as --rules files would; `extra` replaces options (sinks) or config keys. */
+  /** `audits` are in the store at start (see startTestSidecar); `extra` replaces options (sinks) or config keys. */
   async start(audits: readonly AccessAudit[] = [AUDIT_ALL], extra: TestZoneOptions = {}): Promise<void> {
     const { config: over, ...options } = extra;
     const config = testConfig(this.dir, over);
