@@ -72,7 +72,7 @@ export class Contract {
   /** The message types of meshaudit.v1 as handlers and the pipeline see them (camelCase). */
   get messages(): Messages {
     if (this.views === undefined) {
-      const type = (name: string): protobuf.Type => this.camelRoot().lookupType(`${PACKAGE}.${name}`);
+      const type = (name: string): protobuf.Type => this.message(name);
       this.views = {
         Event: type('Event'),
         StreamEventsRequest: type('StreamEventsRequest'),
@@ -82,6 +82,11 @@ export class Contract {
       };
     }
     return this.views;
+  }
+
+  /** A meshaudit.v1 message by name, its fields named as handlers see them (camelCase). */
+  message(name: string): protobuf.Type {
+    return this.camelRoot().lookupType(`${PACKAGE}.${name}`);
   }
 
   /** proto-loader's package definition of meshaudit.v1 (LOADER_OPTIONS), for grpc-js servers and clients. */

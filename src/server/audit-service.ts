@@ -57,11 +57,7 @@ class EventStream {
     if (this.ended) return;
     const { sequencer, log, serving } = this.service.opts;
     try {
-      if (req.malformed !== undefined) {
-        throw new InvalidArgumentError([
-          { field: 'request', description: `not a valid StreamEventsRequest: ${req.malformed}` },
-        ]);
-      }
+      if (req.invalid !== undefined) throw new InvalidArgumentError([req.invalid]);
       if (this.key === undefined) {
         if (req.identifier === null) {
           throw new InvalidArgumentError([

@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../log';
 import type { AuditServiceImpl } from './audit-service';
+import { exactRequests } from './requests';
 import type { RuleServiceImpl } from './rule-service';
 import type { ServingState } from './serving-state';
 import { contract } from '../contract';
@@ -84,7 +85,7 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
   const definition = contract().packageDefinition;
   const service = (name: string): grpc.ServiceDefinition => definition[name] as grpc.ServiceDefinition;
   server.addService(fastAuditService(service(AUDIT_SERVICE_NAME)), opts.audit.handlers());
-  server.addService(service(RULE_SERVICE_NAME), opts.rules.handlers());
+  server.addService(exactRequests(service(RULE_SERVICE_NAME)), opts.rules.handlers());
   const health = new HealthImplementation({
     '': 'SERVING',
     [AUDIT_SERVICE_NAME]: 'SERVING',

@@ -2,6 +2,7 @@
 // request to the reply or a promise of it, and whatever it throws or rejects with is mapped to a status
 // by Statuses, which logs (with its stack) anything unexpected.
 import type * as grpc from '@grpc/grpc-js';
+import { UnreadableRequest } from './requests';
 import type { Statuses } from './status';
 
 export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>;
@@ -15,6 +16,7 @@ export function unary<Req, Res>(
   return (call, callback) => {
     let reply: Res | Promise<Res>;
     try {
+      if ((call.request as unknown) instanceof UnreadableRequest) throw (call.request as UnreadableRequest).error;
       reply = handle(call.request, call);
     } catch (err) {
       fail(callback, err);

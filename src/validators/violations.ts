@@ -66,6 +66,19 @@ export function parentOf(path: string): string {
 
 export const IS_REQUIRED = 'is required';
 
+/** A protobuf string whose bytes are not UTF-8: proto3 requires it, and decoders would change them silently. */
+export const NOT_UTF8 = 'is not valid UTF-8 (protobuf strings must be)';
+
+/** The largest 64-bit integer meshaudit keeps: a JS number holds every integer up to it exactly. */
+export const MAX_EXACT_INTEGER = Number.MAX_SAFE_INTEGER;
+
+/** `must be at most 9007199254740991 (2^53 - 1), got 18446744073709551615`, the value as sent. */
+export function pastExact(got: bigint): string {
+  return got < 0n
+    ? mustBe(`at least -${MAX_EXACT_INTEGER} (-(2^53 - 1))`, got)
+    : mustBe(`at most ${MAX_EXACT_INTEGER} (2^53 - 1)`, got);
+}
+
 /** Longest value quoted back in a message: enough to recognise it, not a wall of text. */
 const MAX_QUOTED_CHARS = 64;
 

@@ -5,8 +5,9 @@
 // event rather than a failed stream.
 import * as protobuf from 'protobufjs';
 import { contract } from '../contract';
+import { pastExact, type Violation } from '../validators';
 
-type Long = { toNumber(): number };
+type Long = { toNumber(): number; toString(): string };
 
 const IDENTIFIER_FIELD = contract().fieldNumber('StreamEventsRequest', 'identifier');
 const FIRST_SEQ_FIELD = contract().fieldNumber('StreamEventsRequest', 'first_seq');
@@ -27,8 +28,8 @@ export interface ScannedStreamRequest {
   eventCount: number;
   /** The whole request as received: the events are read from it later (eachEvent). */
   bytes: Uint8Array;
-  /** Why the request could not be read, when it could not: the handler refuses it naming this. */
-  malformed?: string;
+  /** Why the request could not be read whole and exact, when it could not: the handler refuses it with this. */
+  invalid?: Violation;
 }
 
 /**
@@ -45,7 +46,10 @@ export function scanStreamRequest(bytes: Uint8Array): ScannedStreamRequest {
       firstSeq: 0,
       eventCount: 0,
       bytes,
-      malformed: err instanceof Error ? err.message : String(err),
+      invalid: {
+        field: 'request',
+        description: `not a valid StreamEventsRequest: ${err instanceof Error ? err.message : String(err)}`,
+      },
     };
   }
 }
@@ -68,7 +72,18 @@ function scan(bytes: Uint8Array): ScannedStreamRequest {
       };
     } else if (field === FIRST_SEQ_FIELD) {
       expectWireType('first_seq', tag, VARINT);
-      firstSeq = toNumber(r.uint64() as unknown as number | Long);
+      const seq = r.uint64() as unknown as number | Long;
+      firstSeq = toNumber(seq);
+      // Past 2^53 the number is rounded: refused quoting the value as sent, not the rounded one.
+      if (!Number.isSafeInteger(firstSeq)) {
+        return {
+          identifier,
+          firstSeq: 0,
+          eventCount: 0,
+          bytes,
+          invalid: { field: 'firstSeq', description: pastExact(BigInt(String(seq))) },
+        };
+      }
     } else if (field === EVENTS_FIELD) {
       expectWireType('events', tag, LENGTH_DELIMITED);
       r.skip(r.uint32());
