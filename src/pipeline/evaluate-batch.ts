@@ -10,6 +10,7 @@ import type { AuditEvent } from '../events/event';
 import { contract, type Rejection } from '../contract';
 import { eachEvent } from '../wire/stream-request';
 import { EventScanner } from '../wire/event-spans';
+import { inexactFields } from '../wire/exact-fields';
 import { AsciiCache } from '../record/ascii-cache';
 import {
   newPlainContext,
@@ -114,7 +115,14 @@ export class BatchEvaluator {
   ): void {
     let event: AuditEvent;
     try {
-      event = contract().messages.Event.decode(src.subarray(start, end)) as unknown as AuditEvent;
+      const bytes = src.subarray(start, end);
+      // protobufjs would take strings that are not UTF-8 with U+FFFD in their place: refused, named.
+      const inexact = inexactFields(contract().messages.Event, bytes);
+      if (inexact.length > 0) {
+        result.rejected.push({ index, reason: inexact.map(formatWithin).join('; ') });
+        return;
+      }
+      event = contract().messages.Event.decode(bytes) as unknown as AuditEvent;
     } catch (err) {
       result.rejected.push({
         index,

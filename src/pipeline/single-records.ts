@@ -6,9 +6,10 @@ import { formatRecord } from '../record/format-record';
 import type { RecordDateFormatter } from '../record/dates';
 import type { ValidEvent } from '../events/valid-event';
 import { newEventTimeParsers, validateEvent } from '../events/validate-event';
-import { InvalidArgumentError } from '../validators';
+import { InvalidArgumentError, type Violation } from '../validators';
 import type { CompiledRules, RuleMatch } from '../rules';
 import { contract } from '../contract';
+import { inexactFields } from '../wire/exact-fields';
 import { recordRequestAsBatch } from '../wire/stream-request';
 import type { AuditCounts } from './counts';
 import type { BatchEvaluator } from './evaluate-batch';
@@ -117,6 +118,14 @@ export class SingleRecords {
  * is missing), or InvalidArgumentError naming the request when it is not a RecordRequest.
  */
 function decodeRequest(request: Uint8Array): AuditEvent {
+  let inexact: Violation[];
+  try {
+    inexact = inexactFields(contract().messages.RecordRequest, request);
+  } catch {
+    inexact = []; // not a message at all: decoding below says why
+  }
+  // protobufjs would take strings that are not UTF-8 with U+FFFD in their place: refused, named.
+  if (inexact.length > 0) throw new InvalidArgumentError(inexact);
   try {
     const decoded = contract().messages.RecordRequest.decode(request) as unknown as { event: AuditEvent | null };
     return decoded.event ?? {};

@@ -272,7 +272,12 @@ export function writePlainRecord(
     kind === RESOURCE_EVENT
       ? writeResource(src, s, ctx, rules, dateMs, action, out)
       : writeToken(src, s, ctx, rules, dateMs, action, out);
-  if (outcome === RECORDED && out.copyPlain(src, s.startOf(Field.User), s.endOf(Field.User))) {
+  if (
+    outcome === RECORDED &&
+    // The id is the one string a record leaves out: checked here, as the copied ones are as they go.
+    isAscii(src, s.startOf(Field.Id), s.endOf(Field.Id)) &&
+    out.copyPlain(src, s.startOf(Field.User), s.endOf(Field.User))
+  ) {
     out.put(THEN_GROUPS);
     if (writeList(src, s.userGroups, out)) {
       out.put(CLOSE);
@@ -280,7 +285,25 @@ export function writePlainRecord(
     }
   }
   out.pos = mark;
-  return outcome === SKIPPED ? SKIPPED : FALLBACK;
+  // The rules got their strings decoded as Latin-1, which is what UTF-8 decoding gives only for
+  // ASCII; and an event with a string that is not UTF-8 is refused, not skipped. A skip stands only
+  // when every string of the event is ASCII; anything else is left to the reference way.
+  return outcome === SKIPPED && allAscii(src, s) ? SKIPPED : FALLBACK;
+}
+
+/** Whether every string of the scanned event is ASCII (so also valid UTF-8). */
+function allAscii(src: Uint8Array, s: EventScanner): boolean {
+  const spans = s.spans;
+  for (let i = 0; i < spans.length; i += 2) if (!isAscii(src, spans[i], spans[i + 1])) return false;
+  if (!listAscii(src, s.userGroups) || !listAscii(src, s.claimsGroups) || !listAscii(src, s.scope)) return false;
+  // Each tag is key start, key end, value start, value end.
+  for (let i = 0; i < 4 * s.tagCount; i += 2) if (!isAscii(src, s.tags[i], s.tags[i + 1])) return false;
+  return true;
+}
+
+function listAscii(src: Uint8Array, list: SpanList): boolean {
+  for (let i = 0; i < 2 * list.count; i += 2) if (!isAscii(src, list.spans[i], list.spans[i + 1])) return false;
+  return true;
 }
 
 /** The time in a date field, `fallback` when it is empty, NaN when it is not RFC 3339. */
@@ -317,16 +340,8 @@ function writeResource(
   subject.resource.name =
     type === MESH_RESOURCE_TYPE ? src.toString('latin1', s.startOf(Field.Name), s.endOf(Field.Name)) : '';
   subject.resource.mesh = ctx.strings.get(src, s.startOf(Field.Mesh), s.endOf(Field.Mesh));
-  if (!rules.covers(subject)) {
-    // The rules got these strings decoded as Latin-1, which is what UTF-8 decoding gives only for
-    // ASCII: a skip decided on anything else is left to the reference way.
-    const ascii =
-      isAscii(src, s.startOf(Field.Type), s.endOf(Field.Type)) &&
-      isAscii(src, s.startOf(Field.Mesh), s.endOf(Field.Mesh));
-    return ascii && (type !== MESH_RESOURCE_TYPE || isAscii(src, s.startOf(Field.Name), s.endOf(Field.Name)))
-      ? SKIPPED
-      : FALLBACK;
-  }
+  // A skip stands only if every string is ASCII (writePlainRecord checks).
+  if (!rules.covers(subject)) return SKIPPED;
   out.put(ctx.starts.of(ctx.dates.format(dateMs), action));
   if (!out.copyPlain(src, s.startOf(Field.Name), s.endOf(Field.Name))) return FALLBACK;
   if (!isEmpty(s, Field.Mesh)) {
@@ -356,10 +371,7 @@ function writeToken(
   const subject = ctx.tokenSubject;
   subject.action = action.action;
   subject.token.claims.mesh = ctx.strings.get(src, s.startOf(Field.ClaimsMesh), s.endOf(Field.ClaimsMesh));
-  if (!rules.covers(subject)) {
-    // The claims' mesh is all the rules read of a token (see writeResource).
-    return isAscii(src, s.startOf(Field.ClaimsMesh), s.endOf(Field.ClaimsMesh)) ? SKIPPED : FALLBACK;
-  }
+  if (!rules.covers(subject)) return SKIPPED; // if every string is ASCII (see writeResource)
   out.put(ctx.starts.of(ctx.dates.format(dateMs), action));
   if (!out.copyPlain(src, s.startOf(Field.TokenId), s.endOf(Field.TokenId))) return FALLBACK;
   if (!isEmpty(s, Field.ExpiresAt)) {

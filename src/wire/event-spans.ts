@@ -1,6 +1,7 @@
 // Where the fields of an encoded Event lie, for well-formed events only. Nothing is decoded or copied:
 // the caller reads the few strings it needs and copies the others straight into the record
-// (src/record/plain-record.ts). A field sent twice counts once, the last, as protobufjs decodes it.
+// (src/record/plain-record.ts). A string or message field sent twice (which no encoder does) is left
+// to the reference way, which reads every copy: here every string byte of the event is in a span.
 // Anything else (an unexpected wire type, a truncated message, more list entries than an event may
 // have) makes scan() return NOT_SCANNED, and the event takes the way every event can take: protobufjs
 // decoding and the reference checks, which then decide (src/pipeline/evaluate-batch.ts).
@@ -162,42 +163,38 @@ export class EventScanner {
   // What to do with each field of each message: made once, so that walking allocates nothing.
   private readonly eventField = (field: number, start: number, end: number): boolean => {
     if (field === EVENT_RESOURCE) {
+      if (this.resourceStart >= 0) return false;
       this.resourceStart = start;
       this.resourceEnd = end;
     } else if (field === EVENT_TOKEN) {
+      if (this.tokenStart >= 0) return false;
       this.tokenStart = start;
       this.tokenEnd = end;
     } else if (field === EVENT_USER) {
+      if (this.userStart >= 0) return false;
       this.userStart = start;
       this.userEnd = end;
     } else {
-      this.set(EVENT_STRINGS[field], start, end);
+      return this.set(EVENT_STRINGS[field], start, end);
     }
     return true;
   };
 
-  private readonly resourceField = (field: number, start: number, end: number): boolean => {
+  private readonly resourceField = (field: number, start: number, end: number): boolean =>
     this.set(RESOURCE_STRINGS[field], start, end);
-    return true;
-  };
 
   private readonly tokenField = (field: number, start: number, end: number): boolean => {
-    if (field === TOKEN_CLAIMS) {
-      this.claimsStart = start;
-      this.claimsEnd = end;
-    } else {
-      this.set(TOKEN_STRINGS[field], start, end);
-    }
+    if (field !== TOKEN_CLAIMS) return this.set(TOKEN_STRINGS[field], start, end);
+    if (this.claimsStart >= 0) return false;
+    this.claimsStart = start;
+    this.claimsEnd = end;
     return true;
   };
 
   private readonly claimsField = (field: number, start: number, end: number): boolean => {
     if (field === CLAIMS_GROUPS) return this.claimsGroups.add(start, end);
     if (field === CLAIMS_SCOPE) return this.scope.add(start, end);
-    if (field !== CLAIMS_TAGS) {
-      this.set(CLAIMS_STRINGS[field], start, end);
-      return true;
-    }
+    if (field !== CLAIMS_TAGS) return this.set(CLAIMS_STRINGS[field], start, end);
     if (this.tagCount === MAX_SCANNED_ENTRIES) return false;
     // A map entry without a key or a value has "" for it, as protobufjs decodes it.
     const at = 4 * this.tagCount++;
@@ -213,6 +210,7 @@ export class EventScanner {
 
   private readonly entryField = (field: number, start: number, end: number): boolean => {
     const at = 4 * (this.tagCount - 1) + (field === ENTRY_KEY ? 0 : 2);
+    if (this.tags[at + 1] !== 0) return false; // sent twice in one entry
     this.tags[at] = start;
     this.tags[at + 1] = end;
     return true;
@@ -220,7 +218,7 @@ export class EventScanner {
 
   private readonly userField = (field: number, start: number, end: number): boolean => {
     if (field === USER_GROUPS) return this.userGroups.add(start, end);
-    if (field === USER_NAME) this.set(Field.User, start, end);
+    if (field === USER_NAME) return this.set(Field.User, start, end);
     return true;
   };
 
@@ -253,9 +251,13 @@ export class EventScanner {
     return true;
   }
 
-  private set(field: Field, start: number, end: number): void {
+  /** Records where `field` lies; false when it was sent already. */
+  private set(field: Field, start: number, end: number): boolean {
+    // A field present has a tag before it, so its end is never 0.
+    if (this.spans[2 * field + 1] !== 0) return false;
     this.spans[2 * field] = start;
     this.spans[2 * field + 1] = end;
+    return true;
   }
 
   /** A varint of up to 35 bits; pos becomes -1 when it is malformed or runs past the end. */

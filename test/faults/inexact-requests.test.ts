@@ -8,11 +8,29 @@ import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
 import { fieldViolationsOf } from '../../src/client/status-details';
 import { contract } from '../../src/contract';
-import { clients, openStream, tempDir, unary } from '../support/helpers';
+import { clients, openStream, tempDir, unary, waitFor } from '../support/helpers';
 import { spawnSidecar, writeSidecarConfig } from '../support/process';
 
 const MAX_UINT64 = '18446744073709551615';
 const NOT_UTF8 = Buffer.from([0x61, 0xff, 0xfe, 0x62]);
+
+const field = (message: string, name: string): number => contract().fieldNumber(message, name);
+const sub = (): protobuf.Writer => protobuf.Writer.create();
+const put = (w: protobuf.Writer, number: number, body: Uint8Array): protobuf.Writer =>
+  w.uint32((number << 3) | 2).bytes(body);
+
+/** A resource event whose user name is `userName`, as bytes: what a CP's encoder would send. */
+function eventWithUser(userName: Uint8Array): Uint8Array {
+  const resource = put(
+    put(sub(), field('Resource', 'type'), Buffer.from('Mesh')),
+    field('Resource', 'name'),
+    Buffer.from('demo'),
+  );
+  const event = put(sub(), field('Event', 'action'), Buffer.from('CREATE'));
+  put(event, field('Event', 'resource'), resource.finish());
+  put(event, field('Event', 'user'), put(sub(), field('User', 'name'), userName).finish());
+  return event.finish();
+}
 
 describe('faults: requests that are not exactly what they say', function () {
   this.timeout(30_000);
@@ -67,10 +85,6 @@ describe('faults: requests that are not exactly what they say', function () {
       { field: 'name', description: 'is not valid UTF-8 (protobuf strings must be)' },
     ]);
     // Evaluate { event { resource { name } user { groups[1] } token { claims { tags } } } }, by hand.
-    const field = (message: string, name: string): number => contract().fieldNumber(message, name);
-    const sub = (): protobuf.Writer => protobuf.Writer.create();
-    const put = (w: protobuf.Writer, number: number, body: Uint8Array): protobuf.Writer =>
-      w.uint32((number << 3) | 2).bytes(body);
     const resource = put(sub(), field('Resource', 'name'), NOT_UTF8).finish();
     const user = put(put(sub(), field('User', 'groups'), Buffer.from('ok')), field('User', 'groups'), NOT_UTF8);
     const entry = put(put(sub(), 1, Buffer.from('kuma.io/service')), 2, NOT_UTF8).finish();
@@ -114,5 +128,44 @@ describe('faults: requests that are not exactly what they say', function () {
     } finally {
       c.close();
     }
+  });
+
+  it('rejects a streamed event with a string that is not UTF-8, naming it, whether a rule covers it or not', async () => {
+    // Raw bytes in a StreamEventsRequest: proto-loader's client would not send them.
+    const identifier = put(put(sub(), 1, Buffer.from('zone-1')), 2, Buffer.from('cp-raw')).finish();
+    const batch = put(sub().uint32(0x10).uint64(1), field('StreamEventsRequest', 'events'), eventWithUser(NOT_UTF8));
+    put(batch, field('StreamEventsRequest', 'events'), eventWithUser(Buffer.from('ok')));
+    const stream = raw.makeBidiStreamRequest(
+      '/meshaudit.v1.AuditService/StreamEvents',
+      (b: Buffer) => b,
+      (b: Buffer) =>
+        contract().messages.StreamEventsResponse.toObject(contract().messages.StreamEventsResponse.decode(b)),
+    );
+    const acks: unknown[] = [];
+    stream.on('data', (ack) => acks.push(ack));
+    stream.write(Buffer.from(put(sub(), field('StreamEventsRequest', 'identifier'), identifier).finish()));
+    stream.write(Buffer.from(batch.finish()));
+    await waitFor(() => acks.length === 2, 'the ack of the batch');
+    stream.end();
+    expect(acks[1]).to.deep.include({
+      skipped: 1, // no rule is in force: the valid event is skipped, the other refused
+      rejected: [{ index: 0, reason: 'user.name: is not valid UTF-8 (protobuf strings must be)' }],
+    });
+  });
+
+  it('refuses a Record whose event has a string that is not UTF-8, naming it', async () => {
+    const record = put(sub(), field('RecordRequest', 'event'), eventWithUser(NOT_UTF8)).finish();
+    const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
+      raw.makeUnaryRequest(
+        '/meshaudit.v1.AuditService/Record',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from(record),
+        (e, reply) => (e ? resolve(e) : reject(new Error(`answered ${reply?.toString('hex')}`))),
+      ),
+    );
+    expect(violations(err)).to.deep.equal([
+      { field: 'event.user.name', description: 'is not valid UTF-8 (protobuf strings must be)' },
+    ]);
   });
 });

@@ -12,6 +12,7 @@ import { formatWithin } from '../../src/validators';
 import { formatRecord } from '../../src/record/format-record';
 import { compileRules, type AccessAudit, type CompiledRules } from '../../src/rules';
 import { contract } from '../../src/contract';
+import { inexactFields } from '../../src/wire/exact-fields';
 import type { AuditEvent } from '../../src/events/event';
 import { eachEvent, scanStreamRequest } from '../../src/wire/stream-request';
 import { EventScanner } from '../../src/wire/event-spans';
@@ -58,6 +59,12 @@ function reference(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
   eachEvent(bytes, 0, (index, start, end) => {
     let event: AuditEvent;
     try {
+      // proto3: every string is UTF-8; the reference refuses one that is not, naming it.
+      const inexact = inexactFields(contract().messages.Event, bytes.subarray(start, end));
+      if (inexact.length > 0) {
+        out.rejected.push({ index, reason: inexact.map(formatWithin).join('; ') });
+        return;
+      }
       event = contract().messages.Event.decode(bytes.subarray(start, end)) as unknown as AuditEvent;
     } catch (err) {
       out.rejected.push({ index, reason: `event: not a valid protobuf Event message (${(err as Error).message})` });
