@@ -143,10 +143,16 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
   // write (or the first write to a newly added backend) leaves no position to cut back to, and the
   // control plane's resend would duplicate those records.
   await checkpoint.commit({ seqs: new Map(), positions: opened });
+  const serving = new ServingState();
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
     onError: (err, attempt) =>
       log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
+    onFailing: (parts) => {
+      if (parts.length > 0) log.error('cannot write: health is NOT_SERVING until it can', { failing: parts });
+      else log.info('writing again: health is SERVING');
+      serving.setFailing(parts);
+    },
   });
   const offset = opts.utcOffsetMinutes;
   const dates = new RecordDateFormatter(offset === undefined ? undefined : () => offset);
@@ -164,7 +170,6 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
       ),
   });
   const singles = new SingleRecords(writer, evaluator, { now: clock, counts, dates });
-  const serving = new ServingState();
   const statuses = new Statuses(log, config.limits.statusBytes);
   const audit = new AuditServiceImpl({ sequencer, singles, queued: writer.queued, serving, statuses, log });
   const ruleService = new RuleServiceImpl({

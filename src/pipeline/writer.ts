@@ -40,6 +40,11 @@ export interface WriterOptions {
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
   onError?: (err: Error, attempt: number) => void;
+  /**
+   * What cannot be written now (sink keys, and `checkpoint`), each time that changes: a part is
+   * failing from its first failed write or commit until one succeeds. Empty: everything writes.
+   */
+  onFailing?: (parts: readonly string[]) => void;
   /** How long closing waits for a write or commit already under way; CLOSE_GRACE_MS by default. */
   closeGraceMs?: number;
 }
@@ -49,6 +54,8 @@ const DEFAULT_MAX_GROUP_BYTES = 1024 * 1024;
 const DEFAULT_HIGH_WATER_BYTES = 16 * 1024 * 1024;
 const DEFAULT_RETRY_DELAY_MS = 100;
 const DEFAULT_MAX_RETRY_DELAY_MS = 5000;
+/** The checkpoint's name among the failing parts (onFailing); sinks go by their key (their file's path). */
+export const CHECKPOINT_PART = 'checkpoint';
 /** After the drain timeout, how long closing waits for a write or commit already under way. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -104,6 +111,8 @@ export class AuditWriter {
   private readonly maxGroupBytes: number;
   /** Failed writes and commits since start, for status and logs. */
   failures = 0;
+  /** The parts whose last write or commit failed (see WriterOptions.onFailing). */
+  private readonly failing = new Set<string>();
 
   constructor(
     private readonly sinks: readonly Sink[],
@@ -190,9 +199,18 @@ export class AuditWriter {
     }
   }
 
-  /** Counts a failure and waits before retry `attempt + 1` (a growing delay); close() cuts the wait short. */
-  private retryAfter(err: Error, attempt: number): Promise<void> {
+  /** Whether `part` (a sink key or `checkpoint`) is failing; reports a change through onFailing. */
+  private setFailing(part: string, failing: boolean): void {
+    if (this.failing.has(part) === failing) return;
+    if (failing) this.failing.add(part);
+    else this.failing.delete(part);
+    this.opts.onFailing?.([...this.failing]);
+  }
+
+  /** Counts a failure of `part` and waits before retry `attempt + 1` (a growing delay); close() cuts the wait short. */
+  private retryAfter(part: string, err: Error, attempt: number): Promise<void> {
     this.failures++;
+    this.setFailing(part, true);
     this.opts.onError?.(err, attempt + 1);
     const base = this.opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
     const ms = Math.min(base * 2 ** attempt, this.opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS);
@@ -244,10 +262,11 @@ export class AuditWriter {
       const sink = this.sinks[i];
       try {
         positions.set(sink.key, await this.op(() => sink.write(chunk)));
+        this.setFailing(sink.key, false);
         i++;
       } catch (err) {
         if (this.closed) return; // close() has already failed this group
-        await this.retryAfter(err as Error, attempt++);
+        await this.retryAfter(sink.key, err as Error, attempt++);
       }
       if (this.closed) return;
     }
@@ -282,9 +301,10 @@ export class AuditWriter {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.op(() => this.checkpoint.commit({ seqs: job.seqs, positions: job.positions }));
+        this.setFailing(CHECKPOINT_PART, false);
         break;
       } catch (err) {
-        if (!this.closed) await this.retryAfter(err as Error, attempt);
+        if (!this.closed) await this.retryAfter(CHECKPOINT_PART, err as Error, attempt);
         if (this.closed) return this.finishCommit(job, new WriterClosedError());
       }
     }

@@ -93,10 +93,15 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
   });
   health.addToServer(server);
   // Health follows the serving state: a draining sidecar is NOT_SERVING, so that a load balancer or
-  // a CP's health check moves on before the streams end.
-  opts.serving.on('draining', () => {
-    for (const name of ['', AUDIT_SERVICE_NAME, RULE_SERVICE_NAME]) health.setStatus(name, 'NOT_SERVING');
-  });
+  // a CP's health check moves on before the streams end; so is one that cannot write its audit files
+  // or its checkpoint, until it can again.
+  const follow = (): void => {
+    const status = opts.serving.healthy ? 'SERVING' : 'NOT_SERVING';
+    for (const name of ['', AUDIT_SERVICE_NAME, RULE_SERVICE_NAME]) health.setStatus(name, status);
+  };
+  opts.serving.on('draining', follow);
+  opts.serving.on('failing', follow);
+  follow();
   // Reflection lets grpcurl list, describe and call every service without a .proto file at hand.
   addReflection(server);
 

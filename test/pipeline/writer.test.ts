@@ -127,6 +127,23 @@ describe('group-commit writer', () => {
     await w.close(100);
   });
 
+  it('says which parts are failing from the first failure until they write again: a sink, the checkpoint', async () => {
+    const reports: string[][] = [];
+    const { sink, w, cp } = setup(GatedCheckpoint, { retryDelayMs: 1, onFailing: (parts) => reports.push([...parts]) });
+    sink.failing = true;
+    const one = submit(w, 'one\n', 1);
+    await attempts(sink, 3);
+    expect(reports).to.deep.equal([['a']]); // once, not once per retry
+    sink.failing = false;
+    const commit = await cp.next();
+    expect(reports).to.deep.equal([['a'], []]);
+    commit.release(new Error('EIO'));
+    (await cp.next()).release();
+    expect(await one).to.equal(null);
+    expect(reports).to.deep.equal([['a'], [], ['checkpoint'], []]);
+    await w.close(100);
+  });
+
   it('retries only the backend that failed, so the other does not get the group twice', async () => {
     const dir = tempDir();
     const cp = new Checkpoint(dir);

@@ -23,12 +23,17 @@ process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
 
-/** Starts the built sidecar with the node flags every launcher passes (`nodeFlags` replaces them). */
+/**
+ * Starts the built sidecar with the node flags every launcher passes (`nodeFlags` replaces them).
+ * `wrap` runs it through a command that execs its arguments (`unshare -m sh -c '...; exec "$@"' sh`):
+ * the process is still the sidecar's own.
+ */
 export function spawnSidecar(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; nodeFlags?: readonly string[] } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; nodeFlags?: readonly string[]; wrap?: readonly string[] } = {},
 ): SpawnedSidecar {
-  const proc = spawn(process.execPath, [...(opts.nodeFlags ?? SIDECAR_NODE_FLAGS), MAIN, ...args], {
+  const command = [...(opts.wrap ?? []), process.execPath, ...(opts.nodeFlags ?? SIDECAR_NODE_FLAGS), MAIN, ...args];
+  const proc = spawn(command[0], command.slice(1), {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

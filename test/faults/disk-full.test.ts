@@ -1,0 +1,116 @@
+// A full disk, for real: the sidecar runs with its audit directory (or its data directory) on a small
+// tmpfs in its own mount namespace. A control plane streams more than fits. Nothing unwritten may be
+// acknowledged; health says NOT_SERVING while nothing can be written (it said SERVING throughout);
+// once the tmpfs grows, every event is in the files exactly once, with no partial line, and health
+// says SERVING again.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { expect } from 'chai';
+import { protoPath } from 'grpc-health-check';
+import { clients, openStream, resourceEvent, tempDir, waitFor } from '../support/helpers';
+import { spawnSidecar, writeSidecarConfig } from '../support/process';
+import { canMountTmpfs, filesSeenBy, onTmpfs, resizeTmpfs } from '../support/tmpfs';
+
+const RULES = 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n';
+const healthDefinition = protoLoader.loadSync(protoPath, { enums: String });
+
+function healthClient(port: number): grpc.Client & { Check: (...args: unknown[]) => void } {
+  const def = grpc.loadPackageDefinition(healthDefinition) as any;
+  return new def.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+}
+
+describe('faults: a full disk, on a real tmpfs', function () {
+  this.timeout(60_000);
+
+  before(function () {
+    if (!canMountTmpfs()) {
+      console.log('    (skipped: mounting a tmpfs in a private mount namespace needs root with unshare and nsenter)');
+      this.skip();
+    }
+  });
+
+  for (const full of ['audit', 'data'] as const) {
+    it(`acknowledges nothing unwritten while the ${full} directory is full, says so in health, and loses nothing once it grows`, async () => {
+      const dir = tempDir();
+      const rules = path.join(dir, 'rules.yaml');
+      fs.writeFileSync(rules, RULES);
+      const auditDir = path.join(dir, 'audit');
+      // The audit files fill 96 KiB in ~500 records; the checkpoint (a line per commit, after the
+      // lock and the AccessAudit store, a 4 KiB page each) fills 12 KiB in about 40 commits.
+      const mount = full === 'audit' ? { dir: auditDir, kb: 96 } : { dir: path.join(dir, 'data'), kb: 12 };
+      const sidecar = spawnSidecar(['--config', writeSidecarConfig(dir, { zone: 'zone-1' }), '--rules', rules], {
+        cwd: dir,
+        wrap: onTmpfs([mount]),
+      });
+      const port = await sidecar.ready;
+      const pid = sidecar.proc.pid!;
+      const c = clients(port);
+      const health = healthClient(port);
+      const status = (): Promise<string> =>
+        new Promise((resolve, reject) =>
+          health.Check({ service: 'meshaudit.v1.AuditService' }, (e: Error | null, r: { status: string }) =>
+            e ? reject(e) : resolve(r.status),
+          ),
+        );
+      try {
+        expect(await status()).to.equal('SERVING');
+        const s = openStream(c.audit);
+        s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-0' } });
+        await s.next();
+        // One batch of 10 at a time, the next once the last is acknowledged: one commit each.
+        const total = 4000;
+        let acked = 0;
+        let sent = 0;
+        const sendNext = (): void => {
+          if (sent === total) return;
+          const first = sent + 1;
+          s.call.write({ firstSeq: first, events: Array.from({ length: 10 }, (_, i) => resourceEvent(first + i)) });
+          sent += 10;
+        };
+        s.call.on('data', (ack: { ackedSeq: number }) => {
+          acked = ack.ackedSeq;
+          if (acked === sent) sendNext();
+        });
+        sendNext();
+        let serving = 'SERVING';
+        const deadline = Date.now() + 15_000;
+        while (serving === 'SERVING' && Date.now() < deadline) serving = await status();
+        expect(serving, `health while ${full} is full (acked ${acked}):\n${sidecar.stderr()}`).to.equal('NOT_SERVING');
+        expect(sidecar.stderr()).to.include('cannot write: health is NOT_SERVING until it can');
+        // Every acknowledged event is in the files: nothing unwritten was acknowledged.
+        const before = acked;
+        expect(before).to.be.below(total);
+        const seen = (): number[] => {
+          const seqs: number[] = [];
+          for (const [name, bytes] of filesSeenBy(pid, auditDir)) {
+            const text = bytes.toString('utf8');
+            expect(text === '' || text.endsWith('\n'), `${name} ends with a partial line`).to.equal(true);
+            for (const m of text.matchAll(/"name":"route-(\d+)"/g)) seqs.push(Number(m[1]));
+          }
+          return seqs;
+        };
+        const writtenWhileFull = new Set(seen());
+        for (let seq = 1; seq <= before; seq++) expect(writtenWhileFull.has(seq), `acked ${seq}`).to.equal(true);
+
+        resizeTmpfs(pid, mount.dir, 8192);
+        await waitFor(() => acked === total, 'every event acknowledged once there is room', 20_000);
+        await waitFor(() => sidecar.stderr().includes('writing again: health is SERVING'), 'the recovery log');
+        expect(await status()).to.equal('SERVING');
+        s.call.end();
+        const seqs = seen().sort((a, b) => a - b);
+        expect(seqs.length, 'records').to.equal(total);
+        expect(
+          seqs.every((seq, i) => seq === i + 1),
+          'each event exactly once',
+        ).to.equal(true);
+      } finally {
+        health.close();
+        c.close();
+        sidecar.proc.kill('SIGTERM');
+        await sidecar.exited;
+      }
+    });
+  }
+});
