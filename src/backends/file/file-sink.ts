@@ -14,11 +14,16 @@
 //   batch. Every write is therefore checked against the file's size before it is acknowledged.
 // - An rfs error destroys the stream for good: the file is cut back to where it was before the
 //   failed write (no torn line, no partial batch) and a new stream is made for the next write.
+// - rfs writes to the file it opened, whatever happens to its name: an active file renamed, deleted
+//   or replaced behind the sink's back fails the write (it is checked by path), and the sink cuts the
+//   batch back out of it through a descriptor of its own, so the batch is written once, at `path`
+//   (a new file there). The audit folder is created again when it is gone.
 // - rfs's retention (maxFiles/maxSize) only knows its own history file and has no age limit; it is
 //   not used (no `<active>.txt` history file appears). Retention is a directory scan (retention.ts).
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { createStream } from 'rotating-file-stream';
 import type { Options as RfsOptions, RotatingFileStream } from 'rotating-file-stream';
 import type { RotationConfig } from '../../config/types';
@@ -106,6 +111,11 @@ export class FileSink implements Sink {
   /** The active file rfs writes to, set on each 'open'. */
   private ino = 0;
   private size = 0;
+  /**
+   * A descriptor of the sink's own on the active file (opened with it): a failed write is cut back
+   * through it even when the file was renamed or deleted meanwhile, where no path leads to it.
+   */
+  private activeFd: number | undefined;
   /** Set by 'rotated' while a write (or a stream start) is in progress: where the active file went. */
   private rotatedFile: string | undefined;
   /** A rotated name is never earlier than this (see `generator`). */
@@ -194,18 +204,30 @@ export class FileSink implements Sink {
       this.state = 'closed';
       const stream = this.stream;
       this.stream = undefined;
-      if (stream === undefined || stream.destroyed) {
-        // A failed write whose partial batch could not be cut yet: last chance before the process ends.
-        if (this.pendingCut !== undefined) await this.retryPendingCut();
-        return;
+      try {
+        if (stream === undefined || stream.destroyed) {
+          // A failed write whose partial batch could not be cut yet: last chance before the process ends.
+          if (this.pendingCut !== undefined) await this.retryPendingCut();
+          return;
+        }
+        await new Promise<void>((resolve, reject) =>
+          stream.end((err?: Error | null) =>
+            err
+              ? reject(new SinkError(`can't close audit file ${this.key}: ${err.message}`, { cause: err }))
+              : resolve(),
+          ),
+        );
+        await untilClosed(stream);
+      } finally {
+        this.setActiveFd(undefined);
       }
-      await new Promise<void>((resolve, reject) =>
-        stream.end((err?: Error | null) =>
-          err ? reject(new SinkError(`can't close audit file ${this.key}: ${err.message}`, { cause: err })) : resolve(),
-        ),
-      );
-      await untilClosed(stream);
     });
+  }
+
+  /** Replaces the sink's own descriptor of the active file (closing the one it had). */
+  private setActiveFd(fd: number | undefined): void {
+    if (this.activeFd !== undefined) fs.closeSync(this.activeFd);
+    this.activeFd = fd;
   }
 
   // ---- the stream ----
@@ -226,6 +248,12 @@ export class FileSink implements Sink {
   /** Starts a stream on the active file and waits until rfs has opened it (rotating it first if it is full). */
   private async startStream(): Promise<void> {
     if (this.pendingCut !== undefined) await this.retryPendingCut();
+    try {
+      // Removed by hand (or by a clean-up job) while the sidecar ran: made again, and writing goes on.
+      await fsp.mkdir(this.dir, { recursive: true });
+    } catch (err) {
+      throw new SinkError(`can't create audit folder ${this.dir}: ${(err as Error).message}`, { cause: err });
+    }
     const stream = createStream(this.generator, { ...this.rfsOptions });
     // rfs reads its clock through this instance method; rotated names must follow the injected clock.
     // It is first called after rfs's first await, so replacing it here is in time.
@@ -237,7 +265,9 @@ export class FileSink implements Sink {
       // Nothing renames the active file between rfs opening it and this event (rotations happen inside
       // writes, which are serialised), so the path names the file rfs writes to. A throw here fails
       // rfs's open or rotation, and so the write, as it should.
-      const st = fs.statSync(this.key);
+      const fd = fs.openSync(this.key, 'r+');
+      this.setActiveFd(fd);
+      const st = fs.fstatSync(fd);
       this.ino = st.ino;
       this.size = st.size;
       this.dirSyncDue = true;
@@ -271,9 +301,11 @@ export class FileSink implements Sink {
 
   /** Checks that the whole chunk landed (rfs ignores short writes), then fsyncs it if asked. */
   private async checkWritten(file: string, before: SinkPosition, bytes: number): Promise<void> {
-    // By path, on every write: a file deleted or replaced behind the sink's back (rfs would go on
-    // appending to the old inode) fails the write instead of acknowledging records nobody can read.
-    const st = await fsp.stat(file);
+    // By path, on every write: a file renamed, deleted or replaced behind the sink's back (rfs goes
+    // on appending to the old inode) fails the write instead of acknowledging records at a path where
+    // they are not; failWrite() takes them back out of it.
+    const st = await statFile(file);
+    if (st === undefined) throw new SinkError(`${file} is gone (deleted, or renamed?) while it was written`);
     if (st.ino !== before.ino) {
       throw new SinkError(
         `${file} is not the file that was written (inode ${st.ino}, expected ${before.ino}); was it replaced?`,
@@ -339,6 +371,16 @@ export class FileSink implements Sink {
 
   /** Cuts the file with inode `pos.ino` (active or rotated: a failed write may have rotated it) to `pos.size`. */
   private async cutBack(pos: SinkPosition): Promise<void> {
+    const fd = this.activeFd;
+    const active = fd === undefined ? undefined : await fstat(fd);
+    if (fd !== undefined && active?.ino === pos.ino) {
+      // The active file, wherever its name went (renamed, deleted): through the sink's own descriptor.
+      if (active.size > pos.size) {
+        await ftruncate(fd, pos.size);
+        if (this.fsync) await fdatasync(fd);
+      }
+      return;
+    }
     const found = await this.findByInode(pos.ino);
     // Gone (deleted by hand): no partial batch is left to follow.
     if (found === undefined || found.size <= pos.size) return;
@@ -447,6 +489,7 @@ export class FileSink implements Sink {
   private async findByInode(ino: number): Promise<BackendFile | undefined> {
     const active = await statFile(this.key);
     if (active?.ino === ino) return { file: this.key, size: active.size };
+    if ((await statFile(this.dir)) === undefined) return undefined; // the folder is gone, and its files
     for (const f of (await listRotatedFiles(this.dir, this.base)).reverse()) {
       const file = path.join(this.dir, f.name);
       const st = await statFile(file);
@@ -480,6 +523,10 @@ export class FileSink implements Sink {
     return run;
   }
 }
+
+const fstat = promisify(fs.fstat);
+const ftruncate = promisify(fs.ftruncate);
+const fdatasync = promisify(fs.fdatasync);
 
 async function statFile(file: string): Promise<fs.Stats | undefined> {
   try {

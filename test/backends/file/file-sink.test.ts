@@ -221,9 +221,64 @@ describe('FileSink', () => {
       fs.unlinkSync(active);
       let error: Error | undefined;
       await s.write(lines(1, 1)).catch((e: Error) => (error = e));
-      expect(error?.message).to.match(/^can't write audit file .*: ENOENT/);
+      expect(error?.message).to.equal(
+        `can't write audit file ${active}: ${active} is gone (deleted, or renamed?) while it was written`,
+      );
       await s.write(lines(1, 1));
       expect(allRecords().map((r) => r.n)).to.deep.equal([1]);
+    });
+
+    it('takes a batch back out of an active file renamed behind its back, and writes it once, at path', async () => {
+      const s = sink({ maxSizeBytes: 1_000_000 });
+      await s.open();
+      await s.write(lines(0, 2));
+      const moved = path.join(dir, 'moved-by-hand.log');
+      fs.renameSync(active, moved);
+      const error = await s.write(lines(2, 50)).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(error?.message).to.include('is gone (deleted, or renamed?)');
+      await s.write(lines(2, 50));
+      const records = (file: string): number[] =>
+        fs
+          .readFileSync(file, 'utf8')
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l).n);
+      expect(records(moved)).to.deep.equal([0, 1]);
+      expect(records(active)).to.deep.equal(ns(2, 50));
+    });
+
+    it('takes a batch back out of an active file replaced behind its back, and appends it to the new one', async () => {
+      const s = sink({ maxSizeBytes: 1_000_000 });
+      await s.open();
+      await s.write(lines(0, 1));
+      const old = path.join(dir, 'old.log');
+      fs.renameSync(active, old);
+      fs.writeFileSync(active, lines(100, 1)); // someone else's file now at the path
+      const error = await s.write(lines(1, 3)).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(error?.message).to.include('is not the file that was written');
+      await s.write(lines(1, 3));
+      expect(fs.readFileSync(old, 'utf8').trimEnd().split('\n')).to.have.length(1);
+      expect(allRecords().map((r) => r.n)).to.deep.equal([100, 1, 2, 3]);
+    });
+
+    it('creates the audit folder again when it was removed, and writes on', async () => {
+      const s = sink({ maxSizeBytes: 1_000_000 });
+      await s.open();
+      await s.write(lines(0, 1));
+      fs.rmSync(path.dirname(active), { recursive: true });
+      const first = await s.write(lines(1, 1)).then(
+        () => 'written',
+        (e: Error) => e.message,
+      );
+      expect(first).to.include('is gone');
+      await s.write(lines(1, 2));
+      expect(allRecords().map((r) => r.n)).to.deep.equal([1, 2]);
     });
 
     it('rejects writes before open and after close, saying what was attempted', async () => {
