@@ -4,7 +4,7 @@ import type { Config } from '../config/types';
 import { FileSink } from '../backends/file';
 import type { FileSinkEvent } from '../backends/file';
 import type { Sink, SinkPosition } from '../backends/sink';
-import { lockDataDir } from '../store/data-dir-lock';
+import { DataDirLock } from '../store/data-dir-lock';
 import { Checkpoint } from '../store/checkpoint';
 import { AccessAuditStore, namesChanged } from '../store/access-audit-store';
 import type { PreparedChange } from '../store/access-audit-store';
@@ -101,16 +101,16 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
 }
 
 async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer): Promise<Sidecar> {
-  const unlock = lockDataDir(opts.config.dataDir);
+  const lock = new DataDirLock(opts.config.dataDir);
   try {
-    return await startLocked(opts, bound, unlock);
+    return await startLocked(opts, bound, lock);
   } catch (err) {
-    unlock();
+    lock.release();
     throw err;
   }
 }
 
-async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock: () => void): Promise<Sidecar> {
+async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: DataDirLock): Promise<Sidecar> {
   const { config, log } = opts;
   const now = opts.now ?? (() => new Date());
   // Everything that can refuse to start (a corrupt store or checkpoint) is read before anything is written.
@@ -120,7 +120,18 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
   });
   for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
-  const checkpoint = new Checkpoint(config.dataDir, { fsync: config.fsync });
+  const checkpoint = new Checkpoint(config.dataDir, {
+    fsync: config.fsync,
+    // The data directory was removed (or another process replaced the checkpoint): the lock is taken
+    // again and the store written again, or nothing more is acknowledged.
+    onLost: () => {
+      log.error('the data directory lost its checkpoint while running: taking it back from memory', {
+        dataDir: config.dataDir,
+      });
+      lock.retake();
+      store.persistAgain();
+    },
+  });
   const { state, droppedTail } = checkpoint.load();
   if (droppedTail)
     log.warn('checkpoint: dropped a torn last line (a crash during a commit; that batch was never acknowledged)');
@@ -214,7 +225,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, unlock:
         serving.drain();
         await writer.close(config.drainTimeoutMs);
         await grpcServer.shutdown(1000);
-        unlock();
+        lock.release();
         log.info('meshaudit stopped', { ...counts, writeFailures: writer.failures });
       })();
       return stopping;

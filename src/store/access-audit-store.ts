@@ -280,6 +280,11 @@ export class AccessAuditStore {
     );
   }
 
+  /** Writes the resources in force again (the data directory was removed while the sidecar ran). */
+  persistAgain(): void {
+    this.writeAtomically(encode(this.list()));
+  }
+
   /** The whole state, replaced durably (src/store/durable-file.ts). */
   private writeAtomically(text: string): void {
     try {

@@ -41,7 +41,7 @@ export class CheckpointCorruptError extends CheckpointError {
 
 /** The file operations the checkpoint uses: injected, so that tests can make any of them fail. */
 export type CheckpointFs = DurableFs &
-  Pick<typeof nodeFs, 'readFileSync' | 'ftruncateSync' | 'fstatSync' | 'write' | 'fdatasync'>;
+  Pick<typeof nodeFs, 'readFileSync' | 'ftruncateSync' | 'fstatSync' | 'statSync' | 'write' | 'fdatasync'>;
 
 export interface CheckpointOptions {
   /** fdatasync every append before it is acknowledged (meshaudit.fsync). */
@@ -50,6 +50,13 @@ export interface CheckpointOptions {
   readonly compactAtBytes?: number;
   /** Default: node:fs. */
   readonly fs?: CheckpointFs;
+  /**
+   * The checkpoint file was removed or replaced behind the sidecar's back (the data directory deleted,
+   * a second sidecar started on it): called before the whole state is written again from memory, to
+   * take back what else the directory held (the lock, the AccessAudit store). A throw fails the
+   * commit, which is retried: nothing more is acknowledged until it works.
+   */
+  readonly onLost?: () => void;
 }
 
 function applyLine(state: CheckpointState, line: string): boolean {
@@ -149,7 +156,18 @@ export class Checkpoint {
     }
     for (const [k, v] of delta.seqs) this.state.seqs.set(k, v);
     for (const [k, v] of delta.positions) this.state.positions.set(k, v);
-    if (this.bytes >= (this.opts.compactAtBytes ?? COMPACT_AT_BYTES)) {
+    // Appending to a removed file would acknowledge records that no restart could find again (and a
+    // second sidecar could start on the directory with resume point 0): the whole state is written
+    // again, at the path.
+    const lost = !this.atItsPath();
+    if (lost) {
+      try {
+        this.opts.onLost?.();
+      } catch (e) {
+        throw new CheckpointError(`checkpoint ${this.file} was removed or replaced: ${(e as Error).message}`);
+      }
+    }
+    if (lost || this.bytes >= (this.opts.compactAtBytes ?? COMPACT_AT_BYTES)) {
       try {
         this.compact();
       } catch (e) {
@@ -183,6 +201,16 @@ export class Checkpoint {
       throw new CheckpointError(`can't append to checkpoint ${this.file}: ${(err as Error).message}`);
     }
     this.bytes += buf.length;
+  }
+
+  /** Whether the file at the checkpoint's path is the one it appends to (not removed, not replaced). */
+  private atItsPath(): boolean {
+    try {
+      return this.fs.statSync(this.file).ino === this.fs.fstatSync(this.fd).ino;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw new CheckpointError(`can't check checkpoint ${this.file}: ${(e as Error).message}`);
+    }
   }
 
   /** Cuts the file back to its last whole line; false when that fails (it is tried again later). */

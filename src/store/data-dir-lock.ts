@@ -134,7 +134,7 @@ export function lockDataDir(dataDir: string, host: string = os.hostname()): () =
         continue;
       }
       removeLeftovers(dataDir, older, pending);
-      return holdLock(mine.file);
+      return holdLock(mine.file, token);
     }
   } catch (e) {
     if (e instanceof DataDirLockError) throw e;
@@ -159,7 +159,7 @@ function removeLeftovers(dataDir: string, older: readonly LockFile[], pending: s
   }
 }
 
-function holdLock(file: string): () => void {
+function holdLock(file: string, token: string): () => void {
   const heartbeat = setInterval(() => {
     const now = new Date();
     try {
@@ -171,7 +171,37 @@ function holdLock(file: string): () => void {
   heartbeat.unref();
   return () => {
     clearInterval(heartbeat);
-    // The name is ours alone: a process that took over holds a newer generation.
-    fs.rmSync(file, { force: true });
+    // Only our own file (our pid and host in it): after the directory was removed, another sidecar
+    // may hold the same name now, even the same inode number.
+    try {
+      if (fs.readFileSync(file, 'utf8') === token) fs.rmSync(file, { force: true });
+    } catch {
+      // Gone already (the directory was removed): nothing of ours to release.
+    }
   };
+}
+
+/** The data directory's lock, held from start to stop, and taken again if the directory is removed. */
+export class DataDirLock {
+  private releaseHeld: () => void;
+
+  constructor(
+    readonly dataDir: string,
+    private readonly host: string = os.hostname(),
+  ) {
+    this.releaseHeld = lockDataDir(dataDir, host);
+  }
+
+  /**
+   * Takes the lock again, after the data directory was removed or emptied behind the sidecar's back.
+   * Throws DataDirLockError when another sidecar holds it now.
+   */
+  retake(): void {
+    this.releaseHeld();
+    this.releaseHeld = lockDataDir(this.dataDir, this.host);
+  }
+
+  release(): void {
+    this.releaseHeld();
+  }
 }

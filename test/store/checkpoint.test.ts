@@ -69,6 +69,43 @@ describe('checkpoint', () => {
     expect(state.positions.get('/a.log')).to.deep.equal({ ino: 1, size: 500 });
   });
 
+  it('writes the whole state again when its file was removed or replaced, after onLost takes back the rest', async () => {
+    const dir = path.join(tempDir(), 'data');
+    let lost = 0;
+    let refuse = false;
+    const cp = new Checkpoint(dir, {
+      fsync: false,
+      onLost: () => {
+        lost++;
+        if (refuse) throw new Error('another meshaudit holds the directory');
+      },
+    });
+    cp.load();
+    await commit(cp, { 'z/a': 10 }, { '/x/audit.log': [11, 500] });
+    fs.rmSync(dir, { recursive: true });
+    await commit(cp, { 'z/a': 20 });
+    expect(lost).to.equal(1);
+    expect(fs.readFileSync(path.join(dir, CHECKPOINT_FILE), 'utf8')).to.equal(
+      '{"s":{"z/a":20},"p":{"/x/audit.log":[11,500]}}\n',
+    );
+    await commit(cp, { 'z/a': 30 }); // appends again: the file is its own once more
+    expect(lost).to.equal(1);
+    // Replaced by someone else's, and the rest cannot be taken back: refused, retried until it can.
+    fs.writeFileSync(path.join(dir, `${CHECKPOINT_FILE}.other`), '{"s":{"z/a":1},"p":{}}\n');
+    fs.renameSync(path.join(dir, `${CHECKPOINT_FILE}.other`), path.join(dir, CHECKPOINT_FILE));
+    refuse = true;
+    let err: Error | undefined;
+    await commit(cp, { 'z/a': 40 }).catch((e: Error) => (err = e));
+    expect(err).to.be.instanceOf(CheckpointError);
+    expect(err?.message).to.equal(
+      `checkpoint ${path.join(dir, CHECKPOINT_FILE)} was removed or replaced: another meshaudit holds the directory`,
+    );
+    refuse = false;
+    await commit(cp, { 'z/a': 40 });
+    cp.close();
+    expect(new Checkpoint(dir).load().state.seqs.get('z/a')).to.equal(40);
+  });
+
   describe('through a file system that fails on demand', () => {
     /** node:fs, with the operations a test sets in `failing` failing once each. */
     function flakyFs(): { fs: CheckpointFs; failing: Set<string> } {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { lockDataDir, LOCK_FILE, STALE_AFTER_MS } from '../../src/store/data-dir-lock';
+import { DataDirLock, LOCK_FILE, lockDataDir, STALE_AFTER_MS } from '../../src/store/data-dir-lock';
 import { tempDir } from '../support/helpers';
 
 /** A pid that is certainly not running: a child that has already exited. */
@@ -79,5 +79,20 @@ describe('data directory lock', () => {
     fs.utimesSync(left, old, old);
     lockDataDir(dir, 'here')();
     expect(fs.readdirSync(dir)).to.deep.equal(['.meshaudit.lock.pending-2-def']);
+  });
+
+  it('takes the lock back after its directory was removed, unless another sidecar holds it by then', () => {
+    const dir = path.join(tempDir(), 'data');
+    const lock = new DataDirLock(dir, 'here');
+    fs.rmSync(dir, { recursive: true });
+    lock.retake();
+    expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.1`]);
+    fs.rmSync(dir, { recursive: true });
+    fs.mkdirSync(dir);
+    // Another sidecar (a live process) took the emptied directory, under the very name ours had.
+    fs.writeFileSync(path.join(dir, `${LOCK_FILE}.1`), `${process.ppid} here\n`);
+    expect(() => lock.retake()).to.throw(`is in use by another meshaudit (pid ${process.ppid})`);
+    lock.release();
+    expect(fs.readFileSync(path.join(dir, `${LOCK_FILE}.1`), 'utf8')).to.equal(`${process.ppid} here\n`);
   });
 });
