@@ -22,8 +22,9 @@ Options:
                      zone "default", gRPC on 127.0.0.1:5690, records in ./var/audit/audit.log
   --rules FILE...    AccessAudit resources (YAML, Universal or Kubernetes form, multi-document);
                      the flag may be repeated and takes every following non-flag argument
-  --check-config     validate the configuration and the rules files, print a summary, and exit
-                     (exit code 0 when valid, 2 when not)
+  --check-config     validate the configuration, the rules files and the stored state, check that
+                     every place can be written, print a summary, and exit (0 valid, 2 invalid,
+                     1 a place start-up could not use); writes nothing
   --help             print this help and exit
   --version          print the version and exit
 

@@ -6,8 +6,8 @@
 //
 // Layout: <dataDir>/checkpoint.jsonl, one JSON object per line, each a delta:
 //   {"s":{"<zone>/<instance>":<seq>,...},"p":{"<sink key>":[<inode>,<size>],...}}
-// Replaying the lines in order gives the state. A line torn by a crash is the last one and is dropped:
-// it was never acknowledged. When the file passes COMPACT_AT_BYTES it is replaced durably
+// Replaying the lines in order gives the state. A line torn by a crash is the last one, without its
+// newline, and is dropped: it was never acknowledged. A whole line that cannot be read is corruption. When the file passes COMPACT_AT_BYTES it is replaced durably
 // (src/store/durable-file.ts) by one line with the whole state.
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
@@ -98,34 +98,24 @@ export class Checkpoint {
     this.fs = opts.fs ?? nodeFs;
   }
 
+  /**
+   * What load() would read, without creating or changing anything (--check-config): the state, and
+   * whether a torn last line would be dropped. Throws what load() throws for an unreadable or corrupt file.
+   */
+  inspect(): { state: CheckpointState; droppedTail: boolean } {
+    const { state, droppedTail } = this.parse(this.read());
+    return { state, droppedTail };
+  }
+
   /** Reads the state; a torn or corrupt line can only be the last one and is cut off. */
   load(): { state: CheckpointState; droppedTail: boolean } {
-    let text = '';
     try {
       this.fs.mkdirSync(this.dir, { recursive: true });
-      text = this.fs.readFileSync(this.file, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new CheckpointError(`can't read checkpoint ${this.file}: ${(e as Error).message}`);
-      }
+      throw new CheckpointError(`can't create ${this.dir} for checkpoint ${this.file}: ${(e as Error).message}`);
     }
-    let good = 0;
-    let droppedTail = false;
-    while (good < text.length) {
-      const nl = text.indexOf('\n', good);
-      if (nl < 0 || !applyLine(this.state, text.slice(good, nl))) {
-        // Anything after a bad line would be applied out of order: a bad line in the middle means the
-        // file was damaged by something other than a crash, which we refuse to guess about.
-        if (nl >= 0 && nl < text.length - 1) {
-          throw new CheckpointCorruptError(
-            `checkpoint ${this.file} is corrupt at byte ${good}; move it away to start over`,
-          );
-        }
-        droppedTail = true;
-        break;
-      }
-      good = nl + 1;
-    }
+    const text = this.read();
+    const { good, droppedTail } = this.parse(text, this.state);
     this.bytes = Buffer.byteLength(text.slice(0, good));
     try {
       this.fd = this.fs.openSync(this.file, 'a+');
@@ -135,6 +125,42 @@ export class Checkpoint {
       throw new CheckpointError(`can't open checkpoint ${this.file}: ${(e as Error).message}`);
     }
     return { state: this.state, droppedTail };
+  }
+
+  /** The file's text; '' when there is none yet. */
+  private read(): string {
+    try {
+      return this.fs.readFileSync(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+      throw new CheckpointError(`can't read checkpoint ${this.file}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Replays `text` into `state`: how far it is good, and whether a torn last line is left after that. */
+  private parse(
+    text: string,
+    state: CheckpointState = { seqs: new Map(), positions: new Map() },
+  ): { state: CheckpointState; good: number; droppedTail: boolean } {
+    let good = 0;
+    let droppedTail = false;
+    while (good < text.length) {
+      const nl = text.indexOf('\n', good);
+      if (nl < 0 || !applyLine(state, text.slice(good, nl))) {
+        // A crash leaves at most a last line without its newline. A whole line (newline and all) that
+        // cannot be read, even the last or the only one, was damaged by something else, and anything
+        // after it would be applied out of order: we refuse to guess about either.
+        if (nl >= 0) {
+          throw new CheckpointCorruptError(
+            `checkpoint ${this.file} is corrupt at byte ${good}; move it away to start over`,
+          );
+        }
+        droppedTail = true;
+        break;
+      }
+      good = nl + 1;
+    }
+    return { state, good, droppedTail };
   }
 
   /**

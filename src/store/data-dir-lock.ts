@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { whyNotWritable } from '../config/places';
 import { MeshauditError } from '../errors';
 
 /** The lock's name; each holder adds its generation (`meshaudit.lock.3`). */
@@ -107,7 +108,8 @@ export function lockDataDir(dataDir: string, host: string = os.hostname()): () =
   try {
     fs.mkdirSync(dataDir, { recursive: true });
   } catch (e) {
-    throw new DataDirLockError(`can't create ${dataDir} (meshaudit.dataDir): ${(e as Error).message}`);
+    const why = whyNotWritable(dataDir) ?? (e as Error).message;
+    throw new DataDirLockError(`can't create ${dataDir} (meshaudit.dataDir): ${why}`);
   }
   const token = `${process.pid} ${host}\n`;
   const pending = path.join(dataDir, `${PENDING_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);

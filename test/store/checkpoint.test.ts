@@ -49,6 +49,14 @@ describe('checkpoint', () => {
     expect(new Checkpoint(dir).load().state.seqs.get('z/a')).to.equal(6);
   });
 
+  it('refuses a whole line it cannot read, even the only one: a crash leaves no newline after a torn line', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, CHECKPOINT_FILE), 'garbage\n');
+    expect(() => new Checkpoint(dir).load()).to.throw(/is corrupt at byte 0; move it away to start over/);
+    fs.writeFileSync(path.join(dir, CHECKPOINT_FILE), '{"s":{"z/a":1},"p":{}}\n{"s":{"z/a":2\n');
+    expect(() => new Checkpoint(dir).load()).to.throw(/is corrupt at byte 23/);
+  });
+
   it('refuses a file damaged in the middle instead of guessing', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, CHECKPOINT_FILE), '{"s":{"z/a":1},"p":{}}\ngarbage\n{"s":{"z/a":2},"p":{}}\n');

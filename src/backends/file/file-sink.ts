@@ -26,6 +26,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { createStream } from 'rotating-file-stream';
 import type { Options as RfsOptions, RotatingFileStream } from 'rotating-file-stream';
+import { whyNotWritable } from '../../config/places';
 import type { RotationConfig } from '../../config/types';
 import { type Sink, SinkError, type SinkPosition } from '../sink';
 import { applyRetention, listRotatedFiles, RetentionError } from './retention';
@@ -151,7 +152,12 @@ export class FileSink implements Sink {
       try {
         await fsp.mkdir(this.dir, { recursive: true });
       } catch (err) {
-        throw new SinkError(`can't create audit folder ${this.dir}: ${(err as Error).message}`, { cause: err });
+        throw new SinkError(
+          `can't create audit folder ${this.dir}: ${whyNotWritable(this.dir) ?? (err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
       await this.recover(committed);
       // Names must sort in rotation order across restarts too: with a clock that went back since the
@@ -252,7 +258,12 @@ export class FileSink implements Sink {
       // Removed by hand (or by a clean-up job) while the sidecar ran: made again, and writing goes on.
       await fsp.mkdir(this.dir, { recursive: true });
     } catch (err) {
-      throw new SinkError(`can't create audit folder ${this.dir}: ${(err as Error).message}`, { cause: err });
+      throw new SinkError(
+        `can't create audit folder ${this.dir}: ${whyNotWritable(this.dir) ?? (err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
     const stream = createStream(this.generator, { ...this.rfsOptions });
     // rfs reads its clock through this instance method; rotated names must follow the injected clock.
