@@ -31,7 +31,10 @@ describe('faults: a full disk, on a real tmpfs', function () {
     }
   });
 
-  for (const full of ['audit', 'data'] as const) {
+  // 'rotating': small audit files (10 KiB), all kept. A short write used to rotate the torn file,
+  // which the cut-back then emptied: an empty rotated file per retry, which retention counted,
+  // deleting files that held acknowledged records. Now no rotated file is empty or past the limit.
+  for (const full of ['audit', 'data', 'rotating'] as const) {
     it(`acknowledges nothing unwritten while the ${full} directory is full, says so in health, and loses nothing once it grows`, async () => {
       const dir = tempDir();
       const rules = path.join(dir, 'rules.yaml');
@@ -39,8 +42,11 @@ describe('faults: a full disk, on a real tmpfs', function () {
       const auditDir = path.join(dir, 'audit');
       // The audit files fill 96 KiB in ~500 records; the checkpoint (a line per commit, after the
       // lock and the AccessAudit store, a 4 KiB page each) fills 12 KiB in about 40 commits.
-      const mount = full === 'audit' ? { dir: auditDir, kb: 96 } : { dir: path.join(dir, 'data'), kb: 12 };
-      const sidecar = spawnSidecar(['--config', writeSidecarConfig(dir, { zone: 'zone-1' }), '--rules', rules], {
+      const mount = full === 'data' ? { dir: path.join(dir, 'data'), kb: 12 } : { dir: auditDir, kb: 96 };
+      const maxSizeMb = 0.01;
+      const rotation = full === 'rotating' ? { maxSizeMb } : undefined;
+      const config = writeSidecarConfig(dir, { zone: 'zone-1', backends: [{ folder: 'audit', rotation }] });
+      const sidecar = spawnSidecar(['--config', config, '--rules', rules], {
         cwd: dir,
         wrap: onTmpfs([mount]),
       });
@@ -87,6 +93,10 @@ describe('faults: a full disk, on a real tmpfs', function () {
           for (const [name, bytes] of filesSeenBy(pid, auditDir)) {
             const text = bytes.toString('utf8');
             expect(text === '' || text.endsWith('\n'), `${name} ends with a partial line`).to.equal(true);
+            if (name !== 'audit.log') {
+              expect(bytes.length, `${name}: a rotated file holds records`).to.be.above(0);
+              if (rotation) expect(bytes.length, `${name} within maxSizeMb`).to.be.at.most(maxSizeMb * 1024 * 1024);
+            }
             for (const m of text.matchAll(/"name":"route-(\d+)"/g)) seqs.push(Number(m[1]));
           }
           return seqs;

@@ -2,13 +2,16 @@
 // rotation-names.ts), on top of rotating-file-stream (rfs) 3.x.
 //
 // What rfs gives and what it does not, and what this file adds:
-// - rfs rotates AFTER the write that makes the file reach maxSizeBytes (lumberjack rotates before the
-//   write that would pass it). Each write() here is one rfs write of whole lines, so a record never
-//   spans two files, and a file passes maxSizeBytes by at most one write (one batch) minus one byte.
-// - rfs rotates before it calls the write callback, and reopens the new active file first: when a
-//   write resolves, its rotation (and the retention after it) is done.
-// - rfs has no fsync and hides its file descriptor: fsync opens the file the data went to (after a
-//   rotation, the rotated file) and fsyncs that; fsync flushes the file, whichever descriptor asks.
+// - Rotation is decided here, not by rfs's `size` option. rfs rotates AFTER the write that makes the
+//   file reach its size, and counts a write toward the size before it lands, so a write that failed
+//   half-way (a full disk) still rotated, leaving a torn file that the cut-back made empty: empty
+//   rotated files that retention counted, deleting real ones. Here, as in lumberjack, a file never
+//   passes maxSizeBytes unless one record alone is larger: a write is split at record boundaries, the
+//   active file is rotated (rfs's own rotate(), so names and events are rfs's) before the record that
+//   would not fit, and only after everything before it landed. A failed write never rotates: one that
+//   rotated before it failed is undone (see undoWrite).
+// - rfs has no fsync and hides its file descriptor: fsync opens the file the data went to and fsyncs
+//   that; fsync flushes the file, whichever descriptor asks.
 // - rfs ignores short writes: when the disk fills up (or RLIMIT_FSIZE is hit) in the middle of a
 //   write, libuv returns the bytes written without an error and rfs reports success with a torn
 //   batch. Every write is therefore checked against the file's size before it is acknowledged.
@@ -87,6 +90,12 @@ export interface FileSinkOptions {
   readonly onEvent?: (e: FileSinkEvent) => void;
 }
 
+/** A write that failed: where it began, and the files it rotated (their new names, in order). */
+interface FailedWrite {
+  readonly before: SinkPosition;
+  rotated: string[];
+}
+
 interface BackendFile {
   /** Absolute path. */
   readonly file: string;
@@ -104,6 +113,8 @@ export class FileSink implements Sink {
   private readonly clock: () => Date;
   private readonly onEvent: (e: FileSinkEvent) => void;
   private readonly rfsOptions: RfsOptions;
+  /** A file is rotated before a record that would make it larger (Infinity: rotation off). */
+  private readonly maxFileBytes: number;
 
   private state: 'new' | 'open' | 'closed' = 'new';
   /** Serialises open/write/close: positions are only meaningful one write at a time. */
@@ -121,8 +132,8 @@ export class FileSink implements Sink {
   private rotatedFile: string | undefined;
   /** A rotated name is never earlier than this (see `generator`). */
   private nameFloorMs = 0;
-  /** A failed write that could not be cut back yet: done before anything else is written. */
-  private pendingCut: SinkPosition | undefined;
+  /** A failed write that could not be undone yet: done before anything else is written. */
+  private pendingUndo: FailedWrite | undefined;
   /** The folder changed (file created or renamed) since it was last fsynced. */
   private dirSyncDue = false;
 
@@ -134,16 +145,15 @@ export class FileSink implements Sink {
     this.fsync = opts.fsync ?? false;
     this.clock = opts.now ?? (() => new Date());
     this.onEvent = opts.onEvent ?? (() => {});
+    // No `size`: rotation is decided here (see the top of this file).
     this.rfsOptions = { path: this.dir };
-    if (this.rotation.enabled) {
-      if (!(this.rotation.maxSizeBytes >= 1)) {
-        throw new Error(
-          `audit file ${this.key}: rotation.maxSizeBytes must be at least 1, got ${this.rotation.maxSizeBytes}`,
-        );
-      }
-      // rfs takes whole bytes as a string; "reach 52428.8 bytes" means 52429 for a file.
-      this.rfsOptions.size = `${Math.ceil(this.rotation.maxSizeBytes)}B`;
+    if (this.rotation.enabled && !(this.rotation.maxSizeBytes >= 1)) {
+      throw new Error(
+        `audit file ${this.key}: rotation.maxSizeBytes must be at least 1, got ${this.rotation.maxSizeBytes}`,
+      );
     }
+    // Whole bytes: a file of at most 52428.8 bytes holds at most 52428.
+    this.maxFileBytes = this.rotation.enabled ? Math.max(1, Math.floor(this.rotation.maxSizeBytes)) : Infinity;
   }
 
   open(committed?: SinkPosition): Promise<SinkPosition> {
@@ -184,24 +194,61 @@ export class FileSink implements Sink {
         await this.startStream();
         await this.runRetention();
       }
-      const stream = this.stream!;
-      const before: SinkPosition = { ino: this.ino, size: this.size };
-      this.rotatedFile = undefined;
+      const failed: FailedWrite = { before: { ino: this.ino, size: this.size }, rotated: [] };
       try {
-        await new Promise<void>((resolve, reject) => stream.write(chunk, (err) => (err ? reject(err) : resolve())));
-        // The data went to the file that was active before the write, renamed if the write rotated it.
-        await this.checkWritten(this.rotatedFile ?? this.key, before, chunk.length);
+        for (let offset = 0; offset < chunk.length; ) {
+          const end = this.nextPartEnd(chunk, offset);
+          if (end === offset) {
+            await this.rotateNow(failed);
+            continue;
+          }
+          await this.writePart(chunk.subarray(offset, end));
+          offset = end;
+        }
       } catch (err) {
-        throw await this.failWrite(before, err as Error);
+        throw await this.failWrite(failed, err as Error);
       }
-      if (this.rotatedFile === undefined) {
-        this.size = before.size + chunk.length;
-      } else {
-        // 'open' already set ino/size to the new, empty active file.
-        await this.runRetention();
-      }
+      // The file that held where this write began holds the committed position until this write is
+      // committed: retention keeps it (see runRetention).
+      if (failed.rotated.length > 0) await this.runRetention(path.basename(failed.rotated[0]));
       return { ino: this.ino, size: this.size };
     });
+  }
+
+  /**
+   * Where the next part of `chunk` from `offset` ends: after the last whole record that still fits in
+   * the active file; `offset` when none fits and the file holds something (rotate first); after the
+   * first record when that record alone is larger than a file may be (it goes alone into an empty one).
+   */
+  private nextPartEnd(chunk: Buffer, offset: number): number {
+    const room = this.maxFileBytes - this.size;
+    if (chunk.length - offset <= room) return chunk.length;
+    const end = room > 0 ? chunk.lastIndexOf(NEWLINE, offset + room - 1) + 1 : 0;
+    if (end > offset) return end;
+    return this.size > 0 ? offset : chunk.indexOf(NEWLINE, offset) + 1 || chunk.length;
+  }
+
+  /** Writes whole records to the active file and checks that they all landed. */
+  private async writePart(part: Buffer): Promise<void> {
+    const stream = this.stream!;
+    const before: SinkPosition = { ino: this.ino, size: this.size };
+    await new Promise<void>((resolve, reject) => stream.write(part, (err) => (err ? reject(err) : resolve())));
+    await this.checkWritten(this.key, before, part.length);
+    this.size = before.size + part.length;
+  }
+
+  /** Rotates the active file now (rfs renames it and opens a new one), noting where it went in `failed`. */
+  private async rotateNow(failed: FailedWrite): Promise<void> {
+    this.rotatedFile = undefined;
+    try {
+      // rfs 3.2's own rotation, as its size option would call it: renamed by the generator, 'rotated'
+      // and 'open' emitted. Called between writes, when rfs has nothing in flight.
+      await (this.stream as unknown as { rotate(): Promise<void> }).rotate();
+    } finally {
+      // Renamed, even if opening the new file then failed: the undo must rename it back.
+      if (this.rotatedFile !== undefined) failed.rotated.push(this.rotatedFile);
+    }
+    if (this.rotatedFile === undefined) throw new SinkError(`rotating ${this.key} did not rename it`);
   }
 
   close(): Promise<void> {
@@ -213,7 +260,7 @@ export class FileSink implements Sink {
       try {
         if (stream === undefined || stream.destroyed) {
           // A failed write whose partial batch could not be cut yet: last chance before the process ends.
-          if (this.pendingCut !== undefined) await this.retryPendingCut();
+          if (this.pendingUndo !== undefined) await this.retryPendingUndo();
           return;
         }
         await new Promise<void>((resolve, reject) =>
@@ -253,7 +300,7 @@ export class FileSink implements Sink {
 
   /** Starts a stream on the active file and waits until rfs has opened it (rotating it first if it is full). */
   private async startStream(): Promise<void> {
-    if (this.pendingCut !== undefined) await this.retryPendingCut();
+    if (this.pendingUndo !== undefined) await this.retryPendingUndo();
     try {
       // Removed by hand (or by a clean-up job) while the sidecar ran: made again, and writing goes on.
       await fsp.mkdir(this.dir, { recursive: true });
@@ -343,12 +390,11 @@ export class FileSink implements Sink {
   }
 
   /**
-   * After a failed write: drop the stream (rfs cannot recover from an error), cut the file that was
-   * written back to where it was before this write, and say what was attempted. The next write starts
-   * a new stream. If the cut fails too, it is retried before anything else is written, so new records
-   * never follow a partial batch.
+   * After a failed write: drop the stream (rfs cannot recover from an error), undo the write, and say
+   * what was attempted. The next write starts a new stream. If the undo fails too, it is retried
+   * before anything else is written, so new records never follow a partial batch.
    */
-  private async failWrite(before: SinkPosition, cause: Error): Promise<Error> {
+  private async failWrite(failed: FailedWrite, cause: Error): Promise<Error> {
     const stream = this.stream;
     this.stream = undefined;
     if (stream !== undefined) {
@@ -359,25 +405,51 @@ export class FileSink implements Sink {
     }
     let message = `can't write audit file ${this.key}: ${cause.message}`;
     try {
-      await this.cutBack(before);
+      await this.undoWrite(failed);
     } catch (err) {
-      this.pendingCut = before;
-      message += `; and can't cut it back to ${before.size} bytes yet (retried before the next write): ${(err as Error).message}`;
+      this.pendingUndo = failed;
+      message += `; and can't cut it back to ${failed.before.size} bytes yet (retried before the next write): ${(err as Error).message}`;
     }
     return new SinkError(message, { cause });
   }
 
-  private async retryPendingCut(): Promise<void> {
-    const pos = this.pendingCut!;
+  /**
+   * Puts the files back as they were before a failed write: the file it began in cut back to where it
+   * began; when the write had rotated, the files it created removed and the first one renamed back to
+   * the active name, so that a failed write leaves no rotation behind (and no torn or empty rotated
+   * file). A crash in the middle leaves a rotated file holding only records from before the write,
+   * which recovery handles as any rotated file.
+   */
+  private async undoWrite(failed: FailedWrite): Promise<void> {
+    const { before, rotated } = failed;
+    if (rotated.length > 0) {
+      for (const file of [this.key, ...rotated.slice(1)]) {
+        const st = await statFile(file);
+        if (st !== undefined && st.ino !== before.ino) await fsp.unlink(file);
+      }
+      const first = await statFile(rotated[0]);
+      if (first?.ino === before.ino) {
+        if (first.size > before.size) await this.truncate(rotated[0], before.size);
+        await fsp.rename(rotated[0], this.key);
+        this.dirSyncDue = true;
+      }
+      failed.rotated = [];
+      return;
+    }
+    await this.cutBack(before);
+  }
+
+  private async retryPendingUndo(): Promise<void> {
+    const failed = this.pendingUndo!;
     try {
-      await this.cutBack(pos);
+      await this.undoWrite(failed);
     } catch (err) {
       throw new SinkError(
-        `can't cut audit file ${this.key} back to ${pos.size} bytes after a failed write: ${(err as Error).message}`,
+        `can't cut audit file ${this.key} back to ${failed.before.size} bytes after a failed write: ${(err as Error).message}`,
         { cause: err },
       );
     }
-    this.pendingCut = undefined;
+    this.pendingUndo = undefined;
   }
 
   /** Cuts the file with inode `pos.ino` (active or rotated: a failed write may have rotated it) to `pos.size`. */
@@ -511,12 +583,16 @@ export class FileSink implements Sink {
 
   // ---- retention ----
 
-  /** With rotation off nothing is deleted: an operator who turned rotation off keeps every file. */
-  private async runRetention(): Promise<void> {
+  /**
+   * With rotation off nothing is deleted: an operator who turned rotation off keeps every file. `keep`
+   * (a rotated file's name) is kept whatever the limits say: it holds the committed position while a
+   * write that rotated it more than once is not committed yet; the next retention deletes it.
+   */
+  private async runRetention(keep?: string): Promise<void> {
     if (!this.rotation.enabled) return;
     let deleted: readonly string[];
     try {
-      deleted = await applyRetention(this.dir, this.base, this.rotation, this.clock());
+      deleted = await applyRetention(this.dir, this.base, this.rotation, this.clock(), keep);
     } catch (err) {
       if (err instanceof RetentionError && err.deleted.length > 0) {
         this.onEvent({ type: 'retention-deleted', file: this.key, deleted: err.deleted });

@@ -30,6 +30,19 @@ export async function listRotatedFiles(dir: string, activeBase: string): Promise
   return files.sort((a, b) => a.time.getTime() - b.time.getTime());
 }
 
+/** The files of `files` that are not empty (a file gone meanwhile is left out). */
+async function withRecords(dir: string, files: RotatedFile[]): Promise<RotatedFile[]> {
+  const out: RotatedFile[] = [];
+  for (const f of files) {
+    try {
+      if ((await fs.stat(path.join(dir, f.name))).size > 0) out.push(f);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return out;
+}
+
 /** Thrown when some deletions failed; `deleted` still lists those that succeeded. */
 export class RetentionError extends Error {
   constructor(
@@ -51,10 +64,13 @@ export async function applyRetention(
   activeBase: string,
   limits: Pick<RotationConfig, 'maxRetainedFiles' | 'maxAgeDays'>,
   now: Date,
+  keep?: string,
 ): Promise<string[]> {
   let files: RotatedFile[];
   try {
-    files = await listRotatedFiles(dir, activeBase);
+    // An empty rotated file holds no record: counting it would push one that does out early. None is
+    // made any more (a failed write never rotates), but files from before may be there.
+    files = await withRecords(dir, await listRotatedFiles(dir, activeBase));
   } catch (err) {
     throw new Error(`can't list audit folder ${dir} for retention: ${(err as Error).message}`, { cause: err });
   }
@@ -66,6 +82,7 @@ export async function applyRetention(
     const cutoffMs = now.getTime() - limits.maxAgeDays * MS_PER_DAY;
     for (const f of files) if (f.time.getTime() < cutoffMs) doomed.add(f.name);
   }
+  if (keep !== undefined) doomed.delete(keep);
   const deleted: string[] = [];
   const failures: Array<{ file: string; error: Error }> = [];
   for (const f of files) {

@@ -108,18 +108,18 @@ describe('FileSink', () => {
       expect(fs.readFileSync(active, 'utf8')).to.equal(line(0) + line(1));
     });
 
-    it('rotates once a write makes the file reach maxSizeBytes, to a lumberjack name in UTC', async () => {
+    it('rotates before a write that would pass maxSizeBytes, as lumberjack, to a lumberjack name in UTC', async () => {
       const s = sink({ maxSizeBytes: 100 });
       const first = await s.open();
       for (let i = 0; i < 3; i++) expect((await s.write(lines(i, 1))).size).to.equal(30 * (i + 1));
       expect(rotatedFiles()).to.deep.equal([]);
-      const pos = await s.write(lines(3, 1)); // 120 bytes >= 100: rotates after this write
+      const pos = await s.write(lines(3, 1)); // 90 + 30 > 100: rotates, then writes
       const rotated = path.join(dir, 'audit-2021-06-07T09-15-18.265.log');
       expect(rotatedFiles()).to.deep.equal([path.basename(rotated)]);
-      expect(fs.statSync(rotated)).to.include({ ino: first.ino, size: 120 });
-      expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: 0 });
+      expect(fs.statSync(rotated)).to.include({ ino: first.ino, size: 90 });
+      expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: 30 });
       expect(pos.ino).to.not.equal(first.ino);
-      expect(fs.statSync(active).size).to.equal(0);
+      expect(fs.readFileSync(active, 'utf8')).to.equal(line(3));
       expect(events).to.deep.include({ type: 'rotated', file: active, rotatedFile: rotated });
       // rfs's history file is not used: retention is a directory scan.
       expect(fs.readdirSync(dir).sort()).to.deep.equal([path.basename(rotated), 'audit.log']);
@@ -134,28 +134,50 @@ describe('FileSink', () => {
       expect(rotatedFiles()).to.have.length(1);
     });
 
-    it('lets a file pass maxSizeBytes by at most the one write (batch) that reached it', async () => {
+    it('never lets a file pass maxSizeBytes: a batch is split at a record boundary across files', async () => {
       const maxSizeBytes = 200;
       const s = sink({ maxSizeBytes });
-      let pos = await s.open();
-      const lastWrite = new Map<number, number>(); // inode -> bytes of its last write
+      await s.open();
       let n = 0;
       for (let i = 0; i < 40; i++) {
-        const count = (i % 5) + 1; // batches of 30..150 bytes
-        const before = pos;
-        pos = await s.write(lines(n, count));
+        const count = (i % 9) + 1; // batches of 30..270 bytes: some larger than a file
+        await s.write(lines(n, count));
         n += count;
-        lastWrite.set(before.ino, count * 30);
         clock.advance(1000);
       }
       const files = rotatedFiles();
-      expect(files.length).to.be.greaterThan(5);
+      expect(files.length).to.be.greaterThan(10);
       for (const name of files) {
-        const st = fs.statSync(path.join(dir, name));
-        expect(st.size, name).to.be.at.least(maxSizeBytes);
-        expect(st.size - lastWrite.get(st.ino)!, name).to.be.below(maxSizeBytes);
+        // Rotated only when the next 30-byte record would not fit.
+        expect(fs.statSync(path.join(dir, name)).size, name).to.be.within(maxSizeBytes - 29, maxSizeBytes);
       }
+      expect(fs.statSync(active).size).to.be.at.most(maxSizeBytes);
       expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, n));
+    });
+
+    it('keeps the file a write began in until that write is committed, even past maxRetainedFiles', async () => {
+      const s = sink({ maxSizeBytes: 100, maxRetainedFiles: 1 });
+      await s.open();
+      const committed = await s.write(lines(0, 2)); // 60 in the first file
+      clock.advance(1000);
+      await s.write(lines(2, 7)); // 1 more there, rotated; 3 in the next, rotated; 3 in the active file
+      const names = rotatedFiles();
+      expect(names).to.have.length(2); // the newest, and the one that holds the committed position
+      expect(fs.statSync(path.join(dir, names[0])).ino).to.equal(committed.ino);
+      clock.advance(1000);
+      await s.write(lines(9, 4)); // committed by now: the writer commits before it writes after a rotation
+      expect(rotatedFiles()).to.not.include(names[0]);
+      expect(allRecords().map((r) => r.n)[0]).to.be.above(2);
+    });
+
+    it('writes a record larger than maxSizeBytes alone into a file of its own', async () => {
+      const s = sink({ maxSizeBytes: 50 });
+      await s.open();
+      await s.write(lines(0, 1)); // 30
+      await s.write(Buffer.concat([lines(1, 1, 80), lines(2, 1)])); // 80 alone, then 30
+      expect(rotatedFiles().map((f) => fs.statSync(path.join(dir, f)).size)).to.deep.equal([30, 80]);
+      expect(fs.statSync(active).size).to.equal(30);
+      expect(allRecords().map((r) => r.n)).to.deep.equal([0, 1, 2]);
     });
 
     it('never splits a line across two files', async () => {
@@ -186,14 +208,14 @@ describe('FileSink', () => {
     });
 
     it('does not overwrite a file when 5 rotations happen in the same millisecond', async () => {
-      const s = sink({ maxSizeBytes: 10 }); // every write rotates; the clock never moves
+      const s = sink({ maxSizeBytes: 10 }); // every write after the first rotates; the clock never moves
       await s.open();
-      for (let i = 0; i < 5; i++) await s.write(lines(i, 1));
+      for (let i = 0; i < 6; i++) await s.write(lines(i, 1));
       expect(rotatedFiles()).to.deep.equal([1, 2, 3, 4, 5].map((i) => rotatedName('audit.log', new Date(T0), i)));
       expect(rotatedFiles().map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))).to.deep.equal(
         ns(0, 5).map((i) => line(i)),
       );
-      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 5));
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 6));
     });
 
     it('keeps names in write order when retention frees a name in the same millisecond', async () => {
@@ -201,7 +223,7 @@ describe('FileSink', () => {
       await s.open();
       for (let i = 0; i < 6; i++) await s.write(lines(i, 1));
       // The two newest by name must be the two last writes, not a reused earlier name.
-      expect(rotatedFiles().map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))).to.deep.equal([line(4), line(5)]);
+      expect(rotatedFiles().map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))).to.deep.equal([line(3), line(4)]);
     });
 
     // Whether fsync ran is not observable without tracing syscalls; this checks the fsync path writes
@@ -209,8 +231,8 @@ describe('FileSink', () => {
     it('writes every batch whole across rotations with fsync on', async () => {
       const s = sink({ maxSizeBytes: 100 }, { fsync: true });
       await s.open();
-      for (let i = 0; i < 10; i++) await s.write(lines(i * 2, 2)); // every second write reaches 120 bytes
-      expect(rotatedFiles()).to.have.length(5);
+      for (let i = 0; i < 10; i++) await s.write(lines(i * 2, 2)); // a file holds 3 records: 90 bytes
+      expect(rotatedFiles()).to.have.length(6);
       expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 20));
     });
 
@@ -307,11 +329,12 @@ describe('FileSink', () => {
         await s.write(lines(i, 1));
         clock.advance(1000);
       }
+      // Each write after the first rotates the file before it: rotated at T0 + 1 s .. T0 + 5 s.
       const want = [3, 4, 5].map((i) => rotatedName('audit.log', new Date(T0 + i * 1000), 1));
       expect(rotatedFiles()).to.deep.equal(want);
-      expect(allRecords().map((r) => r.n)).to.deep.equal([3, 4, 5]);
+      expect(allRecords().map((r) => r.n)).to.deep.equal([2, 3, 4, 5]);
       const deleted = events.flatMap((e) => (e.type === 'retention-deleted' ? e.deleted : []));
-      expect(deleted).to.deep.equal([0, 1, 2].map((i) => rotatedName('audit.log', new Date(T0 + i * 1000), 1)));
+      expect(deleted).to.deep.equal([1, 2].map((i) => rotatedName('audit.log', new Date(T0 + i * 1000), 1)));
     });
 
     it('keeps the newest records after a restart whose clock is behind the previous run', async () => {
@@ -323,8 +346,9 @@ describe('FileSink', () => {
       clock.advance(-10 * 60 * 1000);
       const second = sink({ maxSizeBytes: 10, maxRetainedFiles: 1 });
       await second.open();
-      await second.write(lines(1, 1));
-      expect(allRecords().map((r) => r.n)).to.deep.equal([1]);
+      await second.write(lines(1, 1)); // rotates the first run's file
+      await second.write(lines(2, 1)); // rotates again: retention keeps the newest, by name
+      expect(allRecords().map((r) => r.n)).to.deep.equal([1, 2]);
     });
 
     it('applies a lowered maxRetainedFiles at open, before any rotation', async () => {
@@ -427,11 +451,15 @@ describe('FileSink', () => {
       expect((await sink().open()).size).to.equal(30);
     });
 
-    it('rotates at open an active file already at maxSizeBytes', async () => {
-      fs.writeFileSync(active, lines(0, 4));
-      const pos = await sink({ maxSizeBytes: 100 }).open();
+    it('rotates an active file already full at open before the first record that would pass the limit', async () => {
+      fs.writeFileSync(active, lines(0, 3));
+      const s = sink({ maxSizeBytes: 100 });
+      const pos = await s.open();
+      expect(rotatedFiles()).to.deep.equal([]);
+      expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: 90 });
+      await s.write(lines(3, 1));
       expect(rotatedFiles()).to.deep.equal([rotatedName('audit.log', new Date(T0), 1)]);
-      expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: 0 });
+      expect(fs.readFileSync(active, 'utf8')).to.equal(line(3));
     });
 
     it('cuts data written after the committed position in the same file', async () => {
@@ -455,13 +483,13 @@ describe('FileSink', () => {
     it('cuts the committed file after it was rotated, deletes newer rotated files and empties the active file', async () => {
       const s1 = sink({ maxSizeBytes: 100 });
       await s1.open();
-      await s1.write(lines(0, 2));
-      const committed = await s1.write(lines(2, 1)); // 90 bytes in the first file
-      await s1.write(lines(3, 1)); // 120: rotated to R1
+      await s1.write(lines(0, 1));
+      const committed = await s1.write(lines(1, 1)); // 60 bytes in the first file
+      await s1.write(lines(2, 1)); // 90, in the first file: never committed
       clock.advance(1000);
-      await s1.write(lines(4, 4)); // 120 in the next file: rotated to R2
+      await s1.write(lines(3, 4)); // rotated to R1 first; 90 in the next file, rotated to R2; 30 more
       clock.advance(1000);
-      await s1.write(lines(8, 2)); // 60 in the active file
+      await s1.write(lines(7, 1)); // 60 in the active file
       await s1.close();
       const [r1, r2] = rotatedFiles().map((n) => path.join(dir, n));
       expect(fs.statSync(r1).ino).to.equal(committed.ino);
@@ -469,14 +497,14 @@ describe('FileSink', () => {
       const s2 = sink({ maxSizeBytes: 100 }, { fsync: true });
       const pos = await s2.open(committed);
       expect(events).to.deep.equal([
-        { type: 'recovery-cut', file: active, target: r1, reason: 'uncommitted', fromBytes: 120, toBytes: 90 },
-        { type: 'recovery-deleted', file: active, target: r2, bytes: 120 },
+        { type: 'recovery-cut', file: active, target: r1, reason: 'uncommitted', fromBytes: 90, toBytes: 60 },
+        { type: 'recovery-deleted', file: active, target: r2, bytes: 90 },
         { type: 'recovery-cut', file: active, target: active, reason: 'uncommitted', fromBytes: 60, toBytes: 0 },
       ]);
       expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: 0 });
       expect(rotatedFiles()).to.deep.equal([path.basename(r1)]);
-      await s2.write(lines(3, 1));
-      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 4));
+      await s2.write(lines(2, 1));
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 3));
       expect(fs.readdirSync(dir).filter((n) => n.endsWith('.txt'))).to.deep.equal([]);
     });
 
@@ -496,8 +524,8 @@ describe('FileSink', () => {
       const s1 = sink({ maxSizeBytes: 50 });
       await s1.open();
       const committed = await s1.write(lines(0, 1));
-      await s1.write(lines(1, 1)); // 60 bytes: rotated
-      await s1.write(lines(2, 2)); // rotated again (same millisecond)
+      await s1.write(lines(1, 1)); // 60 > 50: rotated first (R1 holds record 0)
+      await s1.write(lines(2, 2)); // rotated again (same millisecond): R2 holds record 1; one file each
       await s1.close();
       const [r1, r2] = rotatedFiles().map((n) => path.join(dir, n));
       fs.truncateSync(r1, 10); // lost in a crash without fsync
@@ -513,7 +541,7 @@ describe('FileSink', () => {
         },
         { type: 'recovery-cut', file: active, target: r1, reason: 'torn-line', fromBytes: 10, toBytes: 0 },
       ]);
-      expect(fs.readFileSync(r2, 'utf8')).to.equal(line(2) + line(3));
+      expect(fs.readFileSync(r2, 'utf8')).to.equal(line(1));
     });
 
     it('rejects a second open', async () => {
@@ -549,14 +577,29 @@ describe('FileSink', () => {
         out.efbigAgain = await attempt(a.write(lines(11, 1, 24)));
         out.sizeAtEnd = fs.statSync(dir + '/a/audit.log').size;
         await a.close();
-        // Rotation on: a failed batch is cut back, then the next one rotates and the sink goes on.
-        const b = new FileSink({ path: dir + '/b/audit.log', rotation: { enabled: true, maxRetainedFiles: 0, maxSizeBytes: 1000, maxAgeDays: 0 } });
+        // Rotation on, files allowed past the size limit: a failed write never rotates (rfs's own size
+        // rotation counted the failed bytes and rotated the torn file, leaving an empty rotated file).
+        const b = new FileSink({ path: dir + '/b/audit.log', rotation: { enabled: true, maxRetainedFiles: 0, maxSizeBytes: 2000, maxAgeDays: 0 } });
         await b.open();
         out.b1 = await attempt(b.write(lines(0, 9, 100)));
         out.b2 = await attempt(b.write(lines(9, 2, 100)));
         out.b3 = await attempt(b.write(lines(9, 2, 100)));
-        out.b4 = await attempt(b.write(lines(11, 8, 100)));
+        out.b4 = await attempt(b.write(lines(9, 1, 100)));
         await b.close();
+        // Rotation on at 1000 bytes: a batch across the limit is split and rotated at a record boundary,
+        // so no file ever reaches the process's size limit.
+        const c = new FileSink({ path: dir + '/c/audit.log', rotation: { enabled: true, maxRetainedFiles: 0, maxSizeBytes: 1000, maxAgeDays: 0 } });
+        await c.open();
+        out.c1 = await attempt(c.write(lines(0, 9, 100)));
+        out.c2 = await attempt(c.write(lines(9, 12, 100)));
+        await c.close();
+        // A write that rotated and then failed is undone: the new file removed, the old one renamed back.
+        const d = new FileSink({ path: dir + '/d/audit.log', rotation: { enabled: true, maxRetainedFiles: 0, maxSizeBytes: 2000, maxAgeDays: 0 } });
+        await d.open();
+        out.d1 = await attempt(d.write(lines(0, 5, 100)));
+        out.d2 = await attempt(d.write(lines(5, 1, 1600))); // does not fit after 500: rotates, then hits the limit
+        out.d3 = await attempt(d.write(lines(5, 1, 100)));
+        await d.close();
         process.stdout.write(JSON.stringify(out));
       })().catch((err) => { console.error(err); process.exit(1); });
     `;
@@ -592,19 +635,26 @@ describe('FileSink', () => {
 
       const dirB = path.join(dir, 'b');
       expect(out.b1.pos.size).to.equal(900);
-      // rfs counted 1100 bytes and rotated the torn file: the cut finds it by inode under its new name.
       expect(out.b2.err).to.match(/^can't write audit file .*b\/audit\.log: short write: 124 of 200 bytes/);
-      expect(out.b3.pos.size).to.equal(200); // the same batch again, in the new active file
-      expect(out.b3.pos.ino).to.not.equal(out.b1.pos.ino);
-      expect(out.b4.pos).to.deep.equal({ ino: fs.statSync(path.join(dirB, 'audit.log')).ino, size: 0 });
-      const namesB = fs.readdirSync(dirB).sort();
-      expect(namesB).to.have.length(3); // two rotated files and the (empty) active file
-      expect(namesB.map((n) => fs.statSync(path.join(dirB, n)).size)).to.deep.equal([900, 1000, 0]);
-      const recordsB = namesB
-        .filter((n) => n !== 'audit.log')
-        .flatMap((n) => fs.readFileSync(path.join(dirB, n), 'utf8').trimEnd().split('\n'))
+      expect(out.b3.err).to.match(/short write: 124 of 200 bytes/);
+      expect(out.b4.pos).to.deep.equal({ ino: out.b1.pos.ino, size: 1000 }); // right after, in the same file
+      expect(fs.readdirSync(dirB)).to.deep.equal(['audit.log']); // never rotated, no empty rotated file
+      expect(fs.readFileSync(path.join(dirB, 'audit.log'), 'utf8').trimEnd().split('\n')).to.have.length(10);
+
+      const dirC = path.join(dir, 'c');
+      expect(out.c2.pos.size).to.equal(100);
+      const namesC = fs.readdirSync(dirC).sort();
+      expect(namesC.map((n) => fs.statSync(path.join(dirC, n)).size)).to.deep.equal([1000, 1000, 100]);
+      const recordsC = namesC
+        .flatMap((n) => fs.readFileSync(path.join(dirC, n), 'utf8').trimEnd().split('\n'))
         .map((l) => JSON.parse(l).n);
-      expect(recordsB).to.deep.equal(ns(0, 19));
+      expect(recordsC).to.deep.equal(ns(0, 21));
+
+      const dirD = path.join(dir, 'd');
+      expect(out.d2.err).to.match(/short write: 1024 of 1600 bytes/);
+      expect(out.d3.pos).to.deep.equal({ ino: out.d1.pos.ino, size: 600 });
+      expect(fs.readdirSync(dirD)).to.deep.equal(['audit.log']);
+      expect(fs.readFileSync(path.join(dirD, 'audit.log'), 'utf8').trimEnd().split('\n')).to.have.length(6);
     });
   });
 });
