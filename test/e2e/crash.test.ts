@@ -160,4 +160,73 @@ describe('exactly once across SIGKILL (real process)', function () {
     expect(fs.readdirSync(`${dir}/audit`).filter((f) => f.startsWith('audit-')).length).to.be.greaterThan(10);
     expectExactlyOnce(dir, 30_000, SKIP);
   });
+
+  it('loses, duplicates and overwrites nothing when killed at rotations, with retention deleting files', async () => {
+    // A kill the moment a rotated file appears lands in the rotation, the retention after it, or the
+    // commit of the group that rotated. Retention keeps 4 rotated files of ~20 KB.
+    const n = 12_000;
+    const dir = tempDir('meshaudit-rotation-');
+    const port = await freePort();
+    fs.writeFileSync(path.join(dir, 'rules.yaml'), 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n');
+    const cfg = writeSidecarConfig(dir, {
+      zone: 'crash',
+      address: `127.0.0.1:${port}`,
+      backends: [{ folder: 'audit', rotation: { maxSizeMb: 0.02, maxRetainedFiles: 4, maxAgeDays: 0 } }],
+    });
+    const args = ['--config', cfg, '--rules', path.join(dir, 'rules.yaml')];
+    fs.mkdirSync(path.join(dir, 'audit'), { recursive: true });
+    let sidecar = spawnSidecar(args);
+    await sidecar.ready;
+    let killed = 0;
+    let armed = true;
+    let restarting: Promise<void> | null = null;
+    const watcher = fs.watch(path.join(dir, 'audit'), (_event, name) => {
+      if (!armed || killed >= 8 || !String(name).startsWith('audit-')) return;
+      armed = false;
+      sidecar.proc.kill('SIGKILL');
+      restarting = (async () => {
+        await sidecar.exited;
+        killed++;
+        sidecar = spawnSidecar(args);
+        await sidecar.ready;
+      })().finally(() => (restarting = null));
+    });
+    let acksSinceRestart = 0;
+    try {
+      await sendAll(`127.0.0.1:${port}`, { zone: 'crash', instance: 'cp-0' }, events(n, SKIP), {
+        batchSize: 100,
+        window: 8,
+        deadlineMs: 90_000,
+        onAck: () => {
+          // Armed again once the restarted sidecar has acknowledged a few batches.
+          if (!armed && restarting === null && ++acksSinceRestart >= 10) {
+            acksSinceRestart = 0;
+            armed = true;
+          }
+        },
+      });
+    } finally {
+      watcher.close();
+    }
+    if (restarting) await restarting;
+    sidecar.proc.kill('SIGTERM');
+    expect(await sidecar.exited).to.equal(0);
+    expect(killed).to.be.at.least(4);
+    const rotated = fs.readdirSync(path.join(dir, 'audit')).filter((f) => f.startsWith('audit-'));
+    // Retention kept its 4 (and the file a rotating write began in, until the next write).
+    expect(rotated.length, rotated.join(' ')).to.be.within(4, 5);
+    for (const f of rotated) {
+      const size = fs.statSync(path.join(dir, 'audit', f)).size;
+      expect(size, f).to.be.within(1, 0.02 * 1024 * 1024);
+    }
+    // What the kept files and the active file hold is every event from the first kept one to the
+    // last, once each, in order: nothing lost or duplicated, no rotated file overwritten, none that
+    // retention should have kept deleted.
+    const seqs = readRecords(path.join(dir, 'audit', 'audit.log')).map((l) =>
+      Number(/route-(\d+)/.exec(JSON.parse(l).resource.name)![1]),
+    );
+    const want: number[] = [];
+    for (let i = seqs[0]; i <= n; i++) if (i % SKIP !== 0) want.push(i);
+    expect(seqs).to.deep.equal(want);
+  });
 });

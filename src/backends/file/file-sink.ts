@@ -170,6 +170,7 @@ export class FileSink implements Sink {
         );
       }
       await this.recover(committed);
+      await this.removeEmptyRotated(committed);
       // Names must sort in rotation order across restarts too: with a clock that went back since the
       // last run, a new rotation would otherwise sort before older files and retention would delete it.
       const existing = await listRotatedFiles(this.dir, this.base);
@@ -525,6 +526,22 @@ export class FileSink implements Sink {
     }
     const active = await statFile(this.key);
     if (active !== undefined) await this.cut(this.key, active.size, 0, 'uncommitted');
+  }
+
+  /**
+   * Deletes empty files under rotated names: rfs creates the new name (and removes it) before it
+   * renames the active file there, so a kill in between leaves an empty one. It holds no record; the
+   * committed file is kept even if empty (a recovery cut it to a committed size of 0).
+   */
+  private async removeEmptyRotated(committed: SinkPosition | undefined): Promise<void> {
+    for (const f of await listRotatedFiles(this.dir, this.base)) {
+      const file = path.join(this.dir, f.name);
+      const st = await statFile(file);
+      if (st === undefined || st.size > 0 || st.ino === committed?.ino) continue;
+      await fsp.unlink(file);
+      this.dirSyncDue = true;
+      this.onEvent({ type: 'recovery-deleted', file: this.key, target: file, bytes: 0 });
+    }
   }
 
   /** Cuts a torn last line (a crash in the middle of a write): keeps up to the last "\n". */

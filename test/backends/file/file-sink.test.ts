@@ -544,6 +544,15 @@ describe('FileSink', () => {
       expect(fs.readFileSync(r2, 'utf8')).to.equal(line(1));
     });
 
+    it('deletes the empty file a kill in the middle of a rotation leaves under a rotated name', async () => {
+      const leftover = path.join(dir, rotatedName('audit.log', new Date(T0 - 1000), 1));
+      fs.writeFileSync(leftover, '');
+      fs.writeFileSync(active, line(0));
+      await sink({ maxSizeBytes: 100 }).open({ ino: fs.statSync(active).ino, size: 30 });
+      expect(fs.existsSync(leftover)).to.equal(false);
+      expect(events).to.deep.equal([{ type: 'recovery-deleted', file: active, target: leftover, bytes: 0 }]);
+    });
+
     it('rejects a second open', async () => {
       const s = sink();
       await s.open();
