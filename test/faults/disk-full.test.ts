@@ -2,7 +2,9 @@
 // tmpfs in its own mount namespace. A control plane streams more than fits. Nothing unwritten may be
 // acknowledged; health says NOT_SERVING while nothing can be written (it said SERVING throughout);
 // once the tmpfs grows, every event is in the files exactly once, with no partial line, and health
-// says SERVING again.
+// says SERVING again. The same runs again with ENOSPC injected at the file-system boundary
+// (test/support/fs-faults.ts): the only way where a tmpfs cannot be mounted (not root), and kept
+// running where it can, so that it never rots.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -12,6 +14,7 @@ import { protoPath } from 'grpc-health-check';
 import { clients, openStream, resourceEvent, tempDir, waitFor } from '../support/helpers';
 import { spawnSidecar, writeSidecarConfig } from '../support/process';
 import { canMountTmpfs, filesSeenBy, onTmpfs, resizeTmpfs } from '../support/tmpfs';
+import { SIDECAR_NODE_FLAGS } from '../../src/cli/node-flags';
 
 const RULES = 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n';
 const healthDefinition = protoLoader.loadSync(protoPath, { enums: String });
@@ -21,106 +24,145 @@ function healthClient(port: number): grpc.Client & { Check: (...args: unknown[])
   return new def.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
 }
 
-describe('faults: a full disk, on a real tmpfs', function () {
-  this.timeout(60_000);
+/** A directory that fills up: a small tmpfs, or one whose writes fail while a fault file exists. */
+interface FullDisk {
+  spawnOptions: Parameters<typeof spawnSidecar>[1];
+  /** Called with each ack: an injected disk fills up after 500 events. */
+  onAck(acked: number): void;
+  grow(): void;
+  files(dir: string): Map<string, Buffer>;
+}
 
-  before(function () {
-    if (!canMountTmpfs()) {
-      console.log('    (skipped: mounting a tmpfs in a private mount namespace needs root with unshare and nsenter)');
-      this.skip();
-    }
-  });
+function fullDisk(real: boolean, dir: string, mount: { dir: string; kb: number }, pid: () => number): FullDisk {
+  if (real) {
+    return {
+      spawnOptions: { cwd: dir, wrap: onTmpfs([mount]) },
+      onAck: () => {},
+      grow: () => resizeTmpfs(pid(), mount.dir, 8192),
+      files: (of) => filesSeenBy(pid(), of),
+    };
+  }
+  const faultFile = path.join(dir, 'disk-full');
+  return {
+    spawnOptions: {
+      cwd: dir,
+      env: { FAULT_FILE: faultFile, FAULT_DIR: mount.dir },
+      nodeFlags: [...SIDECAR_NODE_FLAGS, '--require', path.resolve(__dirname, '../support/fs-faults.js')],
+    },
+    onAck: (acked) => {
+      if (acked >= 500 && !fs.existsSync(`${faultFile}.done`)) {
+        fs.writeFileSync(faultFile, '');
+        fs.writeFileSync(`${faultFile}.done`, '');
+      }
+    },
+    grow: () => fs.rmSync(faultFile),
+    files: (of) => new Map(fs.readdirSync(of).map((name) => [name, fs.readFileSync(path.join(of, name))])),
+  };
+}
 
-  // 'rotating': small audit files (10 KiB), all kept. A short write used to rotate the torn file,
-  // which the cut-back then emptied: an empty rotated file per retry, which retention counted,
-  // deleting files that held acknowledged records. Now no rotated file is empty or past the limit.
-  for (const full of ['audit', 'data', 'rotating'] as const) {
-    it(`acknowledges nothing unwritten while the ${full} directory is full, says so in health, and loses nothing once it grows`, async () => {
-      const dir = tempDir();
-      const rules = path.join(dir, 'rules.yaml');
-      fs.writeFileSync(rules, RULES);
-      const auditDir = path.join(dir, 'audit');
-      // The audit files fill 96 KiB in ~500 records; the checkpoint (a line per commit, after the
-      // lock and the AccessAudit store, a 4 KiB page each) fills 12 KiB in about 40 commits.
-      const mount = full === 'data' ? { dir: path.join(dir, 'data'), kb: 12 } : { dir: auditDir, kb: 96 };
-      const maxSizeMb = 0.01;
-      const rotation = full === 'rotating' ? { maxSizeMb } : undefined;
-      const config = writeSidecarConfig(dir, { zone: 'zone-1', backends: [{ folder: 'audit', rotation }] });
-      const sidecar = spawnSidecar(['--config', config, '--rules', rules], {
-        cwd: dir,
-        wrap: onTmpfs([mount]),
-      });
-      const port = await sidecar.ready;
-      const pid = sidecar.proc.pid!;
-      const c = clients(port);
-      const health = healthClient(port);
-      const status = (): Promise<string> =>
-        new Promise((resolve, reject) =>
-          health.Check({ service: 'meshaudit.v1.AuditService' }, (e: Error | null, r: { status: string }) =>
-            e ? reject(e) : resolve(r.status),
-          ),
-        );
-      try {
-        expect(await status()).to.equal('SERVING');
-        const s = openStream(c.audit);
-        s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-0' } });
-        await s.next();
-        // One batch of 10 at a time, the next once the last is acknowledged: one commit each.
-        const total = 4000;
-        let acked = 0;
-        let sent = 0;
-        const sendNext = (): void => {
-          if (sent === total) return;
-          const first = sent + 1;
-          s.call.write({ firstSeq: first, events: Array.from({ length: 10 }, (_, i) => resourceEvent(first + i)) });
-          sent += 10;
-        };
-        s.call.on('data', (ack: { ackedSeq: number }) => {
-          acked = ack.ackedSeq;
-          if (acked === sent) sendNext();
-        });
-        sendNext();
-        let serving = 'SERVING';
-        const deadline = Date.now() + 15_000;
-        while (serving === 'SERVING' && Date.now() < deadline) serving = await status();
-        expect(serving, `health while ${full} is full (acked ${acked}):\n${sidecar.stderr()}`).to.equal('NOT_SERVING');
-        expect(sidecar.stderr()).to.include('cannot write: health is NOT_SERVING until it can');
-        // Every acknowledged event is in the files: nothing unwritten was acknowledged.
-        const before = acked;
-        expect(before).to.be.below(total);
-        const seen = (): number[] => {
-          const seqs: number[] = [];
-          for (const [name, bytes] of filesSeenBy(pid, auditDir)) {
-            const text = bytes.toString('utf8');
-            expect(text === '' || text.endsWith('\n'), `${name} ends with a partial line`).to.equal(true);
-            if (name !== 'audit.log') {
-              expect(bytes.length, `${name}: a rotated file holds records`).to.be.above(0);
-              if (rotation) expect(bytes.length, `${name} within maxSizeMb`).to.be.at.most(maxSizeMb * 1024 * 1024);
-            }
-            for (const m of text.matchAll(/"name":"route-(\d+)"/g)) seqs.push(Number(m[1]));
-          }
-          return seqs;
-        };
-        const writtenWhileFull = new Set(seen());
-        for (let seq = 1; seq <= before; seq++) expect(writtenWhileFull.has(seq), `acked ${seq}`).to.equal(true);
+for (const real of [true, false])
+  describe(`faults: a full disk (${real ? 'a real tmpfs' : 'ENOSPC injected'})`, function () {
+    this.timeout(60_000);
 
-        resizeTmpfs(pid, mount.dir, 8192);
-        await waitFor(() => acked === total, 'every event acknowledged once there is room', 20_000);
-        await waitFor(() => sidecar.stderr().includes('writing again: health is SERVING'), 'the recovery log');
-        expect(await status()).to.equal('SERVING');
-        s.call.end();
-        const seqs = seen().sort((a, b) => a - b);
-        expect(seqs.length, 'records').to.equal(total);
-        expect(
-          seqs.every((seq, i) => seq === i + 1),
-          'each event exactly once',
-        ).to.equal(true);
-      } finally {
-        health.close();
-        c.close();
-        sidecar.proc.kill('SIGTERM');
-        await sidecar.exited;
+    before(function () {
+      if (real && !canMountTmpfs()) {
+        console.log('    (skipped: a tmpfs needs root with unshare and nsenter; the injected run below covers it)');
+        this.skip();
       }
     });
-  }
-});
+
+    // 'rotating': small audit files (10 KiB), all kept. A short write used to rotate the torn file,
+    // which the cut-back then emptied: an empty rotated file per retry, which retention counted,
+    // deleting files that held acknowledged records. Now no rotated file is empty or past the limit.
+    for (const full of ['audit', 'data', 'rotating'] as const) {
+      it(`acknowledges nothing unwritten while the ${full} directory is full, says so in health, and loses nothing once it grows`, async () => {
+        const dir = tempDir();
+        const rules = path.join(dir, 'rules.yaml');
+        fs.writeFileSync(rules, RULES);
+        const auditDir = path.join(dir, 'audit');
+        // The audit files fill 96 KiB in ~500 records; the checkpoint (a line per commit, after the
+        // lock and the AccessAudit store, a 4 KiB page each) fills 12 KiB in about 40 commits.
+        const mount = full === 'data' ? { dir: path.join(dir, 'data'), kb: 12 } : { dir: auditDir, kb: 96 };
+        const maxSizeMb = 0.01;
+        const rotation = full === 'rotating' ? { maxSizeMb } : undefined;
+        const config = writeSidecarConfig(dir, { zone: 'zone-1', backends: [{ folder: 'audit', rotation }] });
+        let pid = 0;
+        const disk = fullDisk(real, dir, mount, () => pid);
+        const sidecar = spawnSidecar(['--config', config, '--rules', rules], disk.spawnOptions);
+        const port = await sidecar.ready;
+        pid = sidecar.proc.pid!;
+        const c = clients(port);
+        const health = healthClient(port);
+        const status = (): Promise<string> =>
+          new Promise((resolve, reject) =>
+            health.Check({ service: 'meshaudit.v1.AuditService' }, (e: Error | null, r: { status: string }) =>
+              e ? reject(e) : resolve(r.status),
+            ),
+          );
+        try {
+          expect(await status()).to.equal('SERVING');
+          const s = openStream(c.audit);
+          s.call.write({ identifier: { zone: 'zone-1', instance: 'cp-0' } });
+          await s.next();
+          // One batch of 10 at a time, the next once the last is acknowledged: one commit each.
+          const total = 4000;
+          let acked = 0;
+          let sent = 0;
+          const sendNext = (): void => {
+            if (sent === total) return;
+            const first = sent + 1;
+            s.call.write({ firstSeq: first, events: Array.from({ length: 10 }, (_, i) => resourceEvent(first + i)) });
+            sent += 10;
+          };
+          s.call.on('data', (ack: { ackedSeq: number }) => {
+            acked = ack.ackedSeq;
+            disk.onAck(acked);
+            if (acked === sent) sendNext();
+          });
+          sendNext();
+          let serving = 'SERVING';
+          const deadline = Date.now() + 15_000;
+          while (serving === 'SERVING' && Date.now() < deadline) serving = await status();
+          expect(serving, `health while ${full} is full (acked ${acked}):\n${sidecar.stderr()}`).to.equal(
+            'NOT_SERVING',
+          );
+          expect(sidecar.stderr()).to.include('cannot write: health is NOT_SERVING until it can');
+          // Every acknowledged event is in the files: nothing unwritten was acknowledged.
+          const before = acked;
+          expect(before).to.be.below(total);
+          const seen = (): number[] => {
+            const seqs: number[] = [];
+            for (const [name, bytes] of disk.files(auditDir)) {
+              const text = bytes.toString('utf8');
+              expect(text === '' || text.endsWith('\n'), `${name} ends with a partial line`).to.equal(true);
+              if (name !== 'audit.log') {
+                expect(bytes.length, `${name}: a rotated file holds records`).to.be.above(0);
+                if (rotation) expect(bytes.length, `${name} within maxSizeMb`).to.be.at.most(maxSizeMb * 1024 * 1024);
+              }
+              for (const m of text.matchAll(/"name":"route-(\d+)"/g)) seqs.push(Number(m[1]));
+            }
+            return seqs;
+          };
+          const writtenWhileFull = new Set(seen());
+          for (let seq = 1; seq <= before; seq++) expect(writtenWhileFull.has(seq), `acked ${seq}`).to.equal(true);
+
+          disk.grow();
+          await waitFor(() => acked === total, 'every event acknowledged once there is room', 20_000);
+          await waitFor(() => sidecar.stderr().includes('writing again: health is SERVING'), 'the recovery log');
+          expect(await status()).to.equal('SERVING');
+          s.call.end();
+          const seqs = seen().sort((a, b) => a - b);
+          expect(seqs.length, 'records').to.equal(total);
+          expect(
+            seqs.every((seq, i) => seq === i + 1),
+            'each event exactly once',
+          ).to.equal(true);
+        } finally {
+          health.close();
+          c.close();
+          sidecar.proc.kill('SIGTERM');
+          await sidecar.exited;
+        }
+      });
+    }
+  });

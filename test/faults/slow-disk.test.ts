@@ -1,5 +1,5 @@
 // A slow disk: every audit write takes 200 ms (injected at the file-system boundary of the real
-// process, test/support/slow-fs.ts). A control plane offers a million events as fast as HTTP/2 lets
+// process, test/support/fs-faults.ts). A control plane offers a million events as fast as HTTP/2 lets
 // it, without waiting for acks: the sidecar stops reading, flow control stops the client, and memory
 // stays under the bound docs/durability.md states (16 MiB of queued records, a batch more per stream,
 // the groups in the writer, on top of the ~60-100 MB the process needs anyway).
@@ -29,7 +29,7 @@ describe('faults: a slow disk', function () {
     const sidecar = spawnSidecar(['--config', writeSidecarConfig(dir, { zone: 'zone-1' }), '--rules', rules], {
       cwd: dir,
       env: { SLOW_WRITE_MS: '200' },
-      nodeFlags: [...SIDECAR_NODE_FLAGS, '--require', path.resolve(__dirname, '../support/slow-fs.js')],
+      nodeFlags: [...SIDECAR_NODE_FLAGS, '--require', path.resolve(__dirname, '../support/fs-faults.js')],
     });
     const c = clients(await sidecar.ready);
     const pid = sidecar.proc.pid!;
