@@ -79,7 +79,8 @@ describe('faults: the data directory removed under a running sidecar', function 
       fs.rmSync(data, { recursive: true });
       for (let i = 0; i < 5; i++) expect(await cp.batch()).to.equal(true);
       expect(cp.acked()).to.equal(100);
-      expect(sidecar.stderr()).to.include('the data directory lost its checkpoint while running');
+      // The acks and the log line travel by different pipes.
+      await waitFor(() => sidecar.stderr().includes('the data directory lost its checkpoint while running'), 'the log');
       // The directory holds the whole state again: the checkpoint, the lock, the AccessAudits.
       expect(new Checkpoint(data).load().state.seqs.get('zone-1/cp-0')).to.equal(100);
       expect(fs.readdirSync(data).filter((f) => f.startsWith('meshaudit.lock.'))).to.have.length(1);

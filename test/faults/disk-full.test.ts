@@ -126,7 +126,11 @@ for (const real of [true, false])
           expect(serving, `health while ${full} is full (acked ${acked}):\n${sidecar.stderr()}`).to.equal(
             'NOT_SERVING',
           );
-          expect(sidecar.stderr()).to.include('cannot write: health is NOT_SERVING until it can');
+          // The log line and the health change happen together, but stderr reaches the test by its own pipe.
+          await waitFor(
+            () => sidecar.stderr().includes('cannot write: health is NOT_SERVING until it can'),
+            'the log line naming the failing part',
+          );
           // Every acknowledged event is in the files: nothing unwritten was acknowledged.
           const before = acked;
           expect(before).to.be.below(total);

@@ -11,7 +11,7 @@ export interface SpawnedSidecar {
   proc: ChildProcess;
   /** Resolves with the bound port once the sidecar logs that it started. */
   ready: Promise<number>;
-  /** Resolves with the exit code (or signal name). */
+  /** Resolves with the exit code (or signal name) once its output is read to the end. */
   exited: Promise<number | string>;
   stderr(): string;
   stdout(): string;
@@ -43,8 +43,9 @@ export function spawnSidecar(
   let err = '';
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
+  // 'close', not 'exit': at 'exit' the last lines may still be in the pipes.
   const exited = new Promise<number | string>((resolve) =>
-    proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+    proc.on('close', (code, signal) => resolve(code ?? signal ?? -1)),
   );
   const ready = new Promise<number>((resolve, reject) => {
     proc.stderr!.on('data', (d) => {
