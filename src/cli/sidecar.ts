@@ -101,7 +101,18 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
 }
 
 async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer): Promise<Sidecar> {
-  const lock = new DataDirLock(opts.config.dataDir);
+  const { config, log } = opts;
+  const lock = await DataDirLock.take(config.dataDir, {
+    onWatch: (holder, file, ms) =>
+      log.warn(
+        `${file} is held from another host or pid namespace: waiting ${ms / 1000} s for its heartbeat before taking it over`,
+        { holder },
+      ),
+    onLost: (reason) =>
+      log.error('the data directory lock was lost: nothing is acknowledged until it is held again', { reason }),
+    onHeartbeatError: (err) =>
+      log.warn("can't touch the data directory lock; trying again at the next heartbeat", { err }),
+  });
   try {
     return await startLocked(opts, bound, lock);
   } catch (err) {
@@ -124,13 +135,15 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     fsync: config.fsync,
     // The data directory was removed (or another process replaced the checkpoint): the lock is taken
     // again and the store written again, or nothing more is acknowledged.
-    onLost: () => {
+    onLost: async () => {
       log.error('the data directory lost its checkpoint while running: taking it back from memory', {
         dataDir: config.dataDir,
       });
-      lock.retake();
+      await lock.ensureHeld(true);
       store.persistAgain();
     },
+    // Nothing is committed while another process holds the lock (a heartbeat found it taken over).
+    beforeCommit: () => (lock.lostBecause === undefined ? undefined : lock.ensureHeld()),
   });
   const { state, droppedTail } = checkpoint.load();
   if (droppedTail)

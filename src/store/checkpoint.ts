@@ -7,13 +7,15 @@
 // Layout: <dataDir>/checkpoint.jsonl, one JSON object per line, each a delta:
 //   {"s":{"<zone>/<instance>":<seq>,...},"p":{"<sink key>":[<inode>,<size>],...}}
 // Replaying the lines in order gives the state. A line torn by a crash is the last one, without its
-// newline, and is dropped: it was never acknowledged. A whole line that cannot be read is corruption. When the file passes COMPACT_AT_BYTES it is replaced durably
-// (src/store/durable-file.ts) by one line with the whole state.
+// newline, and is dropped: it was never acknowledged. So is a tail of lines holding NUL bytes that no
+// readable line follows: what a machine crash leaves when the file grew but its last pages never reached
+// the disk (fsync off). Any other line that cannot be read is corruption. When the file passes
+// COMPACT_AT_BYTES it is replaced durably (src/store/durable-file.ts) by one line with the whole state.
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import type { SinkPosition } from '../backends/sink';
 import { MeshauditError } from '../errors';
-import { type DurableFs, replaceFile, syncDir } from './durable-file';
+import { type DurableFs, ReplaceError, replaceFile, syncDir } from './durable-file';
 
 /** 4 MiB of deltas (~40k batches) replay in milliseconds at start-up and compact in one write. */
 const COMPACT_AT_BYTES = 4 * 1024 * 1024;
@@ -41,7 +43,7 @@ export class CheckpointCorruptError extends CheckpointError {
 
 /** The file operations the checkpoint uses: injected, so that tests can make any of them fail. */
 export type CheckpointFs = DurableFs &
-  Pick<typeof nodeFs, 'readFileSync' | 'ftruncateSync' | 'fstatSync' | 'statSync' | 'write' | 'fdatasync'>;
+  Pick<typeof nodeFs, 'readFileSync' | 'ftruncateSync' | 'fstatSync' | 'stat' | 'fstat' | 'write' | 'fdatasync'>;
 
 export interface CheckpointOptions {
   /** fdatasync every append before it is acknowledged (meshaudit.fsync). */
@@ -56,7 +58,12 @@ export interface CheckpointOptions {
    * take back what else the directory held (the lock, the AccessAudit store). A throw fails the
    * commit, which is retried: nothing more is acknowledged until it works.
    */
-  readonly onLost?: () => void;
+  readonly onLost?: () => void | Promise<void>;
+  /**
+   * Called before every commit (the data directory's lock: src/store/data-dir-lock.ts); a throw fails
+   * the commit. Returns nothing at once while all is well, so that the hot path does not wait on it.
+   */
+  readonly beforeCommit?: () => void | Promise<void>;
 }
 
 function applyLine(state: CheckpointState, line: string): boolean {
@@ -78,6 +85,18 @@ function encode(delta: CheckpointDelta): string {
   let p = '';
   for (const [k, v] of delta.positions) p += `${p ? ',' : ''}${JSON.stringify(k)}:[${v.ino},${v.size}]`;
   return `{"s":{${s}},"p":{${p}}}\n`;
+}
+
+/**
+ * Whether `tail` (from the first line that cannot be read) is what a machine crash leaves with fsync off:
+ * the file grew, but some of its last pages never reached the disk and read as NUL bytes. It holds a NUL
+ * and no readable line follows; a readable line after it would be acknowledged state, not a torn tail.
+ */
+function tornByMachineCrash(tail: string): boolean {
+  const [first, ...rest] = tail.split('\n');
+  if (!first.includes('\0')) return false;
+  const scratch: CheckpointState = { seqs: new Map(), positions: new Map() };
+  return rest.every((line) => line.trim() === '' || line.includes('\0') || !applyLine(scratch, line));
 }
 
 export class Checkpoint {
@@ -147,10 +166,11 @@ export class Checkpoint {
     while (good < text.length) {
       const nl = text.indexOf('\n', good);
       if (nl < 0 || !applyLine(state, text.slice(good, nl))) {
-        // A crash leaves at most a last line without its newline. A whole line (newline and all) that
-        // cannot be read, even the last or the only one, was damaged by something else, and anything
-        // after it would be applied out of order: we refuse to guess about either.
-        if (nl >= 0) {
+        // A crash of the process leaves at most a last line without its newline; one of the machine, a
+        // tail of NUL bytes. Any other whole line (newline and all) that cannot be read, even the last
+        // or the only one, was damaged by something else, and anything after it would be applied out of
+        // order: we refuse to guess about either.
+        if (nl >= 0 && !tornByMachineCrash(text.slice(good))) {
           throw new CheckpointCorruptError(
             `checkpoint ${this.file} is corrupt at byte ${good}; move it away to start over`,
           );
@@ -180,15 +200,21 @@ export class Checkpoint {
         throw new CheckpointError(`can't reopen checkpoint ${this.file}: ${(e as Error).message}`);
       }
     }
+    try {
+      const guard = this.opts.beforeCommit?.();
+      if (guard !== undefined) await guard;
+    } catch (e) {
+      throw new CheckpointError(`can't commit to checkpoint ${this.file}: ${(e as Error).message}`);
+    }
     for (const [k, v] of delta.seqs) this.state.seqs.set(k, v);
     for (const [k, v] of delta.positions) this.state.positions.set(k, v);
     // Appending to a removed file would acknowledge records that no restart could find again (and a
     // second sidecar could start on the directory with resume point 0): the whole state is written
     // again, at the path.
-    const lost = !this.atItsPath();
+    const lost = !(await this.atItsPath());
     if (lost) {
       try {
-        this.opts.onLost?.();
+        await this.opts.onLost?.();
       } catch (e) {
         throw new CheckpointError(`checkpoint ${this.file} was removed or replaced: ${(e as Error).message}`);
       }
@@ -229,10 +255,20 @@ export class Checkpoint {
     this.bytes += buf.length;
   }
 
-  /** Whether the file at the checkpoint's path is the one it appends to (not removed, not replaced). */
-  private atItsPath(): boolean {
+  /**
+   * Whether the file at the checkpoint's path is the one it appends to (not removed, not replaced).
+   * Asynchronous: it runs at every commit, and a stat of a slow disk must not stall the event loop.
+   */
+  private async atItsPath(): Promise<boolean> {
+    const inode = (stat: (done: (err: Error | null, s: nodeFs.Stats) => void) => void): Promise<number> =>
+      new Promise((resolve, reject) => stat((err, st) => (err ? reject(err) : resolve(st.ino))));
+    const fd = this.fd;
     try {
-      return this.fs.statSync(this.file).ino === this.fs.fstatSync(this.fd).ino;
+      const [atPath, ours] = await Promise.all([
+        inode((done) => this.fs.stat(this.file, done)),
+        inode((done) => this.fs.fstat(fd, done)),
+      ]);
+      return atPath === ours;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw new CheckpointError(`can't check checkpoint ${this.file}: ${(e as Error).message}`);
@@ -253,7 +289,19 @@ export class Checkpoint {
   /** Replaces the file with one line holding the whole state: the old file or the new one, never a torn one. */
   private compact(): void {
     const line = encode(this.state);
-    replaceFile(this.fs, this.file, line);
+    try {
+      replaceFile(this.fs, this.file, line);
+    } catch (e) {
+      // Renamed into place, but its directory entry may not be durable yet (a failed directory fsync):
+      // the new file is the checkpoint now, and appending to the old one would look like a lost file.
+      if (e instanceof ReplaceError && e.renamed) this.reopen(line);
+      throw e;
+    }
+    this.reopen(line);
+  }
+
+  /** Appends to the file now at the path, which holds `line`. */
+  private reopen(line: string): void {
     const old = this.fd;
     // Never leave a closed descriptor number in this.fd: a later write would land in whatever file reuses it.
     this.fd = -1;

@@ -57,6 +57,23 @@ describe('checkpoint', () => {
     expect(() => new Checkpoint(dir).load()).to.throw(/is corrupt at byte 23/);
   });
 
+  it('drops a tail of NUL bytes, what a machine crash leaves, but not one a readable line follows', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, CHECKPOINT_FILE);
+    const first = '{"s":{"z/a":1},"p":{}}\n';
+    // The file grew by two lines, but only part of the first reached the disk.
+    fs.writeFileSync(file, `${first}{"s":{"z/a":2},"p"\0\0\0\0\n\0\0\0\0\0\0\0\0\n`);
+    const cp = new Checkpoint(dir);
+    const { state, droppedTail } = cp.load();
+    cp.close();
+    expect(droppedTail).to.equal(true);
+    expect([...state.seqs]).to.deep.equal([['z/a', 1]]);
+    expect(fs.readFileSync(file, 'utf8')).to.equal(first);
+    // A readable line after the NULs is acknowledged state: the file is damaged, not torn.
+    fs.writeFileSync(file, `${first}\0\0\0\0\n{"s":{"z/a":3},"p":{}}\n`);
+    expect(() => new Checkpoint(dir).load()).to.throw(/is corrupt at byte 23/);
+  });
+
   it('refuses a file damaged in the middle instead of guessing', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, CHECKPOINT_FILE), '{"s":{"z/a":1},"p":{}}\ngarbage\n{"s":{"z/a":2},"p":{}}\n');
@@ -119,6 +136,8 @@ describe('checkpoint', () => {
     function flakyFs(): { fs: CheckpointFs; failing: Set<string> } {
       const failing = new Set<string>();
       const once = (op: string): boolean => failing.delete(op);
+      /** Descriptors opened read-only: directories, which syncDir fsyncs. */
+      const dirs = new Set<number>();
       const flaky: CheckpointFs = {
         ...fs,
         // A short write: half the line reaches the file, without an error (a full disk does that).
@@ -147,8 +166,14 @@ describe('checkpoint', () => {
         },
         openSync: ((file: fs.PathLike, flags?: fs.OpenMode) => {
           if (flags === 'a+' && once('reopen')) throw new Error('EMFILE: too many open files, open');
-          return fs.openSync(file, flags as fs.OpenMode);
+          const fd = fs.openSync(file, flags as fs.OpenMode);
+          if (flags === 'r') dirs.add(fd);
+          return fd;
         }) as typeof fs.openSync,
+        fsyncSync: (fd: number) => {
+          if (dirs.delete(fd) && once('dirFsync')) throw new Error('EIO: i/o error, fsync');
+          fs.fsyncSync(fd);
+        },
       };
       return { fs: flaky, failing };
     }
@@ -238,6 +263,39 @@ describe('checkpoint', () => {
         ['z/b', 2],
         ['z/c', 5],
       ]);
+    });
+
+    it('appends to the new file after a compaction whose folder could not be fsynced, not taking it for lost', async () => {
+      const dir = tempDir();
+      const { fs: flaky, failing } = flakyFs();
+      let lost = 0;
+      const cp = new Checkpoint(dir, { fsync: false, compactAtBytes: 60, fs: flaky, onLost: () => void lost++ });
+      cp.load();
+      for (let seq = 1; seq <= 3; seq++) await commit(cp, { 'z/a': seq });
+      failing.add('dirFsync');
+      const err = await refused(commit(cp, { 'z/a': 4 }));
+      expect(err.message).to.match(/can't compact checkpoint .*: its folder could not be fsynced: EIO/);
+      await commit(cp, { 'z/a': 5 });
+      cp.close();
+      expect(lost).to.equal(0);
+      expect(lines(dir)).to.deep.equal(['{"s":{"z/a":4},"p":{}}', '{"s":{"z/a":5},"p":{}}', '']);
+    });
+
+    it('commits nothing while beforeCommit refuses (the data directory lock held by another)', async () => {
+      const dir = tempDir();
+      let refusing = true;
+      const cp = new Checkpoint(dir, {
+        fsync: false,
+        beforeCommit: () => (refusing ? Promise.reject(new Error('in use by another meshaudit')) : undefined),
+      });
+      cp.load();
+      const err = await refused(commit(cp, { 'z/a': 1 }));
+      expect(err.message).to.match(/can't commit to checkpoint .*: in use by another meshaudit/);
+      expect(cp.state.seqs.size).to.equal(0);
+      refusing = false;
+      await commit(cp, { 'z/a': 2 });
+      cp.close();
+      expect(lines(dir)).to.deep.equal(['{"s":{"z/a":2},"p":{}}', '']);
     });
 
     it('reopens the file at the next commit when a compaction could not reopen it', async () => {
