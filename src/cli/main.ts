@@ -15,6 +15,7 @@ import { formatViolation } from '../validators';
 import { type CliArgs, parseArgs, USAGE, UsageError } from './args';
 import { unusablePlaces } from './check-places';
 import { knownTypesOf, startSidecar } from './sidecar';
+import { runTokenCommand } from './token-cli';
 import { missingNodeFlags, SIDECAR_NODE_FLAGS } from './node-flags';
 import type { Sidecar } from './sidecar';
 
@@ -30,6 +31,14 @@ function fail(message: string, code: number = EXIT_INVALID): never {
 }
 
 async function main(): Promise<void> {
+  // The first subcommand; plain `meshaudit [flags]` runs the sidecar, as every deploy file does.
+  if (process.argv[2] === 'token') {
+    process.exitCode = runTokenCommand(process.argv.slice(3), {
+      out: (line) => process.stdout.write(`${line}\n`),
+      err: (line) => process.stderr.write(`${line}\n`),
+    });
+    return;
+  }
   let args: CliArgs;
   try {
     args = parseArgs(process.argv.slice(2));
