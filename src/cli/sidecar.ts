@@ -88,14 +88,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config } = opts;
   // The port first, then the store: a port in use or a corrupt store stops start-up before any
   // state or audit file is opened or written.
-  const bound = await bindGrpcServer(config.grpcAddress, {
-    maxMessageBytes: config.limits.messageBytes,
-    streamsPerConnection: config.limits.streamsPerConnection,
-  });
+  const bound = await bindGrpcServer(config.grpcAddress, config.limits, opts.log);
   try {
     return await startOnBoundServer(opts, bound);
   } catch (err) {
-    bound.server.forceShutdown();
+    bound.forceClose();
     throw err;
   }
 }
