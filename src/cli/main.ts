@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   }
   const { config } = loadedConfig;
   const knownTypes = knownTypesOf(config);
-  const loadRules = (): LoadedAudits => loadAccessAuditFiles(args.rules, knownTypes, config.limits.rulesFileBytes);
+  const loadRules = (): LoadedAudits => loadAccessAuditFiles(args.rules, knownTypes, config.limits);
   let loaded: LoadedAudits;
   try {
     loaded = loadRules();

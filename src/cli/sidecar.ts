@@ -88,14 +88,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config } = opts;
   // The port first, then the store: a port in use or a corrupt store stops start-up before any
   // state or audit file is opened or written.
-  const bound = await bindGrpcServer(config.grpcAddress, {
-    maxMessageBytes: config.grpcMaxMessageBytes,
-    streamsPerConnection: config.limits.streamsPerConnection,
-  });
+  const bound = await bindGrpcServer(config.grpcAddress, config.limits, opts.log);
   try {
     return await startOnBoundServer(opts, bound);
   } catch (err) {
-    bound.server.forceShutdown();
+    bound.forceClose();
     throw err;
   }
 }
@@ -129,6 +126,8 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   const store = new AccessAuditStore(config.dataDir, {
     knownTypes,
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
+    maxAccessAudits: config.limits.accessAudits,
+    maxRules: config.limits.rulesPerAccessAudit,
   });
   for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
   const checkpoint = new Checkpoint(config.dataDir, {
@@ -180,7 +179,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   });
   const offset = opts.utcOffsetMinutes;
   const dates = new RecordDateFormatter(offset === undefined ? undefined : () => offset);
-  const evaluator = new BatchEvaluator(compileRules(store.list(), config.skipDefaultTypes), dates);
+  const evaluator = new BatchEvaluator(compileRules(store.list(), config.skipDefaultTypes), dates, config.limits);
   const counts = newAuditCounts();
   const clock = () => now().getTime();
   const sequencer = new Sequencer(writer, evaluator, state.seqs, {
@@ -195,7 +194,15 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   });
   const singles = new SingleRecords(writer, evaluator, { now: clock, counts, dates });
   const statuses = new Statuses(log, config.limits.statusBytes);
-  const audit = new AuditServiceImpl({ sequencer, singles, queued: writer.queued, serving, statuses, log });
+  const audit = new AuditServiceImpl({
+    sequencer,
+    singles,
+    queued: writer.queued,
+    serving,
+    statuses,
+    log,
+    eventsPerBatch: config.limits.eventsPerBatch,
+  });
   const ruleService = new RuleServiceImpl({
     store,
     evaluator,
@@ -203,6 +210,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     serving,
     knownTypes,
     skipDefaultTypes: config.skipDefaultTypes,
+    limits: config.limits,
     statuses,
     log,
   });

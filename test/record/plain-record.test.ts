@@ -15,7 +15,7 @@ import { contract } from '../../src/contract';
 import { inexactFields } from '../../src/wire/exact-fields';
 import type { AuditEvent } from '../../src/events/event';
 import { eachEvent, scanStreamRequest } from '../../src/wire/stream-request';
-import { EventScanner } from '../../src/wire/event-spans';
+import { defaultLimits } from '../../src/config/load';
 import { newEventTimeParsers } from '../../src/events/validate-event';
 import { AsciiCache } from '../../src/record/ascii-cache';
 import {
@@ -70,7 +70,7 @@ function reference(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
       out.rejected.push({ index, reason: `event: not a valid protobuf Event message (${(err as Error).message})` });
       return;
     }
-    const check = validateEvent(event, RECEIVED_MS);
+    const check = validateEvent(event, RECEIVED_MS, defaultLimits());
     if (!check.ok) out.rejected.push({ index, reason: formatWithin(check) });
     else if (rules.covers(check.event)) {
       lines += formatRecord(check.event, dates);
@@ -82,7 +82,7 @@ function reference(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
 }
 
 function evaluate(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
-  return new BatchEvaluator(rules, dates).evaluate({
+  return new BatchEvaluator(rules, dates, defaultLimits()).evaluate({
     bytes,
     from: 0,
     receivedMs: RECEIVED_MS,
@@ -92,7 +92,7 @@ function evaluate(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
 
 function plain(event: Uint8Array, rules: CompiledRules): number {
   const buf = Buffer.from(event);
-  const ctx = newPlainContext(dates, newEventTimeParsers(), new EventScanner(), new AsciiCache());
+  const ctx = newPlainContext(dates, newEventTimeParsers(), defaultLimits(), new AsciiCache());
   return writePlainRecord(buf, 0, buf.length, RECEIVED_MS, rules, ctx, new RecordBuffer(16));
 }
 
