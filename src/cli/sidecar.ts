@@ -41,6 +41,11 @@ export interface SidecarOptions {
   sinks?: Sink[];
   /** The writer's bounds and retry delays (tests that need a small high-water mark); its defaults otherwise. */
   writer?: Omit<WriterOptions, 'onError'>;
+  /**
+   * Called when the sidecar must stop at once, writing nothing more (another process took its data
+   * directory over): the process exits (main.ts). Without it (tests), commits keep failing instead.
+   */
+  onFatal?: (message: string) => void;
 }
 
 export interface Sidecar {
@@ -84,6 +89,14 @@ function logSinkEvent(log: Logger, e: FileSinkEvent): void {
   log[level](`audit file: ${type}`, fields);
 }
 
+/** What a dropped checkpoint tail means, for the log and --check-config. */
+export function droppedTailMeaning(tail: 'torn line' | 'lost pages'): string {
+  return tail === 'torn line'
+    ? 'a torn last line (a crash during a commit; that group was never acknowledged)'
+    : 'a tail of NUL bytes (a crash of the machine with meshaudit.fsync off: groups acknowledged just before ' +
+        'it may be lost; the audit files are cut back to match, and the control plane resends from there)';
+}
+
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config } = opts;
   // The port first, then the store: a port in use or a corrupt store stops start-up before any
@@ -105,8 +118,14 @@ async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer):
         `${file} is held from another host or pid namespace: waiting ${ms / 1000} s for its heartbeat before taking it over`,
         { holder },
       ),
-    onLost: (reason) =>
-      log.error('the data directory lock was lost: nothing is acknowledged until it is held again', { reason }),
+    onLost: (reason) => log.error('the data directory lock is gone: the next commit takes it again', { reason }),
+    // Fail-stop: a sidecar that goes on beside another on one directory would cut the other's files.
+    // Unacknowledged batches are resent by the control plane to whichever sidecar holds the directory.
+    onTakenOver: (reason) => {
+      const message = 'another meshaudit took the data directory over: stopping at once, writing nothing more';
+      log.error(message, { dataDir: config.dataDir, reason });
+      (opts.onFatal ?? (() => {}))(`${message} (${reason})`);
+    },
     onHeartbeatError: (err) =>
       log.warn("can't touch the data directory lock; trying again at the next heartbeat", { err }),
   });
@@ -145,8 +164,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     beforeCommit: () => (lock.lostBecause === undefined ? undefined : lock.ensureHeld()),
   });
   const { state, droppedTail } = checkpoint.load();
-  if (droppedTail)
-    log.warn('checkpoint: dropped a torn last line (a crash during a commit; that batch was never acknowledged)');
+  if (droppedTail) log.warn(`checkpoint: dropped ${droppedTailMeaning(droppedTail)}`);
 
   const sinks =
     opts.sinks ??
@@ -169,6 +187,8 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   const serving = new ServingState();
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
+    // A group that spanned a pause long enough for a takeover: the lock is looked at before its ack.
+    confirmAfterPause: () => lock.ensureHeld(true),
     onError: (err, attempt) =>
       log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
     onFailing: (parts) => {

@@ -99,12 +99,21 @@ function tornByMachineCrash(tail: string): boolean {
   return rest.every((line) => line.trim() === '' || line.includes('\0') || !applyLine(scratch, line));
 }
 
+/**
+ * What start-up dropped from the end of the file: nothing (false); a last line without its newline, a
+ * crash during a commit that was never acknowledged ('torn line'); or a tail of NUL bytes, a crash of
+ * the machine with fsync off, which may have lost groups acknowledged just before it ('lost pages').
+ */
+export type DroppedTail = false | 'torn line' | 'lost pages';
+
 export class Checkpoint {
   private fd = -1;
   private bytes = 0;
   private closed = false;
   /** A failed append may have left a partial line after `bytes`: cut before appending again. */
   private cutDue = false;
+  /** A compaction renamed its file into place but could not fsync the folder: done before the next commit. */
+  private dirSyncDue = false;
   private readonly file: string;
   private readonly fs: CheckpointFs;
   readonly state: CheckpointState = { seqs: new Map(), positions: new Map() };
@@ -121,13 +130,13 @@ export class Checkpoint {
    * What load() would read, without creating or changing anything (--check-config): the state, and
    * whether a torn last line would be dropped. Throws what load() throws for an unreadable or corrupt file.
    */
-  inspect(): { state: CheckpointState; droppedTail: boolean } {
+  inspect(): { state: CheckpointState; droppedTail: DroppedTail } {
     const { state, droppedTail } = this.parse(this.read());
     return { state, droppedTail };
   }
 
   /** Reads the state; a torn or corrupt line can only be the last one and is cut off. */
-  load(): { state: CheckpointState; droppedTail: boolean } {
+  load(): { state: CheckpointState; droppedTail: DroppedTail } {
     try {
       this.fs.mkdirSync(this.dir, { recursive: true });
     } catch (e) {
@@ -160,9 +169,9 @@ export class Checkpoint {
   private parse(
     text: string,
     state: CheckpointState = { seqs: new Map(), positions: new Map() },
-  ): { state: CheckpointState; good: number; droppedTail: boolean } {
+  ): { state: CheckpointState; good: number; droppedTail: DroppedTail } {
     let good = 0;
-    let droppedTail = false;
+    let droppedTail: DroppedTail = false;
     while (good < text.length) {
       const nl = text.indexOf('\n', good);
       if (nl < 0 || !applyLine(state, text.slice(good, nl))) {
@@ -175,7 +184,7 @@ export class Checkpoint {
             `checkpoint ${this.file} is corrupt at byte ${good}; move it away to start over`,
           );
         }
-        droppedTail = true;
+        droppedTail = nl >= 0 || text.includes('\0', good) ? 'lost pages' : 'torn line';
         break;
       }
       good = nl + 1;
@@ -208,51 +217,80 @@ export class Checkpoint {
     }
     for (const [k, v] of delta.seqs) this.state.seqs.set(k, v);
     for (const [k, v] of delta.positions) this.state.positions.set(k, v);
-    // Appending to a removed file would acknowledge records that no restart could find again (and a
-    // second sidecar could start on the directory with resume point 0): the whole state is written
-    // again, at the path.
-    const lost = !(await this.atItsPath());
-    if (lost) {
-      try {
-        await this.opts.onLost?.();
-      } catch (e) {
-        throw new CheckpointError(`checkpoint ${this.file} was removed or replaced: ${(e as Error).message}`);
-      }
-    }
-    if (lost || this.bytes >= (this.opts.compactAtBytes ?? COMPACT_AT_BYTES)) {
-      try {
-        this.compact();
-      } catch (e) {
-        throw new CheckpointError(`can't compact checkpoint ${this.file}: ${(e as Error).message}`);
-      }
+    if (this.bytes >= (this.opts.compactAtBytes ?? COMPACT_AT_BYTES)) {
+      // The whole state goes to the path; if the file there was lost, the rest must be taken back first.
+      if (!(await this.atItsPath())) await this.takeBack();
+      this.compactOrThrow();
       return;
     }
     if (this.cutDue && !this.cutBack()) {
       throw new CheckpointError(`can't cut checkpoint ${this.file} back to its last whole line`);
     }
-    const buf = Buffer.from(encode(delta));
-    const fd = this.fd;
-    try {
-      const written = await new Promise<number>((resolve, reject) =>
-        this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
-      );
-      // A write can be short without an error (file size limit, a full disk): that is a failure too.
-      if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
-      // After a failed fsync what reached the disk is unknown: the line is cut and written again, so
-      // that a power loss cannot leave half of it in the middle of the file.
-      if (this.opts.fsync) {
-        await new Promise<void>((resolve, reject) =>
-          this.fs.fdatasync(fd, (err) => (err ? reject(new Error(`fsync: ${err.message}`)) : resolve())),
-        );
+    if (this.opts.fsync && this.dirSyncDue) {
+      // A compaction's rename whose folder fsync failed: durable before anything more is acknowledged.
+      try {
+        syncDir(this.fs, this.dir);
+        this.dirSyncDue = false;
+      } catch (e) {
+        throw new CheckpointError(`can't fsync the folder of checkpoint ${this.file}: ${(e as Error).message}`);
       }
-    } catch (err) {
+    }
+    // The append and the check that the file is still at its path run together, so that the check adds
+    // no wait to a commit. Appending to a removed file would acknowledge records that no restart could
+    // find again (and a second sidecar could start on the directory with resume point 0): then the
+    // line just written is moot, and the whole state is written again, at the path.
+    const buf = Buffer.from(encode(delta));
+    const [appended, atPath] = await Promise.allSettled([this.append(buf), this.atItsPath()]);
+    if (atPath.status === 'fulfilled' && !atPath.value) {
+      await this.takeBack();
+      this.compactOrThrow();
+      return;
+    }
+    if (appended.status === 'rejected') {
       // A partial line left in the middle would make the next start refuse the file: cut it, now or,
       // if that fails too, before the next append.
       this.cutDue = true;
       this.cutBack();
-      throw new CheckpointError(`can't append to checkpoint ${this.file}: ${(err as Error).message}`);
+      throw new CheckpointError(`can't append to checkpoint ${this.file}: ${(appended.reason as Error).message}`);
     }
     this.bytes += buf.length;
+    // Appended, but whether at the path is unknown: not acknowledged. The writer commits the same delta
+    // again, and a line repeated is replayed to the same state.
+    if (atPath.status === 'rejected') throw atPath.reason;
+  }
+
+  /** Appends `buf` whole (and fdatasyncs it with fsync on), or rejects. */
+  private async append(buf: Buffer): Promise<void> {
+    const fd = this.fd;
+    const written = await new Promise<number>((resolve, reject) =>
+      this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
+    );
+    // A write can be short without an error (file size limit, a full disk): that is a failure too.
+    if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
+    // After a failed fsync what reached the disk is unknown: the line is cut and written again, so
+    // that a power loss cannot leave half of it in the middle of the file.
+    if (this.opts.fsync) {
+      await new Promise<void>((resolve, reject) =>
+        this.fs.fdatasync(fd, (err) => (err ? reject(new Error(`fsync: ${err.message}`)) : resolve())),
+      );
+    }
+  }
+
+  /** The file at the path is not ours (the data directory removed): takes back what else it held. */
+  private async takeBack(): Promise<void> {
+    try {
+      await this.opts.onLost?.();
+    } catch (e) {
+      throw new CheckpointError(`checkpoint ${this.file} was removed or replaced: ${(e as Error).message}`);
+    }
+  }
+
+  private compactOrThrow(): void {
+    try {
+      this.compact();
+    } catch (e) {
+      throw new CheckpointError(`can't compact checkpoint ${this.file}: ${(e as Error).message}`);
+    }
   }
 
   /**
@@ -294,7 +332,10 @@ export class Checkpoint {
     } catch (e) {
       // Renamed into place, but its directory entry may not be durable yet (a failed directory fsync):
       // the new file is the checkpoint now, and appending to the old one would look like a lost file.
-      if (e instanceof ReplaceError && e.renamed) this.reopen(line);
+      if (e instanceof ReplaceError && e.renamed) {
+        this.reopen(line);
+        this.dirSyncDue = true;
+      }
       throw e;
     }
     this.reopen(line);

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { whyNotWritable } from '../config/places';
 import { MeshauditError } from '../errors';
@@ -116,11 +117,18 @@ interface Sighting {
 
 type Verdict = 'free' | 'changed' | DataDirLockError | Sighting;
 
-function inUse(dataDir: string, file: string, holder: LockIdentity, me: LockIdentity, why = ''): DataDirLockError {
+function inUse(
+  dataDir: string,
+  file: string,
+  holder: LockIdentity,
+  me: LockIdentity,
+  beating = false,
+): DataDirLockError {
   const where = holder.host === me.host ? '' : ` on host ${holder.host}`;
+  // A heartbeat seen going on proves the holder runs: deleting its lock would make two holders.
+  const advice = beating ? ', whose heartbeat goes on: stop it first' : `; if no such sidecar runs, delete ${file}`;
   return new DataDirLockError(
-    `${dataDir} (meshaudit.dataDir) is in use by another meshaudit (pid ${holder.pid}${where})${why}; ` +
-      `if no such sidecar runs, delete ${file}`,
+    `${dataDir} (meshaudit.dataDir) is in use by another meshaudit (pid ${holder.pid}${where})${advice}`,
   );
 }
 
@@ -235,9 +243,10 @@ async function watch(
 ): Promise<Sighting | undefined> {
   const watchMs = opts.watchMs ?? STALE_AFTER_MS;
   opts.onWatch?.(seen.holder, seen.file, watchMs);
-  const until = Date.now() + watchMs;
-  while (Date.now() < until) {
-    await sleep(Math.min(500, Math.max(1, until - Date.now())));
+  // A monotonic clock: a wall clock stepped forward (as early after a boot) would cut the watch short.
+  const until = performance.now() + watchMs;
+  while (performance.now() < until) {
+    await sleep(Math.min(500, Math.max(1, until - performance.now())));
     let mtimeMs: number;
     try {
       mtimeMs = fs.statSync(seen.file).mtimeMs;
@@ -246,7 +255,7 @@ async function watch(
       throw e;
     }
     if (lockFiles(dataDir)[0]?.file !== seen.file) return undefined;
-    if (mtimeMs !== seen.mtimeMs) throw inUse(dataDir, seen.file, seen.holder, me, ', whose heartbeat goes on');
+    if (mtimeMs !== seen.mtimeMs) throw inUse(dataDir, seen.file, seen.holder, me, true);
   }
   return seen;
 }
@@ -265,22 +274,44 @@ function removeLeftovers(dataDir: string, older: readonly LockFile[], pending: s
   }
 }
 
-/** Why `held` is no longer ours, or undefined while it is: gone, someone else's, or a newer generation. */
-function lossOf(dataDir: string, held: Held): string | undefined {
+/** Why a lock is no longer ours: gone (its directory removed or emptied), or taken over by another process. */
+export interface LockLoss {
+  readonly reason: string;
+  /** Another process holds the directory now: this one must stop writing to it at once. */
+  readonly takenOver: boolean;
+}
+
+/** Why `held` is no longer ours, or undefined while it is. */
+function lossOf(dataDir: string, held: Held): LockLoss | undefined {
   try {
-    if (fs.readFileSync(held.file, 'utf8') !== held.token) return `${held.file} holds another process's lock`;
+    // A newer generation first: a process that took over has removed ours already.
     const newest = lockFiles(dataDir)[0];
-    if (newest !== undefined && newest.file !== held.file) return `${newest.file} is newer: another process took over`;
+    if (newest !== undefined && newest.file !== held.file && newest.generation > generationOf(held.file)) {
+      return { reason: `${newest.file} is newer than ours: another process took the directory over`, takenOver: true };
+    }
+    if (fs.readFileSync(held.file, 'utf8') !== held.token) {
+      return { reason: `${held.file} holds another process's lock`, takenOver: true };
+    }
     return undefined;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return `${held.file} is gone`;
-    return `can't read ${held.file}: ${(e as Error).message}`;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { reason: `${held.file} is gone`, takenOver: false };
+    return { reason: `can't read ${held.file}: ${(e as Error).message}`, takenOver: false };
   }
 }
 
+function generationOf(file: string): number {
+  const m = LOCK_NAME.exec(path.basename(file));
+  return m?.[1] === undefined ? 0 : Number(m[1]);
+}
+
 export interface DataDirLockOptions extends LockOptions {
-  /** Told once when a heartbeat finds the lock lost (removed, or taken over): the sidecar must stop committing. */
+  /** Told once when a heartbeat finds the lock gone (the directory removed): the next commit takes it again. */
   readonly onLost?: (reason: string) => void;
+  /**
+   * Told once when the lock turns out to be another process's (a heartbeat, or taking it again, finds it
+   * held): two sidecars on one directory cut each other's files, so this one must stop at once.
+   */
+  readonly onTakenOver?: (reason: string) => void;
   /** Told when a heartbeat cannot touch the lock (it is retried at the next one). */
   readonly onHeartbeatError?: (err: Error) => void;
   /** HEARTBEAT_MS by default; shorter in tests. */
@@ -289,12 +320,14 @@ export interface DataDirLockOptions extends LockOptions {
 
 /**
  * The data directory's lock, held from start to stop. Its heartbeat touches it and checks that it
- * still holds it; ensureHeld() (before each checkpoint commit) takes it again when it was lost, or
- * refuses while another sidecar holds it.
+ * still holds it. A lock gone with its directory is taken again by ensureHeld() (before each
+ * checkpoint commit); a lock another process holds is fatal (onTakenOver): the sidecar stops rather
+ * than write beside it.
  */
 export class DataDirLock {
   private heartbeat: NodeJS.Timeout | undefined;
-  private lost: string | undefined;
+  private lost: LockLoss | undefined;
+  private takenOverTold = false;
 
   private constructor(
     readonly dataDir: string,
@@ -310,7 +343,7 @@ export class DataDirLock {
 
   /** Why the lock was found lost, or undefined while it is held. */
   get lostBecause(): string | undefined {
-    return this.lost;
+    return this.lost?.reason;
   }
 
   /**
@@ -323,13 +356,30 @@ export class DataDirLock {
   async ensureHeld(recheck = false): Promise<void> {
     if (recheck) this.lost ??= lossOf(this.dataDir, this.held);
     if (this.lost === undefined) return;
-    const next = await takeLock(this.dataDir, this.opts);
+    if (this.lost.takenOver) throw this.takenOver(this.lost.reason);
+    let next: Held;
+    try {
+      next = await takeLock(this.dataDir, this.opts);
+    } catch (e) {
+      // Held by another sidecar by now (it started on the emptied directory): this one must stop.
+      if (e instanceof DataDirLockError) throw this.takenOver(e.message);
+      throw e;
+    }
     // The same name again means ours was gone (the directory removed): that file is the new lock now.
     if (next.file === this.held.file) clearInterval(this.heartbeat);
     else this.stop();
     this.held = next;
     this.lost = undefined;
     this.beat();
+  }
+
+  private takenOver(reason: string): DataDirLockError {
+    this.lost = { reason, takenOver: true };
+    if (!this.takenOverTold) {
+      this.takenOverTold = true;
+      this.opts.onTakenOver?.(reason);
+    }
+    return new DataDirLockError(`the data directory ${this.dataDir} was taken over: ${reason}`);
   }
 
   release(): void {
@@ -339,9 +389,13 @@ export class DataDirLock {
   private beat(): void {
     this.heartbeat = setInterval(() => {
       if (this.lost !== undefined) return;
-      this.lost = lossOf(this.dataDir, this.held);
-      if (this.lost !== undefined) {
-        this.opts.onLost?.(this.lost);
+      const loss = lossOf(this.dataDir, this.held);
+      if (loss !== undefined) {
+        if (loss.takenOver) this.takenOver(loss.reason);
+        else {
+          this.lost = loss;
+          this.opts.onLost?.(loss.reason);
+        }
         return;
       }
       const now = new Date();

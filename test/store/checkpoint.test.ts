@@ -42,7 +42,7 @@ describe('checkpoint', () => {
     fs.appendFileSync(path.join(dir, CHECKPOINT_FILE), '{"s":{"z/a":9');
     const again = new Checkpoint(dir);
     const { state, droppedTail } = again.load();
-    expect(droppedTail).to.equal(true);
+    expect(droppedTail).to.equal('torn line');
     expect(state.seqs.get('z/a')).to.equal(5);
     await commit(again, { 'z/a': 6 });
     again.close();
@@ -66,7 +66,7 @@ describe('checkpoint', () => {
     const cp = new Checkpoint(dir);
     const { state, droppedTail } = cp.load();
     cp.close();
-    expect(droppedTail).to.equal(true);
+    expect(droppedTail).to.equal('lost pages');
     expect([...state.seqs]).to.deep.equal([['z/a', 1]]);
     expect(fs.readFileSync(file, 'utf8')).to.equal(first);
     // A readable line after the NULs is acknowledged state: the file is damaged, not torn.
@@ -133,11 +133,12 @@ describe('checkpoint', () => {
 
   describe('through a file system that fails on demand', () => {
     /** node:fs, with the operations a test sets in `failing` failing once each. */
-    function flakyFs(): { fs: CheckpointFs; failing: Set<string> } {
+    function flakyFs(): { fs: CheckpointFs; failing: Set<string>; dirSyncs: () => number } {
       const failing = new Set<string>();
       const once = (op: string): boolean => failing.delete(op);
       /** Descriptors opened read-only: directories, which syncDir fsyncs. */
       const dirs = new Set<number>();
+      let dirSynced = 0;
       const flaky: CheckpointFs = {
         ...fs,
         // A short write: half the line reaches the file, without an error (a full disk does that).
@@ -171,11 +172,14 @@ describe('checkpoint', () => {
           return fd;
         }) as typeof fs.openSync,
         fsyncSync: (fd: number) => {
-          if (dirs.delete(fd) && once('dirFsync')) throw new Error('EIO: i/o error, fsync');
+          if (dirs.delete(fd)) {
+            if (once('dirFsync')) throw new Error('EIO: i/o error, fsync');
+            dirSynced++;
+          }
           fs.fsyncSync(fd);
         },
       };
-      return { fs: flaky, failing };
+      return { fs: flaky, failing, dirSyncs: () => dirSynced };
     }
 
     async function refused(p: Promise<void>): Promise<Error> {
@@ -279,6 +283,22 @@ describe('checkpoint', () => {
       cp.close();
       expect(lost).to.equal(0);
       expect(lines(dir)).to.deep.equal(['{"s":{"z/a":4},"p":{}}', '{"s":{"z/a":5},"p":{}}', '']);
+    });
+
+    it('with fsync on, fsyncs the folder of a compaction whose folder fsync failed before the next commit', async () => {
+      const dir = tempDir();
+      const { fs: flaky, failing, dirSyncs } = flakyFs();
+      const cp = new Checkpoint(dir, { fsync: true, compactAtBytes: 60, fs: flaky });
+      cp.load();
+      for (let seq = 1; seq <= 3; seq++) await commit(cp, { 'z/a': seq });
+      failing.add('dirFsync');
+      await refused(commit(cp, { 'z/a': 4 }));
+      const before = dirSyncs();
+      await commit(cp, { 'z/a': 5 });
+      expect(dirSyncs() - before, 'folder fsyncs at the next commit').to.equal(1);
+      await commit(cp, { 'z/a': 6 });
+      expect(dirSyncs() - before, 'and not again').to.equal(1);
+      cp.close();
     });
 
     it('commits nothing while beforeCommit refuses (the data directory lock held by another)', async () => {

@@ -136,6 +136,8 @@ export class FileSink implements Sink {
   private nameFloorMs = 0;
   /** A failed write that could not be undone yet: done before anything else is written. */
   private pendingUndo: FailedWrite | undefined;
+  /** Another process writes the active file: set once, every later write is refused (see checkWritten). */
+  private foreignWriter: string | undefined;
   /** The folder changed (file created or renamed) since it was last fsynced. */
   private dirSyncDue = false;
 
@@ -197,6 +199,8 @@ export class FileSink implements Sink {
           `can't write audit file ${this.key}: the sink is ${this.state === 'new' ? 'not open' : 'closed'}`,
         );
       if (chunk.length === 0) return { ino: this.ino, size: this.size };
+      if (this.foreignWriter !== undefined)
+        throw new SinkError(`can't write audit file ${this.key}: ${this.foreignWriter}`);
       if (this.stream === undefined || this.stream.destroyed) {
         this.stream = undefined;
         await this.startStream();
@@ -387,6 +391,16 @@ export class FileSink implements Sink {
         `${file} is not the file that was written (inode ${st.ino}, expected ${before.ino}); was it replaced?`,
       );
     }
+    if (st.size > before.size + bytes) {
+      // Bytes this sink did not write: another process appends to the file. Cutting the file back would
+      // destroy what it wrote (another sidecar's acknowledged records, say), so nothing is cut, and
+      // nothing more is written until an operator sees to it (health says NOT_SERVING).
+      this.foreignWriter =
+        `${file} grew by ${st.size - before.size - bytes} bytes that this sidecar did not write: another process ` +
+        'writes it (a second sidecar on this audit path, a program appending to it?); nothing more is written ' +
+        'to it until a restart, and nothing in it is cut';
+      throw new SinkError(this.foreignWriter);
+    }
     if (st.size !== before.size + bytes) {
       throw new SinkError(
         `short write: ${st.size - before.size} of ${bytes} bytes reached the file (disk full or file size limit?)`,
@@ -422,6 +436,7 @@ export class FileSink implements Sink {
       await untilClosed(stream);
     }
     let message = `can't write audit file ${this.key}: ${cause.message}`;
+    if (this.foreignWriter !== undefined) return new SinkError(message, { cause });
     try {
       await this.undoWrite(failed);
     } catch (err) {
