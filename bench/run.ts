@@ -36,7 +36,7 @@ import {
   type Target,
 } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
-import { writeSidecarConfig } from '../test/support/process';
+import { writeSidecarConfig } from './sidecar';
 import { combineRounds, parseRounds, roundFailed, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
