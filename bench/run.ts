@@ -515,7 +515,7 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     result.notes.push(
       `${result.rotatedFiles} rotated files; load generator prepared its batches in ${(load.prepareMs / 1000).toFixed(1)} s`,
     );
-    result.check = checkExactlyOnce(auditDir, { acked: load.acked, sent: load.sent, unsure: load.failedSeqs });
+    result.check = checkExactlyOnce(auditDir, { acked: load.acked, sent: load.sent, unsure: [load.failedSeqs] });
     phase('checked');
     if (PROFILE) {
       const profDir = path.join(profileDir, s.id);
