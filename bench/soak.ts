@@ -260,16 +260,22 @@ class RuleChanges {
   }
 }
 
-function logCount(lives: readonly Life[], msg: string): number {
-  const needle = `"msg":"${msg}"`;
-  return lives.reduce((sum, l) => sum + l.sidecar.stderr().split(needle).length - 1, 0);
-}
-
-function retentionDeleted(lives: readonly Life[]): number {
+/**
+ * What the sidecars' logs say about the backend in `folder`: its lines with message `msg`, and the
+ * number of entries in their `field` list (`deleted` of retention). A line torn by a SIGKILL still
+ * counts; its list then counts what it holds.
+ */
+function fromLogs(lives: readonly Life[], msg: string, folder?: string, field?: string): number {
   let n = 0;
   for (const l of lives)
-    for (const line of l.sidecar.stderr().split('\n'))
-      if (line.includes('"msg":"audit file: retention-deleted"')) n += (JSON.parse(line).deleted as string[]).length;
+    for (const line of l.sidecar.stderr().split('\n')) {
+      if (!line.includes(`"msg":"${msg}"`) || (folder !== undefined && !line.includes(`/${folder}/`))) continue;
+      if (field === undefined) n++;
+      else {
+        const list = new RegExp(`"${field}":\\[([^\\]]*)`).exec(line)?.[1] ?? '';
+        n += list.match(/"[^"]*"/g)?.length ?? 0;
+      }
+    }
   return n;
 }
 
@@ -419,14 +425,14 @@ async function main(): Promise<void> {
       `${check.missing} / ${check.duplicated} / ${check.unexpected} / ${check.tornFiles}`,
     ],
     [
-      'rotations (both backends) / deleted by retention',
-      `${logCount(lives, 'audit file: rotated')} / ${retentionDeleted(lives)}`,
+      'rotations / files deleted by retention',
+      `${FULL.folder}: ${fromLogs(lives, 'audit file: rotated', FULL.folder)}, ${TIGHT.folder}: ${fromLogs(lives, 'audit file: rotated', TIGHT.folder)} / ${fromLogs(lives, 'audit file: retention-deleted', TIGHT.folder, 'deleted')}`,
     ],
     [
       'tight backend (maxSizeMb 1, maxRetainedFiles 4)',
       `${tail.rotatedKept} rotated files kept (${tail.emptyRotated} empty), ${fmt(tail.bytes / 2 ** 20, 1)} MiB = the end of the full backend: ${tail.ok ? 'yes' : 'NO'}`,
     ],
-    ['recovery cuts at restart', `${logCount(lives, 'audit file: recovery-cut')}`],
+    ['recovery cuts at restart', `${fromLogs(lives, 'audit file: recovery-cut')}`],
     [
       'ack latency p50 / p99 / max (ms, from the scheduled send; restarts included)',
       `${fmt(streamLatency.p50, 1)} / ${fmt(streamLatency.p99, 1)} / ${fmt(streamLatency.max)}`,
@@ -436,7 +442,11 @@ async function main(): Promise<void> {
       const m = memory[i];
       return [
         `RSS, process ${i + 1} (${fmt(lifeS(l))} s)`,
-        `${fmt(m.firstMb, 1)} MiB in s ${fmt(m.firstWindowS[0])}-${fmt(m.firstWindowS[1])}, ${fmt(m.lastMb, 1)} MiB in s ${fmt(m.lastWindowS[0])}-${fmt(m.lastWindowS[1])}; peak ${fmt(Math.max(...l.rss.map((r) => r.rssMb)), 1)} MiB`,
+        `${
+          m.firstWindowS[1] > m.firstWindowS[0]
+            ? `${fmt(m.firstMb, 1)} MiB in s ${fmt(m.firstWindowS[0])}-${fmt(m.firstWindowS[1])}, ${fmt(m.lastMb, 1)} MiB in s ${fmt(m.lastWindowS[0])}-${fmt(m.lastWindowS[1])}`
+            : 'too short for two windows'
+        }; peak ${fmt(Math.max(...l.rss.map((r) => r.rssMb)), 1)} MiB`,
       ];
     }),
     ['RSS of the last process, median per 30 s (MiB)', curve(lives[lives.length - 1].rss, 30)],
