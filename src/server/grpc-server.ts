@@ -38,6 +38,8 @@ export interface BoundGrpcServer {
   readonly listener: net.Server;
   /** Closes the listener and every connection at once. */
   forceClose(): void;
+  /** Starts serving the connections: those that came while starting waited until now (see bindGrpcServer). */
+  open(): void;
 }
 
 /** The limits the server itself enforces (meshaudit.limits). */
@@ -50,8 +52,8 @@ export interface ServerLimits {
 
 /**
  * Binds the port before anything else starts, so that a port in use (say, another sidecar already
- * running) stops start-up before any state or audit file is opened. Calls that arrive before
- * `serveGrpc` get UNIMPLEMENTED, and health is not served yet either.
+ * running) stops start-up before any state or audit file is opened. A connection that arrives before
+ * `serveGrpc` waits, unserved, until then (health included): its calls wait within their deadlines.
  *
  * The sidecar accepts the connections itself and hands each to grpc-js (its connection injector): so
  * that their number is bounded (net.Server's maxConnections closes one past it as it comes), and so
@@ -71,7 +73,14 @@ export async function bindGrpcServer(address: string, limits: ServerLimits, log:
   });
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   new BufferedRequests(limits.bufferedRequestBytes, log).watch(injectedHttp2Server(server));
-  const listener = net.createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
+  // A connection that comes while the sidecar starts (the port is bound first) waits, unserved, until
+  // the services are added: served at once, its calls would be answered UNIMPLEMENTED, which a client
+  // takes for a wrong address. Its calls wait instead, within their deadline.
+  let waiting: net.Socket[] | undefined = [];
+  const serve = (socket: net.Socket): void => {
+    if (!socket.destroyed) injector.injectConnection(socket);
+  };
+  const listener = net.createServer({ noDelay: true }, (socket) => (waiting ? waiting.push(socket) : serve(socket)));
   listener.maxConnections = limits.connections;
   let dropped = 0;
   listener.on('drop', () => {
@@ -88,6 +97,7 @@ export async function bindGrpcServer(address: string, limits: ServerLimits, log:
   });
   const forceClose = (): void => {
     listener.close();
+    for (const socket of waiting ?? []) socket.destroy();
     server.forceShutdown();
   };
   try {
@@ -99,7 +109,12 @@ export async function bindGrpcServer(address: string, limits: ServerLimits, log:
         resolve();
       });
     });
-    return { server, port: (listener.address() as net.AddressInfo).port, listener, forceClose };
+    const open = (): void => {
+      const early = waiting ?? [];
+      waiting = undefined;
+      for (const socket of early) serve(socket);
+    };
+    return { server, port: (listener.address() as net.AddressInfo).port, listener, forceClose, open };
   } catch (err) {
     forceClose();
     const code = (err as NodeJS.ErrnoException).code;
@@ -171,6 +186,7 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
   follow();
   // Reflection lets grpcurl list, describe and call every service without a .proto file at hand.
   addReflection(server);
+  bound.open();
 
   return {
     port,

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
-import { MAIN, spawnSidecar, writeSidecarConfig } from '../support/process';
+import * as net from 'node:net';
+import { freePort, MAIN, spawnSidecar, writeSidecarConfig } from '../support/process';
 import { SIDECAR_NODE_FLAGS } from '../../src/cli/node-flags';
 import { clients, resourceEvent, tempDir, unary } from '../support/helpers';
 
@@ -15,6 +16,21 @@ function run(args: string[], cwd: string): { code: number | null; stdout: string
     timeout: 15_000,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Resolves once something accepts TCP connections on `port` (polled: the sidecar says nothing at that moment). */
+async function waitForPort(port: number): Promise<void> {
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 function writeFile(dir: string, name: string, text: string): string {
@@ -148,6 +164,39 @@ describe('meshaudit command line (real process)', function () {
     } finally {
       first.proc.kill('SIGTERM');
       await first.exited;
+    }
+  });
+
+  it('lets a call that comes while it starts wait until it serves, instead of answering UNIMPLEMENTED', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const rules = writeFile(dir, 'rules.yaml', 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n');
+    // The port is bound first; a slow disk then holds start-up on the rules files' records.
+    const sidecar = spawnSidecar(
+      ['--config', writeSidecarConfig(dir, { address: `127.0.0.1:${port}` }), '--rules', rules],
+      {
+        env: { SLOW_WRITE_MS: '1500' },
+        nodeFlags: [...SIDECAR_NODE_FLAGS, '--require', path.resolve(__dirname, '../support/fs-faults.js')],
+      },
+    );
+    const c = clients(port);
+    try {
+      await step('the port bound', waitForPort(port));
+      expect(sidecar.stderr()).to.not.include('meshaudit started');
+      const deadline = new Date(Date.now() + 20_000);
+      const reply = await new Promise<{ audited: boolean }>((resolve, reject) =>
+        c.audit.Record(
+          { event: resourceEvent(1) },
+          { deadline },
+          (e: grpc.ServiceError | null, r: { audited: boolean }) => (e ? reject(e) : resolve(r)),
+        ),
+      );
+      expect(reply).to.deep.equal({ audited: true });
+      expect(sidecar.stderr()).to.include('meshaudit started');
+    } finally {
+      c.close();
+      sidecar.proc.kill('SIGTERM');
+      await sidecar.exited;
     }
   });
 
