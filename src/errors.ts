@@ -12,7 +12,11 @@ export type ErrorKind =
   /** A concurrent change won: read again and retry (ABORTED). */
   | 'aborted'
   /** Not now: the sidecar is stopping, or the disk or a file failed; retrying later may work (UNAVAILABLE). */
-  | 'unavailable';
+  | 'unavailable'
+  /** No valid identity: no credential where one is needed, or one that is not valid (UNAUTHENTICATED). */
+  | 'unauthenticated'
+  /** A known caller whose groups do not hold the permission (PERMISSION_DENIED). */
+  | 'permission-denied';
 
 /**
  * The exit code of a start-up stopped by the error: 2, what is configured or stored must change first
@@ -47,4 +51,14 @@ export class UnavailableError extends MeshauditError {
 /** The same identifier is now served by a newer stream. */
 export class SupersededError extends MeshauditError {
   readonly kind = 'aborted';
+}
+
+/** The caller could not be identified: its credential is missing, unknown or invalid. */
+export class UnauthenticatedError extends MeshauditError {
+  readonly kind = 'unauthenticated';
+}
+
+/** The caller is known, and may not do this: the message names the permission, never whether a resource exists. */
+export class PermissionDeniedError extends MeshauditError {
+  readonly kind = 'permission-denied';
 }

@@ -18,6 +18,7 @@ import { compileRules, type TypeRegistry, typeRegistry } from '../rules';
 import type { ValidAccessAudit } from '../rules';
 import type { Logger } from '../log';
 import { formatViolation } from '../validators';
+import { Authenticator } from '../server/authn';
 import { AuditServiceImpl } from '../server/audit-service';
 import { bindGrpcServer, serveGrpc } from '../server/grpc-server';
 import type { BoundGrpcServer } from '../server/grpc-server';
@@ -140,8 +141,16 @@ async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer):
 async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: DataDirLock): Promise<Sidecar> {
   const { config, log } = opts;
   const now = opts.now ?? (() => new Date());
-  // Everything that can refuse to start (a corrupt store or checkpoint) is read before anything is written.
+  // Everything that can refuse to start (a corrupt store or checkpoint, a tokens file) is read before
+  // anything is written.
   const knownTypes = knownTypesOf(config);
+  const auth = new Authenticator(config.auth, log);
+  if (!auth.authenticates) {
+    log.warn(
+      'callers are not authenticated: every local process is the admin (meshaudit.auth.localhostIsAdmin) and ' +
+        'can stream under any identifier; configure meshaudit.auth.tokensFile and turn localhostIsAdmin off to require credentials',
+    );
+  }
   const store = new AccessAuditStore(config.dataDir, {
     knownTypes,
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
@@ -215,6 +224,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   const singles = new SingleRecords(writer, evaluator, { now: clock, counts, dates });
   const statuses = new Statuses(log, config.limits.statusBytes);
   const audit = new AuditServiceImpl({
+    auth,
     sequencer,
     singles,
     queued: writer.queued,
@@ -232,6 +242,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     skipDefaultTypes: config.skipDefaultTypes,
     limits: config.limits,
     statuses,
+    auth,
     log,
   });
   // The --rules files seed the store before the first call is served, through the rule service, so
@@ -266,6 +277,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
         serving.drain();
         await writer.close(config.drainTimeoutMs);
         await grpcServer.shutdown(1000);
+        auth.close();
         lock.release();
         log.info('meshaudit stopped', { ...counts, writeFailures: writer.failures });
       })();

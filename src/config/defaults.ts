@@ -86,6 +86,13 @@ export const DEFAULT_YAML_DEPTH = 64;
 /** meshaudit.limits.yamlAliases: 100 aliases (`*name`) per YAML document; real files use none or a few. */
 export const DEFAULT_YAML_ALIASES = 100;
 
+/**
+ * meshaudit.auth.localhostIsAdmin: on, as Kong Mesh's API server: with the default loopback address
+ * only processes of this host can call, and a control plane beside the sidecar needs no credential.
+ * With tokens (or, later, certificates) configured, turn it off so that local callers must present one.
+ */
+export const DEFAULT_LOCALHOST_IS_ADMIN = true;
+
 /** meshaudit.dataDir: relative to the working directory, so that a first `make run` needs no root. */
 export const DEFAULT_DATA_DIR = './var';
 

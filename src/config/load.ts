@@ -19,8 +19,9 @@ import {
   unknownField,
   Violations,
 } from '../validators';
+import { DEFAULT_PERMISSIONS, PERMISSIONS, type Permissions } from '../auth/principal';
 import * as D from './defaults';
-import type { Config, FileBackendConfig, Limits, RotationConfig } from './types';
+import type { AuthConfig, Config, FileBackendConfig, Limits, RotationConfig } from './types';
 import { readTextFile, UnusableFileError } from './read-file';
 import { DEFAULT_MAX_ALIAS_NODES, parseYamlDocuments, YamlError } from './yaml';
 
@@ -126,8 +127,10 @@ const MESHAUDIT_KEYS = [
   'workerThreads',
   'extraResourceTypes',
   'grpc',
+  'auth',
 ];
-const GRPC_KEYS = ['address', 'maxMessageBytes'];
+const GRPC_KEYS = ['address', 'maxMessageBytes', 'allowInsecureRemote'];
+const AUTH_KEYS = ['localhostIsAdmin', 'tokensFile', 'permissions'];
 const KMESH_KEYS = ['access'];
 const ACCESS_KEYS = ['audit'];
 const AUDIT_KEYS = ['skipDefaultTypes', 'backends'];
@@ -159,9 +162,20 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
   const drainSeconds = c.field(own, 'meshaudit', 'drainTimeoutSeconds', D.DEFAULT_DRAIN_TIMEOUT_SECONDS, drainTimeout);
   const dataDir = path.resolve(cwd, c.field(own, 'meshaudit', 'dataDir', D.DEFAULT_DATA_DIR, directoryPath));
   if (existingKind(dataDir) === 'other') c.report('meshaudit.dataDir', `${dataDir} exists and is not a directory`);
+  const grpcAddress = c.field(grpc, 'meshaudit.grpc', 'address', D.DEFAULT_GRPC_ADDRESS, hostPort);
+  const allowInsecureRemote = c.field(grpc, 'meshaudit.grpc', 'allowInsecureRemote', false, boolean);
+  // In plaintext, tokens cross the network in clear and anyone who reaches the port may try them.
+  if (!allowInsecureRemote && !isLoopbackAddress(grpcAddress)) {
+    c.report(
+      'meshaudit.grpc.address',
+      `${grpcAddress} is not a loopback address, and the sidecar serves it without TLS: anyone who can reach it ` +
+        'could send events or present stolen tokens; listen on 127.0.0.1 beside the control plane, or set ' +
+        'meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
+    );
+  }
   return Object.freeze({
     zone: c.field(own, 'meshaudit', 'zone', D.DEFAULT_ZONE, zoneName),
-    grpcAddress: c.field(grpc, 'meshaudit.grpc', 'address', D.DEFAULT_GRPC_ADDRESS, hostPort),
+    grpcAddress,
     dataDir,
     extraResourceTypes,
     fsync: c.field(own, 'meshaudit', 'fsync', D.DEFAULT_FSYNC, boolean),
@@ -169,6 +183,8 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     drainTimeoutMs: Math.max(1, Math.round(drainSeconds * 1000)),
     // Checked against the registry: a misspelt skip would silently audit every heartbeat of that type.
     limits: resolveLimits(c.section(get(own, 'limits'), 'meshaudit.limits', LIMITS_KEYS), grpc, c),
+    auth: resolveAuth(c.section(get(own, 'auth'), 'meshaudit.auth', AUTH_KEYS), cwd, c),
+    allowInsecureRemote,
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
   });
@@ -206,6 +222,23 @@ function resolveLimits(limits: Mapping | undefined, grpc: Mapping | undefined, c
     yamlDepth: int('yamlDepth', D.DEFAULT_YAML_DEPTH, 16, 1000),
     // At most the nodes aliases may add in all (10,000): more aliases than that could never be used.
     yamlAliases: int('yamlAliases', D.DEFAULT_YAML_ALIASES, 0, DEFAULT_MAX_ALIAS_NODES),
+  });
+}
+
+function resolveAuth(auth: Mapping | undefined, cwd: string, c: Checker): AuthConfig {
+  const at = 'meshaudit.auth';
+  const tokensFile = c.field(auth, at, 'tokensFile', undefined, filePath);
+  const granted = c.section(get(auth, 'permissions'), `${at}.permissions`, PERMISSIONS);
+  const permissions = Object.fromEntries(
+    PERMISSIONS.map((p) => [
+      p,
+      Object.freeze(c.field(granted, `${at}.permissions`, p, DEFAULT_PERMISSIONS[p], groupList)),
+    ]),
+  ) as unknown as Permissions;
+  return Object.freeze({
+    localhostIsAdmin: c.field(auth, at, 'localhostIsAdmin', D.DEFAULT_LOCALHOST_IS_ADMIN, boolean),
+    tokensFile: tokensFile === undefined ? undefined : path.resolve(cwd, tokensFile),
+    permissions: Object.freeze(permissions),
   });
 }
 
@@ -388,10 +421,22 @@ const msgBytes: Rule<number> = (v) =>
     ? (v as number)
     : new Expected(`must be an integer from ${MIN_MESSAGE_BYTES} to ${MAX_MESSAGE_BYTES}`);
 
+/** Groups that hold a permission: an empty list is allowed (nobody holds it). */
+const groupList: Rule<readonly string[]> = (v) =>
+  Array.isArray(v) && v.every((g) => typeof g === 'string' && g !== '')
+    ? (v as string[])
+    : new Expected('must be a list of group names (an empty list: nobody)');
+
 const hostPort: Rule<string> = (v) =>
   typeof v === 'string' && isHostPort(v)
     ? v
     : new Expected('must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690)');
+
+/** Whether a host:port listens on this host's loopback only (127.0.0.0/8, [::1], localhost). */
+function isLoopbackAddress(hostPort: string): boolean {
+  const host = hostPort.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 function isHostPort(value: string): boolean {
   let host: string;

@@ -1,3 +1,4 @@
+import type { Permissions } from '../auth/principal';
 // The sidecar's resolved configuration: validated once at start-up, then frozen.
 // YAML keys and their defaults are documented in src/config/defaults.ts and the README.
 import type { ExtraResourceType } from '../rules';
@@ -55,6 +56,16 @@ export interface Limits {
   readonly yamlAliases: number;
 }
 
+/** Who callers are, and what their groups may do (meshaudit.auth). */
+export interface AuthConfig {
+  /** A loopback caller that presents no credential is the admin (localhostIsAdmin; Kong Mesh's rule). */
+  readonly localhostIsAdmin: boolean;
+  /** Bearer tokens, by hash (tokensFile), absolute; undefined: no token is accepted. */
+  readonly tokensFile: string | undefined;
+  /** The groups that hold each permission (permissions). */
+  readonly permissions: Permissions;
+}
+
 export interface Config {
   /** Name of the zone this sidecar serves (meshaudit.zone). */
   readonly zone: string;
@@ -69,6 +80,9 @@ export interface Config {
   /** How long a graceful stop waits for in-flight batches before it forces the server down (meshaudit.drainTimeoutSeconds). */
   readonly drainTimeoutMs: number;
   readonly limits: Limits;
+  readonly auth: AuthConfig;
+  /** A non-loopback gRPC address is allowed without TLS (meshaudit.grpc.allowInsecureRemote). */
+  readonly allowInsecureRemote: boolean;
   /** Types that rules without `types` do not cover (kmesh.access.audit.skipDefaultTypes). */
   readonly skipDefaultTypes: readonly string[];
   /** Where records go (kmesh.access.audit.backends); each record is written to every backend. */

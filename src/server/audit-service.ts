@@ -8,6 +8,8 @@ import type { BatchAck } from '../contract';
 import type { Sequencer } from '../pipeline/sequencer';
 import type { SingleRecords } from '../pipeline/single-records';
 import type { ScannedStreamRequest } from '../wire/stream-request';
+import type { Principal } from '../auth/principal';
+import type { Authenticator } from './authn';
 import { unary } from './handlers';
 import type { ServingState } from './serving-state';
 import type { Statuses } from './status';
@@ -25,6 +27,8 @@ export interface AuditServiceOptions {
   readonly queued: Backlog;
   readonly serving: ServingState;
   readonly statuses: Statuses;
+  /** Who may stream (meshaudit.auth): the caller, and the identifiers its credential covers. */
+  readonly auth: Authenticator;
   readonly log: Logger;
   /** meshaudit.limits.eventsPerBatch: a request with more events ends the stream with INVALID_ARGUMENT. */
   readonly eventsPerBatch: number;
@@ -46,6 +50,7 @@ class EventStream {
   constructor(
     private readonly call: StreamCall,
     private readonly service: AuditServiceImpl,
+    private readonly caller: Principal,
   ) {}
 
   start(): void {
@@ -78,6 +83,8 @@ class EventStream {
         }
         // A stream that identifies itself after the drain began would escape it.
         if (serving.draining) throw new UnavailableError('the sidecar is shutting down');
+        // Before identify(): a stream its credential does not cover must never take over the real one.
+        this.service.opts.auth.authorizeIdentifier(this.caller, req.identifier.zone, req.identifier.instance);
         const { key, ackedSeq } = sequencer.identify(req.identifier.zone, req.identifier.instance);
         this.key = key;
         this.service.attach(this);
@@ -85,6 +92,7 @@ class EventStream {
           identifier: key,
           resumeFrom: ackedSeq + 1,
           peer: this.call.getPeer(),
+          caller: this.caller.name,
         });
         this.reply({ ackedSeq, firstSeq: 0, recorded: 0, skipped: 0, duplicates: 0, rejected: [] });
         // A stream opened while the writer is full waits for it to drain before its first batch is read.
@@ -199,16 +207,20 @@ export class AuditServiceImpl {
   }
 
   handlers(): grpc.UntypedServiceImplementation {
-    const { serving, singles, statuses } = this.opts;
+    const { serving, singles, statuses, auth } = this.opts;
     return {
       StreamEvents: (call: StreamCall) => {
-        if (serving.draining) {
-          call.emit('error', statuses.of(new UnavailableError('the sidecar is shutting down'), {}));
+        let caller: Principal;
+        try {
+          if (serving.draining) throw new UnavailableError('the sidecar is shutting down');
+          caller = auth.authorize(call, 'stream', 'StreamEvents');
+        } catch (err) {
+          call.emit('error', statuses.of(err, { rpc: 'StreamEvents' }));
           return;
         }
-        new EventStream(call, this).start();
+        new EventStream(call, this, caller).start();
       },
-      Record: unary('Record', statuses, async (request: Buffer) => {
+      Record: unary('Record', this.opts, 'stream', async (request: Buffer) => {
         if (serving.draining) throw new UnavailableError('the sidecar is shutting down');
         return { audited: await singles.record(request) };
       }),

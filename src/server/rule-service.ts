@@ -23,7 +23,8 @@ import { parseAccessAuditYaml, RulesFileError } from '../config/rules-files';
 import type { AccessAuditYamlLimits, LoadedAudits } from '../config/rules-files';
 import type { Logger } from '../log';
 import { unary } from './handlers';
-import { operatorOf } from './identity';
+import { userOf } from './identity';
+import type { Authenticator } from './authn';
 import type { ServingState } from './serving-state';
 import type { Statuses } from './status';
 
@@ -51,6 +52,8 @@ export interface RuleServiceOptions {
   readonly limits: AccessAuditYamlLimits;
   /** Maps errors to statuses (bounded: meshaudit.limits.statusBytes). */
   readonly statuses: Statuses;
+  /** Who may call what (meshaudit.auth). */
+  readonly auth: Authenticator;
   readonly log: Logger;
 }
 
@@ -180,34 +183,44 @@ export class RuleServiceImpl {
   }
 
   handlers(): grpc.UntypedServiceImplementation {
-    const statuses = this.opts.statuses;
+    const ctx = this.opts;
     return {
-      ListAccessAudits: unary('ListAccessAudits', statuses, () => ({ accessAudits: this.list().map(toMessage) })),
-      GetAccessAudit: unary('GetAccessAudit', statuses, (req: { name: string }) => toMessage(this.get(req.name))),
+      ListAccessAudits: unary('ListAccessAudits', ctx, 'read', () => ({ accessAudits: this.list().map(toMessage) })),
+      GetAccessAudit: unary('GetAccessAudit', ctx, 'read', (req: { name: string }) => toMessage(this.get(req.name))),
       CreateAccessAudit: unary(
         'CreateAccessAudit',
-        statuses,
-        async (req: { accessAudit: AccessAuditMessage | null }, call) => {
+        ctx,
+        'manageRules',
+        async (req: { accessAudit: AccessAuditMessage | null }, caller) => {
           const audit = required(req.accessAudit);
-          return toMessage(await underField('accessAudit', () => this.create(audit, operatorOf(call))));
+          return toMessage(await underField('accessAudit', () => this.create(audit, userOf(caller))));
         },
       ),
       UpdateAccessAudit: unary(
         'UpdateAccessAudit',
-        statuses,
-        async (req: { accessAudit: AccessAuditMessage | null }, call) => {
+        ctx,
+        'manageRules',
+        async (req: { accessAudit: AccessAuditMessage | null }, caller) => {
           const audit = required(req.accessAudit);
-          return toMessage(await underField('accessAudit', () => this.update(audit, audit.version, operatorOf(call))));
+          return toMessage(await underField('accessAudit', () => this.update(audit, audit.version, userOf(caller))));
         },
       ),
-      DeleteAccessAudit: unary('DeleteAccessAudit', statuses, async (req: { name: string; version: number }, call) => {
-        await this.delete(req.name, req.version, operatorOf(call));
-        return {};
-      }),
-      ApplyAccessAudits: unary('ApplyAccessAudits', statuses, (req: { yaml: string; dryRun: boolean }, call) =>
-        this.apply(req.yaml, req.dryRun, operatorOf(call)),
+      DeleteAccessAudit: unary(
+        'DeleteAccessAudit',
+        ctx,
+        'manageRules',
+        async (req: { name: string; version: number }, caller) => {
+          await this.delete(req.name, req.version, userOf(caller));
+          return {};
+        },
       ),
-      Evaluate: unary('Evaluate', statuses, (req: { event: AuditEvent | null }) => {
+      ApplyAccessAudits: unary(
+        'ApplyAccessAudits',
+        ctx,
+        'manageRules',
+        (req: { yaml: string; dryRun: boolean }, caller) => this.apply(req.yaml, req.dryRun, userOf(caller)),
+      ),
+      Evaluate: unary('Evaluate', ctx, 'read', (req: { event: AuditEvent | null }) => {
         const { matches, record } = this.evaluate(req.event);
         return {
           audited: matches.length > 0,

@@ -14,6 +14,8 @@ const CODES: Readonly<Record<ErrorKind, grpc.status>> = {
   'already-exists': grpc.status.ALREADY_EXISTS,
   aborted: grpc.status.ABORTED,
   unavailable: grpc.status.UNAVAILABLE,
+  unauthenticated: grpc.status.UNAUTHENTICATED,
+  'permission-denied': grpc.status.PERMISSION_DENIED,
 };
 
 /** The longest description a field violation carries; a longer one is cut (a pasted blob names nothing more). */

@@ -20,7 +20,7 @@ describe('bench exactly-once check', () => {
 
   it('counts a missing acknowledged event, a duplicate, and a line it does not recognise', () => {
     const dir = tempDir();
-    const operatorChange = SEED.replace('meshaudit:rules-files', 'meshaudit:operator');
+    const operatorChange = SEED.replace('meshaudit:rules-files', 'mesh-system:admin');
     fs.writeFileSync(path.join(dir, 'audit.log'), record(0, 1) + record(0, 1) + operatorChange);
     const res = checkExactlyOnce(dir, { acked: [2], sent: [2] });
     expect(res).to.include({ ok: false, missing: 1, duplicated: 1, unexpected: 1, ruleChanges: 0 });

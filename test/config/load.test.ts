@@ -99,6 +99,17 @@ describe('loadConfig', () => {
         yamlDepth: 64,
         yamlAliases: 100,
       },
+      auth: {
+        localhostIsAdmin: true,
+        tokensFile: undefined,
+        permissions: {
+          stream: ['mesh-system:control-plane', 'mesh-system:admin'],
+          manageRules: ['mesh-system:admin'],
+          read: ['mesh-system:admin'],
+          admin: ['mesh-system:admin'],
+        },
+      },
+      allowInsecureRemote: false,
       skipDefaultTypes: DEFAULT_SKIP,
       backends: [
         {
@@ -144,6 +155,11 @@ describe('loadConfig', () => {
           '  grpc:',
           '    address: "[::1]:15690"',
           '    maxMessageBytes: 1048576',
+          '    allowInsecureRemote: true',
+          '  auth:',
+          '    localhostIsAdmin: false',
+          '    tokensFile: secrets/tokens.yaml',
+          '    permissions: {read: [mesh-system:admin, auditors], manageRules: []}',
           'kmesh:',
           '  access:',
           '    audit:',
@@ -184,6 +200,16 @@ describe('loadConfig', () => {
           streamsPerConnection: 10,
           rulesFileBytes: 4096,
         },
+        auth: {
+          localhostIsAdmin: false,
+          tokensFile: path.join(dir, 'secrets/tokens.yaml'),
+          permissions: {
+            ...defaultsIn('/').auth.permissions,
+            read: ['mesh-system:admin', 'auditors'],
+            manageRules: [],
+          },
+        },
+        allowInsecureRemote: true,
         skipDefaultTypes: ['DataplaneInsight'],
         backends: [
           {
@@ -318,13 +344,36 @@ describe('loadConfig', () => {
       'audit.mesh-system.svc:5690',
     ]) {
       it(`grpc address ${address}`, () => {
-        expect(load(withMeshaudit('grpc:', `  address: "${address}"`)).grpcAddress).to.equal(address);
+        const allow = ['127.0.0.1:5690', 'localhost:65535', '[::1]:5690'].includes(address)
+          ? []
+          : ['  allowInsecureRemote: true'];
+        expect(load(withMeshaudit('grpc:', `  address: "${address}"`, ...allow)).grpcAddress).to.equal(address);
       });
     }
   });
 
   describe('rejects, with the message a user sees', () => {
     const cases: Array<{ name: string; text: string; message: string }> = [
+      // Callers and permissions
+      {
+        name: 'a non-loopback address without TLS, unless allowInsecureRemote says the network is trusted',
+        text: withMeshaudit('grpc:', '  address: 0.0.0.0:5690'),
+        message:
+          'config.yaml:3: meshaudit.grpc.address: 0.0.0.0:5690 is not a loopback address, and the sidecar serves it ' +
+          'without TLS: anyone who can reach it could send events or present stolen tokens; listen on 127.0.0.1 ' +
+          'beside the control plane, or set meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
+      },
+      {
+        name: 'a permission given as one group rather than a list',
+        text: withMeshaudit('auth:', '  permissions:', '    read: mesh-system:admin'),
+        message:
+          'config.yaml:4: meshaudit.auth.permissions.read: must be a list of group names (an empty list: nobody), got "mesh-system:admin"',
+      },
+      {
+        name: 'a permission that does not exist',
+        text: withMeshaudit('auth:', '  permissions:', '    write: [ops]'),
+        message: 'config.yaml:4: meshaudit.auth.permissions.write: unknown field',
+      },
       // Unknown keys
       {
         name: 'a misspelt key, suggesting the right one',

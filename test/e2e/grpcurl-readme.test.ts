@@ -139,7 +139,8 @@ const AUDIT_1_RULES = {
   access: ['CREATE', 'UPDATE', 'DELETE'],
 };
 const AUDIT_1_CHANGED = { ...AUDIT_1_RULES, access: ['CREATE', 'DELETE'] };
-const OPERATOR = '"user":{"name":"meshaudit:operator","groups":["meshaudit:operators"]}';
+// A loopback caller with no credential is the admin (meshaudit.auth.localhostIsAdmin, the default).
+const OPERATOR = '"user":{"name":"mesh-system:admin","groups":["mesh-system:admin"]}';
 
 /** What grpcurl is asked: a unary call, a stream, or a YAML file through sed and jq. */
 type Call =

@@ -3,6 +3,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { jsonLogger } from '../../src/log';
+import { defaultConfig } from '../../src/config';
+import { Authenticator } from '../../src/server/authn';
 import { unary } from '../../src/server/handlers';
 import { Statuses } from '../../src/server/status';
 import { NotFoundError } from '../../src/store/errors';
@@ -31,14 +33,13 @@ describe('the unary handler wrapper', () => {
   let behave: (req: Buffer) => Buffer | Promise<Buffer> = (req) => req;
 
   before(async () => {
-    const statuses = new Statuses(
-      jsonLogger((line) => logged.push(JSON.parse(line))),
-      8192,
-    );
+    const log = jsonLogger((line) => logged.push(JSON.parse(line)));
+    // The defaults: a loopback caller is the admin, which holds every permission.
+    const ctx = { statuses: new Statuses(log, 8192), auth: new Authenticator(defaultConfig('/').auth, log) };
     server = new grpc.Server();
     server.addService(DEFINITION, {
-      Sync: unary('Sync', statuses, (req: Buffer) => behave(req) as Buffer),
-      Async: unary('Async', statuses, async (req: Buffer) => behave(req)),
+      Sync: unary('Sync', ctx, 'read', (req: Buffer) => behave(req) as Buffer),
+      Async: unary('Async', ctx, 'manageRules', async (req: Buffer) => behave(req)),
     });
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),

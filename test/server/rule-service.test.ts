@@ -19,7 +19,8 @@ const AUDIT_CHANGES: AccessAudit = {
   name: 'audit-changes',
   rules: [{ types: ['AccessAudit'], mesh: '', access: ['CREATE', 'UPDATE', 'DELETE'], accessAll: false }],
 };
-const OPERATOR = '"user":{"name":"meshaudit:operator","groups":["meshaudit:operators"]}';
+// A loopback caller with no credential is the admin (meshaudit.auth.localhostIsAdmin, the default).
+const OPERATOR = '"user":{"name":"mesh-system:admin","groups":["mesh-system:admin"]}';
 /** The user the spec names for changes that come from rules files. */
 const FILES_USER = '"user":{"name":"meshaudit:rules-files","groups":["meshaudit:system"]}';
 

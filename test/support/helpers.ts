@@ -117,11 +117,24 @@ export function clients(port: number): { audit: AnyClient; rules: AnyClient; clo
   };
 }
 
-/** Calls a unary method; resolves with the reply or rejects with the ServiceError. */
-export function unary<T>(client: AnyClient, method: string, request: unknown): Promise<T> {
+/** Calls a unary method (with `metadata`, if any); resolves with the reply or rejects with the ServiceError. */
+export function unary<T>(client: AnyClient, method: string, request: unknown, metadata?: grpc.Metadata): Promise<T> {
+  const done =
+    (resolve: (r: T) => void, reject: (e: Error) => void) =>
+    (err: grpc.ServiceError | null, reply: T): void =>
+      err ? reject(err) : resolve(reply);
   return new Promise((resolve, reject) =>
-    client[method](request, (err: grpc.ServiceError | null, reply: T) => (err ? reject(err) : resolve(reply))),
+    metadata
+      ? client[method](request, metadata, done(resolve, reject))
+      : client[method](request, done(resolve, reject)),
   );
+}
+
+/** `authorization: Bearer <token>`, as a client sends a token. */
+export function bearer(token: string): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
 }
 
 /** A resource event whose name carries its sequence, so files can be counted. */
@@ -136,12 +149,18 @@ export function resourceEvent(seq: number, action = 'CREATE'): Record<string, un
 }
 
 /** Opens a stream and returns helpers to drive it message by message. */
-export function openStream(client: AnyClient): {
+export function openStream(
+  client: AnyClient,
+  metadata?: grpc.Metadata,
+): {
   call: grpc.ClientDuplexStream<unknown, any>;
   next(): Promise<any>;
   status: Promise<grpc.ServiceError | null>;
 } {
-  const call = client.StreamEvents() as grpc.ClientDuplexStream<unknown, any>;
+  const call = (metadata ? client.StreamEvents(metadata) : client.StreamEvents()) as grpc.ClientDuplexStream<
+    unknown,
+    any
+  >;
   const queue: any[] = [];
   const waiters: Array<(v: any) => void> = [];
   call.on('data', (m) => (waiters.length ? waiters.shift()!(m) : queue.push(m)));

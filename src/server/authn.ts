@@ -1,0 +1,146 @@
+// Who is calling, and may they: the one place where a gRPC call becomes a principal (src/auth) and a
+// permission is checked. Credentials, in this order: a bearer token in the `authorization` metadata
+// (meshaudit.auth.tokensFile); a loopback caller with no credential is the admin while
+// meshaudit.auth.localhostIsAdmin is on (Kong Mesh's localhost rule). Anyone else is refused.
+import * as fs from 'node:fs';
+import type * as grpc from '@grpc/grpc-js';
+import { ADMIN_GROUP, covers, holds, LOCALHOST_ADMIN, type Permission, type Principal } from '../auth/principal';
+import { type TokenEntry, tokenPrincipal } from '../auth/tokens';
+import type { AuthConfig } from '../config';
+import { readTokensFile } from '../config/tokens-file';
+import { PermissionDeniedError, UnauthenticatedError } from '../errors';
+import type { Logger } from '../log';
+
+/** How often the tokens file is looked at for a change (a changed file is read again). */
+const TOKENS_RECHECK_MS = 1000;
+/** A denial of the same kind is logged at most once in this long; the others are counted in the next line. */
+const DENIAL_LOG_INTERVAL_MS = 10_000;
+
+/** The part of a call authentication reads: its metadata and its peer. */
+export interface CallCredentials {
+  readonly metadata: grpc.Metadata;
+  getPeer(): string;
+}
+
+/** Whether a peer address (`127.0.0.1:5000`, `::1:5000`, `::ffff:127.0.0.1:5000`) is this host's loopback. */
+export function isLoopbackPeer(peer: string): boolean {
+  const host = peer.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** What was refused, and how often, for the rate-limited log and the counts. */
+interface Denials {
+  total: number;
+  /** Per kind of denial: when it was last logged, and how many since. */
+  readonly lastLogged: Map<string, { atMs: number; since: number }>;
+}
+
+export class Authenticator {
+  private tokens: readonly TokenEntry[] = [];
+  private readonly denials: Denials = { total: 0, lastLogged: new Map() };
+
+  constructor(
+    private readonly config: AuthConfig,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    // At start-up a tokens file that cannot be used stops the sidecar (naming it): read it now.
+    const file = config.tokensFile;
+    if (file !== undefined) {
+      this.tokens = readTokensFile(file);
+      // Polled by stat on libuv's thread pool: no call waits on it, and an edit in place, a rename over
+      // it (an atomic write) and a new inode are all seen.
+      fs.watchFile(file, { interval: TOKENS_RECHECK_MS, persistent: false }, () => this.reloadTokens(file));
+    }
+  }
+
+  /** Stops watching the tokens file. */
+  close(): void {
+    if (this.config.tokensFile !== undefined) fs.unwatchFile(this.config.tokensFile);
+  }
+
+  /** Calls refused since start (unauthenticated or denied). */
+  get refused(): number {
+    return this.denials.total;
+  }
+
+  /** Whether any caller must present a credential: false means every local process is the admin. */
+  get authenticates(): boolean {
+    return this.config.tokensFile !== undefined || !this.config.localhostIsAdmin;
+  }
+
+  /** The caller of `call` if its groups hold `permission`; throws UnauthenticatedError or PermissionDeniedError. */
+  authorize(call: CallCredentials, permission: Permission, rpc: string): Principal {
+    const caller = this.principalOf(call, rpc);
+    if (!holds(caller, permission, this.config.permissions)) {
+      this.denied('permission', rpc, { caller: caller.name, permission });
+      throw new PermissionDeniedError(
+        `${caller.name} may not call ${rpc}: it needs the ${permission} permission (meshaudit.auth.permissions.${permission})`,
+      );
+    }
+    return caller;
+  }
+
+  /** Refuses a stream whose caller may not stream for `zone`/`instance`, before it takes anything over. */
+  authorizeIdentifier(caller: Principal, zone: string, instance: string): void {
+    if (covers(caller, zone, instance)) return;
+    this.denied('identifier', 'StreamEvents', { caller: caller.name, zone, instance });
+    const scope = [
+      caller.zones === undefined ? '' : `zones ${caller.zones.join(', ')}`,
+      caller.instances === undefined ? '' : `instances ${caller.instances.join(', ')}`,
+    ].filter((x) => x !== '');
+    throw new PermissionDeniedError(
+      `${caller.name} may not stream for ${zone}/${instance}: its credential covers only ${scope.join(' and ')}`,
+    );
+  }
+
+  private principalOf(call: CallCredentials, rpc: string): Principal {
+    const authorization = call.metadata.get('authorization');
+    if (authorization.length > 0) {
+      const value = String(authorization[0]);
+      const m = /^Bearer\s+(\S+)$/i.exec(value);
+      if (m === null || authorization.length > 1) {
+        this.denied('malformed', rpc, {});
+        throw new UnauthenticatedError('the authorization metadata must be one "Bearer <token>"');
+      }
+      const caller = tokenPrincipal(this.tokens, m[1]);
+      if (caller === undefined) {
+        this.denied('token', rpc, {});
+        throw new UnauthenticatedError('the bearer token is not valid (unknown, or revoked)');
+      }
+      return caller;
+    }
+    if (this.config.localhostIsAdmin && isLoopbackPeer(call.getPeer())) {
+      return { name: LOCALHOST_ADMIN, groups: [ADMIN_GROUP], via: 'localhost' };
+    }
+    this.denied('anonymous', rpc, { peer: call.getPeer() });
+    throw new UnauthenticatedError(
+      'a credential is required: a bearer token in the authorization metadata (meshaudit token add)',
+    );
+  }
+
+  /** The file changed: read again; a file that cannot be used (half-written, broken) keeps the tokens in force. */
+  private reloadTokens(file: string): void {
+    try {
+      this.tokens = readTokensFile(file);
+      this.log.info('tokens file read again', { file, tokens: this.tokens.length });
+    } catch (e) {
+      this.log.error('tokens file changed but cannot be used; the tokens in force are kept', {
+        file,
+        err: (e as Error).message,
+      });
+    }
+  }
+
+  private denied(kind: string, rpc: string, fields: Record<string, unknown>): void {
+    this.denials.total++;
+    const now = this.now();
+    const last = this.denials.lastLogged.get(kind);
+    if (last !== undefined && now - last.atMs < DENIAL_LOG_INTERVAL_MS) {
+      last.since++;
+      return;
+    }
+    this.denials.lastLogged.set(kind, { atMs: now, since: 0 });
+    this.log.warn('call refused', { kind, rpc, ...fields, ...(last?.since ? { alsoRefusedSince: last.since } : {}) });
+  }
+}
