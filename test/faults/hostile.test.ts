@@ -315,21 +315,22 @@ describe('faults: the hostile corpus', function () {
     it('refuses every hostile rules file on SIGHUP, naming the problem, and keeps the rules in force', async () => {
       const wrong: string[] = [];
       for (const [cse, file] of corpus) {
-        const failures = (): number => sidecar.stderr().split('rules reload failed').length - 1;
-        const before = failures();
+        // Whole log lines only: the last one may still be arriving.
+        const refusals = (): string[] =>
+          sidecar
+            .stderr()
+            .split('\n')
+            .slice(0, -1)
+            .filter((l) => l.includes('rules reload failed'));
+        const before = refusals().length;
         fs.copyFileSync(file, rulesFile);
         sidecar.proc.kill('SIGHUP');
         await within(
           `SIGHUP with ${cse.file}`,
-          waitFor(() => failures() > before, 'the refused reload', DEADLINE_MS),
+          waitFor(() => refusals().length > before, 'the refused reload', DEADLINE_MS),
         );
-        const line =
-          sidecar
-            .stderr()
-            .split('\n')
-            .filter((l) => l.includes('rules reload failed'))
-            .pop() ?? '';
-        if (!cse.names.test(line) || !line.includes(rulesFile)) wrong.push(`${cse.file}: ${line.slice(0, 400)}`);
+        const err = String(JSON.parse(refusals().pop() ?? '{}').err);
+        if (!cse.names.test(err) || !err.includes(rulesFile)) wrong.push(`${cse.file}: ${err.slice(0, 400)}`);
         expect(await inForce(), cse.file).to.deep.equal(['everything']);
       }
       fs.writeFileSync(rulesFile, RULES);
@@ -453,6 +454,37 @@ describe('faults: the hostile corpus', function () {
       });
       expect(wrong).to.deep.equal([]);
       expect(ack.recorded).to.equal(EVENT_CASES.filter((e) => e.expect === 'recorded').length);
+    });
+
+    // Events per batch is not limited today, only bytes: 1,000,000 empty events (2 MB) took the sidecar to
+    // a 600 MiB peak and an ack of 27 MB, which the client refused (past its 4 MiB). The limit is being
+    // made (issue 12, branch issue12-limits): add it to LIMITS (eventsPerBatch), then un-skip this and
+    // say here what the stream ends with.
+    it.skip('ends a stream whose batch holds more events than eventsPerBatch, naming the limit, memory bounded', async () => {
+      const call = raw.makeBidiStreamRequest(
+        '/meshaudit.v1.AuditService/StreamEvents',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+      );
+      const ended = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+      call.on('data', () => {});
+      call.write(
+        Buffer.from(
+          contract()
+            .message('StreamEventsRequest')
+            .encode({ identifier: { zone: ZONE, instance: 'cp-many' } })
+            .finish(),
+        ),
+      );
+      const w = protobuf.Writer.create();
+      w.uint32((n('StreamEventsRequest', 'first_seq') << 3) | 0).uint64(1);
+      // Empty events, two bytes each: as many as fit in a request.
+      for (let i = 0; i < LIMITS.maxMessageBytes / 2 - 16; i++)
+        w.uint32((n('StreamEventsRequest', 'events') << 3) | 2).bytes(Buffer.alloc(0));
+      call.write(Buffer.from(w.finish()));
+      const err = await within('a batch of millions of events', ended);
+      expect(err.details).to.match(/eventsPerBatch|events per batch/);
+      expect(memory(sidecar.proc.pid!, 'VmHWM')).to.be.below(MAX_PEAK_RSS_BYTES);
     });
 
     it('refuses a Record past maxMessageBytes RESOURCE_EXHAUSTED', async () => {
