@@ -12,6 +12,7 @@ import { FileSink } from '../src/backends/file';
 import { AuditWriter } from '../src/pipeline/writer';
 import { Checkpoint } from '../src/store/checkpoint';
 import { loadAccessAuditFiles } from '../src/config/rules-files';
+import { defaultLimits } from '../src/config/load';
 import { RecordDateFormatter } from '../src/record/dates';
 import { BatchEvaluator } from '../src/pipeline/evaluate-batch';
 import { compileRules, DEFAULT_SKIP_TYPES, typeRegistry } from '../src/rules';
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   const writer = new AuditWriter([sink], checkpoint);
   const prepareMs = performance.now() - t0;
   const counts = { recorded: 0, skipped: 0, rejected: 0 };
-  const evaluator = new BatchEvaluator(rules, dates);
+  const evaluator = new BatchEvaluator(rules, dates, defaultLimits());
 
   const process1 = (buf: Buffer): Buffer => {
     const out = evaluator.evaluate({ bytes: buf, from: 0, receivedMs: Date.now(), eventCount: 0 });

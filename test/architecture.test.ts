@@ -79,6 +79,15 @@ describe('architecture', () => {
     expect(bad).to.deep.equal([]);
   });
 
+  it("keeps src/auth pure: it decides; finding the credentials (files, sockets, gRPC) is the edges' work", () => {
+    const bad: string[] = [];
+    for (const [m, deps] of g) {
+      if (layer(m) !== 'auth') continue;
+      for (const d of deps) if (!d.startsWith('auth/') && d !== 'node:crypto') bad.push(`${m} imports ${d}`);
+    }
+    expect(bad).to.deep.equal([]);
+  });
+
   it('keeps gRPC in src/server, src/client and the process entry points, and proto-loader in src/contract', () => {
     const bad: string[] = [];
     for (const [m, deps] of g) {
@@ -122,6 +131,7 @@ describe('architecture', () => {
       'contract',
       'rules',
       'events',
+      'auth',
       'config',
       'backends',
       'store',

@@ -14,6 +14,7 @@ export interface CliArgs {
 export class UsageError extends Error {}
 
 export const USAGE = `Usage: meshaudit [--config FILE] [--rules FILE...] [--check-config] [--help] [--version]
+       meshaudit token add|list|revoke ...   (bearer tokens: meshaudit token --help)
 
 A per-zone access-audit sidecar for service-mesh control planes.
 

@@ -14,7 +14,8 @@ import { Checkpoint } from '../store/checkpoint';
 import { formatViolation } from '../validators';
 import { type CliArgs, parseArgs, USAGE, UsageError } from './args';
 import { unusablePlaces } from './check-places';
-import { knownTypesOf, startSidecar } from './sidecar';
+import { droppedTailMeaning, knownTypesOf, startSidecar } from './sidecar';
+import { runTokenCommand } from './token-cli';
 import { missingNodeFlags, SIDECAR_NODE_FLAGS } from './node-flags';
 import type { Sidecar } from './sidecar';
 
@@ -30,6 +31,14 @@ function fail(message: string, code: number = EXIT_INVALID): never {
 }
 
 async function main(): Promise<void> {
+  // The first subcommand; plain `meshaudit [flags]` runs the sidecar, as every deploy file does.
+  if (process.argv[2] === 'token') {
+    process.exitCode = runTokenCommand(process.argv.slice(3), {
+      out: (line) => process.stdout.write(`${line}\n`),
+      err: (line) => process.stderr.write(`${line}\n`),
+    });
+    return;
+  }
   let args: CliArgs;
   try {
     args = parseArgs(process.argv.slice(2));
@@ -54,7 +63,7 @@ async function main(): Promise<void> {
   }
   const { config } = loadedConfig;
   const knownTypes = knownTypesOf(config);
-  const loadRules = (): LoadedAudits => loadAccessAuditFiles(args.rules, knownTypes, config.limits.rulesFileBytes);
+  const loadRules = (): LoadedAudits => loadAccessAuditFiles(args.rules, knownTypes, config.limits);
   let loaded: LoadedAudits;
   try {
     loaded = loadRules();
@@ -75,9 +84,8 @@ async function main(): Promise<void> {
     try {
       for (const w of store.load()) warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
       // As start-up reads it, without cutting a torn last line.
-      if (new Checkpoint(config.dataDir).inspect().droppedTail) {
-        warn('checkpoint: start-up will drop a torn last line (a crash during a commit; never acknowledged)');
-      }
+      const { droppedTail } = new Checkpoint(config.dataDir).inspect();
+      if (droppedTail) warn(`checkpoint: start-up will drop ${droppedTailMeaning(droppedTail)}`);
     } catch (e) {
       if (e instanceof MeshauditError) fail(`can't start: ${e.message}`, e.exitCode);
       throw e;
@@ -129,7 +137,13 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onStopSignal('SIGTERM'));
   process.on('SIGINT', onStopSignal('SIGINT'));
   try {
-    sidecar = await startSidecar({ config, audits: args.rules.length > 0 ? loaded.audits : undefined, log });
+    sidecar = await startSidecar({
+      config,
+      audits: args.rules.length > 0 ? loaded.audits : undefined,
+      log,
+      // No drain: nothing more may be written; the control plane resends what was not acknowledged.
+      onFatal: () => process.exit(1),
+    });
   } catch (e) {
     // Exit 2: what is configured or stored must change first; exit 1: the environment (a port in use,
     // a file system error), a supervisor may retry. Anything else is a bug: its stack, exit 1.

@@ -41,6 +41,11 @@ export interface SidecarOptions {
   sinks?: Sink[];
   /** The writer's bounds and retry delays (tests that need a small high-water mark); its defaults otherwise. */
   writer?: Omit<WriterOptions, 'onError'>;
+  /**
+   * Called when the sidecar must stop at once, writing nothing more (another process took its data
+   * directory over): the process exits (main.ts). Without it (tests), commits keep failing instead.
+   */
+  onFatal?: (message: string) => void;
 }
 
 export interface Sidecar {
@@ -84,24 +89,46 @@ function logSinkEvent(log: Logger, e: FileSinkEvent): void {
   log[level](`audit file: ${type}`, fields);
 }
 
+/** What a dropped checkpoint tail means, for the log and --check-config. */
+export function droppedTailMeaning(tail: 'torn line' | 'lost pages'): string {
+  return tail === 'torn line'
+    ? 'a torn last line (a crash during a commit; that group was never acknowledged)'
+    : 'a tail of NUL bytes (a crash of the machine with meshaudit.fsync off: groups acknowledged just before ' +
+        'it may be lost; the audit files are cut back to match, and the control plane resends from there)';
+}
+
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config } = opts;
   // The port first, then the store: a port in use or a corrupt store stops start-up before any
   // state or audit file is opened or written.
-  const bound = await bindGrpcServer(config.grpcAddress, {
-    maxMessageBytes: config.grpcMaxMessageBytes,
-    streamsPerConnection: config.limits.streamsPerConnection,
-  });
+  const bound = await bindGrpcServer(config.grpcAddress, config.limits, opts.log);
   try {
     return await startOnBoundServer(opts, bound);
   } catch (err) {
-    bound.server.forceShutdown();
+    bound.forceClose();
     throw err;
   }
 }
 
 async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer): Promise<Sidecar> {
-  const lock = new DataDirLock(opts.config.dataDir);
+  const { config, log } = opts;
+  const lock = await DataDirLock.take(config.dataDir, {
+    onWatch: (holder, file, ms) =>
+      log.warn(
+        `${file} is held from another host or pid namespace: waiting ${ms / 1000} s for its heartbeat before taking it over`,
+        { holder },
+      ),
+    onLost: (reason) => log.error('the data directory lock is gone: the next commit takes it again', { reason }),
+    // Fail-stop: a sidecar that goes on beside another on one directory would cut the other's files.
+    // Unacknowledged batches are resent by the control plane to whichever sidecar holds the directory.
+    onTakenOver: (reason) => {
+      const message = 'another meshaudit took the data directory over: stopping at once, writing nothing more';
+      log.error(message, { dataDir: config.dataDir, reason });
+      (opts.onFatal ?? (() => {}))(`${message} (${reason})`);
+    },
+    onHeartbeatError: (err) =>
+      log.warn("can't touch the data directory lock; trying again at the next heartbeat", { err }),
+  });
   try {
     return await startLocked(opts, bound, lock);
   } catch (err) {
@@ -118,23 +145,26 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   const store = new AccessAuditStore(config.dataDir, {
     knownTypes,
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
+    maxAccessAudits: config.limits.accessAudits,
+    maxRules: config.limits.rulesPerAccessAudit,
   });
   for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
   const checkpoint = new Checkpoint(config.dataDir, {
     fsync: config.fsync,
     // The data directory was removed (or another process replaced the checkpoint): the lock is taken
     // again and the store written again, or nothing more is acknowledged.
-    onLost: () => {
+    onLost: async () => {
       log.error('the data directory lost its checkpoint while running: taking it back from memory', {
         dataDir: config.dataDir,
       });
-      lock.retake();
+      await lock.ensureHeld(true);
       store.persistAgain();
     },
+    // Nothing is committed while another process holds the lock (a heartbeat found it taken over).
+    beforeCommit: () => (lock.lostBecause === undefined ? undefined : lock.ensureHeld()),
   });
   const { state, droppedTail } = checkpoint.load();
-  if (droppedTail)
-    log.warn('checkpoint: dropped a torn last line (a crash during a commit; that batch was never acknowledged)');
+  if (droppedTail) log.warn(`checkpoint: dropped ${droppedTailMeaning(droppedTail)}`);
 
   const sinks =
     opts.sinks ??
@@ -157,6 +187,8 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   const serving = new ServingState();
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
+    // A group that spanned a pause long enough for a takeover: the lock is looked at before its ack.
+    confirmAfterPause: () => lock.ensureHeld(true),
     onError: (err, attempt) =>
       log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
     onFailing: (parts) => {
@@ -167,7 +199,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   });
   const offset = opts.utcOffsetMinutes;
   const dates = new RecordDateFormatter(offset === undefined ? undefined : () => offset);
-  const evaluator = new BatchEvaluator(compileRules(store.list(), config.skipDefaultTypes), dates);
+  const evaluator = new BatchEvaluator(compileRules(store.list(), config.skipDefaultTypes), dates, config.limits);
   const counts = newAuditCounts();
   const clock = () => now().getTime();
   const sequencer = new Sequencer(writer, evaluator, state.seqs, {
@@ -182,7 +214,15 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   });
   const singles = new SingleRecords(writer, evaluator, { now: clock, counts, dates });
   const statuses = new Statuses(log, config.limits.statusBytes);
-  const audit = new AuditServiceImpl({ sequencer, singles, queued: writer.queued, serving, statuses, log });
+  const audit = new AuditServiceImpl({
+    sequencer,
+    singles,
+    queued: writer.queued,
+    serving,
+    statuses,
+    log,
+    eventsPerBatch: config.limits.eventsPerBatch,
+  });
   const ruleService = new RuleServiceImpl({
     store,
     evaluator,
@@ -190,6 +230,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     serving,
     knownTypes,
     skipDefaultTypes: config.skipDefaultTypes,
+    limits: config.limits,
     statuses,
     log,
   });

@@ -11,8 +11,8 @@ export const DEFAULT_ZONE = 'default';
  */
 export const DEFAULT_GRPC_ADDRESS = '127.0.0.1:5690';
 
-/** meshaudit.grpc.maxMessageBytes, in bytes: 4 MiB, gRPC's own default receive limit. */
-export const DEFAULT_GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** meshaudit.limits.messageBytes (formerly meshaudit.grpc.maxMessageBytes), in bytes: 4 MiB, gRPC's own default receive limit. */
+export const DEFAULT_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /**
  * meshaudit.limits.statusBytes, in bytes: 8 KiB for a status's message and details together, about 100
@@ -30,6 +30,61 @@ export const DEFAULT_STREAMS_PER_CONNECTION = 100;
 
 /** meshaudit.limits.rulesFileBytes, in bytes: 1 MiB, the YAML parser's own bound; a rules file is a few KiB. */
 export const DEFAULT_RULES_FILE_BYTES = 1024 * 1024;
+
+/**
+ * meshaudit.limits.connections: 100 connections open at once. A sidecar serves the control plane beside it
+ * (one or two connections) and an operator's grpcurl; each connection costs an HTTP/2 session and may open
+ * streamsPerConnection calls, so their number must be bounded for bufferedRequestBytes to mean anything.
+ */
+export const DEFAULT_CONNECTIONS = 100;
+
+/**
+ * meshaudit.limits.bufferedRequestBytes, in bytes: 64 MiB for every request message the sidecar holds
+ * unfinished (received in part), across all connections: 16 messages of the default 4 MiB at once, far more
+ * than a control plane's window of 8 batches needs, and small beside the memory a sidecar is given.
+ */
+export const DEFAULT_BUFFERED_REQUEST_BYTES = 64 * 1024 * 1024;
+
+/**
+ * meshaudit.limits.eventsPerBatch: 5,000 events in one StreamEvents request. The CP's batches are a few
+ * hundred events; every event of a batch is evaluated in one turn of the event loop, so this bounds how
+ * long one request can keep every other call waiting (about 5 ms at 1 µs an event).
+ */
+export const DEFAULT_EVENTS_PER_BATCH = 5000;
+
+/**
+ * meshaudit.limits.fieldChars, in characters: 1024 per string field of an event, generous for Kubernetes
+ * names (253), emails and group names, and it bounds a record line (and so a batch write) whatever a CP sends.
+ */
+export const DEFAULT_FIELD_CHARS = 1024;
+
+/** meshaudit.limits.listEntries: 64 entries in one list or map of an event (user groups, token tags, scope). */
+export const DEFAULT_LIST_ENTRIES = 64;
+
+/**
+ * meshaudit.limits.accessAudits: 1,000 AccessAudit resources in the store. A mesh has a handful; every
+ * change compiles them all and writes the whole store, so their number bounds the cost of one change.
+ */
+export const DEFAULT_ACCESS_AUDITS = 1000;
+
+/** meshaudit.limits.rulesPerAccessAudit: 100 rules in one AccessAudit (a real one has a few). */
+export const DEFAULT_RULES_PER_ACCESS_AUDIT = 100;
+
+/**
+ * meshaudit.limits.yamlBytes, in bytes of UTF-8: 1 MiB for one YAML text (a rules file, an
+ * ApplyAccessAudits call); everything after it is linear in the input, so bounding it bounds time and memory.
+ */
+export const DEFAULT_YAML_BYTES = 1024 * 1024;
+
+/**
+ * meshaudit.limits.yamlDepth: 64 levels, counted as js-yaml counts them (the document and the innermost
+ * scalar are levels too, so 62 nested collections; a config nests 7 deep). Recursive validators and
+ * JSON.stringify must not run out of stack.
+ */
+export const DEFAULT_YAML_DEPTH = 64;
+
+/** meshaudit.limits.yamlAliases: 100 aliases (`*name`) per YAML document; real files use none or a few. */
+export const DEFAULT_YAML_ALIASES = 100;
 
 /** meshaudit.dataDir: relative to the working directory, so that a first `make run` needs no root. */
 export const DEFAULT_DATA_DIR = './var';

@@ -22,7 +22,7 @@ import {
 import * as D from './defaults';
 import type { Config, FileBackendConfig, Limits, RotationConfig } from './types';
 import { readTextFile, UnusableFileError } from './read-file';
-import { DEFAULT_MAX_BYTES, parseYamlDocuments, YamlError } from './yaml';
+import { DEFAULT_MAX_ALIAS_NODES, parseYamlDocuments, YamlError } from './yaml';
 
 export interface LoadConfigOptions {
   /** The config file, as the operator named it (it prefixes every message); relative to cwd. */
@@ -43,6 +43,11 @@ export class ConfigError extends InvalidArgumentError {
 export interface LoadedConfig {
   readonly config: Config;
   readonly warnings: readonly string[];
+}
+
+/** The limits when the config sets none (callers without a config: tests, tools). */
+export function defaultLimits(): Limits {
+  return resolveLimits(undefined, undefined, new Checker({}));
 }
 
 /** The built-in defaults, with their relative paths resolved against `cwd`. */
@@ -81,7 +86,7 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
 function readConfigText(file: string, absolute: string): string {
   try {
     // The same limit (and words) as the YAML parser's, enforced while reading so a huge file is never loaded.
-    return readTextFile(absolute, DEFAULT_MAX_BYTES);
+    return readTextFile(absolute, D.DEFAULT_YAML_BYTES);
   } catch (err) {
     if (!(err instanceof UnusableFileError)) throw err;
     // A file that could not be read is named in the message; one that was read is the source of the line.
@@ -96,7 +101,22 @@ function readConfigText(file: string, absolute: string): string {
 
 const TOP_KEYS = ['meshaudit', 'kmesh'];
 // workerThreads is known so that it is answered as removed (Checker.removed), not as an unknown key.
-const LIMITS_KEYS = ['statusBytes', 'streamsPerConnection', 'rulesFileBytes'];
+const LIMITS_KEYS = [
+  'messageBytes',
+  'statusBytes',
+  'connections',
+  'streamsPerConnection',
+  'bufferedRequestBytes',
+  'eventsPerBatch',
+  'fieldChars',
+  'listEntries',
+  'accessAudits',
+  'rulesPerAccessAudit',
+  'rulesFileBytes',
+  'yamlBytes',
+  'yamlDepth',
+  'yamlAliases',
+];
 const MESHAUDIT_KEYS = [
   'limits',
   'zone',
@@ -142,38 +162,67 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
   return Object.freeze({
     zone: c.field(own, 'meshaudit', 'zone', D.DEFAULT_ZONE, zoneName),
     grpcAddress: c.field(grpc, 'meshaudit.grpc', 'address', D.DEFAULT_GRPC_ADDRESS, hostPort),
-    grpcMaxMessageBytes: c.field(grpc, 'meshaudit.grpc', 'maxMessageBytes', D.DEFAULT_GRPC_MAX_MESSAGE_BYTES, msgBytes),
     dataDir,
     extraResourceTypes,
     fsync: c.field(own, 'meshaudit', 'fsync', D.DEFAULT_FSYNC, boolean),
     // Rounded, not ceiled: 0.3 s is 300.00000000000006 ms in floating point. At least 1 ms: 0 would mean no wait.
     drainTimeoutMs: Math.max(1, Math.round(drainSeconds * 1000)),
     // Checked against the registry: a misspelt skip would silently audit every heartbeat of that type.
-    limits: resolveLimits(c.section(get(own, 'limits'), 'meshaudit.limits', LIMITS_KEYS), c),
+    limits: resolveLimits(c.section(get(own, 'limits'), 'meshaudit.limits', LIMITS_KEYS), grpc, c),
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
   });
 }
 
-function resolveLimits(limits: Mapping | undefined, c: Checker): Limits {
+function resolveLimits(limits: Mapping | undefined, grpc: Mapping | undefined, c: Checker): Limits {
   const at = 'meshaudit.limits';
+  const int = (key: string, fallback: number, min: number, max: number): number =>
+    c.field(limits, at, key, fallback, integerFrom(min, max));
+  const messageBytes = resolveMessageBytes(limits, grpc, c);
+  const bufferedRequestBytes = int('bufferedRequestBytes', D.DEFAULT_BUFFERED_REQUEST_BYTES, 1024, MAX_BUFFERED_BYTES);
+  // Below one whole message, a request of the largest allowed size could never be received.
+  if (bufferedRequestBytes < messageBytes) {
+    c.report(
+      `${at}.bufferedRequestBytes`,
+      `must be at least meshaudit.limits.messageBytes (${messageBytes}), got ${bufferedRequestBytes}`,
+    );
+  }
   return Object.freeze({
-    statusBytes: c.field(limits, at, 'statusBytes', D.DEFAULT_STATUS_BYTES, integerFrom(1024, 65536)),
-    streamsPerConnection: c.field(
-      limits,
-      at,
-      'streamsPerConnection',
-      D.DEFAULT_STREAMS_PER_CONNECTION,
-      integerFrom(1, 10000),
-    ),
-    rulesFileBytes: c.field(
-      limits,
-      at,
-      'rulesFileBytes',
-      D.DEFAULT_RULES_FILE_BYTES,
-      integerFrom(1024, D.DEFAULT_RULES_FILE_BYTES * 16),
-    ),
+    messageBytes,
+    statusBytes: int('statusBytes', D.DEFAULT_STATUS_BYTES, 1024, 65536),
+    connections: int('connections', D.DEFAULT_CONNECTIONS, 1, 65536),
+    streamsPerConnection: int('streamsPerConnection', D.DEFAULT_STREAMS_PER_CONNECTION, 1, 10000),
+    bufferedRequestBytes,
+    // 1,000,000 events of a few bytes each still fit the largest message.
+    eventsPerBatch: int('eventsPerBatch', D.DEFAULT_EVENTS_PER_BATCH, 1, 1_000_000),
+    // Fewer than 253 characters would refuse valid Kubernetes names.
+    fieldChars: int('fieldChars', D.DEFAULT_FIELD_CHARS, 253, 1024 * 1024),
+    listEntries: int('listEntries', D.DEFAULT_LIST_ENTRIES, 1, 4096),
+    accessAudits: int('accessAudits', D.DEFAULT_ACCESS_AUDITS, 1, 100_000),
+    rulesPerAccessAudit: int('rulesPerAccessAudit', D.DEFAULT_RULES_PER_ACCESS_AUDIT, 1, 10_000),
+    rulesFileBytes: int('rulesFileBytes', D.DEFAULT_RULES_FILE_BYTES, 1024, D.DEFAULT_RULES_FILE_BYTES * 16),
+    yamlBytes: int('yamlBytes', D.DEFAULT_YAML_BYTES, 1024, 64 * 1024 * 1024),
+    // At least 16: the config itself nests 9 levels as js-yaml counts them.
+    yamlDepth: int('yamlDepth', D.DEFAULT_YAML_DEPTH, 16, 1000),
+    // At most the nodes aliases may add in all (10,000): more aliases than that could never be used.
+    yamlAliases: int('yamlAliases', D.DEFAULT_YAML_ALIASES, 0, DEFAULT_MAX_ALIAS_NODES),
   });
+}
+
+/**
+ * meshaudit.limits.messageBytes, or its old name meshaudit.grpc.maxMessageBytes (still accepted); both
+ * set to different values is an error naming both.
+ */
+function resolveMessageBytes(limits: Mapping | undefined, grpc: Mapping | undefined, c: Checker): number {
+  const fresh = c.field(limits, 'meshaudit.limits', 'messageBytes', undefined, msgBytes);
+  const old = c.field(grpc, 'meshaudit.grpc', 'maxMessageBytes', undefined, msgBytes);
+  if (fresh !== undefined && old !== undefined && fresh !== old) {
+    c.report(
+      'meshaudit.limits.messageBytes',
+      `is ${fresh} but meshaudit.grpc.maxMessageBytes (its old name) is ${old}: set only meshaudit.limits.messageBytes`,
+    );
+  }
+  return fresh ?? old ?? D.DEFAULT_MESSAGE_BYTES;
 }
 
 /** What is at `file` now: nothing, a directory, or something else (a file, a socket...). */
@@ -324,6 +373,8 @@ const drainTimeout: Rule<number> = (v) => {
 // 1 KiB: smaller cannot carry one event with its token claims; 2^31 - 1: gRPC sizes are signed 32-bit.
 const MIN_MESSAGE_BYTES = 1024;
 const MAX_MESSAGE_BYTES = 2 ** 31 - 1;
+// 64 GiB: more than any sidecar is given; the bound exists only to keep the number exact.
+const MAX_BUFFERED_BYTES = 64 * 1024 ** 3;
 /** An integer from `min` to `max`, both included. */
 function integerFrom(min: number, max: number): Rule<number> {
   return (v) =>

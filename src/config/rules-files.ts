@@ -5,9 +5,10 @@
 import { parseAccessAudit } from '../rules';
 import type { TypeRegistry, ValidAccessAudit } from '../rules';
 import { byLine, InvalidArgumentError, type Violation } from '../validators';
-import { DEFAULT_RULES_FILE_BYTES } from './defaults';
+import { defaultLimits } from './load';
 import { readTextFile, UnusableFileError } from './read-file';
-import { parseYamlDocuments, YamlError } from './yaml';
+import type { Limits } from './types';
+import { parseYamlDocuments, YamlError, yamlLimits } from './yaml';
 
 /** The rules files (or an apply's YAML) hold violations; each names its file and line. */
 export class RulesFileError extends InvalidArgumentError {
@@ -28,9 +29,20 @@ interface ParsedText {
   warnings: Violation[];
 }
 
+/** The limits that YAML of AccessAudits is read with (meshaudit.limits). */
+export type AccessAuditYamlLimits = Pick<
+  Limits,
+  'yamlBytes' | 'yamlDepth' | 'yamlAliases' | 'rulesPerAccessAudit' | 'accessAudits' | 'rulesFileBytes'
+>;
+
 /** Parses AccessAudit YAML text; `source` names it in violations. Throws RulesFileError. */
-export function parseAccessAuditYaml(text: string, source: string, knownTypes: TypeRegistry): LoadedAudits {
-  const parsed = parseText(text, source, knownTypes);
+export function parseAccessAuditYaml(
+  text: string,
+  source: string,
+  knownTypes: TypeRegistry,
+  limits: AccessAuditYamlLimits = defaultLimits(),
+): LoadedAudits {
+  const parsed = parseText(text, source, knownTypes, limits);
   if (parsed.violations.length > 0) throw new RulesFileError(byLine(parsed.violations));
   return { audits: parsed.audits.map((a) => a.audit), warnings: byLine(parsed.warnings) };
 }
@@ -42,7 +54,7 @@ export function parseAccessAuditYaml(text: string, source: string, knownTypes: T
 export function loadAccessAuditFiles(
   files: readonly string[],
   knownTypes: TypeRegistry,
-  maxFileBytes: number = DEFAULT_RULES_FILE_BYTES,
+  limits: AccessAuditYamlLimits = defaultLimits(),
 ): LoadedAudits {
   const violations: Violation[] = [];
   const out: LoadedAudits = { audits: [], warnings: [] };
@@ -51,7 +63,7 @@ export function loadAccessAuditFiles(
   for (const file of files) {
     let text: string;
     try {
-      text = readTextFile(file, maxFileBytes);
+      text = readTextFile(file, limits.rulesFileBytes);
     } catch (e) {
       if (!(e instanceof UnusableFileError)) throw e;
       // A file that could not be read is named in the message; one that was read is the source of the line.
@@ -59,7 +71,7 @@ export function loadAccessAuditFiles(
       else violations.push({ field: '', description: `cannot read rules file ${file}: ${e.message}` });
       continue;
     }
-    const parsed = parseText(text, file, knownTypes);
+    const parsed = parseText(text, file, knownTypes, limits);
     // The valid documents of a file with problems are still checked for names defined twice.
     for (const { audit, nameField, nameLine } of parsed.audits) {
       const here = nameLine === undefined ? file : `${file}:${nameLine}`;
@@ -86,6 +98,13 @@ export function loadAccessAuditFiles(
     append(violations, byLine(parsed.violations));
     append(out.warnings, byLine(parsed.warnings));
   }
+  // The store would refuse them too, but only at start-up: --check-config says it here, naming the key.
+  if (violations.length === 0 && out.audits.length > limits.accessAudits) {
+    violations.push({
+      field: '',
+      description: `the rules files define ${out.audits.length} AccessAudits: meshaudit.limits.accessAudits allows ${limits.accessAudits}`,
+    });
+  }
   if (violations.length > 0) throw new RulesFileError(violations);
   return out;
 }
@@ -102,11 +121,11 @@ function at(source: string, line: number | undefined, field: string, description
   return { field, description, source, ...(line === undefined ? {} : { line }) };
 }
 
-function parseText(text: string, source: string, knownTypes: TypeRegistry): ParsedText {
+function parseText(text: string, source: string, knownTypes: TypeRegistry, limits: AccessAuditYamlLimits): ParsedText {
   const out: ParsedText = { audits: [], violations: [], warnings: [] };
   let parsed: ReturnType<typeof parseYamlDocuments>;
   try {
-    parsed = parseYamlDocuments(text, { filename: source });
+    parsed = parseYamlDocuments(text, { filename: source, ...yamlLimits(limits) });
   } catch (e) {
     if (e instanceof YamlError) out.violations.push(at(source, e.line, '', e.reason));
     else out.violations.push(at(source, undefined, '', (e as Error).message));
@@ -115,7 +134,7 @@ function parseText(text: string, source: string, knownTypes: TypeRegistry): Pars
   parsed.docs.forEach((doc, i) => {
     // A problem with a whole document has an empty field path: it is located where the document starts.
     const located = (v: Violation): Violation => at(source, parsed.lineOf(i, v.field), v.field, v.description);
-    const res = parseAccessAudit(doc, { knownTypes });
+    const res = parseAccessAudit(doc, { knownTypes, maxRules: limits.rulesPerAccessAudit });
     append(out.violations, res.violations.map(located));
     append(out.warnings, res.warnings.map(located));
     if (res.audit && res.violations.length === 0) {

@@ -20,14 +20,39 @@ export interface FileBackendConfig {
   readonly rotation: RotationConfig;
 }
 
-/** Bounds on what a client or an input may make the sidecar hold or do (meshaudit.limits). */
+/**
+ * Bounds on what a client or an input may make the sidecar hold or do (meshaudit.limits): docs/limits.md
+ * has them all in one table, with their defaults (src/config/defaults.ts).
+ */
 export interface Limits {
+  /** Largest request message, in bytes (messageBytes, formerly meshaudit.grpc.maxMessageBytes). */
+  readonly messageBytes: number;
   /** Bytes a gRPC status may carry, its message and details together (statusBytes). */
   readonly statusBytes: number;
+  /** Client connections open at once; more are closed as they come (connections). */
+  readonly connections: number;
   /** HTTP/2 streams (calls) one connection may have open at once (streamsPerConnection). */
   readonly streamsPerConnection: number;
+  /** Bytes of request messages received in part, all connections together (bufferedRequestBytes). */
+  readonly bufferedRequestBytes: number;
+  /** Events in one StreamEvents request (eventsPerBatch). */
+  readonly eventsPerBatch: number;
+  /** Characters of one string field of an event (fieldChars). */
+  readonly fieldChars: number;
+  /** Entries of one list or map of an event: groups, tags, scope (listEntries). */
+  readonly listEntries: number;
+  /** AccessAudit resources in the store (accessAudits). */
+  readonly accessAudits: number;
+  /** Rules of one AccessAudit (rulesPerAccessAudit). */
+  readonly rulesPerAccessAudit: number;
   /** Bytes of one --rules file; a larger file (or a device that never ends) is refused (rulesFileBytes). */
   readonly rulesFileBytes: number;
+  /** Bytes of one YAML text: rules files, ApplyAccessAudits (yamlBytes). */
+  readonly yamlBytes: number;
+  /** Nesting levels of one YAML document, as js-yaml counts them (yamlDepth). */
+  readonly yamlDepth: number;
+  /** Aliases (`*name`) in one YAML document (yamlAliases). */
+  readonly yamlAliases: number;
 }
 
 export interface Config {
@@ -35,8 +60,6 @@ export interface Config {
   readonly zone: string;
   /** host:port the gRPC server listens on (meshaudit.grpc.address). */
   readonly grpcAddress: string;
-  /** Largest gRPC message accepted, in bytes (meshaudit.grpc.maxMessageBytes). */
-  readonly grpcMaxMessageBytes: number;
   /** Directory of the sidecar's own state (acked sequences, rules), absolute (meshaudit.dataDir). */
   readonly dataDir: string;
   /** Resource types known beyond the built-in Kuma / Kong Mesh registry, with their scope (meshaudit.extraResourceTypes). */

@@ -22,17 +22,29 @@ import {
   type ScalarEvent,
 } from 'js-yaml';
 
-/** Largest accepted input, in bytes of UTF-8 (1 MiB: a config or a rules file is a few KiB). */
-export const DEFAULT_MAX_BYTES = 1024 * 1024;
-/**
- * Deepest accepted nesting, aliases included, counted as js-yaml counts it: the document and the
- * innermost scalar are levels too, so 64 allows 62 nested collections (a config nests 7 deep).
- */
-export const DEFAULT_MAX_DEPTH = 64;
-/** Most aliases (`*name`) per document. */
-export const DEFAULT_MAX_ALIASES = 100;
-/** Most nodes that aliases may add to one document once expanded (a bomb adds billions). */
+import { DEFAULT_YAML_ALIASES, DEFAULT_YAML_BYTES, DEFAULT_YAML_DEPTH } from './defaults';
+import type { Limits } from './types';
+
+/** Largest accepted input, in bytes of UTF-8 (meshaudit.limits.yamlBytes: src/config/defaults.ts says why). */
+export const DEFAULT_MAX_BYTES = DEFAULT_YAML_BYTES;
+/** Deepest accepted nesting, aliases included, counted as js-yaml counts it (meshaudit.limits.yamlDepth). */
+export const DEFAULT_MAX_DEPTH = DEFAULT_YAML_DEPTH;
+/** Most aliases (`*name`) per document (meshaudit.limits.yamlAliases). */
+export const DEFAULT_MAX_ALIASES = DEFAULT_YAML_ALIASES;
+/** Most nodes that aliases may add to one document once expanded (a bomb adds billions); fixed. */
 export const DEFAULT_MAX_ALIAS_NODES = 10_000;
+
+/** The configurable limits of a parse. */
+export type YamlLimits = Pick<YamlOptions, 'maxBytes' | 'maxDepth' | 'maxAliases'>;
+
+/**
+ * The YAML limits of every YAML text read after the config (rules files, ApplyAccessAudits), from
+ * meshaudit.limits: the one place they are built. The config file itself is parsed before they are known:
+ * with the defaults.
+ */
+export function yamlLimits(limits: Pick<Limits, 'yamlBytes' | 'yamlDepth' | 'yamlAliases'>): YamlLimits {
+  return { maxBytes: limits.yamlBytes, maxDepth: limits.yamlDepth, maxAliases: limits.yamlAliases };
+}
 
 export interface YamlOptions {
   /** Name used in error messages; `<input>` when absent. */

@@ -6,13 +6,13 @@ import type { AuditEvent, EventClaims } from './event';
 import { Rfc3339Parser } from './rfc3339';
 import type { ValidEvent } from './valid-event';
 
-/**
- * 1024 characters per string field: generous for Kubernetes names (253), emails and group names,
- * and it bounds a record line (and so a batch write) whatever a CP sends.
- */
-export const MAX_FIELD_CHARS = 1024;
-/** Entries in one list or map field (user groups, token tags, scope). */
-export const MAX_LIST_ENTRIES = 64;
+/** What one event may carry (meshaudit.limits; the defaults and why: src/config/defaults.ts). */
+export interface EventLimits {
+  /** Characters of one string field (fieldChars). */
+  readonly fieldChars: number;
+  /** Entries in one list or map field: user groups, token tags, scope (listEntries). */
+  readonly listEntries: number;
+}
 
 /** What is wrong with an event: the field's path within the event (`token.claims.tags`) and the problem. */
 export type EventCheck = { ok: true; event: ValidEvent } | ({ ok: false } & Violation);
@@ -21,37 +21,41 @@ function problem(field: string, description: string): Violation {
   return { field, description };
 }
 
-/** A violation when `value` is over MAX_FIELD_CHARS. */
-function length(field: string, value: string): Violation | undefined {
-  return value.length > MAX_FIELD_CHARS ? problem(field, tooLong(MAX_FIELD_CHARS, value.length)) : undefined;
+/** A violation when `value` is over limits.fieldChars. */
+function length(limits: EventLimits, field: string, value: string): Violation | undefined {
+  return value.length > limits.fieldChars ? problem(field, tooLong(limits.fieldChars, value.length)) : undefined;
 }
 
-function checkList(field: string, list: string[] | undefined): Violation | undefined {
+function checkList(limits: EventLimits, field: string, list: string[] | undefined): Violation | undefined {
   if (list === undefined) return undefined;
-  if (list.length > MAX_LIST_ENTRIES) return problem(field, tooMany(MAX_LIST_ENTRIES, list.length));
+  if (list.length > limits.listEntries) return problem(field, tooMany(limits.listEntries, list.length));
   for (let i = 0; i < list.length; i++) {
-    const long = length(index(field, i), list[i]);
+    const long = length(limits, index(field, i), list[i]);
     if (long) return long;
   }
   return undefined;
 }
 
-function checkClaims(claims: EventClaims): Violation | undefined {
+function checkClaims(limits: EventLimits, claims: EventClaims): Violation | undefined {
   for (const key of ['mesh', 'name', 'zone'] as const) {
-    const long = length(`token.claims.${key}`, claims[key] ?? '');
+    const long = length(limits, `token.claims.${key}`, claims[key] ?? '');
     if (long) return long;
   }
   const tags = claims.tags;
   if (tags !== undefined) {
     const keys = Object.keys(tags);
-    if (keys.length > MAX_LIST_ENTRIES) return problem('token.claims.tags', tooMany(MAX_LIST_ENTRIES, keys.length));
+    if (keys.length > limits.listEntries) {
+      return problem('token.claims.tags', tooMany(limits.listEntries, keys.length));
+    }
     for (const k of keys) {
       const at = entry('token.claims.tags', k);
-      const long = length(at, k) ?? length(at, tags[k]);
+      const long = length(limits, at, k) ?? length(limits, at, tags[k]);
       if (long) return long;
     }
   }
-  return checkList('token.claims.groups', claims.groups) ?? checkList('token.claims.scope', claims.scope);
+  return (
+    checkList(limits, 'token.claims.groups', claims.groups) ?? checkList(limits, 'token.claims.scope', claims.scope)
+  );
 }
 
 /** Parsers of an event's times, kept by the caller across events (each remembers its last text). */
@@ -64,10 +68,11 @@ export function newEventTimeParsers(): EventTimeParsers {
   return { date: new Rfc3339Parser(), expiresAt: new Rfc3339Parser() };
 }
 
-/** Validates `raw`; `receivedMs` stands in for a missing date. Never throws. */
+/** Validates `raw` within `limits`; `receivedMs` stands in for a missing date. Never throws. */
 export function validateEvent(
   raw: AuditEvent,
   receivedMs: number,
+  limits: EventLimits,
   times: EventTimeParsers = newEventTimeParsers(),
 ): EventCheck {
   const fail = (field: string, description: string): EventCheck => ({ ok: false, field, description });
@@ -90,34 +95,34 @@ export function validateEvent(
     if (!resource.type) return fail('resource.type', IS_REQUIRED);
     if (!resource.name) return fail('resource.name', IS_REQUIRED);
     for (const key of ['type', 'name', 'mesh'] as const) {
-      const long = length(`resource.${key}`, resource[key] ?? '');
+      const long = length(limits, `resource.${key}`, resource[key] ?? '');
       if (long) return refuse(long);
     }
   }
   let expiresAtMs: number | undefined;
   if (token !== null) {
     if (!token.id) return fail('token.id', IS_REQUIRED);
-    const long = length('token.id', token.id);
+    const long = length(limits, 'token.id', token.id);
     if (long) return refuse(long);
     if (token.expiresAt) {
       expiresAtMs = times.expiresAt.parse(token.expiresAt);
       if (Number.isNaN(expiresAtMs)) return fail('token.expiresAt', `not an RFC 3339 time: ${quote(token.expiresAt)}`);
     }
-    const claimsProblem = token.claims ? checkClaims(token.claims) : undefined;
+    const claimsProblem = token.claims ? checkClaims(limits, token.claims) : undefined;
     if (claimsProblem) return refuse(claimsProblem);
   }
   const user = raw.user ?? null;
   if (user === null || !user.name) {
     return fail('user.name', `${IS_REQUIRED} (actions the CP does itself carry its own identity)`);
   }
-  const problem = length('user.name', user.name) ?? checkList('user.groups', user.groups);
+  const problem = length(limits, 'user.name', user.name) ?? checkList(limits, 'user.groups', user.groups);
   if (problem) return refuse(problem);
   let dateMs = receivedMs;
   if (raw.date) {
     dateMs = times.date.parse(raw.date);
     if (Number.isNaN(dateMs)) return fail('date', `not an RFC 3339 time: ${quote(raw.date)}`);
   }
-  const longId = raw.id === undefined ? undefined : length('id', raw.id);
+  const longId = raw.id === undefined ? undefined : length(limits, 'id', raw.id);
   if (longId) return refuse(longId);
   return {
     ok: true,

@@ -2,14 +2,13 @@
 // the record: the plain way (src/record/plain-record.ts) for the common events, the reference way
 // (decoded objects, validateEvent, formatRecord) for every other.
 import type { CompiledRules } from '../rules';
-import { newEventTimeParsers, validateEvent } from '../events/validate-event';
+import { type EventLimits, newEventTimeParsers, validateEvent } from '../events/validate-event';
 import { formatWithin } from '../validators';
 import { formatRecord } from '../record/format-record';
 import type { RecordDateFormatter } from '../record/dates';
 import type { AuditEvent } from '../events/event';
 import { contract, type Rejection } from '../contract';
 import { eachEvent } from '../wire/stream-request';
-import { EventScanner } from '../wire/event-spans';
 import { inexactFields } from '../wire/exact-fields';
 import { AsciiCache } from '../record/ascii-cache';
 import {
@@ -54,8 +53,10 @@ export class BatchEvaluator {
   constructor(
     private current: CompiledRules,
     private readonly dates: RecordDateFormatter,
+    /** meshaudit.limits.fieldChars and listEntries: both ways check the same. */
+    readonly limits: EventLimits,
   ) {
-    this.plain = newPlainContext(dates, this.times, new EventScanner(), new AsciiCache());
+    this.plain = newPlainContext(dates, this.times, limits, new AsciiCache());
   }
 
   /** The rules in force: every batch (and single record) evaluated from now on is judged by them. */
@@ -130,7 +131,7 @@ export class BatchEvaluator {
       });
       return;
     }
-    const check = validateEvent(event, receivedMs, this.times);
+    const check = validateEvent(event, receivedMs, this.limits, this.times);
     if (!check.ok) {
       // A stream's rejection says `field: description`, the field's path within the event.
       result.rejected.push({ index, reason: formatWithin(check) });

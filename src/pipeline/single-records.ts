@@ -102,7 +102,7 @@ export class SingleRecords {
 
   /** The validated event, or InvalidArgumentError naming the field as `event.<field>`. */
   private validOrThrow(event: AuditEvent): ValidEvent {
-    const check = validateEvent(event, this.opts.now(), this.times);
+    const check = validateEvent(event, this.opts.now(), this.evaluator.limits, this.times);
     if (check.ok) return check.event;
     throw new InvalidArgumentError([{ field: `event.${check.field}`, description: check.description }]);
   }

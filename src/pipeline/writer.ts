@@ -17,6 +17,7 @@
 // Recovery finds the committed position by the file's inode; one more rotation before the commit
 // could let retention (maxRetainedFiles: 1, or maxAgeDays after a clock jump) delete the file that
 // holds it, and recovery could then no longer cut what followed it.
+import { performance } from 'node:perf_hooks';
 import type { Sink, SinkPosition } from '../backends/sink';
 import type { Checkpoint } from '../store/checkpoint';
 import { UnavailableError } from '../errors';
@@ -47,7 +48,22 @@ export interface WriterOptions {
   onFailing?: (parts: readonly string[]) => void;
   /** How long closing waits for a write or commit already under way; CLOSE_GRACE_MS by default. */
   closeGraceMs?: number;
+  /**
+   * Called before acknowledging a group whose write and commit took longer than PAUSE_CHECK_MS: the
+   * process may have been frozen meanwhile (SIGSTOP, a stalled VM) and another sidecar may have taken
+   * its data directory over and cut what this one wrote. A throw fails the commit (nothing is
+   * acknowledged). Cheap groups never wait on it.
+   */
+  confirmAfterPause?: () => void | Promise<void>;
+  /** PAUSE_CHECK_MS by default; 0 in tests, to confirm every group. */
+  pauseCheckMs?: number;
 }
+
+/**
+ * Shorter than the data directory lock's watch (30 s, src/store/data-dir-lock.ts): a takeover needs a
+ * pause that long, so every group it could have cut spans at least this much.
+ */
+export const PAUSE_CHECK_MS = 5_000;
 
 const DEFAULT_MAX_GROUP_BYTES = 1024 * 1024;
 /** 16 MiB queued: bounds memory when the disk is slow while keeping several groups ready to write. */
@@ -77,6 +93,8 @@ interface Request {
 /** A written group on its way to the checkpoint. */
 interface CommitJob {
   readonly group: Request[];
+  /** When its data began to reach the first sink (performance.now()). */
+  readonly writtenFromMs: number;
   /** Its write rotated a file: the next write waits for its commit. */
   readonly rotated: boolean;
   readonly seqs: Map<string, number>;
@@ -258,10 +276,13 @@ export class AuditWriter {
   private async write(group: Request[], chunk: Buffer | null, seqs: Map<string, number>): Promise<void> {
     const positions = new Map<string, SinkPosition>();
     let attempt = 0;
+    let writtenFromMs: number | undefined;
     for (let i = 0; chunk !== null && i < this.sinks.length; ) {
       const sink = this.sinks[i];
       try {
+        const began = performance.now();
         positions.set(sink.key, await this.op(() => sink.write(chunk)));
+        writtenFromMs ??= began;
         this.setFailing(sink.key, false);
         i++;
       } catch (err) {
@@ -278,7 +299,7 @@ export class AuditWriter {
       if (this.fileOf.get(key) !== pos.ino) rotated = true;
       this.fileOf.set(key, pos.ino);
     }
-    this.written = { group, seqs, positions, rotated };
+    this.written = { group, writtenFromMs: writtenFromMs ?? performance.now(), seqs, positions, rotated };
     this.startCommit();
   }
 
@@ -301,6 +322,12 @@ export class AuditWriter {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.op(() => this.checkpoint.commit({ seqs: job.seqs, positions: job.positions }));
+        if (
+          this.opts.confirmAfterPause !== undefined &&
+          performance.now() - job.writtenFromMs >= (this.opts.pauseCheckMs ?? PAUSE_CHECK_MS)
+        ) {
+          await this.opts.confirmAfterPause();
+        }
         this.setFailing(CHECKPOINT_PART, false);
         break;
       } catch (err) {

@@ -9,10 +9,10 @@
 // takes the reference way for that event, which also words any rejection. test/record/plain-record.test.ts
 // compares the two on hand-made, malformed and generated events.
 import type { Rfc3339Parser } from '../events/rfc3339';
-import { MAX_FIELD_CHARS } from '../events/validate-event';
+import type { EventLimits } from '../events/validate-event';
 import type { CompiledRules } from '../rules';
 import { ACTIONS, type Action, isTokenAction, MESH_RESOURCE_TYPE } from '../rules';
-import { type EventScanner, Field, NOT_SCANNED, RESOURCE_EVENT, type SpanList } from '../wire/event-spans';
+import { EventScanner, Field, NOT_SCANNED, RESOURCE_EVENT, type SpanList } from '../wire/event-spans';
 import type { AsciiCache } from './ascii-cache';
 import type { RecordDateFormatter } from './dates';
 import { KEY } from './keys';
@@ -174,6 +174,8 @@ class TextBytes {
 /** What the plain way keeps between events: parsers and caches of one evaluator. */
 export interface PlainContext {
   readonly scanner: EventScanner;
+  /** meshaudit.limits.fieldChars: a longer string (in bytes, which bound characters) goes the reference way. */
+  readonly fieldChars: number;
   readonly dates: RecordDateFormatter;
   readonly times: { readonly date: Rfc3339Parser; readonly expiresAt: Rfc3339Parser };
   readonly starts: RecordStarts;
@@ -187,20 +189,22 @@ export interface PlainContext {
   readonly tokenSubject: { action: string; token: { claims: { mesh: string } } };
 }
 
+/** `limits`: the same as the reference way checks (src/events/validate-event.ts), so that both agree. */
 export function newPlainContext(
   dates: RecordDateFormatter,
   times: PlainContext['times'],
-  scanner: EventScanner,
+  limits: EventLimits,
   strings: AsciiCache,
 ): PlainContext {
   return {
-    scanner,
+    scanner: new EventScanner(limits.listEntries),
+    fieldChars: limits.fieldChars,
     dates,
     times,
     starts: new RecordStarts(),
     expiries: new TextBytes(),
     strings,
-    tagOrder: new Int32Array(64),
+    tagOrder: new Int32Array(limits.listEntries),
     resourceSubject: { action: '', resource: { type: '', name: '', mesh: '' } },
     tokenSubject: { action: '', token: { claims: { mesh: '' } } },
   };
@@ -219,13 +223,13 @@ const LIMITED_FIELDS = [
   Field.ClaimsZone,
 ] as const;
 
-function tooLong(start: number, end: number): boolean {
+function tooLong(maxChars: number, start: number, end: number): boolean {
   // Bytes bound characters from above: within the limit in bytes is within it in characters.
-  return end - start > MAX_FIELD_CHARS;
+  return end - start > maxChars;
 }
 
-function anyTooLong(list: SpanList): boolean {
-  for (let i = 0; i < list.count; i++) if (tooLong(list.spans[2 * i], list.spans[2 * i + 1])) return true;
+function anyTooLong(maxChars: number, list: SpanList): boolean {
+  for (let i = 0; i < list.count; i++) if (tooLong(maxChars, list.spans[2 * i], list.spans[2 * i + 1])) return true;
   return false;
 }
 
@@ -257,8 +261,8 @@ export function writePlainRecord(
   if (kind === NOT_SCANNED) return FALLBACK;
   const action = actionAt(src, s.startOf(Field.Action), s.endOf(Field.Action));
   if (action === undefined || isTokenAction(action.action) !== (kind !== RESOURCE_EVENT)) return FALLBACK;
-  for (const f of LIMITED_FIELDS) if (tooLong(s.startOf(f), s.endOf(f))) return FALLBACK;
-  if (isEmpty(s, Field.User) || anyTooLong(s.userGroups)) return FALLBACK;
+  for (const f of LIMITED_FIELDS) if (tooLong(ctx.fieldChars, s.startOf(f), s.endOf(f))) return FALLBACK;
+  if (isEmpty(s, Field.User) || anyTooLong(ctx.fieldChars, s.userGroups)) return FALLBACK;
   const dateMs = dateOf(src, s, Field.Date, ctx.times.date, ctx.strings, receivedMs);
   if (Number.isNaN(dateMs)) return FALLBACK;
 
@@ -364,10 +368,11 @@ function writeToken(
   action: ActionAt,
   out: RecordBuffer,
 ): PlainOutcome {
-  if (isEmpty(s, Field.TokenId) || anyTooLong(s.claimsGroups) || anyTooLong(s.scope)) return FALLBACK;
+  if (isEmpty(s, Field.TokenId) || anyTooLong(ctx.fieldChars, s.claimsGroups) || anyTooLong(ctx.fieldChars, s.scope))
+    return FALLBACK;
   const expiresMs = dateOf(src, s, Field.ExpiresAt, ctx.times.expiresAt, ctx.strings, -1);
   if (Number.isNaN(expiresMs)) return FALLBACK;
-  if (!sortTags(src, s, ctx.tagOrder)) return FALLBACK;
+  if (!sortTags(src, s, ctx.tagOrder, ctx.fieldChars)) return FALLBACK;
   const subject = ctx.tokenSubject;
   subject.action = action.action;
   subject.token.claims.mesh = ctx.strings.get(src, s.startOf(Field.ClaimsMesh), s.endOf(Field.ClaimsMesh));
@@ -460,11 +465,11 @@ function writeList(src: Uint8Array, list: SpanList, out: RecordBuffer): boolean 
  * two entries share a key (the reference keeps the last) or a key or value is over-long: the
  * reference way handles those.
  */
-function sortTags(src: Uint8Array, s: EventScanner, order: Int32Array): boolean {
+function sortTags(src: Uint8Array, s: EventScanner, order: Int32Array, maxChars: number): boolean {
   const tags = s.tags;
   for (let i = 0; i < s.tagCount; i++) {
     const at = 4 * i;
-    if (tooLong(tags[at], tags[at + 1]) || tooLong(tags[at + 2], tags[at + 3])) return false;
+    if (tooLong(maxChars, tags[at], tags[at + 1]) || tooLong(maxChars, tags[at + 2], tags[at + 3])) return false;
     // Insertion sort: a token has a handful of tags.
     let j = i;
     for (; j > 0; j--) {

@@ -11,6 +11,7 @@ import {
   mustBe,
   quote,
   tooLong,
+  tooMany,
   unknown,
   unknownField,
   type Violation,
@@ -59,6 +60,8 @@ export interface ValidateOptions {
    * (the default: from the API and rules files), or a warning (a resource stored before the check).
    */
   readonly meshOnGlobalTypes?: 'error' | 'warning';
+  /** Most rules one AccessAudit may have (meshaudit.limits.rulesPerAccessAudit); unbounded when absent. */
+  readonly maxRules?: number;
 }
 
 export interface ParseResult {
@@ -77,6 +80,7 @@ interface Context {
   readonly meshOnGlobalTypes: 'error' | 'warning';
   /** Typed input (the gRPC API) may carry extra properties of its own; documents may not. */
   readonly rejectUnknownFields: boolean;
+  readonly maxRules: number;
   readonly violations: Violations;
   readonly warnings: Violations;
 }
@@ -176,6 +180,10 @@ function checkRules(ctx: Context, value: unknown, path: string): AccessAuditRule
   }
   if (!Array.isArray(value)) {
     error(ctx, path, mustBe('a list of rules', value));
+    return undefined;
+  }
+  if (value.length > ctx.maxRules) {
+    error(ctx, path, `${tooMany(ctx.maxRules, value.length)} (meshaudit.limits.rulesPerAccessAudit)`);
     return undefined;
   }
   const rules: AccessAuditRule[] = [];
@@ -369,6 +377,7 @@ function newContext(opts: ValidateOptions, rejectUnknownFields: boolean): Contex
     knownTypes: opts.knownTypes,
     meshOnGlobalTypes: opts.meshOnGlobalTypes ?? 'error',
     rejectUnknownFields,
+    maxRules: opts.maxRules ?? Number.POSITIVE_INFINITY,
     violations: new Violations(),
     warnings: new Violations(),
   };

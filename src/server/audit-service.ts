@@ -1,7 +1,7 @@
 // AuditService handlers: gRPC in and out; sequencing, evaluation and writing happen in src/pipeline.
 import type * as grpc from '@grpc/grpc-js';
 import { SupersededError, UnavailableError } from '../errors';
-import { InvalidArgumentError, IS_REQUIRED } from '../validators';
+import { InvalidArgumentError, IS_REQUIRED, tooMany } from '../validators';
 import type { Logger } from '../log';
 import type { Backlog } from '../pipeline/backlog';
 import type { BatchAck } from '../contract';
@@ -26,6 +26,8 @@ export interface AuditServiceOptions {
   readonly serving: ServingState;
   readonly statuses: Statuses;
   readonly log: Logger;
+  /** meshaudit.limits.eventsPerBatch: a request with more events ends the stream with INVALID_ARGUMENT. */
+  readonly eventsPerBatch: number;
 }
 
 type StreamCall = grpc.ServerDuplexStream<ScannedStreamRequest, BatchAck>;
@@ -58,6 +60,16 @@ class EventStream {
     const { sequencer, log, serving } = this.service.opts;
     try {
       if (req.invalid !== undefined) throw new InvalidArgumentError([req.invalid]);
+      const { eventsPerBatch } = this.service.opts;
+      // Refused before anything of it is sequenced: the batches before it stand, acknowledged or in flight.
+      if (req.eventCount > eventsPerBatch) {
+        throw new InvalidArgumentError([
+          {
+            field: 'events',
+            description: `${tooMany(eventsPerBatch, req.eventCount)} (meshaudit.limits.eventsPerBatch)`,
+          },
+        ]);
+      }
       if (this.key === undefined) {
         if (req.identifier === null) {
           throw new InvalidArgumentError([

@@ -1,4 +1,7 @@
 // The gRPC server: services, health, and a drain that never waits forever.
+import { EventEmitter } from 'node:events';
+import type * as http2 from 'node:http2';
+import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../log';
@@ -10,6 +13,7 @@ import { contract } from '../contract';
 import { MeshauditError } from '../errors';
 import { addReflection } from './reflection';
 import { fastAuditService } from './fast-codec';
+import { BufferedRequests } from './buffered-requests';
 import type { Statuses } from './status';
 
 const AUDIT_SERVICE_NAME = 'meshaudit.v1.AuditService';
@@ -33,45 +37,108 @@ export class ListenError extends MeshauditError {
 export interface BoundGrpcServer {
   readonly server: grpc.Server;
   readonly port: number;
+  /** Accepts the connections (meshaudit.limits.connections) and hands them to `server`. */
+  readonly listener: net.Server;
+  /** Closes the listener and every connection at once. */
+  forceClose(): void;
+}
+
+/** The limits the server itself enforces (meshaudit.limits). */
+export interface ServerLimits {
+  readonly messageBytes: number;
+  readonly connections: number;
+  readonly streamsPerConnection: number;
+  readonly bufferedRequestBytes: number;
 }
 
 /**
  * Binds the port before anything else starts, so that a port in use (say, another sidecar already
  * running) stops start-up before any state or audit file is opened. Calls that arrive before
  * `serveGrpc` get UNIMPLEMENTED, and health is not served yet either.
+ *
+ * The sidecar accepts the connections itself and hands each to grpc-js (its connection injector): so
+ * that their number is bounded (net.Server's maxConnections closes one past it as it comes), and so
+ * that the bytes of unfinished request messages are bounded across them all (src/server/buffered-requests.ts).
+ * Without both, the memory a client can pin is connections x streamsPerConnection x messageBytes.
  */
-export async function bindGrpcServer(
-  address: string,
-  limits: { maxMessageBytes: number; streamsPerConnection: number },
-): Promise<BoundGrpcServer> {
+export async function bindGrpcServer(address: string, limits: ServerLimits, log: Logger): Promise<BoundGrpcServer> {
   const server = new grpc.Server({
     // Requests only: replies are acks, small, and reflection's answers (~13 KB), which a small
-    // maxMessageBytes must not break.
-    'grpc.max_receive_message_length': limits.maxMessageBytes,
-    // Each open call may hold a message of up to maxMessageBytes: the number of calls bounds that.
+    // messageBytes must not break.
+    'grpc.max_receive_message_length': limits.messageBytes,
+    // Each open call may hold a message of up to messageBytes: the number of calls bounds that.
     'grpc.max_concurrent_streams': limits.streamsPerConnection,
     // Channelz (grpc-js's introspection service) is not served here; without it grpc-js keeps no
     // per-call counters and call history, which a Record call paid for on every call.
     'grpc.enable_channelz': 0,
   });
-  try {
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
-    return { server, port };
-  } catch (err) {
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  new BufferedRequests(limits.bufferedRequestBytes, log).watch(injectedHttp2Server(server));
+  const listener = net.createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
+  listener.maxConnections = limits.connections;
+  let dropped = 0;
+  listener.on('drop', () => {
+    // One line per burst, not per connection: a client retrying in a loop must not flood the log.
+    if (dropped++ === 0) {
+      setImmediate(() => {
+        log.warn('refused connections: meshaudit.limits.connections are open', {
+          limit: limits.connections,
+          refused: dropped,
+        });
+        dropped = 0;
+      });
+    }
+  });
+  const forceClose = (): void => {
+    listener.close();
     server.forceShutdown();
-    const message = (err as Error).message;
-    // grpc-js gives no error code for a failed bind, only its message, which wraps the system's: "No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]".
-    const reason = /EADDRINUSE/.test(message)
-      ? 'the address is already in use (is another sidecar running?)'
-      : /EADDRNOTAVAIL/.test(message)
-        ? 'this machine has no such address'
-        : /EACCES/.test(message)
-          ? 'permission denied'
-          : message.replace(/^No address added out of total \d+ resolved errors: /, '');
+  };
+  try {
+    const { host, port } = splitHostPort(address);
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen({ host, port }, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    return { server, port: (listener.address() as net.AddressInfo).port, listener, forceClose };
+  } catch (err) {
+    forceClose();
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason =
+      code === 'EADDRINUSE'
+        ? 'the address is already in use (is another sidecar running?)'
+        : code === 'EADDRNOTAVAIL'
+          ? 'this machine has no such address'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+              ? 'no such host'
+              : (err as Error).message;
     throw new ListenError(`can't listen on ${address} (meshaudit.grpc.address): ${reason}`);
   }
+}
+
+/** host:port or [IPv6]:port (checked by the config) as listen() takes them. */
+function splitHostPort(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon);
+  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(colon + 1)) };
+}
+
+/**
+ * The HTTP/2 server behind a connection injector. grpc-js does not expose it: it is the one entry of its
+ * private map of servers (no port is bound through grpc-js). Should a grpc-js update move it, start-up
+ * fails here, loudly, rather than the bound on buffered bytes going quietly away.
+ */
+function injectedHttp2Server(server: grpc.Server): http2.Http2Server {
+  const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
+  const found = servers instanceof Map && servers.size === 1 ? [...servers.keys()][0] : undefined;
+  if (!(found instanceof EventEmitter) || typeof (found as http2.Http2Server).listen !== 'function') {
+    throw new Error('grpc-js no longer keeps its HTTP/2 servers where meshaudit looks for them (http2Servers)');
+  }
+  return found as http2.Http2Server;
 }
 
 export interface RunningGrpcServer {
@@ -84,7 +151,7 @@ export interface RunningGrpcServer {
 
 /** Adds every service to a bound server: from here on it answers calls. */
 export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): RunningGrpcServer {
-  const { server, port } = bound;
+  const { server, port, listener } = bound;
   const definition = contract().packageDefinition;
   const service = (name: string): grpc.ServiceDefinition => definition[name] as grpc.ServiceDefinition;
   server.addService(fastAuditService(service(AUDIT_SERVICE_NAME)), opts.audit.handlers());
@@ -114,6 +181,8 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
     shutdown(graceMs: number) {
       // tryShutdown waits on every open call, health Watch streams included, which a client may keep
       // open forever: after graceMs the rest is cut.
+      // No new connection from here on; those open finish their calls.
+      listener.close();
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();

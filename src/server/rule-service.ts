@@ -20,7 +20,7 @@ import { formatWithin, IS_REQUIRED, InvalidArgumentError, under, type Violation 
 import { namesChanged } from '../store/access-audit-store';
 import type { AccessAuditStore, PreparedChange, StoredAccessAudit } from '../store/access-audit-store';
 import { parseAccessAuditYaml, RulesFileError } from '../config/rules-files';
-import type { LoadedAudits } from '../config/rules-files';
+import type { AccessAuditYamlLimits, LoadedAudits } from '../config/rules-files';
 import type { Logger } from '../log';
 import { unary } from './handlers';
 import { operatorOf } from './identity';
@@ -47,6 +47,8 @@ export interface RuleServiceOptions {
   readonly knownTypes: TypeRegistry;
   /** kmesh.access.audit.skipDefaultTypes, for compiling the rules. */
   readonly skipDefaultTypes: readonly string[];
+  /** The YAML and AccessAudit limits an apply is read with (meshaudit.limits). */
+  readonly limits: AccessAuditYamlLimits;
   /** Maps errors to statuses (bounded: meshaudit.limits.statusBytes). */
   readonly statuses: Statuses;
   readonly log: Logger;
@@ -92,7 +94,7 @@ export class RuleServiceImpl {
 
   /** Creates or updates every AccessAudit of `yaml`, all or nothing; with `dryRun`, only says what it would do. */
   async apply(yaml: string, dryRun: boolean, operator: EventUser): Promise<ApplyResult> {
-    const loaded = parseApplyYaml(yaml, this.opts.knownTypes);
+    const loaded = parseApplyYaml(yaml, this.opts.knownTypes, this.opts.limits);
     const prepare = (): PreparedChange => this.opts.store.prepareApply(loaded.audits);
     const change = dryRun ? await this.serially(async () => prepare()) : await this.change(operator, prepare);
     return {
@@ -221,11 +223,15 @@ export class RuleServiceImpl {
  * Parses the YAML of an apply. Every problem becomes a violation of the `yaml` field, located by its
  * line within it: `line 5: rules[1].access[0]: unknown action "CREAT", did you mean "CREATE"?`.
  */
-function parseApplyYaml(text: string, knownTypes: TypeRegistry): { audits: ValidAccessAudit[]; warnings: string[] } {
+function parseApplyYaml(
+  text: string,
+  knownTypes: TypeRegistry,
+  limits: AccessAuditYamlLimits,
+): { audits: ValidAccessAudit[]; warnings: string[] } {
   const inYaml = (description: string): Violation => ({ field: YAML_FIELD, description });
   let loaded: LoadedAudits;
   try {
-    loaded = parseAccessAuditYaml(text, YAML_FIELD, knownTypes);
+    loaded = parseAccessAuditYaml(text, YAML_FIELD, knownTypes, limits);
   } catch (e) {
     if (e instanceof RulesFileError) throw new InvalidArgumentError(e.violations.map((v) => inYaml(formatWithin(v))));
     throw e;
@@ -249,7 +255,8 @@ async function underField<T>(prefix: string, run: () => Promise<T>): Promise<T> 
   try {
     return await run();
   } catch (e) {
-    if (!(e instanceof InvalidArgumentError)) throw e;
+    // A store limit (FAILED_PRECONDITION) keeps its code, and its field as it is.
+    if (!(e instanceof InvalidArgumentError) || e.kind !== 'invalid-argument') throw e;
     throw new InvalidArgumentError(e.violations.map((v) => ({ ...v, field: under(prefix, v.field) })));
   }
 }

@@ -39,7 +39,7 @@ export class Statuses {
    * identifier).
    */
   of(err: unknown, context: Record<string, unknown>): grpc.StatusObject {
-    if (err instanceof InvalidArgumentError) return this.invalidArgument(err.violations);
+    if (err instanceof InvalidArgumentError) return this.withViolations(CODES[err.kind], err.violations);
     if (err instanceof MeshauditError) return plain(CODES[err.kind], this.message(err.message));
     this.log.error('internal error', {
       ...context,
@@ -62,11 +62,12 @@ export class Statuses {
   }
 
   /**
-   * INVALID_ARGUMENT with one BadRequest field violation per violation, as many as fit. The message
+   * `code` (INVALID_ARGUMENT, or FAILED_PRECONDITION for a limit of the store) with one BadRequest field
+   * violation per violation, as many as fit. The message
    * travels twice (grpc-message, and google.rpc.Status.message in the details): it takes at most an
    * eighth of the budget, the field violations what is left; a last violation counts those left out.
    */
-  private invalidArgument(violations: readonly Violation[]): grpc.StatusObject {
+  private withViolations(code: grpc.status, violations: readonly Violation[]): grpc.StatusObject {
     const all = violations.map(formatWithin).join('; ');
     const messageChars = Math.floor(this.maxStatusBytes / 8);
     const message = all.length > messageChars ? `${cut(all, messageChars - 24)} (${violations.length} in all)` : all;
@@ -92,14 +93,14 @@ export class Statuses {
     const status = contract()
       .type('google.rpc.Status')
       .encode({
-        code: grpc.status.INVALID_ARGUMENT,
+        code,
         message,
         details: [{ type_url: 'type.googleapis.com/google.rpc.BadRequest', value: badRequest }],
       })
       .finish();
     const metadata = new grpc.Metadata();
     metadata.set('grpc-status-details-bin', Buffer.from(status));
-    return { code: grpc.status.INVALID_ARGUMENT, details: message, metadata };
+    return { code, details: message, metadata };
   }
 }
 

@@ -22,7 +22,14 @@ import { validateAccessAudit } from '../rules';
 import type { AccessAudit, TypeRegistry, ValidAccessAudit } from '../rules';
 import { formatViolation, IS_REQUIRED, InvalidArgumentError, index, type Violation, Violations } from '../validators';
 import { type DurableFs, ReplaceError, replaceFile } from './durable-file';
-import { AlreadyExistsError, NotFoundError, StaleVersionError, StoreCorruptError, StoreError } from './errors';
+import {
+  AlreadyExistsError,
+  NotFoundError,
+  StaleVersionError,
+  StoreCorruptError,
+  StoreError,
+  TooManyAccessAuditsError,
+} from './errors';
 
 export const ACCESS_AUDITS_FILE = 'access-audits.json';
 /** Version of the file's layout, so that a later layout can migrate this one instead of guessing. */
@@ -71,6 +78,10 @@ export interface StoreOptions {
    * the change stands, only its survival of a power loss is in doubt. Default: throws, like any failure.
    */
   readonly onSyncError?: (err: Error) => void;
+  /** Most resources the store holds (meshaudit.limits.accessAudits); unbounded when absent. */
+  readonly maxAccessAudits?: number;
+  /** Most rules of a resource given through the API (meshaudit.limits.rulesPerAccessAudit); unbounded when absent. */
+  readonly maxRules?: number;
 }
 
 interface Upsert {
@@ -218,6 +229,9 @@ export class AccessAuditStore {
       next.delete(name);
       changes.push({ action: 'DELETE', name });
     }
+    // Only growth is refused: with a lowered limit, the resources already stored stay and can be changed.
+    const max = this.opts.maxAccessAudits ?? Number.POSITIVE_INFINITY;
+    if (next.size > max && next.size > this.byName.size) throw new TooManyAccessAuditsError(max, next.size);
     return {
       changes,
       unchanged,
@@ -229,7 +243,10 @@ export class AccessAuditStore {
 
   /** The normalised resource, or InvalidArgumentError with every violation (paths as `rules[1].access[0]`). */
   private validate(input: unknown): AccessAudit {
-    const res = validateAccessAudit(input as AccessAudit, { knownTypes: this.opts.knownTypes });
+    const res = validateAccessAudit(input as AccessAudit, {
+      knownTypes: this.opts.knownTypes,
+      ...(this.opts.maxRules === undefined ? {} : { maxRules: this.opts.maxRules }),
+    });
     if (res.audit === undefined) throw new InvalidArgumentError(res.violations);
     return res.audit;
   }

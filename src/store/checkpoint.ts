@@ -7,13 +7,15 @@
 // Layout: <dataDir>/checkpoint.jsonl, one JSON object per line, each a delta:
 //   {"s":{"<zone>/<instance>":<seq>,...},"p":{"<sink key>":[<inode>,<size>],...}}
 // Replaying the lines in order gives the state. A line torn by a crash is the last one, without its
-// newline, and is dropped: it was never acknowledged. A whole line that cannot be read is corruption. When the file passes COMPACT_AT_BYTES it is replaced durably
-// (src/store/durable-file.ts) by one line with the whole state.
+// newline, and is dropped: it was never acknowledged. So is a tail of lines holding NUL bytes that no
+// readable line follows: what a machine crash leaves when the file grew but its last pages never reached
+// the disk (fsync off). Any other line that cannot be read is corruption. When the file passes
+// COMPACT_AT_BYTES it is replaced durably (src/store/durable-file.ts) by one line with the whole state.
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import type { SinkPosition } from '../backends/sink';
 import { MeshauditError } from '../errors';
-import { type DurableFs, replaceFile, syncDir } from './durable-file';
+import { type DurableFs, ReplaceError, replaceFile, syncDir } from './durable-file';
 
 /** 4 MiB of deltas (~40k batches) replay in milliseconds at start-up and compact in one write. */
 const COMPACT_AT_BYTES = 4 * 1024 * 1024;
@@ -41,7 +43,7 @@ export class CheckpointCorruptError extends CheckpointError {
 
 /** The file operations the checkpoint uses: injected, so that tests can make any of them fail. */
 export type CheckpointFs = DurableFs &
-  Pick<typeof nodeFs, 'readFileSync' | 'ftruncateSync' | 'fstatSync' | 'statSync' | 'write' | 'fdatasync'>;
+  Pick<typeof nodeFs, 'readFileSync' | 'ftruncateSync' | 'fstatSync' | 'stat' | 'fstat' | 'write' | 'fdatasync'>;
 
 export interface CheckpointOptions {
   /** fdatasync every append before it is acknowledged (meshaudit.fsync). */
@@ -56,7 +58,12 @@ export interface CheckpointOptions {
    * take back what else the directory held (the lock, the AccessAudit store). A throw fails the
    * commit, which is retried: nothing more is acknowledged until it works.
    */
-  readonly onLost?: () => void;
+  readonly onLost?: () => void | Promise<void>;
+  /**
+   * Called before every commit (the data directory's lock: src/store/data-dir-lock.ts); a throw fails
+   * the commit. Returns nothing at once while all is well, so that the hot path does not wait on it.
+   */
+  readonly beforeCommit?: () => void | Promise<void>;
 }
 
 function applyLine(state: CheckpointState, line: string): boolean {
@@ -80,12 +87,33 @@ function encode(delta: CheckpointDelta): string {
   return `{"s":{${s}},"p":{${p}}}\n`;
 }
 
+/**
+ * Whether `tail` (from the first line that cannot be read) is what a machine crash leaves with fsync off:
+ * the file grew, but some of its last pages never reached the disk and read as NUL bytes. It holds a NUL
+ * and no readable line follows; a readable line after it would be acknowledged state, not a torn tail.
+ */
+function tornByMachineCrash(tail: string): boolean {
+  const [first, ...rest] = tail.split('\n');
+  if (!first.includes('\0')) return false;
+  const scratch: CheckpointState = { seqs: new Map(), positions: new Map() };
+  return rest.every((line) => line.trim() === '' || line.includes('\0') || !applyLine(scratch, line));
+}
+
+/**
+ * What start-up dropped from the end of the file: nothing (false); a last line without its newline, a
+ * crash during a commit that was never acknowledged ('torn line'); or a tail of NUL bytes, a crash of
+ * the machine with fsync off, which may have lost groups acknowledged just before it ('lost pages').
+ */
+export type DroppedTail = false | 'torn line' | 'lost pages';
+
 export class Checkpoint {
   private fd = -1;
   private bytes = 0;
   private closed = false;
   /** A failed append may have left a partial line after `bytes`: cut before appending again. */
   private cutDue = false;
+  /** A compaction renamed its file into place but could not fsync the folder: done before the next commit. */
+  private dirSyncDue = false;
   private readonly file: string;
   private readonly fs: CheckpointFs;
   readonly state: CheckpointState = { seqs: new Map(), positions: new Map() };
@@ -102,13 +130,13 @@ export class Checkpoint {
    * What load() would read, without creating or changing anything (--check-config): the state, and
    * whether a torn last line would be dropped. Throws what load() throws for an unreadable or corrupt file.
    */
-  inspect(): { state: CheckpointState; droppedTail: boolean } {
+  inspect(): { state: CheckpointState; droppedTail: DroppedTail } {
     const { state, droppedTail } = this.parse(this.read());
     return { state, droppedTail };
   }
 
   /** Reads the state; a torn or corrupt line can only be the last one and is cut off. */
-  load(): { state: CheckpointState; droppedTail: boolean } {
+  load(): { state: CheckpointState; droppedTail: DroppedTail } {
     try {
       this.fs.mkdirSync(this.dir, { recursive: true });
     } catch (e) {
@@ -141,21 +169,22 @@ export class Checkpoint {
   private parse(
     text: string,
     state: CheckpointState = { seqs: new Map(), positions: new Map() },
-  ): { state: CheckpointState; good: number; droppedTail: boolean } {
+  ): { state: CheckpointState; good: number; droppedTail: DroppedTail } {
     let good = 0;
-    let droppedTail = false;
+    let droppedTail: DroppedTail = false;
     while (good < text.length) {
       const nl = text.indexOf('\n', good);
       if (nl < 0 || !applyLine(state, text.slice(good, nl))) {
-        // A crash leaves at most a last line without its newline. A whole line (newline and all) that
-        // cannot be read, even the last or the only one, was damaged by something else, and anything
-        // after it would be applied out of order: we refuse to guess about either.
-        if (nl >= 0) {
+        // A crash of the process leaves at most a last line without its newline; one of the machine, a
+        // tail of NUL bytes. Any other whole line (newline and all) that cannot be read, even the last
+        // or the only one, was damaged by something else, and anything after it would be applied out of
+        // order: we refuse to guess about either.
+        if (nl >= 0 && !tornByMachineCrash(text.slice(good))) {
           throw new CheckpointCorruptError(
             `checkpoint ${this.file} is corrupt at byte ${good}; move it away to start over`,
           );
         }
-        droppedTail = true;
+        droppedTail = nl >= 0 || text.includes('\0', good) ? 'lost pages' : 'torn line';
         break;
       }
       good = nl + 1;
@@ -180,59 +209,104 @@ export class Checkpoint {
         throw new CheckpointError(`can't reopen checkpoint ${this.file}: ${(e as Error).message}`);
       }
     }
+    try {
+      const guard = this.opts.beforeCommit?.();
+      if (guard !== undefined) await guard;
+    } catch (e) {
+      throw new CheckpointError(`can't commit to checkpoint ${this.file}: ${(e as Error).message}`);
+    }
     for (const [k, v] of delta.seqs) this.state.seqs.set(k, v);
     for (const [k, v] of delta.positions) this.state.positions.set(k, v);
-    // Appending to a removed file would acknowledge records that no restart could find again (and a
-    // second sidecar could start on the directory with resume point 0): the whole state is written
-    // again, at the path.
-    const lost = !this.atItsPath();
-    if (lost) {
-      try {
-        this.opts.onLost?.();
-      } catch (e) {
-        throw new CheckpointError(`checkpoint ${this.file} was removed or replaced: ${(e as Error).message}`);
-      }
-    }
-    if (lost || this.bytes >= (this.opts.compactAtBytes ?? COMPACT_AT_BYTES)) {
-      try {
-        this.compact();
-      } catch (e) {
-        throw new CheckpointError(`can't compact checkpoint ${this.file}: ${(e as Error).message}`);
-      }
+    if (this.bytes >= (this.opts.compactAtBytes ?? COMPACT_AT_BYTES)) {
+      // The whole state goes to the path; if the file there was lost, the rest must be taken back first.
+      if (!(await this.atItsPath())) await this.takeBack();
+      this.compactOrThrow();
       return;
     }
     if (this.cutDue && !this.cutBack()) {
       throw new CheckpointError(`can't cut checkpoint ${this.file} back to its last whole line`);
     }
-    const buf = Buffer.from(encode(delta));
-    const fd = this.fd;
-    try {
-      const written = await new Promise<number>((resolve, reject) =>
-        this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
-      );
-      // A write can be short without an error (file size limit, a full disk): that is a failure too.
-      if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
-      // After a failed fsync what reached the disk is unknown: the line is cut and written again, so
-      // that a power loss cannot leave half of it in the middle of the file.
-      if (this.opts.fsync) {
-        await new Promise<void>((resolve, reject) =>
-          this.fs.fdatasync(fd, (err) => (err ? reject(new Error(`fsync: ${err.message}`)) : resolve())),
-        );
+    if (this.opts.fsync && this.dirSyncDue) {
+      // A compaction's rename whose folder fsync failed: durable before anything more is acknowledged.
+      try {
+        syncDir(this.fs, this.dir);
+        this.dirSyncDue = false;
+      } catch (e) {
+        throw new CheckpointError(`can't fsync the folder of checkpoint ${this.file}: ${(e as Error).message}`);
       }
-    } catch (err) {
+    }
+    // The append and the check that the file is still at its path run together, so that the check adds
+    // no wait to a commit. Appending to a removed file would acknowledge records that no restart could
+    // find again (and a second sidecar could start on the directory with resume point 0): then the
+    // line just written is moot, and the whole state is written again, at the path.
+    const buf = Buffer.from(encode(delta));
+    const [appended, atPath] = await Promise.allSettled([this.append(buf), this.atItsPath()]);
+    if (atPath.status === 'fulfilled' && !atPath.value) {
+      await this.takeBack();
+      this.compactOrThrow();
+      return;
+    }
+    if (appended.status === 'rejected') {
       // A partial line left in the middle would make the next start refuse the file: cut it, now or,
       // if that fails too, before the next append.
       this.cutDue = true;
       this.cutBack();
-      throw new CheckpointError(`can't append to checkpoint ${this.file}: ${(err as Error).message}`);
+      throw new CheckpointError(`can't append to checkpoint ${this.file}: ${(appended.reason as Error).message}`);
     }
     this.bytes += buf.length;
+    // Appended, but whether at the path is unknown: not acknowledged. The writer commits the same delta
+    // again, and a line repeated is replayed to the same state.
+    if (atPath.status === 'rejected') throw atPath.reason;
   }
 
-  /** Whether the file at the checkpoint's path is the one it appends to (not removed, not replaced). */
-  private atItsPath(): boolean {
+  /** Appends `buf` whole (and fdatasyncs it with fsync on), or rejects. */
+  private async append(buf: Buffer): Promise<void> {
+    const fd = this.fd;
+    const written = await new Promise<number>((resolve, reject) =>
+      this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
+    );
+    // A write can be short without an error (file size limit, a full disk): that is a failure too.
+    if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
+    // After a failed fsync what reached the disk is unknown: the line is cut and written again, so
+    // that a power loss cannot leave half of it in the middle of the file.
+    if (this.opts.fsync) {
+      await new Promise<void>((resolve, reject) =>
+        this.fs.fdatasync(fd, (err) => (err ? reject(new Error(`fsync: ${err.message}`)) : resolve())),
+      );
+    }
+  }
+
+  /** The file at the path is not ours (the data directory removed): takes back what else it held. */
+  private async takeBack(): Promise<void> {
     try {
-      return this.fs.statSync(this.file).ino === this.fs.fstatSync(this.fd).ino;
+      await this.opts.onLost?.();
+    } catch (e) {
+      throw new CheckpointError(`checkpoint ${this.file} was removed or replaced: ${(e as Error).message}`);
+    }
+  }
+
+  private compactOrThrow(): void {
+    try {
+      this.compact();
+    } catch (e) {
+      throw new CheckpointError(`can't compact checkpoint ${this.file}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Whether the file at the checkpoint's path is the one it appends to (not removed, not replaced).
+   * Asynchronous: it runs at every commit, and a stat of a slow disk must not stall the event loop.
+   */
+  private async atItsPath(): Promise<boolean> {
+    const inode = (stat: (done: (err: Error | null, s: nodeFs.Stats) => void) => void): Promise<number> =>
+      new Promise((resolve, reject) => stat((err, st) => (err ? reject(err) : resolve(st.ino))));
+    const fd = this.fd;
+    try {
+      const [atPath, ours] = await Promise.all([
+        inode((done) => this.fs.stat(this.file, done)),
+        inode((done) => this.fs.fstat(fd, done)),
+      ]);
+      return atPath === ours;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw new CheckpointError(`can't check checkpoint ${this.file}: ${(e as Error).message}`);
@@ -253,7 +327,22 @@ export class Checkpoint {
   /** Replaces the file with one line holding the whole state: the old file or the new one, never a torn one. */
   private compact(): void {
     const line = encode(this.state);
-    replaceFile(this.fs, this.file, line);
+    try {
+      replaceFile(this.fs, this.file, line);
+    } catch (e) {
+      // Renamed into place, but its directory entry may not be durable yet (a failed directory fsync):
+      // the new file is the checkpoint now, and appending to the old one would look like a lost file.
+      if (e instanceof ReplaceError && e.renamed) {
+        this.reopen(line);
+        this.dirSyncDue = true;
+      }
+      throw e;
+    }
+    this.reopen(line);
+  }
+
+  /** Appends to the file now at the path, which holds `line`. */
+  private reopen(line: string): void {
     const old = this.fd;
     // Never leave a closed descriptor number in this.fd: a later write would land in whatever file reuses it.
     this.fd = -1;

@@ -1,18 +1,29 @@
 // One sidecar per data directory. Two processes on one dataDir (a rolling update on a shared volume, a
 // second sidecar started by mistake on another port) would interleave checkpoint lines and cut each
 // other's audit files on recovery, so the second one refuses to start.
+//
+// Whether the holder of a lock still runs:
+// - In the same process space (same host name, pid namespace and boot), its pid says so at once. A
+//   lock holding this process's own pid there is stale (its owner was this pid before a restart).
+// - Anywhere else (another host on a shared volume, another container of the same pod with its own
+//   pid namespace, where pid 1 is everybody's pid), the pid means nothing here. The holder touches its
+//   lock every HEARTBEAT_MS; a starting sidecar watches the lock for STALE_AFTER_MS by its own clock:
+//   touched meanwhile, the holder runs (refused); untouched, it is gone (taken over). No clock of
+//   another machine is compared with ours.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { whyNotWritable } from '../config/places';
 import { MeshauditError } from '../errors';
 
 /** The lock's name; each holder adds its generation (`meshaudit.lock.3`). */
 export const LOCK_FILE = 'meshaudit.lock';
-/** The holder touches its lock this often, so that a lock from another host can be judged by its age. */
+/** The holder touches its lock this often, and checks that it still holds it. */
 const HEARTBEAT_MS = 10_000;
-/** A lock from another host (another container) untouched for this long is left by a process that is gone. */
+/** A lock from another process space untouched for this long (watched by the starting sidecar) is stale. */
 export const STALE_AFTER_MS = 3 * HEARTBEAT_MS;
 
 /** The data directory is taken by another sidecar, or cannot be locked (exit 1 at start-up). */
@@ -20,9 +31,53 @@ export class DataDirLockError extends MeshauditError {
   readonly kind = 'unavailable';
 }
 
-interface Holder {
-  pid: number;
-  host: string;
+/** Who holds (or wants) a lock: enough to tell where its pid means something. */
+export interface LockIdentity {
+  readonly pid: number;
+  readonly host: string;
+  /** `pid:[4026531836]` (Linux); '' where unknown. */
+  readonly pidNamespace: string;
+  /** The kernel's boot id (Linux); '' where unknown. */
+  readonly bootId: string;
+}
+
+function readOr(read: () => string, fallback: string): string {
+  try {
+    return read().trim();
+  } catch {
+    return fallback; // not Linux, or no /proc: the host name alone tells process spaces apart
+  }
+}
+
+/** This process, as its lock names it. */
+export function ownIdentity(host: string = os.hostname()): LockIdentity {
+  return {
+    pid: process.pid,
+    host,
+    pidNamespace: readOr(() => fs.readlinkSync('/proc/self/ns/pid'), ''),
+    bootId: readOr(() => fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'), ''),
+  };
+}
+
+function tokenOf(id: LockIdentity): string {
+  return `${id.pid} ${id.host} ${id.pidNamespace || '-'} ${id.bootId || '-'}\n`;
+}
+
+/** The holder written in a lock; undefined when it names none (an empty or foreign file). */
+function parseHolder(text: string): LockIdentity | undefined {
+  const [pid, host, ns, boot] = text.trim().split(/\s+/);
+  const n = Number.parseInt(pid, 10);
+  if (!Number.isInteger(n) || n <= 0) return undefined;
+  // Earlier versions wrote only the pid and host: judged by the host, as they were.
+  const unknown = (v: string | undefined): string => (v === undefined || v === '-' ? '' : v);
+  return { pid: n, host: host ?? '', pidNamespace: unknown(ns), bootId: unknown(boot) };
+}
+
+/** Whether a pid of `holder` means the same process here. */
+function sameProcessSpace(holder: LockIdentity, me: LockIdentity): boolean {
+  if (holder.host !== me.host) return false;
+  const known = (a: string, b: string): boolean => a === '' || b === '' || a === b;
+  return known(holder.pidNamespace, me.pidNamespace) && known(holder.bootId, me.bootId);
 }
 
 function alive(pid: number): boolean {
@@ -33,26 +88,6 @@ function alive(pid: number): boolean {
     // EPERM: the process exists but belongs to someone else.
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-function readHolder(file: string): { holder: Holder | undefined; ageMs: number } {
-  const text = fs.readFileSync(file, 'utf8');
-  const ageMs = Date.now() - fs.statSync(file).mtimeMs;
-  const [pid, host] = text.trim().split(/\s+/, 2);
-  const n = Number.parseInt(pid, 10);
-  return { holder: Number.isInteger(n) && n > 0 ? { pid: n, host: host ?? '' } : undefined, ageMs };
-}
-
-/**
- * Whether the holder of a lock still runs. On this host its pid says so (a lock holding this process's
- * own pid is what a restarted container, pid 1 again, finds: stale). From another host (a container
- * with its own pid namespace on a shared volume) the pid means nothing here: the holder's heartbeat
- * does, and a lock untouched for STALE_AFTER_MS is stale.
- */
-function inUse(holder: Holder | undefined, ageMs: number, host: string): boolean {
-  if (holder === undefined) return false;
-  if (holder.host === host) return holder.pid !== process.pid && alive(holder.pid);
-  return ageMs < STALE_AFTER_MS;
 }
 
 /** A lock file and its generation; `meshaudit.lock` without one (earlier versions wrote it) is generation 0. */
@@ -73,28 +108,67 @@ function lockFiles(dataDir: string): LockFile[] {
   return found.sort((a, b) => b.generation - a.generation);
 }
 
-/** Why no lock was taken on this pass: the newest one is held (an error to throw), or changed under us. */
-function judge(newest: LockFile | undefined, dataDir: string, host: string): DataDirLockError | 'free' | 'changed' {
+/** A lock held from another process space, as seen at one moment: it is watched for a change. */
+interface Sighting {
+  readonly file: string;
+  readonly holder: LockIdentity;
+  readonly mtimeMs: number;
+}
+
+type Verdict = 'free' | 'changed' | DataDirLockError | Sighting;
+
+function inUse(
+  dataDir: string,
+  file: string,
+  holder: LockIdentity,
+  me: LockIdentity,
+  beating = false,
+): DataDirLockError {
+  const where = holder.host === me.host ? '' : ` on host ${holder.host}`;
+  // A heartbeat seen going on proves the holder runs: deleting its lock would make two holders.
+  const advice = beating ? ', whose heartbeat goes on: stop it first' : `; if no such sidecar runs, delete ${file}`;
+  return new DataDirLockError(
+    `${dataDir} (meshaudit.dataDir) is in use by another meshaudit (pid ${holder.pid}${where})${advice}`,
+  );
+}
+
+/** What the newest lock says: free to take, held here (refused), held elsewhere (to watch), or changed. */
+function judge(newest: LockFile | undefined, dataDir: string, me: LockIdentity): Verdict {
   if (newest === undefined) return 'free';
-  let read: ReturnType<typeof readHolder>;
+  let holder: LockIdentity | undefined;
+  let mtimeMs: number;
   try {
-    read = readHolder(newest.file);
+    holder = parseHolder(fs.readFileSync(newest.file, 'utf8'));
+    mtimeMs = fs.statSync(newest.file).mtimeMs;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'changed'; // cleaned up by a newer holder
     throw e;
   }
-  if (!inUse(read.holder, read.ageMs, host)) return 'free';
-  const { pid, host: on } = read.holder!;
-  return new DataDirLockError(
-    `${dataDir} (meshaudit.dataDir) is in use by another meshaudit (pid ${pid}${on === host ? '' : ` on host ${on}`}); ` +
-      `if no such sidecar runs, delete ${newest.file}`,
-  );
+  if (holder === undefined) return 'free';
+  if (!sameProcessSpace(holder, me)) return { file: newest.file, holder, mtimeMs };
+  if (holder.pid === me.pid || !alive(holder.pid)) return 'free';
+  return inUse(dataDir, newest.file, holder, me);
+}
+
+export interface LockOptions {
+  /** Default: this process (ownIdentity()). */
+  readonly identity?: LockIdentity;
+  /** How long a lock from another process space is watched for its heartbeat; STALE_AFTER_MS by default. */
+  readonly watchMs?: number;
+  /** Told when start-up waits on a lock from another process space. */
+  readonly onWatch?: (holder: LockIdentity, file: string, ms: number) => void;
+}
+
+/** A lock taken: its file and the token in it. */
+interface Held {
+  readonly file: string;
+  readonly token: string;
 }
 
 /**
- * Takes the data directory for this process (pid and host name in `<dataDir>/meshaudit.lock.<n>`),
- * keeps the lock fresh with a heartbeat, and returns its release. A lock whose holder is gone (SIGKILL,
- * a crash) is taken over.
+ * Takes the data directory for this process (`<dataDir>/meshaudit.lock.<n>`). A lock whose holder is
+ * gone (SIGKILL, a crash) is taken over; one from another process space only after it was watched,
+ * untouched, for STALE_AFTER_MS.
  *
  * The holder is whoever holds the newest generation. A takeover never removes anything: it creates the
  * next generation with link(2), which exactly one process can do, from a file already written whole,
@@ -104,39 +178,44 @@ function judge(newest: LockFile | undefined, dataDir: string, host: string): Dat
  * first; it withdraws. Generations older than the holder's are left by processes that are gone, and the
  * holder removes them.
  */
-export function lockDataDir(dataDir: string, host: string = os.hostname()): () => void {
+async function takeLock(dataDir: string, opts: LockOptions = {}): Promise<Held> {
+  const me = opts.identity ?? ownIdentity();
   try {
     fs.mkdirSync(dataDir, { recursive: true });
   } catch (e) {
     const why = whyNotWritable(dataDir) ?? (e as Error).message;
     throw new DataDirLockError(`can't create ${dataDir} (meshaudit.dataDir): ${why}`);
   }
-  const token = `${process.pid} ${host}\n`;
-  const pending = path.join(dataDir, `${PENDING_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+  const token = tokenOf(me);
+  const pending = path.join(dataDir, `${PENDING_PREFIX}${me.pid}-${randomBytes(6).toString('hex')}`);
+  /** A sighting watched, untouched, for the whole watch: stale. */
+  let stale: Sighting | undefined;
   try {
     fs.writeFileSync(pending, token, { flag: 'wx' });
     for (let attempt = 0; attempt < 10; attempt++) {
       const newest = lockFiles(dataDir)[0];
-      const verdict = judge(newest, dataDir, host);
+      const verdict = judge(newest, dataDir, me);
       if (verdict instanceof DataDirLockError) throw verdict;
       if (verdict === 'changed') continue;
-      const mine: LockFile = {
-        generation: (newest?.generation ?? 0) + 1,
-        file: path.join(dataDir, `${LOCK_FILE}.${(newest?.generation ?? 0) + 1}`),
-      };
+      if (verdict !== 'free' && !sameSighting(verdict, stale)) {
+        stale = await watch(dataDir, verdict, me, opts);
+        continue; // judged again: the directory may have changed while it was watched
+      }
+      const generation = (newest?.generation ?? 0) + 1;
+      const mine = path.join(dataDir, `${LOCK_FILE}.${generation}`);
       try {
-        fs.linkSync(pending, mine.file);
+        fs.linkSync(pending, mine);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // another process took this generation
         throw e;
       }
       const [first, ...older] = lockFiles(dataDir);
-      if (first.generation !== mine.generation) {
-        fs.rmSync(mine.file, { force: true });
+      if (first.generation !== generation) {
+        fs.rmSync(mine, { force: true });
         continue;
       }
       removeLeftovers(dataDir, older, pending);
-      return holdLock(mine.file, token);
+      return { file: mine, token };
     }
   } catch (e) {
     if (e instanceof DataDirLockError) throw e;
@@ -145,6 +224,40 @@ export function lockDataDir(dataDir: string, host: string = os.hostname()): () =
     fs.rmSync(pending, { force: true });
   }
   throw new DataDirLockError(`can't lock ${dataDir} (meshaudit.dataDir): other processes keep taking it`);
+}
+
+function sameSighting(a: Sighting, b: Sighting | undefined): boolean {
+  return b !== undefined && a.file === b.file && a.mtimeMs === b.mtimeMs;
+}
+
+/**
+ * Watches a lock held from another process space for `watchMs` by this process's clock: throws when
+ * its holder touches it (it runs), returns the sighting when it stays untouched (stale), and returns
+ * undefined as soon as the lock is gone or replaced (to be judged again).
+ */
+async function watch(
+  dataDir: string,
+  seen: Sighting,
+  me: LockIdentity,
+  opts: LockOptions,
+): Promise<Sighting | undefined> {
+  const watchMs = opts.watchMs ?? STALE_AFTER_MS;
+  opts.onWatch?.(seen.holder, seen.file, watchMs);
+  // A monotonic clock: a wall clock stepped forward (as early after a boot) would cut the watch short.
+  const until = performance.now() + watchMs;
+  while (performance.now() < until) {
+    await sleep(Math.min(500, Math.max(1, until - performance.now())));
+    let mtimeMs: number;
+    try {
+      mtimeMs = fs.statSync(seen.file).mtimeMs;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    if (lockFiles(dataDir)[0]?.file !== seen.file) return undefined;
+    if (mtimeMs !== seen.mtimeMs) throw inUse(dataDir, seen.file, seen.holder, me, true);
+  }
+  return seen;
 }
 
 /** Older generations, and pending files of processes that died while taking the lock (untouched for long). */
@@ -161,49 +274,149 @@ function removeLeftovers(dataDir: string, older: readonly LockFile[], pending: s
   }
 }
 
-function holdLock(file: string, token: string): () => void {
-  const heartbeat = setInterval(() => {
-    const now = new Date();
-    try {
-      fs.utimesSync(file, now, now);
-    } catch {
-      // Gone or unwritable: the next start judges the lock by what is there; nothing to do here.
-    }
-  }, HEARTBEAT_MS);
-  heartbeat.unref();
-  return () => {
-    clearInterval(heartbeat);
-    // Only our own file (our pid and host in it): after the directory was removed, another sidecar
-    // may hold the same name now, even the same inode number.
-    try {
-      if (fs.readFileSync(file, 'utf8') === token) fs.rmSync(file, { force: true });
-    } catch {
-      // Gone already (the directory was removed): nothing of ours to release.
-    }
-  };
+/** Why a lock is no longer ours: gone (its directory removed or emptied), or taken over by another process. */
+export interface LockLoss {
+  readonly reason: string;
+  /** Another process holds the directory now: this one must stop writing to it at once. */
+  readonly takenOver: boolean;
 }
 
-/** The data directory's lock, held from start to stop, and taken again if the directory is removed. */
-export class DataDirLock {
-  private releaseHeld: () => void;
+/** Why `held` is no longer ours, or undefined while it is. */
+function lossOf(dataDir: string, held: Held): LockLoss | undefined {
+  try {
+    // A newer generation first: a process that took over has removed ours already.
+    const newest = lockFiles(dataDir)[0];
+    if (newest !== undefined && newest.file !== held.file && newest.generation > generationOf(held.file)) {
+      return { reason: `${newest.file} is newer than ours: another process took the directory over`, takenOver: true };
+    }
+    if (fs.readFileSync(held.file, 'utf8') !== held.token) {
+      return { reason: `${held.file} holds another process's lock`, takenOver: true };
+    }
+    return undefined;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { reason: `${held.file} is gone`, takenOver: false };
+    return { reason: `can't read ${held.file}: ${(e as Error).message}`, takenOver: false };
+  }
+}
 
-  constructor(
+function generationOf(file: string): number {
+  const m = LOCK_NAME.exec(path.basename(file));
+  return m?.[1] === undefined ? 0 : Number(m[1]);
+}
+
+export interface DataDirLockOptions extends LockOptions {
+  /** Told once when a heartbeat finds the lock gone (the directory removed): the next commit takes it again. */
+  readonly onLost?: (reason: string) => void;
+  /**
+   * Told once when the lock turns out to be another process's (a heartbeat, or taking it again, finds it
+   * held): two sidecars on one directory cut each other's files, so this one must stop at once.
+   */
+  readonly onTakenOver?: (reason: string) => void;
+  /** Told when a heartbeat cannot touch the lock (it is retried at the next one). */
+  readonly onHeartbeatError?: (err: Error) => void;
+  /** HEARTBEAT_MS by default; shorter in tests. */
+  readonly heartbeatMs?: number;
+}
+
+/**
+ * The data directory's lock, held from start to stop. Its heartbeat touches it and checks that it
+ * still holds it. A lock gone with its directory is taken again by ensureHeld() (before each
+ * checkpoint commit); a lock another process holds is fatal (onTakenOver): the sidecar stops rather
+ * than write beside it.
+ */
+export class DataDirLock {
+  private heartbeat: NodeJS.Timeout | undefined;
+  private lost: LockLoss | undefined;
+  private takenOverTold = false;
+
+  private constructor(
     readonly dataDir: string,
-    private readonly host: string = os.hostname(),
+    private held: Held,
+    private readonly opts: DataDirLockOptions,
   ) {
-    this.releaseHeld = lockDataDir(dataDir, host);
+    this.beat();
+  }
+
+  static async take(dataDir: string, opts: DataDirLockOptions = {}): Promise<DataDirLock> {
+    return new DataDirLock(dataDir, await takeLock(dataDir, opts), opts);
+  }
+
+  /** Why the lock was found lost, or undefined while it is held. */
+  get lostBecause(): string | undefined {
+    return this.lost?.reason;
   }
 
   /**
-   * Takes the lock again, after the data directory was removed or emptied behind the sidecar's back.
-   * Throws DataDirLockError when another sidecar holds it now.
+   * Resolves once this process holds the lock. While the heartbeat finds it held this costs nothing (no
+   * file is read on the hot path: the checkpoint asks before every commit); `recheck` looks at the
+   * directory now (the checkpoint found itself removed). A lost lock is taken again, the next generation
+   * before ours is released, so that the directory is never unlocked. Throws DataDirLockError while
+   * another sidecar holds it: nothing is committed, so nothing more is acknowledged.
    */
-  retake(): void {
-    this.releaseHeld();
-    this.releaseHeld = lockDataDir(this.dataDir, this.host);
+  async ensureHeld(recheck = false): Promise<void> {
+    if (recheck) this.lost ??= lossOf(this.dataDir, this.held);
+    if (this.lost === undefined) return;
+    if (this.lost.takenOver) throw this.takenOver(this.lost.reason);
+    let next: Held;
+    try {
+      next = await takeLock(this.dataDir, this.opts);
+    } catch (e) {
+      // Held by another sidecar by now (it started on the emptied directory): this one must stop.
+      if (e instanceof DataDirLockError) throw this.takenOver(e.message);
+      throw e;
+    }
+    // The same name again means ours was gone (the directory removed): that file is the new lock now.
+    if (next.file === this.held.file) clearInterval(this.heartbeat);
+    else this.stop();
+    this.held = next;
+    this.lost = undefined;
+    this.beat();
+  }
+
+  private takenOver(reason: string): DataDirLockError {
+    this.lost = { reason, takenOver: true };
+    if (!this.takenOverTold) {
+      this.takenOverTold = true;
+      this.opts.onTakenOver?.(reason);
+    }
+    return new DataDirLockError(`the data directory ${this.dataDir} was taken over: ${reason}`);
   }
 
   release(): void {
-    this.releaseHeld();
+    this.stop();
+  }
+
+  private beat(): void {
+    this.heartbeat = setInterval(() => {
+      if (this.lost !== undefined) return;
+      const loss = lossOf(this.dataDir, this.held);
+      if (loss !== undefined) {
+        if (loss.takenOver) this.takenOver(loss.reason);
+        else {
+          this.lost = loss;
+          this.opts.onLost?.(loss.reason);
+        }
+        return;
+      }
+      const now = new Date();
+      try {
+        fs.utimesSync(this.held.file, now, now);
+      } catch (e) {
+        this.opts.onHeartbeatError?.(e as Error);
+      }
+    }, this.opts.heartbeatMs ?? HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /** Stops the heartbeat and removes our lock file, only if it still holds our token. */
+  private stop(): void {
+    clearInterval(this.heartbeat);
+    // Only our own file: after the directory was removed, another sidecar may hold the same name now,
+    // even the same inode number.
+    try {
+      if (fs.readFileSync(this.held.file, 'utf8') === this.held.token) fs.rmSync(this.held.file, { force: true });
+    } catch {
+      // Gone already (the directory was removed): nothing of ours to release.
+    }
   }
 }

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 /** The file operations it uses: injected, so that tests can make any of them fail (a crash, a full disk). */
 export type DurableFs = Pick<
   typeof nodeFs,
-  'mkdirSync' | 'openSync' | 'writeFileSync' | 'fsyncSync' | 'closeSync' | 'renameSync'
+  'mkdirSync' | 'openSync' | 'writeFileSync' | 'fsyncSync' | 'closeSync' | 'renameSync' | 'fchmodSync'
 >;
 
 /**
@@ -26,14 +26,16 @@ export class ReplaceError extends Error {
   }
 }
 
-/** Replaces `file` with `data` (see the top of this file). Throws ReplaceError. */
-export function replaceFile(fs: DurableFs, file: string, data: string): void {
+/** Replaces `file` with `data` (see the top of this file), with `mode` when given. Throws ReplaceError. */
+export function replaceFile(fs: DurableFs, file: string, data: string, opts: { mode?: number } = {}): void {
   const dir = path.dirname(file);
   const tmp = `${file}.tmp`;
   try {
     fs.mkdirSync(dir, { recursive: true });
-    const fd = fs.openSync(tmp, 'w');
+    const fd = fs.openSync(tmp, 'w', opts.mode);
     try {
+      // Whatever the umask, and whatever mode a temp file left by a crash had.
+      if (opts.mode !== undefined) fs.fchmodSync(fd, opts.mode);
       fs.writeFileSync(fd, data); // writes it all, or throws
       fs.fsyncSync(fd);
     } finally {

@@ -1,6 +1,7 @@
 // Domain errors of the AccessAudit store. They know nothing of gRPC: their kind says which status they
 // become (src/server/status.ts); StoreError stops start-up.
-import { MeshauditError } from '../errors';
+import { type ErrorKind, MeshauditError } from '../errors';
+import { InvalidArgumentError } from '../validators';
 
 /** The named AccessAudit does not exist. */
 export class NotFoundError extends MeshauditError {
@@ -47,4 +48,21 @@ export class StoreError extends MeshauditError {
 /** The store file holds what this sidecar refuses to load: restarting will not help (exit 2). */
 export class StoreCorruptError extends StoreError {
   override readonly exitCode = 2;
+}
+
+/**
+ * A change would make the store hold more resources than meshaudit.limits.accessAudits: FAILED_PRECONDITION
+ * (deleting some first makes room; retrying as it is never helps), with the field violation; exit 2 at start-up.
+ */
+export class TooManyAccessAuditsError extends InvalidArgumentError {
+  override readonly kind: ErrorKind = 'failed-precondition';
+
+  constructor(max: number, wouldHold: number) {
+    super([
+      {
+        field: 'name',
+        description: `would make ${wouldHold} AccessAudits: meshaudit.limits.accessAudits allows ${max}; delete some first`,
+      },
+    ]);
+  }
 }

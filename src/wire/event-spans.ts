@@ -82,17 +82,19 @@ function fieldsByNumber(...pairs: Array<[number, Field]>): Field[] {
   return byNumber;
 }
 
-/** Most entries of one list or map a scanned event may carry; more goes the reference way (which rejects past 64). */
-const MAX_SCANNED_ENTRIES = 64;
-
 /** Start and end offsets of a list's strings, in pairs, with their count. */
 export class SpanList {
-  readonly spans = new Int32Array(2 * MAX_SCANNED_ENTRIES);
+  readonly spans: Int32Array;
   count = 0;
+
+  /** `capacity`: most entries; more goes the reference way, which rejects them by the same limit. */
+  constructor(private readonly capacity: number) {
+    this.spans = new Int32Array(2 * capacity);
+  }
 
   /** False when the list is full. */
   add(start: number, end: number): boolean {
-    if (this.count === MAX_SCANNED_ENTRIES) return false;
+    if (this.count === this.capacity) return false;
     this.spans[2 * this.count] = start;
     this.spans[2 * this.count + 1] = end;
     this.count++;
@@ -109,11 +111,11 @@ export type ScanResult = typeof NOT_SCANNED | typeof RESOURCE_EVENT | typeof TOK
 export class EventScanner {
   /** Start and end offset of each Field's string in the scanned buffer; 0, 0 when absent. */
   readonly spans = new Int32Array(2 * FIELD_COUNT);
-  readonly userGroups = new SpanList();
-  readonly claimsGroups = new SpanList();
-  readonly scope = new SpanList();
+  readonly userGroups: SpanList;
+  readonly claimsGroups: SpanList;
+  readonly scope: SpanList;
   /** Token claims tags: key start, key end, value start, value end of each entry, as sent. */
-  readonly tags = new Int32Array(4 * MAX_SCANNED_ENTRIES);
+  readonly tags: Int32Array;
   tagCount = 0;
   private buf: Uint8Array = new Uint8Array(0);
   private pos = 0;
@@ -128,6 +130,17 @@ export class EventScanner {
   private userStart = -1;
   private userEnd = -1;
 
+  /**
+   * `maxEntries`: most entries of one list or map a scanned event may carry (meshaudit.limits.listEntries,
+   * the same as the reference checks); an event with more goes the reference way, which rejects it.
+   */
+  constructor(private readonly maxEntries: number) {
+    this.userGroups = new SpanList(maxEntries);
+    this.claimsGroups = new SpanList(maxEntries);
+    this.scope = new SpanList(maxEntries);
+    this.tags = new Int32Array(4 * maxEntries);
+  }
+
   startOf(field: Field): number {
     return this.spans[2 * field];
   }
@@ -138,7 +151,7 @@ export class EventScanner {
 
   /**
    * Scans the Event in buf[start, end). RESOURCE_EVENT or TOKEN_EVENT when it is well-formed, has a
-   * user and exactly one of resource and token, and no list or map of more than MAX_SCANNED_ENTRIES.
+   * user and exactly one of resource and token, and no list or map of more than `maxEntries`.
    * It checks nothing else (empty names, lengths, actions): the caller does.
    */
   scan(buf: Uint8Array, start: number, end: number): ScanResult {
@@ -195,7 +208,7 @@ export class EventScanner {
     if (field === CLAIMS_GROUPS) return this.claimsGroups.add(start, end);
     if (field === CLAIMS_SCOPE) return this.scope.add(start, end);
     if (field !== CLAIMS_TAGS) return this.set(CLAIMS_STRINGS[field], start, end);
-    if (this.tagCount === MAX_SCANNED_ENTRIES) return false;
+    if (this.tagCount === this.maxEntries) return false;
     // A map entry without a key or a value has "" for it, as protobufjs decodes it.
     const at = 4 * this.tagCount++;
     this.tags.fill(0, at, at + 4);

@@ -35,7 +35,7 @@ export interface ScannedStreamRequest {
 /**
  * Reads the top level of a StreamEventsRequest: the identifier in full, first_seq, and the number of
  * events, whose bytes are skipped. A request that is not valid protobuf at that level comes back with
- * `malformed` set rather than thrown: grpc-js would answer a throw with a bare INTERNAL.
+ * `invalid` set rather than thrown: grpc-js would answer a throw with a bare INTERNAL.
  */
 export function scanStreamRequest(bytes: Uint8Array): ScannedStreamRequest {
   try {

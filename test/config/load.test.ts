@@ -79,12 +79,26 @@ describe('loadConfig', () => {
     return {
       zone: 'default',
       grpcAddress: '127.0.0.1:5690',
-      grpcMaxMessageBytes: 4 * 1024 * 1024,
       dataDir: path.join(cwd, 'var'),
       extraResourceTypes: [],
       fsync: false,
       drainTimeoutMs: 10_000,
-      limits: { statusBytes: 8192, streamsPerConnection: 100, rulesFileBytes: 1048576 },
+      limits: {
+        messageBytes: 4 * 1024 * 1024,
+        statusBytes: 8192,
+        connections: 100,
+        streamsPerConnection: 100,
+        bufferedRequestBytes: 64 * 1024 * 1024,
+        eventsPerBatch: 5000,
+        fieldChars: 1024,
+        listEntries: 64,
+        accessAudits: 1000,
+        rulesPerAccessAudit: 100,
+        rulesFileBytes: 1048576,
+        yamlBytes: 1048576,
+        yamlDepth: 64,
+        yamlAliases: 100,
+      },
       skipDefaultTypes: DEFAULT_SKIP,
       backends: [
         {
@@ -156,7 +170,6 @@ describe('loadConfig', () => {
       expect(config).to.deep.equal({
         zone: 'zone-1.eu',
         grpcAddress: '[::1]:15690',
-        grpcMaxMessageBytes: 1048576,
         dataDir: '/var/lib/meshaudit',
         extraResourceTypes: [
           { name: 'MyPolicy', scope: 'mesh' },
@@ -164,7 +177,13 @@ describe('loadConfig', () => {
         ],
         fsync: true,
         drainTimeoutMs: 2500,
-        limits: { statusBytes: 2048, streamsPerConnection: 10, rulesFileBytes: 4096 },
+        limits: {
+          ...defaultsIn('/').limits,
+          messageBytes: 1048576,
+          statusBytes: 2048,
+          streamsPerConnection: 10,
+          rulesFileBytes: 4096,
+        },
         skipDefaultTypes: ['DataplaneInsight'],
         backends: [
           {
@@ -204,7 +223,17 @@ describe('loadConfig', () => {
 
     it('a partial meshaudit block, taking the other keys from the defaults', () => {
       const config = load(withMeshaudit('zone: eu-west', 'grpc:', '  maxMessageBytes: 1024'));
-      expect(config).to.deep.equal({ ...defaultsIn(dir), zone: 'eu-west', grpcMaxMessageBytes: 1024 });
+      expect(config).to.deep.equal({
+        ...defaultsIn(dir),
+        zone: 'eu-west',
+        limits: { ...defaultsIn(dir).limits, messageBytes: 1024 },
+      });
+    });
+
+    it('messageBytes under its new name, or under both names when they agree', () => {
+      expect(load(withMeshaudit('limits: {messageBytes: 2048}')).limits.messageBytes).to.equal(2048);
+      const both = load(withMeshaudit('grpc: {maxMessageBytes: 2048}', 'limits: {messageBytes: 2048}'));
+      expect(both.limits.messageBytes).to.equal(2048);
     });
 
     const asDefaults: Array<[name: string, text: string]> = [
@@ -452,6 +481,68 @@ describe('loadConfig', () => {
         name: 'a maxMessageBytes below 1 KiB',
         text: withMeshaudit('grpc:', '  maxMessageBytes: 100'),
         message: 'config.yaml:3: meshaudit.grpc.maxMessageBytes: must be an integer from 1024 to 2147483647, got 100',
+      },
+      {
+        name: 'messageBytes under both names, different',
+        text: withMeshaudit('grpc:', '  maxMessageBytes: 2048', 'limits:', '  messageBytes: 4096'),
+        message:
+          'config.yaml:5: meshaudit.limits.messageBytes: is 4096 but meshaudit.grpc.maxMessageBytes (its old name) is 2048: set only meshaudit.limits.messageBytes',
+      },
+      {
+        name: 'a messageBytes below 1 KiB',
+        text: withMeshaudit('limits: {messageBytes: 100}'),
+        message: 'config.yaml:2: meshaudit.limits.messageBytes: must be an integer from 1024 to 2147483647, got 100',
+      },
+      {
+        name: 'no connection allowed',
+        text: withMeshaudit('limits: {connections: 0}'),
+        message: 'config.yaml:2: meshaudit.limits.connections: must be an integer from 1 to 65536, got 0',
+      },
+      {
+        name: 'a buffered-bytes budget below one whole message',
+        text: withMeshaudit('limits: {messageBytes: 8192, bufferedRequestBytes: 4096}'),
+        message:
+          'config.yaml:2: meshaudit.limits.bufferedRequestBytes: must be at least meshaudit.limits.messageBytes (8192), got 4096',
+      },
+      {
+        name: 'no event per batch',
+        text: withMeshaudit('limits: {eventsPerBatch: 0}'),
+        message: 'config.yaml:2: meshaudit.limits.eventsPerBatch: must be an integer from 1 to 1000000, got 0',
+      },
+      {
+        name: 'a fieldChars too short for a Kubernetes name',
+        text: withMeshaudit('limits: {fieldChars: 100}'),
+        message: 'config.yaml:2: meshaudit.limits.fieldChars: must be an integer from 253 to 1048576, got 100',
+      },
+      {
+        name: 'a listEntries past 4096',
+        text: withMeshaudit('limits: {listEntries: 5000}'),
+        message: 'config.yaml:2: meshaudit.limits.listEntries: must be an integer from 1 to 4096, got 5000',
+      },
+      {
+        name: 'no AccessAudit allowed',
+        text: withMeshaudit('limits: {accessAudits: 0}'),
+        message: 'config.yaml:2: meshaudit.limits.accessAudits: must be an integer from 1 to 100000, got 0',
+      },
+      {
+        name: 'a fractional rulesPerAccessAudit',
+        text: withMeshaudit('limits: {rulesPerAccessAudit: 1.5}'),
+        message: 'config.yaml:2: meshaudit.limits.rulesPerAccessAudit: must be an integer from 1 to 10000, got 1.5',
+      },
+      {
+        name: 'a yamlBytes past 64 MiB',
+        text: withMeshaudit('limits: {yamlBytes: 67108865}'),
+        message: 'config.yaml:2: meshaudit.limits.yamlBytes: must be an integer from 1024 to 67108864, got 67108865',
+      },
+      {
+        name: 'a yamlDepth too shallow for the config itself',
+        text: withMeshaudit('limits: {yamlDepth: 8}'),
+        message: 'config.yaml:2: meshaudit.limits.yamlDepth: must be an integer from 16 to 1000, got 8',
+      },
+      {
+        name: 'negative yamlAliases',
+        text: withMeshaudit('limits: {yamlAliases: -1}'),
+        message: 'config.yaml:2: meshaudit.limits.yamlAliases: must be an integer from 0 to 10000, got -1',
       },
       // kmesh.access.audit
       {

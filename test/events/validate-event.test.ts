@@ -1,5 +1,10 @@
 import { expect } from 'chai';
-import { validateEvent, MAX_FIELD_CHARS, MAX_LIST_ENTRIES } from '../../src/events/validate-event';
+import {
+  DEFAULT_FIELD_CHARS as MAX_FIELD_CHARS,
+  DEFAULT_LIST_ENTRIES as MAX_LIST_ENTRIES,
+} from '../../src/config/defaults';
+import { defaultLimits } from '../../src/config/load';
+import { validateEvent } from '../../src/events/validate-event';
 import { formatWithin } from '../../src/validators';
 import type { AuditEvent } from '../../src/events/event';
 
@@ -7,6 +12,7 @@ const user = { name: 'ann', groups: [] };
 const resource = { type: 'TrafficRoute', name: 'r', mesh: 'default' };
 const token = { id: 't', expiresAt: '', claims: { mesh: 'default' } };
 const long = 'x'.repeat(MAX_FIELD_CHARS + 1);
+const LIMITS = defaultLimits();
 
 describe('event validation', () => {
   const table: Array<[string, AuditEvent, string]> = [
@@ -98,7 +104,7 @@ describe('event validation', () => {
   ];
   for (const [what, event, reason] of table) {
     it(`rejects ${what}`, () => {
-      const check = validateEvent(event, 0);
+      const check = validateEvent(event, 0, LIMITS);
       expect(check.ok ? 'accepted' : formatWithin(check)).to.equal(reason);
     });
   }
@@ -108,6 +114,7 @@ describe('event validation', () => {
     const check = validateEvent(
       { action: 'GENERATE_DATAPLANE_TOKEN', token: { ...token, claims: { tags: { [key]: 'v' } } }, user },
       0,
+      LIMITS,
     );
     expect(check).to.deep.equal({
       ok: false,
@@ -120,6 +127,7 @@ describe('event validation', () => {
     const res = validateEvent(
       { action: 'CREATE', resource: { type: 'Zone', name: 'z' } as never, user: { name: 'a' } as never },
       5000,
+      LIMITS,
     );
     expect(res).to.deep.equal({
       ok: true,

@@ -2,13 +2,10 @@
 // checkpoint, a restart would have resumed from 0 (the CP resending everything: duplicates), and a
 // second sidecar could start on the directory. Against the real process: the next commit notices,
 // writes the whole checkpoint again from memory and takes the lock back; where another sidecar holds
-// it by then, nothing more is acknowledged and health says NOT_SERVING.
+// it by then, the sidecar stops at once (exit 1), writing nothing more beside it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { expect } from 'chai';
-import { protoPath } from 'grpc-health-check';
 import { Checkpoint } from '../../src/store/checkpoint';
 import { clients, openStream, resourceEvent, tempDir, waitFor } from '../support/helpers';
 import { spawnSidecar, writeSidecarConfig } from '../support/process';
@@ -54,17 +51,6 @@ async function streamer(port: number) {
   };
 }
 
-function health(port: number): Promise<string> {
-  const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
-  const client = new def.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  return new Promise((resolve, reject) =>
-    client.Check({ service: '' }, (e: Error | null, r: { status: string }) => {
-      client.close();
-      return e ? reject(e) : resolve(r.status);
-    }),
-  );
-}
-
 describe('faults: the data directory removed under a running sidecar', function () {
   this.timeout(60_000);
 
@@ -105,7 +91,7 @@ describe('faults: the data directory removed under a running sidecar', function 
     }
   });
 
-  it('acknowledges nothing more, and says NOT_SERVING, once another sidecar took the directory', async () => {
+  it('stops at once, acknowledging nothing more, once another sidecar took the directory', async () => {
     const dir = tempDir();
     const sidecar = start(dir);
     const port = await sidecar.ready;
@@ -122,10 +108,11 @@ describe('faults: the data directory removed under a running sidecar', function 
       fs.rmSync(path.join(dir, 'data'), { recursive: true });
       intruder = start(other, intruderConfig);
       await intruder.ready;
+      // The next commit finds the checkpoint gone and the directory held: fail-stop, exit 1.
       expect(await cp.batch(3000)).to.equal(false);
+      expect(await sidecar.exited).to.equal(1);
       expect(cp.acked()).to.equal(10);
-      await waitFor(() => sidecar.stderr().includes('is in use by another meshaudit'), 'the refusal in the log');
-      expect(await health(port)).to.equal('NOT_SERVING');
+      expect(sidecar.stderr()).to.include('another meshaudit took the data directory over: stopping at once');
     } finally {
       cp.close();
       intruder?.proc.kill('SIGTERM');

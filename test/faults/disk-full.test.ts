@@ -24,7 +24,13 @@ interface FullDisk {
   files(dir: string): Map<string, Buffer>;
 }
 
-function fullDisk(real: boolean, dir: string, mount: { dir: string; kb: number }, pid: () => number): FullDisk {
+function fullDisk(
+  real: boolean,
+  code: string,
+  dir: string,
+  mount: { dir: string; kb: number },
+  pid: () => number,
+): FullDisk {
   if (real) {
     return {
       spawnOptions: { cwd: dir, wrap: onTmpfs([mount]) },
@@ -37,7 +43,7 @@ function fullDisk(real: boolean, dir: string, mount: { dir: string; kb: number }
   return {
     spawnOptions: {
       cwd: dir,
-      env: { FAULT_FILE: faultFile, FAULT_DIR: mount.dir },
+      env: { FAULT_FILE: faultFile, FAULT_DIR: mount.dir, FAULT_CODE: code },
       nodeFlags: [...SIDECAR_NODE_FLAGS, '--require', path.resolve(__dirname, '../support/fs-faults.js')],
     },
     onAck: (acked) => {
@@ -51,8 +57,14 @@ function fullDisk(real: boolean, dir: string, mount: { dir: string; kb: number }
   };
 }
 
-for (const real of [true, false])
-  describe(`faults: a full disk (${real ? 'a real tmpfs' : 'ENOSPC injected'})`, function () {
+// A disk remounted read-only under a running process cannot be made here (a busy mount refuses it),
+// so that one is injected only; read-only at start-up is real (check-config.test.ts).
+for (const [what, real, code] of [
+  ['a full disk (a real tmpfs)', true, 'ENOSPC'],
+  ['a full disk (ENOSPC injected)', false, 'ENOSPC'],
+  ['a disk turned read-only (EROFS injected)', false, 'EROFS'],
+] as const)
+  describe(`faults: ${what}`, function () {
     this.timeout(60_000);
 
     before(function () {
@@ -66,7 +78,7 @@ for (const real of [true, false])
     // which the cut-back then emptied: an empty rotated file per retry, which retention counted,
     // deleting files that held acknowledged records. Now no rotated file is empty or past the limit.
     for (const full of ['audit', 'data', 'rotating'] as const) {
-      it(`acknowledges nothing unwritten while the ${full} directory is full, says so in health, and loses nothing once it grows`, async () => {
+      it(`acknowledges nothing unwritten while the ${full} directory cannot be written, says so in health, and loses nothing once it can`, async () => {
         const dir = tempDir();
         const rules = path.join(dir, 'rules.yaml');
         fs.writeFileSync(rules, RULES);
@@ -78,7 +90,7 @@ for (const real of [true, false])
         const rotation = full === 'rotating' ? { maxSizeMb } : undefined;
         const config = writeSidecarConfig(dir, { zone: 'zone-1', backends: [{ folder: 'audit', rotation }] });
         let pid = 0;
-        const disk = fullDisk(real, dir, mount, () => pid);
+        const disk = fullDisk(real, code, dir, mount, () => pid);
         const sidecar = spawnSidecar(['--config', config, '--rules', rules], disk.spawnOptions);
         const port = await sidecar.ready;
         pid = sidecar.proc.pid!;

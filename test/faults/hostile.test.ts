@@ -406,13 +406,13 @@ describe('faults: the hostile corpus', function () {
         'identify',
         waitFor(() => replies.length === 1, 'the resume point', DEADLINE_MS),
       );
-      // The cases in as few batches as fit in maxMessageBytes, in order: the index of each in the
+      // The cases in as few batches as fit in messageBytes, in order: the index of each in the
       // stream is its sequence less one.
       const batches: Uint8Array[][] = [[]];
       let size = 0;
       for (const cse of EVENT_CASES) {
         const e = cse.event();
-        if (size + e.length + 16 > LIMITS.maxMessageBytes) {
+        if (size + e.length + 16 > LIMITS.messageBytes) {
           batches.push([]);
           size = 0;
         }
@@ -456,11 +456,9 @@ describe('faults: the hostile corpus', function () {
       expect(ack.recorded).to.equal(EVENT_CASES.filter((e) => e.expect === 'recorded').length);
     });
 
-    // Events per batch is not limited today, only bytes: 1,000,000 empty events (2 MB) took the sidecar to
-    // a 600 MiB peak and an ack of 27 MB, which the client refused (past its 4 MiB). The limit is being
-    // made (issue 12, branch issue12-limits): add it to LIMITS (eventsPerBatch), then un-skip this and
-    // say here what the stream ends with.
-    it.skip('ends a stream whose batch holds more events than eventsPerBatch, naming the limit, memory bounded', async () => {
+    // Before eventsPerBatch, 1,000,000 empty events (2 MB) took the sidecar to a 600 MiB peak and an ack
+    // of 27 MB, which the client refused (past its 4 MiB).
+    it('ends a stream whose batch holds more events than eventsPerBatch, naming the limit, memory bounded', async () => {
       const call = raw.makeBidiStreamRequest(
         '/meshaudit.v1.AuditService/StreamEvents',
         (b: Buffer) => b,
@@ -479,16 +477,19 @@ describe('faults: the hostile corpus', function () {
       const w = protobuf.Writer.create();
       w.uint32((n('StreamEventsRequest', 'first_seq') << 3) | 0).uint64(1);
       // Empty events, two bytes each: as many as fit in a request.
-      for (let i = 0; i < LIMITS.maxMessageBytes / 2 - 16; i++)
+      for (let i = 0; i < LIMITS.messageBytes / 2 - 16; i++)
         w.uint32((n('StreamEventsRequest', 'events') << 3) | 2).bytes(Buffer.alloc(0));
       call.write(Buffer.from(w.finish()));
       const err = await within('a batch of millions of events', ended);
-      expect(err.details).to.match(/eventsPerBatch|events per batch/);
+      expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
+      expect(err.details).to.equal(
+        `events: must have at most ${LIMITS.eventsPerBatch} entries, got ${LIMITS.messageBytes / 2 - 16} (meshaudit.limits.eventsPerBatch)`,
+      );
       expect(memory(sidecar.proc.pid!, 'VmHWM')).to.be.below(MAX_PEAK_RSS_BYTES);
     });
 
-    it('refuses a Record past maxMessageBytes RESOURCE_EXHAUSTED', async () => {
-      const big = resourceEventBytes({ name: 'a'.repeat(LIMITS.maxMessageBytes) });
+    it('refuses a Record past messageBytes RESOURCE_EXHAUSTED', async () => {
+      const big = resourceEventBytes({ name: 'a'.repeat(LIMITS.messageBytes) });
       const err = await rawUnary('/meshaudit.v1.AuditService/Record', encode([[n('RecordRequest', 'event'), big]]));
       expect(Buffer.isBuffer(err) ? 'answered' : err.code).to.equal(grpc.status.RESOURCE_EXHAUSTED);
     });
@@ -561,7 +562,7 @@ describe('faults: the hostile corpus', function () {
     it('answers malformed gRPC frames on a raw HTTP/2 connection with an error status', async () => {
       const record = encode([[n('RecordRequest', 'event'), resourceEventBytes({})]]);
       // gzip of 16 MiB of zeros: 16 KiB on the wire, past maxMessageBytes once inflated.
-      const bomb = zlib.gzipSync(Buffer.alloc(4 * LIMITS.maxMessageBytes));
+      const bomb = zlib.gzipSync(Buffer.alloc(4 * LIMITS.messageBytes));
       // Status codes: 0 OK, 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 12 UNIMPLEMENTED, 13 INTERNAL.
       const FRAMES: Array<{
         what: string;
@@ -688,7 +689,7 @@ describe('faults: the hostile corpus', function () {
         const err = await within(
           'health Check',
           new Promise<grpc.ServiceError>((resolve, reject) =>
-            health.Check({ service: 's'.repeat(LIMITS.maxMessageBytes / 2) }, (e: grpc.ServiceError | null) =>
+            health.Check({ service: 's'.repeat(LIMITS.messageBytes / 2) }, (e: grpc.ServiceError | null) =>
               e ? resolve(e) : reject(new Error('answered')),
             ),
           ),

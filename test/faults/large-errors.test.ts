@@ -14,7 +14,9 @@ describe('faults: errors too large for their trailers', function () {
 
   before(async () => {
     const dir = tempDir();
-    sidecar = spawnSidecar(['--config', writeSidecarConfig(dir, { zone: 'zone-1' })], { cwd: dir });
+    // 1,000 rules in one AccessAudit, past the default rulesPerAccessAudit (100): an error per rule is the point here.
+    const config = writeSidecarConfig(dir, { zone: 'zone-1', limits: { rulesPerAccessAudit: 1000 } });
+    sidecar = spawnSidecar(['--config', config], { cwd: dir });
     c = clients(await sidecar.ready);
   });
   after(async () => {

@@ -79,18 +79,45 @@ describe('faults: files moved under a running sidecar', function () {
     ).to.equal(true);
   });
 
+  /** Every event from the first in `files` on is there once: only what went with the removed file is gone. */
+  function expectEveryEventFrom(files: readonly string[], meddledAt: number): void {
+    const seqs = sequencesIn(files).sort((a, b) => a - b);
+    expect(new Set(seqs).size, 'no event twice').to.equal(seqs.length);
+    // What was written before the removal went with it (acknowledged by then, or in the commit under
+    // way); from the first event written after it on, every one is there.
+    const first = seqs[0];
+    expect(first, 'the first event after the removal').to.be.above(meddledAt);
+    expect(seqs, 'every event from the first after the removal on').to.deep.equal(
+      Array.from({ length: TOTAL - first + 1 }, (_, i) => first + i),
+    );
+  }
+
   it('creates a removed audit folder again and writes on: only what the removed files held is gone', async () => {
     const dir = tempDir();
     const audit = path.join(dir, 'audit');
     const removedAt = await streamWhile(dir, () => fs.rmSync(audit, { recursive: true }));
-    const seqs = sequencesIn(filesOf(audit)).sort((a, b) => a - b);
-    expect(new Set(seqs).size, 'no event twice').to.equal(seqs.length);
-    // What was written before the removal went with the folder (acknowledged by then, or in the
-    // commit under way); from the first event in the new folder on, every one is there.
-    const first = seqs[0];
-    expect(first, 'the first event in the new folder').to.be.above(removedAt);
-    expect(seqs, 'every event from the first in the new folder on').to.deep.equal(
-      Array.from({ length: TOTAL - first + 1 }, (_, i) => first + i),
+    expectEveryEventFrom(filesOf(audit), removedAt);
+  });
+
+  it('writes on to a new file when the active file is deleted: only what it held is gone', async () => {
+    const dir = tempDir();
+    const audit = path.join(dir, 'audit');
+    const deletedAt = await streamWhile(dir, () => fs.unlinkSync(path.join(audit, 'audit.log')));
+    expectEveryEventFrom(filesOf(audit), deletedAt);
+  });
+
+  it('writes on at the path when the active file is replaced, after what the replacement holds', async () => {
+    const dir = tempDir();
+    const audit = path.join(dir, 'audit');
+    const theirs = '{"an":"operator\'s own line"}\n';
+    const replacedAt = await streamWhile(dir, () => {
+      const other = path.join(dir, 'replacement.log');
+      fs.writeFileSync(other, theirs);
+      fs.renameSync(other, path.join(audit, 'audit.log'));
+    });
+    expect(fs.readFileSync(path.join(audit, 'audit.log'), 'utf8').startsWith(theirs), 'the replacement kept').to.equal(
+      true,
     );
+    expectEveryEventFrom(filesOf(audit), replacedAt);
   });
 });

@@ -24,12 +24,14 @@ function deadPid(): number {
  * says "held" or "refused", then keeps whatever it took until its stdin closes.
  */
 const RACER = `
-const { lockDataDir } = require(${JSON.stringify(LOCK_MODULE)});
+const { DataDirLock } = require(${JSON.stringify(LOCK_MODULE)});
 const rl = require('node:readline').createInterface({ input: process.stdin });
 process.stdout.write('ready\\n');
 rl.once('line', () => {
-  try { lockDataDir(process.argv[1]); process.stdout.write('held\\n'); }
-  catch (e) { process.stdout.write('refused ' + e.message + '\\n'); }
+  DataDirLock.take(process.argv[1]).then(
+    () => process.stdout.write('held\\n'),
+    (e) => process.stdout.write('refused ' + e.message + '\\n'),
+  );
 });
 rl.on('close', () => process.exit(0));
 `;

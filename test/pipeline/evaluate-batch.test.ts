@@ -4,14 +4,15 @@
 // rejects, and never writes different bytes. Events are random: valid ones with realistic names,
 // dates and UTF-8 (multibyte, characters JSON escapes), and mutated ones (truncated, bit-flipped,
 // fields sent twice, unknown fields and groups, wrong wire types, bytes that are not UTF-8, fields at
-// and past the limits, unknown actions). One evaluator judges every batch, so that its caches carry
+// and past the limits, unknown actions). The same evaluators judge every batch, so that their caches carry
 // over as in the sidecar; the rules change now and then.
 //
 // `make test` runs it for FUZZ_SECONDS (3 by default) from a fixed seed; `make fuzz` runs it for 300 s
 // from FUZZ_SEED (the time by default). A failure prints the seed, the batch, and the first event that
 // disagrees alone, in hex: enough to replay it and to paste it into a unit test.
 import { expect } from 'chai';
-import { MAX_FIELD_CHARS, MAX_LIST_ENTRIES } from '../../src/events/validate-event';
+import { defaultLimits } from '../../src/config/load';
+import type { EventLimits } from '../../src/events/validate-event';
 import { BatchEvaluator, type EvaluatedBatch } from '../../src/pipeline/evaluate-batch';
 import { RecordDateFormatter } from '../../src/record/dates';
 import { ACTIONS, type AccessAudit, type CompiledRules, compileRules } from '../../src/rules';
@@ -23,12 +24,17 @@ const FIXED_SEED = 20261207;
 const seconds = Number(process.env.FUZZ_SECONDS ?? 3);
 const runSeed = process.env.FUZZ_SEED === undefined ? FIXED_SEED : Number(process.env.FUZZ_SEED) >>> 0;
 const RECEIVED_MS = Date.UTC(2030, 0, 1, 12, 0, 0, 250);
+/** meshaudit.limits' defaults, and the smallest it allows (src/config/load.ts). */
+const DEFAULT_LIMITS: EventLimits = defaultLimits();
+const SMALL_LIMITS: EventLimits = { fieldChars: 253, listEntries: 1 };
 const dates = new RecordDateFormatter(() => 120);
 
 /** mulberry32: a tiny seeded PRNG, enough to spread cases (no need for cryptographic quality). */
 class Random {
   /** Set for an event of valid-looking values only (see value()): about half of them. */
   calm = false;
+  /** The limits of the evaluator the next batch goes to: values are drawn at and past them. */
+  limits: EventLimits = DEFAULT_LIMITS;
 
   constructor(private state: number) {}
 
@@ -97,8 +103,8 @@ function value(r: Random, plain: readonly string[] = NAMES): string | Uint8Array
   if (roll < 88) return r.pick(NOT_UTF8);
   if (roll < 90) return '';
   if (roll < 96) return Array.from({ length: 1 + r.int(12) }, () => r.pick(ALPHABET)).join('');
-  // At and past MAX_FIELD_CHARS, in characters; a multibyte one is twice as long in bytes.
-  const chars = MAX_FIELD_CHARS + r.pick([-1, 0, 1]);
+  // At and past fieldChars, in characters; a multibyte one is twice as long in bytes.
+  const chars = r.limits.fieldChars + r.pick([-1, 0, 1]);
   return (r.oneIn(2) ? 'a' : 'é').repeat(chars);
 }
 
@@ -108,8 +114,8 @@ function maybe(r: Random, parts: Part[], field: number, v: Part[1], absentOneIn 
 }
 
 function list(r: Random, field: number, parts: Part[]): void {
-  // Now and then at and past MAX_LIST_ENTRIES.
-  const n = r.oneIn(40) ? MAX_LIST_ENTRIES + r.pick([0, 1]) : r.int(4);
+  // Now and then at and past listEntries.
+  const n = r.oneIn(40) ? r.limits.listEntries + r.pick([0, 1]) : r.int(4);
   for (let i = 0; i < n; i++) parts.push([field, value(r)]);
 }
 
@@ -128,7 +134,7 @@ function token(r: Random): Part[] {
   if (!r.oneIn(8)) {
     const claims: Part[] = [];
     maybe(r, claims, 1, value(r), 3);
-    const tags = r.oneIn(40) ? MAX_LIST_ENTRIES + r.pick([0, 1]) : r.int(4);
+    const tags = r.oneIn(40) ? r.limits.listEntries + r.pick([0, 1]) : r.int(4);
     for (let i = 0; i < tags; i++) {
       const entry: Part[] = [];
       // A key sent twice across entries (the last wins), and entries without a key or a value.
@@ -278,12 +284,12 @@ function evaluate(evaluator: BatchEvaluator, bytes: Buffer): EvaluatedBatch {
 }
 
 /** The first event of a failed batch that disagrees on its own, with a fresh evaluator. */
-function culprit(events: readonly Uint8Array[], rules: CompiledRules): string {
+function culprit(events: readonly Uint8Array[], rules: CompiledRules, limits: EventLimits): string {
   for (const e of events) {
     const bytes = request([e]);
     const problem = compare(
-      evaluate(new BatchEvaluator(rules, dates), bytes),
-      referenceBatch(bytes, rules, RECEIVED_MS, dates),
+      evaluate(new BatchEvaluator(rules, dates, limits), bytes),
+      referenceBatch(bytes, rules, RECEIVED_MS, dates, limits),
     );
     if (problem !== undefined) return `the event that disagrees alone (hex): ${hex(e)}\n${problem}`;
   }
@@ -294,15 +300,18 @@ describe('batch evaluation: the plain byte path against the reference', () => {
   it(`never accepts what the reference rejects and never writes other bytes (seed ${runSeed}, ${seconds} s)`, function () {
     this.timeout((seconds + 60) * 1000);
     const r = new Random(runSeed);
-    const evaluator = new BatchEvaluator(RULE_SETS[0], dates);
+    // One evaluator per set of limits, each judging its share of the batches.
+    const evaluators = [DEFAULT_LIMITS, SMALL_LIMITS].map((limits) => new BatchEvaluator(RULE_SETS[0], dates, limits));
     let rules = RULE_SETS[0];
     const totals = { batches: 0, events: 0, recorded: 0, skipped: 0, rejected: 0 };
     const deadline = Date.now() + seconds * 1000;
     while (Date.now() < deadline || totals.batches < 200) {
       if (r.oneIn(50)) {
         rules = r.pick(RULE_SETS);
-        evaluator.setRules(rules);
+        for (const e of evaluators) e.setRules(rules);
       }
+      const evaluator = r.oneIn(3) ? evaluators[1] : evaluators[0];
+      r.limits = evaluator.limits;
       const events: Uint8Array[] = [];
       const n = r.oneIn(20) ? 100 + r.int(100) : 1 + r.int(12);
       let previous: Uint8Array = new Uint8Array(0);
@@ -313,12 +322,12 @@ describe('batch evaluation: the plain byte path against the reference', () => {
         previous = e;
       }
       const bytes = request(events);
-      const want = referenceBatch(bytes, rules, RECEIVED_MS, dates);
+      const want = referenceBatch(bytes, rules, RECEIVED_MS, dates, evaluator.limits);
       const problem = compare(evaluate(evaluator, bytes), want);
       if (problem !== undefined) {
         expect.fail(
           `batch ${totals.batches} of the run from seed ${runSeed} disagrees with the reference: ${problem}\n` +
-            `${culprit(events, rules)}\n` +
+            `limits ${JSON.stringify(evaluator.limits)}; ${culprit(events, rules, evaluator.limits)}\n` +
             `replay: FUZZ_SEED=${runSeed} make fuzz (or FUZZ_SEED=${runSeed} FUZZ_SECONDS=${seconds} npx mocha dist/test/pipeline/evaluate-batch.test.js)`,
         );
       }

@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { contract } from '../../src/contract';
 import { newAuditCounts } from '../../src/pipeline/counts';
+import { defaultLimits } from '../../src/config/load';
 import { BatchEvaluator } from '../../src/pipeline/evaluate-batch';
 import { Sequencer } from '../../src/pipeline/sequencer';
 import { AuditWriter } from '../../src/pipeline/writer';
@@ -26,7 +27,11 @@ function setup(): { sink: MemorySink; writer: AuditWriter; sequencer: Sequencer;
   checkpoint.load();
   const sink = new MemorySink({ held: true });
   const writer = new AuditWriter([sink], checkpoint);
-  const evaluator = new BatchEvaluator(compileRules([AUDIT_ALL], DEFAULT_SKIP_TYPES), new RecordDateFormatter(() => 0));
+  const evaluator = new BatchEvaluator(
+    compileRules([AUDIT_ALL], DEFAULT_SKIP_TYPES),
+    new RecordDateFormatter(() => 0),
+    defaultLimits(),
+  );
   const sequencer = new Sequencer(writer, evaluator, new Map(), {
     zone: 'zone-1',
     now: () => 0,

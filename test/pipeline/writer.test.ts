@@ -127,6 +127,41 @@ describe('group-commit writer', () => {
     await w.close(100);
   });
 
+  it('acknowledges a group that spanned a pause only once confirmAfterPause agrees, and none that it refuses', async () => {
+    let confirms = 0;
+    let refusing = true;
+    const errors: string[] = [];
+    const { sink, w } = setup(Checkpoint, {
+      retryDelayMs: 1,
+      onError: (e) => errors.push(e.message),
+      pauseCheckMs: 0, // every group counts as one that spanned a pause
+      confirmAfterPause: () => {
+        confirms++;
+        if (refusing) throw new Error('the data directory was taken over');
+      },
+    });
+    let answered = false;
+    const first = submit(w, 'one\n', 1).then((r) => {
+      answered = true;
+      return r;
+    });
+    await waitFor(() => confirms >= 2, 'the commit to be confirmed, refused and retried');
+    expect(answered).to.equal(false);
+    expect(errors[0]).to.equal('the data directory was taken over');
+    refusing = false;
+    expect(await first).to.equal(null);
+    expect(sink.data).to.equal('one\n');
+    await w.close(100);
+  });
+
+  it('does not ask confirmAfterPause about a group written and committed quickly', async () => {
+    let confirms = 0;
+    const { w } = setup(Checkpoint, { confirmAfterPause: () => void confirms++ });
+    expect(await submit(w, 'one\n', 1)).to.equal(null);
+    expect(confirms).to.equal(0);
+    await w.close(100);
+  });
+
   it('says which parts are failing from the first failure until they write again: a sink, the checkpoint', async () => {
     const reports: string[][] = [];
     const { sink, w, cp } = setup(GatedCheckpoint, { retryDelayMs: 1, onFailing: (parts) => reports.push([...parts]) });

@@ -3,6 +3,7 @@ import { parseRfc3339 } from '../../src/events/rfc3339';
 import { RECORD_KEYS } from '../../src/record/keys';
 import { RecordDateFormatter } from '../../src/record/dates';
 import { formatRecord } from '../../src/record/format-record';
+import { defaultLimits } from '../../src/config/load';
 import { validateEvent } from '../../src/events/validate-event';
 import { formatWithin } from '../../src/validators';
 import type { AuditEvent } from '../../src/events/event';
@@ -11,7 +12,7 @@ const plus2h = new RecordDateFormatter(() => 120);
 const utc = new RecordDateFormatter(() => 0);
 
 function line(raw: AuditEvent, dates = plus2h): string {
-  const check = validateEvent(raw, Date.parse('2030-01-01T00:00:00Z'));
+  const check = validateEvent(raw, Date.parse('2030-01-01T00:00:00Z'), defaultLimits());
   if (!check.ok) throw new Error(formatWithin(check));
   return formatRecord(check.event, dates);
 }
@@ -157,6 +158,7 @@ describe('audit record format', () => {
     const check = validateEvent(
       { action: 'DELETE', resource: { type: 'Secret', name: 's', mesh: 'm' }, user },
       Date.parse('2030-01-02T03:04:05.678Z'),
+      defaultLimits(),
     );
     expect(check.ok && formatRecord(check.event, utc)).to.match(/^\{"date":"2030-01-02T03:04:05Z"/);
   });

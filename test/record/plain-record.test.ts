@@ -9,7 +9,7 @@ import { RecordDateFormatter } from '../../src/record/dates';
 import { compileRules, type AccessAudit, type CompiledRules } from '../../src/rules';
 import { scanStreamRequest } from '../../src/wire/stream-request';
 import { encode, type Part, referenceBatch, request } from '../support/reference-batch';
-import { EventScanner } from '../../src/wire/event-spans';
+import { defaultLimits } from '../../src/config/load';
 import { newEventTimeParsers } from '../../src/events/validate-event';
 import { AsciiCache } from '../../src/record/ascii-cache';
 import {
@@ -26,10 +26,10 @@ const dates = new RecordDateFormatter(() => 120);
 
 /** What the reference way gives for a request, at this file's time of receipt and date format. */
 const reference = (bytes: Buffer, rules: CompiledRules): EvaluatedBatch =>
-  referenceBatch(bytes, rules, RECEIVED_MS, dates);
+  referenceBatch(bytes, rules, RECEIVED_MS, dates, defaultLimits());
 
 function evaluate(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
-  return new BatchEvaluator(rules, dates).evaluate({
+  return new BatchEvaluator(rules, dates, defaultLimits()).evaluate({
     bytes,
     from: 0,
     receivedMs: RECEIVED_MS,
@@ -39,7 +39,7 @@ function evaluate(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
 
 function plain(event: Uint8Array, rules: CompiledRules): number {
   const buf = Buffer.from(event);
-  const ctx = newPlainContext(dates, newEventTimeParsers(), new EventScanner(), new AsciiCache());
+  const ctx = newPlainContext(dates, newEventTimeParsers(), defaultLimits(), new AsciiCache());
   return writePlainRecord(buf, 0, buf.length, RECEIVED_MS, rules, ctx, new RecordBuffer(16));
 }
 

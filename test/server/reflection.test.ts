@@ -10,6 +10,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { protoPath as HEALTH_PROTO_PATH } from 'grpc-health-check';
 import * as protobuf from 'protobufjs';
 import type { Sidecar } from '../../src/cli/sidecar';
+import { defaultLimits } from '../../src/config/load';
 import { AUDIT_PROTO, protoDir, servedProtoFiles } from '../../src/contract';
 import { readRecords, resourceEvent, startTestSidecar, tempDir, testConfig } from '../support/helpers';
 import { ReflectionClient, type ReflectionError, type Described, type JsonObject } from '../support/reflection-client';
@@ -183,7 +184,7 @@ describe('server reflection: what grpcurl sees', () => {
   });
 
   it('answers reflection whatever meshaudit.grpc.maxMessageBytes is: it caps requests, not replies', async () => {
-    const small = await startTestSidecar(testConfig(tempDir(), { grpcMaxMessageBytes: 1024 }));
+    const small = await startTestSidecar(testConfig(tempDir(), { limits: { ...defaultLimits(), messageBytes: 1024 } }));
     const c = new ReflectionClient(small.port);
     try {
       expect(await c.listServices()).to.deep.equal(SERVICES);

@@ -42,7 +42,7 @@ describe('checkpoint', () => {
     fs.appendFileSync(path.join(dir, CHECKPOINT_FILE), '{"s":{"z/a":9');
     const again = new Checkpoint(dir);
     const { state, droppedTail } = again.load();
-    expect(droppedTail).to.equal(true);
+    expect(droppedTail).to.equal('torn line');
     expect(state.seqs.get('z/a')).to.equal(5);
     await commit(again, { 'z/a': 6 });
     again.close();
@@ -54,6 +54,23 @@ describe('checkpoint', () => {
     fs.writeFileSync(path.join(dir, CHECKPOINT_FILE), 'garbage\n');
     expect(() => new Checkpoint(dir).load()).to.throw(/is corrupt at byte 0; move it away to start over/);
     fs.writeFileSync(path.join(dir, CHECKPOINT_FILE), '{"s":{"z/a":1},"p":{}}\n{"s":{"z/a":2\n');
+    expect(() => new Checkpoint(dir).load()).to.throw(/is corrupt at byte 23/);
+  });
+
+  it('drops a tail of NUL bytes, what a machine crash leaves, but not one a readable line follows', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, CHECKPOINT_FILE);
+    const first = '{"s":{"z/a":1},"p":{}}\n';
+    // The file grew by two lines, but only part of the first reached the disk.
+    fs.writeFileSync(file, `${first}{"s":{"z/a":2},"p"\0\0\0\0\n\0\0\0\0\0\0\0\0\n`);
+    const cp = new Checkpoint(dir);
+    const { state, droppedTail } = cp.load();
+    cp.close();
+    expect(droppedTail).to.equal('lost pages');
+    expect([...state.seqs]).to.deep.equal([['z/a', 1]]);
+    expect(fs.readFileSync(file, 'utf8')).to.equal(first);
+    // A readable line after the NULs is acknowledged state: the file is damaged, not torn.
+    fs.writeFileSync(file, `${first}\0\0\0\0\n{"s":{"z/a":3},"p":{}}\n`);
     expect(() => new Checkpoint(dir).load()).to.throw(/is corrupt at byte 23/);
   });
 
@@ -116,9 +133,12 @@ describe('checkpoint', () => {
 
   describe('through a file system that fails on demand', () => {
     /** node:fs, with the operations a test sets in `failing` failing once each. */
-    function flakyFs(): { fs: CheckpointFs; failing: Set<string> } {
+    function flakyFs(): { fs: CheckpointFs; failing: Set<string>; dirSyncs: () => number } {
       const failing = new Set<string>();
       const once = (op: string): boolean => failing.delete(op);
+      /** Descriptors opened read-only: directories, which syncDir fsyncs. */
+      const dirs = new Set<number>();
+      let dirSynced = 0;
       const flaky: CheckpointFs = {
         ...fs,
         // A short write: half the line reaches the file, without an error (a full disk does that).
@@ -147,10 +167,19 @@ describe('checkpoint', () => {
         },
         openSync: ((file: fs.PathLike, flags?: fs.OpenMode) => {
           if (flags === 'a+' && once('reopen')) throw new Error('EMFILE: too many open files, open');
-          return fs.openSync(file, flags as fs.OpenMode);
+          const fd = fs.openSync(file, flags as fs.OpenMode);
+          if (flags === 'r') dirs.add(fd);
+          return fd;
         }) as typeof fs.openSync,
+        fsyncSync: (fd: number) => {
+          if (dirs.delete(fd)) {
+            if (once('dirFsync')) throw new Error('EIO: i/o error, fsync');
+            dirSynced++;
+          }
+          fs.fsyncSync(fd);
+        },
       };
-      return { fs: flaky, failing };
+      return { fs: flaky, failing, dirSyncs: () => dirSynced };
     }
 
     async function refused(p: Promise<void>): Promise<Error> {
@@ -238,6 +267,55 @@ describe('checkpoint', () => {
         ['z/b', 2],
         ['z/c', 5],
       ]);
+    });
+
+    it('appends to the new file after a compaction whose folder could not be fsynced, not taking it for lost', async () => {
+      const dir = tempDir();
+      const { fs: flaky, failing } = flakyFs();
+      let lost = 0;
+      const cp = new Checkpoint(dir, { fsync: false, compactAtBytes: 60, fs: flaky, onLost: () => void lost++ });
+      cp.load();
+      for (let seq = 1; seq <= 3; seq++) await commit(cp, { 'z/a': seq });
+      failing.add('dirFsync');
+      const err = await refused(commit(cp, { 'z/a': 4 }));
+      expect(err.message).to.match(/can't compact checkpoint .*: its folder could not be fsynced: EIO/);
+      await commit(cp, { 'z/a': 5 });
+      cp.close();
+      expect(lost).to.equal(0);
+      expect(lines(dir)).to.deep.equal(['{"s":{"z/a":4},"p":{}}', '{"s":{"z/a":5},"p":{}}', '']);
+    });
+
+    it('with fsync on, fsyncs the folder of a compaction whose folder fsync failed before the next commit', async () => {
+      const dir = tempDir();
+      const { fs: flaky, failing, dirSyncs } = flakyFs();
+      const cp = new Checkpoint(dir, { fsync: true, compactAtBytes: 60, fs: flaky });
+      cp.load();
+      for (let seq = 1; seq <= 3; seq++) await commit(cp, { 'z/a': seq });
+      failing.add('dirFsync');
+      await refused(commit(cp, { 'z/a': 4 }));
+      const before = dirSyncs();
+      await commit(cp, { 'z/a': 5 });
+      expect(dirSyncs() - before, 'folder fsyncs at the next commit').to.equal(1);
+      await commit(cp, { 'z/a': 6 });
+      expect(dirSyncs() - before, 'and not again').to.equal(1);
+      cp.close();
+    });
+
+    it('commits nothing while beforeCommit refuses (the data directory lock held by another)', async () => {
+      const dir = tempDir();
+      let refusing = true;
+      const cp = new Checkpoint(dir, {
+        fsync: false,
+        beforeCommit: () => (refusing ? Promise.reject(new Error('in use by another meshaudit')) : undefined),
+      });
+      cp.load();
+      const err = await refused(commit(cp, { 'z/a': 1 }));
+      expect(err.message).to.match(/can't commit to checkpoint .*: in use by another meshaudit/);
+      expect(cp.state.seqs.size).to.equal(0);
+      refusing = false;
+      await commit(cp, { 'z/a': 2 });
+      cp.close();
+      expect(lines(dir)).to.deep.equal(['{"s":{"z/a":2},"p":{}}', '']);
     });
 
     it('reopens the file at the next commit when a compaction could not reopen it', async () => {

@@ -2,74 +2,124 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { DataDirLock, LOCK_FILE, lockDataDir, STALE_AFTER_MS } from '../../src/store/data-dir-lock';
-import { tempDir } from '../support/helpers';
+import {
+  DataDirLock,
+  type DataDirLockOptions,
+  LOCK_FILE,
+  type LockIdentity,
+  ownIdentity,
+  STALE_AFTER_MS,
+} from '../../src/store/data-dir-lock';
+import { tempDir, waitFor } from '../support/helpers';
 
 /** A pid that is certainly not running: a child that has already exited. */
 function deadPid(): number {
   return spawnSync(process.execPath, ['-e', '0']).pid!;
 }
 
+/** This process on host `here`, in pid namespace `pid:[1]` of boot `b1`. */
+const ME: LockIdentity = { pid: process.pid, host: 'here', pidNamespace: 'pid:[1]', bootId: 'b1' };
+const take = (dir: string, opts: DataDirLockOptions = {}): Promise<DataDirLock> =>
+  DataDirLock.take(dir, { identity: ME, watchMs: 200, ...opts });
+
+async function refusal(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('expected the lock to be refused');
+}
+
 describe('data directory lock', () => {
-  it('refuses a lock held by a live process of this host, naming it', () => {
-    const dir = tempDir();
-    fs.writeFileSync(path.join(dir, LOCK_FILE), `${process.ppid} here\n`);
-    expect(() => lockDataDir(dir, 'here')).to.throw(`is in use by another meshaudit (pid ${process.ppid})`);
+  it('names this process by pid, host, pid namespace and boot', () => {
+    const me = ownIdentity('here');
+    expect(me.pid).to.equal(process.pid);
+    expect(me.host).to.equal('here');
+    if (process.platform === 'linux') {
+      expect(me.pidNamespace).to.match(/^pid:\[\d+\]$/);
+      expect(me.bootId).to.match(/^[0-9a-f-]{36}$/);
+    }
   });
 
-  it('takes over a lock left by a dead process of this host, or one holding its own pid', () => {
-    for (const pid of [deadPid(), process.pid]) {
+  it('refuses a lock held by a live process of this process space, naming it, without waiting', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, LOCK_FILE), `${process.ppid} here pid:[1] b1\n`);
+    let watched = false;
+    const why = await refusal(take(dir, { onWatch: () => (watched = true) }));
+    expect(why).to.include(`is in use by another meshaudit (pid ${process.ppid}); if no such sidecar runs, delete`);
+    expect(watched).to.equal(false);
+  });
+
+  it('takes over a lock left by a dead process of this process space, or one holding its own pid', async () => {
+    // The lock of an earlier version names only the pid and the host: judged by the host, as it was.
+    for (const holder of [`${deadPid()} here pid:[1] b1`, `${process.pid} here pid:[1] b1`, `${deadPid()} here`]) {
       const dir = tempDir();
-      fs.writeFileSync(path.join(dir, LOCK_FILE), `${pid} here\n`);
-      const release = lockDataDir(dir, 'here');
+      fs.writeFileSync(path.join(dir, LOCK_FILE), `${holder}\n`);
+      const lock = await take(dir);
       expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.1`]);
-      expect(fs.readFileSync(path.join(dir, `${LOCK_FILE}.1`), 'utf8')).to.equal(`${process.pid} here\n`);
-      release();
+      expect(fs.readFileSync(path.join(dir, `${LOCK_FILE}.1`), 'utf8')).to.equal(`${process.pid} here pid:[1] b1\n`);
+      lock.release();
       expect(fs.readdirSync(dir)).to.deep.equal([]);
     }
   });
 
-  it('refuses a fresh lock from another host (another container on a shared volume), whatever its pid', () => {
-    const dir = tempDir();
-    fs.writeFileSync(path.join(dir, LOCK_FILE), `${process.pid} other-pod\n`);
-    expect(() => lockDataDir(dir, 'here')).to.throw(`(pid ${process.pid} on host other-pod)`);
-  });
+  // Another host on a shared volume, another container of the pod with its own pid namespace (where pid
+  // 1 is everybody's), or the same host after a reboot: the holder's pid means nothing here.
+  for (const [where, holder] of [
+    ['another host', 'other-pod pid:[1] b1'],
+    ['another pid namespace of this host', 'here pid:[2] b1'],
+    ['an earlier boot of this host', 'here pid:[1] b0'],
+  ])
+    it(`watches a lock from ${where}: refused while its heartbeat goes on, taken over once it stops`, async () => {
+      const dir = tempDir();
+      const file = path.join(dir, LOCK_FILE);
+      // Alive here, and this process's own pid: neither may count.
+      fs.writeFileSync(file, `${process.pid} ${holder}\n`);
+      const watches: number[] = [];
+      let beats = 0;
+      const heartbeat = setInterval(() => {
+        const t = new Date(Date.now() + ++beats * 1000);
+        fs.utimesSync(file, t, t);
+      }, 20);
+      try {
+        const why = await refusal(take(dir, { onWatch: (_h, _f, ms) => watches.push(ms) }));
+        expect(why).to.match(/\(pid \d+( on host other-pod)?\), whose heartbeat goes on: stop it first$/);
+      } finally {
+        clearInterval(heartbeat);
+      }
+      const lock = await take(dir, { onWatch: (_h, _f, ms) => watches.push(ms) });
+      expect(watches).to.deep.equal([200, 200]);
+      expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.1`]);
+      lock.release();
+    });
 
-  it('takes over a lock from another host whose heartbeat stopped', () => {
-    const dir = tempDir();
-    const file = path.join(dir, LOCK_FILE);
-    fs.writeFileSync(file, '1 other-pod\n');
-    const old = new Date(Date.now() - STALE_AFTER_MS - 1000);
-    fs.utimesSync(file, old, old);
-    lockDataDir(dir, 'here')();
-  });
-
-  it('judges the newest generation, takes the next one, and removes the older ones', () => {
+  it('judges the newest generation, takes the next one, and removes the older ones', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, `${LOCK_FILE}.7`), `${process.ppid} here\n`);
     fs.writeFileSync(path.join(dir, `${LOCK_FILE}.9`), `${deadPid()} here\n`);
-    const release = lockDataDir(dir, 'here');
+    const lock = await take(dir);
     expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.10`]);
-    release();
+    lock.release();
   });
 
-  it('refuses while a newer generation than a stale one is held', () => {
+  it('refuses while a newer generation than a stale one is held', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, `${LOCK_FILE}.2`), `${deadPid()} here\n`);
     fs.writeFileSync(path.join(dir, `${LOCK_FILE}.3`), `${process.ppid} here\n`);
-    expect(() => lockDataDir(dir, 'here')).to.throw(`delete ${path.join(dir, `${LOCK_FILE}.3`)}`);
+    expect(await refusal(take(dir))).to.include(`delete ${path.join(dir, `${LOCK_FILE}.3`)}`);
     expect(fs.readdirSync(dir).sort()).to.deep.equal([`${LOCK_FILE}.2`, `${LOCK_FILE}.3`]);
   });
 
-  it('releases only its own generation, leaving the one that took over', () => {
+  it('releases only its own generation, leaving the one that took over', async () => {
     const dir = tempDir();
-    const release = lockDataDir(dir, 'here');
+    const lock = await take(dir);
     fs.writeFileSync(path.join(dir, `${LOCK_FILE}.2`), '4242 someone-else\n');
-    release();
+    lock.release();
     expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.2`]);
   });
 
-  it('removes what a process that died while taking the lock left, once it is old', () => {
+  it('removes what a process that died while taking the lock left, once it is old', async () => {
     const dir = tempDir();
     const left = path.join(dir, '.meshaudit.lock.pending-1-abc');
     const fresh = path.join(dir, '.meshaudit.lock.pending-2-def');
@@ -77,22 +127,53 @@ describe('data directory lock', () => {
     fs.writeFileSync(fresh, '2 here\n');
     const old = new Date(Date.now() - STALE_AFTER_MS - 1000);
     fs.utimesSync(left, old, old);
-    lockDataDir(dir, 'here')();
+    (await take(dir)).release();
     expect(fs.readdirSync(dir)).to.deep.equal(['.meshaudit.lock.pending-2-def']);
   });
 
-  it('takes the lock back after its directory was removed, unless another sidecar holds it by then', () => {
+  it('takes the lock back after its directory was removed; held by another sidecar by then, it is taken over', async () => {
     const dir = path.join(tempDir(), 'data');
-    const lock = new DataDirLock(dir, 'here');
+    const takenOver: string[] = [];
+    const lock = await take(dir, { onTakenOver: (why) => takenOver.push(why) });
+    await lock.ensureHeld(); // held: nothing to do, and nothing is read
     fs.rmSync(dir, { recursive: true });
-    lock.retake();
+    await lock.ensureHeld(true);
     expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.1`]);
+    expect(takenOver).to.deep.equal([]);
     fs.rmSync(dir, { recursive: true });
     fs.mkdirSync(dir);
     // Another sidecar (a live process) took the emptied directory, under the very name ours had.
-    fs.writeFileSync(path.join(dir, `${LOCK_FILE}.1`), `${process.ppid} here\n`);
-    expect(() => lock.retake()).to.throw(`is in use by another meshaudit (pid ${process.ppid})`);
+    fs.writeFileSync(path.join(dir, `${LOCK_FILE}.1`), `${process.ppid} here pid:[1] b1\n`);
+    expect(await refusal(lock.ensureHeld(true))).to.include(
+      `was taken over: ${path.join(dir, `${LOCK_FILE}.1`)} holds another process's lock`,
+    );
+    expect(takenOver).to.have.length(1);
     lock.release();
-    expect(fs.readFileSync(path.join(dir, `${LOCK_FILE}.1`), 'utf8')).to.equal(`${process.ppid} here\n`);
+    expect(fs.readFileSync(path.join(dir, `${LOCK_FILE}.1`), 'utf8')).to.equal(`${process.ppid} here pid:[1] b1\n`);
+  });
+
+  it('finds at a heartbeat that another process took over, says so once, and never takes it back', async () => {
+    const dir = tempDir();
+    const lost: string[] = [];
+    const takenOver: string[] = [];
+    const lock = await take(dir, {
+      heartbeatMs: 10,
+      onLost: (why) => lost.push(why),
+      onTakenOver: (why) => takenOver.push(why),
+    });
+    // What a takeover does: the next generation, then the older ones removed.
+    const theirs = path.join(dir, `${LOCK_FILE}.2`);
+    fs.writeFileSync(theirs, `${process.ppid} here pid:[1] b1\n`);
+    fs.rmSync(path.join(dir, `${LOCK_FILE}.1`));
+    await waitFor(() => takenOver.length > 0, 'the heartbeat to find the lock taken over');
+    expect(takenOver).to.deep.equal([`${theirs} is newer than ours: another process took the directory over`]);
+    expect(lost).to.deep.equal([]);
+    expect(await refusal(lock.ensureHeld())).to.include('was taken over');
+    // Even once the other is gone: the files may have been cut under this process; a restart recovers.
+    fs.writeFileSync(theirs, `${deadPid()} here pid:[1] b1\n`);
+    expect(await refusal(lock.ensureHeld(true))).to.include('was taken over');
+    expect(takenOver).to.have.length(1);
+    lock.release();
+    expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.2`]);
   });
 });

@@ -79,6 +79,8 @@ export interface SidecarConfigOptions {
   drainTimeoutSeconds?: number;
   /** The file backends; by default one, `<dir>/audit/audit.log`, with the sidecar's default rotation. */
   backends?: readonly FileBackendOptions[];
+  /** meshaudit.limits keys; absent ones are left out (the defaults). */
+  limits?: Readonly<Record<string, number>>;
 }
 
 function backendYaml(dir: string, b: FileBackendOptions): string {
@@ -107,6 +109,9 @@ export function writeSidecarConfig(dir: string, opts: SidecarConfigOptions = {})
     ...(opts.fsync === undefined ? [] : [`  fsync: ${opts.fsync}`]),
     ...(opts.drainTimeoutSeconds === undefined ? [] : [`  drainTimeoutSeconds: ${opts.drainTimeoutSeconds}`]),
     `  grpc:\n    address: ${opts.address ?? '127.0.0.1:0'}`,
+    ...(opts.limits === undefined
+      ? []
+      : ['  limits:', ...Object.entries(opts.limits).map(([key, value]) => `    ${key}: ${value}`)]),
   ];
   const backends = (opts.backends ?? [{ folder: 'audit' }]).map((b) => backendYaml(dir, b)).join('');
   fs.writeFileSync(

@@ -6,7 +6,7 @@
 import * as protobuf from 'protobufjs';
 import { contract } from '../../src/contract';
 import type { AuditEvent } from '../../src/events/event';
-import { validateEvent } from '../../src/events/validate-event';
+import { type EventLimits, validateEvent } from '../../src/events/validate-event';
 import type { EvaluatedBatch } from '../../src/pipeline/evaluate-batch';
 import type { RecordDateFormatter } from '../../src/record/dates';
 import { formatRecord } from '../../src/record/format-record';
@@ -43,6 +43,7 @@ export function referenceBatch(
   rules: CompiledRules,
   receivedMs: number,
   dates: RecordDateFormatter,
+  limits: EventLimits,
 ): EvaluatedBatch {
   const out: EvaluatedBatch = { data: Buffer.alloc(0), recorded: 0, skipped: 0, rejected: [] };
   let lines = '';
@@ -60,7 +61,7 @@ export function referenceBatch(
       out.rejected.push({ index, reason: `event: not a valid protobuf Event message (${(err as Error).message})` });
       return;
     }
-    const check = validateEvent(event, receivedMs);
+    const check = validateEvent(event, receivedMs, limits);
     if (!check.ok) out.rejected.push({ index, reason: formatWithin(check) });
     else if (rules.covers(check.event)) {
       lines += formatRecord(check.event, dates);

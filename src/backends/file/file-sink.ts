@@ -94,6 +94,8 @@ export interface FileSinkOptions {
 interface FailedWrite {
   readonly before: SinkPosition;
   rotated: string[];
+  /** Inodes of the files this write created (a rotation's new active file): only these may an undo remove. */
+  readonly created: Set<number>;
 }
 
 interface BackendFile {
@@ -134,6 +136,8 @@ export class FileSink implements Sink {
   private nameFloorMs = 0;
   /** A failed write that could not be undone yet: done before anything else is written. */
   private pendingUndo: FailedWrite | undefined;
+  /** Another process writes the active file: set once, every later write is refused (see checkWritten). */
+  private foreignWriter: string | undefined;
   /** The folder changed (file created or renamed) since it was last fsynced. */
   private dirSyncDue = false;
 
@@ -179,6 +183,11 @@ export class FileSink implements Sink {
       this.state = 'open';
       // Files left over from before this start (or by a smaller maxRetainedFiles) go now, not at the next rotation.
       await this.runRetention();
+      if (this.fsync && this.dirSyncDue) {
+        // What recovery cut, renamed or deleted is durable before the first commit names this file.
+        await syncDir(this.dir);
+        this.dirSyncDue = false;
+      }
       return { ino: this.ino, size: this.size };
     });
   }
@@ -190,12 +199,14 @@ export class FileSink implements Sink {
           `can't write audit file ${this.key}: the sink is ${this.state === 'new' ? 'not open' : 'closed'}`,
         );
       if (chunk.length === 0) return { ino: this.ino, size: this.size };
+      if (this.foreignWriter !== undefined)
+        throw new SinkError(`can't write audit file ${this.key}: ${this.foreignWriter}`);
       if (this.stream === undefined || this.stream.destroyed) {
         this.stream = undefined;
         await this.startStream();
         await this.runRetention();
       }
-      const failed: FailedWrite = { before: { ino: this.ino, size: this.size }, rotated: [] };
+      const failed: FailedWrite = { before: { ino: this.ino, size: this.size }, rotated: [], created: new Set() };
       try {
         for (let offset = 0; offset < chunk.length; ) {
           const end = this.nextPartEnd(chunk, offset);
@@ -250,6 +261,7 @@ export class FileSink implements Sink {
       if (this.rotatedFile !== undefined) failed.rotated.push(this.rotatedFile);
     }
     if (this.rotatedFile === undefined) throw new SinkError(`rotating ${this.key} did not rename it`);
+    failed.created.add(this.ino);
   }
 
   close(): Promise<void> {
@@ -280,8 +292,15 @@ export class FileSink implements Sink {
 
   /** Replaces the sink's own descriptor of the active file (closing the one it had). */
   private setActiveFd(fd: number | undefined): void {
-    if (this.activeFd !== undefined) fs.closeSync(this.activeFd);
+    const old = this.activeFd;
+    // Assigned first: a close that throws must not leave a closed descriptor number in use.
     this.activeFd = fd;
+    if (old === undefined) return;
+    try {
+      fs.closeSync(old);
+    } catch {
+      // EIO on close: the descriptor is released all the same, and nothing was buffered in it.
+    }
   }
 
   // ---- the stream ----
@@ -299,7 +318,7 @@ export class FileSink implements Sink {
     return rotatedName(this.base, new Date(ms), index ?? 1);
   };
 
-  /** Starts a stream on the active file and waits until rfs has opened it (rotating it first if it is full). */
+  /** Starts a stream on the active file and waits until rfs has opened it. */
   private async startStream(): Promise<void> {
     if (this.pendingUndo !== undefined) await this.retryPendingUndo();
     try {
@@ -321,10 +340,12 @@ export class FileSink implements Sink {
     // which handles it; without a listener Node would treat the 'error' event as fatal.
     stream.on('error', () => {});
     stream.on('open', () => {
-      // Nothing renames the active file between rfs opening it and this event (rotations happen inside
-      // writes, which are serialised), so the path names the file rfs writes to. A throw here fails
-      // rfs's open or rotation, and so the write, as it should.
-      const fd = fs.openSync(this.key, 'r+');
+      // The sink's own descriptor on the very file rfs writes to: through rfs's descriptor where /proc
+      // allows (so that a rename between rfs's open and this event cannot give us another file), else
+      // by path (rotations happen inside writes, which are serialised). A throw here fails rfs's open
+      // or rotation, and so the write, as it should.
+      const rfsFd = (stream as unknown as { file?: { fd: number } }).file?.fd;
+      const fd = fs.openSync(rfsFd !== undefined && HAS_PROC_FD ? `/proc/self/fd/${rfsFd}` : this.key, 'r+');
       this.setActiveFd(fd);
       const st = fs.fstatSync(fd);
       this.ino = st.ino;
@@ -370,6 +391,16 @@ export class FileSink implements Sink {
         `${file} is not the file that was written (inode ${st.ino}, expected ${before.ino}); was it replaced?`,
       );
     }
+    if (st.size > before.size + bytes) {
+      // Bytes this sink did not write: another process appends to the file. Cutting the file back would
+      // destroy what it wrote (another sidecar's acknowledged records, say), so nothing is cut, and
+      // nothing more is written until an operator sees to it (health says NOT_SERVING).
+      this.foreignWriter =
+        `${file} grew by ${st.size - before.size - bytes} bytes that this sidecar did not write: another process ` +
+        'writes it (a second sidecar on this audit path, a program appending to it?); nothing more is written ' +
+        'to it until a restart, and nothing in it is cut';
+      throw new SinkError(this.foreignWriter);
+    }
     if (st.size !== before.size + bytes) {
       throw new SinkError(
         `short write: ${st.size - before.size} of ${bytes} bytes reached the file (disk full or file size limit?)`,
@@ -405,6 +436,7 @@ export class FileSink implements Sink {
       await untilClosed(stream);
     }
     let message = `can't write audit file ${this.key}: ${cause.message}`;
+    if (this.foreignWriter !== undefined) return new SinkError(message, { cause });
     try {
       await this.undoWrite(failed);
     } catch (err) {
@@ -422,11 +454,12 @@ export class FileSink implements Sink {
    * which recovery handles as any rotated file.
    */
   private async undoWrite(failed: FailedWrite): Promise<void> {
-    const { before, rotated } = failed;
+    const { before, rotated, created } = failed;
     if (rotated.length > 0) {
+      // By inode, not by name: a file an operator moved to one of these names meanwhile is not ours.
       for (const file of [this.key, ...rotated.slice(1)]) {
         const st = await statFile(file);
-        if (st !== undefined && st.ino !== before.ino) await fsp.unlink(file);
+        if (st !== undefined && created.has(st.ino)) await fsp.unlink(file);
       }
       const first = await statFile(rotated[0]);
       if (first?.ino === before.ino) {
@@ -631,6 +664,9 @@ export class FileSink implements Sink {
 const fstat = promisify(fs.fstat);
 const ftruncate = promisify(fs.ftruncate);
 const fdatasync = promisify(fs.fdatasync);
+
+/** Linux: a file's open descriptor can be opened again through /proc, whatever its name is now. */
+const HAS_PROC_FD = process.platform === 'linux' && fs.existsSync('/proc/self/fd');
 
 async function statFile(file: string): Promise<fs.Stats | undefined> {
   try {

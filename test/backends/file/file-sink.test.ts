@@ -289,6 +289,27 @@ describe('FileSink', () => {
       expect(allRecords().map((r) => r.n)).to.deep.equal([100, 1, 2, 3]);
     });
 
+    it('cuts nothing and writes nothing more once another process appends to the file', async () => {
+      const s = sink({ maxSizeBytes: 1_000_000 });
+      await s.open();
+      await s.write(lines(0, 2));
+      // Another sidecar on the same audit path, say: its records must survive this one's failures.
+      const theirs = '{"n":1000}\n';
+      fs.appendFileSync(active, theirs);
+      const error = await s.write(lines(2, 3)).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(error?.message).to.match(/grew by 11 bytes that this sidecar did not write: another process writes it/);
+      expect(fs.readFileSync(active, 'utf8')).to.include(theirs);
+      const again = await s.write(lines(5, 1)).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(again?.message).to.include('nothing more is written to it until a restart');
+      expect(allRecords().map((r) => r.n)).to.deep.equal([0, 1, 1000, 2, 3, 4]);
+    });
+
     it('creates the audit folder again when it was removed, and writes on', async () => {
       const s = sink({ maxSizeBytes: 1_000_000 });
       await s.open();
