@@ -16,6 +16,7 @@ import { contract } from '../../src/contract';
 import { LIMITS, type LimitName, writeYamlCorpus, type YamlCase } from '../fixtures/hostile/generate';
 import {
   clients,
+  failure,
   healthClient,
   openStream,
   readRecords,
@@ -357,6 +358,28 @@ describe('faults: the hostile corpus', function () {
         }
       }
       expect(wrong).to.deep.equal([]);
+      expect(await inForce()).to.deep.equal(['everything']);
+    });
+
+    it('applies AccessAudits at rulesPerAccessAudit and accessAudits and refuses those past them, naming the limit (dry runs)', async () => {
+      const audit = (name: string, rules: number): string =>
+        `---\ntype: AccessAudit\nname: ${name}\nrules:\n${'- accessAll: true\n'.repeat(rules)}`;
+      const apply = (yaml: string): Promise<unknown> =>
+        within('ApplyAccessAudits', unary(c.rules, 'ApplyAccessAudits', { yaml, dryRun: true }));
+      await apply(audit('many-rules', LIMITS.rulesPerAccessAudit));
+      const tooManyRules = await failure(apply(audit('many-rules', LIMITS.rulesPerAccessAudit + 1)));
+      expect([tooManyRules.code, tooManyRules.details]).to.deep.equal([
+        grpc.status.INVALID_ARGUMENT,
+        `yaml: line 4: rules: must have at most ${LIMITS.rulesPerAccessAudit} entries, got ${LIMITS.rulesPerAccessAudit + 1} (meshaudit.limits.rulesPerAccessAudit)`,
+      ]);
+      // The store holds one already ("everything").
+      const audits = (count: number): string => Array.from({ length: count }, (_, i) => audit(`a-${i}`, 1)).join('');
+      await apply(audits(LIMITS.accessAudits - 1));
+      const tooMany = await failure(apply(audits(LIMITS.accessAudits)));
+      expect(tooMany.code).to.equal(grpc.status.FAILED_PRECONDITION);
+      expect(tooMany.details).to.include(
+        `would make ${LIMITS.accessAudits + 1} AccessAudits: meshaudit.limits.accessAudits allows ${LIMITS.accessAudits}`,
+      );
       expect(await inForce()).to.deep.equal(['everything']);
     });
 
