@@ -4,7 +4,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # The node flags the sidecar runs with (src/cli/node-flags.ts says why; a test keeps this line in step).
 SIDECAR_NODE_FLAGS := --max-semi-space-size=4
 
-.PHONY: run test build lint bench clean install demo fuzz
+.PHONY: run test build lint bench soak clean install demo fuzz
 
 # npm ci only when package-lock.json is newer than what is installed.
 $(NPM_STAMP): package-lock.json package.json
@@ -51,6 +51,13 @@ fuzz: build
 # dist/src/cli/main.js> to run that sidecar on the same inputs (A/B).
 bench: build
 	node dist/bench/run.js
+
+# The soak (issue 12; not in `make test`): the real sidecar for SOAK_SECONDS (default 600) under streams,
+# Record calls and AccessAudit changes at once, rotation and retention on, SIGKILLed and restarted a few
+# times; checks exactly once, retention and flat memory, prints the figures, exits 1 on a failure.
+# docs/soak.md.
+soak: build
+	node dist/bench/soak.js
 
 # Exit code 1 (an event refused) is part of the demo; 2 and 3 (usage, no sidecar) end it.
 demo: build

@@ -224,9 +224,9 @@ export function encodeIdentify(codec: Codec, zone: string, instance: string): Bu
   return asBuffer(codec.StreamEventsRequest.encode({ identifier: { zone, instance } }).finish());
 }
 
-/** One RecordRequest per call: call `i` carries event (stream 0, seq i + 1). */
-export function encodeRecord(codec: Codec, seq: number, dates: DateMode): Buffer {
-  return asBuffer(codec.RecordRequest.encode({ event: makeEvent(0, seq, dates) }).finish());
+/** One RecordRequest per call: call `i` carries event (`stream`, seq i + 1); the benchmark's are stream 0's. */
+export function encodeRecord(codec: Codec, seq: number, dates: DateMode, stream = 0): Buffer {
+  return asBuffer(codec.RecordRequest.encode({ event: makeEvent(stream, seq, dates) }).finish());
 }
 
 function asBuffer(u8: Uint8Array): Buffer {

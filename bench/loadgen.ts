@@ -113,7 +113,7 @@ const identity = (b: Buffer): Buffer => b;
  * A control plane would not pay for retry buffering or channelz bookkeeping on a loopback channel
  * to its sidecar, and the generator must stay cheap.
  */
-const CLIENT_OPTIONS: grpc.ChannelOptions = { 'grpc.enable_retries': 0, 'grpc.enable_channelz': 0 };
+export const CLIENT_OPTIONS: grpc.ChannelOptions = { 'grpc.enable_retries': 0, 'grpc.enable_channelz': 0 };
 
 // ---- acks: StreamEventsResponse, decoded field by field (no objects beyond the result) ----
 
@@ -207,11 +207,24 @@ interface Totals {
 }
 
 /**
- * One control plane's stream over pre-encoded batches (batch k holds sequences k*batchSize+1...).
+ * A stream's batches: batch k (0-based, k < count) holds sequences k*batchSize+1... The benchmark's
+ * are encoded before the clock starts; the soak's, too many to hold, are encoded as they are sent.
+ */
+export interface BatchSource {
+  readonly count: number;
+  get(batch: number): Buffer;
+}
+
+export function batchesOf(batches: Buffer[]): BatchSource {
+  return { count: batches.length, get: (k) => batches[k] };
+}
+
+/**
+ * One control plane's stream over its batches (batch k holds sequences k*batchSize+1...).
  * `limit` is how many batches may be sent so far: the warm-up's, then all of them, then (time is up)
  * whatever was sent. `schedule`, in rate mode, is when batch k may be sent at the earliest.
  */
-class StreamRun {
+export class StreamRun {
   private readonly call: grpc.ClientDuplexStream<Buffer, Buffer>;
   private next = -1;
   private inflight = 0;
@@ -236,7 +249,7 @@ class StreamRun {
   constructor(
     client: grpc.Client,
     readonly index: number,
-    private readonly batches: Buffer[],
+    private readonly batches: BatchSource,
     /** Events in the whole stream: sequences 1..total. */
     private readonly total: number,
     private readonly batchSize: number,
@@ -244,7 +257,7 @@ class StreamRun {
     private readonly totals: Totals,
     identify: Buffer,
   ) {
-    this.sendTimes = new Float64Array(batches.length);
+    this.sendTimes = new Float64Array(batches.count);
     this.call = client.makeBidiStreamRequest<Buffer, Buffer>(STREAM_EVENTS_PATH, identity, identity);
     this.call.on('data', (b: Buffer) => this.onAck(decodeAck(b)));
     this.call.on('error', (err: Error) => this.fail(`stream ${index}: ${err.message}`));
@@ -262,7 +275,7 @@ class StreamRun {
   }
 
   setLimit(limit: number): void {
-    this.limit = Math.min(limit, this.batches.length);
+    this.limit = Math.min(limit, this.batches.count);
     this.pump();
     this.wake();
   }
@@ -314,7 +327,7 @@ class StreamRun {
       }
       if (this.next === this.heldBack && this.next >= this.measuredFrom) this.lateBatches++;
       this.sendTimes[this.next] = this.schedule === undefined ? now : due;
-      this.call.write(this.batches[this.next]);
+      this.call.write(this.batches.get(this.next));
       this.sentSeq = Math.min(this.total, (this.next + 1) * this.batchSize);
       this.next++;
       this.inflight++;
@@ -416,7 +429,7 @@ async function runStreams(spec: StreamSpec | RateSpec): Promise<LoadResult> {
     return new StreamRun(
       clients[s],
       s,
-      batches,
+      batchesOf(batches),
       total,
       spec.batchSize,
       spec.window,

@@ -36,7 +36,7 @@ import {
   type Target,
 } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
-import { writeSidecarConfig } from '../test/support/process';
+import { writeSidecarConfig } from './sidecar';
 import { combineRounds, parseRounds, roundFailed, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -515,7 +515,7 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     result.notes.push(
       `${result.rotatedFiles} rotated files; load generator prepared its batches in ${(load.prepareMs / 1000).toFixed(1)} s`,
     );
-    result.check = checkExactlyOnce(auditDir, { acked: load.acked, sent: load.sent, unsure: load.failedSeqs });
+    result.check = checkExactlyOnce(auditDir, { acked: load.acked, sent: load.sent, unsure: [load.failedSeqs] });
     phase('checked');
     if (PROFILE) {
       const profDir = path.join(profileDir, s.id);

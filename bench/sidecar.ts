@@ -1,0 +1,135 @@
+// Spawning the real built sidecar, as an operator runs it, and writing its config: shared by the
+// benchmark, the soak and the tests (test/support/process.ts re-exports it; bench/ imports nothing from test/).
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
+
+export const MAIN = path.resolve(__dirname, '../src/cli/main.js');
+
+export interface SpawnedSidecar {
+  proc: ChildProcess;
+  /** Resolves with the bound port once the sidecar logs that it started. */
+  ready: Promise<number>;
+  /** Resolves with the exit code (or signal name) once its output is read to the end. */
+  exited: Promise<number | string>;
+  stderr(): string;
+  stdout(): string;
+}
+
+// A failed test (or a failed soak) must not leave a sidecar running after its process exits.
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
+/**
+ * Starts the built sidecar with the node flags every launcher passes (`nodeFlags` replaces them).
+ * `wrap` runs it through a command that execs its arguments (`unshare -m sh -c '...; exec "$@"' sh`):
+ * the process is still the sidecar's own.
+ */
+export function spawnSidecar(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; nodeFlags?: readonly string[]; wrap?: readonly string[] } = {},
+): SpawnedSidecar {
+  const command = [...(opts.wrap ?? []), process.execPath, ...(opts.nodeFlags ?? SIDECAR_NODE_FLAGS), MAIN, ...args];
+  const proc = spawn(command[0], command.slice(1), {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(proc);
+  proc.on('exit', () => live.delete(proc));
+  let err = '';
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  // 'close', not 'exit': at 'exit' the last lines may still be in the pipes.
+  const exited = new Promise<number | string>((resolve) =>
+    proc.on('close', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  const ready = new Promise<number>((resolve, reject) => {
+    proc.stderr!.on('data', (d) => {
+      err += d;
+      const m = /"msg":"meshaudit started".*?"grpc":"[^"]*:(\d+)"/.exec(err);
+      if (m) resolve(Number(m[1]));
+    });
+    exited.then((code) => reject(new Error(`sidecar exited (${code}) before it started:\n${err}`)));
+  });
+  ready.catch(() => {});
+  return { proc, ready, exited, stderr: () => err, stdout: () => out };
+}
+
+/**
+ * A file backend of writeSidecarConfig: records in `<dir>/<folder>/audit.log`. `rotation` absent
+ * leaves the key out (the sidecar's defaults); `false` turns rotation off; otherwise rotation is on at
+ * `maxSizeMb` (fractions allowed: 0.02 rotates every ~20 KB) and, unless given, keeps every rotated
+ * file (`maxRetainedFiles: 0`, `maxAgeDays: 0`), so that an exactly-once check can read them all.
+ */
+export interface FileBackendOptions {
+  folder: string;
+  rotation?: false | { maxSizeMb: number; maxRetainedFiles?: number; maxAgeDays?: number };
+}
+
+export interface SidecarConfigOptions {
+  zone?: string;
+  /** gRPC host:port; a free port by default (the sidecar logs the one it bound). */
+  address?: string;
+  /** meshaudit.fsync and meshaudit.drainTimeoutSeconds; absent, the keys are left out (the defaults). */
+  fsync?: boolean;
+  drainTimeoutSeconds?: number;
+  /** The file backends; by default one, `<dir>/audit/audit.log`, with the sidecar's default rotation. */
+  backends?: readonly FileBackendOptions[];
+  /** meshaudit.limits keys; absent ones are left out (the defaults). */
+  limits?: Readonly<Record<string, number>>;
+}
+
+function backendYaml(dir: string, b: FileBackendOptions): string {
+  let text = `      - type: file\n        file:\n          path: ${dir}/${b.folder}/audit.log\n`;
+  if (b.rotation === false) text += '          rotation:\n            enabled: false\n';
+  else if (b.rotation !== undefined) {
+    text +=
+      '          rotation:\n            enabled: true\n' +
+      `            maxRetainedFiles: ${b.rotation.maxRetainedFiles ?? 0}\n` +
+      `            maxSizeMb: ${b.rotation.maxSizeMb}\n` +
+      `            maxAgeDays: ${b.rotation.maxAgeDays ?? 0}\n`;
+  }
+  return text;
+}
+
+/**
+ * Writes `<dir>/meshaudit.yaml` for a spawned sidecar: state in `<dir>/data`, gRPC on `address`, the
+ * file backends of `opts.backends`; nothing else, so the sidecar runs its production defaults for the
+ * rest (the benchmark and the crash test write theirs with it too). Returns its path.
+ */
+export function writeSidecarConfig(dir: string, opts: SidecarConfigOptions = {}): string {
+  const file = path.join(dir, 'meshaudit.yaml');
+  const meshaudit = [
+    `  zone: ${opts.zone ?? 'default'}`,
+    `  dataDir: ${dir}/data`,
+    ...(opts.fsync === undefined ? [] : [`  fsync: ${opts.fsync}`]),
+    ...(opts.drainTimeoutSeconds === undefined ? [] : [`  drainTimeoutSeconds: ${opts.drainTimeoutSeconds}`]),
+    `  grpc:\n    address: ${opts.address ?? '127.0.0.1:0'}`,
+    ...(opts.limits === undefined
+      ? []
+      : ['  limits:', ...Object.entries(opts.limits).map(([key, value]) => `    ${key}: ${value}`)]),
+  ];
+  const backends = (opts.backends ?? [{ folder: 'audit' }]).map((b) => backendYaml(dir, b)).join('');
+  fs.writeFileSync(
+    file,
+    `meshaudit:\n${meshaudit.join('\n')}\nkmesh:\n  access:\n    audit:\n      backends:\n${backends}`,
+  );
+  return file;
+}
+
+/** A port that was free a moment ago, so that a restarted sidecar listens where its client reconnects. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
