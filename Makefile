@@ -4,7 +4,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # The node flags the sidecar runs with (src/cli/node-flags.ts says why; a test keeps this line in step).
 SIDECAR_NODE_FLAGS := --max-semi-space-size=4
 
-.PHONY: run test build lint bench soak clean install demo
+.PHONY: run test build lint bench soak clean install demo fuzz
 
 # npm ci only when package-lock.json is newer than what is installed.
 $(NPM_STAMP): package-lock.json package.json
@@ -35,6 +35,14 @@ test: lint
 	  echo "make test: the tests left these in their temp directory $$run_tmp:"; ls -A "$$run_tmp" | head -20; rc=1; \
 	else rmdir "$$run_tmp"; fi; \
 	exit $$rc
+
+# The property test of the plain byte path against the reference decoder (test/pipeline/evaluate-batch.test.ts),
+# run long: FUZZ_SECONDS (300 by default) from FUZZ_SEED (the current time by default). `make test` runs
+# it for 3 s from a fixed seed. A failure prints the seed to replay and the event that disagrees, in hex.
+FUZZ_SECONDS ?= 300
+fuzz: build
+	@seed=$${FUZZ_SEED:-$$(date +%s)}; echo "make fuzz: seed $$seed, $(FUZZ_SECONDS) s"; \
+	FUZZ_SEED=$$seed FUZZ_SECONDS=$(FUZZ_SECONDS) npx mocha dist/test/pipeline/evaluate-batch.test.js
 
 # The benchmark (issue 4): the real sidecar under a separate load generator, beside the floor and the
 # naive baselines; prints a table and writes bench/results/latest.{json,md}. ~5.5 minutes;

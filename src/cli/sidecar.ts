@@ -252,7 +252,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   } else {
     log.info('no --rules files: the AccessAudits of the store are in force as they are', { file: store.file });
   }
-  const grpcServer = serveGrpc(bound, { audit, rules: ruleService, serving, log });
+  const grpcServer = serveGrpc(bound, { audit, rules: ruleService, serving, log, statuses });
   log.info('meshaudit started', {
     zone: config.zone,
     grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,

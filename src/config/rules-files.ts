@@ -95,8 +95,8 @@ export function loadAccessAuditFiles(
         source: file,
       });
     }
-    violations.push(...byLine(parsed.violations));
-    out.warnings.push(...byLine(parsed.warnings));
+    append(violations, byLine(parsed.violations));
+    append(out.warnings, byLine(parsed.warnings));
   }
   // The store would refuse them too, but only at start-up: --check-config says it here, naming the key.
   if (violations.length === 0 && out.audits.length > limits.accessAudits) {
@@ -107,6 +107,14 @@ export function loadAccessAuditFiles(
   }
   if (violations.length > 0) throw new RulesFileError(violations);
   return out;
+}
+
+/**
+ * Appends `items` to `to`. A loop, not push(...items): a file of 50,000 small documents has as many
+ * violations, and spreading them as arguments overflowed the stack (start-up died with a RangeError).
+ */
+function append<T>(to: T[], items: readonly T[]): void {
+  for (const item of items) to.push(item);
 }
 
 function at(source: string, line: number | undefined, field: string, description: string): Violation {
@@ -127,8 +135,8 @@ function parseText(text: string, source: string, knownTypes: TypeRegistry, limit
     // A problem with a whole document has an empty field path: it is located where the document starts.
     const located = (v: Violation): Violation => at(source, parsed.lineOf(i, v.field), v.field, v.description);
     const res = parseAccessAudit(doc, { knownTypes, maxRules: limits.rulesPerAccessAudit });
-    out.violations.push(...res.violations.map(located));
-    out.warnings.push(...res.warnings.map(located));
+    append(out.violations, res.violations.map(located));
+    append(out.warnings, res.warnings.map(located));
     if (res.audit && res.violations.length === 0) {
       // A valid audit has its name in exactly one place: `metadata.name` (Kubernetes form) or `name`.
       const nameField = parsed.lineOf(i, 'metadata.name') === undefined ? 'name' : 'metadata.name';

@@ -28,7 +28,9 @@ function identifierKey(zone: string, instance: string): string {
   return `${zone}/${instance}`;
 }
 
-const IDENTIFIER_PART = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+/** Most characters of a zone or an instance: a Kubernetes name's (RFC 1123 subdomain). */
+export const MAX_IDENTIFIER_CHARS = 253;
+const IDENTIFIER_PART = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,${MAX_IDENTIFIER_CHARS - 1}}$`);
 
 export class Sequencer {
   /** Last sequence accepted per identifier: committed, or on its way to the writer. */
@@ -61,7 +63,7 @@ export class Sequencer {
     const check = (field: string, value: string): void => {
       if (value === '') violations.add(field, IS_REQUIRED);
       else if (!IDENTIFIER_PART.test(value))
-        violations.add(field, mustBe('1-253 characters of [A-Za-z0-9._:-]', value));
+        violations.add(field, mustBe(`1-${MAX_IDENTIFIER_CHARS} characters of [A-Za-z0-9._:-]`, value));
     };
     check('identifier.zone', zone);
     check('identifier.instance', instance);

@@ -14,6 +14,7 @@ import { MeshauditError } from '../errors';
 import { addReflection } from './reflection';
 import { fastAuditService } from './fast-codec';
 import { BufferedRequests } from './buffered-requests';
+import type { Statuses } from './status';
 
 const AUDIT_SERVICE_NAME = 'meshaudit.v1.AuditService';
 const RULE_SERVICE_NAME = 'meshaudit.v1.RuleService';
@@ -23,6 +24,8 @@ export interface GrpcServerOptions {
   rules: RuleServiceImpl;
   serving: ServingState;
   log: Logger;
+  /** Maps errors to statuses: health's and reflection's are bounded like the services' own. */
+  statuses: Statuses;
 }
 
 /** The listen address cannot be used; the message names the config key. */
@@ -173,7 +176,7 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
     [AUDIT_SERVICE_NAME]: 'SERVING',
     [RULE_SERVICE_NAME]: 'SERVING',
   });
-  health.addToServer(server);
+  health.addToServer(boundedStatuses(server, opts.statuses));
   // Health follows the serving state: a draining sidecar is NOT_SERVING, so that a load balancer or
   // a CP's health check moves on before the streams end; so is one that cannot write its audit files
   // or its checkpoint, until it can again.
@@ -185,7 +188,7 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
   opts.serving.on('failing', follow);
   follow();
   // Reflection lets grpcurl list, describe and call every service without a .proto file at hand.
-  addReflection(server);
+  addReflection(server, opts.statuses);
   bound.open();
 
   return {
@@ -208,4 +211,41 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
       });
     },
   };
+}
+
+/**
+ * `server` as a library adding its services sees it: every error a unary handler of theirs answers is
+ * bounded by `statuses` (grpc-health-check's Check quotes the service name asked for whole: a 1 MiB name
+ * made a status too large for the trailers, never answered, and it stalled the connection).
+ */
+function boundedStatuses(server: grpc.Server, statuses: Statuses): grpc.Server {
+  const addService = (service: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void => {
+    // A library's implementation may name its methods by their original (.proto) or their lowerCamel name.
+    const unary = new Set<string>();
+    for (const [name, method] of Object.entries(service)) {
+      if (method.requestStream || method.responseStream) continue;
+      unary.add(name);
+      if (method.originalName !== undefined) unary.add(method.originalName);
+    }
+    const bounded: grpc.UntypedServiceImplementation = {};
+    for (const [name, handler] of Object.entries(impl)) {
+      bounded[name] = unary.has(name)
+        ? boundedUnary(handler as grpc.handleUnaryCall<unknown, unknown>, statuses)
+        : handler;
+    }
+    server.addService(service, bounded);
+  };
+  return { addService } as unknown as grpc.Server;
+}
+
+function boundedUnary(
+  handler: grpc.handleUnaryCall<unknown, unknown>,
+  statuses: Statuses,
+): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) =>
+    handler(call, (err, value) =>
+      err
+        ? callback(statuses.ofLibrary({ code: err.code ?? grpc.status.UNKNOWN, details: err.details }))
+        : callback(null, value),
+    );
 }

@@ -9,18 +9,57 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import * as descriptor from 'protobufjs/ext/descriptor';
 import { contract, type FileProto, type MessageProto } from '../contract';
+import type { Statuses } from './status';
 
-/** Registers grpc.reflection.v1 and v1alpha ServerReflection for every service the sidecar serves. */
-export function addReflection(server: grpc.Server): void {
+/**
+ * Registers grpc.reflection.v1 and v1alpha ServerReflection for every service the sidecar serves; the
+ * messages of its error replies are bounded by `statuses` as statuses are.
+ */
+export function addReflection(server: grpc.Server, statuses: Statuses): void {
   const files = contract().files;
   const service = new ReflectionService(reflectionPackageDefinition(files));
   answerExtensionNumbersLikeGrpcGo(service, messageNames(files));
+  boundErrorMessages(service, statuses);
   service.addToServer(server);
 }
 
-/** What @grpc/reflection keeps per protocol version; the method is public, the fields holding it are not. */
-interface ExtensionNumbersAnswerer {
+/** What @grpc/reflection keeps per protocol version; the methods are public, the fields holding them are not. */
+interface ReflectionImplementation {
   allExtensionNumbersOfType(symbol: string): { baseTypeName?: string; extensionNumber?: number[] };
+  handleServerReflectionRequest(message: unknown): { errorResponse?: { errorMessage?: string } };
+}
+
+/** The v1 and v1alpha implementations of `service`; start-up stops, naming why, if they are not there. */
+function implementations(service: ReflectionService): ReflectionImplementation[] {
+  // The implementations sit in fields the typings call private: package.json pins @grpc/reflection, and
+  // a version that renames them stops start-up here, naming the reason, rather than serving grpcurl badly.
+  const versions = service as unknown as Partial<Record<'v1' | 'v1Alpha', ReflectionImplementation>>;
+  const found = [versions.v1, versions.v1Alpha];
+  for (const impl of found) {
+    if (
+      typeof impl?.allExtensionNumbersOfType !== 'function' ||
+      typeof impl.handleServerReflectionRequest !== 'function'
+    ) {
+      throw new Error('server reflection: @grpc/reflection no longer has v1 and v1Alpha implementations to patch');
+    }
+  }
+  return found as ReflectionImplementation[];
+}
+
+/**
+ * An error reply quotes what was asked for (`Symbol not found: <symbol>`), up to a whole request's size:
+ * its message is cut as a status's is.
+ */
+function boundErrorMessages(service: ReflectionService, statuses: Statuses): void {
+  for (const impl of implementations(service)) {
+    const own = impl.handleServerReflectionRequest.bind(impl);
+    impl.handleServerReflectionRequest = (message) => {
+      const response = own(message);
+      const error = response.errorResponse;
+      if (error?.errorMessage !== undefined) error.errorMessage = statuses.message(error.errorMessage);
+      return response;
+    };
+  }
 }
 
 /**
@@ -31,13 +70,7 @@ interface ExtensionNumbersAnswerer {
  * violations. So a known message without extensions gets an empty list here.
  */
 function answerExtensionNumbersLikeGrpcGo(service: ReflectionService, messages: ReadonlySet<string>): void {
-  // The implementations sit in fields the typings call private: package.json pins @grpc/reflection, and
-  // a version that renames them stops start-up here, naming the reason, rather than serving grpcurl badly.
-  const versions = service as unknown as Partial<Record<'v1' | 'v1Alpha', ExtensionNumbersAnswerer>>;
-  for (const impl of [versions.v1, versions.v1Alpha]) {
-    if (typeof impl?.allExtensionNumbersOfType !== 'function') {
-      throw new Error('server reflection: @grpc/reflection no longer has v1 and v1Alpha implementations to patch');
-    }
+  for (const impl of implementations(service)) {
     const own = impl.allExtensionNumbersOfType.bind(impl);
     impl.allExtensionNumbersOfType = (symbol) => {
       try {

@@ -42,12 +42,25 @@ export class Statuses {
    */
   of(err: unknown, context: Record<string, unknown>): grpc.StatusObject {
     if (err instanceof InvalidArgumentError) return this.withViolations(CODES[err.kind], err.violations);
-    if (err instanceof MeshauditError) return plain(CODES[err.kind], cut(err.message, this.maxStatusBytes / 2));
+    if (err instanceof MeshauditError) return plain(CODES[err.kind], this.message(err.message));
     this.log.error('internal error', {
       ...context,
       err: err instanceof Error ? (err.stack ?? err.message) : String(err),
     });
     return plain(grpc.status.INTERNAL, 'internal error; see the sidecar log');
+  }
+
+  /**
+   * A status a library made (health's NOT_FOUND quotes the service name the client sent, which may be
+   * megabytes long): its message cut as a domain error's is.
+   */
+  ofLibrary(status: { code: grpc.status; details?: string }): grpc.StatusObject {
+    return plain(status.code, this.message(status.details ?? ''));
+  }
+
+  /** A message as a status carries it: within half of the budget (reflection's error replies too). */
+  message(text: string): string {
+    return cut(text, this.maxStatusBytes / 2);
   }
 
   /**

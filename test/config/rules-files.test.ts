@@ -141,6 +141,14 @@ describe('rules files (--rules)', () => {
     expect(problems([file])).to.deep.equal([`${file}:5: duplicated mapping key`]);
   });
 
+  it('reports every problem of a file of 50,000 small documents (a RangeError overflowed the stack)', () => {
+    const [file] = files({ 'rules.yaml': '---\nx: 1\n'.repeat(50_000) });
+    const got = problems([file]);
+    // Three each: the unknown field, and the missing type and name.
+    expect(got).to.have.length(3 * 50_000);
+    expect(got.slice(0, 2)).to.deep.equal([`${file}:2: x: unknown field`, `${file}:4: x: unknown field`]);
+  });
+
   it('loads valid files, with their warnings by line', () => {
     const [a, b] = files({
       'a.yaml': 'type: AccessAudit\nname: a\nrules:\n- accessAll: true\n',

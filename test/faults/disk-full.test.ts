@@ -7,22 +7,13 @@
 // running where it can, so that it never rots.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { expect } from 'chai';
-import { protoPath } from 'grpc-health-check';
-import { clients, openStream, resourceEvent, tempDir, waitFor } from '../support/helpers';
+import { clients, healthClient, openStream, resourceEvent, tempDir, waitFor } from '../support/helpers';
 import { spawnSidecar, writeSidecarConfig } from '../support/process';
 import { canMountTmpfs, filesSeenBy, onTmpfs, resizeTmpfs } from '../support/tmpfs';
 import { SIDECAR_NODE_FLAGS } from '../../src/cli/node-flags';
 
 const RULES = 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n';
-const healthDefinition = protoLoader.loadSync(protoPath, { enums: String });
-
-function healthClient(port: number): grpc.Client & { Check: (...args: unknown[]) => void } {
-  const def = grpc.loadPackageDefinition(healthDefinition) as any;
-  return new def.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-}
 
 /** A directory that fills up: a small tmpfs, or one whose writes fail while a fault file exists. */
 interface FullDisk {

@@ -4,17 +4,11 @@
 // UTF-8), evaluate each alone and in batches, and compare with the reference, record bytes and
 // rejection reasons alike. They also check that the plain way is really taken for ordinary events.
 import { expect } from 'chai';
-import * as protobuf from 'protobufjs';
 import { BatchEvaluator, type EvaluatedBatch } from '../../src/pipeline/evaluate-batch';
 import { RecordDateFormatter } from '../../src/record/dates';
-import { validateEvent } from '../../src/events/validate-event';
-import { formatWithin } from '../../src/validators';
-import { formatRecord } from '../../src/record/format-record';
 import { compileRules, type AccessAudit, type CompiledRules } from '../../src/rules';
-import { contract } from '../../src/contract';
-import { inexactFields } from '../../src/wire/exact-fields';
-import type { AuditEvent } from '../../src/events/event';
-import { eachEvent, scanStreamRequest } from '../../src/wire/stream-request';
+import { scanStreamRequest } from '../../src/wire/stream-request';
+import { encode, type Part, referenceBatch, request } from '../support/reference-batch';
 import { defaultLimits } from '../../src/config/load';
 import { newEventTimeParsers } from '../../src/events/validate-event';
 import { AsciiCache } from '../../src/record/ascii-cache';
@@ -30,56 +24,9 @@ import {
 const RECEIVED_MS = Date.UTC(2030, 0, 1, 12, 0, 0, 250);
 const dates = new RecordDateFormatter(() => 120);
 
-/** A field of an encoded message: number, then a string, raw bytes, a nested message, or a varint. */
-type Part = [number, string | Uint8Array | Part[] | { varint: number }];
-
-function encode(parts: Part[]): Uint8Array {
-  const w = protobuf.Writer.create();
-  for (const [field, value] of parts) {
-    if (typeof value === 'string') w.uint32((field << 3) | 2).string(value);
-    else if (value instanceof Uint8Array) w.uint32((field << 3) | 2).bytes(value);
-    else if (Array.isArray(value)) w.uint32((field << 3) | 2).bytes(encode(value));
-    else w.uint32(field << 3).uint64(value.varint);
-  }
-  return w.finish();
-}
-
-/** A StreamEventsRequest holding `events`, each already encoded. */
-function request(events: Uint8Array[]): Buffer {
-  const w = protobuf.Writer.create();
-  w.uint32((2 << 3) | 0).uint64(1);
-  for (const e of events) w.uint32((3 << 3) | 2).bytes(e);
-  return Buffer.from(w.finish());
-}
-
-/** What the reference way gives for a request: decode, validate, match, format, one event at a time. */
-function reference(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
-  const out: EvaluatedBatch = { data: Buffer.alloc(0), recorded: 0, skipped: 0, rejected: [] };
-  let lines = '';
-  eachEvent(bytes, 0, (index, start, end) => {
-    let event: AuditEvent;
-    try {
-      // proto3: every string is UTF-8; the reference refuses one that is not, naming it.
-      const inexact = inexactFields(contract().messages.Event, bytes.subarray(start, end));
-      if (inexact.length > 0) {
-        out.rejected.push({ index, reason: inexact.map(formatWithin).join('; ') });
-        return;
-      }
-      event = contract().messages.Event.decode(bytes.subarray(start, end)) as unknown as AuditEvent;
-    } catch (err) {
-      out.rejected.push({ index, reason: `event: not a valid protobuf Event message (${(err as Error).message})` });
-      return;
-    }
-    const check = validateEvent(event, RECEIVED_MS, defaultLimits());
-    if (!check.ok) out.rejected.push({ index, reason: formatWithin(check) });
-    else if (rules.covers(check.event)) {
-      lines += formatRecord(check.event, dates);
-      out.recorded++;
-    } else out.skipped++;
-  });
-  out.data = Buffer.from(lines);
-  return out;
-}
+/** What the reference way gives for a request, at this file's time of receipt and date format. */
+const reference = (bytes: Buffer, rules: CompiledRules): EvaluatedBatch =>
+  referenceBatch(bytes, rules, RECEIVED_MS, dates, defaultLimits());
 
 function evaluate(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
   return new BatchEvaluator(rules, dates, defaultLimits()).evaluate({

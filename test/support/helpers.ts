@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath } from 'grpc-health-check';
 import type { Sink, SinkPosition } from '../../src/backends/sink';
 import { defaultConfig } from '../../src/config';
 import type { Config, RotationConfig } from '../../src/config/types';
@@ -15,6 +17,14 @@ import { meshauditClients } from '../../src/client/services';
 
 /** Every directory tempDir() made in this run: the root hook removes them all when the run ends. */
 const madeDirs: string[] = [];
+
+const healthDefinition = protoLoader.loadSync(protoPath, { enums: String });
+
+/** A client of grpc.health.v1.Health (the library's own .proto, as a load balancer's would be). */
+export function healthClient(port: number): grpc.Client & { Check: (...args: unknown[]) => void } {
+  const def = grpc.loadPackageDefinition(healthDefinition) as any;
+  return new def.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+}
 
 /** A new directory under the run's temp directory (`make test` gives each run one of its own). */
 export function tempDir(prefix = 'meshaudit-'): string {

@@ -58,4 +58,23 @@ describe('inexactFields', () => {
       'the Inner message runs past the message that holds it',
     );
   });
+
+  it('names the first five bad fields and counts the rest: a million of them stay a handful of violations', () => {
+    // 3 bytes each: a 3 MB message, within the default 4 MiB request size.
+    const one = Buffer.from([0x12, 1, 0xff]);
+    const n = 1_000_000;
+    const inner = Buffer.alloc(one.length * n);
+    for (let i = 0; i < n; i++) one.copy(inner, i * one.length);
+    const bytes = protobuf.Writer.create().uint32(0x22).bytes(inner).finish();
+    const before = process.memoryUsage().heapUsed;
+    const got = inexactFields(Outer, bytes);
+    expect(process.memoryUsage().heapUsed - before).to.be.below(64 * 1024 * 1024);
+    expect(got).to.deep.equal([
+      ...[0, 1, 2, 3, 4].map((i) => ({
+        field: `inner.list[${i}]`,
+        description: 'is not valid UTF-8 (protobuf strings must be)',
+      })),
+      { field: '', description: `and ${n - 5} more field(s) like these` },
+    ]);
+  });
 });
