@@ -281,3 +281,26 @@ export class MemorySink extends EventEmitter implements Sink {
     return Promise.resolve();
   }
 }
+
+/** The executable `name` on PATH, or null. */
+export function onPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const file = path.join(dir, name);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      // not in this directory
+    }
+  }
+  return null;
+}
+
+/** The real grpcurl, or the test skips; in CI (which puts ../shared/tools/bin on PATH) a missing one fails. */
+export function grpcurlOrSkip(test: Mocha.Context): string {
+  const grpcurl = onPath('grpcurl');
+  if (grpcurl) return grpcurl;
+  if (process.env.CI === 'true')
+    throw new Error('CI=true and no grpcurl on PATH: .ci/run puts ../shared/tools/bin on it');
+  test.skip();
+}
