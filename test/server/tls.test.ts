@@ -12,10 +12,9 @@ import type { Sidecar } from '../../src/cli/sidecar';
 import type { TlsConfig } from '../../src/config';
 import { formatTokens } from '../../src/config/tokens-file';
 import { jsonLogger } from '../../src/log';
-import { meshauditClients } from '../../src/client/services';
 import { type Issued, hasOpenssl, TestCa } from '../support/certs';
 import {
-  type AnyClient,
+  clients,
   grpcurlOrSkip,
   openStream,
   readRecords,
@@ -28,23 +27,9 @@ import {
 } from '../support/helpers';
 
 /** Clients over TLS to 127.0.0.1:port, trusting `ca`, presenting `client` when given. */
-function tlsClients(port: number, ca: string, client?: Issued): { audit: AnyClient; rules: AnyClient; close(): void } {
-  const { AuditService, RuleService } = meshauditClients();
-  const creds = grpc.credentials.createSsl(
-    fs.readFileSync(ca),
-    client ? fs.readFileSync(client.key) : null,
-    client ? fs.readFileSync(client.cert) : null,
-  );
-  const audit = new AuditService(`127.0.0.1:${port}`, creds) as unknown as AnyClient;
-  const rules = new RuleService(`127.0.0.1:${port}`, creds) as unknown as AnyClient;
-  return {
-    audit,
-    rules,
-    close: () => {
-      audit.close();
-      rules.close();
-    },
-  };
+function tlsClients(port: number, ca: string, client?: Issued): ReturnType<typeof clients> {
+  const read = (file: string | undefined): Buffer | null => (file === undefined ? null : fs.readFileSync(file));
+  return clients(port, grpc.credentials.createSsl(fs.readFileSync(ca), read(client?.key), read(client?.cert)));
 }
 
 /** The serial number of the certificate the server presents to a new connection. */

@@ -102,11 +102,15 @@ export function readRecords(activePath: string): string[] {
 
 export type AnyClient = grpc.Client & Record<string, (...args: any[]) => any>;
 
-export function clients(port: number): { audit: AnyClient; rules: AnyClient; close(): void } {
+/** An AuditService and a RuleService client to 127.0.0.1:port, in plaintext unless `credentials` say otherwise. */
+export function clients(
+  port: number,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): { audit: AnyClient; rules: AnyClient; close(): void } {
   const { AuditService, RuleService } = meshauditClients();
   const address = `127.0.0.1:${port}`;
-  const audit = new AuditService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
-  const rules = new RuleService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
+  const audit = new AuditService(address, credentials) as unknown as AnyClient;
+  const rules = new RuleService(address, credentials) as unknown as AnyClient;
   return {
     audit,
     rules,
