@@ -14,7 +14,9 @@ import { Checkpoint } from '../store/checkpoint';
 import { formatViolation } from '../validators';
 import { type CliArgs, parseArgs, USAGE, UsageError } from './args';
 import { unusablePlaces } from './check-places';
-import { droppedTailMeaning, knownTypesOf, startSidecar } from './sidecar';
+import { Authenticator } from '../server/authn';
+import { TlsFiles } from '../server/tls';
+import { droppedTailMeaning, knownTypesOf, startSidecar, UNAUTHENTICATED_WARNING } from './sidecar';
 import { runTokenCommand } from './token-cli';
 import { missingNodeFlags, SIDECAR_NODE_FLAGS } from './node-flags';
 import type { Sidecar } from './sidecar';
@@ -90,6 +92,16 @@ async function main(): Promise<void> {
       if (e instanceof MeshauditError) fail(`can't start: ${e.message}`, e.exitCode);
       throw e;
     }
+    // The credentials as start-up reads them: a tokens file or TLS files that cannot be used stop it (exit 2).
+    try {
+      const auth = new Authenticator(config.auth, log);
+      auth.close();
+      if (config.tls !== undefined) new TlsFiles(config.tls, log).close();
+      if (!auth.authenticates(config.tls)) warn(UNAUTHENTICATED_WARNING);
+    } catch (e) {
+      if (e instanceof MeshauditError) fail(`can't start: ${e.message}`, e.exitCode);
+      throw e;
+    }
     const unusable = unusablePlaces(config);
     if (unusable.length > 0) fail(`can't start:\n${unusable.join('\n')}`, 1);
     const inForce = (args.rules.length > 0 ? store.prepareSeed(loaded.audits).after : store.list()).map((a) => a.name);
@@ -152,6 +164,8 @@ async function main(): Promise<void> {
   }
   const running = sidecar;
   process.on('SIGHUP', () => {
+    // The TLS files (cert-manager rotates them in place; they are also watched), then the rules files.
+    running.reloadTls();
     const reloadFailed = (e: unknown): void =>
       log.error('rules reload failed; the rules in force are kept', {
         err: e instanceof Error ? e.message : String(e),

@@ -57,6 +57,8 @@ export interface Sidecar {
   identifiers(): ReturnType<Sequencer['positions']>;
   /** Bytes accepted and not yet written, and open control-plane streams. */
   load(): { pendingBytes: number; streams: number };
+  /** Reads the TLS files again (SIGHUP); a set that cannot be used keeps the one in force. */
+  reloadTls(): void;
   /** Seeds the store again from the --rules files (SIGHUP), recording each change by the rules-files user. */
   seedAudits(audits: readonly ValidAccessAudit[]): Promise<SeedSummary>;
   /** Graceful stop: in-flight batches are acknowledged, then everything is closed. */
@@ -90,6 +92,11 @@ function logSinkEvent(log: Logger, e: FileSinkEvent): void {
   log[level](`audit file: ${type}`, fields);
 }
 
+/** Said at start-up and by --check-config while no caller needs a credential. */
+export const UNAUTHENTICATED_WARNING =
+  'callers are not authenticated: every local process is the admin (meshaudit.auth.localhostIsAdmin) and can ' +
+  'stream under any identifier; configure tokens or client certificates and turn localhostIsAdmin off to require credentials';
+
 /** What a dropped checkpoint tail means, for the log and --check-config. */
 export function droppedTailMeaning(tail: 'torn line' | 'lost pages'): string {
   return tail === 'torn line'
@@ -102,7 +109,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config } = opts;
   // The port first, then the store: a port in use or a corrupt store stops start-up before any
   // state or audit file is opened or written.
-  const bound = await bindGrpcServer(config.grpcAddress, config.limits, opts.log);
+  const bound = await bindGrpcServer(config.grpcAddress, config.limits, opts.log, config.tls);
   try {
     return await startOnBoundServer(opts, bound);
   } catch (err) {
@@ -145,12 +152,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   // anything is written.
   const knownTypes = knownTypesOf(config);
   const auth = new Authenticator(config.auth, log);
-  if (!auth.authenticates) {
-    log.warn(
-      'callers are not authenticated: every local process is the admin (meshaudit.auth.localhostIsAdmin) and ' +
-        'can stream under any identifier; configure meshaudit.auth.tokensFile and turn localhostIsAdmin off to require credentials',
-    );
-  }
+  if (!auth.authenticates(config.tls)) log.warn(UNAUTHENTICATED_WARNING);
   const store = new AccessAuditStore(config.dataDir, {
     knownTypes,
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
@@ -268,6 +270,9 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     counts,
     identifiers: () => sequencer.positions(),
     load: () => ({ pendingBytes: writer.queued.size, streams: audit.streamCount }),
+    reloadTls() {
+      bound.tls?.reload('SIGHUP');
+    },
     async seedAudits(audits) {
       return summarise(await ruleService.seed(audits));
     },

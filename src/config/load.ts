@@ -21,7 +21,8 @@ import {
 } from '../validators';
 import { DEFAULT_PERMISSIONS, PERMISSIONS, type Permissions } from '../auth/principal';
 import * as D from './defaults';
-import type { AuthConfig, Config, FileBackendConfig, Limits, RotationConfig } from './types';
+import type { CertificateIdentity } from '../auth/certificates';
+import type { AuthConfig, Config, FileBackendConfig, Limits, RotationConfig, TlsConfig } from './types';
 import { readTextFile, UnusableFileError } from './read-file';
 import { DEFAULT_MAX_ALIAS_NODES, parseYamlDocuments, YamlError } from './yaml';
 
@@ -129,8 +130,11 @@ const MESHAUDIT_KEYS = [
   'grpc',
   'auth',
 ];
-const GRPC_KEYS = ['address', 'maxMessageBytes', 'allowInsecureRemote'];
-const AUTH_KEYS = ['localhostIsAdmin', 'tokensFile', 'permissions'];
+const GRPC_KEYS = ['address', 'maxMessageBytes', 'allowInsecureRemote', 'tls'];
+const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile', 'clientAuth'];
+const AUTH_KEYS = ['localhostIsAdmin', 'tokensFile', 'permissions', 'certificateIdentities'];
+const IDENTITY_KEYS = ['match', 'user', 'groups', 'zones', 'instances'];
+const MATCH_KEYS = ['commonName', 'uri', 'dns'];
 const KMESH_KEYS = ['access'];
 const ACCESS_KEYS = ['audit'];
 const AUDIT_KEYS = ['skipDefaultTypes', 'backends'];
@@ -164,13 +168,14 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
   if (existingKind(dataDir) === 'other') c.report('meshaudit.dataDir', `${dataDir} exists and is not a directory`);
   const grpcAddress = c.field(grpc, 'meshaudit.grpc', 'address', D.DEFAULT_GRPC_ADDRESS, hostPort);
   const allowInsecureRemote = c.field(grpc, 'meshaudit.grpc', 'allowInsecureRemote', false, boolean);
+  const tls = resolveTls(get(grpc, 'tls'), cwd, c);
   // In plaintext, tokens cross the network in clear and anyone who reaches the port may try them.
-  if (!allowInsecureRemote && !isLoopbackAddress(grpcAddress)) {
+  if (tls === undefined && !allowInsecureRemote && !isLoopbackAddress(grpcAddress)) {
     c.report(
       'meshaudit.grpc.address',
       `${grpcAddress} is not a loopback address, and the sidecar serves it without TLS: anyone who can reach it ` +
-        'could send events or present stolen tokens; listen on 127.0.0.1 beside the control plane, or set ' +
-        'meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
+        'could send events or present stolen tokens; configure meshaudit.grpc.tls, listen on 127.0.0.1 beside ' +
+        'the control plane, or set meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
     );
   }
   return Object.freeze({
@@ -185,6 +190,7 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     limits: resolveLimits(c.section(get(own, 'limits'), 'meshaudit.limits', LIMITS_KEYS), grpc, c),
     auth: resolveAuth(c.section(get(own, 'auth'), 'meshaudit.auth', AUTH_KEYS), cwd, c),
     allowInsecureRemote,
+    tls,
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
   });
@@ -239,7 +245,69 @@ function resolveAuth(auth: Mapping | undefined, cwd: string, c: Checker): AuthCo
     localhostIsAdmin: c.field(auth, at, 'localhostIsAdmin', D.DEFAULT_LOCALHOST_IS_ADMIN, boolean),
     tokensFile: tokensFile === undefined ? undefined : path.resolve(cwd, tokensFile),
     permissions: Object.freeze(permissions),
+    certificateIdentities: resolveIdentities(get(auth, 'certificateIdentities'), `${at}.certificateIdentities`, c),
   });
+}
+
+function resolveTls(value: unknown, cwd: string, c: Checker): TlsConfig | undefined {
+  const at = 'meshaudit.grpc.tls';
+  if (value === undefined || value === null) return undefined;
+  const tls = c.section(value, at, TLS_KEYS);
+  if (tls === undefined) return undefined;
+  const file = (key: string, required: boolean): string | undefined => {
+    if (required && !Object.hasOwn(tls, key)) {
+      c.report(`${at}.${key}`, IS_REQUIRED);
+      return undefined;
+    }
+    const raw = c.field(tls, at, key, undefined, filePath);
+    return raw === undefined ? undefined : path.resolve(cwd, raw);
+  };
+  const certFile = file('certFile', true);
+  const keyFile = file('keyFile', true);
+  const clientCaFile = file('clientCaFile', false);
+  const clientAuth = c.field(tls, at, 'clientAuth', 'none' as const, clientAuthMode);
+  if (clientAuth === 'require' && clientCaFile === undefined) {
+    c.report(`${at}.clientCaFile`, 'is required with clientAuth: require (the CAs that sign client certificates)');
+  }
+  if (certFile === undefined || keyFile === undefined) return undefined;
+  return Object.freeze({ certFile, keyFile, clientCaFile, clientAuth });
+}
+
+function resolveIdentities(value: unknown, at: string, c: Checker): readonly CertificateIdentity[] {
+  if (value === undefined) return Object.freeze([]);
+  if (!Array.isArray(value)) {
+    c.report(at, mustBe('a list of {match, user, groups}', value));
+    return Object.freeze([]);
+  }
+  const out: CertificateIdentity[] = [];
+  value.forEach((item: unknown, i) => {
+    const field = index(at, i);
+    const rule = c.section(item, field, IDENTITY_KEYS);
+    if (rule === undefined) return;
+    const match = c.section(get(rule, 'match'), `${field}.match`, MATCH_KEYS);
+    const names = Object.fromEntries(
+      MATCH_KEYS.map((k) => [k, c.field(match, `${field}.match`, k, undefined, nonEmptyString)]).filter(
+        ([, v]) => v !== undefined,
+      ),
+    );
+    if (Object.keys(names).length === 0) c.report(`${field}.match`, 'must name at least one of commonName, uri, dns');
+    const user = c.field(rule, field, 'user', undefined, nonEmptyString);
+    if (user === undefined) c.report(`${field}.user`, IS_REQUIRED);
+    const groups = c.field(rule, field, 'groups', [], groupList);
+    const zones = c.field(rule, field, 'zones', undefined, groupList);
+    const instances = c.field(rule, field, 'instances', undefined, groupList);
+    if (user === undefined || Object.keys(names).length === 0) return;
+    out.push(
+      Object.freeze({
+        match: Object.freeze(names),
+        user,
+        groups,
+        ...(zones === undefined ? {} : { zones }),
+        ...(instances === undefined ? {} : { instances }),
+      }),
+    );
+  });
+  return Object.freeze(out);
 }
 
 /**
@@ -420,6 +488,12 @@ const msgBytes: Rule<number> = (v) =>
   Number.isInteger(v) && (v as number) >= MIN_MESSAGE_BYTES && (v as number) <= MAX_MESSAGE_BYTES
     ? (v as number)
     : new Expected(`must be an integer from ${MIN_MESSAGE_BYTES} to ${MAX_MESSAGE_BYTES}`);
+
+const clientAuthMode: Rule<'none' | 'require'> = (v) =>
+  v === 'none' || v === 'require' ? v : new Expected('must be "none" or "require"');
+
+const nonEmptyString: Rule<string> = (v) =>
+  typeof v === 'string' && v !== '' ? v : new Expected('must be a non-empty string');
 
 /** Groups that hold a permission: an empty list is allowed (nobody holds it). */
 const groupList: Rule<readonly string[]> = (v) =>

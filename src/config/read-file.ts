@@ -49,3 +49,10 @@ export function readTextFile(file: string, maxBytes: number): string {
     throw new UnusableFileError('not valid UTF-8', true);
   }
 }
+
+/** Why a file holding secrets (a key, the tokens file) must not be used: group or others may read it. */
+export function readableByOthers(file: string): string | undefined {
+  const mode = fs.statSync(file).mode & 0o777;
+  if ((mode & 0o077) === 0) return undefined;
+  return `${file} is readable by ${mode & 0o070 ? 'its group' : 'others'} (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${file}`;
+}

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import { isTokenHash, type TokenEntry } from '../auth/tokens';
 import { MeshauditError } from '../errors';
 import { byLine, field, formatViolation, index, mustBe, quote, unknownField, Violations } from '../validators';
-import { readTextFile, UnusableFileError } from './read-file';
+import { readableByOthers, readTextFile, UnusableFileError } from './read-file';
 import { parseYamlDocuments, YamlError } from './yaml';
 
 /** A tokens file of a thousand entries is about 200 KiB. */
@@ -28,13 +28,6 @@ const ENTRY_KEYS = ['name', 'groups', 'zones', 'sha256'];
 export class TokensFileError extends MeshauditError {
   readonly kind = 'invalid-argument';
   override readonly exitCode = 2;
-}
-
-/** Why a file holding secrets (a key, the tokens file) must not be used: group or others may read it. */
-export function readableByOthers(file: string): string | undefined {
-  const mode = fs.statSync(file).mode & 0o777;
-  if ((mode & 0o077) === 0) return undefined;
-  return `${file} is readable by ${mode & 0o070 ? 'its group' : 'others'} (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${file}`;
 }
 
 /** The entries of `file`; a file that does not exist holds none (`meshaudit token add` creates it). */

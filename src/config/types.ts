@@ -1,3 +1,4 @@
+import type { CertificateIdentity } from '../auth/certificates';
 import type { Permissions } from '../auth/principal';
 // The sidecar's resolved configuration: validated once at start-up, then frozen.
 // YAML keys and their defaults are documented in src/config/defaults.ts and the README.
@@ -56,6 +57,16 @@ export interface Limits {
   readonly yamlAliases: number;
 }
 
+/** TLS on the gRPC port (meshaudit.grpc.tls); the files are absolute, read again when they change. */
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** CAs that sign client certificates; undefined: no client certificate is asked for. */
+  readonly clientCaFile: string | undefined;
+  /** `require`: a connection without a valid client certificate is refused in the handshake. */
+  readonly clientAuth: 'none' | 'require';
+}
+
 /** Who callers are, and what their groups may do (meshaudit.auth). */
 export interface AuthConfig {
   /** A loopback caller that presents no credential is the admin (localhostIsAdmin; Kong Mesh's rule). */
@@ -64,6 +75,8 @@ export interface AuthConfig {
   readonly tokensFile: string | undefined;
   /** The groups that hold each permission (permissions). */
   readonly permissions: Permissions;
+  /** From the names on a client certificate to a principal, first match wins (certificateIdentities). */
+  readonly certificateIdentities: readonly CertificateIdentity[];
 }
 
 export interface Config {
@@ -83,6 +96,8 @@ export interface Config {
   readonly auth: AuthConfig;
   /** A non-loopback gRPC address is allowed without TLS (meshaudit.grpc.allowInsecureRemote). */
   readonly allowInsecureRemote: boolean;
+  /** TLS (meshaudit.grpc.tls); undefined: plaintext. */
+  readonly tls: TlsConfig | undefined;
   /** Types that rules without `types` do not cover (kmesh.access.audit.skipDefaultTypes). */
   readonly skipDefaultTypes: readonly string[];
   /** Where records go (kmesh.access.audit.backends); each record is written to every backend. */

@@ -1,12 +1,15 @@
 // Who is calling, and may they: the one place where a gRPC call becomes a principal (src/auth) and a
-// permission is checked. Credentials, in this order: a bearer token in the `authorization` metadata
+// permission is checked. Credentials, in this order: a client certificate verified in the TLS handshake
+// (mapped by meshaudit.auth.certificateIdentities); a bearer token in the `authorization` metadata
 // (meshaudit.auth.tokensFile); a loopback caller with no credential is the admin while
 // meshaudit.auth.localhostIsAdmin is on (Kong Mesh's localhost rule). Anyone else is refused.
 import * as fs from 'node:fs';
+import type { PeerCertificate } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
+import { type CertificateNames, certificateNames, certificatePrincipal } from '../auth/certificates';
 import { ADMIN_GROUP, covers, holds, LOCALHOST_ADMIN, type Permission, type Principal } from '../auth/principal';
 import { type TokenEntry, tokenPrincipal } from '../auth/tokens';
-import type { AuthConfig } from '../config';
+import type { AuthConfig, TlsConfig } from '../config';
 import { readTokensFile } from '../config/tokens-file';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors';
 import type { Logger } from '../log';
@@ -16,10 +19,20 @@ const TOKENS_RECHECK_MS = 1000;
 /** A denial of the same kind is logged at most once in this long; the others are counted in the next line. */
 const DENIAL_LOG_INTERVAL_MS = 10_000;
 
-/** The part of a call authentication reads: its metadata and its peer. */
+/** The part of a call authentication reads: its metadata, its peer and its verified client certificate. */
 export interface CallCredentials {
   readonly metadata: grpc.Metadata;
   getPeer(): string;
+  getAuthContext?(): { sslPeerCertificate?: PeerCertificate } | null;
+}
+
+function describe(names: CertificateNames): string {
+  const parts = [
+    ...(names.commonName === undefined ? [] : [`CN ${names.commonName}`]),
+    ...names.uris.map((u) => `URI ${u}`),
+    ...names.dnsNames.map((d) => `DNS ${d}`),
+  ];
+  return parts.length === 0 ? 'no names' : parts.join(', ');
 }
 
 /** Whether a peer address (`127.0.0.1:5000`, `::1:5000`, `::ffff:127.0.0.1:5000`) is this host's loopback. */
@@ -65,8 +78,8 @@ export class Authenticator {
   }
 
   /** Whether any caller must present a credential: false means every local process is the admin. */
-  get authenticates(): boolean {
-    return this.config.tokensFile !== undefined || !this.config.localhostIsAdmin;
+  authenticates(tls: TlsConfig | undefined): boolean {
+    return this.config.tokensFile !== undefined || !this.config.localhostIsAdmin || tls?.clientAuth === 'require';
   }
 
   /** The caller of `call` if its groups hold `permission`; throws UnauthenticatedError or PermissionDeniedError. */
@@ -95,6 +108,19 @@ export class Authenticator {
   }
 
   private principalOf(call: CallCredentials, rpc: string): Principal {
+    // grpc-js shows a client certificate only once the handshake verified it against meshaudit.grpc.tls.clientCaFile.
+    const certificate = call.getAuthContext?.()?.sslPeerCertificate;
+    if (certificate !== undefined) {
+      // A subject with several CNs is not a name a rule can mean: none is taken.
+      const cn = certificate.subject?.CN;
+      const names = certificateNames(typeof cn === 'string' ? cn : undefined, certificate.subjectaltname);
+      const caller = certificatePrincipal(names, this.config.certificateIdentities);
+      if (caller !== undefined) return caller;
+      this.denied('certificate', rpc, { names });
+      throw new UnauthenticatedError(
+        `the client certificate (${describe(names)}) maps to no identity in meshaudit.auth.certificateIdentities`,
+      );
+    }
     const authorization = call.metadata.get('authorization');
     if (authorization.length > 0) {
       const value = String(authorization[0]);

@@ -4,7 +4,9 @@ import type * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
+import type { TlsConfig } from '../config';
 import type { Logger } from '../log';
+import { TlsFiles } from './tls';
 import type { AuditServiceImpl } from './audit-service';
 import { exactRequests } from './requests';
 import type { RuleServiceImpl } from './rule-service';
@@ -43,6 +45,8 @@ export interface BoundGrpcServer {
   forceClose(): void;
   /** Starts serving the connections: those that came while starting waited until now (see bindGrpcServer). */
   open(): void;
+  /** The TLS files the connections are served with (meshaudit.grpc.tls); undefined: plaintext. */
+  readonly tls: TlsFiles | undefined;
 }
 
 /** The limits the server itself enforces (meshaudit.limits). */
@@ -63,7 +67,14 @@ export interface ServerLimits {
  * that the bytes of unfinished request messages are bounded across them all (src/server/buffered-requests.ts).
  * Without both, the memory a client can pin is connections x streamsPerConnection x messageBytes.
  */
-export async function bindGrpcServer(address: string, limits: ServerLimits, log: Logger): Promise<BoundGrpcServer> {
+export async function bindGrpcServer(
+  address: string,
+  limits: ServerLimits,
+  log: Logger,
+  tlsConfig?: TlsConfig,
+): Promise<BoundGrpcServer> {
+  // Read first: TLS files that cannot be used stop start-up (exit 2) before the port is taken.
+  const tlsFiles = tlsConfig === undefined ? undefined : new TlsFiles(tlsConfig, log);
   const server = new grpc.Server({
     // Requests only: replies are acks, small, and reflection's answers (~13 KB), which a small
     // messageBytes must not break.
@@ -74,7 +85,7 @@ export async function bindGrpcServer(address: string, limits: ServerLimits, log:
     // per-call counters and call history, which a Record call paid for on every call.
     'grpc.enable_channelz': 0,
   });
-  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const injector = server.createConnectionInjector(tlsFiles?.credentials() ?? grpc.ServerCredentials.createInsecure());
   new BufferedRequests(limits.bufferedRequestBytes, log).watch(injectedHttp2Server(server));
   // A connection that comes while the sidecar starts (the port is bound first) waits, unserved, until
   // the services are added: served at once, its calls would be answered UNIMPLEMENTED, which a client
@@ -99,6 +110,7 @@ export async function bindGrpcServer(address: string, limits: ServerLimits, log:
     }
   });
   const forceClose = (): void => {
+    tlsFiles?.close();
     listener.close();
     for (const socket of waiting ?? []) socket.destroy();
     server.forceShutdown();
@@ -117,7 +129,7 @@ export async function bindGrpcServer(address: string, limits: ServerLimits, log:
       waiting = undefined;
       for (const socket of early) serve(socket);
     };
-    return { server, port: (listener.address() as net.AddressInfo).port, listener, forceClose, open };
+    return { server, port: (listener.address() as net.AddressInfo).port, listener, forceClose, open, tls: tlsFiles };
   } catch (err) {
     forceClose();
     const code = (err as NodeJS.ErrnoException).code;
@@ -199,6 +211,7 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
       // open forever: after graceMs the rest is cut.
       // No new connection from here on; those open finish their calls.
       listener.close();
+      bound.tls?.close();
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();

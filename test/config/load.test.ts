@@ -108,8 +108,10 @@ describe('loadConfig', () => {
           read: ['mesh-system:admin'],
           admin: ['mesh-system:admin'],
         },
+        certificateIdentities: [],
       },
       allowInsecureRemote: false,
+      tls: undefined,
       skipDefaultTypes: DEFAULT_SKIP,
       backends: [
         {
@@ -156,10 +158,14 @@ describe('loadConfig', () => {
           '    address: "[::1]:15690"',
           '    maxMessageBytes: 1048576',
           '    allowInsecureRemote: true',
+          '    tls: {certFile: tls/server.pem, keyFile: tls/server.key, clientCaFile: /etc/ca.pem, clientAuth: require}',
           '  auth:',
           '    localhostIsAdmin: false',
           '    tokensFile: secrets/tokens.yaml',
           '    permissions: {read: [mesh-system:admin, auditors], manageRules: []}',
+          '    certificateIdentities:',
+          '    - {match: {uri: "spiffe://zone-1/cp"}, user: zone-1-cp, groups: [mesh-system:control-plane], zones: [zone-1]}',
+          '    - {match: {commonName: alice, dns: ops.example}, user: alice, groups: [mesh-system:admin]}',
           'kmesh:',
           '  access:',
           '    audit:',
@@ -208,8 +214,23 @@ describe('loadConfig', () => {
             read: ['mesh-system:admin', 'auditors'],
             manageRules: [],
           },
+          certificateIdentities: [
+            {
+              match: { uri: 'spiffe://zone-1/cp' },
+              user: 'zone-1-cp',
+              groups: ['mesh-system:control-plane'],
+              zones: ['zone-1'],
+            },
+            { match: { commonName: 'alice', dns: 'ops.example' }, user: 'alice', groups: ['mesh-system:admin'] },
+          ],
         },
         allowInsecureRemote: true,
+        tls: {
+          certFile: path.join(dir, 'tls/server.pem'),
+          keyFile: path.join(dir, 'tls/server.key'),
+          clientCaFile: '/etc/ca.pem',
+          clientAuth: 'require',
+        },
         skipDefaultTypes: ['DataplaneInsight'],
         backends: [
           {
@@ -360,8 +381,21 @@ describe('loadConfig', () => {
         text: withMeshaudit('grpc:', '  address: 0.0.0.0:5690'),
         message:
           'config.yaml:3: meshaudit.grpc.address: 0.0.0.0:5690 is not a loopback address, and the sidecar serves it ' +
-          'without TLS: anyone who can reach it could send events or present stolen tokens; listen on 127.0.0.1 ' +
-          'beside the control plane, or set meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
+          'without TLS: anyone who can reach it could send events or present stolen tokens; configure ' +
+          'meshaudit.grpc.tls, listen on 127.0.0.1 beside the control plane, or set ' +
+          'meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
+      },
+      {
+        name: 'clientAuth require without the CAs that sign client certificates',
+        text: withMeshaudit('grpc:', '  tls: {certFile: a.pem, keyFile: a.key, clientAuth: require}'),
+        message:
+          'config.yaml:3: meshaudit.grpc.tls.clientCaFile: is required with clientAuth: require (the CAs that sign client certificates)',
+      },
+      {
+        name: 'a certificate identity that matches nothing',
+        text: withMeshaudit('auth:', '  certificateIdentities:', '  - {match: {}, user: x, groups: [g]}'),
+        message:
+          'config.yaml:4: meshaudit.auth.certificateIdentities[0].match: must name at least one of commonName, uri, dns',
       },
       {
         name: 'a permission given as one group rather than a list',

@@ -82,6 +82,7 @@ describe('callers and permissions', () => {
       const defaults = testConfig(dir);
       const config = testConfig(dir, {
         auth: {
+          ...defaults.auth,
           localhostIsAdmin: false,
           tokensFile,
           permissions: { ...defaults.auth.permissions, read: ['mesh-system:admin', 'log-readers'] },

@@ -12,7 +12,7 @@ import * as protobuf from 'protobufjs';
 import type { Sidecar } from '../../src/cli/sidecar';
 import { defaultLimits } from '../../src/config/load';
 import { AUDIT_PROTO, protoDir, servedProtoFiles } from '../../src/contract';
-import { readRecords, resourceEvent, startTestSidecar, tempDir, testConfig } from '../support/helpers';
+import { grpcurlOrSkip, readRecords, resourceEvent, startTestSidecar, tempDir, testConfig } from '../support/helpers';
 import { ReflectionClient, type ReflectionError, type Described, type JsonObject } from '../support/reflection-client';
 
 const SERVICES = [
@@ -306,13 +306,7 @@ describe('server reflection: what grpcurl sees', () => {
   });
 
   it('works with the real grpcurl when it is installed: list, describe, a call and its error details', async function () {
-    const grpcurl = onPath('grpcurl');
-    if (!grpcurl) {
-      // CI puts ../shared/tools/bin on PATH (.ci/run): there a missing grpcurl is a broken set-up, not a skip.
-      if (process.env.CI === 'true')
-        throw new Error('CI=true and no grpcurl on PATH: .ci/run puts ../shared/tools/bin on it');
-      this.skip();
-    }
+    const grpcurl = grpcurlOrSkip(this);
     const address = `127.0.0.1:${sidecar.port}`;
     const run = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
       new Promise((resolve) =>
@@ -353,17 +347,3 @@ describe('server reflection: what grpcurl sees', () => {
     });
   });
 });
-
-/** The executable `name` on PATH, or null. */
-function onPath(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const file = path.join(dir, name);
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      return file;
-    } catch {
-      // not in this directory
-    }
-  }
-  return null;
-}

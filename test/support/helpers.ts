@@ -112,11 +112,15 @@ export function readRecords(activePath: string): string[] {
 
 export type AnyClient = grpc.Client & Record<string, (...args: any[]) => any>;
 
-export function clients(port: number): { audit: AnyClient; rules: AnyClient; close(): void } {
+/** An AuditService and a RuleService client to 127.0.0.1:port, in plaintext unless `credentials` say otherwise. */
+export function clients(
+  port: number,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): { audit: AnyClient; rules: AnyClient; close(): void } {
   const { AuditService, RuleService } = meshauditClients();
   const address = `127.0.0.1:${port}`;
-  const audit = new AuditService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
-  const rules = new RuleService(address, grpc.credentials.createInsecure()) as unknown as AnyClient;
+  const audit = new AuditService(address, credentials) as unknown as AnyClient;
+  const rules = new RuleService(address, credentials) as unknown as AnyClient;
   return {
     audit,
     rules,
@@ -290,4 +294,27 @@ export class MemorySink extends EventEmitter implements Sink {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** The executable `name` on PATH, or null. */
+export function onPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const file = path.join(dir, name);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      // not in this directory
+    }
+  }
+  return null;
+}
+
+/** The real grpcurl, or the test skips; in CI (which puts ../shared/tools/bin on PATH) a missing one fails. */
+export function grpcurlOrSkip(test: Mocha.Context): string {
+  const grpcurl = onPath('grpcurl');
+  if (grpcurl) return grpcurl;
+  if (process.env.CI === 'true')
+    throw new Error('CI=true and no grpcurl on PATH: .ci/run puts ../shared/tools/bin on it');
+  test.skip();
 }
