@@ -121,6 +121,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
 async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer): Promise<Sidecar> {
   const { config, log } = opts;
   const lock = await DataDirLock.take(config.dataDir, {
+    modes: config.files,
     onWatch: (holder, file, ms) =>
       log.warn(
         `${file} is held from another host or pid namespace: waiting ${ms / 1000} s for its heartbeat before taking it over`,
@@ -154,6 +155,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   const auth = new Authenticator(config.auth, log);
   if (!auth.authenticates(config.tls)) log.warn(UNAUTHENTICATED_WARNING);
   const store = new AccessAuditStore(config.dataDir, {
+    modes: config.files,
     knownTypes,
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
     maxAccessAudits: config.limits.accessAudits,
@@ -161,6 +163,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   });
   for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
   const checkpoint = new Checkpoint(config.dataDir, {
+    modes: config.files,
     fsync: config.fsync,
     // The data directory was removed (or another process replaced the checkpoint): the lock is taken
     // again and the store written again, or nothing more is acknowledged.
@@ -182,6 +185,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     config.backends.map(
       (b) =>
         new FileSink({
+          modes: config.files,
           path: b.path,
           rotation: b.rotation,
           fsync: config.fsync,

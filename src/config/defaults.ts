@@ -93,6 +93,13 @@ export const DEFAULT_YAML_ALIASES = 100;
  */
 export const DEFAULT_LOCALHOST_IS_ADMIN = true;
 
+/**
+ * meshaudit.files.fileMode and dirMode: rw-r----- and rwxr-x---, whatever the umask. The owner writes,
+ * the group (a log shipper) reads, others nothing; a umask of 0000, common in containers, would
+ * otherwise leave the audit trail readable by every user of the host.
+ */
+export const DEFAULT_FILE_MODES: Readonly<{ file: number; dir: number }> = Object.freeze({ file: 0o640, dir: 0o750 });
+
 /** meshaudit.dataDir: relative to the working directory, so that a first `make run` needs no root. */
 export const DEFAULT_DATA_DIR = './var';
 

@@ -22,7 +22,7 @@ import {
 import { DEFAULT_PERMISSIONS, PERMISSIONS, type Permissions } from '../auth/principal';
 import * as D from './defaults';
 import type { CertificateIdentity } from '../auth/certificates';
-import type { AuthConfig, Config, FileBackendConfig, Limits, RotationConfig, TlsConfig } from './types';
+import type { AuthConfig, Config, FileBackendConfig, FileModes, Limits, RotationConfig, TlsConfig } from './types';
 import { readTextFile, UnusableFileError } from './read-file';
 import { DEFAULT_MAX_ALIAS_NODES, parseYamlDocuments, YamlError } from './yaml';
 
@@ -129,7 +129,9 @@ const MESHAUDIT_KEYS = [
   'extraResourceTypes',
   'grpc',
   'auth',
+  'files',
 ];
+const FILES_KEYS = ['fileMode', 'dirMode'];
 const GRPC_KEYS = ['address', 'maxMessageBytes', 'allowInsecureRemote', 'tls'];
 const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile', 'clientAuth'];
 const AUTH_KEYS = ['localhostIsAdmin', 'tokensFile', 'permissions', 'certificateIdentities'];
@@ -191,6 +193,7 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     auth: resolveAuth(c.section(get(own, 'auth'), 'meshaudit.auth', AUTH_KEYS), cwd, c),
     allowInsecureRemote,
     tls,
+    files: resolveFiles(c.section(get(own, 'files'), 'meshaudit.files', FILES_KEYS), c),
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
   });
@@ -247,6 +250,22 @@ function resolveAuth(auth: Mapping | undefined, cwd: string, c: Checker): AuthCo
     permissions: Object.freeze(permissions),
     certificateIdentities: resolveIdentities(get(auth, 'certificateIdentities'), `${at}.certificateIdentities`, c),
   });
+}
+
+function resolveFiles(files: Mapping | undefined, c: Checker): FileModes {
+  const at = 'meshaudit.files';
+  const file = c.field(files, at, 'fileMode', D.DEFAULT_FILE_MODES.file, octalMode);
+  const dir = c.field(files, at, 'dirMode', D.DEFAULT_FILE_MODES.dir, octalMode);
+  // The owner must be able to write what it creates, and to enter and write its folders.
+  if ((file & 0o600) !== 0o600)
+    c.report(`${at}.fileMode`, `must let the owner read and write (0600 at least), got ${showMode(file)}`);
+  if ((dir & 0o700) !== 0o700)
+    c.report(`${at}.dirMode`, `must let the owner read, write and enter (0700 at least), got ${showMode(dir)}`);
+  return Object.freeze({ file, dir });
+}
+
+function showMode(mode: number): string {
+  return `"${mode.toString(8).padStart(4, '0')}"`;
 }
 
 function resolveTls(value: unknown, cwd: string, c: Checker): TlsConfig | undefined {
@@ -488,6 +507,12 @@ const msgBytes: Rule<number> = (v) =>
   Number.isInteger(v) && (v as number) >= MIN_MESSAGE_BYTES && (v as number) <= MAX_MESSAGE_BYTES
     ? (v as number)
     : new Expected(`must be an integer from ${MIN_MESSAGE_BYTES} to ${MAX_MESSAGE_BYTES}`);
+
+/** A file mode as an operator writes it, in quotes: "0640" (a bare 0640 is a decimal number in YAML 1.2). */
+const octalMode: Rule<number> = (v) =>
+  typeof v === 'string' && /^0?[0-7]{3}$/.test(v)
+    ? Number.parseInt(v, 8)
+    : new Expected('must be an octal mode in quotes, such as "0640"');
 
 const clientAuthMode: Rule<'none' | 'require'> = (v) =>
   v === 'none' || v === 'require' ? v : new Expected('must be "none" or "require"');

@@ -57,6 +57,14 @@ export interface Limits {
   readonly yamlAliases: number;
 }
 
+/** The modes of what the sidecar creates (meshaudit.files), whatever the umask. */
+export interface FileModes {
+  /** Files: audit files (active and rotated), the checkpoint, the AccessAudit store, the lock (fileMode). */
+  readonly file: number;
+  /** Folders the sidecar creates; an existing one is left as the operator made it (dirMode). */
+  readonly dir: number;
+}
+
 /** TLS on the gRPC port (meshaudit.grpc.tls); the files are absolute, read again when they change. */
 export interface TlsConfig {
   readonly certFile: string;
@@ -98,6 +106,8 @@ export interface Config {
   readonly allowInsecureRemote: boolean;
   /** TLS (meshaudit.grpc.tls); undefined: plaintext. */
   readonly tls: TlsConfig | undefined;
+  /** The modes of the files and folders the sidecar creates (meshaudit.files: fileMode, dirMode). */
+  readonly files: FileModes;
   /** Types that rules without `types` do not cover (kmesh.access.audit.skipDefaultTypes). */
   readonly skipDefaultTypes: readonly string[];
   /** Where records go (kmesh.access.audit.backends); each record is written to every backend. */

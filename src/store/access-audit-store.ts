@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { validateAccessAudit } from '../rules';
 import type { AccessAudit, TypeRegistry, ValidAccessAudit } from '../rules';
 import { formatViolation, IS_REQUIRED, InvalidArgumentError, index, type Violation, Violations } from '../validators';
+import { DEFAULT_FILE_MODES, type FileModes } from '../backends/file-modes';
 import { type DurableFs, ReplaceError, replaceFile } from './durable-file';
 import {
   AlreadyExistsError,
@@ -82,6 +83,8 @@ export interface StoreOptions {
   readonly maxAccessAudits?: number;
   /** Most rules of a resource given through the API (meshaudit.limits.rulesPerAccessAudit); unbounded when absent. */
   readonly maxRules?: number;
+  /** The file's mode (meshaudit.files); DEFAULT_FILE_MODES by default. */
+  readonly modes?: FileModes;
 }
 
 interface Upsert {
@@ -305,7 +308,8 @@ export class AccessAuditStore {
   /** The whole state, replaced durably (src/store/durable-file.ts). */
   private writeAtomically(text: string): void {
     try {
-      replaceFile(this.fs, this.file, text);
+      const modes = this.opts.modes ?? DEFAULT_FILE_MODES;
+      replaceFile(this.fs, this.file, text, { mode: modes.file, dirMode: modes.dir });
     } catch (e) {
       if (!(e instanceof ReplaceError)) throw e;
       if (!e.renamed) throw new StoreError(`can't write the AccessAudit store ${this.file}: ${e.message}`);

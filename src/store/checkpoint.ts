@@ -13,6 +13,7 @@
 // COMPACT_AT_BYTES it is replaced durably (src/store/durable-file.ts) by one line with the whole state.
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
+import { DEFAULT_FILE_MODES, type FileModes } from '../backends/file-modes';
 import type { SinkPosition } from '../backends/sink';
 import { MeshauditError } from '../errors';
 import { type DurableFs, ReplaceError, replaceFile, syncDir } from './durable-file';
@@ -64,6 +65,8 @@ export interface CheckpointOptions {
    * the commit. Returns nothing at once while all is well, so that the hot path does not wait on it.
    */
   readonly beforeCommit?: () => void | Promise<void>;
+  /** The file's mode (meshaudit.files); DEFAULT_FILE_MODES by default. */
+  readonly modes?: FileModes;
 }
 
 function applyLine(state: CheckpointState, line: string): boolean {
@@ -116,6 +119,7 @@ export class Checkpoint {
   private dirSyncDue = false;
   private readonly file: string;
   private readonly fs: CheckpointFs;
+  private readonly modes: FileModes;
   readonly state: CheckpointState = { seqs: new Map(), positions: new Map() };
 
   constructor(
@@ -124,6 +128,7 @@ export class Checkpoint {
   ) {
     this.file = path.join(dir, CHECKPOINT_FILE);
     this.fs = opts.fs ?? nodeFs;
+    this.modes = opts.modes ?? DEFAULT_FILE_MODES;
   }
 
   /**
@@ -138,7 +143,7 @@ export class Checkpoint {
   /** Reads the state; a torn or corrupt line can only be the last one and is cut off. */
   load(): { state: CheckpointState; droppedTail: DroppedTail } {
     try {
-      this.fs.mkdirSync(this.dir, { recursive: true });
+      this.fs.mkdirSync(this.dir, { recursive: true, mode: this.modes.dir });
     } catch (e) {
       throw new CheckpointError(`can't create ${this.dir} for checkpoint ${this.file}: ${(e as Error).message}`);
     }
@@ -146,7 +151,7 @@ export class Checkpoint {
     const { good, droppedTail } = this.parse(text, this.state);
     this.bytes = Buffer.byteLength(text.slice(0, good));
     try {
-      this.fd = this.fs.openSync(this.file, 'a+');
+      this.fd = this.openAppend();
       if (text === '' && this.opts.fsync) syncDir(this.fs, this.dir);
       if (droppedTail) this.fs.ftruncateSync(this.fd, this.bytes);
     } catch (e) {
@@ -202,7 +207,7 @@ export class Checkpoint {
       // A compaction renamed the new file into place but could not reopen it (EMFILE, EIO): try again
       // now, rather than refusing every commit until a restart.
       try {
-        this.fd = this.fs.openSync(this.file, 'a+');
+        this.fd = this.openAppend();
         this.bytes = this.fs.fstatSync(this.fd).size;
       } catch (e) {
         this.fd = -1;
@@ -328,7 +333,7 @@ export class Checkpoint {
   private compact(): void {
     const line = encode(this.state);
     try {
-      replaceFile(this.fs, this.file, line);
+      replaceFile(this.fs, this.file, line, { mode: this.modes.file, dirMode: this.modes.dir });
     } catch (e) {
       // Renamed into place, but its directory entry may not be durable yet (a failed directory fsync):
       // the new file is the checkpoint now, and appending to the old one would look like a lost file.
@@ -347,8 +352,20 @@ export class Checkpoint {
     // Never leave a closed descriptor number in this.fd: a later write would land in whatever file reuses it.
     this.fd = -1;
     this.fs.closeSync(old);
-    this.fd = this.fs.openSync(this.file, 'a+');
+    this.fd = this.openAppend();
     this.bytes = Buffer.byteLength(line);
+  }
+
+  /** Opens the file to append, with meshaudit.files.fileMode whatever the umask. */
+  private openAppend(): number {
+    const fd = this.fs.openSync(this.file, 'a+', this.modes.file);
+    try {
+      this.fs.fchmodSync(fd, this.modes.file);
+    } catch (e) {
+      this.fs.closeSync(fd);
+      throw e;
+    }
+    return fd;
   }
 
   close(): void {

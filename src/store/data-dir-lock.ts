@@ -16,6 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_FILE_MODES, type FileModes, makeDir } from '../backends/file-modes';
 import { whyNotWritable } from '../config/places';
 import { MeshauditError } from '../errors';
 
@@ -157,6 +158,8 @@ export interface LockOptions {
   readonly watchMs?: number;
   /** Told when start-up waits on a lock from another process space. */
   readonly onWatch?: (holder: LockIdentity, file: string, ms: number) => void;
+  /** The modes of the data directory (when it creates it) and the lock (meshaudit.files). */
+  readonly modes?: FileModes;
 }
 
 /** A lock taken: its file and the token in it. */
@@ -180,8 +183,9 @@ interface Held {
  */
 async function takeLock(dataDir: string, opts: LockOptions = {}): Promise<Held> {
   const me = opts.identity ?? ownIdentity();
+  const modes = opts.modes ?? DEFAULT_FILE_MODES;
   try {
-    fs.mkdirSync(dataDir, { recursive: true });
+    makeDir(dataDir, modes);
   } catch (e) {
     const why = whyNotWritable(dataDir) ?? (e as Error).message;
     throw new DataDirLockError(`can't create ${dataDir} (meshaudit.dataDir): ${why}`);
@@ -191,7 +195,8 @@ async function takeLock(dataDir: string, opts: LockOptions = {}): Promise<Held> 
   /** A sighting watched, untouched, for the whole watch: stale. */
   let stale: Sighting | undefined;
   try {
-    fs.writeFileSync(pending, token, { flag: 'wx' });
+    fs.writeFileSync(pending, token, { flag: 'wx', mode: modes.file });
+    fs.chmodSync(pending, modes.file);
     for (let attempt = 0; attempt < 10; attempt++) {
       const newest = lockFiles(dataDir)[0];
       const verdict = judge(newest, dataDir, me);

@@ -26,12 +26,20 @@ export class ReplaceError extends Error {
   }
 }
 
-/** Replaces `file` with `data` (see the top of this file), with `mode` when given. Throws ReplaceError. */
-export function replaceFile(fs: DurableFs, file: string, data: string, opts: { mode?: number } = {}): void {
+/**
+ * Replaces `file` with `data` (see the top of this file), with `mode` when given (whatever the umask);
+ * a folder it must create gets `dirMode` less the umask. Throws ReplaceError.
+ */
+export function replaceFile(
+  fs: DurableFs,
+  file: string,
+  data: string,
+  opts: { mode?: number; dirMode?: number } = {},
+): void {
   const dir = path.dirname(file);
   const tmp = `${file}.tmp`;
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(dir, { recursive: true, mode: opts.dirMode });
     const fd = fs.openSync(tmp, 'w', opts.mode);
     try {
       // Whatever the umask, and whatever mode a temp file left by a crash had.

@@ -112,6 +112,7 @@ describe('loadConfig', () => {
       },
       allowInsecureRemote: false,
       tls: undefined,
+      files: { file: 0o640, dir: 0o750 },
       skipDefaultTypes: DEFAULT_SKIP,
       backends: [
         {
@@ -154,6 +155,7 @@ describe('loadConfig', () => {
           '  drainTimeoutSeconds: 2.5',
           '  limits: {statusBytes: 2048, streamsPerConnection: 10, rulesFileBytes: 4096}',
           '  extraResourceTypes: [MyPolicy, {name: OtherThing2, scope: global}]',
+          '  files: {fileMode: "0600", dirMode: "0700"}',
           '  grpc:',
           '    address: "[::1]:15690"',
           '    maxMessageBytes: 1048576',
@@ -225,6 +227,7 @@ describe('loadConfig', () => {
           ],
         },
         allowInsecureRemote: true,
+        files: { file: 0o600, dir: 0o700 },
         tls: {
           certFile: path.join(dir, 'tls/server.pem'),
           keyFile: path.join(dir, 'tls/server.key'),
@@ -384,6 +387,17 @@ describe('loadConfig', () => {
           'without TLS: anyone who can reach it could send events or present stolen tokens; configure ' +
           'meshaudit.grpc.tls, listen on 127.0.0.1 beside the control plane, or set ' +
           'meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
+      },
+      {
+        name: 'a file mode written as a bare number, which YAML reads as decimal',
+        text: withMeshaudit('files:', '  fileMode: 0640'),
+        message: 'config.yaml:3: meshaudit.files.fileMode: must be an octal mode in quotes, such as "0640", got 640',
+      },
+      {
+        name: 'a file mode the sidecar itself could not write',
+        text: withMeshaudit('files:', '  fileMode: "0440"'),
+        message:
+          'config.yaml:3: meshaudit.files.fileMode: must let the owner read and write (0600 at least), got "0440"',
       },
       {
         name: 'clientAuth require without the CAs that sign client certificates',

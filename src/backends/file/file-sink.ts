@@ -30,6 +30,7 @@ import { promisify } from 'node:util';
 import { createStream } from 'rotating-file-stream';
 import type { Options as RfsOptions, RotatingFileStream } from 'rotating-file-stream';
 import { whyNotWritable } from '../../config/places';
+import { DEFAULT_FILE_MODES, type FileModes, makeDirAsync } from '../file-modes';
 import type { RotationConfig } from '../../config/types';
 import { type Sink, SinkError, type SinkPosition } from '../sink';
 import { applyRetention, listRotatedFiles, RetentionError } from './retention';
@@ -88,6 +89,8 @@ export interface FileSinkOptions {
   readonly now?: () => Date;
   /** Told about rotations, retention and recovery. Must not throw. */
   readonly onEvent?: (e: FileSinkEvent) => void;
+  /** The modes of the files and folders it creates (meshaudit.files); DEFAULT_FILE_MODES by default. */
+  readonly modes?: FileModes;
 }
 
 /** A write that failed: where it began, and the files it rotated (their new names, in order). */
@@ -115,6 +118,7 @@ export class FileSink implements Sink {
   private readonly clock: () => Date;
   private readonly onEvent: (e: FileSinkEvent) => void;
   private readonly rfsOptions: RfsOptions;
+  private readonly modes: FileModes;
   /** A file is rotated before a record that would make it larger (Infinity: rotation off). */
   private readonly maxFileBytes: number;
 
@@ -149,8 +153,9 @@ export class FileSink implements Sink {
     this.fsync = opts.fsync ?? false;
     this.clock = opts.now ?? (() => new Date());
     this.onEvent = opts.onEvent ?? (() => {});
+    this.modes = opts.modes ?? DEFAULT_FILE_MODES;
     // No `size`: rotation is decided here (see the top of this file).
-    this.rfsOptions = { path: this.dir };
+    this.rfsOptions = { path: this.dir, mode: this.modes.file };
     if (this.rotation.enabled && !(this.rotation.maxSizeBytes >= 1)) {
       throw new Error(
         `audit file ${this.key}: rotation.maxSizeBytes must be at least 1, got ${this.rotation.maxSizeBytes}`,
@@ -164,7 +169,7 @@ export class FileSink implements Sink {
     return this.serial(async () => {
       if (this.state !== 'new') throw new Error(`audit file ${this.key} was already opened`);
       try {
-        await fsp.mkdir(this.dir, { recursive: true });
+        await makeDirAsync(this.dir, this.modes);
       } catch (err) {
         throw new SinkError(
           `can't create audit folder ${this.dir}: ${whyNotWritable(this.dir) ?? (err as Error).message}`,
@@ -323,7 +328,7 @@ export class FileSink implements Sink {
     if (this.pendingUndo !== undefined) await this.retryPendingUndo();
     try {
       // Removed by hand (or by a clean-up job) while the sidecar ran: made again, and writing goes on.
-      await fsp.mkdir(this.dir, { recursive: true });
+      await makeDirAsync(this.dir, this.modes);
     } catch (err) {
       throw new SinkError(
         `can't create audit folder ${this.dir}: ${whyNotWritable(this.dir) ?? (err as Error).message}`,
@@ -347,6 +352,9 @@ export class FileSink implements Sink {
       const rfsFd = (stream as unknown as { file?: { fd: number } }).file?.fd;
       const fd = fs.openSync(rfsFd !== undefined && HAS_PROC_FD ? `/proc/self/fd/${rfsFd}` : this.key, 'r+');
       this.setActiveFd(fd);
+      // rfs creates it with the mode less the umask; the mode is meshaudit.files.fileMode whatever the
+      // umask (and a file an earlier version made with another mode gets it too). Rotated files keep it.
+      fs.fchmodSync(fd, this.modes.file);
       const st = fs.fstatSync(fd);
       this.ino = st.ino;
       this.size = st.size;
