@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     }
     // The credentials as start-up reads them: a tokens file or TLS files that cannot be used stop it (exit 2).
     try {
-      const auth = new Authenticator(config.auth, log);
+      const auth = new Authenticator(config.auth, log, config.unixSocket);
       auth.close();
       if (config.tls !== undefined) new TlsFiles(config.tls, log).close();
       if (!auth.authenticates(config.tls)) warn(UNAUTHENTICATED_WARNING);

@@ -109,7 +109,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config } = opts;
   // The port first, then the store: a port in use or a corrupt store stops start-up before any
   // state or audit file is opened or written.
-  const bound = await bindGrpcServer(config.grpcAddress, config.limits, opts.log, config.tls);
+  const bound = await bindGrpcServer(config.grpcAddress, config.limits, opts.log, config.tls, config.unixSocket);
   try {
     return await startOnBoundServer(opts, bound);
   } catch (err) {
@@ -152,7 +152,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   // Everything that can refuse to start (a corrupt store or checkpoint, a tokens file) is read before
   // anything is written.
   const knownTypes = knownTypesOf(config);
-  const auth = new Authenticator(config.auth, log);
+  const auth = new Authenticator(config.auth, log, config.unixSocket);
   if (!auth.authenticates(config.tls)) log.warn(UNAUTHENTICATED_WARNING);
   const store = new AccessAuditStore(config.dataDir, {
     modes: config.files,
@@ -262,6 +262,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   log.info('meshaudit started', {
     zone: config.zone,
     grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,
+    ...(config.unixSocket === undefined ? {} : { unixSocket: config.unixSocket.path }),
     files: config.backends.map((b) => b.path),
     dataDir: config.dataDir,
     accessAudits: store.list().map((a) => a.name),

@@ -100,6 +100,9 @@ export const DEFAULT_LOCALHOST_IS_ADMIN = true;
  */
 export const DEFAULT_FILE_MODES: Readonly<{ file: number; dir: number }> = Object.freeze({ file: 0o640, dir: 0o750 });
 
+/** meshaudit.grpc.unixSocket.mode: the sidecar's own user alone may connect; widen it to a group on purpose. */
+export const DEFAULT_UNIX_SOCKET_MODE = 0o600;
+
 /** meshaudit.dataDir: relative to the working directory, so that a first `make run` needs no root. */
 export const DEFAULT_DATA_DIR = './var';
 

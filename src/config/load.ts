@@ -22,7 +22,16 @@ import {
 import { DEFAULT_PERMISSIONS, PERMISSIONS, type Permissions } from '../auth/principal';
 import * as D from './defaults';
 import type { CertificateIdentity } from '../auth/certificates';
-import type { AuthConfig, Config, FileBackendConfig, FileModes, Limits, RotationConfig, TlsConfig } from './types';
+import type {
+  AuthConfig,
+  Config,
+  FileBackendConfig,
+  FileModes,
+  Limits,
+  RotationConfig,
+  TlsConfig,
+  UnixSocketConfig,
+} from './types';
 import { readTextFile, UnusableFileError } from './read-file';
 import { DEFAULT_MAX_ALIAS_NODES, parseYamlDocuments, YamlError } from './yaml';
 
@@ -132,7 +141,8 @@ const MESHAUDIT_KEYS = [
   'files',
 ];
 const FILES_KEYS = ['fileMode', 'dirMode'];
-const GRPC_KEYS = ['address', 'maxMessageBytes', 'allowInsecureRemote', 'tls'];
+const GRPC_KEYS = ['address', 'maxMessageBytes', 'allowInsecureRemote', 'tls', 'unixSocket'];
+const UNIX_SOCKET_KEYS = ['path', 'mode', 'user', 'groups', 'zones'];
 const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile', 'clientAuth'];
 const AUTH_KEYS = ['localhostIsAdmin', 'tokensFile', 'permissions', 'certificateIdentities'];
 const IDENTITY_KEYS = ['match', 'user', 'groups', 'zones', 'instances'];
@@ -193,6 +203,7 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     auth: resolveAuth(c.section(get(own, 'auth'), 'meshaudit.auth', AUTH_KEYS), cwd, c),
     allowInsecureRemote,
     tls,
+    unixSocket: resolveUnixSocket(get(grpc, 'unixSocket'), cwd, c),
     files: resolveFiles(c.section(get(own, 'files'), 'meshaudit.files', FILES_KEYS), c),
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
@@ -266,6 +277,25 @@ function resolveFiles(files: Mapping | undefined, c: Checker): FileModes {
 
 function showMode(mode: number): string {
   return `"${mode.toString(8).padStart(4, '0')}"`;
+}
+
+function resolveUnixSocket(value: unknown, cwd: string, c: Checker): UnixSocketConfig | undefined {
+  const at = 'meshaudit.grpc.unixSocket';
+  if (value === undefined || value === null) return undefined;
+  const unix = c.section(value, at, UNIX_SOCKET_KEYS);
+  if (unix === undefined) return undefined;
+  for (const key of ['path', 'user', 'groups']) if (!Object.hasOwn(unix, key)) c.report(`${at}.${key}`, IS_REQUIRED);
+  const file = c.field(unix, at, 'path', undefined, filePath);
+  const mode = c.field(unix, at, 'mode', D.DEFAULT_UNIX_SOCKET_MODE, octalMode);
+  const user = c.field(unix, at, 'user', undefined, nonEmptyString);
+  const groups = c.field(unix, at, 'groups', undefined, groupList);
+  const zones = c.field(unix, at, 'zones', undefined, groupList);
+  // A path longer than sun_path (108 bytes on Linux) cannot be bound.
+  if (file !== undefined && Buffer.byteLength(path.resolve(cwd, file)) > 107) {
+    c.report(`${at}.path`, `is longer than a Unix socket path may be (107 bytes): ${path.resolve(cwd, file)}`);
+  }
+  if (file === undefined || user === undefined || groups === undefined) return undefined;
+  return Object.freeze({ path: path.resolve(cwd, file), mode, user, groups, zones });
 }
 
 function resolveTls(value: unknown, cwd: string, c: Checker): TlsConfig | undefined {

@@ -65,6 +65,19 @@ export interface FileModes {
   readonly dir: number;
 }
 
+/** A Unix domain socket listener besides TCP (meshaudit.grpc.unixSocket): who can connect is its identity. */
+export interface UnixSocketConfig {
+  /** Absolute. */
+  readonly path: string;
+  /** The socket file's mode: who may connect (the OS checks it). */
+  readonly mode: number;
+  /** The principal every caller through it is. */
+  readonly user: string;
+  readonly groups: readonly string[];
+  /** The zones it may stream for; undefined: any. */
+  readonly zones: readonly string[] | undefined;
+}
+
 /** TLS on the gRPC port (meshaudit.grpc.tls); the files are absolute, read again when they change. */
 export interface TlsConfig {
   readonly certFile: string;
@@ -106,6 +119,8 @@ export interface Config {
   readonly allowInsecureRemote: boolean;
   /** TLS (meshaudit.grpc.tls); undefined: plaintext. */
   readonly tls: TlsConfig | undefined;
+  /** A Unix domain socket besides TCP (meshaudit.grpc.unixSocket); undefined: none. */
+  readonly unixSocket: UnixSocketConfig | undefined;
   /** The modes of the files and folders the sidecar creates (meshaudit.files: fileMode, dirMode). */
   readonly files: FileModes;
   /** Types that rules without `types` do not cover (kmesh.access.audit.skipDefaultTypes). */

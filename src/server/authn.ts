@@ -9,10 +9,16 @@ import type * as grpc from '@grpc/grpc-js';
 import { type CertificateNames, certificateNames, certificatePrincipal } from '../auth/certificates';
 import { ADMIN_GROUP, covers, holds, LOCALHOST_ADMIN, type Permission, type Principal } from '../auth/principal';
 import { type TokenEntry, tokenPrincipal } from '../auth/tokens';
-import type { AuthConfig, TlsConfig } from '../config';
+import type { AuthConfig, TlsConfig, UnixSocketConfig } from '../config';
 import { readTokensFile } from '../config/tokens-file';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors';
 import type { Logger } from '../log';
+
+/**
+ * The metadata key that says which transport a call came by: set on every call by the server when a
+ * Unix socket is configured (src/server/grpc-server.ts), over whatever a client sent in it.
+ */
+export const TRANSPORT_KEY = 'meshaudit-transport';
 
 /** How often the tokens file is looked at for a change (a changed file is read again). */
 const TOKENS_RECHECK_MS = 1000;
@@ -52,11 +58,24 @@ export class Authenticator {
   private tokens: readonly TokenEntry[] = [];
   private readonly denials: Denials = { total: 0, lastLogged: new Map() };
 
+  /** The principal of the Unix socket's callers (meshaudit.grpc.unixSocket); undefined: no socket. */
+  private readonly unixCaller: Principal | undefined;
+
   constructor(
     private readonly config: AuthConfig,
     private readonly log: Logger,
+    unixSocket?: UnixSocketConfig,
     private readonly now: () => number = Date.now,
   ) {
+    this.unixCaller =
+      unixSocket === undefined
+        ? undefined
+        : {
+            name: unixSocket.user,
+            groups: unixSocket.groups,
+            ...(unixSocket.zones === undefined ? {} : { zones: unixSocket.zones }),
+            via: 'unix-socket',
+          };
     // At start-up a tokens file that cannot be used stops the sidecar (naming it): read it now.
     const file = config.tokensFile;
     if (file !== undefined) {
@@ -136,6 +155,8 @@ export class Authenticator {
       }
       return caller;
     }
+    // Trusted only when the server tags the transport (a socket is configured), so a client cannot claim it.
+    if (this.unixCaller !== undefined && call.metadata.get(TRANSPORT_KEY)[0] === 'unix-socket') return this.unixCaller;
     if (this.config.localhostIsAdmin && isLoopbackPeer(call.getPeer())) {
       return { name: LOCALHOST_ADMIN, groups: [ADMIN_GROUP], via: 'localhost' };
     }

@@ -4,9 +4,11 @@ import type * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import type { TlsConfig } from '../config';
+import * as fs from 'node:fs';
+import type { TlsConfig, UnixSocketConfig } from '../config';
 import type { Logger } from '../log';
 import { TlsFiles } from './tls';
+import { TRANSPORT_KEY } from './authn';
 import type { AuditServiceImpl } from './audit-service';
 import { exactRequests } from './requests';
 import type { RuleServiceImpl } from './rule-service';
@@ -47,6 +49,8 @@ export interface BoundGrpcServer {
   open(): void;
   /** The TLS files the connections are served with (meshaudit.grpc.tls); undefined: plaintext. */
   readonly tls: TlsFiles | undefined;
+  /** Stops accepting on the Unix socket and removes its file (a clean stop). */
+  closeUnixSocket(): void;
 }
 
 /** The limits the server itself enforces (meshaudit.limits). */
@@ -72,6 +76,7 @@ export async function bindGrpcServer(
   limits: ServerLimits,
   log: Logger,
   tlsConfig?: TlsConfig,
+  unixSocket?: UnixSocketConfig,
 ): Promise<BoundGrpcServer> {
   // Read first: TLS files that cannot be used stop start-up (exit 2) before the port is taken.
   const tlsFiles = tlsConfig === undefined ? undefined : new TlsFiles(tlsConfig, log);
@@ -85,16 +90,35 @@ export async function bindGrpcServer(
     // per-call counters and call history, which a Record call paid for on every call.
     'grpc.enable_channelz': 0,
   });
-  const injector = server.createConnectionInjector(tlsFiles?.credentials() ?? grpc.ServerCredentials.createInsecure());
-  new BufferedRequests(limits.bufferedRequestBytes, log).watch(injectedHttp2Server(server));
+  const buffered = new BufferedRequests(limits.bufferedRequestBytes, log);
+  // With a Unix socket, each call is tagged with the transport it came by (src/server/authn.ts): the
+  // socket's callers are its identity, and a TCP caller cannot claim to be one.
+  const tcpCredentials = tlsFiles?.credentials() ?? grpc.ServerCredentials.createInsecure();
+  const tcp = injectorFor(
+    server,
+    unixSocket === undefined ? tcpCredentials : tagTransport(tcpCredentials, 'tcp'),
+    buffered,
+    log,
+  );
+  const unix =
+    unixSocket === undefined
+      ? undefined
+      : injectorFor(server, tagTransport(grpc.ServerCredentials.createInsecure(), 'unix-socket'), buffered, log);
   // A connection that comes while the sidecar starts (the port is bound first) waits, unserved, until
   // the services are added: served at once, its calls would be answered UNIMPLEMENTED, which a client
   // takes for a wrong address. Its calls wait instead, within their deadline.
-  let waiting: net.Socket[] | undefined = [];
-  const serve = (socket: net.Socket): void => {
-    if (!socket.destroyed) injector.injectConnection(socket);
-  };
-  const listener = net.createServer({ noDelay: true }, (socket) => (waiting ? waiting.push(socket) : serve(socket)));
+  let waiting: Array<() => void> | undefined = [];
+  const accept =
+    (injector: grpc.ConnectionInjector) =>
+    (socket: net.Socket): void => {
+      const serve = (): void => {
+        if (!socket.destroyed) injector.injectConnection(socket);
+      };
+      if (waiting) waiting.push(serve);
+      else serve();
+    };
+  const listener = net.createServer({ noDelay: true }, accept(tcp));
+  const unixListener = unix === undefined ? undefined : net.createServer(accept(unix));
   listener.maxConnections = limits.connections;
   let dropped = 0;
   listener.on('drop', () => {
@@ -109,10 +133,17 @@ export async function bindGrpcServer(
       });
     }
   });
+  let boundUnix = false;
+  const closeUnix = (): void => {
+    unixListener?.close();
+    if (boundUnix) removeSocketFile(unixSocket!.path);
+    boundUnix = false;
+  };
   const forceClose = (): void => {
     tlsFiles?.close();
     listener.close();
-    for (const socket of waiting ?? []) socket.destroy();
+    closeUnix();
+    waiting = [];
     server.forceShutdown();
   };
   try {
@@ -124,14 +155,28 @@ export async function bindGrpcServer(
         resolve();
       });
     });
+    if (unixListener !== undefined) {
+      unixListener.maxConnections = limits.connections;
+      await listenOnSocketFile(unixListener, unixSocket!);
+      boundUnix = true;
+    }
     const open = (): void => {
       const early = waiting ?? [];
       waiting = undefined;
-      for (const socket of early) serve(socket);
+      for (const serve of early) serve();
     };
-    return { server, port: (listener.address() as net.AddressInfo).port, listener, forceClose, open, tls: tlsFiles };
+    return {
+      server,
+      port: (listener.address() as net.AddressInfo).port,
+      listener,
+      forceClose,
+      open,
+      closeUnixSocket: closeUnix,
+      tls: tlsFiles,
+    };
   } catch (err) {
     forceClose();
+    if (err instanceof ListenError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const reason =
       code === 'EADDRINUSE'
@@ -155,17 +200,117 @@ function splitHostPort(address: string): { host: string; port: number } {
 }
 
 /**
- * The HTTP/2 server behind a connection injector. grpc-js does not expose it: it is the one entry of its
- * private map of servers (no port is bound through grpc-js). Should a grpc-js update move it, start-up
- * fails here, loudly, rather than the bound on buffered bytes going quietly away.
+ * A connection injector, and the bound on buffered request bytes on the HTTP/2 server behind it. grpc-js
+ * does not expose that server: it is the entry its injector adds to its private map of servers (no port
+ * is bound through grpc-js). Should a grpc-js update move it, start-up fails here, loudly, rather than
+ * the bound going quietly away.
  */
-function injectedHttp2Server(server: grpc.Server): http2.Http2Server {
+function injectorFor(
+  server: grpc.Server,
+  credentials: grpc.ServerCredentials,
+  buffered: BufferedRequests,
+  log: Logger,
+): grpc.ConnectionInjector {
   const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
-  const found = servers instanceof Map && servers.size === 1 ? [...servers.keys()][0] : undefined;
+  const before = servers instanceof Map ? new Set(servers.keys()) : new Set();
+  const injector = server.createConnectionInjector(credentials);
+  const added = servers instanceof Map ? [...servers.keys()].filter((k) => !before.has(k)) : [];
+  const found = added.length === 1 ? added[0] : undefined;
   if (!(found instanceof EventEmitter) || typeof (found as http2.Http2Server).listen !== 'function') {
     throw new Error('grpc-js no longer keeps its HTTP/2 servers where meshaudit looks for them (http2Servers)');
   }
-  return found as http2.Http2Server;
+  buffered.watch(found as http2.Http2Server);
+  logTlsRefusals(found as http2.Http2Server, log);
+  return injector;
+}
+
+/**
+ * A handshake refused (no client certificate where one is required, one no CA signed, an expired one,
+ * plaintext on a TLS port) never becomes a call, so it would be logged nowhere: it is, once per 10 s.
+ */
+function logTlsRefusals(http2Server: http2.Http2Server, log: Logger): void {
+  let lastMs = 0;
+  let since = 0;
+  http2Server.on('tlsClientError', (err: Error, socket: net.Socket) => {
+    const now = Date.now();
+    if (now - lastMs < 10_000) {
+      since++;
+      return;
+    }
+    log.warn('TLS handshake refused', {
+      peer: `${socket.remoteAddress}:${socket.remotePort}`,
+      reason: err.message,
+      ...(since > 0 ? { alsoRefusedSince: since } : {}),
+    });
+    lastMs = now;
+    since = 0;
+  });
+}
+
+/** Credentials whose calls carry TRANSPORT_KEY = `transport`, whatever the client sent in it. */
+function tagTransport(credentials: grpc.ServerCredentials, transport: 'tcp' | 'unix-socket'): grpc.ServerCredentials {
+  const tag: grpc.ServerInterceptor = (_method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, nextMetadata) => {
+            metadata.set(TRANSPORT_KEY, transport);
+            nextMetadata(metadata);
+          },
+        }),
+    });
+  return grpc.experimental.createServerCredentialsWithInterceptors(credentials, [tag]);
+}
+
+/**
+ * Listens on the socket file with its mode from the start (the umask is narrowed around the bind, so no
+ * one else can connect in between). A stale file (no one accepts on it: a crash) is replaced; one a
+ * live process listens on, or anything that is not a socket, stops start-up naming the key.
+ */
+async function listenOnSocketFile(listener: net.Server, config: UnixSocketConfig): Promise<void> {
+  const at = `${config.path} (meshaudit.grpc.unixSocket.path)`;
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(config.path);
+  } catch {
+    st = undefined;
+  }
+  if (st !== undefined) {
+    if (!st.isSocket()) throw new ListenError(`can't listen on ${at}: it exists and is not a socket`);
+    const live = await new Promise<boolean>((resolve) => {
+      const probe = net.connect(config.path, () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.on('error', () => resolve(false));
+    });
+    if (live)
+      throw new ListenError(`can't listen on ${at}: another process accepts on it (is another sidecar running?)`);
+    fs.unlinkSync(config.path);
+  }
+  const umask = process.umask(0o777 & ~config.mode);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(config.path, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    throw new ListenError(`can't listen on ${at}: ${(err as Error).message}`);
+  } finally {
+    process.umask(umask);
+  }
+  fs.chmodSync(config.path, config.mode);
+}
+
+function removeSocketFile(file: string): void {
+  try {
+    if (fs.lstatSync(file).isSocket()) fs.unlinkSync(file);
+  } catch {
+    // Gone already.
+  }
 }
 
 export interface RunningGrpcServer {
@@ -211,6 +356,7 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
       // open forever: after graceMs the rest is cut.
       // No new connection from here on; those open finish their calls.
       listener.close();
+      bound.closeUnixSocket();
       bound.tls?.close();
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

@@ -112,6 +112,7 @@ describe('loadConfig', () => {
       },
       allowInsecureRemote: false,
       tls: undefined,
+      unixSocket: undefined,
       files: { file: 0o640, dir: 0o750 },
       skipDefaultTypes: DEFAULT_SKIP,
       backends: [
@@ -161,6 +162,7 @@ describe('loadConfig', () => {
           '    maxMessageBytes: 1048576',
           '    allowInsecureRemote: true',
           '    tls: {certFile: tls/server.pem, keyFile: tls/server.key, clientCaFile: /etc/ca.pem, clientAuth: require}',
+          '    unixSocket: {path: run/m.sock, user: cp, groups: [mesh-system:control-plane]}',
           '  auth:',
           '    localhostIsAdmin: false',
           '    tokensFile: secrets/tokens.yaml',
@@ -233,6 +235,13 @@ describe('loadConfig', () => {
           keyFile: path.join(dir, 'tls/server.key'),
           clientCaFile: '/etc/ca.pem',
           clientAuth: 'require',
+        },
+        unixSocket: {
+          path: path.join(dir, 'run/m.sock'),
+          mode: 0o600,
+          user: 'cp',
+          groups: ['mesh-system:control-plane'],
+          zones: undefined,
         },
         skipDefaultTypes: ['DataplaneInsight'],
         backends: [
@@ -387,6 +396,11 @@ describe('loadConfig', () => {
           'without TLS: anyone who can reach it could send events or present stolen tokens; configure ' +
           'meshaudit.grpc.tls, listen on 127.0.0.1 beside the control plane, or set ' +
           'meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
+      },
+      {
+        name: 'a Unix socket without the identity of its callers',
+        text: withMeshaudit('grpc:', '  unixSocket: {path: /run/meshaudit.sock, groups: [mesh-system:control-plane]}'),
+        message: 'config.yaml:3: meshaudit.grpc.unixSocket.user: is required',
       },
       {
         name: 'a file mode written as a bare number, which YAML reads as decimal',

@@ -21,16 +21,8 @@ import {
   testConfig,
   unary,
   waitFor,
+  refusal,
 } from '../support/helpers';
-
-async function refusal(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as grpc.ServiceError;
-  }
-  throw new Error('the call was not refused');
-}
 
 describe('callers and permissions', () => {
   it('knows loopback peers, IPv4, IPv6 and mapped, from the rest', () => {

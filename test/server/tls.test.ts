@@ -24,6 +24,7 @@ import {
   testConfig,
   unary,
   waitFor,
+  refusal,
 } from '../support/helpers';
 
 /** Clients over TLS to 127.0.0.1:port, trusting `ca`, presenting `client` when given. */
@@ -52,15 +53,6 @@ function servedSerial(port: number, ca: string, client: Issued): Promise<string>
     );
     socket.on('error', reject);
   });
-}
-
-async function refusal(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as grpc.ServiceError;
-  }
-  throw new Error('the call was not refused');
 }
 
 describe('TLS and mutual TLS', function () {

@@ -112,13 +112,16 @@ export function readRecords(activePath: string): string[] {
 
 export type AnyClient = grpc.Client & Record<string, (...args: any[]) => any>;
 
-/** An AuditService and a RuleService client to 127.0.0.1:port, in plaintext unless `credentials` say otherwise. */
+/**
+ * An AuditService and a RuleService client to 127.0.0.1:port (or a target such as `unix:///path`), in
+ * plaintext unless `credentials` say otherwise.
+ */
 export function clients(
-  port: number,
+  port: number | string,
   credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
 ): { audit: AnyClient; rules: AnyClient; close(): void } {
   const { AuditService, RuleService } = meshauditClients();
-  const address = `127.0.0.1:${port}`;
+  const address = typeof port === 'string' ? port : `127.0.0.1:${port}`;
   const audit = new AuditService(address, credentials) as unknown as AnyClient;
   const rules = new RuleService(address, credentials) as unknown as AnyClient;
   return {
@@ -317,4 +320,14 @@ export function grpcurlOrSkip(test: Mocha.Context): string {
   if (process.env.CI === 'true')
     throw new Error('CI=true and no grpcurl on PATH: .ci/run puts ../shared/tools/bin on it');
   test.skip();
+}
+
+/** The error a call (or any promise) is refused with; fails the test if it is not refused. */
+export async function refusal(p: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as grpc.ServiceError;
+  }
+  throw new Error('the call was not refused');
 }
