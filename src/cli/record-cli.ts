@@ -29,8 +29,11 @@ const EXIT_OK = 0;
 const EXIT_REJECTED = 1;
 const EXIT_USAGE = 2;
 const EXIT_UNREACHABLE = 3;
+const EXIT_REFUSED_CALLER = 4;
+/** The environment variable a bearer token may come in (kept out of the command line and shell history). */
+const TOKEN_ENV = 'MESHAUDIT_TOKEN';
 
-const SYNOPSIS = `${COMMAND} [--address HOST:PORT] [FILE|-]`;
+const SYNOPSIS = `${COMMAND} [--address HOST:PORT] [--token-file FILE] [--cacert FILE [--cert FILE --key FILE]] [FILE|-]`;
 const USAGE = `Usage: ${SYNOPSIS}
 
 Reads events, one JSON object per line (the Event message's JSON form, as with grpcurl -d), from FILE
@@ -39,24 +42,39 @@ file "audited", "not audited (no rule covers it)" or why the event was refused. 
 starting with # are skipped. An event with a field the Event message does not have, or a value of the
 wrong JSON type, is refused without being sent.
   --address HOST:PORT   the sidecar (default ${DEFAULT_ADDRESS})
+  --token-file FILE     send the bearer token in FILE (meshaudit token add); or set ${TOKEN_ENV}
+  --cacert FILE         TLS: trust the sidecar's certificate signed by these CAs (meshaudit.grpc.tls)
+  --cert FILE --key FILE  TLS: present this client certificate
   --help                print this help and exit
 Exit codes:
   0  every event was accepted (audited or not)
   1  at least one event was refused (not JSON, unknown field, wrong type, or rejected by the sidecar)
-  2  invalid flags, or the file cannot be read: nothing was sent
-  3  no sidecar answers on the address (or it stopped answering): the rest was not sent`;
+  2  invalid flags, or a file cannot be read: nothing was sent
+  3  no sidecar answers on the address (or it stopped answering): the rest was not sent
+  4  the sidecar refused the caller (UNAUTHENTICATED, PERMISSION_DENIED): the rest was not sent`;
 
 /** A mistake on the command line: one line on stderr, exit code 2. */
 class UsageError extends Error {}
 
 interface Args {
   address: string;
+  tokenFile?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
   /** "-" is standard input. */
   file: string;
   help: boolean;
 }
 
-const FLAGS = ['--address', '--help'];
+const FLAGS = ['--address', '--token-file', '--cacert', '--cert', '--key', '--help'];
+/** The flags that take a file name, and where it goes. */
+const FILE_FLAGS: Record<string, 'tokenFile' | 'cacert' | 'cert' | 'key'> = {
+  '--token-file': 'tokenFile',
+  '--cacert': 'cacert',
+  '--cert': 'cert',
+  '--key': 'key',
+};
 
 function parseArgs(argv: readonly string[]): Args {
   const args: Args = { address: DEFAULT_ADDRESS, file: '-', help: false };
@@ -73,6 +91,11 @@ function parseArgs(argv: readonly string[]): Args {
       if (value === undefined || value === '' || value.startsWith('-'))
         throw new UsageError('--address needs a value, HOST:PORT');
       args.address = value;
+    } else if (Object.hasOwn(FILE_FLAGS, flag)) {
+      const value = inline ?? argv[++i];
+      if (value === undefined || value === '' || value.startsWith('--'))
+        throw new UsageError(`${flag} needs a file name`);
+      args[FILE_FLAGS[flag]] = value;
     } else if (arg.startsWith('-') && arg !== '-') {
       throw new UsageError(`unknown flag ${quote(flag)}${didYouMean(flag, FLAGS)}`);
     } else if (file !== undefined) {
@@ -82,7 +105,22 @@ function parseArgs(argv: readonly string[]): Args {
     }
   }
   args.file = file ?? '-';
+  if ((args.cert === undefined) !== (args.key === undefined)) throw new UsageError('--cert and --key go together');
+  if (args.cert !== undefined && args.cacert === undefined) throw new UsageError('--cert needs --cacert (TLS)');
   return args;
+}
+
+/** The channel's credentials (TLS when --cacert) and the call metadata (the bearer token, if any). */
+function credentialsOf(args: Args): { channel: grpc.ChannelCredentials; metadata: grpc.Metadata } {
+  const read = (file: string | undefined): Buffer | null => (file === undefined ? null : fs.readFileSync(file));
+  const channel =
+    args.cacert === undefined
+      ? grpc.credentials.createInsecure()
+      : grpc.credentials.createSsl(read(args.cacert), read(args.key), read(args.cert));
+  const metadata = new grpc.Metadata();
+  const token = args.tokenFile === undefined ? process.env[TOKEN_ENV] : fs.readFileSync(args.tokenFile, 'utf8');
+  if (token !== undefined && token.trim() !== '') metadata.set('authorization', `Bearer ${token.trim()}`);
+  return { channel, metadata };
 }
 
 /** A line of the input that holds an event, numbered as in the file (from 1). */
@@ -205,6 +243,7 @@ function mustBeJson(expected: string, got: unknown): string {
 type AuditClient = grpc.Client & {
   Record(
     request: unknown,
+    metadata: grpc.Metadata,
     options: grpc.CallOptions,
     callback: (err: grpc.ServiceError | null, reply: { audited: boolean }) => void,
   ): void;
@@ -229,10 +268,11 @@ function connect(client: grpc.Client): Promise<boolean> {
   });
 }
 
-function record(client: AuditClient, event: unknown): Promise<{ audited: boolean }> {
+function record(client: AuditClient, event: unknown, metadata: grpc.Metadata): Promise<{ audited: boolean }> {
   return new Promise((resolve, reject) =>
     client.Record(
       { event },
+      metadata,
       { deadline: Date.now() + RECORD_DEADLINE_MS },
       (err: grpc.ServiceError | null, reply: { audited: boolean }) => (err ? reject(err) : resolve(reply)),
     ),
@@ -279,12 +319,16 @@ async function main(argv: readonly string[]): Promise<number> {
     );
     return EXIT_USAGE;
   }
+  let credentials: ReturnType<typeof credentialsOf>;
+  try {
+    credentials = credentialsOf(args);
+  } catch (e) {
+    process.stderr.write(`${COMMAND}: cannot read a credential: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  }
   const lines = eventLines(text);
   const eventType = loadEventType();
-  const client = new (meshauditClients().AuditService)(
-    args.address,
-    grpc.credentials.createInsecure(),
-  ) as unknown as AuditClient;
+  const client = new (meshauditClients().AuditService)(args.address, credentials.channel) as unknown as AuditClient;
   try {
     if (!(await connect(client))) {
       process.stderr.write(`${unreachable(args.address)}\n`);
@@ -309,12 +353,19 @@ async function main(argv: readonly string[]): Promise<number> {
         continue;
       }
       try {
-        const reply = await record(client, event);
+        const reply = await record(client, event, credentials.metadata);
         say(line, reply.audited ? 'audited' : 'not audited (no rule covers it)');
       } catch (e) {
         const err = e as grpc.ServiceError;
         refused++;
         for (const l of refusal(err)) say(line, l);
+        if (err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED) {
+          process.stderr.write(
+            `${COMMAND}: the sidecar refused this caller at line ${line}: the lines after it were not sent ` +
+              `(a token: --token-file or ${TOKEN_ENV}; a client certificate: --cacert --cert --key)\n`,
+          );
+          return EXIT_REFUSED_CALLER;
+        }
         if (err.code === grpc.status.UNAVAILABLE) {
           process.stderr.write(
             `${COMMAND}: the sidecar on ${args.address} stopped answering at line ${line}; the lines after it were not sent\n`,

@@ -190,6 +190,23 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
         'the control plane, or set meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
     );
   }
+  const auth = resolveAuth(c.section(get(own, 'auth'), 'meshaudit.auth', AUTH_KEYS), cwd, c);
+  const unixSocket = resolveUnixSocket(get(grpc, 'unixSocket'), cwd, c);
+  const clientCertificates = tls?.clientCaFile !== undefined;
+  // Nobody could call: every call, the control plane's stream included, would be refused.
+  if (!auth.localhostIsAdmin && auth.tokensFile === undefined && !clientCertificates && unixSocket === undefined) {
+    c.report(
+      'meshaudit.auth.localhostIsAdmin',
+      'is false, and no caller could present a credential (no meshaudit.auth.tokensFile, no ' +
+        'meshaudit.grpc.tls.clientCaFile, no meshaudit.grpc.unixSocket): every call would be refused',
+    );
+  }
+  if (auth.certificateIdentities.length > 0 && !clientCertificates) {
+    c.warnings.add(
+      'meshaudit.auth.certificateIdentities',
+      'can never apply: no client certificate is asked for without meshaudit.grpc.tls.clientCaFile',
+    );
+  }
   return Object.freeze({
     zone: c.field(own, 'meshaudit', 'zone', D.DEFAULT_ZONE, zoneName),
     grpcAddress,
@@ -200,10 +217,10 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     drainTimeoutMs: Math.max(1, Math.round(drainSeconds * 1000)),
     // Checked against the registry: a misspelt skip would silently audit every heartbeat of that type.
     limits: resolveLimits(c.section(get(own, 'limits'), 'meshaudit.limits', LIMITS_KEYS), grpc, c),
-    auth: resolveAuth(c.section(get(own, 'auth'), 'meshaudit.auth', AUTH_KEYS), cwd, c),
+    auth,
     allowInsecureRemote,
     tls,
-    unixSocket: resolveUnixSocket(get(grpc, 'unixSocket'), cwd, c),
+    unixSocket,
     files: resolveFiles(c.section(get(own, 'files'), 'meshaudit.files', FILES_KEYS), c),
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),

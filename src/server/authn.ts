@@ -10,7 +10,7 @@ import { type CertificateNames, certificateNames, certificatePrincipal } from '.
 import { ADMIN_GROUP, covers, holds, LOCALHOST_ADMIN, type Permission, type Principal } from '../auth/principal';
 import { type TokenEntry, tokenPrincipal } from '../auth/tokens';
 import type { AuthConfig, TlsConfig, UnixSocketConfig } from '../config';
-import { readTokensFile } from '../config/tokens-file';
+import { readTokensFile, TokensFileError } from '../config/tokens-file';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors';
 import type { Logger } from '../log';
 
@@ -79,7 +79,12 @@ export class Authenticator {
     // At start-up a tokens file that cannot be used stops the sidecar (naming it): read it now.
     const file = config.tokensFile;
     if (file !== undefined) {
-      this.tokens = readTokensFile(file);
+      try {
+        this.tokens = readTokensFile(file);
+      } catch (e) {
+        if (e instanceof TokensFileError) throw new TokensFileError(`${e.message} (meshaudit.auth.tokensFile)`);
+        throw e;
+      }
       // Polled by stat on libuv's thread pool: no call waits on it, and an edit in place, a rename over
       // it (an atomic write) and a new inode are all seen.
       fs.watchFile(file, { interval: TOKENS_RECHECK_MS, persistent: false }, () => this.reloadTokens(file));

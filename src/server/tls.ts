@@ -123,7 +123,11 @@ export class TlsFiles implements grpc.experimental.CertificateProvider {
       next.privateKey.equals(this.current.privateKey) &&
       (next.caCertificate?.equals(this.current.caCertificate ?? Buffer.alloc(0)) ??
         this.current.caCertificate === undefined);
-    if (same) return true;
+    if (same) {
+      // Asked for by an operator: say that it was looked at, or a SIGHUP seems to do nothing.
+      if (why === 'SIGHUP') this.log.info('TLS files read again: unchanged', { serial: next.serial });
+      return true;
+    }
     this.current = next;
     this.log.info('TLS files read again: new connections use them', {
       why,

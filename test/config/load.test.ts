@@ -398,6 +398,14 @@ describe('loadConfig', () => {
           'meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
       },
       {
+        name: 'localhostIsAdmin off with no credential any caller could present',
+        text: withMeshaudit('auth:', '  localhostIsAdmin: false'),
+        message:
+          'config.yaml:3: meshaudit.auth.localhostIsAdmin: is false, and no caller could present a credential ' +
+          '(no meshaudit.auth.tokensFile, no meshaudit.grpc.tls.clientCaFile, no meshaudit.grpc.unixSocket): ' +
+          'every call would be refused',
+      },
+      {
         name: 'a Unix socket without the identity of its callers',
         text: withMeshaudit('grpc:', '  unixSocket: {path: /run/meshaudit.sock, groups: [mesh-system:control-plane]}'),
         message: 'config.yaml:3: meshaudit.grpc.unixSocket.user: is required',

@@ -3,14 +3,15 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
-import { freePort, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
+import { spawn, spawnSync } from 'node:child_process';
+import { freePort, MAIN, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
 import { readRecords, tempDir } from '../support/helpers';
 
 const RECORD = path.resolve(__dirname, '../../src/cli/record-cli.js');
 const EXAMPLE_RULES = path.resolve(__dirname, '../../../deploy/examples/access-audit-default.yaml');
 const DEMO_EVENTS = path.resolve(__dirname, '../../../deploy/examples/events.jsonl');
-const USAGE_LINE = '(usage: meshaudit-record [--address HOST:PORT] [FILE|-])';
+const USAGE_LINE =
+  '(usage: meshaudit-record [--address HOST:PORT] [--token-file FILE] [--cacert FILE [--cert FILE --key FILE]] [FILE|-])';
 
 interface Run {
   code: number | null;
@@ -19,8 +20,14 @@ interface Run {
 }
 
 /** Runs the command to its end; `onStdout` sees the output as it comes. */
-function record(args: string[], opts: { input?: string; onStdout?: (all: string) => void } = {}): Promise<Run> {
-  const proc = spawn(process.execPath, [RECORD, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+function record(
+  args: string[],
+  opts: { input?: string; onStdout?: (all: string) => void; env?: NodeJS.ProcessEnv } = {},
+): Promise<Run> {
+  const proc = spawn(process.execPath, [RECORD, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (d) => {
@@ -267,15 +274,54 @@ describe('meshaudit-record (the built command against a real sidecar)', function
   it('lists its exit codes in --help', async () => {
     const r = await record(['--help']);
     expect(r.code).to.equal(0);
-    expect(r.stdout).to.match(/^Usage: meshaudit-record \[--address HOST:PORT\] \[FILE\|-\]\n/);
+    expect(r.stdout).to.match(/^Usage: meshaudit-record \[--address HOST:PORT\] \[--token-file FILE\] /);
     expect(r.stdout).to.contain(
       [
         'Exit codes:',
         '  0  every event was accepted (audited or not)',
         '  1  at least one event was refused (not JSON, unknown field, wrong type, or rejected by the sidecar)',
-        '  2  invalid flags, or the file cannot be read: nothing was sent',
+        '  2  invalid flags, or a file cannot be read: nothing was sent',
         '  3  no sidecar answers on the address (or it stopped answering): the rest was not sent',
+        '  4  the sidecar refused the caller (UNAUTHENTICATED, PERMISSION_DENIED): the rest was not sent',
       ].join('\n'),
     );
+  });
+
+  it('sends a bearer token from a file or MESHAUDIT_TOKEN, and stops with exit 4 when the caller is refused', async () => {
+    const dir = tempDir();
+    const tokensFile = path.join(dir, 'tokens.yaml');
+    const made = spawnSync(
+      process.execPath,
+      [MAIN, 'token', 'add', 'demo', '--groups', 'mesh-system:control-plane', '--file', tokensFile],
+      {
+        encoding: 'utf8',
+      },
+    );
+    const token = made.stdout.trim();
+    const config = writeSidecarConfig(dir, { zone: 'zone-1' });
+    const text = fs.readFileSync(config, 'utf8');
+    fs.writeFileSync(
+      config,
+      text.replace('meshaudit:\n', `meshaudit:\n  auth: {localhostIsAdmin: false, tokensFile: ${tokensFile}}\n`),
+    );
+    const sidecar = spawnSidecar(['--config', config, '--rules', EXAMPLE_RULES], { env: { TZ: 'UTC' } });
+    const address = `127.0.0.1:${await sidecar.ready}`;
+    try {
+      const events = writeEvents([JSON.stringify(event()), JSON.stringify(event())]);
+      const anonymous = await record(['--address', address, events]);
+      expect(anonymous.code).to.equal(4);
+      expect(anonymous.stdout).to.equal(
+        'line 1: UNAUTHENTICATED: a credential is required: a bearer token in the authorization metadata (meshaudit token add)\n',
+      );
+      expect(anonymous.stderr).to.include('the sidecar refused this caller at line 1');
+      const tokenFile = path.join(dir, 'token');
+      fs.writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+      const withFile = await record(['--address', address, '--token-file', tokenFile, events]);
+      expect([withFile.code, withFile.stdout]).to.deep.equal([0, 'line 1: audited\nline 2: audited\n']);
+      const withEnv = await record(['--address', address, events], { env: { MESHAUDIT_TOKEN: token } });
+      expect(withEnv.code).to.equal(0);
+    } finally {
+      await stop(sidecar);
+    }
   });
 });

@@ -163,6 +163,8 @@ describe('TLS and mutual TLS', function () {
         c.close();
       }
     }
+    // A refused handshake never becomes a call: the log is where an operator learns of it.
+    await waitFor(() => logs.some((l) => l.includes('TLS handshake refused')), 'the refusal in the log');
   });
 
   it('serves a certificate rotated in place without a restart, and keeps it when a bad pair replaces it', async () => {
