@@ -261,7 +261,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   const grpcServer = serveGrpc(bound, { audit, rules: ruleService, serving, log, statuses });
   log.info('meshaudit started', {
     zone: config.zone,
-    grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,
+    grpc: config.grpcAddress === 'off' ? 'off' : `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,
     ...(config.unixSocket === undefined ? {} : { unixSocket: config.unixSocket.path }),
     files: config.backends.map((b) => b.path),
     dataDir: config.dataDir,

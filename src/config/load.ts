@@ -178,11 +178,11 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
   const drainSeconds = c.field(own, 'meshaudit', 'drainTimeoutSeconds', D.DEFAULT_DRAIN_TIMEOUT_SECONDS, drainTimeout);
   const dataDir = path.resolve(cwd, c.field(own, 'meshaudit', 'dataDir', D.DEFAULT_DATA_DIR, directoryPath));
   if (existingKind(dataDir) === 'other') c.report('meshaudit.dataDir', `${dataDir} exists and is not a directory`);
-  const grpcAddress = c.field(grpc, 'meshaudit.grpc', 'address', D.DEFAULT_GRPC_ADDRESS, hostPort);
+  const grpcAddress = c.field(grpc, 'meshaudit.grpc', 'address', D.DEFAULT_GRPC_ADDRESS, grpcAddressRule);
   const allowInsecureRemote = c.field(grpc, 'meshaudit.grpc', 'allowInsecureRemote', false, boolean);
   const tls = resolveTls(get(grpc, 'tls'), cwd, c);
   // In plaintext, tokens cross the network in clear and anyone who reaches the port may try them.
-  if (tls === undefined && !allowInsecureRemote && !isLoopbackAddress(grpcAddress)) {
+  if (grpcAddress !== 'off' && tls === undefined && !allowInsecureRemote && !isLoopbackAddress(grpcAddress)) {
     c.report(
       'meshaudit.grpc.address',
       `${grpcAddress} is not a loopback address, and the sidecar serves it without TLS: anyone who can reach it ` +
@@ -192,6 +192,9 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
   }
   const auth = resolveAuth(c.section(get(own, 'auth'), 'meshaudit.auth', AUTH_KEYS), cwd, c);
   const unixSocket = resolveUnixSocket(get(grpc, 'unixSocket'), cwd, c);
+  if (grpcAddress === 'off' && unixSocket === undefined) {
+    c.report('meshaudit.grpc.address', 'is off, and no meshaudit.grpc.unixSocket is configured: nothing would listen');
+  }
   const clientCertificates = tls?.clientCaFile !== undefined;
   // Nobody could call: every call, the control plane's stream included, would be refused.
   if (!auth.localhostIsAdmin && auth.tokensFile === undefined && !clientCertificates && unixSocket === undefined) {
@@ -573,16 +576,19 @@ const groupList: Rule<readonly string[]> = (v) =>
     ? (v as string[])
     : new Expected('must be a list of group names (an empty list: nobody)');
 
-const hostPort: Rule<string> = (v) =>
-  typeof v === 'string' && isHostPort(v)
-    ? v
-    : new Expected('must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690)');
-
 /** Whether a host:port listens on this host's loopback only (127.0.0.0/8, [::1], localhost). */
 function isLoopbackAddress(hostPort: string): boolean {
   const host = hostPort.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
+
+/** host:port, or "off": no TCP listener (the Unix socket alone). */
+const grpcAddressRule: Rule<string> = (v) =>
+  v === 'off'
+    ? v
+    : typeof v === 'string' && isHostPort(v)
+      ? v
+      : new Expected('must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), or "off"');
 
 function isHostPort(value: string): boolean {
   let host: string;

@@ -139,22 +139,26 @@ export async function bindGrpcServer(
     if (boundUnix) removeSocketFile(unixSocket!.path);
     boundUnix = false;
   };
+  // meshaudit.grpc.address "off": the Unix socket alone.
+  const tcpOn = address !== 'off';
   const forceClose = (): void => {
     tlsFiles?.close();
-    listener.close();
+    if (listener.listening) listener.close();
     closeUnix();
     waiting = [];
     server.forceShutdown();
   };
   try {
-    const { host, port } = splitHostPort(address);
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen({ host, port }, () => {
-        listener.off('error', reject);
-        resolve();
+    if (tcpOn) {
+      const { host, port } = splitHostPort(address);
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', reject);
+        listener.listen({ host, port }, () => {
+          listener.off('error', reject);
+          resolve();
+        });
       });
-    });
+    }
     if (unixListener !== undefined) {
       unixListener.maxConnections = limits.connections;
       await listenOnSocketFile(unixListener, unixSocket!);
@@ -167,7 +171,7 @@ export async function bindGrpcServer(
     };
     return {
       server,
-      port: (listener.address() as net.AddressInfo).port,
+      port: tcpOn ? (listener.address() as net.AddressInfo).port : 0,
       listener,
       forceClose,
       open,
@@ -314,7 +318,7 @@ function removeSocketFile(file: string): void {
 }
 
 export interface RunningGrpcServer {
-  /** The bound port (useful with address port 0). */
+  /** The bound port (useful with address port 0); 0 when TCP is off (meshaudit.grpc.address "off"). */
   readonly port: number;
   readonly server: grpc.Server;
   /** Closes what is left: after `graceMs` in tryShutdown, forceShutdown. */
@@ -355,7 +359,7 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
       // tryShutdown waits on every open call, health Watch streams included, which a client may keep
       // open forever: after graceMs the rest is cut.
       // No new connection from here on; those open finish their calls.
-      listener.close();
+      if (listener.listening) listener.close();
       bound.closeUnixSocket();
       bound.tls?.close();
       return new Promise<void>((resolve) => {

@@ -406,6 +406,12 @@ describe('loadConfig', () => {
           'every call would be refused',
       },
       {
+        name: 'TCP off with no Unix socket to listen on instead',
+        text: withMeshaudit('grpc:', '  address: "off"'),
+        message:
+          'config.yaml:3: meshaudit.grpc.address: is off, and no meshaudit.grpc.unixSocket is configured: nothing would listen',
+      },
+      {
         name: 'a Unix socket without the identity of its callers',
         text: withMeshaudit('grpc:', '  unixSocket: {path: /run/meshaudit.sock, groups: [mesh-system:control-plane]}'),
         message: 'config.yaml:3: meshaudit.grpc.unixSocket.user: is required',
@@ -576,25 +582,25 @@ describe('loadConfig', () => {
         name: 'a port above 65535',
         text: withMeshaudit('grpc:', '  address: 127.0.0.1:70000'),
         message:
-          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), or "off", got "127.0.0.1:70000"',
       },
       {
         name: 'an IPv6 address without brackets',
         text: withMeshaudit('grpc:', '  address: "::1:5690"'),
         message:
-          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "::1:5690"',
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), or "off", got "::1:5690"',
       },
       {
         name: 'an address without a port',
         text: withMeshaudit('grpc:', '  address: localhost'),
         message:
-          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "localhost"',
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), or "off", got "localhost"',
       },
       {
         name: 'an address that is only a port number',
         text: withMeshaudit('grpc:', '  address: 5690'),
         message:
-          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got 5690',
+          'config.yaml:3: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), or "off", got 5690',
       },
       {
         name: 'a maxMessageBytes below 1 KiB',
@@ -862,7 +868,7 @@ describe('loadConfig', () => {
           field: 'meshaudit.grpc.address',
           line: 4,
           description:
-            'must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
+            'must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), or "off", got "127.0.0.1:70000"',
         },
         {
           field: 'kmesh.access.audit.backends[0].file.path',
@@ -880,7 +886,7 @@ describe('loadConfig', () => {
       expect(err.message).to.equal(
         [
           'config.yaml:2: meshaudit.zoen: unknown field, did you mean "zone"?',
-          'config.yaml:4: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), got "127.0.0.1:70000"',
+          'config.yaml:4: meshaudit.grpc.address: must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5690), or "off", got "127.0.0.1:70000"',
           'config.yaml:11: kmesh.access.audit.backends[0].file.path: must be a non-empty file path, got ""',
           `config.yaml:13: ${ROTATION}.maxSizeMb: must be a number greater than 0, got "ten"`,
           `config.yaml:14: ${ROTATION}.maxRetainedFiles: must be an integer greater than or equal to 0, got 1.5`,

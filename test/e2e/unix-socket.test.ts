@@ -88,6 +88,19 @@ describe('the Unix socket listener', () => {
     expect(JSON.parse(record.stdout)).to.deep.equal({ audited: true });
   });
 
+  it('serves on the Unix socket alone when TCP is off (meshaudit.grpc.address "off")', async () => {
+    const only = path.join(tempDir(), 'only.sock');
+    const alone = await startTestSidecar({ ...configWithSocket(tempDir(), only), grpcAddress: 'off' });
+    const c = unixClients(only);
+    try {
+      expect(alone.port).to.equal(0);
+      expect(await unary(c.audit, 'Record', { event: resourceEvent(4) })).to.deep.equal({ audited: true });
+    } finally {
+      c.close();
+      await alone.stop();
+    }
+  });
+
   it('does not let a TCP caller claim the socket by its metadata', async () => {
     const c = clients(sidecar.port);
     const claim = new grpc.Metadata();

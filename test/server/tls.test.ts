@@ -183,6 +183,12 @@ describe('TLS and mutual TLS', function () {
       `is not the private key of ${tlsConfig.certFile}`,
     );
     expect(await servedSerial(sidecar.port, ca.cert, alice)).to.equal(rotated);
+    // SIGHUP reads them again at once (main.ts calls reloadTls), with the same judgement.
+    const seen = logs.length;
+    sidecar.reloadTls();
+    expect(logs.slice(seen).some((l) => l.includes('TLS files refused') && l.includes('"why":"SIGHUP"'))).to.equal(
+      true,
+    );
     const c = tlsClients(sidecar.port, ca.cert, alice);
     try {
       expect(await unary(c.rules, 'ListAccessAudits', {})).to.have.property('accessAudits');
