@@ -114,6 +114,13 @@ describe('callers and permissions', () => {
         'zone-1-cp may not call ListAccessAudits: it needs the read permission (meshaudit.auth.permissions.read)',
       ]);
       expect(await unary(c.rules, 'ListAccessAudits', {}, bearer(shipper))).to.have.property('accessAudits');
+      const noStream = await refusal(unary(c.audit, 'Record', { event: resourceEvent(2) }, bearer(shipper)));
+      expect([noStream.code, noStream.details]).to.deep.equal([
+        grpc.status.PERMISSION_DENIED,
+        'shipper may not call Record: it needs the stream permission (meshaudit.auth.permissions.stream)',
+      ]);
+      // A stream is refused at its start, before it names an identifier.
+      expect((await openStream(c.audit, bearer(shipper)).status)?.code).to.equal(grpc.status.PERMISSION_DENIED);
       const change = { accessAudit: { name: 'y', rules: [{ accessAll: true }] } };
       expect((await refusal(unary(c.rules, 'CreateAccessAudit', change, bearer(shipper)))).code).to.equal(
         grpc.status.PERMISSION_DENIED,
