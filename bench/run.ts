@@ -296,10 +296,12 @@ function log(msg: string): void {
  * happen several times per scenario, keeping every file (`maxRetainedFiles: 0`): the exactly-once
  * check reads them all. The same helper writes the crash test's config.
  */
-function sidecarConfig(dir: string, fsync: boolean): string {
+function sidecarConfig(dir: string, fsync: boolean, accessAudits?: number): string {
   return writeSidecarConfig(dir, {
     zone: 'bench',
     fsync,
+    // Scenario 4's 10k AccessAudits pass meshaudit.limits.accessAudits (1,000 by default): raised for it alone.
+    ...(accessAudits === undefined ? {} : { limits: { accessAudits } }),
     drainTimeoutSeconds: 10,
     backends: [{ folder: 'audit', rotation: { maxSizeMb: SIZES.maxSizeMb, maxRetainedFiles: 0, maxAgeDays: 0 } }],
   });
@@ -349,8 +351,8 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
   fs.mkdirSync(auditDir, { recursive: true });
   const flags = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, s.id)] : []), ...NODE_FLAGS];
   if (s.server === 'meshaudit') {
-    const config = sidecarConfig(dir, s.fsync ?? false);
     const rules = [BASE_RULES, ...(s.rulesFiles?.() ?? [])];
+    const config = sidecarConfig(dir, s.fsync ?? false, s.rulesFiles === undefined ? undefined : 20_000);
     // As every launcher runs it (src/cli/node-flags.ts); BENCH_NODE_FLAGS come after and win.
     const child = new Child(
       `sidecar (${s.id})`,
