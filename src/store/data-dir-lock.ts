@@ -12,6 +12,7 @@
 //   another machine is compared with ours.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -40,6 +41,8 @@ export interface LockIdentity {
   readonly pidNamespace: string;
   /** The kernel's boot id (Linux); '' where unknown. */
   readonly bootId: string;
+  /** `net:[4026531840]` (Linux); '' where unknown (a holder of an earlier version). */
+  readonly netNamespace?: string;
 }
 
 function readOr(read: () => string, fallback: string): string {
@@ -57,21 +60,22 @@ export function ownIdentity(host: string = os.hostname()): LockIdentity {
     host,
     pidNamespace: readOr(() => fs.readlinkSync('/proc/self/ns/pid'), ''),
     bootId: readOr(() => fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'), ''),
+    netNamespace: readOr(() => fs.readlinkSync('/proc/self/ns/net'), ''),
   };
 }
 
 function tokenOf(id: LockIdentity): string {
-  return `${id.pid} ${id.host} ${id.pidNamespace || '-'} ${id.bootId || '-'}\n`;
+  return `${id.pid} ${id.host} ${id.pidNamespace || '-'} ${id.bootId || '-'} ${id.netNamespace || '-'}\n`;
 }
 
 /** The holder written in a lock; undefined when it names none (an empty or foreign file). */
 function parseHolder(text: string): LockIdentity | undefined {
-  const [pid, host, ns, boot] = text.trim().split(/\s+/);
+  const [pid, host, ns, boot, net] = text.trim().split(/\s+/);
   const n = Number.parseInt(pid, 10);
   if (!Number.isInteger(n) || n <= 0) return undefined;
   // Earlier versions wrote only the pid and host: judged by the host, as they were.
   const unknown = (v: string | undefined): string => (v === undefined || v === '-' ? '' : v);
-  return { pid: n, host: host ?? '', pidNamespace: unknown(ns), bootId: unknown(boot) };
+  return { pid: n, host: host ?? '', pidNamespace: unknown(ns), bootId: unknown(boot), netNamespace: unknown(net) };
 }
 
 /** Whether a pid of `holder` means the same process here. */
@@ -79,6 +83,55 @@ function sameProcessSpace(holder: LockIdentity, me: LockIdentity): boolean {
   if (holder.host !== me.host) return false;
   const known = (a: string, b: string): boolean => a === '' || b === '' || a === b;
   return known(holder.pidNamespace, me.pidNamespace) && known(holder.bootId, me.bootId);
+}
+
+function sameNetwork(holder: LockIdentity, me: LockIdentity): boolean {
+  const net = holder.netNamespace ?? '';
+  return net !== '' && net === me.netNamespace && holder.bootId !== '' && holder.bootId === me.bootId;
+}
+
+/**
+ * The kernel's side of the lock: an abstract Unix socket (Linux) named after the data directory's device
+ * and inode, bound while the sidecar runs. The kernel releases it the moment its process dies, and
+ * keeps it while the process lives, frozen or not; every process of one network namespace sees it (the
+ * containers of a pod share one). So within a network namespace, a second sidecar is refused at once
+ * and a crashed one's lock is taken over at once, with no heartbeat watched. Beyond it (another pod on
+ * a shared volume), the file's heartbeat still decides.
+ */
+interface KernelLock {
+  readonly name: string;
+  readonly server: net.Server;
+}
+
+function kernelLockName(dataDir: string): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const st = fs.statSync(dataDir);
+  return `\0meshaudit-data-dir-${st.dev}-${st.ino}`;
+}
+
+/** Binds the kernel lock: the lock, 'in-use' when a live process of this network namespace holds it, undefined where none can be bound. */
+async function bindKernelLock(
+  dataDir: string,
+  own: KernelLock | undefined,
+): Promise<KernelLock | 'in-use' | undefined> {
+  const name = kernelLockName(dataDir);
+  if (name === undefined) return undefined;
+  if (own?.name === name) return own;
+  const server = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ path: name }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') return 'in-use';
+    return undefined; // no abstract sockets here: the file lock alone
+  }
+  server.unref();
+  return { name, server };
 }
 
 function alive(pid: number): boolean {
@@ -134,7 +187,7 @@ function inUse(
 }
 
 /** What the newest lock says: free to take, held here (refused), held elsewhere (to watch), or changed. */
-function judge(newest: LockFile | undefined, dataDir: string, me: LockIdentity): Verdict {
+function judge(newest: LockFile | undefined, dataDir: string, me: LockIdentity, kernelHeld: boolean): Verdict {
   if (newest === undefined) return 'free';
   let holder: LockIdentity | undefined;
   let mtimeMs: number;
@@ -146,6 +199,9 @@ function judge(newest: LockFile | undefined, dataDir: string, me: LockIdentity):
     throw e;
   }
   if (holder === undefined) return 'free';
+  // A holder of this network namespace (and boot) held the kernel lock while it ran; this process holds
+  // it now, so that holder is gone, whatever its pid namespace (a container restarted in its pod).
+  if (kernelHeld && sameNetwork(holder, me)) return 'free';
   if (!sameProcessSpace(holder, me)) return { file: newest.file, holder, mtimeMs };
   if (holder.pid === me.pid || !alive(holder.pid)) return 'free';
   return inUse(dataDir, newest.file, holder, me);
@@ -166,6 +222,8 @@ export interface LockOptions {
 interface Held {
   readonly file: string;
   readonly token: string;
+  /** The kernel's side of the lock, where there is one. */
+  readonly kernel: KernelLock | undefined;
 }
 
 /**
@@ -181,7 +239,7 @@ interface Held {
  * first; it withdraws. Generations older than the holder's are left by processes that are gone, and the
  * holder removes them.
  */
-async function takeLock(dataDir: string, opts: LockOptions = {}): Promise<Held> {
+async function takeLock(dataDir: string, opts: LockOptions = {}, ownKernel?: KernelLock): Promise<Held> {
   const me = opts.identity ?? ownIdentity();
   const modes = opts.modes ?? DEFAULT_FILE_MODES;
   try {
@@ -194,12 +252,28 @@ async function takeLock(dataDir: string, opts: LockOptions = {}): Promise<Held> 
   const pending = path.join(dataDir, `${PENDING_PREFIX}${me.pid}-${randomBytes(6).toString('hex')}`);
   /** A sighting watched, untouched, for the whole watch: stale. */
   let stale: Sighting | undefined;
+  let kernel: KernelLock | 'in-use' | undefined;
+  let taken = false;
   try {
+    kernel = await bindKernelLock(dataDir, ownKernel);
+    if (kernel === 'in-use') {
+      const newest = lockFiles(dataDir)[0];
+      const holder =
+        newest === undefined ? undefined : parseHolder(readOr(() => fs.readFileSync(newest.file, 'utf8'), ''));
+      // The file names the holder only once it has written it; a stale one may still be there.
+      if (newest !== undefined && holder !== undefined && sameProcessSpace(holder, me) && alive(holder.pid)) {
+        throw inUse(dataDir, newest.file, holder, me);
+      }
+      throw new DataDirLockError(
+        `${dataDir} (meshaudit.dataDir) is in use by another meshaudit of this host or pod: a live process ` +
+          "holds the directory's kernel lock",
+      );
+    }
     fs.writeFileSync(pending, token, { flag: 'wx', mode: modes.file });
     fs.chmodSync(pending, modes.file);
     for (let attempt = 0; attempt < 10; attempt++) {
       const newest = lockFiles(dataDir)[0];
-      const verdict = judge(newest, dataDir, me);
+      const verdict = judge(newest, dataDir, me, kernel !== undefined);
       if (verdict instanceof DataDirLockError) throw verdict;
       if (verdict === 'changed') continue;
       if (verdict !== 'free' && !sameSighting(verdict, stale)) {
@@ -220,13 +294,16 @@ async function takeLock(dataDir: string, opts: LockOptions = {}): Promise<Held> 
         continue;
       }
       removeLeftovers(dataDir, older, pending);
-      return { file: mine, token };
+      taken = true;
+      return { file: mine, token, kernel };
     }
   } catch (e) {
     if (e instanceof DataDirLockError) throw e;
     throw new DataDirLockError(`can't lock ${dataDir} (meshaudit.dataDir): ${(e as Error).message}`);
   } finally {
     fs.rmSync(pending, { force: true });
+    // Not taken: the kernel lock goes too (unless it is the one this process held before).
+    if (!taken && kernel !== undefined && kernel !== 'in-use' && kernel !== ownKernel) kernel.server.close();
   }
   throw new DataDirLockError(`can't lock ${dataDir} (meshaudit.dataDir): other processes keep taking it`);
 }
@@ -364,7 +441,7 @@ export class DataDirLock {
     if (this.lost.takenOver) throw this.takenOver(this.lost.reason);
     let next: Held;
     try {
-      next = await takeLock(this.dataDir, this.opts);
+      next = await takeLock(this.dataDir, this.opts, this.held.kernel);
     } catch (e) {
       // Held by another sidecar by now (it started on the emptied directory): this one must stop.
       if (e instanceof DataDirLockError) throw this.takenOver(e.message);
@@ -372,7 +449,9 @@ export class DataDirLock {
     }
     // The same name again means ours was gone (the directory removed): that file is the new lock now.
     if (next.file === this.held.file) clearInterval(this.heartbeat);
-    else this.stop();
+    else this.stop(false);
+    // The kernel lock of a directory that was removed names its old inode: let it go.
+    if (this.held.kernel !== undefined && this.held.kernel !== next.kernel) this.held.kernel.server.close();
     this.held = next;
     this.lost = undefined;
     this.beat();
@@ -388,7 +467,7 @@ export class DataDirLock {
   }
 
   release(): void {
-    this.stop();
+    this.stop(true);
   }
 
   private beat(): void {
@@ -413,9 +492,10 @@ export class DataDirLock {
     this.heartbeat.unref();
   }
 
-  /** Stops the heartbeat and removes our lock file, only if it still holds our token. */
-  private stop(): void {
+  /** Stops the heartbeat and removes our lock file, only if it still holds our token; `kernel`: the kernel lock too. */
+  private stop(kernel: boolean): void {
     clearInterval(this.heartbeat);
+    if (kernel) this.held.kernel?.server.close();
     // Only our own file: after the directory was removed, another sidecar may hold the same name now,
     // even the same inode number.
     try {

@@ -111,4 +111,38 @@ describe('faults: a stale data directory lock taken over by several at once', fu
       }
     }
   });
+
+  // A sidecar container restarted in its pod: a new pid namespace, the same network namespace. The
+  // pid in the lock means nothing there; the directory's kernel lock, which died with the old process,
+  // tells at once (it used to wait 30 s for a heartbeat).
+  it('takes the lock of a killed sidecar of another pid namespace at once, and refuses a second while one runs', async function () {
+    if (spawnSync('unshare', ['--pid', '--fork', '--kill-child', 'true']).status !== 0) {
+      console.log('    (skipped: starting a process in its own pid namespace needs root and unshare)');
+      this.skip();
+    }
+    const ownPidNamespace = ['unshare', '--pid', '--fork', '--kill-child'];
+    const dir = tempDir();
+    const config = writeSidecarConfig(dir);
+    const first = spawnSidecar(['--config', config], { cwd: dir, wrap: ownPidNamespace });
+    await first.ready;
+    const second = spawnSidecar(['--config', config], { cwd: dir, wrap: ownPidNamespace });
+    const started = Date.now();
+    expect(await second.exited).to.equal(1);
+    expect(second.stderr()).to.include('is in use by another meshaudit');
+    expect(Date.now() - started, 'refused without watching a heartbeat').to.be.below(10_000);
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    // unshare ignores SIGTERM: it is killed, and passes a SIGTERM on to the sidecar as it dies.
+    const third = spawnSidecar(['--config', config], {
+      cwd: dir,
+      wrap: [...ownPidNamespace.slice(0, 3), '--kill-child=SIGTERM'],
+    });
+    try {
+      await third.ready;
+      expect(third.stderr()).to.not.include('waiting');
+    } finally {
+      third.proc.kill('SIGKILL');
+      await third.exited;
+    }
+  });
 });

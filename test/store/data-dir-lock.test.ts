@@ -17,8 +17,14 @@ function deadPid(): number {
   return spawnSync(process.execPath, ['-e', '0']).pid!;
 }
 
-/** This process on host `here`, in pid namespace `pid:[1]` of boot `b1`. */
-const ME: LockIdentity = { pid: process.pid, host: 'here', pidNamespace: 'pid:[1]', bootId: 'b1' };
+/** This process on host `here`, in pid namespace `pid:[1]` and network namespace `net:[1]` of boot `b1`. */
+const ME: LockIdentity = {
+  pid: process.pid,
+  host: 'here',
+  pidNamespace: 'pid:[1]',
+  bootId: 'b1',
+  netNamespace: 'net:[1]',
+};
 const take = (dir: string, opts: DataDirLockOptions = {}): Promise<DataDirLock> =>
   DataDirLock.take(dir, { identity: ME, watchMs: 200, ...opts });
 
@@ -58,7 +64,9 @@ describe('data directory lock', () => {
       fs.writeFileSync(path.join(dir, LOCK_FILE), `${holder}\n`);
       const lock = await take(dir);
       expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.1`]);
-      expect(fs.readFileSync(path.join(dir, `${LOCK_FILE}.1`), 'utf8')).to.equal(`${process.pid} here pid:[1] b1\n`);
+      expect(fs.readFileSync(path.join(dir, `${LOCK_FILE}.1`), 'utf8')).to.equal(
+        `${process.pid} here pid:[1] b1 net:[1]\n`,
+      );
       lock.release();
       expect(fs.readdirSync(dir)).to.deep.equal([]);
     }
@@ -93,6 +101,32 @@ describe('data directory lock', () => {
       expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.1`]);
       lock.release();
     });
+
+  if (process.platform === 'linux') {
+    it("takes over at once a live pid's lock from this network namespace: holding the kernel lock, its holder is gone", async () => {
+      const dir = tempDir();
+      // Another pid namespace of this pod (a container restarted): its pid means nothing here, but it
+      // held the directory's kernel lock while it ran, and this process could bind it.
+      fs.writeFileSync(path.join(dir, LOCK_FILE), `${process.ppid} here pid:[2] b1 net:[1]\n`);
+      let watched = false;
+      const lock = await take(dir, { onWatch: () => (watched = true) });
+      expect(watched).to.equal(false);
+      lock.release();
+    });
+
+    it('refuses at once, without watching, while a live process of this network namespace holds the kernel lock', async () => {
+      const dir = tempDir();
+      const first = await take(dir);
+      let watched = false;
+      const other = { ...ME, pidNamespace: 'pid:[3]', pid: process.ppid };
+      const why = await refusal(take(dir, { identity: other, onWatch: () => (watched = true) }));
+      expect(why).to.include('is in use by another meshaudit');
+      expect(watched).to.equal(false);
+      first.release();
+      // Released: the kernel lock is free again, and the file names a pid of this process space.
+      (await take(dir)).release();
+    });
+  }
 
   it('judges the newest generation, takes the next one, and removes the older ones', async () => {
     const dir = tempDir();
