@@ -168,16 +168,7 @@ export class FileSink implements Sink {
   open(committed?: SinkPosition): Promise<SinkPosition> {
     return this.serial(async () => {
       if (this.state !== 'new') throw new Error(`audit file ${this.key} was already opened`);
-      try {
-        await makeDirAsync(this.dir, this.modes);
-      } catch (err) {
-        throw new SinkError(
-          `can't create audit folder ${this.dir}: ${whyNotWritable(this.dir) ?? (err as Error).message}`,
-          {
-            cause: err,
-          },
-        );
-      }
+      await this.makeFolder();
       await this.recover(committed);
       await this.removeEmptyRotated(committed);
       // Names must sort in rotation order across restarts too: with a clock that went back since the
@@ -323,20 +314,21 @@ export class FileSink implements Sink {
     return rotatedName(this.base, new Date(ms), index ?? 1);
   };
 
+  /** The audit folder, made (with meshaudit.files.dirMode) when it is not there. */
+  private async makeFolder(): Promise<void> {
+    try {
+      await makeDirAsync(this.dir, this.modes);
+    } catch (err) {
+      const why = whyNotWritable(this.dir) ?? (err as Error).message;
+      throw new SinkError(`can't create audit folder ${this.dir}: ${why}`, { cause: err });
+    }
+  }
+
   /** Starts a stream on the active file and waits until rfs has opened it. */
   private async startStream(): Promise<void> {
     if (this.pendingUndo !== undefined) await this.retryPendingUndo();
-    try {
-      // Removed by hand (or by a clean-up job) while the sidecar ran: made again, and writing goes on.
-      await makeDirAsync(this.dir, this.modes);
-    } catch (err) {
-      throw new SinkError(
-        `can't create audit folder ${this.dir}: ${whyNotWritable(this.dir) ?? (err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
-    }
+    // Removed by hand (or by a clean-up job) while the sidecar ran: made again, and writing goes on.
+    await this.makeFolder();
     const stream = createStream(this.generator, { ...this.rfsOptions });
     // rfs reads its clock through this instance method; rotated names must follow the injected clock.
     // It is first called after rfs's first await, so replacing it here is in time.
