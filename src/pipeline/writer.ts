@@ -49,7 +49,7 @@ export interface WriterOptions {
   /** How long closing waits for a write or commit already under way; CLOSE_GRACE_MS by default. */
   closeGraceMs?: number;
   /**
-   * Called before acknowledging a group whose write and commit took longer than PAUSE_CHECK_MS: the
+   * Called before committing, and before acknowledging, a group whose write (and commit) took longer than PAUSE_CHECK_MS: the
    * process may have been frozen meanwhile (SIGSTOP, a stalled VM) and another sidecar may have taken
    * its data directory over and cut what this one wrote. A throw fails the commit (nothing is
    * acknowledged). Cheap groups never wait on it.
@@ -321,13 +321,11 @@ export class AuditWriter {
   private async commit(job: CommitJob): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
+        // Before the checkpoint line (a group another sidecar may have cut must not reach its
+        // checkpoint) and again before the ack (the commit itself may have spanned the pause).
+        await this.confirmIfPaused(job);
         await this.op(() => this.checkpoint.commit({ seqs: job.seqs, positions: job.positions }));
-        if (
-          this.opts.confirmAfterPause !== undefined &&
-          performance.now() - job.writtenFromMs >= (this.opts.pauseCheckMs ?? PAUSE_CHECK_MS)
-        ) {
-          await this.opts.confirmAfterPause();
-        }
+        await this.confirmIfPaused(job);
         this.setFailing(CHECKPOINT_PART, false);
         break;
       } catch (err) {
@@ -338,6 +336,13 @@ export class AuditWriter {
     this.finishCommit(job);
     this.startCommit();
     this.next();
+  }
+
+  /** confirmAfterPause, when the group's write and commit so far took PAUSE_CHECK_MS or more. */
+  private async confirmIfPaused(job: CommitJob): Promise<void> {
+    const confirm = this.opts.confirmAfterPause;
+    if (confirm === undefined) return;
+    if (performance.now() - job.writtenFromMs >= (this.opts.pauseCheckMs ?? PAUSE_CHECK_MS)) await confirm();
   }
 
   /** Answers the group of the commit stage, once: by its commit, or by close() giving up on it. */

@@ -33,6 +33,9 @@ export class DataDirLockError extends MeshauditError {
   readonly kind = 'unavailable';
 }
 
+/** Another live sidecar holds the data directory (not a file system error: taking it again will not help). */
+export class DataDirInUseError extends DataDirLockError {}
+
 /** Who holds (or wants) a lock: enough to tell where its pid means something. */
 export interface LockIdentity {
   readonly pid: number;
@@ -177,11 +180,11 @@ function inUse(
   holder: LockIdentity,
   me: LockIdentity,
   beating = false,
-): DataDirLockError {
+): DataDirInUseError {
   const where = holder.host === me.host ? '' : ` on host ${holder.host}`;
   // A heartbeat seen going on proves the holder runs: deleting its lock would make two holders.
   const advice = beating ? ', whose heartbeat goes on: stop it first' : `; if no such sidecar runs, delete ${file}`;
-  return new DataDirLockError(
+  return new DataDirInUseError(
     `${dataDir} (meshaudit.dataDir) is in use by another meshaudit (pid ${holder.pid}${where})${advice}`,
   );
 }
@@ -264,7 +267,7 @@ async function takeLock(dataDir: string, opts: LockOptions = {}, ownKernel?: Ker
       if (newest !== undefined && holder !== undefined && sameProcessSpace(holder, me) && alive(holder.pid)) {
         throw inUse(dataDir, newest.file, holder, me);
       }
-      throw new DataDirLockError(
+      throw new DataDirInUseError(
         `${dataDir} (meshaudit.dataDir) is in use by another meshaudit of this host or pod: a live process ` +
           "holds the directory's kernel lock",
       );
@@ -443,8 +446,9 @@ export class DataDirLock {
     try {
       next = await takeLock(this.dataDir, this.opts, this.held.kernel);
     } catch (e) {
-      // Held by another sidecar by now (it started on the emptied directory): this one must stop.
-      if (e instanceof DataDirLockError) throw this.takenOver(e.message);
+      // Held by another sidecar by now (it started on the emptied directory): this one must stop. Any
+      // other failure (a full disk, a folder that cannot be made) fails this commit, which is retried.
+      if (e instanceof DataDirInUseError) throw this.takenOver(e.message);
       throw e;
     }
     // The same name again means ours was gone (the directory removed): that file is the new lock now.

@@ -131,7 +131,7 @@ describe('group-commit writer', () => {
     let confirms = 0;
     let refusing = true;
     const errors: string[] = [];
-    const { sink, w } = setup(Checkpoint, {
+    const { dir, sink, w } = setup(Checkpoint, {
       retryDelayMs: 1,
       onError: (e) => errors.push(e.message),
       pauseCheckMs: 0, // every group counts as one that spanned a pause
@@ -147,6 +147,8 @@ describe('group-commit writer', () => {
     });
     await waitFor(() => confirms >= 2, 'the commit to be confirmed, refused and retried');
     expect(answered).to.equal(false);
+    // Refused before the checkpoint line: nothing of it reached the checkpoint.
+    expect(committedSeq(dir)).to.equal(undefined);
     expect(errors[0]).to.equal('the data directory was taken over');
     refusing = false;
     expect(await first).to.equal(null);

@@ -186,6 +186,20 @@ describe('data directory lock', () => {
     expect(fs.readFileSync(path.join(dir, `${LOCK_FILE}.1`), 'utf8')).to.equal(`${process.ppid} here pid:[1] b1\n`);
   });
 
+  it('takes no failure to take the lock again for a takeover: a folder it cannot make is retried, not fatal', async () => {
+    const dir = path.join(tempDir(), 'data');
+    const takenOver: string[] = [];
+    const lock = await take(dir, { onTakenOver: (why) => takenOver.push(why) });
+    fs.rmSync(dir, { recursive: true });
+    fs.writeFileSync(dir, 'a file where the folder was');
+    expect(await refusal(lock.ensureHeld(true))).to.include(`can't create ${dir} (meshaudit.dataDir)`);
+    expect(takenOver).to.deep.equal([]);
+    fs.rmSync(dir);
+    await lock.ensureHeld(true);
+    expect(fs.readdirSync(dir)).to.deep.equal([`${LOCK_FILE}.1`]);
+    lock.release();
+  });
+
   it('finds at a heartbeat that another process took over, says so once, and never takes it back', async () => {
     const dir = tempDir();
     const lost: string[] = [];
