@@ -97,7 +97,7 @@ async function main(): Promise<void> {
       const auth = new Authenticator(config.auth, log, config.unixSocket);
       auth.close();
       if (config.tls !== undefined) new TlsFiles(config.tls, log).close();
-      if (!auth.authenticates(config.tls)) warn(UNAUTHENTICATED_WARNING);
+      if (!auth.authenticates(config)) warn(UNAUTHENTICATED_WARNING);
     } catch (e) {
       if (e instanceof MeshauditError) fail(`can't start: ${e.message}`, e.exitCode);
       throw e;

@@ -153,7 +153,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   // anything is written.
   const knownTypes = knownTypesOf(config);
   const auth = new Authenticator(config.auth, log, config.unixSocket);
-  if (!auth.authenticates(config.tls)) log.warn(UNAUTHENTICATED_WARNING);
+  if (!auth.authenticates(config)) log.warn(UNAUTHENTICATED_WARNING);
   const store = new AccessAuditStore(config.dataDir, {
     modes: config.files,
     knownTypes,
@@ -289,7 +289,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
         await grpcServer.shutdown(1000);
         auth.close();
         lock.release();
-        log.info('meshaudit stopped', { ...counts, writeFailures: writer.failures });
+        log.info('meshaudit stopped', { ...counts, writeFailures: writer.failures, refusedCalls: auth.refused });
       })();
       return stopping;
     },

@@ -102,8 +102,10 @@ export class Authenticator {
   }
 
   /** Whether any caller must present a credential: false means every local process is the admin. */
-  authenticates(tls: TlsConfig | undefined): boolean {
-    return this.config.tokensFile !== undefined || !this.config.localhostIsAdmin || tls?.clientAuth === 'require';
+  authenticates(listen: { tls: TlsConfig | undefined; grpcAddress: string }): boolean {
+    // The localhost rule needs a TCP port a process of this host can reach without a credential.
+    if (listen.grpcAddress === 'off' || listen.tls?.clientAuth === 'require') return true;
+    return this.config.tokensFile !== undefined || !this.config.localhostIsAdmin;
   }
 
   /** The caller of `call` if its groups hold `permission`; throws UnauthenticatedError or PermissionDeniedError. */

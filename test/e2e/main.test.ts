@@ -88,6 +88,20 @@ describe('meshaudit command line (real process)', function () {
     );
     expect(r.stdout).to.contain(`file backend ${fs.realpathSync(dir)}/var/audit/audit.log (rotation on)`);
     expect(fs.readdirSync(dir)).to.deep.equal([]);
+    // The defaults trust every local process (Kong Mesh's localhost rule): it says so.
+    expect(r.stderr).to.include('meshaudit: warning: callers are not authenticated: every local process is the admin');
+  });
+
+  it('says nothing of unauthenticated callers once every caller needs a credential', () => {
+    const dir = tempDir();
+    const tokens = path.join(dir, 'tokens.yaml');
+    expect(run(['token', 'add', 'cp', '--groups', 'mesh-system:control-plane', '--file', tokens], dir).code).to.equal(
+      0,
+    );
+    const cfg = writeFile(dir, 'm.yaml', `meshaudit:\n  auth: {localhostIsAdmin: false, tokensFile: ${tokens}}\n`);
+    const r = run(['--config', cfg, '--check-config'], dir);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.not.include('not authenticated');
   });
 
   it('stops start-up on a bad config, naming every key and its line, before anything is written', () => {

@@ -122,15 +122,20 @@ describe('callers and permissions', () => {
       // A stream is refused at its start, before it names an identifier.
       expect((await openStream(c.audit, bearer(shipper)).status)?.code).to.equal(grpc.status.PERMISSION_DENIED);
       const change = { accessAudit: { name: 'y', rules: [{ accessAll: true }] } };
+      // A denied change is not a record: a record has no outcome, and would read as done.
+      const before = readRecords(auditPath()).length;
       expect((await refusal(unary(c.rules, 'CreateAccessAudit', change, bearer(shipper)))).code).to.equal(
         grpc.status.PERMISSION_DENIED,
       );
-      // A denied change is not a record: a record has no outcome, and would read as done.
-      const before = readRecords(auditPath()).length;
+      expect(readRecords(auditPath())).to.have.length(before);
       await unary(c.rules, 'CreateAccessAudit', change, bearer(admin));
       const records = readRecords(auditPath());
       expect(records).to.have.length(before + 1);
       expect(records.at(-1)).to.include('"user":{"name":"alice","groups":["mesh-system:admin"]}');
+      // Four denials for want of a permission in this test, one log line: the rest are counted, not logged.
+      const denials = logs.filter((l) => l.includes('"msg":"call refused"') && l.includes('"kind":"permission"'));
+      expect(denials).to.have.length(1);
+      expect(denials[0]).to.include('"caller":"zone-1-cp"').and.include('"permission":"read"');
     });
 
     it("refuses a stream for a zone its token does not cover, and leaves the real control plane's stream alone", async () => {
