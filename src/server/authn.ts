@@ -8,7 +8,7 @@ import type { PeerCertificate } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import { type CertificateNames, certificateNames, certificatePrincipal } from '../auth/certificates';
 import { ADMIN_GROUP, covers, holds, LOCALHOST_ADMIN, type Permission, type Principal } from '../auth/principal';
-import { type TokenEntry, tokenPrincipal } from '../auth/tokens';
+import { indexTokens, type TokenIndex, tokenPrincipal } from '../auth/tokens';
 import type { AuthConfig, TlsConfig, UnixSocketConfig } from '../config';
 import { readTokensFile, TokensFileError } from '../config/tokens-file';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors';
@@ -55,7 +55,7 @@ interface Denials {
 }
 
 export class Authenticator {
-  private tokens: readonly TokenEntry[] = [];
+  private tokens: TokenIndex = new Map();
   private readonly denials: Denials = { total: 0, lastLogged: new Map() };
 
   /** The principal of the Unix socket's callers (meshaudit.grpc.unixSocket); undefined: no socket. */
@@ -80,7 +80,7 @@ export class Authenticator {
     const file = config.tokensFile;
     if (file !== undefined) {
       try {
-        this.tokens = readTokensFile(file);
+        this.tokens = indexTokens(readTokensFile(file));
       } catch (e) {
         if (e instanceof TokensFileError) throw new TokensFileError(`${e.message} (meshaudit.auth.tokensFile)`);
         throw e;
@@ -176,8 +176,8 @@ export class Authenticator {
   /** The file changed: read again; a file that cannot be used (half-written, broken) keeps the tokens in force. */
   private reloadTokens(file: string): void {
     try {
-      this.tokens = readTokensFile(file);
-      this.log.info('tokens file read again', { file, tokens: this.tokens.length });
+      this.tokens = indexTokens(readTokensFile(file));
+      this.log.info('tokens file read again', { file, tokens: this.tokens.size });
     } catch (e) {
       this.log.error('tokens file changed but cannot be used; the tokens in force are kept', {
         file,

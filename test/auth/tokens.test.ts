@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { isTokenHash, newToken, TOKEN_PREFIX, tokenHash, tokenPrincipal } from '../../src/auth/tokens';
+import { indexTokens, isTokenHash, newToken, TOKEN_PREFIX, tokenHash, tokenPrincipal } from '../../src/auth/tokens';
 
 describe('tokens', () => {
   it('makes random tokens with a recognisable prefix, 256 bits each', () => {
@@ -16,13 +16,13 @@ describe('tokens', () => {
       { name: 'zone-1-cp', groups: ['mesh-system:control-plane'], zones: ['zone-1'], sha256: tokenHash(token) },
     ];
     expect(isTokenHash(entries[1].sha256)).to.equal(true);
-    expect(tokenPrincipal(entries, token)).to.deep.equal({
+    expect(tokenPrincipal(indexTokens(entries), token)).to.deep.equal({
       name: 'zone-1-cp',
       groups: ['mesh-system:control-plane'],
       zones: ['zone-1'],
       via: 'token',
     });
-    expect(tokenPrincipal(entries, newToken())).to.equal(undefined);
-    expect(tokenPrincipal(entries, '')).to.equal(undefined);
+    expect(tokenPrincipal(indexTokens(entries), newToken())).to.equal(undefined);
+    expect(tokenPrincipal(indexTokens(entries), '')).to.equal(undefined);
   });
 });

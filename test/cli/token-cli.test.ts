@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tokenPrincipal } from '../../src/auth/tokens';
+import { indexTokens, tokenPrincipal } from '../../src/auth/tokens';
 import { readTokensFile } from '../../src/config/tokens-file';
 import { runTokenCommand } from '../../src/cli/token-cli';
 import { tempDir } from '../support/helpers';
@@ -32,7 +32,7 @@ describe('meshaudit token', () => {
     expect(added.out).to.have.length(1);
     const secret = added.out[0];
     expect(fs.readFileSync(file, 'utf8')).to.not.include(secret);
-    expect(tokenPrincipal(readTokensFile(file), secret)).to.deep.equal({
+    expect(tokenPrincipal(indexTokens(readTokensFile(file)), secret)).to.deep.equal({
       name: 'zone-1-cp',
       groups: ['mesh-system:control-plane'],
       zones: ['zone-1'],
@@ -49,7 +49,7 @@ describe('meshaudit token', () => {
     expect(listed.out.join('\n')).to.not.include(secret);
 
     expect(token('revoke', 'zone-1-cp', '--file', file).code).to.equal(0);
-    expect(tokenPrincipal(readTokensFile(file), secret)).to.equal(undefined);
+    expect(tokenPrincipal(indexTokens(readTokensFile(file)), secret)).to.equal(undefined);
     expect(readTokensFile(file).map((e) => e.name)).to.deep.equal(['ci']);
   });
 
