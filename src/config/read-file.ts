@@ -16,7 +16,20 @@ export class UnusableFileError extends Error {
 }
 
 /** The text of `file`, or UnusableFileError. */
-export function readTextFile(file: string, maxBytes: number): string {
+export function readTextFile(file: string, maxBytes: number, opts: { secret?: boolean } = {}): string {
+  const bytes = readFileBytes(file, maxBytes, opts);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new UnusableFileError('not valid UTF-8', true);
+  }
+}
+
+/**
+ * The bytes of `file`, or UnusableFileError. `secret` (a key, the tokens file): refused when group or
+ * others may read it, judged on the file that was opened, not on whatever the path names a moment later.
+ */
+export function readFileBytes(file: string, maxBytes: number, opts: { secret?: boolean } = {}): Buffer {
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
@@ -24,10 +37,11 @@ export function readTextFile(file: string, maxBytes: number): string {
   } catch (err) {
     throw new UnusableFileError((err as Error).message, false);
   }
-  let bytes: Buffer;
   try {
-    if (!fs.fstatSync(fd).isFile())
-      throw new UnusableFileError('not a regular file (a FIFO, a device or a directory)', true);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new UnusableFileError('not a regular file (a FIFO, a device or a directory)', true);
+    const exposed = opts.secret ? readableByOthers(st.mode) : undefined;
+    if (exposed !== undefined) throw new UnusableFileError(`${exposed}: chmod 600 ${file}`, true);
     const buf = Buffer.allocUnsafe(maxBytes + 1);
     let length = 0;
     while (length <= maxBytes) {
@@ -36,23 +50,18 @@ export function readTextFile(file: string, maxBytes: number): string {
       length += n;
     }
     if (length > maxBytes) throw new UnusableFileError(`too large: more than ${maxBytes} bytes`, true);
-    bytes = buf.subarray(0, length);
+    return buf.subarray(0, length);
   } catch (err) {
     if (err instanceof UnusableFileError) throw err;
     throw new UnusableFileError((err as Error).message, false);
   } finally {
     fs.closeSync(fd);
   }
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new UnusableFileError('not valid UTF-8', true);
-  }
 }
 
-/** Why a file holding secrets (a key, the tokens file) must not be used: group or others may read it. */
-export function readableByOthers(file: string): string | undefined {
-  const mode = fs.statSync(file).mode & 0o777;
+/** Why a file holding secrets must not be used: group or others may read it; undefined when they may not. */
+function readableByOthers(fileMode: number): string | undefined {
+  const mode = fileMode & 0o777;
   if ((mode & 0o077) === 0) return undefined;
-  return `${file} is readable by ${mode & 0o070 ? 'its group' : 'others'} (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${file}`;
+  return `readable by ${mode & 0o070 ? 'its group' : 'others'} (mode ${mode.toString(8).padStart(4, '0')})`;
 }

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import { isTokenHash, type TokenEntry } from '../auth/tokens';
 import { MeshauditError } from '../errors';
 import { byLine, field, formatViolation, index, mustBe, quote, unknownField, Violations } from '../validators';
-import { readableByOthers, readTextFile, UnusableFileError } from './read-file';
+import { readTextFile, UnusableFileError } from './read-file';
 import { parseYamlDocuments, YamlError } from './yaml';
 
 /** A tokens file of a thousand entries is about 200 KiB. */
@@ -35,9 +35,7 @@ export function readTokensFile(file: string, opts: { mustExist: boolean } = { mu
   if (!opts.mustExist && !fs.existsSync(file)) return [];
   let text: string;
   try {
-    text = readTextFile(file, TOKENS_FILE_BYTES);
-    const exposed = readableByOthers(file);
-    if (exposed !== undefined) throw new TokensFileError(`tokens file ${exposed}`);
+    text = readTextFile(file, TOKENS_FILE_BYTES, { secret: true });
   } catch (e) {
     if (e instanceof UnusableFileError) throw new TokensFileError(`can't read tokens file ${file}: ${e.message}`);
     throw e;

@@ -9,10 +9,12 @@ import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { TlsConfig } from '../config';
-import { readableByOthers } from '../config/read-file';
+import { readFileBytes } from '../config/read-file';
 import { MeshauditError } from '../errors';
 import type { Logger } from '../log';
 
+/** A certificate chain, key or CA bundle is a few KiB; a CA bundle of every public root, about 250 KiB. */
+const TLS_FILE_BYTES = 1024 * 1024;
 /** How often the files are looked at for a change. */
 const WATCH_INTERVAL_MS = 1000;
 
@@ -35,17 +37,16 @@ type Listener<T> = (update: T | null) => void;
 
 /** Reads and checks the set; throws an Error naming the file and what is wrong. */
 function readSet(config: TlsConfig): TlsSet {
-  const read = (file: string, key: string): Buffer => {
+  // Bounded, regular files only (a FIFO with no writer would hang start-up), the key readable by its owner alone.
+  const read = (file: string, key: string, secret = false): Buffer => {
     try {
-      return fs.readFileSync(file);
+      return readFileBytes(file, TLS_FILE_BYTES, { secret });
     } catch (e) {
       throw new Error(`can't read ${file} (meshaudit.grpc.tls.${key}): ${(e as Error).message}`);
     }
   };
-  const exposed = readableByOthers(config.keyFile);
-  if (exposed !== undefined) throw new Error(`the private key ${exposed} (meshaudit.grpc.tls.keyFile)`);
   const certificate = read(config.certFile, 'certFile');
-  const privateKey = read(config.keyFile, 'keyFile');
+  const privateKey = read(config.keyFile, 'keyFile', true);
   const caCertificate = config.clientCaFile === undefined ? undefined : read(config.clientCaFile, 'clientCaFile');
   let x509: crypto.X509Certificate;
   try {

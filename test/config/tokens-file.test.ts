@@ -50,7 +50,7 @@ describe('the tokens file', () => {
     fs.writeFileSync(file, formatTokens([{ name: 'ci', groups: ['g'], sha256: HASH }]), { mode: 0o640 });
     fs.chmodSync(file, 0o640);
     expect(() => readTokensFile(file)).to.throw(
-      `tokens file ${file} is readable by its group (mode 0640): chmod 600 ${file}`,
+      `can't read tokens file ${file}: readable by its group (mode 0640): chmod 600 ${file}`,
     );
     fs.chmodSync(file, 0o600);
     expect(readTokensFile(file)).to.have.length(1);

@@ -1,7 +1,7 @@
 // TLS and mutual TLS against a real sidecar with real grpc-js clients, certificates made by openssl
 // for the run: client certificates mapped to identities, refused when untrusted or expired, the
 // server's certificate rotated in place without a restart, a bad pair refused with the good one kept.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
@@ -208,9 +208,19 @@ describe('TLS and mutual TLS', function () {
       (e: Error & { exitCode?: number }) => e,
     );
     expect(err?.message).to.equal(
-      `the private key ${exposed} is readable by its group (mode 0644): chmod 600 ${exposed} (meshaudit.grpc.tls.keyFile)`,
+      `can't read ${exposed} (meshaudit.grpc.tls.keyFile): readable by its group (mode 0644): chmod 600 ${exposed}`,
     );
     expect(err?.exitCode).to.equal(2);
+    // A FIFO where the certificate should be (no writer) is refused at once, not waited on.
+    const fifo = path.join(dir, 'cert.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const hung = await startTestSidecar(testConfig(tempDir(), { tls: { ...tlsConfig, certFile: fifo } })).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(hung?.message).to.equal(
+      `can't read ${fifo} (meshaudit.grpc.tls.certFile): not a regular file (a FIFO, a device or a directory)`,
+    );
   });
 
   it('answers the real grpcurl: a client certificate (-cacert -cert -key), or a token over TLS (-H authorization)', async function () {
