@@ -83,27 +83,33 @@ describe('faults: a rules file emptied or half-written when SIGHUP comes', funct
     });
     const c = clients(await sidecar.ready);
     const outcomes = (): number => (sidecar.stderr().match(/"rules reloaded"|rules reload failed/g) ?? []).length;
-    const reload = async (): Promise<void> => {
+    /** Sends SIGHUP and resolves with what that reload logged, once it ended. */
+    const reload = async (): Promise<string> => {
       const before = outcomes();
+      const from = sidecar.stderr().length;
       sidecar.proc.kill('SIGHUP');
       await waitFor(() => outcomes() > before, 'the reload to end');
+      return sidecar.stderr().slice(from);
     };
     const audited = async (seq: number): Promise<boolean> =>
       (await unary<{ audited: boolean }>(c.audit, 'Record', { event: resourceEvent(seq) })).audited;
     try {
       expect(await audited(1)).to.equal(true);
       // Emptied (an editor truncating before it writes), only comments, cut in the middle of a document.
-      for (const [i, text] of [
-        '',
-        '# the rules move to another file\n',
-        'type: AccessAudit\nname: audit-everything\nrules:\n- accessAll: tr',
-      ].entries()) {
+      // Each reload is judged by its own log lines: the first refusal must not answer for the others.
+      for (const [i, [text, why]] of (
+        [
+          ['', 'defines no AccessAudit (an empty or half-written file?)'],
+          ['# the rules move to another file\n', 'defines no AccessAudit (an empty or half-written file?)'],
+          ['type: AccessAudit\nname: audit-everything\nrules:\n- accessAll: tr', 'rules[0].accessAll'],
+        ] as const
+      ).entries()) {
         fs.writeFileSync(everything, text);
-        await reload();
-        expect(sidecar.stderr()).to.match(/rules reload failed; the rules in force are kept/);
+        const logged = await reload();
+        expect(logged, JSON.stringify(text)).to.match(/rules reload failed; the rules in force are kept/);
+        expect(logged, JSON.stringify(text)).to.include(why);
         expect(await audited(2 + i), JSON.stringify(text)).to.equal(true);
       }
-      expect(sidecar.stderr()).to.include(`${everything}: defines no AccessAudit (an empty or half-written file?)`);
       // A file that still defines resources but drops one deletes that one, as always, and says so.
       fs.writeFileSync(everything, RULES.replace('accessAll: true', 'access: ["CREATE", "DELETE"]'));
       fs.writeFileSync(tokens, `${TOKENS}---\n${TOKENS.replace('name: tokens', 'name: more-tokens')}`);
