@@ -87,6 +87,10 @@ describe('faults: files moved under a running sidecar', function () {
     // way); from the first event written after it on, every one is there.
     const first = seqs[0];
     expect(first, 'the first event after the removal').to.be.above(meddledAt);
+    // Only what was written before the sink noticed can have gone: the batches the stream had in the
+    // sidecar (32 of 10 events) and acks still on their way to the client when it meddled (as many
+    // again; 651 seen), not every event acknowledged after the removal.
+    expect(first - meddledAt, 'events lost with the removed file, past the acknowledged ones').to.be.below(1000);
     expect(seqs, 'every event from the first after the removal on').to.deep.equal(
       Array.from({ length: TOTAL - first + 1 }, (_, i) => first + i),
     );
