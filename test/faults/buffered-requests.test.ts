@@ -2,20 +2,13 @@
 // every partial message and reads every stream eagerly. Against the real process: the bytes held in
 // unfinished messages are bounded across connections (meshaudit.limits.bufferedRequestBytes), the
 // number of connections too (meshaudit.limits.connections), and a normal client still gets answers.
-import * as fs from 'node:fs';
 import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
-import { clients, openStream, resourceEvent, tempDir, unary, waitFor } from '../support/helpers';
+import { clients, memoryMiB, openStream, resourceEvent, tempDir, unary, waitFor } from '../support/helpers';
 import { spawnSidecar, writeSidecarConfig } from '../support/process';
 
 const MiB = 1024 * 1024;
-
-/** A figure of /proc/<pid>/status in MiB: VmRSS (now) or VmHWM (the peak). */
-function memoryMiB(pid: number, key: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) / 1024;
-}
 
 /** A raw HTTP/2 connection to the sidecar, as a hostile client opens it. */
 function connect(port: number): Promise<http2.ClientHttp2Session> {

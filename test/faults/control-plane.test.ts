@@ -11,19 +11,12 @@ import { sendAll } from '../../src/client/audit-client';
 import { fieldViolationsOf } from '../../src/client/status-details';
 import { contract } from '../../src/contract';
 import type { AuditEvent } from '../../src/events/event';
-import { clients, openStream, readRecords, resourceEvent, tempDir, unary } from '../support/helpers';
+import { clients, grpcFrame, openStream, readRecords, resourceEvent, tempDir, unary } from '../support/helpers';
 import { spawnSidecar, writeSidecarConfig } from '../support/process';
 
 const ZONE = 'zone-1';
 
-/** A gRPC message frame: no compression, the length, the message. */
-function frame(message: Uint8Array): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(message.length, 1);
-  return Buffer.concat([head, message]);
-}
-
-const encode = (m: object): Buffer => frame(contract().messages.StreamEventsRequest.encode(m).finish());
+const encode = (m: object): Buffer => grpcFrame(contract().messages.StreamEventsRequest.encode(m).finish());
 
 function names(logPath: string): number[] {
   if (!fs.existsSync(logPath)) return [];

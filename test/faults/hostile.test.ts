@@ -24,6 +24,8 @@ import {
   tempDir,
   unary,
   waitFor,
+  grpcFrame,
+  memoryMiB,
 } from '../support/helpers';
 import { ReflectionClient } from '../support/reflection-client';
 import { encode, type Part } from '../support/reference-batch';
@@ -47,12 +49,8 @@ function within<T>(what: string, promise: Promise<T>, ms = DEADLINE_MS): Promise
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
-/** A field of /proc/<pid>/status, in bytes (VmRSS: resident now; VmHWM: the most it ever was). */
-function memory(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (m === null) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(m[1]) * 1024;
-}
+/** A field of /proc/<pid>/status, in bytes. */
+const memory = (pid: number, field: 'VmRSS' | 'VmHWM'): number => memoryMiB(pid, field) * 1024 * 1024;
 
 /** Runs `jobs` at most `n` at a time (start-up cases are processes: a few at once on 2 cores). */
 async function inBatches<T>(items: readonly T[], n: number, job: (item: T) => Promise<void>): Promise<void> {
@@ -574,13 +572,7 @@ describe('faults: the hostile corpus', function () {
       );
     }
 
-    /** A gRPC frame: the compressed flag, the length (as said, whatever follows), the bytes. */
-    const frame = (flag: number, length: number, bytes: Uint8Array): Buffer => {
-      const head = Buffer.alloc(5);
-      head[0] = flag;
-      head.writeUInt32BE(length, 1);
-      return Buffer.concat([head, bytes]);
-    };
+    const frame = (flag: number, length: number, bytes: Uint8Array): Buffer => grpcFrame(bytes, flag, length);
 
     it('answers malformed gRPC frames on a raw HTTP/2 connection with an error status', async () => {
       const record = encode([[n('RecordRequest', 'event'), resourceEventBytes({})]]);

@@ -8,16 +8,11 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { SIDECAR_NODE_FLAGS } from '../../src/cli/node-flags';
 import { contract } from '../../src/contract';
-import { clients, openStream, resourceEvent, tempDir } from '../support/helpers';
+import { clients, memoryMiB, openStream, resourceEvent, tempDir } from '../support/helpers';
 import { spawnSidecar, writeSidecarConfig } from '../support/process';
 
 /** The bound docs/durability.md states for a slow disk (the process itself needs 60-100 MB). */
 const RSS_BOUND_MB = 150;
-
-function rssMb(pid: number): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kb) / 1024;
-}
 
 describe('faults: a slow disk', function () {
   this.timeout(60_000);
@@ -45,7 +40,7 @@ describe('faults: a slow disk', function () {
       contract(); // loaded before the clock, like the sidecar's
       let offered = 0;
       let peak = 0;
-      const sample = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 50);
+      const sample = setInterval(() => (peak = Math.max(peak, memoryMiB(pid, 'VmRSS'))), 50);
       const pump = (): void => {
         while (offered < 1_000_000) {
           const ok = s.call.write(batch(offered + 1));
@@ -60,7 +55,7 @@ describe('faults: a slow disk', function () {
       // Offered for 10 s: the disk takes ~4,700 records (one 1 MiB group) per 200 ms write at most.
       await new Promise((resolve) => setTimeout(resolve, 10_000)); // a load's duration, not an ordering
       clearInterval(sample);
-      peak = Math.max(peak, rssMb(pid));
+      peak = Math.max(peak, memoryMiB(pid, 'VmRSS'));
       // What 10 s of a disk writing a 1 MiB group per 200 ms takes, plus the 16 MiB queue and the
       // HTTP/2 windows: well under a quarter of the million (it read 800k without backpressure).
       expect(offered, 'events the client got to send').to.be.below(250_000);

@@ -9,15 +9,10 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { expect } from 'chai';
 import { LOCK_FILE } from '../../src/store/data-dir-lock';
-import { tempDir } from '../support/helpers';
+import { deadPid, tempDir } from '../support/helpers';
 import { spawnSidecar, writeSidecarConfig } from '../support/process';
 
 const LOCK_MODULE = path.resolve(__dirname, '../../src/store/data-dir-lock.js');
-
-/** A pid that is certainly not running: a child that has already exited. */
-function deadPid(): number {
-  return spawnSync(process.execPath, ['-e', '0']).pid!;
-}
 
 /**
  * A process that loads the lock module, says "ready", waits for "go" on stdin, tries the lock and

@@ -6,15 +6,8 @@ import * as http2 from 'node:http2';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { contract } from '../../src/contract';
-import { resourceEvent, tempDir } from '../support/helpers';
+import { grpcFrame, memoryMiB, resourceEvent, tempDir } from '../support/helpers';
 import { spawnSidecar, writeSidecarConfig } from '../support/process';
-
-/** A gRPC message frame: no compression, the length, the message. */
-function frame(message: Uint8Array): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(message.length, 1);
-  return Buffer.concat([head, message]);
-}
 
 /** Newlines in every file of the audit directory: records written, whatever rotated, even mid-write. */
 function completeLines(auditDir: string): number {
@@ -25,11 +18,6 @@ function completeLines(auditDir: string): number {
     for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) count++;
   }
   return count;
-}
-
-function rssMb(pid: number): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kb) / 1024;
 }
 
 describe('faults: a control plane that never reads its acks', function () {
@@ -52,7 +40,7 @@ describe('faults: a control plane that never reads its acks', function () {
         te: 'trailers',
       });
       req.pause(); // never read: the acks fill the stream's window, then grpc-js's buffers
-      const encode = (m: object): Buffer => frame(contract().messages.StreamEventsRequest.encode(m).finish());
+      const encode = (m: object): Buffer => grpcFrame(contract().messages.StreamEventsRequest.encode(m).finish());
       req.write(encode({ identifier: { zone: 'zone-1', instance: 'cp-0' } }));
       // 50,000 batches of one event each: one ack per event, as many acks as a CP can make us owe.
       const sent = 50_000;
@@ -74,7 +62,7 @@ describe('faults: a control plane that never reads its acks', function () {
       expect(last, 'events written once the acks stopped flowing')
         .to.be.greaterThan(0)
         .and.below(sent / 2);
-      expect(rssMb(sidecar.proc.pid!)).to.be.below(150);
+      expect(memoryMiB(sidecar.proc.pid!, 'VmRSS')).to.be.below(150);
       req.close(http2.constants.NGHTTP2_CANCEL);
     } finally {
       session.destroy();

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import {
   DataDirLock,
   type DataDirLockOptions,
@@ -10,12 +9,7 @@ import {
   ownIdentity,
   STALE_AFTER_MS,
 } from '../../src/store/data-dir-lock';
-import { tempDir, waitFor } from '../support/helpers';
-
-/** A pid that is certainly not running: a child that has already exited. */
-function deadPid(): number {
-  return spawnSync(process.execPath, ['-e', '0']).pid!;
-}
+import { deadPid, tempDir, waitFor } from '../support/helpers';
 
 /** This process on host `here`, in pid namespace `pid:[1]` and network namespace `net:[1]` of boot `b1`. */
 const ME: LockIdentity = {

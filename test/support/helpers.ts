@@ -1,4 +1,5 @@
 // Shared test fixtures: real temp directories, a real sidecar on 127.0.0.1:0, real gRPC clients.
+import { spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -330,4 +331,27 @@ export async function refusal(p: Promise<unknown>): Promise<grpc.ServiceError> {
     return e as grpc.ServiceError;
   }
   throw new Error('the call was not refused');
+}
+
+/** A figure of /proc/<pid>/status in MiB: VmRSS (resident now) or VmHWM (the most it ever was). */
+export function memoryMiB(pid: number, key: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (m === null) throw new Error(`no ${key} in /proc/${pid}/status`);
+  return Number(m[1]) / 1024;
+}
+
+/**
+ * A gRPC message frame as it travels in HTTP/2 DATA: the compressed flag (0: none), the length (the
+ * message's, unless a test says otherwise, whatever follows), the message.
+ */
+export function grpcFrame(message: Uint8Array, flag = 0, length = message.length): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = flag;
+  head.writeUInt32BE(length, 1);
+  return Buffer.concat([head, message]);
+}
+
+/** A pid that is certainly not running: a child that has already exited. */
+export function deadPid(): number {
+  return spawnSync(process.execPath, ['-e', '0']).pid!;
 }
