@@ -52,3 +52,13 @@ export function covers(principal: Principal, zone: string, instance: string): bo
   if (principal.zones !== undefined && !principal.zones.includes(zone)) return false;
   return principal.instances === undefined || principal.instances.includes(instance);
 }
+
+/**
+ * Whether `host:port` (`127.0.0.1:5690`, `[::1]:5690`, `::ffff:127.0.0.1:40000`, `localhost:5690`) is
+ * this host's loopback: the listen address the config allows without TLS, and the peer the localhost
+ * rule admits. One rule for both, so that what the sidecar listens on and whom it trusts cannot differ.
+ */
+export function isLoopback(hostPort: string): boolean {
+  const host = hostPort.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

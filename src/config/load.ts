@@ -19,7 +19,7 @@ import {
   unknownField,
   Violations,
 } from '../validators';
-import { DEFAULT_PERMISSIONS, PERMISSIONS, type Permissions } from '../auth/principal';
+import { DEFAULT_PERMISSIONS, isLoopback, PERMISSIONS, type Permissions } from '../auth/principal';
 import * as D from './defaults';
 import type { CertificateIdentity } from '../auth/certificates';
 import type {
@@ -182,7 +182,7 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
   const allowInsecureRemote = c.field(grpc, 'meshaudit.grpc', 'allowInsecureRemote', false, boolean);
   const tls = resolveTls(get(grpc, 'tls'), cwd, c);
   // In plaintext, tokens cross the network in clear and anyone who reaches the port may try them.
-  if (grpcAddress !== 'off' && tls === undefined && !allowInsecureRemote && !isLoopbackAddress(grpcAddress)) {
+  if (grpcAddress !== 'off' && tls === undefined && !allowInsecureRemote && !isLoopback(grpcAddress)) {
     c.report(
       'meshaudit.grpc.address',
       `${grpcAddress} is not a loopback address, and the sidecar serves it without TLS: anyone who can reach it ` +
@@ -553,10 +553,7 @@ function integerFrom(min: number, max: number): Rule<number> {
       : new Expected(`must be an integer from ${min} to ${max}`);
 }
 
-const msgBytes: Rule<number> = (v) =>
-  Number.isInteger(v) && (v as number) >= MIN_MESSAGE_BYTES && (v as number) <= MAX_MESSAGE_BYTES
-    ? (v as number)
-    : new Expected(`must be an integer from ${MIN_MESSAGE_BYTES} to ${MAX_MESSAGE_BYTES}`);
+const msgBytes = integerFrom(MIN_MESSAGE_BYTES, MAX_MESSAGE_BYTES);
 
 /** A file mode as an operator writes it, in quotes: "0640" (a bare 0640 is a decimal number in YAML 1.2). */
 const octalMode: Rule<number> = (v) =>
@@ -575,12 +572,6 @@ const groupList: Rule<readonly string[]> = (v) =>
   Array.isArray(v) && v.every((g) => typeof g === 'string' && g !== '')
     ? (v as string[])
     : new Expected('must be a list of group names (an empty list: nobody)');
-
-/** Whether a host:port listens on this host's loopback only (127.0.0.0/8, [::1], localhost). */
-function isLoopbackAddress(hostPort: string): boolean {
-  const host = hostPort.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
 
 /** host:port, or "off": no TCP listener (the Unix socket alone). */
 const grpcAddressRule: Rule<string> = (v) =>

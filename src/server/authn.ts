@@ -7,7 +7,15 @@ import * as fs from 'node:fs';
 import type { PeerCertificate } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import { type CertificateNames, certificateNames, certificatePrincipal } from '../auth/certificates';
-import { ADMIN_GROUP, covers, holds, LOCALHOST_ADMIN, type Permission, type Principal } from '../auth/principal';
+import {
+  ADMIN_GROUP,
+  covers,
+  holds,
+  isLoopback,
+  LOCALHOST_ADMIN,
+  type Permission,
+  type Principal,
+} from '../auth/principal';
 import { indexTokens, type TokenIndex, tokenPrincipal } from '../auth/tokens';
 import type { AuthConfig, TlsConfig, UnixSocketConfig } from '../config';
 import { readTokensFile, TokensFileError } from '../config/tokens-file';
@@ -39,12 +47,6 @@ function describe(names: CertificateNames): string {
     ...names.dnsNames.map((d) => `DNS ${d}`),
   ];
   return parts.length === 0 ? 'no names' : parts.join(', ');
-}
-
-/** Whether a peer address (`127.0.0.1:5000`, `::1:5000`, `::ffff:127.0.0.1:5000`) is this host's loopback. */
-export function isLoopbackPeer(peer: string): boolean {
-  const host = peer.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  return host === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** What was refused, and how often, for the rate-limited log and the counts. */
@@ -164,7 +166,7 @@ export class Authenticator {
     }
     // Trusted only when the server tags the transport (a socket is configured), so a client cannot claim it.
     if (this.unixCaller !== undefined && call.metadata.get(TRANSPORT_KEY)[0] === 'unix-socket') return this.unixCaller;
-    if (this.config.localhostIsAdmin && isLoopbackPeer(call.getPeer())) {
+    if (this.config.localhostIsAdmin && isLoopback(call.getPeer())) {
       return { name: LOCALHOST_ADMIN, groups: [ADMIN_GROUP], via: 'localhost' };
     }
     this.denied('anonymous', rpc, { peer: call.getPeer() });

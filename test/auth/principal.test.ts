@@ -5,6 +5,7 @@ import {
   covers,
   DEFAULT_PERMISSIONS,
   holds,
+  isLoopback,
   type Principal,
 } from '../../src/auth/principal';
 
@@ -34,5 +35,26 @@ describe('principals and permissions', () => {
     const one = { ...cp, instances: ['cp-0'] };
     expect(covers(one, 'zone-1', 'cp-0')).to.equal(true);
     expect(covers(one, 'zone-1', 'cp-1')).to.equal(false);
+  });
+
+  it('knows loopback addresses, IPv4, IPv6, mapped and by name, from the rest', () => {
+    for (const at of [
+      '127.0.0.1:5000',
+      '127.1.2.3:1',
+      '::1:5000',
+      '[::1]:5000',
+      '::ffff:127.0.0.1:40000',
+      'localhost:5690',
+    ])
+      expect(isLoopback(at), at).to.equal(true);
+    for (const at of [
+      '10.0.0.1:5000',
+      '::ffff:10.0.0.1:5000',
+      'fe80::1:5000',
+      'unknown',
+      '1127.0.0.1:5',
+      '0.0.0.0:5690',
+    ])
+      expect(isLoopback(at), at).to.equal(false);
   });
 });
