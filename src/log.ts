@@ -32,3 +32,28 @@ export function jsonLogger(
 
 /** For tests that do not read the log. */
 export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+
+/**
+ * A warning that can repeat without end (a client retrying in a loop, a flood of refused calls): at
+ * most one line per key every `intervalMs`; the next line says how many were left out since the last.
+ */
+export class RateLimitedWarning {
+  private readonly last = new Map<string, { atMs: number; since: number }>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  warn(key: string, msg: string, fields: LogFields = {}): void {
+    const now = this.now();
+    const last = this.last.get(key);
+    if (last !== undefined && now - last.atMs < this.intervalMs) {
+      last.since++;
+      return;
+    }
+    this.last.set(key, { atMs: now, since: 0 });
+    this.log.warn(msg, { ...fields, ...(last?.since ? { alsoSince: last.since } : {}) });
+  }
+}

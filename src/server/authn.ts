@@ -20,7 +20,7 @@ import { indexTokens, type TokenIndex, tokenPrincipal } from '../auth/tokens';
 import type { AuthConfig, TlsConfig, UnixSocketConfig } from '../config';
 import { readTokensFile, TokensFileError } from '../config/tokens-file';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors';
-import type { Logger } from '../log';
+import { type Logger, RateLimitedWarning } from '../log';
 
 /**
  * The metadata key that says which transport a call came by: set on every call by the server when a
@@ -49,16 +49,10 @@ function describe(names: CertificateNames): string {
   return parts.length === 0 ? 'no names' : parts.join(', ');
 }
 
-/** What was refused, and how often, for the rate-limited log and the counts. */
-interface Denials {
-  total: number;
-  /** Per kind of denial: when it was last logged, and how many since. */
-  readonly lastLogged: Map<string, { atMs: number; since: number }>;
-}
-
 export class Authenticator {
   private tokens: TokenIndex = new Map();
-  private readonly denials: Denials = { total: 0, lastLogged: new Map() };
+  private refusedCalls = 0;
+  private readonly refusals: RateLimitedWarning;
 
   /** The principal of the Unix socket's callers (meshaudit.grpc.unixSocket); undefined: no socket. */
   private readonly unixCaller: Principal | undefined;
@@ -67,8 +61,9 @@ export class Authenticator {
     private readonly config: AuthConfig,
     private readonly log: Logger,
     unixSocket?: UnixSocketConfig,
-    private readonly now: () => number = Date.now,
+    now: () => number = Date.now,
   ) {
+    this.refusals = new RateLimitedWarning(log, DENIAL_LOG_INTERVAL_MS, now);
     this.unixCaller =
       unixSocket === undefined
         ? undefined
@@ -100,7 +95,7 @@ export class Authenticator {
 
   /** Calls refused since start (unauthenticated or denied). */
   get refused(): number {
-    return this.denials.total;
+    return this.refusedCalls;
   }
 
   /** Whether any caller must present a credential: false means every local process is the admin. */
@@ -189,14 +184,7 @@ export class Authenticator {
   }
 
   private denied(kind: string, rpc: string, fields: Record<string, unknown>): void {
-    this.denials.total++;
-    const now = this.now();
-    const last = this.denials.lastLogged.get(kind);
-    if (last !== undefined && now - last.atMs < DENIAL_LOG_INTERVAL_MS) {
-      last.since++;
-      return;
-    }
-    this.denials.lastLogged.set(kind, { atMs: now, since: 0 });
-    this.log.warn('call refused', { kind, rpc, ...fields, ...(last?.since ? { alsoRefusedSince: last.since } : {}) });
+    this.refusedCalls++;
+    this.refusals.warn(kind, 'call refused', { kind, rpc, ...fields });
   }
 }

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import * as fs from 'node:fs';
 import type { TlsConfig, UnixSocketConfig } from '../config';
-import type { Logger } from '../log';
+import { type Logger, RateLimitedWarning } from '../log';
 import { TlsFiles } from './tls';
 import { TRANSPORT_KEY } from './authn';
 import type { AuditServiceImpl } from './audit-service';
@@ -91,6 +91,7 @@ export async function bindGrpcServer(
     'grpc.enable_channelz': 0,
   });
   const buffered = new BufferedRequests(limits.bufferedRequestBytes, log);
+  const warnings = new RateLimitedWarning(log, 10_000);
   // With a Unix socket, each call is tagged with the transport it came by (src/server/authn.ts): the
   // socket's callers are its identity, and a TCP caller cannot claim to be one.
   const tcpCredentials = tlsFiles?.credentials() ?? grpc.ServerCredentials.createInsecure();
@@ -98,12 +99,12 @@ export async function bindGrpcServer(
     server,
     unixSocket === undefined ? tcpCredentials : tagTransport(tcpCredentials, 'tcp'),
     buffered,
-    log,
+    warnings,
   );
   const unix =
     unixSocket === undefined
       ? undefined
-      : injectorFor(server, tagTransport(grpc.ServerCredentials.createInsecure(), 'unix-socket'), buffered, log);
+      : injectorFor(server, tagTransport(grpc.ServerCredentials.createInsecure(), 'unix-socket'), buffered, warnings);
   // A connection that comes while the sidecar starts (the port is bound first) waits, unserved, until
   // the services are added: served at once, its calls would be answered UNIMPLEMENTED, which a client
   // takes for a wrong address. Its calls wait instead, within their deadline.
@@ -120,19 +121,12 @@ export async function bindGrpcServer(
   const listener = net.createServer({ noDelay: true }, accept(tcp));
   const unixListener = unix === undefined ? undefined : net.createServer(accept(unix));
   listener.maxConnections = limits.connections;
-  let dropped = 0;
-  listener.on('drop', () => {
-    // One line per burst, not per connection: a client retrying in a loop must not flood the log.
-    if (dropped++ === 0) {
-      setImmediate(() => {
-        log.warn('refused connections: meshaudit.limits.connections are open', {
-          limit: limits.connections,
-          refused: dropped,
-        });
-        dropped = 0;
-      });
-    }
-  });
+  // A client retrying in a loop must not flood the log: one line per 10 s, counting the others.
+  listener.on('drop', () =>
+    warnings.warn('connections', 'refused connections: meshaudit.limits.connections are open', {
+      limit: limits.connections,
+    }),
+  );
   let boundUnix = false;
   const closeUnix = (): void => {
     unixListener?.close();
@@ -213,7 +207,7 @@ function injectorFor(
   server: grpc.Server,
   credentials: grpc.ServerCredentials,
   buffered: BufferedRequests,
-  log: Logger,
+  warnings: RateLimitedWarning,
 ): grpc.ConnectionInjector {
   const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
   const before = servers instanceof Map ? new Set(servers.keys()) : new Set();
@@ -224,7 +218,7 @@ function injectorFor(
     throw new Error('grpc-js no longer keeps its HTTP/2 servers where meshaudit looks for them (http2Servers)');
   }
   buffered.watch(found as http2.Http2Server);
-  logTlsRefusals(found as http2.Http2Server, log);
+  logTlsRefusals(found as http2.Http2Server, warnings);
   return injector;
 }
 
@@ -232,23 +226,13 @@ function injectorFor(
  * A handshake refused (no client certificate where one is required, one no CA signed, an expired one,
  * plaintext on a TLS port) never becomes a call, so it would be logged nowhere: it is, once per 10 s.
  */
-function logTlsRefusals(http2Server: http2.Http2Server, log: Logger): void {
-  let lastMs = 0;
-  let since = 0;
-  http2Server.on('tlsClientError', (err: Error, socket: net.Socket) => {
-    const now = Date.now();
-    if (now - lastMs < 10_000) {
-      since++;
-      return;
-    }
-    log.warn('TLS handshake refused', {
+function logTlsRefusals(http2Server: http2.Http2Server, warnings: RateLimitedWarning): void {
+  http2Server.on('tlsClientError', (err: Error, socket: net.Socket) =>
+    warnings.warn('tls', 'TLS handshake refused', {
       peer: `${socket.remoteAddress}:${socket.remotePort}`,
       reason: err.message,
-      ...(since > 0 ? { alsoRefusedSince: since } : {}),
-    });
-    lastMs = now;
-    since = 0;
-  });
+    }),
+  );
 }
 
 /** Credentials whose calls carry TRANSPORT_KEY = `transport`, whatever the client sent in it. */
