@@ -128,6 +128,7 @@ describe('architecture', () => {
       'errors',
       'validators',
       'log',
+      'metrics',
       'contract',
       'rules',
       'events',
@@ -139,6 +140,7 @@ describe('architecture', () => {
       'record',
       'pipeline',
       'server',
+      'admin',
       'client',
       'cli',
     ];

@@ -2,7 +2,6 @@
 // Process entry: flags, config, rules files, signals. Exit codes: 0 stopped cleanly; 1 failed while
 // running, or the environment stopped start-up (a port in use, a file system error); 2 the flags, the
 // configuration, the rules files or the state on disk are invalid (nothing was written).
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type LoadedConfig, loadConfig } from '../config';
 import type { LoadedAudits } from '../config/rules-files';
@@ -18,14 +17,11 @@ import { Authenticator } from '../server/authn';
 import { TlsFiles } from '../server/tls';
 import { droppedTailMeaning, knownTypesOf, startSidecar, UNAUTHENTICATED_WARNING } from './sidecar';
 import { runTokenCommand } from './token-cli';
+import { version } from './version';
 import { missingNodeFlags, SIDECAR_NODE_FLAGS } from './node-flags';
 import type { Sidecar } from './sidecar';
 
 const EXIT_INVALID = 2;
-
-function version(): string {
-  return (require(path.resolve(__dirname, '../../../package.json')) as { version: string }).version;
-}
 
 function fail(message: string, code: number = EXIT_INVALID): never {
   process.stderr.write(`meshaudit: ${message}\n`);
@@ -73,7 +69,7 @@ async function main(): Promise<void> {
     if (e instanceof MeshauditError) fail(`invalid AccessAudit rules, nothing was started:\n${e.message}`, e.exitCode);
     throw e;
   }
-  const log = jsonLogger();
+  const log = jsonLogger(undefined, { level: config.logLevel });
   // --check-config prints plain lines for a person at a terminal; a running sidecar logs JSON.
   const warn = args.checkConfig
     ? (line: string): void => void process.stderr.write(`meshaudit: warning: ${line}\n`)
@@ -153,6 +149,7 @@ async function main(): Promise<void> {
       config,
       audits: args.rules.length > 0 ? loaded.audits : undefined,
       log,
+      processMetrics: true,
       // No drain: nothing more may be written; the control plane resends what was not acknowledged.
       onFatal: () => process.exit(1),
     });

@@ -1,5 +1,6 @@
 // The composition root: config -> sinks + checkpoint (recovery) -> writer -> evaluator -> sequencer and
 // single records -> services -> gRPC server.
+import * as path from 'node:path';
 import type { Config } from '../config/types';
 import { FileSink } from '../backends/file';
 import type { FileSinkEvent } from '../backends/file';
@@ -17,6 +18,8 @@ import { RecordDateFormatter } from '../record/dates';
 import { compileRules, type TypeRegistry, typeRegistry } from '../rules';
 import type { ValidAccessAudit } from '../rules';
 import type { Logger } from '../log';
+import { Metrics } from '../metrics';
+import { version } from './version';
 import { formatViolation } from '../validators';
 import { Authenticator } from '../server/authn';
 import { AuditServiceImpl } from '../server/audit-service';
@@ -38,6 +41,13 @@ export interface SidecarOptions {
   now?: () => Date;
   /** A fixed UTC offset for record dates, in minutes (tests); undefined: the machine's local time zone. */
   utcOffsetMinutes?: number;
+  /** The metrics to count into; a new registry by default (the admin serves it). */
+  metrics?: Metrics;
+  /**
+   * process_* and nodejs_* metrics too (the process: main.ts). Off by default: each registry that has
+   * them keeps a GC observer for the life of the process, and tests start hundreds of sidecars.
+   */
+  processMetrics?: boolean;
   /** Replaces the configured file backends (tests that need a sink they control). */
   sinks?: Sink[];
   /** The writer's bounds and retry delays (tests that need a small high-water mark); its defaults otherwise. */
@@ -53,6 +63,7 @@ export interface Sidecar {
   readonly port: number;
   /** What was done with the events since start. */
   readonly counts: Readonly<AuditCounts>;
+  readonly metrics: Metrics;
   /** Each control plane's identifier with its last accepted and last acknowledged sequence. */
   identifiers(): ReturnType<Sequencer['positions']>;
   /** Bytes accepted and not yet written, and open control-plane streams. */
@@ -152,6 +163,17 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   // Everything that can refuse to start (a corrupt store or checkpoint, a tokens file) is read before
   // anything is written.
   const knownTypes = knownTypesOf(config);
+  const metrics =
+    opts.metrics ??
+    new Metrics({
+      zone: config.zone,
+      version: version(),
+      processMetrics: opts.processMetrics ?? false,
+      filesystems: () => [
+        { name: 'data', path: config.dataDir },
+        ...config.backends.map((b) => ({ name: `backend:${b.path}`, path: path.dirname(b.path) })),
+      ],
+    });
   const auth = new Authenticator(config.auth, log, config.unixSocket);
   if (!auth.authenticates(config)) log.warn(UNAUTHENTICATED_WARNING);
   const store = new AccessAuditStore(config.dataDir, {
@@ -273,6 +295,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   return {
     port: grpcServer.port,
     counts,
+    metrics,
     identifiers: () => sequencer.positions(),
     load: () => ({ pendingBytes: writer.queued.size, streams: audit.streamCount }),
     reloadTls() {

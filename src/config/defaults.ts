@@ -10,6 +10,10 @@ export const DEFAULT_ZONE = 'default';
  * sidecar runs beside it; 5690 sits just above Kuma's own ports (5676-5685) without clashing.
  */
 export const DEFAULT_GRPC_ADDRESS = '127.0.0.1:5690';
+/** The admin HTTP listener (meshaudit.admin.address), beside gRPC on loopback; "" turns it off. */
+export const DEFAULT_ADMIN_ADDRESS = '127.0.0.1:5691';
+/** The lowest level the log writes (meshaudit.log.level). */
+export const DEFAULT_LOG_LEVEL = 'info';
 
 /** meshaudit.limits.messageBytes (formerly meshaudit.grpc.maxMessageBytes), in bytes: 4 MiB, gRPC's own default receive limit. */
 export const DEFAULT_MESSAGE_BYTES = 4 * 1024 * 1024;

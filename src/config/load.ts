@@ -22,7 +22,9 @@ import {
 import { DEFAULT_PERMISSIONS, isLoopback, PERMISSIONS, type Permissions } from '../auth/principal';
 import * as D from './defaults';
 import type { CertificateIdentity } from '../auth/certificates';
+import { LOG_LEVELS, type LogLevel } from '../log';
 import type {
+  AdminConfig,
   AuthConfig,
   Config,
   FileBackendConfig,
@@ -139,7 +141,11 @@ const MESHAUDIT_KEYS = [
   'grpc',
   'auth',
   'files',
+  'admin',
+  'log',
 ];
+const ADMIN_KEYS = ['address', 'probeAddress'];
+const LOG_KEYS = ['level'];
 const FILES_KEYS = ['fileMode', 'dirMode'];
 const GRPC_KEYS = ['address', 'maxMessageBytes', 'allowInsecureRemote', 'tls', 'unixSocket'];
 const UNIX_SOCKET_KEYS = ['path', 'mode', 'user', 'groups', 'zones'];
@@ -190,6 +196,8 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
         'the control plane, or set meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
     );
   }
+  const admin = resolveAdmin(c.section(get(own, 'admin'), 'meshaudit.admin', ADMIN_KEYS), tls, allowInsecureRemote, c);
+  const log = c.section(get(own, 'log'), 'meshaudit.log', LOG_KEYS);
   const auth = resolveAuth(c.section(get(own, 'auth'), 'meshaudit.auth', AUTH_KEYS), cwd, c);
   const unixSocket = resolveUnixSocket(get(grpc, 'unixSocket'), cwd, c);
   if (grpcAddress === 'off' && unixSocket === undefined) {
@@ -225,6 +233,8 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     tls,
     unixSocket,
     files: resolveFiles(c.section(get(own, 'files'), 'meshaudit.files', FILES_KEYS), c),
+    admin,
+    logLevel: c.field(log, 'meshaudit.log', 'level', D.DEFAULT_LOG_LEVEL as LogLevel, logLevel),
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
   });
@@ -262,6 +272,32 @@ function resolveLimits(limits: Mapping | undefined, grpc: Mapping | undefined, c
     yamlDepth: int('yamlDepth', D.DEFAULT_YAML_DEPTH, 16, 1000),
     // At most the nodes aliases may add in all (10,000): more aliases than that could never be used.
     yamlAliases: int('yamlAliases', D.DEFAULT_YAML_ALIASES, 0, DEFAULT_MAX_ALIAS_NODES),
+  });
+}
+
+function resolveAdmin(
+  admin: Mapping | undefined,
+  tls: TlsConfig | undefined,
+  allowInsecureRemote: boolean,
+  c: Checker,
+): AdminConfig {
+  const at = 'meshaudit.admin';
+  const address = c.field(admin, at, 'address', D.DEFAULT_ADMIN_ADDRESS, optionalAddress);
+  const probeAddress = c.field(admin, at, 'probeAddress', '', optionalAddress);
+  // The gRPC rule: config and tokens must not cross a network in clear. The admin serves HTTPS with
+  // meshaudit.grpc.tls's certificate on a non-loopback address. The probe listener shows neither
+  // config nor state that can be changed, so it may listen on the pod's address in plain HTTP.
+  if (address !== '' && tls === undefined && !allowInsecureRemote && !isLoopback(address)) {
+    c.report(
+      `${at}.address`,
+      `${address} is not a loopback address, and without meshaudit.grpc.tls the admin would be served in plain ` +
+        'HTTP: configure meshaudit.grpc.tls, listen on 127.0.0.1 (meshaudit.admin.probeAddress serves /ready and ' +
+        '/stats/prometheus on the pod address), or set meshaudit.grpc.allowInsecureRemote: true',
+    );
+  }
+  return Object.freeze({
+    address: address === '' ? undefined : address,
+    probeAddress: probeAddress === '' ? undefined : probeAddress,
   });
 }
 
@@ -572,6 +608,17 @@ const groupList: Rule<readonly string[]> = (v) =>
   Array.isArray(v) && v.every((g) => typeof g === 'string' && g !== '')
     ? (v as string[])
     : new Expected('must be a list of group names (an empty list: nobody)');
+
+/** host:port, or "" (off). */
+const optionalAddress: Rule<string> = (v) =>
+  v === '' || (typeof v === 'string' && isHostPort(v))
+    ? v
+    : new Expected('must be host:port with a port from 0 to 65535 (IPv6 in brackets: [::1]:5691), or "" (off)');
+
+const logLevel: Rule<LogLevel> = (v) =>
+  typeof v === 'string' && (LOG_LEVELS as readonly string[]).includes(v)
+    ? (v as LogLevel)
+    : new Expected(`must be one of ${LOG_LEVELS.map(quote).join(', ')}`);
 
 /** host:port, or "off": no TCP listener (the Unix socket alone). */
 const grpcAddressRule: Rule<string> = (v) =>

@@ -2,6 +2,7 @@ import type { CertificateIdentity } from '../auth/certificates';
 import type { Permissions } from '../auth/principal';
 // The sidecar's resolved configuration: validated once at start-up, then frozen.
 // YAML keys and their defaults are documented in src/config/defaults.ts and the README.
+import type { LogLevel } from '../log';
 import type { ExtraResourceType } from '../rules';
 
 export interface RotationConfig {
@@ -100,6 +101,14 @@ export interface AuthConfig {
   readonly certificateIdentities: readonly CertificateIdentity[];
 }
 
+/** The admin HTTP listeners (meshaudit.admin): docs/admin.md. */
+export interface AdminConfig {
+  /** host:port of the admin (meshaudit.admin.address); undefined: off (""). */
+  readonly address: string | undefined;
+  /** host:port of a listener serving only GET /ready and GET /stats/prometheus (meshaudit.admin.probeAddress); undefined: off. */
+  readonly probeAddress: string | undefined;
+}
+
 export interface Config {
   /** Name of the zone this sidecar serves (meshaudit.zone). */
   readonly zone: string;
@@ -121,6 +130,9 @@ export interface Config {
   readonly tls: TlsConfig | undefined;
   /** A Unix domain socket besides TCP (meshaudit.grpc.unixSocket); undefined: none. */
   readonly unixSocket: UnixSocketConfig | undefined;
+  readonly admin: AdminConfig;
+  /** The lowest level the log writes (meshaudit.log.level). */
+  readonly logLevel: LogLevel;
   /** The modes of the files and folders the sidecar creates (meshaudit.files: fileMode, dirMode). */
   readonly files: FileModes;
   /** Types that rules without `types` do not cover (kmesh.access.audit.skipDefaultTypes). */

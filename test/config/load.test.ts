@@ -113,6 +113,8 @@ describe('loadConfig', () => {
       allowInsecureRemote: false,
       tls: undefined,
       unixSocket: undefined,
+      admin: { address: '127.0.0.1:5691', probeAddress: undefined },
+      logLevel: 'info',
       files: { file: 0o640, dir: 0o750 },
       skipDefaultTypes: DEFAULT_SKIP,
       backends: [
@@ -157,6 +159,8 @@ describe('loadConfig', () => {
           '  limits: {statusBytes: 2048, streamsPerConnection: 10, rulesFileBytes: 4096}',
           '  extraResourceTypes: [MyPolicy, {name: OtherThing2, scope: global}]',
           '  files: {fileMode: "0600", dirMode: "0700"}',
+          '  admin: {address: "0.0.0.0:15691", probeAddress: "0.0.0.0:15692"}',
+          '  log: {level: debug}',
           '  grpc:',
           '    address: "[::1]:15690"',
           '    maxMessageBytes: 1048576',
@@ -195,6 +199,8 @@ describe('loadConfig', () => {
       );
       expect(config).to.deep.equal({
         zone: 'zone-1.eu',
+        admin: { address: '0.0.0.0:15691', probeAddress: '0.0.0.0:15692' },
+        logLevel: 'debug',
         grpcAddress: '[::1]:15690',
         dataDir: '/var/lib/meshaudit',
         extraResourceTypes: [

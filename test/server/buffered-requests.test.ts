@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type * as http2 from 'node:http2';
 import { expect } from 'chai';
-import type { LogFields } from '../../src/log';
+import { type LogFields, silentLogger } from '../../src/log';
 import { BufferedRequests } from '../../src/server/buffered-requests';
 
 /** An HTTP/2 server, its sessions and streams as far as the guard sees them: events and destroy(). */
@@ -23,9 +23,8 @@ function setUp(maxBytes: number) {
   const server = new EventEmitter();
   const warnings: Array<[string, LogFields | undefined]> = [];
   const guard = new BufferedRequests(maxBytes, {
-    info: () => {},
-    warn: (msg, fields) => warnings.push([msg, fields]),
-    error: () => {},
+    ...silentLogger,
+    warn: (msg, fields) => void warnings.push([msg, fields]),
   });
   guard.watch(server as unknown as http2.Http2Server);
   const session = (port: number): FakeSession => {

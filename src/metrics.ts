@@ -1,0 +1,204 @@
+// Every metric the sidecar exports, in one place: prom-client, named meshaudit_* in Prometheus'
+// conventions (base units in the name, `_total` for counters). One registry per sidecar, so that tests
+// can run several in one process. The hot path counts per batch, never per event: it adds a batch's
+// totals with one inc() per family, on label children bound once (docs/performance.md has the cost).
+// The admin serves `registry` at /stats/prometheus and /stats; deploy/grafana and deploy/prometheus
+// query these names (a test checks them against a live process).
+import * as fs from 'node:fs';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Why events were rejected (never written, never resent): meshaudit_events_rejected_total{reason}. */
+export const REJECT_REASONS = ['invalid', 'too_many', 'evaluation_failed'] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** Why a control-plane stream was refused or ended by the sidecar: meshaudit_streams_refused_total{reason}. */
+export const STREAM_REFUSALS = [
+  'zone',
+  'invalid_identifier',
+  'unauthenticated',
+  'permission_denied',
+  'taken_over',
+  'draining',
+  'invalid_request',
+  'limit',
+] as const;
+export type StreamRefusal = (typeof STREAM_REFUSALS)[number];
+
+/** Where a rule change came from: meshaudit_rule_changes_total{source}. */
+export const RULE_SOURCES = ['api', 'rules_files'] as const;
+
+// Writes and commits take from tens of microseconds (page cache) to seconds (a stalled disk).
+const LATENCY_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+export interface MetricsOptions {
+  readonly zone: string;
+  readonly version: string;
+  /** The folders whose file system's free space is exported (each backend's folder, the data directory). */
+  readonly filesystems?: () => ReadonlyArray<{ readonly name: string; readonly path: string }>;
+  /** Process and Node.js metrics (process_*, nodejs_*): for the process's own registry only (see sidecar.ts). */
+  readonly processMetrics?: boolean;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  /** meshaudit_info{version, zone} 1: joins the zone onto any other series. */
+  readonly info: Gauge<'version' | 'zone'>;
+  /** 1 while /ready and gRPC health say SERVING. */
+  readonly ready: Gauge;
+  /** Events received, by how: a control-plane stream or a Record call. */
+  readonly eventsReceived: Counter<'source'>;
+  readonly eventsRecorded: Counter;
+  /** Valid events no rule covers. */
+  readonly eventsSkipped: Counter;
+  readonly eventsRejected: Counter<'reason'>;
+  /** Stream events sent again after a reconnect, already written once: not written twice. */
+  readonly eventsDuplicate: Counter;
+  /** StreamEvents batches received, and acknowledged once written. */
+  readonly batchesReceived: Counter;
+  readonly batchesAcked: Counter;
+  /** From a batch's arrival to its ack: what the control plane waits. */
+  readonly ackSeconds: Histogram;
+  readonly streamsOpen: Gauge;
+  readonly streamsRefused: Counter<'reason'>;
+  /** A batch that starts past the next expected sequence: events the control plane never sent. */
+  readonly sequenceGaps: Counter;
+  /** Bytes accepted and not yet written (the writer's queue). */
+  readonly pendingBytes: Gauge;
+  readonly writeSeconds: Histogram<'backend'>;
+  readonly commitSeconds: Histogram;
+  readonly writtenBytes: Counter<'backend'>;
+  readonly rotations: Counter<'backend'>;
+  readonly retentionDeletedFiles: Counter<'backend'>;
+  readonly writeFailures: Counter<'backend'>;
+  readonly checkpointBytes: Gauge;
+  readonly ruleChanges: Counter<'source'>;
+  readonly accessAudits: Gauge;
+  readonly callsDenied: Counter<'permission'>;
+  readonly configReloads: Counter<'result'>;
+  readonly filesystemAvailBytes: Gauge<'name'>;
+  readonly filesystemSizeBytes: Gauge<'name'>;
+
+  constructor(opts: MetricsOptions) {
+    const r = [this.registry];
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Counter<L>({ name, help, labelNames, registers: r });
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Gauge<L>({ name, help, labelNames, registers: r });
+    const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Histogram<L>({ name, help, labelNames, buckets: LATENCY_BUCKETS, registers: r });
+
+    this.info = gauge('meshaudit_info', 'The sidecar: its version and zone (always 1).', ['version', 'zone']);
+    this.info.labels(opts.version, opts.zone).set(1);
+    this.ready = gauge('meshaudit_ready', '1 when the sidecar takes and writes events (as /ready and gRPC health).');
+    this.eventsReceived = counter('meshaudit_events_received_total', 'Events received, by source (stream, record).', [
+      'source',
+    ]);
+    this.eventsRecorded = counter('meshaudit_events_recorded_total', 'Records written (events and rule changes).');
+    this.eventsSkipped = counter('meshaudit_events_skipped_total', 'Valid events that no AccessAudit rule covers.');
+    this.eventsRejected = counter(
+      'meshaudit_events_rejected_total',
+      'Events refused and never written, by reason (invalid, too_many, evaluation_failed).',
+      ['reason'],
+    );
+    this.eventsDuplicate = counter(
+      'meshaudit_events_duplicate_total',
+      'Stream events sent again after a reconnect and already written (not written twice).',
+    );
+    this.batchesReceived = counter('meshaudit_batches_received_total', 'StreamEvents batches received.');
+    this.batchesAcked = counter('meshaudit_batches_acked_total', 'StreamEvents batches acknowledged (written).');
+    this.ackSeconds = histogram(
+      'meshaudit_ack_latency_seconds',
+      'From the arrival of a batch or a Record call to its acknowledgement.',
+    );
+    this.streamsOpen = gauge('meshaudit_streams_open', 'Control-plane streams open now.');
+    this.streamsRefused = counter(
+      'meshaudit_streams_refused_total',
+      'Control-plane streams refused or ended by the sidecar, by reason.',
+      ['reason'],
+    );
+    this.sequenceGaps = counter(
+      'meshaudit_sequence_gaps_total',
+      'Batches that started past the next expected sequence number.',
+    );
+    this.pendingBytes = gauge('meshaudit_pending_bytes', 'Bytes of records accepted and not yet written.');
+    this.writeSeconds = histogram(
+      'meshaudit_write_duration_seconds',
+      'Time to append one group of records to a backend.',
+      ['backend'],
+    );
+    this.commitSeconds = histogram(
+      'meshaudit_checkpoint_commit_duration_seconds',
+      'Time to commit the checkpoint after a write.',
+    );
+    this.writtenBytes = counter('meshaudit_written_bytes_total', 'Bytes appended to the audit files.', ['backend']);
+    this.rotations = counter('meshaudit_rotations_total', 'Audit file rotations.', ['backend']);
+    this.retentionDeletedFiles = counter(
+      'meshaudit_retention_deleted_files_total',
+      'Rotated audit files deleted by retention (maxRetainedFiles, maxAgeDays).',
+      ['backend'],
+    );
+    this.writeFailures = counter(
+      'meshaudit_write_failures_total',
+      'Failed writes (retried until they succeed; nothing is acknowledged before).',
+      ['backend'],
+    );
+    this.checkpointBytes = gauge('meshaudit_checkpoint_size_bytes', 'Size of the checkpoint file.');
+    this.ruleChanges = counter(
+      'meshaudit_rule_changes_total',
+      'AccessAudit resources created, updated or deleted, by source (api, rules_files).',
+      ['source'],
+    );
+    this.accessAudits = gauge('meshaudit_access_audits', 'AccessAudit resources in force.');
+    this.callsDenied = counter(
+      'meshaudit_calls_denied_total',
+      'Calls refused for want of a permission (or of a credential: permission "authenticated").',
+      ['permission'],
+    );
+    this.configReloads = counter('meshaudit_config_reloads_total', 'Config reloads, by result (applied, refused).', [
+      'result',
+    ]);
+    const filesystems = opts.filesystems ?? (() => []);
+    // Read at each scrape (statfs is cheap): what an alert on a nearly full disk needs, without
+    // node_exporter. The first of the two families registered reads both, before either is printed.
+    let size: Gauge<'name'> | undefined;
+    this.filesystemAvailBytes = new Gauge({
+      name: 'meshaudit_filesystem_avail_bytes',
+      help: 'Bytes free to the sidecar on the file system of each folder it writes (data, backend:<path>).',
+      labelNames: ['name'],
+      registers: r,
+      collect() {
+        this.reset();
+        size?.reset();
+        for (const f of filesystems()) {
+          try {
+            const st = fs.statfsSync(f.path);
+            this.labels(f.name).set(st.bavail * st.bsize);
+            size?.labels(f.name).set(st.blocks * st.bsize);
+          } catch {
+            // A folder not created yet (or removed): no sample for it this scrape.
+          }
+        }
+      },
+    });
+    size = gauge('meshaudit_filesystem_size_bytes', 'Size of the file system of each folder it writes.', ['name']);
+    this.filesystemSizeBytes = size;
+    for (const reason of REJECT_REASONS) this.eventsRejected.labels(reason);
+    for (const reason of STREAM_REFUSALS) this.streamsRefused.labels(reason);
+    for (const source of RULE_SOURCES) this.ruleChanges.labels(source);
+    for (const result of ['applied', 'refused']) this.configReloads.labels(result);
+    for (const source of ['stream', 'record']) this.eventsReceived.labels(source);
+    if (opts.processMetrics ?? false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The Prometheus text exposition (GET /stats/prometheus). */
+  prometheus(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
