@@ -36,7 +36,7 @@ import {
   type Target,
 } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
-import { writeSidecarConfig } from './sidecar';
+import { startedPort, writeSidecarConfig } from './sidecar';
 import { combineRounds, parseRounds, roundFailed, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -360,14 +360,7 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
       dir,
     );
     // Ten thousand AccessAudits are parsed, validated and stored before it listens.
-    const port = await child.waitFor(
-      '"meshaudit started"',
-      (l) => {
-        const m = /"msg":"meshaudit started".*?"grpc":"[^"]*:(\d+)"/.exec(l);
-        return m ? Number(m[1]) : undefined;
-      },
-      120_000,
-    );
+    const port = await child.waitFor('"meshaudit started"', startedPort, 120_000);
     return { server: child, port };
   }
   const script = path.join(__dirname, s.server === 'naive-stream' ? 'naive-server.js' : 'naive-unary-server.js');

@@ -49,15 +49,41 @@ export function spawnSidecar(
     proc.on('close', (code, signal) => resolve(code ?? signal ?? -1)),
   );
   const ready = new Promise<number>((resolve, reject) => {
+    let seen = 0;
     proc.stderr!.on('data', (d) => {
       err += d;
-      const m = /"msg":"meshaudit started".*?"grpc":"[^"]*:(\d+)"/.exec(err);
-      if (m) resolve(Number(m[1]));
+      for (let end = err.indexOf('\n', seen); end >= 0; end = err.indexOf('\n', seen)) {
+        const port = startedPort(err.slice(seen, end));
+        seen = end + 1;
+        if (port !== undefined) resolve(port);
+      }
     });
     exited.then((code) => reject(new Error(`sidecar exited (${code}) before it started:\n${err}`)));
   });
   ready.catch(() => {});
   return { proc, ready, exited, stderr: () => err, stdout: () => out };
+}
+
+/** The lines of a JSON log (torn or foreign lines left out). */
+export function logLines(text: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      // A line torn by a SIGKILL.
+    }
+  }
+  return out;
+}
+
+/** The gRPC port a "meshaudit started" log line names; undefined for any other line. */
+export function startedPort(line: string): number | undefined {
+  const [entry] = logLines(line);
+  if (entry?.msg !== 'meshaudit started' || typeof entry.grpc !== 'string') return undefined;
+  const m = /:(\d+)$/.exec(entry.grpc);
+  return m ? Number(m[1]) : undefined;
 }
 
 /**

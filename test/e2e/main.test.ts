@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import * as net from 'node:net';
-import { freePort, MAIN, spawnSidecar, writeSidecarConfig } from '../support/process';
+import { freePort, logLines, MAIN, spawnSidecar, writeSidecarConfig } from '../support/process';
 import { SIDECAR_NODE_FLAGS } from '../../src/cli/node-flags';
 import { clients, resourceEvent, tempDir, unary } from '../support/helpers';
 
@@ -297,7 +297,7 @@ describe('meshaudit command line (real process)', function () {
     }
     expect(await s.exited).to.equal(0);
     // The rules file's seed (CREATE AccessAudit "all", covered by its own rule) and the call.
-    expect(s.stderr()).to.match(/"msg":"meshaudit stopped","recorded":2/);
+    expect(logLines(s.stderr()).find((l) => l.msg === 'meshaudit stopped')).to.include({ recorded: 2 });
     expect(fs.readFileSync(path.join(dir, 'audit/audit.log'), 'utf8').split('\n')).to.have.length(3);
   });
 
