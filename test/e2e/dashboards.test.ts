@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { load } from 'js-yaml';
 import { Metrics } from '../../src/metrics';
 import { tempDir } from '../support/helpers';
-import { logLines, spawnSidecar, writeSidecarConfig } from '../support/process';
+import { spawnSidecar, writeSidecarConfig } from '../support/process';
 import { type Family, familiesOf, familyName, promqlNames, type Query, unknownNames } from '../support/promql';
 
 /** The repository root: this file runs as dist/test/e2e/dashboards.test.js. */
@@ -380,14 +380,14 @@ describe('the Grafana dashboard and the Prometheus alerting rules (deploy/)', fu
       const sidecar = spawnSidecar(['--config', writeSidecarConfig(dir)], { cwd: dir });
       try {
         await sidecar.ready;
-        const started = logLines(sidecar.stderr()).find((l) => l.msg === 'meshaudit started');
-        // The admin listener names its address in the start line (writeSidecarConfig puts it on 127.0.0.1:0).
-        // A build without one has nothing to ask: the test skips, except in CI, where it must run.
-        if (typeof started?.admin !== 'string') {
-          if (process.env.CI === 'true') throw new Error('CI=true and the start line names no admin address');
+        // spawnSidecar's adminPort comes with the admin listener (writeSidecarConfig puts it on 127.0.0.1:0).
+        // A build without it has nothing to ask: the test skips, except in CI, where it must run.
+        const { adminPort } = sidecar as { adminPort?: Promise<number> };
+        if (adminPort === undefined) {
+          if (process.env.CI === 'true') throw new Error('CI=true and spawnSidecar has no adminPort');
           this.skip();
         }
-        const res = await fetch(`http://${started.admin}/stats/prometheus`);
+        const res = await fetch(`http://127.0.0.1:${await adminPort}/stats/prometheus`);
         expect(res.status).to.equal(200);
         expect(res.headers.get('content-type')).to.match(/^text\/plain/);
         const families = familiesOf(await res.text());
