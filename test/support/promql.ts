@@ -154,6 +154,16 @@ export function familiesOf(exposition: string): Map<string, Family> {
   return families;
 }
 
+/** The series names of an exposition's samples (`x_bucket`, `x_count`...), each once. */
+export function sampleNames(exposition: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of exposition.split('\n')) {
+    const sample = /^([a-zA-Z_:][\w:]*)[{ ]/.exec(line);
+    if (sample !== null) names.add(sample[1]);
+  }
+  return names;
+}
+
 /**
  * The family a series name belongs to: itself, or the histogram (`_bucket`, `_sum`, `_count`) or summary
  * (`_sum`, `_count`) it is a series of; undefined when the registry has no such family.
