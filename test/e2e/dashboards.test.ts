@@ -122,7 +122,7 @@ const allQueries = (): Query[] => [...dashboardQueries(dashboard()), ...alertQue
 /**
  * The series the alert rules read that have no sample in `exposition`, one line each. increase() and
  * rate() count from a series' first sample: a counter that appears at its first event with 1 never
- * increases, and the alert on that event never fires. `except` leaves out families by name.
+ * increases, and the alert on that event never fires. `except` leaves out series by name.
  */
 function unsampled(exposition: string, except: (family: string) => boolean = () => false): string[] {
   const samples = sampleNames(exposition);
@@ -146,8 +146,10 @@ function registryFamilies(metrics: Metrics): Map<string, Family> {
   return families;
 }
 
-/** The sidecar's registry as main.ts builds it (its process_* and nodejs_* metrics too). */
-const sidecarMetrics = (): Metrics => new Metrics({ zone: 'default', version: '0.0.0', processMetrics: true });
+/** The families of the sidecar's registry as main.ts builds it (its process_* and nodejs_* metrics too). */
+const SIDECAR_FAMILIES: ReadonlyMap<string, Family> = registryFamilies(
+  new Metrics({ zone: 'default', version: '0.0.0', processMetrics: true }),
+);
 
 describe('the Grafana dashboard and the Prometheus alerting rules (deploy/)', function () {
   this.timeout(30_000);
@@ -245,8 +247,7 @@ describe('the Grafana dashboard and the Prometheus alerting rules (deploy/)', fu
     ];
     for (const c of BAD) {
       it(`fails ${JSON.stringify(c.expr)}: ${c.problem}`, () => {
-        const families = registryFamilies(sidecarMetrics());
-        expect(unknownNames([{ where: 'q', expr: c.expr }], families, { checkLabels: true })).to.deep.equal([
+        expect(unknownNames([{ where: 'q', expr: c.expr }], SIDECAR_FAMILIES, { checkLabels: true })).to.deep.equal([
           `q: ${c.problem}`,
         ]);
       });
@@ -261,8 +262,7 @@ describe('the Grafana dashboard and the Prometheus alerting rules (deploy/)', fu
     ];
     for (const expr of GOOD) {
       it(`passes ${JSON.stringify(expr)}`, () => {
-        const families = registryFamilies(sidecarMetrics());
-        expect(unknownNames([{ where: 'q', expr }], families, { checkLabels: true })).to.deep.equal([]);
+        expect(unknownNames([{ where: 'q', expr }], SIDECAR_FAMILIES, { checkLabels: true })).to.deep.equal([]);
       });
     }
 
@@ -338,11 +338,12 @@ describe('the Grafana dashboard and the Prometheus alerting rules (deploy/)', fu
     });
 
     it('shows every meshaudit_* family the sidecar exports', () => {
-      const families = registryFamilies(sidecarMetrics());
       const queried = new Set(
-        dashboardQueries(dashboard()).flatMap((q) => promqlNames(q.expr).metrics.map((m) => familyName(m, families))),
+        dashboardQueries(dashboard()).flatMap((q) =>
+          promqlNames(q.expr).metrics.map((m) => familyName(m, SIDECAR_FAMILIES)),
+        ),
       );
-      const meshaudit = [...families.keys()].filter((name) => name.startsWith('meshaudit_'));
+      const meshaudit = [...SIDECAR_FAMILIES.keys()].filter((name) => name.startsWith('meshaudit_'));
       expect(
         meshaudit.filter((name) => !queried.has(name)),
         'families without a panel',
@@ -394,7 +395,7 @@ describe('the Grafana dashboard and the Prometheus alerting rules (deploy/)', fu
 
   describe('the metrics they query', () => {
     it('exist, with the labels they use, in the registry the sidecar builds (in process)', () => {
-      expect(unknownNames(allQueries(), registryFamilies(sidecarMetrics()), { checkLabels: true })).to.deep.equal([]);
+      expect(unknownNames(allQueries(), SIDECAR_FAMILIES, { checkLabels: true })).to.deep.equal([]);
     });
 
     it('have their series from the start, at 0, in the registry the sidecar builds (in process)', async () => {
