@@ -185,11 +185,14 @@ export class Metrics {
     });
     size = gauge('meshaudit_filesystem_size_bytes', 'Size of the file system of each folder it writes.', ['name']);
     this.filesystemSizeBytes = size;
-    for (const reason of REJECT_REASONS) this.eventsRejected.labels(reason);
-    for (const reason of STREAM_REFUSALS) this.streamsRefused.labels(reason);
-    for (const source of RULE_SOURCES) this.ruleChanges.labels(source);
-    for (const result of ['applied', 'refused']) this.configReloads.labels(result);
-    for (const source of ['stream', 'record']) this.eventsReceived.labels(source);
+    // Every known label value has its series at 0 from the start: increase() and rate() need a sample
+    // before the first event to count it, so an alert on the first rejection fires. labels() alone
+    // creates no series in prom-client; inc(0) does.
+    for (const reason of REJECT_REASONS) this.eventsRejected.labels(reason).inc(0);
+    for (const reason of STREAM_REFUSALS) this.streamsRefused.labels(reason).inc(0);
+    for (const source of RULE_SOURCES) this.ruleChanges.labels(source).inc(0);
+    for (const result of ['applied', 'refused']) this.configReloads.labels(result).inc(0);
+    for (const source of ['stream', 'record']) this.eventsReceived.labels(source).inc(0);
     if (opts.processMetrics ?? false) collectDefaultMetrics({ register: this.registry });
   }
 
