@@ -188,7 +188,8 @@ export class Metrics {
     for (const reason of REJECT_REASONS) this.eventsRejected.labels(reason);
     for (const reason of STREAM_REFUSALS) this.streamsRefused.labels(reason);
     for (const source of RULE_SOURCES) this.ruleChanges.labels(source);
-    for (const result of ['applied', 'refused']) this.configReloads.labels(result);
+    // inc(0): prom-client shows a labelled series only once it has a value; labels() alone makes none.
+    for (const result of ['applied', 'refused']) this.configReloads.labels(result).inc(0);
     for (const source of ['stream', 'record']) this.eventsReceived.labels(source);
     if (opts.processMetrics ?? false) collectDefaultMetrics({ register: this.registry });
   }

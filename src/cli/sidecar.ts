@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import type { Config } from '../config/types';
 import { diffConfig, LiveLimits } from '../config/reload';
+import { ConfigError } from '../config';
 import { FileSink } from '../backends/file';
 import type { FileSinkEvent } from '../backends/file';
 import type { Sink, SinkPosition } from '../backends/sink';
@@ -321,6 +322,18 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   let current = config;
   const reload = async (next: Config, audits: readonly ValidAccessAudit[] | undefined): Promise<ReloadSummary> => {
     const { live, restart, effective } = diffConfig(current, next);
+    // The new file was checked whole, but with a restart key kept (client CAs not turned on yet) its
+    // callers could be left with no credential to present: refused as start-up would refuse that file.
+    const credentials = effective.auth.tokensFile !== undefined || effective.tls?.clientCaFile !== undefined;
+    if (!effective.auth.localhostIsAdmin && !credentials && effective.unixSocket === undefined) {
+      throw new ConfigError([
+        {
+          field: 'meshaudit.auth.localhostIsAdmin',
+          description:
+            'is false, and with the keys that need a restart kept, no caller could present a credential: every call would be refused',
+        },
+      ]);
+    }
     // What can fail first, changing nothing: a tokens file or TLS files that cannot be used refuse the reload.
     const commitAuth = auth.prepare(effective.auth);
     const commitTls = effective.tls === undefined ? () => {} : (bound.tls?.prepare(effective.tls) ?? (() => {}));
@@ -337,6 +350,9 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     // From here nothing can fail: everything is put in force in this turn of the loop but the files'
     // rotation, which waits for the writes queued before it.
     commitAuth();
+    if (live.some((k) => k.startsWith('meshaudit.auth.')) && !auth.authenticates(effective)) {
+      log.warn(UNAUTHENTICATED_WARNING);
+    }
     commitTls();
     log.setLevel(effective.logLevel);
     evaluator.setLimits(effective.limits);
