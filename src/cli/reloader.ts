@@ -1,8 +1,9 @@
-// Reloading the config and the --rules files while running: on SIGHUP, and when the config file's
-// content changes on disk. Kubernetes swaps a mounted ConfigMap by renaming a `..data` symlink in the
-// file's folder (and no signal crosses containers), editors and config tools replace a file by rename:
-// so the folder is watched, not the file, and the file is read again by its path. A change is acted on
-// only when the bytes differ from the last ones read (a touch, or the swap's other events, do nothing).
+// Reloading the config and the --rules files while running: on SIGHUP, and when the content of the
+// config file or of a rules file changes on disk. Kubernetes swaps a mounted ConfigMap by renaming a
+// `..data` symlink in the files' folder (and no signal crosses containers), editors and config tools
+// replace a file by rename: so the folders are watched, not the files, and the files are read again by
+// their paths. A change is acted on only when the bytes differ from the last ones read (a touch, or the
+// other events of a swap, do nothing).
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +13,9 @@ import { MeshauditError } from '../errors';
 import type { Logger } from '../log';
 import { formatViolation } from '../validators';
 import { knownTypesOf, type Sidecar } from './sidecar';
+
+/** A file larger than this is judged by its size and time, not read whole at every event (rulesFileBytes' top). */
+const MAX_HASHED_BYTES = 16 * 1024 * 1024;
 
 /**
  * How long the folder must be quiet before the file is read: a ConfigMap swap is several renames and
@@ -31,10 +35,12 @@ export interface ReloaderOptions {
 export class ConfigReloader {
   /** The tail of the chain of reloads: each starts when the one before is done. */
   private last: Promise<void> = Promise.resolve();
-  private watcher: fs.FSWatcher | undefined;
+  private readonly watchers: fs.FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
   private lastHash: string | undefined;
   private readonly absolute: string | undefined;
+  /** The config file and the rules files, absolute: what the hash covers. */
+  private readonly files: readonly string[];
   private attach: (sidecar: Sidecar) => void = () => {};
   private readonly sidecar = new Promise<Sidecar>((resolve) => (this.attach = resolve));
 
@@ -44,6 +50,10 @@ export class ConfigReloader {
    */
   constructor(private readonly opts: ReloaderOptions) {
     this.absolute = opts.configFile === undefined ? undefined : path.resolve(opts.cwd, opts.configFile);
+    this.files = [
+      ...(this.absolute === undefined ? [] : [this.absolute]),
+      ...opts.rules.map((f) => path.resolve(opts.cwd, f)),
+    ];
     this.lastHash = this.hash();
   }
 
@@ -59,22 +69,23 @@ export class ConfigReloader {
     return run;
   }
 
-  /** Watches the config file's folder; a change of the file's bytes reloads. */
+  /** Watches the folders of the config and rules files; a change of their bytes reloads. */
   watch(): void {
-    if (this.absolute === undefined) return;
-    const dir = path.dirname(this.absolute);
-    try {
-      this.watcher = fs.watch(dir, { persistent: false }, () => this.changed());
-      this.watcher.on('error', (err) =>
-        this.opts.log.warn('config file folder can no longer be watched: reload with SIGHUP', { dir, err }),
-      );
-    } catch (err) {
-      this.opts.log.warn('config file folder cannot be watched: reload with SIGHUP', { dir, err });
+    for (const dir of new Set(this.files.map((f) => path.dirname(f)))) {
+      try {
+        const watcher = fs.watch(dir, { persistent: false }, () => this.changed());
+        watcher.on('error', (err) =>
+          this.opts.log.warn('a config folder can no longer be watched: reload with SIGHUP', { dir, err }),
+        );
+        this.watchers.push(watcher);
+      } catch (err) {
+        this.opts.log.warn('a config folder cannot be watched: reload with SIGHUP', { dir, err });
+      }
     }
   }
 
   close(): void {
-    this.watcher?.close();
+    for (const w of this.watchers) w.close();
     clearTimeout(this.timer);
   }
 
@@ -84,29 +95,47 @@ export class ConfigReloader {
       const hash = this.hash();
       // Gone for a moment (between the renames of a swap), or the same bytes: nothing to do.
       if (hash === undefined || hash === this.lastHash) {
-        this.opts.log.debug('config file folder changed; the file is the same: nothing to reload', {
-          file: this.absolute,
+        this.opts.log.debug('config folder changed; the files are the same: nothing to reload', {
+          files: this.files,
         });
         return;
       }
-      void this.reload('the config file changed');
+      void this.reload('the config or rules files changed');
     }, DEBOUNCE_MS);
     this.timer.unref();
   }
 
-  /** SHA-256 of the config file's bytes; undefined when it cannot be read. */
+  /**
+   * SHA-256 over the files' bytes; undefined while one is missing (between the renames of a swap). Only
+   * regular files are read, opened without blocking: a FIFO in their place must not stop the sidecar
+   * (the reload then refuses it, naming it).
+   */
   private hash(): string | undefined {
-    if (this.absolute === undefined) return undefined;
-    try {
-      return createHash('sha256').update(fs.readFileSync(this.absolute)).digest('hex');
-    } catch {
-      return undefined;
+    if (this.files.length === 0) return undefined;
+    const h = createHash('sha256');
+    for (const file of this.files) {
+      h.update(`${file}\0`);
+      let fd: number | undefined;
+      try {
+        fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+        const st = fs.fstatSync(fd);
+        if (!st.isFile()) h.update('not a regular file');
+        else if (st.size > MAX_HASHED_BYTES) h.update(`${st.size} bytes at ${st.mtimeMs}`);
+        else h.update(fs.readFileSync(fd));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        h.update(`unreadable: ${(err as NodeJS.ErrnoException).code}`);
+      } finally {
+        if (fd !== undefined) fs.closeSync(fd);
+      }
+      h.update('\0');
     }
+    return h.digest('hex');
   }
 
   private async reloadNow(sidecar: Sidecar, why: string): Promise<void> {
     const { log } = this.opts;
-    log.debug('config reload started', { why, file: this.absolute });
+    log.debug('config reload started', { why, files: this.files });
     // The bytes looked at now: the watcher acts again only on other bytes, even when these are refused.
     this.lastHash = this.hash() ?? this.lastHash;
     try {

@@ -77,7 +77,7 @@ export interface Sidecar {
   /** The config in force: the last one reloaded, with the start-up value of every key that needs a restart. */
   readonly config: Config;
   /**
-   * Puts a new config in force (SIGHUP, the config file changed), with the --rules files' AccessAudits
+   * Puts a new config in force (SIGHUP, the config or rules files changed), with the --rules files' AccessAudits
    * (undefined: no --rules files). What src/config/reload.ts calls live changes now; a key that needs a
    * restart keeps its value, with one warning line naming it. What can fail (a tokens file, TLS files,
    * the rules under the new limits) is done first: on failure it throws, and the config in force stays whole.

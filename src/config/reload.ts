@@ -1,4 +1,4 @@
-// What a reload (SIGHUP, or the config file changed on disk) does with each key: the one table of it,
+// What a reload (SIGHUP, or the config or rules files changed on disk) does with each key: the one table of it,
 // which docs/reload.md repeats (a test compares them). A `live` key takes effect at once; a `restart` key
 // keeps its old value until the sidecar restarts, and the reload says so in one warning line.
 import type { Config, Limits, TlsConfig } from './types';

@@ -207,7 +207,7 @@ describe('config reload (real process)', function () {
       replaceByRename(config, text);
       fs.writeFileSync(config, text);
       fs.utimesSync(config, new Date(), new Date());
-      const same = 'config file folder changed; the file is the same: nothing to reload';
+      const same = 'config folder changed; the files are the same: nothing to reload';
       const deadline = Date.now() + 10_000;
       while (lines(s, same).length === 0) {
         if (Date.now() > deadline) throw new Error(`no "${same}" line:\n${s.stderr()}`);
@@ -216,9 +216,23 @@ describe('config reload (real process)', function () {
       replaceByRename(config, configText(dir, {}, ['log: {level: info}']));
       const done = await reloads(s, 1);
       expect(done).to.have.length(1);
-      expect(done[0]).to.include({ msg: RELOADED, why: 'the config file changed' });
+      expect(done[0]).to.include({ msg: RELOADED, why: 'the config or rules files changed' });
       expect(done[0]!.changed).to.deep.equal(['meshaudit.log.level']);
       expect(lines(s, 'config reload started')).to.have.length(1);
+    });
+
+    it('reloads when a rules file changes, with the config file as it was', async () => {
+      const dir = tempDir();
+      const config = path.join(dir, 'meshaudit.yaml');
+      fs.writeFileSync(config, configText(dir, {}));
+      const { s, c } = await start(dir, config);
+      const rules = path.join(dir, 'rules.yaml');
+      replaceByRename(rules, 'type: AccessAudit\nname: tokens\nrules:\n- access: ["GENERATE_USER_TOKEN"]\n');
+      const [line] = await reloads(s, 1);
+      expect(line).to.include({ msg: RELOADED, why: 'the config or rules files changed' });
+      expect(line!.changed).to.deep.equal([]);
+      expect(line!.rules).to.deep.include({ created: ['tokens'], deleted: ['all'] });
+      expect(await unary(c.audit, 'Record', { event: resourceEvent(1) })).to.deep.equal({ audited: false });
     });
 
     it('reloads when a ConfigMap-style ..data symlink is swapped to a new folder', async () => {
@@ -239,7 +253,7 @@ describe('config reload (real process)', function () {
       fs.renameSync(path.join(mount, '..data_tmp'), path.join(mount, '..data'));
       fs.rmSync(path.join(mount, '..2026_12_07_01'), { recursive: true });
       const [line] = await reloads(s, 1);
-      expect(line).to.include({ msg: RELOADED, why: 'the config file changed' });
+      expect(line).to.include({ msg: RELOADED, why: 'the config or rules files changed' });
       expect(line!.changed).to.deep.equal(['meshaudit.limits.eventsPerBatch']);
       const stream = openStream(c.audit);
       stream.call.write({ identifier: { zone: 'default', instance: 'cp-1' } });
