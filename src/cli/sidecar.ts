@@ -320,7 +320,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   });
 
   let current = config;
-  const reload = async (next: Config, audits: readonly ValidAccessAudit[] | undefined): Promise<ReloadSummary> => {
+  const reloadNow = async (next: Config, audits: readonly ValidAccessAudit[] | undefined): Promise<ReloadSummary> => {
     const { live, restart, effective } = diffConfig(current, next);
     // The new file was checked whole, but with a restart key kept (client CAs not turned on yet) its
     // callers could be left with no credential to present: refused as start-up would refuse that file.
@@ -334,6 +334,17 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
         },
       ]);
     }
+    // A file sink cannot rotate below one byte (a maxSizeMb the config allows, as small as it may be).
+    effective.backends.forEach((b, i) => {
+      if (b.rotation.enabled && !(b.rotation.maxSizeBytes >= 1)) {
+        throw new ConfigError([
+          {
+            field: `kmesh.access.audit.backends[${i}].file.rotation.maxSizeMb`,
+            description: 'must be at least 1 byte',
+          },
+        ]);
+      }
+    });
     // What can fail first, changing nothing: a tokens file or TLS files that cannot be used refuse the reload.
     const commitAuth = auth.prepare(effective.auth);
     const commitTls = effective.tls === undefined ? () => {} : (bound.tls?.prepare(effective.tls) ?? (() => {}));
@@ -370,6 +381,13 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     }
     await Promise.all(rotations);
     return { changed: live, restartNeeded: restart, rules };
+  };
+  // One reload at a time: each diffs against the config the one before left in force.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (next: Config, audits: readonly ValidAccessAudit[] | undefined): Promise<ReloadSummary> => {
+    const run = reloading.then(() => reloadNow(next, audits));
+    reloading = run.catch(() => {});
+    return run;
   };
 
   let stopping: Promise<void> | undefined;
