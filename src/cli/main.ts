@@ -18,6 +18,7 @@ import { TlsFiles } from '../server/tls';
 import { droppedTailMeaning, knownTypesOf, startSidecar, UNAUTHENTICATED_WARNING } from './sidecar';
 import { runTokenCommand } from './token-cli';
 import { version } from './version';
+import { ConfigReloader } from './reloader';
 import { missingNodeFlags, SIDECAR_NODE_FLAGS } from './node-flags';
 import type { Sidecar } from './sidecar';
 
@@ -52,6 +53,9 @@ async function main(): Promise<void> {
     process.stdout.write(`meshaudit ${version()}\n`);
     return;
   }
+  const log = jsonLogger();
+  // Before the config is read: a change made while starting is seen (SIGHUP, or the file on disk).
+  const reloader = new ConfigReloader({ configFile: args.config, cwd: process.cwd(), rules: args.rules, log });
   let loadedConfig: LoadedConfig;
   try {
     loadedConfig = loadConfig({ file: args.config, cwd: process.cwd() });
@@ -69,7 +73,7 @@ async function main(): Promise<void> {
     if (e instanceof MeshauditError) fail(`invalid AccessAudit rules, nothing was started:\n${e.message}`, e.exitCode);
     throw e;
   }
-  const log = jsonLogger(undefined, { level: config.logLevel });
+  log.setLevel(config.logLevel);
   // --check-config prints plain lines for a person at a terminal; a running sidecar logs JSON.
   const warn = args.checkConfig
     ? (line: string): void => void process.stderr.write(`meshaudit: warning: ${line}\n`)
@@ -144,6 +148,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onStopSignal('SIGTERM'));
   process.on('SIGINT', onStopSignal('SIGINT'));
+  // SIGHUP, and a change of the config file on disk: the config and the rules files, read again (a
+  // reload asked for during start-up runs once the sidecar is up).
+  process.on('SIGHUP', () => {
+    // The TLS files too, as they are (cert-manager rotates them in place; they are also watched).
+    sidecar?.reloadTls();
+    void reloader.reload('SIGHUP');
+  });
+  reloader.watch();
   try {
     sidecar = await startSidecar({
       config,
@@ -159,26 +171,7 @@ async function main(): Promise<void> {
     if (e instanceof MeshauditError) fail(`can't start: ${e.message}`, e.exitCode);
     throw e;
   }
-  const running = sidecar;
-  process.on('SIGHUP', () => {
-    // The TLS files (cert-manager rotates them in place; they are also watched), then the rules files.
-    running.reloadTls();
-    const reloadFailed = (e: unknown): void =>
-      log.error('rules reload failed; the rules in force are kept', {
-        err: e instanceof Error ? e.message : String(e),
-      });
-    if (args.rules.length === 0) {
-      log.info('SIGHUP: no --rules files to reload; the AccessAudits of the store stay as they are');
-      return;
-    }
-    try {
-      const next = loadRules();
-      for (const w of next.warnings) log.warn(`rules: ${formatViolation(w)}`);
-      running.seedAudits(next.audits).then((summary) => log.info('rules reloaded', { ...summary }), reloadFailed);
-    } catch (e) {
-      reloadFailed(e);
-    }
-  });
+  reloader.started(sidecar);
 }
 
 main().catch((err) => {

@@ -2,6 +2,8 @@
 // single records -> services -> gRPC server.
 import * as path from 'node:path';
 import type { Config } from '../config/types';
+import { diffConfig, LiveLimits } from '../config/reload';
+import { ConfigError } from '../config';
 import { FileSink } from '../backends/file';
 import type { FileSinkEvent } from '../backends/file';
 import type { Sink, SinkPosition } from '../backends/sink';
@@ -72,8 +74,24 @@ export interface Sidecar {
   reloadTls(): void;
   /** Seeds the store again from the --rules files (SIGHUP), recording each change by the rules-files user. */
   seedAudits(audits: readonly ValidAccessAudit[]): Promise<SeedSummary>;
+  /** The config in force: the last one reloaded, with the start-up value of every key that needs a restart. */
+  readonly config: Config;
+  /**
+   * Puts a new config in force (SIGHUP, the config or rules files changed), with the --rules files' AccessAudits
+   * (undefined: no --rules files). What src/config/reload.ts calls live changes now; a key that needs a
+   * restart keeps its value, with one warning line naming it. What can fail (a tokens file, TLS files,
+   * the rules under the new limits) is done first: on failure it throws, and the config in force stays whole.
+   */
+  reload(next: Config, audits: readonly ValidAccessAudit[] | undefined): Promise<ReloadSummary>;
   /** Graceful stop: in-flight batches are acknowledged, then everything is closed. */
   stop(): Promise<void>;
+}
+
+/** What a reload changed: keys of src/config/reload.ts, and the rules. */
+export interface ReloadSummary {
+  readonly changed: readonly string[];
+  readonly restartNeeded: readonly string[];
+  readonly rules: SeedSummary | undefined;
 }
 
 /** What a seed from the --rules files changed, by resource name. */
@@ -174,14 +192,20 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
         ...config.backends.map((b) => ({ name: `backend:${b.path}`, path: path.dirname(b.path) })),
       ],
     });
+  // Read on each use by the components that take them, swapped whole by a reload.
+  const limits = new LiveLimits(config.limits);
   const auth = new Authenticator(config.auth, log, config.unixSocket);
   if (!auth.authenticates(config)) log.warn(UNAUTHENTICATED_WARNING);
   const store = new AccessAuditStore(config.dataDir, {
     modes: config.files,
     knownTypes,
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
-    maxAccessAudits: config.limits.accessAudits,
-    maxRules: config.limits.rulesPerAccessAudit,
+    get maxAccessAudits() {
+      return limits.accessAudits;
+    },
+    get maxRules() {
+      return limits.rulesPerAccessAudit;
+    },
   });
   for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
   const checkpoint = new Checkpoint(config.dataDir, {
@@ -202,19 +226,21 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   const { state, droppedTail } = checkpoint.load();
   if (droppedTail) log.warn(`checkpoint: dropped ${droppedTailMeaning(droppedTail)}`);
 
+  const fileSinks = new Map<string, FileSink>();
   const sinks =
     opts.sinks ??
-    config.backends.map(
-      (b) =>
-        new FileSink({
-          modes: config.files,
-          path: b.path,
-          rotation: b.rotation,
-          fsync: config.fsync,
-          now,
-          onEvent: (e) => logSinkEvent(log, e),
-        }),
-    );
+    config.backends.map((b) => {
+      const sink = new FileSink({
+        modes: config.files,
+        path: b.path,
+        rotation: b.rotation,
+        fsync: config.fsync,
+        now,
+        onEvent: (e) => logSinkEvent(log, e),
+      });
+      fileSinks.set(b.path, sink);
+      return sink;
+    });
   const opened = new Map<string, SinkPosition>();
   for (const sink of sinks) opened.set(sink.key, await sink.open(state.positions.get(sink.key)));
   // Commit where every file starts before the first write: otherwise a crash right after the first
@@ -259,7 +285,9 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     serving,
     statuses,
     log,
-    eventsPerBatch: config.limits.eventsPerBatch,
+    get eventsPerBatch() {
+      return limits.eventsPerBatch;
+    },
   });
   const ruleService = new RuleServiceImpl({
     store,
@@ -268,7 +296,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     serving,
     knownTypes,
     skipDefaultTypes: config.skipDefaultTypes,
-    limits: config.limits,
+    limits,
     statuses,
     auth,
     log,
@@ -291,8 +319,83 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     identifiers: state.seqs.size,
   });
 
+  let current = config;
+  const reloadNow = async (next: Config, audits: readonly ValidAccessAudit[] | undefined): Promise<ReloadSummary> => {
+    const { live, restart, effective } = diffConfig(current, next);
+    // The new file was checked whole, but with a restart key kept (client CAs not turned on yet) its
+    // callers could be left with no credential to present: refused as start-up would refuse that file.
+    const credentials = effective.auth.tokensFile !== undefined || effective.tls?.clientCaFile !== undefined;
+    if (!effective.auth.localhostIsAdmin && !credentials && effective.unixSocket === undefined) {
+      throw new ConfigError([
+        {
+          field: 'meshaudit.auth.localhostIsAdmin',
+          description:
+            'is false, and with the keys that need a restart kept, no caller could present a credential: every call would be refused',
+        },
+      ]);
+    }
+    // A file sink cannot rotate below one byte (a maxSizeMb the config allows, as small as it may be).
+    effective.backends.forEach((b, i) => {
+      if (b.rotation.enabled && !(b.rotation.maxSizeBytes >= 1)) {
+        throw new ConfigError([
+          {
+            field: `kmesh.access.audit.backends[${i}].file.rotation.maxSizeMb`,
+            description: 'must be at least 1 byte',
+          },
+        ]);
+      }
+    });
+    // What can fail first, changing nothing: a tokens file or TLS files that cannot be used refuse the reload.
+    const commitAuth = auth.prepare(effective.auth);
+    const commitTls = effective.tls === undefined ? () => {} : (bound.tls?.prepare(effective.tls) ?? (() => {}));
+    // The rules files are seeded under the new limits; a seed they refuse puts the old ones back.
+    const before = limits.current;
+    limits.set(effective.limits);
+    let rules: SeedSummary | undefined;
+    try {
+      if (audits !== undefined) rules = summarise(await ruleService.seed(audits));
+    } catch (err) {
+      limits.set(before);
+      throw err;
+    }
+    // From here nothing can fail: everything is put in force in this turn of the loop but the files'
+    // rotation, which waits for the writes queued before it.
+    commitAuth();
+    if (live.some((k) => k.startsWith('meshaudit.auth.')) && !auth.authenticates(effective)) {
+      log.warn(UNAUTHENTICATED_WARNING);
+    }
+    commitTls();
+    log.setLevel(effective.logLevel);
+    evaluator.setLimits(effective.limits);
+    statuses.setMaxStatusBytes(effective.limits.statusBytes);
+    bound.setLimits(effective.limits);
+    const old = new Map(current.backends.map((b) => [b.path, b.rotation]));
+    current = effective;
+    const rotations = effective.backends
+      .filter((b) => old.get(b.path) !== b.rotation)
+      .map((b) => fileSinks.get(b.path)?.setRotation(b.rotation));
+    if (restart.length > 0) {
+      log.warn('config reload: these keys changed and need a restart; their old values stay in force', {
+        keys: restart,
+      });
+    }
+    await Promise.all(rotations);
+    return { changed: live, restartNeeded: restart, rules };
+  };
+  // One reload at a time: each diffs against the config the one before left in force.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (next: Config, audits: readonly ValidAccessAudit[] | undefined): Promise<ReloadSummary> => {
+    const run = reloading.then(() => reloadNow(next, audits));
+    reloading = run.catch(() => {});
+    return run;
+  };
+
   let stopping: Promise<void> | undefined;
   return {
+    get config() {
+      return current;
+    },
+    reload,
     port: grpcServer.port,
     counts,
     metrics,
@@ -308,7 +411,7 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
       stopping ??= (async () => {
         log.info('meshaudit stopping: acknowledging in-flight batches');
         serving.drain();
-        await writer.close(config.drainTimeoutMs);
+        await writer.close(current.drainTimeoutMs);
         await grpcServer.shutdown(1000);
         auth.close();
         lock.release();

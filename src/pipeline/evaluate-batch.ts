@@ -46,7 +46,8 @@ const NO_DATA = Buffer.alloc(0);
 /** Evaluates batches one after another, keeping its date caches warm across them. */
 export class BatchEvaluator {
   private readonly times = newEventTimeParsers();
-  private readonly plain: PlainContext;
+  private plain: PlainContext;
+  private readonly strings = new AsciiCache();
   /** Where each batch's records are written before they are copied out: it grows to the largest batch. */
   private readonly out = new RecordBuffer(64 * 1024);
 
@@ -54,9 +55,24 @@ export class BatchEvaluator {
     private current: CompiledRules,
     private readonly dates: RecordDateFormatter,
     /** meshaudit.limits.fieldChars and listEntries: both ways check the same. */
-    readonly limits: EventLimits,
+    private eventLimits: EventLimits,
   ) {
-    this.plain = newPlainContext(dates, this.times, limits, new AsciiCache());
+    this.plain = newPlainContext(dates, this.times, eventLimits, this.strings);
+  }
+
+  get limits(): EventLimits {
+    return this.eventLimits;
+  }
+
+  /**
+   * New fieldChars and listEntries (a config reload), for the next batch: the plain way's scanner is
+   * sized by them, so it is made again (between batches: evaluation runs in one turn of the loop).
+   */
+  setLimits(limits: EventLimits): void {
+    const copy = { fieldChars: limits.fieldChars, listEntries: limits.listEntries };
+    if (copy.fieldChars === this.eventLimits.fieldChars && copy.listEntries === this.eventLimits.listEntries) return;
+    this.eventLimits = copy;
+    this.plain = newPlainContext(this.dates, this.times, copy, this.strings);
   }
 
   /** The rules in force: every batch (and single record) evaluated from now on is judged by them. */

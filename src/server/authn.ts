@@ -58,7 +58,7 @@ export class Authenticator {
   private readonly unixCaller: Principal | undefined;
 
   constructor(
-    private readonly config: AuthConfig,
+    private config: AuthConfig,
     private readonly log: Logger,
     unixSocket?: UnixSocketConfig,
     now: () => number = Date.now,
@@ -74,18 +74,34 @@ export class Authenticator {
             via: 'unix-socket',
           };
     // At start-up a tokens file that cannot be used stops the sidecar (naming it): read it now.
-    const file = config.tokensFile;
-    if (file !== undefined) {
-      try {
-        this.tokens = indexTokens(readTokensFile(file));
-      } catch (e) {
-        if (e instanceof TokensFileError) throw new TokensFileError(`${e.message} (meshaudit.auth.tokensFile)`);
-        throw e;
-      }
-      // Polled by stat on libuv's thread pool: no call waits on it, and an edit in place, a rename over
-      // it (an atomic write) and a new inode are all seen.
+    if (config.tokensFile !== undefined) this.tokens = readTokens(config.tokensFile);
+    this.watchTokens();
+  }
+
+  private watchTokens(): void {
+    const file = this.config.tokensFile;
+    // Polled by stat on libuv's thread pool: no call waits on it, and an edit in place, a rename over
+    // it (an atomic write) and a new inode are all seen.
+    if (file !== undefined)
       fs.watchFile(file, { interval: TOKENS_RECHECK_MS, persistent: false }, () => this.reloadTokens(file));
-    }
+  }
+
+  /**
+   * A new meshaudit.auth (a config reload). Another tokensFile is read now, and a file that cannot be
+   * used throws TokensFileError naming it; nothing changes until the returned commit is called, which
+   * swaps the config and the tokens together, so that no call sees one without the other.
+   */
+  prepare(next: AuthConfig): () => void {
+    const file = next.tokensFile;
+    const tokens = file === this.config.tokensFile ? undefined : file === undefined ? new Map() : readTokens(file);
+    return () => {
+      if (tokens !== undefined) {
+        this.close();
+        this.tokens = tokens;
+      }
+      this.config = next;
+      if (tokens !== undefined) this.watchTokens();
+    };
   }
 
   /** Stops watching the tokens file. */
@@ -186,5 +202,15 @@ export class Authenticator {
   private denied(kind: string, rpc: string, fields: Record<string, unknown>): void {
     this.refusedCalls++;
     this.refusals.warn(kind, 'call refused', { kind, rpc, ...fields });
+  }
+}
+
+/** The tokens of `file`, or a TokensFileError naming it and its key. */
+function readTokens(file: string): TokenIndex {
+  try {
+    return indexTokens(readTokensFile(file));
+  } catch (e) {
+    if (e instanceof TokensFileError) throw new TokensFileError(`${e.message} (meshaudit.auth.tokensFile)`);
+    throw e;
   }
 }

@@ -43,9 +43,14 @@ export class BufferedRequests {
 
   constructor(
     /** meshaudit.limits.bufferedRequestBytes. */
-    private readonly maxBytes: number,
+    private maxBytes: number,
     private readonly log: Logger,
   ) {}
+
+  /** A new meshaudit.limits.bufferedRequestBytes (a config reload): checked from the next chunk received. */
+  setMaxBytes(bytes: number): void {
+    this.maxBytes = bytes;
+  }
 
   /** Bytes held in unfinished request messages now, all connections together. */
   get heldBytes(): number {

@@ -51,6 +51,12 @@ export interface BoundGrpcServer {
   readonly tls: TlsFiles | undefined;
   /** Stops accepting on the Unix socket and removes its file (a clean stop). */
   closeUnixSocket(): void;
+  /**
+   * New limits (a config reload): connections and streamsPerConnection for new connections,
+   * bufferedRequestBytes from the next chunk received. messageBytes is fixed when grpc-js builds the
+   * server (grpc.max_receive_message_length): it needs a restart (src/config/reload.ts).
+   */
+  setLimits(limits: Omit<ServerLimits, 'messageBytes'>): void;
 }
 
 /** The limits the server itself enforces (meshaudit.limits). */
@@ -92,6 +98,8 @@ export async function bindGrpcServer(
   });
   const buffered = new BufferedRequests(limits.bufferedRequestBytes, log);
   const warnings = new RateLimitedWarning(log, 10_000);
+  const http2Servers: http2.Http2Server[] = [];
+  let connections = limits.connections;
   // With a Unix socket, each call is tagged with the transport it came by (src/server/authn.ts): the
   // socket's callers are its identity, and a TCP caller cannot claim to be one.
   const tcpCredentials = tlsFiles?.credentials() ?? grpc.ServerCredentials.createInsecure();
@@ -100,11 +108,18 @@ export async function bindGrpcServer(
     unixSocket === undefined ? tcpCredentials : tagTransport(tcpCredentials, 'tcp'),
     buffered,
     warnings,
+    http2Servers,
   );
   const unix =
     unixSocket === undefined
       ? undefined
-      : injectorFor(server, tagTransport(grpc.ServerCredentials.createInsecure(), 'unix-socket'), buffered, warnings);
+      : injectorFor(
+          server,
+          tagTransport(grpc.ServerCredentials.createInsecure(), 'unix-socket'),
+          buffered,
+          warnings,
+          http2Servers,
+        );
   // A connection that comes while the sidecar starts (the port is bound first) waits, unserved, until
   // the services are added: served at once, its calls would be answered UNIMPLEMENTED, which a client
   // takes for a wrong address. Its calls wait instead, within their deadline.
@@ -124,7 +139,7 @@ export async function bindGrpcServer(
   // A client retrying in a loop must not flood the log: one line per 10 s, counting the others.
   listener.on('drop', () =>
     warnings.warn('connections', 'refused connections: meshaudit.limits.connections are open', {
-      limit: limits.connections,
+      limit: connections,
     }),
   );
   let boundUnix = false;
@@ -171,6 +186,14 @@ export async function bindGrpcServer(
       open,
       closeUnixSocket: closeUnix,
       tls: tlsFiles,
+      setLimits(next) {
+        connections = next.connections;
+        listener.maxConnections = next.connections;
+        if (unixListener !== undefined) unixListener.maxConnections = next.connections;
+        buffered.setMaxBytes(next.bufferedRequestBytes);
+        // Node's HTTP/2 server sends these settings to each new session; the open ones keep theirs.
+        for (const h of http2Servers) h.updateSettings({ maxConcurrentStreams: next.streamsPerConnection });
+      },
     };
   } catch (err) {
     forceClose();
@@ -208,6 +231,7 @@ function injectorFor(
   credentials: grpc.ServerCredentials,
   buffered: BufferedRequests,
   warnings: RateLimitedWarning,
+  http2Servers: http2.Http2Server[],
 ): grpc.ConnectionInjector {
   const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
   const before = servers instanceof Map ? new Set(servers.keys()) : new Set();
@@ -218,6 +242,7 @@ function injectorFor(
     throw new Error('grpc-js no longer keeps its HTTP/2 servers where meshaudit looks for them (http2Servers)');
   }
   buffered.watch(found as http2.Http2Server);
+  http2Servers.push(found as http2.Http2Server);
   logTlsRefusals(found as http2.Http2Server, warnings);
   return injector;
 }

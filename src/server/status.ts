@@ -32,8 +32,13 @@ const VIOLATION_OVERHEAD_BYTES = 8;
 export class Statuses {
   constructor(
     private readonly log: Logger,
-    private readonly maxStatusBytes: number,
+    private maxStatusBytes: number,
   ) {}
+
+  /** A new meshaudit.limits.statusBytes (a config reload), for the next status. */
+  setMaxStatusBytes(bytes: number): void {
+    this.maxStatusBytes = bytes;
+  }
 
   /**
    * The status of any error, by its kind. Anything that is not a domain error is a bug: the client gets

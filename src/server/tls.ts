@@ -82,11 +82,11 @@ export class TlsFiles implements grpc.experimental.CertificateProvider {
   private current: TlsSet;
   private readonly identityListeners = new Set<Listener<grpc.experimental.IdentityCertificateUpdate>>();
   private readonly caListeners = new Set<Listener<grpc.experimental.CaCertificateUpdate>>();
-  private readonly files: string[];
+  private files: string[] = [];
 
   /** Reads the files now: at start-up a set that cannot be used stops the sidecar, naming the file. */
   constructor(
-    private readonly config: TlsConfig,
+    private config: TlsConfig,
     private readonly log: Logger,
   ) {
     try {
@@ -94,10 +94,47 @@ export class TlsFiles implements grpc.experimental.CertificateProvider {
     } catch (e) {
       throw new TlsFilesError((e as Error).message);
     }
-    this.files = [config.certFile, config.keyFile, ...(config.clientCaFile ? [config.clientCaFile] : [])];
+    this.watch();
+  }
+
+  private watch(): void {
+    const { certFile, keyFile, clientCaFile } = this.config;
+    this.files = [certFile, keyFile, ...(clientCaFile ? [clientCaFile] : [])];
     for (const file of this.files) {
       fs.watchFile(file, { interval: WATCH_INTERVAL_MS, persistent: false }, () => this.reload('a file changed'));
     }
+  }
+
+  /**
+   * Other paths (a config reload): the new set is read and checked now, and throws an Error naming the
+   * file and the key when it cannot be used; nothing changes until the returned commit is called, so a
+   * reload refused for another key leaves the set in force. Adding or removing clientCaFile, or another
+   * clientAuth, needs a restart (the server credentials are built with them): the caller keeps those.
+   */
+  prepare(next: TlsConfig): () => void {
+    const unchanged =
+      next.certFile === this.config.certFile &&
+      next.keyFile === this.config.keyFile &&
+      next.clientCaFile === this.config.clientCaFile;
+    if (unchanged) return () => {};
+    let set: TlsSet;
+    try {
+      set = readSet(next);
+    } catch (e) {
+      throw new TlsFilesError((e as Error).message);
+    }
+    return () => {
+      this.close();
+      this.config = next;
+      this.watch();
+      this.current = set;
+      this.log.info('TLS files changed by the config: new connections use them', {
+        certFile: next.certFile,
+        serial: set.serial,
+        validTo: set.validTo,
+      });
+      this.emit();
+    };
   }
 
   /** The server credentials: a client certificate is asked for when there are CAs for it, and required with clientAuth: require. */

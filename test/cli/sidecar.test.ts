@@ -7,7 +7,9 @@ import {
   clients,
   MemorySink,
   openStream,
+  refusal,
   resourceEvent,
+  startTestSidecar,
   tempDir,
   testConfig,
   unary,
@@ -53,6 +55,43 @@ describe('a rule change under a live stream', () => {
       s.call.end();
     } finally {
       c.close();
+      await sidecar.stop();
+    }
+  });
+});
+
+describe('sidecar.reload', () => {
+  it('refuses what it cannot put in force, naming the key, and changes nothing', async () => {
+    const config = testConfig(tempDir());
+    const sidecar = await startTestSidecar(config);
+    try {
+      const [b] = config.backends;
+      const tiny = { ...b, rotation: { ...b.rotation, maxSizeBytes: 0.5 } };
+      const next = { ...config, logLevel: 'debug' as const, backends: [tiny] };
+      const refused = await refusal(sidecar.reload(next, undefined));
+      expect(refused.message).to.equal(
+        'kmesh.access.audit.backends[0].file.rotation.maxSizeMb: must be at least 1 byte',
+      );
+      // Callers left no credential once the client CAs (a restart key) are kept off.
+      const locked = { ...config, auth: { ...config.auth, localhostIsAdmin: false } };
+      expect((await refusal(sidecar.reload(locked, undefined))).message).to.match(
+        /^meshaudit\.auth\.localhostIsAdmin: is false, and with the keys that need a restart kept/,
+      );
+      expect(sidecar.config).to.deep.equal(config);
+    } finally {
+      await sidecar.stop();
+    }
+  });
+
+  it('diffs each reload against the config the one before left, one at a time', async () => {
+    const config = testConfig(tempDir());
+    const sidecar = await startTestSidecar(config);
+    try {
+      const level = (logLevel: 'debug' | 'warn') => sidecar.reload({ ...config, logLevel }, undefined);
+      const [a, b, c] = await Promise.all([level('debug'), level('debug'), level('warn')]);
+      expect([a.changed, b.changed, c.changed]).to.deep.equal([['meshaudit.log.level'], [], ['meshaudit.log.level']]);
+      expect(sidecar.config.logLevel).to.equal('warn');
+    } finally {
       await sidecar.stop();
     }
   });

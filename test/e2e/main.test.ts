@@ -317,7 +317,7 @@ describe('meshaudit command line (real process)', function () {
       const reloaded = (n: number): Promise<void> =>
         new Promise((resolve) => {
           const poll = setInterval(() => {
-            if ((s.stderr().match(/"rules reloaded"|rules reload failed/g) ?? []).length >= n) {
+            if ((s.stderr().match(/"config reloaded"|config reload refused/g) ?? []).length >= n) {
               clearInterval(poll);
               resolve();
             }
@@ -329,7 +329,7 @@ describe('meshaudit command line (real process)', function () {
       fs.writeFileSync(rules, 'type: AccessAudit\nname: all\nrules:\n- access: ["NOPE"]\n');
       s.proc.kill('SIGHUP');
       await reloaded(2);
-      expect(s.stderr()).to.contain('rules reload failed; the rules in force are kept');
+      expect(s.stderr()).to.contain('config reload refused; the config and rules in force stay');
       expect(await unary(c.audit, 'Record', { event: resourceEvent(3) })).to.deep.equal({ audited: true });
     } finally {
       c.close();

@@ -320,7 +320,7 @@ describe('faults: the hostile corpus', function () {
             .stderr()
             .split('\n')
             .slice(0, -1)
-            .filter((l) => l.includes('rules reload failed'));
+            .filter((l) => l.includes('config reload refused'));
         const before = refusals().length;
         fs.copyFileSync(file, rulesFile);
         sidecar.proc.kill('SIGHUP');

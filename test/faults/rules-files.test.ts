@@ -49,7 +49,7 @@ describe('faults: rules files that never end, never open, or are huge', function
       fs.writeFileSync(rules, `${RULES}# ${'x'.repeat(4 * 1024 * 1024)}\n`);
       const refusedReload = new Promise<void>((resolve) => {
         const check = (): void => {
-          if (sidecar.stderr().includes('rules reload failed')) resolve();
+          if (sidecar.stderr().includes('config reload refused')) resolve();
           else setImmediate(check);
         };
         check();
@@ -82,7 +82,7 @@ describe('faults: a rules file emptied or half-written when SIGHUP comes', funct
       cwd: dir,
     });
     const c = clients(await sidecar.ready);
-    const outcomes = (): number => (sidecar.stderr().match(/"rules reloaded"|rules reload failed/g) ?? []).length;
+    const outcomes = (): number => (sidecar.stderr().match(/"config reloaded"|config reload refused/g) ?? []).length;
     /** Sends SIGHUP and resolves with what that reload logged, once it ended. */
     const reload = async (): Promise<string> => {
       const before = outcomes();
@@ -106,7 +106,7 @@ describe('faults: a rules file emptied or half-written when SIGHUP comes', funct
       ).entries()) {
         fs.writeFileSync(everything, text);
         const logged = await reload();
-        expect(logged, JSON.stringify(text)).to.match(/rules reload failed; the rules in force are kept/);
+        expect(logged, JSON.stringify(text)).to.match(/config reload refused; the config and rules in force stay/);
         expect(logged, JSON.stringify(text)).to.include(why);
         expect(await audited(2 + i), JSON.stringify(text)).to.equal(true);
       }

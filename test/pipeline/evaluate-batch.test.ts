@@ -344,3 +344,39 @@ describe('batch evaluation: the plain byte path against the reference', () => {
     }
   });
 });
+
+describe('BatchEvaluator.setLimits (a config reload)', () => {
+  const ALL = compileRules([{ name: 'all', rules: [{ types: [], mesh: '', access: [], accessAll: true }] }], []);
+  /** A resource event whose user has `groups` and a name of `nameChars` characters. */
+  const event = (nameChars: number, groups: number): Uint8Array =>
+    encode([
+      [1, 'e-1'],
+      [2, '2024-05-01T10:00:00Z'],
+      [3, 'UPDATE'],
+      [
+        4,
+        [
+          [1, 'Mesh'],
+          [2, 'n'.repeat(nameChars)],
+        ],
+      ],
+      [6, [[1, 'john'], ...Array.from({ length: groups }, (_, i): Part => [2, `g${i}`])]],
+    ]);
+
+  it('judges the next batch by the new fieldChars and listEntries, both ways, as the reference does', () => {
+    const evaluator = new BatchEvaluator(ALL, dates, DEFAULT_LIMITS);
+    const batch = request([event(300, 1), event(10, 2), event(10, 1)]);
+    const outcome = (limits: EventLimits): Array<number | string> => {
+      const got = evaluate(evaluator, batch);
+      const problem = compare(got, referenceBatch(batch, ALL, RECEIVED_MS, dates, limits));
+      expect(problem, problem).to.equal(undefined);
+      return [got.recorded, ...got.rejected.map((r) => r.index)];
+    };
+    expect(outcome(DEFAULT_LIMITS)).to.deep.equal([3]);
+    evaluator.setLimits(SMALL_LIMITS);
+    expect(evaluator.limits).to.deep.equal(SMALL_LIMITS);
+    expect(outcome(SMALL_LIMITS)).to.deep.equal([1, 0, 1]);
+    evaluator.setLimits(DEFAULT_LIMITS);
+    expect(outcome(DEFAULT_LIMITS)).to.deep.equal([3]);
+  });
+});

@@ -2,6 +2,7 @@
 // health's NOT_FOUND quoted the service name asked for whole, and a status too large for the HTTP/2
 // trailers is never answered and stalls its connection.
 import { expect } from 'chai';
+import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { Sidecar } from '../../src/cli/sidecar';
 import { healthClient, startTestSidecar, tempDir, testConfig } from '../support/helpers';
@@ -52,6 +53,46 @@ describe('grpc server: health and reflection errors', () => {
       expect(await client.listServices()).to.include('meshaudit.v1.AuditService');
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('grpc server: limits changed by a config reload', () => {
+  /** A raw HTTP/2 connection once the server's settings came, or undefined when the server closed it. */
+  function connect(port: number): Promise<http2.ClientHttp2Session | undefined> {
+    return new Promise((resolve) => {
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      session.on('error', () => {});
+      session.once('remoteSettings', () => resolve(session));
+      session.once('close', () => resolve(undefined));
+    });
+  }
+
+  it('gives new connections the new streamsPerConnection, and closes those past a lowered connections', async () => {
+    const config = testConfig(tempDir());
+    const sidecar = await startTestSidecar(config);
+    const open: http2.ClientHttp2Session[] = [];
+    try {
+      const first = await connect(sidecar.port);
+      open.push(first!);
+      expect(first?.remoteSettings.maxConcurrentStreams).to.equal(100);
+      const limits = { ...config.limits, streamsPerConnection: 7, connections: 1 };
+      expect((await sidecar.reload({ ...config, limits }, undefined)).changed).to.deep.equal([
+        'meshaudit.limits.connections',
+        'meshaudit.limits.streamsPerConnection',
+      ]);
+      expect(await connect(sidecar.port)).to.equal(undefined);
+      // The one open keeps its settings; once it ends, a new one gets the new ones.
+      expect(first?.remoteSettings.maxConcurrentStreams).to.equal(100);
+      first!.close();
+      let next: http2.ClientHttp2Session | undefined;
+      const deadline = Date.now() + 5000;
+      while (next === undefined && Date.now() < deadline) next = await connect(sidecar.port);
+      open.push(next!);
+      expect(next?.remoteSettings.maxConcurrentStreams).to.equal(7);
+    } finally {
+      for (const s of open) s?.destroy();
+      await sidecar.stop();
     }
   });
 });

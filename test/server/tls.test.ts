@@ -270,4 +270,28 @@ describe('TLS and mutual TLS', function () {
       await both.stop();
     }
   });
+
+  it('serves the files of other paths a config reload names, and refuses a reload naming a pair that cannot be used', async () => {
+    const before = await servedSerial(sidecar.port, ca.cert, alice);
+    const bad = { ...sidecar.config, tls: { ...sidecar.config.tls!, keyFile: alice.key } };
+    const refused = await refusal(sidecar.reload(bad, undefined));
+    expect(refused.message).to.include(`is not the private key of ${sidecar.config.tls!.certFile}`);
+    expect(await servedSerial(sidecar.port, ca.cert, alice)).to.equal(before);
+    const next = ca.issue('server-moved', { cn: 'meshaudit', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
+    const moved = { ...sidecar.config, tls: { ...sidecar.config.tls!, certFile: next.cert, keyFile: next.key } };
+    expect((await sidecar.reload(moved, undefined)).changed).to.deep.equal([
+      'meshaudit.grpc.tls.certFile',
+      'meshaudit.grpc.tls.keyFile',
+    ]);
+    const served = await servedSerial(sidecar.port, ca.cert, alice);
+    expect(served).to.not.equal(before);
+    // Watched at the new paths: a rotation in place there is served too.
+    const rotations = (): number => logs.filter((l) => l.includes('TLS files read again: new connections')).length;
+    const seen = rotations();
+    const again = ca.issue('server-moved-again', { cn: 'meshaudit', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
+    fs.copyFileSync(again.key, next.key);
+    fs.copyFileSync(again.cert, next.cert);
+    await waitFor(() => rotations() > seen, 'the pair at the new paths read again', 10_000);
+    expect(await servedSerial(sidecar.port, ca.cert, alice)).to.not.equal(served);
+  });
 });

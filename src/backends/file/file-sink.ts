@@ -113,14 +113,16 @@ export class FileSink implements Sink {
   readonly key: string;
   private readonly dir: string;
   private readonly base: string;
-  private readonly rotation: RotationConfig;
+  private rotation: RotationConfig;
   private readonly fsync: boolean;
   private readonly clock: () => Date;
   private readonly onEvent: (e: FileSinkEvent) => void;
   private readonly rfsOptions: RfsOptions;
   private readonly modes: FileModes;
   /** A file is rotated before a record that would make it larger (Infinity: rotation off). */
-  private readonly maxFileBytes: number;
+  private maxFileBytes: number;
+  /** The rotated file the last rotating write kept for its uncommitted position (see runRetention). */
+  private keptForCommit: string | undefined;
 
   private state: 'new' | 'open' | 'closed' = 'new';
   /** Serialises open/write/close: positions are only meaningful one write at a time. */
@@ -156,13 +158,29 @@ export class FileSink implements Sink {
     this.modes = opts.modes ?? DEFAULT_FILE_MODES;
     // No `size`: rotation is decided here (see the top of this file).
     this.rfsOptions = { path: this.dir, mode: this.modes.file };
-    if (this.rotation.enabled && !(this.rotation.maxSizeBytes >= 1)) {
-      throw new Error(
-        `audit file ${this.key}: rotation.maxSizeBytes must be at least 1, got ${this.rotation.maxSizeBytes}`,
-      );
+    this.maxFileBytes = this.checkedMaxFileBytes(this.rotation);
+  }
+
+  private checkedMaxFileBytes(rotation: RotationConfig): number {
+    if (rotation.enabled && !(rotation.maxSizeBytes >= 1)) {
+      throw new Error(`audit file ${this.key}: rotation.maxSizeBytes must be at least 1, got ${rotation.maxSizeBytes}`);
     }
     // Whole bytes: a file of at most 52428.8 bytes holds at most 52428.
-    this.maxFileBytes = this.rotation.enabled ? Math.max(1, Math.floor(this.rotation.maxSizeBytes)) : Infinity;
+    return rotation.enabled ? Math.max(1, Math.floor(rotation.maxSizeBytes)) : Infinity;
+  }
+
+  /**
+   * Puts a new rotation in force (a config reload), after the writes queued before it: the next write
+   * rotates at the new size, and retention runs now under the new limits. The rotated file the last
+   * rotating write kept for its commit is kept again: that write may not be committed yet.
+   */
+  setRotation(rotation: RotationConfig): Promise<void> {
+    const maxFileBytes = this.checkedMaxFileBytes(rotation);
+    return this.serial(async () => {
+      this.rotation = rotation;
+      this.maxFileBytes = maxFileBytes;
+      if (this.state === 'open') await this.runRetention(this.keptForCommit);
+    });
   }
 
   open(committed?: SinkPosition): Promise<SinkPosition> {
@@ -218,7 +236,10 @@ export class FileSink implements Sink {
       }
       // The file that held where this write began holds the committed position until this write is
       // committed: retention keeps it (see runRetention).
-      if (failed.rotated.length > 0) await this.runRetention(path.basename(failed.rotated[0]));
+      if (failed.rotated.length > 0) {
+        this.keptForCommit = path.basename(failed.rotated[0]);
+        await this.runRetention(this.keptForCommit);
+      }
       return { ino: this.ino, size: this.size };
     });
   }

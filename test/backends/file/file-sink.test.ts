@@ -440,6 +440,55 @@ describe('FileSink', () => {
     });
   });
 
+  describe('setRotation (a config reload)', () => {
+    it('rotates at a smaller maxSizeBytes from the next write, after the writes queued before it', async () => {
+      const s = sink({ maxSizeBytes: 1000 });
+      await s.open();
+      const queued = s.write(lines(0, 3));
+      const changed = s.setRotation(rotation({ maxSizeBytes: 60 }));
+      expect((await queued).size).to.equal(90);
+      await changed;
+      expect(rotatedFiles()).to.deep.equal([]);
+      await s.write(lines(3, 1));
+      await s.write(lines(4, 2));
+      await s.write(lines(6, 1));
+      expect(rotatedFiles()).to.have.length(2);
+      expect(fs.readFileSync(path.join(dir, rotatedFiles()[1]!), 'utf8')).to.equal(line(3) + line(4));
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 7));
+    });
+
+    it('deletes rotated files at once under a smaller maxRetainedFiles', async () => {
+      const s = sink({ maxSizeBytes: 10 });
+      await s.open();
+      for (let i = 0; i < 5; i++) {
+        await s.write(lines(i, 1));
+        clock.advance(1000);
+      }
+      expect(rotatedFiles()).to.have.length(4);
+      await s.setRotation(rotation({ maxSizeBytes: 10, maxRetainedFiles: 2 }));
+      expect(rotatedFiles()).to.deep.equal([3, 4].map((i) => rotatedName('audit.log', new Date(T0 + i * 1000), 1)));
+      expect(allRecords().map((r) => r.n)).to.deep.equal([2, 3, 4]);
+    });
+
+    it('stops rotating and deleting when rotation is turned off', async () => {
+      const s = sink({ maxSizeBytes: 10, maxRetainedFiles: 1 });
+      await s.open();
+      await s.write(lines(0, 1));
+      await s.setRotation(rotation({ enabled: false }));
+      await s.write(lines(1, 3));
+      expect(rotatedFiles()).to.deep.equal([]);
+      expect(fs.readFileSync(active, 'utf8')).to.equal(lines(0, 4).toString());
+    });
+
+    it('refuses a maxSizeBytes under 1 and keeps the rotation in force', async () => {
+      const s = sink({ maxSizeBytes: 60 });
+      await s.open();
+      expect(() => s.setRotation(rotation({ maxSizeBytes: 0 }))).to.throw('rotation.maxSizeBytes must be at least 1');
+      await s.write(lines(0, 3));
+      expect(rotatedFiles()).to.have.length(1);
+    });
+  });
+
   describe('open and recovery', () => {
     it('appends to an existing active file', async () => {
       fs.writeFileSync(active, line(0));
