@@ -225,6 +225,7 @@ export class AdminServer {
           certificate: socket instanceof TLSSocket && socket.authorized ? socket.getPeerCertificate() : undefined,
           authorization: header,
           peer: `${socket.remoteAddress}:${socket.remotePort}`,
+          certificateRequired: this.opts.config().tls?.clientAuth === 'require',
           carrier: 'header',
         },
         what,

@@ -50,6 +50,12 @@ export interface RequestCredentials {
   readonly peer: string;
   /** It came through the Unix socket: set by the server only (TRANSPORT_KEY), never from what a client sent. */
   readonly unixSocket?: boolean;
+  /**
+   * Every caller must present a client certificate (meshaudit.grpc.tls.clientAuth: require): the
+   * localhost rule does not apply. gRPC's handshake refuses such a caller before it is asked; the
+   * admin says so here, so that a loopback process is not its admin where it could not call gRPC.
+   */
+  readonly certificateRequired?: boolean;
   /** Where the authorization was looked for, for the message: gRPC `metadata` (default) or an HTTP `header`. */
   readonly carrier?: 'metadata' | 'header';
 }
@@ -124,9 +130,15 @@ export class Authenticator {
   }
 
   /** Whether any caller must present a credential: false means every local process is the admin. */
-  authenticates(listen: { tls: TlsConfig | undefined; grpcAddress: string }): boolean {
-    // The localhost rule needs a TCP port a process of this host can reach without a credential.
-    if (listen.grpcAddress === 'off' || listen.tls?.clientAuth === 'require') return true;
+  authenticates(listen: {
+    tls: TlsConfig | undefined;
+    grpcAddress: string;
+    admin: { readonly address: string | undefined };
+  }): boolean {
+    // The localhost rule needs a TCP port a process of this host can reach without a credential: the
+    // gRPC port, or the admin's. With clientAuth: require it applies on neither (see principalOf).
+    const tcp = listen.grpcAddress !== 'off' || listen.admin.address !== undefined;
+    if (!tcp || listen.tls?.clientAuth === 'require') return true;
     return this.config.tokensFile !== undefined || !this.config.localhostIsAdmin;
   }
 
@@ -194,7 +206,7 @@ export class Authenticator {
     }
     // Trusted only when the server tags the transport (a socket is configured), so a client cannot claim it.
     if (this.unixCaller !== undefined && request.unixSocket === true) return this.unixCaller;
-    if (this.config.localhostIsAdmin && isLoopback(request.peer)) {
+    if (this.config.localhostIsAdmin && request.certificateRequired !== true && isLoopback(request.peer)) {
       return { name: LOCALHOST_ADMIN, groups: [ADMIN_GROUP], via: 'localhost' };
     }
     this.denied('anonymous', what, { peer: request.peer });

@@ -432,6 +432,24 @@ describe('the admin HTTP listener (the real process)', function () {
       expect([r.status, r.body]).to.deep.equal([200, 'OK\n']);
     });
 
+    it('takes no loopback caller for the admin where gRPC requires a client certificate (clientAuth: require)', async () => {
+      const other = tempDir();
+      const server = ca.issue('server-require', { cn: 'meshaudit', sans: ['IP:127.0.0.1'] });
+      const config = writeSidecarConfig(other);
+      const tls = `tls: {certFile: ${server.cert}, keyFile: ${server.key}, clientCaFile: ${ca.cert}, clientAuth: require}`;
+      fs.writeFileSync(
+        config,
+        fs.readFileSync(config, 'utf8').replace('    address: 127.0.0.1:0\n', `    address: 127.0.0.1:0\n    ${tls}\n`),
+      );
+      const strict = spawnSidecar(['--config', config], { cwd: other });
+      try {
+        const r = await adminRequest(await strict.adminPort, 'GET', '/ready');
+        expect(r.status).to.equal(401);
+      } finally {
+        await stop(strict);
+      }
+    });
+
     it('never shows a token or its hash in /config_dump', async () => {
       const dump = (await call('GET', '/config_dump', tokens.admin)).body;
       for (const token of Object.values(tokens)) {
