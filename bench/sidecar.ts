@@ -12,6 +12,10 @@ export interface SpawnedSidecar {
   proc: ChildProcess;
   /** Resolves with the bound port once the sidecar logs that it started. */
   ready: Promise<number>;
+  /** Resolves with the admin's bound port once the sidecar logs that it started (rejects when the admin is off). */
+  adminPort: Promise<number>;
+  /** The same for the probe listener (meshaudit.admin.probeAddress). */
+  probePort: Promise<number>;
   /** Resolves with the exit code (or signal name) once its output is read to the end. */
   exited: Promise<number | string>;
   stderr(): string;
@@ -48,20 +52,28 @@ export function spawnSidecar(
   const exited = new Promise<number | string>((resolve) =>
     proc.on('close', (code, signal) => resolve(code ?? signal ?? -1)),
   );
-  const ready = new Promise<number>((resolve, reject) => {
+  const started = new Promise<Record<string, unknown>>((resolve, reject) => {
     let seen = 0;
     proc.stderr!.on('data', (d) => {
       err += d;
       for (let end = err.indexOf('\n', seen); end >= 0; end = err.indexOf('\n', seen)) {
-        const port = startedPort(err.slice(seen, end));
+        const [entry] = logLines(err.slice(seen, end));
         seen = end + 1;
-        if (port !== undefined) resolve(port);
+        if (entry?.msg === 'meshaudit started') resolve(entry);
       }
     });
     exited.then((code) => reject(new Error(`sidecar exited (${code}) before it started:\n${err}`)));
   });
-  ready.catch(() => {});
-  return { proc, ready, exited, stderr: () => err, stdout: () => out };
+  const portOf = (key: string) => (entry: Record<string, unknown>) => {
+    const m = typeof entry[key] === 'string' ? /:(\d+)$/.exec(entry[key] as string) : null;
+    if (m === null) throw new Error(`the start line names no ${key} port: ${JSON.stringify(entry)}`);
+    return Number(m[1]);
+  };
+  const ready = started.then(portOf('grpc'));
+  const adminPort = started.then(portOf('admin'));
+  const probePort = started.then(portOf('probe'));
+  for (const p of [ready, adminPort, probePort]) p.catch(() => {});
+  return { proc, ready, adminPort, probePort, exited, stderr: () => err, stdout: () => out };
 }
 
 /** The lines of a JSON log (torn or foreign lines left out). */
@@ -108,6 +120,10 @@ export interface SidecarConfigOptions {
   backends?: readonly FileBackendOptions[];
   /** meshaudit.limits keys; absent ones are left out (the defaults). */
   limits?: Readonly<Record<string, number>>;
+  /** meshaudit.admin.address: a free port on loopback by default (the sidecar logs the one it bound); "" off. */
+  admin?: string;
+  /** meshaudit.admin.probeAddress; absent, the key is left out (off). */
+  probe?: string;
 }
 
 function backendYaml(dir: string, b: FileBackendOptions): string {
@@ -136,6 +152,8 @@ export function writeSidecarConfig(dir: string, opts: SidecarConfigOptions = {})
     ...(opts.fsync === undefined ? [] : [`  fsync: ${opts.fsync}`]),
     ...(opts.drainTimeoutSeconds === undefined ? [] : [`  drainTimeoutSeconds: ${opts.drainTimeoutSeconds}`]),
     `  grpc:\n    address: ${opts.address ?? '127.0.0.1:0'}`,
+    `  admin:\n    address: "${opts.admin ?? '127.0.0.1:0'}"`,
+    ...(opts.probe === undefined ? [] : [`    probeAddress: "${opts.probe}"`]),
     ...(opts.limits === undefined
       ? []
       : ['  limits:', ...Object.entries(opts.limits).map(([key, value]) => `    ${key}: ${value}`)]),

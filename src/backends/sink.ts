@@ -28,6 +28,12 @@ export interface Sink {
    * cutting the file back to the position before this write, and is ready for the same chunk again.
    */
   write(chunk: Buffer): Promise<SinkPosition>;
+  /**
+   * Reopens the active file at its path (the admin's /reopen_logs, SIGUSR2): after an operator moved it
+   * away, a new file is made there. Serialised with writes; resolves with the position writing goes on
+   * from, which the writer commits before anything more is written.
+   */
+  reopen(): Promise<SinkPosition>;
   /** Flushes and closes. */
   close(): Promise<void>;
 }

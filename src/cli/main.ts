@@ -156,6 +156,17 @@ async function main(): Promise<void> {
     void reloader.reload('SIGHUP');
   });
   reloader.watch();
+  // SIGUSR2 reopens the audit files (POST /reopen_logs does the same; Node keeps SIGUSR1 for its
+  // debugger). Handled from now on: its default action would end the process.
+  process.on('SIGUSR2', () => {
+    if (sidecar === undefined) {
+      log.info('received SIGUSR2 during start-up: the audit files are opened once start-up ends');
+      return;
+    }
+    log.info('received SIGUSR2: reopening the audit files');
+    // A failure is logged by reopenFiles; writing goes on.
+    sidecar.reopenFiles().catch(() => {});
+  });
   try {
     sidecar = await startSidecar({
       config,

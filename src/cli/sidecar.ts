@@ -30,6 +30,7 @@ import type { BoundGrpcServer } from '../server/grpc-server';
 import { RuleServiceImpl } from '../server/rule-service';
 import { ServingState } from '../server/serving-state';
 import { Statuses } from '../server/status';
+import { AdminServer } from '../admin/admin-server';
 
 export interface SidecarOptions {
   config: Config;
@@ -63,6 +64,10 @@ export interface SidecarOptions {
 
 export interface Sidecar {
   readonly port: number;
+  /** `host:port` the admin listens on (meshaudit.admin.address, the port bound); undefined: off. */
+  readonly adminAddress: string | undefined;
+  /** `host:port` of the probe listener (meshaudit.admin.probeAddress); undefined: off. */
+  readonly probeAddress: string | undefined;
   /** What was done with the events since start. */
   readonly counts: Readonly<AuditCounts>;
   readonly metrics: Metrics;
@@ -70,6 +75,11 @@ export interface Sidecar {
   identifiers(): ReturnType<Sequencer['positions']>;
   /** Bytes accepted and not yet written, and open control-plane streams. */
   load(): { pendingBytes: number; streams: number };
+  /**
+   * Reopens every backend's active file at its path (POST /reopen_logs, SIGUSR2), after what was
+   * written is committed: a file an operator moved away is made again. Logs a line.
+   */
+  reopenFiles(): Promise<Array<{ file: string; ino: number; size: number }>>;
   /** Reads the TLS files again (SIGHUP); a set that cannot be used keeps the one in force. */
   reloadTls(): void;
   /** Seeds the store again from the --rules files (SIGHUP), recording each change by the rules-files user. */
@@ -134,20 +144,66 @@ export function droppedTailMeaning(tail: 'torn line' | 'lost pages'): string {
         'it may be lost; the audit files are cut back to match, and the control plane resends from there)';
 }
 
+/** What start-up makes before it takes the data directory: the admin answers from then on. */
+interface Early {
+  readonly bound: BoundGrpcServer;
+  readonly admin: AdminServer;
+  readonly auth: Authenticator;
+  readonly serving: ServingState;
+  readonly metrics: Metrics;
+  /** The config in force: the one started with, then each reload's (/config_dump shows it). */
+  readonly inForce: { config: Config };
+}
+
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
-  const { config } = opts;
+  const { config, log } = opts;
+  const inForce = { config };
+  const metrics =
+    opts.metrics ??
+    new Metrics({
+      zone: config.zone,
+      version: version(),
+      processMetrics: opts.processMetrics ?? false,
+      filesystems: () => [
+        { name: 'data', path: config.dataDir },
+        ...config.backends.map((b) => ({ name: `backend:${b.path}`, path: path.dirname(b.path) })),
+      ],
+    });
+  // /ready, gRPC health and meshaudit_ready read one state: starting until the services are added.
+  const serving = new ServingState({ starting: true });
+  const ready = (): void => metrics.ready.set(serving.healthy ? 1 : 0);
+  serving.on('change', ready);
+  ready();
   // The port first, then the store: a port in use or a corrupt store stops start-up before any
   // state or audit file is opened or written.
-  const bound = await bindGrpcServer(config.grpcAddress, config.limits, opts.log, config.tls, config.unixSocket);
+  const bound = await bindGrpcServer(config.grpcAddress, config.limits, log, config.tls, config.unixSocket);
+  let auth: Authenticator | undefined;
+  let admin: AdminServer | undefined;
   try {
-    return await startOnBoundServer(opts, bound);
+    auth = new Authenticator(config.auth, log, config.unixSocket);
+    if (!auth.authenticates(config)) log.warn(UNAUTHENTICATED_WARNING);
+    // Right after gRPC's port: a kubelet's probe is answered (503 starting) while the store and the
+    // files are read, and a port in use stops start-up before they are.
+    admin = await AdminServer.listen(config.admin, {
+      config: () => inForce.config,
+      version: version(),
+      serving,
+      metrics,
+      auth,
+      log,
+      tls: bound.tls,
+      now: opts.now === undefined ? undefined : () => (opts.now as () => Date)().getTime(),
+    });
+    return await startOnBoundServer(opts, { bound, admin, auth, serving, metrics, inForce });
   } catch (err) {
+    admin?.close();
+    auth?.close();
     bound.forceClose();
     throw err;
   }
 }
 
-async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer): Promise<Sidecar> {
+async function startOnBoundServer(opts: SidecarOptions, early: Early): Promise<Sidecar> {
   const { config, log } = opts;
   const lock = await DataDirLock.take(config.dataDir, {
     modes: config.files,
@@ -168,34 +224,22 @@ async function startOnBoundServer(opts: SidecarOptions, bound: BoundGrpcServer):
       log.warn("can't touch the data directory lock; trying again at the next heartbeat", { err }),
   });
   try {
-    return await startLocked(opts, bound, lock);
+    return await startLocked(opts, early, lock);
   } catch (err) {
     lock.release();
     throw err;
   }
 }
 
-async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: DataDirLock): Promise<Sidecar> {
+async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock): Promise<Sidecar> {
   const { config, log } = opts;
+  const { bound, admin, auth, serving, metrics, inForce } = early;
   const now = opts.now ?? (() => new Date());
   // Everything that can refuse to start (a corrupt store or checkpoint, a tokens file) is read before
   // anything is written.
   const knownTypes = knownTypesOf(config);
-  const metrics =
-    opts.metrics ??
-    new Metrics({
-      zone: config.zone,
-      version: version(),
-      processMetrics: opts.processMetrics ?? false,
-      filesystems: () => [
-        { name: 'data', path: config.dataDir },
-        ...config.backends.map((b) => ({ name: `backend:${b.path}`, path: path.dirname(b.path) })),
-      ],
-    });
   // Read on each use by the components that take them, swapped whole by a reload.
   const limits = new LiveLimits(config.limits);
-  const auth = new Authenticator(config.auth, log, config.unixSocket);
-  if (!auth.authenticates(config)) log.warn(UNAUTHENTICATED_WARNING);
   const store = new AccessAuditStore(config.dataDir, {
     modes: config.files,
     knownTypes,
@@ -247,7 +291,6 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   // write (or the first write to a newly added backend) leaves no position to cut back to, and the
   // control plane's resend would duplicate those records.
   await checkpoint.commit({ seqs: new Map(), positions: opened });
-  const serving = new ServingState();
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
     // A group that spanned a pause long enough for a takeover: the lock is looked at before its ack.
@@ -308,10 +351,29 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   } else {
     log.info('no --rules files: the AccessAudits of the store are in force as they are', { file: store.file });
   }
+  const reopenFiles = async (): Promise<Array<{ file: string; ino: number; size: number }>> => {
+    try {
+      const positions = await writer.reopen();
+      const files = [...positions].map(([file, p]) => ({ file, ino: p.ino, size: p.size }));
+      log.info('audit files reopened', { files });
+      return files;
+    } catch (err) {
+      log.error('reopening the audit files failed: writing goes on, and the next write opens them', { err });
+      throw err;
+    }
+  };
+  admin.attach({
+    identifiers: () => sequencer.positions(),
+    accessAudits: () => store.list(),
+    reopenFiles,
+  });
+  serving.started();
   const grpcServer = serveGrpc(bound, { audit, rules: ruleService, serving, log, statuses });
   log.info('meshaudit started', {
     zone: config.zone,
     grpc: config.grpcAddress === 'off' ? 'off' : `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,
+    admin: admin.address ?? 'off',
+    ...(admin.probeAddress === undefined ? {} : { probe: admin.probeAddress }),
     ...(config.unixSocket === undefined ? {} : { unixSocket: config.unixSocket.path }),
     files: config.backends.map((b) => b.path),
     dataDir: config.dataDir,
@@ -319,9 +381,8 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     identifiers: state.seqs.size,
   });
 
-  let current = config;
   const reloadNow = async (next: Config, audits: readonly ValidAccessAudit[] | undefined): Promise<ReloadSummary> => {
-    const { live, restart, effective } = diffConfig(current, next);
+    const { live, restart, effective } = diffConfig(inForce.config, next);
     // The new file was checked whole, but with a restart key kept (client CAs not turned on yet) its
     // callers could be left with no credential to present: refused as start-up would refuse that file.
     const credentials = effective.auth.tokensFile !== undefined || effective.tls?.clientCaFile !== undefined;
@@ -369,8 +430,8 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
     evaluator.setLimits(effective.limits);
     statuses.setMaxStatusBytes(effective.limits.statusBytes);
     bound.setLimits(effective.limits);
-    const old = new Map(current.backends.map((b) => [b.path, b.rotation]));
-    current = effective;
+    const old = new Map(inForce.config.backends.map((b) => [b.path, b.rotation]));
+    inForce.config = effective;
     const rotations = effective.backends
       .filter((b) => old.get(b.path) !== b.rotation)
       .map((b) => fileSinks.get(b.path)?.setRotation(b.rotation));
@@ -393,10 +454,13 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
   let stopping: Promise<void> | undefined;
   return {
     get config() {
-      return current;
+      return inForce.config;
     },
     reload,
     port: grpcServer.port,
+    adminAddress: admin.address,
+    probeAddress: admin.probeAddress,
+    reopenFiles,
     counts,
     metrics,
     identifiers: () => sequencer.positions(),
@@ -411,8 +475,10 @@ async function startLocked(opts: SidecarOptions, bound: BoundGrpcServer, lock: D
       stopping ??= (async () => {
         log.info('meshaudit stopping: acknowledging in-flight batches');
         serving.drain();
-        await writer.close(current.drainTimeoutMs);
+        await writer.close(inForce.config.drainTimeoutMs);
         await grpcServer.shutdown(1000);
+        // Last: /ready says `draining` to the probes until the process is done.
+        admin.close();
         auth.close();
         lock.release();
         log.info('meshaudit stopped', { ...counts, writeFailures: writer.failures, refusedCalls: auth.refused });

@@ -86,6 +86,8 @@ export class WriterClosedError extends UnavailableError {
 interface Request {
   readonly data: Buffer;
   readonly completes: Completes | undefined;
+  /** A reopen of the sinks (see reopen()), not data: filled with each sink's new position. */
+  readonly reopen?: Map<string, SinkPosition>;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
 }
@@ -154,6 +156,29 @@ export class AuditWriter {
     return new Promise((resolve, reject) => {
       this.queue.push({ data, completes, resolve, reject });
       this.queued.add(data.length);
+      this.unanswered.add();
+      this.next();
+    });
+  }
+
+  /**
+   * Reopens every sink's active file (SinkPosition: the admin's /reopen_logs, SIGUSR2) between two
+   * groups: after everything submitted before it is committed, and before anything submitted after it
+   * is written. The new positions are committed first, so that recovery after a crash finds the new
+   * file by its inode and cuts what was written to it and never acknowledged. Resolves with each
+   * sink's new position; rejects with the first sink's error (the others are reopened all the same).
+   */
+  reopen(): Promise<ReadonlyMap<string, SinkPosition>> {
+    if (this.closed) return Promise.reject(new WriterClosedError());
+    const positions = new Map<string, SinkPosition>();
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        data: Buffer.alloc(0),
+        completes: undefined,
+        reopen: positions,
+        resolve: () => resolve(positions),
+        reject,
+      });
       this.unanswered.add();
       this.next();
     });
@@ -248,10 +273,22 @@ export class AuditWriter {
   private next(): void {
     if (this.closed || this.writing !== null || this.written !== null || this.committing?.rotated === true) return;
     if (this.queue.length === 0) return;
-    // Take whole requests up to maxGroupBytes (always at least one): a batch is never split.
+    if (this.queue[0].reopen !== undefined) {
+      // A commit still under way carries the old positions: the new ones are committed after it.
+      if (this.committing !== null) return;
+      const req = this.queue.shift() as Request;
+      this.writing = [req];
+      void this.reopenSinks(req);
+      return;
+    }
+    // Take whole requests up to maxGroupBytes (always at least one), up to a reopen: a batch is never split.
     let take = 0;
     let bytes = 0;
-    while (take < this.queue.length && (take === 0 || bytes + this.queue[take].data.length <= this.maxGroupBytes)) {
+    while (
+      take < this.queue.length &&
+      this.queue[take].reopen === undefined &&
+      (take === 0 || bytes + this.queue[take].data.length <= this.maxGroupBytes)
+    ) {
       bytes += this.queue[take].data.length;
       take++;
     }
@@ -301,6 +338,39 @@ export class AuditWriter {
     }
     this.written = { group, writtenFromMs: writtenFromMs ?? performance.now(), seqs, positions, rotated };
     this.startCommit();
+  }
+
+  /**
+   * Reopens every sink, then commits their new positions (retried as a commit is: nothing is written
+   * before it lands), then answers `req` and lets the next group be written.
+   */
+  private async reopenSinks(req: Request): Promise<void> {
+    const positions = req.reopen as Map<string, SinkPosition>;
+    let failure: Error | undefined;
+    for (const sink of this.sinks) {
+      try {
+        const pos = await this.op(() => sink.reopen());
+        positions.set(sink.key, pos);
+        this.fileOf.set(sink.key, pos.ino);
+      } catch (err) {
+        failure ??= err as Error;
+      }
+      if (this.closed) return; // close() has already answered it
+    }
+    for (let attempt = 0; positions.size > 0; attempt++) {
+      try {
+        await this.op(() => this.checkpoint.commit({ seqs: new Map(), positions }));
+        this.setFailing(CHECKPOINT_PART, false);
+        break;
+      } catch (err) {
+        if (!this.closed) await this.retryAfter(CHECKPOINT_PART, err as Error, attempt);
+      }
+      if (this.closed) return;
+    }
+    if (this.closed) return;
+    this.writing = null;
+    this.answer([req], failure);
+    this.next();
   }
 
   /** Moves the written group into the commit stage when it is free; the write stage may then go on. */

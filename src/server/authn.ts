@@ -40,6 +40,37 @@ export interface CallCredentials {
   getAuthContext?(): { sslPeerCertificate?: PeerCertificate } | null;
 }
 
+/** A request's credentials as a transport finds them, for principalOf(). */
+export interface RequestCredentials {
+  /** The client certificate the TLS handshake verified; undefined: none (or not verified). */
+  readonly certificate?: PeerCertificate;
+  /** Every `authorization` value the request carries. */
+  readonly authorization: readonly string[];
+  /** The peer, as `host:port` (`[::1]:port` or `::1:port` for IPv6): the localhost rule reads it. */
+  readonly peer: string;
+  /** It came through the Unix socket: set by the server only (TRANSPORT_KEY), never from what a client sent. */
+  readonly unixSocket?: boolean;
+  /**
+   * Every caller must present a client certificate (meshaudit.grpc.tls.clientAuth: require): the
+   * localhost rule does not apply. gRPC's handshake refuses such a caller before it is asked; the
+   * admin says so here, so that a loopback process is not its admin where it could not call gRPC.
+   */
+  readonly certificateRequired?: boolean;
+  /** Where the authorization was looked for, for the message: gRPC `metadata` (default) or an HTTP `header`. */
+  readonly carrier?: 'metadata' | 'header';
+}
+
+/** A gRPC call's credentials. */
+function grpcCredentials(call: CallCredentials): RequestCredentials {
+  return {
+    // grpc-js shows a client certificate only once the handshake verified it against meshaudit.grpc.tls.clientCaFile.
+    certificate: call.getAuthContext?.()?.sslPeerCertificate,
+    authorization: call.metadata.get('authorization').map(String),
+    peer: call.getPeer(),
+    unixSocket: call.metadata.get(TRANSPORT_KEY)[0] === 'unix-socket',
+  };
+}
+
 function describe(names: CertificateNames): string {
   const parts = [
     ...(names.commonName === undefined ? [] : [`CN ${names.commonName}`]),
@@ -115,22 +146,32 @@ export class Authenticator {
   }
 
   /** Whether any caller must present a credential: false means every local process is the admin. */
-  authenticates(listen: { tls: TlsConfig | undefined; grpcAddress: string }): boolean {
-    // The localhost rule needs a TCP port a process of this host can reach without a credential.
-    if (listen.grpcAddress === 'off' || listen.tls?.clientAuth === 'require') return true;
+  authenticates(listen: {
+    tls: TlsConfig | undefined;
+    grpcAddress: string;
+    admin: { readonly address: string | undefined };
+  }): boolean {
+    // The localhost rule needs a TCP port a process of this host can reach without a credential: the
+    // gRPC port, or the admin's. With clientAuth: require it applies on neither (see principalOf).
+    const tcp = listen.grpcAddress !== 'off' || listen.admin.address !== undefined;
+    if (!tcp || listen.tls?.clientAuth === 'require') return true;
     return this.config.tokensFile !== undefined || !this.config.localhostIsAdmin;
   }
 
   /** The caller of `call` if its groups hold `permission`; throws UnauthenticatedError or PermissionDeniedError. */
   authorize(call: CallCredentials, permission: Permission, rpc: string): Principal {
-    const caller = this.principalOf(call, rpc);
-    if (!holds(caller, permission, this.config.permissions)) {
-      this.denied('permission', rpc, { caller: caller.name, permission });
-      throw new PermissionDeniedError(
-        `${caller.name} may not call ${rpc}: it needs the ${permission} permission (meshaudit.auth.permissions.${permission})`,
-      );
-    }
+    const caller = this.principalOf(grpcCredentials(call), rpc);
+    this.require(caller, permission, rpc);
     return caller;
+  }
+
+  /** Throws PermissionDeniedError (logged, counted) unless one of the caller's groups holds `permission` for `what`. */
+  require(caller: Principal, permission: Permission, what: string): void {
+    if (holds(caller, permission, this.config.permissions)) return;
+    this.denied('permission', what, { caller: caller.name, permission });
+    throw new PermissionDeniedError(
+      `${caller.name} may not call ${what}: it needs the ${permission} permission (meshaudit.auth.permissions.${permission})`,
+    );
   }
 
   /** Refuses a stream whose caller may not stream for `zone`/`instance`, before it takes anything over. */
@@ -146,43 +187,47 @@ export class Authenticator {
     );
   }
 
-  private principalOf(call: CallCredentials, rpc: string): Principal {
-    // grpc-js shows a client certificate only once the handshake verified it against meshaudit.grpc.tls.clientCaFile.
-    const certificate = call.getAuthContext?.()?.sslPeerCertificate;
+  /**
+   * Who is calling `what`, from the credentials any transport finds (gRPC's metadata, the admin's HTTP
+   * headers): a verified client certificate, a bearer token, the Unix socket, the localhost rule, in
+   * this order. Throws UnauthenticatedError (logged, counted) when none of them names a caller.
+   */
+  principalOf(request: RequestCredentials, what: string): Principal {
+    const certificate = request.certificate;
     if (certificate !== undefined) {
       // A subject with several CNs is not a name a rule can mean: none is taken.
       const cn = certificate.subject?.CN;
       const names = certificateNames(typeof cn === 'string' ? cn : undefined, certificate.subjectaltname);
       const caller = certificatePrincipal(names, this.config.certificateIdentities);
       if (caller !== undefined) return caller;
-      this.denied('certificate', rpc, { names });
+      this.denied('certificate', what, { names });
       throw new UnauthenticatedError(
         `the client certificate (${describe(names)}) maps to no identity in meshaudit.auth.certificateIdentities`,
       );
     }
-    const authorization = call.metadata.get('authorization');
+    const carrier = request.carrier ?? 'metadata';
+    const authorization = request.authorization;
     if (authorization.length > 0) {
-      const value = String(authorization[0]);
-      const m = /^Bearer\s+(\S+)$/i.exec(value);
+      const m = /^Bearer\s+(\S+)$/i.exec(authorization[0]);
       if (m === null || authorization.length > 1) {
-        this.denied('malformed', rpc, {});
-        throw new UnauthenticatedError('the authorization metadata must be one "Bearer <token>"');
+        this.denied('malformed', what, {});
+        throw new UnauthenticatedError(`the authorization ${carrier} must be one "Bearer <token>"`);
       }
       const caller = tokenPrincipal(this.tokens, m[1]);
       if (caller === undefined) {
-        this.denied('token', rpc, {});
+        this.denied('token', what, {});
         throw new UnauthenticatedError('the bearer token is not valid (unknown, or revoked)');
       }
       return caller;
     }
     // Trusted only when the server tags the transport (a socket is configured), so a client cannot claim it.
-    if (this.unixCaller !== undefined && call.metadata.get(TRANSPORT_KEY)[0] === 'unix-socket') return this.unixCaller;
-    if (this.config.localhostIsAdmin && isLoopback(call.getPeer())) {
+    if (this.unixCaller !== undefined && request.unixSocket === true) return this.unixCaller;
+    if (this.config.localhostIsAdmin && request.certificateRequired !== true && isLoopback(request.peer)) {
       return { name: LOCALHOST_ADMIN, groups: [ADMIN_GROUP], via: 'localhost' };
     }
-    this.denied('anonymous', rpc, { peer: call.getPeer() });
+    this.denied('anonymous', what, { peer: request.peer });
     throw new UnauthenticatedError(
-      'a credential is required: a bearer token in the authorization metadata (meshaudit token add)',
+      `a credential is required: a bearer token in the authorization ${carrier} (meshaudit token add)`,
     );
   }
 

@@ -198,23 +198,28 @@ export async function bindGrpcServer(
   } catch (err) {
     forceClose();
     if (err instanceof ListenError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason =
-      code === 'EADDRINUSE'
-        ? 'the address is already in use (is another sidecar running?)'
-        : code === 'EADDRNOTAVAIL'
-          ? 'this machine has no such address'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
-              ? 'no such host'
-              : (err as Error).message;
-    throw new ListenError(`can't listen on ${address} (meshaudit.grpc.address): ${reason}`);
+    throw listenError(address, 'meshaudit.grpc.address', err);
   }
 }
 
+/** Why listening on `address` (the value of config key `key`) failed, in words an operator acts on. */
+export function listenError(address: string, key: string, err: unknown): ListenError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const reason =
+    code === 'EADDRINUSE'
+      ? 'the address is already in use (is another sidecar running?)'
+      : code === 'EADDRNOTAVAIL'
+        ? 'this machine has no such address'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+            ? 'no such host'
+            : (err as Error).message;
+  return new ListenError(`can't listen on ${address} (${key}): ${reason}`);
+}
+
 /** host:port or [IPv6]:port (checked by the config) as listen() takes them. */
-function splitHostPort(address: string): { host: string; port: number } {
+export function splitHostPort(address: string): { host: string; port: number } {
   const colon = address.lastIndexOf(':');
   const host = address.slice(0, colon);
   return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(colon + 1)) };
@@ -349,13 +354,13 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
   health.addToServer(boundedStatuses(server, opts.statuses));
   // Health follows the serving state: a draining sidecar is NOT_SERVING, so that a load balancer or
   // a CP's health check moves on before the streams end; so is one that cannot write its audit files
-  // or its checkpoint, until it can again.
+  // or its checkpoint, until it can again, and one an operator failed by hand (the admin's
+  // /healthcheck/fail): the admin's /ready reads the same state.
   const follow = (): void => {
     const status = opts.serving.healthy ? 'SERVING' : 'NOT_SERVING';
     for (const name of ['', AUDIT_SERVICE_NAME, RULE_SERVICE_NAME]) health.setStatus(name, status);
   };
-  opts.serving.on('draining', follow);
-  opts.serving.on('failing', follow);
+  opts.serving.on('change', follow);
   follow();
   // Reflection lets grpcurl list, describe and call every service without a .proto file at hand.
   addReflection(server, opts.statuses);

@@ -147,6 +147,15 @@ export class TlsFiles implements grpc.experimental.CertificateProvider {
     );
   }
 
+  /**
+   * The set in force as node:tls takes it: the admin's HTTPS server starts with it and, told by an
+   * identity listener that a new set was checked, calls setSecureContext with it again.
+   */
+  secureContextOptions(): tls.SecureContextOptions {
+    const { certificate, privateKey, caCertificate } = this.current;
+    return { cert: certificate, key: privateKey, ...(caCertificate === undefined ? {} : { ca: caCertificate }) };
+  }
+
   /** Reads the files again; a set that cannot be used is refused, with a log line, and the one in force stays. */
   reload(why: string): boolean {
     let next: TlsSet;

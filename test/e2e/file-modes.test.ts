@@ -33,7 +33,7 @@ describe('file modes (real process, umask 0000)', function () {
       const config = path.join(dir, 'meshaudit.yaml');
       fs.writeFileSync(
         config,
-        `meshaudit:\n  zone: zone-1\n  dataDir: ${root}/data\n  grpc: {address: "127.0.0.1:0"}\n${files}` +
+        `meshaudit:\n  zone: zone-1\n  dataDir: ${root}/data\n  grpc: {address: "127.0.0.1:0"}\n  admin: {address: "127.0.0.1:0"}\n${files}` +
           'kmesh:\n  access:\n    audit:\n      backends:\n      - type: file\n        file:\n' +
           `          path: ${root}/audit/zone-1/audit.log\n          rotation: {maxSizeMb: 0.002, maxRetainedFiles: 0}\n`,
       );
@@ -75,7 +75,10 @@ describe('file modes (real process, umask 0000)', function () {
   it('gives the lock fileMode while the sidecar runs', async () => {
     const dir = tempDir();
     const config = path.join(dir, 'meshaudit.yaml');
-    fs.writeFileSync(config, `meshaudit:\n  dataDir: ${dir}/data\n  grpc: {address: "127.0.0.1:0"}\n`);
+    fs.writeFileSync(
+      config,
+      `meshaudit:\n  dataDir: ${dir}/data\n  grpc: {address: "127.0.0.1:0"}\n  admin: {address: "127.0.0.1:0"}\n`,
+    );
     const sidecar = spawnSidecar(['--config', config], { cwd: dir, wrap: ['sh', '-c', 'umask 0000; exec "$@"', 'sh'] });
     try {
       await sidecar.ready;

@@ -29,6 +29,13 @@ class FlakySink extends EventEmitter implements Sink {
     this.data += chunk.toString();
     return Promise.resolve({ ino: this.ino, size: this.data.length });
   }
+  /** Reopens so far; each one moves to a new file (ino + 1), as after the operator moved the old one. */
+  reopens = 0;
+  reopen(): Promise<SinkPosition> {
+    this.reopens++;
+    this.ino++;
+    return Promise.resolve({ ino: this.ino, size: 0 });
+  }
   close(): Promise<void> {
     return Promise.resolve();
   }
@@ -39,6 +46,8 @@ interface HeldCommit {
   seqs: ReadonlyMap<string, number>;
   /** The size of sink "a" this commit records. */
   size: number | undefined;
+  /** The file (inode) of sink "a" this commit records. */
+  ino: number | undefined;
   release: (fail?: Error) => void;
 }
 
@@ -52,6 +61,7 @@ class GatedCheckpoint extends Checkpoint {
       this.held.push({
         seqs: new Map(delta.seqs),
         size: delta.positions.get('a')?.size,
+        ino: delta.positions.get('a')?.ino,
         release: (fail) => (fail ? reject(fail) : super.commit(delta).then(resolve, reject)),
       });
       this.arrived.emit('commit');
@@ -283,6 +293,30 @@ describe('group-commit writer', () => {
     expect(sink.data).to.equal('0\n1\n2\n3\n');
     third.release();
     expect(await three).to.equal(null);
+    await w.close(100);
+  });
+
+  it('reopens the sinks after the commit under way, and commits their new files before the next write', async () => {
+    const { cp, sink, w } = setup(GatedCheckpoint);
+    const one = submit(w, '1\n', 1);
+    const first = await cp.next();
+    const reopened = w.reopen();
+    const two = submit(w, '2\n', 2);
+    await turn();
+    // The commit under way names the old file: the reopen waits for it, and group 2 for the reopen.
+    expect([sink.reopens, sink.data]).to.deep.equal([0, '1\n']);
+    first.release();
+    expect(await one).to.equal(null);
+    const positions = await cp.next();
+    expect([sink.reopens, positions.ino, positions.size, positions.seqs.size]).to.deep.equal([1, 2, 0, 0]);
+    await turn();
+    expect(sink.data, 'nothing is written before the new file is committed').to.equal('1\n');
+    positions.release();
+    expect([...(await reopened)]).to.deep.equal([['a', { ino: 2, size: 0 }]]);
+    const third = await cp.next();
+    expect([sink.data, third.ino]).to.deep.equal(['1\n2\n', 2]);
+    third.release();
+    expect(await two).to.equal(null);
     await w.close(100);
   });
 

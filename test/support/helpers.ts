@@ -2,6 +2,9 @@
 import { spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { type PeerCertificate, TLSSocket } from 'node:tls';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -51,6 +54,8 @@ export function testConfig(dir: string, over: Partial<Config> = {}): Config {
     ...defaults,
     zone: 'zone-1',
     grpcAddress: '127.0.0.1:0',
+    // Never the default port (5691): tests run many sidecars at once.
+    admin: { address: '127.0.0.1:0', probeAddress: undefined },
     dataDir: path.join(dir, 'data'),
     backends: [{ ...defaults.backends[0], path: path.join(dir, 'audit', 'audit.log') }],
     ...over,
@@ -295,6 +300,10 @@ export class MemorySink extends EventEmitter implements Sink {
     return { ino: 1, size: this.writes.join('').length };
   }
 
+  reopen(): Promise<SinkPosition> {
+    return Promise.resolve({ ino: 1, size: this.writes.join('').length });
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }
@@ -354,4 +363,52 @@ export function grpcFrame(message: Uint8Array, flag = 0, length = message.length
 /** A pid that is certainly not running: a child that has already exited. */
 export function deadPid(): number {
   return spawnSync(process.execPath, ['-e', '0']).pid!;
+}
+
+/** An answer of the admin HTTP listener. */
+export interface HttpAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  /** The server's certificate, over HTTPS. */
+  certificate?: PeerCertificate;
+}
+
+/**
+ * One request to the admin (or probe) listener on 127.0.0.1:port, on a connection of its own: `token`
+ * as `Authorization: Bearer`, `ca` for HTTPS (the server's certificate is checked against it), with
+ * `cert` and `key` a client certificate (files).
+ */
+export function adminRequest(
+  port: number,
+  method: string,
+  urlPath: string,
+  opts: { token?: string; ca?: string; cert?: string; key?: string; headers?: Record<string, string> } = {},
+): Promise<HttpAnswer> {
+  const headers = { ...opts.headers, ...(opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }) };
+  const options = { host: '127.0.0.1', port, method, path: urlPath, headers, agent: false };
+  return new Promise((resolve, reject) => {
+    const done = (res: http.IncomingMessage): void => {
+      let body = '';
+      const socket = res.socket;
+      const certificate = socket instanceof TLSSocket ? socket.getPeerCertificate() : undefined;
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, certificate }));
+    };
+    const req =
+      opts.ca === undefined
+        ? http.request(options, done)
+        : https.request(
+            {
+              ...options,
+              ca: fs.readFileSync(opts.ca),
+              ...(opts.cert === undefined ? {} : { cert: fs.readFileSync(opts.cert) }),
+              ...(opts.key === undefined ? {} : { key: fs.readFileSync(opts.key) }),
+            },
+            done,
+          );
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -281,6 +281,34 @@ export class FileSink implements Sink {
     failed.created.add(this.ino);
   }
 
+  reopen(): Promise<SinkPosition> {
+    return this.serial(async () => {
+      if (this.state !== 'open')
+        throw new SinkError(
+          `can't reopen audit file ${this.key}: the sink is ${this.state === 'new' ? 'not open' : 'closed'}`,
+        );
+      if (this.foreignWriter !== undefined)
+        throw new SinkError(`can't reopen audit file ${this.key}: ${this.foreignWriter}`);
+      const stream = this.stream;
+      this.stream = undefined;
+      if (stream !== undefined && !stream.destroyed) {
+        // Everything written is acknowledged or in the writer's hands: ending the stream loses nothing.
+        await new Promise<void>((resolve, reject) =>
+          stream.end((err?: Error | null) =>
+            err
+              ? reject(new SinkError(`can't close audit file ${this.key}: ${err.message}`, { cause: err }))
+              : resolve(),
+          ),
+        );
+        await untilClosed(stream);
+      }
+      // A new stream on the path: rfs opens it for append, creating it when it was moved away; a
+      // failure leaves no stream, and the next write starts one (as after a failed write).
+      await this.startStream();
+      return { ino: this.ino, size: this.size };
+    });
+  }
+
   close(): Promise<void> {
     return this.serial(async () => {
       if (this.state === 'closed') return;

@@ -736,4 +736,44 @@ describe('FileSink', () => {
       expect(fs.readFileSync(path.join(dirD, 'audit.log'), 'utf8').trimEnd().split('\n')).to.have.length(6);
     });
   });
+
+  describe('reopen', () => {
+    it('makes a new active file at the path after the old one was moved away, and writes there', async () => {
+      const s = sink();
+      await s.open();
+      const before = await s.write(lines(0, 3));
+      fs.renameSync(active, `${active}.1`);
+      const reopened = await s.reopen();
+      expect(reopened).to.deep.equal({ ino: fs.statSync(active).ino, size: 0 });
+      expect(reopened.ino).to.not.equal(before.ino);
+      expect(await s.write(lines(3, 2))).to.deep.equal({ ino: reopened.ino, size: 60 });
+      const numbers = (file: string): number[] =>
+        fs
+          .readFileSync(file, 'utf8')
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l).n);
+      expect(numbers(`${active}.1`)).to.deep.equal(ns(0, 3));
+      expect(numbers(active)).to.deep.equal(ns(3, 2));
+      expect(events.filter((e) => e.type !== 'retention-deleted')).to.deep.equal([]);
+    });
+
+    it('goes on in the same file when it was not moved', async () => {
+      const s = sink();
+      await s.open();
+      const before = await s.write(lines(0, 3));
+      expect(await s.reopen()).to.deep.equal(before);
+      await s.write(lines(3, 1));
+      expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 4));
+    });
+
+    it('refuses to reopen a sink that is not open', async () => {
+      const s = sink();
+      const err = await s.reopen().then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err?.message).to.equal(`can't reopen audit file ${active}: the sink is not open`);
+    });
+  });
 });
