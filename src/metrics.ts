@@ -21,6 +21,8 @@ export const STREAM_REFUSALS = [
   'draining',
   'invalid_request',
   'limit',
+  'sequence_gap',
+  'internal',
 ] as const;
 export type StreamRefusal = (typeof STREAM_REFUSALS)[number];
 
@@ -194,6 +196,26 @@ export class Metrics {
     for (const result of ['applied', 'refused']) this.configReloads.labels(result).inc(0);
     for (const source of ['stream', 'record']) this.eventsReceived.labels(source).inc(0);
     if (opts.processMetrics ?? false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * What the stop line says: each family summed over its labels (events, write failures of every
+   * backend and the checkpoint, calls refused for want of a credential or a permission).
+   */
+  async totals(): Promise<
+    Record<'received' | 'recorded' | 'skipped' | 'rejected' | 'duplicates' | 'writeFailures' | 'refusedCalls', number>
+  > {
+    const sum = async (c: Counter<string>): Promise<number> =>
+      (await c.get()).values.reduce((total, v) => total + v.value, 0);
+    return {
+      received: await sum(this.eventsReceived),
+      recorded: await sum(this.eventsRecorded),
+      skipped: await sum(this.eventsSkipped),
+      rejected: await sum(this.eventsRejected),
+      duplicates: await sum(this.eventsDuplicate),
+      writeFailures: await sum(this.writeFailures),
+      refusedCalls: await sum(this.callsDenied),
+    };
   }
 
   /** The Prometheus text exposition (GET /stats/prometheus). */

@@ -13,7 +13,6 @@ import { AccessAuditStore, namesChanged } from '../store/access-audit-store';
 import type { PreparedChange } from '../store/access-audit-store';
 import { AuditWriter, type WriterOptions } from '../pipeline/writer';
 import { BatchEvaluator } from '../pipeline/evaluate-batch';
-import { type AuditCounts, newAuditCounts } from '../pipeline/counts';
 import { Sequencer } from '../pipeline/sequencer';
 import { SingleRecords } from '../pipeline/single-records';
 import { RecordDateFormatter } from '../record/dates';
@@ -68,8 +67,7 @@ export interface Sidecar {
   readonly adminAddress: string | undefined;
   /** `host:port` of the probe listener (meshaudit.admin.probeAddress); undefined: off. */
   readonly probeAddress: string | undefined;
-  /** What was done with the events since start. */
-  readonly counts: Readonly<AuditCounts>;
+  /** Everything the sidecar counts (what was done with the events since start among it). */
   readonly metrics: Metrics;
   /** Each control plane's identifier with its last accepted and last acknowledged sequence. */
   identifiers(): ReturnType<Sequencer['positions']>;
@@ -180,7 +178,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   let auth: Authenticator | undefined;
   let admin: AdminServer | undefined;
   try {
-    auth = new Authenticator(config.auth, log, config.unixSocket);
+    auth = new Authenticator(config.auth, log, config.unixSocket, { metrics });
     if (!auth.authenticates(config)) log.warn(UNAUTHENTICATED_WARNING);
     // Right after gRPC's port: a kubelet's probe is answered (503 starting) while the store and the
     // files are read, and a port in use stops start-up before they are.
@@ -280,7 +278,11 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
         rotation: b.rotation,
         fsync: config.fsync,
         now,
-        onEvent: (e) => logSinkEvent(log, e),
+        onEvent: (e) => {
+          logSinkEvent(log, e);
+          if (e.type === 'rotated') metrics.rotations.labels(e.file).inc();
+          else if (e.type === 'retention-deleted') metrics.retentionDeletedFiles.labels(e.file).inc(e.deleted.length);
+        },
       });
       fileSinks.set(b.path, sink);
       return sink;
@@ -293,6 +295,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
   await checkpoint.commit({ seqs: new Map(), positions: opened });
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
+    metrics,
     // A group that spanned a pause long enough for a takeover: the lock is looked at before its ack.
     confirmAfterPause: () => lock.ensureHeld(true),
     onError: (err, attempt) =>
@@ -306,19 +309,18 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
   const offset = opts.utcOffsetMinutes;
   const dates = new RecordDateFormatter(offset === undefined ? undefined : () => offset);
   const evaluator = new BatchEvaluator(compileRules(store.list(), config.skipDefaultTypes), dates, config.limits);
-  const counts = newAuditCounts();
   const clock = () => now().getTime();
   const sequencer = new Sequencer(writer, evaluator, state.seqs, {
     zone: config.zone,
     now: clock,
-    counts,
+    metrics,
     onEvaluationError: (failure, identifier, firstSeq) =>
       log.error(
         'a batch could not be evaluated: its new events are rejected and not written (a sidecar bug; please report it)',
         { identifier, firstSeq, err: failure },
       ),
   });
-  const singles = new SingleRecords(writer, evaluator, { now: clock, counts, dates });
+  const singles = new SingleRecords(writer, evaluator, { now: clock, metrics, dates });
   const statuses = new Statuses(log, config.limits.statusBytes);
   const audit = new AuditServiceImpl({
     auth,
@@ -331,6 +333,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     get eventsPerBatch() {
       return limits.eventsPerBatch;
     },
+    metrics,
   });
   const ruleService = new RuleServiceImpl({
     store,
@@ -343,6 +346,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     statuses,
     auth,
     log,
+    metrics,
   });
   // The --rules files seed the store before the first call is served, through the rule service, so
   // that what they change is recorded like any other change (by the rules-files user).
@@ -461,7 +465,6 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     adminAddress: admin.address,
     probeAddress: admin.probeAddress,
     reopenFiles,
-    counts,
     metrics,
     identifiers: () => sequencer.positions(),
     load: () => ({ pendingBytes: writer.queued.size, streams: audit.streamCount }),
@@ -481,7 +484,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
         admin.close();
         auth.close();
         lock.release();
-        log.info('meshaudit stopped', { ...counts, writeFailures: writer.failures, refusedCalls: auth.refused });
+        log.info('meshaudit stopped', await metrics.totals());
       })();
       return stopping;
     },

@@ -6,7 +6,7 @@ import type { BatchAck } from '../contract';
 import { SequenceGapError, UnavailableError } from '../errors';
 import { InvalidArgumentError, IS_REQUIRED, mustBe, Violations } from '../validators';
 import type { ScannedStreamRequest } from '../wire/stream-request';
-import type { AuditCounts } from './counts';
+import type { Metrics } from '../metrics';
 import type { BatchEvaluator } from './evaluate-batch';
 import type { AuditWriter } from './writer';
 
@@ -15,7 +15,11 @@ export interface SequencerOptions {
   readonly zone?: string;
   /** Epoch ms, for events without a date. */
   readonly now: () => number;
-  readonly counts: AuditCounts;
+  /**
+   * What becomes of the events, counted once per batch when it is committed (a type: the pipeline
+   * never loads prom-client itself; the sidecar passes its Metrics).
+   */
+  readonly metrics: Pick<Metrics, 'eventsRecorded' | 'eventsSkipped' | 'eventsDuplicate' | 'eventsRejected'>;
   /**
    * Told when a batch's evaluation threw (a bug in the sidecar) and its new events were rejected for
    * it: they are not written, and the CP does not resend them, so this must be loud.
@@ -32,11 +36,17 @@ function identifierKey(zone: string, instance: string): string {
 export const MAX_IDENTIFIER_CHARS = 253;
 const IDENTIFIER_PART = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,${MAX_IDENTIFIER_CHARS - 1}}$`);
 
+/** A valid identifier of another zone than the one this sidecar serves: the stream is refused for its zone. */
+export class WrongZoneError extends InvalidArgumentError {}
+
 export class Sequencer {
   /** Last sequence accepted per identifier: committed, or on its way to the writer. */
   private readonly accepted = new Map<string, number>();
   /** Last sequence committed per identifier: the resume point. */
   private readonly committed: Map<string, number>;
+  // Bound once: a batch adds its totals to label children, never looks a label up per event.
+  private readonly rejectedInvalid;
+  private readonly rejectedUnevaluated;
 
   constructor(
     private readonly writer: AuditWriter,
@@ -46,6 +56,8 @@ export class Sequencer {
   ) {
     this.committed = new Map(committedSeqs);
     for (const [k, v] of committedSeqs) this.accepted.set(k, v);
+    this.rejectedInvalid = opts.metrics.eventsRejected.labels('invalid');
+    this.rejectedUnevaluated = opts.metrics.eventsRejected.labels('evaluation_failed');
   }
 
   /** Every identifier seen, with its last accepted and last committed (acknowledged) sequence. */
@@ -67,15 +79,17 @@ export class Sequencer {
     };
     check('identifier.zone', zone);
     check('identifier.instance', instance);
-    const served = this.opts.zone;
-    if (violations.isEmpty && served !== undefined && zone !== served) {
-      // Rules and files are per zone: a CP of another zone writing here would mix two zones' audit trails.
-      violations.add(
-        'identifier.zone',
-        `this sidecar serves zone "${served}", not "${zone}"; each zone's control plane needs its own sidecar`,
-      );
-    }
     violations.throwIfAny();
+    const served = this.opts.zone;
+    if (served !== undefined && zone !== served) {
+      // Rules and files are per zone: a CP of another zone writing here would mix two zones' audit trails.
+      throw new WrongZoneError([
+        {
+          field: 'identifier.zone',
+          description: `this sidecar serves zone "${served}", not "${zone}"; each zone's control plane needs its own sidecar`,
+        },
+      ]);
+    }
     const key = identifierKey(zone, instance);
     return { key, ackedSeq: this.committed.get(key) ?? 0 };
   }
@@ -103,11 +117,13 @@ export class Sequencer {
     if (lastSeq > accepted) this.accepted.set(key, lastSeq);
     return this.writer.submit(out.data, { key, seq: Math.max(lastSeq, accepted) }).then(() => {
       if (lastSeq > (this.committed.get(key) ?? 0)) this.committed.set(key, lastSeq);
-      const counts = this.opts.counts;
-      counts.recorded += out.recorded;
-      counts.skipped += out.skipped;
-      counts.duplicates += from;
-      counts.rejected += out.rejected.length;
+      const m = this.opts.metrics;
+      if (out.recorded > 0) m.eventsRecorded.inc(out.recorded);
+      if (out.skipped > 0) m.eventsSkipped.inc(out.skipped);
+      if (from > 0) m.eventsDuplicate.inc(from);
+      if (out.rejected.length > 0) {
+        (out.failure === undefined ? this.rejectedInvalid : this.rejectedUnevaluated).inc(out.rejected.length);
+      }
       return {
         ackedSeq: this.committed.get(key) ?? 0,
         firstSeq,

@@ -11,26 +11,30 @@ import type { CompiledRules, RuleMatch } from '../rules';
 import { contract } from '../contract';
 import { inexactFields } from '../wire/exact-fields';
 import { recordRequestAsBatch } from '../wire/stream-request';
-import type { AuditCounts } from './counts';
+import type { Metrics } from '../metrics';
 import type { BatchEvaluator } from './evaluate-batch';
 import type { AuditWriter } from './writer';
 
 export interface SingleRecordsOptions {
   /** Epoch ms, for events without a date. */
   readonly now: () => number;
-  readonly counts: AuditCounts;
+  /** What becomes of each event, counted per call (a type: the sidecar passes its Metrics). */
+  readonly metrics: Pick<Metrics, 'eventsRecorded' | 'eventsSkipped' | 'eventsRejected'>;
   /** The record dates' format (the evaluator's own, so that both write the same dates). */
   readonly dates: RecordDateFormatter;
 }
 
 export class SingleRecords {
   private readonly times = newEventTimeParsers();
+  private readonly rejected;
 
   constructor(
     private readonly writer: AuditWriter,
     private readonly evaluator: BatchEvaluator,
     private readonly opts: SingleRecordsOptions,
-  ) {}
+  ) {
+    this.rejected = opts.metrics.eventsRejected.labels('invalid');
+  }
 
   /**
    * Audits the event of a RecordRequest as received (`Record`): evaluated the plain way, like a batch of
@@ -52,7 +56,7 @@ export class SingleRecords {
         return true;
       }
       if (out.skipped === 1) {
-        this.opts.counts.skipped++;
+        this.opts.metrics.eventsSkipped.inc();
         return false;
       }
     }
@@ -60,11 +64,11 @@ export class SingleRecords {
     try {
       valid = this.validOrThrow(decodeRequest(request));
     } catch (err) {
-      this.opts.counts.rejected++;
+      this.rejected.inc();
       throw err;
     }
     if (!this.evaluator.rules.covers(valid)) {
-      this.opts.counts.skipped++;
+      this.opts.metrics.eventsSkipped.inc();
       return false;
     }
     await this.commit(Buffer.from(formatRecord(valid, this.opts.dates)), 1);
@@ -109,7 +113,7 @@ export class SingleRecords {
 
   private async commit(data: Buffer, records: number): Promise<void> {
     await this.writer.submit(data);
-    this.opts.counts.recorded += records;
+    this.opts.metrics.eventsRecorded.inc(records);
   }
 }
 

@@ -20,6 +20,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Sink, SinkPosition } from '../backends/sink';
 import type { Checkpoint } from '../store/checkpoint';
+import type { Metrics } from '../metrics';
 import { UnavailableError } from '../errors';
 import { Backlog } from './backlog';
 
@@ -57,6 +58,15 @@ export interface WriterOptions {
   confirmAfterPause?: () => void | Promise<void>;
   /** PAUSE_CHECK_MS by default; 0 in tests, to confirm every group. */
   pauseCheckMs?: number;
+  /**
+   * What the writer counts, once per group (a type: the pipeline never loads prom-client itself; the
+   * sidecar passes its Metrics). Sinks go by their key in the `backend` label, a failed commit by
+   * CHECKPOINT_PART. None: nothing is counted (the benchmark's floor).
+   */
+  metrics?: Pick<
+    Metrics,
+    'writeSeconds' | 'writtenBytes' | 'writeFailures' | 'commitSeconds' | 'pendingBytes' | 'checkpointBytes'
+  >;
 }
 
 /**
@@ -80,6 +90,13 @@ export class WriterClosedError extends UnavailableError {
   constructor() {
     super('the audit writer is shutting down');
   }
+}
+
+/** The label children of one sink (or of the checkpoint, whose only use is `failures`). */
+interface PartMetrics {
+  readonly writeSeconds: { observe(seconds: number): void };
+  readonly writtenBytes: { inc(bytes: number): void };
+  readonly failures: { inc(): void };
 }
 
 /** One submitted request: record lines, UTF-8, each ending in "\n" (empty: nothing to write). */
@@ -129,8 +146,8 @@ export class AuditWriter {
   /** Each sink's file (inode) where the last write ended, by sink key. */
   private readonly fileOf = new Map<string, number>();
   private readonly maxGroupBytes: number;
-  /** Failed writes and commits since start, for status and logs. */
-  failures = 0;
+  /** Each sink's label children (by key), and the failures of CHECKPOINT_PART: bound once. */
+  private readonly perPart = new Map<string, PartMetrics>();
   /** The parts whose last write or commit failed (see WriterOptions.onFailing). */
   private readonly failing = new Set<string>();
 
@@ -141,6 +158,16 @@ export class AuditWriter {
   ) {
     this.maxGroupBytes = opts.maxGroupBytes ?? DEFAULT_MAX_GROUP_BYTES;
     this.queued = new Backlog(opts.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES);
+    const m = opts.metrics;
+    if (m !== undefined) {
+      for (const key of [...sinks.map((s) => s.key), CHECKPOINT_PART]) {
+        this.perPart.set(key, {
+          writeSeconds: m.writeSeconds.labels(key),
+          writtenBytes: m.writtenBytes.labels(key),
+          failures: m.writeFailures.labels(key),
+        });
+      }
+    }
   }
 
   get isClosed(): boolean {
@@ -156,6 +183,7 @@ export class AuditWriter {
     return new Promise((resolve, reject) => {
       this.queue.push({ data, completes, resolve, reject });
       this.queued.add(data.length);
+      this.opts.metrics?.pendingBytes.set(this.queued.size);
       this.unanswered.add();
       this.next();
     });
@@ -216,6 +244,7 @@ export class AuditWriter {
     this.writing = null;
     this.queue = [];
     this.queued.remove(this.queued.size);
+    this.opts.metrics?.pendingBytes.set(0);
     this.answer(abandoned, new WriterClosedError());
     await withTimeout(Promise.all(this.sinks.map((s) => s.close())), graceMs);
     // A commit still queued behind a hung disk keeps its descriptor: closing it now could let that
@@ -252,7 +281,7 @@ export class AuditWriter {
 
   /** Counts a failure of `part` and waits before retry `attempt + 1` (a growing delay); close() cuts the wait short. */
   private retryAfter(part: string, err: Error, attempt: number): Promise<void> {
-    this.failures++;
+    this.perPart.get(part)?.failures.inc();
     this.setFailing(part, true);
     this.opts.onError?.(err, attempt + 1);
     const base = this.opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
@@ -295,6 +324,7 @@ export class AuditWriter {
     const group = this.queue.splice(0, take);
     this.writing = group;
     this.queued.remove(bytes);
+    this.opts.metrics?.pendingBytes.set(this.queued.size);
     const parts: Buffer[] = [];
     const seqs = new Map<string, number>();
     for (const req of group) {
@@ -319,6 +349,9 @@ export class AuditWriter {
       try {
         const began = performance.now();
         positions.set(sink.key, await this.op(() => sink.write(chunk)));
+        const part = this.perPart.get(sink.key);
+        part?.writeSeconds.observe((performance.now() - began) / 1000);
+        part?.writtenBytes.inc(chunk.length);
         writtenFromMs ??= began;
         this.setFailing(sink.key, false);
         i++;
@@ -394,7 +427,10 @@ export class AuditWriter {
         // Before the checkpoint line (a group another sidecar may have cut must not reach its
         // checkpoint) and again before the ack (the commit itself may have spanned the pause).
         await this.confirmIfPaused(job);
+        const began = performance.now();
         await this.op(() => this.checkpoint.commit({ seqs: job.seqs, positions: job.positions }));
+        this.opts.metrics?.commitSeconds.observe((performance.now() - began) / 1000);
+        this.opts.metrics?.checkpointBytes.set(this.checkpoint.sizeBytes);
         await this.confirmIfPaused(job);
         this.setFailing(CHECKPOINT_PART, false);
         break;

@@ -21,6 +21,7 @@ import type { AuthConfig, TlsConfig, UnixSocketConfig } from '../config';
 import { readTokensFile, TokensFileError } from '../config/tokens-file';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors';
 import { type Logger, RateLimitedWarning } from '../log';
+import type { Metrics } from '../metrics';
 
 /**
  * The metadata key that says which transport a call came by: set on every call by the server when a
@@ -80,10 +81,19 @@ function describe(names: CertificateNames): string {
   return parts.length === 0 ? 'no names' : parts.join(', ');
 }
 
+/** The permission label of a refusal for want of a credential (meshaudit_calls_denied_total). */
+const NO_CREDENTIAL = 'authenticated';
+
+export interface AuthenticatorOptions {
+  now?: () => number;
+  /** Where refusals are counted, by the permission the caller lacked; none: not counted (--check-config). */
+  metrics?: Pick<Metrics, 'callsDenied'>;
+}
+
 export class Authenticator {
   private tokens: TokenIndex = new Map();
-  private refusedCalls = 0;
   private readonly refusals: RateLimitedWarning;
+  private readonly metrics: Pick<Metrics, 'callsDenied'> | undefined;
 
   /** The principal of the Unix socket's callers (meshaudit.grpc.unixSocket); undefined: no socket. */
   private readonly unixCaller: Principal | undefined;
@@ -92,9 +102,10 @@ export class Authenticator {
     private config: AuthConfig,
     private readonly log: Logger,
     unixSocket?: UnixSocketConfig,
-    now: () => number = Date.now,
+    opts: AuthenticatorOptions = {},
   ) {
-    this.refusals = new RateLimitedWarning(log, DENIAL_LOG_INTERVAL_MS, now);
+    this.refusals = new RateLimitedWarning(log, DENIAL_LOG_INTERVAL_MS, opts.now);
+    this.metrics = opts.metrics;
     this.unixCaller =
       unixSocket === undefined
         ? undefined
@@ -140,11 +151,6 @@ export class Authenticator {
     if (this.config.tokensFile !== undefined) fs.unwatchFile(this.config.tokensFile);
   }
 
-  /** Calls refused since start (unauthenticated or denied). */
-  get refused(): number {
-    return this.refusedCalls;
-  }
-
   /** Whether any caller must present a credential: false means every local process is the admin. */
   authenticates(listen: {
     tls: TlsConfig | undefined;
@@ -168,7 +174,7 @@ export class Authenticator {
   /** Throws PermissionDeniedError (logged, counted) unless one of the caller's groups holds `permission` for `what`. */
   require(caller: Principal, permission: Permission, what: string): void {
     if (holds(caller, permission, this.config.permissions)) return;
-    this.denied('permission', what, { caller: caller.name, permission });
+    this.denied('permission', permission, what, { caller: caller.name, permission });
     throw new PermissionDeniedError(
       `${caller.name} may not call ${what}: it needs the ${permission} permission (meshaudit.auth.permissions.${permission})`,
     );
@@ -177,7 +183,7 @@ export class Authenticator {
   /** Refuses a stream whose caller may not stream for `zone`/`instance`, before it takes anything over. */
   authorizeIdentifier(caller: Principal, zone: string, instance: string): void {
     if (covers(caller, zone, instance)) return;
-    this.denied('identifier', 'StreamEvents', { caller: caller.name, zone, instance });
+    this.denied('identifier', 'stream', 'StreamEvents', { caller: caller.name, zone, instance });
     const scope = [
       caller.zones === undefined ? '' : `zones ${caller.zones.join(', ')}`,
       caller.instances === undefined ? '' : `instances ${caller.instances.join(', ')}`,
@@ -200,7 +206,7 @@ export class Authenticator {
       const names = certificateNames(typeof cn === 'string' ? cn : undefined, certificate.subjectaltname);
       const caller = certificatePrincipal(names, this.config.certificateIdentities);
       if (caller !== undefined) return caller;
-      this.denied('certificate', what, { names });
+      this.denied('certificate', NO_CREDENTIAL, what, { names });
       throw new UnauthenticatedError(
         `the client certificate (${describe(names)}) maps to no identity in meshaudit.auth.certificateIdentities`,
       );
@@ -210,12 +216,12 @@ export class Authenticator {
     if (authorization.length > 0) {
       const m = /^Bearer\s+(\S+)$/i.exec(authorization[0]);
       if (m === null || authorization.length > 1) {
-        this.denied('malformed', what, {});
+        this.denied('malformed', NO_CREDENTIAL, what, {});
         throw new UnauthenticatedError(`the authorization ${carrier} must be one "Bearer <token>"`);
       }
       const caller = tokenPrincipal(this.tokens, m[1]);
       if (caller === undefined) {
-        this.denied('token', what, {});
+        this.denied('token', NO_CREDENTIAL, what, {});
         throw new UnauthenticatedError('the bearer token is not valid (unknown, or revoked)');
       }
       return caller;
@@ -225,7 +231,7 @@ export class Authenticator {
     if (this.config.localhostIsAdmin && request.certificateRequired !== true && isLoopback(request.peer)) {
       return { name: LOCALHOST_ADMIN, groups: [ADMIN_GROUP], via: 'localhost' };
     }
-    this.denied('anonymous', what, { peer: request.peer });
+    this.denied('anonymous', NO_CREDENTIAL, what, { peer: request.peer });
     throw new UnauthenticatedError(
       `a credential is required: a bearer token in the authorization ${carrier} (meshaudit token add)`,
     );
@@ -244,8 +250,9 @@ export class Authenticator {
     }
   }
 
-  private denied(kind: string, rpc: string, fields: Record<string, unknown>): void {
-    this.refusedCalls++;
+  /** Counts and logs a refused call: `permission` is what it lacked (NO_CREDENTIAL: any credential). */
+  private denied(kind: string, permission: string, rpc: string, fields: Record<string, unknown>): void {
+    this.metrics?.callsDenied.labels(permission).inc();
     this.refusals.warn(kind, 'call refused', { kind, rpc, ...fields });
   }
 }

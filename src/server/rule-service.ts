@@ -22,6 +22,7 @@ import type { AccessAuditStore, PreparedChange, StoredAccessAudit } from '../sto
 import { parseAccessAuditYaml, RulesFileError } from '../config/rules-files';
 import type { AccessAuditYamlLimits, LoadedAudits } from '../config/rules-files';
 import type { Logger } from '../log';
+import type { Metrics } from '../metrics';
 import { unary } from './handlers';
 import { userOf } from './identity';
 import type { Authenticator } from './authn';
@@ -55,6 +56,8 @@ export interface RuleServiceOptions {
   /** Who may call what (meshaudit.auth). */
   readonly auth: Authenticator;
   readonly log: Logger;
+  /** Changes by source, and the resources in force after each. */
+  readonly metrics: Pick<Metrics, 'ruleChanges' | 'accessAudits'>;
 }
 
 export interface ApplyResult {
@@ -71,7 +74,9 @@ export class RuleServiceImpl {
   /** The tail of the chain of changes: each one starts when the previous one is done. */
   private last: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly opts: RuleServiceOptions) {}
+  constructor(private readonly opts: RuleServiceOptions) {
+    opts.metrics.accessAudits.set(opts.store.list().length);
+  }
 
   list(): StoredAccessAudit[] {
     return this.opts.store.list();
@@ -120,11 +125,15 @@ export class RuleServiceImpl {
    * audited goes unrecorded, whatever its source.
    */
   seed(audits: readonly ValidAccessAudit[]): Promise<PreparedChange> {
-    return this.change(RULES_FILES_USER, () => this.opts.store.prepareSeed(audits));
+    return this.change(RULES_FILES_USER, () => this.opts.store.prepareSeed(audits), 'rules_files');
   }
 
   /** Prepares, records, persists and puts in force one change, alone. */
-  private change(operator: EventUser, prepare: () => PreparedChange): Promise<PreparedChange> {
+  private change(
+    operator: EventUser,
+    prepare: () => PreparedChange,
+    source: 'api' | 'rules_files' = 'api',
+  ): Promise<PreparedChange> {
     return this.serially(async () => {
       // The writer is closing: the change's record could not be written.
       if (this.opts.serving.draining) {
@@ -146,6 +155,8 @@ export class RuleServiceImpl {
         this.opts.evaluator.setRules(before);
         throw err;
       }
+      this.opts.metrics.ruleChanges.labels(source).inc(change.changes.length);
+      this.opts.metrics.accessAudits.set(change.after.length);
       this.opts.log.info('AccessAudit changed', { changes: change.changes, user: operator.name, recorded });
       return change;
     });

@@ -368,6 +368,11 @@ export class Checkpoint {
     return fd;
   }
 
+  /** The file's size now, in bytes: it grows by a line per commit until a compaction rewrites it. */
+  get sizeBytes(): number {
+    return this.bytes;
+  }
+
   close(): void {
     this.closed = true;
     if (this.fd >= 0) this.fs.closeSync(this.fd);

@@ -1,7 +1,7 @@
 // Sequencing per identifier, with the real evaluator, writer and checkpoint, and a sink the test holds.
 import { expect } from 'chai';
 import { contract } from '../../src/contract';
-import { newAuditCounts } from '../../src/pipeline/counts';
+import { Metrics } from '../../src/metrics';
 import { defaultLimits } from '../../src/config/load';
 import { BatchEvaluator } from '../../src/pipeline/evaluate-batch';
 import { Sequencer } from '../../src/pipeline/sequencer';
@@ -35,7 +35,7 @@ function setup(): { sink: MemorySink; writer: AuditWriter; sequencer: Sequencer;
   const sequencer = new Sequencer(writer, evaluator, new Map(), {
     zone: 'zone-1',
     now: () => 0,
-    counts: newAuditCounts(),
+    metrics: new Metrics({ zone: 'zone-1', version: 'test' }),
   });
   return { sink, writer, sequencer, dir };
 }

@@ -11,6 +11,7 @@ import {
   openStream,
   readRecords,
   resourceEvent,
+  samples,
   startTestSidecar,
   tempDir,
   testConfig,
@@ -302,7 +303,9 @@ describe('AuditService over a real gRPC server', () => {
     expect(fieldViolationsOf(err.metadata)).to.deep.equal([
       { field: 'event.action', description: 'unknown action "DELET", did you mean "DELETE"?' },
     ]);
-    expect(sidecar.counts.rejected).to.equal(1);
+    expect(
+      samples(await sidecar.metrics.prometheus()).get('meshaudit_events_rejected_total{reason="invalid"}'),
+    ).to.equal(1);
     expect(fs.existsSync(logPath) ? readRecords(logPath) : []).to.deep.equal([]);
   });
 

@@ -342,6 +342,20 @@ export async function refusal(p: Promise<unknown>): Promise<grpc.ServiceError> {
   throw new Error('the call was not refused');
 }
 
+/**
+ * The samples of a Prometheus text exposition (GET /stats/prometheus, Metrics.prometheus()), by series as
+ * the text writes it: `meshaudit_events_rejected_total{reason="invalid"}`, `meshaudit_ack_latency_seconds_count`.
+ */
+export function samples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+
 /** A figure of /proc/<pid>/status in MiB: VmRSS (resident now) or VmHWM (the most it ever was). */
 export function memoryMiB(pid: number, key: 'VmRSS' | 'VmHWM'): number {
   const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
