@@ -26,6 +26,12 @@ export const STREAM_REFUSALS = [
 ] as const;
 export type StreamRefusal = (typeof STREAM_REFUSALS)[number];
 
+/**
+ * What a call lacked, for meshaudit_calls_denied_total{permission}: a permission of src/auth/principal.ts
+ * (PERMISSIONS; this module comes before it), or `authenticated`, a valid credential at all.
+ */
+export const DENIED_PERMISSIONS = ['stream', 'manageRules', 'read', 'admin', 'authenticated'] as const;
+
 /** Where a rule change came from: meshaudit_rule_changes_total{source}. */
 export const RULE_SOURCES = ['api', 'rules_files'] as const;
 
@@ -195,6 +201,9 @@ export class Metrics {
     for (const source of RULE_SOURCES) this.ruleChanges.labels(source).inc(0);
     for (const result of ['applied', 'refused']) this.configReloads.labels(result).inc(0);
     for (const source of ['stream', 'record']) this.eventsReceived.labels(source).inc(0);
+    for (const permission of DENIED_PERMISSIONS) this.callsDenied.labels(permission).inc(0);
+    // The checkpoint's failed commits go with the backends' failed writes (CHECKPOINT_PART).
+    this.writeFailures.labels('checkpoint').inc(0);
     if (opts.processMetrics ?? false) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -216,6 +225,14 @@ export class Metrics {
       writeFailures: await sum(this.writeFailures),
       refusedCalls: await sum(this.callsDenied),
     };
+  }
+
+  /** Exports the series of a backend (by its key: the active file's path) at 0 from the start. */
+  addBackend(key: string): void {
+    for (const c of [this.writtenBytes, this.rotations, this.retentionDeletedFiles, this.writeFailures]) {
+      c.labels(key).inc(0);
+    }
+    this.writeSeconds.zero({ backend: key });
   }
 
   /** The Prometheus text exposition (GET /stats/prometheus). */

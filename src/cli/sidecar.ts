@@ -287,6 +287,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
       fileSinks.set(b.path, sink);
       return sink;
     });
+  for (const sink of sinks) metrics.addBackend(sink.key);
   const opened = new Map<string, SinkPosition>();
   for (const sink of sinks) opened.set(sink.key, await sink.open(state.positions.get(sink.key)));
   // Commit where every file starts before the first write: otherwise a crash right after the first
