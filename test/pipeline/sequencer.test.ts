@@ -4,14 +4,14 @@ import { contract } from '../../src/contract';
 import { Metrics } from '../../src/metrics';
 import { defaultLimits } from '../../src/config/load';
 import { BatchEvaluator } from '../../src/pipeline/evaluate-batch';
-import { Sequencer } from '../../src/pipeline/sequencer';
+import { Sequencer, WrongZoneError } from '../../src/pipeline/sequencer';
 import { AuditWriter } from '../../src/pipeline/writer';
 import { RecordDateFormatter } from '../../src/record/dates';
 import { compileRules, DEFAULT_SKIP_TYPES } from '../../src/rules';
 import { Checkpoint } from '../../src/store/checkpoint';
-import type { InvalidArgumentError } from '../../src/validators';
+import { InvalidArgumentError } from '../../src/validators';
 import { scanStreamRequest } from '../../src/wire/stream-request';
-import { AUDIT_ALL, MemorySink, resourceEvent, tempDir } from '../support/helpers';
+import { AUDIT_ALL, MemorySink, resourceEvent, samples, tempDir } from '../support/helpers';
 
 const KEY = 'zone-1/cp-0';
 
@@ -21,7 +21,7 @@ function batch(firstSeq: number, n: number): ReturnType<typeof scanStreamRequest
   return scanStreamRequest(contract().messages.StreamEventsRequest.encode({ firstSeq, events }).finish());
 }
 
-function setup(): { sink: MemorySink; writer: AuditWriter; sequencer: Sequencer; dir: string } {
+function setup(): { sink: MemorySink; writer: AuditWriter; sequencer: Sequencer; dir: string; metrics: Metrics } {
   const dir = tempDir();
   const checkpoint = new Checkpoint(dir);
   checkpoint.load();
@@ -32,15 +32,55 @@ function setup(): { sink: MemorySink; writer: AuditWriter; sequencer: Sequencer;
     new RecordDateFormatter(() => 0),
     defaultLimits(),
   );
-  const sequencer = new Sequencer(writer, evaluator, new Map(), {
-    zone: 'zone-1',
-    now: () => 0,
-    metrics: new Metrics({ zone: 'zone-1', version: 'test' }),
-  });
-  return { sink, writer, sequencer, dir };
+  const metrics = new Metrics({ zone: 'zone-1', version: 'test' });
+  const sequencer = new Sequencer(writer, evaluator, new Map(), { zone: 'zone-1', now: () => 0, metrics });
+  return { sink, writer, sequencer, dir, metrics };
+}
+
+/** The events' outcomes in `metrics` now. */
+async function outcomes(metrics: Metrics): Promise<Record<string, number | undefined>> {
+  const m = samples(await metrics.prometheus());
+  return {
+    recorded: m.get('meshaudit_events_recorded_total'),
+    skipped: m.get('meshaudit_events_skipped_total'),
+    duplicates: m.get('meshaudit_events_duplicate_total'),
+    invalid: m.get('meshaudit_events_rejected_total{reason="invalid"}'),
+    evaluationFailed: m.get('meshaudit_events_rejected_total{reason="evaluation_failed"}'),
+  };
 }
 
 describe('Sequencer', () => {
+  it('counts what became of the events of a batch once it is committed, not before', async () => {
+    const { sink, writer, sequencer, metrics } = setup();
+    const events = [
+      resourceEvent(1),
+      { ...resourceEvent(2), resource: { type: 'ZoneInsight', name: 'z', mesh: '' } }, // a skipped type
+      { ...resourceEvent(3), action: 'CREAT' },
+    ];
+    const request = (firstSeq: number, evs: unknown[]) =>
+      scanStreamRequest(contract().messages.StreamEventsRequest.encode({ firstSeq, events: evs }).finish());
+    const first = sequencer.submit(KEY, request(1, events));
+    // A resend of the first two beside one new event: two duplicates.
+    const resent = sequencer.submit(KEY, request(2, [events[1], events[2], resourceEvent(4)]));
+    const none = { recorded: 0, skipped: 0, duplicates: 0, invalid: 0, evaluationFailed: 0 };
+    expect(await outcomes(metrics)).to.deep.equal(none);
+    sink.release();
+    await Promise.all([first, resent]);
+    expect(await outcomes(metrics)).to.deep.equal({ ...none, recorded: 2, skipped: 1, duplicates: 2, invalid: 1 });
+    await writer.close(100);
+  });
+
+  it('refuses an identifier of another zone as WrongZoneError, an invalid one as a plain InvalidArgumentError', () => {
+    const { sequencer } = setup();
+    expect(() => sequencer.identify('zone-2', 'cp-0')).to.throw(WrongZoneError);
+    try {
+      sequencer.identify('zone-2', 'cp/0');
+      expect.fail('accepted');
+    } catch (e) {
+      expect(e).to.be.instanceOf(InvalidArgumentError).and.not.instanceOf(WrongZoneError);
+    }
+  });
+
   it('never moves a committed sequence back when a reconnected CP resends a batch still in flight', async () => {
     const { sink, writer, sequencer, dir } = setup();
     // The first stream's two batches are accepted, not yet written (the disk is held)...

@@ -3,11 +3,14 @@
 // Nothing here waits on a clock: the doubles say when a write or a commit happens, and `turn()` lets
 // the writer do all it can with what the doubles have already answered.
 import { EventEmitter, once } from 'node:events';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { expect } from 'chai';
 import type { Sink, SinkPosition } from '../../src/backends/sink';
 import { AuditWriter, WriterClosedError } from '../../src/pipeline/writer';
 import { Checkpoint } from '../../src/store/checkpoint';
-import { tempDir, waitFor } from '../support/helpers';
+import { Metrics } from '../../src/metrics';
+import { samples, tempDir, waitFor } from '../support/helpers';
 
 /** A sink in memory that fails while `failing`; every write attempt is an 'attempt' event. */
 class FlakySink extends EventEmitter implements Sink {
@@ -108,6 +111,45 @@ function committedSeq(dir: string): number | undefined {
 }
 
 describe('group-commit writer', () => {
+  it('counts per group and per part: bytes and time of each write, failed writes and commits, the queue, the checkpoint', async () => {
+    const metrics = new Metrics({ zone: 'z', version: 'test' });
+    const { dir, cp, sink, w } = setup(GatedCheckpoint, { retryDelayMs: 1, maxRetryDelayMs: 1, metrics });
+    const read = async (): Promise<Map<string, number>> => samples(await metrics.prometheus());
+    sink.failing = true;
+    const first = submit(w, 'one\n', 1);
+    const queued = submit(w, 'two\n', 2);
+    await attempts(sink, 2);
+    let m = await read();
+    expect(m.get('meshaudit_write_failures_total{backend="a"}')).to.be.at.least(2);
+    expect(m.get('meshaudit_pending_bytes')).to.equal(4); // "two\n" waits behind the failing group
+    sink.failing = false;
+    // The first commit fails once, then goes through.
+    (await cp.next()).release(new Error('EIO'));
+    (await cp.next()).release();
+    expect(await first).to.equal(null);
+    (await cp.next()).release();
+    expect(await queued).to.equal(null);
+    m = await read();
+    expect({
+      bytes: m.get('meshaudit_written_bytes_total{backend="a"}'),
+      writes: m.get('meshaudit_write_duration_seconds_count{backend="a"}'),
+      commits: m.get('meshaudit_checkpoint_commit_duration_seconds_count'),
+      failures: m.get('meshaudit_write_failures_total{backend="a"}'),
+      commitFailures: m.get('meshaudit_write_failures_total{backend="checkpoint"}'),
+      pending: m.get('meshaudit_pending_bytes'),
+      checkpoint: m.get('meshaudit_checkpoint_size_bytes'),
+    }).to.deep.equal({
+      bytes: 8,
+      writes: 2,
+      commits: 2,
+      failures: sink.writes - 2, // every attempt but the two that worked
+      commitFailures: 1,
+      pending: 0,
+      checkpoint: fs.statSync(path.join(dir, 'checkpoint.jsonl')).size,
+    });
+    await w.close(100);
+  });
+
   it('commits groups in order and acknowledges each after its commit', async () => {
     const { dir, sink, w } = setup(Checkpoint);
     const results = await Promise.all([submit(w, 'one\n', 1), submit(w, 'two\n', 2), submit(w, 'three\n', 3)]);

@@ -13,6 +13,7 @@ import {
   bearer,
   clients,
   openStream,
+  samples,
   readRecords,
   resourceEvent,
   startTestSidecar,
@@ -149,6 +150,40 @@ describe('callers and permissions', () => {
       expect((await real.next()).ackedSeq).to.equal(ackedSeq + 1);
       real.call.end();
       expect(await real.status).to.equal(null);
+    });
+
+    it('counts each refusal by the permission the caller lacked (authenticated: no valid credential), and each refused stream by why', async () => {
+      const counts = async (): Promise<Record<string, number | undefined>> => {
+        const m = samples(await sidecar.metrics.prometheus());
+        return {
+          authenticated: m.get('meshaudit_calls_denied_total{permission="authenticated"}'),
+          read: m.get('meshaudit_calls_denied_total{permission="read"}'),
+          manageRules: m.get('meshaudit_calls_denied_total{permission="manageRules"}'),
+          stream: m.get('meshaudit_calls_denied_total{permission="stream"}'),
+          unauthenticatedStreams: m.get('meshaudit_streams_refused_total{reason="unauthenticated"}'),
+          deniedStreams: m.get('meshaudit_streams_refused_total{reason="permission_denied"}'),
+        };
+      };
+      const before = await counts();
+      await refusal(unary(c.rules, 'ListAccessAudits', {}, bearer(newToken())));
+      await refusal(unary(c.rules, 'ListAccessAudits', {}, bearer(cp)));
+      await refusal(unary(c.rules, 'DeleteAccessAudit', { name: 'all', version: 0 }, bearer(shipper)));
+      const anonymous = openStream(c.audit);
+      anonymous.call.write({ identifier: { zone: 'zone-1', instance: 'cp-9' } });
+      expect((await anonymous.status)?.code).to.equal(grpc.status.UNAUTHENTICATED);
+      const intruder = openStream(c.audit, bearer(cp));
+      intruder.call.write({ identifier: { zone: 'zone-2', instance: 'cp-9' } });
+      expect((await intruder.status)?.code).to.equal(grpc.status.PERMISSION_DENIED);
+      const after = await counts();
+      const added = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, (v ?? 0) - (before[k] ?? 0)]));
+      expect(added).to.deep.equal({
+        authenticated: 2,
+        read: 1,
+        manageRules: 1,
+        stream: 1,
+        unauthenticatedStreams: 1,
+        deniedStreams: 1,
+      });
     });
 
     it('refuses a revoked token once the file changes, without a restart; a broken file keeps the tokens', async () => {

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Sink, SinkPosition } from '../../src/backends/sink';
 import { fieldViolationsOf } from '../../src/client/status-details';
 import type { AccessAudit } from '../../src/rules';
-import { AUDIT_ALL, failure, openStream, resourceEvent, TestZone, unary, valid } from '../support/helpers';
+import { AUDIT_ALL, failure, openStream, resourceEvent, samples, TestZone, unary, valid } from '../support/helpers';
 
 /** Audits the creation of TrafficRoutes in mesh "default" (by its second rule, so that ruleIndex shows). */
 const ROUTES: AccessAudit = {
@@ -326,6 +326,25 @@ describe('RuleService over a real gRPC server', function () {
       await zone.stop();
       expect(zone.records()).to.deep.equal([]);
       await zone.start([]);
+    });
+
+    it('counts each resource changed by the source of the change, and the resources in force after it', async () => {
+      const counts = async (): Promise<Array<number | undefined>> => {
+        const m = samples(await zone.sidecar.metrics.prometheus());
+        return [
+          m.get('meshaudit_rule_changes_total{source="api"}'),
+          m.get('meshaudit_rule_changes_total{source="rules_files"}'),
+          m.get('meshaudit_access_audits'),
+        ];
+      };
+      await zone.restart([], { audits: [valid(AUDIT_ALL)] });
+      expect(await counts()).to.deep.equal([0, 1, 1]);
+      await call('CreateAccessAudit', { accessAudit: ROUTES });
+      await call('ApplyAccessAudits', { yaml: 'type: AccessAudit\nname: dry\nrules: []\n', dryRun: true });
+      expect(await counts()).to.deep.equal([1, 1, 2]);
+      await call('DeleteAccessAudit', { name: ROUTES.name, version: 0 });
+      await zone.sidecar.seedAudits([valid(AUDIT_ALL), valid({ ...ROUTES, name: 'from-file' })]);
+      expect(await counts()).to.deep.equal([2, 2, 2]);
     });
 
     it('seeds the --rules files at start-up and on reload: they win for their names, API resources stay, each change recorded', async () => {
