@@ -290,6 +290,38 @@ describe('AuditService over a real gRPC server', () => {
     expect(readRecords(logPath)).to.have.length(1);
   });
 
+  it('counts a batch at its arrival and at its ack, the streams open, and each stream it ends by why', async () => {
+    const read = async (): Promise<Map<string, number>> => samples(await sidecar.metrics.prometheus());
+    const s = openStream(c.audit);
+    s.call.write({ identifier: ID });
+    await s.next();
+    s.call.write(batch(1, 3));
+    await s.next();
+    let m = await read();
+    expect([
+      m.get('meshaudit_events_received_total{source="stream"}'),
+      m.get('meshaudit_batches_received_total'),
+      m.get('meshaudit_batches_acked_total'),
+      m.get('meshaudit_ack_latency_seconds_count'),
+      m.get('meshaudit_streams_open'),
+    ]).to.deep.equal([3, 1, 1, 1, 1]);
+    // An unreadable request (events without a firstSeq) ends another stream; the drain ends the first.
+    const other = openStream(c.audit);
+    other.call.write({ identifier: { ...ID, instance: 'cp-1' }, events: [resourceEvent(1)] });
+    expect((await other.status)?.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    const stopped = sidecar.stop();
+    expect((await s.status)?.code).to.equal(grpc.status.UNAVAILABLE);
+    await stopped;
+    m = await read();
+    expect([
+      m.get('meshaudit_streams_refused_total{reason="invalid_request"}'),
+      m.get('meshaudit_streams_refused_total{reason="draining"}'),
+      m.get('meshaudit_streams_open'),
+      m.get('meshaudit_batches_received_total'),
+      m.get('meshaudit_events_received_total{source="stream"}'),
+    ]).to.deep.equal([1, 1, 0, 2, 4]);
+  });
+
   it('Record refuses an invalid event with INVALID_ARGUMENT and a field violation', async () => {
     const err: grpc.ServiceError = await unary(c.audit, 'Record', {
       event: { ...resourceEvent(1), action: 'DELET' },
