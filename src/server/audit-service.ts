@@ -167,13 +167,11 @@ class EventStream {
     const { sequencer, log, serving, auth } = this.service.opts;
     const id = req.identifier;
     if (id === null) {
-      this.refuseIdentifier('', '', `identifier: ${IS_REQUIRED} on the first request of a stream`);
-      this.fail(
-        new InvalidArgumentError([
-          { field: 'identifier', description: `${IS_REQUIRED} on the first request of a stream` },
-        ]),
-        'invalid_identifier',
-      );
+      const missing = new InvalidArgumentError([
+        { field: 'identifier', description: `${IS_REQUIRED} on the first request of a stream` },
+      ]);
+      this.refuseIdentifier('', '', missing.message);
+      this.fail(missing, 'invalid_identifier');
       return false;
     }
     // A stream that identifies itself after the drain began would escape it.
