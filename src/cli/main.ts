@@ -7,7 +7,7 @@ import { type LoadedConfig, loadConfig } from '../config';
 import type { LoadedAudits } from '../config/rules-files';
 import { loadAccessAuditFiles } from '../config/rules-files';
 import { MeshauditError } from '../errors';
-import { jsonLogger } from '../log';
+import { jsonLogger, RateLimitedWarning } from '../log';
 import { AccessAuditStore } from '../store/access-audit-store';
 import { Checkpoint } from '../store/checkpoint';
 import { formatViolation } from '../validators';
@@ -126,7 +126,14 @@ async function main(): Promise<void> {
     );
   }
   // grpc-js logs its own errors to the console; route them into the JSON log.
-  grpc.setLogger({ error: (...args: unknown[]) => log.warn('grpc', { detail: args.join(' ') }) });
+  // A misbehaving client can make grpc-js say the same thing for every frame: once per 10 s per kind.
+  const grpcLines = new RateLimitedWarning(log, 10_000);
+  grpc.setLogger({
+    error: (...args: unknown[]) => {
+      const detail = args.join(' ');
+      grpcLines.warn(detail.slice(0, 120), 'grpc', { detail });
+    },
+  });
   grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
   // One handler per signal for the whole life of the process: removing a handler and adding another
   // can drop a signal that arrives in between (libuv closes the old signal watcher asynchronously).

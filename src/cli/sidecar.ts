@@ -18,7 +18,7 @@ import { SingleRecords } from '../pipeline/single-records';
 import { RecordDateFormatter } from '../record/dates';
 import { compileRules, type TypeRegistry, typeRegistry } from '../rules';
 import type { ValidAccessAudit } from '../rules';
-import type { Logger } from '../log';
+import { type Logger, RateLimitedWarning } from '../log';
 import { Metrics } from '../metrics';
 import { version } from './version';
 import { formatViolation } from '../validators';
@@ -141,6 +141,9 @@ export function droppedTailMeaning(tail: 'torn line' | 'lost pages'): string {
     : 'a tail of NUL bytes (a crash of the machine with meshaudit.fsync off: groups acknowledged just before ' +
         'it may be lost; the audit files are cut back to match, and the control plane resends from there)';
 }
+
+/** A write that keeps failing the same way is logged at most once in this long. */
+const WRITE_FAILURE_LOG_INTERVAL_MS = 60_000;
 
 /** What start-up makes before it takes the data directory: the admin answers from then on. */
 interface Early {
@@ -294,13 +297,19 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
   // write (or the first write to a newly added backend) leaves no position to cut back to, and the
   // control plane's resend would duplicate those records.
   await checkpoint.commit({ seqs: new Map(), positions: opened });
+  const writeFailures = new RateLimitedWarning(log, WRITE_FAILURE_LOG_INTERVAL_MS, Date.now, 'error');
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
     metrics,
     // A group that spanned a pause long enough for a takeover: the lock is looked at before its ack.
     confirmAfterPause: () => lock.ensureHeld(true),
+    // A disk that stays full fails every retry (every 5 s at most): one line a minute per kind of error,
+    // each saying how many it left out; meshaudit_write_failures_total counts them all.
     onError: (err, attempt) =>
-      log.error('audit write failed; retrying (nothing is acknowledged until it succeeds)', { err, attempt }),
+      writeFailures.warn(err.message, 'audit write failed; retrying (nothing is acknowledged until it succeeds)', {
+        err,
+        attempt,
+      }),
     onFailing: (parts) => {
       if (parts.length > 0) log.error('cannot write: health is NOT_SERVING until it can', { failing: parts });
       else log.info('writing again: health is SERVING');

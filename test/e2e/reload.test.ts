@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { logLines, MAIN, type SpawnedSidecar, spawnSidecar, writeSidecarConfig } from '../support/process';
 import type { SidecarConfigOptions } from '../support/process';
-import { bearer, clients, openStream, refusal, resourceEvent, tempDir, unary } from '../support/helpers';
+import { bearer, clients, openStream, refusal, resourceEvent, samples, tempDir, unary } from '../support/helpers';
 
 const RULES_ALL = 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n';
 const RELOADED = 'config reloaded';
@@ -44,6 +44,18 @@ async function reloads(s: SpawnedSidecar, n: number): Promise<Array<Record<strin
     if (Date.now() > deadline) throw new Error(`timed out waiting for reload ${n}:\n${s.stderr()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * A config path for the SIGHUP tests: a symlink in `dir` (the folder the sidecar watches) to a file in a
+ * folder it does not watch, so that writing the file reloads on the signal alone. Otherwise a loaded
+ * machine can let the watcher's reload run before the signal's, and the test would see two.
+ */
+function signalledConfig(dir: string): string {
+  fs.mkdirSync(path.join(dir, 'etc'));
+  const config = path.join(dir, 'meshaudit.yaml');
+  fs.symlinkSync(path.join('etc', 'meshaudit.yaml'), config);
+  return config;
 }
 
 /** Sends SIGHUP and waits for the `n`th reload's line; returns that line. */
@@ -83,7 +95,7 @@ describe('config reload (real process)', function () {
 
   it('turns debug lines on and off on SIGHUP with a new meshaudit.log.level', async () => {
     const dir = tempDir();
-    const config = path.join(dir, 'meshaudit.yaml');
+    const config = signalledConfig(dir);
     fs.writeFileSync(config, configText(dir, {}));
     const { s } = await start(dir, config);
     // Each reload's first line is a debug line, written under the level in force when the reload starts.
@@ -102,7 +114,7 @@ describe('config reload (real process)', function () {
 
   it('rotates at a smaller maxSizeMb from the next write, and deletes rotated files at once under a smaller maxRetainedFiles', async () => {
     const dir = tempDir();
-    const config = path.join(dir, 'meshaudit.yaml');
+    const config = signalledConfig(dir);
     const rotation = (maxSizeMb: number, maxRetainedFiles: number): string =>
       configText(dir, { backends: [{ folder: 'audit', rotation: { maxSizeMb, maxRetainedFiles } }] });
     fs.writeFileSync(config, rotation(1, 0));
@@ -130,7 +142,7 @@ describe('config reload (real process)', function () {
 
   it('refuses a batch over a lowered meshaudit.limits.eventsPerBatch', async () => {
     const dir = tempDir();
-    const config = path.join(dir, 'meshaudit.yaml');
+    const config = signalledConfig(dir);
     fs.writeFileSync(config, configText(dir, {}));
     const { s, c } = await start(dir, config);
     const id = { zone: 'default', instance: 'cp-1' };
@@ -164,7 +176,7 @@ describe('config reload (real process)', function () {
 
     it('accepts a token of a tokensFile the reload names', async () => {
       const dir = tempDir();
-      const config = path.join(dir, 'meshaudit.yaml');
+      const config = signalledConfig(dir);
       fs.writeFileSync(config, configText(dir, {}));
       const { s, c } = await start(dir, config);
       const tokensFile = path.join(dir, 'tokens.yaml');
@@ -180,7 +192,7 @@ describe('config reload (real process)', function () {
       const dir = tempDir();
       const tokensFile = path.join(dir, 'tokens.yaml');
       const token = addToken(tokensFile, 'shipper', 'log-shippers');
-      const config = path.join(dir, 'meshaudit.yaml');
+      const config = signalledConfig(dir);
       fs.writeFileSync(config, configText(dir, {}, [`auth: {tokensFile: ${tokensFile}}`]));
       const { s, c } = await start(dir, config);
       const list = (): Promise<unknown> => unary(c.rules, 'ListAccessAudits', {}, bearer(token));
@@ -265,7 +277,7 @@ describe('config reload (real process)', function () {
 
   it('refuses an invalid config naming the key, and keeps the whole config in force', async () => {
     const dir = tempDir();
-    const config = path.join(dir, 'meshaudit.yaml');
+    const config = signalledConfig(dir);
     fs.writeFileSync(config, configText(dir, { limits: { eventsPerBatch: 2 } }));
     const { s, c } = await start(dir, config);
     // A valid key (the log level) beside an invalid one: neither is applied.
@@ -284,11 +296,14 @@ describe('config reload (real process)', function () {
     expect((await ok.status)?.code).to.equal(grpc.status.INVALID_ARGUMENT);
     await hup(s, 2);
     expect(logLines(s.stderr()).filter((l) => l.level === 'debug')).to.deep.equal([]);
+    const m = samples(await (await fetch(`http://127.0.0.1:${await s.adminPort}/stats/prometheus`)).text());
+    expect(m.get('meshaudit_config_reloads_total{result="refused"}')).to.be.at.least(2);
+    expect(m.get('meshaudit_config_reloads_total{result="applied"}')).to.equal(0);
   });
 
   it('logs a key that needs a restart and keeps its old value, while applying the live ones', async () => {
     const dir = tempDir();
-    const config = path.join(dir, 'meshaudit.yaml');
+    const config = signalledConfig(dir);
     fs.writeFileSync(config, configText(dir, { zone: 'zone-a' }));
     const { s, c } = await start(dir, config);
     fs.writeFileSync(config, configText(dir, { zone: 'zone-b', limits: { eventsPerBatch: 7 } }));
@@ -297,6 +312,9 @@ describe('config reload (real process)', function () {
     expect(line.restartNeeded).to.deep.equal(['meshaudit.zone']);
     expect(line.changed).to.deep.equal(['meshaudit.limits.eventsPerBatch']);
     expect(lines(s, RESTART_WARNING).map((l) => l.keys)).to.deep.equal([['meshaudit.zone']]);
+    const m = samples(await (await fetch(`http://127.0.0.1:${await s.adminPort}/stats/prometheus`)).text());
+    expect(m.get('meshaudit_config_reloads_total{result="applied"}')).to.be.at.least(1);
+    expect(m.get('meshaudit_config_reloads_total{result="refused"}')).to.equal(0);
     // The zone in force is still zone-a: its streams are taken, zone-b's refused.
     const a = openStream(c.audit);
     a.call.write({ identifier: { zone: 'zone-a', instance: 'cp-1' } });
