@@ -1,11 +1,172 @@
 // Every metric the sidecar exports, in one place: prom-client, named meshaudit_* in Prometheus'
 // conventions (base units in the name, `_total` for counters). One registry per sidecar, so that tests
-// can run several in one process. The hot path counts per batch, never per event: it adds a batch's
-// totals with one inc() per family, on label children bound once (docs/performance.md has the cost).
+// can run several in one process. The hot path counts per batch, never per event, and into plain
+// numbers (PlainCounter, PlainGauge, PlainHistogram below) that the registry reads at each scrape:
+// prom-client's own inc() and observe() hash their labels and allocate on every call
+// (docs/performance.md has the cost).
 // The admin serves `registry` at /stats/prometheus and /stats; deploy/grafana and deploy/prometheus
 // query these names (a test checks them against a live process).
 import * as fs from 'node:fs';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+
+// ---------------------------------------------------------------------------------------------
+// Plain families: what the hot path touches. Each is a prom-client metric as far as the registry is
+// concerned (registerMetric, get()), with at most one label, its children bound once by labels().
+
+type Sample = { value: number; labels: Record<string, string | number>; metricName?: string };
+
+interface Family {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge' | 'histogram';
+  readonly labelNames: readonly string[];
+}
+
+abstract class PlainFamily<C> implements Family {
+  readonly aggregator = 'sum';
+  abstract readonly type: Family['type'];
+  protected readonly children = new Map<string, C>();
+
+  constructor(
+    registry: Registry,
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+  ) {
+    registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+
+  protected child(value: string): C {
+    let c = this.children.get(value);
+    if (c === undefined) {
+      c = this.newChild();
+      this.children.set(value, c);
+    }
+    return c;
+  }
+
+  protected labelsOf(value: string): Record<string, string> {
+    return this.labelNames.length === 0 ? {} : { [this.labelNames[0]]: value };
+  }
+
+  protected abstract newChild(): C;
+  protected abstract samples(): Sample[];
+
+  async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Sample[] }> {
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.samples() };
+  }
+}
+
+/** A counter of plain numbers. Unlabelled: inc(); labelled: labels(value).inc(), the child bound once. */
+export class PlainCounter extends PlainFamily<{ value: number }> {
+  readonly type = 'counter';
+  private readonly own: { value: number };
+
+  constructor(registry: Registry, name: string, help: string, labelNames: readonly string[] = []) {
+    super(registry, name, help, labelNames);
+    // An unlabelled counter is 0 from the start; a labelled one has the series its labels() made.
+    this.own = labelNames.length === 0 ? this.child('') : { value: 0 };
+  }
+
+  inc(n = 1): void {
+    this.own.value += n;
+  }
+
+  labels(value: string): { inc(n?: number): void } {
+    const c = this.child(value);
+    return {
+      inc: (n = 1) => {
+        c.value += n;
+      },
+    };
+  }
+
+  protected newChild(): { value: number } {
+    return { value: 0 };
+  }
+
+  protected samples(): Sample[] {
+    return [...this.children].map(([label, c]) => ({ value: c.value, labels: this.labelsOf(label) }));
+  }
+}
+
+/** A gauge of a plain number, set as often as it changes and read at a scrape. */
+export class PlainGauge extends PlainFamily<{ value: number }> {
+  readonly type = 'gauge';
+  private readonly own = this.child('');
+
+  set(value: number): void {
+    this.own.value = value;
+  }
+
+  protected newChild(): { value: number } {
+    return { value: 0 };
+  }
+
+  protected samples(): Sample[] {
+    return [{ value: this.own.value, labels: {} }];
+  }
+}
+
+interface HistogramChild {
+  /** Per bucket (not cumulative), then the count above the last bound. */
+  readonly counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/** A histogram of plain numbers over LATENCY_BUCKETS, exported as prom-client exports its own. */
+export class PlainHistogram extends PlainFamily<HistogramChild> {
+  readonly type = 'histogram';
+  private readonly own: HistogramChild | undefined;
+
+  constructor(registry: Registry, name: string, help: string, labelNames: readonly string[] = []) {
+    super(registry, name, help, labelNames);
+    this.own = labelNames.length === 0 ? this.child('') : undefined;
+  }
+
+  observe(value: number): void {
+    observeInto(this.own!, value);
+  }
+
+  labels(value: string): { observe(v: number): void } {
+    const c = this.child(value);
+    return { observe: (v) => observeInto(c, v) };
+  }
+
+  /** The series of `labels` at 0 from now on (prom-client's zero()). */
+  zero(labels: Record<string, string>): void {
+    this.child(labels[this.labelNames[0]] ?? '');
+  }
+
+  protected newChild(): HistogramChild {
+    return { counts: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0, count: 0 };
+  }
+
+  protected samples(): Sample[] {
+    const out: Sample[] = [];
+    for (const [label, c] of this.children) {
+      const labels = this.labelsOf(label);
+      let cumulative = 0;
+      LATENCY_BUCKETS.forEach((le, i) => {
+        cumulative += c.counts[i];
+        out.push({ metricName: `${this.name}_bucket`, value: cumulative, labels: { le, ...labels } });
+      });
+      out.push({ metricName: `${this.name}_bucket`, value: c.count, labels: { le: '+Inf', ...labels } });
+      out.push({ metricName: `${this.name}_sum`, value: c.sum, labels });
+      out.push({ metricName: `${this.name}_count`, value: c.count, labels });
+    }
+    return out;
+  }
+}
+
+function observeInto(c: HistogramChild, value: number): void {
+  let i = 0;
+  while (i < LATENCY_BUCKETS.length && value > LATENCY_BUCKETS[i]) i++;
+  c.counts[i]++;
+  c.sum += value;
+  c.count++;
+}
 
 /** Why events were rejected (never written, never resent): meshaudit_events_rejected_total{reason}. */
 export const REJECT_REASONS = ['invalid', 'too_many', 'evaluation_failed'] as const;
@@ -57,31 +218,31 @@ export class Metrics {
   /** 1 while /ready and gRPC health say SERVING. */
   readonly ready: Gauge;
   /** Events received, by how: a control-plane stream or a Record call. */
-  readonly eventsReceived: Counter<'source'>;
-  readonly eventsRecorded: Counter;
+  readonly eventsReceived: PlainCounter;
+  readonly eventsRecorded: PlainCounter;
   /** Valid events no rule covers. */
-  readonly eventsSkipped: Counter;
-  readonly eventsRejected: Counter<'reason'>;
+  readonly eventsSkipped: PlainCounter;
+  readonly eventsRejected: PlainCounter;
   /** Stream events sent again after a reconnect, already written once: not written twice. */
-  readonly eventsDuplicate: Counter;
+  readonly eventsDuplicate: PlainCounter;
   /** StreamEvents batches received, and acknowledged once written. */
-  readonly batchesReceived: Counter;
-  readonly batchesAcked: Counter;
+  readonly batchesReceived: PlainCounter;
+  readonly batchesAcked: PlainCounter;
   /** From a batch's arrival to its ack: what the control plane waits. */
-  readonly ackSeconds: Histogram;
+  readonly ackSeconds: PlainHistogram;
   readonly streamsOpen: Gauge;
   readonly streamsRefused: Counter<'reason'>;
   /** A batch that starts past the next expected sequence: events the control plane never sent. */
   readonly sequenceGaps: Counter;
   /** Bytes accepted and not yet written (the writer's queue). */
-  readonly pendingBytes: Gauge;
-  readonly writeSeconds: Histogram<'backend'>;
-  readonly commitSeconds: Histogram;
-  readonly writtenBytes: Counter<'backend'>;
+  readonly pendingBytes: PlainGauge;
+  readonly writeSeconds: PlainHistogram;
+  readonly commitSeconds: PlainHistogram;
+  readonly writtenBytes: PlainCounter;
   readonly rotations: Counter<'backend'>;
   readonly retentionDeletedFiles: Counter<'backend'>;
   readonly writeFailures: Counter<'backend'>;
-  readonly checkpointBytes: Gauge;
+  readonly checkpointBytes: PlainGauge;
   readonly ruleChanges: Counter<'source'>;
   readonly accessAudits: Gauge;
   readonly callsDenied: Counter<'permission'>;
@@ -95,28 +256,36 @@ export class Metrics {
       new Counter<L>({ name, help, labelNames, registers: r });
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
       new Gauge<L>({ name, help, labelNames, registers: r });
-    const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
-      new Histogram<L>({ name, help, labelNames, buckets: LATENCY_BUCKETS, registers: r });
+    // The hot path's families: plain numbers, read at each scrape.
+    const plainCounter = (name: string, help: string, labelNames: readonly string[] = []) =>
+      new PlainCounter(this.registry, name, help, labelNames);
+    const histogram = (name: string, help: string, labelNames: readonly string[] = []) =>
+      new PlainHistogram(this.registry, name, help, labelNames);
 
     this.info = gauge('meshaudit_info', 'The sidecar: its version and zone (always 1).', ['version', 'zone']);
     this.info.labels(opts.version, opts.zone).set(1);
     this.ready = gauge('meshaudit_ready', '1 when the sidecar takes and writes events (as /ready and gRPC health).');
-    this.eventsReceived = counter('meshaudit_events_received_total', 'Events received, by source (stream, record).', [
-      'source',
-    ]);
-    this.eventsRecorded = counter('meshaudit_events_recorded_total', 'Records written (events and rule changes).');
-    this.eventsSkipped = counter('meshaudit_events_skipped_total', 'Valid events that no AccessAudit rule covers.');
-    this.eventsRejected = counter(
+    this.eventsReceived = plainCounter(
+      'meshaudit_events_received_total',
+      'Events received, by source (stream, record).',
+      ['source'],
+    );
+    this.eventsRecorded = plainCounter('meshaudit_events_recorded_total', 'Records written (events and rule changes).');
+    this.eventsSkipped = plainCounter(
+      'meshaudit_events_skipped_total',
+      'Valid events that no AccessAudit rule covers.',
+    );
+    this.eventsRejected = plainCounter(
       'meshaudit_events_rejected_total',
       'Events refused and never written, by reason (invalid, too_many, evaluation_failed).',
       ['reason'],
     );
-    this.eventsDuplicate = counter(
+    this.eventsDuplicate = plainCounter(
       'meshaudit_events_duplicate_total',
       'Stream events sent again after a reconnect and already written (not written twice).',
     );
-    this.batchesReceived = counter('meshaudit_batches_received_total', 'StreamEvents batches received.');
-    this.batchesAcked = counter('meshaudit_batches_acked_total', 'StreamEvents batches acknowledged (written).');
+    this.batchesReceived = plainCounter('meshaudit_batches_received_total', 'StreamEvents batches received.');
+    this.batchesAcked = plainCounter('meshaudit_batches_acked_total', 'StreamEvents batches acknowledged (written).');
     this.ackSeconds = histogram(
       'meshaudit_ack_latency_seconds',
       'From the arrival of a batch or a Record call to its acknowledgement.',
@@ -131,7 +300,12 @@ export class Metrics {
       'meshaudit_sequence_gaps_total',
       'Batches that started past the next expected sequence number.',
     );
-    this.pendingBytes = gauge('meshaudit_pending_bytes', 'Bytes of records accepted and not yet written.');
+    this.pendingBytes = new PlainGauge(
+      this.registry,
+      'meshaudit_pending_bytes',
+      'Bytes of records accepted and not yet written.',
+      [],
+    );
     this.writeSeconds = histogram(
       'meshaudit_write_duration_seconds',
       'Time to append one group of records to a backend.',
@@ -141,7 +315,9 @@ export class Metrics {
       'meshaudit_checkpoint_commit_duration_seconds',
       'Time to commit the checkpoint after a write.',
     );
-    this.writtenBytes = counter('meshaudit_written_bytes_total', 'Bytes appended to the audit files.', ['backend']);
+    this.writtenBytes = plainCounter('meshaudit_written_bytes_total', 'Bytes appended to the audit files.', [
+      'backend',
+    ]);
     this.rotations = counter('meshaudit_rotations_total', 'Audit file rotations.', ['backend']);
     this.retentionDeletedFiles = counter(
       'meshaudit_retention_deleted_files_total',
@@ -153,7 +329,12 @@ export class Metrics {
       'Failed writes (retried until they succeed; nothing is acknowledged before).',
       ['backend'],
     );
-    this.checkpointBytes = gauge('meshaudit_checkpoint_size_bytes', 'Size of the checkpoint file.');
+    this.checkpointBytes = new PlainGauge(
+      this.registry,
+      'meshaudit_checkpoint_size_bytes',
+      'Size of the checkpoint file.',
+      [],
+    );
     this.ruleChanges = counter(
       'meshaudit_rule_changes_total',
       'AccessAudit resources created, updated or deleted, by source (api, rules_files).',
@@ -214,7 +395,7 @@ export class Metrics {
   async totals(): Promise<
     Record<'received' | 'recorded' | 'skipped' | 'rejected' | 'duplicates' | 'writeFailures' | 'refusedCalls', number>
   > {
-    const sum = async (c: Counter<string>): Promise<number> =>
+    const sum = async (c: { get(): Promise<{ values: Array<{ value: number }> }> }): Promise<number> =>
       (await c.get()).values.reduce((total, v) => total + v.value, 0);
     return {
       received: await sum(this.eventsReceived),

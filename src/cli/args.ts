@@ -20,7 +20,8 @@ A per-zone access-audit sidecar for service-mesh control planes.
 
 Options:
   --config FILE      sidecar configuration (YAML); without it, the built-in defaults:
-                     zone "default", gRPC on 127.0.0.1:5690, records in ./var/audit/audit.log
+                     zone "default", gRPC on 127.0.0.1:5690, the admin on 127.0.0.1:5691,
+                     records in ./var/audit/audit.log
   --rules FILE...    AccessAudit resources (YAML, Universal or Kubernetes form, multi-document);
                      the flag may be repeated and takes every following non-flag argument
   --check-config     validate the configuration, the rules files and the stored state, check that
@@ -30,7 +31,8 @@ Options:
   --version          print the version and exit
 
 Signals: SIGTERM/SIGINT stop gracefully (in-flight batches are acknowledged first);
-SIGHUP reloads the --rules files (an invalid file keeps the rules in force).`;
+SIGHUP (and a change of the files on disk) reloads the config and the --rules files (an invalid
+file keeps everything in force; docs/reload.md); SIGUSR2 reopens the audit files.`;
 
 export function parseArgs(argv: readonly string[]): CliArgs {
   const args: CliArgs = { rules: [], checkConfig: false, help: false, version: false };
