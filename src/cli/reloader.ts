@@ -32,6 +32,18 @@ export interface ReloaderOptions {
   readonly log: Logger;
 }
 
+/**
+ * Whether a change to the entry `name` of a watched folder may change `files`: one of them, or a
+ * `..`-named entry (the kubelet's `..data` symlink and the `..<timestamp>` folders it swaps in). The
+ * sidecar's own folders (dataDir, the audit folders) often sit beside the config and change all the
+ * time: they are not read again for that.
+ */
+export function concerns(name: string | Buffer | null, files: readonly string[]): boolean {
+  if (name === null) return true;
+  const entry = name.toString();
+  return entry.startsWith('..') || files.some((f) => path.basename(f) === entry);
+}
+
 export class ConfigReloader {
   /** The tail of the chain of reloads: each starts when the one before is done. */
   private last: Promise<void> = Promise.resolve();
@@ -73,7 +85,9 @@ export class ConfigReloader {
   watch(): void {
     for (const dir of new Set(this.files.map((f) => path.dirname(f)))) {
       try {
-        const watcher = fs.watch(dir, { persistent: false }, () => this.changed());
+        const watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
+          if (concerns(name, this.files)) this.changed();
+        });
         watcher.on('error', (err) =>
           this.opts.log.warn('a config folder can no longer be watched: reload with SIGHUP', { dir, err }),
         );

@@ -3,12 +3,32 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigReloader } from '../../src/cli/reloader';
+import { ConfigReloader, concerns } from '../../src/cli/reloader';
 import type { Sidecar } from '../../src/cli/sidecar';
 import { loadConfig } from '../../src/config';
 import { jsonLogger } from '../../src/log';
 import { writeSidecarConfig } from '../support/process';
 import { clients, openStream, resourceEvent, startTestSidecar, tempDir } from '../support/helpers';
+
+describe('concerns: which changes in a watched folder are looked at', () => {
+  const files = ['/etc/meshaudit/meshaudit.yaml', '/etc/meshaudit/rules.yaml'];
+  const CASES: Array<[string | null, boolean]> = [
+    ['meshaudit.yaml', true], // written in place, or an editor's rename onto it
+    ['rules.yaml', true],
+    ['..data', true], // the kubelet's ConfigMap swap
+    ['..2026_12_07_08_00_00.123456789', true],
+    [null, true], // a platform that does not say which entry
+    ['var', false], // the sidecar's own dataDir beside the config
+    ['audit', false],
+    ['meshaudit.yaml.swp', false],
+    ['other.yaml', false],
+  ];
+  for (const [name, expected] of CASES) {
+    it(`${name ?? 'no name'}: ${expected ? 'read again' : 'ignored'}`, () => {
+      expect(concerns(name, files)).to.equal(expected);
+    });
+  }
+});
 
 describe('ConfigReloader', () => {
   let dir: string;
