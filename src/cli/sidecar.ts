@@ -384,6 +384,8 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
   serving.started();
   const grpcServer = serveGrpc(bound, { audit, rules: ruleService, serving, log, statuses });
   log.info('meshaudit started', {
+    // Where SIGHUP (reload) and SIGUSR2 (reopen) go: under `make run` or a shell wrapper it is not the parent's.
+    pid: process.pid,
     zone: config.zone,
     grpc: config.grpcAddress === 'off' ? 'off' : `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcServer.port}`,
     admin: admin.address ?? 'off',
@@ -395,6 +397,8 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     identifiers: state.seqs.size,
   });
 
+  /** The restart keys the last reload warned about (comma-joined). */
+  let warnedRestart = '';
   const reloadNow = async (next: Config, audits: readonly ValidAccessAudit[] | undefined): Promise<ReloadSummary> => {
     const { live, restart, effective } = diffConfig(inForce.config, next);
     // The new file was checked whole, but with a restart key kept (client CAs not turned on yet) its
@@ -449,11 +453,14 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     const rotations = effective.backends
       .filter((b) => old.get(b.path) !== b.rotation)
       .map((b) => fileSinks.get(b.path)?.setRotation(b.rotation));
-    if (restart.length > 0) {
+    // Said once per set of keys: a later reload with the same keys pending says it in its
+    // `config reloaded` line (restartNeeded), not in another warning.
+    if (restart.length > 0 && restart.join() !== warnedRestart) {
       log.warn('config reload: these keys changed and need a restart; their old values stay in force', {
         keys: restart,
       });
     }
+    warnedRestart = restart.join();
     await Promise.all(rotations);
     return { changed: live, restartNeeded: restart, rules };
   };

@@ -91,8 +91,8 @@ class EventStream {
   start(): void {
     this.call.on('data', (req: ScannedStreamRequest) => this.onRequest(req));
     this.call.on('end', () => this.finishIfIdle());
-    this.call.on('error', () => this.close());
-    this.call.on('cancelled', () => this.close());
+    this.call.on('error', () => this.close('the connection failed'));
+    this.call.on('cancelled', () => this.close('the control plane cancelled it'));
   }
 
   get peer(): string {
@@ -239,8 +239,20 @@ class EventStream {
       });
     }
     if (this.ended) return;
-    const { metrics } = this.service.opts;
+    const { metrics, log } = this.service.opts;
     metrics.batchesAcked.inc();
+    // One line per batch, never per event, and only when asked for (meshaudit.log.level: debug).
+    if (log.level === 'debug') {
+      log.debug('batch acknowledged', {
+        identifier: this.key,
+        firstSeq: ack.firstSeq,
+        ackedSeq: ack.ackedSeq,
+        recorded: ack.recorded,
+        skipped: ack.skipped,
+        duplicates: ack.duplicates,
+        rejected: ack.rejected.length,
+      });
+    }
     metrics.ackSeconds.observe((performance.now() - arrivedMs) / 1000);
     this.reply(ack);
     this.applyBackpressure();
@@ -288,7 +300,7 @@ class EventStream {
         'draining',
       );
     } else if (this.call.readableEnded) {
-      this.close();
+      this.close('the control plane ended it');
       this.call.end();
     }
   }
@@ -297,15 +309,19 @@ class EventStream {
   private fail(err: unknown, reason: StreamRefusal): void {
     if (this.ended) return;
     this.service.opts.metrics.streamsRefused.labels(reason).inc();
-    this.close();
+    this.close(reason);
     const context = { rpc: 'StreamEvents', identifier: this.key };
     this.call.emit('error', this.service.opts.statuses.of(err, context));
   }
 
-  private close(): void {
+  /** The stream is over: one line for an identified stream (its opening had one), none for a refused identify. */
+  private close(why: string): void {
     if (this.ended) return;
     this.ended = true;
     this.service.detach(this);
+    if (this.key !== undefined) {
+      this.service.opts.log.info('control plane stream closed', { identifier: this.key, why, inflight: this.inflight });
+    }
   }
 }
 

@@ -206,7 +206,7 @@ export class Authenticator {
       const names = certificateNames(typeof cn === 'string' ? cn : undefined, certificate.subjectaltname);
       const caller = certificatePrincipal(names, this.config.certificateIdentities);
       if (caller !== undefined) return caller;
-      this.denied('certificate', NO_CREDENTIAL, what, { names });
+      this.denied('certificate', NO_CREDENTIAL, what, { names, peer: request.peer });
       throw new UnauthenticatedError(
         `the client certificate (${describe(names)}) maps to no identity in meshaudit.auth.certificateIdentities`,
       );
@@ -216,12 +216,12 @@ export class Authenticator {
     if (authorization.length > 0) {
       const m = /^Bearer\s+(\S+)$/i.exec(authorization[0]);
       if (m === null || authorization.length > 1) {
-        this.denied('malformed', NO_CREDENTIAL, what, {});
+        this.denied('malformed', NO_CREDENTIAL, what, { peer: request.peer });
         throw new UnauthenticatedError(`the authorization ${carrier} must be one "Bearer <token>"`);
       }
       const caller = tokenPrincipal(this.tokens, m[1]);
       if (caller === undefined) {
-        this.denied('token', NO_CREDENTIAL, what, {});
+        this.denied('token', NO_CREDENTIAL, what, { peer: request.peer });
         throw new UnauthenticatedError('the bearer token is not valid (unknown, or revoked)');
       }
       return caller;

@@ -269,6 +269,47 @@ describe('metrics and log lines of the real process', function () {
     });
   });
 
+  it('logs each stream closed with why, and at debug level a line per acknowledged batch (never per event)', async () => {
+    const dir = tempDir();
+    const config = writeSidecarConfig(dir);
+    fs.writeFileSync(
+      config,
+      fs.readFileSync(config, 'utf8').replace('meshaudit:\n', 'meshaudit:\n  log: {level: debug}\n'),
+    );
+    const rules = path.join(dir, 'rules.yaml');
+    fs.writeFileSync(rules, RULES);
+    const sidecar = spawnSidecar(['--config', config, '--rules', rules]);
+    const c = clients(await sidecar.ready);
+    try {
+      const s = openStream(c.audit);
+      s.call.write({ identifier: { zone: 'default', instance: 'cp-7' } });
+      await s.next();
+      s.call.write({ firstSeq: 1, events: [resourceEvent(1), skippedEvent(2), resourceEvent(3)] });
+      expect((await s.next()).ackedSeq).to.equal(3);
+      s.call.end();
+      await s.status;
+      await waitFor(() => lines(sidecar, 'control plane stream closed').length > 0, 'the closed line');
+    } finally {
+      c.close();
+    }
+    expect(lines(sidecar, 'batch acknowledged')).to.have.length(1);
+    expect(lines(sidecar, 'batch acknowledged')[0]).to.include({
+      identifier: 'default/cp-7',
+      firstSeq: 1,
+      ackedSeq: 3,
+      recorded: 2,
+      skipped: 1,
+      rejected: 0,
+      level: 'debug',
+    });
+    expect(lines(sidecar, 'control plane stream closed')[0]).to.include({
+      identifier: 'default/cp-7',
+      why: 'the control plane ended it',
+      level: 'info',
+    });
+    await stop(sidecar);
+  });
+
   it('exports its version and zone, the free space of every folder it writes, and the process metrics', async () => {
     const dir = tempDir();
     const sidecar = spawnSidecar(['--config', writeSidecarConfig(dir, { zone: 'zone-1' })]);

@@ -312,6 +312,12 @@ describe('config reload (real process)', function () {
     expect(line.restartNeeded).to.deep.equal(['meshaudit.zone']);
     expect(line.changed).to.deep.equal(['meshaudit.limits.eventsPerBatch']);
     expect(lines(s, RESTART_WARNING).map((l) => l.keys)).to.deep.equal([['meshaudit.zone']]);
+    // The pid SIGHUP goes to is the one the start line names.
+    expect(lines(s, 'meshaudit started')[0].pid).to.equal(s.proc.pid);
+    // Another reload with the same key pending says so in its line, not in a second warning.
+    fs.writeFileSync(config, configText(dir, { zone: 'zone-b', limits: { eventsPerBatch: 8 } }));
+    expect((await hup(s, 2)).restartNeeded).to.deep.equal(['meshaudit.zone']);
+    expect(lines(s, RESTART_WARNING)).to.have.length(1);
     const m = samples(await (await fetch(`http://127.0.0.1:${await s.adminPort}/stats/prometheus`)).text());
     expect(m.get('meshaudit_config_reloads_total{result="applied"}')).to.be.at.least(1);
     expect(m.get('meshaudit_config_reloads_total{result="refused"}')).to.equal(0);
