@@ -4,7 +4,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # The node flags the sidecar runs with (src/cli/node-flags.ts says why; a test keeps this line in step).
 SIDECAR_NODE_FLAGS := --max-semi-space-size=4
 
-.PHONY: run test build lint bench soak clean install demo fuzz
+.PHONY: run test build lint bench soak clean install demo fuzz help
 
 # npm ci only when package-lock.json is newer than what is installed.
 $(NPM_STAMP): package-lock.json package.json
@@ -67,3 +67,15 @@ demo: build
 
 clean:
 	rm -rf dist var
+
+# The targets, each with its line.
+help:
+	@echo "make run     installs, builds, starts the sidecar on the built-in default config (./var/)"
+	@echo "make test    installs, builds, lints, runs every test"
+	@echo "make demo    records deploy/examples/events.jsonl to the running sidecar, shows the audit file"
+	@echo "make build   installs what is missing, compiles to dist/ (then: bin/meshaudit --help)"
+	@echo "make lint    Biome and the architecture test"
+	@echo "make bench   the benchmark table (docs/performance.md; BENCH_QUICK=1 for ~30 s)"
+	@echo "make soak    the long run under load with kills (docs/soak.md; SOAK_SECONDS)"
+	@echo "make fuzz    the byte path against the reference decoder (FUZZ_SECONDS, FUZZ_SEED)"
+	@echo "make clean   removes dist/ and var/ (every record and rule of make run)"

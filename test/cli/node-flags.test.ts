@@ -26,10 +26,14 @@ describe('node flags of the sidecar', () => {
     expect(missingNodeFlags(['--max_semi_space_size=4'])).to.deep.equal([]);
   });
 
-  it('are passed by every launcher: make run, npm start, the Dockerfile, the systemd unit', () => {
+  it('are passed by every launcher: make run, npm start, bin/meshaudit, the Dockerfile, the systemd unit', () => {
     // Not the bin's shebang: `env -S` is missing from BusyBox and older coreutils (node-flags.ts).
     expect(fs.readFileSync(MAIN, 'utf8').split('\n')[0]).to.equal('#!/usr/bin/env node');
     expect(read('Makefile')).to.match(new RegExp(`^SIDECAR_NODE_FLAGS := ${FLAGS}$`, 'm'));
+    expect(read('bin/meshaudit')).to.match(
+      new RegExp(`^exec node ${FLAGS} "\\$\\(dirname .*/dist/src/cli/main\\.js" "\\$@"$`, 'm'),
+    );
+    expect(JSON.parse(read('package.json')).bin.meshaudit).to.equal('bin/meshaudit');
     expect(read('Makefile')).to.contain('\tnode $(SIDECAR_NODE_FLAGS) dist/src/cli/main.js ');
     expect(JSON.parse(read('package.json')).scripts.start).to.equal(`node ${FLAGS} dist/src/cli/main.js`);
     const entrypoint = /^ENTRYPOINT (.*)$/m.exec(read('deploy/container/Dockerfile'));

@@ -2,12 +2,12 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import * as net from 'node:net';
 import { freePort, logLines, MAIN, spawnSidecar, writeSidecarConfig } from '../support/process';
 import { SIDECAR_NODE_FLAGS } from '../../src/cli/node-flags';
-import { clients, resourceEvent, tempDir, unary } from '../support/helpers';
+import { clients, resourceEvent, tempDir, unary, waitFor } from '../support/helpers';
 
 function run(args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [...SIDECAR_NODE_FLAGS, MAIN, ...args], {
@@ -58,6 +58,29 @@ async function step<T>(name: string, p: Promise<T>, context: () => string = () =
 
 describe('meshaudit command line (real process)', function () {
   this.timeout(30_000);
+
+  it('runs as bin/meshaudit, through a symlink too (as npm links it), with the node flags', async () => {
+    const dir = tempDir();
+    const link = path.join(dir, 'meshaudit');
+    fs.symlinkSync(path.resolve(__dirname, '../../../bin/meshaudit'), link);
+    const s = spawn(link, ['--config', writeSidecarConfig(dir)], { env: { ...process.env, NODE_OPTIONS: '' } });
+    let err = '';
+    s.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => s.on('close', resolve));
+    await waitFor(() => logLines(err).some((l) => l.msg === 'meshaudit started'), 'the start line');
+    s.kill('SIGTERM');
+    expect(await exited).to.equal(0);
+    expect(err).to.not.contain('started without the node flags');
+  });
+
+  it('lists its targets with make help', () => {
+    const out = execFileSync('make', ['--no-print-directory', '-C', path.resolve(__dirname, '../../..'), 'help'], {
+      encoding: 'utf8',
+    });
+    for (const target of ['run', 'test', 'demo', 'build', 'lint', 'bench', 'soak', 'fuzz', 'clean']) {
+      expect(out).to.match(new RegExp(`^make ${target} `, 'm'));
+    }
+  });
 
   it('prints its usage with --help and exits 0', () => {
     const r = run(['--help'], tempDir());
