@@ -224,11 +224,18 @@ describe('deploy/kubernetes', () => {
 
   for (const zone of ZONES) {
     describe(`the ${zone} overlay, rendered`, () => {
-      const objects = render(path.join(KUBERNETES, zone));
-      const deployment = objects.find((o) => o.kind === 'Deployment')!;
-      const configMap = objects.find((o) => o.kind === 'ConfigMap')!;
-      const pod = deployment?.spec.template.spec;
-      const sidecar = pod?.initContainers?.find((c: Obj) => c.name === 'meshaudit');
+      let objects: Obj[];
+      let deployment: Obj;
+      let configMap: Obj;
+      let pod: Obj;
+      let sidecar: Obj;
+      before(() => {
+        objects = render(path.join(KUBERNETES, zone));
+        deployment = objects.find((o) => o.kind === 'Deployment')!;
+        configMap = objects.find((o) => o.kind === 'ConfigMap')!;
+        pod = deployment.spec.template.spec;
+        sidecar = pod.initContainers.find((c: Obj) => c.name === 'meshaudit');
+      });
       const volumeOf = (mountPath: string): Obj => {
         const mount = sidecar.volumeMounts.find((m: Obj) => m.mountPath === mountPath);
         expect(mount, `a volume mounted at ${mountPath}`).to.not.equal(undefined);
@@ -280,8 +287,7 @@ describe('deploy/kubernetes', () => {
           capabilities: { drop: ['ALL'] },
           seccompProfile: { type: 'RuntimeDefault' },
         });
-        expect(pod.securityContext.fsGroup).to.equal(gid);
-        expect(pod.securityContext.seccompProfile).to.deep.equal({ type: 'RuntimeDefault' });
+        expect(pod.securityContext).to.include({ fsGroup: gid, fsGroupChangePolicy: 'OnRootMismatch' });
         expect(sidecar.resources.requests).to.have.keys('cpu', 'memory');
         expect(sidecar.resources.limits).to.have.keys('memory');
       });
