@@ -37,7 +37,10 @@ describe('node flags of the sidecar', () => {
     expect(read('Makefile')).to.contain('\tnode $(SIDECAR_NODE_FLAGS) dist/src/cli/main.js ');
     expect(JSON.parse(read('package.json')).scripts.start).to.equal(`node ${FLAGS} dist/src/cli/main.js`);
     const entrypoint = /^ENTRYPOINT (.*)$/m.exec(read('deploy/container/Dockerfile'));
+    // tini first: PID 1, forwarding the signals to node (the Dockerfile says why).
     expect(JSON.parse(entrypoint![1])).to.deep.equal([
+      '/usr/bin/tini',
+      '--',
       'node',
       ...SIDECAR_NODE_FLAGS,
       '/opt/meshaudit/dist/src/cli/main.js',

@@ -1,10 +1,9 @@
 // The configurations and rules deploy/ ships load as the sidecar loads them: an example that start-up
-// would refuse is the first thing an operator copies.
+// would refuse is the first thing an operator copies (deploy/kubernetes's: deploy-kubernetes.test.ts).
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as yaml from 'js-yaml';
 import { loadConfig } from '../../src/config';
 import { loadAccessAuditFiles } from '../../src/config/rules-files';
 import { knownTypesOf } from '../../src/cli/sidecar';
@@ -43,19 +42,5 @@ describe('the configurations deploy/ ships', () => {
 
   it('deploy/systemd/meshaudit.yaml', () => {
     expect(load(read('deploy/systemd/meshaudit.yaml'), [])).to.deep.equal([]);
-  });
-
-  it("deploy/kubernetes/meshaudit-sidecar.yaml's ConfigMap, whose probe port is the container's", () => {
-    const docs = yaml.loadAll(read('deploy/kubernetes/meshaudit-sidecar.yaml')) as any[];
-    const configMap = docs.find((d) => d?.kind === 'ConfigMap');
-    expect(load(configMap.data['meshaudit.yaml'], [configMap.data['access-audits.yaml']])).to.deep.equal([]);
-    const config = yaml.load(configMap.data['meshaudit.yaml']) as any;
-    const probePort = Number(/:(\d+)$/.exec(config.meshaudit.admin.probeAddress)![1]);
-    const deployment = docs.find((d) => d?.kind === 'Deployment');
-    const container = deployment.spec.template.spec.containers.find((c: any) => c.name === 'meshaudit');
-    const probe = container.ports.find((p: any) => p.name === container.readinessProbe.httpGet.port);
-    expect(probe.containerPort).to.equal(probePort);
-    expect(container.readinessProbe.httpGet.path).to.equal('/ready');
-    expect(deployment.spec.template.metadata.annotations['prometheus.io/port']).to.equal(String(probePort));
   });
 });
