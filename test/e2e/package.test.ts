@@ -51,6 +51,11 @@ describe('the package, as a control plane imports it', function () {
     }
     fs.writeFileSync(path.join(app, 'package.json'), '{"name": "cp", "private": true}\n');
     fs.writeFileSync(path.join(app, 'cp.ts'), APP);
+    // The README's example type-checks too (an ES module, for its top-level await).
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const example = /```ts\n(import \{ AuditClient[\s\S]*?)```/.exec(readme);
+    expect(example, "README's AuditClient example").to.not.equal(null);
+    fs.writeFileSync(path.join(app, 'readme.mts'), `${example![1]}export {};\n`);
     fs.writeFileSync(
       path.join(app, 'tsconfig.json'),
       JSON.stringify({
@@ -61,7 +66,7 @@ describe('the package, as a control plane imports it', function () {
           strict: true,
           types: ['node'],
         },
-        files: ['cp.ts'],
+        files: ['cp.ts', 'readme.mts'],
       }),
     );
     // node16 resolution reads the `exports` map and its `types` condition, as a user's project does.
