@@ -309,7 +309,7 @@ export class AuditClient {
       });
       clearTimeout(timer);
     }
-    this.shutdown();
+    this.shutdown(this.failure !== null);
     if (this.failure) throw this.failure;
   }
 
@@ -444,11 +444,12 @@ export class AuditClient {
     this.queue = [];
     this.waiting = [];
     for (const e of entries) e.reject(err);
-    this.shutdown();
+    this.shutdown(true);
     this.drained?.();
   }
 
-  private shutdown(): void {
+  /** Stops the timers and the stream: a half-close when everything is acknowledged, else a cancel. */
+  private shutdown(cancel: boolean): void {
     if (this.batchTimer) clearTimeout(this.batchTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.batchTimer = null;
@@ -456,9 +457,10 @@ export class AuditClient {
     const s = this.stream;
     this.stream = null;
     if (s) {
-      // Everything is acknowledged (or failed): end our side and let the sidecar close the stream.
-      s.call.end();
-      s.call.cancel();
+      // A half-close lets the sidecar end the stream OK; its 'end' goes to onStreamEnd, which ignores
+      // a stream no longer current.
+      if (cancel) s.call.cancel();
+      else s.call.end();
       s.stub.close();
     }
   }
