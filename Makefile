@@ -17,7 +17,7 @@ install: $(NPM_STAMP)
 # is pruned, not removed, so that a sidecar `make run` started keeps running while `make demo` builds.
 build: install
 	@npx tsc -p . && npx tsc -p tsconfig.client.json
-	@find dist -name '*.js' | while read -r js; do ts="$${js#dist/}"; [ -f "$${ts%.js}.ts" ] || rm -f "$$js" "$$js.map"; done
+	@find dist -name '*.js' | while read -r js; do ts="$${js#dist/}"; [ -f "$${ts%.js}.ts" ] || rm -f "$$js" "$$js.map" "$${js%.js}.d.ts"; done
 
 run: build
 	node $(SIDECAR_NODE_FLAGS) dist/src/cli/main.js --rules deploy/examples/access-audit-default.yaml
