@@ -16,8 +16,8 @@ install: $(NPM_STAMP)
 # A file removed from src/ or test/ must not live on in dist/ (mocha would still run its test); dist/
 # is pruned, not removed, so that a sidecar `make run` started keeps running while `make demo` builds.
 build: install
-	@npx tsc -p .
-	@find dist -name '*.js' | while read -r js; do ts="$${js#dist/}"; [ -f "$${ts%.js}.ts" ] || rm -f "$$js" "$$js.map"; done
+	@npx tsc -p . && npx tsc -p tsconfig.client.json
+	@find dist -name '*.js' | while read -r js; do ts="$${js#dist/}"; [ -f "$${ts%.js}.ts" ] || rm -f "$$js" "$$js.map" "$${js%.js}.d.ts"; done
 
 run: build
 	node $(SIDECAR_NODE_FLAGS) dist/src/cli/main.js --rules deploy/examples/access-audit-default.yaml
