@@ -15,17 +15,28 @@ import { TLSSocket } from 'node:tls';
 import { isLoopback, type Permission } from '../auth/principal';
 import type { AdminConfig, Config, TlsConfig } from '../config/types';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors';
-import type { Logger } from '../log';
+import { type Logger, RateLimitedWarning } from '../log';
 import type { Metrics } from '../metrics';
 import type { Authenticator } from '../server/authn';
 import { listenError, splitHostPort } from '../server/grpc-server';
 import type { ServingState } from '../server/serving-state';
 import type { TlsFiles } from '../server/tls';
 
-/** An operator's curl and a scraper or two: more connections than that at once are refused as they come. */
+/**
+ * Connections open at once; more are refused as they come. The admin expects an operator's curl and a
+ * scraper or two; the probe listener, on the pod's address, is reachable by anyone in the cluster, and
+ * idle connections must not crowd the kubelet's probe out.
+ */
 const MAX_CONNECTIONS = 32;
-/** A client that sends its request slowly holds a connection no longer than this. */
-const REQUEST_TIMEOUT_MS = 10_000;
+const MAX_PROBE_CONNECTIONS = 512;
+/** A client that sends its request slowly, or nothing, holds a connection no longer than this. */
+const REQUEST_TIMEOUT_MS = 5_000;
+/** How often Node looks for connections past those timeouts (its default, 30 s, would let them linger). */
+const TIMEOUT_CHECK_MS = 1_000;
+/** A scrape of the probe listener is served from a copy at most this old: one client cannot keep the loop busy. */
+const PROBE_SCRAPE_CACHE_MS = 1_000;
+/** An unexpected failure of a request is logged at most once in this long per path. */
+const FAILURE_LOG_INTERVAL_MS = 10_000;
 
 /** What the admin reads from the running sidecar once it has started (see AdminServer.attach). */
 export interface AdminSubject {
@@ -85,6 +96,9 @@ export class AdminServer {
   private readonly startedAtMs: number;
   private readonly now: () => number;
   private readonly routes: ReadonlyMap<string, Route>;
+  private readonly failures: RateLimitedWarning;
+  /** The probe listener's last scrape, and when it was made (see PROBE_SCRAPE_CACHE_MS). */
+  private probeScrape: { atMs: number; reply: Promise<Reply> } | undefined;
   private readonly servers: http.Server[] = [];
   private readonly onTlsUpdate: (() => void) | undefined;
   /** `host:port` of the admin and of the probe listener; undefined: off. */
@@ -118,6 +132,7 @@ export class AdminServer {
     this.now = opts.now ?? Date.now;
     this.startedAtMs = this.now();
     this.routes = this.table();
+    this.failures = new RateLimitedWarning(opts.log, FAILURE_LOG_INTERVAL_MS, this.now, 'error');
     const tls = this.httpsFiles();
     if (tls !== undefined) {
       // A new certificate (cert-manager, SIGHUP) reaches the admin's new connections as it reaches gRPC's.
@@ -152,7 +167,10 @@ export class AdminServer {
   private async bind(address: string, key: string, probe: boolean): Promise<string> {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.serve(req, res, probe).catch((err) => {
-        this.opts.log.error('admin request failed', { path: req.url, err: (err as Error).stack ?? String(err) });
+        this.failures.warn(String(req.url).slice(0, 100), 'admin request failed', {
+          path: String(req.url).slice(0, 1000),
+          err: (err as Error).stack ?? String(err),
+        });
         if (!res.headersSent) send(res, text(500, 'internal error (see the sidecar log)'));
         else res.destroy();
       });
@@ -161,9 +179,10 @@ export class AdminServer {
     const tlsConfig: TlsConfig | undefined = tls === undefined ? undefined : this.opts.config().tls;
     const server =
       tls === undefined
-        ? http.createServer(handler)
+        ? http.createServer({ connectionsCheckingInterval: TIMEOUT_CHECK_MS }, handler)
         : https.createServer(
             {
+              connectionsCheckingInterval: TIMEOUT_CHECK_MS,
               ...tls.secureContextOptions(),
               // A client certificate is asked for where gRPC asks for one, and required where gRPC requires it.
               requestCert: tlsConfig?.clientCaFile !== undefined,
@@ -171,9 +190,10 @@ export class AdminServer {
             },
             handler,
           );
-    server.maxConnections = MAX_CONNECTIONS;
+    server.maxConnections = probe ? MAX_PROBE_CONNECTIONS : MAX_CONNECTIONS;
     server.requestTimeout = REQUEST_TIMEOUT_MS;
     server.headersTimeout = REQUEST_TIMEOUT_MS;
+    server.keepAliveTimeout = REQUEST_TIMEOUT_MS;
     this.servers.push(server);
     const { host, port } = splitHostPort(address);
     try {
@@ -193,7 +213,13 @@ export class AdminServer {
   private async serve(req: http.IncomingMessage, res: http.ServerResponse, probe: boolean): Promise<void> {
     // No path reads a body: whatever is sent is discarded, so that the connection can be reused.
     req.resume();
-    const path = new URL(req.url ?? '/', 'http://admin').pathname;
+    let path: string;
+    try {
+      path = new URL(req.url ?? '/', 'http://admin').pathname;
+    } catch {
+      // A request target no URL can be made of (`http://[`): the client's mistake, not the sidecar's.
+      return send(res, text(400, 'the request target is not a path'));
+    }
     const route = this.routes.get(path);
     // The probe listener knows its two GETs and nothing else, not even another method on them.
     if (route === undefined || (probe && (route.probe !== true || req.method !== route.method))) {
@@ -211,7 +237,16 @@ export class AdminServer {
     if (this.subject === undefined && path !== '/ready' && path !== '/stats/prometheus' && path !== '/help') {
       return send(res, text(503, 'starting'));
     }
+    if (probe && path === '/stats/prometheus') return send(res, await this.cachedScrape(route));
     send(res, await route.handle(caller));
+  }
+
+  private cachedScrape(route: Route): Promise<Reply> {
+    const now = this.now();
+    if (this.probeScrape === undefined || now - this.probeScrape.atMs >= PROBE_SCRAPE_CACHE_MS) {
+      this.probeScrape = { atMs: now, reply: Promise.resolve(route.handle('probe')) };
+    }
+    return this.probeScrape.reply;
   }
 
   /** The caller's name, or the 401/403 reply (logged and counted as the gRPC port's refusals are). */

@@ -5,6 +5,22 @@ import { UnavailableError } from '../errors';
 export class SinkError extends UnavailableError {}
 
 /**
+ * A write found its active file gone (moved or deleted behind the sink's back) and made a new one at
+ * its path, writing nothing yet: `position` is where the new file starts. It must be committed before
+ * the write is tried again, or a crash after that write leaves a checkpoint naming the old file, and
+ * recovery could not tell the new file's records apart from acknowledged ones (the control plane's
+ * resend would write them twice).
+ */
+export class SinkNewFileError extends SinkError {
+  constructor(
+    readonly position: SinkPosition,
+    file: string,
+  ) {
+    super(`audit file ${file} was made again at its path: its start is committed before the write`);
+  }
+}
+
+/**
  * Where a sink's committed data ends: the file (by inode, which survives the rename of a rotation)
  * and the byte length of the data in it. Everything written after it is not acknowledged yet.
  */
@@ -23,7 +39,8 @@ export interface Sink {
    */
   open(committed?: SinkPosition): Promise<SinkPosition>;
   /**
-   * Appends whole lines (chunk ends with "\n") in one write. Resolves once the data is written, and
+   * Appends whole lines (chunk ends with "\n") in one write. Rejects with SinkNewFileError, having
+   * written nothing, when the active file had to be made again (see there). Resolves once the data is written, and
    * any rotation it triggered is done, with the position just after it. On failure it rejects, after
    * cutting the file back to the position before this write, and is ready for the same chunk again.
    */

@@ -297,6 +297,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
   // write (or the first write to a newly added backend) leaves no position to cut back to, and the
   // control plane's resend would duplicate those records.
   await checkpoint.commit({ seqs: new Map(), positions: opened });
+  metrics.checkpointBytes.set(checkpoint.sizeBytes);
   const writeFailures = new RateLimitedWarning(log, WRITE_FAILURE_LOG_INTERVAL_MS, Date.now, 'error');
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,

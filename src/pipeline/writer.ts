@@ -18,7 +18,7 @@
 // could let retention (maxRetainedFiles: 1, or maxAgeDays after a clock jump) delete the file that
 // holds it, and recovery could then no longer cut what followed it.
 import { performance } from 'node:perf_hooks';
-import type { Sink, SinkPosition } from '../backends/sink';
+import { type Sink, SinkNewFileError, type SinkPosition } from '../backends/sink';
 import type { Checkpoint } from '../store/checkpoint';
 import type { Metrics } from '../metrics';
 import { UnavailableError } from '../errors';
@@ -357,6 +357,11 @@ export class AuditWriter {
         i++;
       } catch (err) {
         if (this.closed) return; // close() has already failed this group
+        if (err instanceof SinkNewFileError) {
+          await this.commitNewFile(sink.key, err.position);
+          if (this.closed) return;
+          continue;
+        }
         await this.retryAfter(sink.key, err as Error, attempt++);
       }
       if (this.closed) return;
@@ -371,6 +376,24 @@ export class AuditWriter {
     }
     this.written = { group, writtenFromMs: writtenFromMs ?? performance.now(), seqs, positions, rotated };
     this.startCommit();
+  }
+
+  /**
+   * Commits where a sink's new active file starts (SinkNewFileError), after the commit under way (which
+   * names the old file, and must not land after it); retried as a commit is.
+   */
+  private async commitNewFile(key: string, position: SinkPosition): Promise<void> {
+    while (this.committing !== null && !this.closed) await this.commitRun;
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        await this.op(() => this.checkpoint.commit({ seqs: new Map(), positions: new Map([[key, position]]) }));
+        this.setFailing(CHECKPOINT_PART, false);
+        this.fileOf.set(key, position.ino);
+        return;
+      } catch (err) {
+        if (!this.closed) await this.retryAfter(CHECKPOINT_PART, err as Error, attempt);
+      }
+    }
   }
 
   /**

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import type { Sink, SinkPosition } from '../../src/backends/sink';
+import { FileSink } from '../../src/backends/file';
 import { AuditWriter, WriterClosedError } from '../../src/pipeline/writer';
 import { Checkpoint } from '../../src/store/checkpoint';
 import { Metrics } from '../../src/metrics';
@@ -51,6 +52,8 @@ interface HeldCommit {
   size: number | undefined;
   /** The file (inode) of sink "a" this commit records. */
   ino: number | undefined;
+  /** Every sink's position this commit records. */
+  positions: ReadonlyMap<string, SinkPosition>;
   release: (fail?: Error) => void;
 }
 
@@ -65,6 +68,7 @@ class GatedCheckpoint extends Checkpoint {
         seqs: new Map(delta.seqs),
         size: delta.positions.get('a')?.size,
         ino: delta.positions.get('a')?.ino,
+        positions: new Map(delta.positions),
         release: (fail) => (fail ? reject(fail) : super.commit(delta).then(resolve, reject)),
       });
       this.arrived.emit('commit');
@@ -111,6 +115,39 @@ function committedSeq(dir: string): number | undefined {
 }
 
 describe('group-commit writer', () => {
+  it('commits where a new active file starts before it writes to it, when the old one was moved away', async () => {
+    const dir = tempDir();
+    const cp = new GatedCheckpoint(dir);
+    cp.load();
+    const file = path.join(dir, 'audit', 'audit.log');
+    const sink = new FileSink({
+      path: file,
+      rotation: { enabled: false, maxRetainedFiles: 0, maxSizeBytes: 1024, maxAgeDays: 0 },
+    });
+    await sink.open();
+    const w = new AuditWriter([sink], cp, { retryDelayMs: 1, maxRetryDelayMs: 1 });
+    const first = submit(w, 'one\n', 1);
+    (await cp.next()).release();
+    expect(await first).to.equal(null);
+    // logrotate's create mode, or an operator's mv, while the sidecar writes.
+    fs.renameSync(file, `${file}.1`);
+    const second = submit(w, 'two\n', 2);
+    // The write to the moved file is taken back; a new file is made at the path, and where it starts is
+    // committed before anything is written to it: a crash after the write finds that file by its inode.
+    const start = await cp.next();
+    const ino = fs.statSync(file).ino;
+    expect(start.positions.get(file)).to.deep.equal({ ino, size: 0 });
+    expect(fs.readFileSync(file, 'utf8')).to.equal('');
+    start.release();
+    const written = await cp.next();
+    expect(written.positions.get(file)).to.deep.equal({ ino, size: 4 });
+    written.release();
+    expect(await second).to.equal(null);
+    expect(fs.readFileSync(`${file}.1`, 'utf8')).to.equal('one\n');
+    expect(fs.readFileSync(file, 'utf8')).to.equal('two\n');
+    await w.close(1000);
+  });
+
   it('counts per group and per part: bytes and time of each write, failed writes and commits, the queue, the checkpoint', async () => {
     const metrics = new Metrics({ zone: 'z', version: 'test' });
     const { dir, cp, sink, w } = setup(GatedCheckpoint, { retryDelayMs: 1, maxRetryDelayMs: 1, metrics });

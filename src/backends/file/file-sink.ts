@@ -32,7 +32,7 @@ import type { Options as RfsOptions, RotatingFileStream } from 'rotating-file-st
 import { whyNotWritable } from '../../config/places';
 import { DEFAULT_FILE_MODES, type FileModes, makeDirAsync } from '../file-modes';
 import type { RotationConfig } from '../../config/types';
-import { type Sink, SinkError, type SinkPosition } from '../sink';
+import { type Sink, SinkError, SinkNewFileError, type SinkPosition } from '../sink';
 import { applyRetention, listRotatedFiles, RetentionError } from './retention';
 import { rotatedName, timeFromName } from './rotation-names';
 
@@ -144,6 +144,12 @@ export class FileSink implements Sink {
   private pendingUndo: FailedWrite | undefined;
   /** Another process writes the active file: set once, every later write is refused (see checkWritten). */
   private foreignWriter: string | undefined;
+  /**
+   * The file the last position this sink returned is in (open, write, reopen, or the start of a new file
+   * told by SinkNewFileError): what the writer commits. A write that starts a stream on another file
+   * tells so before writing (see write).
+   */
+  private endedIn = 0;
   /** The folder changed (file created or renamed) since it was last fsynced. */
   private dirSyncDue = false;
 
@@ -202,7 +208,7 @@ export class FileSink implements Sink {
         await syncDir(this.dir);
         this.dirSyncDue = false;
       }
-      return { ino: this.ino, size: this.size };
+      return this.endHere();
     });
   }
 
@@ -219,6 +225,11 @@ export class FileSink implements Sink {
         this.stream = undefined;
         await this.startStream();
         await this.runRetention();
+        // Another file than the one the last write ended in: its start is committed first (SinkNewFileError).
+        if (this.ino !== this.endedIn) {
+          const position = this.endHere();
+          throw new SinkNewFileError(position, this.key);
+        }
       }
       const failed: FailedWrite = { before: { ino: this.ino, size: this.size }, rotated: [], created: new Set() };
       try {
@@ -234,14 +245,23 @@ export class FileSink implements Sink {
       } catch (err) {
         throw await this.failWrite(failed, err as Error);
       }
+      // Told once the write holds: a rotation a failed write undid is no rotation (a full disk retries
+      // a write at a file's size every few seconds).
+      for (const rotatedFile of failed.rotated) this.onEvent({ type: 'rotated', file: this.key, rotatedFile });
       // The file that held where this write began holds the committed position until this write is
       // committed: retention keeps it (see runRetention).
       if (failed.rotated.length > 0) {
         this.keptForCommit = path.basename(failed.rotated[0]);
         await this.runRetention(this.keptForCommit);
       }
-      return { ino: this.ino, size: this.size };
+      return this.endHere();
     });
+  }
+
+  /** The position now, as the one returned to the writer. */
+  private endHere(): SinkPosition {
+    this.endedIn = this.ino;
+    return { ino: this.ino, size: this.size };
   }
 
   /**
@@ -305,7 +325,7 @@ export class FileSink implements Sink {
       // A new stream on the path: rfs opens it for append, creating it when it was moved away; a
       // failure leaves no stream, and the next write starts one (as after a failed write).
       await this.startStream();
-      return { ino: this.ino, size: this.size };
+      return this.endHere();
     });
   }
 
@@ -405,7 +425,6 @@ export class FileSink implements Sink {
       this.rotatedFile = rotatedFile;
       const time = timeFromName(this.base, path.basename(rotatedFile));
       if (time !== undefined) this.nameFloorMs = time.getTime() + 1;
-      this.onEvent({ type: 'rotated', file: this.key, rotatedFile });
     });
     this.rotatedFile = undefined;
     try {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RotationConfig } from '../../../src/config/types';
-import type { SinkPosition } from '../../../src/backends/sink';
+import { SinkNewFileError, type SinkPosition } from '../../../src/backends/sink';
 import { applyRetention, FileSink, rotatedName, timeFromName } from '../../../src/backends/file';
 import type { FileSinkEvent } from '../../../src/backends/file';
 
@@ -36,6 +36,22 @@ function lines(from: number, count: number, bytes = 30): Buffer {
   let s = '';
   for (let i = from; i < from + count; i++) s += line(i, bytes);
   return Buffer.from(s);
+}
+
+/**
+ * The write after a failed one made a new file at the path (the old one moved, deleted or replaced):
+ * it writes nothing and says where the new file starts (`size`: what it already holds), for the writer
+ * to commit before it writes again.
+ */
+async function newFileFirst(s: FileSink, chunk: Buffer, size = 0): Promise<void> {
+  const file = s.key;
+  const err = await s.write(chunk).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  expect(err).to.be.instanceOf(SinkNewFileError);
+  expect((err as SinkNewFileError).position).to.deep.equal({ ino: fs.statSync(file).ino, size });
+  expect(fs.statSync(file).size).to.equal(size);
 }
 
 describe('FileSink', () => {
@@ -246,6 +262,7 @@ describe('FileSink', () => {
       expect(error?.message).to.equal(
         `can't write audit file ${active}: ${active} is gone (deleted, or renamed?) while it was written`,
       );
+      await newFileFirst(s, lines(1, 1));
       await s.write(lines(1, 1));
       expect(allRecords().map((r) => r.n)).to.deep.equal([1]);
     });
@@ -261,6 +278,7 @@ describe('FileSink', () => {
         (e: Error) => e,
       );
       expect(error?.message).to.include('is gone (deleted, or renamed?)');
+      await newFileFirst(s, lines(2, 50));
       await s.write(lines(2, 50));
       const records = (file: string): number[] =>
         fs
@@ -284,6 +302,7 @@ describe('FileSink', () => {
         (e: Error) => e,
       );
       expect(error?.message).to.include('is not the file that was written');
+      await newFileFirst(s, lines(1, 3), 30);
       await s.write(lines(1, 3));
       expect(fs.readFileSync(old, 'utf8').trimEnd().split('\n')).to.have.length(1);
       expect(allRecords().map((r) => r.n)).to.deep.equal([100, 1, 2, 3]);
@@ -320,6 +339,7 @@ describe('FileSink', () => {
         (e: Error) => e.message,
       );
       expect(first).to.include('is gone');
+      await newFileFirst(s, lines(1, 2));
       await s.write(lines(1, 2));
       expect(allRecords().map((r) => r.n)).to.deep.equal([1, 2]);
     });
