@@ -62,6 +62,9 @@ interface ApplyReply {
 }
 
 const running: RunningZone[] = [];
+/** Rejects when a sidecar exits before the demo stops it: the steps waiting on it would wait for ever. */
+let sidecarDied: (err: Error) => void = () => {};
+const died = new Promise<never>((_, reject) => (sidecarDied = reject));
 const checks: Array<{ ok: boolean; what: string }> = [];
 
 function check(ok: boolean, what: string): void {
@@ -102,6 +105,9 @@ async function start(zone: Zone): Promise<RunningZone> {
   const sidecar = spawnSidecar(['--config', config, '--rules', rules]);
   const z: RunningZone = { zone, dir, sidecar, address: '', cp: undefined as unknown as AuditClient };
   running.push(z);
+  void sidecar.exited.then((code) => {
+    if (stopping === null) sidecarDied(new Error(`${zone}'s sidecar exited (${code}):\n${sidecar.stderr()}`));
+  });
   z.address = `127.0.0.1:${await sidecar.ready}`;
   z.cp = new AuditClient({ address: z.address, identifier: { zone, instance: 'cp-0' }, batchDelayMs: 0 });
   console.log(`${zone}: sidecar pid ${sidecar.proc.pid} on ${z.address}, config ${config}, rules ${rules}`);
@@ -152,13 +158,18 @@ async function report(z: RunningZone, other: Zone, expectedAudits: string[], exp
   check(stray.length === 0, `${z.zone}'s files hold no ${other} event${stray.length ? `: ${stray[0]}` : ''}`);
 }
 
-/** SIGTERM to every sidecar still running; resolves with their exit codes. */
-async function stopAll(): Promise<Array<number | string>> {
-  for (const z of running) if (z.sidecar.proc.exitCode === null) z.sidecar.proc.kill('SIGTERM');
-  const codes = await Promise.all(running.map((z) => z.sidecar.exited));
-  // The sidecars' own logs, for a look afterwards.
-  for (const z of running) fs.writeFileSync(path.join(z.dir, 'meshaudit.log'), z.sidecar.stderr());
-  return codes;
+let stopping: Promise<Array<number | string>> | null = null;
+
+/** SIGTERM to every sidecar still running, once; resolves with their exit codes. */
+function stopAll(): Promise<Array<number | string>> {
+  stopping ??= (async () => {
+    for (const z of running) if (z.sidecar.proc.exitCode === null) z.sidecar.proc.kill('SIGTERM');
+    const codes = await Promise.all(running.map((z) => z.sidecar.exited));
+    // The sidecars' own logs, for a look afterwards.
+    for (const z of running) fs.writeFileSync(path.join(z.dir, 'meshaudit.log'), z.sidecar.stderr());
+    return codes;
+  })();
+  return stopping;
 }
 
 async function main(): Promise<number> {
@@ -204,15 +215,20 @@ async function main(): Promise<number> {
 }
 
 // Ctrl-C reaches the sidecars too (one process group) when typed; stopping them here covers a SIGINT sent
-// to this process alone.
+// to this process alone. What the interrupted steps fail with then is no news: the exit code says 130.
+let interrupted = false;
 process.once('SIGINT', () => {
+  interrupted = true;
   console.log('demo-zones: interrupted, stopping the sidecars');
   void stopAll().finally(() => process.exit(130));
 });
 
-main().then(
-  (code) => process.exit(code),
+Promise.race([main(), died]).then(
+  (code) => {
+    if (!interrupted) process.exit(code);
+  },
   async (err: Error) => {
+    if (interrupted) return;
     console.error(`demo-zones: ${err.message}`);
     await stopAll();
     process.exit(1);
