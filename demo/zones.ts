@@ -42,6 +42,8 @@ interface RunningZone {
   sidecar: SpawnedSidecar;
   address: string;
   cp: AuditClient;
+  config: string;
+  rules: string;
 }
 
 interface RuleStub extends grpc.Client {
@@ -61,7 +63,8 @@ interface ApplyReply {
   unchanged: string[];
 }
 
-const running: RunningZone[] = [];
+/** Every sidecar spawned, started or not: what stopAll stops. */
+const running: Array<Pick<RunningZone, 'dir' | 'sidecar'>> = [];
 /** Rejects when a sidecar exits before the demo stops it: the steps waiting on it would wait for ever. */
 let sidecarDied: (err: Error) => void = () => {};
 const died = new Promise<never>((_, reject) => (sidecarDied = reject));
@@ -103,15 +106,14 @@ async function start(zone: Zone): Promise<RunningZone> {
   // A free port each (the start line names it) and no admin listener: two zones never collide.
   const config = writeSidecarConfig(dir, { zone, admin: '' });
   const sidecar = spawnSidecar(['--config', config, '--rules', rules]);
-  const z: RunningZone = { zone, dir, sidecar, address: '', cp: undefined as unknown as AuditClient };
-  running.push(z);
+  running.push({ dir, sidecar });
   void sidecar.exited.then((code) => {
     if (stopping === null) sidecarDied(new Error(`${zone}'s sidecar exited (${code}):\n${sidecar.stderr()}`));
   });
-  z.address = `127.0.0.1:${await sidecar.ready}`;
-  z.cp = new AuditClient({ address: z.address, identifier: { zone, instance: 'cp-0' }, batchDelayMs: 0 });
-  console.log(`${zone}: sidecar pid ${sidecar.proc.pid} on ${z.address}, config ${config}, rules ${rules}`);
-  return z;
+  const address = `127.0.0.1:${await sidecar.ready}`;
+  // One event per batch (no batch delay): each action's acknowledgement says its own outcome.
+  const cp = new AuditClient({ address, identifier: { zone, instance: 'cp-0' }, batchDelayMs: 0 });
+  return { zone, dir, sidecar, address, cp, config, rules };
 }
 
 /** One round of the zone's control plane: each action sent and acknowledged in turn, so each has its own outcome. */
@@ -176,6 +178,9 @@ async function main(): Promise<number> {
   fs.rmSync(ROOT, { recursive: true, force: true });
   console.log(`meshaudit demo-zones: two zones, each with its own sidecar, rules and files under ${ROOT}/`);
   const [one, two] = await Promise.all(ZONES.map(start));
+  for (const z of [one, two]) {
+    console.log(`${z.zone}: sidecar pid ${z.sidecar.proc.pid} on ${z.address}, config ${z.config}, rules ${z.rules}`);
+  }
   await round(one, 0);
   await round(two, 0);
 

@@ -102,13 +102,18 @@ describe('make demo-zones (demo/zones.js)', function () {
   });
 
   it('stops both sidecars with SIGTERM when interrupted, and exits 130', async () => {
-    const demo = runDemo(tempDir('meshaudit-demo-zones-'));
+    const cwd = tempDir('meshaudit-demo-zones-');
+    const demo = runDemo(cwd);
     await waitFor(() => pids(demo.stdout()).length === 2, 'both sidecars started');
     demo.kill('SIGINT');
     expect(await demo.exited, demo.stderr()).to.equal(130);
     expect(demo.stdout()).to.contain('demo-zones: interrupted, stopping the sidecars\n');
     expect(demo.stdout()).to.not.contain('every check holds');
     expect(pids(demo.stdout()).filter(alive)).to.deep.equal([]);
+    for (const zone of ['zone-1', 'zone-2']) {
+      const log = fs.readFileSync(path.join(cwd, 'var/demo-zones', zone, 'meshaudit.log'), 'utf8');
+      expect(log, zone).to.contain('"msg":"received SIGTERM"').and.to.contain('"msg":"meshaudit stopped"');
+    }
   });
 
   it('exits 1 naming what failed when it cannot make ./var/demo-zones', async () => {
