@@ -4,7 +4,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # The node flags the sidecar runs with (src/cli/node-flags.ts says why; a test keeps this line in step).
 SIDECAR_NODE_FLAGS := --max-semi-space-size=4
 
-.PHONY: run test build lint bench soak clean install demo fuzz help
+.PHONY: run test build lint bench soak clean install demo demo-zones fuzz help
 
 # npm ci only when package-lock.json is newer than what is installed.
 $(NPM_STAMP): package-lock.json package.json
@@ -65,6 +65,12 @@ demo: build
 	if [ $$rc -ge 2 ]; then exit $$rc; fi; \
 	echo "--- last records in ./var/audit/audit.log:"; tail -n 5 var/audit/audit.log
 
+# Two zones side by side (demo/zones.ts): their own sidecars, rules and files under ./var/demo-zones/ (made
+# again at each run; the rest of ./var is left alone), a control plane stream to each, a rule change in
+# zone-2; exits 1 when a zone's records or rules are not its own alone.
+demo-zones: build
+	@node dist/demo/zones.js
+
 clean:
 	rm -rf dist var
 
@@ -73,6 +79,7 @@ help:
 	@echo "make run     installs, builds, starts the sidecar on the built-in default config (./var/)"
 	@echo "make test    installs, builds, lints, runs every test"
 	@echo "make demo    records deploy/examples/events.jsonl to the running sidecar, shows the audit file"
+	@echo "make demo-zones  two sidecars for zone-1 and zone-2 (./var/demo-zones/), shows each keeps its own"
 	@echo "make build   installs what is missing, compiles to dist/ (then: bin/meshaudit --help)"
 	@echo "make lint    Biome and the architecture test"
 	@echo "make bench   the benchmark table (docs/performance.md; BENCH_QUICK=1 for ~30 s)"

@@ -122,6 +122,22 @@ describe('architecture', () => {
     expect(bad).to.deep.equal([]);
   });
 
+  it('keeps demo/ to what an operator and a control plane use: the built process (bench/sidecar) and src/client', () => {
+    const DEMO = path.resolve(__dirname, '../../demo');
+    const bad: string[] = [];
+    for (const file of sources(DEMO)) {
+      for (const m of fs.readFileSync(file, 'utf8').matchAll(IMPORT)) {
+        const spec = m[1];
+        if (!spec.startsWith('.')) continue;
+        const target = path.relative(path.resolve(DEMO, '..'), path.resolve(path.dirname(file), spec));
+        if (target !== path.join('bench', 'sidecar') && !target.startsWith(path.join('src', 'client'))) {
+          bad.push(`${path.relative(DEMO, file)} imports ${spec}`);
+        }
+      }
+    }
+    expect(bad).to.deep.equal([]);
+  });
+
   it('lets imports flow one way, from the entry points down to the pure rules', () => {
     // Lowest first: a module may import its own layer and the layers before it, never one after it.
     const order = [
