@@ -76,13 +76,13 @@ clean:
 
 # The targets, each with its line.
 help:
-	@echo "make run     installs, builds, starts the sidecar on the built-in default config (./var/)"
-	@echo "make test    installs, builds, lints, runs every test"
-	@echo "make demo    records deploy/examples/events.jsonl to the running sidecar, shows the audit file"
+	@echo "make run         installs, builds, starts the sidecar on the built-in default config (./var/)"
+	@echo "make test        installs, builds, lints, runs every test"
+	@echo "make demo        records deploy/examples/events.jsonl to the running sidecar, shows the audit file"
 	@echo "make demo-zones  two sidecars for zone-1 and zone-2 (./var/demo-zones/), shows each keeps its own"
-	@echo "make build   installs what is missing, compiles to dist/ (then: bin/meshaudit --help)"
-	@echo "make lint    Biome and the architecture test"
-	@echo "make bench   the benchmark table (docs/performance.md; BENCH_QUICK=1 for ~30 s)"
-	@echo "make soak    the long run under load with kills (docs/soak.md; SOAK_SECONDS)"
-	@echo "make fuzz    the byte path against the reference decoder (FUZZ_SECONDS, FUZZ_SEED)"
-	@echo "make clean   removes dist/ and var/ (every record and rule of make run)"
+	@echo "make build       installs what is missing, compiles to dist/ (then: bin/meshaudit --help)"
+	@echo "make lint        Biome and the architecture test"
+	@echo "make bench       the benchmark table (docs/performance.md; BENCH_QUICK=1 for ~30 s)"
+	@echo "make soak        the long run under load with kills (docs/soak.md; SOAK_SECONDS)"
+	@echo "make fuzz        the byte path against the reference decoder (FUZZ_SECONDS, FUZZ_SEED)"
+	@echo "make clean       removes dist/ and var/ (every record and rule of make run)"
