@@ -98,7 +98,7 @@ describe('meshaudit command line (real process)', function () {
     const r = run(['--rulez', 'x.yaml'], tempDir());
     expect(r.code).to.equal(2);
     expect(r.stderr).to.equal(
-      'meshaudit: unknown argument "--rulez", did you mean "--rules"?\nRun "meshaudit --help" for the usage.\n',
+      'meshaudit: unknown flag "--rulez", did you mean "--rules"?\nRun "meshaudit --help" for the usage.\n',
     );
   });
 

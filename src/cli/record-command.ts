@@ -1,5 +1,4 @@
-#!/usr/bin/env node
-// meshaudit-record: sends events (JSON, one per line, as grpcurl would) to a running sidecar with
+// `meshaudit record`: sends events (JSON, one per line, as grpcurl would) to a running sidecar with
 // AuditService.Record and prints, for each, whether it was audited. For trying rules by hand and for
 // scripts; a control plane streams with StreamEvents instead (src/client).
 //
@@ -12,16 +11,25 @@ import * as protobuf from 'protobufjs';
 import { meshauditClients } from '../client/services';
 import { fieldViolationsOf } from '../client/status-details';
 import { contract, jsonName } from '../contract';
-import { didYouMean, entry, field, formatViolation, index, quote, show, unknownField, Violations } from '../validators';
+import { entry, field, formatViolation, index, quote, show, unknownField, Violations } from '../validators';
+import {
+  CLIENT_HELP,
+  CLIENT_OPTIONS,
+  CLIENT_SYNOPSIS,
+  type ClientFlags,
+  clientFlagsOf,
+  COMMON_OPTIONS,
+  connect,
+  credentialsOf,
+  type OptionSpecs,
+  parseCommandLine,
+  TOKEN_ENV,
+  UsageError,
+  unreachable,
+} from './command-line';
+import { version } from './version';
 
-const COMMAND = 'meshaudit-record';
-/** Where `make run` listens (meshaudit.grpc.address's default). */
-const DEFAULT_ADDRESS = '127.0.0.1:5690';
-/**
- * How long to wait for the sidecar to accept the connection. A refused connection fails at once; this
- * bounds the wait on an address that never answers (grpc's own connect timeout is 20 s).
- */
-const CONNECT_TIMEOUT_MS = 5_000;
+const COMMAND = 'meshaudit record';
 /** How long one Record may take: it answers once the record is written, fsync on a slow disk included. */
 const RECORD_DEADLINE_MS = 10_000;
 
@@ -30,22 +38,18 @@ const EXIT_REJECTED = 1;
 const EXIT_USAGE = 2;
 const EXIT_UNREACHABLE = 3;
 const EXIT_REFUSED_CALLER = 4;
-/** The environment variable a bearer token may come in (kept out of the command line and shell history). */
-const TOKEN_ENV = 'MESHAUDIT_TOKEN';
 
-const SYNOPSIS = `${COMMAND} [--address HOST:PORT] [--token-file FILE] [--cacert FILE [--cert FILE --key FILE]] [FILE|-]`;
-const USAGE = `Usage: ${SYNOPSIS}
+const SYNOPSIS = `${COMMAND} ${CLIENT_SYNOPSIS} [FILE|-]`;
+export const RECORD_USAGE = `Usage: ${SYNOPSIS}
 
 Reads events, one JSON object per line (the Event message's JSON form, as with grpcurl -d), from FILE
 or standard input ("-" or no FILE), records each with AuditService.Record, and prints per line of the
 file "audited", "not audited (no rule covers it)" or why the event was refused. Blank lines and lines
 starting with # are skipped. An event with a field the Event message does not have, or a value of the
 wrong JSON type, is refused without being sent.
-  --address HOST:PORT   the sidecar (default ${DEFAULT_ADDRESS})
-  --token-file FILE     send the bearer token in FILE (meshaudit token add); or set ${TOKEN_ENV}
-  --cacert FILE         TLS: trust the sidecar's certificate signed by these CAs (meshaudit.grpc.tls)
-  --cert FILE --key FILE  TLS: present this client certificate
+${CLIENT_HELP}
   --help                print this help and exit
+  --version             print the version and exit
 Exit codes:
   0  every event was accepted (audited or not)
   1  at least one event was refused (not JSON, unknown field, wrong type, or rejected by the sidecar)
@@ -53,74 +57,27 @@ Exit codes:
   3  no sidecar answers on the address (or it stopped answering): the rest was not sent
   4  the sidecar refused the caller (UNAUTHENTICATED, PERMISSION_DENIED): the rest was not sent`;
 
-/** A mistake on the command line: one line on stderr, exit code 2. */
-class UsageError extends Error {}
+const OPTIONS = { ...CLIENT_OPTIONS, ...COMMON_OPTIONS } as const satisfies OptionSpecs;
 
-interface Args {
-  address: string;
-  tokenFile?: string;
-  cacert?: string;
-  cert?: string;
-  key?: string;
+interface Args extends ClientFlags {
   /** "-" is standard input. */
   file: string;
   help: boolean;
+  version: boolean;
 }
 
-const FLAGS = ['--address', '--token-file', '--cacert', '--cert', '--key', '--help'];
-/** The flags that take a file name, and where it goes. */
-const FILE_FLAGS: Record<string, 'tokenFile' | 'cacert' | 'cert' | 'key'> = {
-  '--token-file': 'tokenFile',
-  '--cacert': 'cacert',
-  '--cert': 'cert',
-  '--key': 'key',
-};
-
-function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { address: DEFAULT_ADDRESS, file: '-', help: false };
-  let file: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const [flag, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
-    if (flag === '--help' || flag === '-h') {
-      args.help = true;
-    } else if (flag === '--address') {
-      const value = inline ?? argv[++i];
-      // A HOST:PORT never starts with "-": that is the next flag, or standard input.
-      if (value === undefined || value === '' || value.startsWith('-'))
-        throw new UsageError('--address needs a value, HOST:PORT');
-      args.address = value;
-    } else if (Object.hasOwn(FILE_FLAGS, flag)) {
-      const value = inline ?? argv[++i];
-      if (value === undefined || value === '' || value.startsWith('--'))
-        throw new UsageError(`${flag} needs a file name`);
-      args[FILE_FLAGS[flag]] = value;
-    } else if (arg.startsWith('-') && arg !== '-') {
-      throw new UsageError(`unknown flag ${quote(flag)}${didYouMean(flag, FLAGS)}`);
-    } else if (file !== undefined) {
-      throw new UsageError(`one FILE at most, got ${JSON.stringify(file)} and ${JSON.stringify(arg)}`);
-    } else {
-      file = arg;
-    }
-  }
-  args.file = file ?? '-';
-  if ((args.cert === undefined) !== (args.key === undefined)) throw new UsageError('--cert and --key go together');
-  if (args.cert !== undefined && args.cacert === undefined) throw new UsageError('--cert needs --cacert (TLS)');
-  return args;
-}
-
-/** The channel's credentials (TLS when --cacert) and the call metadata (the bearer token, if any). */
-function credentialsOf(args: Args): { channel: grpc.ChannelCredentials; metadata: grpc.Metadata } {
-  const read = (file: string | undefined): Buffer | null => (file === undefined ? null : fs.readFileSync(file));
-  const channel =
-    args.cacert === undefined
-      ? grpc.credentials.createInsecure()
-      : grpc.credentials.createSsl(read(args.cacert), read(args.key), read(args.cert));
-  const metadata = new grpc.Metadata();
-  const token = args.tokenFile === undefined ? process.env[TOKEN_ENV] : fs.readFileSync(args.tokenFile, 'utf8');
-  if (token !== undefined && token.trim() !== '') metadata.set('authorization', `Bearer ${token.trim()}`);
-  return { channel, metadata };
+function parseRecordArgs(argv: readonly string[]): Args {
+  const { values, positionals } = parseCommandLine(argv, OPTIONS);
+  if (positionals.length > 1)
+    throw new UsageError(
+      `one FILE at most, got ${JSON.stringify(positionals[0])} and ${JSON.stringify(positionals[1])}`,
+    );
+  return {
+    ...clientFlagsOf(values),
+    file: positionals[0] ?? '-',
+    help: values.help === true,
+    version: values.version === true,
+  };
 }
 
 /** A line of the input that holds an event, numbered as in the file (from 1). */
@@ -249,25 +206,6 @@ type AuditClient = grpc.Client & {
   ): void;
 };
 
-/** Resolves true once the channel is connected; false when the connection fails or takes too long. */
-function connect(client: grpc.Client): Promise<boolean> {
-  const channel = client.getChannel();
-  const deadline = Date.now() + CONNECT_TIMEOUT_MS;
-  return new Promise((resolve) => {
-    const check = (): void => {
-      const state = channel.getConnectivityState(true);
-      if (state === grpc.connectivityState.READY) {
-        resolve(true);
-      } else if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
-        resolve(false);
-      } else {
-        channel.watchConnectivityState(state, deadline, (err) => (err ? resolve(false) : check()));
-      }
-    };
-    check();
-  });
-}
-
 function record(client: AuditClient, event: unknown, metadata: grpc.Metadata): Promise<{ audited: boolean }> {
   return new Promise((resolve, reject) =>
     client.Record(
@@ -287,27 +225,24 @@ function refusal(err: grpc.ServiceError): string[] {
   return violations.map((v) => `${code}: ${v.field}: ${v.description}`);
 }
 
-function unreachable(address: string): string {
-  const hint =
-    address === DEFAULT_ADDRESS
-      ? 'start one with: make run'
-      : 'is a sidecar listening there? see its meshaudit.grpc.address';
-  return `${COMMAND}: no sidecar answers on ${address} (${hint})`;
-}
-
 // ---- The command ----
 
-async function main(argv: readonly string[]): Promise<number> {
+/** Runs `meshaudit record`; returns the exit code. */
+export async function runRecordCommand(argv: readonly string[]): Promise<number> {
   let args: Args;
   try {
-    args = parseArgs(argv);
+    args = parseRecordArgs(argv);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`${COMMAND}: ${e.message} (usage: ${SYNOPSIS})\n`);
     return EXIT_USAGE;
   }
   if (args.help) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${RECORD_USAGE}\n`);
+    return EXIT_OK;
+  }
+  if (args.version) {
+    process.stdout.write(`meshaudit ${version()}\n`);
     return EXIT_OK;
   }
   let text: string;
@@ -331,7 +266,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const client = new (meshauditClients().AuditService)(args.address, credentials.channel) as unknown as AuditClient;
   try {
     if (!(await connect(client))) {
-      process.stderr.write(`${unreachable(args.address)}\n`);
+      process.stderr.write(`${unreachable(COMMAND, args.address)}\n`);
       return EXIT_UNREACHABLE;
     }
     let refused = 0;
@@ -379,12 +314,3 @@ async function main(argv: readonly string[]): Promise<number> {
     client.close();
   }
 }
-
-main(process.argv.slice(2)).then(
-  (code) => (process.exitCode = code),
-  (err: unknown) => {
-    // Not a user's mistake: a broken installation (the .proto missing) or a bug. One line, no trace.
-    process.stderr.write(`${COMMAND}: internal error: ${(err as Error).message ?? String(err)}\n`);
-    process.exitCode = EXIT_USAGE;
-  },
-);
