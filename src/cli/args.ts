@@ -16,6 +16,7 @@ export const USAGE = `Usage: meshaudit [--config FILE] [--rules FILE...] [--chec
        meshaudit COMMAND [--help] [--version] ...
 
 Commands (each with --help):
+  health [--service NAME]  exit 0 when the sidecar serves (grpc.health.v1), 1 otherwise: for exec probes
   record [FILE|-]          record events (JSON lines) with AuditService.Record, one result per line
   token add|list|revoke    bearer tokens for callers of the sidecar
 

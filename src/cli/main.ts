@@ -16,6 +16,7 @@ import { unusablePlaces } from './check-places';
 import { Authenticator } from '../server/authn';
 import { TlsFiles } from '../server/tls';
 import { droppedTailMeaning, knownTypesOf, startSidecar, UNAUTHENTICATED_WARNING } from './sidecar';
+import { runHealthCommand } from './health-command';
 import { runRecordCommand } from './record-command';
 import { runTokenCommand } from './token-cli';
 import { version } from './version';
@@ -27,6 +28,7 @@ const EXIT_INVALID = 2;
 
 /** The subcommands, each returning its exit code. */
 const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | number> = {
+  health: runHealthCommand,
   record: runRecordCommand,
   token: (argv) =>
     runTokenCommand(argv, {

@@ -1,46 +1,22 @@
-// `meshaudit record`, the built command (bin/meshaudit, as the README shows it), against a real sidecar process: what a newcomer types and sees.
+// `meshaudit record`, the built command (bin/meshaudit, as the README shows it), against a real sidecar
+// process: what a newcomer types and sees.
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { freePort, MAIN, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
 import { readRecords, tempDir } from '../support/helpers';
+import { type CliOptions, type CliRun, meshaudit, PACKAGE_VERSION } from '../support/cli';
 
-const PACKAGE_VERSION: string = JSON.parse(
-  fs.readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8'),
-).version;
-
-const BIN = path.resolve(__dirname, '../../../bin/meshaudit');
 const EXAMPLE_RULES = path.resolve(__dirname, '../../../deploy/examples/access-audit-default.yaml');
 const DEMO_EVENTS = path.resolve(__dirname, '../../../deploy/examples/events.jsonl');
 const USAGE_LINE =
   '(usage: meshaudit record [--address HOST:PORT] [--token-file FILE] [--cacert FILE [--cert FILE --key FILE]] [FILE|-])';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the command to its end; `onStdout` sees the output as it comes. */
-function record(
-  args: string[],
-  opts: { input?: string; onStdout?: (all: string) => void; env?: NodeJS.ProcessEnv } = {},
-): Promise<Run> {
-  const proc = spawn(BIN, ['record', ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
-  });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (d) => {
-    stdout += d;
-    opts.onStdout?.(stdout);
-  });
-  proc.stderr.on('data', (d) => (stderr += d));
-  proc.stdin.end(opts.input ?? '');
-  return new Promise((resolve) => proc.on('close', (code) => resolve({ code, stdout, stderr })));
+/** Runs `meshaudit record ...args` to its end. */
+function record(args: string[], opts: CliOptions = {}): Promise<CliRun> {
+  return meshaudit(['record', ...args], opts);
 }
 
 /** A sidecar process of zone-1 with the example rules (every type but the *Insight ones), dates in UTC. */
