@@ -18,6 +18,7 @@ export const USAGE = `Usage: meshaudit [--config FILE] [--rules FILE...] [--chec
 Commands (each with --help):
   health [--service NAME]  exit 0 when the sidecar serves (grpc.health.v1), 1 otherwise: for exec probes
   record [FILE|-]          record events (JSON lines) with AuditService.Record, one result per line
+  rules list|get|apply|delete|evaluate   the zone's AccessAudits over RuleService
   token add|list|revoke    bearer tokens for callers of the sidecar
 
 A per-zone access-audit sidecar for service-mesh control planes.

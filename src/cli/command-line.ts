@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
+import { fieldViolationsOf } from '../client/status-details';
 import { didYouMean, quote } from '../validators';
 
 /** A mistake on the command line: one line on stderr, exit code 2. */
@@ -204,4 +205,12 @@ export function unreachable(command: string, address: string): string {
       ? 'start one with: make run'
       : 'is a sidecar listening there? see its meshaudit.grpc.address';
   return `${command}: no sidecar answers on ${address} (${hint})`;
+}
+
+/** The lines printed for a refused call: one per field violation, or the status alone. */
+export function refusal(err: grpc.ServiceError): string[] {
+  const code = grpc.status[err.code] ?? String(err.code);
+  const violations = fieldViolationsOf(err.metadata);
+  if (violations.length === 0) return [`${code}: ${err.details}`];
+  return violations.map((v) => `${code}: ${v.field}: ${v.description}`);
 }

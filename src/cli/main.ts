@@ -18,6 +18,7 @@ import { TlsFiles } from '../server/tls';
 import { droppedTailMeaning, knownTypesOf, startSidecar, UNAUTHENTICATED_WARNING } from './sidecar';
 import { runHealthCommand } from './health-command';
 import { runRecordCommand } from './record-command';
+import { runRulesCommand } from './rules-command';
 import { runTokenCommand } from './token-cli';
 import { version } from './version';
 import { ConfigReloader } from './reloader';
@@ -30,6 +31,7 @@ const EXIT_INVALID = 2;
 const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | number> = {
   health: runHealthCommand,
   record: runRecordCommand,
+  rules: runRulesCommand,
   token: (argv) =>
     runTokenCommand(argv, {
       out: (line) => process.stdout.write(`${line}\n`),
