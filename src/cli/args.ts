@@ -16,6 +16,7 @@ export const USAGE = `Usage: meshaudit [--config FILE] [--rules FILE...] [--chec
        meshaudit COMMAND [--help] [--version] ...
 
 Commands (each with --help):
+  emit [FILE|-]            stream events (JSON lines) as a control plane does, with progress and a summary
   health [--service NAME]  exit 0 when the sidecar serves (grpc.health.v1), 1 otherwise: for exec probes
   record [FILE|-]          record events (JSON lines) with AuditService.Record, one result per line
   rules list|get|apply|delete|evaluate   the zone's AccessAudits over RuleService

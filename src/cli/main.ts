@@ -16,6 +16,7 @@ import { unusablePlaces } from './check-places';
 import { Authenticator } from '../server/authn';
 import { TlsFiles } from '../server/tls';
 import { droppedTailMeaning, knownTypesOf, startSidecar, UNAUTHENTICATED_WARNING } from './sidecar';
+import { runEmitCommand } from './emit-command';
 import { runHealthCommand } from './health-command';
 import { runRecordCommand } from './record-command';
 import { runRulesCommand } from './rules-command';
@@ -29,6 +30,7 @@ const EXIT_INVALID = 2;
 
 /** The subcommands, each returning its exit code. */
 const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | number> = {
+  emit: runEmitCommand,
   health: runHealthCommand,
   record: runRecordCommand,
   rules: runRulesCommand,

@@ -41,3 +41,8 @@ export function healthClient(): grpc.ServiceClientConstructor {
     'Health',
   );
 }
+
+/** A client of meshaudit.v1.AuditService (its methods through proto-loader's generic client). */
+export function auditServiceClient(address: string, credentials: grpc.ChannelCredentials): grpc.Client {
+  return new (meshauditClients().AuditService)(address, credentials);
+}
