@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { freePort, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
 import { readRecords, tempDir } from '../support/helpers';
-import { meshaudit, PACKAGE_VERSION } from '../support/cli';
+import { BIN, meshaudit, PACKAGE_VERSION } from '../support/cli';
+import { spawnSync } from 'node:child_process';
 
 const EXAMPLE_RULES = path.resolve(__dirname, '../../../deploy/examples/access-audit-default.yaml');
 
@@ -61,6 +62,19 @@ describe('meshaudit emit (the built command against a real sidecar)', function (
       .map((res) => res.name as string);
     expect(new Set(names).size).to.equal(count);
     expect(names).to.have.length(count);
+  });
+
+  it('draws a progress bar on a terminal: acknowledged of the total, events/s, remaining', async function () {
+    // util-linux script(1) gives the command a pseudo-terminal; Node has none of its own.
+    if (spawnSync('script', ['--version']).status !== 0) this.skip(); // no script(1) here: the plain lines are tested above
+    const file = write('tty.jsonl', [event('tty-1'), event('tty-2')]);
+    const command = [BIN, 'emit', '--zone', 'zone-1', '--instance', 'tty', '--address', address, file].join(' ');
+    const r = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8' });
+    expect(r.status, r.stdout).to.equal(0);
+    expect(r.stdout).to.contain('\u001b['); // drawn in place
+    expect(r.stdout).to.match(/2\/2 acknowledged \| \d+ events\/s \| 0 remaining/);
+    expect(r.stdout).to.contain('2 recorded, 0 skipped, 0 refused');
+    expect(r.stdout).to.not.contain('meshaudit emit: 2/2 acknowledged'); // no plain lines
   });
 
   it('reports refused events by line, those it checks itself and those the sidecar rejects, and exits 1', async () => {
