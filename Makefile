@@ -59,7 +59,7 @@ bench: build
 soak: build
 	node dist/bench/soak.js
 
-# Exit code 1 (an event refused) is part of the demo; 2 and 3 (usage, no sidecar) end it.
+# Exit code 1 (an event refused) is part of the demo; 2 and up (usage, no sidecar, a refused caller) end it.
 demo: build
 	@bin/meshaudit record deploy/examples/events.jsonl; rc=$$?; \
 	if [ $$rc -ge 2 ]; then exit $$rc; fi; \
