@@ -59,9 +59,9 @@ bench: build
 soak: build
 	node dist/bench/soak.js
 
-# Exit code 1 (an event refused) is part of the demo; 2 and 3 (usage, no sidecar) end it.
+# Exit code 1 (an event refused) is part of the demo; 2 and up (usage, no sidecar, a refused caller) end it.
 demo: build
-	@node dist/src/cli/record-cli.js deploy/examples/events.jsonl; rc=$$?; \
+	@bin/meshaudit record deploy/examples/events.jsonl; rc=$$?; \
 	if [ $$rc -ge 2 ]; then exit $$rc; fi; \
 	echo "--- last records in ./var/audit/audit.log:"; tail -n 5 var/audit/audit.log
 

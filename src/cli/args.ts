@@ -1,7 +1,8 @@
 // Command-line flags. Parsed once, at the edge; every mistake names the flag.
-import { didYouMean, quote } from '../validators';
+import { quote } from '../validators';
+import { COMMON_OPTIONS, type OptionSpecs, tokenize, UsageError } from './command-line';
 
-const FLAGS = ['--config', '--rules', '--check-config', '--help', '--version'];
+export { UsageError };
 
 export interface CliArgs {
   config?: string;
@@ -11,10 +12,15 @@ export interface CliArgs {
   version: boolean;
 }
 
-export class UsageError extends Error {}
-
 export const USAGE = `Usage: meshaudit [--config FILE] [--rules FILE...] [--check-config] [--help] [--version]
-       meshaudit token add|list|revoke ...   (bearer tokens: meshaudit token --help)
+       meshaudit COMMAND [--help] [--version] ...
+
+Commands (each with --help):
+  emit [FILE|-]            stream events (JSON lines) as a control plane does, with progress and a summary
+  health [--service NAME]  exit 0 when the sidecar serves (grpc.health.v1), 1 otherwise: for exec probes
+  record [FILE|-]          record events (JSON lines) with AuditService.Record, one result per line
+  rules list|get|apply|delete|evaluate   the zone's AccessAudits over RuleService
+  token add|list|revoke    bearer tokens for callers of the sidecar
 
 A per-zone access-audit sidecar for service-mesh control planes.
 
@@ -34,44 +40,32 @@ Signals: SIGTERM/SIGINT stop gracefully (in-flight batches are acknowledged firs
 SIGHUP (and a change of the files on disk) reloads the config and the --rules files (an invalid
 file keeps everything in force; docs/reload.md); SIGUSR2 reopens the audit files.`;
 
+const OPTIONS = {
+  config: { type: 'string' },
+  rules: { type: 'string', multiple: true },
+  'check-config': { type: 'boolean' },
+  ...COMMON_OPTIONS,
+} as const satisfies OptionSpecs;
+
 export function parseArgs(argv: readonly string[]): CliArgs {
   const args: CliArgs = { rules: [], checkConfig: false, help: false, version: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const [flag, inline] =
-      arg.startsWith('--') && arg.includes('=')
-        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
-        : [arg, undefined];
-    switch (flag) {
-      case '--config': {
-        const value = inline ?? argv[++i];
-        if (value === undefined || value === '' || value.startsWith('--'))
-          throw new UsageError('--config: needs a file name');
-        if (args.config !== undefined) throw new UsageError('--config: given twice');
-        args.config = value;
-        break;
-      }
-      case '--rules': {
-        const before = args.rules.length;
-        if (inline !== undefined) args.rules.push(inline);
-        while (i + 1 < argv.length && !argv[i + 1].startsWith('--')) args.rules.push(argv[++i]);
-        if (args.rules.length === before || args.rules.includes(''))
-          throw new UsageError('--rules: needs at least one file name');
-        break;
-      }
-      case '--check-config':
-        args.checkConfig = true;
-        break;
-      case '--help':
-      case '-h':
-        args.help = true;
-        break;
-      case '--version':
-        args.version = true;
-        break;
-      default:
-        throw new UsageError(`unknown argument ${quote(arg)}${arg.startsWith('-') ? didYouMean(flag, FLAGS) : ''}`);
+  // `--rules A B` takes every following argument that is not a flag: a positional belongs to the
+  // --rules just before it; anywhere else it is a mistake.
+  let inRules = false;
+  for (const t of tokenize(argv, OPTIONS)) {
+    if (t.kind === 'positional') {
+      if (!inRules) throw new UsageError(`unknown argument ${quote(t.value)}`);
+      args.rules.push(t.value);
+      continue;
     }
+    inRules = t.name === 'rules';
+    if (t.name === 'config') {
+      if (args.config !== undefined) throw new UsageError('--config: given twice');
+      args.config = t.value;
+    } else if (t.name === 'rules') args.rules.push(t.value as string);
+    else if (t.name === 'check-config') args.checkConfig = true;
+    else if (t.name === 'help') args.help = true;
+    else if (t.name === 'version') args.version = true;
   }
   return args;
 }

@@ -16,6 +16,10 @@ import { unusablePlaces } from './check-places';
 import { Authenticator } from '../server/authn';
 import { TlsFiles } from '../server/tls';
 import { droppedTailMeaning, knownTypesOf, startSidecar, UNAUTHENTICATED_WARNING } from './sidecar';
+import { runEmitCommand } from './emit-command';
+import { runHealthCommand } from './health-command';
+import { runRecordCommand } from './record-command';
+import { runRulesCommand } from './rules-command';
 import { runTokenCommand } from './token-cli';
 import { version } from './version';
 import { ConfigReloader } from './reloader';
@@ -24,18 +28,35 @@ import type { Sidecar } from './sidecar';
 
 const EXIT_INVALID = 2;
 
+/** The subcommands, each returning its exit code. */
+const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | number> = {
+  emit: runEmitCommand,
+  health: runHealthCommand,
+  record: runRecordCommand,
+  rules: runRulesCommand,
+  token: (argv) =>
+    runTokenCommand(argv, {
+      out: (line) => process.stdout.write(`${line}\n`),
+      err: (line) => process.stderr.write(`${line}\n`),
+    }),
+};
+
 function fail(message: string, code: number = EXIT_INVALID): never {
   process.stderr.write(`meshaudit: ${message}\n`);
   process.exit(code);
 }
 
 async function main(): Promise<void> {
-  // The first subcommand; plain `meshaudit [flags]` runs the sidecar, as every deploy file does.
-  if (process.argv[2] === 'token') {
-    process.exitCode = runTokenCommand(process.argv.slice(3), {
-      out: (line) => process.stdout.write(`${line}\n`),
-      err: (line) => process.stderr.write(`${line}\n`),
-    });
+  // A subcommand, or plain `meshaudit [flags]`: the sidecar, as every deploy file runs it.
+  const command = process.argv[2];
+  if (command !== undefined && Object.hasOwn(COMMANDS, command)) {
+    try {
+      process.exitCode = await COMMANDS[command](process.argv.slice(3));
+    } catch (err) {
+      // Not a user's mistake: a broken installation (the .proto missing) or a bug. One line, no trace.
+      process.stderr.write(`meshaudit ${command}: internal error: ${(err as Error).message ?? String(err)}\n`);
+      process.exitCode = EXIT_INVALID;
+    }
     return;
   }
   let args: CliArgs;

@@ -2,11 +2,12 @@
 // once, when it is made; the file keeps only its hash, and is written whole (a temp file renamed over
 // it) with mode 0600. The sidecar re-reads the file when it changes, so nothing needs a restart.
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { newToken, tokenHash, type TokenEntry } from '../auth/tokens';
 import { MeshauditError } from '../errors';
 import { formatTokens, parseTokens, readTokensFile } from '../config/tokens-file';
 import { replaceFile } from '../store/durable-file';
+import { COMMON_OPTIONS, type OptionSpecs, parseCommandLine } from './command-line';
+import { version } from './version';
 
 export const TOKEN_USAGE = `Usage:
   meshaudit token add NAME --groups GROUP[,GROUP...] [--zones ZONE[,ZONE...]] --file FILE
@@ -63,6 +64,10 @@ function run(argv: readonly string[], io: TokenIo): number {
   const { values, positionals } = parsed;
   if (values.help) {
     io.out(TOKEN_USAGE);
+    return 0;
+  }
+  if (values.version) {
+    io.out(`meshaudit ${version()}`);
     return 0;
   }
   const [command, name, ...extra] = positionals;
@@ -124,18 +129,26 @@ function run(argv: readonly string[], io: TokenIo): number {
   return 0;
 }
 
+const OPTIONS = {
+  file: { type: 'string' },
+  groups: { type: 'string' },
+  zones: { type: 'string' },
+  ...COMMON_OPTIONS,
+} as const satisfies OptionSpecs;
+
 function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    strict: true,
-    options: {
-      file: { type: 'string' },
-      groups: { type: 'string' },
-      zones: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+  const { values, positionals } = parseCommandLine(argv, OPTIONS);
+  const str = (name: string): string | undefined => values[name] as string | undefined;
+  return {
+    values: {
+      file: str('file'),
+      groups: str('groups'),
+      zones: str('zones'),
+      help: values.help === true,
+      version: values.version === true,
     },
-  });
+    positionals,
+  };
 }
 
 function write(file: string, entries: readonly TokenEntry[]): void {

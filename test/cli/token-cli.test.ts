@@ -65,7 +65,7 @@ describe('meshaudit token', () => {
       [['revoke', 'nobody', '--file', file], 'no token named "nobody"'],
       [['list'], '--file: needs the tokens file'],
       [['remove', 'ci', '--file', file], 'unknown command "remove"'],
-      [['list', '--file', file, '--colour'], "Unknown option '--colour'"],
+      [['list', '--file', file, '--colour'], 'unknown flag "--colour"'],
       [[], 'needs a command'],
     ] as const) {
       const r = token(...argv);

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { freePort, logLines, MAIN, spawnSidecar, writeSidecarConfig } from '../support/process';
 import { SIDECAR_NODE_FLAGS } from '../../src/cli/node-flags';
 import { clients, resourceEvent, tempDir, unary, waitFor } from '../support/helpers';
+import { meshaudit, PACKAGE_VERSION } from '../support/cli';
 
 function run(args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [...SIDECAR_NODE_FLAGS, MAIN, ...args], {
@@ -88,6 +89,19 @@ describe('meshaudit command line (real process)', function () {
     expect(r.stdout).to.match(/^Usage: meshaudit \[--config FILE\] \[--rules FILE\.\.\.\] \[--check-config\]/);
   });
 
+  it('lists its subcommands in --help, and each answers --help and --version through bin/meshaudit', async () => {
+    const top = await meshaudit(['--help']);
+    const listed = [...top.stdout.matchAll(/^ {2}([a-z]+) /gm)].map((m) => m[1]);
+    expect(listed).to.include.members(['emit', 'health', 'record', 'rules', 'token']);
+    for (const command of ['emit', 'health', 'record', 'rules', 'token']) {
+      const help = await meshaudit([command, '--help']);
+      expect([help.code, help.stderr], command).to.deep.equal([0, '']);
+      expect(help.stdout, command).to.match(new RegExp(`^Usage:\\s+meshaudit ${command} `));
+      const version = await meshaudit([command, '--version']);
+      expect(version, command).to.deep.equal({ code: 0, stdout: `meshaudit ${PACKAGE_VERSION}\n`, stderr: '' });
+    }
+  });
+
   it('prints the package version with --version', () => {
     const r = run(['--version'], tempDir());
     expect(r.code).to.equal(0);
@@ -98,7 +112,7 @@ describe('meshaudit command line (real process)', function () {
     const r = run(['--rulez', 'x.yaml'], tempDir());
     expect(r.code).to.equal(2);
     expect(r.stderr).to.equal(
-      'meshaudit: unknown argument "--rulez", did you mean "--rules"?\nRun "meshaudit --help" for the usage.\n',
+      'meshaudit: unknown flag "--rulez", did you mean "--rules"?\nRun "meshaudit --help" for the usage.\n',
     );
   });
 

@@ -1,42 +1,22 @@
-// meshaudit-record, the built command, against a real sidecar process: what a newcomer types and sees.
+// `meshaudit record`, the built command (bin/meshaudit, as the README shows it), against a real sidecar
+// process: what a newcomer types and sees.
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { freePort, MAIN, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
 import { readRecords, tempDir } from '../support/helpers';
+import { type CliOptions, type CliRun, meshaudit, PACKAGE_VERSION } from '../support/cli';
 
-const RECORD = path.resolve(__dirname, '../../src/cli/record-cli.js');
 const EXAMPLE_RULES = path.resolve(__dirname, '../../../deploy/examples/access-audit-default.yaml');
 const DEMO_EVENTS = path.resolve(__dirname, '../../../deploy/examples/events.jsonl');
 const USAGE_LINE =
-  '(usage: meshaudit-record [--address HOST:PORT] [--token-file FILE] [--cacert FILE [--cert FILE --key FILE]] [FILE|-])';
+  '(usage: meshaudit record [--address HOST:PORT] [--token-file FILE] [--cacert FILE [--cert FILE --key FILE]] [FILE|-])';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the command to its end; `onStdout` sees the output as it comes. */
-function record(
-  args: string[],
-  opts: { input?: string; onStdout?: (all: string) => void; env?: NodeJS.ProcessEnv } = {},
-): Promise<Run> {
-  const proc = spawn(process.execPath, [RECORD, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
-  });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (d) => {
-    stdout += d;
-    opts.onStdout?.(stdout);
-  });
-  proc.stderr.on('data', (d) => (stderr += d));
-  proc.stdin.end(opts.input ?? '');
-  return new Promise((resolve) => proc.on('close', (code) => resolve({ code, stdout, stderr })));
+/** Runs `meshaudit record ...args` to its end. */
+function record(args: string[], opts: CliOptions = {}): Promise<CliRun> {
+  return meshaudit(['record', ...args], opts);
 }
 
 /** A sidecar process of zone-1 with the example rules (every type but the *Insight ones), dates in UTC. */
@@ -80,7 +60,7 @@ function portInUse(port: number): Promise<boolean> {
   });
 }
 
-describe('meshaudit-record (the built command against a real sidecar)', function () {
+describe('meshaudit record (the built command against a real sidecar)', function () {
   this.timeout(30_000);
 
   describe('with a sidecar', () => {
@@ -198,6 +178,7 @@ describe('meshaudit-record (the built command against a real sidecar)', function
     const cases: Array<[string[], string]> = [
       [['--adress', '127.0.0.1:5690'], 'unknown flag "--adress", did you mean "--address"?'],
       [['-v'], 'unknown flag "-v"'],
+      [['--help=yes'], '--help takes no value'],
       [['events.jsonl', '--address'], '--address needs a value, HOST:PORT'],
       [['--address', '--help'], '--address needs a value, HOST:PORT'],
       [['--address='], '--address needs a value, HOST:PORT'],
@@ -205,7 +186,7 @@ describe('meshaudit-record (the built command against a real sidecar)', function
     ];
     for (const [args, problem] of cases) {
       const r = await record(args);
-      expect(r.stderr, args.join(' ')).to.equal(`meshaudit-record: ${problem} ${USAGE_LINE}\n`);
+      expect(r.stderr, args.join(' ')).to.equal(`meshaudit record: ${problem} ${USAGE_LINE}\n`);
       expect(r.stdout, args.join(' ')).to.equal('');
       expect(r.code, args.join(' ')).to.equal(2);
     }
@@ -220,7 +201,7 @@ describe('meshaudit-record (the built command against a real sidecar)', function
     ];
     for (const [file, message] of cases) {
       const r = await record(['--address', '127.0.0.1:1', file]);
-      expect(r.stderr).to.equal(`meshaudit-record: ${message}\n`);
+      expect(r.stderr).to.equal(`meshaudit record: ${message}\n`);
       expect(r.stdout).to.equal('');
       expect(r.code).to.equal(2);
     }
@@ -230,7 +211,7 @@ describe('meshaudit-record (the built command against a real sidecar)', function
     const port = await freePort();
     const r = await record(['--address', `127.0.0.1:${port}`, DEMO_EVENTS]);
     expect(r.stderr).to.equal(
-      `meshaudit-record: no sidecar answers on 127.0.0.1:${port} (is a sidecar listening there? see its meshaudit.grpc.address)\n`,
+      `meshaudit record: no sidecar answers on 127.0.0.1:${port} (is a sidecar listening there? see its meshaudit.grpc.address)\n`,
     );
     expect(r.stdout).to.equal('');
     expect(r.code).to.equal(3);
@@ -240,7 +221,7 @@ describe('meshaudit-record (the built command against a real sidecar)', function
     // Only when nothing listens there: a developer's own sidecar may (the input is empty either way).
     if (await portInUse(5690)) this.skip();
     const r = await record([]);
-    expect(r.stderr).to.equal('meshaudit-record: no sidecar answers on 127.0.0.1:5690 (start one with: make run)\n');
+    expect(r.stderr).to.equal('meshaudit record: no sidecar answers on 127.0.0.1:5690 (start one with: make run)\n');
     expect(r.code).to.equal(3);
   });
 
@@ -259,7 +240,7 @@ describe('meshaudit-record (the built command against a real sidecar)', function
     });
     await sidecar.exited;
     const m =
-      /^meshaudit-record: the sidecar on 127\.0\.0\.1:\d+ stopped answering at line (\d+); the lines after it were not sent\n$/.exec(
+      /^meshaudit record: the sidecar on 127\.0\.0\.1:\d+ stopped answering at line (\d+); the lines after it were not sent\n$/.exec(
         r.stderr,
       );
     expect(m, r.stderr).to.not.equal(null);
@@ -271,10 +252,17 @@ describe('meshaudit-record (the built command against a real sidecar)', function
     expect(r.code).to.equal(3);
   });
 
+  it('prints the version with --version, and meshaudit-record is gone', async () => {
+    const r = await record(['--version']);
+    expect([r.code, r.stdout, r.stderr]).to.deep.equal([0, `meshaudit ${PACKAGE_VERSION}\n`, '']);
+    const pkg = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8'));
+    expect(pkg.bin).to.deep.equal({ meshaudit: 'bin/meshaudit' });
+  });
+
   it('lists its exit codes in --help', async () => {
     const r = await record(['--help']);
     expect(r.code).to.equal(0);
-    expect(r.stdout).to.match(/^Usage: meshaudit-record \[--address HOST:PORT\] \[--token-file FILE\] /);
+    expect(r.stdout).to.match(/^Usage: meshaudit record \[--address HOST:PORT\] \[--token-file FILE\] /);
     expect(r.stdout).to.contain(
       [
         'Exit codes:',

@@ -1,0 +1,216 @@
+// The one command-line parser of every meshaudit command (node:util parseArgs, read token by token so
+// that each mistake gets one line naming the flag), and the options every client command shares: where
+// the sidecar is, TLS and the bearer token, defined once.
+import * as fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { fieldViolationsOf } from '../client/status-details';
+import { didYouMean, quote } from '../validators';
+
+/** A mistake on the command line: one line on stderr, exit code 2. */
+export class UsageError extends Error {}
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+}
+
+export type OptionSpecs = Record<string, OptionSpec>;
+
+/** A flag of the command line, in the order given: `value` is undefined for a boolean flag. */
+export interface FlagToken {
+  kind: 'option';
+  name: string;
+  value: string | undefined;
+}
+
+export interface PositionalToken {
+  kind: 'positional';
+  value: string;
+}
+
+/** `--help` and `--version`: every command takes them. */
+export const COMMON_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const satisfies OptionSpecs;
+
+/**
+ * The command line as flags and positionals in their order. An unknown flag, a boolean flag given a
+ * value, or a value flag without one (missing, empty, or the next flag) is a UsageError.
+ */
+export function tokenize(argv: readonly string[], options: OptionSpecs): Array<FlagToken | PositionalToken> {
+  // Not strict: parseArgs' own messages are long and suggest nothing; the checks below say it in one line.
+  const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
+  const flags = Object.keys(options).map((name) => `--${name}`);
+  const out: Array<FlagToken | PositionalToken> = [];
+  for (const t of tokens) {
+    if (t.kind === 'option-terminator') continue;
+    if (t.kind === 'positional') {
+      out.push({ kind: 'positional', value: t.value });
+      continue;
+    }
+    const spec = Object.hasOwn(options, t.name) ? options[t.name] : undefined;
+    // `-` alone is standard input, which parseArgs already gives as a positional.
+    if (spec === undefined)
+      throw new UsageError(
+        `unknown flag ${quote(t.rawName)}${t.rawName.startsWith('--') ? didYouMean(t.rawName, flags) : ''}`,
+      );
+    if (spec.type === 'boolean') {
+      if (t.value !== undefined) throw new UsageError(`--${t.name} takes no value`);
+      out.push({ kind: 'option', name: t.name, value: undefined });
+      continue;
+    }
+    // parseArgs takes the next argument whatever it is: a value that is a flag means the value is missing.
+    if (t.value === undefined || t.value === '' || (t.value.startsWith('-') && t.value !== '-'))
+      throw new UsageError(`--${t.name} needs ${VALUE_NAMES[t.name] ?? 'a value'}`);
+    out.push({ kind: 'option', name: t.name, value: t.value });
+  }
+  return out;
+}
+
+/** What a value flag needs, for the message when it is missing. */
+const VALUE_NAMES: Record<string, string> = {
+  address: 'a value, HOST:PORT',
+  config: 'a file name',
+  rules: 'at least one file name',
+  'token-file': 'a file name',
+  cacert: 'a file name',
+  cert: 'a file name',
+  key: 'a file name',
+  file: 'a file name',
+  service: 'a service name',
+  zone: 'a zone name',
+  instance: 'an instance name',
+};
+
+/** The parsed flags (the last of a flag given twice wins; `multiple` ones collect) and the positionals. */
+export interface Parsed {
+  values: Record<string, string | string[] | boolean | undefined>;
+  positionals: string[];
+}
+
+export function parseCommandLine(argv: readonly string[], options: OptionSpecs): Parsed {
+  const values: Parsed['values'] = {};
+  const positionals: string[] = [];
+  for (const t of tokenize(argv, options)) {
+    if (t.kind === 'positional') positionals.push(t.value);
+    else if (t.value === undefined) values[t.name] = true;
+    else if (options[t.name].multiple) values[t.name] = [...((values[t.name] as string[] | undefined) ?? []), t.value];
+    else values[t.name] = t.value;
+  }
+  return { values, positionals };
+}
+
+// ---- The client commands' connection ----
+
+/** Where `make run` listens (meshaudit.grpc.address's default). */
+export const DEFAULT_ADDRESS = '127.0.0.1:5690';
+/** The environment variable a bearer token may come in (kept out of the command line and shell history). */
+export const TOKEN_ENV = 'MESHAUDIT_TOKEN';
+/**
+ * How long to wait for the sidecar to accept the connection. A refused connection fails at once; this
+ * bounds the wait on an address that never answers (grpc's own connect timeout is 20 s).
+ */
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/** The options of every command that calls the sidecar. */
+export const CLIENT_OPTIONS = {
+  address: { type: 'string' },
+  'token-file': { type: 'string' },
+  cacert: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+} as const satisfies OptionSpecs;
+
+export const CLIENT_SYNOPSIS = '[--address HOST:PORT] [--token-file FILE] [--cacert FILE [--cert FILE --key FILE]]';
+
+export const CLIENT_HELP = `  --address HOST:PORT   the sidecar (default ${DEFAULT_ADDRESS})
+  --token-file FILE     send the bearer token in FILE (meshaudit token add); or set ${TOKEN_ENV}
+  --cacert FILE         TLS: trust the sidecar's certificate signed by these CAs (meshaudit.grpc.tls)
+  --cert FILE --key FILE  TLS: present this client certificate`;
+
+/** The client options as given, checked for the combinations that cannot work. */
+export interface ClientFlags {
+  address: string;
+  tokenFile?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
+}
+
+export function clientFlagsOf(values: Parsed['values']): ClientFlags {
+  const str = (name: string): string | undefined => values[name] as string | undefined;
+  const flags: ClientFlags = {
+    address: str('address') ?? DEFAULT_ADDRESS,
+    tokenFile: str('token-file'),
+    cacert: str('cacert'),
+    cert: str('cert'),
+    key: str('key'),
+  };
+  if ((flags.cert === undefined) !== (flags.key === undefined)) throw new UsageError('--cert and --key go together');
+  if (flags.cert !== undefined && flags.cacert === undefined) throw new UsageError('--cert needs --cacert (TLS)');
+  return flags;
+}
+
+/** The channel's credentials (TLS when --cacert) and the call metadata (the bearer token, if any). */
+export interface Credentials {
+  channel: grpc.ChannelCredentials;
+  metadata: grpc.Metadata;
+  /** The bearer token, for clients that take it as a string. */
+  token?: string;
+}
+
+/** Reads the credential files; a file that cannot be read throws (the caller says so, exit 2). */
+export function credentialsOf(flags: ClientFlags): Credentials {
+  const read = (file: string | undefined): Buffer | null => (file === undefined ? null : fs.readFileSync(file));
+  const channel =
+    flags.cacert === undefined
+      ? grpc.credentials.createInsecure()
+      : grpc.credentials.createSsl(read(flags.cacert), read(flags.key), read(flags.cert));
+  const metadata = new grpc.Metadata();
+  const raw = flags.tokenFile === undefined ? process.env[TOKEN_ENV] : fs.readFileSync(flags.tokenFile, 'utf8');
+  const token = raw?.trim();
+  if (token !== undefined && token !== '') {
+    metadata.set('authorization', `Bearer ${token}`);
+    return { channel, metadata, token };
+  }
+  return { channel, metadata };
+}
+
+/** Resolves true once the channel is connected; false when the connection fails or takes too long. */
+export function connect(client: grpc.Client): Promise<boolean> {
+  const channel = client.getChannel();
+  const deadline = Date.now() + CONNECT_TIMEOUT_MS;
+  return new Promise((resolve) => {
+    const check = (): void => {
+      const state = channel.getConnectivityState(true);
+      if (state === grpc.connectivityState.READY) {
+        resolve(true);
+      } else if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
+        resolve(false);
+      } else {
+        channel.watchConnectivityState(state, deadline, (err) => (err ? resolve(false) : check()));
+      }
+    };
+    check();
+  });
+}
+
+/** The line for an address where no sidecar answers. */
+export function unreachable(command: string, address: string): string {
+  const hint =
+    address === DEFAULT_ADDRESS
+      ? 'start one with: make run'
+      : 'is a sidecar listening there? see its meshaudit.grpc.address';
+  return `${command}: no sidecar answers on ${address} (${hint})`;
+}
+
+/** The lines printed for a refused call: one per field violation, or the status alone. */
+export function refusal(err: grpc.ServiceError): string[] {
+  const code = grpc.status[err.code] ?? String(err.code);
+  const violations = fieldViolationsOf(err.metadata);
+  if (violations.length === 0) return [`${code}: ${err.details}`];
+  return violations.map((v) => `${code}: ${v.field}: ${v.description}`);
+}

@@ -1,0 +1,188 @@
+// `meshaudit record`: sends events (JSON, one per line, as grpcurl would) to a running sidecar with
+// AuditService.Record and prints, for each, whether it was audited. For trying rules by hand and for
+// scripts; a control plane streams with StreamEvents instead (src/client).
+// Each line is checked against the Event message before it is sent (src/cli/event-json.ts says why).
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { meshauditClients } from '../client/services';
+import { formatViolation, Violations } from '../validators';
+import { checkEvent, eventLines } from './event-json';
+import {
+  CLIENT_HELP,
+  CLIENT_OPTIONS,
+  CLIENT_SYNOPSIS,
+  type ClientFlags,
+  clientFlagsOf,
+  COMMON_OPTIONS,
+  connect,
+  credentialsOf,
+  type OptionSpecs,
+  parseCommandLine,
+  refusal,
+  TOKEN_ENV,
+  UsageError,
+  unreachable,
+} from './command-line';
+import { version } from './version';
+
+const COMMAND = 'meshaudit record';
+/** How long one Record may take: it answers once the record is written, fsync on a slow disk included. */
+const RECORD_DEADLINE_MS = 10_000;
+
+const EXIT_OK = 0;
+const EXIT_REJECTED = 1;
+const EXIT_USAGE = 2;
+const EXIT_UNREACHABLE = 3;
+const EXIT_REFUSED_CALLER = 4;
+
+const SYNOPSIS = `${COMMAND} ${CLIENT_SYNOPSIS} [FILE|-]`;
+export const RECORD_USAGE = `Usage: ${SYNOPSIS}
+
+Reads events, one JSON object per line (the Event message's JSON form, as with grpcurl -d), from FILE
+or standard input ("-" or no FILE), records each with AuditService.Record, and prints per line of the
+file "audited", "not audited (no rule covers it)" or why the event was refused. Blank lines and lines
+starting with # are skipped. An event with a field the Event message does not have, or a value of the
+wrong JSON type, is refused without being sent.
+${CLIENT_HELP}
+  --help                print this help and exit
+  --version             print the version and exit
+Exit codes:
+  0  every event was accepted (audited or not)
+  1  at least one event was refused (not JSON, unknown field, wrong type, or rejected by the sidecar)
+  2  invalid flags, or a file cannot be read: nothing was sent
+  3  no sidecar answers on the address (or it stopped answering): the rest was not sent
+  4  the sidecar refused the caller (UNAUTHENTICATED, PERMISSION_DENIED): the rest was not sent`;
+
+const OPTIONS = { ...CLIENT_OPTIONS, ...COMMON_OPTIONS } as const satisfies OptionSpecs;
+
+interface Args extends ClientFlags {
+  /** "-" is standard input. */
+  file: string;
+  help: boolean;
+  version: boolean;
+}
+
+function parseRecordArgs(argv: readonly string[]): Args {
+  const { values, positionals } = parseCommandLine(argv, OPTIONS);
+  if (positionals.length > 1)
+    throw new UsageError(
+      `one FILE at most, got ${JSON.stringify(positionals[0])} and ${JSON.stringify(positionals[1])}`,
+    );
+  return {
+    ...clientFlagsOf(values),
+    file: positionals[0] ?? '-',
+    help: values.help === true,
+    version: values.version === true,
+  };
+}
+
+// ---- The sidecar ----
+
+type AuditClient = grpc.Client & {
+  Record(
+    request: unknown,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: (err: grpc.ServiceError | null, reply: { audited: boolean }) => void,
+  ): void;
+};
+
+function record(client: AuditClient, event: unknown, metadata: grpc.Metadata): Promise<{ audited: boolean }> {
+  return new Promise((resolve, reject) =>
+    client.Record(
+      { event },
+      metadata,
+      { deadline: Date.now() + RECORD_DEADLINE_MS },
+      (err: grpc.ServiceError | null, reply: { audited: boolean }) => (err ? reject(err) : resolve(reply)),
+    ),
+  );
+}
+
+// ---- The command ----
+
+/** Runs `meshaudit record`; returns the exit code. */
+export async function runRecordCommand(argv: readonly string[]): Promise<number> {
+  let args: Args;
+  try {
+    args = parseRecordArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${COMMAND}: ${e.message} (usage: ${SYNOPSIS})\n`);
+    return EXIT_USAGE;
+  }
+  if (args.help) {
+    process.stdout.write(`${RECORD_USAGE}\n`);
+    return EXIT_OK;
+  }
+  if (args.version) {
+    process.stdout.write(`meshaudit ${version()}\n`);
+    return EXIT_OK;
+  }
+  let text: string;
+  try {
+    text = fs.readFileSync(args.file === '-' ? 0 : args.file, 'utf8');
+  } catch (e) {
+    process.stderr.write(
+      `${COMMAND}: cannot read ${args.file === '-' ? 'standard input' : args.file}: ${(e as Error).message}\n`,
+    );
+    return EXIT_USAGE;
+  }
+  let credentials: ReturnType<typeof credentialsOf>;
+  try {
+    credentials = credentialsOf(args);
+  } catch (e) {
+    process.stderr.write(`${COMMAND}: cannot read a credential: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  const lines = eventLines(text);
+  const client = new (meshauditClients().AuditService)(args.address, credentials.channel) as unknown as AuditClient;
+  try {
+    if (!(await connect(client))) {
+      process.stderr.write(`${unreachable(COMMAND, args.address)}\n`);
+      return EXIT_UNREACHABLE;
+    }
+    let refused = 0;
+    const say = (line: number, what: string): void => void process.stdout.write(`line ${line}: ${what}\n`);
+    for (const { line, text: json } of lines) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(json);
+      } catch (e) {
+        refused++;
+        say(line, `not JSON: ${(e as Error).message}`);
+        continue;
+      }
+      const problems = new Violations();
+      const event = checkEvent(parsed, problems);
+      if (!problems.isEmpty) {
+        refused++;
+        for (const p of problems.list) say(line, formatViolation(p));
+        continue;
+      }
+      try {
+        const reply = await record(client, event, credentials.metadata);
+        say(line, reply.audited ? 'audited' : 'not audited (no rule covers it)');
+      } catch (e) {
+        const err = e as grpc.ServiceError;
+        refused++;
+        for (const l of refusal(err)) say(line, l);
+        if (err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED) {
+          process.stderr.write(
+            `${COMMAND}: the sidecar refused this caller at line ${line}: the lines after it were not sent ` +
+              `(a token: --token-file or ${TOKEN_ENV}; a client certificate: --cacert --cert --key)\n`,
+          );
+          return EXIT_REFUSED_CALLER;
+        }
+        if (err.code === grpc.status.UNAVAILABLE) {
+          process.stderr.write(
+            `${COMMAND}: the sidecar on ${args.address} stopped answering at line ${line}; the lines after it were not sent\n`,
+          );
+          return EXIT_UNREACHABLE;
+        }
+      }
+    }
+    return refused > 0 ? EXIT_REJECTED : EXIT_OK;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,102 @@
+// `meshaudit health`, the built command, against a real sidecar: what an exec probe runs.
+import { expect } from 'chai';
+import * as http from 'node:http';
+import { freePort, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
+import { tempDir } from '../support/helpers';
+import { meshaudit, PACKAGE_VERSION } from '../support/cli';
+
+function post(port: number, urlPath: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST' }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('meshaudit health (the built command against a real sidecar)', function () {
+  this.timeout(30_000);
+  let sidecar: SpawnedSidecar;
+  let address: string;
+  let adminPort: number;
+
+  before(async () => {
+    sidecar = spawnSidecar(['--config', writeSidecarConfig(tempDir(), { zone: 'zone-1' })]);
+    address = `127.0.0.1:${await sidecar.ready}`;
+    adminPort = await sidecar.adminPort;
+  });
+  after(async () => {
+    sidecar.proc.kill('SIGTERM');
+    await sidecar.exited;
+  });
+
+  it('exits 0 and says SERVING while the sidecar serves, for the whole and for each service', async () => {
+    expect(await meshaudit(['health', '--address', address])).to.deep.equal({
+      code: 0,
+      stdout: `SERVING: the sidecar on ${address}\n`,
+      stderr: '',
+    });
+    const rules = await meshaudit(['health', '--address', address, '--service', 'meshaudit.v1.RuleService']);
+    expect([rules.code, rules.stdout]).to.deep.equal([0, `SERVING: meshaudit.v1.RuleService on ${address}\n`]);
+  });
+
+  it('exits 1 with the reason on stderr after POST /healthcheck/fail, and 0 again after /healthcheck/ok', async () => {
+    expect(await post(adminPort, '/healthcheck/fail')).to.equal(200);
+    try {
+      expect(await meshaudit(['health', '--address', address])).to.deep.equal({
+        code: 1,
+        stdout: '',
+        stderr:
+          `meshaudit health: NOT_SERVING: the sidecar on ${address} does not serve ` +
+          '(starting, draining, failing, or POST /healthcheck/fail: its admin /ready says why)\n',
+      });
+    } finally {
+      expect(await post(adminPort, '/healthcheck/ok')).to.equal(200);
+    }
+    expect((await meshaudit(['health', '--address', address])).code).to.equal(0);
+  });
+
+  it('exits 1 for a service the sidecar does not have', async () => {
+    const r = await meshaudit(['health', '--address', address, '--service', 'no.such.Service']);
+    expect([r.code, r.stdout, r.stderr]).to.deep.equal([
+      1,
+      '',
+      `meshaudit health: NOT_FOUND: the sidecar on ${address} has no service "no.such.Service"\n`,
+    ]);
+  });
+
+  it('exits 1 when no sidecar answers, naming the address', async () => {
+    const port = await freePort();
+    const r = await meshaudit(['health', '--address', `127.0.0.1:${port}`]);
+    expect([r.code, r.stderr]).to.deep.equal([
+      1,
+      `meshaudit health: no sidecar answers on 127.0.0.1:${port} (is a sidecar listening there? see its meshaudit.grpc.address)\n`,
+    ]);
+  });
+
+  it('prints its usage with --help, the version with --version, and refuses a wrong flag with exit 2', async () => {
+    const help = await meshaudit(['health', '--help']);
+    expect(help.code).to.equal(0);
+    expect(help.stdout).to.match(/^Usage: meshaudit health \[--address HOST:PORT\] .* \[--service NAME\]\n/);
+    expect(help.stdout).to.contain('  0  SERVING');
+    expect(await meshaudit(['health', '--version'])).to.deep.equal({
+      code: 0,
+      stdout: `meshaudit ${PACKAGE_VERSION}\n`,
+      stderr: '',
+    });
+    for (const [args, says] of [
+      [['--servce', 'x'], 'unknown flag "--servce", did you mean "--service"?'],
+      [['--service'], '--service needs a service name'],
+      [['extra'], 'unexpected "extra"'],
+      [['--cert', 'c.pem'], '--cert and --key go together'],
+    ] as const) {
+      const r = await meshaudit(['health', ...args]);
+      expect([r.code, r.stdout], args.join(' ')).to.deep.equal([2, '']);
+      expect(r.stderr, args.join(' ')).to.match(
+        new RegExp(`^meshaudit health: ${says.replace(/[?"]/g, '\\$&')} \\(usage: `),
+      );
+    }
+  });
+});
