@@ -99,7 +99,8 @@ export interface Sidecar {
 export interface ReloadSummary {
   readonly changed: readonly string[];
   readonly restartNeeded: readonly string[];
-  readonly rules: SeedSummary | undefined;
+  /** What the --rules files changed; undefined: no --rules files; a string: why they were not put in force. */
+  readonly rules: SeedSummary | string | undefined;
 }
 
 /** What a seed from the --rules files changed, by resource name. */
@@ -429,17 +430,18 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     const commitAuth = auth.prepare(effective.auth);
     const commitTls = effective.tls === undefined ? () => {} : (bound.tls?.prepare(effective.tls) ?? (() => {}));
     // The rules files are seeded under the new limits; a seed they refuse puts the old ones back.
+    // The rules files are checked under the new limits (the store's bounds); a seed they refuse puts
+    // the old limits back, and nothing else was changed.
     const before = limits.current;
     limits.set(effective.limits);
-    let rules: SeedSummary | undefined;
     try {
-      if (audits !== undefined) rules = summarise(await ruleService.seed(audits));
+      if (audits !== undefined) store.prepareSeed(audits);
     } catch (err) {
       limits.set(before);
       throw err;
     }
     // From here nothing can fail: everything is put in force in this turn of the loop but the files'
-    // rotation, which waits for the writes queued before it.
+    // rotation, which waits for the writes queued before it, and the rules (below).
     commitAuth();
     if (live.some((k) => k.startsWith('meshaudit.auth.')) && !auth.authenticates(effective)) {
       log.warn(UNAUTHENTICATED_WARNING);
@@ -463,6 +465,20 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     }
     warnedRestart = restart.join();
     await Promise.all(rotations);
+    // The rules last: their change is recorded, and a record waits for its write, which a full disk
+    // can hold for long. The config above is in force meanwhile (a smaller maxRetainedFiles may be what
+    // frees the disk). A seed that fails now (the sidecar is stopping) leaves the rules as they were.
+    let rules: SeedSummary | string | undefined;
+    if (audits !== undefined) {
+      try {
+        rules = summarise(await ruleService.seed(audits));
+      } catch (err) {
+        rules = `not changed: ${(err as Error).message}`;
+        log.error('config reloaded, but the rules files could not be put in force; the rules in force stay', {
+          err,
+        });
+      }
+    }
     return { changed: live, restartNeeded: restart, rules };
   };
   // One reload at a time: each diffs against the config the one before left in force.

@@ -83,6 +83,33 @@ describe('sidecar.reload', () => {
     }
   });
 
+  it('puts the config in force while the rules wait for a disk that cannot write their record', async () => {
+    const config = testConfig(tempDir());
+    const sink = new MemorySink();
+    const sidecar = await startTestSidecar(config, undefined, { sinks: [sink] });
+    try {
+      sink.hold(); // a full disk: nothing written until it is released
+      const audits = [
+        valid({ name: 'routes', rules: [{ types: ['TrafficRoute'], mesh: '', access: [], accessAll: true }] }),
+      ];
+      let done = false;
+      const reloading = sidecar.reload({ ...config, logLevel: 'debug' }, audits).then((summary) => {
+        done = true;
+        return summary;
+      });
+      // The rule change's record is waiting for the disk; the config is in force already.
+      await waitFor(() => sink.attempts > 0, "the rule change's record reaching the sink");
+      expect(sidecar.config.logLevel).to.equal('debug');
+      expect(done).to.equal(false);
+      sink.release();
+      const summary = await reloading;
+      expect(summary.changed).to.deep.equal(['meshaudit.log.level']);
+      expect(summary.rules).to.deep.include({ created: ['routes'] });
+    } finally {
+      await sidecar.stop();
+    }
+  });
+
   it('diffs each reload against the config the one before left, one at a time', async () => {
     const config = testConfig(tempDir());
     const sidecar = await startTestSidecar(config);
