@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { fieldViolationsOf } from '../client/status-details';
 import { didYouMean, quote } from '../validators';
+import { version } from './version';
 
 /** A mistake on the command line: one line on stderr, exit code 2. */
 export class UsageError extends Error {}
@@ -101,6 +102,90 @@ export function parseCommandLine(argv: readonly string[], options: OptionSpecs):
     else values[t.name] = t.value;
   }
   return { values, positionals };
+}
+
+// ---- The start every client command shares ----
+
+/** The exit codes of the client commands (record, emit, rules, health: README, "Running it"). */
+export const EXIT_OK = 0;
+/** Something was refused (an event, a change) or, for health, the sidecar does not serve. */
+export const EXIT_REFUSED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_UNREACHABLE = 3;
+export const EXIT_REFUSED_CALLER = 4;
+
+export interface ClientCommand<T> {
+  /** `meshaudit record`: the prefix of its messages. */
+  readonly name: string;
+  readonly synopsis: string;
+  /** Printed by --help. */
+  readonly usage: string;
+  readonly options: OptionSpecs;
+  /** The command's own reading of its flags and positionals, after --help and --version; throws UsageError. */
+  readonly read: (parsed: Parsed) => T;
+}
+
+/** What a client command goes on with once started. */
+export interface StartedCommand<T> {
+  readonly flags: ClientFlags;
+  readonly credentials: Credentials;
+  readonly args: T;
+}
+
+/**
+ * What every client command does first: its flags parsed and checked, --help and --version answered, its
+ * own arguments read, the credentials read. The exit code when the command is done already (help,
+ * version, a usage error, an unreadable credential); what it goes on with otherwise. Errors other than
+ * UsageError from `read` are the command's to answer.
+ */
+export function startClientCommand<T>(argv: readonly string[], cmd: ClientCommand<T>): number | StartedCommand<T> {
+  let flags: ClientFlags;
+  let args: T;
+  try {
+    const parsed = parseCommandLine(argv, cmd.options);
+    flags = clientFlagsOf(parsed.values);
+    if (parsed.values.help === true) {
+      process.stdout.write(`${cmd.usage}\n`);
+      return EXIT_OK;
+    }
+    if (parsed.values.version === true) {
+      process.stdout.write(`meshaudit ${version()}\n`);
+      return EXIT_OK;
+    }
+    args = cmd.read(parsed);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${cmd.name}: ${e.message} (usage: ${cmd.synopsis})\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    return { flags, credentials: credentialsOf(flags), args };
+  } catch (e) {
+    process.stderr.write(`${cmd.name}: cannot read a credential: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+}
+
+/** The one FILE (or `-`, standard input, when none is given) of a command that reads events. */
+export function oneFile(positionals: readonly string[]): string {
+  if (positionals.length > 1) {
+    throw new UsageError(
+      `one FILE at most, got ${JSON.stringify(positionals[0])} and ${JSON.stringify(positionals[1])}`,
+    );
+  }
+  return positionals[0] ?? '-';
+}
+
+/** The text of FILE (`-`: standard input), or undefined after saying why it cannot be read. */
+export function readInput(command: string, file: string): string | undefined {
+  try {
+    return fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    process.stderr.write(
+      `${command}: cannot read ${file === '-' ? 'standard input' : file}: ${(e as Error).message}\n`,
+    );
+    return undefined;
+  }
 }
 
 // ---- The client commands' connection ----

@@ -1,7 +1,6 @@
 // `meshaudit emit`: streams a file of events (JSON lines) through AuditClient, as a control plane would:
 // batches on StreamEvents, resumed after a reconnect, acknowledged only once written. A progress bar on a
 // terminal (plain lines otherwise), then a summary: recorded, skipped, and the refused events by line.
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { SingleBar } from 'cli-progress';
@@ -14,30 +13,26 @@ import {
   CLIENT_HELP,
   CLIENT_OPTIONS,
   CLIENT_SYNOPSIS,
-  clientFlagsOf,
   COMMON_OPTIONS,
-  type Credentials,
   connect,
-  credentialsOf,
+  EXIT_OK,
+  EXIT_REFUSED,
+  EXIT_REFUSED_CALLER,
+  EXIT_UNREACHABLE,
+  EXIT_USAGE,
+  oneFile,
   type OptionSpecs,
-  parseCommandLine,
+  readInput,
+  startClientCommand,
   TOKEN_ENV,
-  UsageError,
   unreachable,
 } from './command-line';
-import { version } from './version';
 
 const COMMAND = 'meshaudit emit';
 /** The sidecar's default zone (meshaudit.zone). */
 const DEFAULT_ZONE = 'default';
 /** How often the plain progress line is written when standard error is not a terminal. */
 const PLAIN_PROGRESS_INTERVAL_MS = 1_000;
-
-const EXIT_OK = 0;
-const EXIT_REJECTED = 1;
-const EXIT_USAGE = 2;
-const EXIT_UNREACHABLE = 3;
-const EXIT_REFUSED_STREAM = 4;
 
 const SYNOPSIS = `${COMMAND} [--zone ZONE] [--instance NAME] ${CLIENT_SYNOPSIS} [FILE|-]`;
 export const EMIT_USAGE = `Usage: ${SYNOPSIS}
@@ -82,45 +77,18 @@ interface Tally {
 
 /** Runs `meshaudit emit`; returns the exit code. */
 export async function runEmitCommand(argv: readonly string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseCommandLine>;
-  let flags: ReturnType<typeof clientFlagsOf>;
-  try {
-    parsed = parseCommandLine(argv, OPTIONS);
-    flags = clientFlagsOf(parsed.values);
-    if (parsed.positionals.length > 1)
-      throw new UsageError(
-        `one FILE at most, got ${JSON.stringify(parsed.positionals[0])} and ${JSON.stringify(parsed.positionals[1])}`,
-      );
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`${COMMAND}: ${e.message} (usage: ${SYNOPSIS})\n`);
-    return EXIT_USAGE;
-  }
-  if (parsed.values.help === true) {
-    process.stdout.write(`${EMIT_USAGE}\n`);
-    return EXIT_OK;
-  }
-  if (parsed.values.version === true) {
-    process.stdout.write(`meshaudit ${version()}\n`);
-    return EXIT_OK;
-  }
-  const file = parsed.positionals[0] ?? '-';
-  let text: string;
-  let credentials: Credentials;
-  try {
-    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (e) {
-    process.stderr.write(
-      `${COMMAND}: cannot read ${file === '-' ? 'standard input' : file}: ${(e as Error).message}\n`,
-    );
-    return EXIT_USAGE;
-  }
-  try {
-    credentials = credentialsOf(flags);
-  } catch (e) {
-    process.stderr.write(`${COMMAND}: cannot read a credential: ${(e as Error).message}\n`);
-    return EXIT_USAGE;
-  }
+  const started = startClientCommand(argv, {
+    name: COMMAND,
+    synopsis: SYNOPSIS,
+    usage: EMIT_USAGE,
+    options: OPTIONS,
+    read: (parsed) => ({ parsed, file: oneFile(parsed.positionals) }),
+  });
+  if (typeof started === 'number') return started;
+  const { flags, credentials } = started;
+  const { parsed, file } = started.args;
+  const text = readInput(COMMAND, file);
+  if (text === undefined) return EXIT_USAGE;
   // The AuditClient waits out an absent sidecar with backoff, as a control plane must; a person at a
   // terminal is told at once instead.
   const probe = auditServiceClient(flags.address, credentials.channel);
@@ -197,8 +165,8 @@ export async function runEmitCommand(argv: readonly string[]): Promise<number> {
       );
   }
   process.stdout.write(summary(tally, toSend.length - progress.done));
-  if (streamRefused !== undefined) return isPermanent(streamRefused) ? EXIT_REFUSED_STREAM : EXIT_UNREACHABLE;
-  return tally.refused.size > 0 ? EXIT_REJECTED : EXIT_OK;
+  if (streamRefused !== undefined) return isPermanent(streamRefused) ? EXIT_REFUSED_CALLER : EXIT_UNREACHABLE;
+  return tally.refused.size > 0 ? EXIT_REFUSED : EXIT_OK;
 }
 
 function summary(t: Tally, unacknowledged: number): string {

@@ -6,16 +6,14 @@ import {
   CLIENT_HELP,
   CLIENT_OPTIONS,
   CLIENT_SYNOPSIS,
-  clientFlagsOf,
   COMMON_OPTIONS,
-  type Credentials,
-  credentialsOf,
+  EXIT_OK,
+  EXIT_REFUSED,
   type OptionSpecs,
-  parseCommandLine,
+  startClientCommand,
   UsageError,
   unreachable,
 } from './command-line';
-import { version } from './version';
 
 const COMMAND = 'meshaudit health';
 /**
@@ -24,9 +22,8 @@ const COMMAND = 'meshaudit health';
  */
 const CHECK_DEADLINE_MS = 5_000;
 
-const EXIT_SERVING = 0;
-const EXIT_NOT_SERVING = 1;
-const EXIT_USAGE = 2;
+const EXIT_SERVING = EXIT_OK;
+const EXIT_NOT_SERVING = EXIT_REFUSED;
 
 const SYNOPSIS = `${COMMAND} ${CLIENT_SYNOPSIS} [--service NAME]`;
 export const HEALTH_USAGE = `Usage: ${SYNOPSIS}
@@ -57,33 +54,19 @@ type HealthClient = grpc.Client & {
 
 /** Runs `meshaudit health`; returns the exit code. */
 export async function runHealthCommand(argv: readonly string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseCommandLine>;
-  let flags: ReturnType<typeof clientFlagsOf>;
-  try {
-    parsed = parseCommandLine(argv, OPTIONS);
-    flags = clientFlagsOf(parsed.values);
-    if (parsed.positionals.length > 0) throw new UsageError(`unexpected ${JSON.stringify(parsed.positionals[0])}`);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`${COMMAND}: ${e.message} (usage: ${SYNOPSIS})\n`);
-    return EXIT_USAGE;
-  }
-  if (parsed.values.help === true) {
-    process.stdout.write(`${HEALTH_USAGE}\n`);
-    return EXIT_SERVING;
-  }
-  if (parsed.values.version === true) {
-    process.stdout.write(`meshaudit ${version()}\n`);
-    return EXIT_SERVING;
-  }
-  let credentials: Credentials;
-  try {
-    credentials = credentialsOf(flags);
-  } catch (e) {
-    process.stderr.write(`${COMMAND}: cannot read a credential: ${(e as Error).message}\n`);
-    return EXIT_USAGE;
-  }
-  const service = (parsed.values.service as string | undefined) ?? '';
+  const started = startClientCommand(argv, {
+    name: COMMAND,
+    synopsis: SYNOPSIS,
+    usage: HEALTH_USAGE,
+    options: OPTIONS,
+    read: ({ values, positionals }) => {
+      if (positionals.length > 0) throw new UsageError(`unexpected ${JSON.stringify(positionals[0])}`);
+      return { service: (values.service as string | undefined) ?? '' };
+    },
+  });
+  if (typeof started === 'number') return started;
+  const { flags, credentials } = started;
+  const { service } = started.args;
   const named = service === '' ? 'the sidecar' : service;
   const client = new (healthClient())(flags.address, credentials.channel) as unknown as HealthClient;
   try {

@@ -2,7 +2,6 @@
 // AuditService.Record and prints, for each, whether it was audited. For trying rules by hand and for
 // scripts; a control plane streams with StreamEvents instead (src/client).
 // Each line is checked against the Event message before it is sent (src/cli/event-json.ts says why).
-import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { meshauditClients } from '../client/services';
 import { formatViolation, Violations } from '../validators';
@@ -11,29 +10,25 @@ import {
   CLIENT_HELP,
   CLIENT_OPTIONS,
   CLIENT_SYNOPSIS,
-  type ClientFlags,
-  clientFlagsOf,
   COMMON_OPTIONS,
   connect,
-  credentialsOf,
+  EXIT_OK,
+  EXIT_REFUSED,
+  EXIT_REFUSED_CALLER,
+  EXIT_UNREACHABLE,
+  EXIT_USAGE,
+  oneFile,
   type OptionSpecs,
-  parseCommandLine,
+  readInput,
   refusal,
+  startClientCommand,
   TOKEN_ENV,
-  UsageError,
   unreachable,
 } from './command-line';
-import { version } from './version';
 
 const COMMAND = 'meshaudit record';
 /** How long one Record may take: it answers once the record is written, fsync on a slow disk included. */
 const RECORD_DEADLINE_MS = 10_000;
-
-const EXIT_OK = 0;
-const EXIT_REJECTED = 1;
-const EXIT_USAGE = 2;
-const EXIT_UNREACHABLE = 3;
-const EXIT_REFUSED_CALLER = 4;
 
 const SYNOPSIS = `${COMMAND} ${CLIENT_SYNOPSIS} [FILE|-]`;
 export const RECORD_USAGE = `Usage: ${SYNOPSIS}
@@ -54,27 +49,6 @@ Exit codes:
   4  the sidecar refused the caller (UNAUTHENTICATED, PERMISSION_DENIED): the rest was not sent`;
 
 const OPTIONS = { ...CLIENT_OPTIONS, ...COMMON_OPTIONS } as const satisfies OptionSpecs;
-
-interface Args extends ClientFlags {
-  /** "-" is standard input. */
-  file: string;
-  help: boolean;
-  version: boolean;
-}
-
-function parseRecordArgs(argv: readonly string[]): Args {
-  const { values, positionals } = parseCommandLine(argv, OPTIONS);
-  if (positionals.length > 1)
-    throw new UsageError(
-      `one FILE at most, got ${JSON.stringify(positionals[0])} and ${JSON.stringify(positionals[1])}`,
-    );
-  return {
-    ...clientFlagsOf(values),
-    file: positionals[0] ?? '-',
-    help: values.help === true,
-    version: values.version === true,
-  };
-}
 
 // ---- The sidecar ----
 
@@ -102,43 +76,22 @@ function record(client: AuditClient, event: unknown, metadata: grpc.Metadata): P
 
 /** Runs `meshaudit record`; returns the exit code. */
 export async function runRecordCommand(argv: readonly string[]): Promise<number> {
-  let args: Args;
-  try {
-    args = parseRecordArgs(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`${COMMAND}: ${e.message} (usage: ${SYNOPSIS})\n`);
-    return EXIT_USAGE;
-  }
-  if (args.help) {
-    process.stdout.write(`${RECORD_USAGE}\n`);
-    return EXIT_OK;
-  }
-  if (args.version) {
-    process.stdout.write(`meshaudit ${version()}\n`);
-    return EXIT_OK;
-  }
-  let text: string;
-  try {
-    text = fs.readFileSync(args.file === '-' ? 0 : args.file, 'utf8');
-  } catch (e) {
-    process.stderr.write(
-      `${COMMAND}: cannot read ${args.file === '-' ? 'standard input' : args.file}: ${(e as Error).message}\n`,
-    );
-    return EXIT_USAGE;
-  }
-  let credentials: ReturnType<typeof credentialsOf>;
-  try {
-    credentials = credentialsOf(args);
-  } catch (e) {
-    process.stderr.write(`${COMMAND}: cannot read a credential: ${(e as Error).message}\n`);
-    return EXIT_USAGE;
-  }
+  const started = startClientCommand(argv, {
+    name: COMMAND,
+    synopsis: SYNOPSIS,
+    usage: RECORD_USAGE,
+    options: OPTIONS,
+    read: ({ positionals }) => oneFile(positionals),
+  });
+  if (typeof started === 'number') return started;
+  const { flags, credentials, args: file } = started;
+  const text = readInput(COMMAND, file);
+  if (text === undefined) return EXIT_USAGE;
   const lines = eventLines(text);
-  const client = new (meshauditClients().AuditService)(args.address, credentials.channel) as unknown as AuditClient;
+  const client = new (meshauditClients().AuditService)(flags.address, credentials.channel) as unknown as AuditClient;
   try {
     if (!(await connect(client))) {
-      process.stderr.write(`${unreachable(COMMAND, args.address)}\n`);
+      process.stderr.write(`${unreachable(COMMAND, flags.address)}\n`);
       return EXIT_UNREACHABLE;
     }
     let refused = 0;
@@ -175,13 +128,13 @@ export async function runRecordCommand(argv: readonly string[]): Promise<number>
         }
         if (err.code === grpc.status.UNAVAILABLE) {
           process.stderr.write(
-            `${COMMAND}: the sidecar on ${args.address} stopped answering at line ${line}; the lines after it were not sent\n`,
+            `${COMMAND}: the sidecar on ${flags.address} stopped answering at line ${line}; the lines after it were not sent\n`,
           );
           return EXIT_UNREACHABLE;
         }
       }
     }
-    return refused > 0 ? EXIT_REJECTED : EXIT_OK;
+    return refused > 0 ? EXIT_REFUSED : EXIT_OK;
   } finally {
     client.close();
   }

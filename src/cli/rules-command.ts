@@ -9,29 +9,24 @@ import {
   CLIENT_HELP,
   CLIENT_OPTIONS,
   CLIENT_SYNOPSIS,
-  clientFlagsOf,
   COMMON_OPTIONS,
-  type Credentials,
   connect,
-  credentialsOf,
+  EXIT_OK,
+  EXIT_REFUSED,
+  EXIT_REFUSED_CALLER,
+  EXIT_UNREACHABLE,
+  EXIT_USAGE,
   type OptionSpecs,
-  parseCommandLine,
   refusal,
+  startClientCommand,
   TOKEN_ENV,
   UsageError,
   unreachable,
 } from './command-line';
-import { version } from './version';
 
 const COMMAND = 'meshaudit rules';
 /** How long one call may take: a change answers once the store's file is replaced (fsync included). */
 const CALL_DEADLINE_MS = 10_000;
-
-const EXIT_OK = 0;
-const EXIT_REFUSED = 1;
-const EXIT_USAGE = 2;
-const EXIT_UNREACHABLE = 3;
-const EXIT_REFUSED_CALLER = 4;
 
 const SYNOPSIS = `${COMMAND} list|get NAME|apply -f FILE [--dry-run]|delete NAME|evaluate -f EVENT.json ${CLIENT_SYNOPSIS}`;
 export const RULES_USAGE = `Usage: ${COMMAND} list [--output table|json]
@@ -91,17 +86,17 @@ interface Plan {
 
 /** Runs `meshaudit rules`; returns the exit code. */
 export async function runRulesCommand(argv: readonly string[]): Promise<number> {
-  let plan: Plan | 'help' | 'version';
-  let flags: ReturnType<typeof clientFlagsOf>;
+  let started: ReturnType<typeof startClientCommand<Plan>>;
   try {
-    const { values, positionals } = parseCommandLine(argv, OPTIONS);
-    flags = clientFlagsOf(values);
-    plan = values.help === true ? 'help' : values.version === true ? 'version' : planOf(values, positionals);
+    started = startClientCommand(argv, {
+      name: COMMAND,
+      synopsis: SYNOPSIS,
+      usage: RULES_USAGE,
+      options: OPTIONS,
+      read: ({ values, positionals }) => planOf(values, positionals),
+    });
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`${COMMAND}: ${e.message} (usage: ${SYNOPSIS})\n`);
-      return EXIT_USAGE;
-    }
+    // planOf reads the -f file and checks an event before anything is sent.
     if (e instanceof UnreadableInput) {
       process.stderr.write(`${COMMAND}: ${e.message}\n`);
       return EXIT_USAGE;
@@ -112,21 +107,8 @@ export async function runRulesCommand(argv: readonly string[]): Promise<number> 
     }
     throw e;
   }
-  if (plan === 'help') {
-    process.stdout.write(`${RULES_USAGE}\n`);
-    return EXIT_OK;
-  }
-  if (plan === 'version') {
-    process.stdout.write(`meshaudit ${version()}\n`);
-    return EXIT_OK;
-  }
-  let credentials: Credentials;
-  try {
-    credentials = credentialsOf(flags);
-  } catch (e) {
-    process.stderr.write(`${COMMAND}: cannot read a credential: ${(e as Error).message}\n`);
-    return EXIT_USAGE;
-  }
+  if (typeof started === 'number') return started;
+  const { flags, credentials, args: plan } = started;
   const client = new (meshauditClients().RuleService)(flags.address, credentials.channel);
   // The methods of proto-loader's generic client, called by name.
   const methods = client as unknown as Record<string, UnaryMethod>;
