@@ -80,8 +80,6 @@ export interface Sidecar {
   reopenFiles(): Promise<Array<{ file: string; ino: number; size: number }>>;
   /** Reads the TLS files again (SIGHUP); a set that cannot be used keeps the one in force. */
   reloadTls(): void;
-  /** Seeds the store again from the --rules files (SIGHUP), recording each change by the rules-files user. */
-  seedAudits(audits: readonly ValidAccessAudit[]): Promise<SeedSummary>;
   /** The config in force: the last one reloaded, with the start-up value of every key that needs a restart. */
   readonly config: Config;
   /**
@@ -504,9 +502,6 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     load: () => ({ pendingBytes: writer.queued.size, streams: audit.streamCount }),
     reloadTls() {
       bound.tls?.reload('SIGHUP');
-    },
-    async seedAudits(audits) {
-      return summarise(await ruleService.seed(audits));
     },
     stop() {
       stopping ??= (async () => {

@@ -114,7 +114,8 @@ function readConfigText(file: string, absolute: string): string {
 
 const TOP_KEYS = ['meshaudit', 'kmesh'];
 // workerThreads is known so that it is answered as removed (Checker.removed), not as an unknown key.
-const LIMITS_KEYS = [
+/** The keys of meshaudit.limits, in the order docs/limits.md and docs/reload.md list them. */
+export const LIMITS_KEYS: ReadonlyArray<keyof Limits> = [
   'messageBytes',
   'statusBytes',
   'connections',

@@ -1,6 +1,7 @@
 // What a reload (SIGHUP, or the config or rules files changed on disk) does with each key: the one table of it,
 // which docs/reload.md repeats (a test compares them). A `live` key takes effect at once; a `restart` key
 // keeps its old value until the sidecar restarts, and the reload says so in one warning line.
+import { LIMITS_KEYS } from './load';
 import type { Config, Limits, TlsConfig } from './types';
 
 export type ReloadEffect = 'live' | 'restart';
@@ -12,23 +13,6 @@ export interface ReloadRule {
   /** Why, or what "live" means for it: docs/reload.md says the same. */
   readonly note: string;
 }
-
-const LIMIT_KEYS: ReadonlyArray<keyof Limits> = [
-  'messageBytes',
-  'statusBytes',
-  'connections',
-  'streamsPerConnection',
-  'bufferedRequestBytes',
-  'eventsPerBatch',
-  'fieldChars',
-  'listEntries',
-  'accessAudits',
-  'rulesPerAccessAudit',
-  'rulesFileBytes',
-  'yamlBytes',
-  'yamlDepth',
-  'yamlAliases',
-];
 
 /** The limits' rows, by key: what grpc-js cannot change on a running server needs a restart. */
 const LIMIT_RULES: Readonly<Record<keyof Limits, ReloadRule>> = (() => {
@@ -82,7 +66,7 @@ export const RELOAD_TABLE: readonly ReloadRule[] = Object.freeze([
     note: 'another path is live; adding or removing it needs a restart (the handshake asks for a certificate or not)',
   },
   { key: 'meshaudit.grpc.tls.clientAuth', effect: 'restart', note: 'the TLS server is built with it' },
-  ...LIMIT_KEYS.map((k): ReloadRule => LIMIT_RULES[k]),
+  ...LIMITS_KEYS.map((k): ReloadRule => LIMIT_RULES[k]),
   { key: 'meshaudit.auth.localhostIsAdmin', effect: 'live', note: 'the next call' },
   { key: 'meshaudit.auth.tokensFile', effect: 'live', note: 'another path is read at once (and watched)' },
   { key: 'meshaudit.auth.permissions', effect: 'live', note: 'the next call' },
@@ -135,7 +119,7 @@ const PARTS: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
   ['meshaudit.grpc.address', (c) => c.grpcAddress],
   ['meshaudit.grpc.allowInsecureRemote', (c) => c.allowInsecureRemote],
   ['meshaudit.grpc.unixSocket', (c) => c.unixSocket],
-  ...LIMIT_KEYS.map((k) => [`meshaudit.limits.${k}`, (c: Config) => c.limits[k]] as const),
+  ...LIMITS_KEYS.map((k) => [`meshaudit.limits.${k}`, (c: Config) => c.limits[k]] as const),
   ['meshaudit.auth.localhostIsAdmin', (c) => c.auth.localhostIsAdmin],
   ['meshaudit.auth.tokensFile', (c) => c.auth.tokensFile],
   ['meshaudit.auth.permissions', (c) => c.auth.permissions],

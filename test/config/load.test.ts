@@ -404,6 +404,27 @@ describe('loadConfig', () => {
           'meshaudit.grpc.allowInsecureRemote: true where the network itself is trusted',
       },
       {
+        name: 'a non-loopback admin address without TLS (the gRPC rule)',
+        text: withMeshaudit('admin:', '  address: 0.0.0.0:5691'),
+        message:
+          'config.yaml:3: meshaudit.admin.address: 0.0.0.0:5691 is not a loopback address, and without ' +
+          'meshaudit.grpc.tls the admin would be served in plain HTTP: configure meshaudit.grpc.tls, listen on ' +
+          '127.0.0.1 (meshaudit.admin.probeAddress serves /ready and /stats/prometheus on the pod address), or set ' +
+          'meshaudit.grpc.allowInsecureRemote: true',
+      },
+      {
+        name: 'an admin address that is no host:port',
+        text: withMeshaudit('admin:', '  probeAddress: 5692'),
+        message:
+          'config.yaml:3: meshaudit.admin.probeAddress: must be host:port with a port from 0 to 65535 (IPv6 in ' +
+          'brackets: [::1]:5691), or "" (off), got 5692',
+      },
+      {
+        name: 'a log level pino does not have',
+        text: withMeshaudit('log:', '  level: verbose'),
+        message: 'config.yaml:3: meshaudit.log.level: must be one of "debug", "info", "warn", "error", got "verbose"',
+      },
+      {
         name: 'localhostIsAdmin off with no credential any caller could present',
         text: withMeshaudit('auth:', '  localhostIsAdmin: false'),
         message:

@@ -343,7 +343,7 @@ describe('RuleService over a real gRPC server', function () {
       await call('ApplyAccessAudits', { yaml: 'type: AccessAudit\nname: dry\nrules: []\n', dryRun: true });
       expect(await counts()).to.deep.equal([1, 1, 2]);
       await call('DeleteAccessAudit', { name: ROUTES.name, version: 0 });
-      await zone.sidecar.seedAudits([valid(AUDIT_ALL), valid({ ...ROUTES, name: 'from-file' })]);
+      await zone.sidecar.reload(zone.sidecar.config, [valid(AUDIT_ALL), valid({ ...ROUTES, name: 'from-file' })]);
       expect(await counts()).to.deep.equal([2, 2, 2]);
     });
 
@@ -362,7 +362,7 @@ describe('RuleService over a real gRPC server', function () {
       });
       await zone.restart([], files); // the same files again: nothing changes, nothing is recorded
       const reloaded = { ...fromFile, rules: [{ ...fromFile.rules[0], access: ['UPDATE' as const] }] };
-      expect(await zone.sidecar.seedAudits([valid(reloaded)])).to.deep.equal({
+      expect((await zone.sidecar.reload(zone.sidecar.config, [valid(reloaded)])).rules).to.deep.equal({
         created: [],
         updated: ['from-file'],
         deleted: ['all'],
