@@ -124,6 +124,8 @@ export interface SidecarConfigOptions {
   admin?: string;
   /** meshaudit.admin.probeAddress; absent, the key is left out (off). */
   probe?: string;
+  /** meshaudit.store: PostgreSQL at this database and schema (createSchema on); absent, the file store. */
+  postgres?: { host: string; port: number; database: string; user: string; schema: string };
 }
 
 function backendYaml(dir: string, b: FileBackendOptions): string {
@@ -157,6 +159,12 @@ export function writeSidecarConfig(dir: string, opts: SidecarConfigOptions = {})
     ...(opts.limits === undefined
       ? []
       : ['  limits:', ...Object.entries(opts.limits).map(([key, value]) => `    ${key}: ${value}`)]),
+    ...(opts.postgres === undefined
+      ? []
+      : [
+          '  store:\n    type: postgres\n    createSchema: true\n    postgres:',
+          ...Object.entries(opts.postgres).map(([key, value]) => `      ${key}: ${JSON.stringify(value)}`),
+        ]),
   ];
   const backends = (opts.backends ?? [{ folder: 'audit' }]).map((b) => backendYaml(dir, b)).join('');
   fs.writeFileSync(

@@ -245,6 +245,7 @@ export class Metrics {
   readonly checkpointBytes: PlainGauge;
   readonly ruleChanges: Counter<'source'>;
   readonly accessAudits: Gauge;
+  readonly storeDegraded: Gauge;
   readonly callsDenied: Counter<'permission'>;
   readonly configReloads: Counter<'result'>;
   readonly filesystemAvailBytes: Gauge<'name'>;
@@ -341,6 +342,10 @@ export class Metrics {
       ['source'],
     );
     this.accessAudits = gauge('meshaudit_access_audits', 'AccessAudit resources in force.');
+    this.storeDegraded = gauge(
+      'meshaudit_store_degraded',
+      '1 while the AccessAudit store (PostgreSQL) cannot be reached: rules from the cache, changes refused.',
+    );
     this.callsDenied = counter(
       'meshaudit_calls_denied_total',
       'Calls refused for want of a permission (or of a credential: permission "authenticated").',

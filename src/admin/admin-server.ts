@@ -44,6 +44,8 @@ export interface AdminSubject {
   identifiers(): ReadonlyArray<{ identifier: string; accepted: number; committed: number }>;
   /** The AccessAudits in force. */
   accessAudits(): readonly unknown[];
+  /** Where they are kept, and why the store cannot take changes now (degraded). */
+  store(): { type: string; location: string; degraded: string | undefined };
   /** Reopens every backend's active file (POST /reopen_logs), resolving with what each file is now. */
   reopenFiles(): Promise<ReadonlyArray<{ file: string; ino: number; size: number }>>;
 }
@@ -84,6 +86,14 @@ const JSON_TYPE = 'application/json';
 
 function text(status: number, body: string, headers?: Record<string, string>): Reply {
   return { status, body: body.endsWith('\n') ? body : `${body}\n`, contentType: TEXT, headers };
+}
+
+/** The store as /server_info shows it: `state` ok or degraded, with the reason. */
+function storeInfo(store: ReturnType<AdminSubject['store']>): unknown {
+  const { type, location, degraded } = store;
+  return degraded === undefined
+    ? { type, location, state: 'ok' }
+    : { type, location, state: 'degraded', reason: degraded };
 }
 
 function json(value: unknown): Reply {
@@ -299,7 +309,9 @@ export class AdminServer {
           help: 'LIVE (200) when the sidecar takes and writes events, else 503 and why (as gRPC health)',
           handle: () => {
             const reason = serving.reason();
-            return reason === undefined ? text(200, 'LIVE') : text(503, reason);
+            if (reason !== undefined) return text(503, reason);
+            // Still 200: every event is taken and written; the body says what is missing.
+            return text(200, serving.degraded === undefined ? 'LIVE' : `LIVE (degraded: ${serving.degraded})`);
           },
         },
       ],
@@ -410,6 +422,7 @@ export class AdminServer {
       state: reason === undefined ? 'LIVE' : reason.replace(/:.*/, '').replace(/ /g, '_').toUpperCase(),
       ...(reason === undefined ? {} : { reason }),
       uptimeSeconds: Math.floor((this.now() - this.startedAtMs) / 1000),
+      ...(this.subject === undefined ? {} : { store: storeInfo(this.subject.store()) }),
       identifiers,
     };
   }

@@ -2,6 +2,8 @@
 // Process entry: flags, config, rules files, signals. Exit codes: 0 stopped cleanly; 1 failed while
 // running, or the environment stopped start-up (a port in use, a file system error); 2 the flags, the
 // configuration, the rules files or the state on disk are invalid (nothing was written).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type LoadedConfig, loadConfig } from '../config';
 import type { LoadedAudits } from '../config/rules-files';
@@ -9,6 +11,7 @@ import { loadAccessAuditFiles } from '../config/rules-files';
 import { MeshauditError } from '../errors';
 import { jsonLogger, RateLimitedWarning } from '../log';
 import { AccessAuditStore } from '../store/access-audit-store';
+import { POSTGRES_CACHE_FILE, PostgresAccessAuditStore, UnreachableError } from '../store/postgres-store';
 import { Checkpoint } from '../store/checkpoint';
 import { formatViolation } from '../validators';
 import { type CliArgs, parseArgs, USAGE, UsageError } from './args';
@@ -103,9 +106,32 @@ async function main(): Promise<void> {
   for (const w of loaded.warnings) warn(`rules: ${formatViolation(w)}`);
   if (args.checkConfig) {
     // The rules in force at start-up: the store's, with the --rules files applied over them.
-    const store = new AccessAuditStore(config.dataDir, { knownTypes });
+    let store: AccessAuditStore;
+    let location: string;
     try {
-      for (const w of store.load()) warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
+      if (config.store.postgres === undefined) {
+        store = new AccessAuditStore(config.dataDir, { knownTypes });
+        location = store.file;
+        for (const w of store.load()) warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
+      } else {
+        // The connection and the table, as start-up finds them; nothing is written or created.
+        const checked = await PostgresAccessAuditStore.check({
+          knownTypes,
+          zone: config.zone,
+          dataDir: config.dataDir,
+          config: { ...config.store, postgres: config.store.postgres },
+        }).catch((e) => {
+          const cache = path.join(config.dataDir, POSTGRES_CACHE_FILE);
+          if (!(e instanceof UnreachableError) || !fs.existsSync(cache)) throw e;
+          warn(
+            `${e.message.replace(/: rule changes are refused.*/, '')}: start-up would start on the rules cached in ${cache}`,
+          );
+          const cached = new AccessAuditStore(config.dataDir, { knownTypes, fileName: POSTGRES_CACHE_FILE });
+          return { store: cached, location: cache, warnings: cached.load() };
+        });
+        ({ store, location } = checked);
+        for (const w of checked.warnings) warn(`AccessAudit store ${location}: ${formatViolation(w)}`);
+      }
       // As start-up reads it, without cutting a torn last line.
       const { droppedTail } = new Checkpoint(config.dataDir).inspect();
       if (droppedTail) warn(`checkpoint: start-up will drop ${droppedTailMeaning(droppedTail)}`);
@@ -131,7 +157,7 @@ async function main(): Promise<void> {
         config.backends
           .map((b) => `  file backend ${b.path} (rotation ${b.rotation.enabled ? 'on' : 'off'})\n`)
           .join('') +
-        `  ${inForce.length} AccessAudit resource(s) in force at start-up (the store ${store.file}` +
+        `  ${inForce.length} AccessAudit resource(s) in force at start-up (the store ${location}` +
         `${args.rules.length > 0 ? ', with the --rules files applied' : ''}): ${inForce.join(', ') || '(none: nothing is audited)'}\n`,
     );
     return;

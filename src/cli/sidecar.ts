@@ -10,7 +10,8 @@ import type { Sink, SinkPosition } from '../backends/sink';
 import { DataDirLock } from '../store/data-dir-lock';
 import { Checkpoint } from '../store/checkpoint';
 import { AccessAuditStore, namesChanged } from '../store/access-audit-store';
-import type { PreparedChange } from '../store/access-audit-store';
+import type { PreparedChange, RuleStore, StoreOptions } from '../store/access-audit-store';
+import { PostgresAccessAuditStore } from '../store/postgres-store';
 import { AuditWriter, type WriterOptions } from '../pipeline/writer';
 import { BatchEvaluator } from '../pipeline/evaluate-batch';
 import { Sequencer } from '../pipeline/sequencer';
@@ -231,6 +232,96 @@ async function startOnBoundServer(opts: SidecarOptions, early: Early): Promise<S
   }
 }
 
+/** A store that cannot be reached is said once per this long at most (a database that flaps). */
+const STORE_DEGRADED_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Follows the zone's PostgreSQL store: a change another replica made is put in force at once; while the
+ * database cannot be reached the sidecar is degraded (/ready, /server_info, meshaudit_store_degraded, a log
+ * line); when it answers again, the zone is read again (what changed meanwhile is logged) and --rules files
+ * that could not be put in force meanwhile are.
+ */
+function watchZoneStore(
+  store: PostgresAccessAuditStore,
+  ctx: {
+    ruleService: RuleServiceImpl;
+    serving: ServingState;
+    metrics: Metrics;
+    log: Logger;
+    seedPending: () => readonly ValidAccessAudit[] | undefined;
+    seed: (audits: readonly ValidAccessAudit[]) => Promise<SeedSummary>;
+  },
+): void {
+  const { ruleService, serving, metrics, log } = ctx;
+  const lines = new RateLimitedWarning(log, STORE_DEGRADED_LOG_INTERVAL_MS, Date.now, 'warn');
+  const failed = (what: string) => (err: unknown) =>
+    log.warn(`${what} failed: the rules in force stay; the store is read again when it answers`, { err });
+  const degraded = (reason: string): void => {
+    serving.setDegraded(
+      `AccessAudit store unreachable (${reason}); recording with the last rules read, rule changes refused`,
+    );
+    metrics.storeDegraded.set(1);
+    lines.warn(
+      'store-degraded',
+      'the AccessAudit store cannot be reached: recording goes on with the last rules read; rule changes are refused until it answers',
+      { store: store.location, reason },
+    );
+  };
+  if (store.degraded !== undefined) degraded(store.degraded);
+  store.on('degraded', degraded);
+  store.on('notified', () => ruleService.refresh('changed by another replica').catch(failed('reading the zone')));
+  store.on('restored', () => {
+    serving.setDegraded(undefined);
+    metrics.storeDegraded.set(0);
+    ruleService
+      .refresh('read again after the database answered')
+      .then(async (diff) => {
+        log.info('the AccessAudit store answers again: rule changes are taken', {
+          store: store.location,
+          changedMeanwhile: diff ?? 'nothing',
+        });
+        const pending = ctx.seedPending();
+        if (pending !== undefined)
+          log.info('AccessAudits seeded from the rules files', { ...(await ctx.seed(pending)) });
+      })
+      .catch(failed('reading the zone again'));
+  });
+}
+
+/**
+ * Opens the store meshaudit.store names, and logs the warnings of what it holds. PostgreSQL: one that
+ * cannot be reached starts on its cache (and says so), or throws without one.
+ */
+async function openStore(config: Config, options: StoreOptions, log: Logger): Promise<RuleStore> {
+  if (config.store.postgres === undefined) {
+    const store = new AccessAuditStore(config.dataDir, options);
+    for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
+    return store;
+  }
+  const { store, warnings, startedOnCache } = await PostgresAccessAuditStore.open({
+    ...options,
+    // Getters, not values: the limits are read on each change, as a reload sets them.
+    get maxAccessAudits() {
+      return options.maxAccessAudits;
+    },
+    get maxRules() {
+      return options.maxRules;
+    },
+    zone: config.zone,
+    dataDir: config.dataDir,
+    config: { ...config.store, postgres: config.store.postgres },
+  });
+  for (const w of warnings) log.warn(`AccessAudit store ${store.location}: ${formatViolation(w)}`);
+  if (startedOnCache !== undefined) {
+    log.warn('the AccessAudit store cannot be reached: starting on the rules cached when it was last read', {
+      store: store.location,
+      cache: store.cacheFile,
+      reason: startedOnCache,
+    });
+  }
+  return store;
+}
+
 async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock): Promise<Sidecar> {
   const { config, log } = opts;
   const { bound, admin, auth, serving, metrics, inForce } = early;
@@ -240,7 +331,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
   const knownTypes = knownTypesOf(config);
   // Read on each use by the components that take them, swapped whole by a reload.
   const limits = new LiveLimits(config.limits);
-  const store = new AccessAuditStore(config.dataDir, {
+  const storeOptions: StoreOptions = {
     modes: config.files,
     knownTypes,
     onSyncError: (err) => log.error('AccessAudit store: a change may not survive a power loss', { err }),
@@ -250,8 +341,8 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     get maxRules() {
       return limits.rulesPerAccessAudit;
     },
-  });
-  for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
+  };
+  const store = await openStore(config, storeOptions, log);
   const checkpoint = new Checkpoint(config.dataDir, {
     modes: config.files,
     fsync: config.fsync,
@@ -359,11 +450,30 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     metrics,
   });
   // The --rules files seed the store before the first call is served, through the rule service, so
-  // that what they change is recorded like any other change (by the rules-files user).
-  if (opts.audits !== undefined) {
-    log.info('AccessAudits seeded from the rules files', { ...summarise(await ruleService.seed(opts.audits)) });
+  // that what they change is recorded like any other change (by the rules-files user). A store that
+  // cannot be reached is seeded once it answers.
+  let pendingSeed: readonly ValidAccessAudit[] | undefined;
+  const seed = async (audits: readonly ValidAccessAudit[]): Promise<SeedSummary> => {
+    pendingSeed = store.degraded === undefined ? undefined : audits;
+    try {
+      return summarise(await ruleService.seed(audits));
+    } catch (err) {
+      if (store.degraded !== undefined) pendingSeed = audits;
+      throw err;
+    }
+  };
+  if (opts.audits === undefined) {
+    log.info('no --rules files: the AccessAudits of the store are in force as they are', { store: store.location });
+  } else if (store.degraded !== undefined) {
+    pendingSeed = opts.audits;
+    log.warn('the --rules files are put in force once the AccessAudit store answers', { store: store.location });
   } else {
-    log.info('no --rules files: the AccessAudits of the store are in force as they are', { file: store.file });
+    log.info('AccessAudits seeded from the rules files', { ...(await seed(opts.audits)) });
+  }
+  if (store instanceof PostgresAccessAuditStore) {
+    watchZoneStore(store, { ruleService, serving, metrics, log, seedPending: () => pendingSeed, seed });
+    // A change another replica committed while this one started (its notification had no listener yet).
+    await ruleService.refresh('read at start-up');
   }
   const reopenFiles = async (): Promise<Array<{ file: string; ino: number; size: number }>> => {
     try {
@@ -379,6 +489,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
   admin.attach({
     identifiers: () => sequencer.positions(),
     accessAudits: () => store.list(),
+    store: () => ({ type: store.type, location: store.location, degraded: store.degraded }),
     reopenFiles,
   });
   serving.started();
@@ -393,6 +504,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     ...(config.unixSocket === undefined ? {} : { unixSocket: config.unixSocket.path }),
     files: config.backends.map((b) => b.path),
     dataDir: config.dataDir,
+    store: store.location,
     accessAudits: store.list().map((a) => a.name),
     identifiers: state.seqs.size,
   });
@@ -469,7 +581,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     let rules: SeedSummary | string | undefined;
     if (audits !== undefined) {
       try {
-        rules = summarise(await ruleService.seed(audits));
+        rules = await seed(audits);
       } catch (err) {
         rules = `not changed: ${(err as Error).message}`;
         log.error('config reloaded, but the rules files could not be put in force; the rules in force stay', {
@@ -512,6 +624,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
         // Last: /ready says `draining` to the probes until the process is done.
         admin.close();
         auth.close();
+        await store.close();
         lock.release();
         log.info('meshaudit stopped', await metrics.totals());
       })();

@@ -1,6 +1,7 @@
 // YAML -> defaults -> validate -> frozen Config. Every problem in the file is collected and reported
 // at once, each with its field path and line, and any problem stops start-up before anything is written.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { isIPv6 } from 'node:net';
 import * as path from 'node:path';
 import { type ExtraResourceType, isBuiltInType, type TypeRegistry, typeRegistry } from '../rules/resource-types';
@@ -30,7 +31,9 @@ import type {
   FileBackendConfig,
   FileModes,
   Limits,
+  PostgresSslMode,
   RotationConfig,
+  StoreConfig,
   TlsConfig,
   UnixSocketConfig,
 } from './types';
@@ -42,6 +45,8 @@ export interface LoadConfigOptions {
   readonly file?: string;
   /** Directory that relative paths (the file, dataDir, backend paths) are resolved against. */
   readonly cwd: string;
+  /** Where meshaudit.store.postgres falls back to the PG* variables; default process.env. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -65,7 +70,7 @@ export function defaultLimits(): Limits {
 
 /** The built-in defaults, with their relative paths resolved against `cwd`. */
 export function defaultConfig(cwd: string): Config {
-  return resolveConfig({}, cwd, new Checker({}));
+  return resolveConfig({}, cwd, new Checker({}), {});
 }
 
 /** Without a file: the defaults. With one: the file merged over the defaults, or a ConfigError. */
@@ -88,7 +93,7 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
 
   const checker = new Checker({ source: file, lineOf: (field) => parsed.lineOf(0, field) });
   // An empty file (or only comments) is a valid config: every default.
-  const config = resolveConfig(parsed.docs[0] ?? {}, opts.cwd, checker);
+  const config = resolveConfig(parsed.docs[0] ?? {}, opts.cwd, checker, opts.env ?? process.env);
   if (!checker.violations.isEmpty) throw new ConfigError(byLine(checker.violations.list));
   return { config, warnings: byLine(checker.warnings.list).map(formatViolation) };
 }
@@ -144,7 +149,12 @@ const MESHAUDIT_KEYS = [
   'files',
   'admin',
   'log',
+  'store',
 ];
+const STORE_KEYS = ['type', 'postgres', 'createSchema'];
+const STORE_TYPES = ['file', 'postgres'] as const;
+const POSTGRES_KEYS = ['host', 'port', 'database', 'user', 'passwordFile', 'schema', 'sslMode', 'caFile'];
+const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
 const ADMIN_KEYS = ['address', 'probeAddress'];
 const LOG_KEYS = ['level'];
 const FILES_KEYS = ['fileMode', 'dirMode'];
@@ -165,7 +175,7 @@ const ROTATION_KEYS = ['enabled', 'maxRetainedFiles', 'maxSizeMb', 'maxAgeDays']
 const AUDIT = 'kmesh.access.audit';
 const BACKENDS = `${AUDIT}.backends`;
 
-function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
+function resolveConfig(doc: unknown, cwd: string, c: Checker, env: NodeJS.ProcessEnv): Config {
   const top = c.section(doc, '', TOP_KEYS);
   const own = c.section(get(top, 'meshaudit'), 'meshaudit', MESHAUDIT_KEYS);
   const grpc = c.section(get(own, 'grpc'), 'meshaudit.grpc', GRPC_KEYS);
@@ -235,6 +245,7 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker): Config {
     unixSocket,
     files: resolveFiles(c.section(get(own, 'files'), 'meshaudit.files', FILES_KEYS), c),
     admin,
+    store: resolveStore(c.section(get(own, 'store'), 'meshaudit.store', STORE_KEYS), cwd, env, c),
     logLevel: c.field(log, 'meshaudit.log', 'level', D.DEFAULT_LOG_LEVEL as LogLevel, logLevel),
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
@@ -300,6 +311,65 @@ function resolveAdmin(
     address: address === '' ? undefined : address,
     probeAddress: probeAddress === '' ? undefined : probeAddress,
   });
+}
+
+function resolveStore(store: Mapping | undefined, cwd: string, env: NodeJS.ProcessEnv, c: Checker): StoreConfig {
+  const at = 'meshaudit.store';
+  const type = c.field(store, at, 'type', 'file' as const, oneOf(STORE_TYPES));
+  const createSchema = c.field(store, at, 'createSchema', false, boolean);
+  const given = get(store, 'postgres');
+  if (type === 'file') {
+    if (given !== undefined && given !== null) {
+      c.warnings.add(`${at}.postgres`, 'is ignored: meshaudit.store.type is file (set it to postgres to use it)');
+    }
+    return Object.freeze({ type, postgres: undefined, createSchema });
+  }
+  const pg = c.section(given, `${at}.postgres`, POSTGRES_KEYS);
+  const pgAt = `${at}.postgres`;
+  // A key absent from the file takes its PG* variable, as libpq does; a bad variable is named as such.
+  const setting = <T>(key: string, variable: string | undefined, fallback: T, rule: Rule<T>): T => {
+    if (pg !== undefined && Object.hasOwn(pg, key)) return c.field(pg, pgAt, key, fallback, rule);
+    const value = variable === undefined ? undefined : env[variable];
+    if (value === undefined || value === '') return fallback;
+    const result = rule(key === 'port' ? (/^[0-9]+$/.test(value) ? Number(value) : value) : value);
+    if (!(result instanceof Expected)) return result;
+    c.report(`${pgAt}.${key}`, `is not set, and ${variable} ${result.description}, got ${show(value)}`);
+    return fallback;
+  };
+  const osUser = safeUserName();
+  const user = setting('user', 'PGUSER', osUser, nonEmptyString);
+  const passwordFile = setting<string | undefined>('passwordFile', undefined, undefined, filePath);
+  const caFile = setting<string | undefined>('caFile', 'PGSSLROOTCERT', undefined, filePath);
+  const sslMode = setting<PostgresSslMode>('sslMode', 'PGSSLMODE', 'disable', sslModeRule);
+  if (caFile !== undefined && (sslMode === 'disable' || sslMode === 'require')) {
+    c.warnings.add(
+      `${pgAt}.caFile`,
+      `is not used with sslMode ${sslMode}: verify-ca or verify-full check the server with it`,
+    );
+  }
+  return Object.freeze({
+    type,
+    createSchema,
+    postgres: Object.freeze({
+      host: setting('host', 'PGHOST', 'localhost', nonEmptyString),
+      port: setting('port', 'PGPORT', 5432, integerFrom(1, 65535)),
+      database: setting('database', 'PGDATABASE', user, nonEmptyString),
+      user,
+      passwordFile: passwordFile === undefined ? undefined : path.resolve(cwd, passwordFile),
+      schema: setting('schema', undefined, 'public', sqlIdentifier),
+      sslMode,
+      caFile: caFile === undefined ? undefined : path.resolve(cwd, caFile),
+    }),
+  });
+}
+
+/** The user the process runs as (libpq's default user and database); "postgres" where it has no name. */
+function safeUserName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return 'postgres';
+  }
 }
 
 function resolveAuth(auth: Mapping | undefined, cwd: string, c: Checker): AuthConfig {
@@ -597,6 +667,29 @@ const octalMode: Rule<number> = (v) =>
   typeof v === 'string' && /^0?[0-7]{3}$/.test(v)
     ? Number.parseInt(v, 8)
     : new Expected('must be an octal mode in quotes, such as "0640"');
+
+/** One of `values`, as written. */
+function oneOf<T extends string>(values: readonly T[]): Rule<T> {
+  return (v) =>
+    typeof v === 'string' && (values as readonly string[]).includes(v)
+      ? (v as T)
+      : new Expected(`must be one of ${values.map(quote).join(', ')}`);
+}
+
+// libpq's allow and prefer fall back to plain text when TLS fails; node-postgres cannot, so they are
+// refused rather than silently meaning require.
+const sslModeRule: Rule<PostgresSslMode> = (v) =>
+  v === 'allow' || v === 'prefer'
+    ? new Expected(
+        `must be one of ${SSL_MODES.map(quote).join(', ')} (libpq's "${v}" falls back to plain text, which this client does not do)`,
+      )
+    : oneOf(SSL_MODES)(v);
+
+/** A schema name used unquoted: letters, digits and underscores, as PostgreSQL folds and stores it. */
+const sqlIdentifier: Rule<string> = (v) =>
+  typeof v === 'string' && /^[a-z_][a-z0-9_]{0,62}$/.test(v)
+    ? v
+    : new Expected('must be a lowercase SQL identifier: a-z, 0-9 and _, not starting with a digit, at most 63');
 
 const clientAuthMode: Rule<'none' | 'require'> = (v) =>
   v === 'none' || v === 'require' ? v : new Expected('must be "none" or "require"');

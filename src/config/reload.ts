@@ -75,6 +75,11 @@ export const RELOAD_TABLE: readonly ReloadRule[] = Object.freeze([
   { key: 'meshaudit.admin.probeAddress', effect: 'restart', note: 'a listen address' },
   { key: 'meshaudit.log.level', effect: 'live', note: 'the next line' },
   {
+    key: 'meshaudit.store',
+    effect: 'restart',
+    note: 'the store is opened (and, for PostgreSQL, listened to) once, at start-up',
+  },
+  {
     key: 'meshaudit.files.fileMode',
     effect: 'restart',
     note: 'the files in use were created with the old mode',
@@ -127,6 +132,7 @@ const PARTS: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
   ['meshaudit.admin.address', (c) => c.admin.address],
   ['meshaudit.admin.probeAddress', (c) => c.admin.probeAddress],
   ['meshaudit.log.level', (c) => c.logLevel],
+  ['meshaudit.store', (c) => c.store],
   ['meshaudit.files.fileMode', (c) => c.files.file],
   ['meshaudit.files.dirMode', (c) => c.files.dir],
   ['kmesh.access.audit.skipDefaultTypes', (c) => c.skipDefaultTypes],
@@ -158,6 +164,7 @@ export function diffConfig(old: Config, next: Config): ConfigDiff {
     allowInsecureRemote: old.allowInsecureRemote,
     unixSocket: old.unixSocket,
     admin: old.admin,
+    store: old.store,
     files: old.files,
     skipDefaultTypes: old.skipDefaultTypes,
     limits: Object.freeze({ ...next.limits, messageBytes: old.limits.messageBytes }),

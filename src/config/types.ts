@@ -109,6 +109,41 @@ export interface AdminConfig {
   readonly probeAddress: string | undefined;
 }
 
+/** PostgreSQL's connection settings (meshaudit.store.postgres): each key falls back to its PG* variable, as libpq's. */
+export interface PostgresStoreConfig {
+  /** host (PGHOST; default localhost). */
+  readonly host: string;
+  /** port (PGPORT; default 5432). */
+  readonly port: number;
+  /** database (PGDATABASE; default: the user's name). */
+  readonly database: string;
+  /** user (PGUSER; default: the user the sidecar runs as). */
+  readonly user: string;
+  /**
+   * A file holding the password, absolute, read at each connection (a rotated secret is picked up);
+   * undefined: PGPASSWORD, then the PGPASSFILE / ~/.pgpass file, as libpq.
+   */
+  readonly passwordFile: string | undefined;
+  /** The schema of the table (PGSCHEMA is not a libpq variable: default public). */
+  readonly schema: string;
+  /** disable, require, verify-ca or verify-full (PGSSLMODE; default disable). */
+  readonly sslMode: PostgresSslMode;
+  /** CAs that sign the server's certificate, absolute (PGSSLROOTCERT); undefined: the system's. */
+  readonly caFile: string | undefined;
+}
+
+export type PostgresSslMode = 'disable' | 'require' | 'verify-ca' | 'verify-full';
+
+/** Where the zone's AccessAudit resources are kept (meshaudit.store): docs/store.md. */
+export interface StoreConfig {
+  /** file: <dataDir>/access-audits.json, this sidecar's own; postgres: the zone's, shared by its replicas. */
+  readonly type: 'file' | 'postgres';
+  /** Set with type postgres. */
+  readonly postgres: PostgresStoreConfig | undefined;
+  /** Create the schema and the table when missing (createSchema); false: a missing table stops start-up. */
+  readonly createSchema: boolean;
+}
+
 export interface Config {
   /** Name of the zone this sidecar serves (meshaudit.zone). */
   readonly zone: string;
@@ -131,6 +166,8 @@ export interface Config {
   /** A Unix domain socket besides TCP (meshaudit.grpc.unixSocket); undefined: none. */
   readonly unixSocket: UnixSocketConfig | undefined;
   readonly admin: AdminConfig;
+  /** Where the AccessAudit resources are kept (meshaudit.store). */
+  readonly store: StoreConfig;
   /** The lowest level the log writes (meshaudit.log.level). */
   readonly logLevel: LogLevel;
   /** The modes of the files and folders the sidecar creates (meshaudit.files: fileMode, dirMode). */

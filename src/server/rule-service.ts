@@ -18,7 +18,7 @@ import type { SingleRecords } from '../pipeline/single-records';
 import { UnavailableError } from '../errors';
 import { formatWithin, IS_REQUIRED, InvalidArgumentError, under, type Violation } from '../validators';
 import { namesChanged } from '../store/access-audit-store';
-import type { AccessAuditStore, PreparedChange, StoredAccessAudit } from '../store/access-audit-store';
+import type { PreparedChange, RuleStore, StoreDiff, StoredAccessAudit } from '../store/access-audit-store';
 import { parseAccessAuditYaml, RulesFileError } from '../config/rules-files';
 import type { AccessAuditYamlLimits, LoadedAudits } from '../config/rules-files';
 import type { Logger } from '../log';
@@ -39,7 +39,7 @@ export const RULES_FILES_USER: Readonly<EventUser> = Object.freeze({
 const YAML_FIELD = 'yaml';
 
 export interface RuleServiceOptions {
-  readonly store: AccessAuditStore;
+  readonly store: RuleStore;
   /** Holds the rules in force: a change puts its recompiled rules there. */
   readonly evaluator: BatchEvaluator;
   /** Writes the records of changes, and answers Evaluate. */
@@ -128,6 +128,33 @@ export class RuleServiceImpl {
     return this.change(RULES_FILES_USER, () => this.opts.store.prepareSeed(audits), 'rules_files');
   }
 
+  /**
+   * Reads the store again (another replica of the zone changed it, or the database answers again) and
+   * puts what changed in force, without a record: the sidecar that made the change recorded it. Logs one
+   * line when something changed.
+   */
+  refresh(why: string): Promise<StoreDiff | undefined> {
+    return this.serially(async () => {
+      const diff = await this.opts.store.refresh();
+      if (diff !== undefined) this.adopted(diff, why);
+      return diff;
+    });
+  }
+
+  /** Puts in force what the store holds, after a read found it changed elsewhere. */
+  private adopted(diff: StoreDiff, why: string): void {
+    const audits = this.opts.store.list();
+    this.opts.evaluator.setRules(compileRules(audits, this.opts.skipDefaultTypes));
+    this.opts.metrics.accessAudits.set(audits.length);
+    this.opts.log.info(
+      `AccessAudits changed in the zone's store (${why}): in force now, recorded by the replica that changed them`,
+      {
+        ...diff,
+        store: this.opts.store.location,
+      },
+    );
+  }
+
   /** Prepares, records, persists and puts in force one change, alone. */
   private change(
     operator: EventUser,
@@ -139,22 +166,30 @@ export class RuleServiceImpl {
       if (this.opts.serving.draining) {
         throw new UnavailableError('the sidecar is shutting down; retry against the restarted sidecar');
       }
-      const change = prepare();
-      if (change.changes.length === 0) return change;
-      const before = this.opts.evaluator.rules;
-      const after = compileRules(change.after, this.opts.skipDefaultTypes);
-      // The new rules take effect in the same tick as the change's record enters the writer's queue:
-      // events before the record in the audit file were judged by the old rules, events after it by
-      // the new ones. If the change fails, the old rules come back.
-      this.opts.evaluator.setRules(after);
+      let before = this.opts.evaluator.rules;
       let recorded = 0;
-      try {
-        recorded = await this.record(change, operator, before, after);
-        this.opts.store.commit(change);
-      } catch (err) {
-        this.opts.evaluator.setRules(before);
-        throw err;
-      }
+      const change = await this.opts.store
+        .change(operator.name, async (refreshed) => {
+          // The store moved on elsewhere (another replica): that is in force before this change is judged.
+          if (refreshed !== undefined) {
+            this.adopted(refreshed, 'read before a change');
+            before = this.opts.evaluator.rules;
+          }
+          const change = prepare();
+          if (change.changes.length === 0) return change;
+          const after = compileRules(change.after, this.opts.skipDefaultTypes);
+          // The new rules take effect in the same tick as the change's record enters the writer's queue:
+          // events before the record in the audit file were judged by the old rules, events after it by
+          // the new ones. If the change fails, the old rules come back.
+          this.opts.evaluator.setRules(after);
+          recorded = await this.record(change, operator, before, after);
+          return change;
+        })
+        .catch((err) => {
+          this.opts.evaluator.setRules(before);
+          throw err;
+        });
+      if (change.changes.length === 0) return change;
       this.opts.metrics.ruleChanges.labels(source).inc(change.changes.length);
       this.opts.metrics.accessAudits.set(change.after.length);
       this.opts.log.info('AccessAudit changed', { changes: change.changes, user: operator.name, recorded });

@@ -17,6 +17,7 @@ export class ServingState extends EventEmitter<ServingEvents> {
   private failingParts: readonly string[] = [];
   private startingUp: boolean;
   private failedByHand = false;
+  private degradedBecause: string | undefined;
 
   /**
    * `starting`: the sidecar is still starting (the admin answers /ready before the services are
@@ -49,6 +50,21 @@ export class ServingState extends EventEmitter<ServingEvents> {
   /** True while an operator failed the health check by hand (POST /healthcheck/fail), until /healthcheck/ok. */
   get healthcheckFailed(): boolean {
     return this.failedByHand;
+  }
+
+  /**
+   * Why the sidecar runs degraded: it takes and writes every event (health stays SERVING), but a part it
+   * depends on for rule changes is missing (the PostgreSQL store). Undefined: not degraded.
+   */
+  get degraded(): string | undefined {
+    return this.degradedBecause;
+  }
+
+  /** Sets (a reason) or clears (undefined) the degraded state. */
+  setDegraded(reason: string | undefined): void {
+    if (this.degradedBecause === reason) return;
+    this.degradedBecause = reason;
+    this.emit('change');
   }
 
   /** Whether health says SERVING (and /ready LIVE): started, not draining, everything writes, not failed by hand. */

@@ -85,6 +85,49 @@ export interface StoreOptions {
   readonly maxRules?: number;
   /** The file's mode (meshaudit.files); DEFAULT_FILE_MODES by default. */
   readonly modes?: FileModes;
+  /** The file's name in the folder: ACCESS_AUDITS_FILE by default (the PostgreSQL store's cache has its own). */
+  readonly fileName?: string;
+}
+
+/** What replacing the whole store changed, by resource name. */
+export interface StoreDiff {
+  readonly created: readonly string[];
+  readonly updated: readonly string[];
+  readonly deleted: readonly string[];
+}
+
+/**
+ * Where the rule service keeps the zone's AccessAudits: this file store, or PostgreSQL
+ * (src/store/postgres-store.ts). Changes are planned in memory (prepare*), then made by change().
+ */
+export interface RuleStore {
+  readonly type: 'file' | 'postgres';
+  /** Names the store in logs and messages. */
+  readonly location: string;
+  /** Why the store cannot take changes now (the database is unreachable); undefined: it can. */
+  readonly degraded: string | undefined;
+  list(): StoredAccessAudit[];
+  get(name: string): StoredAccessAudit;
+  prepareCreate(input: unknown): PreparedChange;
+  prepareUpdate(input: unknown, version: number): PreparedChange;
+  prepareDelete(name: string, version: number): PreparedChange;
+  prepareApply(audits: readonly ValidAccessAudit[]): PreparedChange;
+  prepareSeed(audits: readonly ValidAccessAudit[]): PreparedChange;
+  /**
+   * Makes one change, alone: `work` prepares it (against the state as the store holds it now: for
+   * PostgreSQL, the zone is locked and read again first, and `refreshed` says what that changed) and
+   * records it; the change is committed once `work` resolves. Callers serialise their changes.
+   * `changedBy` is the user the store writes beside the change.
+   */
+  change(
+    changedBy: string,
+    work: (refreshed: StoreDiff | undefined) => Promise<PreparedChange>,
+  ): Promise<PreparedChange>;
+  /** Reads the whole store again (a change made elsewhere): what it changed in memory, undefined: nothing. */
+  refresh(): Promise<StoreDiff | undefined>;
+  /** Writes what is in memory again (the data directory was removed while the sidecar ran). */
+  persistAgain(): void;
+  close(): Promise<void>;
 }
 
 interface Upsert {
@@ -92,7 +135,9 @@ interface Upsert {
   readonly origin: Origin;
 }
 
-export class AccessAuditStore {
+export class AccessAuditStore implements RuleStore {
+  readonly type = 'file';
+  readonly degraded = undefined;
   readonly file: string;
   private byName = new Map<string, StoredAccessAudit>();
   /** Bumped on every commit. */
@@ -103,7 +148,7 @@ export class AccessAuditStore {
     dir: string,
     private readonly opts: StoreOptions,
   ) {
-    this.file = path.join(dir, ACCESS_AUDITS_FILE);
+    this.file = path.join(dir, opts.fileName ?? ACCESS_AUDITS_FILE);
     this.fs = opts.fs ?? nodeFs;
   }
 
@@ -124,6 +169,56 @@ export class AccessAuditStore {
     const warnings = new Violations();
     this.byName = this.decode(text, warnings);
     return [...warnings.list];
+  }
+
+  get location(): string {
+    return this.file;
+  }
+
+  /** The file is this sidecar's alone: what is in memory is what it holds. */
+  async change(
+    _changedBy: string,
+    work: (refreshed: StoreDiff | undefined) => Promise<PreparedChange>,
+  ): Promise<PreparedChange> {
+    const change = await work(undefined);
+    this.commit(change);
+    return change;
+  }
+
+  async refresh(): Promise<StoreDiff | undefined> {
+    return undefined;
+  }
+
+  async close(): Promise<void> {}
+
+  /**
+   * Replaces every resource with `entries`, as another store holds them (checked as a load checks the
+   * file: StoreCorruptError names what this sidecar refuses), and writes the file. Returns what changed
+   * (undefined: nothing, and nothing is written), and the warnings of the resources. Without `persist`,
+   * nothing is written (--check-config).
+   */
+  replaceAll(
+    entries: readonly unknown[],
+    source: string,
+    persist = true,
+  ): { diff: StoreDiff | undefined; warnings: Violation[] } {
+    const warnings = new Violations();
+    const next = this.validateEntries(entries, warnings, source);
+    const created: string[] = [];
+    const updated: string[] = [];
+    for (const [name, audit] of next) {
+      const old = this.byName.get(name);
+      if (old === undefined) created.push(name);
+      else if (old.version !== audit.version || old.origin !== audit.origin || !sameRules(old, audit))
+        updated.push(name);
+    }
+    const deleted = [...this.byName.keys()].filter((name) => !next.has(name));
+    if (created.length + updated.length + deleted.length === 0)
+      return { diff: undefined, warnings: [...warnings.list] };
+    this.byName = next;
+    this.generation++;
+    if (persist) this.writeAtomically(encode(this.list()));
+    return { diff: { created, updated, deleted }, warnings: [...warnings.list] };
   }
 
   /** Every resource, sorted by name. */
@@ -265,15 +360,23 @@ export class AccessAuditStore {
     if (typeof doc !== 'object' || doc === null || root.format !== FILE_FORMAT || !Array.isArray(root.accessAudits)) {
       throw this.corrupt(`not an AccessAudit store of format ${FILE_FORMAT}`);
     }
+    return this.validateEntries(root.accessAudits, warnings, `the AccessAudit store ${this.file}`);
+  }
+
+  /** Stored resources, validated again: the configuration (extraResourceTypes) may have changed since they were written. */
+  private validateEntries(
+    entries: readonly unknown[],
+    warnings: Violations,
+    source: string,
+  ): Map<string, StoredAccessAudit> {
     const byName = new Map<string, StoredAccessAudit>();
     const problems = new Violations();
-    root.accessAudits.forEach((entry: unknown, i) => {
+    entries.forEach((entry: unknown, i) => {
       const at = index('accessAudits', i);
       const { version, origin } = (entry ?? {}) as { version?: unknown; origin?: unknown };
       if (!Number.isSafeInteger(version) || (version as number) < 1)
         problems.add(`${at}.version`, 'must be a positive integer');
       if (origin !== 'api' && origin !== 'file') problems.add(`${at}.origin`, 'must be "api" or "file"');
-      // Validated again: the configuration (extraResourceTypes) may have changed since it was written.
       const res = validateAccessAudit(entry as AccessAudit, {
         knownTypes: this.opts.knownTypes,
         meshOnGlobalTypes: 'warning',
@@ -286,7 +389,7 @@ export class AccessAuditStore {
     });
     if (!problems.isEmpty) {
       throw new StoreCorruptError(
-        `the AccessAudit store ${this.file} holds resources this sidecar refuses ` +
+        `${source} holds resources this sidecar refuses ` +
           `(a type missing from meshaudit.extraResourceTypes, or a hand edit?):\n  ${problems.list.map(formatViolation).join('\n  ')}`,
       );
     }

@@ -83,6 +83,7 @@ describe('loadConfig', () => {
       extraResourceTypes: [],
       fsync: false,
       drainTimeoutMs: 10_000,
+      store: { type: 'file', postgres: undefined, createSchema: false },
       limits: {
         messageBytes: 4 * 1024 * 1024,
         statusBytes: 8192,

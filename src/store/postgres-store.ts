@@ -1,0 +1,544 @@
+// The zone's AccessAudit resources in PostgreSQL (meshaudit.store.type: postgres), shared by every
+// replica of the zone's control plane: one rule set per zone, as Kong Mesh keeps AccessAudit in the zone's
+// own store. docs/store.md is the operator's side of this file.
+//
+// - One table, keyed by zone and name (tableSql below, shipped as deploy/postgres/schema.sql): zones may
+//   share a server and never see each other's rows.
+// - A change locks the zone (a transaction-scoped advisory lock, so that creates are serialised too),
+//   reads the zone again, is prepared against what it holds, writes its audit record (the caller's work),
+//   then writes the rows, each update and delete only at the version it was prepared against, notifies,
+//   and commits. Two changes at one version on two replicas: the second reads the first's version and
+//   gets ABORTED, writing no record. A sidecar killed mid-change leaves the transaction uncommitted: the
+//   rows hold the old version whole, and the trail holds the record of the attempt.
+// - Every sidecar LISTENs: a change committed by another replica is read (the whole zone) and put in force
+//   at once, without a record (that replica recorded it). After any reconnect the whole zone is read
+//   again, so a notification missed meanwhile cannot leave a sidecar stale.
+// - The last rule set read is cached in the data directory (access-audits.postgres-cache.json). While the
+//   database cannot be reached the sidecar keeps recording with it, is `degraded`, and refuses changes
+//   (UNAVAILABLE); a sidecar started then starts on the cache, and one with no cache refuses to start.
+//   The connection is retried with a jittered backoff.
+//
+// Nothing here knows of gRPC; StoreError is UNAVAILABLE (src/server/status.ts).
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { PostgresStoreConfig, StoreConfig } from '../config/types';
+import type { ValidAccessAudit } from '../rules';
+import type { Violation } from '../validators';
+import {
+  AccessAuditStore,
+  type PreparedChange,
+  type RuleStore,
+  type StoreDiff,
+  type StoreOptions,
+  type StoredAccessAudit,
+} from './access-audit-store';
+import { StaleVersionError, StoreError } from './errors';
+
+/** The table, in the configured schema. */
+export const TABLE = 'meshaudit_access_audits';
+/** The cache of the last rule set read, in the data directory: never the file store's own file. */
+export const POSTGRES_CACHE_FILE = 'access-audits.postgres-cache.json';
+/** One channel per database: payloads name the schema and the zone, so tests' schemas and zones stay apart. */
+export const NOTIFY_CHANNEL = 'meshaudit_access_audits';
+
+/** A connection attempt longer than this counts as the database being unreachable. */
+const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * A change waits this long for the zone's lock (another replica's change, which holds it while its record
+ * is written): past it, UNAVAILABLE rather than a call that hangs.
+ */
+const LOCK_TIMEOUT_MS = 10_000;
+/** Any statement past this is given up (a database that stopped answering without closing the connection). */
+const STATEMENT_TIMEOUT_MS = 15_000;
+/** Reconnect backoff: from the first, doubled up to the last, each with up to half of it added at random. */
+const RECONNECT_FIRST_MS = 250;
+const RECONNECT_MAX_MS = 5_000;
+/** TCP keepalive on every connection: a database host that vanished is noticed without a query. */
+const KEEPALIVE_DELAY_MS = 10_000;
+
+/** The SQL that creates the table (and its schema): deploy/postgres/schema.sql is this for `public`. */
+export function tableSql(schema: string): string {
+  return `CREATE SCHEMA IF NOT EXISTS ${schema};
+
+-- meshaudit's AccessAudit resources, one row per zone and name (docs/store.md).
+CREATE TABLE IF NOT EXISTS ${schema}.${TABLE} (
+  zone       text        NOT NULL,
+  name       text        NOT NULL,
+  -- 1 on creation, one more on every change: optimistic concurrency (UpdateAccessAudit's version).
+  version    bigint      NOT NULL CHECK (version >= 1),
+  -- api: written through RuleService; file: by the --rules files (which delete what they stop defining).
+  origin     text        NOT NULL CHECK (origin IN ('api', 'file')),
+  rules      jsonb       NOT NULL,
+  -- The user who made the change (the authenticated caller, or meshaudit:rules-files), and when.
+  changed_by text        NOT NULL,
+  changed_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (zone, name)
+);
+`;
+}
+
+export interface PostgresStoreOptions extends Omit<StoreOptions, 'fileName' | 'fs'> {
+  readonly zone: string;
+  /** The data directory: the cache of the last rule set read is kept there. */
+  readonly dataDir: string;
+  readonly config: StoreConfig & { postgres: PostgresStoreConfig };
+}
+
+interface PostgresStoreEvents {
+  /** Another replica changed the zone: refresh() reads it. */
+  notified: [];
+  /** The database cannot be reached: changes are refused until `restored`. */
+  degraded: [reason: string];
+  /** The database answers again: refresh() reads what changed meanwhile. */
+  restored: [];
+}
+
+/** The connection settings of node-postgres, from the resolved config. */
+export function clientConfig(p: PostgresStoreConfig, zone: string): pg.ClientConfig {
+  const ssl =
+    p.sslMode === 'disable'
+      ? false
+      : {
+          rejectUnauthorized: p.sslMode !== 'require',
+          ...(p.caFile === undefined ? {} : { ca: readSetting(p.caFile, 'caFile') }),
+          // verify-ca: the chain is checked, the host name is not (libpq's meaning).
+          ...(p.sslMode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
+        };
+  return {
+    host: p.host,
+    port: p.port,
+    database: p.database,
+    user: p.user,
+    // Read at each connection, so that a rotated secret is used without a restart. Undefined: node-postgres
+    // falls back to PGPASSWORD, then the PGPASSFILE (~/.pgpass) file, as libpq does.
+    // A trailing newline is the file's, not the password's (a Kubernetes Secret written by echo).
+    ...(p.passwordFile === undefined
+      ? {}
+      : { password: () => readSetting(p.passwordFile as string, 'passwordFile').replace(/\r?\n$/, '') }),
+    ssl,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    application_name: `meshaudit ${zone}`.slice(0, 63),
+  };
+}
+
+function readSetting(file: string, key: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new StoreError(`can't read meshaudit.store.postgres.${key} ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** The database cannot be reached: UNAVAILABLE, and exit 1 at start-up without a cache (a supervisor retries). */
+export class UnreachableError extends StoreError {}
+
+export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> implements RuleStore {
+  readonly type = 'postgres';
+  readonly location: string;
+  private readonly cache: AccessAuditStore;
+  private readonly pool: pg.Pool;
+  private readonly table: string;
+  private readonly zone: string;
+  private readonly schema: string;
+  /** Names this sidecar in its notifications, so that it skips its own. */
+  private readonly instance = `${os.hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+  private listener: pg.Client | undefined;
+  private degradedBecause: string | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectDelayMs = RECONNECT_FIRST_MS;
+  private closed = false;
+
+  private constructor(private readonly opts: PostgresStoreOptions) {
+    super();
+    const p = opts.config.postgres;
+    this.zone = opts.zone;
+    this.schema = p.schema;
+    this.table = `${p.schema}.${TABLE}`;
+    this.location = `postgres://${p.user}@${p.host}:${p.port}/${p.database} table ${this.table}, zone ${opts.zone}`;
+    // Getters, not a spread: the limits are read on each change, as a reload sets them.
+    this.cache = new AccessAuditStore(opts.dataDir, {
+      knownTypes: opts.knownTypes,
+      modes: opts.modes,
+      onSyncError: opts.onSyncError,
+      fileName: POSTGRES_CACHE_FILE,
+      get maxAccessAudits() {
+        return opts.maxAccessAudits;
+      },
+      get maxRules() {
+        return opts.maxRules;
+      },
+    });
+    this.pool = new pg.Pool({ ...clientConfig(p, opts.zone), max: 2, idleTimeoutMillis: 10_000 });
+    // An idle connection that dies (the server stopped) is reported here; without a handler it would crash the process.
+    this.pool.on('error', () => {});
+  }
+
+  /**
+   * Opens the store: the table checked (or created with createSchema), the zone read and cached, and
+   * the listener started. With the database unreachable, starts degraded on the cache when there is one
+   * (`startedOnCache` says why), and throws UnreachableError when there is none. Returns the warnings of
+   * the stored resources.
+   */
+  static async open(
+    opts: PostgresStoreOptions,
+  ): Promise<{ store: PostgresAccessAuditStore; warnings: Violation[]; startedOnCache: string | undefined }> {
+    const store = new PostgresAccessAuditStore(opts);
+    const cached = store.cache.load();
+    try {
+      await store.ensureTable();
+      // Listening first: a change committed after the read is notified, one before it is read.
+      await store.sql(() => store.listen());
+      const { warnings } = await store.readZone();
+      return { store, warnings, startedOnCache: undefined };
+    } catch (e) {
+      if (!(e instanceof UnreachableError)) {
+        await store.close();
+        throw e;
+      }
+      const reason = store.degradedBecause ?? e.message;
+      if (!fs.existsSync(store.cache.file)) {
+        await store.close();
+        throw new UnreachableError(
+          `the AccessAudit store ${store.location} cannot be reached (${reason}), and this sidecar has no cached ` +
+            `rules yet (${store.cache.file}) to start on: start it again once the database answers`,
+        );
+      }
+      return { store, warnings: cached, startedOnCache: reason };
+    }
+  }
+
+  /**
+   * What --check-config says of the store, writing nothing: the connection, the table (or that start-up
+   * creates it), and the zone's resources as start-up would read them.
+   */
+  static async check(
+    opts: PostgresStoreOptions,
+  ): Promise<{ store: AccessAuditStore; location: string; warnings: Violation[] }> {
+    const store = new PostgresAccessAuditStore(opts);
+    store.closed = true;
+    try {
+      const found = await store.sql(() => store.pool.query('SELECT to_regclass($1) AS table', [store.table]));
+      if (found.rows[0]?.table === null) {
+        if (!opts.config.createSchema) await store.ensureTable();
+      }
+      const rows = found.rows[0]?.table === null ? [] : await store.sql(() => store.selectZone(store.pool));
+      // A planner of the zone as read, in memory alone: --check-config writes nothing.
+      const check = new AccessAuditStore(opts.dataDir, { knownTypes: opts.knownTypes, fileName: POSTGRES_CACHE_FILE });
+      const { warnings } = check.replaceAll(entriesOf(rows), `the AccessAudit store ${store.location}`, false);
+      return { store: check, location: store.location, warnings };
+    } finally {
+      await store.pool.end();
+    }
+  }
+
+  /** The file that caches the last rule set read. */
+  get cacheFile(): string {
+    return this.cache.file;
+  }
+
+  get degraded(): string | undefined {
+    return this.degradedBecause;
+  }
+
+  list(): StoredAccessAudit[] {
+    return this.cache.list();
+  }
+
+  get(name: string): StoredAccessAudit {
+    return this.cache.get(name);
+  }
+
+  prepareCreate(input: unknown): PreparedChange {
+    return this.cache.prepareCreate(input);
+  }
+
+  prepareUpdate(input: unknown, version: number): PreparedChange {
+    return this.cache.prepareUpdate(input, version);
+  }
+
+  prepareDelete(name: string, version: number): PreparedChange {
+    return this.cache.prepareDelete(name, version);
+  }
+
+  prepareApply(audits: readonly ValidAccessAudit[]): PreparedChange {
+    return this.cache.prepareApply(audits);
+  }
+
+  prepareSeed(audits: readonly ValidAccessAudit[]): PreparedChange {
+    return this.cache.prepareSeed(audits);
+  }
+
+  persistAgain(): void {
+    this.cache.persistAgain();
+  }
+
+  async change(
+    changedBy: string,
+    work: (refreshed: StoreDiff | undefined) => Promise<PreparedChange>,
+  ): Promise<PreparedChange> {
+    if (this.degradedBecause !== undefined) throw this.unavailable(this.degradedBecause);
+    const client = await this.sql(() => this.pool.connect());
+    let done = false;
+    try {
+      await this.sql(async () => {
+        await client.query('BEGIN');
+        await client.query(`SET LOCAL lock_timeout = ${LOCK_TIMEOUT_MS}`);
+        await this.lockZone(client);
+      });
+      const { diff: refreshed } = this.adopt(await this.sql(() => this.selectZone(client)));
+      const change = await work(refreshed);
+      await this.sql(async () => {
+        if (change.changes.length > 0) {
+          await this.write(client, change, changedBy);
+          await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, this.payload()]);
+        }
+        await client.query(change.changes.length > 0 ? 'COMMIT' : 'ROLLBACK');
+      });
+      done = true;
+      // Committed: the cache follows (a cache that cannot be written is reported by onSyncError or thrown
+      // as StoreError after the change is in the database, where the next read finds it).
+      this.cache.commit(change);
+      return change;
+    } finally {
+      if (!done) await client.query('ROLLBACK').catch(() => {});
+      client.release(done ? undefined : true);
+    }
+  }
+
+  async refresh(): Promise<StoreDiff | undefined> {
+    if (this.degradedBecause !== undefined) return undefined;
+    return (await this.readZone()).diff;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    const listener = this.listener;
+    this.listener = undefined;
+    await Promise.allSettled([listener?.end(), this.pool.end()]);
+  }
+
+  /** The table exists, or is created (createSchema); a missing one names itself and the SQL that makes it. */
+  private async ensureTable(): Promise<void> {
+    if (this.opts.config.createSchema) {
+      const client = await this.sql(() => this.pool.connect());
+      try {
+        // Replicas starting at once with createSchema race to create the same table: one at a time.
+        await this.sql(async () => {
+          await client.query('BEGIN');
+          await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`meshaudit:schema:${this.schema}`]);
+          await client.query(tableSql(this.schema));
+          await client.query('COMMIT');
+        });
+      } finally {
+        await client.query('ROLLBACK').catch(() => {});
+        client.release();
+      }
+      return;
+    }
+    const found = await this.sql(() => this.pool.query('SELECT to_regclass($1) AS table', [this.table]));
+    if (found.rows[0]?.table === null) {
+      throw new StoreError(
+        `the AccessAudit store's table ${this.table} does not exist in ${this.location.split(' table')[0]}: ` +
+          `create it with deploy/postgres/schema.sql (as a user that may), or set meshaudit.store.createSchema: true. ` +
+          `The SQL:\n${tableSql(this.schema)}`,
+      );
+    }
+  }
+
+  /** Reads the whole zone and puts it in memory and in the cache. */
+  private async readZone(): Promise<{ diff: StoreDiff | undefined; warnings: Violation[] }> {
+    // One statement: a consistent snapshot of the zone, on whichever pooled connection is free.
+    return this.adopt(await this.sql(() => this.selectZone(this.pool)));
+  }
+
+  private adopt(rows: ZoneRow[]): { diff: StoreDiff | undefined; warnings: Violation[] } {
+    return this.cache.replaceAll(entriesOf(rows), `the AccessAudit store ${this.location}`);
+  }
+
+  private async selectZone(on: pg.Pool | pg.PoolClient): Promise<ZoneRow[]> {
+    const result = await on.query<ZoneRow>(
+      `SELECT name, version, origin, rules FROM ${this.table} WHERE zone = $1 ORDER BY name`,
+      [this.zone],
+    );
+    return result.rows;
+  }
+
+  private lockZone(client: pg.PoolClient): Promise<unknown> {
+    return client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`meshaudit:${this.schema}:${this.zone}`]);
+  }
+
+  /** Writes each row the change touches, each update and delete only at the version it was prepared against. */
+  private async write(client: pg.PoolClient, change: PreparedChange, changedBy: string): Promise<void> {
+    const after = new Map(change.after.map((a) => [a.name, a]));
+    for (const { action, name } of change.changes) {
+      const before = this.cache.list().find((a) => a.name === name);
+      const audit = after.get(name);
+      let written: number | null;
+      if (action === 'CREATE' && audit !== undefined) {
+        written = (
+          await client.query(
+            `INSERT INTO ${this.table} (zone, name, version, origin, rules, changed_by) VALUES ($1, $2, $3, $4, $5, $6)`,
+            [this.zone, name, audit.version, audit.origin, JSON.stringify(audit.rules), changedBy],
+          )
+        ).rowCount;
+      } else if (action === 'UPDATE' && audit !== undefined && before !== undefined) {
+        written = (
+          await client.query(
+            `UPDATE ${this.table} SET version = $3, origin = $4, rules = $5, changed_by = $6, changed_at = now() ` +
+              'WHERE zone = $1 AND name = $2 AND version = $7',
+            [this.zone, name, audit.version, audit.origin, JSON.stringify(audit.rules), changedBy, before.version],
+          )
+        ).rowCount;
+      } else if (action === 'DELETE' && before !== undefined) {
+        written = (
+          await client.query(`DELETE FROM ${this.table} WHERE zone = $1 AND name = $2 AND version = $3`, [
+            this.zone,
+            name,
+            before.version,
+          ])
+        ).rowCount;
+      } else {
+        throw new Error(`a ${action} of AccessAudit "${name}" that the store's state does not allow`);
+      }
+      // The zone is locked and was read under the lock: only a write from outside meshaudit gets here.
+      if (written !== 1) throw new StaleVersionError(name, -1, before?.version ?? 0);
+    }
+  }
+
+  private payload(): string {
+    return JSON.stringify({ schema: this.schema, zone: this.zone, by: this.instance });
+  }
+
+  /**
+   * Runs database calls: an error the server answered with becomes StoreError (UNAVAILABLE, naming the
+   * store), any other (the connection) UnreachableError, which also degrades the store.
+   */
+  private async sql<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (e) {
+      if (e instanceof StaleVersionError || e instanceof StoreError) throw e;
+      throw this.translate(e);
+    }
+  }
+
+  /** Starts listening; a listener that fails makes the store degraded until a new one listens. */
+  private async listen(): Promise<void> {
+    const client = new pg.Client(clientConfig(this.opts.config.postgres, this.zone));
+    const lost = (err?: Error): void => {
+      if (this.listener !== client) return;
+      this.listener = undefined;
+      client.end().catch(() => {});
+      this.degrade(err === undefined ? 'the connection to the database ended' : describe(err));
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
+    client.on('notification', (msg) => {
+      if (msg.channel !== NOTIFY_CHANNEL || msg.payload === undefined) return;
+      let from: { schema?: unknown; zone?: unknown; by?: unknown };
+      try {
+        from = JSON.parse(msg.payload);
+      } catch {
+        return;
+      }
+      if (from.schema === this.schema && from.zone === this.zone && from.by !== this.instance) this.emit('notified');
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+    } catch (e) {
+      client.end().catch(() => {});
+      throw e;
+    }
+    if (this.closed) {
+      await client.end();
+      return;
+    }
+    this.listener = client;
+  }
+
+  /** Marks the store degraded (once per outage) and retries the connection. */
+  private degrade(reason: string): void {
+    if (this.closed) return;
+    if (this.degradedBecause === undefined) {
+      this.degradedBecause = reason;
+      this.emit('degraded', reason);
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnectTimer !== undefined) return;
+    const delay = this.reconnectDelayMs * (1 + Math.random() / 2);
+    this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, RECONNECT_MAX_MS);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.reconnect().catch(() => {});
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
+  private async reconnect(): Promise<void> {
+    try {
+      if (this.listener === undefined) await this.listen();
+    } catch (e) {
+      this.degradedBecause = describe(e);
+      this.scheduleReconnect();
+      return;
+    }
+    if (this.closed || this.degradedBecause === undefined) return;
+    this.degradedBecause = undefined;
+    this.reconnectDelayMs = RECONNECT_FIRST_MS;
+    this.emit('restored');
+  }
+
+  private translate(e: unknown): StoreError {
+    if (e instanceof pg.DatabaseError && !isConnectionCode(e.code)) {
+      if (e.code === '55P03') {
+        return new StoreError(
+          `another change in zone ${this.zone} held the AccessAudit store's lock for ${LOCK_TIMEOUT_MS / 1000} s; retry later`,
+        );
+      }
+      return new StoreError(`the AccessAudit store ${this.location} refused: ${describe(e)}`);
+    }
+    const reason = describe(e);
+    this.degrade(reason);
+    return this.unavailable(reason);
+  }
+
+  private unavailable(reason: string): UnreachableError {
+    return new UnreachableError(
+      `the AccessAudit store ${this.location} cannot be reached (${reason}): rule changes are refused until it ` +
+        'answers; events are recorded meanwhile with the last rules read',
+    );
+  }
+}
+
+interface ZoneRow {
+  name: string;
+  version: string | number;
+  origin: string;
+  rules: unknown;
+}
+
+/** Rows as the store's entries (bigint comes as a string). */
+function entriesOf(rows: readonly ZoneRow[]): unknown[] {
+  return rows.map((r) => ({ name: r.name, version: Number(r.version), origin: r.origin, rules: r.rules }));
+}
+
+/** 08: connection exception; 57P: the server is shutting down or restarting. */
+function isConnectionCode(code: string | undefined): boolean {
+  return code?.startsWith('08') === true || code?.startsWith('57P') === true;
+}
+
+function describe(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  return err.code !== undefined && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message;
+}
