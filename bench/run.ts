@@ -2,13 +2,14 @@
 // (issue 4), beside the floor (no gRPC) and the naive grpc-js baselines, all in the same run.
 //
 //   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: about 30 s in all
-//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1w s2 s4 s5 naive-unary s3 s6)
+//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1p s1w s2 s4 s5 naive-unary s3 s6;
+//                     s1p uses PostgreSQL: the PG* variables, else 127.0.0.1:5432 database test user postgres)
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
 //   BENCH_SIDECAR=/other/worktree/dist/src/cli/main.js   the sidecar build every sidecar scenario runs
 //                     (default: this checkout's), for an A/B of two builds on the same inputs
-//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s2 s4 naive-unary s3), 1 to 9:
+//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1p s2 s4 naive-unary s3), 1 to 9:
 //                     3 by default, 1 in quick runs; profile runs always have 1 (see rounds.ts)
 //
 // Every child process is killed and every temp folder removed on any exit; every wait has a time
@@ -296,10 +297,11 @@ function log(msg: string): void {
  * happen several times per scenario, keeping every file (`maxRetainedFiles: 0`): the exactly-once
  * check reads them all. The same helper writes the crash test's config.
  */
-function sidecarConfig(dir: string, fsync: boolean, accessAudits?: number): string {
+function sidecarConfig(dir: string, fsync: boolean, accessAudits?: number, postgresSchema?: string): string {
   return writeSidecarConfig(dir, {
     zone: 'bench',
     fsync,
+    ...(postgresSchema === undefined ? {} : { postgres: { ...BENCH_POSTGRES, schema: postgresSchema } }),
     // Scenario 4's 10k AccessAudits pass meshaudit.limits.accessAudits (1,000 by default): raised for it alone.
     ...(accessAudits === undefined ? {} : { limits: { accessAudits } }),
     drainTimeoutSeconds: 10,
@@ -343,6 +345,37 @@ interface ServerScenario {
   compareTo: { floor: boolean; naive: 'naive-stream' | 'naive-unary' | null };
   /** Runs in every round: a target compares it with another scenario (rounds.ts). */
   repeated?: boolean;
+  /** The AccessAudit store on PostgreSQL (a schema of the scenario's own), not the file store. */
+  postgres?: boolean;
+}
+
+/**
+ * The PostgreSQL of the store scenario: PG* variables, else the server every developer's machine runs
+ * (127.0.0.1:5432, database test, user postgres, trust auth).
+ */
+const BENCH_POSTGRES = {
+  host: process.env.PGHOST ?? '127.0.0.1',
+  port: Number(process.env.PGPORT ?? 5432),
+  database: process.env.PGDATABASE ?? 'test',
+  user: process.env.PGUSER ?? 'postgres',
+};
+
+/** Runs one statement on the benchmark's PostgreSQL; rejects when it cannot be reached. */
+async function pgQuery(sql: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ ...BENCH_POSTGRES, connectionTimeoutMillis: 2_000 });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The schema of a PostgreSQL scenario: one per run and scenario, dropped when it ends. */
+function pgSchemaOf(s: ServerScenario): string {
+  return `meshaudit_bench_${process.pid}_${s.id}`;
 }
 
 /** Starts the scenario's server on a free port; resolves with it and the port it listens on. */
@@ -352,7 +385,12 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
   const flags = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, s.id)] : []), ...NODE_FLAGS];
   if (s.server === 'meshaudit') {
     const rules = [BASE_RULES, ...(s.rulesFiles?.() ?? [])];
-    const config = sidecarConfig(dir, s.fsync ?? false, s.rulesFiles === undefined ? undefined : 20_000);
+    const config = sidecarConfig(
+      dir,
+      s.fsync ?? false,
+      s.rulesFiles === undefined ? undefined : 20_000,
+      s.postgres ? pgSchemaOf(s) : undefined,
+    );
     // As every launcher runs it (src/cli/node-flags.ts); BENCH_NODE_FLAGS come after and win.
     const child = new Child(
       `sidecar (${s.id})`,
@@ -612,6 +650,16 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     repeated: true,
   },
   { id: 's1', title: '1 one stream', server: 'meshaudit', load: streamLoad(1), compareTo: vsStream, repeated: true },
+  // Scenario 1 with the AccessAudit store on PostgreSQL: rules are in memory, so the event path should not see it.
+  {
+    id: 's1p',
+    title: '1p PostgreSQL store',
+    server: 'meshaudit',
+    postgres: true,
+    load: streamLoad(1),
+    compareTo: vsStream,
+    repeated: true,
+  },
   // Informational: scenario 1 on the old workload, whole-second dates shared by 1,000 events, beside
   // the per-event one (compared with the per-event floor and naive stream, as scenario 1 is).
   {
@@ -693,6 +741,7 @@ function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, Scenario
     atLeast('scenario 1 vs the naive baseline', ratio('s1', 'naive-stream'), 1.25),
     atLeast('scenario 1 vs the floor', ratio('s1', 'floor'), 0.6),
     atLeast('scenario 2 vs scenario 1', ratio('s2', 's1'), 1.0),
+    atLeast('scenario 1, PostgreSQL store vs file store (within 10%)', ratio('s1p', 's1'), 0.9),
     atLeast('scenario 3 vs the naive unary server', ratio('s3', 'naive-unary'), 1.2),
     atLeast('scenario 4 vs scenario 1 (within 10%)', ratio('s4', 's1'), 0.9),
     {
@@ -753,7 +802,20 @@ async function main(): Promise<void> {
       const repeated = s !== 'floor' && s.repeated === true;
       if (round > 1 && !repeated) continue;
       log(`${id}: running${ROUNDS > 1 && repeated ? ` (round ${round} of ${ROUNDS})` : ''}`);
+      if (s !== 'floor' && s.postgres) {
+        const reachable = await pgQuery('SELECT 1').then(
+          () => true,
+          (err: Error) => {
+            log(
+              `${id}: skipped: PostgreSQL at ${BENCH_POSTGRES.host}:${BENCH_POSTGRES.port} (PG* variables) cannot be reached: ${err.message}`,
+            );
+            return false;
+          },
+        );
+        if (!reachable) continue;
+      }
       const r = s === 'floor' ? await runFloor() : await runServerScenario(s);
+      if (s !== 'floor' && s.postgres) await pgQuery(`DROP SCHEMA IF EXISTS ${pgSchemaOf(s)} CASCADE`).catch(() => {});
       rounds.set(id, [...(rounds.get(id) ?? []), r]);
       log(summaryLine(r));
     }

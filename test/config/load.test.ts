@@ -162,6 +162,10 @@ describe('loadConfig', () => {
           '  files: {fileMode: "0600", dirMode: "0700"}',
           '  admin: {address: "0.0.0.0:15691", probeAddress: "0.0.0.0:15692"}',
           '  log: {level: debug}',
+          '  store:',
+          '    type: postgres',
+          '    createSchema: true',
+          '    postgres: {host: db.zone-1, port: 6432, database: kuma, user: meshaudit, passwordFile: secrets/pg, schema: audit, sslMode: verify-full, caFile: /etc/pg-ca.pem}',
           '  grpc:',
           '    address: "[::1]:15690"',
           '    maxMessageBytes: 1048576',
@@ -202,6 +206,20 @@ describe('loadConfig', () => {
         zone: 'zone-1.eu',
         admin: { address: '0.0.0.0:15691', probeAddress: '0.0.0.0:15692' },
         logLevel: 'debug',
+        store: {
+          type: 'postgres',
+          createSchema: true,
+          postgres: {
+            host: 'db.zone-1',
+            port: 6432,
+            database: 'kuma',
+            user: 'meshaudit',
+            passwordFile: path.join(dir, 'secrets/pg'),
+            schema: 'audit',
+            sslMode: 'verify-full',
+            caFile: '/etc/pg-ca.pem',
+          },
+        },
         grpcAddress: '[::1]:15690',
         dataDir: '/var/lib/meshaudit',
         extraResourceTypes: [
@@ -392,6 +410,46 @@ describe('loadConfig', () => {
     }
   });
 
+  describe('meshaudit.store.postgres', () => {
+    const env = { PGHOST: 'db.env', PGPORT: '6543', PGDATABASE: 'kumadb', PGUSER: 'cp', PGSSLMODE: 'require' };
+    const store = (text: string, over: NodeJS.ProcessEnv = env) => {
+      fs.writeFileSync(path.join(dir, 'store.yaml'), text);
+      return loadConfig({ file: 'store.yaml', cwd: dir, env: over });
+    };
+
+    it('takes each key absent from the file from its PG* variable, as libpq does; the file wins', () => {
+      const { config } = store(withMeshaudit('store:', '  type: postgres', '  postgres: {port: 5433}'));
+      expect(config.store.postgres).to.deep.equal({
+        host: 'db.env',
+        port: 5433,
+        database: 'kumadb',
+        user: 'cp',
+        passwordFile: undefined,
+        schema: 'public',
+        sslMode: 'require',
+        caFile: undefined,
+      });
+    });
+
+    it('names the variable when it is what is wrong', () => {
+      const err = errorOf(() => store(withMeshaudit('store:', '  type: postgres'), { PGPORT: 'x5432' }));
+      expect(err.message).to.contain(
+        'meshaudit.store.postgres.port: is not set, and PGPORT must be an integer from 1 to 65535, got "x5432"',
+      );
+    });
+
+    it('is ignored, with a warning, while the store is the file', () => {
+      const { config, warnings } = store(withMeshaudit('store:', '  postgres: {host: db}'));
+      expect(config.store).to.deep.equal({ type: 'file', postgres: undefined, createSchema: false });
+      expect(warnings).to.deep.equal([
+        'config.yaml:3: meshaudit.store.postgres: is ignored: meshaudit.store.type is file (set it to postgres to use it)'.replace(
+          'config.yaml:3',
+          'store.yaml:3',
+        ),
+      ]);
+    });
+  });
+
   describe('rejects, with the message a user sees', () => {
     const cases: Array<{ name: string; text: string; message: string }> = [
       // Callers and permissions
@@ -419,6 +477,25 @@ describe('loadConfig', () => {
         message:
           'config.yaml:3: meshaudit.admin.probeAddress: must be host:port with a port from 0 to 65535 (IPv6 in ' +
           'brackets: [::1]:5691), or "" (off), got 5692',
+      },
+      {
+        name: 'a store type that does not exist',
+        text: withMeshaudit('store:', '  type: etcd'),
+        message: 'config.yaml:3: meshaudit.store.type: must be one of "file", "postgres", got "etcd"',
+      },
+      {
+        name: "libpq's prefer, which falls back to plain text",
+        text: withMeshaudit('store:', '  type: postgres', '  postgres:', '    sslMode: prefer'),
+        message:
+          'config.yaml:5: meshaudit.store.postgres.sslMode: must be one of "disable", "require", "verify-ca", ' +
+          '"verify-full" (libpq\'s "prefer" falls back to plain text, which this client does not do), got "prefer"',
+      },
+      {
+        name: 'a schema that is no plain SQL identifier',
+        text: withMeshaudit('store:', '  type: postgres', '  postgres:', '    schema: "a; DROP TABLE x"'),
+        message:
+          'config.yaml:5: meshaudit.store.postgres.schema: must be a lowercase SQL identifier: a-z, 0-9 and _, not ' +
+          'starting with a digit, at most 63, got "a; DROP TABLE x"',
       },
       {
         name: 'a log level pino does not have',
