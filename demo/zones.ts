@@ -1,7 +1,9 @@
 // `make demo-zones`: two zones, each with its own sidecar, config, rules, data and audit files under
 // ./var/demo-zones/<zone>/, a control plane streaming to each through AuditClient, a rule change in zone-2
-// alone, then the evidence that each zone's records and rules stay its own. Exit code 0 when every check
-// holds, 1 otherwise (130 on Ctrl-C); both sidecars are stopped with SIGTERM in every case.
+// alone (with `meshaudit rules apply`, as an operator makes it), then the evidence that each zone's records
+// and rules stay its own. Exit code 0 when every check holds, 1 otherwise (130 on Ctrl-C); both sidecars
+// are stopped with SIGTERM in every case.
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -11,6 +13,8 @@ import { meshauditClients } from '../src/client/services';
 
 /** Everything of the demo, made again at each run; nothing else under ./var is touched. */
 const ROOT = path.join('var', 'demo-zones');
+/** The checkout's meshaudit command (this file runs as dist/demo/zones.js). */
+const BIN = path.resolve(__dirname, '../../bin/meshaudit');
 const ZONES = ['zone-1', 'zone-2'] as const;
 type Zone = (typeof ZONES)[number];
 
@@ -20,7 +24,7 @@ const RULES: Record<Zone, string> = {
     'type: AccessAudit\nname: zone-1-changes\nrules:\n- types: ["TrafficRoute"]\n  access: ["CREATE", "DELETE"]\n',
   'zone-2': 'type: AccessAudit\nname: zone-2-deletes\nrules:\n- access: ["DELETE"]\n',
 };
-/** The rule change, applied to zone-2 alone through RuleService.ApplyAccessAudits. */
+/** The rule change, applied to zone-2 alone with `meshaudit rules apply -f`. */
 const ZONE_2_CHANGE = 'type: AccessAudit\nname: zone-2-everything\nrules:\n- accessAll: true\n';
 const ACTIONS = ['CREATE', 'UPDATE', 'DELETE'];
 
@@ -48,7 +52,6 @@ interface RunningZone {
 
 interface RuleStub extends grpc.Client {
   ListAccessAudits(req: object, cb: (err: grpc.ServiceError | null, res: ListReply) => void): void;
-  ApplyAccessAudits(req: object, cb: (err: grpc.ServiceError | null, res: ApplyReply) => void): void;
 }
 interface ListReply {
   accessAudits: Array<{
@@ -57,10 +60,11 @@ interface ListReply {
     rules: Array<{ types: string[]; mesh: string; access: string[]; accessAll: boolean }>;
   }>;
 }
-interface ApplyReply {
-  created: string[];
-  updated: string[];
-  unchanged: string[];
+/** What `meshaudit rules apply` prints (a list left out when empty). */
+interface ApplyOutput {
+  created?: string[];
+  updated?: string[];
+  unchanged?: string[];
 }
 
 /** Every sidecar spawned, started or not: what stopAll stops. */
@@ -84,7 +88,7 @@ function event(zone: Zone, round: number, action: string): AuditEvent {
   };
 }
 
-function ruleCall<T>(zone: RunningZone, method: 'ListAccessAudits' | 'ApplyAccessAudits', req: object): Promise<T> {
+function ruleCall<T>(zone: RunningZone, method: 'ListAccessAudits', req: object): Promise<T> {
   const stub = new (meshauditClients().RuleService)(
     zone.address,
     grpc.credentials.createInsecure(),
@@ -94,6 +98,20 @@ function ruleCall<T>(zone: RunningZone, method: 'ListAccessAudits' | 'ApplyAcces
       stub.close();
       if (err) reject(err);
       else resolve(res as T);
+    }),
+  );
+}
+
+/** Runs `bin/meshaudit ...args` to its end, the command and its output shown; its exit code and stdout. */
+function meshaudit(zone: Zone, args: readonly string[]): Promise<{ code: number; stdout: string }> {
+  console.log(`${zone}: bin/meshaudit ${args.join(' ')}`);
+  return new Promise((resolve) =>
+    execFile(BIN, args, (err, stdout, stderr) => {
+      for (const line of `${stdout}${stderr}`.split('\n')) if (line !== '') console.log(`  ${line}`);
+      // A command that could not run at all (no node on PATH) has no exit code of its own.
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
+      if (code !== 0) console.log(`  (exit code ${code})`);
+      resolve({ code, stdout });
     }),
   );
 }
@@ -184,9 +202,14 @@ async function main(): Promise<number> {
   await round(one, 0);
   await round(two, 0);
 
-  const applied = await ruleCall<ApplyReply>(two, 'ApplyAccessAudits', { yaml: ZONE_2_CHANGE });
-  console.log(`zone-2: ApplyAccessAudits zone-2-everything (every action): created ${applied.created.join(', ')}`);
-  check(applied.created.join() === 'zone-2-everything', 'the rule change is applied in zone-2');
+  const change = path.join(two.dir, 'change.yaml');
+  fs.writeFileSync(change, ZONE_2_CHANGE);
+  const applied = await meshaudit(two.zone, ['rules', 'apply', '-f', change, '--address', two.address]);
+  const created = applied.code === 0 ? (JSON.parse(applied.stdout) as ApplyOutput).created : undefined;
+  check(
+    created?.join() === 'zone-2-everything',
+    'the rule change is applied in zone-2 (meshaudit rules apply, exit 0)',
+  );
   await round(one, 1);
   await round(two, 1);
 

@@ -63,8 +63,9 @@ export function tokenize(argv: readonly string[], options: OptionSpecs): Array<F
       out.push({ kind: 'option', name: t.name, value: undefined });
       continue;
     }
-    // parseArgs takes the next argument whatever it is: a value that is a flag means the value is missing.
-    if (t.value === undefined || t.value === '' || (t.value.startsWith('-') && t.value !== '-'))
+    // parseArgs takes the next argument whatever it is: a value that is a flag means the value is missing
+    // (a negative number is a value, for the command to refuse by name).
+    if (t.value === undefined || t.value === '' || (t.value.startsWith('-') && !/^-(\d|$)/.test(t.value)))
       throw new UsageError(`--${t.name} needs ${VALUE_NAMES[t.name] ?? 'a value'}`);
     out.push({ kind: 'option', name: t.name, value: t.value });
   }
@@ -84,6 +85,7 @@ const VALUE_NAMES: Record<string, string> = {
   service: 'a service name',
   zone: 'a zone name',
   instance: 'an instance name',
+  wait: 'a number of seconds',
 };
 
 /** The parsed flags (the last of a flag given twice wins; `multiple` ones collect) and the positionals. */

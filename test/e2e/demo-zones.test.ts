@@ -61,7 +61,9 @@ describe('make demo-zones (demo/zones.js)', function () {
     expect(code, `${out}\n${demo.stderr()}`).to.equal(0);
     expect(out).to.match(/^zone-1: control plane cp-0, round 1: CREATE recorded, UPDATE skipped, DELETE recorded$/m);
     expect(out).to.match(/^zone-2: control plane cp-0, round 1: CREATE skipped, UPDATE skipped, DELETE recorded$/m);
-    expect(out).to.match(/^zone-2: ApplyAccessAudits zone-2-everything \(every action\): created zone-2-everything$/m);
+    expect(out).to.match(
+      /^zone-2: bin\/meshaudit rules apply -f var\/demo-zones\/zone-2\/change\.yaml --address 127\.0\.0\.1:\d+\n {2}\{\n {4}"created": \[\n {6}"zone-2-everything"\n {4}\]\n {2}\}$/m,
+    );
     expect(out).to.match(/^zone-1: control plane cp-0, round 2: CREATE recorded, UPDATE skipped, DELETE recorded$/m);
     expect(out).to.match(/^zone-2: control plane cp-0, round 2: CREATE recorded, UPDATE recorded, DELETE recorded$/m);
     expect(out).to.contain(

@@ -1,17 +1,19 @@
 // deploy/systemd/meshaudit.service: its hardening, that it agrees with the meshaudit.yaml made for it (the
-// folders it may write, the probe listener its readiness check asks), that systemd parses it, and that the
-// readiness check waits for a real sidecar and gives up when there is none.
+// folders it may write, the gRPC address its readiness check asks), that systemd parses it, and that the
+// readiness check, run from this checkout, waits for a real sidecar and gives up when there is none.
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig } from '../../src/config';
-import { tempDir } from '../support/helpers';
+import { tempDir, waitFor } from '../support/helpers';
 import { freePort, spawnSidecar, writeSidecarConfig } from '../support/process';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const UNIT = path.join(ROOT, 'deploy/systemd/meshaudit.service');
 const CONFIG = path.join(ROOT, 'deploy/systemd/meshaudit.yaml');
+/** Where the unit's header installs the checkout. */
+const INSTALLED = '/opt/meshaudit';
 
 /** A unit file as section -> key -> every value given (in order; an empty assignment is an empty string). */
 function parseUnit(text: string): Map<string, Map<string, string[]>> {
@@ -33,10 +35,15 @@ function parseUnit(text: string): Map<string, Map<string, string[]>> {
   return sections;
 }
 
-/** The exit code of a spawned command. */
-function exitOf(argv: readonly string[]): Promise<number | string> {
-  const proc = spawn(argv[0], argv.slice(1), { stdio: 'ignore' });
-  return new Promise((resolve) => proc.on('close', (code, signal) => resolve(code ?? signal ?? -1)));
+/** A spawned command: its exit code (or signal) once it ends, and its stderr so far. */
+function runCommand(argv: readonly string[]): { exited: Promise<number | string>; stderr(): string } {
+  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d) => (stderr += d));
+  return {
+    exited: new Promise((resolve) => proc.on('close', (code, signal) => resolve(code ?? signal ?? -1))),
+    stderr: () => stderr,
+  };
 }
 
 describe('deploy/systemd/meshaudit.service', () => {
@@ -48,7 +55,9 @@ describe('deploy/systemd/meshaudit.service', () => {
   };
   const config = loadConfig({ file: CONFIG, cwd: '/' }).config;
   const readiness = one('ExecStartPost').split(/\s+/);
-  const url = new URL(readiness.find((a) => a.startsWith('http://'))!);
+  /** A flag's value in the readiness command; undefined when it is not given. */
+  const flag = (name: string): string | undefined =>
+    readiness.includes(name) ? readiness[readiness.indexOf(name) + 1] : undefined;
 
   it('is hardened: a read-only system, no privilege, no capability, its own files alone', () => {
     expect(
@@ -84,14 +93,14 @@ describe('deploy/systemd/meshaudit.service', () => {
     expect(fs.readFileSync(CONFIG, 'utf8')).to.contain('/etc/meshaudit/meshaudit.yaml');
   });
 
-  it('is ready when /ready of the probe listener answers, and orders the control plane after it', () => {
-    expect(url.pathname).to.equal('/ready');
-    expect(`${url.hostname}:${url.port}`).to.equal(config.admin.probeAddress);
-    // Bounded: curl gives up within TimeoutStartSec.
-    const retries = Number(readiness[readiness.indexOf('--retry') + 1]);
-    const delay = Number(readiness[readiness.indexOf('--retry-delay') + 1]);
-    expect(retries * delay).to.be.lessThan(Number(one('TimeoutStartSec')));
-    expect(readiness).to.include.members(['-sf', '--retry-connrefused']);
+  it("is ready when meshaudit health of the installed checkout says SERVING on the config's gRPC address", () => {
+    expect(readiness.slice(0, 2)).to.deep.equal([`${INSTALLED}/bin/meshaudit`, 'health']);
+    expect(one('ExecStart')).to.contain(` ${INSTALLED}/dist/src/cli/main.js `);
+    expect(flag('--address')).to.equal(config.grpcAddress);
+    // Bounded: the check gives up within TimeoutStartSec.
+    expect(Number(flag('--wait')))
+      .to.be.greaterThan(0)
+      .and.lessThan(Number(one('TimeoutStartSec')));
     expect(unit.get('Unit')!.get('Before')).to.deep.equal(['kuma-cp.service']);
   });
 
@@ -99,35 +108,35 @@ describe('deploy/systemd/meshaudit.service', () => {
     const which = spawnSync('sh', ['-c', 'command -v systemd-analyze']);
     if (which.status !== 0) this.skip(); // systemd-analyze is not installed: the checks above stand alone.
     const run = spawnSync('systemd-analyze', ['verify', UNIT], { encoding: 'utf8' });
-    // Where node or curl are installed elsewhere than in the unit, systemd says so: a host's matter, not the unit's.
+    // Where node or the checkout are installed elsewhere than in the unit, systemd says so: a host's matter, not the unit's.
     const warnings = run.stderr.split('\n').filter((l) => l !== '' && !/is not executable|No such file/.test(l));
     expect(warnings).to.deep.equal([]);
   });
 
-  describe('its readiness check, run against a real sidecar', () => {
-    /** The unit's command, asking `port`, retrying at most `retries` times for as many seconds. */
-    const command = (port: number, retries: number): string[] => {
-      const argv = readiness.map((a) => (a.startsWith('http://') ? `http://127.0.0.1:${port}/ready` : a));
-      for (const flag of ['--retry', '--retry-max-time']) argv[argv.indexOf(flag) + 1] = String(retries);
-      return argv;
-    };
-    before(function () {
-      if (!fs.existsSync(readiness[0])) this.skip(); // no curl at the unit's path here
-    });
+  describe('its readiness check, run from this checkout against a real sidecar', () => {
+    /** The unit's command with this checkout for the installed one, asking 127.0.0.1:port for at most `waitSeconds`. */
+    const command = (port: number, waitSeconds: number): string[] =>
+      readiness.map((a, i) => {
+        if (a.startsWith(`${INSTALLED}/`)) return path.join(ROOT, a.slice(INSTALLED.length));
+        if (readiness[i - 1] === '--address') return `127.0.0.1:${port}`;
+        return readiness[i - 1] === '--wait' ? String(waitSeconds) : a;
+      });
 
-    it('waits for the sidecar that starts after it, and succeeds once it is ready', async () => {
+    it('waits for the sidecar that starts after it, and succeeds once it serves', async () => {
       const port = await freePort();
-      const check = exitOf(command(port, 60));
-      const dir = tempDir();
-      const sidecar = spawnSidecar(['--config', writeSidecarConfig(dir, { probe: `127.0.0.1:${port}` })]);
-      expect(await sidecar.probePort).to.equal(port);
-      expect(await check).to.equal(0);
+      const check = runCommand(command(port, 60));
+      await waitFor(() => check.stderr().includes('no sidecar answers'), 'the check to find no sidecar yet');
+      const sidecar = spawnSidecar(['--config', writeSidecarConfig(tempDir(), { address: `127.0.0.1:${port}` })]);
+      expect(await sidecar.ready).to.equal(port);
+      expect(await check.exited, check.stderr()).to.equal(0);
       sidecar.proc.kill('SIGTERM');
       expect(await sidecar.exited).to.equal(0);
     });
 
-    it('fails when nothing answers, after its retries', async () => {
-      expect(await exitOf(command(await freePort(), 1))).to.equal(7); // curl: could not connect
+    it('fails when nothing answers, once its wait is over', async () => {
+      const check = runCommand(command(await freePort(), 1));
+      expect(await check.exited).to.equal(1);
+      expect(check.stderr()).to.match(/\nmeshaudit health: not SERVING within --wait 1 s \(\d+ checks\)\n$/);
     });
   });
 });

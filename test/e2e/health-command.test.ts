@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import * as http from 'node:http';
 import { freePort, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
-import { tempDir } from '../support/helpers';
+import { tempDir, waitFor } from '../support/helpers';
 import { meshaudit, PACKAGE_VERSION } from '../support/cli';
 
 function post(port: number, urlPath: string): Promise<number> {
@@ -76,10 +76,58 @@ describe('meshaudit health (the built command against a real sidecar)', function
     ]);
   });
 
+  it('with --wait, exits 0 once a sidecar that starts after it began serves', async () => {
+    const port = await freePort();
+    const late = `127.0.0.1:${port}`;
+    const noSidecar = `meshaudit health: no sidecar answers on ${late} (is a sidecar listening there? see its meshaudit.grpc.address)\n`;
+    let stderr = '';
+    const run = meshaudit(['health', '--address', late, '--wait', '20'], { onStderr: (all) => (stderr = all) });
+    await waitFor(() => stderr.includes(noSidecar), 'the first check to find no sidecar');
+    const starting = spawnSidecar(['--config', writeSidecarConfig(tempDir(), { address: late })]);
+    try {
+      expect(await starting.ready).to.equal(port);
+      expect(await run).to.deep.equal({ code: 0, stdout: `SERVING: the sidecar on ${late}\n`, stderr: noSidecar });
+    } finally {
+      starting.proc.kill('SIGTERM');
+      await starting.exited;
+    }
+  });
+
+  it('with --wait, exits 1 once SECONDS pass without SERVING, having asked more than once', async () => {
+    const port = await freePort();
+    const r = await meshaudit(['health', '--address', `127.0.0.1:${port}`, '--wait', '2']);
+    expect([r.code, r.stdout]).to.deep.equal([1, '']);
+    // The same answer each time: said once.
+    const [, checks] =
+      new RegExp(
+        `^meshaudit health: no sidecar answers on 127\\.0\\.0\\.1:${port} \\(.*\\)\\n` +
+          'meshaudit health: not SERVING within --wait 2 s \\((\\d+) checks\\)\\n$',
+      ).exec(r.stderr) ?? [];
+    expect(Number(checks), r.stderr).to.be.at.least(2);
+  });
+
+  it('refuses a --wait that is not a number of seconds with exit 2, naming the flag', async () => {
+    for (const [value, says] of [
+      ['-1', '--wait: must be a number of seconds, 0 or more, got "-1"'],
+      ['soon', '--wait: must be a number of seconds, 0 or more, got "soon"'],
+      ['1e3', '--wait: must be a number of seconds, 0 or more, got "1e3"'],
+      [undefined, '--wait needs a number of seconds'],
+    ] as const) {
+      const r = await meshaudit(['health', '--address', address, '--wait', ...(value === undefined ? [] : [value])]);
+      expect([r.code, r.stdout], String(value)).to.deep.equal([2, '']);
+      expect(r.stderr, String(value)).to.equal(
+        `meshaudit health: ${says} (usage: meshaudit health [--address HOST:PORT] [--token-file FILE] ` +
+          '[--cacert FILE [--cert FILE --key FILE]] [--service NAME] [--wait SECONDS])\n',
+      );
+    }
+  });
+
   it('prints its usage with --help, the version with --version, and refuses a wrong flag with exit 2', async () => {
     const help = await meshaudit(['health', '--help']);
     expect(help.code).to.equal(0);
-    expect(help.stdout).to.match(/^Usage: meshaudit health \[--address HOST:PORT\] .* \[--service NAME\]\n/);
+    expect(help.stdout).to.match(
+      /^Usage: meshaudit health \[--address HOST:PORT\] .* \[--service NAME\] \[--wait SECONDS\]\n/,
+    );
     expect(help.stdout).to.contain('  0  SERVING');
     expect(await meshaudit(['health', '--version'])).to.deep.equal({
       code: 0,

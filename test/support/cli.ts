@@ -20,6 +20,7 @@ export interface CliOptions {
   input?: string;
   /** Sees the output as it comes. */
   onStdout?: (all: string) => void;
+  onStderr?: (all: string) => void;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -32,7 +33,10 @@ export function meshaudit(args: readonly string[], opts: CliOptions = {}): Promi
     stdout += d;
     opts.onStdout?.(stdout);
   });
-  proc.stderr.on('data', (d) => (stderr += d));
+  proc.stderr.on('data', (d) => {
+    stderr += d;
+    opts.onStderr?.(stderr);
+  });
   proc.stdin.end(opts.input ?? '');
   return new Promise((resolve) => proc.on('close', (code) => resolve({ code, stdout, stderr })));
 }
