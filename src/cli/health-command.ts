@@ -105,6 +105,8 @@ export async function runHealthCommand(argv: readonly string[]): Promise<number>
       const line = notServing(answer, flags.address, service, checkMs);
       if (line !== said) process.stderr.write(`${line}\n`);
       said = line;
+      // No wait changes an unknown service or a refused caller: said at once.
+      if (typeof answer !== 'string' && FINAL_CODES.has(answer.code)) return EXIT_NOT_SERVING;
       const next = askedAt + WAIT_INTERVAL_MS;
       // A check that took its whole time ends the wait too.
       if (Math.max(next, Date.now()) >= until) {
@@ -120,6 +122,13 @@ export async function runHealthCommand(argv: readonly string[]): Promise<number>
     client.close();
   }
 }
+
+/** Answers that asking again cannot change. */
+const FINAL_CODES: ReadonlySet<grpc.status> = new Set([
+  grpc.status.NOT_FOUND,
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.PERMISSION_DENIED,
+]);
 
 /** --wait's value in milliseconds (0 without it). */
 function waitMsOf(value: string | undefined): number {

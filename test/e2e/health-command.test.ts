@@ -58,7 +58,12 @@ describe('meshaudit health (the built command against a real sidecar)', function
     expect((await meshaudit(['health', '--address', address])).code).to.equal(0);
   });
 
-  it('exits 1 for a service the sidecar does not have', async () => {
+  it('exits 1 for a service the sidecar does not have, at once even with --wait', async () => {
+    const started = Date.now();
+    const waited = await meshaudit(['health', '--address', address, '--service', 'no.such.Service', '--wait', '60']);
+    expect(waited.code).to.equal(1);
+    // Well under the 60 s asked for: an unknown service is not waited for.
+    expect(Date.now() - started).to.be.lessThan(20_000);
     const r = await meshaudit(['health', '--address', address, '--service', 'no.such.Service']);
     expect([r.code, r.stdout, r.stderr]).to.deep.equal([
       1,
