@@ -152,6 +152,7 @@ describe('architecture', () => {
       'config',
       'backends',
       'store',
+      'integrity',
       'wire',
       'record',
       'pipeline',

@@ -158,3 +158,15 @@ export const DEFAULT_MAX_AGE_DAYS = 30;
 
 /** Bytes in one maxSizeMb unit. */
 export const BYTES_PER_MB = 1024 * 1024;
+
+/**
+ * meshaudit.integrity.enabled: on. Every rotated file gets a signed digest and the active file a signed
+ * seal, so that an edit of the trail after it was written can be shown (`meshaudit verify`).
+ */
+export const DEFAULT_INTEGRITY_ENABLED = true;
+
+/**
+ * meshaudit.integrity.sealIntervalSeconds: 60 s, as CloudTrail's hourly digests made finer: the records of
+ * the last minute are the ones an edit could hide in (unless copyTo holds the seal elsewhere).
+ */
+export const DEFAULT_SEAL_INTERVAL_SECONDS = 60;

@@ -30,6 +30,7 @@ import type {
   Config,
   FileBackendConfig,
   FileModes,
+  IntegrityConfig,
   Limits,
   PostgresSslMode,
   RotationConfig,
@@ -150,7 +151,9 @@ const MESHAUDIT_KEYS = [
   'admin',
   'log',
   'store',
+  'integrity',
 ];
+const INTEGRITY_KEYS = ['enabled', 'keyFile', 'sealIntervalSeconds', 'copyTo'];
 const STORE_KEYS = ['type', 'postgres', 'createSchema'];
 const STORE_TYPES = ['file', 'postgres'] as const;
 const POSTGRES_KEYS = ['host', 'port', 'database', 'user', 'passwordFile', 'schema', 'sslMode', 'caFile'];
@@ -245,6 +248,7 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker, env: NodeJS.Proces
     unixSocket,
     files: resolveFiles(c.section(get(own, 'files'), 'meshaudit.files', FILES_KEYS), c),
     admin,
+    integrity: resolveIntegrity(c.section(get(own, 'integrity'), 'meshaudit.integrity', INTEGRITY_KEYS), cwd, c),
     store: resolveStore(c.section(get(own, 'store'), 'meshaudit.store', STORE_KEYS), cwd, env, c),
     logLevel: c.field(log, 'meshaudit.log', 'level', D.DEFAULT_LOG_LEVEL as LogLevel, logLevel),
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
@@ -310,6 +314,19 @@ function resolveAdmin(
   return Object.freeze({
     address: address === '' ? undefined : address,
     probeAddress: probeAddress === '' ? undefined : probeAddress,
+  });
+}
+
+function resolveIntegrity(integrity: Mapping | undefined, cwd: string, c: Checker): IntegrityConfig {
+  const at = 'meshaudit.integrity';
+  const keyFile = c.field(integrity, at, 'keyFile', undefined, filePath);
+  const copyTo = c.field(integrity, at, 'copyTo', undefined, directoryPath);
+  const seconds = c.field(integrity, at, 'sealIntervalSeconds', D.DEFAULT_SEAL_INTERVAL_SECONDS, sealInterval);
+  return Object.freeze({
+    enabled: c.field(integrity, at, 'enabled', D.DEFAULT_INTEGRITY_ENABLED, boolean),
+    keyFile: keyFile === undefined ? undefined : path.resolve(cwd, keyFile),
+    sealIntervalMs: Math.round(seconds * 1000),
+    copyTo: copyTo === undefined ? undefined : path.resolve(cwd, copyTo),
   });
 }
 
@@ -639,6 +656,10 @@ const filePath: Rule<string> = (v) => {
 
 // Node.js timers wait at most 2^31 - 1 ms; a longer delay fires at once (with a warning).
 const MAX_DRAIN_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+// At least 1 s: a seal hashes what was written since the last one and writes a file; at most a day.
+const sealInterval: Rule<number> = (v) =>
+  isNumber(v) && v >= 1 && v <= 86_400 ? v : new Expected('must be a number of seconds from 1 to 86400');
+
 const drainTimeout: Rule<number> = (v) => {
   if (!isNumber(v) || v <= 0) return new Expected('must be a number greater than 0');
   if (v > MAX_DRAIN_TIMEOUT_SECONDS) {

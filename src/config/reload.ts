@@ -75,6 +75,11 @@ export const RELOAD_TABLE: readonly ReloadRule[] = Object.freeze([
   { key: 'meshaudit.admin.probeAddress', effect: 'restart', note: 'a listen address' },
   { key: 'meshaudit.log.level', effect: 'live', note: 'the next line' },
   {
+    key: 'meshaudit.integrity',
+    effect: 'restart',
+    note: 'the key is read, and the chain of each backend taken up, at start-up',
+  },
+  {
     key: 'meshaudit.store',
     effect: 'restart',
     note: 'the store is opened (and, for PostgreSQL, listened to) once, at start-up',
@@ -132,6 +137,7 @@ const PARTS: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
   ['meshaudit.admin.address', (c) => c.admin.address],
   ['meshaudit.admin.probeAddress', (c) => c.admin.probeAddress],
   ['meshaudit.log.level', (c) => c.logLevel],
+  ['meshaudit.integrity', (c) => c.integrity],
   ['meshaudit.store', (c) => c.store],
   ['meshaudit.files.fileMode', (c) => c.files.file],
   ['meshaudit.files.dirMode', (c) => c.files.dir],
@@ -165,6 +171,7 @@ export function diffConfig(old: Config, next: Config): ConfigDiff {
     unixSocket: old.unixSocket,
     admin: old.admin,
     store: old.store,
+    integrity: old.integrity,
     files: old.files,
     skipDefaultTypes: old.skipDefaultTypes,
     limits: Object.freeze({ ...next.limits, messageBytes: old.limits.messageBytes }),

@@ -144,6 +144,18 @@ export interface StoreConfig {
   readonly createSchema: boolean;
 }
 
+/** The tamper-evident trail (meshaudit.integrity): docs/integrity.md. */
+export interface IntegrityConfig {
+  /** Digests, retention markers and seals beside the audit files (enabled). */
+  readonly enabled: boolean;
+  /** The Ed25519 private key (PEM), absolute; undefined: one generated in the data directory. */
+  readonly keyFile: string | undefined;
+  /** How often the active file is sealed, idle or not (sealIntervalSeconds). */
+  readonly sealIntervalMs: number;
+  /** A second folder that receives every digest, marker and seal as well, absolute; undefined: none. */
+  readonly copyTo: string | undefined;
+}
+
 export interface Config {
   /** Name of the zone this sidecar serves (meshaudit.zone). */
   readonly zone: string;
@@ -166,6 +178,8 @@ export interface Config {
   /** A Unix domain socket besides TCP (meshaudit.grpc.unixSocket); undefined: none. */
   readonly unixSocket: UnixSocketConfig | undefined;
   readonly admin: AdminConfig;
+  /** The tamper-evident trail (meshaudit.integrity). */
+  readonly integrity: IntegrityConfig;
   /** Where the AccessAudit resources are kept (meshaudit.store). */
   readonly store: StoreConfig;
   /** The lowest level the log writes (meshaudit.log.level). */

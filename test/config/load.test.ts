@@ -84,6 +84,7 @@ describe('loadConfig', () => {
       fsync: false,
       drainTimeoutMs: 10_000,
       store: { type: 'file', postgres: undefined, createSchema: false },
+      integrity: { enabled: true, keyFile: undefined, sealIntervalMs: 60_000, copyTo: undefined },
       limits: {
         messageBytes: 4 * 1024 * 1024,
         statusBytes: 8192,
@@ -162,6 +163,7 @@ describe('loadConfig', () => {
           '  files: {fileMode: "0600", dirMode: "0700"}',
           '  admin: {address: "0.0.0.0:15691", probeAddress: "0.0.0.0:15692"}',
           '  log: {level: debug}',
+          '  integrity: {enabled: true, keyFile: secrets/signing.key, sealIntervalSeconds: 2.5, copyTo: /mnt/other}',
           '  store:',
           '    type: postgres',
           '    createSchema: true',
@@ -206,6 +208,12 @@ describe('loadConfig', () => {
         zone: 'zone-1.eu',
         admin: { address: '0.0.0.0:15691', probeAddress: '0.0.0.0:15692' },
         logLevel: 'debug',
+        integrity: {
+          enabled: true,
+          keyFile: path.join(dir, 'secrets/signing.key'),
+          sealIntervalMs: 2500,
+          copyTo: '/mnt/other',
+        },
         store: {
           type: 'postgres',
           createSchema: true,
