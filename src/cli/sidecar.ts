@@ -12,6 +12,8 @@ import { Checkpoint } from '../store/checkpoint';
 import { AccessAuditStore, namesChanged } from '../store/access-audit-store';
 import type { PreparedChange, RuleStore, StoreOptions } from '../store/access-audit-store';
 import { PostgresAccessAuditStore } from '../store/postgres-store';
+import { IntegrityTrail, type TrailEvent } from '../integrity/trail';
+import { loadSigningKey, type SigningKey } from '../integrity/keys';
 import { AuditWriter, type WriterOptions } from '../pipeline/writer';
 import { BatchEvaluator } from '../pipeline/evaluate-batch';
 import { Sequencer } from '../pipeline/sequencer';
@@ -127,6 +129,46 @@ function logSinkEvent(log: Logger, e: FileSinkEvent): void {
   // Recovery that had to keep data it could not place may mean a duplicate after the CP resends.
   const level = type === 'retention-failed' ? 'error' : type.startsWith('recovery-committed') ? 'warn' : 'info';
   log[level](`audit file: ${type}`, fields);
+}
+
+/** The signing key in use, at start-up: its id, and where its public key is for `meshaudit verify`. */
+function logSigningKey(log: Logger, signing: SigningKey): void {
+  const fields = {
+    keyId: signing.keyId,
+    ...(signing.publicKeyFile === undefined ? {} : { publicKeyFile: signing.publicKeyFile }),
+  };
+  if (signing.generated) {
+    log.warn(
+      'integrity: generated a signing key in the data directory; its owner could re-sign an edited trail: use meshaudit.integrity.keyFile from a secret in production',
+      { ...fields, publicKey: signing.publicKeyPem },
+    );
+  } else log.info('integrity: signing digests and seals', fields);
+}
+
+function logTrailEvent(log: Logger, failures: RateLimitedWarning, e: TrailEvent): void {
+  switch (e.type) {
+    case 'digest-written':
+      log.debug('integrity: digest written', { file: e.file, records: e.records });
+      return;
+    case 'marker-written':
+      log.info('integrity: retention marker written', { file: e.file, reason: e.reason });
+      return;
+    case 'seal-mismatch':
+      log.error(
+        'integrity: the active file no longer holds what its last seal sealed (changed while the sidecar was stopped); that seal is kept as evidence',
+        { file: e.file, evidence: e.evidence },
+      );
+      return;
+    case 'active-file-shorter':
+      failures.warn(
+        `shorter:${e.file}`,
+        "integrity: the active file is shorter than what was acknowledged (cut behind the sidecar's back): it is not sealed again, the last seal stays as evidence",
+        { file: e.file, committed: e.committed, found: e.found },
+      );
+      return;
+    case 'failed':
+      failures.warn(e.what, `integrity: ${e.what} failed; writing and acknowledging go on`, { err: e.error });
+  }
 }
 
 /** Said at start-up and by --check-config while no caller needs a credential. */
@@ -362,10 +404,33 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
   if (droppedTail) log.warn(`checkpoint: dropped ${droppedTailMeaning(droppedTail)}`);
 
   const fileSinks = new Map<string, FileSink>();
+  // The tamper-evident trail of each file backend (meshaudit.integrity): signed digests, markers and seals.
+  const signing =
+    config.integrity.enabled && opts.sinks === undefined
+      ? loadSigningKey(config.integrity.keyFile, config.dataDir, config.files)
+      : undefined;
+  if (signing !== undefined) logSigningKey(log, signing);
+  const trailFailures = new RateLimitedWarning(log, WRITE_FAILURE_LOG_INTERVAL_MS, Date.now, 'error');
+  const trails = new Map<string, IntegrityTrail>();
   const sinks =
     opts.sinks ??
     config.backends.map((b) => {
+      const trail =
+        signing === undefined
+          ? undefined
+          : new IntegrityTrail({
+              activePath: b.path,
+              zone: config.zone,
+              key: signing.key,
+              sealIntervalMs: config.integrity.sealIntervalMs,
+              copyTo: config.integrity.copyTo,
+              modes: config.files,
+              now,
+              onEvent: (e) => logTrailEvent(log, trailFailures, e),
+            });
+      if (trail !== undefined) trails.set(b.path, trail);
       const sink = new FileSink({
+        beforeRetentionDelete: trail === undefined ? undefined : (doomed) => trail.beforeDelete(doomed),
         modes: config.files,
         path: b.path,
         rotation: b.rotation,
@@ -373,6 +438,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
         now,
         onEvent: (e) => {
           logSinkEvent(log, e);
+          if (e.type === 'rotated') trail?.rotated(e.rotatedFile);
           if (e.type === 'rotated') metrics.rotations.labels(e.file).inc();
           else if (e.type === 'retention-deleted') metrics.retentionDeletedFiles.labels(e.file).inc(e.deleted.length);
         },
@@ -388,10 +454,15 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
   // control plane's resend would duplicate those records.
   await checkpoint.commit({ seqs: new Map(), positions: opened });
   metrics.checkpointBytes.set(checkpoint.sizeBytes);
+  // Every file is final up to its committed position now: each trail takes its chain up and seals.
+  for (const [key, trail] of trails) await trail.open(opened.get(key) as SinkPosition, state.seqs);
   const writeFailures = new RateLimitedWarning(log, WRITE_FAILURE_LOG_INTERVAL_MS, Date.now, 'error');
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
     metrics,
+    onCommitted: (delta) => {
+      for (const [key, trail] of trails) trail.committed(delta.positions.get(key), delta.seqs);
+    },
     // A group that spanned a pause long enough for a takeover: the lock is looked at before its ack.
     confirmAfterPause: () => lock.ensureHeld(true),
     // A disk that stays full fails every retry (every 5 s at most): one line a minute per kind of error,
@@ -620,6 +691,8 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
         log.info('meshaudit stopping: acknowledging in-flight batches');
         serving.drain();
         await writer.close(inForce.config.drainTimeoutMs);
+        // After the last write: the final seals say `closed`.
+        await Promise.all([...trails.values()].map((t) => t.close()));
         await grpcServer.shutdown(1000);
         // Last: /ready says `draining` to the probes until the process is done.
         admin.close();

@@ -10,7 +10,7 @@
 // - `audit-<time>.log.deleted.json`: retention's marker for a rotated file it deleted (its digest stays).
 // - `audit.log.seal.json`: the seal of the active file, replaced every sealIntervalSeconds, at start-up
 //   and at a graceful stop: the size and SHA-256 of its acknowledged bytes so far, linked to the newest
-//   digest.
+//   digest. A seal found broken at start-up is kept as `audit.log.seal-mismatch-<time>.json`.
 // Every document is one JSON object whose `signature` is the Ed25519 signature of the canonical JSON
 // (keys sorted, no spaces) of the object without it; `keyId` names the key that signed it.
 import * as crypto from 'node:crypto';
@@ -159,6 +159,16 @@ export function markerName(rotatedFile: string): string {
 export function sealName(activeFile: string): string {
   return `${activeFile}${SEAL_SUFFIX}`;
 }
+
+/**
+ * A seal the sidecar found broken at start-up (the active file was edited or cut while it was stopped),
+ * kept as evidence: `audit.log.seal-mismatch-<time>.json`. `meshaudit verify` reports every one.
+ */
+export function mismatchName(activeFile: string, at: Date): string {
+  return `${activeFile}${MISMATCH_INFIX}${at.toISOString().replace(/:/g, '-')}.json`;
+}
+
+export const MISMATCH_INFIX = '.seal-mismatch-';
 
 /** Hashes and counts acknowledged bytes given in any pieces: a file is read once, in chunks. */
 export class ContentsCounter {

@@ -19,7 +19,7 @@
 // holds it, and recovery could then no longer cut what followed it.
 import { performance } from 'node:perf_hooks';
 import { type Sink, SinkNewFileError, type SinkPosition } from '../backends/sink';
-import type { Checkpoint } from '../store/checkpoint';
+import type { Checkpoint, CheckpointDelta } from '../store/checkpoint';
 import type { Metrics } from '../metrics';
 import { UnavailableError } from '../errors';
 import { Backlog } from './backlog';
@@ -56,6 +56,11 @@ export interface WriterOptions {
    * acknowledged). Cheap groups never wait on it.
    */
   confirmAfterPause?: () => void | Promise<void>;
+  /**
+   * Told after every commit lands, with what it committed: each sink's position and the last sequence of
+   * each identifier (the integrity trail signs only what is acknowledged). Must not throw.
+   */
+  onCommitted?: (delta: CheckpointDelta) => void;
   /** PAUSE_CHECK_MS by default; 0 in tests, to confirm every group. */
   pauseCheckMs?: number;
   /**
@@ -261,6 +266,12 @@ export class AuditWriter {
     this.unanswered.remove(requests.length);
   }
 
+  /** Commits to the checkpoint, then tells onCommitted what is acknowledged now. */
+  private async commitToCheckpoint(delta: CheckpointDelta): Promise<void> {
+    await this.checkpoint.commit(delta);
+    this.opts.onCommitted?.(delta);
+  }
+
   /** Runs one sink or checkpoint operation, counted so that close() can wait for it. */
   private async op<T>(run: () => Promise<T>): Promise<T> {
     this.ops.add();
@@ -386,7 +397,7 @@ export class AuditWriter {
     while (this.committing !== null && !this.closed) await this.commitRun;
     for (let attempt = 0; !this.closed; attempt++) {
       try {
-        await this.op(() => this.checkpoint.commit({ seqs: new Map(), positions: new Map([[key, position]]) }));
+        await this.op(() => this.commitToCheckpoint({ seqs: new Map(), positions: new Map([[key, position]]) }));
         this.setFailing(CHECKPOINT_PART, false);
         this.fileOf.set(key, position.ino);
         return;
@@ -415,7 +426,7 @@ export class AuditWriter {
     }
     for (let attempt = 0; positions.size > 0; attempt++) {
       try {
-        await this.op(() => this.checkpoint.commit({ seqs: new Map(), positions }));
+        await this.op(() => this.commitToCheckpoint({ seqs: new Map(), positions }));
         this.setFailing(CHECKPOINT_PART, false);
         break;
       } catch (err) {
@@ -451,7 +462,7 @@ export class AuditWriter {
         // checkpoint) and again before the ack (the commit itself may have spanned the pause).
         await this.confirmIfPaused(job);
         const began = performance.now();
-        await this.op(() => this.checkpoint.commit({ seqs: job.seqs, positions: job.positions }));
+        await this.op(() => this.commitToCheckpoint({ seqs: job.seqs, positions: job.positions }));
         this.opts.metrics?.commitSeconds.observe((performance.now() - began) / 1000);
         this.opts.metrics?.checkpointBytes.set(this.checkpoint.sizeBytes);
         await this.confirmIfPaused(job);

@@ -33,7 +33,7 @@ import { whyNotWritable } from '../../config/places';
 import { DEFAULT_FILE_MODES, type FileModes, makeDirAsync } from '../file-modes';
 import type { RotationConfig } from '../../config/types';
 import { type Sink, SinkError, SinkNewFileError, type SinkPosition } from '../sink';
-import { applyRetention, listRotatedFiles, RetentionError } from './retention';
+import { applyRetention, type Doomed, listRotatedFiles, RetentionError } from './retention';
 import { rotatedName, timeFromName } from './rotation-names';
 
 /** Torn-line repair reads the end of the file backwards in blocks of this size (records are < 64 KiB). */
@@ -91,6 +91,11 @@ export interface FileSinkOptions {
   readonly onEvent?: (e: FileSinkEvent) => void;
   /** The modes of the files and folders it creates (meshaudit.files); DEFAULT_FILE_MODES by default. */
   readonly modes?: FileModes;
+  /**
+   * Told which rotated files retention is about to delete, oldest first (the integrity trail leaves its
+   * signed markers); when it rejects, retention deletes nothing this time and tries again later.
+   */
+  readonly beforeRetentionDelete?: (doomed: readonly Doomed[]) => Promise<void>;
 }
 
 /** A write that failed: where it began, and the files it rotated (their new names, in order). */
@@ -117,6 +122,7 @@ export class FileSink implements Sink {
   private readonly fsync: boolean;
   private readonly clock: () => Date;
   private readonly onEvent: (e: FileSinkEvent) => void;
+  private readonly beforeRetentionDelete: FileSinkOptions['beforeRetentionDelete'];
   private readonly rfsOptions: RfsOptions;
   private readonly modes: FileModes;
   /** A file is rotated before a record that would make it larger (Infinity: rotation off). */
@@ -161,6 +167,7 @@ export class FileSink implements Sink {
     this.fsync = opts.fsync ?? false;
     this.clock = opts.now ?? (() => new Date());
     this.onEvent = opts.onEvent ?? (() => {});
+    this.beforeRetentionDelete = opts.beforeRetentionDelete;
     this.modes = opts.modes ?? DEFAULT_FILE_MODES;
     // No `size`: rotation is decided here (see the top of this file).
     this.rfsOptions = { path: this.dir, mode: this.modes.file };
@@ -704,7 +711,14 @@ export class FileSink implements Sink {
     if (!this.rotation.enabled) return;
     let deleted: readonly string[];
     try {
-      deleted = await applyRetention(this.dir, this.base, this.rotation, this.clock(), keep);
+      deleted = await applyRetention(
+        this.dir,
+        this.base,
+        this.rotation,
+        this.clock(),
+        keep,
+        this.beforeRetentionDelete,
+      );
     } catch (err) {
       if (err instanceof RetentionError && err.deleted.length > 0) {
         this.onEvent({ type: 'retention-deleted', file: this.key, deleted: err.deleted });

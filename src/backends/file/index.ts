@@ -3,4 +3,4 @@ export { FileSink } from './file-sink';
 export type { FileSinkEvent, FileSinkOptions } from './file-sink';
 export { rotatedName, timeFromName } from './rotation-names';
 export { applyRetention, listRotatedFiles, RetentionError } from './retention';
-export type { RotatedFile } from './retention';
+export type { Doomed, RotatedFile } from './retention';

@@ -54,9 +54,16 @@ export class RetentionError extends Error {
   }
 }
 
+/** A rotated file retention is about to delete, and the limit that deletes it. */
+export interface Doomed {
+  readonly name: string;
+  readonly reason: string;
+}
+
 /**
  * Deletes the rotated files of `activeBase` in `dir` that retention no longer keeps, and returns their
- * base names. A failed scan rejects with its error; failed deletions do not stop the others and reject
+ * base names. `beforeDelete` is told first (the integrity trail leaves its markers); when it throws,
+ * nothing is deleted. A failed scan rejects with its error; failed deletions do not stop the others and reject
  * with a RetentionError once all were tried. A file already gone (deleted concurrently) is not an error.
  */
 export async function applyRetention(
@@ -65,6 +72,7 @@ export async function applyRetention(
   limits: Pick<RotationConfig, 'maxRetainedFiles' | 'maxAgeDays'>,
   now: Date,
   keep?: string,
+  beforeDelete?: (doomed: readonly Doomed[]) => Promise<void>,
 ): Promise<string[]> {
   let files: RotatedFile[];
   try {
@@ -74,15 +82,22 @@ export async function applyRetention(
   } catch (err) {
     throw new Error(`can't list audit folder ${dir} for retention: ${(err as Error).message}`, { cause: err });
   }
-  const doomed = new Set<string>();
+  const doomed = new Map<string, string>();
   if (limits.maxRetainedFiles > 0) {
-    for (const f of files.slice(0, Math.max(0, files.length - limits.maxRetainedFiles))) doomed.add(f.name);
+    for (const f of files.slice(0, Math.max(0, files.length - limits.maxRetainedFiles))) {
+      doomed.set(f.name, `maxRetainedFiles: ${limits.maxRetainedFiles}`);
+    }
   }
   if (limits.maxAgeDays > 0) {
     const cutoffMs = now.getTime() - limits.maxAgeDays * MS_PER_DAY;
-    for (const f of files) if (f.time.getTime() < cutoffMs) doomed.add(f.name);
+    for (const f of files) if (f.time.getTime() < cutoffMs) doomed.set(f.name, `maxAgeDays: ${limits.maxAgeDays}`);
   }
   if (keep !== undefined) doomed.delete(keep);
+  if (doomed.size > 0 && beforeDelete !== undefined) {
+    await beforeDelete(
+      files.filter((f) => doomed.has(f.name)).map((f) => ({ name: f.name, reason: doomed.get(f.name) as string })),
+    );
+  }
   const deleted: string[] = [];
   const failures: Array<{ file: string; error: Error }> = [];
   for (const f of files) {
