@@ -66,6 +66,27 @@ export function roundRatio(
 }
 
 /**
+ * The median over rounds of a's server CPU per 100k events divided by b's, round by round (alternating
+ * runs: a machine that drifts drifts for both).
+ */
+export function cpuRatio(
+  a: readonly ScenarioResult[] | undefined,
+  b: readonly ScenarioResult[] | undefined,
+): { ratio: number | null; perRound: number[] } {
+  if (a === undefined || b === undefined) return { ratio: null, perRound: [] };
+  const cpu = (r: ScenarioResult): number | null =>
+    r.serverCpuPer100k !== null && r.serverCpuPer100k > 0 ? r.serverCpuPer100k : null;
+  const perRound: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = cpu(a[i]);
+    const y = cpu(b[i]);
+    if (x === null || y === null) return { ratio: null, perRound: [] };
+    perRound.push(x / y);
+  }
+  return { ratio: median(perRound), perRound };
+}
+
+/**
  * One row for a scenario's rounds: the representative round, with a note listing every round's
  * events/s, and every round's errors and failed exactly-once check (so that any of them fails the run,
  * whichever round is shown).

@@ -2,14 +2,14 @@
 // (issue 4), beside the floor (no gRPC) and the naive grpc-js baselines, all in the same run.
 //
 //   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: about 30 s in all
-//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1p s1w s2 s4 s5 naive-unary s3 s6;
+//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1i s1p s1w s2 s4 s5 naive-unary s3 s6;
 //                     s1p uses PostgreSQL: the PG* variables, else 127.0.0.1:5432 database test user postgres)
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
 //   BENCH_SIDECAR=/other/worktree/dist/src/cli/main.js   the sidecar build every sidecar scenario runs
 //                     (default: this checkout's), for an A/B of two builds on the same inputs
-//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1p s2 s4 naive-unary s3), 1 to 9:
+//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1i s1p s2 s4 naive-unary s3), 1 to 9:
 //                     3 by default, 1 in quick runs; profile runs always have 1 (see rounds.ts)
 //
 // Every child process is killed and every temp folder removed on any exit; every wait has a time
@@ -38,7 +38,7 @@ import {
 } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
 import { startedPort, writeSidecarConfig } from './sidecar';
-import { combineRounds, parseRounds, roundFailed, roundRatio } from './rounds';
+import { combineRounds, cpuRatio, parseRounds, roundFailed, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
@@ -297,10 +297,17 @@ function log(msg: string): void {
  * happen several times per scenario, keeping every file (`maxRetainedFiles: 0`): the exactly-once
  * check reads them all. The same helper writes the crash test's config.
  */
-function sidecarConfig(dir: string, fsync: boolean, accessAudits?: number, postgresSchema?: string): string {
+function sidecarConfig(
+  dir: string,
+  fsync: boolean,
+  accessAudits?: number,
+  postgresSchema?: string,
+  integrity = false,
+): string {
   return writeSidecarConfig(dir, {
     zone: 'bench',
     fsync,
+    integrity,
     ...(postgresSchema === undefined ? {} : { postgres: { ...BENCH_POSTGRES, schema: postgresSchema } }),
     // Scenario 4's 10k AccessAudits pass meshaudit.limits.accessAudits (1,000 by default): raised for it alone.
     ...(accessAudits === undefined ? {} : { limits: { accessAudits } }),
@@ -347,6 +354,8 @@ interface ServerScenario {
   repeated?: boolean;
   /** The AccessAudit store on PostgreSQL (a schema of the scenario's own), not the file store. */
   postgres?: boolean;
+  /** meshaudit.integrity on (digests and seals); off in every other scenario, so that they measure the pipeline alone. */
+  integrity?: boolean;
 }
 
 /**
@@ -390,6 +399,7 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
       s.fsync ?? false,
       s.rulesFiles === undefined ? undefined : 20_000,
       s.postgres ? pgSchemaOf(s) : undefined,
+      s.integrity ?? false,
     );
     // As every launcher runs it (src/cli/node-flags.ts); BENCH_NODE_FLAGS come after and win.
     const child = new Child(
@@ -650,6 +660,17 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     repeated: true,
   },
   { id: 's1', title: '1 one stream', server: 'meshaudit', load: streamLoad(1), compareTo: vsStream, repeated: true },
+  // Scenario 1 with the tamper-evident trail (meshaudit.integrity, on in production): digests at each
+  // rotation, a seal every 60 s; alternated with s1, round by round, for the CPU per event.
+  {
+    id: 's1i',
+    title: '1i integrity on',
+    server: 'meshaudit',
+    integrity: true,
+    load: streamLoad(1),
+    compareTo: vsStream,
+    repeated: true,
+  },
   // Scenario 1 with the AccessAudit store on PostgreSQL: rules are in memory, so the event path should not see it.
   {
     id: 's1p',
@@ -735,6 +756,15 @@ function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, Scenario
         : `${r.ratio.toFixed(2)}x${r.perRound.length > 1 ? ` (median of rounds: ${r.perRound.map((v) => v.toFixed(2)).join(', ')})` : ''}`,
     pass: r.ratio === null ? null : r.ratio >= min,
   });
+  const atMost = (name: string, r: { ratio: number | null; perRound: number[] }, max: number): Target => ({
+    name,
+    want: `<= ${max}x`,
+    got:
+      r.ratio === null
+        ? 'not measured'
+        : `${r.ratio.toFixed(3)}x${r.perRound.length > 1 ? ` (median of rounds: ${r.perRound.map((v) => v.toFixed(3)).join(', ')})` : ''}`,
+    pass: r.ratio === null ? null : r.ratio <= max,
+  });
   const p99 = by.get('s6')?.latencyMs?.p99 ?? null;
   const rss = by.get('s1')?.peakRssMb ?? null;
   return [
@@ -742,6 +772,11 @@ function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, Scenario
     atLeast('scenario 1 vs the floor', ratio('s1', 'floor'), 0.6),
     atLeast('scenario 2 vs scenario 1', ratio('s2', 's1'), 1.0),
     atLeast('scenario 1, PostgreSQL store vs file store (within 10%)', ratio('s1p', 's1'), 0.9),
+    atMost(
+      'scenario 1, integrity on vs off: server CPU per 100k events',
+      cpuRatio(rounds.get('s1i'), rounds.get('s1')),
+      1.05,
+    ),
     atLeast('scenario 3 vs the naive unary server', ratio('s3', 'naive-unary'), 1.2),
     atLeast('scenario 4 vs scenario 1 (within 10%)', ratio('s4', 's1'), 0.9),
     {

@@ -124,6 +124,8 @@ export interface SidecarConfigOptions {
   admin?: string;
   /** meshaudit.admin.probeAddress; absent, the key is left out (off). */
   probe?: string;
+  /** meshaudit.integrity.enabled; absent, the key is left out (on, the default). */
+  integrity?: boolean;
   /** meshaudit.store: PostgreSQL at this database and schema (createSchema on); absent, the file store. */
   postgres?: { host: string; port: number; database: string; user: string; schema: string };
 }
@@ -159,6 +161,7 @@ export function writeSidecarConfig(dir: string, opts: SidecarConfigOptions = {})
     ...(opts.limits === undefined
       ? []
       : ['  limits:', ...Object.entries(opts.limits).map(([key, value]) => `    ${key}: ${value}`)]),
+    ...(opts.integrity === undefined ? [] : [`  integrity:\n    enabled: ${opts.integrity}`]),
     ...(opts.postgres === undefined
       ? []
       : [
