@@ -283,32 +283,24 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     work: (refreshed: StoreDiff | undefined) => Promise<PreparedChange>,
   ): Promise<PreparedChange> {
     if (this.degradedBecause !== undefined) throw this.unavailable(this.degradedBecause);
-    const client = await this.sql(() => this.pool.connect());
-    let done = false;
-    try {
+    const change = await this.transaction(async (client) => {
       await this.sql(async () => {
-        await client.query('BEGIN');
         await client.query(`SET LOCAL lock_timeout = ${LOCK_TIMEOUT_MS}`);
         await this.lockZone(client);
       });
       const { diff: refreshed } = this.adopt(await this.sql(() => this.selectZone(client)));
       const change = await work(refreshed);
+      if (change.changes.length === 0) return { result: change, commit: false };
       await this.sql(async () => {
-        if (change.changes.length > 0) {
-          await this.write(client, change, changedBy);
-          await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, this.payload()]);
-        }
-        await client.query(change.changes.length > 0 ? 'COMMIT' : 'ROLLBACK');
+        await this.write(client, change, changedBy);
+        await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, this.payload()]);
       });
-      done = true;
-      // Committed: the cache follows (a cache that cannot be written is reported by onSyncError or thrown
-      // as StoreError after the change is in the database, where the next read finds it).
-      this.cache.commit(change);
-      return change;
-    } finally {
-      if (!done) await client.query('ROLLBACK').catch(() => {});
-      client.release(done ? undefined : true);
-    }
+      return { result: change, commit: true };
+    });
+    // Committed: the cache follows (a cache that cannot be written is reported by onSyncError or thrown
+    // as StoreError after the change is in the database, where the next read finds it).
+    this.cache.commit(change);
+    return change;
   }
 
   async refresh(): Promise<StoreDiff | undefined> {
@@ -327,19 +319,14 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
   /** The table exists, or is created (createSchema); a missing one names itself and the SQL that makes it. */
   private async ensureTable(): Promise<void> {
     if (this.opts.config.createSchema) {
-      const client = await this.sql(() => this.pool.connect());
-      try {
-        // Replicas starting at once with createSchema race to create the same table: one at a time.
+      // Replicas starting at once with createSchema race to create the same table: one at a time.
+      await this.transaction(async (client) => {
         await this.sql(async () => {
-          await client.query('BEGIN');
           await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`meshaudit:schema:${this.schema}`]);
           await client.query(tableSql(this.schema));
-          await client.query('COMMIT');
         });
-      } finally {
-        await client.query('ROLLBACK').catch(() => {});
-        client.release();
-      }
+        return { result: undefined, commit: true };
+      });
       return;
     }
     const found = await this.sql(() => this.pool.query('SELECT to_regclass($1) AS table', [this.table]));
@@ -349,6 +336,31 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
           `create it with deploy/postgres/schema.sql (as a user that may), or set meshaudit.store.createSchema: true. ` +
           `The SQL:\n${tableSql(this.schema)}`,
       );
+    }
+  }
+
+  /**
+   * Runs `run` in a transaction on a pooled connection, and commits it or rolls it back as `run` says;
+   * anything thrown rolls it back and discards the connection. While a connection is checked out the pool
+   * does not listen for its 'error' (the server ended it: a restart, a failover, pg_terminate_backend),
+   * and an 'error' nobody listens for ends the process: this listens meanwhile. The query in flight, or
+   * the next one, fails with the same cause, and sql() reports it.
+   */
+  private async transaction<T>(run: (client: pg.PoolClient) => Promise<{ result: T; commit: boolean }>): Promise<T> {
+    const client = await this.sql(() => this.pool.connect());
+    const ended = (): void => {};
+    client.on('error', ended);
+    let done = false;
+    try {
+      await this.sql(() => client.query('BEGIN'));
+      const { result, commit } = await run(client);
+      await this.sql(() => client.query(commit ? 'COMMIT' : 'ROLLBACK'));
+      done = true;
+      return result;
+    } finally {
+      if (!done) await client.query('ROLLBACK').catch(() => {});
+      client.off('error', ended);
+      client.release(done ? undefined : true);
     }
   }
 

@@ -375,12 +375,14 @@ describe('the AccessAudit store on PostgreSQL', function () {
       expect((await adminRequest(Number(admin), 'GET', '/ready')).body).to.equal('LIVE\n');
     });
 
-    it('leaves the old version whole, and the record of the attempt, when a sidecar is SIGKILLed in the middle of a change', async () => {
-      const dir = tempDir();
-      const s = await spawnReplica(dir, ['--rules', writeRules(dir, [AUDIT_ALL, DELETES, CREATES])]);
-      const trail = path.join(dir, 'audit', 'audit.log');
-      const seeded = readRecords(trail).length;
-      // The test holds the row of "creates": the change writes "deletes", then waits on "creates".
+    /**
+     * An apply through `s` that swaps the rules of "deletes" and "creates", caught waiting in the middle of
+     * its transaction: the test holds the row of "creates" (FOR UPDATE), so the change writes "deletes",
+     * then waits on "creates". `holder` holds the row until the test rolls it back.
+     */
+    const changeWaitingOnHeldRow = async (s: {
+      rules: AnyClient;
+    }): Promise<{ holder: import('pg').Client; change: Promise<grpc.ServiceError | unknown> }> => {
       const holder = new (await import('pg')).default.Client(cluster.target);
       holder.on('error', () => {});
       await holder.connect();
@@ -402,6 +404,23 @@ describe('the AccessAudit store on PostgreSQL', function () {
         'the change waiting on the held row',
         10_000,
       );
+      return { holder, change };
+    };
+
+    const storedRules = async (): Promise<unknown[]> =>
+      (await rows(cluster.target, schema, 'zone-1')).map((r) => [r.name, r.version, r.rules]);
+    const SEEDED_ROWS = [
+      ['all', 1, AUDIT_ALL.rules],
+      ['creates', 1, CREATES.rules],
+      ['deletes', 1, DELETES.rules],
+    ];
+
+    it('leaves the old version whole, and the record of the attempt, when a sidecar is SIGKILLed in the middle of a change', async () => {
+      const dir = tempDir();
+      const s = await spawnReplica(dir, ['--rules', writeRules(dir, [AUDIT_ALL, DELETES, CREATES])]);
+      const trail = path.join(dir, 'audit', 'audit.log');
+      const seeded = readRecords(trail).length;
+      const { holder, change } = await changeWaitingOnHeldRow(s);
       // The records of the attempt were written and committed before the rows.
       expect(
         readRecords(trail)
@@ -423,11 +442,33 @@ describe('the AccessAudit store on PostgreSQL', function () {
         10_000,
       );
       await holder.end();
-      expect((await rows(cluster.target, schema, 'zone-1')).map((r) => [r.name, r.version, r.rules])).to.deep.equal([
-        ['all', 1, AUDIT_ALL.rules],
-        ['creates', 1, CREATES.rules],
-        ['deletes', 1, DELETES.rules],
-      ]);
+      expect(await storedRules()).to.deep.equal(SEEDED_ROWS);
+    });
+
+    it('stays up, refusing the change with UNAVAILABLE, when the database ends the connection of a change in flight', async () => {
+      const dir = tempDir();
+      const s = await spawnReplica(dir, ['--rules', writeRules(dir, [AUDIT_ALL, DELETES, CREATES])]);
+      const { holder, change } = await changeWaitingOnHeldRow(s);
+      // As a failover or an administrator does: the server ends the backend of the change.
+      await holder.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'meshaudit zone-1' AND wait_event_type = 'Lock'",
+      );
+      const refused = (await change) as grpc.ServiceError;
+      expect(refused.code).to.equal(grpc.status.UNAVAILABLE);
+      expect(refused.details).to.contain('cannot be reached');
+      await holder.query('ROLLBACK');
+      await holder.end();
+      expect(await storedRules()).to.deep.equal(SEEDED_ROWS);
+      // Still serving, with the rules it had; and it takes changes again.
+      expect(await evaluated(s, 'CREATE')).to.equal(true);
+      await eventually(
+        async () => {
+          await unary(s.rules, 'DeleteAccessAudit', { name: 'creates', version: 1 });
+          return true;
+        },
+        'a change taken again',
+        RECONNECT_MS,
+      );
     });
 
     it('refuses to start with exit 1 naming the store when the database is down and there is no cache', async () => {
