@@ -13,7 +13,8 @@
 // - Every sidecar LISTENs: a change committed by another replica is read (the whole zone) and put in force
 //   at once, without a record (that replica recorded it). After any reconnect the whole zone is read
 //   again, so a notification missed meanwhile cannot leave a sidecar stale.
-// - The last rule set read is cached in the data directory (access-audits.postgres-cache.json). While the
+// - The last rule set read is cached in the data directory (access-audits.postgres-cache.json): memory
+//   follows the database whether or not the cache can be written (onCacheError says when not). While the
 //   database cannot be reached the sidecar keeps recording with it, is `degraded`, and refuses changes
 //   (UNAVAILABLE); a sidecar started then starts on the cache, and one with no cache refuses to start.
 //   The connection is retried with a jittered backoff.
@@ -85,6 +86,12 @@ export interface PostgresStoreOptions extends Omit<StoreOptions, 'fileName' | 'f
   /** The data directory: the cache of the last rule set read is kept there. */
   readonly dataDir: string;
   readonly config: StoreConfig & { postgres: PostgresStoreConfig };
+  /**
+   * Told when the cache cannot be written: the rules in force follow the database all the same, but a
+   * start while the database is down would start on older ones. Default: throws (nothing writes the
+   * cache without a sidecar: --check-config).
+   */
+  readonly onCacheError?: (err: StoreError) => void;
 }
 
 interface PostgresStoreEvents {
@@ -166,6 +173,7 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
       knownTypes: opts.knownTypes,
       modes: opts.modes,
       onSyncError: opts.onSyncError,
+      onWriteError: opts.onCacheError,
       fileName: POSTGRES_CACHE_FILE,
       get maxAccessAudits() {
         return opts.maxAccessAudits;
@@ -297,8 +305,8 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
       });
       return { result: change, commit: true };
     });
-    // Committed: the cache follows (a cache that cannot be written is reported by onSyncError or thrown
-    // as StoreError after the change is in the database, where the next read finds it).
+    // Committed: memory follows. A cache file that cannot be written is reported (onCacheError), not
+    // thrown: the change is in the database, and the caller is told it is made.
     this.cache.commit(change);
     return change;
   }

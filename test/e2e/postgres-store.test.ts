@@ -253,6 +253,26 @@ describe('the AccessAudit store on PostgreSQL', function () {
       expect(seeded.sort()).to.deep.equal([0, 0, 2]);
     });
 
+    it('follows the zone when its cache cannot be written: a change read from another replica is in force, and its own change is taken', async () => {
+      const [a, b] = [await start('zone-1', [AUDIT_ALL]), await start('zone-1', [AUDIT_ALL])];
+      // The cache cannot be replaced: a folder that is not empty stands where the file goes.
+      const cache = path.join(b.dataDir, POSTGRES_CACHE_FILE);
+      fs.rmSync(cache);
+      fs.mkdirSync(path.join(cache, 'in-the-way'), { recursive: true });
+      await unary(a.rules, 'UpdateAccessAudit', { accessAudit: { ...DELETES, name: 'all', version: 1 } });
+      await eventually(
+        async () => (await evaluated(b, 'DELETE')) && !(await evaluated(b, 'CREATE')),
+        'the other replica evaluating with the new rules',
+        CONVERGE_MS,
+      );
+      const stored = await unary<{ version: number }>(b.rules, 'UpdateAccessAudit', {
+        accessAudit: { ...CREATES, name: 'all', version: 2 },
+      });
+      expect(stored.version).to.equal(3);
+      expect(await evaluated(b, 'CREATE')).to.equal(true);
+      expect((await rows(target, schema.schema, 'zone-1')).map((r) => [r.name, r.version])).to.deep.equal([['all', 3]]);
+    });
+
     it('stops start-up with exit 1 naming the missing table and the SQL, and --check-config says the same', async () => {
       const dir = tempDir();
       const config = writeSidecarConfig(dir, { postgres: { ...target, schema: schema.schema } });
