@@ -60,12 +60,20 @@ const RECONNECT_MAX_MS = 5_000;
 /** TCP keepalive on every connection: a database host that vanished is noticed without a query. */
 const KEEPALIVE_DELAY_MS = 10_000;
 
+/**
+ * The table as SQL names it in `schema`: the schema quoted, so that one named by a reserved word (user,
+ * order) is a name too. The config keeps schemas to lowercase identifiers: quoted or not, the same name.
+ */
+export function qualifiedTable(schema: string): string {
+  return `"${schema}".${TABLE}`;
+}
+
 /** The SQL that creates the table (and its schema): deploy/postgres/schema.sql is this for `public`. */
 export function tableSql(schema: string): string {
-  return `CREATE SCHEMA IF NOT EXISTS ${schema};
+  return `CREATE SCHEMA IF NOT EXISTS "${schema}";
 
 -- meshaudit's AccessAudit resources, one row per zone and name (docs/store.md).
-CREATE TABLE IF NOT EXISTS ${schema}.${TABLE} (
+CREATE TABLE IF NOT EXISTS ${qualifiedTable(schema)} (
   zone       text        NOT NULL,
   name       text        NOT NULL,
   -- 1 on creation, one more on every change: optimistic concurrency (UpdateAccessAudit's version).
@@ -166,7 +174,7 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     const p = opts.config.postgres;
     this.zone = opts.zone;
     this.schema = p.schema;
-    this.table = `${p.schema}.${TABLE}`;
+    this.table = qualifiedTable(p.schema);
     this.location = `postgres://${p.user}@${p.host}:${p.port}/${p.database} table ${this.table}, zone ${opts.zone}`;
     // Getters, not a spread: the limits are read on each change, as a reload sets them.
     this.cache = new AccessAuditStore(opts.dataDir, {

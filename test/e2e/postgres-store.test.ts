@@ -280,8 +280,8 @@ describe('the AccessAudit store on PostgreSQL', function () {
       for (const extra of [[], ['--check-config']]) {
         const proc = spawnSidecar(['--config', config, ...extra]);
         expect(await proc.exited).to.equal(1);
-        expect(proc.stderr()).to.contain(`the AccessAudit store's table ${schema.schema}.${TABLE} does not exist`);
-        expect(proc.stderr()).to.contain(`CREATE TABLE IF NOT EXISTS ${schema.schema}.${TABLE} (`);
+        expect(proc.stderr()).to.contain(`the AccessAudit store's table "${schema.schema}".${TABLE} does not exist`);
+        expect(proc.stderr()).to.contain(`CREATE TABLE IF NOT EXISTS "${schema.schema}".${TABLE} (`);
       }
       expect(fs.existsSync(path.join(dir, 'data', POSTGRES_CACHE_FILE))).to.equal(false);
     });
@@ -489,6 +489,17 @@ describe('the AccessAudit store on PostgreSQL', function () {
         'a change taken again',
         RECONNECT_MS,
       );
+    });
+
+    it('keeps its table in a schema named by a reserved word (user), created and written', async () => {
+      // Only on a cluster of the test's own: the name cannot be made unique.
+      const r = await replica('zone-1', storeOf(cluster.target, 'user'), [DELETES]);
+      running.push(r);
+      await unary(r.rules, 'CreateAccessAudit', { accessAudit: CREATES });
+      expect((await rows(cluster.target, '"user"', 'zone-1')).map((row) => [row.name, row.version])).to.deep.equal([
+        ['creates', 1],
+        ['deletes', 1],
+      ]);
     });
 
     it('refuses to start with exit 1 naming the store when the database is down and there is no cache', async () => {
