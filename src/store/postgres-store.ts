@@ -239,11 +239,9 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     const store = new PostgresAccessAuditStore(opts);
     store.closed = true;
     try {
-      const found = await store.sql(() => store.pool.query('SELECT to_regclass($1) AS table', [store.table]));
-      if (found.rows[0]?.table === null) {
-        if (!opts.config.createSchema) await store.ensureTable();
-      }
-      const rows = found.rows[0]?.table === null ? [] : await store.sql(() => store.selectZone(store.pool));
+      const exists = await store.tableExists();
+      if (!exists && !opts.config.createSchema) throw store.missingTable();
+      const rows = exists ? await store.sql(() => store.selectZone(store.pool)) : [];
       // A planner of the zone as read, in memory alone: --check-config writes nothing.
       const check = new AccessAuditStore(opts.dataDir, { knownTypes: opts.knownTypes, fileName: POSTGRES_CACHE_FILE });
       const { warnings } = check.replaceAll(entriesOf(rows), `the AccessAudit store ${store.location}`, false);
@@ -332,27 +330,35 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     await Promise.allSettled([listener?.end(), this.pool.end()]);
   }
 
-  /** The table exists, or is created (createSchema); a missing one names itself and the SQL that makes it. */
+  /**
+   * The table exists, or is created (createSchema); a missing one names itself and the SQL that makes it.
+   * Looked for first: creating it, even IF NOT EXISTS, needs rights the sidecars' user may not have
+   * (CREATE on the database) once it is made.
+   */
   private async ensureTable(): Promise<void> {
-    if (this.opts.config.createSchema) {
-      // Replicas starting at once with createSchema race to create the same table: one at a time.
-      await this.transaction(async (client) => {
-        await this.sql(async () => {
-          await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`meshaudit:schema:${this.schema}`]);
-          await client.query(tableSql(this.schema));
-        });
-        return { result: undefined, commit: true };
+    if (await this.tableExists()) return;
+    if (!this.opts.config.createSchema) throw this.missingTable();
+    // Replicas starting at once with createSchema race to create the same table: one at a time.
+    await this.transaction(async (client) => {
+      await this.sql(async () => {
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`meshaudit:schema:${this.schema}`]);
+        await client.query(tableSql(this.schema));
       });
-      return;
-    }
+      return { result: undefined, commit: true };
+    });
+  }
+
+  private async tableExists(): Promise<boolean> {
     const found = await this.sql(() => this.pool.query('SELECT to_regclass($1) AS table', [this.table]));
-    if (found.rows[0]?.table === null) {
-      throw new StoreError(
-        `the AccessAudit store's table ${this.table} does not exist in ${this.location.split(' table')[0]}: ` +
-          `create it with deploy/postgres/schema.sql (as a user that may), or set meshaudit.store.createSchema: true. ` +
-          `The SQL:\n${tableSql(this.schema)}`,
-      );
-    }
+    return found.rows[0]?.table !== null;
+  }
+
+  private missingTable(): StoreError {
+    return new StoreError(
+      `the AccessAudit store's table ${this.table} does not exist in ${this.location.split(' table')[0]}: ` +
+        `create it with deploy/postgres/schema.sql (as a user that may), or set meshaudit.store.createSchema: true. ` +
+        `The SQL:\n${tableSql(this.schema)}`,
+    );
   }
 
   /**

@@ -502,6 +502,23 @@ describe('the AccessAudit store on PostgreSQL', function () {
       ]);
     });
 
+    it('starts with createSchema on a table that exists, as a user that may use it and not create schemas', async () => {
+      // The table made beforehand (deploy/postgres/README.md), and a user with the rights it lists, alone.
+      await query(cluster.target, tableSql(schema));
+      await query(cluster.target, "SELECT 1 FROM pg_roles WHERE rolname = 'meshaudit'").then((found) =>
+        found.length === 0 ? query(cluster.target, 'CREATE ROLE meshaudit LOGIN') : [],
+      );
+      await query(cluster.target, `GRANT USAGE ON SCHEMA ${schema} TO meshaudit`);
+      await query(cluster.target, `GRANT SELECT, INSERT, UPDATE, DELETE ON ${schema}.${TABLE} TO meshaudit`);
+      const r = await replica('zone-1', storeOf({ ...cluster.target, user: 'meshaudit' }, schema), [DELETES]);
+      running.push(r);
+      await unary(r.rules, 'CreateAccessAudit', { accessAudit: CREATES });
+      expect((await rows(cluster.target, schema, 'zone-1')).map((row) => [row.name, row.changed_by])).to.deep.equal([
+        ['creates', 'mesh-system:admin'],
+        ['deletes', 'meshaudit:rules-files'],
+      ]);
+    });
+
     it('refuses to start with exit 1 naming the store when the database is down and there is no cache', async () => {
       await cluster.stop();
       const dir = tempDir();
