@@ -1,10 +1,10 @@
 -- meshaudit: the AccessAudit store on PostgreSQL (meshaudit.store.type: postgres, docs/store.md).
 -- Run once per database, as a user that may create the schema; then give the sidecars' user
 -- SELECT, INSERT, UPDATE, DELETE on it (deploy/postgres/README.md). For another schema, replace public.
-CREATE SCHEMA IF NOT EXISTS public;
+CREATE SCHEMA IF NOT EXISTS "public";
 
 -- meshaudit's AccessAudit resources, one row per zone and name (docs/store.md).
-CREATE TABLE IF NOT EXISTS public.meshaudit_access_audits (
+CREATE TABLE IF NOT EXISTS "public".meshaudit_access_audits (
   zone       text        NOT NULL,
   name       text        NOT NULL,
   -- 1 on creation, one more on every change: optimistic concurrency (UpdateAccessAudit's version).

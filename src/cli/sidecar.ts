@@ -352,6 +352,11 @@ async function openStore(config: Config, options: StoreOptions, log: Logger): Pr
     zone: config.zone,
     dataDir: config.dataDir,
     config: { ...config.store, postgres: config.store.postgres },
+    onCacheError: (err) =>
+      log.error(
+        "the AccessAudit store's cache cannot be written: the rules in force follow the database, but a start while it is down would start on older ones",
+        { err },
+      ),
   });
   for (const w of warnings) log.warn(`AccessAudit store ${store.location}: ${formatViolation(w)}`);
   if (startedOnCache !== undefined) {

@@ -706,7 +706,7 @@ const sslModeRule: Rule<PostgresSslMode> = (v) =>
       )
     : oneOf(SSL_MODES)(v);
 
-/** A schema name used unquoted: letters, digits and underscores, as PostgreSQL folds and stores it. */
+/** A schema name: letters, digits and underscores, as PostgreSQL folds and stores it (quoted in SQL: a reserved word is a name too). */
 const sqlIdentifier: Rule<string> = (v) =>
   typeof v === 'string' && /^[a-z_][a-z0-9_]{0,62}$/.test(v)
     ? v

@@ -87,6 +87,12 @@ export interface StoreOptions {
   readonly modes?: FileModes;
   /** The file's name in the folder: ACCESS_AUDITS_FILE by default (the PostgreSQL store's cache has its own). */
   readonly fileName?: string;
+  /**
+   * Told when the file cannot be written at all, and the change is made in memory all the same: for the
+   * copy of a store kept elsewhere (the PostgreSQL store's cache), whose memory follows that store whether
+   * or not the copy can be written. Default: throws, and nothing changes (the file is the store).
+   */
+  readonly onWriteError?: (err: StoreError) => void;
 }
 
 /** What replacing the whole store changed, by resource name. */
@@ -215,9 +221,10 @@ export class AccessAuditStore implements RuleStore {
     const deleted = [...this.byName.keys()].filter((name) => !next.has(name));
     if (created.length + updated.length + deleted.length === 0)
       return { diff: undefined, warnings: [...warnings.list] };
+    // Written first, as commit does: a write that throws changes nothing.
+    if (persist) this.writeAtomically(encode(sortedByName(next.values())));
     this.byName = next;
     this.generation++;
-    if (persist) this.writeAtomically(encode(this.list()));
     return { diff: { created, updated, deleted }, warnings: [...warnings.list] };
   }
 
@@ -415,7 +422,12 @@ export class AccessAuditStore implements RuleStore {
       replaceFile(this.fs, this.file, text, { mode: modes.file, dirMode: modes.dir });
     } catch (e) {
       if (!(e instanceof ReplaceError)) throw e;
-      if (!e.renamed) throw new StoreError(`can't write the AccessAudit store ${this.file}: ${e.message}`);
+      if (!e.renamed) {
+        const err = new StoreError(`can't write the AccessAudit store ${this.file}: ${e.message}`);
+        if (this.opts.onWriteError === undefined) throw err;
+        this.opts.onWriteError(err);
+        return;
+      }
       // From the rename on, the new state is what the file holds: reporting failure now would tell the
       // caller "nothing changed" while the next start loads the change.
       const err = new StoreError(`the AccessAudit store ${this.file} was changed, but ${e.message}`);

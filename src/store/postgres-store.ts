@@ -13,7 +13,8 @@
 // - Every sidecar LISTENs: a change committed by another replica is read (the whole zone) and put in force
 //   at once, without a record (that replica recorded it). After any reconnect the whole zone is read
 //   again, so a notification missed meanwhile cannot leave a sidecar stale.
-// - The last rule set read is cached in the data directory (access-audits.postgres-cache.json). While the
+// - The last rule set read is cached in the data directory (access-audits.postgres-cache.json): memory
+//   follows the database whether or not the cache can be written (onCacheError says when not). While the
 //   database cannot be reached the sidecar keeps recording with it, is `degraded`, and refuses changes
 //   (UNAVAILABLE); a sidecar started then starts on the cache, and one with no cache refuses to start.
 //   The connection is retried with a jittered backoff.
@@ -59,12 +60,20 @@ const RECONNECT_MAX_MS = 5_000;
 /** TCP keepalive on every connection: a database host that vanished is noticed without a query. */
 const KEEPALIVE_DELAY_MS = 10_000;
 
+/**
+ * The table as SQL names it in `schema`: the schema quoted, so that one named by a reserved word (user,
+ * order) is a name too. The config keeps schemas to lowercase identifiers: quoted or not, the same name.
+ */
+export function qualifiedTable(schema: string): string {
+  return `"${schema}".${TABLE}`;
+}
+
 /** The SQL that creates the table (and its schema): deploy/postgres/schema.sql is this for `public`. */
 export function tableSql(schema: string): string {
-  return `CREATE SCHEMA IF NOT EXISTS ${schema};
+  return `CREATE SCHEMA IF NOT EXISTS "${schema}";
 
 -- meshaudit's AccessAudit resources, one row per zone and name (docs/store.md).
-CREATE TABLE IF NOT EXISTS ${schema}.${TABLE} (
+CREATE TABLE IF NOT EXISTS ${qualifiedTable(schema)} (
   zone       text        NOT NULL,
   name       text        NOT NULL,
   -- 1 on creation, one more on every change: optimistic concurrency (UpdateAccessAudit's version).
@@ -85,6 +94,12 @@ export interface PostgresStoreOptions extends Omit<StoreOptions, 'fileName' | 'f
   /** The data directory: the cache of the last rule set read is kept there. */
   readonly dataDir: string;
   readonly config: StoreConfig & { postgres: PostgresStoreConfig };
+  /**
+   * Told when the cache cannot be written: the rules in force follow the database all the same, but a
+   * start while the database is down would start on older ones. Default: throws (nothing writes the
+   * cache without a sidecar: --check-config).
+   */
+  readonly onCacheError?: (err: StoreError) => void;
 }
 
 interface PostgresStoreEvents {
@@ -159,13 +174,14 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     const p = opts.config.postgres;
     this.zone = opts.zone;
     this.schema = p.schema;
-    this.table = `${p.schema}.${TABLE}`;
+    this.table = qualifiedTable(p.schema);
     this.location = `postgres://${p.user}@${p.host}:${p.port}/${p.database} table ${this.table}, zone ${opts.zone}`;
     // Getters, not a spread: the limits are read on each change, as a reload sets them.
     this.cache = new AccessAuditStore(opts.dataDir, {
       knownTypes: opts.knownTypes,
       modes: opts.modes,
       onSyncError: opts.onSyncError,
+      onWriteError: opts.onCacheError,
       fileName: POSTGRES_CACHE_FILE,
       get maxAccessAudits() {
         return opts.maxAccessAudits;
@@ -223,11 +239,9 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     const store = new PostgresAccessAuditStore(opts);
     store.closed = true;
     try {
-      const found = await store.sql(() => store.pool.query('SELECT to_regclass($1) AS table', [store.table]));
-      if (found.rows[0]?.table === null) {
-        if (!opts.config.createSchema) await store.ensureTable();
-      }
-      const rows = found.rows[0]?.table === null ? [] : await store.sql(() => store.selectZone(store.pool));
+      const exists = await store.tableExists();
+      if (!exists && !opts.config.createSchema) throw store.missingTable();
+      const rows = exists ? await store.sql(() => store.selectZone(store.pool)) : [];
       // A planner of the zone as read, in memory alone: --check-config writes nothing.
       const check = new AccessAuditStore(opts.dataDir, { knownTypes: opts.knownTypes, fileName: POSTGRES_CACHE_FILE });
       const { warnings } = check.replaceAll(entriesOf(rows), `the AccessAudit store ${store.location}`, false);
@@ -283,32 +297,24 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     work: (refreshed: StoreDiff | undefined) => Promise<PreparedChange>,
   ): Promise<PreparedChange> {
     if (this.degradedBecause !== undefined) throw this.unavailable(this.degradedBecause);
-    const client = await this.sql(() => this.pool.connect());
-    let done = false;
-    try {
+    const change = await this.transaction(async (client) => {
       await this.sql(async () => {
-        await client.query('BEGIN');
         await client.query(`SET LOCAL lock_timeout = ${LOCK_TIMEOUT_MS}`);
         await this.lockZone(client);
       });
       const { diff: refreshed } = this.adopt(await this.sql(() => this.selectZone(client)));
       const change = await work(refreshed);
+      if (change.changes.length === 0) return { result: change, commit: false };
       await this.sql(async () => {
-        if (change.changes.length > 0) {
-          await this.write(client, change, changedBy);
-          await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, this.payload()]);
-        }
-        await client.query(change.changes.length > 0 ? 'COMMIT' : 'ROLLBACK');
+        await this.write(client, change, changedBy);
+        await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, this.payload()]);
       });
-      done = true;
-      // Committed: the cache follows (a cache that cannot be written is reported by onSyncError or thrown
-      // as StoreError after the change is in the database, where the next read finds it).
-      this.cache.commit(change);
-      return change;
-    } finally {
-      if (!done) await client.query('ROLLBACK').catch(() => {});
-      client.release(done ? undefined : true);
-    }
+      return { result: change, commit: true };
+    });
+    // Committed: memory follows. A cache file that cannot be written is reported (onCacheError), not
+    // thrown: the change is in the database, and the caller is told it is made.
+    this.cache.commit(change);
+    return change;
   }
 
   async refresh(): Promise<StoreDiff | undefined> {
@@ -324,31 +330,59 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     await Promise.allSettled([listener?.end(), this.pool.end()]);
   }
 
-  /** The table exists, or is created (createSchema); a missing one names itself and the SQL that makes it. */
+  /**
+   * The table exists, or is created (createSchema); a missing one names itself and the SQL that makes it.
+   * Looked for first: creating it, even IF NOT EXISTS, needs rights the sidecars' user may not have
+   * (CREATE on the database) once it is made.
+   */
   private async ensureTable(): Promise<void> {
-    if (this.opts.config.createSchema) {
-      const client = await this.sql(() => this.pool.connect());
-      try {
-        // Replicas starting at once with createSchema race to create the same table: one at a time.
-        await this.sql(async () => {
-          await client.query('BEGIN');
-          await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`meshaudit:schema:${this.schema}`]);
-          await client.query(tableSql(this.schema));
-          await client.query('COMMIT');
-        });
-      } finally {
-        await client.query('ROLLBACK').catch(() => {});
-        client.release();
-      }
-      return;
-    }
+    if (await this.tableExists()) return;
+    if (!this.opts.config.createSchema) throw this.missingTable();
+    // Replicas starting at once with createSchema race to create the same table: one at a time.
+    await this.transaction(async (client) => {
+      await this.sql(async () => {
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`meshaudit:schema:${this.schema}`]);
+        await client.query(tableSql(this.schema));
+      });
+      return { result: undefined, commit: true };
+    });
+  }
+
+  private async tableExists(): Promise<boolean> {
     const found = await this.sql(() => this.pool.query('SELECT to_regclass($1) AS table', [this.table]));
-    if (found.rows[0]?.table === null) {
-      throw new StoreError(
-        `the AccessAudit store's table ${this.table} does not exist in ${this.location.split(' table')[0]}: ` +
-          `create it with deploy/postgres/schema.sql (as a user that may), or set meshaudit.store.createSchema: true. ` +
-          `The SQL:\n${tableSql(this.schema)}`,
-      );
+    return found.rows[0]?.table !== null;
+  }
+
+  private missingTable(): StoreError {
+    return new StoreError(
+      `the AccessAudit store's table ${this.table} does not exist in ${this.location.split(' table')[0]}: ` +
+        `create it with deploy/postgres/schema.sql (as a user that may), or set meshaudit.store.createSchema: true. ` +
+        `The SQL:\n${tableSql(this.schema)}`,
+    );
+  }
+
+  /**
+   * Runs `run` in a transaction on a pooled connection, and commits it or rolls it back as `run` says;
+   * anything thrown rolls it back and discards the connection. While a connection is checked out the pool
+   * does not listen for its 'error' (the server ended it: a restart, a failover, pg_terminate_backend),
+   * and an 'error' nobody listens for ends the process: this listens meanwhile. The query in flight, or
+   * the next one, fails with the same cause, and sql() reports it.
+   */
+  private async transaction<T>(run: (client: pg.PoolClient) => Promise<{ result: T; commit: boolean }>): Promise<T> {
+    const client = await this.sql(() => this.pool.connect());
+    const ended = (): void => {};
+    client.on('error', ended);
+    let done = false;
+    try {
+      await this.sql(() => client.query('BEGIN'));
+      const { result, commit } = await run(client);
+      await this.sql(() => client.query(commit ? 'COMMIT' : 'ROLLBACK'));
+      done = true;
+      return result;
+    } finally {
+      if (!done) await client.query('ROLLBACK').catch(() => {});
+      client.off('error', ended);
+      client.release(done ? undefined : true);
     }
   }
 

@@ -253,6 +253,26 @@ describe('the AccessAudit store on PostgreSQL', function () {
       expect(seeded.sort()).to.deep.equal([0, 0, 2]);
     });
 
+    it('follows the zone when its cache cannot be written: a change read from another replica is in force, and its own change is taken', async () => {
+      const [a, b] = [await start('zone-1', [AUDIT_ALL]), await start('zone-1', [AUDIT_ALL])];
+      // The cache cannot be replaced: a folder that is not empty stands where the file goes.
+      const cache = path.join(b.dataDir, POSTGRES_CACHE_FILE);
+      fs.rmSync(cache);
+      fs.mkdirSync(path.join(cache, 'in-the-way'), { recursive: true });
+      await unary(a.rules, 'UpdateAccessAudit', { accessAudit: { ...DELETES, name: 'all', version: 1 } });
+      await eventually(
+        async () => (await evaluated(b, 'DELETE')) && !(await evaluated(b, 'CREATE')),
+        'the other replica evaluating with the new rules',
+        CONVERGE_MS,
+      );
+      const stored = await unary<{ version: number }>(b.rules, 'UpdateAccessAudit', {
+        accessAudit: { ...CREATES, name: 'all', version: 2 },
+      });
+      expect(stored.version).to.equal(3);
+      expect(await evaluated(b, 'CREATE')).to.equal(true);
+      expect((await rows(target, schema.schema, 'zone-1')).map((r) => [r.name, r.version])).to.deep.equal([['all', 3]]);
+    });
+
     it('stops start-up with exit 1 naming the missing table and the SQL, and --check-config says the same', async () => {
       const dir = tempDir();
       const config = writeSidecarConfig(dir, { postgres: { ...target, schema: schema.schema } });
@@ -260,8 +280,8 @@ describe('the AccessAudit store on PostgreSQL', function () {
       for (const extra of [[], ['--check-config']]) {
         const proc = spawnSidecar(['--config', config, ...extra]);
         expect(await proc.exited).to.equal(1);
-        expect(proc.stderr()).to.contain(`the AccessAudit store's table ${schema.schema}.${TABLE} does not exist`);
-        expect(proc.stderr()).to.contain(`CREATE TABLE IF NOT EXISTS ${schema.schema}.${TABLE} (`);
+        expect(proc.stderr()).to.contain(`the AccessAudit store's table "${schema.schema}".${TABLE} does not exist`);
+        expect(proc.stderr()).to.contain(`CREATE TABLE IF NOT EXISTS "${schema.schema}".${TABLE} (`);
       }
       expect(fs.existsSync(path.join(dir, 'data', POSTGRES_CACHE_FILE))).to.equal(false);
     });
@@ -375,12 +395,14 @@ describe('the AccessAudit store on PostgreSQL', function () {
       expect((await adminRequest(Number(admin), 'GET', '/ready')).body).to.equal('LIVE\n');
     });
 
-    it('leaves the old version whole, and the record of the attempt, when a sidecar is SIGKILLed in the middle of a change', async () => {
-      const dir = tempDir();
-      const s = await spawnReplica(dir, ['--rules', writeRules(dir, [AUDIT_ALL, DELETES, CREATES])]);
-      const trail = path.join(dir, 'audit', 'audit.log');
-      const seeded = readRecords(trail).length;
-      // The test holds the row of "creates": the change writes "deletes", then waits on "creates".
+    /**
+     * An apply through `s` that swaps the rules of "deletes" and "creates", caught waiting in the middle of
+     * its transaction: the test holds the row of "creates" (FOR UPDATE), so the change writes "deletes",
+     * then waits on "creates". `holder` holds the row until the test rolls it back.
+     */
+    const changeWaitingOnHeldRow = async (s: {
+      rules: AnyClient;
+    }): Promise<{ holder: import('pg').Client; change: Promise<grpc.ServiceError | unknown> }> => {
       const holder = new (await import('pg')).default.Client(cluster.target);
       holder.on('error', () => {});
       await holder.connect();
@@ -402,6 +424,23 @@ describe('the AccessAudit store on PostgreSQL', function () {
         'the change waiting on the held row',
         10_000,
       );
+      return { holder, change };
+    };
+
+    const storedRules = async (): Promise<unknown[]> =>
+      (await rows(cluster.target, schema, 'zone-1')).map((r) => [r.name, r.version, r.rules]);
+    const SEEDED_ROWS = [
+      ['all', 1, AUDIT_ALL.rules],
+      ['creates', 1, CREATES.rules],
+      ['deletes', 1, DELETES.rules],
+    ];
+
+    it('leaves the old version whole, and the record of the attempt, when a sidecar is SIGKILLed in the middle of a change', async () => {
+      const dir = tempDir();
+      const s = await spawnReplica(dir, ['--rules', writeRules(dir, [AUDIT_ALL, DELETES, CREATES])]);
+      const trail = path.join(dir, 'audit', 'audit.log');
+      const seeded = readRecords(trail).length;
+      const { holder, change } = await changeWaitingOnHeldRow(s);
       // The records of the attempt were written and committed before the rows.
       expect(
         readRecords(trail)
@@ -423,10 +462,60 @@ describe('the AccessAudit store on PostgreSQL', function () {
         10_000,
       );
       await holder.end();
-      expect((await rows(cluster.target, schema, 'zone-1')).map((r) => [r.name, r.version, r.rules])).to.deep.equal([
-        ['all', 1, AUDIT_ALL.rules],
-        ['creates', 1, CREATES.rules],
-        ['deletes', 1, DELETES.rules],
+      expect(await storedRules()).to.deep.equal(SEEDED_ROWS);
+    });
+
+    it('stays up, refusing the change with UNAVAILABLE, when the database ends the connection of a change in flight', async () => {
+      const dir = tempDir();
+      const s = await spawnReplica(dir, ['--rules', writeRules(dir, [AUDIT_ALL, DELETES, CREATES])]);
+      const { holder, change } = await changeWaitingOnHeldRow(s);
+      // As a failover or an administrator does: the server ends the backend of the change.
+      await holder.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'meshaudit zone-1' AND wait_event_type = 'Lock'",
+      );
+      const refused = (await change) as grpc.ServiceError;
+      expect(refused.code).to.equal(grpc.status.UNAVAILABLE);
+      expect(refused.details).to.contain('cannot be reached');
+      await holder.query('ROLLBACK');
+      await holder.end();
+      expect(await storedRules()).to.deep.equal(SEEDED_ROWS);
+      // Still serving, with the rules it had; and it takes changes again.
+      expect(await evaluated(s, 'CREATE')).to.equal(true);
+      await eventually(
+        async () => {
+          await unary(s.rules, 'DeleteAccessAudit', { name: 'creates', version: 1 });
+          return true;
+        },
+        'a change taken again',
+        RECONNECT_MS,
+      );
+    });
+
+    it('keeps its table in a schema named by a reserved word (user), created and written', async () => {
+      // Only on a cluster of the test's own: the name cannot be made unique.
+      const r = await replica('zone-1', storeOf(cluster.target, 'user'), [DELETES]);
+      running.push(r);
+      await unary(r.rules, 'CreateAccessAudit', { accessAudit: CREATES });
+      expect((await rows(cluster.target, '"user"', 'zone-1')).map((row) => [row.name, row.version])).to.deep.equal([
+        ['creates', 1],
+        ['deletes', 1],
+      ]);
+    });
+
+    it('starts with createSchema on a table that exists, as a user that may use it and not create schemas', async () => {
+      // The table made beforehand (deploy/postgres/README.md), and a user with the rights it lists, alone.
+      await query(cluster.target, tableSql(schema));
+      await query(cluster.target, "SELECT 1 FROM pg_roles WHERE rolname = 'meshaudit'").then((found) =>
+        found.length === 0 ? query(cluster.target, 'CREATE ROLE meshaudit LOGIN') : [],
+      );
+      await query(cluster.target, `GRANT USAGE ON SCHEMA ${schema} TO meshaudit`);
+      await query(cluster.target, `GRANT SELECT, INSERT, UPDATE, DELETE ON ${schema}.${TABLE} TO meshaudit`);
+      const r = await replica('zone-1', storeOf({ ...cluster.target, user: 'meshaudit' }, schema), [DELETES]);
+      running.push(r);
+      await unary(r.rules, 'CreateAccessAudit', { accessAudit: CREATES });
+      expect((await rows(cluster.target, schema, 'zone-1')).map((row) => [row.name, row.changed_by])).to.deep.equal([
+        ['creates', 'mesh-system:admin'],
+        ['deletes', 'meshaudit:rules-files'],
       ]);
     });
 
