@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { checkExactlyOnce } from './check';
+import { backendFiles, checkExactlyOnce } from './check';
 import { baseRulesYaml, type DateMode, manyRulesFiles } from './events';
 import type { FloorResult, FloorSpec } from './floor';
 import type { LoadResult, LoadSpec } from './loadgen';
@@ -493,7 +493,7 @@ function phases(result: ScenarioResult): (name: string) => void {
 }
 
 function rotatedFiles(auditDir: string): number {
-  return fs.existsSync(auditDir) ? Math.max(0, fs.readdirSync(auditDir).length - 1) : 0;
+  return Math.max(0, backendFiles(auditDir, 'audit.log').length - 1);
 }
 
 async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {

@@ -152,11 +152,12 @@ function describeRule(r: ListReply['accessAudits'][number]['rules'][number]): st
   return `${what}${types}${r.mesh ? ` in mesh ${r.mesh}` : ''}`;
 }
 
-/** Every record line of the zone's audit folder (the active file and any rotated one). */
+/** Every record line of the zone's audit folder (the active file and any rotated one; not the trail's .json). */
 function records(z: RunningZone): string[] {
   const folder = path.join(z.dir, 'audit');
   return fs
     .readdirSync(folder)
+    .filter((f) => f.endsWith('.log'))
     .sort()
     .flatMap((f) => fs.readFileSync(path.join(folder, f), 'utf8').split('\n'))
     .filter((l) => l !== '');

@@ -54,6 +54,14 @@ const CONNECT_TIMEOUT_MS = 5_000;
 const LOCK_TIMEOUT_MS = 10_000;
 /** Any statement past this is given up (a database that stopped answering without closing the connection). */
 const STATEMENT_TIMEOUT_MS = 15_000;
+/** Past statement_timeout (the server's own bound): a query that long has no server answering it. */
+const QUERY_TIMEOUT_MS = STATEMENT_TIMEOUT_MS + 5_000;
+/**
+ * The listener asks the database this often whether it is there: a host that vanished without closing
+ * its connections is noticed within HEARTBEAT_MS + HEARTBEAT_TIMEOUT_MS, not after TCP's minutes.
+ */
+const HEARTBEAT_MS = 10_000;
+const HEARTBEAT_TIMEOUT_MS = 5_000;
 /** Reconnect backoff: from the first, doubled up to the last, each with up to half of it added at random. */
 const RECONNECT_FIRST_MS = 250;
 const RECONNECT_MAX_MS = 5_000;
@@ -136,6 +144,9 @@ export function clientConfig(p: PostgresStoreConfig, zone: string): pg.ClientCon
     ssl,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     statement_timeout: STATEMENT_TIMEOUT_MS,
+    // The server enforces statement_timeout; a server that vanished (its host gone, a network partition)
+    // answers nothing, so the client gives up on its own a little later.
+    query_timeout: QUERY_TIMEOUT_MS,
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
     application_name: `meshaudit ${zone}`.slice(0, 63),
@@ -473,7 +484,19 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
       this.degrade(err === undefined ? 'the connection to the database ended' : describe(err));
     };
     client.on('error', lost);
-    client.on('end', () => lost());
+    client.on('end', () => {
+      clearInterval(heartbeat);
+      lost();
+    });
+    const heartbeat = setInterval(() => {
+      if (this.listener !== client) return;
+      client
+        .query({ text: 'SELECT 1', query_timeout: HEARTBEAT_TIMEOUT_MS } as pg.QueryConfig)
+        .catch((e: Error) =>
+          lost(new Error(`no answer to a heartbeat within ${HEARTBEAT_TIMEOUT_MS / 1000} s: ${e.message}`)),
+        );
+    }, HEARTBEAT_MS);
+    heartbeat.unref();
     client.on('notification', (msg) => {
       if (msg.channel !== NOTIFY_CHANNEL || msg.payload === undefined) return;
       let from: { schema?: unknown; zone?: unknown; by?: unknown };
@@ -488,11 +511,14 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
       await client.connect();
       await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
     } catch (e) {
+      clearInterval(heartbeat);
       client.end().catch(() => {});
       throw e;
     }
-    if (this.closed) {
-      await client.end();
+    // Closed meanwhile, or another reconnect won the race: one listener at a time.
+    if (this.closed || this.listener !== undefined) {
+      clearInterval(heartbeat);
+      await client.end().catch(() => {});
       return;
     }
     this.listener = client;

@@ -8,6 +8,10 @@ import { sendAll } from '../../src/client/audit-client';
 import { expectExactlyOnce, events, writeConfig } from '../support/exactly-once';
 import { readRecords, tempDir } from '../support/helpers';
 import { freePort, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
+import { timeFromName } from '../../src/backends/file';
+
+/** A rotated audit file of `audit.log` (not a digest, marker or seal beside it). */
+const isRotated = (name: string): boolean => timeFromName('audit.log', name) !== undefined;
 
 describe('exactly once across SIGKILL (real process)', function () {
   this.timeout(120_000);
@@ -105,7 +109,7 @@ describe('exactly once across SIGKILL (real process)', function () {
       8,
     );
     expect(killed).to.equal(8);
-    expect(fs.readdirSync(`${dir}/audit`).filter((f) => f.startsWith('audit-')).length).to.be.greaterThan(10);
+    expect(fs.readdirSync(`${dir}/audit`).filter(isRotated).length).to.be.greaterThan(10);
     expectExactlyOnce(dir, 30_000, SKIP);
   });
 
@@ -160,7 +164,7 @@ describe('exactly once across SIGKILL (real process)', function () {
     sidecar.proc.kill('SIGTERM');
     expect(await sidecar.exited).to.equal(0);
     expect(killed).to.be.at.least(4);
-    const rotated = fs.readdirSync(path.join(dir, 'audit')).filter((f) => f.startsWith('audit-'));
+    const rotated = fs.readdirSync(path.join(dir, 'audit')).filter(isRotated);
     // Retention kept its 4 (and the file a rotating write began in, until the next write).
     expect(rotated.length, rotated.join(' ')).to.be.within(4, 5);
     for (const f of rotated) {

@@ -519,6 +519,32 @@ describe('the AccessAudit store on PostgreSQL', function () {
       ]);
     });
 
+    it('says degraded when the database stops answering without closing its connections, and recovers when it answers', async () => {
+      const a = await replica('zone-1', storeOf(cluster.target, schema), [DELETES]);
+      running.push(a);
+      // Every process of the cluster frozen: the sockets stay open, nothing answers (a vanished host).
+      const frozen = clusterProcesses(cluster.pid as number);
+      for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+      try {
+        await eventually(
+          async () => a.sidecar.metrics.storeDegraded.get().then((m) => m.values[0]?.value === 1),
+          'degraded after the heartbeat went unanswered',
+          30_000,
+        );
+      } finally {
+        for (const pid of frozen) process.kill(pid, 'SIGCONT');
+      }
+      await eventually(
+        async () => {
+          await unary(a.rules, 'CreateAccessAudit', { accessAudit: CREATES });
+          return true;
+        },
+        'a change taken again once the database answers',
+        RECONNECT_MS,
+      );
+      expect(await evaluated(a, 'CREATE')).to.equal(true);
+    });
+
     it('refuses to start with exit 1 naming the store when the database is down and there is no cache', async () => {
       await cluster.stop();
       const dir = tempDir();
@@ -537,4 +563,21 @@ function writeRules(dir: string, audits: readonly AccessAudit[]): string {
   const file = path.join(dir, 'rules.yaml');
   fs.writeFileSync(file, yamlOf(audits));
   return file;
+}
+
+/** The postmaster `pid` and every process under it (its backends), from /proc. */
+function clusterProcesses(pid: number): number[] {
+  const all = fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        return { pid: Number(d), ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) };
+      } catch {
+        return undefined;
+      }
+    })
+    .filter((p): p is { pid: number; ppid: number } => p !== undefined);
+  return [pid, ...all.filter((p) => p.ppid === pid).map((p) => p.pid)];
 }

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { timeFromName } from '../../src/backends/file';
 import * as grpc from '@grpc/grpc-js';
 import { logLines, MAIN, type SpawnedSidecar, spawnSidecar, writeSidecarConfig } from '../support/process';
 import type { SidecarConfigOptions } from '../support/process';
@@ -64,9 +65,9 @@ async function hup(s: SpawnedSidecar, n: number): Promise<Record<string, unknown
   return (await reloads(s, n))[n - 1]!;
 }
 
-/** Rotated files beside `<dir>/audit/audit.log`. */
+/** Rotated files beside `<dir>/audit/audit.log` (not the integrity trail's documents). */
 function rotated(dir: string): string[] {
-  return fs.readdirSync(path.join(dir, 'audit')).filter((f) => f !== 'audit.log');
+  return fs.readdirSync(path.join(dir, 'audit')).filter((f) => timeFromName('audit.log', f) !== undefined);
 }
 
 describe('config reload (real process)', function () {
