@@ -122,10 +122,14 @@ async function main(): Promise<void> {
           config: { ...config.store, postgres: config.store.postgres },
         }).catch((e) => {
           const cache = path.join(config.dataDir, POSTGRES_CACHE_FILE);
-          if (!(e instanceof UnreachableError) || !fs.existsSync(cache)) throw e;
-          warn(
-            `${e.message.replace(/: rule changes are refused.*/, '')}: start-up would start on the rules cached in ${cache}`,
-          );
+          if (!(e instanceof UnreachableError)) throw e;
+          const unreachable = e.message.replace(/: rule changes are refused.*/, '');
+          if (!fs.existsSync(cache)) {
+            throw new UnreachableError(
+              `${unreachable}, and no rules are cached in ${cache} yet: start-up would stop (exit 1)`,
+            );
+          }
+          warn(`${unreachable}: start-up would start on the rules cached in ${cache}`);
           const cached = new AccessAuditStore(config.dataDir, { knownTypes, fileName: POSTGRES_CACHE_FILE });
           return { store: cached, location: cache, warnings: cached.load() };
         });

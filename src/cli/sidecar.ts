@@ -266,9 +266,12 @@ async function startOnBoundServer(opts: SidecarOptions, early: Early): Promise<S
     onHeartbeatError: (err) =>
       log.warn("can't touch the data directory lock; trying again at the next heartbeat", { err }),
   });
+  // What start-up opened that a failure later in it must close (the store's connections).
+  const toClose: Array<() => Promise<void>> = [];
   try {
-    return await startLocked(opts, early, lock);
+    return await startLocked(opts, early, lock, toClose);
   } catch (err) {
+    await Promise.allSettled(toClose.map((close) => close()));
     lock.release();
     throw err;
   }
@@ -369,7 +372,12 @@ async function openStore(config: Config, options: StoreOptions, log: Logger): Pr
   return store;
 }
 
-async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock): Promise<Sidecar> {
+async function startLocked(
+  opts: SidecarOptions,
+  early: Early,
+  lock: DataDirLock,
+  toClose: Array<() => Promise<void>>,
+): Promise<Sidecar> {
   const { config, log } = opts;
   const { bound, admin, auth, serving, metrics, inForce } = early;
   const now = opts.now ?? (() => new Date());
@@ -390,6 +398,7 @@ async function startLocked(opts: SidecarOptions, early: Early, lock: DataDirLock
     },
   };
   const store = await openStore(config, storeOptions, log);
+  toClose.push(() => store.close());
   const checkpoint = new Checkpoint(config.dataDir, {
     modes: config.files,
     fsync: config.fsync,

@@ -555,6 +555,12 @@ describe('the AccessAudit store on PostgreSQL', function () {
       expect(proc.stderr()).to.contain(`the AccessAudit store postgres://postgres@127.0.0.1:${cluster.port}/postgres`);
       expect(proc.stderr()).to.contain('cannot be reached');
       expect(proc.stderr()).to.contain('no cached rules yet');
+      // --check-config says the same before anyone starts it.
+      const check = spawnSidecar(['--config', config, '--check-config']);
+      spawned.push(check);
+      expect(await check.exited).to.equal(1);
+      expect(check.stderr()).to.contain('cannot be reached');
+      expect(check.stderr()).to.contain('start-up would stop (exit 1)');
     });
   });
 });
