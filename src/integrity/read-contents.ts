@@ -46,5 +46,11 @@ export async function contentsOf(
   counter = new ContentsCounter(),
 ): Promise<Omit<Contents, 'identifiers'> | undefined> {
   if (!(await readInto(handle, counter, end))) return undefined;
-  return { file, sizeBytes: counter.sizeBytes, sha256: counter.sha256(), records: counter.records, ...(await recordTimes(handle, end)) };
+  return {
+    file,
+    sizeBytes: counter.sizeBytes,
+    sha256: counter.sha256(),
+    records: counter.records,
+    ...(await recordTimes(handle, end)),
+  };
 }
