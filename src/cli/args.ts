@@ -18,9 +18,11 @@ export const USAGE = `Usage: meshaudit [--config FILE] [--rules FILE...] [--chec
 Commands (each with --help):
   emit [FILE|-]            stream events (JSON lines) as a control plane does, with progress and a summary
   health [--service NAME]  exit 0 when the sidecar serves (grpc.health.v1), 1 otherwise: for exec probes
+  keygen --out DIR         write an Ed25519 key pair for meshaudit.integrity (the signed trail)
   record [FILE|-]          record events (JSON lines) with AuditService.Record, one result per line
   rules list|get|apply|delete|evaluate   the zone's AccessAudits over RuleService
   token add|list|revoke    bearer tokens for callers of the sidecar
+  verify --dir DIR --pubkey FILE   check an audit folder's signed trail: exit 0 only when all is intact
 
 A per-zone access-audit sidecar for service-mesh control planes.
 

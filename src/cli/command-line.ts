@@ -86,6 +86,11 @@ const VALUE_NAMES: Record<string, string> = {
   zone: 'a zone name',
   instance: 'an instance name',
   wait: 'a number of seconds',
+  dir: 'a folder',
+  out: 'a folder',
+  pubkey: 'a public key file (PEM)',
+  from: 'a time (RFC 3339)',
+  to: 'a time (RFC 3339)',
 };
 
 /** The parsed flags (the last of a flag given twice wins; `multiple` ones collect) and the positionals. */
@@ -116,7 +121,8 @@ export const EXIT_USAGE = 2;
 export const EXIT_UNREACHABLE = 3;
 export const EXIT_REFUSED_CALLER = 4;
 
-export interface ClientCommand<T> {
+/** A command's description, for the start every command shares. */
+export interface Command<T> {
   /** `meshaudit record`: the prefix of its messages. */
   readonly name: string;
   readonly synopsis: string;
@@ -127,25 +133,22 @@ export interface ClientCommand<T> {
   readonly read: (parsed: Parsed) => T;
 }
 
-/** What a client command goes on with once started. */
-export interface StartedCommand<T> {
-  readonly flags: ClientFlags;
-  readonly credentials: Credentials;
-  readonly args: T;
-}
+export type ClientCommand<T> = Command<T>;
 
 /**
- * What every client command does first: its flags parsed and checked, --help and --version answered, its
- * own arguments read, the credentials read. The exit code when the command is done already (help,
- * version, a usage error, an unreadable credential); what it goes on with otherwise. Errors other than
- * UsageError from `read` are the command's to answer.
+ * What every command does first: its flags parsed, `check` run on them (flags that cannot go together
+ * are a mistake even with --help), --help and --version answered, its own arguments read. The exit code
+ * when the command is done already (help, version, a usage error: one line on stderr); its arguments
+ * otherwise. Errors other than UsageError are the command's to answer.
  */
-export function startClientCommand<T>(argv: readonly string[], cmd: ClientCommand<T>): number | StartedCommand<T> {
-  let flags: ClientFlags;
-  let args: T;
+export function startCommand<T>(
+  argv: readonly string[],
+  cmd: Command<T>,
+  check: (parsed: Parsed) => void = () => {},
+): number | { readonly args: T } {
   try {
     const parsed = parseCommandLine(argv, cmd.options);
-    flags = clientFlagsOf(parsed.values);
+    check(parsed);
     if (parsed.values.help === true) {
       process.stdout.write(`${cmd.usage}\n`);
       return EXIT_OK;
@@ -154,14 +157,34 @@ export function startClientCommand<T>(argv: readonly string[], cmd: ClientComman
       process.stdout.write(`meshaudit ${version()}\n`);
       return EXIT_OK;
     }
-    args = cmd.read(parsed);
+    return { args: cmd.read(parsed) };
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`${cmd.name}: ${e.message} (usage: ${cmd.synopsis})\n`);
     return EXIT_USAGE;
   }
+}
+
+/** What a client command goes on with once started. */
+export interface StartedCommand<T> {
+  readonly flags: ClientFlags;
+  readonly credentials: Credentials;
+  readonly args: T;
+}
+
+/**
+ * What every client command does first: startCommand, with the client options checked, then the
+ * credentials read. The exit code when the command is done already (help, version, a usage error, an
+ * unreadable credential); what it goes on with otherwise.
+ */
+export function startClientCommand<T>(argv: readonly string[], cmd: ClientCommand<T>): number | StartedCommand<T> {
+  let flags: ClientFlags | undefined;
+  const started = startCommand(argv, cmd, (parsed) => {
+    flags = clientFlagsOf(parsed.values);
+  });
+  if (typeof started === 'number') return started;
   try {
-    return { flags, credentials: credentialsOf(flags), args };
+    return { flags: flags!, credentials: credentialsOf(flags!), args: started.args };
   } catch (e) {
     process.stderr.write(`${cmd.name}: cannot read a credential: ${(e as Error).message}\n`);
     return EXIT_USAGE;

@@ -21,9 +21,11 @@ import { TlsFiles } from '../server/tls';
 import { droppedTailMeaning, knownTypesOf, startSidecar, UNAUTHENTICATED_WARNING } from './sidecar';
 import { runEmitCommand } from './emit-command';
 import { runHealthCommand } from './health-command';
+import { runKeygenCommand } from './keygen-command';
 import { runRecordCommand } from './record-command';
 import { runRulesCommand } from './rules-command';
 import { runTokenCommand } from './token-cli';
+import { runVerifyCommand } from './verify-command';
 import { version } from './version';
 import { ConfigReloader } from './reloader';
 import { missingNodeFlags, SIDECAR_NODE_FLAGS } from './node-flags';
@@ -35,6 +37,7 @@ const EXIT_INVALID = 2;
 const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | number> = {
   emit: runEmitCommand,
   health: runHealthCommand,
+  keygen: runKeygenCommand,
   record: runRecordCommand,
   rules: runRulesCommand,
   token: (argv) =>
@@ -42,6 +45,7 @@ const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | nu
       out: (line) => process.stdout.write(`${line}\n`),
       err: (line) => process.stderr.write(`${line}\n`),
     }),
+  verify: runVerifyCommand,
 };
 
 function fail(message: string, code: number = EXIT_INVALID): never {

@@ -92,8 +92,8 @@ describe('meshaudit command line (real process)', function () {
   it('lists its subcommands in --help, and each answers --help and --version through bin/meshaudit', async () => {
     const top = await meshaudit(['--help']);
     const listed = [...top.stdout.matchAll(/^ {2}([a-z]+) /gm)].map((m) => m[1]);
-    expect(listed).to.include.members(['emit', 'health', 'record', 'rules', 'token']);
-    for (const command of ['emit', 'health', 'record', 'rules', 'token']) {
+    expect(listed).to.include.members(['emit', 'health', 'keygen', 'record', 'rules', 'token', 'verify']);
+    for (const command of ['emit', 'health', 'keygen', 'record', 'rules', 'token', 'verify']) {
       const help = await meshaudit([command, '--help']);
       expect([help.code, help.stderr], command).to.deep.equal([0, '']);
       expect(help.stdout, command).to.match(new RegExp(`^Usage:\\s+meshaudit ${command} `));
