@@ -13,7 +13,7 @@ import { AccessAuditStore, namesChanged } from '../store/access-audit-store';
 import type { PreparedChange, RuleStore, StoreOptions } from '../store/access-audit-store';
 import { PostgresAccessAuditStore } from '../store/postgres-store';
 import { IntegrityTrail, type TrailEvent } from '../integrity/trail';
-import { loadSigningKey, type SigningKey } from '../integrity/keys';
+import { loadSigningKey, type SigningKey } from '../integrity/key-pair';
 import { AuditWriter, type WriterOptions } from '../pipeline/writer';
 import { BatchEvaluator } from '../pipeline/evaluate-batch';
 import { Sequencer } from '../pipeline/sequencer';
@@ -421,7 +421,7 @@ async function startLocked(
   // The tamper-evident trail of each file backend (meshaudit.integrity): signed digests, markers and seals.
   const signing =
     config.integrity.enabled && opts.sinks === undefined
-      ? loadSigningKey(config.integrity.keyFile, config.dataDir, config.files)
+      ? loadSigningKey(config.integrity.keyFile, config.dataDir)
       : undefined;
   if (signing !== undefined) logSigningKey(log, signing);
   const trailFailures = new RateLimitedWarning(log, WRITE_FAILURE_LOG_INTERVAL_MS, Date.now, 'error');

@@ -1,6 +1,8 @@
-// The zone's Ed25519 key pair on disk: `meshaudit keygen` writes one, `meshaudit verify` reads public
-// keys. The private key is PKCS8 PEM readable by its owner alone; the public key, SPKI PEM, may be read by
-// anyone (it is what an auditor is given).
+// The zone's Ed25519 key pair on disk: `meshaudit keygen` writes one, the sidecar signs with the private
+// key (meshaudit.integrity.keyFile, or one generated once in <dataDir>/integrity/), `meshaudit verify`
+// reads public keys. The private key is PKCS8 PEM readable by its owner alone; the public key, SPKI PEM,
+// may be read by anyone (it is what an auditor is given). A generated key shows edits made by anyone who
+// cannot read the data directory, not by its owner (docs/integrity.md, the threat model).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -106,4 +108,57 @@ export function readPublicKey(file: string): crypto.KeyObject {
     throw new KeyFileError(`${file} is a ${key.asymmetricKeyType} key: the trail is signed with Ed25519`);
   }
   return key;
+}
+
+/** Where a generated key pair is kept, under the data directory. */
+export const GENERATED_KEY_DIR = 'integrity';
+
+export interface SigningKey {
+  readonly key: crypto.KeyObject;
+  readonly keyId: string;
+  /** Where its public key is (a generated key), for the start-up line; undefined with a keyFile. */
+  readonly publicKeyFile: string | undefined;
+  /** The public key, PEM. */
+  readonly publicKeyPem: string;
+  /** True when this start generated it. */
+  readonly generated: boolean;
+}
+
+/**
+ * The key meshaudit.integrity.keyFile names, or the one generated in the data directory (made on first
+ * use). A KeyFileError names the file when it cannot be read or is not an Ed25519 private key.
+ */
+export function loadSigningKey(keyFile: string | undefined, dataDir: string): SigningKey {
+  let file = keyFile;
+  let generated = false;
+  let publicKeyFile: string | undefined;
+  if (file === undefined) {
+    const dir = path.join(dataDir, GENERATED_KEY_DIR);
+    file = path.join(dir, PRIVATE_KEY_FILE);
+    publicKeyFile = path.join(dir, PUBLIC_KEY_FILE);
+    if (!fs.existsSync(file)) {
+      writeKeyPair(dir);
+      generated = true;
+    }
+  }
+  const what = `meshaudit.integrity.keyFile ${file}`;
+  let pem: string;
+  try {
+    const size = fs.statSync(file).size;
+    if (size > KEY_FILE_BYTES) throw new Error(`${size} bytes: a PEM key is a few hundred`);
+    pem = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new KeyFileError(`can't read ${what}: ${(e as Error).message}`);
+  }
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey(pem);
+  } catch (e) {
+    throw new KeyFileError(`${what} is not a PEM private key: ${(e as Error).message}`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new KeyFileError(`${what} is a ${key.asymmetricKeyType} key, not Ed25519 (meshaudit keygen makes one)`);
+  }
+  const publicKeyPem = crypto.createPublicKey(key).export({ type: 'spki', format: 'pem' }) as string;
+  return { key, keyId: keyIdOf(key), publicKeyFile, publicKeyPem, generated };
 }

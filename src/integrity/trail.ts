@@ -23,6 +23,7 @@ import {
   type ChainLink,
   ContentsCounter,
   DIGEST_KIND,
+  DIGEST_SUFFIX,
   type Digest,
   digestName,
   linkTo,
@@ -118,15 +119,19 @@ export class IntegrityTrail {
     for (const [key, seq] of seqs) this.lastSeqs.set(key, seq);
     this.position = position;
     return this.serial(async () => {
-      const rotated = await this.rotatedFiles();
-      const digested = rotated.filter((name) => fs.existsSync(path.join(this.dir, digestName(name))));
+      const names = await fsp.readdir(this.dir);
+      // The newest digest, whether or not retention has deleted its file since: the chain goes on from it.
+      const digested = this.byRotation(
+        names.map((n) => (n.endsWith(DIGEST_SUFFIX) ? n.slice(0, -DIGEST_SUFFIX.length) : '')),
+      );
       const newest = digested[digested.length - 1];
       if (newest !== undefined) {
         this.head = linkTo(digestName(newest), await fsp.readFile(path.join(this.dir, digestName(newest))));
       }
-      // Rotated before a crash (or before integrity was turned on) and never digested: recovery has cut
-      // what was not acknowledged, so each is final now.
-      const after = newest === undefined ? rotated : rotated.slice(rotated.indexOf(newest) + 1);
+      // Rotated after it, before a crash (or before integrity was turned on), and never digested:
+      // recovery has cut what was not acknowledged, so each is final now.
+      const newestMs = newest === undefined ? -1 : (timeFromName(this.base, newest) as Date).getTime();
+      const after = this.byRotation(names).filter((n) => (timeFromName(this.base, n) as Date).getTime() > newestMs);
       for (const name of after) await this.digest({ path: path.join(this.dir, name) });
       this.active = { ino: position.ino, counter: new ContentsCounter(), identifiers: new Map() };
       await this.takeUpSeal(this.active);
@@ -322,9 +327,8 @@ export class IntegrityTrail {
     active.counter = new ContentsCounter();
   }
 
-  /** The backend's rotated files, oldest first. */
-  private async rotatedFiles(): Promise<string[]> {
-    const names = await fsp.readdir(this.dir);
+  /** The rotated names of this backend among `names`, oldest first. */
+  private byRotation(names: readonly string[]): string[] {
     return names
       .map((name) => ({ name, time: timeFromName(this.base, name) }))
       .filter((f): f is { name: string; time: Date } => f.time !== undefined)

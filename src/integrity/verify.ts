@@ -24,6 +24,7 @@ import {
   MARKER_SUFFIX,
   type RetentionMarker,
   SEAL_KIND,
+  MISMATCH_INFIX,
   SEAL_SUFFIX,
   type Seal,
   sealName,
@@ -190,6 +191,8 @@ interface Backend {
   readonly digests: ReadonlyMap<string, Loaded<Digest>>;
   readonly markers: ReadonlyMap<string, Loaded<RetentionMarker>>;
   readonly seal: Loaded<Seal> | undefined;
+  /** Seals the sidecar found broken at start-up and kept as evidence (`<active>.seal-mismatch-<time>.json`). */
+  readonly evidence: readonly Loaded<Seal>[];
 }
 
 /** The folder: reading its files, checking documents against the keys. */
@@ -222,7 +225,13 @@ class Folder {
     const seal = names.includes(sealName(active))
       ? await this.load<Seal>(sealName(active), SEAL_KIND, active)
       : undefined;
-    return { active, names: byRotation(active, rotated), digests, markers, seal };
+    const evidence: Loaded<Seal>[] = [];
+    for (const name of names) {
+      if (name.startsWith(`${active}${MISMATCH_INFIX}`) && name.endsWith('.json')) {
+        evidence.push(await this.load<Seal>(name, SEAL_KIND, active));
+      }
+    }
+    return { active, names: byRotation(active, rotated), digests, markers, seal, evidence };
   }
 
   /** Reads the document `name` of kind `kind` about the audit file `about`, and checks it. */
@@ -385,6 +394,15 @@ class BackendCheck {
     const cover = this.checkSeal();
     for (const name of this.names) await this.checkRotated(name, cover);
     await this.checkActive(cover);
+    // The sidecar itself found the active file changed while it was stopped: the old seal is the proof.
+    for (const e of this.b.evidence) {
+      const at = e.doc === undefined ? '' : ` of ${e.doc.signedAt} (${e.doc.sizeBytes} bytes)`;
+      this.find(
+        this.b.active,
+        'modified',
+        `at a start-up the sidecar found that ${this.b.active} no longer held what its seal${at} sealed; that seal is kept as ${e.name}`,
+      );
+    }
     return [...this.names, this.b.active].map((n) => report(this.entry(n)));
   }
 

@@ -9,6 +9,16 @@ import { expectExactlyOnce, events, writeConfig } from '../support/exactly-once'
 import { readRecords, tempDir } from '../support/helpers';
 import { freePort, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
 import { timeFromName } from '../../src/backends/file';
+import { verifyTrail } from '../../src/integrity/verify';
+import * as crypto from 'node:crypto';
+
+/** The integrity trail of `<dir>/audit` verifies with the key the sidecar generated: no kill left a gap. */
+async function expectTrailIntact(dir: string): Promise<void> {
+  const pub = crypto.createPublicKey(fs.readFileSync(path.join(dir, 'data', 'integrity', 'meshaudit-signing.pub')));
+  const report = await verifyTrail({ dir: path.join(dir, 'audit'), publicKeys: [pub] });
+  const bad = report.files.filter((f) => f.verdict !== 'ok' && f.verdict !== 'deleted-by-retention');
+  expect(bad, JSON.stringify(bad, null, 1)).to.deep.equal([]);
+}
 
 /** A rotated audit file of `audit.log` (not a digest, marker or seal beside it). */
 const isRotated = (name: string): boolean => timeFromName('audit.log', name) !== undefined;
@@ -95,7 +105,7 @@ describe('exactly once across SIGKILL (real process)', function () {
     }
   });
 
-  it('loses and duplicates nothing when killed many times mid-stream, during rotations', async () => {
+  it('loses and duplicates nothing when killed a dozen times mid-stream, during rotations, and its trail verifies intact', async () => {
     // ~20 KB files: a rotation every ~100 records, so kills land before, during and after rotations.
     let next = 3;
     const { dir, killed } = await runWithKills(
@@ -106,11 +116,12 @@ describe('exactly once across SIGKILL (real process)', function () {
         next = acks + 5 + Math.floor(Math.random() * 25);
         return true;
       },
-      8,
+      12,
     );
-    expect(killed).to.equal(8);
+    expect(killed).to.equal(12);
     expect(fs.readdirSync(`${dir}/audit`).filter(isRotated).length).to.be.greaterThan(10);
     expectExactlyOnce(dir, 30_000, SKIP);
+    await expectTrailIntact(dir);
   });
 
   it('loses, duplicates and overwrites nothing when killed at rotations, with retention deleting files', async () => {
@@ -171,6 +182,7 @@ describe('exactly once across SIGKILL (real process)', function () {
       const size = fs.statSync(path.join(dir, 'audit', f)).size;
       expect(size, f).to.be.within(1, 0.02 * 1024 * 1024);
     }
+    await expectTrailIntact(dir);
     // What the kept files and the active file hold is every event from the first kept one to the
     // last, once each, in order: nothing lost or duplicated, no rotated file overwritten, none that
     // retention should have kept deleted.

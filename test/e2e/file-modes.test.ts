@@ -62,7 +62,15 @@ describe('file modes (real process, umask 0000)', function () {
       for (const [file, mode] of modes) {
         const dirEntry = fs.statSync(path.join(root, file)).isDirectory();
         // The generated signing key is its owner's alone, and its public key is for anyone (src/integrity/keys.ts).
-        const expected = file.endsWith('.key') ? 0o600 : file.endsWith('.pub') ? 0o644 : dirEntry ? dirMode : fileMode;
+        const expected = file.endsWith('.key')
+          ? 0o600
+          : file.endsWith('.pub')
+            ? 0o644
+            : file === 'data/integrity'
+              ? 0o700
+              : dirEntry
+                ? dirMode
+                : fileMode;
         expect(mode.toString(8), file).to.equal(expected.toString(8));
       }
       expect([...modes.keys()]).to.include.members([
