@@ -109,7 +109,7 @@ describe('the tamper-evident trail of the real sidecar', function () {
     fs.writeFileSync(victim, bytes);
     fs.appendFileSync(
       path.join(edited, 'audit.log'),
-      fs.readFileSync(path.join(edited, 'audit.log'), 'utf8').split('\n')[0] + '\n',
+      `${fs.readFileSync(path.join(edited, 'audit.log'), 'utf8').split('\n')[0]}\n`,
     );
     const report = await verify(edited, trail.pub);
     expect(report.ok).to.equal(false);
