@@ -499,13 +499,17 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     heartbeat.unref();
     client.on('notification', (msg) => {
       if (msg.channel !== NOTIFY_CHANNEL || msg.payload === undefined) return;
-      let from: { schema?: unknown; zone?: unknown; by?: unknown };
+      // Anyone who may connect to the database may NOTIFY on the channel: a payload that is not a sidecar's
+      // (not JSON, not an object, another zone's) is ignored, and never throws out of the socket's handler.
+      let from: unknown;
       try {
         from = JSON.parse(msg.payload);
       } catch {
         return;
       }
-      if (from.schema === this.schema && from.zone === this.zone && from.by !== this.instance) this.emit('notified');
+      if (typeof from !== 'object' || from === null) return;
+      const { schema, zone, by } = from as Record<string, unknown>;
+      if (schema === this.schema && zone === this.zone && by !== this.instance) this.emit('notified');
     });
     try {
       await client.connect();

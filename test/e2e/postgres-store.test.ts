@@ -10,7 +10,7 @@ import { startSidecar, type Sidecar } from '../../src/cli/sidecar';
 import { silentLogger } from '../../src/log';
 import { AuditClient } from '../../src/client';
 import type { AuditEvent } from '../../src/client';
-import { POSTGRES_CACHE_FILE, TABLE, tableSql } from '../../src/store/postgres-store';
+import { NOTIFY_CHANNEL, POSTGRES_CACHE_FILE, TABLE, tableSql } from '../../src/store/postgres-store';
 import {
   AUDIT_ALL,
   adminRequest,
@@ -203,6 +203,21 @@ describe('the AccessAudit store on PostgreSQL', function () {
       expect(await rows(target, schema.schema, 'zone-1')).to.deep.equal([
         { name: 'all', version: 2, origin: 'api', rules: DELETES.rules, changed_by: 'mesh-system:admin' },
       ]);
+    });
+
+    it("ignores notifications that are not a replica's (anyone who may connect may NOTIFY), and still follows the zone", async () => {
+      const [a, b] = [await start('zone-1', [AUDIT_ALL]), await start('zone-1', [AUDIT_ALL])];
+      for (const payload of ['null', '42', '"text"', '[]', '{}', 'not json', '{"schema":null}', 'x'.repeat(7000)]) {
+        await query(target, 'SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, payload]);
+      }
+      // Another zone's, in this schema: not this zone's change.
+      await query(target, 'SELECT pg_notify($1, $2)', [
+        NOTIFY_CHANNEL,
+        JSON.stringify({ schema: schema.schema, zone: 'zone-2', by: 'x' }),
+      ]);
+      await unary(a.rules, 'UpdateAccessAudit', { accessAudit: { ...DELETES, name: 'all', version: 1 } });
+      await eventually(async () => !(await evaluated(b, 'CREATE')), 'b follows the change', CONVERGE_MS);
+      expect(await evaluated(b, 'DELETE')).to.equal(true);
     });
 
     it('lets exactly one of two updates at the same version win, on two replicas at once: the other is ABORTED, unrecorded', async () => {
