@@ -111,7 +111,10 @@ export interface PostgresStoreOptions extends Omit<StoreOptions, 'fileName' | 'f
 }
 
 interface PostgresStoreEvents {
-  /** Another replica changed the zone: refresh() reads it. */
+  /**
+   * Another replica changed the zone: refresh() reads it. Said once until refresh() starts, whatever
+   * the number of notifications meanwhile: one read covers every change committed before it.
+   */
   notified: [];
   /** The database cannot be reached: changes are refused until `restored`. */
   degraded: [reason: string];
@@ -179,6 +182,8 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
   private reconnectTimer: NodeJS.Timeout | undefined;
   private reconnectDelayMs = RECONNECT_FIRST_MS;
   private closed = false;
+  /** `notified` was emitted and no refresh() has started since: a burst of notifications asks for one read. */
+  private refreshAsked = false;
 
   private constructor(private readonly opts: PostgresStoreOptions) {
     super();
@@ -329,6 +334,8 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
   }
 
   async refresh(): Promise<StoreDiff | undefined> {
+    // Cleared before the read: a notification that arrives from now on may be of a commit it does not see.
+    this.refreshAsked = false;
     if (this.degradedBecause !== undefined) return undefined;
     return (await this.readZone()).diff;
   }
@@ -509,7 +516,9 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
       }
       if (typeof from !== 'object' || from === null) return;
       const { schema, zone, by } = from as Record<string, unknown>;
-      if (schema === this.schema && zone === this.zone && by !== this.instance) this.emit('notified');
+      if (schema !== this.schema || zone !== this.zone || by === this.instance || this.refreshAsked) return;
+      this.refreshAsked = true;
+      this.emit('notified');
     });
     try {
       await client.connect();

@@ -134,6 +134,40 @@ export async function freshSchema(target: PgTarget): Promise<FreshSchema> {
   };
 }
 
+/**
+ * Registers a suite's hooks on the shared server: the suite skips without it (SKIP_NO_POSTGRES), and each
+ * test has a schema of its own, dropped after `cleanup` (what the test opened on it) has run.
+ */
+export function sharedSchemaForEachTest(cleanup: () => Promise<void> = async () => {}): {
+  readonly target: PgTarget;
+  readonly schema: string;
+} {
+  let target: PgTarget | undefined;
+  let made: FreshSchema | undefined;
+  before(async function () {
+    target = await sharedPostgres();
+    if (target === undefined) skipWithoutPostgres(this);
+  });
+  beforeEach(async () => {
+    made = await freshSchema(target as PgTarget);
+  });
+  afterEach(async () => {
+    try {
+      await cleanup();
+    } finally {
+      await made?.drop();
+    }
+  });
+  return {
+    get target() {
+      return target as PgTarget;
+    },
+    get schema() {
+      return (made as FreshSchema).schema;
+    },
+  };
+}
+
 /** Drops every schema freshSchema made and no test dropped (the root hook calls it after the last test). */
 export async function dropAllSchemas(): Promise<void> {
   for (const [schema, target] of [...liveSchemas]) {
