@@ -561,6 +561,10 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
   private async reconnect(): Promise<void> {
     try {
       if (this.listener === undefined) await this.listen();
+      // The listener's connection may outlive what broke the others (a postmaster or a proxy that takes no
+      // new connection while the open ones answer; a hung host, until the heartbeat says so): the database
+      // answers once a query through the pool, the one changes take, is answered.
+      await this.pool.query('SELECT 1');
     } catch (e) {
       this.degradedBecause = describe(e);
       this.scheduleReconnect();

@@ -4,9 +4,14 @@
 import { expect } from 'chai';
 import type pg from 'pg';
 import { typeRegistry } from '../../src/rules';
-import { NOTIFY_CHANNEL, PostgresAccessAuditStore, type PostgresStoreOptions } from '../../src/store/postgres-store';
+import {
+  NOTIFY_CHANNEL,
+  PostgresAccessAuditStore,
+  type PostgresStoreOptions,
+  UnreachableError,
+} from '../../src/store/postgres-store';
 import { tempDir, waitFor } from '../support/helpers';
-import { type PgTarget, query, sharedSchemaForEachTest } from '../support/postgres';
+import { type PgTarget, query, sharedSchemaForEachTest, throwawayClusterForSuite } from '../support/postgres';
 
 function optionsOf(target: PgTarget, schema: string, dataDir = tempDir()): PostgresStoreOptions {
   return {
@@ -56,5 +61,44 @@ describe('the PostgreSQL AccessAudit store', function () {
     await burst(20);
     await waitFor(() => received === 40, 'the next 20 notifications', 5_000);
     expect(notified).to.equal(2);
+  });
+});
+
+describe('the PostgreSQL AccessAudit store, on a database that takes no new connection', function () {
+  this.timeout(30_000);
+  const suite = throwawayClusterForSuite();
+  let store: PostgresAccessAuditStore | undefined;
+  afterEach(async () => {
+    await store?.close();
+  });
+
+  it('stays degraded while its open listening connection answers and a new one cannot be made, and is restored once it can', async () => {
+    const { cluster } = suite;
+    ({ store } = await PostgresAccessAuditStore.open(optionsOf(cluster.target, 's_new_connections')));
+    const opened = store;
+    // The pool's connections end: the next query needs a new one. The listener's stays (LISTEN, then heartbeats).
+    await query(
+      cluster.target,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE application_name = 'meshaudit zone-1' AND query NOT LIKE 'LISTEN %' AND query <> 'SELECT 1'`,
+    );
+    // The postmaster alone stopped: the kernel accepts connections it never takes; open backends answer.
+    const postmaster = cluster.pid as number;
+    process.kill(postmaster, 'SIGSTOP');
+    let restored = false;
+    try {
+      expect(await opened.refresh().catch((e) => e)).to.be.instanceOf(UnreachableError);
+      opened.once('restored', () => {
+        restored = true;
+      });
+      // Past the first reconnect attempts (from 0.25 s): the listener answering is not the database answering.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(restored).to.equal(false);
+      expect(opened.degraded).to.not.equal(undefined);
+    } finally {
+      process.kill(postmaster, 'SIGCONT');
+    }
+    await waitFor(() => restored, 'restored once the database takes connections', 15_000);
+    expect(opened.degraded).to.equal(undefined);
   });
 });

@@ -308,6 +308,26 @@ function accountIds(name: string): { uid: number; gid: number } {
   throw new Error(`can't start a throwaway PostgreSQL as root: no account "${name}" to run it as`);
 }
 
+/**
+ * Registers a suite's hooks around a throwaway cluster of its own: the suite skips without PostgreSQL's
+ * server binaries (SKIP_NO_POSTGRES), and the cluster is destroyed after its last test.
+ */
+export function throwawayClusterForSuite(): { readonly cluster: ThrowawayCluster } {
+  let cluster: ThrowawayCluster | undefined;
+  before(async function () {
+    if (postgresBinaries() === undefined) skipWithoutPostgres(this);
+    cluster = await ThrowawayCluster.start();
+  });
+  after(async () => {
+    await cluster?.destroy();
+  });
+  return {
+    get cluster() {
+      return cluster as ThrowawayCluster;
+    },
+  };
+}
+
 /** Destroys every cluster a test started and did not destroy (the root hook calls it after the last test). */
 export async function destroyAllClusters(): Promise<void> {
   for (const cluster of [...liveClusters]) await cluster.destroy();
