@@ -343,7 +343,7 @@ async function openStore(config: Config, options: StoreOptions, log: Logger): Pr
     for (const w of store.load()) log.warn(`AccessAudit store ${store.file}: ${formatViolation(w)}`);
     return store;
   }
-  const { store, warnings, startedOnCache } = await PostgresAccessAuditStore.open({
+  const { store, warnings, startedOnCache, cacheReplaced } = await PostgresAccessAuditStore.open({
     ...options,
     // Getters, not values: the limits are read on each change, as a reload sets them.
     get maxAccessAudits() {
@@ -362,6 +362,13 @@ async function openStore(config: Config, options: StoreOptions, log: Logger): Pr
       ),
   });
   for (const w of warnings) log.warn(`AccessAudit store ${store.location}: ${formatViolation(w)}`);
+  if (cacheReplaced !== undefined) {
+    log.warn("the AccessAudit store's cache could not be read: written again from the database", {
+      store: store.location,
+      cache: store.cacheFile,
+      reason: cacheReplaced,
+    });
+  }
   if (startedOnCache !== undefined) {
     log.warn('the AccessAudit store cannot be reached: starting on the rules cached when it was last read', {
       store: store.location,

@@ -215,33 +215,56 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
    * Opens the store: the table checked (or created with createSchema), the zone read and cached, and
    * the listener started. With the database unreachable, starts degraded on the cache when there is one
    * (`startedOnCache` says why), and throws UnreachableError when there is none. Returns the warnings of
-   * the stored resources.
+   * the stored resources, and why the cache could not be read when the zone's rows replaced it
+   * (`cacheReplaced`).
    */
-  static async open(
-    opts: PostgresStoreOptions,
-  ): Promise<{ store: PostgresAccessAuditStore; warnings: Violation[]; startedOnCache: string | undefined }> {
+  static async open(opts: PostgresStoreOptions): Promise<{
+    store: PostgresAccessAuditStore;
+    warnings: Violation[];
+    startedOnCache: string | undefined;
+    cacheReplaced: string | undefined;
+  }> {
     const store = new PostgresAccessAuditStore(opts);
-    const cached = store.cache.load();
+    // The cache stands in for the database only while it cannot be reached: one that cannot be read (a
+    // power loss, a hand edit) must not stop a start that the database can serve.
+    let cached: Violation[] | StoreError;
+    try {
+      cached = store.cache.load();
+    } catch (e) {
+      if (!(e instanceof StoreError)) throw e;
+      cached = e;
+    }
     try {
       await store.ensureTable();
       // Listening first: a change committed after the read is notified, one before it is read.
       await store.sql(() => store.listen());
       const { warnings } = await store.readZone();
-      return { store, warnings, startedOnCache: undefined };
+      // The read writes the cache only when it differs from memory: an empty zone would leave it unreadable.
+      if (cached instanceof StoreError) store.cache.persistAgain();
+      return {
+        store,
+        warnings,
+        startedOnCache: undefined,
+        cacheReplaced: cached instanceof StoreError ? cached.message : undefined,
+      };
     } catch (e) {
       if (!(e instanceof UnreachableError)) {
         await store.close();
         throw e;
       }
       const reason = store.degradedBecause ?? e.message;
-      if (!fs.existsSync(store.cache.file)) {
+      if (cached instanceof StoreError || !fs.existsSync(store.cache.file)) {
         await store.close();
+        const noCache =
+          cached instanceof StoreError
+            ? `its cached rules cannot be read either (${cached.message})`
+            : `this sidecar has no cached rules yet (${store.cache.file}) to start on`;
         throw new UnreachableError(
-          `the AccessAudit store ${store.location} cannot be reached (${reason}), and this sidecar has no cached ` +
-            `rules yet (${store.cache.file}) to start on: start it again once the database answers`,
+          `the AccessAudit store ${store.location} cannot be reached (${reason}), and ${noCache}: ` +
+            'start it again once the database answers',
         );
       }
-      return { store, warnings: cached, startedOnCache: reason };
+      return { store, warnings: cached, startedOnCache: reason, cacheReplaced: undefined };
     }
   }
 

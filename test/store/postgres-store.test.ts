@@ -2,15 +2,19 @@
 // operator's bad day does to it: a flood of notifications, a cache file that cannot be read, a database
 // that stops answering. The sidecars of a zone are tested end to end in test/e2e/postgres-store.test.ts.
 import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type pg from 'pg';
-import { typeRegistry } from '../../src/rules';
+import { type AccessAudit, typeRegistry } from '../../src/rules';
 import {
   NOTIFY_CHANNEL,
+  POSTGRES_CACHE_FILE,
   PostgresAccessAuditStore,
   type PostgresStoreOptions,
   UnreachableError,
 } from '../../src/store/postgres-store';
 import { tempDir, waitFor } from '../support/helpers';
+import { freePort } from '../support/process';
 import { type PgTarget, query, sharedSchemaForEachTest, throwawayClusterForSuite } from '../support/postgres';
 
 function optionsOf(target: PgTarget, schema: string, dataDir = tempDir()): PostgresStoreOptions {
@@ -26,6 +30,10 @@ function optionsOf(target: PgTarget, schema: string, dataDir = tempDir()): Postg
   };
 }
 
+function audit(name: string): AccessAudit {
+  return { name, rules: [{ types: [], mesh: '', access: ['DELETE'], accessAll: false }] };
+}
+
 describe('the PostgreSQL AccessAudit store', function () {
   this.timeout(30_000);
   const opened: PostgresAccessAuditStore[] = [];
@@ -37,6 +45,40 @@ describe('the PostgreSQL AccessAudit store', function () {
     opened.push(store);
     return store;
   };
+
+  it("starts on the zone's rows when its cache cannot be read, and writes the cache again", async () => {
+    const dataDir = tempDir();
+    const writer = await open(optionsOf(shared.target, shared.schema));
+    await writer.change('admin', async () => writer.prepareCreate(audit('a')));
+    // What a power loss leaves of a file whose rename was not synced, or a hand edit.
+    const cacheFile = path.join(dataDir, POSTGRES_CACHE_FILE);
+    fs.writeFileSync(cacheFile, '');
+
+    const store = await open(optionsOf(shared.target, shared.schema, dataDir));
+    expect(store.list().map((a) => a.name)).to.deep.equal(['a']);
+    expect(JSON.parse(fs.readFileSync(cacheFile, 'utf8')).accessAudits.map((a: AccessAudit) => a.name)).to.deep.equal([
+      'a',
+    ]);
+
+    // A zone without rows changes nothing in memory: the cache is written all the same.
+    const emptyZoneDir = tempDir();
+    fs.writeFileSync(path.join(emptyZoneDir, POSTGRES_CACHE_FILE), '');
+    await open({ ...optionsOf(shared.target, shared.schema, emptyZoneDir), zone: 'zone-2' });
+    expect(
+      JSON.parse(fs.readFileSync(path.join(emptyZoneDir, POSTGRES_CACHE_FILE), 'utf8')).accessAudits,
+    ).to.deep.equal([]);
+  });
+
+  it('refuses to start, exit 1, naming the database and the cache, when neither can be read', async () => {
+    const dataDir = tempDir();
+    fs.writeFileSync(path.join(dataDir, POSTGRES_CACHE_FILE), '{"format": 1, "accessAudits": [{"name"');
+    const nobody: PgTarget = { ...shared.target, port: await freePort() };
+    const refused = await PostgresAccessAuditStore.open(optionsOf(nobody, shared.schema, dataDir)).catch((e) => e);
+    expect(refused).to.be.instanceOf(UnreachableError);
+    expect(refused.exitCode).to.equal(1);
+    expect(refused.message).to.contain('ECONNREFUSED');
+    expect(refused.message).to.contain(`${POSTGRES_CACHE_FILE} is corrupt: not JSON`);
+  });
 
   it('asks for one read for a burst of notifications, and for another once that read has started', async () => {
     const store = await open(optionsOf(shared.target, shared.schema));
