@@ -102,6 +102,8 @@ export interface PostgresStoreOptions extends Omit<StoreOptions, 'fileName' | 'f
   /** The data directory: the cache of the last rule set read is kept there. */
   readonly dataDir: string;
   readonly config: StoreConfig & { postgres: PostgresStoreConfig };
+  /** How long a query waits for the server's answer; QUERY_TIMEOUT_MS by default (tests shorten it). */
+  readonly queryTimeoutMs?: number;
   /**
    * Told when the cache cannot be written: the rules in force follow the database all the same, but a
    * start while the database is down would start on older ones. Default: throws (nothing writes the
@@ -123,7 +125,7 @@ interface PostgresStoreEvents {
 }
 
 /** The connection settings of node-postgres, from the resolved config. */
-export function clientConfig(p: PostgresStoreConfig, zone: string): pg.ClientConfig {
+export function clientConfig(p: PostgresStoreConfig, zone: string, queryTimeoutMs = QUERY_TIMEOUT_MS): pg.ClientConfig {
   const ssl =
     p.sslMode === 'disable'
       ? false
@@ -149,7 +151,7 @@ export function clientConfig(p: PostgresStoreConfig, zone: string): pg.ClientCon
     statement_timeout: STATEMENT_TIMEOUT_MS,
     // The server enforces statement_timeout; a server that vanished (its host gone, a network partition)
     // answers nothing, so the client gives up on its own a little later.
-    query_timeout: QUERY_TIMEOUT_MS,
+    query_timeout: queryTimeoutMs,
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
     application_name: `meshaudit ${zone}`.slice(0, 63),
@@ -206,7 +208,7 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
         return opts.maxRules;
       },
     });
-    this.pool = new pg.Pool({ ...clientConfig(p, opts.zone), max: 2, idleTimeoutMillis: 10_000 });
+    this.pool = new pg.Pool({ ...clientConfig(p, opts.zone, opts.queryTimeoutMs), max: 2, idleTimeoutMillis: 10_000 });
     // An idle connection that dies (the server stopped) is reported here; without a handler it would crash the process.
     this.pool.on('error', () => {});
   }
@@ -404,7 +406,7 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
 
   /**
    * Runs `run` in a transaction on a pooled connection, and commits it or rolls it back as `run` says;
-   * anything thrown rolls it back and discards the connection. While a connection is checked out the pool
+   * anything thrown discards the connection, which rolls it back. While a connection is checked out the pool
    * does not listen for its 'error' (the server ended it: a restart, a failover, pg_terminate_backend),
    * and an 'error' nobody listens for ends the process: this listens meanwhile. The query in flight, or
    * the next one, fails with the same cause, and sql() reports it.
@@ -421,8 +423,9 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
       done = true;
       return result;
     } finally {
-      if (!done) await client.query('ROLLBACK').catch(() => {});
       client.off('error', ended);
+      // Discarding the connection ends its transaction on the server. No ROLLBACK first: on a server that
+      // stopped answering it would wait QUERY_TIMEOUT_MS more, and every change behind this one with it.
       client.release(done ? undefined : true);
     }
   }
@@ -506,7 +509,7 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
 
   /** Starts listening; a listener that fails makes the store degraded until a new one listens. */
   private async listen(): Promise<void> {
-    const client = new pg.Client(clientConfig(this.opts.config.postgres, this.zone));
+    const client = new pg.Client(clientConfig(this.opts.config.postgres, this.zone, this.opts.queryTimeoutMs));
     const lost = (err?: Error): void => {
       if (this.listener !== client) return;
       this.listener = undefined;

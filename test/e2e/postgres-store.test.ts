@@ -538,8 +538,7 @@ describe('the AccessAudit store on PostgreSQL', function () {
       const a = await replica('zone-1', storeOf(cluster.target, schema), [DELETES]);
       running.push(a);
       // Every process of the cluster frozen: the sockets stay open, nothing answers (a vanished host).
-      const frozen = clusterProcesses(cluster.pid as number);
-      for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+      cluster.freeze();
       try {
         await eventually(
           async () => a.sidecar.metrics.storeDegraded.get().then((m) => m.values[0]?.value === 1),
@@ -547,7 +546,7 @@ describe('the AccessAudit store on PostgreSQL', function () {
           30_000,
         );
       } finally {
-        for (const pid of frozen) process.kill(pid, 'SIGCONT');
+        cluster.thaw();
       }
       await eventually(
         async () => {
@@ -584,21 +583,4 @@ function writeRules(dir: string, audits: readonly AccessAudit[]): string {
   const file = path.join(dir, 'rules.yaml');
   fs.writeFileSync(file, yamlOf(audits));
   return file;
-}
-
-/** The postmaster `pid` and every process under it (its backends), from /proc. */
-function clusterProcesses(pid: number): number[] {
-  const all = fs
-    .readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .map((d) => {
-      try {
-        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-        return { pid: Number(d), ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) };
-      } catch {
-        return undefined;
-      }
-    })
-    .filter((p): p is { pid: number; ppid: number } => p !== undefined);
-  return [pid, ...all.filter((p) => p.ppid === pid).map((p) => p.pid)];
 }

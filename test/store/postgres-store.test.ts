@@ -106,12 +106,33 @@ describe('the PostgreSQL AccessAudit store', function () {
   });
 });
 
-describe('the PostgreSQL AccessAudit store, on a database that takes no new connection', function () {
+describe('the PostgreSQL AccessAudit store, on a database that stops answering', function () {
   this.timeout(30_000);
   const suite = throwawayClusterForSuite();
   let store: PostgresAccessAuditStore | undefined;
   afterEach(async () => {
     await store?.close();
+  });
+
+  it('refuses a change within one query timeout when the database hangs with the change on its connection', async () => {
+    const { cluster } = suite;
+    /** Short, so that the test does not wait the 20 s a sidecar would. */
+    const queryTimeoutMs = 2_000;
+    ({ store } = await PostgresAccessAuditStore.open({ ...optionsOf(cluster.target, 's_hangs'), queryTimeoutMs }));
+    const opened = store;
+    // A change leaves its connection idle in the pool: the next one takes it, and waits on the frozen server.
+    await opened.change('admin', async () => opened.prepareCreate(audit('a')));
+    cluster.freeze();
+    try {
+      const started = Date.now();
+      const refused = await opened.change('admin', async () => opened.prepareCreate(audit('b'))).catch((e) => e);
+      expect(refused).to.be.instanceOf(UnreachableError);
+      expect(refused.message).to.contain('Query read timeout');
+      // Not a second timeout for a ROLLBACK the server cannot answer either: every change waits behind this one.
+      expect(Date.now() - started).to.be.below(1.5 * queryTimeoutMs);
+    } finally {
+      cluster.thaw();
+    }
   });
 
   it('stays degraded while its open listening connection answers and a new one cannot be made, and is restored once it can', async () => {

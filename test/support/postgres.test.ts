@@ -3,9 +3,11 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Client } from 'pg';
 import {
   destroyAllClusters,
   freshSchema,
+  liveProcesses,
   type PgTarget,
   postgresBinaries,
   query,
@@ -17,21 +19,9 @@ import {
 
 /** The processes of a cluster, zombies aside: its postmaster (named by its directory) and the postmaster's children. */
 function processesOf(cluster: ThrowawayCluster, postmasterPid: number): number[] {
-  const found: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // The command name is in parentheses and may hold spaces: the fields that follow it are the state and ppid.
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (state === 'Z') continue;
-      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes(cluster.dir) || Number(ppid) === postmasterPid) found.push(Number(entry));
-    } catch {
-      // the process exited while being read
-    }
-  }
-  return found;
+  return liveProcesses()
+    .filter((p) => p.cmdline.includes(cluster.dir) || p.ppid === postmasterPid)
+    .map((p) => p.pid);
 }
 
 /** The error a query is refused with; fails the test when it is answered. */
@@ -137,6 +127,33 @@ describe('PostgreSQL test support', () => {
       await cluster.start();
       expect(cluster.pid).not.to.equal(firstPid);
       expect(await query(cluster.target, 'SELECT n FROM kept')).to.deep.equal([{ n: 42 }]);
+    });
+
+    it('answers nothing while frozen, on an open connection or a new one, and the answers come once thawed; destroy thaws it', async () => {
+      cluster = await ThrowawayCluster.start();
+      const open = new Client(cluster.target);
+      open.on('error', () => {});
+      await open.connect();
+      try {
+        cluster.freeze();
+        let answered = false;
+        const waiting = open.query('SELECT 1 AS n').then((r) => {
+          answered = true;
+          return r.rows;
+        });
+        // A new connection is accepted by the kernel and never answered: it times out.
+        expect((await queryRefusal(cluster.target)).message).to.match(/timeout/);
+        expect(answered).to.equal(false);
+        cluster.thaw();
+        expect(await waiting).to.deep.equal([{ n: 1 }]);
+        cluster.freeze();
+        const pid = cluster.pid!;
+        await cluster.destroy();
+        expect(processesOf(cluster, pid)).to.deep.equal([]);
+      } finally {
+        cluster.thaw();
+        await open.end().catch(() => {});
+      }
     });
 
     it('removes its directory on destroy and leaves no process of its own running', async () => {

@@ -190,6 +190,8 @@ export class ThrowawayCluster {
   /** The database every new cluster has, as its superuser. */
   readonly target: PgTarget;
   private pid_: number | undefined;
+  /** What freeze() stopped, for thaw(). */
+  private frozen: number[] = [];
   private readonly dataDir: string;
   private readonly socketDir: string;
   private readonly logFile: string;
@@ -236,8 +238,34 @@ export class ThrowawayCluster {
     this.pid_ = Number(fs.readFileSync(path.join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   }
 
+  /**
+   * Stops every process of the server with SIGSTOP, the postmaster first (it forks no backend after):
+   * the kernel still accepts connections and keeps the open ones, and nothing answers, as a database
+   * host that hangs. thaw() (or stop(), destroy()) lets it go on.
+   */
+  freeze(): void {
+    const postmaster = this.pid_;
+    if (postmaster === undefined) throw new Error("can't freeze a throwaway cluster that is not running");
+    process.kill(postmaster, 'SIGSTOP');
+    this.frozen = [postmaster, ...childrenOf(postmaster)];
+    for (const pid of this.frozen) process.kill(pid, 'SIGSTOP');
+  }
+
+  /** Lets a frozen server go on (SIGCONT to what freeze() stopped). */
+  thaw(): void {
+    for (const pid of this.frozen.splice(0)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+
   /** Stops the server at once, as a crash would (no checkpoint); resolves once it has exited. */
   async stop(): Promise<void> {
+    // A stopped process handles no signal: pg_ctl's would wait for ever.
+    this.thaw();
     await this.run('pg_ctl', ['-D', this.dataDir, 'stop', '-m', 'immediate', '-w']);
     this.pid_ = undefined;
   }
@@ -280,6 +308,39 @@ export class ThrowawayCluster {
       );
     }
   }
+}
+
+/** A process as /proc tells it. */
+export interface LiveProcess {
+  readonly pid: number;
+  readonly ppid: number;
+  readonly cmdline: string;
+}
+
+/** Every process of the machine but zombies, from /proc. */
+export function liveProcesses(): LiveProcess[] {
+  const found: LiveProcess[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The command name is in parentheses and may hold spaces: the fields that follow it are the state and ppid.
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (state === 'Z') continue;
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      found.push({ pid: Number(entry), ppid: Number(ppid), cmdline });
+    } catch {
+      // the process exited while being read
+    }
+  }
+  return found;
+}
+
+/** The live children of a process. */
+function childrenOf(parent: number): number[] {
+  return liveProcesses()
+    .filter((p) => p.ppid === parent)
+    .map((p) => p.pid);
 }
 
 function runsAsRoot(): boolean {
