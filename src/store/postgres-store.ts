@@ -423,10 +423,11 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
       done = true;
       return result;
     } finally {
-      client.off('error', ended);
       // Discarding the connection ends its transaction on the server. No ROLLBACK first: on a server that
       // stopped answering it would wait QUERY_TIMEOUT_MS more, and every change behind this one with it.
       client.release(done ? undefined : true);
+      // A discarded connection keeps its handler: an error while it closes must not reach the process.
+      if (done) client.off('error', ended);
     }
   }
 
