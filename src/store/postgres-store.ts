@@ -612,7 +612,9 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
       }
       return new StoreError(`the AccessAudit store ${this.location} refused: ${describe(e)}`);
     }
-    const reason = describe(e);
+    let reason = describe(e);
+    // node-postgres says only "The server does not support SSL connections": name the key that asked for TLS.
+    if (/\bSSL\b/.test(reason)) reason += ` (meshaudit.store.postgres.sslMode is ${this.opts.config.postgres.sslMode})`;
     this.degrade(reason);
     return this.unavailable(reason);
   }

@@ -301,6 +301,20 @@ describe('the AccessAudit store on PostgreSQL', function () {
       expect(fs.existsSync(path.join(dir, 'data', POSTGRES_CACHE_FILE))).to.equal(false);
     });
 
+    it('names sslMode when the server refuses TLS that the config asks for', async () => {
+      const dir = tempDir();
+      const config = writeSidecarConfig(dir, { postgres: { ...target, schema: schema.schema } });
+      fs.writeFileSync(
+        config,
+        fs.readFileSync(config, 'utf8').replace('      schema:', '      sslMode: "require"\n      schema:'),
+      );
+      const proc = spawnSidecar(['--config', config]);
+      expect(await proc.exited).to.equal(1);
+      expect(proc.stderr()).to.contain(
+        'does not support SSL connections (meshaudit.store.postgres.sslMode is require)',
+      );
+    });
+
     it('ships deploy/postgres/schema.sql as the SQL the sidecar creates the table with', () => {
       const shipped = fs.readFileSync(path.resolve(__dirname, '../../../deploy/postgres/schema.sql'), 'utf8');
       expect(shipped).to.contain(tableSql('public'));
