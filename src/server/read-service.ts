@@ -141,6 +141,8 @@ function cursorOf(cursor: string): TrailPosition | undefined {
 class Query {
   private records: string[] = [];
   private bytes = 0;
+  /** Where the last record of the batch ends. */
+  private afterLast: TrailPosition = { startMs: 0, offset: 0, hash: '' };
   /** The cursor after the last record sent; '' before any. */
   private sent = '';
   private stopped = false;
@@ -174,7 +176,7 @@ class Query {
         const next = await this.readCommitted(at);
         if (this.stopped) return;
         if (next === 'again') continue;
-        await this.flush(at);
+        await this.flush();
         if (!this.follow) {
           // The end of what was read, so that a query resumed later does not read it again.
           const end = encodeCursor(at);
@@ -290,19 +292,21 @@ class Query {
     }
   }
 
+  /** Adds the record that ends at `at` to the batch; sends the batch once it is full. */
   private async add(record: string, at: Reading): Promise<void> {
     this.records.push(record);
     this.bytes += Buffer.byteLength(record);
-    if (this.records.length >= MAX_RECORDS_PER_RESPONSE || this.bytes >= MAX_RESPONSE_BYTES) await this.flush(at);
+    this.afterLast = { startMs: at.startMs, offset: at.offset, hash: at.hash };
+    if (this.records.length >= MAX_RECORDS_PER_RESPONSE || this.bytes >= MAX_RESPONSE_BYTES) await this.flush();
   }
 
-  /** Sends the batch, with the cursor right after its last record (`at`). */
-  private async flush(at: Reading): Promise<void> {
+  /** Sends the batch, with the cursor right after its last record. */
+  private async flush(): Promise<void> {
     if (this.records.length === 0) return;
     const records = this.records;
     this.records = [];
     this.bytes = 0;
-    await this.send({ records, cursor: encodeCursor(at) });
+    await this.send({ records, cursor: encodeCursor(this.afterLast) });
   }
 
   /** Writes one response; while the client does not take it, waits for 'drain' (or the call's end). */
