@@ -16,7 +16,11 @@ export type ErrorKind =
   /** No valid identity: no credential where one is needed, or one that is not valid (UNAUTHENTICATED). */
   | 'unauthenticated'
   /** A known caller whose groups do not hold the permission (PERMISSION_DENIED). */
-  | 'permission-denied';
+  | 'permission-denied'
+  /** A position past what is held, e.g. a read cursor into a file retention deleted (OUT_OF_RANGE). */
+  | 'out-of-range'
+  /** A bound of the sidecar is reached, e.g. concurrent queries: retry later (RESOURCE_EXHAUSTED). */
+  | 'resource-exhausted';
 
 /**
  * The exit code of a start-up stopped by the error: 2, what is configured or stored must change first

@@ -19,8 +19,10 @@ Commands (each with --help):
   emit [FILE|-]            stream events (JSON lines) as a control plane does, with progress and a summary
   health [--service NAME]  exit 0 when the sidecar serves (grpc.health.v1), 1 otherwise: for exec probes
   keygen --out DIR         write an Ed25519 key pair for meshaudit.integrity (the signed trail)
+  query [filters]          print the audit records held that match (ReadService.Query), oldest first
   record [FILE|-]          record events (JSON lines) with AuditService.Record, one result per line
   rules list|get|apply|delete|evaluate   the zone's AccessAudits over RuleService
+  tail -f [filters]        print the matching audit records as they are committed, until interrupted
   token add|list|revoke    bearer tokens for callers of the sidecar
   verify --dir DIR --pubkey FILE   check an audit folder's signed trail: exit 0 only when all is intact
 

@@ -24,6 +24,7 @@ import { runHealthCommand } from './health-command';
 import { runKeygenCommand } from './keygen-command';
 import { runRecordCommand } from './record-command';
 import { runRulesCommand } from './rules-command';
+import { runQueryCommand, runTailCommand } from './query-command';
 import { runTokenCommand } from './token-cli';
 import { runVerifyCommand } from './verify-command';
 import { version } from './version';
@@ -38,8 +39,10 @@ const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | nu
   emit: runEmitCommand,
   health: runHealthCommand,
   keygen: runKeygenCommand,
+  query: runQueryCommand,
   record: runRecordCommand,
   rules: runRulesCommand,
+  tail: runTailCommand,
   token: (argv) =>
     runTokenCommand(argv, {
       out: (line) => process.stdout.write(`${line}\n`),

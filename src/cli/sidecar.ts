@@ -30,6 +30,8 @@ import { AuditServiceImpl } from '../server/audit-service';
 import { bindGrpcServer, serveGrpc } from '../server/grpc-server';
 import type { BoundGrpcServer } from '../server/grpc-server';
 import { RuleServiceImpl } from '../server/rule-service';
+import { ReadServiceImpl } from '../server/read-service';
+import { CommittedTrail, rotationTimeMs } from '../backends/file/trail-reader';
 import { ServingState } from '../server/serving-state';
 import { Statuses } from '../server/status';
 import { AdminServer } from '../admin/admin-server';
@@ -461,7 +463,11 @@ async function startLocked(
           logSinkEvent(log, e);
           if (e.type === 'rotated') trail?.rotated(e.rotatedFile);
           if (e.type === 'rotated') metrics.rotations.labels(e.file).inc();
-          else if (e.type === 'retention-deleted') metrics.retentionDeletedFiles.labels(e.file).inc(e.deleted.length);
+          else if (e.type === 'retention-deleted') {
+            metrics.retentionDeletedFiles.labels(e.file).inc(e.deleted.length);
+            if (e.file === readable?.activePath)
+              readable.deleted(e.deleted.map((name) => rotationTimeMs(e.file, name)));
+          }
         },
       });
       fileSinks.set(b.path, sink);
@@ -477,12 +483,16 @@ async function startLocked(
   metrics.checkpointBytes.set(checkpoint.sizeBytes);
   // Every file is final up to its committed position now: each trail takes its chain up and seals.
   for (const [key, trail] of trails) await trail.open(opened.get(key) as SinkPosition, state.seqs);
+  // What ReadService reads: the first file backend, as far as it is committed.
+  const firstFile = opts.sinks === undefined ? fileSinks.get(config.backends[0]?.path) : undefined;
+  const readable = firstFile === undefined ? undefined : new CommittedTrail(firstFile.key, opened.get(firstFile.key));
   const writeFailures = new RateLimitedWarning(log, WRITE_FAILURE_LOG_INTERVAL_MS, Date.now, 'error');
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
     metrics,
     onCommitted: (delta) => {
       for (const [key, trail] of trails) trail.committed(delta.positions.get(key), delta.seqs);
+      readable?.commit(delta.positions.get(readable.activePath));
     },
     // A group that spanned a pause long enough for a takeover: the lock is looked at before its ack.
     confirmAfterPause: () => lock.ensureHeld(true),
@@ -584,8 +594,9 @@ async function startLocked(
     store: () => ({ type: store.type, location: store.location, degraded: store.degraded }),
     reopenFiles,
   });
+  const read = new ReadServiceImpl({ trail: readable, knownTypes, serving, statuses, auth, log });
   serving.started();
-  const grpcServer = serveGrpc(bound, { audit, rules: ruleService, serving, log, statuses });
+  const grpcServer = serveGrpc(bound, { audit, rules: ruleService, read, serving, log, statuses });
   log.info('meshaudit started', {
     // Where SIGHUP (reload) and SIGUSR2 (reopen) go: under `make run` or a shell wrapper it is not the parent's.
     pid: process.pid,

@@ -6,6 +6,7 @@ import { contract } from '../contract';
 export interface MeshauditClients {
   AuditService: grpc.ServiceClientConstructor;
   RuleService: grpc.ServiceClientConstructor;
+  ReadService: grpc.ServiceClientConstructor;
 }
 
 /** The client constructors of meshaudit.v1 (the contract is parsed once per process). */

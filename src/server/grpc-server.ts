@@ -11,6 +11,7 @@ import { TlsFiles } from './tls';
 import { TRANSPORT_KEY } from './authn';
 import type { AuditServiceImpl } from './audit-service';
 import { exactRequests } from './requests';
+import type { ReadServiceImpl } from './read-service';
 import type { RuleServiceImpl } from './rule-service';
 import type { ServingState } from './serving-state';
 import { contract } from '../contract';
@@ -22,10 +23,12 @@ import type { Statuses } from './status';
 
 const AUDIT_SERVICE_NAME = 'meshaudit.v1.AuditService';
 const RULE_SERVICE_NAME = 'meshaudit.v1.RuleService';
+const READ_SERVICE_NAME = 'meshaudit.v1.ReadService';
 
 export interface GrpcServerOptions {
   audit: AuditServiceImpl;
   rules: RuleServiceImpl;
+  read: ReadServiceImpl;
   serving: ServingState;
   log: Logger;
   /** Maps errors to statuses: health's and reflection's are bounded like the services' own. */
@@ -346,10 +349,12 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
   const service = (name: string): grpc.ServiceDefinition => definition[name] as grpc.ServiceDefinition;
   server.addService(fastAuditService(service(AUDIT_SERVICE_NAME)), opts.audit.handlers());
   server.addService(exactRequests(service(RULE_SERVICE_NAME)), opts.rules.handlers());
+  server.addService(exactRequests(service(READ_SERVICE_NAME)), opts.read.handlers());
   const health = new HealthImplementation({
     '': 'SERVING',
     [AUDIT_SERVICE_NAME]: 'SERVING',
     [RULE_SERVICE_NAME]: 'SERVING',
+    [READ_SERVICE_NAME]: 'SERVING',
   });
   health.addToServer(boundedStatuses(server, opts.statuses));
   // Health follows the serving state: a draining sidecar is NOT_SERVING, so that a load balancer or
@@ -358,7 +363,7 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
   // /healthcheck/fail): the admin's /ready reads the same state.
   const follow = (): void => {
     const status = opts.serving.healthy ? 'SERVING' : 'NOT_SERVING';
-    for (const name of ['', AUDIT_SERVICE_NAME, RULE_SERVICE_NAME]) health.setStatus(name, status);
+    for (const name of ['', AUDIT_SERVICE_NAME, RULE_SERVICE_NAME, READ_SERVICE_NAME]) health.setStatus(name, status);
   };
   opts.serving.on('change', follow);
   follow();

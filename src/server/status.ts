@@ -16,6 +16,8 @@ const CODES: Readonly<Record<ErrorKind, grpc.status>> = {
   unavailable: grpc.status.UNAVAILABLE,
   unauthenticated: grpc.status.UNAUTHENTICATED,
   'permission-denied': grpc.status.PERMISSION_DENIED,
+  'out-of-range': grpc.status.OUT_OF_RANGE,
+  'resource-exhausted': grpc.status.RESOURCE_EXHAUSTED,
 };
 
 /** The longest description a field violation carries; a longer one is cut (a pasted blob names nothing more). */

@@ -313,6 +313,7 @@ describe('the README grpcurl session, through reflection, against the real sidec
       'grpc.reflection.v1.ServerReflection',
       'grpc.reflection.v1alpha.ServerReflection',
       'meshaudit.v1.AuditService',
+      'meshaudit.v1.ReadService',
       'meshaudit.v1.RuleService',
     ]);
   });

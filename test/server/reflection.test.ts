@@ -20,6 +20,7 @@ const SERVICES = [
   'grpc.reflection.v1.ServerReflection',
   'grpc.reflection.v1alpha.ServerReflection',
   'meshaudit.v1.AuditService',
+  'meshaudit.v1.ReadService',
   'meshaudit.v1.RuleService',
 ];
 
@@ -134,6 +135,7 @@ describe('server reflection: what grpcurl sees', () => {
     const symbols = ['meshaudit.v1', 'google.rpc', 'grpc.health.v1'].flatMap((pkg) => symbolsOf(disk, pkg));
     expect(symbols).to.include.members([
       'meshaudit.v1.AuditService',
+      'meshaudit.v1.ReadService',
       'meshaudit.v1.RuleService',
       'meshaudit.v1.Claims',
       'google.rpc.BadRequest',
@@ -317,6 +319,7 @@ describe('server reflection: what grpcurl sees', () => {
     expect((await run(address, 'list')).stdout.trim().split('\n').sort()).to.deep.equal(SERVICES);
     for (const symbol of [
       'meshaudit.v1.AuditService',
+      'meshaudit.v1.ReadService',
       'meshaudit.v1.RuleService',
       'meshaudit.v1.Claims',
       'google.rpc.RetryInfo',
