@@ -435,6 +435,9 @@ async function startLocked(
   if (signing !== undefined) logSigningKey(log, signing);
   const trailFailures = new RateLimitedWarning(log, WRITE_FAILURE_LOG_INTERVAL_MS, Date.now, 'error');
   const trails = new Map<string, IntegrityTrail>();
+  // What ReadService reads (the first file backend, as far as it is committed): made once the sinks are
+  // open; retention at open, before it, has no reader to tell.
+  let readable: CommittedTrail | undefined;
   const sinks =
     opts.sinks ??
     config.backends.map((b) => {
@@ -465,7 +468,7 @@ async function startLocked(
           if (e.type === 'rotated') metrics.rotations.labels(e.file).inc();
           else if (e.type === 'retention-deleted') {
             metrics.retentionDeletedFiles.labels(e.file).inc(e.deleted.length);
-            if (e.file === readable?.activePath)
+            if (readable !== undefined && e.file === readable.activePath)
               readable.deleted(e.deleted.map((name) => rotationTimeMs(e.file, name)));
           }
         },
@@ -485,14 +488,14 @@ async function startLocked(
   for (const [key, trail] of trails) await trail.open(opened.get(key) as SinkPosition, state.seqs);
   // What ReadService reads: the first file backend, as far as it is committed.
   const firstFile = opts.sinks === undefined ? fileSinks.get(config.backends[0]?.path) : undefined;
-  const readable = firstFile === undefined ? undefined : new CommittedTrail(firstFile.key, opened.get(firstFile.key));
+  readable = firstFile === undefined ? undefined : new CommittedTrail(firstFile.key, opened.get(firstFile.key));
   const writeFailures = new RateLimitedWarning(log, WRITE_FAILURE_LOG_INTERVAL_MS, Date.now, 'error');
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
     metrics,
     onCommitted: (delta) => {
       for (const [key, trail] of trails) trail.committed(delta.positions.get(key), delta.seqs);
-      readable?.commit(delta.positions.get(readable.activePath));
+      if (readable !== undefined) readable.commit(delta.positions.get(readable.activePath));
     },
     // A group that spanned a pause long enough for a takeover: the lock is looked at before its ack.
     confirmAfterPause: () => lock.ensureHeld(true),
