@@ -127,6 +127,11 @@ export class FileSink implements Sink {
   private readonly modes: FileModes;
   /** A file is rotated before a record that would make it larger (Infinity: rotation off). */
   private maxFileBytes: number;
+  /**
+   * When the active file's records began, for rotation.interval: the time of the write that began it,
+   * or at open the file's last modification (a file last written before a boundary rotates at the next write).
+   */
+  private activeSinceMs = 0;
   /** The rotated file the last rotating write kept for its uncommitted position (see runRetention). */
   private keptForCommit: string | undefined;
 
@@ -207,6 +212,7 @@ export class FileSink implements Sink {
       const existing = await listRotatedFiles(this.dir, this.base);
       if (existing.length > 0) this.nameFloorMs = existing[existing.length - 1].time.getTime() + 1;
       await this.startStream();
+      this.activeSinceMs = this.size > 0 ? (await fstat(this.activeFd as number)).mtimeMs : this.clock().getTime();
       this.state = 'open';
       // Files left over from before this start (or by a smaller maxRetainedFiles) go now, not at the next rotation.
       await this.runRetention();
@@ -239,7 +245,9 @@ export class FileSink implements Sink {
         }
       }
       const failed: FailedWrite = { before: { ino: this.ino, size: this.size }, rotated: [], created: new Set() };
+      const nowMs = this.clock().getTime();
       try {
+        if (this.intervalPassed(nowMs)) await this.rotateNow(failed);
         for (let offset = 0; offset < chunk.length; ) {
           const end = this.nextPartEnd(chunk, offset);
           if (end === offset) {
@@ -255,6 +263,8 @@ export class FileSink implements Sink {
       // Told once the write holds: a rotation a failed write undid is no rotation (a full disk retries
       // a write at a file's size every few seconds).
       for (const rotatedFile of failed.rotated) this.onEvent({ type: 'rotated', file: this.key, rotatedFile });
+      // The active file's records start now when this write began it (a rotation, or an empty file).
+      if (failed.rotated.length > 0 || failed.before.size === 0) this.activeSinceMs = nowMs;
       // The file that held where this write began holds the committed position until this write is
       // committed: retention keeps it (see runRetention).
       if (failed.rotated.length > 0) {
@@ -263,6 +273,17 @@ export class FileSink implements Sink {
       }
       return this.endHere();
     });
+  }
+
+  /**
+   * rotation.interval: whether a UTC boundary (a multiple of the interval since the epoch) passed since
+   * the active file's records began. An empty file has nothing to rotate; a clock that stepped back
+   * never rotates (its period is not later).
+   */
+  private intervalPassed(nowMs: number): boolean {
+    const intervalMs = this.rotation.intervalMs;
+    if (!this.rotation.enabled || intervalMs === undefined || this.size === 0) return false;
+    return Math.floor(nowMs / intervalMs) > Math.floor(this.activeSinceMs / intervalMs);
   }
 
   /** The position now, as the one returned to the writer. */
