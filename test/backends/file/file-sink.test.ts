@@ -403,11 +403,13 @@ describe('FileSink', () => {
       const unrelated = [
         'other.log',
         'audit.log.bak',
-        'audit-2000-01-01T00-00-00.000.log.gz', // compressed by someone else
         'other-2000-01-01T00-00-00.000.log', // another backend in the same folder
         'audit-2000-13-01T00-00-00.000.log', // not a real time
       ];
       for (const n of unrelated) fs.writeFileSync(path.join(dir, n), 'keep\n');
+      // A rotated name gzipped (rotation.compress, lumberjack's name) is a rotated file, aged as one.
+      const compressed = path.join(dir, 'audit-2000-01-01T00-00-00.001.log.gz');
+      fs.writeFileSync(compressed, 'not kept\n');
       fs.mkdirSync(path.join(dir, 'audit-2000-01-01T00-00-00.000.log')); // a folder, not a rotated file
       const s = sink({ maxSizeBytes: 10, maxAgeDays: 2 });
       await s.open();
@@ -425,6 +427,7 @@ describe('FileSink', () => {
       expect(rotatedFiles()).to.deep.equal([rotatedName('audit.log', new Date(T0 + 12.5 * DAY_MS), 1)]);
       for (const n of unrelated) expect(fs.readFileSync(path.join(dir, n), 'utf8'), n).to.equal('keep\n');
       expect(fs.statSync(path.join(dir, 'audit-2000-01-01T00-00-00.000.log')).isDirectory()).to.equal(true);
+      expect(fs.existsSync(compressed)).to.equal(false);
     });
 
     it('goes by the time in the name, not the modification time', async () => {
