@@ -180,6 +180,8 @@ export class FileSink implements Sink {
   private dirSyncDue = false;
   /** Compressions run one after another, beside the writes (see compressRotated). */
   private compressions: Promise<void> = Promise.resolve();
+  /** Set by close: compressions not started yet are left to the next start. */
+  private compressionStopped = false;
 
   constructor(opts: FileSinkOptions) {
     this.key = path.resolve(opts.path);
@@ -326,7 +328,7 @@ export class FileSink implements Sink {
   }
 
   private async compressNow(file: string): Promise<void> {
-    if (this.state === 'closed') return;
+    if (this.compressionStopped) return;
     const compressedFile = `${file}${COMPRESSED_SUFFIX}`;
     try {
       const before = await statFile(file);
@@ -450,7 +452,11 @@ export class FileSink implements Sink {
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // The compression under way ends first (it takes its turn among the writes for its rename): a stop
+    // leaves no .gz.tmp; the next start compresses what is left.
+    this.compressionStopped = true;
+    await this.compressions;
     return this.serial(async () => {
       if (this.state === 'closed') return;
       this.state = 'closed';
