@@ -886,27 +886,27 @@ describe('FileSink rotation.interval', () => {
     expect(files()[1][0]).to.equal('audit-2021-06-08T00-00-00.001.log');
   });
 
-  it('rotates at the first write after a restart a file last written before the boundary', async () => {
+  /** A restart (the clock at 09:15) over a file holding record 1, last written at `lastWrite`; then record 2. */
+  async function restartAfterWriteAt(lastWrite: Date): Promise<Array<[string, string]>> {
     fs.writeFileSync(active, intervalRecord(1));
-    const lastWrite = new Date(Date.UTC(2021, 5, 7, 8, 59, 0, 0));
     fs.utimesSync(active, lastWrite, lastWrite);
     const s = sink();
     await s.open();
     await s.write(intervalRecord(2));
-    expect(files()).to.deep.equal([
+    return files();
+  }
+
+  it('rotates at the first write after a restart a file last written before the boundary', async () => {
+    expect(await restartAfterWriteAt(new Date(Date.UTC(2021, 5, 7, 8, 59, 0, 0)))).to.deep.equal([
       ['audit-2021-06-07T09-15-00.000.log', '{"n":1}\n'],
       ['audit.log', '{"n":2}\n'],
     ]);
   });
 
   it('goes on in a file last written in the same period after a restart', async () => {
-    fs.writeFileSync(active, intervalRecord(1));
-    const lastWrite = new Date(Date.UTC(2021, 5, 7, 9, 1, 0, 0));
-    fs.utimesSync(active, lastWrite, lastWrite);
-    const s = sink();
-    await s.open();
-    await s.write(intervalRecord(2));
-    expect(files()).to.deep.equal([['audit.log', '{"n":1}\n{"n":2}\n']]);
+    expect(await restartAfterWriteAt(new Date(Date.UTC(2021, 5, 7, 9, 1, 0, 0)))).to.deep.equal([
+      ['audit.log', '{"n":1}\n{"n":2}\n'],
+    ]);
   });
 
   it('does not rotate when the clock steps back across a boundary', async () => {
