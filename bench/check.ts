@@ -6,7 +6,8 @@
 // records carry (events.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { timeFromName } from '../src/backends/file/rotation-names';
+import * as zlib from 'node:zlib';
+import { COMPRESSED_SUFFIX, rotatedFromName } from '../src/backends/file/rotation-names';
 import { RECORD_KEY } from './events';
 
 export interface CheckInput {
@@ -74,7 +75,7 @@ export function checkExactlyOnce(dir: string, input: CheckInput): CheckResult {
   for (const file of files) {
     const f = path.basename(file);
     // Records are ASCII here; latin1 reads a 64 MiB file without UTF-8 decoding.
-    const text = fs.readFileSync(file, 'latin1');
+    const text = readAuditFile(file).toString('latin1');
     res.files++;
     if (text.length > 0 && !text.endsWith('\n')) {
       res.tornFiles++;
@@ -167,15 +168,25 @@ export interface TailResult {
   examples: string[];
 }
 
-/** The files of a backend, oldest first: its rotated files by the time in their names, then the active file. */
+/**
+ * The files of a backend, oldest first: its rotated files by the time in their names (compressed ones,
+ * rotation.compress, included: a file and its .gz both there would be counted twice, as they should),
+ * then the active file. readAuditFile reads them.
+ */
 export function backendFiles(dir: string, activeBase: string): string[] {
   const names = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
   const rotated = names
-    .map((name) => ({ name, time: timeFromName(activeBase, name) }))
+    .map((name) => ({ name, time: rotatedFromName(activeBase, name)?.time }))
     .filter((f): f is { name: string; time: Date } => f.time !== undefined)
     .sort((a, b) => a.time.getTime() - b.time.getTime())
     .map((f) => f.name);
   return [...rotated, ...(names.includes(activeBase) ? [activeBase] : [])].map((n) => path.join(dir, n));
+}
+
+/** The records an audit file holds: a compressed one (`.gz`) gunzipped. */
+export function readAuditFile(file: string): Buffer {
+  const bytes = fs.readFileSync(file);
+  return file.endsWith(COMPRESSED_SUFFIX) ? zlib.gunzipSync(bytes) : bytes;
 }
 
 /**
@@ -201,14 +212,14 @@ export function checkRetainedTail(
     bytes: 0,
     examples: [],
   };
-  const tight = Buffer.concat(tightFiles.map((f) => fs.readFileSync(f)));
+  const tight = Buffer.concat(tightFiles.map(readAuditFile));
   res.bytes = tight.length;
   // The full backend's last tight.length + 1 bytes (the one before must end a record), newest file first.
   const fullFiles = backendFiles(fullDir, activeBase);
   const parts: Buffer[] = [];
   let have = 0;
   for (let i = fullFiles.length - 1; i >= 0 && have <= tight.length; i--) {
-    const b = fs.readFileSync(fullFiles[i]);
+    const b = readAuditFile(fullFiles[i]);
     parts.unshift(b);
     have += b.length;
   }

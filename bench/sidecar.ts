@@ -106,7 +106,10 @@ export function startedPort(line: string): number | undefined {
  */
 export interface FileBackendOptions {
   folder: string;
-  rotation?: false | { maxSizeMb: number; maxRetainedFiles?: number; maxAgeDays?: number };
+  /** `compress` and `interval` (rotation.compress, rotation.interval): absent, the keys are left out. */
+  rotation?:
+    | false
+    | { maxSizeMb: number; maxRetainedFiles?: number; maxAgeDays?: number; compress?: boolean; interval?: string };
 }
 
 export interface SidecarConfigOptions {
@@ -139,6 +142,8 @@ function backendYaml(dir: string, b: FileBackendOptions): string {
       `            maxRetainedFiles: ${b.rotation.maxRetainedFiles ?? 0}\n` +
       `            maxSizeMb: ${b.rotation.maxSizeMb}\n` +
       `            maxAgeDays: ${b.rotation.maxAgeDays ?? 0}\n`;
+    if (b.rotation.compress !== undefined) text += `            compress: ${b.rotation.compress}\n`;
+    if (b.rotation.interval !== undefined) text += `            interval: ${b.rotation.interval}\n`;
   }
   return text;
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import type { Config } from '../config/types';
 import { diffConfig, LiveLimits } from '../config/reload';
 import { ConfigError } from '../config';
-import { FileSink } from '../backends/file';
+import { FileSink, FinalAfterCommit } from '../backends/file';
 import type { FileSinkEvent } from '../backends/file';
 import type { Sink, SinkPosition } from '../backends/sink';
 import { DataDirLock } from '../store/data-dir-lock';
@@ -129,7 +129,12 @@ export function knownTypesOf(config: Config): TypeRegistry {
 function logSinkEvent(log: Logger, e: FileSinkEvent): void {
   const { type, ...fields } = e;
   // Recovery that had to keep data it could not place may mean a duplicate after the CP resends.
-  const level = type === 'retention-failed' ? 'error' : type.startsWith('recovery-committed') ? 'warn' : 'info';
+  const level =
+    type === 'retention-failed' || type === 'compression-failed'
+      ? 'error'
+      : type.startsWith('recovery-committed')
+        ? 'warn'
+        : 'info';
   log[level](`audit file: ${type}`, fields);
 }
 
@@ -438,6 +443,14 @@ async function startLocked(
   // What ReadService reads (the first file backend, as far as it is committed): made once the sinks are
   // open; retention at open, before it, has no reader to tell.
   let readable: CommittedTrail | undefined;
+  // rotation.compress, as the config in force says (a reload turns it on or off for files final after it).
+  const compress = (key: string, rotatedFile: string): void => {
+    if (inForce.config.backends.find((b) => b.path === key)?.rotation.compress !== true) return;
+    void fileSinks.get(key)?.compressRotated(rotatedFile);
+  };
+  // Without the trail, a rotated file is final for compression at the commit after its rotation (the
+  // trail decides the same before it digests, and compression follows its digests).
+  const finalFiles = new Map<string, FinalAfterCommit>();
   const sinks =
     opts.sinks ??
     config.backends.map((b) => {
@@ -452,7 +465,11 @@ async function startLocked(
               copyTo: config.integrity.copyTo,
               modes: config.files,
               now,
-              onEvent: (e) => logTrailEvent(log, trailFailures, e),
+              onEvent: (e) => {
+                logTrailEvent(log, trailFailures, e);
+                // The digest covers the uncompressed bytes: the file is compressed once it is written.
+                if (e.type === 'digest-written') compress(b.path, path.join(path.dirname(b.path), e.file));
+              },
             });
       if (trail !== undefined) trails.set(b.path, trail);
       const sink = new FileSink({
@@ -465,6 +482,7 @@ async function startLocked(
         onEvent: (e) => {
           logSinkEvent(log, e);
           if (e.type === 'rotated') trail?.rotated(e.rotatedFile);
+          if (e.type === 'rotated') finalFiles.get(b.path)?.rotated(e.rotatedFile);
           if (e.type === 'rotated') metrics.rotations.labels(e.file).inc();
           else if (e.type === 'retention-deleted') {
             metrics.retentionDeletedFiles.labels(e.file).inc(e.deleted.length);
@@ -489,6 +507,11 @@ async function startLocked(
   // What ReadService reads: the first file backend, as far as it is committed.
   const firstFile = opts.sinks === undefined ? fileSinks.get(config.backends[0]?.path) : undefined;
   readable = firstFile === undefined ? undefined : new CommittedTrail(firstFile.key, opened.get(firstFile.key));
+  for (const [key, sink] of fileSinks) {
+    if (!trails.has(key)) finalFiles.set(key, new FinalAfterCommit((opened.get(key) as SinkPosition).ino));
+    // Every rotated file is final now (and digested): those a stop or a crash left plain are compressed.
+    for (const file of await sink.plainRotatedFiles()) compress(key, file);
+  }
   const writeFailures = new RateLimitedWarning(log, WRITE_FAILURE_LOG_INTERVAL_MS, Date.now, 'error');
   const writer = new AuditWriter(sinks, checkpoint, {
     ...opts.writer,
@@ -496,6 +519,8 @@ async function startLocked(
     onCommitted: (delta) => {
       for (const [key, trail] of trails) trail.committed(delta.positions.get(key), delta.seqs);
       if (readable !== undefined) readable.commit(delta.positions.get(readable.activePath));
+      for (const [key, final] of finalFiles)
+        for (const file of final.committed(delta.positions.get(key))) compress(key, file);
     },
     // A group that spanned a pause long enough for a takeover: the lock is looked at before its ack.
     confirmAfterPause: () => lock.ensureHeld(true),

@@ -156,6 +156,9 @@ export const DEFAULT_MAX_SIZE_MB = 100;
 /** rotation.maxAgeDays, in days: a month of history, the usual retention floor of an audit policy. */
 export const DEFAULT_MAX_AGE_DAYS = 30;
 
+/** rotation.compress: off, as in lumberjack (a plain file can be grepped where it lies). */
+export const DEFAULT_ROTATION_COMPRESS = false;
+
 /** Bytes in one maxSizeMb unit. */
 export const BYTES_PER_MB = 1024 * 1024;
 

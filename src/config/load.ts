@@ -173,7 +173,7 @@ const AUDIT_KEYS = ['skipDefaultTypes', 'backends'];
 const BACKEND_KEYS = ['type', 'file'];
 const BACKEND_TYPES = [D.FILE_BACKEND_TYPE];
 const FILE_KEYS = ['path', 'rotation'];
-const ROTATION_KEYS = ['enabled', 'maxRetainedFiles', 'maxSizeMb', 'maxAgeDays'];
+const ROTATION_KEYS = ['enabled', 'maxRetainedFiles', 'maxSizeMb', 'maxAgeDays', 'interval', 'compress'];
 
 const AUDIT = 'kmesh.access.audit';
 const BACKENDS = `${AUDIT}.backends`;
@@ -610,12 +610,15 @@ function fileBackend(file: string, rotation: RotationConfig): FileBackendConfig 
 function resolveRotation(value: unknown, field: string, c: Checker): RotationConfig {
   const r = c.section(value, field, ROTATION_KEYS);
   const maxSizeMb = c.field(r, field, 'maxSizeMb', D.DEFAULT_MAX_SIZE_MB, sizeMb);
+  const intervalMs = c.field(r, field, 'interval', undefined, rotationInterval);
   return Object.freeze({
     enabled: c.field(r, field, 'enabled', D.DEFAULT_ROTATION_ENABLED, boolean),
     maxRetainedFiles: c.field(r, field, 'maxRetainedFiles', D.DEFAULT_MAX_RETAINED_FILES, fileCount),
     // At least 1: a fraction so small that it floors to 0 bytes still means "rotate after every write".
     maxSizeBytes: Math.max(1, Math.floor(maxSizeMb * D.BYTES_PER_MB)),
     maxAgeDays: c.field(r, field, 'maxAgeDays', D.DEFAULT_MAX_AGE_DAYS, ageDays),
+    ...(intervalMs === undefined ? {} : { intervalMs }),
+    compress: c.field(r, field, 'compress', D.DEFAULT_ROTATION_COMPRESS, boolean),
   });
 }
 
@@ -773,6 +776,23 @@ const sizeMb: Rule<number> = (v) => {
   if (!isNumber(v) || v <= 0) return new Expected('must be a number greater than 0');
   if (v > MAX_SIZE_MB) return new Expected(`must be at most ${MAX_SIZE_MB}`);
   return v;
+};
+
+const MS_PER_UNIT: Readonly<Record<string, number>> = { m: 60_000, h: 3_600_000 };
+const MS_PER_DAY = 24 * MS_PER_UNIT.h;
+/**
+ * rotation.interval: minutes or hours that divide a day evenly, from 1m to 24h, so that the boundaries
+ * (multiples of it since the Unix epoch) fall at the same UTC times every day: 24h at midnight, 1h on
+ * the hour. 7h would rotate at different hours each day, and 48h on every other day counted from 1970.
+ */
+const rotationInterval: Rule<number> = (v) => {
+  const m = typeof v === 'string' ? /^([1-9][0-9]{0,4})(m|h)$/.exec(v) : null;
+  const ms = m === null ? NaN : Number(m[1]) * MS_PER_UNIT[m[2]];
+  return ms <= MS_PER_DAY && MS_PER_DAY % ms === 0
+    ? ms
+    : new Expected(
+        'must be a duration in minutes or hours that divides 24h evenly, from "1m" to "24h" (e.g. "24h", "1h", "30m")',
+      );
 };
 
 const resourceScope: Rule<ExtraResourceType['scope']> = (v) =>

@@ -103,7 +103,7 @@ export const RELOAD_TABLE: readonly ReloadRule[] = Object.freeze([
   {
     key: 'kmesh.access.audit.backends[].file.rotation',
     effect: 'live',
-    note: 'the next write rotates at the new size; retention runs at once under the new limits',
+    note: 'the next write rotates at the new size or interval; retention runs at once under the new limits; compress applies from the next file final after the reload',
   },
 ]) as readonly ReloadRule[];
 

@@ -14,6 +14,13 @@ export interface RotationConfig {
   readonly maxSizeBytes: number;
   /** Rotated files whose name's time is older than this many days are deleted; 0 keeps them regardless of age. */
   readonly maxAgeDays: number;
+  /**
+   * rotation.interval in milliseconds: the active file also rotates before the first write after a UTC
+   * boundary (a multiple of it since the Unix epoch) passed, whatever its size. Undefined: no interval.
+   */
+  readonly intervalMs?: number;
+  /** rotation.compress: rotated files are gzipped (`<rotated name>.gz`) once final. Default false. */
+  readonly compress?: boolean;
 }
 
 export interface FileBackendConfig {

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Doomed } from '../backends/file';
-import { timeFromName } from '../backends/file';
+import { COMPRESSED_SUFFIX, rotatedFromName, timeFromName } from '../backends/file';
 import type { FileModes } from '../backends/file-modes';
 import type { SinkPosition } from '../backends/sink';
 import { replaceFile } from '../store/durable-file';
@@ -37,7 +37,7 @@ import {
   sealName,
   signDocument,
 } from './format';
-import { contentsOf, readInto, recordTimes } from './read-contents';
+import { contentsOf, gunzippedContents, readInto, recordTimes } from './read-contents';
 
 /** What the trail did, or could not do, for the process to log. */
 export type TrailEvent =
@@ -79,7 +79,10 @@ interface ActiveState {
 
 /** A rotated file waiting for the commit that makes every byte of it acknowledged. */
 interface Pending {
+  /** The plain rotated name's path. */
   readonly path: string;
+  /** Only `<path>.gz` is there (rotation.compress while integrity was off): its uncompressed bytes are digested. */
+  readonly compressed?: boolean;
   /** Filled at that commit: the identifiers of the batches it holds. */
   identifiers?: Map<string, SequenceRange>;
 }
@@ -131,8 +134,13 @@ export class IntegrityTrail {
       // Rotated after it, before a crash (or before integrity was turned on), and never digested:
       // recovery has cut what was not acknowledged, so each is final now.
       const newestMs = newest === undefined ? -1 : (timeFromName(this.base, newest) as Date).getTime();
-      const after = this.byRotation(names).filter((n) => (timeFromName(this.base, n) as Date).getTime() > newestMs);
-      for (const name of after) await this.digest({ path: path.join(this.dir, name) });
+      // A compressed one counts (gzipped while integrity was off): its plain name is digested, from the .gz.
+      const present = new Set(names);
+      const rotated = names.map((n) => rotatedFromName(this.base, n)?.plain ?? '');
+      const after = this.byRotation([...new Set(rotated)]).filter(
+        (n) => (timeFromName(this.base, n) as Date).getTime() > newestMs,
+      );
+      for (const name of after) await this.digest({ path: path.join(this.dir, name), compressed: !present.has(name) });
       this.active = { ino: position.ino, counter: new ContentsCounter(), identifiers: new Map() };
       await this.takeUpSeal(this.active);
       await this.seal('open');
@@ -217,24 +225,18 @@ export class IntegrityTrail {
   private async digest(p: Pending, from?: ActiveState): Promise<void> {
     const name = path.basename(p.path);
     try {
+      if (p.compressed === true) {
+        const { endsWithNewline: _, ...contents } = await gunzippedContents(`${p.path}${COMPRESSED_SUFFIX}`, name);
+        this.writeDigest(p, contents);
+        return;
+      }
       const handle = await fsp.open(p.path, 'r');
       try {
         const { ino, size } = await handle.stat();
         const counter = from !== undefined && from.ino === ino ? from.counter : new ContentsCounter();
         const contents = await contentsOf(handle, name, size, counter);
         if (contents === undefined) throw new Error(`${p.path} shrank while it was read`);
-        const doc: Omit<Digest, 'signature' | 'keyId'> = {
-          kind: DIGEST_KIND,
-          zone: this.opts.zone,
-          ...contents,
-          identifiers: Object.fromEntries(p.identifiers ?? []),
-          previous: this.head,
-          signedAt: this.now().toISOString(),
-        };
-        const text = signDocument<Digest>(doc, this.opts.key);
-        this.write(digestName(name), text, true);
-        this.head = linkTo(digestName(name), text);
-        this.onEvent({ type: 'digest-written', file: name, records: contents.records });
+        this.writeDigest(p, contents);
       } finally {
         await handle.close();
       }
@@ -244,6 +246,25 @@ export class IntegrityTrail {
         this.onEvent({ type: 'failed', what: `digest of ${p.path}`, error: e as Error });
       }
     }
+  }
+
+  private writeDigest(
+    p: Pending,
+    contents: Omit<Digest, 'kind' | 'zone' | 'identifiers' | 'previous' | 'signedAt' | 'signature' | 'keyId'>,
+  ): void {
+    const name = contents.file;
+    const doc: Omit<Digest, 'signature' | 'keyId'> = {
+      kind: DIGEST_KIND,
+      zone: this.opts.zone,
+      ...contents,
+      identifiers: Object.fromEntries(p.identifiers ?? []),
+      previous: this.head,
+      signedAt: this.now().toISOString(),
+    };
+    const text = signDocument<Digest>(doc, this.opts.key);
+    this.write(digestName(name), text, true);
+    this.head = linkTo(digestName(name), text);
+    this.onEvent({ type: 'digest-written', file: name, records: contents.records });
   }
 
   /** Seals the active file's committed bytes: hashes what was committed since the last seal, then signs. */

@@ -9,7 +9,7 @@
 import type * as crypto from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { timeFromName } from '../backends/file/rotation-names';
+import { COMPRESSED_SUFFIX, timeFromName } from '../backends/file/rotation-names';
 import { parseRfc3339 } from '../events/rfc3339';
 import {
   type ChainLink,
@@ -32,7 +32,7 @@ import {
   sha256Hex,
   signatureValid,
 } from './format';
-import { contentsOf } from './read-contents';
+import { contentsOf, gunzippedContents } from './read-contents';
 
 export type Verdict =
   | 'ok'
@@ -139,7 +139,11 @@ function activeFilesOf(names: ReadonlySet<string>): string[] {
   for (const name of names) {
     if (name.endsWith(SEAL_SUFFIX)) actives.add(name.slice(0, -SEAL_SUFFIX.length));
     else {
-      const rotated = withoutSuffix(name, DIGEST_SUFFIX) ?? withoutSuffix(name, MARKER_SUFFIX) ?? name;
+      const rotated =
+        withoutSuffix(name, DIGEST_SUFFIX) ??
+        withoutSuffix(name, MARKER_SUFFIX) ??
+        withoutSuffix(name, COMPRESSED_SUFFIX) ??
+        name;
       const active = activeOf(rotated);
       if (active !== undefined) actives.add(active);
     }
@@ -221,6 +225,12 @@ class Folder {
         rotated.add(markerOf);
         markers.set(markerOf, await this.load<RetentionMarker>(name, MARKER_KIND, markerOf));
       } else if (this.regular.has(name) && timeFromName(active, name) !== undefined) rotated.add(name);
+      else if (
+        this.regular.has(name) &&
+        timeFromName(active, withoutSuffix(name, COMPRESSED_SUFFIX) ?? '') !== undefined
+      ) {
+        rotated.add(name.slice(0, -COMPRESSED_SUFFIX.length));
+      }
     }
     const seal = names.includes(sealName(active))
       ? await this.load<Seal>(sealName(active), SEAL_KIND, active)
@@ -273,6 +283,12 @@ class Folder {
     // A valid document under another file's name: renamed, as a file swapped with another is.
     if (doc.file !== about) return invalid(bytes, `is about ${JSON.stringify(doc.file)}, not ${about}`, 'out-of-order');
     return { name, bytes, doc: doc as unknown as T };
+  }
+
+  /** `<name>.gz` when the folder holds it (rotation.compress). */
+  compressed(name: string): string | undefined {
+    const gz = `${name}${COMPRESSED_SUFFIX}`;
+    return this.regular.has(gz) ? gz : undefined;
   }
 
   /** Opens the audit file `name`; undefined when it is not there. */
@@ -341,6 +357,12 @@ async function readFile(handle: fsp.FileHandle, name: string, prefixBytes?: numb
   const last = Buffer.alloc(1);
   const endsWithNewline = size > 0 && (await handle.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] === 0x0a;
   return { ...whole, endsWithNewline, prefix };
+}
+
+/** A compressed rotated file (rotation.compress) as readFile reads a plain one: its uncompressed bytes. */
+async function readCompressed(gzFile: string, name: string, prefixBytes?: number): Promise<Read> {
+  const { endsWithNewline, prefixSha256, ...whole } = await gunzippedContents(gzFile, name, prefixBytes);
+  return { ...whole, endsWithNewline, prefix: prefixSha256 === undefined ? undefined : { sha256: prefixSha256 } };
 }
 
 interface Finding {
@@ -535,24 +557,37 @@ class BackendCheck {
     const digest = this.b.digests.get(name);
     const marker = this.b.markers.get(name);
     if (digest?.doc !== undefined) e.covered = digest.doc;
+    const prefixBytes = cover?.file === name ? cover.seal.sizeBytes : undefined;
+    const compressed = this.folder.compressed(name);
     const handle = await this.folder.open(name);
-    if (handle === undefined) {
+    let read: Read | undefined;
+    if (handle !== undefined) {
+      try {
+        read = await readFile(handle, name, prefixBytes);
+      } finally {
+        await handle.close();
+      }
+      // The sidecar removes one of the two at its next start (a compression cut short by a crash).
+      if (compressed !== undefined) e.notes.push(`${compressed} is beside it`);
+    } else if (compressed !== undefined) {
+      try {
+        read = await readCompressed(path.join(this.folder.dir, compressed), name, prefixBytes);
+      } catch (err) {
+        this.find(name, 'modified', `${compressed} does not gunzip whole: ${(err as Error).message}`);
+        return;
+      }
+    } else {
       this.checkGone(e, digest, marker);
       return;
     }
-    try {
-      const read = await readFile(handle, name, cover?.file === name ? cover.seal.sizeBytes : undefined);
-      if (read === undefined) {
-        this.find(name, 'modified', 'it shrank while it was read');
-        return;
-      }
-      e.covered ??= read;
-      if (marker?.doc !== undefined) e.notes.push('a retention marker names it, yet it is here');
-      if (digest?.doc !== undefined) this.compare(name, read, digest.doc, 'its digest');
-      else if (digest === undefined) this.checkUndigested(name, read, cover);
-    } finally {
-      await handle.close();
+    if (read === undefined) {
+      this.find(name, 'modified', 'it shrank while it was read');
+      return;
     }
+    e.covered ??= read;
+    if (marker?.doc !== undefined) e.notes.push('a retention marker names it, yet it is here');
+    if (digest?.doc !== undefined) this.compare(name, read, digest.doc, 'its digest');
+    else if (digest === undefined) this.checkUndigested(name, read, cover);
   }
 
   /** A rotated file that is gone: deleted by retention (a valid marker names it), or missing. */

@@ -123,7 +123,13 @@ describe('loadConfig', () => {
         {
           type: 'file',
           path: path.join(cwd, 'var', 'audit', 'audit.log'),
-          rotation: { enabled: true, maxRetainedFiles: 10, maxSizeBytes: 100 * 1024 * 1024, maxAgeDays: 30 },
+          rotation: {
+            enabled: true,
+            maxRetainedFiles: 10,
+            maxSizeBytes: 100 * 1024 * 1024,
+            maxAgeDays: 30,
+            compress: false,
+          },
         },
       ],
     };
@@ -281,12 +287,18 @@ describe('loadConfig', () => {
           {
             type: 'file',
             path: '/var/log/mesh/audit.log',
-            rotation: { enabled: false, maxRetainedFiles: 0, maxSizeBytes: 524288, maxAgeDays: 0 },
+            rotation: { enabled: false, maxRetainedFiles: 0, maxSizeBytes: 524288, maxAgeDays: 0, compress: false },
           },
           {
             type: 'file',
             path: path.join(dir, 'logs', 'copy.log'),
-            rotation: { enabled: true, maxRetainedFiles: 3, maxSizeBytes: 20 * 1024 * 1024, maxAgeDays: 7.5 },
+            rotation: {
+              enabled: true,
+              maxRetainedFiles: 3,
+              maxSizeBytes: 20 * 1024 * 1024,
+              maxAgeDays: 7.5,
+              compress: false,
+            },
           },
         ],
       });
@@ -298,10 +310,29 @@ describe('loadConfig', () => {
         {
           type: 'file',
           path: path.join(dir, 'a.log'),
-          rotation: { enabled: true, maxRetainedFiles: 2, maxSizeBytes: 100 * 1024 * 1024, maxAgeDays: 30 },
+          rotation: {
+            enabled: true,
+            maxRetainedFiles: 2,
+            maxSizeBytes: 100 * 1024 * 1024,
+            maxAgeDays: 30,
+            compress: false,
+          },
         },
       ]);
     });
+
+    for (const [interval, ms] of [
+      ['24h', 86_400_000],
+      ['1h', 3_600_000],
+      ['30m', 1_800_000],
+      ['1m', 60_000],
+      ['1440m', 86_400_000],
+    ] as const) {
+      it(`rotation.interval ${interval} as ${ms} ms, with compress`, () => {
+        const rotation = load(withRotation(`interval: ${interval}`, 'compress: true')).backends[0]!.rotation;
+        expect(rotation).to.include({ intervalMs: ms, compress: true });
+      });
+    }
 
     it('a backend without a rotation block, taking all of it from the defaults', () => {
       const config = load(withBackends('- type: file', '  file: {path: /tmp/x.log}'));
@@ -310,6 +341,7 @@ describe('loadConfig', () => {
         maxRetainedFiles: 10,
         maxSizeBytes: 104857600,
         maxAgeDays: 30,
+        compress: false,
       });
     });
 
@@ -903,6 +935,31 @@ describe('loadConfig', () => {
         name: 'a negative maxAgeDays',
         text: withRotation('maxAgeDays: -0.5'),
         message: `config.yaml:9: ${ROTATION}.maxAgeDays: must be a number greater than or equal to 0, got -0.5`,
+      },
+      {
+        name: 'an interval in seconds',
+        text: withRotation('interval: 90s'),
+        message: `config.yaml:9: ${ROTATION}.interval: must be a duration in minutes or hours that divides 24h evenly, from "1m" to "24h" (e.g. "24h", "1h", "30m"), got "90s"`,
+      },
+      {
+        name: 'an interval that does not divide a day',
+        text: withRotation('interval: 7h'),
+        message: `config.yaml:9: ${ROTATION}.interval: must be a duration in minutes or hours that divides 24h evenly, from "1m" to "24h" (e.g. "24h", "1h", "30m"), got "7h"`,
+      },
+      {
+        name: 'an interval longer than a day',
+        text: withRotation('interval: 48h'),
+        message: `config.yaml:9: ${ROTATION}.interval: must be a duration in minutes or hours that divides 24h evenly, from "1m" to "24h" (e.g. "24h", "1h", "30m"), got "48h"`,
+      },
+      {
+        name: 'an interval as a number',
+        text: withRotation('interval: 3600'),
+        message: `config.yaml:9: ${ROTATION}.interval: must be a duration in minutes or hours that divides 24h evenly, from "1m" to "24h" (e.g. "24h", "1h", "30m"), got 3600`,
+      },
+      {
+        name: 'compress as a string',
+        text: withRotation('compress: yes please'),
+        message: `config.yaml:9: ${ROTATION}.compress: must be true or false, got "yes please"`,
       },
       {
         name: 'enabled as a string',

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
 import { rotatedName } from '../../src/backends/file/rotation-names';
 import { digestName, keyIdOf, markerName, sealName } from '../../src/integrity/format';
 import { type TrailReport, type Verdict, type VerifyOptions, verifyTrail } from '../../src/integrity/verify';
@@ -45,7 +46,58 @@ function anotherKey(): crypto.KeyObject {
   return crypto.generateKeyPairSync('ed25519').privateKey;
 }
 
+/** Gzips a rotated file as rotation.compress does: `<name>.gz`, the plain file removed. */
+function compress(file: string): void {
+  fs.writeFileSync(`${file}.gz`, zlib.gzipSync(fs.readFileSync(file)));
+  fs.unlinkSync(file);
+}
+
 describe('verifyTrail', () => {
+  describe('compressed rotated files (rotation.compress)', () => {
+    it('checks a <rotated>.gz against the digest of <rotated>: its uncompressed bytes, records and times', async () => {
+      const t = writeTrail(tempDir(), { rotated: 4, deletedByRetention: 1 });
+      const clean = await verify(t);
+      for (const name of t.rotated.slice(1, 3)) compress(t.path(name));
+      const report = await verify(t);
+      expect(report).to.deep.include({ ok: true, problems: 0, activeFiles: ['audit.log'] });
+      expect(report.files).to.deep.equal(clean.files);
+    });
+
+    it('finds a line edited in a .gz: modified', async () => {
+      const t = writeTrail(tempDir());
+      editByte(t.path(t.rotated[1]), 10);
+      compress(t.path(t.rotated[1]));
+      expect(await verdicts(t)).to.deep.equal(expected(t, { [t.rotated[1]]: 'modified' }));
+    });
+
+    it('finds a .gz cut short: modified, as it does not gunzip whole', async () => {
+      const t = writeTrail(tempDir());
+      compress(t.path(t.rotated[0]));
+      const gz = `${t.path(t.rotated[0])}.gz`;
+      fs.writeFileSync(gz, fs.readFileSync(gz).subarray(0, 20));
+      expect(await verdicts(t)).to.deep.equal(expected(t, { [t.rotated[0]]: 'modified' }));
+      expect(await detailOf(t, t.rotated[0])).to.match(/\.gz does not gunzip whole: /);
+    });
+
+    it('finds the backend of a folder whose rotated files are all compressed and whose seal is gone', async () => {
+      const t = writeTrail(tempDir());
+      for (const name of t.rotated) compress(t.path(name));
+      fs.unlinkSync(t.path('audit.log.seal.json'));
+      const report = await verify(t);
+      expect(report.activeFiles).to.deep.equal(['audit.log']);
+      expect(Object.fromEntries(report.files.map((f) => [f.file, f.verdict]))).to.deep.equal(
+        expected(t, { 'audit.log': 'unsealed' }),
+      );
+    });
+
+    it('reads the plain file, with a note, when a compression cut short left both', async () => {
+      const t = writeTrail(tempDir());
+      fs.writeFileSync(`${t.path(t.rotated[0])}.gz`, zlib.gzipSync(fs.readFileSync(t.path(t.rotated[0]))));
+      expect(await verdicts(t)).to.deep.equal(expected(t, {}));
+      expect(await detailOf(t, t.rotated[0])).to.equal(`${t.rotated[0]}.gz is beside it`);
+    });
+  });
+
   describe('a clean trail', () => {
     it('says ok for every rotated file and the active file, with their records and times', async () => {
       const t = writeTrail(tempDir());

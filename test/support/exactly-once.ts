@@ -8,16 +8,16 @@ import { readRecords, resourceEvent } from './helpers';
 import { writeSidecarConfig } from './process';
 
 /**
- * The sidecar's config (a small rotating backend that keeps every file, and a second one that never
- * rotates) and a catch-all rules file, in `dir`.
+ * The sidecar's config (a small rotating backend that keeps every file, compressed with `compress`, and
+ * a second one that never rotates) and a catch-all rules file, in `dir`.
  */
-export function writeConfig(dir: string, port: number, maxSizeMb: number): string {
+export function writeConfig(dir: string, port: number, maxSizeMb: number, compress?: boolean): string {
   fs.writeFileSync(path.join(dir, 'rules.yaml'), 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n');
   return writeSidecarConfig(dir, {
     zone: 'crash',
     address: `127.0.0.1:${port}`,
     backends: [
-      { folder: 'audit', rotation: { maxSizeMb, maxRetainedFiles: 0, maxAgeDays: 0 } },
+      { folder: 'audit', rotation: { maxSizeMb, maxRetainedFiles: 0, maxAgeDays: 0, compress } },
       { folder: 'audit2', rotation: false },
     ],
   });

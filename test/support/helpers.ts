@@ -18,6 +18,7 @@ import { knownTypesOf, startSidecar, type Sidecar, type SidecarOptions } from '.
 import { AccessAuditStore } from '../../src/store/access-audit-store';
 import { silentLogger } from '../../src/log';
 import { meshauditClients } from '../../src/client/services';
+import { backendFiles, readAuditFile } from '../../bench/check';
 
 /** Every directory tempDir() made in this run: the root hook removes them all when the run ends. */
 const madeDirs: string[] = [];
@@ -95,22 +96,11 @@ function storeAudits(config: Config, audits: readonly AccessAudit[]): void {
 
 /** Every record line of a backend, oldest file first (rotated files by name, then the active file). */
 export function readRecords(activePath: string): string[] {
-  const dir = path.dirname(activePath);
-  const base = path.basename(activePath);
-  const ext = path.extname(base);
-  const stem = base.slice(0, base.length - ext.length);
-  const rotated = fs.existsSync(dir)
-    ? fs
-        .readdirSync(dir)
-        .filter((f) => f !== base && f.startsWith(`${stem}-`) && f.endsWith(ext))
-        .sort()
-    : [];
   const lines: string[] = [];
-  for (const f of [...rotated, base]) {
-    const file = path.join(dir, f);
-    if (!fs.existsSync(file)) continue;
-    const text = fs.readFileSync(file, 'utf8');
-    if (text.length > 0 && !text.endsWith('\n')) throw new Error(`${f} ends with a torn line`);
+  // Rotated files oldest first, compressed ones (rotation.compress) gunzipped, then the active file.
+  for (const file of backendFiles(path.dirname(activePath), path.basename(activePath))) {
+    const text = readAuditFile(file).toString('utf8');
+    if (text.length > 0 && !text.endsWith('\n')) throw new Error(`${path.basename(file)} ends with a torn line`);
     for (const l of text.split('\n')) if (l !== '') lines.push(l);
   }
   return lines;

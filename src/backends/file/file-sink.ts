@@ -34,7 +34,8 @@ import { DEFAULT_FILE_MODES, type FileModes, makeDirAsync } from '../file-modes'
 import type { RotationConfig } from '../../config/types';
 import { type Sink, SinkError, SinkNewFileError, type SinkPosition } from '../sink';
 import { applyRetention, type Doomed, listRotatedFiles, RetentionError } from './retention';
-import { rotatedName, timeFromName } from './rotation-names';
+import { COMPRESSING_SUFFIX, gunzippedBytes, gzipToTemp } from './compression';
+import { COMPRESSED_SUFFIX, rotatedName, timeFromName } from './rotation-names';
 
 /** Torn-line repair reads the end of the file backwards in blocks of this size (records are < 64 KiB). */
 const TAIL_BLOCK_BYTES = 64 * 1024;
@@ -44,6 +45,20 @@ const NEWLINE = 0x0a;
 export type FileSinkEvent =
   /** The active file was renamed to `rotatedFile` (absolute path) and a new active file started. */
   | { readonly type: 'rotated'; readonly file: string; readonly rotatedFile: string }
+  /** rotation.compress gzipped the rotated file `rotatedFile` to `compressedFile` (absolute paths). */
+  | {
+      readonly type: 'compressed';
+      readonly file: string;
+      readonly rotatedFile: string;
+      readonly compressedFile: string;
+    }
+  /** Compressing `rotatedFile` failed: it stays plain, and is compressed at the next start. */
+  | { readonly type: 'compression-failed'; readonly file: string; readonly rotatedFile: string; readonly error: Error }
+  /**
+   * At open, `removed` (absolute) was left by a compression a crash cut short: a `.gz.tmp`, the plain file
+   * beside a whole `.gz` of it, or a `.gz` that does not gunzip whole beside its plain file.
+   */
+  | { readonly type: 'compression-repaired'; readonly file: string; readonly removed: string; readonly reason: string }
   /** Retention deleted these rotated files (base names). */
   | { readonly type: 'retention-deleted'; readonly file: string; readonly deleted: readonly string[] }
   /** Retention could not list the folder or delete some files; it is tried again after the next rotation. */
@@ -127,6 +142,11 @@ export class FileSink implements Sink {
   private readonly modes: FileModes;
   /** A file is rotated before a record that would make it larger (Infinity: rotation off). */
   private maxFileBytes: number;
+  /**
+   * When the active file's records began, for rotation.interval: the time of the write that began it,
+   * or at open the file's last modification (a file last written before a boundary rotates at the next write).
+   */
+  private activeSinceMs = 0;
   /** The rotated file the last rotating write kept for its uncommitted position (see runRetention). */
   private keptForCommit: string | undefined;
 
@@ -158,6 +178,10 @@ export class FileSink implements Sink {
   private endedIn = 0;
   /** The folder changed (file created or renamed) since it was last fsynced. */
   private dirSyncDue = false;
+  /** Compressions run one after another, beside the writes (see compressRotated). */
+  private compressions: Promise<void> = Promise.resolve();
+  /** Set by close: compressions not started yet are left to the next start. */
+  private compressionStopped = false;
 
   constructor(opts: FileSinkOptions) {
     this.key = path.resolve(opts.path);
@@ -200,6 +224,7 @@ export class FileSink implements Sink {
     return this.serial(async () => {
       if (this.state !== 'new') throw new Error(`audit file ${this.key} was already opened`);
       await this.makeFolder();
+      await this.repairCompression();
       await this.recover(committed);
       await this.removeEmptyRotated(committed);
       // Names must sort in rotation order across restarts too: with a clock that went back since the
@@ -207,6 +232,7 @@ export class FileSink implements Sink {
       const existing = await listRotatedFiles(this.dir, this.base);
       if (existing.length > 0) this.nameFloorMs = existing[existing.length - 1].time.getTime() + 1;
       await this.startStream();
+      this.activeSinceMs = this.size > 0 ? (await fstat(this.activeFd as number)).mtimeMs : this.clock().getTime();
       this.state = 'open';
       // Files left over from before this start (or by a smaller maxRetainedFiles) go now, not at the next rotation.
       await this.runRetention();
@@ -239,7 +265,9 @@ export class FileSink implements Sink {
         }
       }
       const failed: FailedWrite = { before: { ino: this.ino, size: this.size }, rotated: [], created: new Set() };
+      const nowMs = this.clock().getTime();
       try {
+        if (this.intervalPassed(nowMs)) await this.rotateNow(failed);
         for (let offset = 0; offset < chunk.length; ) {
           const end = this.nextPartEnd(chunk, offset);
           if (end === offset) {
@@ -255,6 +283,8 @@ export class FileSink implements Sink {
       // Told once the write holds: a rotation a failed write undid is no rotation (a full disk retries
       // a write at a file's size every few seconds).
       for (const rotatedFile of failed.rotated) this.onEvent({ type: 'rotated', file: this.key, rotatedFile });
+      // The active file's records start now when this write began it (a rotation, or an empty file).
+      if (failed.rotated.length > 0 || failed.before.size === 0) this.activeSinceMs = nowMs;
       // The file that held where this write began holds the committed position until this write is
       // committed: retention keeps it (see runRetention).
       if (failed.rotated.length > 0) {
@@ -263,6 +293,92 @@ export class FileSink implements Sink {
       }
       return this.endHere();
     });
+  }
+
+  /**
+   * rotation.interval: whether a UTC boundary (a multiple of the interval since the epoch) passed since
+   * the active file's records began. An empty file has nothing to rotate; a clock that stepped back
+   * never rotates (its period is not later).
+   */
+  private intervalPassed(nowMs: number): boolean {
+    const intervalMs = this.rotation.intervalMs;
+    if (!this.rotation.enabled || intervalMs === undefined || this.size === 0) return false;
+    return Math.floor(nowMs / intervalMs) > Math.floor(this.activeSinceMs / intervalMs);
+  }
+
+  /**
+   * rotation.compress: gzips the rotated file `rotatedFile` (absolute) to `<it>.gz`, after the compressions
+   * asked before it. The caller asks only once the file is final: every byte of it acknowledged (recovery
+   * may cut a rotated file until the commit after its rotation lands) and, with the integrity trail,
+   * digested (the digest covers the uncompressed bytes). The gzip runs beside the writes; only the rename
+   * and unlink wait their turn among them, so that retention (which runs inside writes) never deletes a
+   * file while its .gz appears. Never rejects: a failure is told (compression-failed) and the file stays
+   * plain until the next start compresses it. A file gone (retention) or already compressed is left alone.
+   */
+  compressRotated(rotatedFile: string): Promise<void> {
+    const run = this.compressions.then(() => this.compressNow(rotatedFile));
+    this.compressions = run;
+    return run;
+  }
+
+  /** The plain rotated files of this backend, oldest first (absolute): what is left to compress at a start. */
+  async plainRotatedFiles(): Promise<string[]> {
+    const files = await listRotatedFiles(this.dir, this.base);
+    return files.filter((f) => !f.compressed).map((f) => path.join(this.dir, f.name));
+  }
+
+  private async compressNow(file: string): Promise<void> {
+    if (this.compressionStopped) return;
+    const compressedFile = `${file}${COMPRESSED_SUFFIX}`;
+    try {
+      const before = await statFile(file);
+      if (before === undefined || (await statFile(compressedFile)) !== undefined) return;
+      const tmp = await gzipToTemp(file, this.modes.file);
+      const renamed = await this.serial(async () => {
+        // Deleted by retention (or replaced) while it was read: the copy goes too.
+        const now = await statFile(file);
+        if (now?.ino !== before.ino || now.size !== before.size) return false;
+        await fsp.rename(tmp, compressedFile);
+        // The .gz is durable before the only other copy goes.
+        await syncDir(this.dir);
+        await fsp.unlink(file);
+        this.dirSyncDue = true;
+        return true;
+      });
+      if (!renamed) await fsp.rm(tmp, { force: true });
+      else this.onEvent({ type: 'compressed', file: this.key, rotatedFile: file, compressedFile });
+    } catch (err) {
+      this.onEvent({ type: 'compression-failed', file: this.key, rotatedFile: file, error: err as Error });
+    }
+  }
+
+  /**
+   * Repairs what a compression cut short by a crash left, so that each rotated file is counted once: a
+   * `.gz.tmp` is removed; a plain file beside a whole `.gz` of it is removed (the unlink did not happen);
+   * a `.gz` that does not gunzip whole to the plain file's size is removed, the plain file kept.
+   */
+  private async repairCompression(): Promise<void> {
+    const remove = async (name: string, reason: string): Promise<void> => {
+      const removed = path.join(this.dir, name);
+      await fsp.unlink(removed);
+      this.dirSyncDue = true;
+      this.onEvent({ type: 'compression-repaired', file: this.key, removed, reason });
+    };
+    const names = new Set(await fsp.readdir(this.dir));
+    for (const name of names) {
+      if (!name.endsWith(COMPRESSING_SUFFIX)) continue;
+      const plain = name.slice(0, -COMPRESSING_SUFFIX.length);
+      if (timeFromName(this.base, plain) !== undefined) await remove(name, 'a compression cut short');
+    }
+    const rotated = await listRotatedFiles(this.dir, this.base);
+    const plains = new Set(rotated.filter((f) => !f.compressed).map((f) => f.name));
+    for (const f of rotated) {
+      if (!f.compressed || !plains.has(f.plain)) continue;
+      const plainBytes = (await fsp.stat(path.join(this.dir, f.plain))).size;
+      if ((await gunzippedBytes(path.join(this.dir, f.name))) === plainBytes) {
+        await remove(f.plain, `${f.name} holds it whole`);
+      } else await remove(f.name, `it does not gunzip whole to ${f.plain}`);
+    }
   }
 
   /** The position now, as the one returned to the writer. */
@@ -336,7 +452,11 @@ export class FileSink implements Sink {
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // The compression under way ends first (it takes its turn among the writes for its rename): a stop
+    // leaves no .gz.tmp; the next start compresses what is left.
+    this.compressionStopped = true;
+    await this.compressions;
     return this.serial(async () => {
       if (this.state === 'closed') return;
       this.state = 'closed';

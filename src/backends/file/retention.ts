@@ -6,27 +6,34 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { RotationConfig } from '../../config/types';
-import { timeFromName } from './rotation-names';
+import { rotatedFromName } from './rotation-names';
 
 const MS_PER_DAY = 24 * 60 * 60 * 1000;
 
 export interface RotatedFile {
-  /** Base name, e.g. `audit-2021-06-07T09-15-18.265.log`. */
+  /** Base name, e.g. `audit-2021-06-07T09-15-18.265.log` (or `...log.gz`, compressed). */
   readonly name: string;
+  /** The rotated name it is of: `name`, or `name` without `.gz` when compressed. */
+  readonly plain: string;
+  readonly compressed: boolean;
   /** The rotation time written in the name. */
   readonly time: Date;
 }
 
-/** Rotated files of `activeBase` in `dir` (regular files only), oldest first by the time in their name. */
+/**
+ * Rotated files of `activeBase` in `dir` (regular files only, compressed ones included), oldest first by
+ * the time in their name.
+ */
 export async function listRotatedFiles(dir: string, activeBase: string): Promise<RotatedFile[]> {
   const entries = await fs.readdir(dir, { withFileTypes: true });
   const files: RotatedFile[] = [];
   for (const e of entries) {
     if (!e.isFile()) continue;
-    const time = timeFromName(activeBase, e.name);
-    if (time !== undefined) files.push({ name: e.name, time });
+    const rotated = rotatedFromName(activeBase, e.name);
+    if (rotated !== undefined) files.push({ name: e.name, ...rotated });
   }
-  // Names encode the time to the millisecond and two rotations never share a name, so this order is total.
+  // Names encode the time to the millisecond and two rotations never share a name, so this order is total
+  // (but for a file and its .gz, which are one rotated file).
   return files.sort((a, b) => a.time.getTime() - b.time.getTime());
 }
 
@@ -56,6 +63,7 @@ export class RetentionError extends Error {
 
 /** A rotated file retention is about to delete, and the limit that deletes it. */
 export interface Doomed {
+  /** Its plain rotated name, whether it is compressed or not (the name its digest is of). */
   readonly name: string;
   readonly reason: string;
 }
@@ -82,26 +90,29 @@ export async function applyRetention(
   } catch (err) {
     throw new Error(`can't list audit folder ${dir} for retention: ${(err as Error).message}`, { cause: err });
   }
+  // A rotated file and its .gz are one file (both are there only between a compression's rename and
+  // unlink, or after a crash there): counted once, deleted together, named by the plain name.
+  const plains = [...new Set(files.map((f) => f.plain))];
   const doomed = new Map<string, string>();
   if (limits.maxRetainedFiles > 0) {
-    for (const f of files.slice(0, Math.max(0, files.length - limits.maxRetainedFiles))) {
-      doomed.set(f.name, `maxRetainedFiles: ${limits.maxRetainedFiles}`);
+    for (const plain of plains.slice(0, Math.max(0, plains.length - limits.maxRetainedFiles))) {
+      doomed.set(plain, `maxRetainedFiles: ${limits.maxRetainedFiles}`);
     }
   }
   if (limits.maxAgeDays > 0) {
     const cutoffMs = now.getTime() - limits.maxAgeDays * MS_PER_DAY;
-    for (const f of files) if (f.time.getTime() < cutoffMs) doomed.set(f.name, `maxAgeDays: ${limits.maxAgeDays}`);
+    for (const f of files) if (f.time.getTime() < cutoffMs) doomed.set(f.plain, `maxAgeDays: ${limits.maxAgeDays}`);
   }
   if (keep !== undefined) doomed.delete(keep);
   if (doomed.size > 0 && beforeDelete !== undefined) {
     await beforeDelete(
-      files.filter((f) => doomed.has(f.name)).map((f) => ({ name: f.name, reason: doomed.get(f.name) as string })),
+      plains.filter((p) => doomed.has(p)).map((name) => ({ name, reason: doomed.get(name) as string })),
     );
   }
   const deleted: string[] = [];
   const failures: Array<{ file: string; error: Error }> = [];
   for (const f of files) {
-    if (!doomed.has(f.name)) continue;
+    if (!doomed.has(f.plain)) continue;
     const file = path.join(dir, f.name);
     try {
       await fs.unlink(file);

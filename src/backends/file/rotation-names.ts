@@ -3,6 +3,9 @@
 // of the rotation. Pure: no file system, no clock.
 import * as path from 'node:path';
 
+/** rotation.compress gzips a rotated file to its name with this suffix, as lumberjack does (`audit-<time>.log.gz`). */
+export const COMPRESSED_SUFFIX = '.gz';
+
 /** `YYYY-MM-DDTHH-mm-ss.SSS`: lumberjack's backupTimeFormat, colons replaced so the name is portable. */
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})\.(\d{3})$/;
 /** Length of a formatted timestamp, so a name can be split without a regexp scan. */
@@ -53,4 +56,20 @@ export function timeFromName(activeBase: string, fileName: string): Date | undef
   // Date.UTC rolls 2021-02-30 over to March: a name whose fields do not survive the round trip is not ours.
   if (formatTimestamp(time) !== stamp) return undefined;
   return new Date(time);
+}
+
+/**
+ * The rotated name `fileName` stands for, plain (`audit-<time>.log`) or compressed (`audit-<time>.log.gz`),
+ * with its rotation time; undefined when it is neither.
+ */
+export function rotatedFromName(
+  activeBase: string,
+  fileName: string,
+): { readonly plain: string; readonly time: Date; readonly compressed: boolean } | undefined {
+  const time = timeFromName(activeBase, fileName);
+  if (time !== undefined) return { plain: fileName, time, compressed: false };
+  if (!fileName.endsWith(COMPRESSED_SUFFIX)) return undefined;
+  const plain = fileName.slice(0, -COMPRESSED_SUFFIX.length);
+  const plainTime = timeFromName(activeBase, plain);
+  return plainTime === undefined ? undefined : { plain, time: plainTime, compressed: true };
 }

@@ -403,11 +403,13 @@ describe('FileSink', () => {
       const unrelated = [
         'other.log',
         'audit.log.bak',
-        'audit-2000-01-01T00-00-00.000.log.gz', // compressed by someone else
         'other-2000-01-01T00-00-00.000.log', // another backend in the same folder
         'audit-2000-13-01T00-00-00.000.log', // not a real time
       ];
       for (const n of unrelated) fs.writeFileSync(path.join(dir, n), 'keep\n');
+      // A rotated name gzipped (rotation.compress, lumberjack's name) is a rotated file, aged as one.
+      const compressed = path.join(dir, 'audit-2000-01-01T00-00-00.001.log.gz');
+      fs.writeFileSync(compressed, 'not kept\n');
       fs.mkdirSync(path.join(dir, 'audit-2000-01-01T00-00-00.000.log')); // a folder, not a rotated file
       const s = sink({ maxSizeBytes: 10, maxAgeDays: 2 });
       await s.open();
@@ -425,6 +427,7 @@ describe('FileSink', () => {
       expect(rotatedFiles()).to.deep.equal([rotatedName('audit.log', new Date(T0 + 12.5 * DAY_MS), 1)]);
       for (const n of unrelated) expect(fs.readFileSync(path.join(dir, n), 'utf8'), n).to.equal('keep\n');
       expect(fs.statSync(path.join(dir, 'audit-2000-01-01T00-00-00.000.log')).isDirectory()).to.equal(true);
+      expect(fs.existsSync(compressed)).to.equal(false);
     });
 
     it('goes by the time in the name, not the modification time', async () => {
@@ -795,5 +798,145 @@ describe('FileSink', () => {
       );
       expect(err?.message).to.equal(`can't reopen audit file ${active}: the sink is not open`);
     });
+  });
+});
+
+const HOUR_MS = 60 * 60 * 1000;
+/** 09:15 UTC: the next 1h boundary is 10:00, the next 24h boundary midnight. */
+const INTERVAL_T0 = Date.UTC(2021, 5, 7, 9, 15, 0, 0);
+
+function hourly(over: Partial<RotationConfig> = {}): RotationConfig {
+  return { enabled: true, maxRetainedFiles: 0, maxSizeBytes: 1024 * 1024, maxAgeDays: 0, intervalMs: HOUR_MS, ...over };
+}
+
+function intervalRecord(n: number): Buffer {
+  return Buffer.from(`{"n":${n}}\n`);
+}
+
+describe('FileSink rotation.interval', () => {
+  let dir: string;
+  let active: string;
+  let nowMs: number;
+  const open: FileSink[] = [];
+
+  function sink(over: Partial<RotationConfig> = {}): FileSink {
+    const s = new FileSink({ path: active, rotation: hourly(over), now: () => new Date(nowMs) });
+    open.push(s);
+    return s;
+  }
+
+  /** Each file of the backend, oldest first, with what it holds. */
+  function files(): Array<[string, string]> {
+    const rotated = fs
+      .readdirSync(dir)
+      .filter((n) => timeFromName('audit.log', n) !== undefined)
+      .sort();
+    return [...rotated, 'audit.log'].map((n) => [n, fs.readFileSync(path.join(dir, n), 'utf8')]);
+  }
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaudit-interval-'));
+    active = path.join(dir, 'audit.log');
+    nowMs = INTERVAL_T0;
+  });
+
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('rotates a small file before the first write after a UTC boundary, to a name after the boundary', async () => {
+    const s = sink();
+    await s.open();
+    await s.write(intervalRecord(1));
+    nowMs = Date.UTC(2021, 5, 7, 9, 59, 59, 999);
+    await s.write(intervalRecord(2));
+    nowMs = Date.UTC(2021, 5, 7, 10, 0, 0, 5);
+    await s.write(intervalRecord(3));
+    expect(files()).to.deep.equal([
+      ['audit-2021-06-07T10-00-00.005.log', '{"n":1}\n{"n":2}\n'],
+      ['audit.log', '{"n":3}\n'],
+    ]);
+  });
+
+  it('rotates once per boundary passed however long the gap, and never an empty file', async () => {
+    const s = sink();
+    await s.open();
+    nowMs += 5 * HOUR_MS; // no record yet: nothing to rotate
+    await s.write(intervalRecord(1));
+    nowMs += 30 * 60 * 1000; // 14:45, same hour
+    await s.write(intervalRecord(2));
+    nowMs += 3 * HOUR_MS;
+    await s.write(intervalRecord(3));
+    expect(files()).to.deep.equal([
+      ['audit-2021-06-07T17-45-00.000.log', '{"n":1}\n{"n":2}\n'],
+      ['audit.log', '{"n":3}\n'],
+    ]);
+  });
+
+  it('rotates by size and by time together', async () => {
+    const s = sink({ maxSizeBytes: 16, intervalMs: 24 * HOUR_MS });
+    await s.open();
+    await s.write(Buffer.concat([intervalRecord(1), intervalRecord(2), intervalRecord(3)])); // 8 bytes each: two per file
+    nowMs += 1;
+    await s.write(intervalRecord(4)); // fits beside 3, same day
+    nowMs = Date.UTC(2021, 5, 8, 0, 0, 0, 1);
+    await s.write(intervalRecord(5)); // a new UTC day
+    expect(files().map(([, text]) => text)).to.deep.equal(['{"n":1}\n{"n":2}\n', '{"n":3}\n{"n":4}\n', '{"n":5}\n']);
+    expect(files()[1][0]).to.equal('audit-2021-06-08T00-00-00.001.log');
+  });
+
+  /** A restart (the clock at 09:15) over a file holding record 1, last written at `lastWrite`; then record 2. */
+  async function restartAfterWriteAt(lastWrite: Date): Promise<Array<[string, string]>> {
+    fs.writeFileSync(active, intervalRecord(1));
+    fs.utimesSync(active, lastWrite, lastWrite);
+    const s = sink();
+    await s.open();
+    await s.write(intervalRecord(2));
+    return files();
+  }
+
+  it('rotates at the first write after a restart a file last written before the boundary', async () => {
+    expect(await restartAfterWriteAt(new Date(Date.UTC(2021, 5, 7, 8, 59, 0, 0)))).to.deep.equal([
+      ['audit-2021-06-07T09-15-00.000.log', '{"n":1}\n'],
+      ['audit.log', '{"n":2}\n'],
+    ]);
+  });
+
+  it('goes on in a file last written in the same period after a restart', async () => {
+    expect(await restartAfterWriteAt(new Date(Date.UTC(2021, 5, 7, 9, 1, 0, 0)))).to.deep.equal([
+      ['audit.log', '{"n":1}\n{"n":2}\n'],
+    ]);
+  });
+
+  it('does not rotate when the clock steps back across a boundary', async () => {
+    const s = sink();
+    await s.open();
+    await s.write(intervalRecord(1));
+    nowMs -= HOUR_MS;
+    await s.write(intervalRecord(2));
+    expect(files()).to.deep.equal([['audit.log', '{"n":1}\n{"n":2}\n']]);
+  });
+
+  it('takes an interval set by a reload from the next write', async () => {
+    const s = sink({ intervalMs: undefined });
+    await s.open();
+    await s.write(intervalRecord(1));
+    nowMs += HOUR_MS;
+    await s.write(intervalRecord(2));
+    expect(files()).to.have.length(1);
+    await s.setRotation(hourly());
+    nowMs += HOUR_MS;
+    await s.write(intervalRecord(3));
+    expect(files().map(([, text]) => text)).to.deep.equal(['{"n":1}\n{"n":2}\n', '{"n":3}\n']);
+  });
+
+  it('never rotates with rotation disabled, interval or not', async () => {
+    const s = sink({ enabled: false });
+    await s.open();
+    await s.write(intervalRecord(1));
+    nowMs += 2 * HOUR_MS;
+    await s.write(intervalRecord(2));
+    expect(files()).to.have.length(1);
   });
 });
