@@ -63,6 +63,9 @@
 //   # -> {}
 //   # -> {"ackedSeq":"1","firstSeq":"1","recorded":1}
 //
+//   grpcurl -plaintext -d '{"filter":{"actions":["GENERATE_DATAPLANE_TOKEN"]}}' 127.0.0.1:5690 meshaudit.v1.ReadService/Query
+//   # -> {"records":["{\"date\":\"2022-09-21T07:31:42Z\",\"action\":\"GENERATE_DATAPLANE_TOKEN\",\"token\":{\"id\":\"0e120ec9-6b42-495d-9758-07b59fe86fb9\",\"expiresAt\":\"2022-09-22T07:31:42Z\",\"claims\":{\"mesh\":\"default\",\"tags\":{\"kuma.io/service\":\"backend\"}}},\"user\":{\"name\":\"john.doe@kuma.io\",\"groups\":[\"team-a\"]}}"],"cursor":"<cursor>"}
+//
 //   grpcurl -plaintext -d '{"event":{"action":"DELET","resource":{"type":"TrafficPermission","name":"web-to-backend","mesh":"default"},"user":{"name":"john.doe@kuma.io"}}}' 127.0.0.1:5690 meshaudit.v1.AuditService/Record
 //   # -> ERROR: Code: InvalidArgument, Message: event.action: unknown action "DELET", did you mean "DELETE"?
 //   # -> Details: {"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":"event.action","description":"unknown action \"DELET\", did you mean \"DELETE\"?"}]}
@@ -144,7 +147,7 @@ const OPERATOR = '"user":{"name":"mesh-system:admin","groups":["mesh-system:admi
 
 /** What grpcurl is asked: a unary call, a stream, or a YAML file through sed and jq. */
 type Call =
-  | { method: string; data: JsonObject }
+  | { method: string; data: JsonObject; serverStream?: true }
   | { method: string; stream: JsonObject[] }
   | { method: string; file: string; sed?: [string, string]; dryRun?: boolean };
 
@@ -231,11 +234,13 @@ describe('the README grpcurl session, through reflection, against the real sidec
     const [service, method] = call.method.split('/');
     let replies: JsonObject[];
     let printed: string[];
-    if ('stream' in call) {
-      const { replies: got, error } = await client.stream(`meshaudit.v1.${service}`, method, call.stream);
+    if ('stream' in call || ('data' in call && call.serverStream)) {
+      const requests = 'stream' in call ? call.stream : [call.data];
+      const { replies: got, error } = await client.stream(`meshaudit.v1.${service}`, method, requests);
       expect(error).to.equal(null);
       replies = got;
-      printed = got.map((r) => JSON.stringify(r));
+      // A cursor names the file by the hash of its first line, the seeding record of this start: shown as <cursor>.
+      printed = got.map((r) => JSON.stringify(r).replace(/"cursor":"[A-Za-z0-9_-]*"/, '"cursor":"<cursor>"'));
     } else {
       let data: JsonObject;
       if ('data' in call) {
@@ -444,6 +449,20 @@ describe('the README grpcurl session, through reflection, against the real sidec
     expect(newRecords()).to.deep.equal([
       '{"date":"2022-09-21T07:31:42Z","action":"GENERATE_DATAPLANE_TOKEN","token":{"id":"0e120ec9-6b42-495d-9758-07b59fe86fb9","expiresAt":"2022-09-22T07:31:42Z","claims":{"mesh":"default","tags":{"kuma.io/service":"backend"}}},"user":{"name":"john.doe@kuma.io","groups":["team-a"]}}',
     ]);
+  });
+
+  it('ReadService/Query reads the records back from the files, filtered, with a cursor to go on from', async () => {
+    const replies = await grpcurl({
+      method: 'ReadService/Query',
+      data: { filter: { actions: ['GENERATE_DATAPLANE_TOKEN'] } },
+      serverStream: true,
+    });
+    const records = replies.flatMap((r) => (r.records as string[] | undefined) ?? []);
+    expect(records).to.deep.equal(readRecords(logPath).filter((l) => l.includes('"GENERATE_DATAPLANE_TOKEN"')));
+    expect(records).to.have.length(1);
+    expect(replies[replies.length - 1].cursor)
+      .to.be.a('string')
+      .and.not.equal('');
   });
 
   it('INVALID_ARGUMENT carries a google.rpc.BadRequest whose field violations decode with types from reflection', async () => {

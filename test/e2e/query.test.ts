@@ -10,7 +10,8 @@ import type { AuditEvent } from '../../src/events/event';
 import { meshauditClients } from '../../src/client/services';
 import { fieldViolationsOf } from '../../src/client/status-details';
 import { type AnyClient, TestZone, waitFor } from '../support/helpers';
-import { meshaudit } from '../support/cli';
+import { spawn } from 'node:child_process';
+import { BIN, meshaudit } from '../support/cli';
 
 interface QueryResponse {
   records: string[];
@@ -249,5 +250,27 @@ describe('ReadService.Query (a real sidecar and client)', function () {
     expect(bad.stderr).to.equal(
       'meshaudit query: INVALID_ARGUMENT: filter.types[0]: unknown type "Meshh", did you mean "Mesh"?\n',
     );
+  });
+
+  it('meshaudit tail -f prints each matching record as it is written, until interrupted', async () => {
+    await start();
+    await write(zone, [event(1, { action: 'DELETE' })]);
+    const tail = spawn(BIN, ['tail', '-f', '--action', 'DELETE', '--address', `127.0.0.1:${zone.sidecar.port}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    tail.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => tail.on('close', (code) => resolve(code)));
+    try {
+      // What was written before it began, then what is written after.
+      await waitFor(() => out.split('\n').length > 1, 'the first record printed');
+      await write(zone, [event(2), event(3, { action: 'DELETE' })]);
+      await waitFor(() => out.split('\n').length > 2, 'the record written after it began');
+      const deletes = zone.records().filter((l) => l.includes('"action":"DELETE"'));
+      expect(out.trim().split('\n')).to.deep.equal(deletes);
+    } finally {
+      tail.kill('SIGINT');
+    }
+    expect(await exited).to.not.equal(null);
   });
 });

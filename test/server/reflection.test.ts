@@ -333,6 +333,19 @@ describe('server reflection: what grpcurl sees', () => {
     );
     const ok = await run('-d', JSON.stringify({ event: event() }), address, 'meshaudit.v1.AuditService/Record');
     expect(JSON.parse(ok.stdout)).to.deep.equal({ audited: true });
+    // The README's Query: the records read back as the file holds them, and a cursor.
+    const query = await run(
+      '-d',
+      JSON.stringify({ filter: { actions: [event().action] } }),
+      address,
+      'meshaudit.v1.ReadService/Query',
+    );
+    expect(query.code, query.stderr).to.equal(0);
+    const answered = JSON.parse(query.stdout) as { records: string[]; cursor: string };
+    expect(answered.records).to.deep.equal(
+      readRecords(logPath).filter((l) => l.includes(`"action":"${event().action}"`)),
+    );
+    expect(answered.cursor).to.be.a('string');
     const bad = await run(
       '-d',
       JSON.stringify({ event: event({ action: 'CREAT' }) }),
