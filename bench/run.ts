@@ -2,14 +2,14 @@
 // (issue 4), beside the floor (no gRPC) and the naive grpc-js baselines, all in the same run.
 //
 //   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: about 30 s in all
-//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1i s1p s1w s2 s4 s5 naive-unary s3 s6;
+//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1f s1i s1p s1w s2 s4 s5 naive-unary s3 s6;
 //                     s1p uses PostgreSQL: the PG* variables, else 127.0.0.1:5432 database test user postgres)
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
 //   BENCH_SIDECAR=/other/worktree/dist/src/cli/main.js   the sidecar build every sidecar scenario runs
 //                     (default: this checkout's), for an A/B of two builds on the same inputs
-//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1i s1p s2 s4 naive-unary s3), 1 to 9:
+//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1f s1i s1p s2 s4 naive-unary s3), 1 to 9:
 //                     3 by default, 1 in quick runs; profile runs always have 1 (see rounds.ts)
 //
 // Every child process is killed and every temp folder removed on any exit; every wait has a time
@@ -356,6 +356,8 @@ interface ServerScenario {
   postgres?: boolean;
   /** meshaudit.integrity on (digests and seals); off in every other scenario, so that they measure the pipeline alone. */
   integrity?: boolean;
+  /** One `ReadService.Query {follow: true}` reads every record while the load runs (bench/follower.ts). */
+  follower?: boolean;
 }
 
 /**
@@ -502,6 +504,7 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
   const auditDir = path.join(dir, 'audit');
   let server: Child | undefined;
   let loadgen: Child | undefined;
+  let follower: Child | undefined;
   try {
     const phase = phases(result);
     const started = await startServer(s, dir);
@@ -511,6 +514,10 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     const maxSeconds = s.load.maxSeconds ?? SIZES.maxSeconds;
     const spec = { ...s.load, address: `127.0.0.1:${port}`, cacheDir, maxSeconds } as LoadSpec;
     loadgen = new Child(`load generator (${s.id})`, [path.join(__dirname, 'loadgen.js'), JSON.stringify(spec)], dir);
+    if (s.follower) {
+      follower = new Child(`follower (${s.id})`, [path.join(__dirname, 'follower.js'), `127.0.0.1:${port}`], dir);
+      await follower.waitJson<boolean>('ready', 30_000);
+    }
     const ready = await loadgen.waitJson<{ errors: string[] }>('ready', 240_000);
     phase('prepared and warmed up');
     if (ready.errors.length > 0) throw new Error(`warm-up failed: ${ready.errors.join('; ')}`);
@@ -527,6 +534,17 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     noteForeignCpu(result, machine([server.pid, loadgen.pid], serverCpuMs + load.cpuMs));
     result.peakRssMb = peakRssMb(server.pid);
     await loadgen.exited;
+    if (follower !== undefined) {
+      follower.send('stop\n');
+      const f = await follower.waitJson<{ records: number; responses: number; failed: string | null }>(
+        'result',
+        30_000,
+      );
+      if (f.failed !== null) result.errors.push(`the follower failed: ${f.failed}`);
+      result.notes.push(
+        `the follower read ${f.records.toLocaleString('en-US')} records in ${f.responses.toLocaleString('en-US')} responses`,
+      );
+    }
     phase('measured');
     const stopped = await server.stop(30_000);
     phase('stopped');
@@ -570,8 +588,10 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     result.errors.push((err as Error).message);
   } finally {
     loadgen?.kill();
+    follower?.kill();
     server?.kill();
     if (loadgen) await loadgen.exited;
+    if (follower) await follower.exited;
     if (server) await server.exited;
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -667,6 +687,16 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     title: '1i integrity on',
     server: 'meshaudit',
     integrity: true,
+    load: streamLoad(1),
+    compareTo: vsStream,
+    repeated: true,
+  },
+  // Scenario 1 with one follower (ReadService.Query, follow: true) reading every record as it is committed.
+  {
+    id: 's1f',
+    title: '1f one follower',
+    server: 'meshaudit',
+    follower: true,
     load: streamLoad(1),
     compareTo: vsStream,
     repeated: true,
@@ -772,6 +802,11 @@ function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, Scenario
     atLeast('scenario 1 vs the floor', ratio('s1', 'floor'), 0.6),
     atLeast('scenario 2 vs scenario 1', ratio('s2', 's1'), 1.0),
     atLeast('scenario 1, PostgreSQL store vs file store (within 10%)', ratio('s1p', 's1'), 0.9),
+    atMost(
+      'scenario 1 with a follower vs without: server CPU per 100k events',
+      cpuRatio(rounds.get('s1f'), rounds.get('s1')),
+      1.1,
+    ),
     atMost(
       'scenario 1, integrity on vs off: server CPU per 100k events',
       cpuRatio(rounds.get('s1i'), rounds.get('s1')),

@@ -29,9 +29,11 @@ interface RecordFields {
 export interface RecordFilter {
   /** Whether the record `line` (one JSON line of an audit file) matches; a line that is not a record never does. */
   matches(line: string): boolean;
+  /** True when it matches every line: a reader need not decode them. */
+  readonly everyRecord?: boolean;
 }
 
-const EVERY_RECORD: RecordFilter = { matches: () => true };
+const EVERY_RECORD: RecordFilter = { matches: () => true, everyRecord: true };
 
 /**
  * The filter of `input`, its fields under `at` in violations (`filter.actions[0]: unknown action

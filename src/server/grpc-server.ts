@@ -11,7 +11,7 @@ import { TlsFiles } from './tls';
 import { TRANSPORT_KEY } from './authn';
 import type { AuditServiceImpl } from './audit-service';
 import { exactRequests } from './requests';
-import type { ReadServiceImpl } from './read-service';
+import { fastReadService, type ReadServiceImpl } from './read-service';
 import type { RuleServiceImpl } from './rule-service';
 import type { ServingState } from './serving-state';
 import { contract } from '../contract';
@@ -349,7 +349,7 @@ export function serveGrpc(bound: BoundGrpcServer, opts: GrpcServerOptions): Runn
   const service = (name: string): grpc.ServiceDefinition => definition[name] as grpc.ServiceDefinition;
   server.addService(fastAuditService(service(AUDIT_SERVICE_NAME)), opts.audit.handlers());
   server.addService(exactRequests(service(RULE_SERVICE_NAME)), opts.rules.handlers());
-  server.addService(exactRequests(service(READ_SERVICE_NAME)), opts.read.handlers());
+  server.addService(fastReadService(exactRequests(service(READ_SERVICE_NAME))), opts.read.handlers());
   const health = new HealthImplementation({
     '': 'SERVING',
     [AUDIT_SERVICE_NAME]: 'SERVING',
