@@ -9,10 +9,10 @@ import { sendAll } from '../../src/client/audit-client';
 import { rotatedFromName } from '../../src/backends/file';
 import { verifyTrail } from '../../src/integrity/verify';
 import { expectExactlyOnce, events, writeConfig } from '../support/exactly-once';
-import { tempDir } from '../support/helpers';
+import { AUDIT_ALL, NO_ROTATION, TestZone, tempDir, waitFor } from '../support/helpers';
 import { freePort, spawnSidecar } from '../support/process';
 
-describe('rotation.compress (real process)', function () {
+describe('rotation.compress and rotation.interval (the real process; a sidecar on a test clock for interval)', function () {
   this.timeout(60_000);
   const SKIP = 7;
 
@@ -63,5 +63,55 @@ describe('rotation.compress (real process)', function () {
     const bad = report.files.filter((f) => f.verdict !== 'ok');
     expect(bad, JSON.stringify(bad, null, 1)).to.deep.equal([]);
     expect(report.files.length).to.equal(rotated.length + 1);
+  });
+
+  it('rotates at each UTC hour with interval 1h, even a small file, and compresses with integrity off', async () => {
+    // The sidecar's clock, moved by the test: a boundary is passed without waiting for one.
+    let nowMs = Date.UTC(2026, 11, 7, 10, 59, 30);
+    const zone = new TestZone();
+    await zone.start([AUDIT_ALL], {
+      now: () => new Date(nowMs),
+      config: {
+        integrity: { enabled: false, keyFile: undefined, sealIntervalMs: 60_000, copyTo: undefined },
+        backends: [
+          {
+            type: 'file',
+            path: path.join(zone.dir, 'audit', 'audit.log'),
+            rotation: {
+              ...NO_ROTATION,
+              enabled: true,
+              maxSizeBytes: 100 * 1024 * 1024,
+              intervalMs: 3_600_000,
+              compress: true,
+            },
+          },
+        ],
+      },
+    });
+    try {
+      const send = (from: number, count: number) =>
+        sendAll(
+          `127.0.0.1:${zone.sidecar.port}`,
+          { zone: 'zone-1', instance: `cp-${from}` },
+          events(from + count, SKIP).slice(from),
+          {
+            batchSize: 10,
+            deadlineMs: 20_000,
+          },
+        );
+      await send(0, 20);
+      const rotated = (): string[] =>
+        fs.readdirSync(path.join(zone.dir, 'audit')).filter((n) => rotatedFromName('audit.log', n) !== undefined);
+      expect(rotated(), 'no rotation within the hour').to.deep.equal([]);
+      nowMs = Date.UTC(2026, 11, 7, 11, 0, 1);
+      await send(20, 20);
+      // Compressed: the .gz renamed into place, then the plain file removed.
+      await waitFor(() => rotated().length === 1 && rotated()[0].endsWith('.gz'), 'the rotated file compressed');
+      expect(rotated()).to.deep.equal(['audit-2026-12-07T11-00-01.000.log.gz']);
+      const records = zone.records();
+      expect(records.filter((l) => l.includes('"name":"route-'))).to.have.length(40 - Math.floor(40 / SKIP));
+    } finally {
+      await zone.stop();
+    }
   });
 });

@@ -32,8 +32,13 @@ function countNames(lines: string[]): Map<string, number> {
   return counts;
 }
 
-export function expectExactlyOnce(dir: string, n: number, skippedEvery: number): void {
-  for (const active of [`${dir}/audit/audit.log`, `${dir}/audit2/audit.log`]) {
+export function expectExactlyOnce(
+  dir: string,
+  n: number,
+  skippedEvery: number,
+  folders: readonly string[] = ['audit', 'audit2'],
+): void {
+  for (const active of folders.map((f) => `${dir}/${f}/audit.log`)) {
     const counts = countNames(readRecords(active));
     const missing: number[] = [];
     const doubled: number[] = [];
