@@ -29,10 +29,13 @@ import { UnreadableRequest } from './requests';
 import type { ServingState } from './serving-state';
 import type { Statuses } from './status';
 
-/** Records per response at most: small enough to stream, large enough to amortise a message. */
-export const MAX_RECORDS_PER_RESPONSE = 100;
-/** Bytes of records per response at most (a response is sent once it reaches this). */
-export const MAX_RESPONSE_BYTES = 64 * 1024;
+/**
+ * Records per response at most: a commit's worth (a control plane's window is 8 batches of 100), so that a
+ * follower gets one message per commit; each message costs HTTP/2 framing and a write on the event loop.
+ */
+export const MAX_RECORDS_PER_RESPONSE = 1000;
+/** Bytes of records per response at most (a response is sent once it reaches this): 4 of the read chunks. */
+export const MAX_RESPONSE_BYTES = 256 * 1024;
 /** Queries open at once at most: each holds a file handle and its buffers. */
 export const MAX_CONCURRENT_QUERIES = 64;
 
