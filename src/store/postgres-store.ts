@@ -564,10 +564,10 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     this.listener = client;
   }
 
-  /** Marks the store degraded (once per outage) and retries the connection. */
+  /** Marks the store degraded, or says the outage's new reason (a refused password after a timeout), and retries. */
   private degrade(reason: string): void {
     if (this.closed) return;
-    if (this.degradedBecause === undefined) {
+    if (this.degradedBecause !== reason) {
       this.degradedBecause = reason;
       this.emit('degraded', reason);
     }
@@ -593,8 +593,7 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
       // answers once a query through the pool, the one changes take, is answered.
       await this.pool.query('SELECT 1');
     } catch (e) {
-      this.degradedBecause = describe(e);
-      this.scheduleReconnect();
+      this.degrade(describe(e));
       return;
     }
     if (this.closed || this.degradedBecause === undefined) return;
