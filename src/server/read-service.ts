@@ -196,7 +196,9 @@ class Query {
   private records: Buffer[] = [];
   private bytes = 0;
   /** Where the last record of the batch ends. */
-  private afterLast: TrailPosition = { startMs: 0, offset: 0, hash: '' };
+  private lastStartMs = 0;
+  private lastOffset = 0;
+  private lastHash = '';
   /** The cursor after the last record sent; '' before any. */
   private sent = '';
   private stopped = false;
@@ -337,7 +339,10 @@ class Query {
         }
         at.offset += nl + 1 - lineStart;
         lineStart = nl + 1;
-        if (this.filter.everyRecord === true || this.filter.matches(line.toString('utf8'))) await this.add(line, at);
+        // Synchronous per record (no promise each): only a full batch waits, to be sent.
+        if ((this.filter.everyRecord === true || this.filter.matches(line.toString('utf8'))) && this.add(line, at)) {
+          await this.flush();
+        }
         if (this.stopped) return;
       }
       // A line cut by the chunk's end waits for the next chunk (a record is bounded by the limits).
@@ -345,12 +350,15 @@ class Query {
     }
   }
 
-  /** Adds the record that ends at `at` to the batch; sends the batch once it is full. */
-  private async add(record: Buffer, at: Reading): Promise<void> {
+  /** Adds the record that ends at `at` to the batch; true once the batch is full (the caller sends it). */
+  private add(record: Buffer, at: Reading): boolean {
     this.records.push(record);
     this.bytes += record.length;
-    this.afterLast = { startMs: at.startMs, offset: at.offset, hash: at.hash };
-    if (this.records.length >= MAX_RECORDS_PER_RESPONSE || this.bytes >= MAX_RESPONSE_BYTES) await this.flush();
+    // Fields, not a new object per record: the cursor is made once per response.
+    this.lastStartMs = at.startMs;
+    this.lastOffset = at.offset;
+    this.lastHash = at.hash;
+    return this.records.length >= MAX_RECORDS_PER_RESPONSE || this.bytes >= MAX_RESPONSE_BYTES;
   }
 
   /** Sends the batch, with the cursor right after its last record. */
@@ -359,7 +367,7 @@ class Query {
     const records = this.records;
     this.records = [];
     this.bytes = 0;
-    await this.send(records, encodeCursor(this.afterLast));
+    await this.send(records, encodeCursor({ startMs: this.lastStartMs, offset: this.lastOffset, hash: this.lastHash }));
   }
 
   /** Writes one response; while the client does not take it, waits for 'drain' (or the call's end). */
