@@ -149,7 +149,14 @@ for (const [what, real, code] of [
           // pass (an acknowledged event that was never written stays missing in every view).
           const seen = (): { seqs: number[]; wrong?: string } => {
             const seqs: number[] = [];
-            for (const [name, bytes] of disk.files(auditDir)) {
+            let files: Map<string, Buffer>;
+            try {
+              files = disk.files(auditDir);
+            } catch (err) {
+              // A file listed, then renamed or cut before it was read: that view too is taken mid-change.
+              return { seqs, wrong: `a file changed while the view was taken: ${(err as Error).message}` };
+            }
+            for (const [name, bytes] of files) {
               const text = bytes.toString('utf8');
               if (text !== '' && !text.endsWith('\n')) return { seqs, wrong: `${name} ends with a partial line` };
               if (name !== 'audit.log' && bytes.length === 0)
