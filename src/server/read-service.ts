@@ -217,6 +217,13 @@ class Query {
     };
     call.on('cancelled', stop);
     call.on('close', stop);
+    // A follower waiting for the next commit ends at the drain (UNAVAILABLE, with its last cursor sent),
+    // so that the server's graceful shutdown need not force it.
+    const drain = (): void => {
+      for (const wake of this.wakers) wake();
+    };
+    serving.on('draining', drain);
+    call.on('close', () => serving.off('draining', drain));
   }
 
   async run(from: TrailPosition | undefined): Promise<void> {

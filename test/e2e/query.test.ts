@@ -215,6 +215,21 @@ describe('ReadService.Query (a real sidecar and client)', function () {
     expect((await ended).code).to.equal(grpc.status.CANCELLED);
   });
 
+  it('ends a waiting follower with UNAVAILABLE when the sidecar drains, so that its stop is not forced', async () => {
+    await start();
+    await write(zone, [event(1)]);
+    const got: string[] = [];
+    const call = client.Query({ follow: true }) as grpc.ClientReadableStream<QueryResponse>;
+    const ended = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    call.on('data', (r: QueryResponse) => got.push(...r.records));
+    await waitFor(() => got.length === 1, 'the record held');
+    const stopped = zone.sidecar.stop();
+    const err = await ended;
+    expect(err.code).to.equal(grpc.status.UNAVAILABLE);
+    expect(err.details).to.contain('shutting down');
+    await stopped;
+  });
+
   it('never slows the writer for a follower that does not read', async () => {
     await start({ ...SMALL_FILES, maxSizeBytes: 200_000 });
     const call = client.Query({ follow: true }) as grpc.ClientReadableStream<QueryResponse>;
