@@ -317,6 +317,23 @@ export function unreachable(command: string, address: string): string {
   return `${command}: no sidecar answers on ${address} (${hint})`;
 }
 
+/**
+ * Says on stderr why a call failed, and returns the exit code: EXIT_REFUSED_CALLER for a caller the
+ * sidecar refused (with how to present a credential), EXIT_UNREACHABLE for UNAVAILABLE, EXIT_REFUSED for
+ * the rest. For the commands that make one call (rules, query); record says it per line.
+ */
+export function callFailed(command: string, err: grpc.ServiceError): number {
+  for (const line of refusal(err)) process.stderr.write(`${command}: ${line}\n`);
+  if (err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED) {
+    process.stderr.write(
+      `${command}: the sidecar refused this caller (a token: --token-file or ${TOKEN_ENV}; ` +
+        'a client certificate: --cacert --cert --key)\n',
+    );
+    return EXIT_REFUSED_CALLER;
+  }
+  return err.code === grpc.status.UNAVAILABLE ? EXIT_UNREACHABLE : EXIT_REFUSED;
+}
+
 /** The lines printed for a refused call: one per field violation, or the status alone. */
 export function refusal(err: grpc.ServiceError): string[] {
   const code = grpc.status[err.code] ?? String(err.code);

@@ -7,15 +7,12 @@ import {
   CLIENT_OPTIONS,
   CLIENT_SYNOPSIS,
   COMMON_OPTIONS,
+  callFailed,
   connect,
   EXIT_OK,
-  EXIT_REFUSED,
-  EXIT_REFUSED_CALLER,
   EXIT_UNREACHABLE,
   type OptionSpecs,
-  refusal,
   startClientCommand,
-  TOKEN_ENV,
   UsageError,
   unreachable,
 } from './command-line';
@@ -179,15 +176,7 @@ async function run(argv: readonly string[], kind: QueryKind): Promise<number> {
     const err = e as grpc.ServiceError;
     if (typeof err.code !== 'number') throw e;
     if (err.code === grpc.status.CANCELLED) return EXIT_OK;
-    for (const line of refusal(err)) process.stderr.write(`${kind.command}: ${line}\n`);
-    if (err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED) {
-      process.stderr.write(
-        `${kind.command}: the sidecar refused this caller (a token: --token-file or ${TOKEN_ENV}; ` +
-          'a client certificate: --cacert --cert --key)\n',
-      );
-      return EXIT_REFUSED_CALLER;
-    }
-    return err.code === grpc.status.UNAVAILABLE ? EXIT_UNREACHABLE : EXIT_REFUSED;
+    return callFailed(kind.command, err);
   } finally {
     client.close();
   }

@@ -1,7 +1,7 @@
 // `meshaudit rules`: the zone's AccessAudits over RuleService, what kumactl is to Kong Mesh. Replies are
 // JSON (a short table for `list`); a refusal prints its status and field violations on stderr.
 import * as fs from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { meshauditClients } from '../client/services';
 import { didYouMean, formatViolation, quote, Violations } from '../validators';
 import { checkEvent } from './event-json';
@@ -10,16 +10,14 @@ import {
   CLIENT_OPTIONS,
   CLIENT_SYNOPSIS,
   COMMON_OPTIONS,
+  callFailed,
   connect,
   EXIT_OK,
   EXIT_REFUSED,
-  EXIT_REFUSED_CALLER,
   EXIT_UNREACHABLE,
   EXIT_USAGE,
   type OptionSpecs,
-  refusal,
   startClientCommand,
-  TOKEN_ENV,
   UsageError,
   unreachable,
 } from './command-line';
@@ -132,15 +130,7 @@ export async function runRulesCommand(argv: readonly string[]): Promise<number> 
   } catch (e) {
     const err = e as grpc.ServiceError;
     if (typeof err.code !== 'number') throw e;
-    for (const line of refusal(err)) process.stderr.write(`${COMMAND}: ${line}\n`);
-    if (err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED) {
-      process.stderr.write(
-        `${COMMAND}: the sidecar refused this caller (a token: --token-file or ${TOKEN_ENV}; ` +
-          'a client certificate: --cacert --cert --key)\n',
-      );
-      return EXIT_REFUSED_CALLER;
-    }
-    return err.code === grpc.status.UNAVAILABLE ? EXIT_UNREACHABLE : EXIT_REFUSED;
+    return callFailed(COMMAND, err);
   } finally {
     client.close();
   }
