@@ -436,14 +436,7 @@ export class FileSink implements Sink {
       this.stream = undefined;
       if (stream !== undefined && !stream.destroyed) {
         // Everything written is acknowledged or in the writer's hands: ending the stream loses nothing.
-        await new Promise<void>((resolve, reject) =>
-          stream.end((err?: Error | null) =>
-            err
-              ? reject(new SinkError(`can't close audit file ${this.key}: ${err.message}`, { cause: err }))
-              : resolve(),
-          ),
-        );
-        await untilClosed(stream);
+        await this.endStream(stream);
       }
       // A new stream on the path: rfs opens it for append, creating it when it was moved away; a
       // failure leaves no stream, and the next write starts one (as after a failed write).
@@ -468,18 +461,21 @@ export class FileSink implements Sink {
           if (this.pendingUndo !== undefined) await this.retryPendingUndo();
           return;
         }
-        await new Promise<void>((resolve, reject) =>
-          stream.end((err?: Error | null) =>
-            err
-              ? reject(new SinkError(`can't close audit file ${this.key}: ${err.message}`, { cause: err }))
-              : resolve(),
-          ),
-        );
-        await untilClosed(stream);
+        await this.endStream(stream);
       } finally {
         this.setActiveFd(undefined);
       }
     });
+  }
+
+  /** Ends `stream` (flushing what it holds) and waits until its file is closed. */
+  private async endStream(stream: RotatingFileStream): Promise<void> {
+    await new Promise<void>((resolve, reject) =>
+      stream.end((err?: Error | null) =>
+        err ? reject(new SinkError(`can't close audit file ${this.key}: ${err.message}`, { cause: err })) : resolve(),
+      ),
+    );
+    await untilClosed(stream);
   }
 
   /** Replaces the sink's own descriptor of the active file (closing the one it had). */
