@@ -456,8 +456,10 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
   /** Writes each row the change touches, each update and delete only at the version it was prepared against. */
   private async write(client: pg.PoolClient, change: PreparedChange, changedBy: string): Promise<void> {
     const after = new Map(change.after.map((a) => [a.name, a]));
+    // The zone as read under the lock (list() sorts: once per change, not once per resource).
+    const beforeByName = new Map(this.cache.list().map((a) => [a.name, a]));
     for (const { action, name } of change.changes) {
-      const before = this.cache.list().find((a) => a.name === name);
+      const before = beforeByName.get(name);
       const audit = after.get(name);
       let written: number | null;
       if (action === 'CREATE' && audit !== undefined) {
