@@ -481,10 +481,11 @@ async function startLocked(
         now,
         onEvent: (e) => {
           logSinkEvent(log, e);
-          if (e.type === 'rotated') trail?.rotated(e.rotatedFile);
-          if (e.type === 'rotated') finalFiles.get(b.path)?.rotated(e.rotatedFile);
-          if (e.type === 'rotated') metrics.rotations.labels(e.file).inc();
-          else if (e.type === 'retention-deleted') {
+          if (e.type === 'rotated') {
+            trail?.rotated(e.rotatedFile);
+            finalFiles.get(b.path)?.rotated(e.rotatedFile);
+            metrics.rotations.labels(e.file).inc();
+          } else if (e.type === 'retention-deleted') {
             metrics.retentionDeletedFiles.labels(e.file).inc(e.deleted.length);
             if (readable !== undefined && e.file === readable.activePath)
               readable.deleted(e.deleted.map((name) => rotationTimeMs(e.file, name)));
