@@ -123,7 +123,7 @@ async function main(): Promise<void> {
       } else {
         // The connection and the table, as start-up finds them; nothing is written or created.
         const checked = await PostgresAccessAuditStore.check({
-          knownTypes,
+          cache: { knownTypes },
           zone: config.zone,
           dataDir: config.dataDir,
           config: { ...config.store, postgres: config.store.postgres },
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
             );
           }
           warn(`${unreachable}: start-up would start on the rules cached in ${cache}`);
-          const cached = new AccessAuditStore(config.dataDir, { knownTypes, fileName: POSTGRES_CACHE_FILE });
+          const cached = new AccessAuditStore(config.dataDir, { knownTypes }, { fileName: POSTGRES_CACHE_FILE });
           return { store: cached, location: cache, warnings: cached.load() };
         });
         ({ store, location } = checked);

@@ -351,14 +351,7 @@ async function openStore(config: Config, options: StoreOptions, log: Logger): Pr
     return store;
   }
   const { store, warnings, startedOnCache, cacheReplaced } = await PostgresAccessAuditStore.open({
-    ...options,
-    // Getters, not values: the limits are read on each change, as a reload sets them.
-    get maxAccessAudits() {
-      return options.maxAccessAudits;
-    },
-    get maxRules() {
-      return options.maxRules;
-    },
+    cache: options,
     zone: config.zone,
     dataDir: config.dataDir,
     config: { ...config.store, postgres: config.store.postgres },

@@ -85,12 +85,19 @@ export interface StoreOptions {
   readonly maxRules?: number;
   /** The file's mode (meshaudit.files); DEFAULT_FILE_MODES by default. */
   readonly modes?: FileModes;
-  /** The file's name in the folder: ACCESS_AUDITS_FILE by default (the PostgreSQL store's cache has its own). */
-  readonly fileName?: string;
+}
+
+/**
+ * A file store used as the copy of a store kept elsewhere (the PostgreSQL store's cache): its own file
+ * name, and what a write that fails does. Apart from StoreOptions, which the sidecar shares with its
+ * limits as getters: an object is passed on whole, never spread.
+ */
+export interface CopyOptions {
+  /** The file's name in the folder (ACCESS_AUDITS_FILE for the file store). */
+  readonly fileName: string;
   /**
-   * Told when the file cannot be written at all, and the change is made in memory all the same: for the
-   * copy of a store kept elsewhere (the PostgreSQL store's cache), whose memory follows that store whether
-   * or not the copy can be written. Default: throws, and nothing changes (the file is the store).
+   * Told when the file cannot be written at all, and the change is made in memory all the same: memory
+   * follows the store kept elsewhere whether or not the copy can be written. Absent: throws.
    */
   readonly onWriteError?: (err: StoreError) => void;
 }
@@ -153,8 +160,9 @@ export class AccessAuditStore implements RuleStore {
   constructor(
     dir: string,
     private readonly opts: StoreOptions,
+    private readonly copy?: CopyOptions,
   ) {
-    this.file = path.join(dir, opts.fileName ?? ACCESS_AUDITS_FILE);
+    this.file = path.join(dir, copy?.fileName ?? ACCESS_AUDITS_FILE);
     this.fs = opts.fs ?? nodeFs;
   }
 
@@ -424,8 +432,8 @@ export class AccessAuditStore implements RuleStore {
       if (!(e instanceof ReplaceError)) throw e;
       if (!e.renamed) {
         const err = new StoreError(`can't write the AccessAudit store ${this.file}: ${e.message}`);
-        if (this.opts.onWriteError === undefined) throw err;
-        this.opts.onWriteError(err);
+        if (this.copy?.onWriteError === undefined) throw err;
+        this.copy.onWriteError(err);
         return;
       }
       // From the rename on, the new state is what the file holds: reporting failure now would tell the

@@ -97,7 +97,9 @@ CREATE TABLE IF NOT EXISTS ${qualifiedTable(schema)} (
 `;
 }
 
-export interface PostgresStoreOptions extends Omit<StoreOptions, 'fileName' | 'fs'> {
+export interface PostgresStoreOptions {
+  /** The cache's options: the types and limits a change is checked with (passed on whole: limits are getters). */
+  readonly cache: StoreOptions;
   readonly zone: string;
   /** The data directory: the cache of the last rule set read is kept there. */
   readonly dataDir: string;
@@ -195,18 +197,9 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
     this.table = qualifiedTable(p.schema);
     this.location = `postgres://${p.user}@${p.host}:${p.port}/${p.database} table ${this.table}, zone ${opts.zone}`;
     // Getters, not a spread: the limits are read on each change, as a reload sets them.
-    this.cache = new AccessAuditStore(opts.dataDir, {
-      knownTypes: opts.knownTypes,
-      modes: opts.modes,
-      onSyncError: opts.onSyncError,
-      onWriteError: opts.onCacheError,
+    this.cache = new AccessAuditStore(opts.dataDir, opts.cache, {
       fileName: POSTGRES_CACHE_FILE,
-      get maxAccessAudits() {
-        return opts.maxAccessAudits;
-      },
-      get maxRules() {
-        return opts.maxRules;
-      },
+      onWriteError: opts.onCacheError,
     });
     this.pool = new pg.Pool({ ...clientConfig(p, opts.zone, opts.queryTimeoutMs), max: 2, idleTimeoutMillis: 10_000 });
     // An idle connection that dies (the server stopped) is reported here; without a handler it would crash the process.
@@ -284,7 +277,7 @@ export class PostgresAccessAuditStore extends EventEmitter<PostgresStoreEvents> 
       if (!exists && !opts.config.createSchema) throw store.missingTable();
       const rows = exists ? await store.sql(() => store.selectZone(store.pool)) : [];
       // A planner of the zone as read, in memory alone: --check-config writes nothing.
-      const check = new AccessAuditStore(opts.dataDir, { knownTypes: opts.knownTypes, fileName: POSTGRES_CACHE_FILE });
+      const check = new AccessAuditStore(opts.dataDir, opts.cache, { fileName: POSTGRES_CACHE_FILE });
       const { warnings } = check.replaceAll(entriesOf(rows), `the AccessAudit store ${store.location}`, false);
       return { store: check, location: store.location, warnings };
     } finally {

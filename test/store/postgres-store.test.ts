@@ -19,7 +19,7 @@ import { type PgTarget, query, sharedSchemaForEachTest, throwawayClusterForSuite
 
 function optionsOf(target: PgTarget, schema: string, dataDir = tempDir()): PostgresStoreOptions {
   return {
-    knownTypes: typeRegistry(),
+    cache: { knownTypes: typeRegistry() },
     zone: 'zone-1',
     dataDir,
     config: {
