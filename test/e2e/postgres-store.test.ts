@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { StoreConfig } from '../../src/config/types';
 import { startSidecar, type Sidecar } from '../../src/cli/sidecar';
-import { silentLogger } from '../../src/log';
+import { jsonLogger, type Logger, silentLogger } from '../../src/log';
 import { AuditClient } from '../../src/client';
 import type { AuditEvent } from '../../src/client';
 import { NOTIFY_CHANNEL, POSTGRES_CACHE_FILE, TABLE, tableSql } from '../../src/store/postgres-store';
@@ -74,12 +74,13 @@ async function replica(
   store: StoreConfig,
   audits?: readonly AccessAudit[],
   dir = tempDir(),
+  log: Logger = silentLogger,
 ): Promise<Replica> {
   const config = testConfig(dir, { zone, store });
   const sidecar = await startSidecar({
     config,
     audits: audits?.map(valid),
-    log: silentLogger,
+    log,
     utcOffsetMinutes: 0,
   });
   const c = clients(sidecar.port);
@@ -168,14 +169,22 @@ describe('the AccessAudit store on PostgreSQL', function () {
       await Promise.all(running.splice(0).map((r) => r.stop()));
       await schema.drop();
     });
-    const start = async (zone: string, audits?: readonly AccessAudit[]): Promise<Replica> => {
-      const r = await replica(zone, storeOf(target, schema.schema), audits);
+    const start = async (zone: string, audits?: readonly AccessAudit[], log?: Logger): Promise<Replica> => {
+      const r = await replica(zone, storeOf(target, schema.schema), audits, tempDir(), log);
       running.push(r);
       return r;
     };
 
     it('puts a change made through one replica in force on the other within 2 s, recorded once, by the caller', async () => {
-      const [a, b] = [await start('zone-1', [AUDIT_ALL]), await start('zone-1', [AUDIT_ALL])];
+      const bLog: string[] = [];
+      const [a, b] = [
+        await start('zone-1', [AUDIT_ALL]),
+        await start(
+          'zone-1',
+          [AUDIT_ALL],
+          jsonLogger((l) => bLog.push(l)),
+        ),
+      ];
       const before = b.records().length;
       await unary(a.rules, 'UpdateAccessAudit', { accessAudit: { ...DELETES, name: 'all', version: 1 } });
       const took = await eventually(
@@ -200,6 +209,11 @@ describe('the AccessAudit store on PostgreSQL', function () {
           .slice(before)
           .map((l) => JSON.parse(l).action),
       ).to.deep.equal(['DELETE']);
+      // The other replica says it in one line, and records nothing of the change.
+      const said = bLog.map((l) => JSON.parse(l).msg as string);
+      const adopted = "AccessAudits changed in the zone's store (changed by another replica)";
+      expect(said.filter((m) => m.startsWith(adopted))).to.have.length(1);
+      expect(said.filter((m) => m === 'AccessAudit changed')).to.deep.equal([]);
       expect(await rows(target, schema.schema, 'zone-1')).to.deep.equal([
         { name: 'all', version: 2, origin: 'api', rules: DELETES.rules, changed_by: 'mesh-system:admin' },
       ]);
