@@ -12,7 +12,7 @@ import { copyFolder } from '../../src/integrity/trail';
 import { verifyTrail, type TrailReport } from '../../src/integrity/verify';
 import { events } from '../support/exactly-once';
 import { meshaudit } from '../support/cli';
-import { tempDir } from '../support/helpers';
+import { AUDIT_ALL, TestZone, tempDir, waitFor } from '../support/helpers';
 import { freePort, logLines, spawnSidecar, writeSidecarConfig } from '../support/process';
 
 const RULES = 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n';
@@ -146,5 +146,24 @@ describe('the tamper-evident trail of the real sidecar', function () {
     const docs = fs.readdirSync(audit).filter((f) => f.endsWith('.json'));
     const copies = fs.readdirSync(copyFolder(copyTo, path.join(audit, 'audit.log')));
     expect(copies.sort()).to.deep.equal(docs.sort());
+  });
+
+  it('seals the active file again every sealIntervalSeconds while nothing is written', async () => {
+    const zone = new TestZone();
+    await zone.start([AUDIT_ALL], {
+      config: { integrity: { enabled: true, keyFile: undefined, sealIntervalMs: 1000, copyTo: undefined } },
+    });
+    try {
+      const sealFile = path.join(path.dirname(zone.logPath), sealName('audit.log'));
+      const signedAt = (): string => JSON.parse(fs.readFileSync(sealFile, 'utf8')).signedAt;
+      const first = signedAt();
+      const seen = new Set([first]);
+      // Idle: no event is sent; each new seal is a new signedAt over the same bytes.
+      await waitFor(() => seen.add(signedAt()).size >= 3, 'two more seals of an idle file', 5_000);
+      const seal = JSON.parse(fs.readFileSync(sealFile, 'utf8'));
+      expect(seal).to.include({ state: 'open', sizeBytes: fs.statSync(zone.logPath).size });
+    } finally {
+      await zone.stop();
+    }
   });
 });
