@@ -10,9 +10,10 @@ import { rotatedFromName } from '../../src/backends/file';
 import { verifyTrail } from '../../src/integrity/verify';
 import { expectExactlyOnce, events, writeConfig } from '../support/exactly-once';
 import { AUDIT_ALL, NO_ROTATION, TestZone, tempDir, waitFor } from '../support/helpers';
-import { freePort, spawnSidecar } from '../support/process';
+import { freePort, spawnSidecar, writeSidecarConfig } from '../support/process';
+import { SIDECAR_NODE_FLAGS } from '../../src/cli/node-flags';
 
-describe('rotation.compress and rotation.interval (the real process; a sidecar on a test clock for interval)', function () {
+describe('rotation.compress and rotation.interval (the real process, its clock shifted for interval)', function () {
   this.timeout(60_000);
   const SKIP = 7;
 
@@ -112,6 +113,77 @@ describe('rotation.compress and rotation.interval (the real process; a sidecar o
       expect(records.filter((l) => l.includes('"name":"route-'))).to.have.length(40 - Math.floor(40 / SKIP));
     } finally {
       await zone.stop();
+    }
+  });
+
+  it('the real process rotates at a UTC hour with interval 1h, a small file, then digests and compresses it', async () => {
+    // The process's clock is shifted (test/support/clock-shift.ts, as libfaketime would) to a few seconds
+    // before 11:00 UTC: the test waits for the boundary those seconds, not up to an hour.
+    const boundaryMs = Date.UTC(2026, 11, 7, 11, 0, 0);
+    const leadMs = 5000;
+    const shiftMs = boundaryMs - leadMs - Date.now();
+    const processNow = (): number => Date.now() + shiftMs;
+    const dir = tempDir('meshaudit-interval-');
+    const port = await freePort();
+    fs.writeFileSync(path.join(dir, 'rules.yaml'), 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n');
+    const config = writeSidecarConfig(dir, {
+      zone: 'zone-1',
+      address: `127.0.0.1:${port}`,
+      backends: [{ folder: 'audit', rotation: { maxSizeMb: 100, interval: '1h', compress: true } }],
+    });
+    const sidecar = spawnSidecar(['--config', config, '--rules', path.join(dir, 'rules.yaml')], {
+      nodeFlags: [...SIDECAR_NODE_FLAGS, '--require', path.resolve(__dirname, '../support/clock-shift.js')],
+      env: { MESHAUDIT_TEST_CLOCK_SHIFT_MS: String(shiftMs) },
+    });
+    try {
+      await sidecar.ready;
+      const send = (from: number, count: number) =>
+        sendAll(
+          `127.0.0.1:${port}`,
+          { zone: 'zone-1', instance: `cp-${from}` },
+          events(from + count, SKIP).slice(from),
+          {
+            batchSize: 10,
+            deadlineMs: 20_000,
+          },
+        );
+      await send(0, 20);
+      expect(processNow(), 'the first events went in before 11:00 (the sidecar started in time)').to.be.below(
+        boundaryMs,
+      );
+      const audit = path.join(dir, 'audit');
+      const rotated = (): string[] =>
+        fs.readdirSync(audit).filter((n) => rotatedFromName('audit.log', n) !== undefined);
+      expect(rotated(), 'no rotation within the hour').to.deep.equal([]);
+      // Waiting for a time, not for an order of events: the boundary passes whatever the sidecar does.
+      await new Promise((resolve) => setTimeout(resolve, boundaryMs + 50 - processNow()));
+      await send(20, 20);
+      // Rotated at the first write after 11:00, digested, then compressed (the .gz renamed into place).
+      await waitFor(() => rotated().some((n) => n.endsWith('.gz')), 'the rotated file compressed').catch(
+        (err: Error) => {
+          throw new Error(`${err.message}: ${fs.readdirSync(audit).join(' ')}\n${sidecar.stderr()}`);
+        },
+      );
+      const [gz] = rotated();
+      expect(gz).to.match(/^audit-2026-12-07T11-00-0\d\.\d{3}\.log\.gz$/);
+      expect(fs.existsSync(path.join(audit, `${gz.slice(0, -3)}.digest.json`)), 'its digest').to.equal(true);
+      sidecar.proc.kill('SIGTERM');
+      expect(await sidecar.exited).to.equal(0);
+      // The hour before 11:00 in the rotated file, the events after it in the active file, once each.
+      expectExactlyOnce(dir, 40, SKIP, ['audit']);
+      const active = fs.readFileSync(path.join(audit, 'audit.log'), 'utf8').trim().split('\n');
+      expect(active.map((l) => JSON.parse(l).resource.name)).to.deep.equal(
+        events(40, SKIP)
+          .slice(20)
+          .filter((_, i) => (21 + i) % SKIP !== 0)
+          .map((e) => e.resource?.name),
+      );
+      const pub = crypto.createPublicKey(fs.readFileSync(path.join(dir, 'data', 'integrity', 'meshaudit-signing.pub')));
+      const report = await verifyTrail({ dir: audit, publicKeys: [pub] });
+      expect(report.files.map((f) => f.verdict)).to.deep.equal(['ok', 'ok']);
+    } finally {
+      if (sidecar.proc.exitCode === null) sidecar.proc.kill('SIGKILL');
+      await sidecar.exited;
     }
   });
 });
