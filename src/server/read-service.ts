@@ -14,6 +14,7 @@ import { compileRecordFilter, type RecordFilter, type RecordFilterInput } from '
 import type { TypeRegistry } from '../rules';
 import { InvalidArgumentError } from '../validators';
 import type { Logger } from '../log';
+import type { Metrics } from '../metrics';
 import type { Authenticator } from './authn';
 import { UnreadableRequest } from './requests';
 import type { ServingState } from './serving-state';
@@ -43,6 +44,7 @@ export interface ReadServiceOptions {
   readonly statuses: Statuses;
   readonly auth: Authenticator;
   readonly log: Logger;
+  readonly metrics: Metrics;
 }
 
 interface QueryRequest {
@@ -172,13 +174,15 @@ export class ReadServiceImpl {
           return;
         }
         this.open++;
+        this.opts.metrics.queriesOpen.set(this.open);
+        this.opts.metrics.queries.labels(call.request.follow ? 'follow' : 'read').inc();
         new Query(call, trail, filter, call.request.follow, this.opts.serving)
           .run(from)
           .then(
             () => call.end(),
             (err: unknown) => call.emit('error', statuses.of(err, { rpc: 'Query' })),
           )
-          .finally(() => this.open--);
+          .finally(() => this.opts.metrics.queriesOpen.set(--this.open));
       },
     };
   }

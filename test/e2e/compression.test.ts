@@ -9,7 +9,7 @@ import { sendAll } from '../../src/client/audit-client';
 import { rotatedFromName } from '../../src/backends/file';
 import { verifyTrail } from '../../src/integrity/verify';
 import { expectExactlyOnce, events, writeConfig } from '../support/exactly-once';
-import { AUDIT_ALL, NO_ROTATION, TestZone, tempDir, waitFor } from '../support/helpers';
+import { AUDIT_ALL, NO_ROTATION, samples, TestZone, tempDir, waitFor } from '../support/helpers';
 import { freePort, spawnSidecar, writeSidecarConfig } from '../support/process';
 import { SIDECAR_NODE_FLAGS } from '../../src/cli/node-flags';
 
@@ -107,7 +107,10 @@ describe('rotation.compress and rotation.interval (the real process, its clock s
       nowMs = Date.UTC(2026, 11, 7, 11, 0, 1);
       await send(20, 20);
       // Compressed: the .gz renamed into place, then the plain file removed.
-      await waitFor(() => rotated().length === 1 && rotated()[0].endsWith('.gz'), 'the rotated file compressed');
+      await waitFor(() => {
+        const now = rotated();
+        return now.length === 1 && now[0].endsWith('.gz');
+      }, 'the rotated file compressed');
       expect(rotated()).to.deep.equal(['audit-2026-12-07T11-00-01.000.log.gz']);
       const records = zone.records();
       expect(records.filter((l) => l.includes('"name":"route-'))).to.have.length(40 - Math.floor(40 / SKIP));
@@ -158,14 +161,24 @@ describe('rotation.compress and rotation.interval (the real process, its clock s
       // Waiting for a time, not for an order of events: the boundary passes whatever the sidecar does.
       await new Promise((resolve) => setTimeout(resolve, boundaryMs + 50 - processNow()));
       await send(20, 20);
-      // Rotated at the first write after 11:00, digested, then compressed (the .gz renamed into place).
-      await waitFor(() => rotated().some((n) => n.endsWith('.gz')), 'the rotated file compressed').catch(
-        (err: Error) => {
-          throw new Error(`${err.message}: ${fs.readdirSync(audit).join(' ')}\n${sidecar.stderr()}`);
-        },
-      );
+      // Rotated at the first write after 11:00, digested, then compressed: told by the metric, which moves
+      // once the plain file is gone (a listing taken while a rename lands may miss an entry).
+      const backend = path.join(audit, 'audit.log');
+      const compressions = async (): Promise<number[]> => {
+        const m = samples(await (await fetch(`http://127.0.0.1:${await sidecar.adminPort}/stats/prometheus`)).text());
+        return ['ok', 'failed'].map(
+          (r) => m.get(`meshaudit_compressions_total{backend="${backend}",result="${r}"}`) ?? -1,
+        );
+      };
+      for (const deadline = Date.now() + 10_000; (await compressions())[0] < 1; ) {
+        if (Date.now() > deadline)
+          throw new Error(`no compression: ${fs.readdirSync(audit).join(' ')}\n${sidecar.stderr()}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(await compressions()).to.deep.equal([1, 0]);
       const [gz] = rotated();
       expect(gz).to.match(/^audit-2026-12-07T11-00-0\d\.\d{3}\.log\.gz$/);
+      expect(rotated()).to.deep.equal([gz]);
       expect(fs.existsSync(path.join(audit, `${gz.slice(0, -3)}.digest.json`)), 'its digest').to.equal(true);
       sidecar.proc.kill('SIGTERM');
       expect(await sidecar.exited).to.equal(0);
