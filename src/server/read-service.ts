@@ -76,12 +76,23 @@ export class QueryResponseBuilder {
   private at = 0;
   /** Records in the response so far. */
   count = 0;
+  /**
+   * The last source buffer added from, and a plain Uint8Array view of it: `set(view.subarray())` copies a
+   * record in ~50 ns, where Buffer's copy() or subarray() make a Buffer (or view) of their own, ~100 ns.
+   */
+  private source: Buffer | undefined;
+  private view: Uint8Array = new Uint8Array(0);
 
   /** Appends `data[start, end)` as a record; true once the response is full (records or bytes). */
   add(data: Buffer, start: number, end: number): boolean {
     this.reserve(FIELD_HEAD_BYTES + end - start);
     this.field(RECORDS_TAG, end - start);
-    this.at += data.copy(this.out, this.at, start, end);
+    if (data !== this.source) {
+      this.source = data;
+      this.view = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    }
+    this.out.set(this.view.subarray(start, end), this.at);
+    this.at += end - start;
     this.count++;
     return this.count >= MAX_RECORDS_PER_RESPONSE || this.at >= MAX_RESPONSE_BYTES;
   }
@@ -94,11 +105,12 @@ export class QueryResponseBuilder {
       this.field(CURSOR_TAG, bytes.length);
       this.at += bytes.copy(this.out, this.at);
     }
-    // The response keeps this buffer (the transport may hold it until written): the next one gets another.
+    // The response keeps this buffer (grpc-js may hold it, queued, until it is written): the next gets another.
     const done = this.out.subarray(0, this.at);
     this.out = Buffer.allocUnsafe(MAX_RESPONSE_BYTES + 4 * 1024);
     this.at = 0;
     this.count = 0;
+    this.source = undefined;
     return done;
   }
 
