@@ -2,14 +2,14 @@
 // (issue 4), beside the floor (no gRPC) and the naive grpc-js baselines, all in the same run.
 //
 //   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: about 30 s in all
-//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1t s1f s1i s1p s1w s2 s4 s5 naive-unary s3 s6;
+//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1t s1f s1fu s1i s1p s1w s2 s4 s5 naive-unary s3 s6;
 //                     s1p uses PostgreSQL: the PG* variables, else 127.0.0.1:5432 database test user postgres)
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
 //   BENCH_SIDECAR=/other/worktree/dist/src/cli/main.js   the sidecar build every sidecar scenario runs
 //                     (default: this checkout's), for an A/B of two builds on the same inputs
-//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1t s1f s1i s1p s2 s4 naive-unary s3), 1 to 9:
+//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1t s1f s1fu s1i s1p s2 s4 naive-unary s3), 1 to 9:
 //                     3 by default, 1 in quick runs; profile runs always have 1 (see rounds.ts)
 //
 // Every child process is killed and every temp folder removed on any exit; every wait has a time
@@ -38,7 +38,7 @@ import {
 } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
 import { startedPort, writeSidecarConfig } from './sidecar';
-import { certificateIn, type ServerCertificate, selfSignedCertificate } from './tls';
+import { certificateIn, selfSignedCertificate } from './tls';
 import { combineRounds, cpuRatio, parseRounds, roundFailed, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -298,25 +298,24 @@ function log(msg: string): void {
  * happen several times per scenario, keeping every file (`maxRetainedFiles: 0`): the exactly-once
  * check reads them all. The same helper writes the crash test's config.
  */
-function sidecarConfig(
-  dir: string,
-  fsync: boolean,
-  accessAudits?: number,
-  postgresSchema?: string,
-  integrity = true,
-  tls?: ServerCertificate,
-): string {
+function sidecarConfig(dir: string, s: ServerScenario): string {
   return writeSidecarConfig(dir, {
     zone: 'bench',
-    fsync,
-    integrity,
-    ...(tls === undefined ? {} : { tls }),
-    ...(postgresSchema === undefined ? {} : { postgres: { ...BENCH_POSTGRES, schema: postgresSchema } }),
+    fsync: s.fsync ?? false,
+    integrity: s.integrity ?? true,
+    ...(s.tls ? { tls: selfSignedCertificate(dir) } : {}),
+    ...(s.follower === 'unix' ? { unixSocket: unixSocketIn(dir) } : {}),
+    ...(s.postgres ? { postgres: { ...BENCH_POSTGRES, schema: pgSchemaOf(s) } } : {}),
     // Scenario 4's 10k AccessAudits pass meshaudit.limits.accessAudits (1,000 by default): raised for it alone.
-    ...(accessAudits === undefined ? {} : { limits: { accessAudits } }),
+    ...(s.rulesFiles === undefined ? {} : { limits: { accessAudits: 20_000 } }),
     drainTimeoutSeconds: 10,
     backends: [{ folder: 'audit', rotation: { maxSizeMb: SIZES.maxSizeMb, maxRetainedFiles: 0, maxAgeDays: 0 } }],
   });
+}
+
+/** The sidecar's Unix socket in a scenario's folder (a follower over it: s1fu). */
+function unixSocketIn(dir: string): string {
+  return path.join(dir, 'meshaudit.sock');
 }
 
 const rulesDir = path.join(runDir, 'rules');
@@ -361,8 +360,11 @@ interface ServerScenario {
   integrity?: boolean;
   /** gRPC over TLS (a self-signed certificate the load generator trusts: tls.ts); plaintext otherwise. */
   tls?: boolean;
-  /** One `ReadService.Query {follow: true}` reads every record while the load runs (bench/follower.ts). */
-  follower?: boolean;
+  /**
+   * One `ReadService.Query {follow: true}` reads every record while the load runs (bench/follower.ts),
+   * over TCP on loopback, or over the sidecar's Unix socket (meshaudit.grpc.unixSocket).
+   */
+  follower?: 'tcp' | 'unix';
 }
 
 /**
@@ -401,14 +403,7 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
   const flags = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, s.id)] : []), ...NODE_FLAGS];
   if (s.server === 'meshaudit') {
     const rules = [BASE_RULES, ...(s.rulesFiles?.() ?? [])];
-    const config = sidecarConfig(
-      dir,
-      s.fsync ?? false,
-      s.rulesFiles === undefined ? undefined : 20_000,
-      s.postgres ? pgSchemaOf(s) : undefined,
-      s.integrity ?? true,
-      s.tls ? selfSignedCertificate(dir) : undefined,
-    );
+    const config = sidecarConfig(dir, s);
     // As every launcher runs it (src/cli/node-flags.ts); BENCH_NODE_FLAGS come after and win.
     const child = new Child(
       `sidecar (${s.id})`,
@@ -521,8 +516,9 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     const caFile = s.tls ? { caFile: certificateIn(dir).certFile } : {};
     const spec = { ...s.load, address: `127.0.0.1:${port}`, cacheDir, maxSeconds, ...caFile } as LoadSpec;
     loadgen = new Child(`load generator (${s.id})`, [path.join(__dirname, 'loadgen.js'), JSON.stringify(spec)], dir);
-    if (s.follower) {
-      follower = new Child(`follower (${s.id})`, [path.join(__dirname, 'follower.js'), `127.0.0.1:${port}`], dir);
+    if (s.follower !== undefined) {
+      const at = s.follower === 'unix' ? `unix://${unixSocketIn(dir)}` : `127.0.0.1:${port}`;
+      follower = new Child(`follower (${s.id})`, [path.join(__dirname, 'follower.js'), at], dir);
       await follower.waitJson<boolean>('ready', 30_000);
     }
     const ready = await loadgen.waitJson<{ errors: string[] }>('ready', 240_000);
@@ -714,7 +710,18 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     id: 's1f',
     title: '1f one follower',
     server: 'meshaudit',
-    follower: true,
+    follower: 'tcp',
+    load: streamLoad(1),
+    compareTo: vsStream,
+    repeated: true,
+  },
+  // The same follower over the sidecar's Unix socket, as one on the zone's host may read: no TCP on loopback,
+  // which costs ~2.2 ms of CPU per MB sent on this kind of machine (docs/performance.md).
+  {
+    id: 's1fu',
+    title: '1fu follower, unix sock',
+    server: 'meshaudit',
+    follower: 'unix',
     load: streamLoad(1),
     compareTo: vsStream,
     repeated: true,
@@ -824,6 +831,11 @@ function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, Scenario
     atMost(
       'scenario 1 with a follower vs without: server CPU per 100k events',
       cpuRatio(rounds.get('s1f'), rounds.get('s1')),
+      1.1,
+    ),
+    atMost(
+      'scenario 1 with a follower over the Unix socket vs without: server CPU per 100k events',
+      cpuRatio(rounds.get('s1fu'), rounds.get('s1')),
       1.1,
     ),
     atMost(

@@ -131,6 +131,8 @@ export interface SidecarConfigOptions {
   integrity?: boolean;
   /** meshaudit.store: PostgreSQL at this database and schema (createSchema on); absent, the file store. */
   postgres?: { host: string; port: number; database: string; user: string; schema: string };
+  /** meshaudit.grpc.unixSocket at this path, its callers the admin; absent, none. */
+  unixSocket?: string;
   /** meshaudit.grpc.tls: the server's certificate and key; absent, plaintext. */
   tls?: { certFile: string; keyFile: string };
 }
