@@ -1,0 +1,151 @@
+// Throwaway nats-server processes (JetStream on) for the tests of the central reader (`meshaudit query
+// --nats`) and of deploy/nats/: each on a free 127.0.0.1 port with its store in a temp directory of its
+// own, never the shared server on 127.0.0.1:4222. Where the binary is missing the tests skip with one line.
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { tempDir } from './helpers';
+import { freePort } from './process';
+
+/** Where Debian's nats-server package installs the server. */
+export const NATS_SERVER = '/usr/sbin/nats-server';
+
+/** The one line a test prints when it skips for want of nats-server. */
+export const SKIP_NO_NATS = `nats-server is not installed (${NATS_SERVER}, Debian package nats-server): skipping the NATS tests`;
+
+let skipPrinted = false;
+
+/** Whether the server binary is there. */
+export function hasNatsServer(): boolean {
+  try {
+    fs.accessSync(NATS_SERVER, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Skips the test (or the hook's suite) for want of nats-server, printing SKIP_NO_NATS the first time in the run. */
+export function skipWithoutNats(ctx: Mocha.Context): never {
+  if (!skipPrinted) console.log(`    (${SKIP_NO_NATS})`);
+  skipPrinted = true;
+  ctx.skip();
+}
+
+/** Bounds the wait for a server to accept connections: a loaded 2-core machine starts one in well under 1 s. */
+const START_TIMEOUT_MS = 10_000;
+
+// A failed test must not leave a server running after its process exits.
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
+/** A nats-server of a test's own. */
+export class ThrowawayNats {
+  private exited: Promise<void>;
+
+  private constructor(
+    private readonly proc: ChildProcess,
+    readonly port: number,
+    readonly dir: string,
+    private readonly log: () => string,
+  ) {
+    this.exited = new Promise((resolve) => proc.on('close', () => resolve()));
+  }
+
+  /** The URL clients connect to. */
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /**
+   * Starts nats-server with JetStream on a free port, its store in a new temp directory. `config` is
+   * more of the server's configuration (an `authorization` block...); `fromFile` a whole configuration
+   * whose `listen` line and `store_dir` the test replaces (deploy/nats/). Resolves once it accepts clients.
+   */
+  static async start(
+    opts: { config?: string; configText?: (port: number, storeDir: string) => string } = {},
+  ): Promise<ThrowawayNats> {
+    const dir = tempDir('meshaudit-nats-');
+    const port = await freePort();
+    const store = path.join(dir, 'jetstream');
+    const text =
+      opts.configText?.(port, store) ??
+      `listen: 127.0.0.1:${port}\njetstream { store_dir: ${JSON.stringify(store)} }\n${opts.config ?? ''}\n`;
+    const file = path.join(dir, 'nats.conf');
+    fs.writeFileSync(file, text);
+    const proc = spawn(NATS_SERVER, ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(proc);
+    proc.on('exit', () => live.delete(proc));
+    let log = '';
+    proc.stdout!.on('data', (d) => (log += d));
+    proc.stderr!.on('data', (d) => (log += d));
+    const server = new ThrowawayNats(proc, port, dir, () => log);
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    // "Server is ready" comes after the listener is up and JetStream is enabled.
+    while (!log.includes('Server is ready')) {
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        throw new Error(`nats-server did not start on port ${port}:\n${log}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return server;
+  }
+
+  /** What the server logged so far. */
+  output(): string {
+    return this.log();
+  }
+
+  /** Stops the server (SIGTERM: it flushes its store) and resolves once it has exited. */
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
+    await this.exited;
+  }
+}
+
+/** Connects to `url` with `opts` (user, pass, token...): the caller closes it. */
+export function natsClient(url: string, opts: Record<string, unknown> = {}): Promise<NatsConnection> {
+  return connect({ servers: url, reconnect: false, ...opts });
+}
+
+/** Creates the stream as the forwarder creates it (contract: subjects `meshaudit.>`). */
+export async function createStream(nc: NatsConnection, name = 'MESHAUDIT'): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name, subjects: ['meshaudit.>'], allow_direct: true });
+}
+
+/** One record as a forwarder publishes it (docs/forwarding.md, the message contract). */
+export interface ForwardedRecord {
+  readonly zone: string;
+  readonly instance: string;
+  readonly kind: 'resource' | 'token' | 'view';
+  readonly fileStartMs: number;
+  readonly offset: number;
+  /** The record's line, without its newline. */
+  readonly line: string;
+  readonly chain?: string;
+}
+
+/** Publishes `records` in order, as the forwarder does: subject, Nats-Msg-Id and the Meshaudit-* headers; waits for each ack. */
+export async function publishRecords(nc: NatsConnection, records: readonly ForwardedRecord[]): Promise<void> {
+  const js = jetstream(nc);
+  for (const r of records) {
+    const h = natsHeaders();
+    const position = `${r.fileStartMs}.${r.offset}`;
+    h.set('Meshaudit-Zone', r.zone);
+    h.set('Meshaudit-Instance', r.instance);
+    h.set('Meshaudit-Position', position);
+    h.set('Meshaudit-Date', (JSON.parse(r.line) as { date: string }).date);
+    if (r.chain !== undefined) h.set('Meshaudit-Chain', r.chain);
+    await js.publish(`meshaudit.${r.zone}.${r.instance}.${r.kind}`, r.line, {
+      msgID: `${r.zone}.${r.instance}.${position}`,
+      headers: h,
+    });
+  }
+}
