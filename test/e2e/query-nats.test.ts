@@ -1,0 +1,352 @@
+// `meshaudit query --nats` (the built CLI) against real nats-server processes of the tests' own: records
+// published exactly as the forwarder publishes them (docs/forwarding.md, the message contract) by two
+// zones, two instances of one of them, come back once each, merged by date; the filters, --zone,
+// --follow and the failures. The shared server on 127.0.0.1:4222 is never used.
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import * as path from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { BIN, meshaudit } from '../support/cli';
+import { tempDir, waitFor } from '../support/helpers';
+import {
+  createStream,
+  type ForwardedRecord,
+  hasNatsServer,
+  natsClient,
+  publishRecords,
+  skipWithoutNats,
+  ThrowawayNats,
+} from '../support/nats-central';
+import { freePort } from '../support/process';
+
+/** The start of every source's first file (the contract's fileStartMs): any stable number will do. */
+const FILE_START_MS = 1_663_745_400_000;
+
+type Kind = ForwardedRecord['kind'];
+
+/** The records of one sidecar, each at the byte offset the one before it ends at (a line and its newline). */
+function trail(
+  zone: string,
+  instance: string,
+  records: ReadonlyArray<{ kind: Kind; line: object }>,
+): ForwardedRecord[] {
+  let offset = 0;
+  return records.map(({ kind, line }) => {
+    const text = JSON.stringify(line);
+    const r = { zone, instance, kind, fileStartMs: FILE_START_MS, offset, line: text };
+    offset += Buffer.byteLength(text) + 1;
+    return r;
+  });
+}
+
+const user = (name = 'cp'): object => ({ name, groups: [] });
+const resource = (date: string, action: string, type: string, name: string, mesh?: string, by = user()) => ({
+  kind: (action.startsWith('VIEW_') ? 'view' : 'resource') as Kind,
+  line: { date, action, resource: { name, ...(mesh === undefined ? {} : { mesh }), type }, user: by },
+});
+const token = (date: string, action: string, id: string) => ({
+  kind: 'token' as Kind,
+  line: { date, action, token: { id, expiresAt: '2022-09-22T09:00:00Z', claims: { mesh: 'default' } }, user: user() },
+});
+
+// Three sources whose dates interleave: the merged order is r0..r8. r3 and r4 have the same date (zone-1/cp-0
+// comes before zone-2/cp-0 in the sources' order); r2's date is written in another UTC offset.
+const ZONE1_CP0 = trail('zone-1', 'cp-0', [
+  resource('2022-09-21T09:00:00Z', 'CREATE', 'Mesh', 'r0'),
+  resource('2022-09-21T09:00:03Z', 'VIEW_CONFIG_DUMP', 'Dataplane', 'r3', 'default'),
+  resource('2022-09-21T09:00:06Z', 'DELETE', 'Mesh', 'r6'),
+]);
+const ZONE1_CP1 = trail('zone-1', 'cp-1', [
+  resource('2022-09-21T09:00:01Z', 'UPDATE', 'TrafficPermission', 'r1', 'demo'),
+  resource('2022-09-21T09:00:05Z', 'CREATE', 'TrafficRoute', 'r5', 'default'),
+  resource('2022-09-21T09:00:08Z', 'UPDATE', 'MeshTrafficPermission', 'r8', 'default'),
+]);
+const ZONE2_CP0 = trail('zone-2', 'cp-0', [
+  token('2022-09-21T11:00:02+02:00', 'GENERATE_DATAPLANE_TOKEN', 'r2'),
+  resource('2022-09-21T09:00:03Z', 'DELETE', 'TrafficRoute', 'r4', 'default', user('john.doe@kuma.io')),
+  token('2022-09-21T09:00:07Z', 'GENERATE_USER_TOKEN', 'r7'),
+]);
+
+/** The name (resource name or token id) of a printed record: r0..r8. */
+function nameOf(line: string): string {
+  const r = JSON.parse(line);
+  return r.resource?.name ?? r.token.id;
+}
+
+const names = (stdout: string): string[] =>
+  stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(nameOf);
+
+describe('meshaudit query --nats (the built CLI and a real nats-server)', function () {
+  this.timeout(30_000);
+  let server: ThrowawayNats | undefined;
+  let nc: NatsConnection | undefined;
+
+  before(async function () {
+    if (!hasNatsServer()) skipWithoutNats(this);
+    server = await ThrowawayNats.start();
+    nc = await natsClient(server.url);
+    await createStream(nc);
+    // Not in date order: zone-2 first, then zone-1's instances; each source in its own order.
+    await publishRecords(nc, [...ZONE2_CP0, ...ZONE1_CP1, ...ZONE1_CP0]);
+  });
+
+  after(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  const query = (...args: string[]) => meshaudit(['query', '--nats', server!.url, ...args]);
+
+  it('returns every record of every zone and instance once, merged by date, each as published', async () => {
+    const run = await query();
+    expect(run.stderr).to.equal('');
+    expect(run.code).to.equal(0);
+    expect(names(run.stdout)).to.deep.equal(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7', 'r8']);
+    // The bytes as published, each on a line of its own.
+    const published = new Map([...ZONE1_CP0, ...ZONE1_CP1, ...ZONE2_CP0].map((r) => [nameOf(r.line), r.line]));
+    expect(run.stdout).to.equal(
+      names(run.stdout)
+        .map((n) => `${published.get(n)}\n`)
+        .join(''),
+    );
+    expect((await query('--all-zones')).stdout).to.equal(run.stdout);
+  });
+
+  it('narrows to one zone with --zone, and applies each filter of the local query', async () => {
+    const table: Array<[string[], string[]]> = [
+      [
+        ['--zone', 'zone-2'],
+        ['r2', 'r4', 'r7'],
+      ],
+      [
+        ['--zone', 'zone-1'],
+        ['r0', 'r1', 'r3', 'r5', 'r6', 'r8'],
+      ],
+      [['--zone', 'zone-3'], []],
+      [
+        ['--from', '2022-09-21T09:00:02Z', '--to', '2022-09-21T09:00:05Z'],
+        ['r2', 'r3', 'r4'],
+      ],
+      [
+        ['--from', '2022-09-21T11:00:06+02:00'],
+        ['r6', 'r7', 'r8'],
+      ],
+      [
+        ['--action', 'DELETE', '--action', 'GENERATE_USER_TOKEN'],
+        ['r4', 'r6', 'r7'],
+      ],
+      [['--action', 'GENERATE_DATAPLANE_TOKEN'], ['r2']],
+      [['--action', 'VIEW_CONFIG_DUMP'], ['r3']],
+      [
+        ['--type', 'TrafficRoute'],
+        ['r4', 'r5'],
+      ],
+      [['--mesh', 'demo'], ['r1']],
+      [['--name', 'r5'], ['r5']],
+      [['--token-id', 'r7'], ['r7']],
+      [['--user', 'john.doe@kuma.io'], ['r4']],
+      [
+        ['--zone', 'zone-1', '--action', 'UPDATE'],
+        ['r1', 'r8'],
+      ],
+    ];
+    // At once: each run is a process of its own, most of it Node's start.
+    const runs = await Promise.all(table.map(([args]) => query(...args)));
+    table.forEach(([args, expected], i) => {
+      expect(runs[i].code, `${args.join(' ')}: ${runs[i].stderr}`).to.equal(0);
+      expect(names(runs[i].stdout), args.join(' ')).to.deep.equal(expected);
+    });
+  });
+
+  it('prints each record with its zone, instance, position and stream sequence with --json', async () => {
+    const run = await query('--zone', 'zone-2', '--action', 'DELETE', '--json');
+    expect(run.code).to.equal(0);
+    const [r4] = ZONE2_CP0.filter((r) => nameOf(r.line) === 'r4');
+    expect(
+      run.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).to.deep.equal([
+      { records: [r4.line], zone: 'zone-2', instance: 'cp-0', position: `${FILE_START_MS}.${r4.offset}`, sequence: 2 },
+    ]);
+  });
+
+  it('says which stream is missing (exit 1) and that no server answers (exit 3)', async () => {
+    const missing = await query('--stream', 'AUDIT');
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr).to.equal(
+      `meshaudit query: no stream "AUDIT" on ${server!.url} (the forwarders create it with stream.create: true; --stream names another)\n`,
+    );
+    const nobody = `nats://127.0.0.1:${await freePort()}`;
+    const unreachable = await meshaudit(['query', '--nats', nobody]);
+    expect(unreachable.code).to.equal(3);
+    expect(unreachable.stderr).to.equal(`meshaudit query: no NATS server answers on ${nobody} (connection refused)\n`);
+  });
+
+  it('refuses flags that cannot work, each with one line (exit 2)', async () => {
+    const table: Array<[string[], string]> = [
+      [['--zone', 'zone-1', '--all-zones'], '--zone and --all-zones: one or the other'],
+      [['--zone', 'zone.1'], `--zone: "zone.1" is not a zone a forwarder publishes (no '.', '*', '>' or spaces)`],
+      [['--stream', 'A.B'], `--stream: "A.B" is not a stream name (no '.', '*', '>', '/' or spaces)`],
+      [['--address', '127.0.0.1:5690'], '--address goes with a sidecar, not with --nats'],
+      [['--cursor', 'abc'], '--cursor goes with a sidecar, not with --nats'],
+      [['--nats-user', 'reader'], '--nats-user and --nats-password-file go together'],
+      [
+        ['--nats-token-file', 'a', '--nats-creds', 'b'],
+        'one credential: --nats-creds, --nats-user with --nats-password-file, or --nats-token-file',
+      ],
+      [
+        ['--action', 'CREAT', '--type', 'TrafficPermision', '--from', 'yesterday'],
+        '--from: must be an RFC 3339 time, got "yesterday"; --action: unknown action "CREAT", did you mean "CREATE"?; ' +
+          '--type: unknown type "TrafficPermision", did you mean "TrafficPermission"?',
+      ],
+    ];
+    const runs = await Promise.all(table.map(([args]) => query(...args)));
+    for (const [i, [args, message]] of table.entries()) {
+      const run = runs[i];
+      expect(run.code, args.join(' ')).to.equal(2);
+      const line = `meshaudit query: ${message} (usage: meshaudit query --nats URL `;
+      expect(run.stderr.slice(0, line.length), args.join(' ')).to.equal(line);
+    }
+    // The NATS flags without --nats, and --follow, which a sidecar's query leaves to `tail -f`.
+    expect((await meshaudit(['query', '--zone', 'zone-1'])).stderr).to.match(
+      /^meshaudit query: --zone goes with --nats URL /,
+    );
+    expect((await meshaudit(['query', '--follow'])).stderr).to.match(
+      /^meshaudit query: --follow goes with --nats URL \(a sidecar: meshaudit tail -f\) /,
+    );
+    const unreadable = await query('--nats-token-file', path.join(tempDir(), 'absent'));
+    expect(unreadable.code).to.equal(2);
+    expect(unreadable.stderr).to.match(/^meshaudit query: cannot read a credential: ENOENT/);
+  });
+
+  it('lists the --nats flags in its help and in meshaudit --help', async () => {
+    const help = (await meshaudit(['query', '--help'])).stdout;
+    for (const flag of ['--nats URL', '--stream NAME', '--zone Z', '--all-zones', '--follow', '--nats-creds FILE']) {
+      expect(help).to.include(flag);
+    }
+    for (const flag of ['--nats-password-file FILE', '--nats-token-file FILE', '--nats-ca FILE'])
+      expect(help).to.include(flag);
+    expect((await meshaudit(['--help'])).stdout).to.include('query --nats URL');
+  });
+});
+
+describe('meshaudit query --nats on a stream that changes (a real nats-server each)', function () {
+  this.timeout(60_000);
+  let server: ThrowawayNats | undefined;
+  let nc: NatsConnection | undefined;
+
+  beforeEach(async function () {
+    if (!hasNatsServer()) skipWithoutNats(this);
+    server = await ThrowawayNats.start();
+    nc = await natsClient(server.url);
+    await createStream(nc);
+  });
+
+  afterEach(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  /** `count` records of one source, one a second from `firstSecond`, ~300 bytes each. */
+  function many(zone: string, instance: string, count: number, firstSecond: number, step: number): ForwardedRecord[] {
+    return trail(
+      zone,
+      instance,
+      Array.from({ length: count }, (_, i) => {
+        const s = firstSecond + i * step;
+        const date = new Date(Date.UTC(2022, 8, 21, 9) + s * 1000).toISOString().replace('.000', '');
+        return resource(date, 'CREATE', 'TrafficRoute', `${zone}-${instance}-${i}-${'x'.repeat(150)}`, 'default');
+      }),
+    );
+  }
+
+  it('ends at what the stream held when it started, though records keep coming while it prints', async () => {
+    const sources = [
+      many('zone-1', 'cp-0', 400, 0, 3),
+      many('zone-1', 'cp-1', 400, 1, 3),
+      many('zone-2', 'cp-0', 400, 2, 3),
+    ];
+    await publishRecords(nc!, sources[2]);
+    await publishRecords(nc!, sources[1]);
+    await publishRecords(nc!, sources[0]);
+    // ~360 KB: more than the pipe and the stream's buffer hold, so the reader waits on its output.
+    const proc = spawn(BIN, ['query', '--nats', server!.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    await once(proc.stdout, 'readable');
+    const later = [...many('zone-1', 'cp-0', 10, 5000, 1), ...many('zone-2', 'cp-0', 10, 5000, 1)].map((r) => ({
+      ...r,
+      offset: r.offset + 1_000_000,
+    }));
+    await publishRecords(nc!, later);
+    let out = '';
+    proc.stdout.on('data', (d) => (out += d));
+    expect(await exited).to.equal(0);
+    const expected = [0, 1, 2].flatMap((s) => sources[s].map((r, i) => ({ i: i * 3 + s, line: r.line })));
+    expected.sort((a, b) => a.i - b.i);
+    expect(out).to.equal(expected.map((e) => `${e.line}\n`).join(''));
+  });
+
+  it('--follow prints the records published after it started, of its zone alone, and ends on SIGINT', async () => {
+    await publishRecords(nc!, [...ZONE1_CP0, ...ZONE2_CP0]);
+    const proc = spawn(BIN, ['query', '--nats', server!.url, '--zone', 'zone-1', '--follow'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    try {
+      await waitFor(() => names(out).length === 3, 'the records held at the start');
+      // A new record of a known source, one of zone-2 (not printed), one of a new instance of zone-1.
+      await publishRecords(nc!, [
+        ...trail('zone-2', 'cp-0', [resource('2022-09-21T10:00:00Z', 'CREATE', 'Mesh', 'z2-new')]).map((r) => ({
+          ...r,
+          offset: 9999,
+        })),
+        ...trail('zone-1', 'cp-0', [resource('2022-09-21T10:00:01Z', 'CREATE', 'Mesh', 'cp0-new')]).map((r) => ({
+          ...r,
+          offset: 9999,
+        })),
+        ...trail('zone-1', 'cp-2', [resource('2022-09-21T10:00:02Z', 'CREATE', 'Mesh', 'cp2-new')]),
+      ]);
+      await waitFor(() => names(out).length === 5, 'the records published after it started', 15_000);
+    } finally {
+      proc.kill('SIGINT');
+    }
+    expect(await exited).to.equal(0);
+    expect(err).to.equal('');
+    expect(names(out)).to.deep.equal(['r0', 'r3', 'r6', 'cp0-new', 'cp2-new']);
+  });
+
+  it('--follow on an empty stream prints what comes, and ends on SIGTERM', async () => {
+    const proc = spawn(BIN, ['query', '--nats', server!.url, '--follow', '--action', 'DELETE'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    try {
+      // Once its follower's consumer is there (an empty stream has no source to read first).
+      const jsm = await jetstreamManager(nc!);
+      const deadline = Date.now() + 10_000;
+      while ((await jsm.streams.info('MESHAUDIT')).state.consumer_count === 0) {
+        if (Date.now() > deadline) throw new Error('timed out waiting for the follower');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await publishRecords(nc!, ZONE1_CP0);
+      await waitFor(() => names(out).length === 1, 'the DELETE published', 15_000);
+    } finally {
+      proc.kill('SIGTERM');
+    }
+    expect(await exited).to.equal(0);
+    expect(names(out)).to.deep.equal(['r6']);
+  });
+});
