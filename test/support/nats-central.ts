@@ -63,22 +63,32 @@ export class ThrowawayNats {
   }
 
   /**
-   * Starts nats-server with JetStream on a free port, its store in a new temp directory. `config` is
-   * more of the server's configuration (an `authorization` block...); `fromFile` a whole configuration
-   * whose `listen` line and `store_dir` the test replaces (deploy/nats/). Resolves once it accepts clients.
+   * Starts nats-server with JetStream on a free port (or `port`), its store in a new temp directory.
+   * `config` is more of the server's configuration (an `authorization` block...); `configText` a whole
+   * configuration instead, given the store directory (deploy/nats/); `args` and `env` go to the process.
+   * Resolves once it accepts clients.
    */
   static async start(
-    opts: { config?: string; configText?: (port: number, storeDir: string) => string } = {},
+    opts: {
+      config?: string;
+      configText?: (storeDir: string) => string;
+      port?: number;
+      args?: readonly string[];
+      env?: NodeJS.ProcessEnv;
+    } = {},
   ): Promise<ThrowawayNats> {
     const dir = tempDir('meshaudit-nats-');
-    const port = await freePort();
+    const port = opts.port ?? (await freePort());
     const store = path.join(dir, 'jetstream');
     const text =
-      opts.configText?.(port, store) ??
+      opts.configText?.(store) ??
       `listen: 127.0.0.1:${port}\njetstream { store_dir: ${JSON.stringify(store)} }\n${opts.config ?? ''}\n`;
     const file = path.join(dir, 'nats.conf');
     fs.writeFileSync(file, text);
-    const proc = spawn(NATS_SERVER, ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(NATS_SERVER, ['-c', file, ...(opts.args ?? [])], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...opts.env },
+    });
     live.add(proc);
     proc.on('exit', () => live.delete(proc));
     let log = '';
@@ -86,7 +96,7 @@ export class ThrowawayNats {
     proc.stderr!.on('data', (d) => (log += d));
     const server = new ThrowawayNats(proc, port, dir, () => log);
     const deadline = Date.now() + START_TIMEOUT_MS;
-    // "Server is ready" comes after the listener is up and JetStream is enabled.
+    // "Server is ready": the client listener is up (in a cluster, JetStream may still wait for its peers).
     while (!log.includes('Server is ready')) {
       if (proc.exitCode !== null || Date.now() > deadline) {
         proc.kill('SIGKILL');
