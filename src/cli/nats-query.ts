@@ -129,7 +129,8 @@ export async function queryNats(command: string, args: NatsQueryArgs): Promise<n
     await reader.run();
     return EXIT_OK;
   } catch (e) {
-    const failure = classify(e, args, where);
+    // The client throws what it was doing when the connection closed (closed connection, a timeout).
+    const failure = reader.lostConnection() ?? classify(e, args, where);
     process.stderr.write(`${command}: ${failure.message}\n`);
     return failure.exitCode;
   } finally {
@@ -287,10 +288,16 @@ class Reader {
     if (!process.stdout.write(text)) await once(process.stdout, 'drain');
   }
 
-  /** A connection lost while reading ends the iterators early: that is a failure, not the end of the stream. */
+  /** The failure a connection closed while reading is (not the end of the stream), if it closed. */
+  lostConnection(): NatsQueryError | undefined {
+    if (!this.nc.isClosed() || this.stopped) return undefined;
+    return new NatsQueryError('the connection to the NATS server was lost before the read ended', EXIT_UNREACHABLE);
+  }
+
+  /** A connection lost while reading may end the iterators early rather than throw: a failure all the same. */
   private checkConnection(): void {
-    if (this.nc.isClosed() && !this.stopped)
-      throw new NatsQueryError('the connection to the NATS server was lost before the read ended', EXIT_UNREACHABLE);
+    const lost = this.lostConnection();
+    if (lost !== undefined) throw lost;
   }
 }
 

@@ -293,6 +293,23 @@ describe('meshaudit query --nats on a stream that changes (a real nats-server ea
     expect(out).to.equal(expected.map((e) => `${e.line}\n`).join(''));
   });
 
+  it('fails (exit 3) when the server goes away before the read ends, rather than print a short listing', async () => {
+    for (const [i, instance] of ['cp-0', 'cp-1', 'cp-2'].entries())
+      await publishRecords(nc!, many('zone-1', instance, 400, i, 3));
+    const proc = spawn(BIN, ['query', '--nats', server!.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    proc.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    // It waits on its output (more than the pipe holds) while the server stops.
+    await once(proc.stdout, 'readable');
+    await server!.stop();
+    let out = '';
+    proc.stdout.on('data', (d) => (out += d));
+    expect(await exited).to.equal(3);
+    expect(err).to.equal('meshaudit query: the connection to the NATS server was lost before the read ended\n');
+    expect(out.split('\n').length - 1).to.be.lessThan(1200);
+  });
+
   it('--follow prints the records published after it started, of its zone alone, and ends on SIGINT', async () => {
     await publishRecords(nc!, [...ZONE1_CP0, ...ZONE2_CP0]);
     const proc = spawn(BIN, ['query', '--nats', server!.url, '--zone', 'zone-1', '--follow'], {
