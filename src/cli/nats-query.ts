@@ -184,6 +184,13 @@ function classify(e: unknown, args: NatsQueryArgs, where: string): NatsQueryErro
       `the NATS server on ${where} does not allow this user to read stream ${JSON.stringify(args.stream)} (${message}): deploy/nats/ has a reader's permissions`,
       EXIT_REFUSED_CALLER,
     );
+  // Node's TLS errors (an untrusted or misnamed certificate): OpenSSL's codes, or ERR_TLS_*.
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === 'string' && /^(ERR_TLS_|ERR_SSL_|[A-Z_]*CERT|UNABLE_TO_)/.test(code))
+    return new NatsQueryError(
+      `no TLS connection to ${where}: ${message} (--nats-ca names the CA that signed the servers' certificates)`,
+      EXIT_UNREACHABLE,
+    );
   if (e instanceof ConnectionError || e instanceof TimeoutError)
     return new NatsQueryError(`no NATS server answers on ${where} (${message})`, EXIT_UNREACHABLE);
   if (e instanceof JetStreamApiError || e instanceof JetStreamError)

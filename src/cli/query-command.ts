@@ -83,8 +83,9 @@ const NATS_HELP = `Reading the center: every zone's records, as the forwarders p
   --nats-token-file FILE  authenticate with the token in FILE
   --nats-ca FILE        TLS: trust the servers' certificates signed by these CAs
   The filters above apply. Exit codes: 0 done; 1 no such stream, or JetStream refused the read;
-  2 invalid flags or an unreadable credential file; 3 no NATS server answers (or the connection was
-  lost before the read ended); 4 the server refused the credentials or this user's permissions.`;
+  2 invalid flags or an unreadable credential file; 3 no NATS server answers, its certificate is not
+  trusted, or the connection was lost before the read ended; 4 the server refused the credentials or
+  this user's permissions.`;
 
 /** The flags that go with the sidecar (ReadService), not with --nats. */
 const SIDECAR_ONLY = ['address', 'token-file', 'cacert', 'cert', 'key', 'cursor'];

@@ -5,9 +5,11 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { hasOpenssl, TestCa } from '../support/certs';
 import { BIN, meshaudit } from '../support/cli';
 import { tempDir, waitFor } from '../support/helpers';
 import {
@@ -365,5 +367,53 @@ describe('meshaudit query --nats on a stream that changes (a real nats-server ea
     }
     expect(await exited).to.equal(0);
     expect(names(out)).to.deep.equal(['r6']);
+  });
+});
+
+describe('meshaudit query --nats with a token and TLS (a real nats-server)', function () {
+  this.timeout(30_000);
+  let server: ThrowawayNats | undefined;
+  let dir: string;
+  const TOKEN = 'a-reader-token-of-the-test';
+
+  before(async function () {
+    if (!hasNatsServer()) skipWithoutNats(this);
+    if (!hasOpenssl()) this.skip();
+    dir = tempDir();
+    const ca = new TestCa(path.join(dir, 'ca'));
+    const leaf = ca.issue('nats', { cn: 'nats', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
+    server = await ThrowawayNats.start({
+      config: `tls { cert_file: ${JSON.stringify(leaf.cert)}, key_file: ${JSON.stringify(leaf.key)} }\nauthorization { token: ${JSON.stringify(TOKEN)} }`,
+    });
+    const nc = await natsClient(server.url, { token: TOKEN, tls: { ca: fs.readFileSync(ca.cert, 'utf8') } });
+    await createStream(nc);
+    await publishRecords(nc, ZONE2_CP0);
+    await nc.close();
+    fs.writeFileSync(path.join(dir, 'token'), `${TOKEN}\n`);
+    fs.writeFileSync(path.join(dir, 'wrong'), 'wrong\n');
+  });
+
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('reads with the token in --nats-token-file over TLS trusting --nats-ca, and says what is refused', async () => {
+    const ca = path.join(dir, 'ca', 'ca.pem');
+    const withToken = (file: string, ...more: string[]) =>
+      meshaudit(['query', '--nats', server!.url, '--nats-token-file', path.join(dir, file), ...more]);
+    const ok = await withToken('token', '--nats-ca', ca);
+    expect(ok.stderr).to.equal('');
+    expect(names(ok.stdout)).to.deep.equal(['r2', 'r4', 'r7']);
+    const wrong = await withToken('wrong', '--nats-ca', ca);
+    expect(wrong.code).to.equal(4);
+    expect(wrong.stderr).to.match(
+      /^meshaudit query: the NATS server on nats:\/\/127\.0\.0\.1:\d+ refused the credentials \(/,
+    );
+    // Without the CA, the server's certificate is not trusted: nothing is read.
+    const untrusted = await withToken('token');
+    expect({ code: untrusted.code, stderr: untrusted.stderr }).to.deep.equal({
+      code: 3,
+      stderr: `meshaudit query: no TLS connection to ${server!.url}: unable to verify the first certificate (--nats-ca names the CA that signed the servers' certificates)\n`,
+    });
   });
 });
