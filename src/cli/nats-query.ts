@@ -152,7 +152,16 @@ function connectionOptions(args: NatsQueryArgs): NodeConnectionOptions {
     reconnect: args.follow,
     maxReconnectAttempts: -1,
   };
-  if (auth.credsFile !== undefined) options.authenticator = credsAuthenticator(fs.readFileSync(auth.credsFile));
+  if (auth.credsFile !== undefined) {
+    const authenticator = credsAuthenticator(fs.readFileSync(auth.credsFile));
+    // The client parses the file when it first signs a nonce: once now, so that a bad file is said here.
+    try {
+      authenticator('check');
+    } catch (e) {
+      throw new Error(`${auth.credsFile}: ${(e as Error).message} (a .creds file holds a user JWT and its NKey seed)`);
+    }
+    options.authenticator = authenticator;
+  }
   if (auth.user !== undefined) {
     options.user = auth.user;
     if (auth.passwordFile !== undefined) options.pass = secret(auth.passwordFile);

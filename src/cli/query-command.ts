@@ -77,7 +77,8 @@ const NATS_HELP = `Reading the center: every zone's records, as the forwarders p
   --zone Z              the records of zone Z alone
   --all-zones           the records of every zone (the default)
   --follow              then print the records published after the start, as they come, until interrupted
-  --json                one object per record: {"records": [...], "zone", "instance", "position", "sequence"}
+  --json                one object per record: {"records": [...], "zone", "instance", "position",
+                        "chain" (integrity on), "sequence" (in the stream)}
   --nats-creds FILE     authenticate with a .creds file (JWT and NKey seed)
   --nats-user U --nats-password-file FILE  authenticate with a user and the password in FILE
   --nats-token-file FILE  authenticate with the token in FILE

@@ -33,11 +33,12 @@ function trail(
   zone: string,
   instance: string,
   records: ReadonlyArray<{ kind: Kind; line: object }>,
+  chain?: string,
 ): ForwardedRecord[] {
   let offset = 0;
   return records.map(({ kind, line }) => {
     const text = JSON.stringify(line);
-    const r = { zone, instance, kind, fileStartMs: FILE_START_MS, offset, line: text };
+    const r = { zone, instance, kind, fileStartMs: FILE_START_MS, offset, line: text, chain };
     offset += Buffer.byteLength(text) + 1;
     return r;
   });
@@ -65,11 +66,18 @@ const ZONE1_CP1 = trail('zone-1', 'cp-1', [
   resource('2022-09-21T09:00:05Z', 'CREATE', 'TrafficRoute', 'r5', 'default'),
   resource('2022-09-21T09:00:08Z', 'UPDATE', 'MeshTrafficPermission', 'r8', 'default'),
 ]);
-const ZONE2_CP0 = trail('zone-2', 'cp-0', [
-  token('2022-09-21T11:00:02+02:00', 'GENERATE_DATAPLANE_TOKEN', 'r2'),
-  resource('2022-09-21T09:00:03Z', 'DELETE', 'TrafficRoute', 'r4', 'default', user('john.doe@kuma.io')),
-  token('2022-09-21T09:00:07Z', 'GENERATE_USER_TOKEN', 'r7'),
-]);
+/** zone-2's sidecar runs with integrity on: its records carry the chain link of the digest before their file. */
+const ZONE2_CHAIN = `audit-2022-09-21T08-59-00.000.log@${'0f'.repeat(32)}`;
+const ZONE2_CP0 = trail(
+  'zone-2',
+  'cp-0',
+  [
+    token('2022-09-21T11:00:02+02:00', 'GENERATE_DATAPLANE_TOKEN', 'r2'),
+    resource('2022-09-21T09:00:03Z', 'DELETE', 'TrafficRoute', 'r4', 'default', user('john.doe@kuma.io')),
+    token('2022-09-21T09:00:07Z', 'GENERATE_USER_TOKEN', 'r7'),
+  ],
+  ZONE2_CHAIN,
+);
 
 /** The name (resource name or token id) of a printed record: r0..r8. */
 function nameOf(line: string): string {
@@ -165,7 +173,7 @@ describe('meshaudit query --nats (the built CLI and a real nats-server)', functi
     });
   });
 
-  it('prints each record with its zone, instance, position and stream sequence with --json', async () => {
+  it('prints each record with its zone, instance, position, chain link and stream sequence with --json', async () => {
     const run = await query('--zone', 'zone-2', '--action', 'DELETE', '--json');
     expect(run.code).to.equal(0);
     const [r4] = ZONE2_CP0.filter((r) => nameOf(r.line) === 'r4');
@@ -175,7 +183,14 @@ describe('meshaudit query --nats (the built CLI and a real nats-server)', functi
         .split('\n')
         .map((l) => JSON.parse(l)),
     ).to.deep.equal([
-      { records: [r4.line], zone: 'zone-2', instance: 'cp-0', position: `${FILE_START_MS}.${r4.offset}`, sequence: 2 },
+      {
+        records: [r4.line],
+        zone: 'zone-2',
+        instance: 'cp-0',
+        position: `${FILE_START_MS}.${r4.offset}`,
+        chain: ZONE2_CHAIN,
+        sequence: 2,
+      },
     ]);
   });
 
@@ -226,6 +241,12 @@ describe('meshaudit query --nats (the built CLI and a real nats-server)', functi
     const unreadable = await query('--nats-token-file', path.join(tempDir(), 'absent'));
     expect(unreadable.code).to.equal(2);
     expect(unreadable.stderr).to.match(/^meshaudit query: cannot read a credential: ENOENT/);
+    const creds = path.join(tempDir(), 'reader.creds');
+    fs.writeFileSync(creds, 'not a creds file\n');
+    expect(await query('--nats-creds', creds)).to.deep.include({
+      code: 2,
+      stderr: `meshaudit query: cannot read a credential: ${creds}: unable to parse credentials (a .creds file holds a user JWT and its NKey seed)\n`,
+    });
   });
 
   it('lists the --nats flags in its help and in meshaudit --help', async () => {
