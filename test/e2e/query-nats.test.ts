@@ -366,6 +366,32 @@ describe('meshaudit query --nats on a stream that changes (a real nats-server ea
     expect(names(out)).to.deep.equal(['r0', 'r3', 'r6', 'cp0-new', 'cp2-new']);
   });
 
+  it('--follow rides out a restart of the server: it prints what is published after, once', async () => {
+    await publishRecords(nc!, ZONE1_CP0.slice(0, 1));
+    const proc = spawn(BIN, ['query', '--nats', server!.url, '--follow'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    try {
+      await waitFor(() => names(out).length === 1, 'the record held at the start');
+      await publishRecords(nc!, ZONE1_CP0.slice(1, 2));
+      await waitFor(() => names(out).length === 2, 'the record published while it follows');
+      await nc!.close();
+      await server!.stop();
+      await server!.restart();
+      nc = await natsClient(server!.url);
+      await publishRecords(nc, ZONE1_CP0.slice(2));
+      await waitFor(() => names(out).length === 3, 'the record published after the restart', 30_000);
+    } finally {
+      proc.kill('SIGINT');
+    }
+    expect(await exited).to.equal(0);
+    expect(err).to.equal('');
+    expect(names(out)).to.deep.equal(['r0', 'r3', 'r6']);
+  });
+
   it('--follow on an empty stream prints what comes, and ends on SIGTERM', async () => {
     const proc = spawn(BIN, ['query', '--nats', server!.url, '--follow', '--action', 'DELETE'], {
       stdio: ['ignore', 'pipe', 'pipe'],

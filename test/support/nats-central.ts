@@ -46,16 +46,16 @@ process.on('exit', () => {
 
 /** A nats-server of a test's own. */
 export class ThrowawayNats {
-  private exited: Promise<void>;
+  private proc: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private log = '';
 
   private constructor(
-    private readonly proc: ChildProcess,
     readonly port: number,
     readonly dir: string,
-    private readonly log: () => string,
-  ) {
-    this.exited = new Promise((resolve) => proc.on('close', () => resolve()));
-  }
+    private readonly argv: readonly string[],
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
 
   /** The URL clients connect to. */
   get url(): string {
@@ -85,36 +85,46 @@ export class ThrowawayNats {
       `listen: 127.0.0.1:${port}\njetstream { store_dir: ${JSON.stringify(store)} }\n${opts.config ?? ''}\n`;
     const file = path.join(dir, 'nats.conf');
     fs.writeFileSync(file, text);
-    const proc = spawn(NATS_SERVER, ['-c', file, ...(opts.args ?? [])], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...opts.env },
-    });
-    live.add(proc);
-    proc.on('exit', () => live.delete(proc));
-    let log = '';
-    proc.stdout!.on('data', (d) => (log += d));
-    proc.stderr!.on('data', (d) => (log += d));
-    const server = new ThrowawayNats(proc, port, dir, () => log);
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    // "Server is ready": the client listener is up (in a cluster, JetStream may still wait for its peers).
-    while (!log.includes('Server is ready')) {
-      if (proc.exitCode !== null || Date.now() > deadline) {
-        proc.kill('SIGKILL');
-        throw new Error(`nats-server did not start on port ${port}:\n${log}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const server = new ThrowawayNats(port, dir, ['-c', file, ...(opts.args ?? [])], opts.env ?? {});
+    await server.restart();
     return server;
   }
 
-  /** What the server logged so far. */
+  /** Starts the server (again, after stop(): the same port, configuration and store); resolves once it accepts clients. */
+  async restart(): Promise<void> {
+    if (this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null)
+      throw new Error('the throwaway nats-server is running already');
+    const proc = spawn(NATS_SERVER, [...this.argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.env },
+    });
+    this.proc = proc;
+    live.add(proc);
+    proc.on('exit', () => live.delete(proc));
+    this.exited = new Promise((resolve) => proc.on('close', () => resolve()));
+    this.log = '';
+    proc.stdout!.on('data', (d) => (this.log += d));
+    proc.stderr!.on('data', (d) => (this.log += d));
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    // "Server is ready": the client listener is up (in a cluster, JetStream may still wait for its peers).
+    while (!this.log.includes('Server is ready')) {
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        throw new Error(`nats-server did not start on port ${this.port}:\n${this.log}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** What the server logged since it last started. */
   output(): string {
-    return this.log();
+    return this.log;
   }
 
   /** Stops the server (SIGTERM: it flushes its store) and resolves once it has exited. */
   async stop(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
+    if (this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null)
+      this.proc.kill('SIGTERM');
     await this.exited;
   }
 }
