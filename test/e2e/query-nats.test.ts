@@ -3,7 +3,7 @@
 // zones, two instances of one of them, come back once each, merged by date; the filters, --zone,
 // --follow and the failures. The shared server on 127.0.0.1:4222 is never used.
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -90,6 +90,29 @@ const names = (stdout: string): string[] =>
     .split('\n')
     .filter((l) => l !== '')
     .map(nameOf);
+
+/**
+ * `meshaudit query --nats URL ...args`, running: what it printed so far, and its exit code once it ends.
+ * Its standard output is read from the start, or only once `read()` is called (until then it waits on
+ * its output, the pipe full).
+ */
+class RunningQuery {
+  out = '';
+  err = '';
+  readonly proc: ChildProcessWithoutNullStreams;
+  readonly exited: Promise<number | null>;
+
+  constructor(url: string, args: readonly string[], opts: { read: boolean } = { read: true }) {
+    this.proc = spawn(BIN, ['query', '--nats', url, ...args]);
+    this.proc.stderr.on('data', (d) => (this.err += d));
+    this.exited = new Promise((resolve) => this.proc.on('close', (code) => resolve(code)));
+    if (opts.read) this.read();
+  }
+
+  read(): void {
+    this.proc.stdout.on('data', (d) => (this.out += d));
+  }
+}
 
 describe('meshaudit query --nats (the built CLI and a real nats-server)', function () {
   this.timeout(30_000);
@@ -300,105 +323,80 @@ describe('meshaudit query --nats on a stream that changes (a real nats-server ea
     await publishRecords(nc!, sources[1]);
     await publishRecords(nc!, sources[0]);
     // ~360 KB: more than the pipe and the stream's buffer hold, so the reader waits on its output.
-    const proc = spawn(BIN, ['query', '--nats', server!.url], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
-    await once(proc.stdout, 'readable');
+    const query = new RunningQuery(server!.url, [], { read: false });
+    await once(query.proc.stdout, 'readable');
     const later = [...many('zone-1', 'cp-0', 10, 5000, 1), ...many('zone-2', 'cp-0', 10, 5000, 1)].map((r) => ({
       ...r,
       offset: r.offset + 1_000_000,
     }));
     await publishRecords(nc!, later);
-    let out = '';
-    proc.stdout.on('data', (d) => (out += d));
-    expect(await exited).to.equal(0);
+    query.read();
+    expect(await query.exited).to.equal(0);
     const expected = [0, 1, 2].flatMap((s) => sources[s].map((r, i) => ({ i: i * 3 + s, line: r.line })));
     expected.sort((a, b) => a.i - b.i);
-    expect(out).to.equal(expected.map((e) => `${e.line}\n`).join(''));
+    expect(query.out).to.equal(expected.map((e) => `${e.line}\n`).join(''));
   });
 
   it('fails (exit 3) when the server goes away before the read ends, rather than print a short listing', async () => {
     for (const [i, instance] of ['cp-0', 'cp-1', 'cp-2'].entries())
       await publishRecords(nc!, many('zone-1', instance, 400, i, 3));
-    const proc = spawn(BIN, ['query', '--nats', server!.url], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    proc.stderr.on('data', (d) => (err += d));
-    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    const query = new RunningQuery(server!.url, [], { read: false });
     // It waits on its output (more than the pipe holds) while the server stops.
-    await once(proc.stdout, 'readable');
+    await once(query.proc.stdout, 'readable');
     await server!.stop();
-    let out = '';
-    proc.stdout.on('data', (d) => (out += d));
-    expect(await exited).to.equal(3);
-    expect(err).to.equal('meshaudit query: the connection to the NATS server was lost before the read ended\n');
-    expect(out.split('\n').length - 1).to.be.lessThan(1200);
+    query.read();
+    expect(await query.exited).to.equal(3);
+    expect(query.err).to.equal('meshaudit query: the connection to the NATS server was lost before the read ended\n');
+    expect(query.out.split('\n').length - 1).to.be.lessThan(1200);
   });
 
   it('--follow prints the records published after it started, of its zone alone, and ends on SIGINT', async () => {
     await publishRecords(nc!, [...ZONE1_CP0, ...ZONE2_CP0]);
-    const proc = spawn(BIN, ['query', '--nats', server!.url, '--zone', 'zone-1', '--follow'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (d) => (out += d));
-    proc.stderr.on('data', (d) => (err += d));
-    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    const query = new RunningQuery(server!.url, ['--zone', 'zone-1', '--follow']);
     try {
-      await waitFor(() => names(out).length === 3, 'the records held at the start');
+      await waitFor(() => names(query.out).length === 3, 'the records held at the start');
       // A new record of a known source, one of zone-2 (not printed), one of a new instance of zone-1.
+      const laterRecord = (zone: string, instance: string, name: string, second: number): ForwardedRecord => ({
+        ...trail(zone, instance, [resource(`2022-09-21T10:00:0${second}Z`, 'CREATE', 'Mesh', name)])[0],
+        offset: 9999,
+      });
       await publishRecords(nc!, [
-        ...trail('zone-2', 'cp-0', [resource('2022-09-21T10:00:00Z', 'CREATE', 'Mesh', 'z2-new')]).map((r) => ({
-          ...r,
-          offset: 9999,
-        })),
-        ...trail('zone-1', 'cp-0', [resource('2022-09-21T10:00:01Z', 'CREATE', 'Mesh', 'cp0-new')]).map((r) => ({
-          ...r,
-          offset: 9999,
-        })),
-        ...trail('zone-1', 'cp-2', [resource('2022-09-21T10:00:02Z', 'CREATE', 'Mesh', 'cp2-new')]),
+        laterRecord('zone-2', 'cp-0', 'z2-new', 0),
+        laterRecord('zone-1', 'cp-0', 'cp0-new', 1),
+        laterRecord('zone-1', 'cp-2', 'cp2-new', 2),
       ]);
-      await waitFor(() => names(out).length === 5, 'the records published after it started', 15_000);
+      await waitFor(() => names(query.out).length === 5, 'the records published after it started', 15_000);
     } finally {
-      proc.kill('SIGINT');
+      query.proc.kill('SIGINT');
     }
-    expect(await exited).to.equal(0);
-    expect(err).to.equal('');
-    expect(names(out)).to.deep.equal(['r0', 'r3', 'r6', 'cp0-new', 'cp2-new']);
+    expect(await query.exited).to.equal(0);
+    expect(query.err).to.equal('');
+    expect(names(query.out)).to.deep.equal(['r0', 'r3', 'r6', 'cp0-new', 'cp2-new']);
   });
 
   it('--follow rides out a restart of the server: it prints what is published after, once', async () => {
     await publishRecords(nc!, ZONE1_CP0.slice(0, 1));
-    const proc = spawn(BIN, ['query', '--nats', server!.url, '--follow'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (d) => (out += d));
-    proc.stderr.on('data', (d) => (err += d));
-    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    const query = new RunningQuery(server!.url, ['--follow']);
     try {
-      await waitFor(() => names(out).length === 1, 'the record held at the start');
+      await waitFor(() => names(query.out).length === 1, 'the record held at the start');
       await publishRecords(nc!, ZONE1_CP0.slice(1, 2));
-      await waitFor(() => names(out).length === 2, 'the record published while it follows');
+      await waitFor(() => names(query.out).length === 2, 'the record published while it follows');
       await nc!.close();
       await server!.stop();
       await server!.restart();
       nc = await natsClient(server!.url);
       await publishRecords(nc, ZONE1_CP0.slice(2));
-      await waitFor(() => names(out).length === 3, 'the record published after the restart', 30_000);
+      await waitFor(() => names(query.out).length === 3, 'the record published after the restart', 30_000);
     } finally {
-      proc.kill('SIGINT');
+      query.proc.kill('SIGINT');
     }
-    expect(await exited).to.equal(0);
-    expect(err).to.equal('');
-    expect(names(out)).to.deep.equal(['r0', 'r3', 'r6']);
+    expect(await query.exited).to.equal(0);
+    expect(query.err).to.equal('');
+    expect(names(query.out)).to.deep.equal(['r0', 'r3', 'r6']);
   });
 
   it('--follow on an empty stream prints what comes, and ends on SIGTERM', async () => {
-    const proc = spawn(BIN, ['query', '--nats', server!.url, '--follow', '--action', 'DELETE'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    proc.stdout.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    const query = new RunningQuery(server!.url, ['--follow', '--action', 'DELETE']);
     try {
       // Once its follower's consumer is there (an empty stream has no source to read first).
       const jsm = await jetstreamManager(nc!);
@@ -408,12 +406,12 @@ describe('meshaudit query --nats on a stream that changes (a real nats-server ea
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       await publishRecords(nc!, ZONE1_CP0);
-      await waitFor(() => names(out).length === 1, 'the DELETE published', 15_000);
+      await waitFor(() => names(query.out).length === 1, 'the DELETE published', 15_000);
     } finally {
-      proc.kill('SIGTERM');
+      query.proc.kill('SIGTERM');
     }
-    expect(await exited).to.equal(0);
-    expect(names(out)).to.deep.equal(['r6']);
+    expect(await query.exited).to.equal(0);
+    expect(names(query.out)).to.deep.equal(['r6']);
   });
 });
 
