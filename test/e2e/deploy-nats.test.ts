@@ -150,6 +150,11 @@ describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (rea
     expect(
       await refusal(jsm.direct.getMessage('MESHAUDIT', { last_by_subj: 'meshaudit.zone-2.cp-0.resource' })),
     ).to.match(/permissions violation/i);
+    // Not the stream API's get ($JS.API.STREAM.MSG.GET), whose subject names no record subject: it would
+    // read any zone's messages. The last-message check is a direct get, which names the subject.
+    expect(
+      await refusal(jsm.streams.getMessage('MESHAUDIT', { last_by_subj: 'meshaudit.zone-1.cp-0.resource' })),
+    ).to.match(/permissions violation/i);
     // It cannot read the stream (a consumer), delete it or change it.
     expect(await refusal(jetstream(zone1).consumers.get('MESHAUDIT'))).to.match(/permissions violation/i);
     expect(await refusal(jsm.streams.delete('MESHAUDIT'))).to.match(/permissions violation/i);
