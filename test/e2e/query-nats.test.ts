@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { hasOpenssl, TestCa } from '../support/certs';
 import { BIN, meshaudit } from '../support/cli';
 import { tempDir, waitFor } from '../support/helpers';
@@ -17,6 +17,7 @@ import {
   type ForwardedRecord,
   hasNatsServer,
   natsClient,
+  operatorTrust,
   publishRecords,
   skipWithoutNats,
   ThrowawayNats,
@@ -460,5 +461,37 @@ describe('meshaudit query --nats with a token and TLS (a real nats-server)', fun
       code: 3,
       stderr: `meshaudit query: no TLS connection to ${server!.url}: unable to verify the first certificate (--nats-ca names the CA that signed the servers' certificates)\n`,
     });
+  });
+});
+
+describe('meshaudit query --nats with a .creds file (an operator-mode nats-server)', function () {
+  this.timeout(30_000);
+  let server: ThrowawayNats | undefined;
+  let trust: ReturnType<typeof operatorTrust>;
+
+  before(async function () {
+    if (!hasNatsServer()) skipWithoutNats(this);
+    trust = operatorTrust(tempDir());
+    server = await ThrowawayNats.start({ config: trust.config });
+    const nc = await natsClient(server.url, {
+      authenticator: credsAuthenticator(fs.readFileSync(trust.credsFile)),
+    });
+    await createStream(nc);
+    await publishRecords(nc, ZONE1_CP1);
+    await nc.close();
+  });
+
+  after(async () => {
+    await server?.stop();
+  });
+
+  it("reads with a user's .creds file, and a user of an account the server does not trust is refused (exit 4)", async () => {
+    const ok = await meshaudit(['query', '--nats', server!.url, '--nats-creds', trust.credsFile]);
+    expect(ok.stderr).to.equal('');
+    expect(names(ok.stdout)).to.deep.equal(['r1', 'r5', 'r8']);
+    const stranger = await meshaudit(['query', '--nats', server!.url, '--nats-creds', trust.strangerCredsFile]);
+    expect(stranger.code).to.equal(4);
+    const line = `meshaudit query: the NATS server on ${server!.url} refused the credentials (`;
+    expect(stranger.stderr.slice(0, line.length)).to.equal(line);
   });
 });

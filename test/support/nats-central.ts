@@ -2,10 +2,10 @@
 // --nats`) and of deploy/nats/: each on a free 127.0.0.1 port with its store in a temp directory of its
 // own, never the shared server on 127.0.0.1:4222. Where the binary is missing the tests skip with one line.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { headers as natsHeaders } from '@nats-io/transport-node';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, headers as natsHeaders, nkeys } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { tempDir } from './helpers';
 import { freePort } from './process';
@@ -168,4 +168,73 @@ export async function publishRecords(nc: NatsConnection, records: readonly Forwa
       headers: h,
     });
   }
+}
+
+/** An operator-mode server's trust (JWTs, as nsc makes them): its config lines and a user's `.creds` file. */
+export interface OperatorTrust {
+  /** `operator`, `system_account` and `resolver` lines for ThrowawayNats.start's `config`. */
+  readonly config: string;
+  /** A user of the account the config trusts (JetStream enabled), as a `.creds` file. */
+  readonly credsFile: string;
+  /** A user signed by an account the server does not know: refused. */
+  readonly strangerCredsFile: string;
+}
+
+/**
+ * Makes an operator, a system account and an account with JetStream, and users, as nsc would (a JWT each,
+ * signed by its issuer's NKey), writing the users' `.creds` files into `dir`.
+ */
+export function operatorTrust(dir: string): OperatorTrust {
+  const base64url = (x: string | Uint8Array): string => Buffer.from(x).toString('base64url');
+  const header = base64url(JSON.stringify({ typ: 'JWT', alg: 'ed25519-nkey' }));
+  const sign = (issuer: nkeys.KeyPair, subject: string, name: string, nats: object): string => {
+    const claims: Record<string, unknown> = {
+      iat: Math.floor(Date.now() / 1000),
+      iss: issuer.getPublicKey(),
+      name,
+      sub: subject,
+      nats: { ...nats, version: 2 },
+    };
+    claims.jti = createHash('sha256').update(JSON.stringify(claims)).digest('base64url');
+    const body = base64url(JSON.stringify(claims));
+    return `${header}.${body}.${base64url(issuer.sign(Buffer.from(`${header}.${body}`)))}`;
+  };
+  const UNLIMITED = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
+  const JETSTREAM = { mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
+  const operator = nkeys.createOperator();
+  const system = nkeys.createAccount();
+  const account = nkeys.createAccount();
+  const accountJwt = (a: nkeys.KeyPair, name: string, limits: object): string =>
+    sign(operator, a.getPublicKey(), name, { type: 'account', limits });
+  const creds = (a: nkeys.KeyPair, file: string): string => {
+    const user = nkeys.createUser();
+    const jwt = sign(a, user.getPublicKey(), 'reader', {
+      type: 'user',
+      pub: {},
+      sub: {},
+      subs: -1,
+      data: -1,
+      payload: -1,
+    });
+    const seed = Buffer.from(user.getSeed()).toString();
+    const text =
+      `-----BEGIN NATS USER JWT-----\n${jwt}\n------END NATS USER JWT------\n\n` +
+      `-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`;
+    const out = path.join(dir, file);
+    fs.writeFileSync(out, text, { mode: 0o600 });
+    return out;
+  };
+  return {
+    config: [
+      `operator: ${sign(operator, operator.getPublicKey(), 'meshaudit-test', { type: 'operator' })}`,
+      `system_account: ${system.getPublicKey()}`,
+      'resolver: MEMORY',
+      'resolver_preload: {',
+      `  ${system.getPublicKey()}: ${accountJwt(system, 'SYS', UNLIMITED)}`,
+      `  ${account.getPublicKey()}: ${accountJwt(account, 'MESHAUDIT', { ...UNLIMITED, ...JETSTREAM })}`,
+      '}',
+    ].join('\n'),
+    credsFile: creds(account, 'reader.creds'),
+    strangerCredsFile: creds(nkeys.createAccount(), 'stranger.creds'),
+  };
 }
