@@ -70,7 +70,8 @@ describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (rea
     if (!hasNatsServer()) skipWithoutNats(this);
     expect(CONFIG, 'the store directory the test rewrites').to.include(STORE_LINE);
     const env: NodeJS.ProcessEnv = {};
-    for (const variable of PASSWORD_VARIABLES) env[variable] = randomBytes(12).toString('hex');
+    // As deploy/nats/README.md makes them: a letter first (nats-server reads the value as a config value).
+    for (const variable of PASSWORD_VARIABLES) env[variable] = `pw${randomBytes(12).toString('hex')}`;
     for (const user of ['zone-1', 'zone-2', 'reader', 'admin'])
       passwords[user] = env[`MESHAUDIT_${user.replace('-', '_').toUpperCase()}_PASSWORD`] as string;
     const ports = await Promise.all(
