@@ -32,8 +32,6 @@ import type { RecordFilter } from '../record/record-filter';
 import { RESOURCE_ACTIONS, TOKEN_ACTIONS } from '../rules/actions';
 import { EXIT_OK, EXIT_REFUSED, EXIT_REFUSED_CALLER, EXIT_UNREACHABLE, EXIT_USAGE } from './command-line';
 
-/** The stream the forwarders publish to unless configured otherwise (meshaudit.forwarders[].stream.name). */
-export const DEFAULT_STREAM = 'MESHAUDIT';
 /** Every subject of the message contract starts with it: `meshaudit.<zone>.<instance>.<kind>`. */
 const SUBJECT_PREFIX = 'meshaudit';
 /** Bounds the wait for a server that never answers the connection (nats.js's own default is 20 s). */
