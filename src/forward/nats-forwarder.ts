@@ -39,13 +39,16 @@ import type { Doomed } from '../backends/file/retention';
 import { type FollowedFile, followTrail, type LineVisitor, TrailGoneError } from '../backends/file/trail-follower';
 import {
   type CommittedTrail,
+  fileAfter,
+  firstLine,
+  lineHash,
   listTrailFiles,
   readFrom,
   rotationTimeMs,
   type TrailPosition,
 } from '../backends/file/trail-reader';
 import type { FileModes, NatsForwarderConfig } from '../config/types';
-import { DIGEST_SUFFIX, linkTo } from '../integrity/format';
+import { DIGEST_SUFFIX, linkTo, MARKER_SUFFIX } from '../integrity/format';
 import { type Logger, RateLimitedWarning } from '../log';
 import type { Metrics } from '../metrics';
 import { cursorFile, readCursor, writeCursor } from './forward-cursor';
@@ -222,6 +225,8 @@ export class NatsForwarder implements LineVisitor {
   // Lag: committed records not acknowledged, counted from the last time it was caught up.
   private committedBase = 0;
   private backlog = 0;
+  /** Times the lag started again from 0 (a backlog counted meanwhile is out of date). */
+  private caughtUpCount = 0;
   private doneSinceBase = 0;
   private behindSinceMs: number | undefined;
   private heldFiles = 0;
@@ -335,8 +340,9 @@ export class NatsForwarder implements LineVisitor {
   async hold(doomed: readonly Doomed[]): Promise<ReadonlySet<string>> {
     const active = this.opts.activePath;
     const from = this.cursor?.startMs ?? -1;
-    // A file whose rotation time is after the cursor's file start is one the cursor has not left yet.
-    const unread = doomed.filter((d) => rotationTimeMs(active, d.name) > from);
+    // A file whose rotation time is after the cursor's file start is one the cursor has not left yet; the
+    // file before it (rotated at that start) is kept too, so that the listing keeps the cursor file's start.
+    const unread = doomed.filter((d) => rotationTimeMs(active, d.name) >= from);
     const keep = unread.slice(Math.max(0, unread.length - this.config.maxHeldFiles));
     const lost = unread.slice(0, unread.length - keep.length);
     this.heldFiles = keep.length;
@@ -357,9 +363,16 @@ export class NatsForwarder implements LineVisitor {
   private async countUnread(names: readonly string[]): Promise<number> {
     const files = await listTrailFiles(this.opts.activePath);
     let records = 0;
+    const cursor = this.cursor;
+    const cursorStartMs = cursor?.startMs ?? -1;
+    // The cursor's file: the oldest whose rotation time is after the cursor's start (the listing may start it
+    // at 0), unless that one is its successor (the cursor's own file deleted already: its first line differs).
+    let cursorFile = cursor === undefined ? undefined : files[fileAfter(files, cursor.startMs)];
+    if (cursorFile !== undefined && lineHash(await firstLine(cursorFile)) !== cursor?.hash) cursorFile = undefined;
     for (const file of files) {
-      if (!names.some((n) => file.name === n || file.name === `${n}.gz`)) continue;
-      const from = this.cursor !== undefined && this.cursor.startMs === file.startMs ? this.cursor.offset : 0;
+      // The file before the cursor's is held for its time alone: its records are in the stream.
+      if (file.timeMs <= cursorStartMs || !names.some((n) => file.name === n || file.name === `${n}.gz`)) continue;
+      const from = file === cursorFile ? (cursor as TrailPosition).offset : 0;
       try {
         for await (const chunk of readFrom(file, from, undefined)) records += countNewlines(chunk);
       } catch {
@@ -375,11 +388,6 @@ export class NatsForwarder implements LineVisitor {
     let failures = 0;
     while (!this.stopping) {
       try {
-        if (this.nc !== undefined && !this.connected) {
-          // nats.js is reconnecting: its 'reconnect' wakes the loop.
-          await this.sleep(BACKOFF_MAX_MS);
-          continue;
-        }
         await this.prepare(API_TIMEOUT_MS);
         const acked = this.publishedCount;
         await this.forward();
@@ -409,11 +417,9 @@ export class NatsForwarder implements LineVisitor {
       servers: [...config.servers],
       name: `meshaudit ${this.opts.zone}/${config.instance}`,
       timeout: timeoutMs,
-      // nats.js reconnects by itself once connected; the forwarder stops publishing meanwhile (status()).
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 2_000,
-      reconnectJitter: 1_000,
-      reconnectJitterTLS: 1_000,
+      // The forwarder reconnects itself (run()): nats.js would send again, after a reconnect, what it had
+      // buffered for the lost connection, before the forwarder could look at the stream.
+      reconnect: false,
       // A server that stops answering (not a closed socket) is found out in about 20 s.
       pingInterval: 10_000,
       maxPingOut: 2,
@@ -440,22 +446,14 @@ export class NatsForwarder implements LineVisitor {
     void this.watch(nc);
   }
 
-  /** Follows the connection's status: lost, the session fails; back, the loop looks at the stream again. */
+  /** Follows the connection's status: once it is closed (lost), the session fails and the loop connects again. */
   private async watch(nc: NatsConnection): Promise<void> {
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect') {
-        this.connected = false;
-        this.failSession(new Error(`disconnected from ${s.server}`));
-      } else if (s.type === 'reconnect') {
-        this.connected = true;
-        this.wake?.();
-      }
-    }
-    if (this.nc === nc) {
-      this.connected = false;
-      this.nc = undefined;
-      this.failSession(new Error('the NATS connection closed'));
-    }
+    await nc.closed();
+    if (this.nc !== nc) return;
+    this.connected = false;
+    this.nc = undefined;
+    this.failSession(new Error(`lost the connection to NATS (${nc.getServer()})`));
+    this.wake?.();
   }
 
   private async closeConnection(): Promise<void> {
@@ -516,7 +514,8 @@ export class NatsForwarder implements LineVisitor {
     this.state = 'forwarding';
     this.lastError = undefined;
     try {
-      await followTrail(this.trail as CommittedTrail, this.cursor, this, { follow: true, signal: session.signal });
+      const from = await this.stableFrom(this.cursor);
+      await followTrail(this.trail as CommittedTrail, from, this, { follow: true, signal: session.signal });
     } catch (err) {
       if (!(err instanceof TrailGoneError)) throw err;
       this.trailGone(err);
@@ -529,6 +528,27 @@ export class NatsForwarder implements LineVisitor {
       this.failure = undefined;
       throw failure;
     }
+  }
+
+  /**
+   * `from`, with the start of its file made stable. The trail's listing starts the oldest retained file at
+   * 0 once the file before it is deleted, where its records had (or will have, in a message id) the rotation
+   * time of that file: the start is then taken from the digests and retention markers the integrity trail
+   * keeps of every rotated file (without them, 0: hold() keeps the file before the cursor's for that reason).
+   */
+  private async stableFrom(from: TrailPosition | undefined): Promise<TrailPosition | undefined> {
+    if (from !== undefined && (from.startMs > 0 || from.offset > 0)) return from;
+    const active = this.opts.activePath;
+    const files = await listTrailFiles(active);
+    const first = files[from === undefined ? 0 : fileAfter(files, from.startMs)];
+    if (first === undefined || first.startMs > 0) return from;
+    let startMs = 0;
+    for (const name of await fsp.readdir(path.dirname(active)).catch(() => [] as string[])) {
+      const suffix = [DIGEST_SUFFIX, MARKER_SUFFIX].find((x) => name.endsWith(x));
+      const t = suffix === undefined ? Number.NaN : rotationTimeMs(active, name.slice(0, -suffix.length));
+      if (t < first.timeMs && t > startMs) startMs = t;
+    }
+    return { startMs, offset: 0, hash: from?.hash ?? '' };
   }
 
   /** The cursor's file is gone (deleted past maxHeldFiles, or while stopped): on from the oldest position held. */
@@ -662,12 +682,13 @@ export class NatsForwarder implements LineVisitor {
   }
 
   private caughtUpIfDone(): void {
-    if (!this.atEnd || this.inFlight.count > 0) return;
+    if (!this.atEnd || this.inFlight.count > 0 || this.session?.signal.aborted !== false) return;
     // Everything committed when the follower last looked is in the stream: the lag starts again from 0.
     this.committedBase = this.opts.recordsCommitted();
     this.backlog = 0;
     this.doneSinceBase = 0;
     this.behindSinceMs = undefined;
+    this.caughtUpCount++;
   }
 
   /** The oldest record in flight has waited ACK_TIMEOUT_MS: the session fails, and the stream is looked at again. */
@@ -687,6 +708,7 @@ export class NatsForwarder implements LineVisitor {
       session.abort();
     }
     this.inFlight.drop();
+    this.atEnd = false;
     for (const wake of [...this.waiters]) wake();
   }
 
@@ -770,6 +792,7 @@ export class NatsForwarder implements LineVisitor {
     let records = 0;
     let firstDate: string | undefined;
     const fields: RecordFields = { date: '', kind: 'resource' };
+    const caughtUp = this.caughtUpCount;
     const controller = new AbortController();
     const stop = setInterval(() => this.stopping && controller.abort(), 200);
     try {
@@ -790,6 +813,7 @@ export class NatsForwarder implements LineVisitor {
     } finally {
       clearInterval(stop);
     }
+    if (this.caughtUpCount !== caughtUp) return;
     this.backlog = records;
     const firstMs = firstDate === undefined ? Number.NaN : Date.parse(firstDate);
     if (records > 0 && Number.isFinite(firstMs)) this.behindSinceMs = Math.min(this.behindSinceMs ?? firstMs, firstMs);
