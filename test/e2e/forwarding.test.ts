@@ -3,11 +3,15 @@
 // of the sidecar, a server stopped and started again, a cluster node killed; several zones and instances
 // in one stream; a stream that is missing; retention holding what the forwarder has not read.
 import { expect } from 'chai';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sendAll } from '../../src/client/audit-client';
 import type { AuditEvent } from '../../src/events/event';
+import { rotationTimeMs } from '../../src/backends/file/trail-reader';
+import { DIGEST_SUFFIX } from '../../src/integrity/format';
 import {
+  CHAIN_HEADER,
   DATE_HEADER,
   INSTANCE_HEADER,
   MSG_ID_HEADER,
@@ -189,6 +193,20 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
       await stopZone(z);
       expect(fs.readdirSync(path.join(z.dir, 'audit')).filter((f) => f.endsWith('.log.gz')).length).to.be.above(5);
       expectForwardedOnce(z, all);
+      // Each record names the digest before its file in the chain: the one of the file rotated at its file's start.
+      const dir = path.join(z.dir, 'audit');
+      const links = new Map<number, string>([[0, '-']]);
+      for (const name of fs.readdirSync(dir).filter((f) => f.endsWith(DIGEST_SUFFIX))) {
+        const sha = crypto
+          .createHash('sha256')
+          .update(fs.readFileSync(path.join(dir, name)))
+          .digest('hex');
+        links.set(rotationTimeMs(path.join(dir, 'audit.log'), name.slice(0, -DIGEST_SUFFIX.length)), `${name}@${sha}`);
+      }
+      for (const m of all) {
+        const startMs = Number(m.headers[POSITION_HEADER].split('.')[0]);
+        expect(m.headers[CHAIN_HEADER], m.headers[POSITION_HEADER]).to.equal(links.get(startMs));
+      }
     });
 
     it('still holds every record exactly once after a dozen SIGKILLs of the sidecar while events flow', async () => {
