@@ -9,6 +9,7 @@
 // its warm-up, then prints one JSON line {"ready": ...} and waits for "go" on stdin. It then runs the
 // measured phase and prints {"result": LoadResult} and exits. Stdin closing means the orchestrator is
 // gone: it exits at once.
+import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -30,6 +31,8 @@ interface Common {
   maxSeconds: number;
   /** How the events are dated (events.ts): per event, or whole seconds shared by 1,000 events. */
   dates: DateMode;
+  /** Streams over TLS, trusting this certificate (the sidecar's, self-signed); absent, plaintext. */
+  caFile?: string;
 }
 
 /** Closed loop: `streams` control planes (one connection and identifier each) sending as fast as acks allow. */
@@ -106,6 +109,12 @@ export interface LoadResult {
 }
 
 const ZONE = 'bench';
+
+function credentialsOf(spec: Common): grpc.ChannelCredentials {
+  return spec.caFile === undefined
+    ? grpc.credentials.createInsecure()
+    : grpc.credentials.createSsl(fs.readFileSync(spec.caFile));
+}
 /** After the measured phase stops sending, in-flight acks get this long before the run is declared stuck. */
 const DRAIN_GRACE_MS = 20_000;
 const identity = (b: Buffer): Buffer => b;
@@ -420,7 +429,7 @@ async function runStreams(spec: StreamSpec | RateSpec): Promise<LoadResult> {
   const clients = Array.from(
     { length: streams },
     () =>
-      new grpc.Client(spec.address, grpc.credentials.createInsecure(), {
+      new grpc.Client(spec.address, credentialsOf(spec), {
         ...CLIENT_OPTIONS,
         'grpc.use_local_subchannel_pool': 1,
       }),

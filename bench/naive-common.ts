@@ -26,8 +26,13 @@ export function naiveArgs(argv: string[]): NaiveArgs {
 }
 
 export function naiveFile(args: NaiveArgs): RotatingFileStream {
-  let rotations = 0;
-  const out = createStream((time) => (time ? `audit-${String(++rotations).padStart(4, '0')}.log` : 'audit.log'), {
+  // Rotated files named as lumberjack names them (audit-<UTC time to the ms>.log, a ms later per attempt
+  // while the name is taken), so that the benchmark's exactly-once check finds them.
+  const name = (time: number | Date, index?: number): string =>
+    time
+      ? `audit-${new Date(new Date(time).getTime() + Math.max(0, (index ?? 1) - 1)).toISOString().slice(0, 23).replace(/:/g, '-')}.log`
+      : 'audit.log';
+  const out = createStream(name, {
     path: args.dir,
     size: `${args.maxSizeMb}M`,
   });

@@ -2,14 +2,14 @@
 // (issue 4), beside the floor (no gRPC) and the naive grpc-js baselines, all in the same run.
 //
 //   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: about 30 s in all
-//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1f s1i s1p s1w s2 s4 s5 naive-unary s3 s6;
+//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1t s1f s1fu s1i s1p s1w s2 s4 s5 naive-unary s3 s6;
 //                     s1p uses PostgreSQL: the PG* variables, else 127.0.0.1:5432 database test user postgres)
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
 //   BENCH_SIDECAR=/other/worktree/dist/src/cli/main.js   the sidecar build every sidecar scenario runs
 //                     (default: this checkout's), for an A/B of two builds on the same inputs
-//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1f s1i s1p s2 s4 naive-unary s3), 1 to 9:
+//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1t s1f s1fu s1i s1p s2 s4 naive-unary s3), 1 to 9:
 //                     3 by default, 1 in quick runs; profile runs always have 1 (see rounds.ts)
 //
 // Every child process is killed and every temp folder removed on any exit; every wait has a time
@@ -38,6 +38,7 @@ import {
 } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
 import { startedPort, writeSidecarConfig } from './sidecar';
+import { certificateIn, selfSignedCertificate } from './tls';
 import { combineRounds, cpuRatio, parseRounds, roundFailed, roundRatio } from './rounds';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -297,23 +298,24 @@ function log(msg: string): void {
  * happen several times per scenario, keeping every file (`maxRetainedFiles: 0`): the exactly-once
  * check reads them all. The same helper writes the crash test's config.
  */
-function sidecarConfig(
-  dir: string,
-  fsync: boolean,
-  accessAudits?: number,
-  postgresSchema?: string,
-  integrity = false,
-): string {
+function sidecarConfig(dir: string, s: ServerScenario): string {
   return writeSidecarConfig(dir, {
     zone: 'bench',
-    fsync,
-    integrity,
-    ...(postgresSchema === undefined ? {} : { postgres: { ...BENCH_POSTGRES, schema: postgresSchema } }),
+    fsync: s.fsync ?? false,
+    integrity: s.integrity ?? true,
+    ...(s.tls ? { tls: selfSignedCertificate(dir) } : {}),
+    ...(s.follower === 'unix' ? { unixSocket: unixSocketIn(dir) } : {}),
+    ...(s.postgres ? { postgres: { ...BENCH_POSTGRES, schema: pgSchemaOf(s) } } : {}),
     // Scenario 4's 10k AccessAudits pass meshaudit.limits.accessAudits (1,000 by default): raised for it alone.
-    ...(accessAudits === undefined ? {} : { limits: { accessAudits } }),
+    ...(s.rulesFiles === undefined ? {} : { limits: { accessAudits: 20_000 } }),
     drainTimeoutSeconds: 10,
     backends: [{ folder: 'audit', rotation: { maxSizeMb: SIZES.maxSizeMb, maxRetainedFiles: 0, maxAgeDays: 0 } }],
   });
+}
+
+/** The sidecar's Unix socket in a scenario's folder (a follower over it: s1fu). */
+function unixSocketIn(dir: string): string {
+  return path.join(dir, 'meshaudit.sock');
 }
 
 const rulesDir = path.join(runDir, 'rules');
@@ -354,10 +356,15 @@ interface ServerScenario {
   repeated?: boolean;
   /** The AccessAudit store on PostgreSQL (a schema of the scenario's own), not the file store. */
   postgres?: boolean;
-  /** meshaudit.integrity on (digests and seals); off in every other scenario, so that they measure the pipeline alone. */
+  /** meshaudit.integrity (digests and seals): on, as in production, but where a scenario turns it off. */
   integrity?: boolean;
-  /** One `ReadService.Query {follow: true}` reads every record while the load runs (bench/follower.ts). */
-  follower?: boolean;
+  /** gRPC over TLS (a self-signed certificate the load generator trusts: tls.ts); plaintext otherwise. */
+  tls?: boolean;
+  /**
+   * One `ReadService.Query {follow: true}` reads every record while the load runs (bench/follower.ts),
+   * over TCP on loopback, or over the sidecar's Unix socket (meshaudit.grpc.unixSocket).
+   */
+  follower?: 'tcp' | 'unix';
 }
 
 /**
@@ -396,13 +403,7 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
   const flags = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, s.id)] : []), ...NODE_FLAGS];
   if (s.server === 'meshaudit') {
     const rules = [BASE_RULES, ...(s.rulesFiles?.() ?? [])];
-    const config = sidecarConfig(
-      dir,
-      s.fsync ?? false,
-      s.rulesFiles === undefined ? undefined : 20_000,
-      s.postgres ? pgSchemaOf(s) : undefined,
-      s.integrity ?? false,
-    );
+    const config = sidecarConfig(dir, s);
     // As every launcher runs it (src/cli/node-flags.ts); BENCH_NODE_FLAGS come after and win.
     const child = new Child(
       `sidecar (${s.id})`,
@@ -512,10 +513,12 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     const port = started.port;
     phase('server up');
     const maxSeconds = s.load.maxSeconds ?? SIZES.maxSeconds;
-    const spec = { ...s.load, address: `127.0.0.1:${port}`, cacheDir, maxSeconds } as LoadSpec;
+    const caFile = s.tls ? { caFile: certificateIn(dir).certFile } : {};
+    const spec = { ...s.load, address: `127.0.0.1:${port}`, cacheDir, maxSeconds, ...caFile } as LoadSpec;
     loadgen = new Child(`load generator (${s.id})`, [path.join(__dirname, 'loadgen.js'), JSON.stringify(spec)], dir);
-    if (s.follower) {
-      follower = new Child(`follower (${s.id})`, [path.join(__dirname, 'follower.js'), `127.0.0.1:${port}`], dir);
+    if (s.follower !== undefined) {
+      const at = s.follower === 'unix' ? `unix://${unixSocketIn(dir)}` : `127.0.0.1:${port}`;
+      follower = new Child(`follower (${s.id})`, [path.join(__dirname, 'follower.js'), at], dir);
       await follower.waitJson<boolean>('ready', 30_000);
     }
     const ready = await loadgen.waitJson<{ errors: string[] }>('ready', 240_000);
@@ -680,13 +683,24 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     repeated: true,
   },
   { id: 's1', title: '1 one stream', server: 'meshaudit', load: streamLoad(1), compareTo: vsStream, repeated: true },
-  // Scenario 1 with the tamper-evident trail (meshaudit.integrity, on in production): digests at each
-  // rotation, a seal every 60 s; alternated with s1, round by round, for the CPU per event.
+  // Scenario 1 over TLS (issue 20: at least the naive server's rate over plaintext).
+  {
+    id: 's1t',
+    title: '1t over TLS',
+    server: 'meshaudit',
+    tls: true,
+    load: streamLoad(1),
+    compareTo: vsStream,
+    repeated: true,
+  },
+  // Scenario 1 without the tamper-evident trail (meshaudit.integrity, on in production and in every other
+  // scenario): what the digests at each rotation and a seal every 60 s cost; alternated with s1, round
+  // by round, for the CPU per event.
   {
     id: 's1i',
-    title: '1i integrity on',
+    title: '1i integrity off',
     server: 'meshaudit',
-    integrity: true,
+    integrity: false,
     load: streamLoad(1),
     compareTo: vsStream,
     repeated: true,
@@ -696,7 +710,18 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     id: 's1f',
     title: '1f one follower',
     server: 'meshaudit',
-    follower: true,
+    follower: 'tcp',
+    load: streamLoad(1),
+    compareTo: vsStream,
+    repeated: true,
+  },
+  // The same follower over the sidecar's Unix socket, as one on the zone's host may read: no TCP on loopback,
+  // which costs ~2.2 ms of CPU per MB sent on this kind of machine (docs/performance.md).
+  {
+    id: 's1fu',
+    title: '1fu follower, unix sock',
+    server: 'meshaudit',
+    follower: 'unix',
     load: streamLoad(1),
     compareTo: vsStream,
     repeated: true,
@@ -772,7 +797,7 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
   },
 ];
 
-// ---- targets (issue 4), as ratios measured in this run ----
+// ---- targets (issues 4 and 20, the follower's of 18), as ratios measured in this run ----
 
 function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, ScenarioResult>): Target[] {
   const ratio = (a: string, b: string): { ratio: number | null; perRound: number[] } =>
@@ -796,6 +821,7 @@ function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, Scenario
     pass: r.ratio === null ? null : r.ratio <= max,
   });
   const p99 = by.get('s6')?.latencyMs?.p99 ?? null;
+  const s3p99 = by.get('s3')?.latencyMs?.p99 ?? null;
   const rss = by.get('s1')?.peakRssMb ?? null;
   return [
     atLeast('scenario 1 vs the naive baseline', ratio('s1', 'naive-stream'), 1.25),
@@ -808,11 +834,23 @@ function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, Scenario
       1.1,
     ),
     atMost(
+      'scenario 1 with a follower over the Unix socket vs without: server CPU per 100k events',
+      cpuRatio(rounds.get('s1fu'), rounds.get('s1')),
+      1.1,
+    ),
+    atMost(
       'scenario 1, integrity on vs off: server CPU per 100k events',
-      cpuRatio(rounds.get('s1i'), rounds.get('s1')),
+      cpuRatio(rounds.get('s1'), rounds.get('s1i')),
       1.05,
     ),
-    atLeast('scenario 3 vs the naive unary server', ratio('s3', 'naive-unary'), 1.2),
+    atLeast('scenario 1 over TLS vs the naive baseline over plaintext', ratio('s1t', 'naive-stream'), 1.0),
+    atLeast('scenario 3 vs the naive unary server', ratio('s3', 'naive-unary'), 1.5),
+    {
+      name: 'scenario 3 ack p99',
+      want: '<= 15 ms',
+      got: s3p99 === null ? 'not measured' : `${s3p99.toFixed(2)} ms`,
+      pass: s3p99 === null ? null : s3p99 <= 15,
+    },
     atLeast('scenario 4 vs scenario 1 (within 10%)', ratio('s4', 's1'), 0.9),
     {
       name: 'scenario 6 ack p99',
@@ -911,7 +949,7 @@ async function main(): Promise<void> {
     '',
     textTable(results),
     '',
-    'Targets (issue 4; a MISS never fails the run):',
+    'Targets (issues 4, 18 and 20; a MISS never fails the run; a pass is every target in two of three full runs):',
     targetsText(t),
     ...(notes ? ['', 'Notes:', notes] : []),
     ...results.flatMap((r) => (r.profile ? ['', `${r.id}: ${formatProfile(r.profile)}`] : [])),

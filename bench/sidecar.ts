@@ -133,6 +133,10 @@ export interface SidecarConfigOptions {
   forwarders?: ReadonlyArray<Readonly<Record<string, unknown>>>;
   /** meshaudit.store: PostgreSQL at this database and schema (createSchema on); absent, the file store. */
   postgres?: { host: string; port: number; database: string; user: string; schema: string };
+  /** meshaudit.grpc.unixSocket at this path, its callers the admin; absent, none. */
+  unixSocket?: string;
+  /** meshaudit.grpc.tls: the server's certificate and key; absent, plaintext. */
+  tls?: { certFile: string; keyFile: string };
 }
 
 function backendYaml(dir: string, b: FileBackendOptions): string {
@@ -163,6 +167,9 @@ export function writeSidecarConfig(dir: string, opts: SidecarConfigOptions = {})
     ...(opts.fsync === undefined ? [] : [`  fsync: ${opts.fsync}`]),
     ...(opts.drainTimeoutSeconds === undefined ? [] : [`  drainTimeoutSeconds: ${opts.drainTimeoutSeconds}`]),
     `  grpc:\n    address: ${opts.address ?? '127.0.0.1:0'}`,
+    ...(opts.tls === undefined
+      ? []
+      : [`    tls:\n      certFile: ${opts.tls.certFile}\n      keyFile: ${opts.tls.keyFile}`]),
     `  admin:\n    address: "${opts.admin ?? '127.0.0.1:0'}"`,
     ...(opts.probe === undefined ? [] : [`    probeAddress: "${opts.probe}"`]),
     ...(opts.limits === undefined

@@ -256,11 +256,14 @@ export class Metrics {
   readonly writtenBytes: PlainCounter;
   readonly rotations: Counter<'backend'>;
   readonly retentionDeletedFiles: Counter<'backend'>;
+  readonly compressions: Counter<'backend' | 'result'>;
   readonly writeFailures: Counter<'backend'>;
   readonly checkpointBytes: PlainGauge;
   readonly ruleChanges: Counter<'source'>;
   readonly accessAudits: Gauge;
   readonly storeDegraded: Gauge;
+  readonly queriesOpen: Gauge;
+  readonly queries: Counter<'mode'>;
   readonly callsDenied: Counter<'permission'>;
   readonly configReloads: Counter<'result'>;
   readonly filesystemAvailBytes: Gauge<'name'>;
@@ -356,6 +359,11 @@ export class Metrics {
       'Rotated audit files deleted by retention (maxRetainedFiles, maxAgeDays).',
       ['backend'],
     );
+    this.compressions = counter(
+      'meshaudit_compressions_total',
+      'Rotated audit files gzipped (rotation.compress), by result (ok, failed: left plain, tried again at the next start).',
+      ['backend', 'result'],
+    );
     this.writeFailures = counter(
       'meshaudit_write_failures_total',
       'Failed writes (retried until they succeed; nothing is acknowledged before).',
@@ -377,6 +385,11 @@ export class Metrics {
       'meshaudit_store_degraded',
       '1 while the AccessAudit store (PostgreSQL) cannot be reached: rules from the cache, changes refused.',
     );
+    this.queriesOpen = gauge('meshaudit_queries_open', 'ReadService.Query calls open (following or reading).');
+    this.queries = counter('meshaudit_queries_total', 'ReadService.Query calls taken, by mode (read, follow).', [
+      'mode',
+    ]);
+    for (const mode of ['read', 'follow']) this.queries.labels(mode).inc(0);
     this.callsDenied = counter(
       'meshaudit_calls_denied_total',
       'Calls refused for want of a permission (or of a credential: permission "authenticated").',
@@ -506,6 +519,7 @@ export class Metrics {
     for (const c of [this.writtenBytes, this.rotations, this.retentionDeletedFiles, this.writeFailures]) {
       c.labels(key).inc(0);
     }
+    for (const result of ['ok', 'failed']) this.compressions.labels(key, result).inc(0);
     this.writeSeconds.zero({ backend: key });
   }
 

@@ -505,6 +505,8 @@ async function startLocked(
             trail?.rotated(e.rotatedFile);
             finalFiles.get(b.path)?.rotated(e.rotatedFile);
             metrics.rotations.labels(e.file).inc();
+          } else if (e.type === 'compressed' || e.type === 'compression-failed') {
+            metrics.compressions.labels(e.file, e.type === 'compressed' ? 'ok' : 'failed').inc();
           } else if (e.type === 'retention-deleted') {
             metrics.retentionDeletedFiles.labels(e.file).inc(e.deleted.length);
             if (readable !== undefined && e.file === readable.activePath)
@@ -649,7 +651,7 @@ async function startLocked(
     forwarders: () => forwarders.map((f) => f.status()),
     reopenFiles,
   });
-  const read = new ReadServiceImpl({ trail: readable, knownTypes, serving, statuses, auth, log });
+  const read = new ReadServiceImpl({ trail: readable, knownTypes, serving, statuses, auth, log, metrics });
   serving.started();
   const grpcServer = serveGrpc(bound, { audit, rules: ruleService, read, serving, log, statuses });
   log.info('meshaudit started', {

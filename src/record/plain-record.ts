@@ -263,7 +263,7 @@ export function writePlainRecord(
   if (action === undefined || isTokenAction(action.action) !== (kind !== RESOURCE_EVENT)) return FALLBACK;
   for (const f of LIMITED_FIELDS) if (tooLong(ctx.fieldChars, s.startOf(f), s.endOf(f))) return FALLBACK;
   if (isEmpty(s, Field.User) || anyTooLong(ctx.fieldChars, s.userGroups)) return FALLBACK;
-  const dateMs = dateOf(src, s, Field.Date, ctx.times.date, ctx.strings, receivedMs);
+  const dateMs = dateOf(src, s, Field.Date, ctx.times.date, receivedMs);
   if (Number.isNaN(dateMs)) return FALLBACK;
 
   const mark = out.pos;
@@ -311,17 +311,11 @@ function listAscii(src: Uint8Array, list: SpanList): boolean {
 }
 
 /** The time in a date field, `fallback` when it is empty, NaN when it is not RFC 3339. */
-function dateOf(
-  src: Buffer,
-  s: EventScanner,
-  field: Field,
-  parser: Rfc3339Parser,
-  strings: AsciiCache,
-  fallback: number,
-): number {
+function dateOf(src: Buffer, s: EventScanner, field: Field, parser: Rfc3339Parser, fallback: number): number {
   if (isEmpty(s, field)) return fallback;
-  // A non-ASCII date cannot parse: its Latin-1 text fails as its UTF-8 text would.
-  return parser.parse(strings.get(src, s.startOf(field), s.endOf(field)));
+  // Read from the bytes, keyed on the second (no string per event); a non-ASCII date cannot parse: its
+  // Latin-1 text fails as its UTF-8 text would.
+  return parser.parseBytes(src, s.startOf(field), s.endOf(field));
 }
 
 /** Checks and asks the rules about a resource event, then writes its record up to the user's name. */
@@ -370,7 +364,7 @@ function writeToken(
 ): PlainOutcome {
   if (isEmpty(s, Field.TokenId) || anyTooLong(ctx.fieldChars, s.claimsGroups) || anyTooLong(ctx.fieldChars, s.scope))
     return FALLBACK;
-  const expiresMs = dateOf(src, s, Field.ExpiresAt, ctx.times.expiresAt, ctx.strings, -1);
+  const expiresMs = dateOf(src, s, Field.ExpiresAt, ctx.times.expiresAt, -1);
   if (Number.isNaN(expiresMs)) return FALLBACK;
   if (!sortTags(src, s, ctx.tagOrder, ctx.fieldChars)) return FALLBACK;
   const subject = ctx.tokenSubject;

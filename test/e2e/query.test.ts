@@ -9,7 +9,7 @@ import { sendAll } from '../../src/client/audit-client';
 import type { AuditEvent } from '../../src/events/event';
 import { meshauditClients } from '../../src/client/services';
 import { fieldViolationsOf } from '../../src/client/status-details';
-import { type AnyClient, TestZone, waitFor } from '../support/helpers';
+import { type AnyClient, samples, TestZone, waitFor } from '../support/helpers';
 import { spawn } from 'node:child_process';
 import { BIN, meshaudit } from '../support/cli';
 
@@ -211,8 +211,16 @@ describe('ReadService.Query (a real sidecar and client)', function () {
     );
     await waitFor(() => got.length === 35, 'the records written after the call began');
     expect(got).to.deep.equal(zone.records());
+    const metrics = async () => samples(await zone.sidecar.metrics.prometheus());
+    expect((await metrics()).get('meshaudit_queries_open')).to.equal(1);
+    expect((await metrics()).get('meshaudit_queries_total{mode="follow"}')).to.equal(1);
     call.cancel();
     expect((await ended).code).to.equal(grpc.status.CANCELLED);
+    const open = async () => (await metrics()).get('meshaudit_queries_open');
+    for (const deadline = Date.now() + 5000; (await open()) !== 0 && Date.now() < deadline; ) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await open(), 'the cancelled follower no longer open').to.equal(0);
   });
 
   it('ends a waiting follower with UNAVAILABLE when the sidecar drains, so that its stop is not forced', async () => {
