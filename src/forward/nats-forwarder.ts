@@ -27,8 +27,8 @@ import {
   connect,
   createInbox,
   credsAuthenticator,
-  headers,
   type Msg,
+  type MsgHdrs,
   type NatsConnection,
   nkeyAuthenticator,
   tokenAuthenticator,
@@ -215,9 +215,11 @@ export class NatsForwarder implements LineVisitor {
   private readonly waiters = new Set<() => void>();
   /** The line a new file began with, held while its chain link is looked up (flush). */
   private held: { payload: Buffer; startMs: number; offset: number; after: number; hash: string } | undefined;
-  /** The Meshaudit-Chain value of the file `chainStartMs`. */
+  /** The Meshaudit-Chain header line of the file `chainStartMs` ('' without integrity). */
   private chainStartMs = -1;
-  private chainValue = '-';
+  private chainLine = '';
+  /** The headers' start, the same for every record: up to the position in Nats-Msg-Id. */
+  private readonly headerPrefix: Buffer;
   /** Read to the end of what is committed, with nothing read since (caught up once in flight is empty). */
   private atEnd = false;
   private wake: (() => void) | undefined;
@@ -242,6 +244,10 @@ export class NatsForwarder implements LineVisitor {
     this.config = opts.config;
     this.name = opts.config.name;
     this.subjects = subjectsOf(opts.zone, opts.config.instance);
+    this.headerPrefix = Buffer.from(
+      `NATS/1.0\r\n${ZONE_HEADER}: ${opts.zone}\r\n${INSTANCE_HEADER}: ${opts.config.instance}\r\n` +
+        `${MSG_ID_HEADER}: ${opts.zone}.${opts.config.instance}.`,
+    );
     this.cursorPath = cursorFile(opts.dataDir, this.name);
     this.now = opts.now ?? Date.now;
     this.warnings = new RateLimitedWarning(opts.log, WARNING_INTERVAL_MS, this.now, 'warn');
@@ -626,16 +632,21 @@ export class NatsForwarder implements LineVisitor {
       this.advance();
       return;
     }
+    // The headers (see the message contract), then the payload, in one buffer: the part that is the same for
+    // every record is copied, the rest written as latin1 (positions, dates and chain links are ASCII).
     const position = formatPosition(startMs, offset);
-    const h = headers();
-    h.set(MSG_ID_HEADER, `${this.opts.zone}.${this.config.instance}.${position}`);
-    h.set(ZONE_HEADER, this.opts.zone);
-    h.set(INSTANCE_HEADER, this.config.instance);
-    h.set(POSITION_HEADER, position);
-    h.set(DATE_HEADER, fields.date);
-    if (this.opts.chain) h.set(CHAIN_HEADER, this.chainValue);
+    const tail = `${position}\r\n${POSITION_HEADER}: ${position}\r\n${DATE_HEADER}: ${fields.date}\r\n${this.chainLine}\r\n`;
+    const prefix = this.headerPrefix;
+    const headerBytes = prefix.length + tail.length;
+    const message = Buffer.allocUnsafe(headerBytes + line.length);
+    prefix.copy(message, 0);
+    message.write(tail, prefix.length, 'latin1');
+    line.copy(message, headerBytes);
     const id = this.inFlight.add(startMs, after, hash, line.length, false, this.now());
-    nc.publish(this.subjects[fields.kind], Buffer.from(line), { headers: h, reply: `${this.replyPrefix}${id}` });
+    nc.publish(this.subjects[fields.kind], message.subarray(headerBytes), {
+      headers: new EncodedHeaders(message.subarray(0, headerBytes)) as unknown as MsgHdrs,
+      reply: `${this.replyPrefix}${id}`,
+    });
   }
 
   /** An acknowledgement (or a refusal) of the publish `<inbox>.<id>`. */
@@ -747,7 +758,7 @@ export class NatsForwarder implements LineVisitor {
    */
   private async lookUpChain(startMs: number): Promise<void> {
     this.chainStartMs = startMs;
-    this.chainValue = '-';
+    this.chainLine = `${CHAIN_HEADER}: -\r\n`;
     if (startMs === 0) return;
     const active = this.opts.activePath;
     const dir = path.dirname(active);
@@ -759,7 +770,7 @@ export class NatsForwarder implements LineVisitor {
       );
       if (digest !== undefined) {
         const link = linkTo(digest, await fsp.readFile(path.join(dir, digest)));
-        this.chainValue = `${link.file}@${link.sha256}`;
+        this.chainLine = `${CHAIN_HEADER}: ${link.file}@${link.sha256}\r\n`;
         return;
       }
       if (this.now() >= deadline || this.session?.signal.aborted !== false) {
@@ -855,6 +866,20 @@ export class NatsForwarder implements LineVisitor {
         done();
       };
     });
+  }
+}
+
+/**
+ * A record's headers, encoded once (NATS/1.0 and a `Key: value` line each, as nats.js encodes its own):
+ * nats.js's publish asks the headers it is given for encode() alone (protocol.js in @nats-io/nats-core,
+ * pinned in package.json), where a MsgHdrs of its own costs a Map, a check of every key and a text
+ * encoding per record. The end-to-end tests read every header back from the stream.
+ */
+class EncodedHeaders {
+  constructor(private readonly bytes: Uint8Array) {}
+
+  encode(): Uint8Array {
+    return this.bytes;
   }
 }
 
