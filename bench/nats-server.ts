@@ -43,11 +43,15 @@ export class NatsNode {
     return this.proc !== undefined;
   }
 
-  /** Writes the node's config (`cluster`: its part of a cluster's) in `dir/<name>`. */
+  /**
+   * Writes the node's config in `dir/<name>`: `cluster`, its part of a cluster's; `extra`, more lines of
+   * nats-server's config (an `authorization` block).
+   */
   static async create(
     parent: string,
     name: string,
     cluster?: { clusterPort: number; routes: readonly number[] },
+    extra: readonly string[] = [],
   ): Promise<NatsNode> {
     const dir = path.join(parent, name);
     fs.mkdirSync(dir, { recursive: true });
@@ -66,6 +70,7 @@ export class NatsNode {
           .join(', ')}] }`,
       );
     }
+    lines.push(...extra);
     const configFile = path.join(dir, 'nats.conf');
     fs.writeFileSync(configFile, `${lines.join('\n')}\n`);
     return new NatsNode(name, dir, port, monitorPort, configFile);

@@ -79,6 +79,8 @@ export const WINDOW_RECORDS = 2048;
 export const WINDOW_BYTES = 4 * 1024 * 1024;
 /** A publish not acknowledged in this long fails the session: the forwarder reconnects and looks again. */
 export const ACK_TIMEOUT_MS = 10_000;
+/** Bytes of publishes nats.js buffers before it writes them to the socket (see connect()). */
+const PENDING_LIMIT_BYTES = 256 * 1024;
 /** JetStream API calls (stream info, last message) time out after this long. */
 const API_TIMEOUT_MS = 5_000;
 /** The first back-off, doubled after each failure up to BACKOFF_MAX_MS; each wait is 50-150% of it (jitter). */
@@ -93,8 +95,11 @@ const WARNING_INTERVAL_MS = 60_000;
  * digest is written once that file's last bytes are acknowledged, right after the rotation's commit.
  */
 const DIGEST_WAIT_MS = 5_000;
-/** How long start-up waits for NATS before going on without it (the zone never waits for the center). */
-export const START_CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * How long start-up waits for NATS (to find a missing stream) before going on without it: the control plane
+ * waits for the sidecar meanwhile, and the zone never waits for the center for long.
+ */
+export const START_CONNECT_TIMEOUT_MS = 2_000;
 
 /** With create false, the stream is not there: start-up stops, naming it. */
 export class StreamMissingError extends MeshauditError {
@@ -220,6 +225,9 @@ export class NatsForwarder implements LineVisitor {
   private chainLine = '';
   /** The headers' start, the same for every record: up to the position in Nats-Msg-Id. */
   private readonly headerPrefix: Buffer;
+  /** One headers object and one options object for every publish: nats.js reads them during the call only. */
+  private readonly encoded = new EncodedHeaders();
+  private readonly publishOptions = { headers: this.encoded as unknown as MsgHdrs, reply: '' };
   /** Read to the end of what is committed, with nothing read since (caught up once in flight is empty). */
   private atEnd = false;
   private wake: (() => void) | undefined;
@@ -230,7 +238,8 @@ export class NatsForwarder implements LineVisitor {
   /** Times the lag started again from 0 (a backlog counted meanwhile is out of date). */
   private caughtUpCount = 0;
   private doneSinceBase = 0;
-  private behindSinceMs: number | undefined;
+  /** When everything committed was last acknowledged (or the oldest record of the backlog at start was written). */
+  private behindSinceMs = 0;
   private heldFiles = 0;
 
   /** The first file backend's committed trail, from start(). */
@@ -429,6 +438,9 @@ export class NatsForwarder implements LineVisitor {
       // A server that stops answering (not a closed socket) is found out in about 20 s.
       pingInterval: 10_000,
       maxPingOut: 2,
+      // nats.js writes to the socket once this much is pending (32 KiB by default; the option is not in its
+      // types): 256 KiB, a commit's worth of records, in one write.
+      ...({ pendingLimit: PENDING_LIMIT_BYTES } as object),
       authenticator: authenticatorOf(config),
       ...(config.tls === undefined
         ? {}
@@ -512,6 +524,8 @@ export class NatsForwarder implements LineVisitor {
   /** One session: from the cursor, past what the stream holds, publishing until a failure or the stop. */
   private async forward(): Promise<void> {
     const jsm = this.jsm as JetStreamManager;
+    // What an earlier session left in flight (a publish that threw, a lost connection) is looked up below.
+    this.inFlight.drop();
     this.skipThrough = await this.lastInStream(jsm);
     if (this.stopping) return;
     const session = new AbortController();
@@ -643,10 +657,9 @@ export class NatsForwarder implements LineVisitor {
     message.write(tail, prefix.length, 'latin1');
     line.copy(message, headerBytes);
     const id = this.inFlight.add(startMs, after, hash, line.length, false, this.now());
-    nc.publish(this.subjects[fields.kind], message.subarray(headerBytes), {
-      headers: new EncodedHeaders(message.subarray(0, headerBytes)) as unknown as MsgHdrs,
-      reply: `${this.replyPrefix}${id}`,
-    });
+    this.encoded.bytes = message.subarray(0, headerBytes);
+    this.publishOptions.reply = `${this.replyPrefix}${id}`;
+    nc.publish(this.subjects[fields.kind], message.subarray(headerBytes), this.publishOptions);
   }
 
   /** An acknowledgement (or a refusal) of the publish `<inbox>.<id>`. */
@@ -698,7 +711,7 @@ export class NatsForwarder implements LineVisitor {
     this.committedBase = this.opts.recordsCommitted();
     this.backlog = 0;
     this.doneSinceBase = 0;
-    this.behindSinceMs = undefined;
+    this.behindSinceMs = this.now();
     this.caughtUpCount++;
   }
 
@@ -789,13 +802,9 @@ export class NatsForwarder implements LineVisitor {
     return Math.max(0, this.opts.recordsCommitted() - this.committedBase + this.backlog - this.doneSinceBase);
   }
 
+  /** Seconds since everything committed was last acknowledged (0 while it is). */
   private lagSeconds(): number {
-    if (this.lagRecords() === 0) {
-      this.behindSinceMs = undefined;
-      return 0;
-    }
-    this.behindSinceMs ??= this.now();
-    return (this.now() - this.behindSinceMs) / 1000;
+    return this.lagRecords() === 0 ? 0 : Math.max(0, this.now() - this.behindSinceMs) / 1000;
   }
 
   /** At start: the records committed after the cursor (what the lag starts from), read once. */
@@ -827,7 +836,7 @@ export class NatsForwarder implements LineVisitor {
     if (this.caughtUpCount !== caughtUp) return;
     this.backlog = records;
     const firstMs = firstDate === undefined ? Number.NaN : Date.parse(firstDate);
-    if (records > 0 && Number.isFinite(firstMs)) this.behindSinceMs = Math.min(this.behindSinceMs ?? firstMs, firstMs);
+    if (records > 0 && Number.isFinite(firstMs)) this.behindSinceMs = Math.min(this.behindSinceMs, firstMs);
   }
 
   // ---- waiting ----
@@ -876,7 +885,7 @@ export class NatsForwarder implements LineVisitor {
  * encoding per record. The end-to-end tests read every header back from the stream.
  */
 class EncodedHeaders {
-  constructor(private readonly bytes: Uint8Array) {}
+  bytes: Uint8Array = new Uint8Array(0);
 
   encode(): Uint8Array {
     return this.bytes;

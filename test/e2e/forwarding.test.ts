@@ -24,6 +24,7 @@ import {
   deleteStream,
   hasNatsServer,
   SHARED_NATS_URL,
+  type ClientAuth,
   type StreamMessage,
   skipWithoutNats,
   streamMessages,
@@ -55,6 +56,8 @@ async function startZone(opts: {
   rotation?: { maxSizeMb: number; maxRetainedFiles?: number; compress?: boolean };
   maxHeldFiles?: number;
   integrity?: boolean;
+  /** More keys of the forwarder (its credential). */
+  keys?: Record<string, unknown>;
 }): Promise<ZoneSidecar> {
   const dir = tempDir('meshaudit-fwd-');
   const port = await freePort();
@@ -71,6 +74,7 @@ async function startZone(opts: {
         instance: opts.instance,
         stream: { name: opts.stream, create: opts.create ?? true, replicas: opts.replicas ?? 1 },
         ...(opts.maxHeldFiles === undefined ? {} : { maxHeldFiles: opts.maxHeldFiles }),
+        ...opts.keys,
       },
     ],
   });
@@ -115,19 +119,24 @@ function eventsFrom(from: number, n: number): AuditEvent[] {
 }
 
 /** Waits until `stream` holds `count` messages, and returns them all. */
-async function untilStreamHolds(servers: string[], stream: string, count: number, timeoutMs = 30_000) {
+async function untilStreamHolds(
+  servers: string[],
+  stream: string,
+  count: number,
+  timeoutMs = 30_000,
+  auth: ClientAuth = {},
+) {
   const deadline = Date.now() + timeoutMs;
   let held = -1;
   while (Date.now() < deadline) {
-    held = await withManager(servers, async (jsm) => (await jsm.streams.info(stream)).state.messages).catch((e) => {
-      console.log(String(e));
-      return -1;
-    });
+    held = await withManager(servers, async (jsm) => (await jsm.streams.info(stream)).state.messages, auth).catch(
+      () => -1,
+    );
     if (held >= count) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   expect(held, `messages in ${stream}`).to.equal(count);
-  return streamMessages(servers, stream);
+  return streamMessages(servers, stream, auth);
 }
 
 /**
@@ -302,6 +311,57 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
       await stopZone(z);
     } finally {
       await cluster.destroy();
+    }
+  });
+
+  it('authenticates with a token read from its file at each connection, and with a user and password file', async () => {
+    const secrets = tempDir('meshaudit-nats-secrets-');
+    const tokenFile = path.join(secrets, 'token');
+    fs.writeFileSync(tokenFile, 'not-the-token\n');
+    const byToken = await ThrowawayNats.single(['authorization { token: "s3cr3t-t0ken" }']);
+    const byUser = await ThrowawayNats.single(['authorization { user: zone-1, password: "pa55 word" }']);
+    try {
+      const z = await startZone({
+        zone: 'zone-1',
+        instance: 'cp-0',
+        servers: byToken.urls,
+        stream: 'TOKEN',
+        keys: { tokenFile },
+      });
+      const admin = await z.sidecar.adminPort;
+      await statsWhen(
+        admin,
+        (s) => (s.get('meshaudit_forward_failures_total{forwarder="nats"}') as number) > 0,
+        'refused',
+      );
+      const refused = JSON.parse((await adminRequest(admin, 'GET', '/server_info')).body).forwarders[0];
+      expect(refused.state).to.equal('backing-off');
+      expect(refused.lastError).to.match(/authorization/i);
+      // A rotated secret is read at the next connection, without a restart.
+      fs.writeFileSync(tokenFile, 's3cr3t-t0ken\n');
+      await send(z, eventsFrom(1, 200));
+      const recorded = recordedOf(samples((await adminRequest(admin, 'GET', '/stats/prometheus')).body));
+      const token = { token: 's3cr3t-t0ken' };
+      expectForwardedOnce(z, await untilStreamHolds(byToken.urls, 'TOKEN', recorded, 30_000, token));
+      await stopZone(z);
+
+      const passwordFile = path.join(secrets, 'password');
+      fs.writeFileSync(passwordFile, 'pa55 word\n');
+      const u = await startZone({
+        zone: 'zone-1',
+        instance: 'cp-0',
+        servers: byUser.urls,
+        stream: 'USER',
+        keys: { user: 'zone-1', passwordFile },
+      });
+      await send(u, eventsFrom(1, 100));
+      const written = readRecords(path.join(u.dir, 'audit', 'audit.log')).length;
+      const user = { user: 'zone-1', pass: 'pa55 word' };
+      expectForwardedOnce(u, await untilStreamHolds(byUser.urls, 'USER', written, 30_000, user));
+      await stopZone(u);
+    } finally {
+      await byToken.destroy();
+      await byUser.destroy();
     }
   });
 

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { tempDir } from './helpers';
-import { NATS_SERVER_BIN, NatsNode, START_TIMEOUT_MS } from '../../bench/nats-server';
+import { NATS_SERVER_BIN, NatsNode } from '../../bench/nats-server';
 import { freePort } from './process';
 
 export { NatsNode, stopAllNatsNodes } from '../../bench/nats-server';
@@ -48,10 +48,10 @@ export class ThrowawayNats {
     return this.nodes.map((n) => n.url);
   }
 
-  /** One server with JetStream on free ports. */
-  static async single(): Promise<ThrowawayNats> {
+  /** One server with JetStream on free ports; `extra`: more lines of its config (an `authorization` block). */
+  static async single(extra: readonly string[] = []): Promise<ThrowawayNats> {
     const dir = tempDir('meshaudit-nats-');
-    const node = await NatsNode.create(dir, 'n1');
+    const node = await NatsNode.create(dir, 'n1', undefined, extra);
     const nats = new ThrowawayNats(dir, [node]);
     node.spawn();
     await node.ready();
@@ -87,26 +87,8 @@ export class ThrowawayNats {
   }
 }
 
-/**
- * Registers a suite's hooks around a throwaway server (or cluster) of its own: the suite skips without
- * nats-server (SKIP_NO_NATS), and the servers are destroyed after its last test.
- */
-export function throwawayNatsForSuite(kind: 'single' | 'cluster' = 'single'): { readonly nats: ThrowawayNats } {
-  let nats: ThrowawayNats | undefined;
-  before(async function () {
-    if (!hasNatsServer()) skipWithoutNats(this);
-    this.timeout(START_TIMEOUT_MS * 2);
-    nats = kind === 'single' ? await ThrowawayNats.single() : await ThrowawayNats.cluster();
-  });
-  after(async () => {
-    await nats?.destroy();
-  });
-  return {
-    get nats() {
-      return nats as ThrowawayNats;
-    },
-  };
-}
+/** How a test's own client logs in, on a server with an `authorization` block. */
+export type ClientAuth = { token?: string; user?: string; pass?: string };
 
 /** A message of the stream, as a test checks it: its subject, headers and payload. */
 export interface StreamMessage {
@@ -117,8 +99,12 @@ export interface StreamMessage {
 }
 
 /** Every message of `stream` in stream order, read with an ordered consumer (what a central reader does). */
-export async function streamMessages(servers: string | string[], stream: string): Promise<StreamMessage[]> {
-  const nc: NatsConnection = await connect({ servers, timeout: 5_000 });
+export async function streamMessages(
+  servers: string | string[],
+  stream: string,
+  auth: ClientAuth = {},
+): Promise<StreamMessage[]> {
+  const nc: NatsConnection = await connect({ servers, timeout: 5_000, ...auth });
   try {
     const jsm = await jetstreamManager(nc);
     const { state } = await jsm.streams.info(stream);
@@ -142,8 +128,9 @@ export async function streamMessages(servers: string | string[], stream: string)
 export async function withManager<T>(
   servers: string | string[],
   fn: (jsm: JetStreamManager) => Promise<T>,
+  auth: ClientAuth = {},
 ): Promise<T> {
-  const nc: NatsConnection = await connect({ servers, timeout: 5_000 });
+  const nc: NatsConnection = await connect({ servers, timeout: 5_000, ...auth });
   try {
     return await fn(await jetstreamManager(nc));
   } finally {
