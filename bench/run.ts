@@ -2,14 +2,14 @@
 // (issue 4), beside the floor (no gRPC) and the naive grpc-js baselines, all in the same run.
 //
 //   BENCH_QUICK=1     smaller counts and a 5 s scenario 6: about 30 s in all
-//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1t s1f s1fu s1i s1p s1w s2 s4 s5 naive-unary s3 s6;
+//   BENCH_ONLY=s1,naive-stream   run only these scenarios (ids: floor naive-stream s1 s1t s1f s1fu s1i s1n s1p s1w s2 s4 s5 naive-unary s3 s6;
 //                     s1p uses PostgreSQL: the PG* variables, else 127.0.0.1:5432 database test user postgres)
 //   BENCH_PROFILE=1   run each server with `node --cpu-prof` (profiles under /tmp) and summarise its
 //                     measured phase: self time by area and by function
 //   BENCH_NODE_FLAGS="--require /tmp/gc-watch.js"   more node flags for every server process
 //   BENCH_SIDECAR=/other/worktree/dist/src/cli/main.js   the sidecar build every sidecar scenario runs
 //                     (default: this checkout's), for an A/B of two builds on the same inputs
-//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1t s1f s1fu s1i s1p s2 s4 naive-unary s3), 1 to 9:
+//   BENCH_ROUNDS=3    rounds of the compared scenarios (naive-stream s1 s1t s1f s1fu s1i s1n s1p s2 s4 naive-unary s3), 1 to 9:
 //                     3 by default, 1 in quick runs; profile runs always have 1 (see rounds.ts)
 //
 // Every child process is killed and every temp folder removed on any exit; every wait has a time
@@ -37,6 +37,7 @@ import {
   type Target,
 } from './report';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
+import { NatsNode } from './nats-server';
 import { startedPort, writeSidecarConfig } from './sidecar';
 import { certificateIn, selfSignedCertificate } from './tls';
 import { combineRounds, cpuRatio, parseRounds, roundFailed, roundRatio } from './rounds';
@@ -298,8 +299,11 @@ function log(msg: string): void {
  * happen several times per scenario, keeping every file (`maxRetainedFiles: 0`): the exactly-once
  * check reads them all. The same helper writes the crash test's config.
  */
-function sidecarConfig(dir: string, s: ServerScenario): string {
+function sidecarConfig(dir: string, s: ServerScenario, natsUrl: string | undefined): string {
   return writeSidecarConfig(dir, {
+    ...(natsUrl === undefined
+      ? {}
+      : { forwarders: [{ kind: 'nats', servers: [natsUrl], instance: 'bench', stream: { create: true } }] }),
     zone: 'bench',
     fsync: s.fsync ?? false,
     integrity: s.integrity ?? true,
@@ -365,6 +369,8 @@ interface ServerScenario {
    * over TCP on loopback, or over the sidecar's Unix socket (meshaudit.grpc.unixSocket).
    */
   follower?: 'tcp' | 'unix';
+  /** A NATS JetStream forwarder (meshaudit.forwarders) to a throwaway nats-server the scenario starts. */
+  forwarder?: boolean;
 }
 
 /**
@@ -397,13 +403,17 @@ function pgSchemaOf(s: ServerScenario): string {
 }
 
 /** Starts the scenario's server on a free port; resolves with it and the port it listens on. */
-async function startServer(s: ServerScenario, dir: string): Promise<{ server: Child; port: number }> {
+async function startServer(
+  s: ServerScenario,
+  dir: string,
+  natsUrl?: string,
+): Promise<{ server: Child; port: number; adminPort: number | undefined }> {
   const auditDir = path.join(dir, 'audit');
   fs.mkdirSync(auditDir, { recursive: true });
   const flags = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, s.id)] : []), ...NODE_FLAGS];
   if (s.server === 'meshaudit') {
     const rules = [BASE_RULES, ...(s.rulesFiles?.() ?? [])];
-    const config = sidecarConfig(dir, s);
+    const config = sidecarConfig(dir, s, natsUrl);
     // As every launcher runs it (src/cli/node-flags.ts); BENCH_NODE_FLAGS come after and win.
     const child = new Child(
       `sidecar (${s.id})`,
@@ -411,8 +421,17 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
       dir,
     );
     // Ten thousand AccessAudits are parsed, validated and stored before it listens.
-    const port = await child.waitFor('"meshaudit started"', startedPort, 120_000);
-    return { server: child, port };
+    let adminPort: number | undefined;
+    const port = await child.waitFor(
+      '"meshaudit started"',
+      (line) => {
+        const grpc = startedPort(line);
+        if (grpc !== undefined) adminPort = Number(/"admin":"[^"]*:(\d+)"/.exec(line)?.[1]);
+        return grpc;
+      },
+      120_000,
+    );
+    return { server: child, port, adminPort };
   }
   const script = path.join(__dirname, s.server === 'naive-stream' ? 'naive-server.js' : 'naive-unary-server.js');
   const child = new Child(
@@ -420,7 +439,7 @@ async function startServer(s: ServerScenario, dir: string): Promise<{ server: Ch
     [...flags, script, '--port', '0', '--dir', auditDir, '--max-size-mb', String(SIZES.maxSizeMb)],
     dir,
   );
-  return { server: child, port: await child.waitJson<number>('ready', 30_000) };
+  return { server: child, port: await child.waitJson<number>('ready', 30_000), adminPort: undefined };
 }
 
 /**
@@ -506,9 +525,15 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
   let server: Child | undefined;
   let loadgen: Child | undefined;
   let follower: Child | undefined;
+  let nats: NatsNode | undefined;
   try {
     const phase = phases(result);
-    const started = await startServer(s, dir);
+    if (s.forwarder) {
+      nats = await NatsNode.create(dir, 'nats');
+      nats.spawn();
+      await nats.ready();
+    }
+    const started = await startServer(s, dir, nats?.url);
     server = started.server;
     const port = started.port;
     phase('server up');
@@ -525,6 +550,7 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     phase('prepared and warmed up');
     if (ready.errors.length > 0) throw new Error(`warm-up failed: ${ready.errors.join('; ')}`);
     const serverCpu0 = cpuMs(server.pid);
+    const natsCpu0 = nats?.pid === undefined ? 0 : cpuMs(nats.pid);
     const machine = watchMachine();
     const window: ProfileWindow = { fromUs: monotonicUs(), toUs: 0 };
     const rotations = server.collect(/audit file: rotated/);
@@ -533,10 +559,18 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     const load = await loadgen.waitJson<LoadResult>('result', (maxSeconds + 60) * 1000);
     window.toUs = monotonicUs();
     const serverCpuMs = cpuMs(server.pid) - serverCpu0;
+    // The scenario's nats-server is no foreign load: its CPU is the center's, not the sidecar's.
+    const natsPid = nats?.pid;
+    const natsCpuMs = natsPid === undefined ? 0 : cpuMs(natsPid) - natsCpu0;
+    const ours = natsPid === undefined ? [server.pid, loadgen.pid] : [server.pid, loadgen.pid, natsPid];
     // The generator reports its own CPU: it may already be gone by now.
-    noteForeignCpu(result, machine([server.pid, loadgen.pid], serverCpuMs + load.cpuMs));
+    noteForeignCpu(result, machine(ours, serverCpuMs + load.cpuMs + natsCpuMs));
     result.peakRssMb = peakRssMb(server.pid);
     await loadgen.exited;
+    if (nats !== undefined) {
+      result.notes.push(await forwarderLag(started.adminPort as number));
+      result.notes.push(`nats-server used ${((100 * natsCpuMs) / load.elapsedMs).toFixed(0)}% of a core (not counted)`);
+    }
     if (follower !== undefined) {
       follower.send('stop\n');
       const f = await follower.waitJson<{ records: number; responses: number; failed: string | null }>(
@@ -596,9 +630,34 @@ async function runServerScenario(s: ServerScenario): Promise<ScenarioResult> {
     if (loadgen) await loadgen.exited;
     if (follower) await follower.exited;
     if (server) await server.exited;
+    await nats?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
   return result;
+}
+
+/**
+ * The forwarder's lag when the load ends (meshaudit_forward_lag_records and _seconds), and how long it
+ * then takes to have every record acknowledged by JetStream.
+ */
+async function forwarderLag(adminPort: number): Promise<string> {
+  const lag = async (): Promise<{ records: number; seconds: number }> => {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/stats/prometheus`)).text();
+    const value = (name: string): number => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1]);
+    return { records: value('meshaudit_forward_lag_records'), seconds: value('meshaudit_forward_lag_seconds') };
+  };
+  const atEnd = await lag();
+  const from = performance.now();
+  let now = atEnd;
+  while (now.records > 0 && performance.now() - from < 60_000) {
+    await new Promise((r) => setTimeout(r, 50));
+    now = await lag();
+  }
+  const caughtUp =
+    now.records === 0
+      ? `caught up ${((performance.now() - from) / 1000).toFixed(2)} s later`
+      : `${now.records} still behind after 60 s`;
+  return `forwarder lag at the end of the load: ${atEnd.records.toLocaleString('en-US')} records, ${atEnd.seconds.toFixed(2)} s; ${caughtUp}`;
 }
 
 async function runFloor(): Promise<ScenarioResult> {
@@ -726,6 +785,17 @@ const SCENARIOS: Array<ServerScenario | 'floor'> = [
     compareTo: vsStream,
     repeated: true,
   },
+  // Scenario 1 with a forwarder publishing every record to a throwaway nats-server's JetStream (issue 19: at most
+  // 10% more server CPU per event); alternated with s1, round by round. The nats-server's own CPU is not counted.
+  {
+    id: 's1n',
+    title: '1n NATS forwarder',
+    server: 'meshaudit',
+    forwarder: true,
+    load: streamLoad(1),
+    compareTo: vsStream,
+    repeated: true,
+  },
   // Scenario 1 with the AccessAudit store on PostgreSQL: rules are in memory, so the event path should not see it.
   {
     id: 's1p',
@@ -836,6 +906,11 @@ function targets(rounds: Map<string, ScenarioResult[]>, by: Map<string, Scenario
     atMost(
       'scenario 1 with a follower over the Unix socket vs without: server CPU per 100k events',
       cpuRatio(rounds.get('s1fu'), rounds.get('s1')),
+      1.1,
+    ),
+    atMost(
+      'scenario 1 with a NATS forwarder vs without: server CPU per 100k events',
+      cpuRatio(rounds.get('s1n'), rounds.get('s1')),
       1.1,
     ),
     atMost(

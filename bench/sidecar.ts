@@ -129,6 +129,8 @@ export interface SidecarConfigOptions {
   probe?: string;
   /** meshaudit.integrity.enabled; absent, the key is left out (on, the default). */
   integrity?: boolean;
+  /** meshaudit.forwarders, each entry as the config file takes it (written as a YAML flow mapping); absent, none. */
+  forwarders?: ReadonlyArray<Readonly<Record<string, unknown>>>;
   /** meshaudit.store: PostgreSQL at this database and schema (createSchema on); absent, the file store. */
   postgres?: { host: string; port: number; database: string; user: string; schema: string };
   /** meshaudit.grpc.unixSocket at this path, its callers the admin; absent, none. */
@@ -174,6 +176,8 @@ export function writeSidecarConfig(dir: string, opts: SidecarConfigOptions = {})
       ? []
       : ['  limits:', ...Object.entries(opts.limits).map(([key, value]) => `    ${key}: ${value}`)]),
     ...(opts.integrity === undefined ? [] : [`  integrity:\n    enabled: ${opts.integrity}`]),
+    // JSON is YAML's flow style.
+    ...(opts.forwarders === undefined ? [] : [`  forwarders: ${JSON.stringify(opts.forwarders)}`]),
     ...(opts.postgres === undefined
       ? []
       : [

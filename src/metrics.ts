@@ -72,6 +72,13 @@ export class PlainCounter extends PlainFamily<{ value: number }> {
     this.own.value += n;
   }
 
+  /** The sum over every series (a forwarder reads how many records were committed since start). */
+  get total(): number {
+    let sum = 0;
+    for (const c of this.children.values()) sum += c.value;
+    return sum;
+  }
+
   labels(value: string): { inc(n?: number): void } {
     const c = this.child(value);
     return {
@@ -201,6 +208,14 @@ const LATENCY_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 
+/** What a forwarder's gauges read from it at a scrape. */
+export interface ForwarderGauges {
+  readonly lagRecords: number;
+  readonly lagSeconds: number;
+  readonly connected: boolean;
+  readonly heldFiles: number;
+}
+
 export interface MetricsOptions {
   readonly zone: string;
   readonly version: string;
@@ -253,6 +268,22 @@ export class Metrics {
   readonly configReloads: Counter<'result'>;
   readonly filesystemAvailBytes: Gauge<'name'>;
   readonly filesystemSizeBytes: Gauge<'name'>;
+  /** Records each forwarder published and JetStream acknowledged (a publish per record: plain numbers). */
+  readonly forwardPublished: PlainCounter;
+  /** Records a forwarder found already in the stream after a restart or reconnect, and did not publish again. */
+  readonly forwardSkipped: Counter<'forwarder'>;
+  /** Records retention deleted before a forwarder published them (files past maxHeldFiles). */
+  readonly forwardLost: Counter<'forwarder'>;
+  /** Rotated files retention deleted anyway while a forwarder had not read them (past maxHeldFiles). */
+  readonly forwardUnheldFiles: Counter<'forwarder'>;
+  /** Connections lost, publishes refused or not acknowledged: each time the forwarder backs off. */
+  readonly forwardFailures: Counter<'forwarder'>;
+  /** Lag (records, seconds), connection and held files of each forwarder: read from it at each scrape. */
+  readonly forwardLagRecords: Gauge<'forwarder'>;
+  readonly forwardLagSeconds: Gauge<'forwarder'>;
+  readonly forwardConnected: Gauge<'forwarder'>;
+  readonly forwardHeldFiles: Gauge<'forwarder'>;
+  private readonly forwarders = new Map<string, () => ForwarderGauges>();
 
   constructor(opts: MetricsOptions) {
     const r = [this.registry];
@@ -392,6 +423,63 @@ export class Metrics {
     });
     size = gauge('meshaudit_filesystem_size_bytes', 'Size of the file system of each folder it writes.', ['name']);
     this.filesystemSizeBytes = size;
+    this.forwardPublished = plainCounter(
+      'meshaudit_forward_published_records_total',
+      'Records a forwarder published and JetStream acknowledged.',
+      ['forwarder'],
+    );
+    this.forwardSkipped = counter(
+      'meshaudit_forward_skipped_records_total',
+      'Records a forwarder found already in its stream after a restart or reconnect (not published twice).',
+      ['forwarder'],
+    );
+    this.forwardLost = counter(
+      'meshaudit_forward_lost_records_total',
+      'Records retention deleted before a forwarder published them (past maxHeldFiles).',
+      ['forwarder'],
+    );
+    this.forwardUnheldFiles = counter(
+      'meshaudit_forward_unheld_deleted_files_total',
+      'Rotated audit files retention deleted although a forwarder had not read them (past maxHeldFiles).',
+      ['forwarder'],
+    );
+    this.forwardFailures = counter(
+      'meshaudit_forward_failures_total',
+      'Times a forwarder lost its connection or a publish failed, and backed off.',
+      ['forwarder'],
+    );
+    const forwarders = this.forwarders;
+    // Read from each forwarder at each scrape: lag moves with every commit and every ack.
+    const forwarderGauge = (name: string, help: string, value: (g: ForwarderGauges) => number): Gauge<'forwarder'> =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['forwarder'],
+        registers: r,
+        collect() {
+          for (const [forwarder, gauges] of forwarders) this.labels(forwarder).set(value(gauges()));
+        },
+      });
+    this.forwardLagRecords = forwarderGauge(
+      'meshaudit_forward_lag_records',
+      'Records committed to the audit files that a forwarder has not had acknowledged by JetStream yet.',
+      (g) => g.lagRecords,
+    );
+    this.forwardLagSeconds = forwarderGauge(
+      'meshaudit_forward_lag_seconds',
+      'Seconds since a forwarder last had everything committed acknowledged (0 when it has).',
+      (g) => g.lagSeconds,
+    );
+    this.forwardConnected = forwarderGauge(
+      'meshaudit_forward_connected',
+      '1 while a forwarder is connected to NATS and publishing to its stream.',
+      (g) => (g.connected ? 1 : 0),
+    );
+    this.forwardHeldFiles = forwarderGauge(
+      'meshaudit_forward_held_files',
+      'Rotated audit files retention keeps past its limits because a forwarder has not read them.',
+      (g) => g.heldFiles,
+    );
     // Every known label value has its series at 0 from the start: increase() and rate() need a sample
     // before the first event to count it, so an alert on the first rejection fires. labels() alone
     // creates no series in prom-client; inc(0) does.
@@ -433,6 +521,20 @@ export class Metrics {
     }
     for (const result of ['ok', 'failed']) this.compressions.labels(key, result).inc(0);
     this.writeSeconds.zero({ backend: key });
+  }
+
+  /** Exports a forwarder's series from the start; `gauges` is read at each scrape. */
+  addForwarder(name: string, gauges: () => ForwarderGauges): void {
+    this.forwarders.set(name, gauges);
+    for (const c of [
+      this.forwardPublished,
+      this.forwardSkipped,
+      this.forwardLost,
+      this.forwardUnheldFiles,
+      this.forwardFailures,
+    ]) {
+      c.labels(name).inc(0);
+    }
   }
 
   /** The Prometheus text exposition (GET /stats/prometheus). */

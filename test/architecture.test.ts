@@ -156,6 +156,7 @@ describe('architecture', () => {
       'wire',
       'record',
       'pipeline',
+      'forward',
       'server',
       'admin',
       'client',

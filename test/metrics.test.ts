@@ -1,6 +1,8 @@
 import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { PlainCounter, PlainGauge, PlainHistogram } from '../src/metrics';
+import { Metrics, PlainCounter, PlainGauge, PlainHistogram } from '../src/metrics';
 
 // The buckets of src/metrics.ts, for prom-client's own histogram to compare with.
 const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -50,5 +52,15 @@ describe('the plain metric families', () => {
     plh.zero({ backend: 'idle' });
 
     expect(await ours.metrics()).to.equal(await theirs.metrics());
+  });
+});
+
+describe('Metrics', () => {
+  it('has every family it exports listed in docs/metrics.md, and nothing listed that it does not export', async () => {
+    const metrics = new Metrics({ zone: 'z', version: 'v' });
+    const exported = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).sort();
+    const doc = fs.readFileSync(path.resolve(__dirname, '../../docs/metrics.md'), 'utf8');
+    const listed = [...doc.matchAll(/^\| `(meshaudit_[a-z_]+)` \|/gm)].map((m) => m[1]).sort();
+    expect(listed).to.deep.equal(exported);
   });
 });

@@ -17,6 +17,7 @@ import type { AdminConfig, Config, TlsConfig } from '../config/types';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors';
 import { type Logger, RateLimitedWarning } from '../log';
 import type { Metrics } from '../metrics';
+import type { ForwarderStatus } from '../forward/nats-forwarder';
 import type { Authenticator } from '../server/authn';
 import { listenError, splitHostPort } from '../server/grpc-server';
 import type { ServingState } from '../server/serving-state';
@@ -46,6 +47,8 @@ export interface AdminSubject {
   accessAudits(): readonly unknown[];
   /** Where they are kept, and why the store cannot take changes now (degraded). */
   store(): { type: string; location: string; degraded: string | undefined };
+  /** Each forwarder's state, lag and stream (meshaudit.forwarders). */
+  forwarders(): readonly ForwarderStatus[];
   /** Reopens every backend's active file (POST /reopen_logs), resolving with what each file is now. */
   reopenFiles(): Promise<ReadonlyArray<{ file: string; ino: number; size: number }>>;
 }
@@ -424,6 +427,7 @@ export class AdminServer {
       uptimeSeconds: Math.floor((this.now() - this.startedAtMs) / 1000),
       ...(this.subject === undefined ? {} : { store: storeInfo(this.subject.store()) }),
       identifiers,
+      ...(config.forwarders.length === 0 ? {} : { forwarders: this.subject?.forwarders() ?? [] }),
     };
   }
 }

@@ -5,7 +5,7 @@ import type { Config } from '../config/types';
 import { diffConfig, LiveLimits } from '../config/reload';
 import { ConfigError } from '../config';
 import { FileSink, FinalAfterCommit } from '../backends/file';
-import type { FileSinkEvent } from '../backends/file';
+import type { Doomed, FileSinkEvent } from '../backends/file';
 import type { Sink, SinkPosition } from '../backends/sink';
 import { DataDirLock } from '../store/data-dir-lock';
 import { Checkpoint } from '../store/checkpoint';
@@ -35,6 +35,7 @@ import { CommittedTrail, rotationTimeMs } from '../backends/file/trail-reader';
 import { ServingState } from '../server/serving-state';
 import { Statuses } from '../server/status';
 import { AdminServer } from '../admin/admin-server';
+import { NatsForwarder } from '../forward/nats-forwarder';
 
 export interface SidecarOptions {
   config: Config;
@@ -441,6 +442,31 @@ async function startLocked(
     if (inForce.config.backends.find((b) => b.path === key)?.rotation.compress !== true) return;
     void fileSinks.get(key)?.compressRotated(rotatedFile);
   };
+  // The forwarders (meshaudit.forwarders) read the first file backend; their cursors are read now, so that
+  // retention holds what they have not read from its first run (at open) on. They connect once it is open.
+  const forwarded = opts.sinks === undefined ? config.backends[0]?.path : undefined;
+  const forwarders =
+    forwarded === undefined
+      ? []
+      : config.forwarders.map(
+          (f) =>
+            new NatsForwarder({
+              config: f,
+              zone: config.zone,
+              activePath: forwarded,
+              dataDir: config.dataDir,
+              modes: config.files,
+              chain: config.integrity.enabled,
+              log,
+              metrics,
+              recordsCommitted: () => metrics.eventsRecorded.total,
+            }),
+        );
+  const retentionHold =
+    forwarders.length === 0
+      ? undefined
+      : async (doomed: readonly Doomed[]): Promise<ReadonlySet<string>> =>
+          new Set((await Promise.all(forwarders.map((f) => f.hold(doomed)))).flatMap((held) => [...held]));
   // Without the trail, a rotated file is final for compression at the commit after its rotation (the
   // trail decides the same before it digests, and compression follows its digests).
   const finalFiles = new Map<string, FinalAfterCommit>();
@@ -467,6 +493,7 @@ async function startLocked(
       if (trail !== undefined) trails.set(b.path, trail);
       const sink = new FileSink({
         beforeRetentionDelete: trail === undefined ? undefined : (doomed) => trail.beforeDelete(doomed),
+        retentionHold: b.path === forwarded ? retentionHold : undefined,
         modes: config.files,
         path: b.path,
         rotation: b.rotation,
@@ -507,6 +534,11 @@ async function startLocked(
     if (!trails.has(key)) finalFiles.set(key, new FinalAfterCommit((opened.get(key) as SinkPosition).ino));
     // Every rotated file is final now (and digested): those a stop or a crash left plain are compressed.
     for (const file of await sink.plainRotatedFiles()) compress(key, file);
+  }
+  // A stream that is missing (create false) stops start-up; NATS unreachable does not: the zone never waits.
+  for (const f of forwarders) {
+    toClose.push(() => f.stop(config.drainTimeoutMs));
+    await f.start(readable as CommittedTrail);
   }
   const writeFailures = new RateLimitedWarning(log, WRITE_FAILURE_LOG_INTERVAL_MS, Date.now, 'error');
   const writer = new AuditWriter(sinks, checkpoint, {
@@ -616,6 +648,7 @@ async function startLocked(
     identifiers: () => sequencer.positions(),
     accessAudits: () => store.list(),
     store: () => ({ type: store.type, location: store.location, degraded: store.degraded }),
+    forwarders: () => forwarders.map((f) => f.status()),
     reopenFiles,
   });
   const read = new ReadServiceImpl({ trail: readable, knownTypes, serving, statuses, auth, log, metrics });
@@ -634,6 +667,7 @@ async function startLocked(
     store: store.location,
     accessAudits: store.list().map((a) => a.name),
     identifiers: state.seqs.size,
+    ...(forwarders.length === 0 ? {} : { forwarders: forwarders.map((f) => `${f.name} -> ${f.stream}`) }),
   });
 
   /** The restart keys the last reload warned about (comma-joined). */
@@ -746,7 +780,9 @@ async function startLocked(
       stopping ??= (async () => {
         log.info('meshaudit stopping: acknowledging in-flight batches');
         serving.drain();
-        await writer.close(inForce.config.drainTimeoutMs);
+        // The forwarders stop publishing at once and wait for their acknowledgements beside the drain, within it.
+        const drainMs = inForce.config.drainTimeoutMs;
+        await Promise.all([writer.close(drainMs), ...forwarders.map((f) => f.stop(drainMs))]);
         // After the last write: the final seals say `closed`.
         await Promise.all([...trails.values()].map((t) => t.close()));
         await grpcServer.shutdown(1000);

@@ -173,3 +173,34 @@ export const DEFAULT_INTEGRITY_ENABLED = true;
  * the last minute are the ones an edit could hide in (unless copyTo holds the seal elsewhere).
  */
 export const DEFAULT_SEAL_INTERVAL_SECONDS = 60;
+
+/** meshaudit.forwarders: none, so that a sidecar depends on nothing beyond its host unless asked. */
+export const DEFAULT_FORWARDERS: readonly [] = Object.freeze([]) as readonly [];
+
+/** meshaudit.forwarders[].kind: the engines a forwarder can publish to. */
+export const FORWARDER_KINDS = ['nats'] as const;
+
+/** meshaudit.forwarders[].servers: the NATS default port on this host (a leaf node or a local server). */
+export const DEFAULT_NATS_SERVERS: readonly string[] = Object.freeze(['nats://127.0.0.1:4222']);
+
+/** meshaudit.forwarders[].stream.name: one stream for every zone, split by subject (meshaudit.<zone>.<instance>.<kind>). */
+export const DEFAULT_NATS_STREAM = 'MESHAUDIT';
+
+/** stream.replicas when the sidecar creates the stream: 1, what a single server allows; 3 on a cluster. */
+export const DEFAULT_NATS_REPLICAS = 1;
+
+/** stream.maxAgeDays when the sidecar creates the stream: 0, kept until removed (the center's retention is its own). */
+export const DEFAULT_NATS_MAX_AGE_DAYS = 0;
+
+/**
+ * stream.duplicateWindowSeconds when the sidecar creates the stream: JetStream's own default (2 minutes).
+ * Past it the forwarder's look at the stream's last messages keeps records single, not the window.
+ */
+export const DEFAULT_NATS_DUPLICATE_WINDOW_SECONDS = 120;
+
+/**
+ * meshaudit.forwarders[].maxHeldFiles: rotated files retention keeps past its own limits while a forwarder has
+ * not read them: 10, another maxRetainedFiles' worth at the defaults (1 GiB), hours of backlog while the
+ * center is down. Beyond it they are deleted anyway: the zone's disk must not fill because the center is down.
+ */
+export const DEFAULT_MAX_HELD_FILES = 10;

@@ -30,8 +30,12 @@ import type {
   Config,
   FileBackendConfig,
   FileModes,
+  ForwarderConfig,
   IntegrityConfig,
   Limits,
+  NatsCredentials,
+  NatsForwarderConfig,
+  NatsTlsConfig,
   PostgresSslMode,
   RotationConfig,
   StoreConfig,
@@ -152,6 +156,7 @@ const MESHAUDIT_KEYS = [
   'log',
   'store',
   'integrity',
+  'forwarders',
 ];
 const INTEGRITY_KEYS = ['enabled', 'keyFile', 'sealIntervalSeconds', 'copyTo'];
 const STORE_KEYS = ['type', 'postgres', 'createSchema'];
@@ -173,6 +178,22 @@ const AUDIT_KEYS = ['skipDefaultTypes', 'backends'];
 const BACKEND_KEYS = ['type', 'file'];
 const BACKEND_TYPES = [D.FILE_BACKEND_TYPE];
 const FILE_KEYS = ['path', 'rotation'];
+const FORWARDER_KEYS = [
+  'kind',
+  'name',
+  'servers',
+  'user',
+  'passwordFile',
+  'tokenFile',
+  'nkeySeedFile',
+  'credsFile',
+  'tls',
+  'instance',
+  'stream',
+  'maxHeldFiles',
+];
+const FORWARDER_TLS_KEYS = ['caFile', 'certFile', 'keyFile'];
+const STREAM_KEYS = ['name', 'create', 'replicas', 'maxAgeDays', 'duplicateWindowSeconds'];
 const ROTATION_KEYS = ['enabled', 'maxRetainedFiles', 'maxSizeMb', 'maxAgeDays', 'interval', 'compress'];
 
 const AUDIT = 'kmesh.access.audit';
@@ -232,8 +253,9 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker, env: NodeJS.Proces
       'can never apply: no client certificate is asked for without meshaudit.grpc.tls.clientCaFile',
     );
   }
+  const zone = c.field(own, 'meshaudit', 'zone', D.DEFAULT_ZONE, zoneName);
   return Object.freeze({
-    zone: c.field(own, 'meshaudit', 'zone', D.DEFAULT_ZONE, zoneName),
+    zone,
     grpcAddress,
     dataDir,
     extraResourceTypes,
@@ -253,6 +275,7 @@ function resolveConfig(doc: unknown, cwd: string, c: Checker, env: NodeJS.Proces
     logLevel: c.field(log, 'meshaudit.log', 'level', D.DEFAULT_LOG_LEVEL as LogLevel, logLevel),
     skipDefaultTypes: c.typeNames(audit, AUDIT, 'skipDefaultTypes', D.DEFAULT_SKIP_DEFAULT_TYPES, knownTypes),
     backends: resolveBackends(audit, cwd, dataDir, c),
+    forwarders: resolveForwarders(get(own, 'forwarders'), zone, cwd, c),
   });
 }
 
@@ -602,6 +625,126 @@ function resolveBackends(
   return Object.freeze(backends);
 }
 
+const FORWARDERS = 'meshaudit.forwarders';
+
+/** meshaudit.forwarders: each a `nats` forwarder of the first file backend's records (docs/forwarding.md). */
+function resolveForwarders(value: unknown, zone: string, cwd: string, c: Checker): readonly ForwarderConfig[] {
+  if (value === undefined || value === null) return D.DEFAULT_FORWARDERS;
+  if (!Array.isArray(value)) {
+    c.report(FORWARDERS, mustBe('a list of forwarders', value));
+    return D.DEFAULT_FORWARDERS;
+  }
+  // The zone is the second token of every subject: a '.' in it would make it two.
+  if (value.length > 0 && !SUBJECT_TOKEN.test(zone)) {
+    c.report('meshaudit.zone', `is ${quote(zone)}, which cannot be a NATS subject token (no '.'): forwarders need one`);
+  }
+  const forwarders: ForwarderConfig[] = [];
+  const firstAt = new Map<string, string>();
+  value.forEach((item: unknown, i) => {
+    const at = index(FORWARDERS, i);
+    const f = resolveForwarder(item, at, cwd, c);
+    if (f === undefined) return;
+    const first = firstAt.get(f.name);
+    if (first !== undefined) {
+      c.report(`${at}.name`, `${quote(f.name)} is already the name of ${first} (each forwarder has its own cursor)`);
+      return;
+    }
+    firstAt.set(f.name, at);
+    forwarders.push(f);
+  });
+  return Object.freeze(forwarders);
+}
+
+function resolveForwarder(item: unknown, at: string, cwd: string, c: Checker): NatsForwarderConfig | undefined {
+  if (!isMapping(item)) {
+    c.report(at, mustBe('a mapping', item));
+    return undefined;
+  }
+  const f = c.section(item, at, FORWARDER_KEYS) as Mapping;
+  const known = D.FORWARDER_KINDS.map(quote).join(', ');
+  if (!Object.hasOwn(f, 'kind')) {
+    c.report(`${at}.kind`, `${IS_REQUIRED} (known kinds: ${known})`);
+    return undefined;
+  }
+  const kind = c.field(f, at, 'kind', undefined, oneOf(D.FORWARDER_KINDS));
+  if (kind === undefined) return undefined;
+  const file = (key: string): string | undefined => c.resolvedFile(f, at, key, cwd);
+  const user = c.field(f, at, 'user', undefined, nonEmptyString);
+  const passwordFile = file('passwordFile');
+  const tokenFile = file('tokenFile');
+  const nkeySeedFile = file('nkeySeedFile');
+  const credsFile = file('credsFile');
+  c.both(at, ['user', user], ['passwordFile', passwordFile]);
+  const given = [
+    user === undefined ? undefined : 'user',
+    tokenFile === undefined ? undefined : 'tokenFile',
+    nkeySeedFile === undefined ? undefined : 'nkeySeedFile',
+    credsFile === undefined ? undefined : 'credsFile',
+  ].filter((k) => k !== undefined);
+  if (given.length > 1) {
+    c.report(
+      `${at}.${given[1]}`,
+      `is one credential too many: set one of user, tokenFile, nkeySeedFile, credsFile (got ${given.join(', ')})`,
+    );
+  }
+  const credentials: NatsCredentials =
+    user !== undefined && passwordFile !== undefined
+      ? { type: 'user', user, passwordFile }
+      : tokenFile !== undefined
+        ? { type: 'token', tokenFile }
+        : nkeySeedFile !== undefined
+          ? { type: 'nkey', nkeySeedFile }
+          : credsFile !== undefined
+            ? { type: 'creds', credsFile }
+            : { type: 'none' };
+  const hostName = os.hostname();
+  let instance = c.field(f, at, 'instance', hostName, subjectToken);
+  if (!Object.hasOwn(f, 'instance') && !SUBJECT_TOKEN.test(hostName)) {
+    c.report(
+      `${at}.instance`,
+      `is not set, and the host name ${quote(hostName)} cannot be a NATS subject token (no '.', '*', '>' or whitespace): set it`,
+    );
+    instance = '';
+  }
+  const stream = c.section(get(f, 'stream'), `${at}.stream`, STREAM_KEYS);
+  const sAt = `${at}.stream`;
+  const maxAgeDays = c.field(stream, sAt, 'maxAgeDays', D.DEFAULT_NATS_MAX_AGE_DAYS, ageDays);
+  const windowSeconds = c.field(
+    stream,
+    sAt,
+    'duplicateWindowSeconds',
+    D.DEFAULT_NATS_DUPLICATE_WINDOW_SECONDS,
+    duplicateWindow,
+  );
+  return Object.freeze({
+    kind,
+    name: c.field(f, at, 'name', kind, forwarderName),
+    servers: c.field(f, at, 'servers', D.DEFAULT_NATS_SERVERS, natsServers),
+    credentials: Object.freeze(credentials),
+    tls: resolveForwarderTls(get(f, 'tls'), `${at}.tls`, cwd, c),
+    instance,
+    stream: Object.freeze({
+      name: c.field(stream, sAt, 'name', D.DEFAULT_NATS_STREAM, streamName),
+      create: c.field(stream, sAt, 'create', false, boolean),
+      replicas: c.field(stream, sAt, 'replicas', D.DEFAULT_NATS_REPLICAS, integerFrom(1, 5)),
+      maxAgeMs: Math.round(maxAgeDays * 24 * 3_600_000),
+      duplicateWindowMs: Math.round(windowSeconds * 1000),
+    }),
+    maxHeldFiles: c.field(f, at, 'maxHeldFiles', D.DEFAULT_MAX_HELD_FILES, fileCount),
+  });
+}
+
+function resolveForwarderTls(value: unknown, at: string, cwd: string, c: Checker): NatsTlsConfig | undefined {
+  if (value === undefined || value === null) return undefined;
+  const tls = c.section(value, at, FORWARDER_TLS_KEYS);
+  if (tls === undefined) return undefined;
+  const caFile = c.resolvedFile(tls, at, 'caFile', cwd);
+  const certFile = c.resolvedFile(tls, at, 'certFile', cwd);
+  const keyFile = c.resolvedFile(tls, at, 'keyFile', cwd);
+  c.both(at, ['certFile', certFile], ['keyFile', keyFile]);
+  return Object.freeze({ caFile, certFile, keyFile });
+}
+
 function fileBackend(file: string, rotation: RotationConfig): FileBackendConfig {
   return Object.freeze({ type: 'file', path: file, rotation });
 }
@@ -795,6 +938,38 @@ const rotationInterval: Rule<number> = (v) => {
       );
 };
 
+/** A NATS subject token: no separator, wildcard or whitespace (the zone and the instance in each subject). */
+const SUBJECT_TOKEN = /^[^\s.*>]{1,253}$/;
+const subjectToken: Rule<string> = (v) =>
+  typeof v === 'string' && SUBJECT_TOKEN.test(v)
+    ? v
+    : new Expected("must be a NATS subject token: 1 to 253 characters, no '.', '*', '>' or whitespace");
+
+/** A JetStream stream name: what a subject, a file name and the JetStream API all take. */
+const streamName: Rule<string> = (v) =>
+  typeof v === 'string' && /^[A-Za-z0-9_-]{1,255}$/.test(v)
+    ? v
+    : new Expected("must be a stream name: 1 to 255 letters, digits, '-' or '_'");
+
+/** A forwarder's name ends up in its cursor's file name and in metric labels. */
+const forwarderName: Rule<string> = (v) =>
+  typeof v === 'string' && /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(v)
+    ? v
+    : new Expected("must be 1 to 63 lowercase letters, digits or '-', starting and ending with a letter or digit");
+
+// No user:password@ in a URL: secrets come from files (passwordFile, tokenFile...), never from the config.
+const NATS_URL = /^((nats|tls):\/\/)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$/;
+const natsServers: Rule<readonly string[]> = (v) =>
+  Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === 'string' && NATS_URL.test(s))
+    ? Object.freeze([...(v as string[])])
+    : new Expected(
+        'must be a non-empty list of NATS server URLs (nats://host:port, tls://host:port or host:port; no credentials in them)',
+      );
+
+// JetStream refuses a duplicate window under 100 ms; a day is far more than any retry takes.
+const duplicateWindow: Rule<number> = (v) =>
+  isNumber(v) && v >= 0.1 && v <= 86_400 ? v : new Expected('must be a number of seconds from 0.1 to 86400');
+
 const resourceScope: Rule<ExtraResourceType['scope']> = (v) =>
   v === 'mesh' || v === 'global' ? v : new Expected('must be "mesh" or "global"');
 
@@ -874,6 +1049,18 @@ class Checker {
     if (!(result instanceof Expected)) return result;
     this.report(join(parent, key), `${result.description}, got ${show(value)}`);
     return fallback;
+  }
+
+  /** A file path, absolute (resolved against `cwd`); undefined when absent or bad (reported). */
+  resolvedFile(obj: Mapping | undefined, parent: string, key: string, cwd: string): string | undefined {
+    const raw = this.field(obj, parent, key, undefined, filePath);
+    return raw === undefined ? undefined : path.resolve(cwd, raw);
+  }
+
+  /** Two keys that go together: the one missing is reported when only the other is set. */
+  both(parent: string, [a, valueA]: [string, unknown], [b, valueB]: [string, unknown]): void {
+    if ((valueA === undefined) === (valueB === undefined)) return;
+    this.report(join(parent, valueA === undefined ? a : b), `is required with ${a} and ${b}: set both`);
   }
 
   /**

@@ -85,6 +85,11 @@ export const RELOAD_TABLE: readonly ReloadRule[] = Object.freeze([
     note: 'the store is opened (and, for PostgreSQL, listened to) once, at start-up',
   },
   {
+    key: 'meshaudit.forwarders',
+    effect: 'restart',
+    note: 'each forwarder connects, finds its stream and takes its cursor up at start-up',
+  },
+  {
     key: 'meshaudit.files.fileMode',
     effect: 'restart',
     note: 'the files in use were created with the old mode',
@@ -139,6 +144,7 @@ const PARTS: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
   ['meshaudit.log.level', (c) => c.logLevel],
   ['meshaudit.integrity', (c) => c.integrity],
   ['meshaudit.store', (c) => c.store],
+  ['meshaudit.forwarders', (c) => c.forwarders],
   ['meshaudit.files.fileMode', (c) => c.files.file],
   ['meshaudit.files.dirMode', (c) => c.files.dir],
   ['kmesh.access.audit.skipDefaultTypes', (c) => c.skipDefaultTypes],
@@ -171,6 +177,7 @@ export function diffConfig(old: Config, next: Config): ConfigDiff {
     unixSocket: old.unixSocket,
     admin: old.admin,
     store: old.store,
+    forwarders: old.forwarders,
     integrity: old.integrity,
     files: old.files,
     skipDefaultTypes: old.skipDefaultTypes,

@@ -163,6 +163,60 @@ export interface IntegrityConfig {
   readonly copyTo: string | undefined;
 }
 
+/** How the forwarder proves who it is to NATS (exactly one, or none); every secret is a file, read at each connection. */
+export type NatsCredentials =
+  | { readonly type: 'none' }
+  /** user with passwordFile. */
+  | { readonly type: 'user'; readonly user: string; readonly passwordFile: string }
+  | { readonly type: 'token'; readonly tokenFile: string }
+  /** An NKey seed (`SU...`), the file's first line. */
+  | { readonly type: 'nkey'; readonly nkeySeedFile: string }
+  /** A `.creds` file (a user JWT and its NKey seed, as `nsc` writes it). */
+  | { readonly type: 'creds'; readonly credsFile: string };
+
+/** TLS to the NATS servers (meshaudit.forwarders[].tls); the files are absolute. */
+export interface NatsTlsConfig {
+  /** CAs that sign the servers' certificates; undefined: the system's. */
+  readonly caFile: string | undefined;
+  /** A client certificate and its key (both or neither). */
+  readonly certFile: string | undefined;
+  readonly keyFile: string | undefined;
+}
+
+/** The JetStream stream the forwarder publishes to (meshaudit.forwarders[].stream). */
+export interface NatsStreamConfig {
+  /** name: default MESHAUDIT. */
+  readonly name: string;
+  /** create: the sidecar creates it (subjects `meshaudit.>`) when missing; false: a missing stream stops start-up. */
+  readonly create: boolean;
+  /** replicas (1 to 5), maxAgeDays (0: no limit) and duplicateWindowSeconds: used only when it creates the stream. */
+  readonly replicas: number;
+  readonly maxAgeMs: number;
+  readonly duplicateWindowMs: number;
+}
+
+/**
+ * A forwarder (meshaudit.forwarders[]): publishes every committed record of the first file backend, in file
+ * order and exactly once, to a NATS JetStream stream (docs/forwarding.md).
+ */
+export interface NatsForwarderConfig {
+  readonly kind: 'nats';
+  /** Unique among the forwarders (default: the kind); names its cursor file and its metrics. */
+  readonly name: string;
+  /** NATS server URLs (`nats://host:port`, `tls://host:port` or `host:port`). */
+  readonly servers: readonly string[];
+  readonly credentials: NatsCredentials;
+  /** undefined: TLS only when a server URL asks for it (`tls://`) or the server requires it. */
+  readonly tls: NatsTlsConfig | undefined;
+  /** The subject token naming this sidecar's control plane (default: the host name). */
+  readonly instance: string;
+  readonly stream: NatsStreamConfig;
+  /** Rotated files retention keeps beyond its limits while the forwarder has not read them (maxHeldFiles). */
+  readonly maxHeldFiles: number;
+}
+
+export type ForwarderConfig = NatsForwarderConfig;
+
 export interface Config {
   /** Name of the zone this sidecar serves (meshaudit.zone). */
   readonly zone: string;
@@ -197,4 +251,6 @@ export interface Config {
   readonly skipDefaultTypes: readonly string[];
   /** Where records go (kmesh.access.audit.backends); each record is written to every backend. */
   readonly backends: readonly FileBackendConfig[];
+  /** Where the first file backend's committed records are forwarded (meshaudit.forwarders); none by default. */
+  readonly forwarders: readonly ForwarderConfig[];
 }

@@ -132,6 +132,7 @@ describe('loadConfig', () => {
           },
         },
       ],
+      forwarders: [],
     };
   }
 
@@ -301,6 +302,7 @@ describe('loadConfig', () => {
             },
           },
         ],
+        forwarders: [],
       });
     });
 
@@ -448,6 +450,123 @@ describe('loadConfig', () => {
         expect(load(withMeshaudit('grpc:', `  address: "${address}"`, ...allow)).grpcAddress).to.equal(address);
       });
     }
+  });
+
+  describe('meshaudit.forwarders', () => {
+    it('takes a nats forwarder with every default but its servers', () => {
+      const config = load(withMeshaudit('zone: eu-west', 'forwarders:', '- kind: nats', '  instance: cp-0'));
+      expect(config.forwarders).to.deep.equal([
+        {
+          kind: 'nats',
+          name: 'nats',
+          servers: ['nats://127.0.0.1:4222'],
+          credentials: { type: 'none' },
+          tls: undefined,
+          instance: 'cp-0',
+          stream: { name: 'MESHAUDIT', create: false, replicas: 1, maxAgeMs: 0, duplicateWindowMs: 120_000 },
+          maxHeldFiles: 10,
+        },
+      ]);
+    });
+
+    it('takes every key, secrets as files resolved against the working directory', () => {
+      const config = load(
+        withMeshaudit(
+          'forwarders:',
+          '- kind: nats',
+          '  name: central',
+          '  servers: [tls://nats-0.center:4222, "nats-1.center:4222"]',
+          '  credsFile: secrets/zone.creds',
+          '  tls: {caFile: ca.pem, certFile: c.pem, keyFile: k.pem}',
+          '  instance: kong-mesh-cp-7f9c',
+          '  stream: {name: AUDIT_ALL, create: true, replicas: 3, maxAgeDays: 0.5, duplicateWindowSeconds: 30}',
+          '  maxHeldFiles: 0',
+        ),
+      );
+      expect(config.forwarders).to.deep.equal([
+        {
+          kind: 'nats',
+          name: 'central',
+          servers: ['tls://nats-0.center:4222', 'nats-1.center:4222'],
+          credentials: { type: 'creds', credsFile: path.join(dir, 'secrets/zone.creds') },
+          tls: {
+            caFile: path.join(dir, 'ca.pem'),
+            certFile: path.join(dir, 'c.pem'),
+            keyFile: path.join(dir, 'k.pem'),
+          },
+          instance: 'kong-mesh-cp-7f9c',
+          stream: { name: 'AUDIT_ALL', create: true, replicas: 3, maxAgeMs: 43_200_000, duplicateWindowMs: 30_000 },
+          maxHeldFiles: 0,
+        },
+      ]);
+    });
+
+    it('takes the host name as the instance when it is a subject token', () => {
+      const host = os.hostname();
+      if (host.includes('.')) return;
+      expect(load(withMeshaudit('forwarders:', '- kind: nats')).forwarders[0].instance).to.equal(host);
+    });
+
+    const cases: Array<{ name: string; lines: string[]; messages: string[] }> = [
+      {
+        name: 'an unknown kind and an unknown key',
+        lines: ['- kind: kafka', '  brokers: [a]'],
+        messages: [
+          'config.yaml:3: meshaudit.forwarders[0].kind: must be one of "nats", got "kafka"',
+          'config.yaml:4: meshaudit.forwarders[0].brokers: unknown field',
+        ],
+      },
+      {
+        name: 'no kind',
+        lines: ['- instance: cp-0'],
+        messages: ['config.yaml:3: meshaudit.forwarders[0].kind: is required (known kinds: "nats")'],
+      },
+      {
+        name: 'an instance that is no subject token, a bad stream name and replicas',
+        lines: ['- kind: nats', '  instance: cp.0', '  stream: {name: "A.B", replicas: 7}'],
+        messages: [
+          "config.yaml:4: meshaudit.forwarders[0].instance: must be a NATS subject token: 1 to 253 characters, no '.', '*', '>' or whitespace, got \"cp.0\"",
+          "config.yaml:5: meshaudit.forwarders[0].stream.name: must be a stream name: 1 to 255 letters, digits, '-' or '_', got \"A.B\"",
+          'config.yaml:5: meshaudit.forwarders[0].stream.replicas: must be an integer from 1 to 5, got 7',
+        ],
+      },
+      {
+        name: 'two credentials, and a user without its password file',
+        lines: ['- kind: nats', '  instance: i', '  user: zone-1', '  tokenFile: t'],
+        messages: [
+          'config.yaml:3: meshaudit.forwarders[0].passwordFile: is required with user and passwordFile: set both',
+          'config.yaml:6: meshaudit.forwarders[0].tokenFile: is one credential too many: set one of user, tokenFile, nkeySeedFile, credsFile (got user, tokenFile)',
+        ],
+      },
+      {
+        name: 'a password in a server URL, and a certificate without its key',
+        lines: ['- kind: nats', '  instance: i', '  servers: ["nats://u:secret@h:4222"]', '  tls: {certFile: c.pem}'],
+        messages: [
+          'config.yaml:5: meshaudit.forwarders[0].servers: must be a non-empty list of NATS server URLs (nats://host:port, tls://host:port or host:port; no credentials in them), got a list',
+          'config.yaml:6: meshaudit.forwarders[0].tls.keyFile: is required with certFile and keyFile: set both',
+        ],
+      },
+      {
+        name: 'two forwarders of one name',
+        lines: ['- {kind: nats, instance: i}', '- {kind: nats, instance: i}'],
+        messages: [
+          'config.yaml:4: meshaudit.forwarders[1].name: "nats" is already the name of meshaudit.forwarders[0] (each forwarder has its own cursor)',
+        ],
+      },
+    ];
+    for (const c of cases) {
+      it(`refuses ${c.name}, naming the keys`, () => {
+        const err = loadError(withMeshaudit('forwarders:', ...c.lines));
+        expect(err.message.split('\n')).to.deep.equal(c.messages);
+      });
+    }
+
+    it("refuses a zone with a '.' once there is a forwarder: it would be two subject tokens", () => {
+      const err = loadError(withMeshaudit('zone: eu.west', 'forwarders:', '- {kind: nats, instance: i}'));
+      expect(err.message).to.equal(
+        `config.yaml:2: meshaudit.zone: is "eu.west", which cannot be a NATS subject token (no '.'): forwarders need one`,
+      );
+    });
   });
 
   describe('meshaudit.store.postgres', () => {

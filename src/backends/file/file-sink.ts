@@ -33,7 +33,7 @@ import { whyNotWritable } from '../../config/places';
 import { DEFAULT_FILE_MODES, type FileModes, makeDirAsync } from '../file-modes';
 import type { RotationConfig } from '../../config/types';
 import { type Sink, SinkError, SinkNewFileError, type SinkPosition } from '../sink';
-import { applyRetention, type Doomed, listRotatedFiles, RetentionError } from './retention';
+import { applyRetention, type Doomed, listRotatedFiles, RetentionError, type RetentionHold } from './retention';
 import { COMPRESSING_SUFFIX, gunzippedBytes, gzipToTemp } from './compression';
 import { COMPRESSED_SUFFIX, rotatedName, timeFromName } from './rotation-names';
 
@@ -111,6 +111,8 @@ export interface FileSinkOptions {
    * signed markers); when it rejects, retention deletes nothing this time and tries again later.
    */
   readonly beforeRetentionDelete?: (doomed: readonly Doomed[]) => Promise<void>;
+  /** Asked which rotated files retention must keep for now, before beforeRetentionDelete (a forwarder's hold). */
+  readonly retentionHold?: RetentionHold;
 }
 
 /** A write that failed: where it began, and the files it rotated (their new names, in order). */
@@ -138,6 +140,7 @@ export class FileSink implements Sink {
   private readonly clock: () => Date;
   private readonly onEvent: (e: FileSinkEvent) => void;
   private readonly beforeRetentionDelete: FileSinkOptions['beforeRetentionDelete'];
+  private readonly retentionHold: FileSinkOptions['retentionHold'];
   private readonly rfsOptions: RfsOptions;
   private readonly modes: FileModes;
   /** A file is rotated before a record that would make it larger (Infinity: rotation off). */
@@ -192,6 +195,7 @@ export class FileSink implements Sink {
     this.clock = opts.now ?? (() => new Date());
     this.onEvent = opts.onEvent ?? (() => {});
     this.beforeRetentionDelete = opts.beforeRetentionDelete;
+    this.retentionHold = opts.retentionHold;
     this.modes = opts.modes ?? DEFAULT_FILE_MODES;
     // No `size`: rotation is decided here (see the top of this file).
     this.rfsOptions = { path: this.dir, mode: this.modes.file };
@@ -836,6 +840,7 @@ export class FileSink implements Sink {
         this.clock(),
         keep,
         this.beforeRetentionDelete,
+        this.retentionHold,
       );
     } catch (err) {
       if (err instanceof RetentionError && err.deleted.length > 0) {

@@ -69,9 +69,15 @@ export interface Doomed {
 }
 
 /**
+ * Asked which of the files retention would delete it must keep for now (a forwarder that has not read them
+ * yet): their names, a subset of `doomed`'s. Rejecting, it holds nothing back: retention's limits win.
+ */
+export type RetentionHold = (doomed: readonly Doomed[]) => Promise<ReadonlySet<string>>;
+
+/**
  * Deletes the rotated files of `activeBase` in `dir` that retention no longer keeps, and returns their
- * base names. `beforeDelete` is told first (the integrity trail leaves its markers); when it throws,
- * nothing is deleted. A failed scan rejects with its error; failed deletions do not stop the others and reject
+ * base names. `hold` is asked first which of them to keep for now; `beforeDelete` is told then (the
+ * integrity trail leaves its markers); when it throws, nothing is deleted. A failed scan rejects with its error; failed deletions do not stop the others and reject
  * with a RetentionError once all were tried. A file already gone (deleted concurrently) is not an error.
  */
 export async function applyRetention(
@@ -81,6 +87,7 @@ export async function applyRetention(
   now: Date,
   keep?: string,
   beforeDelete?: (doomed: readonly Doomed[]) => Promise<void>,
+  hold?: RetentionHold,
 ): Promise<string[]> {
   let files: RotatedFile[];
   try {
@@ -104,11 +111,13 @@ export async function applyRetention(
     for (const f of files) if (f.time.getTime() < cutoffMs) doomed.set(f.plain, `maxAgeDays: ${limits.maxAgeDays}`);
   }
   if (keep !== undefined) doomed.delete(keep);
-  if (doomed.size > 0 && beforeDelete !== undefined) {
-    await beforeDelete(
-      plains.filter((p) => doomed.has(p)).map((name) => ({ name, reason: doomed.get(name) as string })),
-    );
+  const list = (): Doomed[] =>
+    plains.filter((p) => doomed.has(p)).map((name) => ({ name, reason: doomed.get(name) as string }));
+  if (doomed.size > 0 && hold !== undefined) {
+    const held = await hold(list()).catch(() => new Set<string>());
+    for (const name of held) doomed.delete(name);
   }
+  if (doomed.size > 0 && beforeDelete !== undefined) await beforeDelete(list());
   const deleted: string[] = [];
   const failures: Array<{ file: string; error: Error }> = [];
   for (const f of files) {

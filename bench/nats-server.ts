@@ -1,0 +1,152 @@
+// A real nats-server process with JetStream, on free 127.0.0.1 ports, its config and store in a folder of
+// its own: the benchmark's forwarder scenario (s1n) starts one, and the tests start single servers and
+// three-node clusters of them (test/support/nats.ts). Its ports and store stay the same across restarts.
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { freePort } from './sidecar';
+
+/** Where Debian's nats-server package puts the binary. */
+export const NATS_SERVER_BIN = '/usr/sbin/nats-server';
+
+/** Every node started and not stopped: stopAllNatsNodes() stops them (a test run's root hook, the bench's end). */
+const liveNodes = new Set<NatsNode>();
+
+/** Long enough for a loaded 2-core machine to start a server and elect JetStream's leaders. */
+export const START_TIMEOUT_MS = 20_000;
+
+/** One nats-server process with JetStream: its ports stay the same across restarts, and so does its store. */
+export class NatsNode {
+  private proc: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+
+  private constructor(
+    readonly name: string,
+    readonly dir: string,
+    readonly port: number,
+    readonly monitorPort: number,
+    private readonly configFile: string,
+  ) {}
+
+  /** The URL clients connect to. */
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /** The process id while it runs. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  get running(): boolean {
+    return this.proc !== undefined;
+  }
+
+  /**
+   * Writes the node's config in `dir/<name>`: `cluster`, its part of a cluster's; `extra`, more lines of
+   * nats-server's config (an `authorization` block).
+   */
+  static async create(
+    parent: string,
+    name: string,
+    cluster?: { clusterPort: number; routes: readonly number[] },
+    extra: readonly string[] = [],
+  ): Promise<NatsNode> {
+    const dir = path.join(parent, name);
+    fs.mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    const monitorPort = await freePort();
+    const lines = [
+      `server_name: ${name}`,
+      `listen: 127.0.0.1:${port}`,
+      `http: 127.0.0.1:${monitorPort}`,
+      `jetstream { store_dir: "${path.join(dir, 'store')}", max_memory_store: 64MB, max_file_store: 1GB }`,
+    ];
+    if (cluster !== undefined) {
+      lines.push(
+        `cluster { name: meshaudit-test, listen: 127.0.0.1:${cluster.clusterPort}, routes: [${cluster.routes
+          .map((p) => `nats-route://127.0.0.1:${p}`)
+          .join(', ')}] }`,
+      );
+    }
+    lines.push(...extra);
+    const configFile = path.join(dir, 'nats.conf');
+    fs.writeFileSync(configFile, `${lines.join('\n')}\n`);
+    return new NatsNode(name, dir, port, monitorPort, configFile);
+  }
+
+  /** Starts the process (again), without waiting for it to serve (ready() does). */
+  spawn(): void {
+    if (this.proc !== undefined) throw new Error(`nats node ${this.name} is already running`);
+    const proc = spawn(NATS_SERVER_BIN, ['-c', this.configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const log = fs.createWriteStream(path.join(this.dir, 'server.log'), { flags: 'a' });
+    proc.stderr?.pipe(log);
+    this.proc = proc;
+    liveNodes.add(this);
+    this.exited = new Promise((resolve) =>
+      proc.once('exit', () => {
+        if (this.proc === proc) this.proc = undefined;
+        resolve();
+      }),
+    );
+  }
+
+  /** Resolves once the server answers its health check with JetStream current (`/healthz`). */
+  async ready(timeoutMs = START_TIMEOUT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      if (this.proc === undefined) throw new Error(`nats node ${this.name} exited while starting:\n${this.log()}`);
+      last = await httpGet(`http://127.0.0.1:${this.monitorPort}/healthz`).catch((e: Error) => e.message);
+      if (/"status":\s*"ok"/.test(last)) return;
+      await delay(100);
+    }
+    throw new Error(`nats node ${this.name} is not healthy after ${timeoutMs} ms (${last}):\n${this.log()}`);
+  }
+
+  /** Stops the server with `signal` (SIGKILL: a crash; SIGTERM: a clean stop) and waits for its exit. */
+  async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const proc = this.proc;
+    if (proc === undefined) return;
+    proc.kill(signal);
+    await this.exited;
+    liveNodes.delete(this);
+  }
+
+  /** Starts it again on the same ports and store, and waits until it serves. */
+  async restart(): Promise<void> {
+    this.spawn();
+    await this.ready();
+  }
+
+  /** The server's log so far, for a failure's message. */
+  log(): string {
+    const file = path.join(this.dir, 'server.log');
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').slice(-4000) : '';
+  }
+}
+
+/** Stops every node started and not stopped (the tests' root hook calls it, before the temp directories go). */
+export async function stopAllNatsNodes(): Promise<void> {
+  await Promise.all([...liveNodes].map((n) => n.stop()));
+}
+
+function httpGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 2_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
