@@ -485,7 +485,14 @@ export class NatsForwarder implements LineVisitor {
   private async findStream(jsm: JetStreamManager): Promise<void> {
     const { stream } = this.config;
     try {
-      await jsm.streams.info(stream.name);
+      const info = await jsm.streams.info(stream.name);
+      // The last message of its subjects is read with a direct get, whose API subject names the record
+      // subject, so that a zone's user may be allowed its own zone's alone (deploy/nats/).
+      if (info.config.allow_direct !== true) {
+        throw new StreamMissingError(
+          `forwarder ${this.name}: the JetStream stream ${stream.name} does not allow direct gets (allow_direct): the forwarder reads the last message of its subjects with one; update the stream with allow_direct: true`,
+        );
+      }
       return;
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NOT_FOUND) throw err;
@@ -502,6 +509,7 @@ export class NatsForwarder implements LineVisitor {
       num_replicas: stream.replicas,
       max_age: stream.maxAgeMs * 1_000_000,
       duplicate_window: stream.duplicateWindowMs * 1_000_000,
+      allow_direct: true,
     });
     this.opts.log.info('forwarder: created the JetStream stream', {
       forwarder: this.name,
@@ -514,7 +522,8 @@ export class NatsForwarder implements LineVisitor {
   private async lastInStream(jsm: JetStreamManager): Promise<RecordPosition | undefined> {
     let newest: RecordPosition | undefined;
     for (const kind of RECORD_KINDS) {
-      const m = await jsm.streams.getMessage(this.config.stream.name, { last_by_subj: this.subjects[kind] });
+      // $JS.API.DIRECT.GET.<stream>.<subject>: a permission on this sidecar's zone's subjects allows it.
+      const m = await jsm.direct.getMessage(this.config.stream.name, { last_by_subj: this.subjects[kind] });
       const position = parsePosition(m?.header?.get(POSITION_HEADER));
       if (position !== undefined && (newest === undefined || comparePositions(position, newest) > 0)) newest = position;
     }

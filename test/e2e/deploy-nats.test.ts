@@ -14,9 +14,12 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
 import { meshaudit } from '../support/cli';
-import { tempDir } from '../support/helpers';
+import { readRecords, tempDir } from '../support/helpers';
+import { sendAll } from '../../src/client/audit-client';
+import { events } from '../support/exactly-once';
+import { streamMessages } from '../support/nats';
 import { hasNatsServer, natsClient, skipWithoutNats, ThrowawayNats } from '../support/nats-central';
-import { freePort } from '../support/process';
+import { freePort, spawnSidecar, writeSidecarConfig } from '../support/process';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const NATS = path.join(ROOT, 'deploy/nats');
@@ -159,6 +162,66 @@ describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (rea
     // It cannot read the stream (a consumer), delete it or change it.
     expect(await refusal(jetstream(zone1).consumers.get('MESHAUDIT'))).to.match(/permissions violation/i);
     expect(await refusal(jsm.streams.delete('MESHAUDIT'))).to.match(/permissions violation/i);
+  });
+
+  it("runs a zone's forwarder under its zone's user: every record in the stream once, the sidecar's last message read back", async () => {
+    const dir = tempDir('meshaudit-deploy-nats-fwd-');
+    const passwordFile = path.join(dir, 'zone-1-password');
+    fs.writeFileSync(passwordFile, passwords['zone-1'], { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'rules.yaml'), 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n');
+    const port = await freePort();
+    const config = writeSidecarConfig(dir, {
+      zone: 'zone-1',
+      address: `127.0.0.1:${port}`,
+      forwarders: [
+        {
+          kind: 'nats',
+          servers: servers.map((n) => n.url),
+          user: 'zone-1',
+          passwordFile,
+          instance: 'cp-fwd',
+          stream: { name: 'MESHAUDIT', create: false },
+        },
+      ],
+    });
+    const args = ['--config', config, '--rules', path.join(dir, 'rules.yaml')];
+    const forwarded = async (): Promise<string[]> =>
+      (await streamMessages(servers[1].url, 'MESHAUDIT', { user: 'admin', pass: passwords.admin }))
+        .filter((m) => m.subject.startsWith('meshaudit.zone-1.cp-fwd.'))
+        .map((m) => m.data.toString('utf8'));
+    const untilForwarded = async (n: number): Promise<string[]> => {
+      for (const deadline = Date.now() + 30_000; ; ) {
+        const got = await forwarded();
+        if (got.length >= n || Date.now() > deadline) return got;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    // Twice: the second start reads its last message back (a direct get the zone's user may make) and
+    // publishes only what came after it.
+    for (const [from, count] of [
+      [0, 50],
+      [50, 50],
+    ]) {
+      const sidecar = spawnSidecar(args);
+      try {
+        await sidecar.ready;
+        await sendAll(
+          `127.0.0.1:${port}`,
+          { zone: 'zone-1', instance: `cp-${from}` },
+          events(from + count, 7).slice(from),
+          {
+            batchSize: 10,
+            deadlineMs: 20_000,
+          },
+        );
+        const records = readRecords(path.join(dir, 'audit', 'audit.log'));
+        expect(await untilForwarded(records.length), sidecar.stderr()).to.deep.equal(records);
+        expect(sidecar.stderr()).not.to.match(/permissions violation/i);
+      } finally {
+        sidecar.proc.kill('SIGTERM');
+        await sidecar.exited;
+      }
+    }
   });
 
   it('lets the reader read every zone with meshaudit query --nats, and publish nothing', async () => {
