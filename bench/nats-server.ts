@@ -1,6 +1,7 @@
 // A real nats-server process with JetStream, on free 127.0.0.1 ports, its config and store in a folder of
-// its own: the benchmark's forwarder scenario (s1n) starts one, and the tests start single servers and
-// three-node clusters of them (test/support/nats.ts). Its ports and store stay the same across restarts.
+// its own: the benchmark's forwarder scenario (s1n) starts one, and the tests start single servers, three-node
+// clusters and deploy/nats's own configuration on them (test/support/nats.ts). Its ports and store stay the
+// same across restarts.
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -16,6 +17,20 @@ const liveNodes = new Set<NatsNode>();
 /** Long enough for a loaded 2-core machine to start a server and elect JetStream's leaders. */
 export const START_TIMEOUT_MS = 20_000;
 
+/** How a node runs: the config NatsNode.create writes, or a whole one given; more of its command line and environment. */
+export interface NatsNodeOptions {
+  /** Its part of a three-node cluster of written configs: its route port and its peers'. */
+  readonly cluster?: { readonly clusterPort: number; readonly routes: readonly number[] };
+  /** More lines of the written config (an `authorization` block, an operator's trust). */
+  readonly extra?: readonly string[];
+  /** A whole config instead of the written one (deploy/nats/nats-server.conf), given the node's store directory. */
+  readonly configText?: (storeDir: string) => string;
+  /** More of the command line (what a whole config leaves to it: `--server_name`, `--routes`...). */
+  readonly args?: readonly string[];
+  /** More of the environment (the variables a config reads its passwords from). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
 /** One nats-server process with JetStream: its ports stay the same across restarts, and so does its store. */
 export class NatsNode {
   private proc: ChildProcess | undefined;
@@ -26,7 +41,8 @@ export class NatsNode {
     readonly dir: string,
     readonly port: number,
     readonly monitorPort: number,
-    private readonly configFile: string,
+    private readonly argv: readonly string[],
+    private readonly env: NodeJS.ProcessEnv,
   ) {}
 
   /** The URL clients connect to. */
@@ -44,49 +60,62 @@ export class NatsNode {
   }
 
   /**
-   * Writes the node's config in `dir/<name>`: `cluster`, its part of a cluster's; `extra`, more lines of
-   * nats-server's config (an `authorization` block).
+   * Writes the node's config in `parent/<name>` (or `options.configText`'s), its store beside it. The client
+   * and monitoring ports go on the command line (`-a 127.0.0.1 -p -m`), which overrides a config's own
+   * `listen` and `http`: a whole config runs on free loopback ports too, and answers the readiness check.
    */
-  static async create(
-    parent: string,
-    name: string,
-    cluster?: { clusterPort: number; routes: readonly number[] },
-    extra: readonly string[] = [],
-  ): Promise<NatsNode> {
+  static async create(parent: string, name: string, options: NatsNodeOptions = {}): Promise<NatsNode> {
     const dir = path.join(parent, name);
     fs.mkdirSync(dir, { recursive: true });
     const port = await freePort();
     const monitorPort = await freePort();
-    const lines = [
-      `server_name: ${name}`,
-      `listen: 127.0.0.1:${port}`,
-      `http: 127.0.0.1:${monitorPort}`,
-      `jetstream { store_dir: "${path.join(dir, 'store')}", max_memory_store: 64MB, max_file_store: 1GB }`,
-    ];
-    if (cluster !== undefined) {
-      lines.push(
-        `cluster { name: meshaudit-test, listen: 127.0.0.1:${cluster.clusterPort}, routes: [${cluster.routes
-          .map((p) => `nats-route://127.0.0.1:${p}`)
-          .join(', ')}] }`,
-      );
+    const store = path.join(dir, 'store');
+    let text = options.configText?.(store);
+    if (text === undefined) {
+      const lines = [
+        `server_name: ${name}`,
+        `jetstream { store_dir: ${JSON.stringify(store)}, max_memory_store: 64MB, max_file_store: 1GB }`,
+      ];
+      const { cluster } = options;
+      if (cluster !== undefined) {
+        lines.push(
+          `cluster { name: meshaudit-test, listen: 127.0.0.1:${cluster.clusterPort}, routes: [${cluster.routes
+            .map((p) => `nats-route://127.0.0.1:${p}`)
+            .join(', ')}] }`,
+        );
+      }
+      lines.push(...(options.extra ?? []));
+      text = `${lines.join('\n')}\n`;
     }
-    lines.push(...extra);
     const configFile = path.join(dir, 'nats.conf');
-    fs.writeFileSync(configFile, `${lines.join('\n')}\n`);
-    return new NatsNode(name, dir, port, monitorPort, configFile);
+    fs.writeFileSync(configFile, text);
+    const argv = [
+      ...['-c', configFile, '-a', '127.0.0.1', '-p', String(port), '-m', String(monitorPort)],
+      ...(options.args ?? []),
+    ];
+    return new NatsNode(name, dir, port, monitorPort, argv, options.env ?? {});
   }
 
   /** Starts the process (again), without waiting for it to serve (ready() does). */
   spawn(): void {
     if (this.proc !== undefined) throw new Error(`nats node ${this.name} is already running`);
-    const proc = spawn(NATS_SERVER_BIN, ['-c', this.configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(NATS_SERVER_BIN, [...this.argv], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...this.env },
+    });
     const log = fs.createWriteStream(path.join(this.dir, 'server.log'), { flags: 'a' });
     proc.stderr?.pipe(log);
     this.proc = proc;
     liveNodes.add(this);
+    // Once its log file is written to the end too: a failure's message reads it.
+    const logged = new Promise<void>((resolve) => log.once('close', () => resolve()));
     this.exited = new Promise((resolve) =>
-      proc.once('exit', () => {
-        if (this.proc === proc) this.proc = undefined;
+      proc.once('exit', async () => {
+        await logged;
+        if (this.proc === proc) {
+          this.proc = undefined;
+          liveNodes.delete(this);
+        }
         resolve();
       }),
     );
@@ -111,7 +140,6 @@ export class NatsNode {
     if (proc === undefined) return;
     proc.kill(signal);
     await this.exited;
-    liveNodes.delete(this);
   }
 
   /** Starts it again on the same ports and store, and waits until it serves. */

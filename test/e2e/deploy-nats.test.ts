@@ -17,8 +17,7 @@ import { meshaudit } from '../support/cli';
 import { readRecords, tempDir } from '../support/helpers';
 import { sendAll } from '../../src/client/audit-client';
 import { events } from '../support/exactly-once';
-import { streamMessages } from '../support/nats';
-import { hasNatsServer, natsClient, skipWithoutNats, ThrowawayNats } from '../support/nats-central';
+import { hasNatsServer, natsClient, skipWithoutNats, streamMessages, ThrowawayNats } from '../support/nats';
 import { freePort, spawnSidecar, writeSidecarConfig } from '../support/process';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -60,11 +59,11 @@ async function refusal(attempt: Promise<unknown>): Promise<string> {
 
 describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (real nats-server processes)', function () {
   this.timeout(60_000);
-  const servers: ThrowawayNats[] = [];
+  let nats: ThrowawayNats | undefined;
   const passwords: Record<string, string> = {};
   const clients: NatsConnection[] = [];
   const connectAs = async (user: string, node = 0): Promise<NatsConnection> => {
-    const nc = await natsClient(servers[node].url, { user, pass: passwords[user] });
+    const nc = await natsClient(nats!.urls[node], { user, pass: passwords[user] });
     clients.push(nc);
     return nc;
   };
@@ -77,31 +76,17 @@ describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (rea
     for (const variable of PASSWORD_VARIABLES) env[variable] = `pw${randomBytes(12).toString('hex')}`;
     for (const user of ['zone-1', 'zone-2', 'reader', 'admin'])
       passwords[user] = env[`MESHAUDIT_${user.replace('-', '_').toUpperCase()}_PASSWORD`] as string;
-    const ports = await Promise.all(
-      [0, 1, 2].map(async () => ({ client: await freePort(), cluster: await freePort() })),
+    const clusterPorts = [await freePort(), await freePort(), await freePort()];
+    const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`).join(',');
+    // What nats-server.conf leaves to each node's command line, as its header says, on free ports (the
+    // client and monitoring ports too: NatsNode puts its own on the command line).
+    nats = await ThrowawayNats.configured(
+      (store) => CONFIG.replace(STORE_LINE, `store_dir: ${JSON.stringify(store)}`),
+      clusterPorts.map((p, i) => ({
+        args: ['--server_name', `nats-${i + 1}`, '--cluster_listen', `nats://127.0.0.1:${p}`, '--routes', routes],
+      })),
+      env,
     );
-    const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`).join(',');
-    for (const [i, p] of ports.entries()) {
-      servers.push(
-        await ThrowawayNats.start({
-          port: p.client,
-          configText: (store) => CONFIG.replace(STORE_LINE, `store_dir: ${JSON.stringify(store)}`),
-          // What nats-server.conf leaves to each node's command line, as its header says, on free ports.
-          args: [
-            ...['--server_name', `nats-${i + 1}`, '-a', '127.0.0.1', '-p', String(p.client)],
-            ...[
-              '-m',
-              String(await freePort()),
-              '--cluster_listen',
-              `nats://127.0.0.1:${p.cluster}`,
-              '--routes',
-              routes,
-            ],
-          ],
-          env,
-        }),
-      );
-    }
     // The admin creates the stream once the cluster has elected its JetStream leader.
     const admin = await connectAs('admin');
     const deadline = Date.now() + 30_000;
@@ -118,7 +103,7 @@ describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (rea
 
   after(async () => {
     for (const nc of clients) await nc.close().catch(() => {});
-    for (const s of servers) await s.stop();
+    await nats?.destroy();
   });
 
   it('holds the stream of stream-meshaudit.json: meshaudit.>, three replicas, direct get, no delete or purge', async () => {
@@ -176,7 +161,7 @@ describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (rea
       forwarders: [
         {
           kind: 'nats',
-          servers: servers.map((n) => n.url),
+          servers: nats!.urls,
           user: 'zone-1',
           passwordFile,
           instance: 'cp-fwd',
@@ -186,7 +171,7 @@ describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (rea
     });
     const args = ['--config', config, '--rules', path.join(dir, 'rules.yaml')];
     const forwarded = async (): Promise<string[]> =>
-      (await streamMessages(servers[1].url, 'MESHAUDIT', { user: 'admin', pass: passwords.admin }))
+      (await streamMessages(nats!.urls[1], 'MESHAUDIT', { user: 'admin', pass: passwords.admin }))
         .filter((m) => m.subject.startsWith('meshaudit.zone-1.cp-fwd.'))
         .map((m) => m.data.toString('utf8'));
     const untilForwarded = async (n: number): Promise<string[]> => {
@@ -231,7 +216,7 @@ describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (rea
     await publish(zone2, 'zone-2', '4');
     const file = path.join(tempDir(), 'reader-password');
     fs.writeFileSync(file, `${passwords.reader}\n`);
-    const urls = servers.map((s) => s.url).join(',');
+    const urls = nats!.urls.join(',');
     const run = await meshaudit(['query', '--nats', urls, '--nats-user', 'reader', '--nats-password-file', file]);
     expect(run.stderr).to.equal('');
     expect(run.code).to.equal(0);
@@ -262,7 +247,7 @@ describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (rea
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'wrong'), 'wrong');
     fs.writeFileSync(path.join(dir, 'zone-1'), passwords['zone-1']);
-    const url = servers[0].url;
+    const url = nats!.url;
     const as = (user: string, file: string) =>
       meshaudit(['query', '--nats', url, '--nats-user', user, '--nats-password-file', path.join(dir, file)]);
     const table: Array<[string, string, string]> = [

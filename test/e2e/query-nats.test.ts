@@ -21,7 +21,7 @@ import {
   publishRecords,
   skipWithoutNats,
   ThrowawayNats,
-} from '../support/nats-central';
+} from '../support/nats';
 import { freePort } from '../support/process';
 
 /** The start of every source's first file (the contract's fileStartMs): any stable number will do. */
@@ -143,7 +143,7 @@ describe('meshaudit query --nats (the built CLI and a real nats-server)', functi
 
   before(async function () {
     if (!hasNatsServer()) skipWithoutNats(this);
-    server = await ThrowawayNats.start();
+    server = await ThrowawayNats.single();
     nc = await natsClient(server.url);
     await createStream(nc);
     // Not in date order: zone-2 first, then zone-1's instances; each source in its own order.
@@ -152,7 +152,7 @@ describe('meshaudit query --nats (the built CLI and a real nats-server)', functi
 
   after(async () => {
     await nc?.close();
-    await server?.stop();
+    await server?.destroy();
   });
 
   const query = (...args: string[]) => meshaudit(['query', '--nats', server!.url, ...args]);
@@ -311,14 +311,14 @@ describe('meshaudit query --nats on a stream that changes (a real nats-server ea
 
   beforeEach(async function () {
     if (!hasNatsServer()) skipWithoutNats(this);
-    server = await ThrowawayNats.start();
+    server = await ThrowawayNats.single();
     nc = await natsClient(server.url);
     await createStream(nc);
   });
 
   afterEach(async () => {
     await nc?.close();
-    await server?.stop();
+    await server?.destroy();
   });
 
   /** `count` records of one source, one a second from `firstSecond`, ~300 bytes each. */
@@ -364,7 +364,7 @@ describe('meshaudit query --nats on a stream that changes (a real nats-server ea
     const query = new RunningQuery(server!.url, [], { read: false });
     // It waits on its output (more than the pipe holds) while the server stops.
     await once(query.proc.stdout, 'readable');
-    await server!.stop();
+    await server!.nodes[0].stop('SIGTERM');
     query.read();
     expect(await query.exited).to.equal(3);
     expect(query.err).to.equal('meshaudit query: the connection to the NATS server was lost before the read ended\n');
@@ -403,8 +403,8 @@ describe('meshaudit query --nats on a stream that changes (a real nats-server ea
       await publishRecords(nc!, ZONE1_CP0.slice(1, 2));
       await waitFor(() => names(query.out).length === 2, 'the record published while it follows');
       await nc!.close();
-      await server!.stop();
-      await server!.restart();
+      await server!.nodes[0].stop('SIGTERM');
+      await server!.nodes[0].restart();
       nc = await natsClient(server!.url);
       await publishRecords(nc, ZONE1_CP0.slice(2));
       await waitFor(() => names(query.out).length === 3, 'the record published after the restart', 30_000);
@@ -448,9 +448,10 @@ describe('meshaudit query --nats with a token and TLS (a real nats-server)', fun
     dir = tempDir();
     const ca = new TestCa(path.join(dir, 'ca'));
     const leaf = ca.issue('nats', { cn: 'nats', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
-    server = await ThrowawayNats.start({
-      config: `tls { cert_file: ${JSON.stringify(leaf.cert)}, key_file: ${JSON.stringify(leaf.key)} }\nauthorization { token: ${JSON.stringify(TOKEN)} }`,
-    });
+    server = await ThrowawayNats.single([
+      `tls { cert_file: ${JSON.stringify(leaf.cert)}, key_file: ${JSON.stringify(leaf.key)} }`,
+      `authorization { token: ${JSON.stringify(TOKEN)} }`,
+    ]);
     const nc = await natsClient(server.url, { token: TOKEN, tls: { ca: fs.readFileSync(ca.cert, 'utf8') } });
     await createStream(nc);
     await publishRecords(nc, ZONE2_CP0);
@@ -460,7 +461,7 @@ describe('meshaudit query --nats with a token and TLS (a real nats-server)', fun
   });
 
   after(async () => {
-    await server?.stop();
+    await server?.destroy();
   });
 
   it('reads with the token in --nats-token-file over TLS trusting --nats-ca, and says what is refused', async () => {
@@ -492,7 +493,7 @@ describe('meshaudit query --nats with a .creds file (an operator-mode nats-serve
   before(async function () {
     if (!hasNatsServer()) skipWithoutNats(this);
     trust = operatorTrust(tempDir());
-    server = await ThrowawayNats.start({ config: trust.config });
+    server = await ThrowawayNats.single([trust.config]);
     const nc = await natsClient(server.url, {
       authenticator: credsAuthenticator(fs.readFileSync(trust.credsFile)),
     });
@@ -502,7 +503,7 @@ describe('meshaudit query --nats with a .creds file (an operator-mode nats-serve
   });
 
   after(async () => {
-    await server?.stop();
+    await server?.destroy();
   });
 
   it("reads with a user's .creds file, and a user of an account the server does not trust is refused (exit 4)", async () => {
