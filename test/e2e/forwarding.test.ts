@@ -47,8 +47,9 @@ interface ZoneSidecar {
 
 /** A sidecar of `zone` forwarding to `servers` (stream `stream`), its files in a temp dir of its own. */
 async function startZone(opts: {
-  zone: string;
-  instance: string;
+  /** zone-1 and cp-0 by default. */
+  zone?: string;
+  instance?: string;
   servers: string[];
   stream: string;
   create?: boolean;
@@ -59,11 +60,12 @@ async function startZone(opts: {
   /** More keys of the forwarder (its credential). */
   keys?: Record<string, unknown>;
 }): Promise<ZoneSidecar> {
+  const { zone = 'zone-1', instance = 'cp-0' } = opts;
   const dir = tempDir('meshaudit-fwd-');
   const port = await freePort();
   fs.writeFileSync(path.join(dir, 'rules.yaml'), 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n');
   const cfg = writeSidecarConfig(dir, {
-    zone: opts.zone,
+    zone,
     address: `127.0.0.1:${port}`,
     integrity: opts.integrity,
     backends: [{ folder: 'audit', rotation: opts.rotation ?? { maxSizeMb: 0.05 } }],
@@ -71,7 +73,7 @@ async function startZone(opts: {
       {
         kind: 'nats',
         servers: opts.servers,
-        instance: opts.instance,
+        instance,
         stream: { name: opts.stream, create: opts.create ?? true, replicas: opts.replicas ?? 1 },
         ...(opts.maxHeldFiles === undefined ? {} : { maxHeldFiles: opts.maxHeldFiles }),
         ...opts.keys,
@@ -82,7 +84,7 @@ async function startZone(opts: {
   const sidecar = spawnSidecar(args);
   running.add(sidecar);
   await sidecar.ready;
-  return { dir, zone: opts.zone, instance: opts.instance, args, port, sidecar };
+  return { dir, zone, instance, args, port, sidecar };
 }
 
 /** Sidecars a failed test left running: killed after it, before its temp directory goes. */
@@ -184,8 +186,6 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
 
     it('puts every record of a rotating, compressed trail in the stream once, in order, with its headers', async () => {
       const z = await startZone({
-        zone: 'zone-1',
-        instance: 'cp-0',
         servers: nats.urls,
         stream: 'ROTATING',
         rotation: { maxSizeMb: 0.02, compress: true },
@@ -219,7 +219,7 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     });
 
     it('still holds every record exactly once after a dozen SIGKILLs of the sidecar while events flow', async () => {
-      let z = await startZone({ zone: 'zone-1', instance: 'cp-0', servers: nats.urls, stream: 'KILLS' });
+      let z = await startZone({ servers: nats.urls, stream: 'KILLS' });
       let killed = 0;
       let acks = 0;
       let next = 3;
@@ -248,7 +248,7 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     });
 
     it('forwards what was written while the server was stopped once it is back; acks and /ready go on meanwhile', async () => {
-      const z = await startZone({ zone: 'zone-1', instance: 'cp-0', servers: nats.urls, stream: 'OUTAGE' });
+      const z = await startZone({ servers: nats.urls, stream: 'OUTAGE' });
       const admin = await z.sidecar.adminPort;
       await send(z, eventsFrom(1, 700));
       const before = readRecords(path.join(z.dir, 'audit', 'audit.log')).length;
@@ -279,8 +279,6 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     const cluster = await ThrowawayNats.cluster();
     try {
       const z = await startZone({
-        zone: 'zone-1',
-        instance: 'cp-0',
         servers: cluster.urls,
         stream: 'REPLICATED',
         replicas: 3,
@@ -322,8 +320,6 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     const byUser = await ThrowawayNats.single(['authorization { user: zone-1, password: "pa55 word" }']);
     try {
       const z = await startZone({
-        zone: 'zone-1',
-        instance: 'cp-0',
         servers: byToken.urls,
         stream: 'TOKEN',
         keys: { tokenFile },
@@ -348,8 +344,6 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
       const passwordFile = path.join(secrets, 'password');
       fs.writeFileSync(passwordFile, 'pa55 word\n');
       const u = await startZone({
-        zone: 'zone-1',
-        instance: 'cp-0',
         servers: byUser.urls,
         stream: 'USER',
         keys: { user: 'zone-1', passwordFile },
@@ -423,8 +417,6 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     const nats = await ThrowawayNats.single();
     try {
       const z = await startZone({
-        zone: 'zone-1',
-        instance: 'cp-0',
         servers: nats.urls,
         stream: 'HELD',
         rotation: { maxSizeMb: 0.01, maxRetainedFiles: 2 },
