@@ -77,6 +77,11 @@ import {
 export const WINDOW_RECORDS = 2048;
 /** Bytes of records in flight at most: what a lost connection makes nats.js hold and send again. */
 export const WINDOW_BYTES = 4 * 1024 * 1024;
+/**
+ * Records published in one turn of the event loop at most (~2 ms of it at ~4 µs each): a forwarder catching
+ * up on a backlog lets the control plane's batches and acknowledgements through between its turns.
+ */
+export const LINES_PER_TURN = 512;
 /** A publish not acknowledged in this long fails the session: the forwarder reconnects and looks again. */
 export const ACK_TIMEOUT_MS = 10_000;
 /** Bytes of publishes nats.js buffers before it writes them to the socket (see connect()). */
@@ -228,6 +233,10 @@ export class NatsForwarder implements LineVisitor {
   /** One headers object and one options object for every publish: nats.js reads them during the call only. */
   private readonly encoded = new EncodedHeaders();
   private readonly publishOptions = { headers: this.encoded as unknown as MsgHdrs, reply: '' };
+  /** Records published since the forwarder last let the event loop take its I/O (LINES_PER_TURN). */
+  private sinceYield = 0;
+  /** line() returned true: the next flush() is for it, not for the end of what is committed. */
+  private flushAsked = false;
   /** Read to the end of what is committed, with nothing read since (caught up once in flight is empty). */
   private atEnd = false;
   private wake: (() => void) | undefined;
@@ -542,6 +551,7 @@ export class NatsForwarder implements LineVisitor {
     } finally {
       this.session = undefined;
       this.held = undefined;
+      this.flushAsked = false;
     }
     if (this.failure !== undefined) {
       const failure = this.failure;
@@ -587,7 +597,10 @@ export class NatsForwarder implements LineVisitor {
   // ---- LineVisitor: one committed line at a time ----
 
   line(data: Buffer, start: number, end: number, file: FollowedFile, after: number): boolean {
-    if (this.stopping || this.session?.signal.aborted !== false) return true;
+    if (this.stopping || this.session?.signal.aborted !== false) {
+      this.flushAsked = true;
+      return true;
+    }
     this.atEnd = false;
     const offset = after - (end - start) - 1;
     const skip = this.skipThrough;
@@ -609,13 +622,30 @@ export class NatsForwarder implements LineVisitor {
         after,
         hash: file.hash,
       };
+      this.flushAsked = true;
       return true;
     }
     this.publish(data.subarray(start, end), file.startMs, offset, after, file.hash);
-    return this.inFlight.full;
+    this.flushAsked = this.inFlight.full || ++this.sinceYield >= LINES_PER_TURN;
+    return this.flushAsked;
   }
 
+  /**
+   * Asked by line(): the chain link of a new file, a turn of the event loop for others, room in the
+   * window. Otherwise the follower has read all that is committed: caught up once in flight is acknowledged.
+   */
   async flush(): Promise<void> {
+    if (!this.flushAsked) {
+      this.atEnd = true;
+      this.caughtUpIfDone();
+      return;
+    }
+    this.flushAsked = false;
+    if (this.sinceYield >= LINES_PER_TURN) {
+      // The control plane's batches and their acknowledgements go first: they wait for the event loop too.
+      this.sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     const held = this.held;
     if (held !== undefined) {
       this.held = undefined;
@@ -623,13 +653,7 @@ export class NatsForwarder implements LineVisitor {
       if (this.session?.signal.aborted !== false || this.stopping) return;
       this.publish(held.payload, held.startMs, held.offset, held.after, held.hash);
     }
-    if (this.inFlight.full) {
-      await this.until(() => !this.inFlight.full || this.session?.signal.aborted !== false);
-      return;
-    }
-    // Called with nothing more to read: caught up once what is in flight is acknowledged.
-    this.atEnd = true;
-    this.caughtUpIfDone();
+    if (this.inFlight.full) await this.until(() => !this.inFlight.full || this.session?.signal.aborted !== false);
   }
 
   /** Publishes one record (`payload`: the line without its newline; copied, since the line is read into again). */
