@@ -8,16 +8,20 @@
 // record published again within the stream's duplicate window is dropped by JetStream; and after every
 // start and every reconnect, before publishing, the forwarder reads the last message of each of its three
 // subjects and skips every record at or before the newest of them, so a record is never in the stream
-// twice, even past the window. Records are published in trail order on one connection, which JetStream
-// stores in that order: what the stream holds of this sidecar is a prefix of its trail.
+// twice, even past the window. Records are published in trail order on one connection and JetStream stores
+// them in that order; a publish refused or not acknowledged ends the session (what is in flight is looked
+// up again). What this cannot see: a stream leader lost in a cluster dropping a record while a later one
+// of the same window is stored by the next leader; the record is then skipped, never duplicated.
 //
 // The zone never waits for it: the writer acknowledges the control plane without it, and while NATS is
 // unreachable the forwarder backs off (bounded, with jitter) while the backlog stays in the audit files,
 // which retention holds for it up to maxHeldFiles (hold()).
 //
-// The publish path is lean (a record costs a publish of a few microseconds): a core publish per record
-// with a reply subject of the forwarder's own inbox, one subscription receiving every acknowledgement,
-// no promise or timer per record; the acknowledgements of the records in flight are matched in a ring.
+// The publish path is lean: a core publish per record with a reply subject of the forwarder's own inbox,
+// its headers encoded once into the buffer of its payload, one subscription receiving every
+// acknowledgement, no promise or timer per record; the acknowledgements in flight are matched in a ring.
+// Still, nats.js's publish and the parsing of its acknowledgement cost ~8 µs of CPU per record here
+// (bench scenario s1n), far more than the sidecar's own write path.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
