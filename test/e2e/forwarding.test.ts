@@ -59,6 +59,7 @@ async function startZone(opts: {
   integrity?: boolean;
   /** More keys of the forwarder (its credential). */
   keys?: Record<string, unknown>;
+  drainTimeoutSeconds?: number;
 }): Promise<ZoneSidecar> {
   const { zone = 'zone-1', instance = 'cp-0' } = opts;
   const dir = tempDir('meshaudit-fwd-');
@@ -68,6 +69,7 @@ async function startZone(opts: {
     zone,
     address: `127.0.0.1:${port}`,
     integrity: opts.integrity,
+    drainTimeoutSeconds: opts.drainTimeoutSeconds,
     backends: [{ folder: 'audit', rotation: opts.rotation ?? { maxSizeMb: 0.05 } }],
     forwarders: [
       {
@@ -180,7 +182,7 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     });
     // The sidecar creates its stream on `meshaudit.>`: one at a time per server.
     afterEach(async () => {
-      for (const stream of ['ROTATING', 'KILLS', 'OUTAGE'])
+      for (const stream of ['ROTATING', 'KILLS', 'OUTAGE', 'HANG'])
         await deleteStream(nats.urls, stream).catch(() => undefined);
     });
 
@@ -245,6 +247,38 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
       const lines = readRecords(path.join(z.dir, 'audit', 'audit.log'));
       expectForwardedOnce(z, await untilStreamHolds(nats.urls, 'KILLS', lines.length));
       await stopZone(z);
+    });
+
+    it('stops within drainTimeoutSeconds while the server hangs with records in flight, and resumes once', async () => {
+      const z = await startZone({ servers: nats.urls, stream: 'HANG', drainTimeoutSeconds: 1 });
+      await send(z, eventsFrom(1, 300));
+      const before = readRecords(path.join(z.dir, 'audit', 'audit.log')).length;
+      await untilStreamHolds(nats.urls, 'HANG', before);
+      nats.nodes[0].freeze();
+      try {
+        await send(z, eventsFrom(301, 3000));
+        const admin = await z.sidecar.adminPort;
+        await statsWhen(
+          admin,
+          (s) => (s.get('meshaudit_forward_lag_records{forwarder="nats"}') as number) > 0,
+          'behind',
+        );
+        const stopAt = Date.now();
+        z.sidecar.proc.kill('SIGTERM');
+        expect(await z.sidecar.exited).to.equal(0);
+        // The drain (1 s) and the rest of the stop; the forwarder's wait for its acks is inside the drain.
+        expect(Date.now() - stopAt).to.be.below(4_000);
+      } finally {
+        nats.nodes[0].thaw();
+      }
+      // Started again, it publishes from its cursor past what the stream holds, once each.
+      const sidecar = spawnSidecar(z.args);
+      running.add(sidecar);
+      await sidecar.ready;
+      const restarted = { ...z, sidecar };
+      const all = readRecords(path.join(z.dir, 'audit', 'audit.log')).length;
+      expectForwardedOnce(restarted, await untilStreamHolds(nats.urls, 'HANG', all));
+      await stopZone(restarted);
     });
 
     it('forwards what was written while the server was stopped once it is back; acks and /ready go on meanwhile', async () => {
