@@ -20,6 +20,8 @@ Commands (each with --help):
   health [--service NAME]  exit 0 when the sidecar serves (grpc.health.v1), 1 otherwise: for exec probes
   keygen --out DIR         write an Ed25519 key pair for meshaudit.integrity (the signed trail)
   query [filters]          print the audit records held that match (ReadService.Query), oldest first
+  query --nats URL [--zone Z] [filters] [--follow]   every zone's records from the central NATS
+                           JetStream stream, merged by date (docs/forwarding.md)
   record [FILE|-]          record events (JSON lines) with AuditService.Record, one result per line
   rules list|get|apply|delete|evaluate   the zone's AccessAudits over RuleService
   tail -f [filters]        print the matching audit records as they are committed, until interrupted

@@ -91,6 +91,13 @@ const VALUE_NAMES: Record<string, string> = {
   pubkey: 'a public key file (PEM)',
   from: 'a time (RFC 3339)',
   to: 'a time (RFC 3339)',
+  nats: 'a URL, nats://HOST:PORT',
+  stream: 'a stream name',
+  'nats-creds': 'a file name',
+  'nats-user': 'a user name',
+  'nats-password-file': 'a file name',
+  'nats-token-file': 'a file name',
+  'nats-ca': 'a file name',
 };
 
 /** The parsed flags (the last of a flag given twice wins; `multiple` ones collect) and the positionals. */

@@ -169,6 +169,16 @@ class InFlight {
     return this.count >= WINDOW_RECORDS || this.bytes >= WINDOW_BYTES;
   }
 
+  /**
+   * Half empty: where a full window resumes publishing. Resuming at the first free slot would publish one
+   * record per acknowledgement, each in a socket write of its own (nats.js flushes once per microtask
+   * turn): a write per record, most of the forwarder's CPU. From half, a resumed follower publishes half a
+   * window in one write.
+   */
+  get halfEmpty(): boolean {
+    return this.count <= WINDOW_RECORDS / 2 && this.bytes <= WINDOW_BYTES / 2;
+  }
+
   /** Adds the record ending at `after` in the file `startMs`/`hash`; returns its id. */
   add(startMs: number, after: number, hash: string, bytes: number, acked: boolean, nowMs: number): number {
     const id = this.next++;
@@ -498,7 +508,14 @@ export class NatsForwarder implements LineVisitor {
   private async findStream(jsm: JetStreamManager): Promise<void> {
     const { stream } = this.config;
     try {
-      await jsm.streams.info(stream.name);
+      const info = await jsm.streams.info(stream.name);
+      // The last message of its subjects is read with a direct get, whose API subject names the record
+      // subject, so that a zone's user may be allowed its own zone's alone (deploy/nats/).
+      if (info.config.allow_direct !== true) {
+        throw new StreamMissingError(
+          `forwarder ${this.name}: the JetStream stream ${stream.name} does not allow direct gets (allow_direct): the forwarder reads the last message of its subjects with one; update the stream with allow_direct: true`,
+        );
+      }
       return;
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NOT_FOUND) throw err;
@@ -515,6 +532,7 @@ export class NatsForwarder implements LineVisitor {
       num_replicas: stream.replicas,
       max_age: stream.maxAgeMs * 1_000_000,
       duplicate_window: stream.duplicateWindowMs * 1_000_000,
+      allow_direct: true,
     });
     this.opts.log.info('forwarder: created the JetStream stream', {
       forwarder: this.name,
@@ -527,7 +545,8 @@ export class NatsForwarder implements LineVisitor {
   private async lastInStream(jsm: JetStreamManager): Promise<RecordPosition | undefined> {
     let newest: RecordPosition | undefined;
     for (const kind of RECORD_KINDS) {
-      const m = await jsm.streams.getMessage(this.config.stream.name, { last_by_subj: this.subjects[kind] });
+      // $JS.API.DIRECT.GET.<stream>.<subject>: a permission on this sidecar's zone's subjects allows it.
+      const m = await jsm.direct.getMessage(this.config.stream.name, { last_by_subj: this.subjects[kind] });
       const position = parsePosition(m?.header?.get(POSITION_HEADER));
       if (position !== undefined && (newest === undefined || comparePositions(position, newest) > 0)) newest = position;
     }
@@ -657,7 +676,7 @@ export class NatsForwarder implements LineVisitor {
       if (this.session?.signal.aborted !== false || this.stopping) return;
       this.publish(held.payload, held.startMs, held.offset, held.after, held.hash);
     }
-    if (this.inFlight.full) await this.until(() => !this.inFlight.full || this.session?.signal.aborted !== false);
+    if (this.inFlight.full) await this.until(() => this.inFlight.halfEmpty || this.session?.signal.aborted !== false);
   }
 
   /** Publishes one record (`payload`: the line without its newline; copied, since the line is read into again). */

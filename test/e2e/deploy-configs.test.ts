@@ -40,6 +40,10 @@ describe('the configurations deploy/ ships', () => {
     ).to.deep.equal([]);
   });
 
+  it('deploy/examples/meshaudit-forwarder.yaml (a forwarder to the central NATS cluster)', () => {
+    expect(load(read('deploy/examples/meshaudit-forwarder.yaml'), [])).to.deep.equal([]);
+  });
+
   it('deploy/systemd/meshaudit.yaml', () => {
     expect(load(read('deploy/systemd/meshaudit.yaml'), [])).to.deep.equal([]);
   });

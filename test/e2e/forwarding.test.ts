@@ -32,6 +32,7 @@ import {
   withManager,
 } from '../support/nats';
 import { freePort, type SpawnedSidecar, spawnSidecar, writeSidecarConfig } from '../support/process';
+import { meshaudit } from '../support/cli';
 
 const SKIP = 7;
 const KIND: Record<string, string> = { CREATE: 'resource', UPDATE: 'resource', DELETE: 'resource' };
@@ -407,7 +408,11 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
 
     it('takes two zones, and two instances of one zone, into one stream under their own subjects', async () => {
       await withManager([SHARED_NATS_URL], (jsm) =>
-        jsm.streams.add({ name: stream, subjects: [`meshaudit.${tag}-a.>`, `meshaudit.${tag}-b.>`] }),
+        jsm.streams.add({
+          name: stream,
+          subjects: [`meshaudit.${tag}-a.>`, `meshaudit.${tag}-b.>`],
+          allow_direct: true,
+        }),
       );
       const zones = [
         await startZone({ zone: `${tag}-a`, instance: 'cp-0', servers: [SHARED_NATS_URL], stream, create: false }),
@@ -429,6 +434,13 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
         expect(names.every((n) => Number(/route-(\d+)/.exec(n)![1]) <= i * 1000 + 700)).to.equal(true);
       }
       await Promise.all(zones.map(stopZone));
+      // The center read back: every record of every zone once, each as its file holds it (the merge by date
+      // is test/e2e/query-nats.test.ts's: here each file starts with its rules' record, dated now).
+      const read = await meshaudit(['query', '--nats', SHARED_NATS_URL, '--stream', stream, '--all-zones']);
+      expect(read.code, read.stderr).to.equal(0);
+      const lines = read.stdout.split('\n').filter((l) => l !== '');
+      const files = zones.flatMap((z) => readRecords(path.join(z.dir, 'audit', 'audit.log')));
+      expect([...lines].sort()).to.deep.equal([...files].sort());
     });
 
     it('stops start-up when the stream is missing and create is false, naming the stream', async () => {
