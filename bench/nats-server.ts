@@ -138,8 +138,21 @@ export class NatsNode {
   async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const proc = this.proc;
     if (proc === undefined) return;
+    this.thaw();
     proc.kill(signal);
     await this.exited;
+  }
+
+  /**
+   * Freezes the server (SIGSTOP): connections stay open and nothing answers, as a host that hangs.
+   * thaw() lets it go on; stop() thaws it first, so that a SIGTERM is handled.
+   */
+  freeze(): void {
+    if (this.proc?.pid !== undefined) process.kill(this.proc.pid, 'SIGSTOP');
+  }
+
+  thaw(): void {
+    if (this.proc?.pid !== undefined) process.kill(this.proc.pid, 'SIGCONT');
   }
 
   /** Starts it again on the same ports and store, and waits until it serves. */

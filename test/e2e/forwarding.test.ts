@@ -48,8 +48,9 @@ interface ZoneSidecar {
 
 /** A sidecar of `zone` forwarding to `servers` (stream `stream`), its files in a temp dir of its own. */
 async function startZone(opts: {
-  zone: string;
-  instance: string;
+  /** zone-1 and cp-0 by default. */
+  zone?: string;
+  instance?: string;
   servers: string[];
   stream: string;
   create?: boolean;
@@ -59,20 +60,23 @@ async function startZone(opts: {
   integrity?: boolean;
   /** More keys of the forwarder (its credential). */
   keys?: Record<string, unknown>;
+  drainTimeoutSeconds?: number;
 }): Promise<ZoneSidecar> {
+  const { zone = 'zone-1', instance = 'cp-0' } = opts;
   const dir = tempDir('meshaudit-fwd-');
   const port = await freePort();
   fs.writeFileSync(path.join(dir, 'rules.yaml'), 'type: AccessAudit\nname: all\nrules:\n- accessAll: true\n');
   const cfg = writeSidecarConfig(dir, {
-    zone: opts.zone,
+    zone,
     address: `127.0.0.1:${port}`,
     integrity: opts.integrity,
+    drainTimeoutSeconds: opts.drainTimeoutSeconds,
     backends: [{ folder: 'audit', rotation: opts.rotation ?? { maxSizeMb: 0.05 } }],
     forwarders: [
       {
         kind: 'nats',
         servers: opts.servers,
-        instance: opts.instance,
+        instance,
         stream: { name: opts.stream, create: opts.create ?? true, replicas: opts.replicas ?? 1 },
         ...(opts.maxHeldFiles === undefined ? {} : { maxHeldFiles: opts.maxHeldFiles }),
         ...opts.keys,
@@ -83,7 +87,7 @@ async function startZone(opts: {
   const sidecar = spawnSidecar(args);
   running.add(sidecar);
   await sidecar.ready;
-  return { dir, zone: opts.zone, instance: opts.instance, args, port, sidecar };
+  return { dir, zone, instance, args, port, sidecar };
 }
 
 /** Sidecars a failed test left running: killed after it, before its temp directory goes. */
@@ -179,14 +183,12 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     });
     // The sidecar creates its stream on `meshaudit.>`: one at a time per server.
     afterEach(async () => {
-      for (const stream of ['ROTATING', 'KILLS', 'OUTAGE'])
+      for (const stream of ['ROTATING', 'KILLS', 'OUTAGE', 'HANG'])
         await deleteStream(nats.urls, stream).catch(() => undefined);
     });
 
     it('puts every record of a rotating, compressed trail in the stream once, in order, with its headers', async () => {
       const z = await startZone({
-        zone: 'zone-1',
-        instance: 'cp-0',
         servers: nats.urls,
         stream: 'ROTATING',
         rotation: { maxSizeMb: 0.02, compress: true },
@@ -220,7 +222,7 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     });
 
     it('still holds every record exactly once after a dozen SIGKILLs of the sidecar while events flow', async () => {
-      let z = await startZone({ zone: 'zone-1', instance: 'cp-0', servers: nats.urls, stream: 'KILLS' });
+      let z = await startZone({ servers: nats.urls, stream: 'KILLS' });
       let killed = 0;
       let acks = 0;
       let next = 3;
@@ -248,8 +250,40 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
       await stopZone(z);
     });
 
+    it('stops within drainTimeoutSeconds while the server hangs with records in flight, and resumes once', async () => {
+      const z = await startZone({ servers: nats.urls, stream: 'HANG', drainTimeoutSeconds: 1 });
+      await send(z, eventsFrom(1, 300));
+      const before = readRecords(path.join(z.dir, 'audit', 'audit.log')).length;
+      await untilStreamHolds(nats.urls, 'HANG', before);
+      nats.nodes[0].freeze();
+      try {
+        await send(z, eventsFrom(301, 3000));
+        const admin = await z.sidecar.adminPort;
+        await statsWhen(
+          admin,
+          (s) => (s.get('meshaudit_forward_lag_records{forwarder="nats"}') as number) > 0,
+          'behind',
+        );
+        const stopAt = Date.now();
+        z.sidecar.proc.kill('SIGTERM');
+        expect(await z.sidecar.exited).to.equal(0);
+        // The drain (1 s) and the rest of the stop; the forwarder's wait for its acks is inside the drain.
+        expect(Date.now() - stopAt).to.be.below(4_000);
+      } finally {
+        nats.nodes[0].thaw();
+      }
+      // Started again, it publishes from its cursor past what the stream holds, once each.
+      const sidecar = spawnSidecar(z.args);
+      running.add(sidecar);
+      await sidecar.ready;
+      const restarted = { ...z, sidecar };
+      const all = readRecords(path.join(z.dir, 'audit', 'audit.log')).length;
+      expectForwardedOnce(restarted, await untilStreamHolds(nats.urls, 'HANG', all));
+      await stopZone(restarted);
+    });
+
     it('forwards what was written while the server was stopped once it is back; acks and /ready go on meanwhile', async () => {
-      const z = await startZone({ zone: 'zone-1', instance: 'cp-0', servers: nats.urls, stream: 'OUTAGE' });
+      const z = await startZone({ servers: nats.urls, stream: 'OUTAGE' });
       const admin = await z.sidecar.adminPort;
       await send(z, eventsFrom(1, 700));
       const before = readRecords(path.join(z.dir, 'audit', 'audit.log')).length;
@@ -280,8 +314,6 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     const cluster = await ThrowawayNats.cluster();
     try {
       const z = await startZone({
-        zone: 'zone-1',
-        instance: 'cp-0',
         servers: cluster.urls,
         stream: 'REPLICATED',
         replicas: 3,
@@ -323,8 +355,6 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     const byUser = await ThrowawayNats.single(['authorization { user: zone-1, password: "pa55 word" }']);
     try {
       const z = await startZone({
-        zone: 'zone-1',
-        instance: 'cp-0',
         servers: byToken.urls,
         stream: 'TOKEN',
         keys: { tokenFile },
@@ -349,8 +379,6 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
       const passwordFile = path.join(secrets, 'password');
       fs.writeFileSync(passwordFile, 'pa55 word\n');
       const u = await startZone({
-        zone: 'zone-1',
-        instance: 'cp-0',
         servers: byUser.urls,
         stream: 'USER',
         keys: { user: 'zone-1', passwordFile },
@@ -435,8 +463,6 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
     const nats = await ThrowawayNats.single();
     try {
       const z = await startZone({
-        zone: 'zone-1',
-        instance: 'cp-0',
         servers: nats.urls,
         stream: 'HELD',
         rotation: { maxSizeMb: 0.01, maxRetainedFiles: 2 },
