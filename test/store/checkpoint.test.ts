@@ -131,6 +131,42 @@ describe('checkpoint', () => {
     expect(new Checkpoint(dir).load().state.seqs.get('z/a')).to.equal(40);
   });
 
+  it('does not acknowledge a commit whose file was replaced while its line was appended: it writes the whole state again', async () => {
+    const dir = path.join(tempDir(), 'data');
+    const file = path.join(dir, CHECKPOINT_FILE);
+    let replaceDuringWrite = false;
+    let lost = 0;
+    // The real file system; the test only times a replacement (another sidecar's file renamed into place)
+    // between the append landing and its callback.
+    const timed: CheckpointFs = {
+      ...fs,
+      write: ((
+        fd: number,
+        buf: Buffer,
+        off: number,
+        len: number,
+        pos: null,
+        cb: (e: Error | null, n: number) => void,
+      ) =>
+        fs.write(fd, buf, off, len, pos, (err, n) => {
+          if (replaceDuringWrite) {
+            replaceDuringWrite = false;
+            fs.writeFileSync(`${file}.other`, '{"s":{"z/a":1},"p":{}}\n');
+            fs.renameSync(`${file}.other`, file);
+          }
+          cb(err, n);
+        })) as unknown as typeof fs.write,
+    };
+    const cp = new Checkpoint(dir, { fsync: false, fs: timed, onLost: () => void lost++ });
+    cp.load();
+    await commit(cp, { 'z/a': 10 }, { '/x/audit.log': [11, 500] });
+    replaceDuringWrite = true;
+    await commit(cp, { 'z/a': 20 });
+    expect(lost).to.equal(1);
+    expect(fs.readFileSync(file, 'utf8')).to.equal('{"s":{"z/a":20},"p":{"/x/audit.log":[11,500]}}\n');
+    cp.close();
+  });
+
   describe('through a file system that fails on demand', () => {
     /** node:fs, with the operations a test sets in `failing` failing once each. */
     function flakyFs(): { fs: CheckpointFs; failing: Set<string>; dirSyncs: () => number } {
