@@ -209,6 +209,13 @@ class Follower {
       }
       const { ends, inodes } = await committedEnds(files, committed);
       end = ends[i];
+      // Nothing committed in it: the file after the committed one, or a rotation landed between the
+      // listing and the stats (the active file's inode is then the new file's, under the old one's start).
+      // Bound to no inode, the follower looks at the folder again at the next commit.
+      if (end === 0) {
+        at.ino = -1;
+        return 'caught-up';
+      }
       at.ino = inodes[i];
       last = end !== undefined;
     }

@@ -1,0 +1,70 @@
+// The trail follower on real files, with the writer's commits made by the test: races between the
+// follower's look at the folder and a rotation, timed through CommittedTrail (the real one, with a hook).
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { followTrail, type LineVisitor } from '../../../src/backends/file/trail-follower';
+import { CommittedTrail } from '../../../src/backends/file/trail-reader';
+import { rotatedName } from '../../../src/backends/file/rotation-names';
+import { tempDir, waitFor } from '../../support/helpers';
+
+/** A CommittedTrail that runs `race` once, the first time a follower asks what retention deleted. */
+class RacedTrail extends CommittedTrail {
+  race: (() => void) | undefined;
+
+  override deletedBetween(afterMs: number, beforeMs: number): boolean {
+    const race = this.race;
+    this.race = undefined;
+    race?.();
+    return super.deletedBetween(afterMs, beforeMs);
+  }
+}
+
+/** Every line a follower gives, with the file start its cursor names. */
+function collector(): LineVisitor & { lines: Array<[string, number]> } {
+  const lines: Array<[string, number]> = [];
+  return {
+    lines,
+    line: (data, start, end, file) => {
+      lines.push([data.toString('utf8', start, end), file.startMs]);
+      return false;
+    },
+    flush: async () => {},
+  };
+}
+
+describe('trail follower (real files)', () => {
+  it('reads the file a rotation renamed between its listing and its stat, and names the new active file by its own start', async () => {
+    const dir = tempDir();
+    const active = path.join(dir, 'audit.log');
+    const t1 = Date.UTC(2026, 11, 7, 10, 0, 0);
+    const t2 = Date.UTC(2026, 11, 7, 11, 0, 0);
+    fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(t1), 1)), 'a1\na2\n');
+    fs.writeFileSync(active, 'b1\nb2\n');
+    const trail = new RacedTrail(active, { ino: fs.statSync(active).ino, size: 6 });
+    // Once the follower has read the first file whole and listed the folder again, the writer rotates:
+    // the active file is renamed, a new one begins, and nothing is committed in it yet.
+    trail.race = () => {
+      fs.renameSync(active, path.join(dir, rotatedName('audit.log', new Date(t2), 1)));
+      fs.writeFileSync(active, 'c1\n');
+    };
+    const visitor = collector();
+    const stop = new AbortController();
+    const followed = followTrail(trail, undefined, visitor, { follow: true, signal: stop.signal });
+    try {
+      await waitFor(() => trail.race === undefined, 'the rotation during the listing');
+      trail.commit({ ino: fs.statSync(active).ino, size: 3 });
+      await waitFor(() => visitor.lines.some(([l]) => l === 'c1'), 'the line committed after the rotation');
+    } finally {
+      stop.abort();
+      await followed;
+    }
+    expect(visitor.lines).to.deep.equal([
+      ['a1', 0],
+      ['a2', 0],
+      ['b1', t1],
+      ['b2', t1],
+      ['c1', t2],
+    ]);
+  });
+});
