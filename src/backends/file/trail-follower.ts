@@ -130,7 +130,12 @@ class Follower {
         wake?.();
       });
       try {
-        const next = await this.readCommitted(at);
+        const next = await this.readCommitted(at).catch(async (err: unknown) => {
+          // The lines read before a gap are records still held: flushed (a Query sends them, with their
+          // cursor) before the error about the files after them.
+          if (err instanceof TrailGoneError) await this.visitor.flush();
+          throw err;
+        });
         if (this.signal.aborted) return position();
         if (next === 'again') continue;
         await this.visitor.flush();

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { followTrail, type LineVisitor } from '../../../src/backends/file/trail-follower';
+import { followTrail, type LineVisitor, TrailGoneError } from '../../../src/backends/file/trail-follower';
 import { CommittedTrail } from '../../../src/backends/file/trail-reader';
 import { rotatedName } from '../../../src/backends/file/rotation-names';
 import { tempDir, waitFor } from '../../support/helpers';
@@ -20,17 +20,21 @@ class RacedTrail extends CommittedTrail {
   }
 }
 
-/** Every line a follower gives, with the file start its cursor names. */
-function collector(): LineVisitor & { lines: Array<[string, number]> } {
+/** Every line a follower gives, with the file start its cursor names; `flushed`: how many were flushed. */
+function collector(): LineVisitor & { lines: Array<[string, number]>; flushed: number } {
   const lines: Array<[string, number]> = [];
-  return {
+  const visitor = {
     lines,
-    line: (data, start, end, file) => {
+    flushed: 0,
+    line: (data: Buffer, start: number, end: number, file: { startMs: number }) => {
       lines.push([data.toString('utf8', start, end), file.startMs]);
       return false;
     },
-    flush: async () => {},
+    flush: async () => {
+      visitor.flushed = lines.length;
+    },
   };
+  return visitor;
 }
 
 describe('trail follower (real files)', () => {
@@ -66,5 +70,29 @@ describe('trail follower (real files)', () => {
       ['b2', t1],
       ['c1', t2],
     ]);
+  });
+
+  it('flushes the lines of the file it read before saying that retention deleted the files after it', async () => {
+    const dir = tempDir();
+    const active = path.join(dir, 'audit.log');
+    const [t1, t2, t3] = [10, 11, 12].map((h) => Date.UTC(2026, 11, 7, h, 0, 0));
+    fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(t1), 1)), 'a1\na2\n');
+    fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(t3), 1)), 'c1\n');
+    fs.writeFileSync(active, 'd1\n');
+    const trail = new CommittedTrail(active, { ino: fs.statSync(active).ino, size: 3 });
+    // Retention deleted the file of t2, between the two held, before the follower read it.
+    trail.deleted([t2]);
+    const visitor = collector();
+    const err = await followTrail(trail, undefined, visitor, {
+      follow: false,
+      signal: new AbortController().signal,
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err).to.be.instanceOf(TrailGoneError);
+    // A Query sends only what is flushed: a1 and a2 are held records, read, and must reach the reader.
+    expect(visitor.lines.map(([l]) => l)).to.deep.equal(['a1', 'a2']);
+    expect(visitor.flushed, 'lines flushed before the error').to.equal(2);
   });
 });
