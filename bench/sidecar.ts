@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { SIDECAR_NODE_FLAGS } from '../src/cli/node-flags';
+import { ADMIN_GROUP } from '../src/auth/principal';
 
 export const MAIN = path.resolve(__dirname, '../src/cli/main.js');
 
@@ -170,6 +171,9 @@ export function writeSidecarConfig(dir: string, opts: SidecarConfigOptions = {})
     ...(opts.tls === undefined
       ? []
       : [`    tls:\n      certFile: ${opts.tls.certFile}\n      keyFile: ${opts.tls.keyFile}`]),
+    ...(opts.unixSocket === undefined
+      ? []
+      : [`    unixSocket:\n      path: ${opts.unixSocket}\n      user: bench-admin\n      groups: ["${ADMIN_GROUP}"]`]),
     `  admin:\n    address: "${opts.admin ?? '127.0.0.1:0'}"`,
     ...(opts.probe === undefined ? [] : [`    probeAddress: "${opts.probe}"`]),
     ...(opts.limits === undefined

@@ -59,7 +59,8 @@ export class Rfc3339Parser {
       for (zone++; zone < end && src[zone] >= ZERO && src[zone] <= NINE; zone++, digits++) {
         if (digits < 3) fractionMs = 10 * fractionMs + src[zone] - ZERO;
       }
-      if (digits === 0 || digits > 9) return NaN;
+      // A second fraction after the first would make the key a valid time of its own.
+      if (digits === 0 || digits > 9 || src[zone] === DOT) return NaN;
       for (; digits < 3; digits++) fractionMs *= 10;
     }
     if (!this.sameSecond(src, start, zone, end)) {

@@ -70,7 +70,7 @@ describe('ReadService.Query (a real sidecar and client)', function () {
     await zone?.stop();
   });
 
-  async function start(rotation = SMALL_FILES): Promise<void> {
+  async function start(rotation: typeof SMALL_FILES & { compress?: boolean } = SMALL_FILES): Promise<void> {
     zone = new TestZone();
     const backend = { type: 'file' as const, path: path.join(zone.dir, 'audit', 'audit.log'), rotation };
     await zone.start(undefined, { config: { backends: [backend] } });
@@ -223,6 +223,46 @@ describe('ReadService.Query (a real sidecar and client)', function () {
     expect(await open(), 'the cancelled follower no longer open').to.equal(0);
   });
 
+  it('a follower far behind reads lines cut by its read chunks, across rotations and compressions under its handle, once each', async () => {
+    // 800 KB files, ~2.7 MB written while the client does not read: the follower stops mid-file holding its
+    // handle while the file rotates and is gzipped; it then reads 256 KiB chunks (synchronously within
+    // 1 MiB of the committed end, through the thread pool further behind) that cut records of every length.
+    await start({ ...SMALL_FILES, maxSizeBytes: 800_000, compress: true });
+    const got: QueryResponse[] = [];
+    const call = client.Query({ follow: true }) as grpc.ClientReadableStream<QueryResponse>;
+    const ended = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    call.on('data', (r: QueryResponse) => got.push(r));
+    call.pause();
+    const events = Array.from({ length: 6000 }, (_, i) =>
+      event(i, {
+        resource: { type: 'TrafficRoute', name: `route-${i}-${'x'.repeat((i * 37) % 400)}`, mesh: 'default' },
+      }),
+    );
+    await write(zone, events);
+    const dir = path.dirname(zone.logPath);
+    await waitFor(
+      () => fs.readdirSync(dir).filter((n) => n.endsWith('.log.gz')).length >= 2,
+      'rotated files gzipped while the follower is behind',
+    );
+    call.resume();
+    await waitFor(() => recordsOf(got).length >= 6000, 'every record', 20_000);
+    // Every rotated file gzipped: zone.records() reads a file present both ways (a compression under way) twice.
+    await waitFor(() => !fs.readdirSync(dir).some((n) => /^audit-.*\.log$/.test(n)), 'every rotated file gzipped');
+    const held = zone.records();
+    expect(held).to.have.length(6000);
+    expect(recordsOf(got)).to.deep.equal(held);
+    // Each response's cursor resumes right after its last record.
+    let before = 0;
+    for (const r of got.slice(0, -1)) {
+      before += r.records.length;
+      const rest = recordsOf(await query(client, { cursor: r.cursor }));
+      expect(rest.length, `after ${before} records`).to.equal(6000 - before);
+      expect(rest[0], `after ${before} records`).to.equal(held[before]);
+    }
+    call.cancel();
+    expect((await ended).code).to.equal(grpc.status.CANCELLED);
+  });
+
   it('ends a waiting follower with UNAVAILABLE when the sidecar drains, so that its stop is not forced', async () => {
     await start();
     await write(zone, [event(1)]);
@@ -236,6 +276,37 @@ describe('ReadService.Query (a real sidecar and client)', function () {
     expect(err.code).to.equal(grpc.status.UNAVAILABLE);
     expect(err.details).to.contain('shutting down');
     await stopped;
+  });
+
+  it('ends a follower far behind at the drain with every record it read sent, and its last cursor resumes after them', async () => {
+    const rotation = { ...SMALL_FILES, maxSizeBytes: 800_000 };
+    await start(rotation);
+    const got: QueryResponse[] = [];
+    const call = client.Query({ follow: true }) as grpc.ClientReadableStream<QueryResponse>;
+    const ended = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    call.on('data', (r: QueryResponse) => got.push(r));
+    call.pause();
+    await write(
+      zone,
+      Array.from({ length: 10_000 }, (_, i) => event(i)),
+    );
+    const held = zone.records();
+    // The drain begins while the follower waits on its client, mid-trail (~3 MB: past what HTTP/2 and the
+    // client buffer), with a response built.
+    const stopped = zone.sidecar.stop();
+    call.resume();
+    const err = await ended;
+    expect(err.code, err.details).to.equal(grpc.status.UNAVAILABLE);
+    await stopped;
+    const read = recordsOf(got);
+    expect(read).to.deep.equal(held.slice(0, read.length));
+    client.close();
+    await zone.start(undefined, {
+      config: { backends: [{ type: 'file' as const, path: zone.logPath, rotation }] },
+    });
+    client = readClient(zone);
+    const rest = recordsOf(await query(client, { cursor: got[got.length - 1].cursor }));
+    expect([...read, ...rest]).to.deep.equal(held);
   });
 
   it('never slows the writer for a follower that does not read', async () => {

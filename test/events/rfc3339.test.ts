@@ -65,5 +65,61 @@ describe('RFC 3339 parsing', () => {
         expect(parser.parseBytes(b, 0, b.length), text).to.equal(parseRfc3339(text));
       }
     });
+
+    it('reads what parseRfc3339 reads on random and adversarial bytes, one parser throughout', () => {
+      // Seeded, so a failure names a text that fails again.
+      let seed = 20;
+      const below = (n: number) => {
+        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+        return (seed >>> 8) % n;
+      };
+      const pick = <T>(xs: readonly T[]): T => xs[below(xs.length)];
+      const digits = (n: number) => Array.from({ length: n }, () => String(below(10))).join('');
+      const two = (max: number) => String(below(max + 1)).padStart(2, '0');
+      const separators = ['T', 't', ' ', '_', 'TT'];
+      const zones = ['Z', 'z', '+02:00', '-01:30', '+14:00', '+24:00', '-00:00', '+0200', '+02', 'Zz', '', ' Z', 'UTC'];
+      // Bytes spliced in anywhere: a second fraction, a stray digit or sign, non-ASCII, NUL, a letter.
+      const strays = [
+        '.',
+        '.5',
+        '.123',
+        '..',
+        '0',
+        '9',
+        '+',
+        '-',
+        ':',
+        'Z',
+        'T',
+        '\u00e9',
+        '\u00b9',
+        '\u0000',
+        '\u00ff',
+        'x',
+      ];
+      const parser = new Rfc3339Parser();
+      const mismatches: string[] = [];
+      let times = 0;
+      for (let i = 0; i < 200_000 && mismatches.length < 5; i++) {
+        // Alternating seconds keep the parser's memory switching between hits and misses.
+        const year = pick(['2022', '2024', '1969', '1970', '0000', '9999', digits(4)]);
+        const second = below(4) === 0 ? pick(['59', '60', '61', '00']) : two(1) === '00' ? '42' : '43';
+        const fraction = below(5) === 0 ? '' : `.${digits(below(13))}`;
+        let text = `${year}-${two(13)}-${two(32)}${pick(separators)}${two(24)}:${two(60)}:${second}${fraction}${pick(zones)}`;
+        if (below(3) === 0) {
+          const at = below(text.length + 1);
+          text = text.slice(0, at) + pick(strays) + text.slice(at + below(2));
+        }
+        if (below(10) === 0) text = text.slice(0, 19 + below(22));
+        const bytes = Buffer.from(`\u00e9${text}.5`, 'latin1');
+        const got = parser.parseBytes(bytes, 1, 1 + text.length);
+        const want = parseRfc3339(text);
+        if (!Number.isNaN(want)) times++;
+        if (!Object.is(got, want)) mismatches.push(`${JSON.stringify(text)}: ${got}, parseRfc3339 ${want}`);
+      }
+      expect(mismatches).to.deep.equal([]);
+      // The inputs are not all refused: the sum of the second and the fraction is compared too.
+      expect(times).to.be.above(10_000);
+    });
   });
 });

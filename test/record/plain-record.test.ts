@@ -291,6 +291,7 @@ describe('plain records', () => {
       ['an emoji in a group', resourceEvent({ groups: ['team-😀'] })],
       ['a bad date', resourceEvent({ date: '2024-13-01T10:00:00Z' })],
       ['a date without zone', resourceEvent({ date: '2024-05-01T10:00:00' })],
+      ['a date with two fractions', resourceEvent({ date: '2024-05-01T10:00:00.1.5Z' })],
       ['a name of 1024 characters', resourceEvent({ name: 'n'.repeat(1024) })],
       ['a name of 1025 characters', resourceEvent({ name: 'n'.repeat(1025) })],
       ['an id of 1025 characters', resourceEvent({ id: 'i'.repeat(1025) })],

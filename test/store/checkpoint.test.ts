@@ -133,8 +133,15 @@ describe('checkpoint', () => {
 
   describe('through a file system that fails on demand', () => {
     /** node:fs, with the operations a test sets in `failing` failing once each. */
-    function flakyFs(): { fs: CheckpointFs; failing: Set<string>; dirSyncs: () => number } {
+    function flakyFs(): {
+      fs: CheckpointFs;
+      failing: Set<string>;
+      dirSyncs: () => number;
+      /** Runs once, between a write landing and its callback: the timing of a race, on the real file system. */
+      onWritten: { once?: () => void };
+    } {
       const failing = new Set<string>();
+      const onWritten: { once?: () => void } = {};
       const once = (op: string): boolean => failing.delete(op);
       /** Descriptors opened read-only: directories, which syncDir fsyncs. */
       const dirs = new Set<number>();
@@ -152,7 +159,12 @@ describe('checkpoint', () => {
         ) =>
           once('write')
             ? fs.write(fd, buf, off, Math.floor(len / 2), pos, cb)
-            : fs.write(fd, buf, off, len, pos, cb)) as unknown as typeof fs.write,
+            : fs.write(fd, buf, off, len, pos, (err, n) => {
+                const race = onWritten.once;
+                onWritten.once = undefined;
+                race?.();
+                cb(err, n);
+              })) as unknown as typeof fs.write,
         ftruncateSync: (fd: number, len?: number) => {
           if (once('ftruncateSync')) throw new Error('EIO: i/o error, ftruncate');
           fs.ftruncateSync(fd, len);
@@ -179,7 +191,7 @@ describe('checkpoint', () => {
           fs.fsyncSync(fd);
         },
       };
-      return { fs: flaky, failing, dirSyncs: () => dirSynced };
+      return { fs: flaky, failing, dirSyncs: () => dirSynced, onWritten };
     }
 
     async function refused(p: Promise<void>): Promise<Error> {
@@ -194,6 +206,25 @@ describe('checkpoint', () => {
     function lines(dir: string): string[] {
       return fs.readFileSync(path.join(dir, CHECKPOINT_FILE), 'utf8').split('\n');
     }
+
+    it('does not acknowledge a commit whose file was replaced while its line was appended: it writes the whole state again', async () => {
+      const dir = path.join(tempDir(), 'data');
+      const file = path.join(dir, CHECKPOINT_FILE);
+      const { fs: flaky, onWritten } = flakyFs();
+      let lost = 0;
+      const cp = new Checkpoint(dir, { fsync: false, fs: flaky, onLost: () => void lost++ });
+      cp.load();
+      await commit(cp, { 'z/a': 10 }, { '/x/audit.log': [11, 500] });
+      // Another sidecar's file renamed into place after the line landed, before the commit settles.
+      onWritten.once = () => {
+        fs.writeFileSync(`${file}.other`, '{"s":{"z/a":1},"p":{}}\n');
+        fs.renameSync(`${file}.other`, file);
+      };
+      await commit(cp, { 'z/a': 20 });
+      expect(lost).to.equal(1);
+      expect(fs.readFileSync(file, 'utf8')).to.equal('{"s":{"z/a":20},"p":{"/x/audit.log":[11,500]}}\n');
+      cp.close();
+    });
 
     it('cuts a failed append back to the last whole line, and appends the next commit after it', async () => {
       const dir = tempDir();

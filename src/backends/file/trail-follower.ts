@@ -130,7 +130,12 @@ class Follower {
         wake?.();
       });
       try {
-        const next = await this.readCommitted(at);
+        const next = await this.readCommitted(at).catch(async (err: unknown) => {
+          // The lines read before a gap are records still held: flushed (a Query sends them, with their
+          // cursor) before the error about the files after them.
+          if (err instanceof TrailGoneError) await this.visitor.flush();
+          throw err;
+        });
         if (this.signal.aborted) return position();
         if (next === 'again') continue;
         await this.visitor.flush();
@@ -209,6 +214,13 @@ class Follower {
       }
       const { ends, inodes } = await committedEnds(files, committed);
       end = ends[i];
+      // Nothing committed in it: the file after the committed one, or a rotation landed between the
+      // listing and the stats (the active file's inode is then the new file's, under the old one's start).
+      // Bound to no inode, the follower looks at the folder again at the next commit.
+      if (end === 0) {
+        at.ino = -1;
+        return 'caught-up';
+      }
       at.ino = inodes[i];
       last = end !== undefined;
     }

@@ -1,0 +1,98 @@
+// The trail follower on real files, with the writer's commits made by the test: races between the
+// follower's look at the folder and a rotation, timed through CommittedTrail (the real one, with a hook).
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { followTrail, type LineVisitor, TrailGoneError } from '../../../src/backends/file/trail-follower';
+import { CommittedTrail } from '../../../src/backends/file/trail-reader';
+import { rotatedName } from '../../../src/backends/file/rotation-names';
+import { tempDir, waitFor } from '../../support/helpers';
+
+/** A CommittedTrail that runs `race` once, the first time a follower asks what retention deleted. */
+class RacedTrail extends CommittedTrail {
+  race: (() => void) | undefined;
+
+  override deletedBetween(afterMs: number, beforeMs: number): boolean {
+    const race = this.race;
+    this.race = undefined;
+    race?.();
+    return super.deletedBetween(afterMs, beforeMs);
+  }
+}
+
+/** Every line a follower gives, with the file start its cursor names; `flushed`: how many were flushed. */
+function collector(): LineVisitor & { lines: Array<[string, number]>; flushed: number } {
+  const lines: Array<[string, number]> = [];
+  const visitor = {
+    lines,
+    flushed: 0,
+    line: (data: Buffer, start: number, end: number, file: { startMs: number }) => {
+      lines.push([data.toString('utf8', start, end), file.startMs]);
+      return false;
+    },
+    flush: async () => {
+      visitor.flushed = lines.length;
+    },
+  };
+  return visitor;
+}
+
+describe('trail follower (real files)', () => {
+  it('reads the file a rotation renamed between its listing and its stat, and names the new active file by its own start', async () => {
+    const dir = tempDir();
+    const active = path.join(dir, 'audit.log');
+    const t1 = Date.UTC(2026, 11, 7, 10, 0, 0);
+    const t2 = Date.UTC(2026, 11, 7, 11, 0, 0);
+    fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(t1), 1)), 'a1\na2\n');
+    fs.writeFileSync(active, 'b1\nb2\n');
+    const trail = new RacedTrail(active, { ino: fs.statSync(active).ino, size: 6 });
+    // Once the follower has read the first file whole and listed the folder again, the writer rotates:
+    // the active file is renamed, a new one begins, and nothing is committed in it yet.
+    trail.race = () => {
+      fs.renameSync(active, path.join(dir, rotatedName('audit.log', new Date(t2), 1)));
+      fs.writeFileSync(active, 'c1\n');
+    };
+    const visitor = collector();
+    const stop = new AbortController();
+    const followed = followTrail(trail, undefined, visitor, { follow: true, signal: stop.signal });
+    try {
+      await waitFor(() => trail.race === undefined, 'the rotation during the listing');
+      trail.commit({ ino: fs.statSync(active).ino, size: 3 });
+      await waitFor(() => visitor.lines.some(([l]) => l === 'c1'), 'the line committed after the rotation');
+    } finally {
+      stop.abort();
+      await followed;
+    }
+    expect(visitor.lines).to.deep.equal([
+      ['a1', 0],
+      ['a2', 0],
+      ['b1', t1],
+      ['b2', t1],
+      ['c1', t2],
+    ]);
+  });
+
+  it('flushes the lines of the file it read before saying that retention deleted the files after it', async () => {
+    const dir = tempDir();
+    const active = path.join(dir, 'audit.log');
+    const [t1, t2, t3] = [10, 11, 12].map((h) => Date.UTC(2026, 11, 7, h, 0, 0));
+    fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(t1), 1)), 'a1\na2\n');
+    fs.writeFileSync(path.join(dir, rotatedName('audit.log', new Date(t3), 1)), 'c1\n');
+    fs.writeFileSync(active, 'd1\n');
+    const trail = new CommittedTrail(active, { ino: fs.statSync(active).ino, size: 3 });
+    // Retention deleted the file of t2, between the two held, before the follower read it.
+    trail.deleted([t2]);
+    const visitor = collector();
+    const err = await followTrail(trail, undefined, visitor, {
+      follow: false,
+      signal: new AbortController().signal,
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err).to.be.instanceOf(TrailGoneError);
+    // A Query sends only what is flushed: a1 and a2 are held records, read, and must reach the reader.
+    expect(visitor.lines.map(([l]) => l)).to.deep.equal(['a1', 'a2']);
+    expect(visitor.flushed, 'lines flushed before the error').to.equal(2);
+  });
+});
