@@ -60,6 +60,11 @@ async function main(): Promise<void> {
   // A subcommand, or plain `meshaudit [flags]`: the sidecar, as every deploy file runs it.
   const command = process.argv[2];
   if (command !== undefined && Object.hasOwn(COMMANDS, command)) {
+    // A reader gone (`meshaudit query ... | head -1`): the command is done, quietly, as a local query is.
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
     try {
       process.exitCode = await COMMANDS[command](process.argv.slice(3));
     } catch (err) {
@@ -67,7 +72,9 @@ async function main(): Promise<void> {
       process.stderr.write(`meshaudit ${command}: internal error: ${(err as Error).message ?? String(err)}\n`);
       process.exitCode = EXIT_INVALID;
     }
-    return;
+    // A command is done when it returns: a client library's socket or timer left behind (nats.js after a
+    // connect that timed out) must not keep the process alive. Writes to a pipe or file are synchronous.
+    process.exit();
   }
   let args: CliArgs;
   try {

@@ -234,6 +234,12 @@ class Reader {
     const info = await jsm.streams.info(args.stream, { subjects_filter: `${SUBJECT_PREFIX}.${zone}.*.${kind}` });
     const lastSeq = info.state.last_seq;
     const sources = sourcesOf(Object.keys(info.state.subjects ?? {}), kind);
+    // A zone the stream has no record of: said (a typo prints nothing otherwise), still a read that ends well.
+    if (sources.length === 0 && args.zone !== undefined && !args.follow) {
+      process.stderr.write(
+        `meshaudit query: stream ${args.stream} holds no record of zone ${args.zone}${args.actions.length > 0 ? ' for these actions' : ''}\n`,
+      );
+    }
     const readers = await Promise.all(sources.map((s) => this.source(s, lastSeq)));
     const merged = mergeByDate(readers, (m) => parseRfc3339(m.headers?.get('Meshaudit-Date') ?? ''));
     for await (const m of merged) await this.print(m);

@@ -286,6 +286,12 @@ async function runNatsQuery(argv: readonly string[]): Promise<number> {
       const str = (name: string): string | undefined => values[name] as string | undefined;
       const servers = (str('nats') as string).split(',').filter((s) => s !== '');
       if (servers.length === 0) throw new UsageError('--nats needs a URL, nats://HOST:PORT');
+      const notNats = servers.find((url) => /^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !/^(nats|tls):\/\//i.test(url));
+      if (notNats !== undefined) {
+        throw new UsageError(
+          `--nats: ${quote(notNats)} is not a NATS URL: nats://HOST:PORT or tls://HOST:PORT (clients connect on 4222; 8222 is the HTTP monitoring port)`,
+        );
+      }
       const stream = str('stream') ?? DEFAULT_STREAM;
       if (NOT_A_TOKEN.test(stream) || stream.includes('/'))
         throw new UsageError(`--stream: ${quote(stream)} is not a stream name (no '.', '*', '>', '/' or spaces)`);

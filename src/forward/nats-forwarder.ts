@@ -788,10 +788,16 @@ export class NatsForwarder implements LineVisitor {
     this.state = 'backing-off';
     this.lastError = err.message;
     this.opts.metrics.forwardFailures.labels(this.name).inc();
+    const fix = whatToFix(err.message, this.config, this.opts.zone);
     this.warnings.warn(
       err.message,
       'forwarder: cannot publish to JetStream: backing off; records wait in the audit files and acknowledgements to the control plane go on',
-      { forwarder: this.name, stream: this.config.stream.name, err: err.message },
+      {
+        forwarder: this.name,
+        stream: this.config.stream.name,
+        err: err.message,
+        ...(fix === undefined ? {} : { fix }),
+      },
     );
   }
 
@@ -992,4 +998,23 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([p.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
+}
+
+/**
+ * What an operator changes for a refusal that retrying will not mend (credentials, permissions, a stream
+ * name the user may not see), naming the keys; undefined for the rest (a server down, a timeout).
+ */
+export function whatToFix(message: string, config: NatsForwarderConfig, zone: string): string | undefined {
+  const keys = `meshaudit.forwarders[] (name ${config.name})`;
+  if (/authorization violation|authentication (timeout|expired)|user authentication/i.test(message)) {
+    return `the NATS servers refused the credentials: check ${keys} user and passwordFile, tokenFile, nkeySeedFile or credsFile`;
+  }
+  if (!/permissions violation/i.test(message)) return undefined;
+  if (/\$JS\.API\.STREAM\.INFO\./.test(message)) {
+    return `the NATS user may not look up stream ${config.stream.name}: is ${keys} stream.name right? (deploy/nats/ lets a zone's user see that one stream)`;
+  }
+  if (/\$JS\.API\.DIRECT\.GET\./.test(message)) {
+    return `the NATS user may not read back its last message: allow it $JS.API.DIRECT.GET.${config.stream.name}.meshaudit.${zone}.> (deploy/nats/nats-server.conf)`;
+  }
+  return `the NATS user may not publish this zone's records: allow it meshaudit.${zone}.> and the JetStream API subjects of deploy/nats/nats-server.conf`;
 }

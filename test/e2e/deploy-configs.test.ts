@@ -42,6 +42,7 @@ describe('the configurations deploy/ ships', () => {
 
   it('deploy/examples/meshaudit-forwarder.yaml (a forwarder to the central NATS cluster)', () => {
     expect(load(read('deploy/examples/meshaudit-forwarder.yaml'), [])).to.deep.equal([]);
+    expect(load(read('deploy/examples/meshaudit-forwarder-local.yaml'), [])).to.deep.equal([]);
   });
 
   it('deploy/systemd/meshaudit.yaml', () => {

@@ -14,7 +14,7 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
 import { meshaudit } from '../support/cli';
-import { readRecords, tempDir } from '../support/helpers';
+import { readRecords, tempDir, waitFor } from '../support/helpers';
 import { sendAll } from '../../src/client/audit-client';
 import { events } from '../support/exactly-once';
 import { hasNatsServer, natsClient, skipWithoutNats, streamMessages, ThrowawayNats } from '../support/nats';
@@ -202,6 +202,55 @@ describe('deploy/nats: a three-node JetStream cluster from nats-server.conf (rea
         const records = readRecords(path.join(dir, 'audit', 'audit.log'));
         expect(await untilForwarded(records.length), sidecar.stderr()).to.deep.equal(records);
         expect(sidecar.stderr()).not.to.match(/permissions violation/i);
+      } finally {
+        sidecar.proc.kill('SIGTERM');
+        await sidecar.exited;
+      }
+    }
+  });
+
+  it("names the keys to fix when the zone's user is refused: a stream name it may not see, a wrong password", async () => {
+    const dir = tempDir('meshaudit-deploy-nats-refused-');
+    const good = path.join(dir, 'zone-1-password');
+    const bad = path.join(dir, 'wrong-password');
+    fs.writeFileSync(good, passwords['zone-1'], { mode: 0o600 });
+    fs.writeFileSync(bad, 'pwnotit', { mode: 0o600 });
+    const cases: Array<[string, string, RegExp]> = [
+      [
+        good,
+        'MESHAUDT',
+        /the NATS user may not look up stream MESHAUDT: is meshaudit\.forwarders\[\] \(name nats\) stream\.name right\?/,
+      ],
+      [
+        bad,
+        'MESHAUDIT',
+        /the NATS servers refused the credentials: check meshaudit\.forwarders\[\] \(name nats\) user and passwordFile/,
+      ],
+    ];
+    for (const [passwordFile, stream, fix] of cases) {
+      const config = writeSidecarConfig(path.join(dir), {
+        zone: 'zone-1',
+        address: `127.0.0.1:${await freePort()}`,
+        forwarders: [
+          {
+            kind: 'nats',
+            servers: nats!.urls,
+            user: 'zone-1',
+            passwordFile,
+            instance: 'cp-x',
+            stream: { name: stream },
+          },
+        ],
+      });
+      // The zone keeps auditing: the sidecar starts, ready, and says what to fix in its warning.
+      const sidecar = spawnSidecar(['--config', config]);
+      try {
+        await sidecar.ready;
+        await waitFor(() => fix.test(sidecar.stderr()), `the line naming the keys (${stream})`, 20_000).catch(
+          (e: Error) => {
+            throw new Error(`${e.message}:\n${sidecar.stderr()}`);
+          },
+        );
       } finally {
         sidecar.proc.kill('SIGTERM');
         await sidecar.exited;

@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
@@ -250,6 +251,35 @@ describe('meshaudit query --nats (the built CLI and a real nats-server)', functi
     expect(unreachable.stderr).to.equal(`meshaudit query: no NATS server answers on ${nobody} (connection refused)\n`);
   });
 
+  it('ends at once when its reader goes (| head -1), after a connect that timed out, and on a zone it has no record of', async () => {
+    // The reader of its output closes after the first line: the command ends, 0, as a local query does.
+    const proc = spawn(BIN, ['query', '--nats', server!.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    proc.stderr.on('data', (d) => (err += d));
+    const [first] = (await once(proc.stdout, 'data')) as [Buffer];
+    expect(first.toString()).to.match(/^\{"date":/);
+    proc.stdout.destroy();
+    const [code] = (await once(proc, 'exit')) as [number | null];
+    expect({ code, err }).to.deep.equal({ code: 0, err: '' });
+    // A port that takes the connection and never speaks NATS: the connect times out, and the process ends.
+    const silent = net.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `nats://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    try {
+      const timedOut = await meshaudit(['query', '--nats', url]);
+      expect(timedOut.code).to.equal(3);
+      expect(timedOut.stderr).to.equal(`meshaudit query: no NATS server answers on ${url} (timeout)\n`);
+    } finally {
+      silent.close();
+    }
+    const typo = await query('--zone', 'zone_1');
+    expect([typo.code, typo.stdout, typo.stderr]).to.deep.equal([
+      0,
+      '',
+      'meshaudit query: stream MESHAUDIT holds no record of zone zone_1\n',
+    ]);
+  });
+
   it('refuses flags that cannot work, each with one line (exit 2)', async () => {
     const table: Array<[string[], string]> = [
       [['--zone', 'zone-1', '--all-zones'], '--zone and --all-zones: one or the other'],
@@ -275,6 +305,11 @@ describe('meshaudit query --nats (the built CLI and a real nats-server)', functi
       const line = `meshaudit query: ${message} (usage: meshaudit query --nats URL `;
       expect(run.stderr.slice(0, line.length), args.join(' ')).to.equal(line);
     }
+    const monitoring = await meshaudit(['query', '--nats', 'http://127.0.0.1:8222']);
+    expect(monitoring.code).to.equal(2);
+    expect(monitoring.stderr).to.match(
+      /^meshaudit query: --nats: "http:\/\/127.0.0.1:8222" is not a NATS URL: nats:\/\/HOST:PORT or tls:\/\/HOST:PORT \(clients connect on 4222; 8222 is the HTTP monitoring port\)/,
+    );
     // The NATS flags without --nats, and --follow, which a sidecar's query leaves to `tail -f`.
     expect((await meshaudit(['query', '--zone', 'zone-1'])).stderr).to.match(
       /^meshaudit query: --zone goes with --nats URL /,
