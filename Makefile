@@ -45,7 +45,7 @@ fuzz: build
 	FUZZ_SEED=$$seed FUZZ_SECONDS=$(FUZZ_SECONDS) npx mocha dist/test/pipeline/evaluate-batch.test.js
 
 # The benchmark (issue 4): the real sidecar under a separate load generator, beside the floor and the
-# naive baselines; prints a table and writes bench/results/latest.{json,md}. ~5.5 minutes;
+# naive baselines; prints a table and writes bench/results/latest.{json,md}. ~9.5 minutes;
 # BENCH_QUICK=1 for a run of ~30 s, BENCH_ONLY=s1,naive-stream for some scenarios, BENCH_ROUNDS=1 for one
 # round of the compared scenarios (3 by default), BENCH_PROFILE=1 to profile, BENCH_SIDECAR=<another build's
 # dist/src/cli/main.js> to run that sidecar on the same inputs (A/B).
