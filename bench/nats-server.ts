@@ -14,6 +14,12 @@ export const NATS_SERVER_BIN = '/usr/sbin/nats-server';
 /** Every node started and not stopped: stopAllNatsNodes() stops them (a test run's root hook, the bench's end). */
 const liveNodes = new Set<NatsNode>();
 
+// Whatever way the process ends (the benchmark's watchdog or a signal exits it; a test run's failure), no
+// server outlives it: an exit handler can only do synchronous work, so each is SIGKILLed.
+process.on('exit', () => {
+  for (const node of liveNodes) node.killNow();
+});
+
 /** Long enough for a loaded 2-core machine to start a server and elect JetStream's leaders. */
 export const START_TIMEOUT_MS = 20_000;
 
@@ -153,6 +159,11 @@ export class NatsNode {
 
   thaw(): void {
     if (this.proc?.pid !== undefined) process.kill(this.proc.pid, 'SIGCONT');
+  }
+
+  /** SIGKILLs the process now, without waiting (the exit handler above). */
+  killNow(): void {
+    this.proc?.kill('SIGKILL');
   }
 
   /** Starts it again on the same ports and store, and waits until it serves. */
