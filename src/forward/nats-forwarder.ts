@@ -53,7 +53,7 @@ import {
   type TrailPosition,
 } from '../backends/file/trail-reader';
 import type { FileModes, NatsForwarderConfig } from '../config/types';
-import { DIGEST_SUFFIX, linkTo, MARKER_SUFFIX } from '../integrity/format';
+import { DIGEST_SUFFIX, linkTo, MARKER_SUFFIX, recordLines } from '../integrity/format';
 import { type Logger, RateLimitedWarning } from '../log';
 import type { Metrics } from '../metrics';
 import { cursorFile, readCursor, writeCursor } from './forward-cursor';
@@ -413,7 +413,7 @@ export class NatsForwarder implements LineVisitor {
       if (file.timeMs <= cursorStartMs || !names.some((n) => file.name === n || file.name === `${n}.gz`)) continue;
       const from = file === cursorFile ? (cursor as TrailPosition).offset : 0;
       try {
-        for await (const chunk of readFrom(file, from, undefined)) records += countNewlines(chunk);
+        for await (const chunk of readFrom(file, from, undefined)) records += recordLines(chunk);
       } catch {
         // Gone meanwhile: its records are not counted.
       }
@@ -985,12 +985,6 @@ function publishError(msg: Msg): string {
   } catch {
     return Buffer.from(msg.data).toString('utf8').slice(0, 200);
   }
-}
-
-function countNewlines(chunk: Buffer): number {
-  let n = 0;
-  for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) n++;
-  return n;
 }
 
 /** `p`, or nothing after `ms`. */

@@ -180,7 +180,7 @@ export class ContentsCounter {
     if (chunk.length === 0) return;
     this.hash.update(chunk);
     this.sizeBytes += chunk.length;
-    for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) this.records++;
+    this.records += recordLines(chunk);
   }
 
   /** The SHA-256 so far, leaving the counter open for more. */
@@ -196,4 +196,11 @@ export const DATE_PREFIX_BYTES = 64;
 export function recordDate(lineStart: Buffer): string | null {
   const m = /^\{"date":"([^"]*)"/.exec(lineStart.subarray(0, DATE_PREFIX_BYTES).toString('latin1'));
   return m === null ? null : m[1];
+}
+
+/** The record lines a chunk of an audit file ends: its newlines. */
+export function recordLines(chunk: Buffer): number {
+  let n = 0;
+  for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) n++;
+  return n;
 }
