@@ -142,6 +142,8 @@ export class AuditWriter {
    * the one being committed (or its commit retried).
    */
   private writing: Request[] | null = null;
+  /** A call of next() is scheduled for the end of this turn of the event loop (nextSoon). */
+  private nextDue = false;
   private written: CommitJob | null = null;
   private committing: CommitJob | null = null;
   /** The commit stage's run for `committing`, which answers its group (close waits for it). */
@@ -190,7 +192,7 @@ export class AuditWriter {
       this.queued.add(data.length);
       this.opts.metrics?.pendingBytes.set(this.queued.size);
       this.unanswered.add();
-      this.next();
+      this.nextSoon();
     });
   }
 
@@ -306,6 +308,22 @@ export class AuditWriter {
         done: resolve,
       };
       this.waits.add(wait);
+    });
+  }
+
+  /**
+   * Starts the next group at the end of this turn of the event loop (setImmediate) when the write stage
+   * is free: every request that the turn's reads bring (a burst of `Record` calls, several streams'
+   * batches) goes into one group, instead of the first alone. Writes of small groups are synchronous
+   * once the disk is quick (src/backends/quick-writes.ts): started at once, each call would be a
+   * group of its own, written and committed before the next call is even read.
+   */
+  private nextSoon(): void {
+    if (this.nextDue || this.writing !== null || this.written !== null) return;
+    this.nextDue = true;
+    setImmediate(() => {
+      this.nextDue = false;
+      this.next();
     });
   }
 

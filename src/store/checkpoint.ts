@@ -13,7 +13,9 @@
 // COMPACT_AT_BYTES it is replaced durably (src/store/durable-file.ts) by one line with the whole state.
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { DEFAULT_FILE_MODES, type FileModes } from '../backends/file-modes';
+import { QuickWrites } from '../backends/quick-writes';
 import type { SinkPosition } from '../backends/sink';
 import { MeshauditError } from '../errors';
 import { type DurableFs, ReplaceError, replaceFile, syncDir } from './durable-file';
@@ -44,7 +46,10 @@ export class CheckpointCorruptError extends CheckpointError {
 
 /** The file operations the checkpoint uses: injected, so that tests can make any of them fail. */
 export type CheckpointFs = DurableFs &
-  Pick<typeof nodeFs, 'readFileSync' | 'ftruncateSync' | 'fstatSync' | 'statSync' | 'write' | 'fdatasync'>;
+  Pick<
+    typeof nodeFs,
+    'readFileSync' | 'ftruncateSync' | 'fstatSync' | 'statSync' | 'write' | 'writeSync' | 'fdatasync'
+  >;
 
 export interface CheckpointOptions {
   /** fdatasync every append before it is acknowledged (meshaudit.fsync). */
@@ -67,6 +72,8 @@ export interface CheckpointOptions {
   readonly beforeCommit?: () => void | Promise<void>;
   /** The file's mode (meshaudit.files); DEFAULT_FILE_MODES by default. */
   readonly modes?: FileModes;
+  /** An append slower than this shows a slow disk (src/backends/quick-writes.ts); QUICK_WRITE_MS by default. */
+  readonly slowWriteMs?: number;
 }
 
 function applyLine(state: CheckpointState, line: string): boolean {
@@ -122,6 +129,8 @@ export class Checkpoint {
   private readonly file: string;
   private readonly fs: CheckpointFs;
   private readonly modes: FileModes;
+  /** Whether an append goes straight to the kernel or through libuv's thread pool. */
+  private readonly quick: QuickWrites;
   readonly state: CheckpointState = { seqs: new Map(), positions: new Map() };
 
   constructor(
@@ -131,6 +140,7 @@ export class Checkpoint {
     this.file = path.join(dir, CHECKPOINT_FILE);
     this.fs = opts.fs ?? nodeFs;
     this.modes = opts.modes ?? DEFAULT_FILE_MODES;
+    this.quick = new QuickWrites(!opts.fsync, opts.slowWriteMs);
   }
 
   /**
@@ -274,12 +284,19 @@ export class Checkpoint {
     if (atPath instanceof Error) throw atPath;
   }
 
-  /** Appends `buf` whole (and fdatasyncs it with fsync on), or rejects. */
+  /**
+   * Appends `buf` whole (and fdatasyncs it with fsync on), or rejects: straight to the kernel while the
+   * disk is quick, else through libuv's thread pool (src/backends/quick-writes.ts).
+   */
   private async append(buf: Buffer): Promise<void> {
     const fd = this.fd;
-    const written = await new Promise<number>((resolve, reject) =>
-      this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
-    );
+    const began = performance.now();
+    const written = this.quick.sync(buf.length)
+      ? this.fs.writeSync(fd, buf, 0, buf.length, null)
+      : await new Promise<number>((resolve, reject) =>
+          this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
+        );
+    this.quick.took(performance.now() - began);
     // A write can be short without an error (file size limit, a full disk): that is a failure too.
     if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
     // After a failed fsync what reached the disk is unknown: the line is cut and written again, so

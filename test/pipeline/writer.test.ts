@@ -154,6 +154,7 @@ describe('group-commit writer', () => {
     const read = async (): Promise<Map<string, number>> => samples(await metrics.prometheus());
     sink.failing = true;
     const first = submit(w, 'one\n', 1);
+    await turn(); // the group starts at the end of the turn: "two\n" comes after it
     const queued = submit(w, 'two\n', 2);
     await attempts(sink, 2);
     let m = await read();
@@ -453,8 +454,10 @@ describe('group-commit writer', () => {
   it('is full at the high-water mark and says when it drains', async () => {
     const { cp, w } = setup(GatedCheckpoint, { highWaterBytes: 10, maxGroupBytes: 4 });
     const drained = once(w.queued, 'drain');
-    const zero = submit(w, '000\n', 0); // taken into a write at once
+    const zero = submit(w, '000\n', 0);
     const waiting = [submit(w, '111\n', 1), submit(w, '222\n', 2), submit(w, '333\n', 3)];
+    expect(w.queued.size).to.equal(16);
+    await turn(); // at the end of the turn, a group of one (maxGroupBytes) is taken into a write
     expect(w.queued.size).to.equal(12);
     expect(w.queued.isFull).to.equal(true);
     (await cp.next()).release();

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { EARN_QUICK_WRITES } from '../../src/backends/quick-writes';
 import { Checkpoint, CHECKPOINT_FILE, CheckpointError, type CheckpointFs } from '../../src/store/checkpoint';
 import { tempDir } from '../support/helpers';
 
@@ -165,6 +166,9 @@ describe('checkpoint', () => {
                 race?.();
                 cb(err, n);
               })) as unknown as typeof fs.write,
+        // The same, for an append made straight to the kernel (src/backends/quick-writes.ts).
+        writeSync: ((fd: number, buf: Buffer, off: number, len: number, pos: null) =>
+          fs.writeSync(fd, buf, off, once('writeSync') ? Math.floor(len / 2) : len, pos)) as typeof fs.writeSync,
         ftruncateSync: (fd: number, len?: number) => {
           if (once('ftruncateSync')) throw new Error('EIO: i/o error, ftruncate');
           fs.ftruncateSync(fd, len);
@@ -224,6 +228,24 @@ describe('checkpoint', () => {
       expect(lost).to.equal(1);
       expect(fs.readFileSync(file, 'utf8')).to.equal('{"s":{"z/a":20},"p":{"/x/audit.log":[11,500]}}\n');
       cp.close();
+    });
+
+    it('appends straight to the kernel once the disk is quick, and cuts such an append back when it fails', async () => {
+      const dir = tempDir();
+      const { fs: flaky, failing } = flakyFs();
+      // Every append counts as quick, however loaded the machine is.
+      const cp = new Checkpoint(dir, { fsync: false, fs: flaky, slowWriteMs: Infinity });
+      cp.load();
+      for (let seq = 1; seq <= EARN_QUICK_WRITES; seq++) await commit(cp, { 'z/a': seq });
+      failing.add('writeSync');
+      const err = await refused(commit(cp, { 'z/a': 100 }));
+      expect(failing.has('writeSync'), 'the append went straight to the kernel').to.equal(false);
+      expect(err.message).to.match(/can't append to checkpoint .*: short write: \d+ of \d+ bytes/);
+      expect(lines(dir).at(-2)).to.equal(`{"s":{"z/a":${EARN_QUICK_WRITES}},"p":{}}`);
+      await commit(cp, { 'z/a': 101 });
+      cp.close();
+      const { state, droppedTail } = new Checkpoint(dir).load();
+      expect([droppedTail, state.seqs.get('z/a')]).to.deep.equal([false, 101]);
     });
 
     it('cuts a failed append back to the last whole line, and appends the next commit after it', async () => {

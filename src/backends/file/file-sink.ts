@@ -26,11 +26,13 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { createStream } from 'rotating-file-stream';
 import type { Options as RfsOptions, RotatingFileStream } from 'rotating-file-stream';
 import { whyNotWritable } from '../../config/places';
 import { DEFAULT_FILE_MODES, type FileModes, makeDirAsync } from '../file-modes';
+import { QuickWrites } from '../quick-writes';
 import type { RotationConfig } from '../../config/types';
 import { type Sink, SinkError, SinkNewFileError, type SinkPosition } from '../sink';
 import { applyRetention, type Doomed, listRotatedFiles, RetentionError, type RetentionHold } from './retention';
@@ -104,6 +106,8 @@ export interface FileSinkOptions {
   readonly now?: () => Date;
   /** Told about rotations, retention and recovery. Must not throw. */
   readonly onEvent?: (e: FileSinkEvent) => void;
+  /** A write slower than this shows a slow disk (src/backends/quick-writes.ts); QUICK_WRITE_MS by default. */
+  readonly slowWriteMs?: number;
   /** The modes of the files and folders it creates (meshaudit.files); DEFAULT_FILE_MODES by default. */
   readonly modes?: FileModes;
   /**
@@ -181,6 +185,8 @@ export class FileSink implements Sink {
   private endedIn = 0;
   /** The folder changed (file created or renamed) since it was last fsynced. */
   private dirSyncDue = false;
+  /** Whether a write goes straight to the kernel or through libuv's thread pool (src/backends/quick-writes.ts). */
+  private readonly quick: QuickWrites;
   /** Compressions run one after another, beside the writes (see compressRotated). */
   private compressions: Promise<void> = Promise.resolve();
   /** Set by close: compressions not started yet are left to the next start. */
@@ -192,6 +198,7 @@ export class FileSink implements Sink {
     this.base = path.basename(this.key);
     this.rotation = opts.rotation;
     this.fsync = opts.fsync ?? false;
+    this.quick = new QuickWrites(!this.fsync, opts.slowWriteMs);
     this.clock = opts.now ?? (() => new Date());
     this.onEvent = opts.onEvent ?? (() => {});
     this.beforeRetentionDelete = opts.beforeRetentionDelete;
@@ -404,11 +411,17 @@ export class FileSink implements Sink {
     return this.size > 0 ? offset : chunk.indexOf(NEWLINE, offset) + 1 || chunk.length;
   }
 
-  /** Writes whole records to the active file and checks that they all landed. */
+  /**
+   * Writes whole records to the active file and checks that they all landed: a small part straight
+   * through the sink's own descriptor (an append, as rfs's) while the disk is quick, else through rfs.
+   */
   private async writePart(part: Buffer): Promise<void> {
     const stream = this.stream!;
     const before: SinkPosition = { ino: this.ino, size: this.size };
-    await new Promise<void>((resolve, reject) => stream.write(part, (err) => (err ? reject(err) : resolve())));
+    const began = performance.now();
+    if (this.quick.sync(part.length)) fs.writeSync(this.activeFd as number, part);
+    else await new Promise<void>((resolve, reject) => stream.write(part, (err) => (err ? reject(err) : resolve())));
+    this.quick.took(performance.now() - began);
     await this.checkWritten(this.key, before, part.length);
     this.size = before.size + part.length;
   }
@@ -538,7 +551,12 @@ export class FileSink implements Sink {
       // by path (rotations happen inside writes, which are serialised). A throw here fails rfs's open
       // or rotation, and so the write, as it should.
       const rfsFd = (stream as unknown as { file?: { fd: number } }).file?.fd;
-      const fd = fs.openSync(rfsFd !== undefined && HAS_PROC_FD ? `/proc/self/fd/${rfsFd}` : this.key, 'r+');
+      // Appending, as rfs's own: a quick write lands at the end even if another process wrote there
+      // (checkWritten then sees bytes it did not write) instead of overwriting what that process wrote.
+      const fd = fs.openSync(
+        rfsFd !== undefined && HAS_PROC_FD ? `/proc/self/fd/${rfsFd}` : this.key,
+        fs.constants.O_RDWR | fs.constants.O_APPEND,
+      );
       this.setActiveFd(fd);
       // rfs creates it with the mode less the umask; the mode is meshaudit.files.fileMode whatever the
       // umask (and a file an earlier version made with another mode gets it too). Rotated files keep it.

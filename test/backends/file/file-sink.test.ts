@@ -1,11 +1,13 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import realFs = require('node:fs');
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RotationConfig } from '../../../src/config/types';
 import { SinkNewFileError, type SinkPosition } from '../../../src/backends/sink';
 import { applyRetention, FileSink, rotatedName, timeFromName } from '../../../src/backends/file';
+import { EARN_QUICK_WRITES, QUICK_WRITE_MAX_BYTES } from '../../../src/backends/quick-writes';
 import type { FileSinkEvent } from '../../../src/backends/file';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -61,11 +63,15 @@ describe('FileSink', () => {
   let events: FileSinkEvent[];
   const open: FileSink[] = [];
 
-  function sink(rot: Partial<RotationConfig> = {}, extra: { fsync?: boolean; file?: string } = {}): FileSink {
+  function sink(
+    rot: Partial<RotationConfig> = {},
+    extra: { fsync?: boolean; file?: string; slowWriteMs?: number } = {},
+  ): FileSink {
     const s = new FileSink({
       path: extra.file ?? active,
       rotation: rotation(rot),
       fsync: extra.fsync,
+      slowWriteMs: extra.slowWriteMs,
       now: clock.now,
       onEvent: (e) => events.push(e),
     });
@@ -306,6 +312,92 @@ describe('FileSink', () => {
       await s.write(lines(1, 3));
       expect(fs.readFileSync(old, 'utf8').trimEnd().split('\n')).to.have.length(1);
       expect(allRecords().map((r) => r.n)).to.deep.equal([100, 1, 2, 3]);
+    });
+
+    describe('quick writes (straight to the kernel once the disk is quick)', () => {
+      /**
+       * Counts the parts written through fs.writeSync (the quick way) and, while `fail` is set, fails the
+       * next one as the kernel would: a write that lands in part (a full disk), or none of it.
+       */
+      function watchWriteSync(): { quick: number; fail?: 'short' | 'ENOSPC'; restore(): void } {
+        // The module object itself (an import's namespace is read-only): what the sink's calls read.
+        const real = realFs.writeSync;
+        const w: { quick: number; fail?: 'short' | 'ENOSPC'; restore(): void } = {
+          quick: 0,
+          restore: () => {
+            realFs.writeSync = real;
+          },
+        };
+        (realFs as { writeSync: unknown }).writeSync = (fd: number, buf: Buffer, ...rest: unknown[]) => {
+          if (!Buffer.isBuffer(buf) || rest.length > 0) return (real as (...a: unknown[]) => number)(fd, buf, ...rest);
+          w.quick++;
+          const fail = w.fail;
+          w.fail = undefined;
+          if (fail === 'ENOSPC')
+            throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          if (fail === 'short') return real(fd, buf, 0, Math.floor(buf.length / 2));
+          return real(fd, buf);
+        };
+        return w;
+      }
+
+      // Each test's sink counts every write as quick (slowWriteMs: Infinity), however loaded the machine is.
+      let watch: ReturnType<typeof watchWriteSync>;
+      beforeEach(() => (watch = watchWriteSync()));
+      afterEach(() => watch.restore());
+
+      it('writes small parts straight to the file once enough writes in a row were quick, big ones through rfs, all in order', async () => {
+        const s = sink({ maxSizeBytes: 10_000_000 }, { slowWriteMs: Infinity });
+        await s.open();
+        for (let i = 0; i < 40; i++) await s.write(lines(i, 1));
+        expect(watch.quick, 'quick writes').to.equal(40 - EARN_QUICK_WRITES);
+        const big = Math.ceil((QUICK_WRITE_MAX_BYTES + 1) / 30);
+        await s.write(lines(40, big));
+        expect(watch.quick, 'a part over QUICK_WRITE_MAX_BYTES').to.equal(40 - EARN_QUICK_WRITES);
+        const pos = await s.write(lines(40 + big, 1));
+        expect(watch.quick).to.equal(41 - EARN_QUICK_WRITES);
+        expect(pos).to.deep.equal({ ino: fs.statSync(active).ino, size: (41 + big) * 30 });
+        expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 41 + big));
+      });
+
+      for (const fail of ['short', 'ENOSPC'] as const) {
+        it(`undoes a quick write that fails (${fail === 'short' ? 'lands in part' : 'ENOSPC'}) as any failed write, then goes on`, async () => {
+          const s = sink({ maxSizeBytes: 10_000_000 }, { slowWriteMs: Infinity });
+          await s.open();
+          for (let i = 0; i < EARN_QUICK_WRITES + 2; i++) await s.write(lines(i, 1));
+          expect(watch.quick).to.equal(2);
+          watch.fail = fail;
+          const err = await s.write(lines(100, 3)).then(
+            () => undefined,
+            (e: Error) => e,
+          );
+          expect(watch.quick).to.equal(3);
+          expect(err?.message).to.match(fail === 'short' ? /short write: 45 of 90 bytes/ : /ENOSPC/);
+          expect(fs.statSync(active).size).to.equal((EARN_QUICK_WRITES + 2) * 30);
+          await s.write(lines(EARN_QUICK_WRITES + 2, 2));
+          expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, EARN_QUICK_WRITES + 4));
+        });
+      }
+
+      it('appends after bytes another process wrote, and refuses, rather than writing over them', async () => {
+        const s = sink({ maxSizeBytes: 10_000_000 }, { slowWriteMs: Infinity });
+        await s.open();
+        for (let i = 0; i < EARN_QUICK_WRITES + 1; i++) await s.write(lines(i, 1));
+        expect(watch.quick).to.equal(1);
+        const theirs = '{"n":1000}\n';
+        fs.appendFileSync(active, theirs);
+        const error = await s.write(lines(EARN_QUICK_WRITES + 1, 1)).then(
+          () => undefined,
+          (e: Error) => e,
+        );
+        expect(watch.quick).to.equal(2);
+        expect(error?.message).to.match(/grew by 11 bytes that this sidecar did not write/);
+        expect(allRecords().map((r) => r.n)).to.deep.equal([
+          ...ns(0, EARN_QUICK_WRITES + 1),
+          1000,
+          EARN_QUICK_WRITES + 1,
+        ]);
+      });
     });
 
     it('cuts nothing and writes nothing more once another process appends to the file', async () => {
