@@ -45,4 +45,9 @@ export class QuickWrites {
     if (ms > this.slowMs) this.quickInARow = 0;
     else if (this.quickInARow < EARN_QUICK_WRITES) this.quickInARow++;
   }
+
+  /** Tells that a write failed or landed short: as a slow one, the disk must earn quick writes again. */
+  failed(): void {
+    this.quickInARow = 0;
+  }
 }

@@ -291,12 +291,20 @@ export class Checkpoint {
   private async append(buf: Buffer): Promise<void> {
     const fd = this.fd;
     const began = performance.now();
-    const written = this.quick.sync(buf.length)
-      ? this.fs.writeSync(fd, buf, 0, buf.length, null)
-      : await new Promise<number>((resolve, reject) =>
-          this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
-        );
-    this.quick.took(performance.now() - began);
+    // A write that fails (or lands short) counts as slow: the retry goes through the thread pool.
+    let written: number;
+    try {
+      written = this.quick.sync(buf.length)
+        ? this.fs.writeSync(fd, buf, 0, buf.length, null)
+        : await new Promise<number>((resolve, reject) =>
+            this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
+          );
+    } catch (err) {
+      this.quick.failed();
+      throw err;
+    }
+    if (written === buf.length) this.quick.took(performance.now() - began);
+    else this.quick.failed();
     // A write can be short without an error (file size limit, a full disk): that is a failure too.
     if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
     // After a failed fsync what reached the disk is unknown: the line is cut and written again, so

@@ -41,6 +41,13 @@ describe('QuickWrites: when a small write goes straight to the kernel', () => {
     expect(q.sync(100)).to.equal(true);
   });
 
+  it('goes back to the thread pool after a failed write, even when no write counts as slow', () => {
+    const q = new QuickWrites(true, Infinity);
+    took(q, EARN_QUICK_WRITES, 0.3);
+    q.failed();
+    expect(q.sync(100)).to.equal(false);
+  });
+
   it('never writes synchronously when disabled (fsync on)', () => {
     const q = new QuickWrites(false);
     took(q, EARN_QUICK_WRITES * 4, 0.01);

@@ -419,10 +419,18 @@ export class FileSink implements Sink {
     const stream = this.stream!;
     const before: SinkPosition = { ino: this.ino, size: this.size };
     const began = performance.now();
-    if (this.quick.sync(part.length)) fs.writeSync(this.activeFd as number, part);
-    else await new Promise<void>((resolve, reject) => stream.write(part, (err) => (err ? reject(err) : resolve())));
-    this.quick.took(performance.now() - began);
-    await this.checkWritten(this.key, before, part.length);
+    // A write that fails or lands short counts as slow: a disk that fails after a long stall must not
+    // be written synchronously again at the retry.
+    try {
+      if (this.quick.sync(part.length)) fs.writeSync(this.activeFd as number, part);
+      else await new Promise<void>((resolve, reject) => stream.write(part, (err) => (err ? reject(err) : resolve())));
+      const writeMs = performance.now() - began;
+      await this.checkWritten(this.key, before, part.length);
+      this.quick.took(writeMs);
+    } catch (err) {
+      this.quick.failed();
+      throw err;
+    }
     this.size = before.size + part.length;
   }
 

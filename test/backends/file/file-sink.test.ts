@@ -375,6 +375,7 @@ describe('FileSink', () => {
           expect(err?.message).to.match(fail === 'short' ? /short write: 45 of 90 bytes/ : /ENOSPC/);
           expect(fs.statSync(active).size).to.equal((EARN_QUICK_WRITES + 2) * 30);
           await s.write(lines(EARN_QUICK_WRITES + 2, 2));
+          expect(watch.quick, 'the write after a failed one goes through the thread pool').to.equal(3);
           expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, EARN_QUICK_WRITES + 4));
         });
       }
