@@ -303,6 +303,15 @@ describe('group-commit writer', () => {
     expect(committedSeq(dir)).to.equal(10);
   });
 
+  it('writes what one turn of the event loop submits to an idle writer as one group', async () => {
+    const { dir, sink, w } = setup(Checkpoint);
+    // Three calls answered by one read of the socket: each is submitted before the writer starts.
+    const burst = [submit(w, '1\n', 1), submit(w, '2\n', 2), submit(w, '3\n', 3)];
+    expect(await Promise.all(burst)).to.deep.equal([null, null, null]);
+    expect([sink.writes, sink.data, committedSeq(dir)]).to.deep.equal([1, '1\n2\n3\n', 3]);
+    await w.close(1000);
+  });
+
   it('writes the next group while one is committed, and commits and acknowledges in order', async () => {
     const { dir, cp, sink, w } = setup(GatedCheckpoint, { retryDelayMs: 1, maxRetryDelayMs: 1 });
     const acked: number[] = [];
