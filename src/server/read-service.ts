@@ -25,8 +25,14 @@ import type { Statuses } from './status';
  * follower gets one message per commit; each message costs HTTP/2 framing and a write on the event loop.
  */
 export const MAX_RECORDS_PER_RESPONSE = 1000;
-/** Bytes of records per response at most (a response is sent once it reaches this): 4 of the read chunks. */
+/** Bytes of records per response at most (a response is sent once it reaches this): one read chunk. */
 export const MAX_RESPONSE_BYTES = 256 * 1024;
+/**
+ * A response up to this size is copied out of the builder's buffer, which is then used again: a follower
+ * sends one small response per commit, and a new buffer of MAX_RESPONSE_BYTES for each (past glibc's mmap
+ * threshold: an mmap, page faults and an munmap) cost more than copying a few KiB.
+ */
+const COPY_OUT_BYTES = 64 * 1024;
 /** Queries open at once at most: each holds a file handle and its buffers. */
 export const MAX_CONCURRENT_QUERIES = 64;
 
@@ -53,7 +59,7 @@ interface QueryRequest {
   cursor: string;
 }
 
-/** A QueryResponse as proto-loader would take it (the service writes encodeQueryResponse's bytes instead). */
+/** A QueryResponse as proto-loader would take it (the service writes QueryResponseBuilder's bytes instead). */
 interface QueryResponse {
   records: string[];
   cursor: string;
@@ -71,7 +77,7 @@ const FIELD_HEAD_BYTES = 6;
  * proto-loader's encoder would decode every line into a string and encode it back: half of what following
  * the trail cost.
  */
-export class QueryResponseBuilder {
+class QueryResponseBuilder {
   private out = Buffer.allocUnsafe(MAX_RESPONSE_BYTES + 4 * 1024);
   private at = 0;
   /** Records in the response so far. */
@@ -105,9 +111,16 @@ export class QueryResponseBuilder {
       this.field(CURSOR_TAG, bytes.length);
       this.at += bytes.copy(this.out, this.at);
     }
-    // The response keeps this buffer (grpc-js may hold it, queued, until it is written): the next gets another.
-    const done = this.out.subarray(0, this.at);
-    this.out = Buffer.allocUnsafe(MAX_RESPONSE_BYTES + 4 * 1024);
+    // The response owns its bytes (grpc-js may hold it, queued, until it is written): a small one is a
+    // copy, a big one keeps this buffer and the next response gets another.
+    let done: Buffer;
+    if (this.at <= COPY_OUT_BYTES) {
+      done = Buffer.allocUnsafe(this.at);
+      this.out.copy(done, 0, 0, this.at);
+    } else {
+      done = this.out.subarray(0, this.at);
+      this.out = Buffer.allocUnsafe(MAX_RESPONSE_BYTES + 4 * 1024);
+    }
     this.at = 0;
     this.count = 0;
     this.source = undefined;
@@ -131,14 +144,7 @@ export class QueryResponseBuilder {
   }
 }
 
-/** A QueryResponse's bytes (tests, and responses without records). */
-export function encodeQueryResponse(records: readonly Buffer[], cursor: string): Buffer {
-  const builder = new QueryResponseBuilder();
-  for (const r of records) builder.add(r, 0, r.length);
-  return builder.finish(cursor);
-}
-
-/** The service definition with Query's responses written as encodeQueryResponse made them. */
+/** The service definition with Query's responses written as QueryResponseBuilder made them. */
 export function fastReadService(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const query = def.Query as grpc.MethodDefinition<unknown, unknown>;
   return {
