@@ -278,11 +278,6 @@ export class Metrics {
   readonly forwardUnheldFiles: Counter<'forwarder'>;
   /** Connections lost, publishes refused or not acknowledged: each time the forwarder backs off. */
   readonly forwardFailures: Counter<'forwarder'>;
-  /** Lag (records, seconds), connection and held files of each forwarder: read from it at each scrape. */
-  readonly forwardLagRecords: Gauge<'forwarder'>;
-  readonly forwardLagSeconds: Gauge<'forwarder'>;
-  readonly forwardConnected: Gauge<'forwarder'>;
-  readonly forwardHeldFiles: Gauge<'forwarder'>;
   private readonly forwarders = new Map<string, () => ForwarderGauges>();
 
   constructor(opts: MetricsOptions) {
@@ -449,7 +444,8 @@ export class Metrics {
       ['forwarder'],
     );
     const forwarders = this.forwarders;
-    // Read from each forwarder at each scrape: lag moves with every commit and every ack.
+    // Lag (records, seconds), connection and held files of each forwarder (addForwarder), read from it at
+    // each scrape: lag moves with every commit and every ack. Nothing sets them: no field holds them.
     const forwarderGauge = (name: string, help: string, value: (g: ForwarderGauges) => number): Gauge<'forwarder'> =>
       new Gauge({
         name,
@@ -460,22 +456,22 @@ export class Metrics {
           for (const [forwarder, gauges] of forwarders) this.labels(forwarder).set(value(gauges()));
         },
       });
-    this.forwardLagRecords = forwarderGauge(
+    forwarderGauge(
       'meshaudit_forward_lag_records',
       'Records committed to the audit files that a forwarder has not had acknowledged by JetStream yet.',
       (g) => g.lagRecords,
     );
-    this.forwardLagSeconds = forwarderGauge(
+    forwarderGauge(
       'meshaudit_forward_lag_seconds',
       'Seconds since a forwarder last had everything committed acknowledged (0 when it has).',
       (g) => g.lagSeconds,
     );
-    this.forwardConnected = forwarderGauge(
+    forwarderGauge(
       'meshaudit_forward_connected',
       '1 while a forwarder is connected to NATS and publishing to its stream.',
       (g) => (g.connected ? 1 : 0),
     );
-    this.forwardHeldFiles = forwarderGauge(
+    forwarderGauge(
       'meshaudit_forward_held_files',
       'Rotated audit files retention keeps past its limits because a forwarder has not read them.',
       (g) => g.heldFiles,
