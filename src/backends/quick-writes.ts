@@ -13,7 +13,10 @@
 // write (of either kind) takes longer than QUICK_WRITE_MS: the next ones go through the thread pool
 // again and have to earn it back. A disk that is slow from the start is never written synchronously;
 // one that turns slow holds the loop for one write. With fsync on, every write goes through the
-// thread pool (an fdatasync takes milliseconds: the hand-off is no longer the cost).
+// thread pool (an fdatasync takes milliseconds: the hand-off is no longer the cost). A write that fails or
+// lands short counts as a slow one: a disk that fails after a stall is not written synchronously again
+// at the retry.
+import { performance } from 'node:perf_hooks';
 
 /** The largest write made synchronously: bigger groups (a busy stream's) amortise the hand-off. */
 export const QUICK_WRITE_MAX_BYTES = 64 * 1024;
@@ -34,6 +37,30 @@ export class QuickWrites {
     private readonly enabled: boolean,
     private readonly slowMs = QUICK_WRITE_MS,
   ) {}
+
+  /**
+   * One write of `bytes`: `syncWrite` when it goes synchronously now, else `asyncWrite`; then `landed`,
+   * which throws when it did not land whole. The write's time (not `landed`'s) counts toward earning
+   * quick writes; a throw from any of the three counts as a slow write, and is rethrown.
+   */
+  async write(
+    bytes: number,
+    syncWrite: () => unknown,
+    asyncWrite: () => Promise<unknown>,
+    landed: () => void | Promise<void>,
+  ): Promise<void> {
+    const began = performance.now();
+    try {
+      if (this.sync(bytes)) syncWrite();
+      else await asyncWrite();
+      const ms = performance.now() - began;
+      await landed();
+      this.took(ms);
+    } catch (err) {
+      this.failed();
+      throw err;
+    }
+  }
 
   /** Whether a write of `bytes` is made synchronously now. */
   sync(bytes: number): boolean {

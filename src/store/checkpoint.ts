@@ -13,7 +13,6 @@
 // COMPACT_AT_BYTES it is replaced durably (src/store/durable-file.ts) by one line with the whole state.
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { DEFAULT_FILE_MODES, type FileModes } from '../backends/file-modes';
 import { QuickWrites } from '../backends/quick-writes';
 import type { SinkPosition } from '../backends/sink';
@@ -290,23 +289,23 @@ export class Checkpoint {
    */
   private async append(buf: Buffer): Promise<void> {
     const fd = this.fd;
-    const began = performance.now();
-    // A write that fails (or lands short) counts as slow: the retry goes through the thread pool.
-    let written: number;
-    try {
-      written = this.quick.sync(buf.length)
-        ? this.fs.writeSync(fd, buf, 0, buf.length, null)
-        : await new Promise<number>((resolve, reject) =>
-            this.fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
-          );
-    } catch (err) {
-      this.quick.failed();
-      throw err;
-    }
-    if (written === buf.length) this.quick.took(performance.now() - began);
-    else this.quick.failed();
-    // A write can be short without an error (file size limit, a full disk): that is a failure too.
-    if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
+    let written = 0;
+    await this.quick.write(
+      buf.length,
+      () => (written = this.fs.writeSync(fd, buf, 0, buf.length, null)),
+      () =>
+        new Promise<void>((resolve, reject) =>
+          this.fs.write(fd, buf, 0, buf.length, null, (err, n) => {
+            written = n;
+            if (err) reject(err);
+            else resolve();
+          }),
+        ),
+      () => {
+        // A write can be short without an error (file size limit, a full disk): that is a failure too.
+        if (written < buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
+      },
+    );
     // After a failed fsync what reached the disk is unknown: the line is cut and written again, so
     // that a power loss cannot leave half of it in the middle of the file.
     if (this.opts.fsync) {

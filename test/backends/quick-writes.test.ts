@@ -48,6 +48,29 @@ describe('QuickWrites: when a small write goes straight to the kernel', () => {
     expect(q.sync(100)).to.equal(false);
   });
 
+  it('write() takes the synchronous way once earned, and counts a write that did not land as a slow one', async () => {
+    const q = new QuickWrites(true, Infinity);
+    const ways: string[] = [];
+    const write = (lands: boolean): Promise<void> =>
+      q.write(
+        100,
+        () => ways.push('sync'),
+        async () => ways.push('async'),
+        () => {
+          if (!lands) throw new Error('short write');
+        },
+      );
+    for (let i = 0; i < EARN_QUICK_WRITES; i++) await write(true);
+    await write(true);
+    const err = await write(false).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.equal('short write');
+    await write(true);
+    expect(ways.slice(EARN_QUICK_WRITES)).to.deep.equal(['sync', 'sync', 'async']);
+  });
+
   it('never writes synchronously when disabled (fsync on)', () => {
     const q = new QuickWrites(false);
     took(q, EARN_QUICK_WRITES * 4, 0.01);

@@ -26,7 +26,6 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { createStream } from 'rotating-file-stream';
 import type { Options as RfsOptions, RotatingFileStream } from 'rotating-file-stream';
@@ -418,19 +417,12 @@ export class FileSink implements Sink {
   private async writePart(part: Buffer): Promise<void> {
     const stream = this.stream!;
     const before: SinkPosition = { ino: this.ino, size: this.size };
-    const began = performance.now();
-    // A write that fails or lands short counts as slow: a disk that fails after a long stall must not
-    // be written synchronously again at the retry.
-    try {
-      if (this.quick.sync(part.length)) fs.writeSync(this.activeFd as number, part);
-      else await new Promise<void>((resolve, reject) => stream.write(part, (err) => (err ? reject(err) : resolve())));
-      const writeMs = performance.now() - began;
-      await this.checkWritten(this.key, before, part.length);
-      this.quick.took(writeMs);
-    } catch (err) {
-      this.quick.failed();
-      throw err;
-    }
+    await this.quick.write(
+      part.length,
+      () => fs.writeSync(this.activeFd as number, part),
+      () => new Promise<void>((resolve, reject) => stream.write(part, (err) => (err ? reject(err) : resolve()))),
+      () => this.checkWritten(this.key, before, part.length),
+    );
     this.size = before.size + part.length;
   }
 
