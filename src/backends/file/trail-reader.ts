@@ -41,8 +41,6 @@ export interface TrailFile {
   /** The rotation time of the retained file before it; 0 when none is retained (see the top). */
   readonly startMs: number;
   readonly gzipped: boolean;
-  /** The inode it must have when opened (a plain file); a file found with another one is ENOENT. */
-  readonly ino?: number;
 }
 
 /**
@@ -126,11 +124,7 @@ export async function* readFrom(
   }
   const handle = await fs.open(file.path, 'r');
   try {
-    const st = await handle.stat();
-    if (file.ino !== undefined && st.ino !== file.ino) {
-      throw Object.assign(new Error(`${file.path} is another file now`), { code: 'ENOENT' });
-    }
-    const end = toOffset ?? st.size;
+    const end = toOffset ?? (await handle.stat()).size;
     for (let at = fromOffset; at < end; ) {
       const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, end - at));
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, at);
