@@ -342,12 +342,12 @@ function resolveAdmin(
 
 function resolveIntegrity(integrity: Mapping | undefined, cwd: string, c: Checker): IntegrityConfig {
   const at = 'meshaudit.integrity';
-  const keyFile = c.field(integrity, at, 'keyFile', undefined, filePath);
+  const keyFile = c.resolvedFile(integrity, at, 'keyFile', cwd);
   const copyTo = c.field(integrity, at, 'copyTo', undefined, directoryPath);
   const seconds = c.field(integrity, at, 'sealIntervalSeconds', D.DEFAULT_SEAL_INTERVAL_SECONDS, sealInterval);
   return Object.freeze({
     enabled: c.field(integrity, at, 'enabled', D.DEFAULT_INTEGRITY_ENABLED, boolean),
-    keyFile: keyFile === undefined ? undefined : path.resolve(cwd, keyFile),
+    keyFile,
     sealIntervalMs: Math.round(seconds * 1000),
     copyTo: copyTo === undefined ? undefined : path.resolve(cwd, copyTo),
   });
@@ -414,7 +414,7 @@ function safeUserName(): string {
 
 function resolveAuth(auth: Mapping | undefined, cwd: string, c: Checker): AuthConfig {
   const at = 'meshaudit.auth';
-  const tokensFile = c.field(auth, at, 'tokensFile', undefined, filePath);
+  const tokensFile = c.resolvedFile(auth, at, 'tokensFile', cwd);
   const granted = c.section(get(auth, 'permissions'), `${at}.permissions`, PERMISSIONS);
   const permissions = Object.fromEntries(
     PERMISSIONS.map((p) => [
@@ -424,7 +424,7 @@ function resolveAuth(auth: Mapping | undefined, cwd: string, c: Checker): AuthCo
   ) as unknown as Permissions;
   return Object.freeze({
     localhostIsAdmin: c.field(auth, at, 'localhostIsAdmin', D.DEFAULT_LOCALHOST_IS_ADMIN, boolean),
-    tokensFile: tokensFile === undefined ? undefined : path.resolve(cwd, tokensFile),
+    tokensFile,
     permissions: Object.freeze(permissions),
     certificateIdentities: resolveIdentities(get(auth, 'certificateIdentities'), `${at}.certificateIdentities`, c),
   });
@@ -475,8 +475,7 @@ function resolveTls(value: unknown, cwd: string, c: Checker): TlsConfig | undefi
       c.report(`${at}.${key}`, IS_REQUIRED);
       return undefined;
     }
-    const raw = c.field(tls, at, key, undefined, filePath);
-    return raw === undefined ? undefined : path.resolve(cwd, raw);
+    return c.resolvedFile(tls, at, key, cwd);
   };
   const certFile = file('certFile', true);
   const keyFile = file('keyFile', true);
