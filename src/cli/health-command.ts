@@ -92,30 +92,35 @@ export async function runHealthCommand(argv: readonly string[]): Promise<number>
   const until = Date.now() + waitMs;
   // Each answer once, as it changes: a journal shows what the wait is for (no sidecar yet, then starting).
   let said = '';
+  const waitEnded = (checks: number): number => {
+    if (waitMs > 0)
+      process.stderr.write(
+        `${COMMAND}: not SERVING within --wait ${waitMs / 1000} s (${checks} check${checks === 1 ? '' : 's'})\n`,
+      );
+    return EXIT_NOT_SERVING;
+  };
   try {
     for (let checks = 1; ; checks++) {
       const askedAt = Date.now();
-      // Without --wait, one whole check; with it, none goes past the wait.
+      // Without --wait, one whole check; with it, none goes past the wait (a sleep that overran it ends it).
       const checkMs = waitMs === 0 ? CHECK_DEADLINE_MS : Math.min(CHECK_DEADLINE_MS, until - askedAt);
+      if (checkMs <= 0) return waitEnded(checks - 1);
       const answer = await check(client, service, credentials.metadata, checkMs);
       if (answer === 'SERVING') {
         process.stdout.write(`SERVING: ${named(service)} on ${flags.address}\n`);
         return EXIT_SERVING;
       }
+      // A check the wait's end cut short is no answer of the sidecar's: the wait's last line says it.
+      const cut =
+        checkMs < CHECK_DEADLINE_MS && typeof answer !== 'string' && answer.code === grpc.status.DEADLINE_EXCEEDED;
       const line = notServing(answer, flags.address, service, checkMs);
-      if (line !== said) process.stderr.write(`${line}\n`);
-      said = line;
+      if (!cut && line !== said) process.stderr.write(`${line}\n`);
+      if (!cut) said = line;
       // No wait changes an unknown service or a refused caller: said at once.
       if (typeof answer !== 'string' && FINAL_CODES.has(answer.code)) return EXIT_NOT_SERVING;
       const next = askedAt + WAIT_INTERVAL_MS;
       // A check that took its whole time ends the wait too.
-      if (Math.max(next, Date.now()) >= until) {
-        if (waitMs > 0)
-          process.stderr.write(
-            `${COMMAND}: not SERVING within --wait ${waitMs / 1000} s (${checks} check${checks === 1 ? '' : 's'})\n`,
-          );
-        return EXIT_NOT_SERVING;
-      }
+      if (Math.max(next, Date.now()) >= until) return waitEnded(checks);
       await sleep(next - Date.now());
     }
   } finally {

@@ -1,6 +1,7 @@
 // `meshaudit health`, the built command, against a real sidecar: what an exec probe runs.
 import { expect } from 'chai';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { freePort, spawnSidecar, writeSidecarConfig, type SpawnedSidecar } from '../support/process';
 import { tempDir, waitFor } from '../support/helpers';
 import { meshaudit, PACKAGE_VERSION } from '../support/cli';
@@ -109,6 +110,25 @@ describe('meshaudit health (the built command against a real sidecar)', function
           'meshaudit health: not SERVING within --wait 2 s \\((\\d+) checks\\)\\n$',
       ).exec(r.stderr) ?? [];
     expect(Number(checks), r.stderr).to.be.at.least(2);
+  });
+
+  it('with --wait, says nothing of a last check the wait cut short, only that the wait ended', async () => {
+    // A listener that takes connections and never speaks HTTP/2: every check waits for its deadline.
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    try {
+      const r = await meshaudit(['health', '--address', `127.0.0.1:${port}`, '--wait', '1']);
+      expect([r.code, r.stdout, r.stderr]).to.deep.equal([
+        1,
+        '',
+        'meshaudit health: not SERVING within --wait 1 s (1 check)\n',
+      ]);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   });
 
   it('refuses a --wait that is not a number of seconds with exit 2, naming the flag', async () => {
