@@ -14,9 +14,9 @@
 // Every document is one JSON object whose `signature` is the Ed25519 signature of the canonical JSON
 // (keys sorted, no spaces) of the object without it; `keyId` names the key that signed it.
 import * as crypto from 'node:crypto';
+import { DIGEST_SUFFIX, MARKER_SUFFIX } from '../backends/file/rotation-names';
 
-export const DIGEST_SUFFIX = '.digest.json';
-export const MARKER_SUFFIX = '.deleted.json';
+export { DIGEST_SUFFIX, MARKER_SUFFIX };
 export const SEAL_SUFFIX = '.seal.json';
 
 export const DIGEST_KIND = 'meshaudit.digest/v1';

@@ -5,6 +5,13 @@ import * as path from 'node:path';
 
 /** rotation.compress gzips a rotated file to its name with this suffix, as lumberjack does (`audit-<time>.log.gz`). */
 export const COMPRESSED_SUFFIX = '.gz';
+/**
+ * The signed trail's documents of a rotated file, beside it: its digest, and retention's marker once it is
+ * deleted (src/integrity/format.ts). Named here, with the files they follow: the trail listing reads the
+ * time of a deleted file from them.
+ */
+export const DIGEST_SUFFIX = '.digest.json';
+export const MARKER_SUFFIX = '.deleted.json';
 
 /** `YYYY-MM-DDTHH-mm-ss.SSS`: lumberjack's backupTimeFormat, colons replaced so the name is portable. */
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})\.(\d{3})$/;

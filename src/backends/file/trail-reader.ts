@@ -3,7 +3,9 @@
 // and a cursor that names a position in them and survives rotation and compression.
 //
 // A file is named by its START: the rotation time of the file before it (the time in that file's name),
-// 0 for the first file ever. The active file keeps its start when a rotation renames it and when it is
+// 0 for the first file ever. Once retention deleted the file before the oldest one retained, its time is
+// read from the signed trail, which keeps a digest or a retention marker of every rotated file (their
+// names are the rotated file's plus a suffix, in the same folder); without the signed trail, it is 0. The active file keeps its start when a rotation renames it and when it is
 // gzipped, where its name and inode change. "The file whose start is S" is the oldest retained file whose
 // own time (its name's; the active file's is +infinity) is after S. Once retention deleted that file, the
 // same rule finds its successor instead: to tell them apart a cursor also carries a short hash of its
@@ -15,7 +17,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { SinkPosition } from '../sink';
-import { timeFromName } from './rotation-names';
+import { DIGEST_SUFFIX, MARKER_SUFFIX, timeFromName } from './rotation-names';
 
 /** What lumberjack appends to a compressed rotated file's name. */
 export const GZIP_SUFFIX = '.gz';
@@ -38,7 +40,10 @@ export interface TrailFile {
   readonly path: string;
   /** Its rotation time (ms, from its name); +Infinity for the active file. */
   readonly timeMs: number;
-  /** The rotation time of the retained file before it; 0 when none is retained (see the top). */
+  /**
+   * The rotation time of the file before it: retained, or deleted and named by the signed trail's digest
+   * or marker; 0 when neither is known (see the top).
+   */
   readonly startMs: number;
   readonly gzipped: boolean;
 }
@@ -52,11 +57,19 @@ export async function listTrailFiles(activePath: string): Promise<TrailFile[]> {
   const dir = path.dirname(activePath);
   const activeBase = path.basename(activePath);
   const byTime = new Map<number, { name: string; gzipped: boolean }>();
+  /** The times of the rotated files the signed trail has a digest or a retention marker of. */
+  const signed: number[] = [];
   let active = false;
   for (const e of await fs.readdir(dir, { withFileTypes: true })) {
     if (!e.isFile()) continue;
     if (e.name === activeBase) {
       active = true;
+      continue;
+    }
+    const suffix = e.name.endsWith(DIGEST_SUFFIX) ? DIGEST_SUFFIX : e.name.endsWith(MARKER_SUFFIX) ? MARKER_SUFFIX : '';
+    if (suffix !== '') {
+      const time = rotationTimeMs(activePath, e.name.slice(0, -suffix.length));
+      if (!Number.isNaN(time)) signed.push(time);
       continue;
     }
     const gzipped = e.name.endsWith(GZIP_SUFFIX);
@@ -67,7 +80,10 @@ export async function listTrailFiles(activePath: string): Promise<TrailFile[]> {
   }
   const rotated = [...byTime].sort(([a], [b]) => a - b);
   const files: TrailFile[] = [];
+  // The oldest file's start: the newest signed file before it (deleted; or retained, and then it is that file).
+  const oldestMs = rotated[0]?.[0] ?? Infinity;
   let startMs = 0;
+  for (const time of signed) if (time < oldestMs && time > startMs) startMs = time;
   for (const [timeMs, { name, gzipped }] of rotated) {
     files.push({ name, path: path.join(dir, name), timeMs, startMs, gzipped });
     startMs = timeMs;

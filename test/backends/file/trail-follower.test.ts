@@ -4,8 +4,9 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { followTrail, type LineVisitor, TrailGoneError } from '../../../src/backends/file/trail-follower';
-import { CommittedTrail } from '../../../src/backends/file/trail-reader';
+import { CommittedTrail, listTrailFiles } from '../../../src/backends/file/trail-reader';
 import { rotatedName } from '../../../src/backends/file/rotation-names';
+import { digestName, markerName } from '../../../src/integrity/format';
 import { tempDir, waitFor } from '../../support/helpers';
 
 /** A CommittedTrail that runs `race` once, the first time a follower asks what retention deleted. */
@@ -36,6 +37,43 @@ function collector(): LineVisitor & { lines: Array<[string, number]>; flushed: n
   };
   return visitor;
 }
+
+describe('the trail listing (real files)', () => {
+  const [t1, t2, t3] = [10, 11, 12].map((h) => Date.UTC(2026, 11, 7, h, 0, 0));
+  const starts = async (active: string): Promise<Array<[string, number]>> =>
+    (await listTrailFiles(active)).map((f) => [f.name, f.startMs]);
+
+  it('starts the oldest retained file at the time of the deleted one before it, named by its retention marker or digest', async () => {
+    const dir = tempDir();
+    const active = path.join(dir, 'audit.log');
+    const [n1, n2, n3] = [t1, t2, t3].map((t) => rotatedName('audit.log', new Date(t), 1));
+    fs.writeFileSync(active, 'd1\n');
+    fs.writeFileSync(path.join(dir, n3), 'c1\n');
+    // n1 and n2 deleted by retention: n1's digest and marker stay, n2's marker (its digest gone with a copyTo, say).
+    for (const doc of [digestName(n1), markerName(n1), markerName(n2), digestName(n3)])
+      fs.writeFileSync(path.join(dir, doc), '{}');
+    expect(await starts(active)).to.deep.equal([
+      [n3, t2],
+      ['audit.log', t3],
+    ]);
+    // Every rotated file deleted: the active file starts at the last rotation, as it did while it was retained.
+    fs.rmSync(path.join(dir, n3));
+    fs.writeFileSync(path.join(dir, markerName(n3)), '{}');
+    expect(await starts(active)).to.deep.equal([['audit.log', t3]]);
+  });
+
+  it('starts it at 0 without the signed trail (nothing names the deleted file)', async () => {
+    const dir = tempDir();
+    const active = path.join(dir, 'audit.log');
+    const n3 = rotatedName('audit.log', new Date(t3), 1);
+    fs.writeFileSync(active, 'd1\n');
+    fs.writeFileSync(path.join(dir, `${n3}.gz`), '');
+    expect(await starts(active)).to.deep.equal([
+      [`${n3}.gz`, 0],
+      ['audit.log', t3],
+    ]);
+  });
+});
 
 describe('trail follower (real files)', () => {
   it('reads the file a rotation renamed between its listing and its stat, and names the new active file by its own start', async () => {
