@@ -29,11 +29,18 @@ import {
 import { parseRfc3339 } from '../events/rfc3339';
 import { mergeByDate, type RecordSource } from '../record/merge-by-date';
 import type { RecordFilter } from '../record/record-filter';
-import { RESOURCE_ACTIONS, TOKEN_ACTIONS } from '../rules/actions';
+import {
+  CHAIN_HEADER,
+  DATE_HEADER,
+  INSTANCE_HEADER,
+  kindOfAction,
+  POSITION_HEADER,
+  parseSubject,
+  subjectOf,
+  ZONE_HEADER,
+} from '../forward/nats-record';
 import { EXIT_OK, EXIT_REFUSED, EXIT_REFUSED_CALLER, EXIT_UNREACHABLE, EXIT_USAGE } from './command-line';
 
-/** Every subject of the message contract starts with it: `meshaudit.<zone>.<instance>.<kind>`. */
-const SUBJECT_PREFIX = 'meshaudit';
 /** Bounds the wait for a server that never answers the connection (nats.js's own default is 20 s). */
 const CONNECT_TIMEOUT_MS = 5_000;
 /**
@@ -72,16 +79,10 @@ export interface NatsQueryArgs {
  * when they are all of one kind, `*` otherwise (every kind; the record filter picks the actions).
  */
 export function kindToken(actions: readonly string[]): string {
-  const kinds = new Set(
-    actions.map((a) =>
-      (RESOURCE_ACTIONS as readonly string[]).includes(a)
-        ? 'resource'
-        : (TOKEN_ACTIONS as readonly string[]).includes(a)
-          ? 'token'
-          : 'view',
-    ),
-  );
-  return kinds.size === 1 ? [...kinds][0] : '*';
+  const kinds = new Set(actions.map(kindOfAction));
+  const [kind] = kinds;
+  // An action the contract does not know (the filter refuses it first) narrows nothing.
+  return kinds.size === 1 && kind !== undefined ? kind : '*';
 }
 
 /** One sidecar's records in the stream: its zone and instance, and the subject of its records. */
@@ -231,7 +232,7 @@ class Reader {
     const zone = args.zone ?? '*';
     const jsm = await jetstreamManager(this.nc);
     // One request: the last sequence and the subjects it has records of, at the same moment.
-    const info = await jsm.streams.info(args.stream, { subjects_filter: `${SUBJECT_PREFIX}.${zone}.*.${kind}` });
+    const info = await jsm.streams.info(args.stream, { subjects_filter: subjectOf(zone, '*', kind) });
     const lastSeq = info.state.last_seq;
     const sources = sourcesOf(Object.keys(info.state.subjects ?? {}), kind);
     // A zone the stream has no record of: said (a typo prints nothing otherwise), still a read that ends well.
@@ -241,12 +242,12 @@ class Reader {
       );
     }
     const readers = await Promise.all(sources.map((s) => this.source(s, lastSeq)));
-    const merged = mergeByDate(readers, (m) => parseRfc3339(m.headers?.get('Meshaudit-Date') ?? ''));
+    const merged = mergeByDate(readers, (m) => parseRfc3339(m.headers?.get(DATE_HEADER) ?? ''));
     for await (const m of merged) await this.print(m);
     this.checkConnection();
     if (!args.follow || this.stopped) return;
     const consumer = await this.js.consumers.get(args.stream, {
-      filter_subjects: `${SUBJECT_PREFIX}.${zone}.*.${kind}`,
+      filter_subjects: subjectOf(zone, '*', kind),
       opt_start_seq: lastSeq + 1,
     });
     const messages = await consumer.consume({ max_messages: FOLLOW_BUFFER_RECORDS });
@@ -298,10 +299,10 @@ class Reader {
     const text = this.args.json
       ? `${JSON.stringify({
           records: [m.string()],
-          zone: h?.get('Meshaudit-Zone') ?? '',
-          instance: h?.get('Meshaudit-Instance') ?? '',
-          position: h?.get('Meshaudit-Position') ?? '',
-          ...(h?.has('Meshaudit-Chain') === true ? { chain: h.get('Meshaudit-Chain') } : {}),
+          zone: h?.get(ZONE_HEADER) ?? '',
+          instance: h?.get(INSTANCE_HEADER) ?? '',
+          position: h?.get(POSITION_HEADER) ?? '',
+          ...(h?.has(CHAIN_HEADER) === true ? { chain: h.get(CHAIN_HEADER) } : {}),
           sequence: m.seq,
         })}\n`
       : Buffer.concat([m.data, NEWLINE]);
@@ -330,10 +331,11 @@ const NEWLINE = Buffer.from('\n');
 function sourcesOf(subjects: readonly string[], kind: string): Source[] {
   const byName = new Map<string, Source>();
   for (const subject of subjects) {
-    const [prefix, zone, instance, k, ...more] = subject.split('.');
-    if (prefix !== SUBJECT_PREFIX || k === undefined || more.length > 0) continue;
+    const tokens = parseSubject(subject);
+    if (tokens === undefined) continue;
+    const { zone, instance } = tokens;
     const key = `${zone}.${instance}`;
-    if (!byName.has(key)) byName.set(key, { zone, instance, subject: `${SUBJECT_PREFIX}.${key}.${kind}` });
+    if (!byName.has(key)) byName.set(key, { zone, instance, subject: subjectOf(zone, instance, kind) });
   }
   return [...byName.values()].sort((a, b) =>
     a.zone === b.zone ? compare(a.instance, b.instance) : compare(a.zone, b.zone),

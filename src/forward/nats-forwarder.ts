@@ -71,6 +71,9 @@ import {
   type RecordKind,
   type RecordPosition,
   recordFields,
+  STREAM_SUBJECTS,
+  SUBJECT_PREFIX,
+  subjectOf,
   subjectsOf,
   ZONE_HEADER,
 } from './nats-record';
@@ -339,7 +342,7 @@ export class NatsForwarder implements LineVisitor {
       name: this.name,
       kind: 'nats',
       stream: this.config.stream.name,
-      subjects: `meshaudit.${this.opts.zone}.${this.config.instance}.*`,
+      subjects: subjectOf(this.opts.zone, this.config.instance, '*'),
       state: this.state,
       ...(this.state === 'backing-off' && this.lastError !== undefined ? { lastError: this.lastError } : {}),
       ...(this.connected && this.nc?.info !== undefined ? { server: this.nc.getServer() } : {}),
@@ -505,7 +508,7 @@ export class NatsForwarder implements LineVisitor {
     if (nc !== undefined && !nc.isClosed()) await nc.close().catch(() => undefined);
   }
 
-  /** The stream, or, with create, a new one (`meshaudit.>`); StreamMissingError when it is neither. */
+  /** The stream, or, with create, a new one (STREAM_SUBJECTS); StreamMissingError when it is neither. */
   private async findStream(jsm: JetStreamManager): Promise<void> {
     const { stream } = this.config;
     try {
@@ -528,7 +531,7 @@ export class NatsForwarder implements LineVisitor {
     }
     await jsm.streams.add({
       name: stream.name,
-      subjects: ['meshaudit.>'],
+      subjects: [STREAM_SUBJECTS],
       storage: StorageType.File,
       num_replicas: stream.replicas,
       max_age: stream.maxAgeMs * 1_000_000,
@@ -1008,7 +1011,7 @@ export function whatToFix(message: string, config: NatsForwarderConfig, zone: st
     return `the NATS user may not look up stream ${config.stream.name}: is ${keys} stream.name right? (deploy/nats/ lets a zone's user see that one stream)`;
   }
   if (/\$JS\.API\.DIRECT\.GET\./.test(message)) {
-    return `the NATS user may not read back its last message: allow it $JS.API.DIRECT.GET.${config.stream.name}.meshaudit.${zone}.> (deploy/nats/nats-server.conf)`;
+    return `the NATS user may not read back its last message: allow it $JS.API.DIRECT.GET.${config.stream.name}.${SUBJECT_PREFIX}.${zone}.> (deploy/nats/nats-server.conf)`;
   }
-  return `the NATS user may not publish this zone's records: allow it meshaudit.${zone}.> and the JetStream API subjects of deploy/nats/nats-server.conf`;
+  return `the NATS user may not publish this zone's records: allow it ${SUBJECT_PREFIX}.${zone}.> and the JetStream API subjects of deploy/nats/nats-server.conf`;
 }
