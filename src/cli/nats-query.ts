@@ -10,22 +10,12 @@ import {
   type ConsumerMessages,
   type JetStreamClient,
   type JsMsg,
-  JetStreamApiCodes,
   JetStreamApiError,
   JetStreamError,
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
-import {
-  AuthorizationError,
-  ConnectionError,
-  connect,
-  credsAuthenticator,
-  type NatsConnection,
-  type NodeConnectionOptions,
-  PermissionViolationError,
-  TimeoutError,
-} from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { parseRfc3339 } from '../events/rfc3339';
 import { mergeByDate, type RecordSource } from '../record/merge-by-date';
 import type { RecordFilter } from '../record/record-filter';
@@ -39,6 +29,7 @@ import {
   subjectOf,
   ZONE_HEADER,
 } from '../forward/nats-record';
+import { natsFailure } from '../forward/nats-errors';
 import { EXIT_OK, EXIT_REFUSED, EXIT_REFUSED_CALLER, EXIT_UNREACHABLE, EXIT_USAGE } from './command-line';
 
 /** Bounds the wait for a server that never answers the connection (nats.js's own default is 20 s). */
@@ -174,36 +165,37 @@ function connectionOptions(args: NatsQueryArgs): NodeConnectionOptions {
 function classify(e: unknown, args: NatsQueryArgs, where: string): NatsQueryError {
   if (e instanceof NatsQueryError) return e;
   const message = (e as Error)?.message ?? String(e);
-  if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)
-    return new NatsQueryError(
-      `no stream ${JSON.stringify(args.stream)} on ${where} (the forwarders create it with stream.create: true; --stream names another)`,
-      EXIT_REFUSED,
-    );
-  // The client's JetStreamNotEnabled (not exported) is a plain Error of that name.
-  if ((e as Error)?.name === 'JetStreamNotEnabled')
-    return new NatsQueryError(`JetStream is not enabled on ${where} for this user: ${message}`, EXIT_REFUSED);
-  if (e instanceof AuthorizationError || /authorization violation|authentication/i.test(message))
-    return new NatsQueryError(
-      `the NATS server on ${where} refused the credentials (${message}): --nats-creds, --nats-user with --nats-password-file, or --nats-token-file`,
-      EXIT_REFUSED_CALLER,
-    );
-  if (e instanceof PermissionViolationError || /permissions violation/i.test(message))
-    return new NatsQueryError(
-      `the NATS server on ${where} does not allow this user to read stream ${JSON.stringify(args.stream)} (${message}): deploy/nats/ has a reader's permissions`,
-      EXIT_REFUSED_CALLER,
-    );
-  // Node's TLS errors (an untrusted or misnamed certificate): OpenSSL's codes, or ERR_TLS_*.
-  const code = (e as { code?: unknown })?.code;
-  if (typeof code === 'string' && /^(ERR_TLS_|ERR_SSL_|[A-Z_]*CERT|UNABLE_TO_)/.test(code))
-    return new NatsQueryError(
-      `no TLS connection to ${where}: ${message} (--nats-ca names the CA that signed the servers' certificates)`,
-      EXIT_UNREACHABLE,
-    );
-  if (e instanceof ConnectionError || e instanceof TimeoutError)
-    return new NatsQueryError(`no NATS server answers on ${where} (${message})`, EXIT_UNREACHABLE);
-  if (e instanceof JetStreamApiError || e instanceof JetStreamError)
-    return new NatsQueryError(`JetStream refused the read: ${message}`, EXIT_REFUSED);
-  throw e;
+  const stream = JSON.stringify(args.stream);
+  switch (natsFailure(e).kind) {
+    case 'stream-not-found':
+      return new NatsQueryError(
+        `no stream ${stream} on ${where} (the forwarders create it with stream.create: true; --stream names another)`,
+        EXIT_REFUSED,
+      );
+    case 'jetstream-not-enabled':
+      return new NatsQueryError(`JetStream is not enabled on ${where} for this user: ${message}`, EXIT_REFUSED);
+    case 'credentials':
+      return new NatsQueryError(
+        `the NATS server on ${where} refused the credentials (${message}): --nats-creds, --nats-user with --nats-password-file, or --nats-token-file`,
+        EXIT_REFUSED_CALLER,
+      );
+    case 'permission':
+      return new NatsQueryError(
+        `the NATS server on ${where} does not allow this user to read stream ${stream} (${message}): deploy/nats/ has a reader's permissions`,
+        EXIT_REFUSED_CALLER,
+      );
+    case 'tls':
+      return new NatsQueryError(
+        `no TLS connection to ${where}: ${message} (--nats-ca names the CA that signed the servers' certificates)`,
+        EXIT_UNREACHABLE,
+      );
+    case 'unreachable':
+      return new NatsQueryError(`no NATS server answers on ${where} (${message})`, EXIT_UNREACHABLE);
+    case 'other':
+      if (e instanceof JetStreamApiError || e instanceof JetStreamError)
+        return new NatsQueryError(`JetStream refused the read: ${message}`, EXIT_REFUSED);
+      throw e;
+  }
 }
 
 /** One read of the stream: the records held at the start, merged; then, following, the new ones. */

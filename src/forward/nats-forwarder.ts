@@ -26,7 +26,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { type JetStreamManager, JetStreamApiError, jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import {
   type Authenticator,
   connect,
@@ -57,6 +57,7 @@ import { DIGEST_SUFFIX, linkTo, MARKER_SUFFIX, recordLines } from '../integrity/
 import { type Logger, RateLimitedWarning } from '../log';
 import type { Metrics } from '../metrics';
 import { cursorFile, readCursor, writeCursor } from './forward-cursor';
+import { natsFailure } from './nats-errors';
 import {
   CHAIN_HEADER,
   comparePositions,
@@ -511,8 +512,11 @@ export class NatsForwarder implements LineVisitor {
   /** The stream, or, with create, a new one (STREAM_SUBJECTS); StreamMissingError when it is neither. */
   private async findStream(jsm: JetStreamManager): Promise<void> {
     const { stream } = this.config;
-    try {
-      const info = await jsm.streams.info(stream.name);
+    const info = await jsm.streams.info(stream.name).catch((err: unknown) => {
+      if (natsFailure(err).kind !== 'stream-not-found') throw err;
+      return undefined;
+    });
+    if (info !== undefined) {
       // The last message of its subjects is read with a direct get, whose API subject names the record
       // subject, so that a zone's user may be allowed its own zone's alone (deploy/nats/).
       if (info.config.allow_direct !== true) {
@@ -521,8 +525,6 @@ export class NatsForwarder implements LineVisitor {
         );
       }
       return;
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NOT_FOUND) throw err;
     }
     if (!stream.create) {
       throw new StreamMissingError(
@@ -791,7 +793,7 @@ export class NatsForwarder implements LineVisitor {
     this.state = 'backing-off';
     this.lastError = err.message;
     this.opts.metrics.forwardFailures.labels(this.name).inc();
-    const fix = whatToFix(err.message, this.config, this.opts.zone);
+    const fix = whatToFix(err, this.config, this.opts.zone);
     this.warnings.warn(
       err.message,
       'forwarder: cannot publish to JetStream: backing off; records wait in the audit files and acknowledgements to the control plane go on',
@@ -949,9 +951,6 @@ class EncodedHeaders {
   }
 }
 
-/** JetStream's "stream not found". */
-const STREAM_NOT_FOUND = 10059;
-
 /** The credential of the config, read from its file at each connection (a rotated secret is picked up). */
 function authenticatorOf(config: NatsForwarderConfig): Authenticator | undefined {
   const c = config.credentials;
@@ -1001,16 +1000,17 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
  * What an operator changes for a refusal that retrying will not mend (credentials, permissions, a stream
  * name the user may not see), naming the keys; undefined for the rest (a server down, a timeout).
  */
-export function whatToFix(message: string, config: NatsForwarderConfig, zone: string): string | undefined {
+export function whatToFix(err: Error, config: NatsForwarderConfig, zone: string): string | undefined {
   const keys = `meshaudit.forwarders[] (name ${config.name})`;
-  if (/authorization violation|authentication (timeout|expired)|user authentication/i.test(message)) {
+  const failure = natsFailure(err);
+  if (failure.kind === 'credentials') {
     return `the NATS servers refused the credentials: check ${keys} user and passwordFile, tokenFile, nkeySeedFile or credsFile`;
   }
-  if (!/permissions violation/i.test(message)) return undefined;
-  if (/\$JS\.API\.STREAM\.INFO\./.test(message)) {
+  if (failure.kind !== 'permission') return undefined;
+  if (failure.subject.startsWith('$JS.API.STREAM.INFO.')) {
     return `the NATS user may not look up stream ${config.stream.name}: is ${keys} stream.name right? (deploy/nats/ lets a zone's user see that one stream)`;
   }
-  if (/\$JS\.API\.DIRECT\.GET\./.test(message)) {
+  if (failure.subject.startsWith('$JS.API.DIRECT.GET.')) {
     return `the NATS user may not read back its last message: allow it $JS.API.DIRECT.GET.${config.stream.name}.${SUBJECT_PREFIX}.${zone}.> (deploy/nats/nats-server.conf)`;
   }
   return `the NATS user may not publish this zone's records: allow it ${SUBJECT_PREFIX}.${zone}.> and the JetStream API subjects of deploy/nats/nats-server.conf`;
