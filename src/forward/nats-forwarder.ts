@@ -83,16 +83,16 @@ import {
  * Records in flight at most (published, not acknowledged): enough to keep a round trip to the center busy
  * at 100k records/s on a 10 ms link (a JetStream server acknowledges ~1 MB of them per round trip).
  */
-export const WINDOW_RECORDS = 2048;
+const WINDOW_RECORDS = 2048;
 /** Bytes of records in flight at most: what a lost connection makes nats.js hold and send again. */
-export const WINDOW_BYTES = 4 * 1024 * 1024;
+const WINDOW_BYTES = 4 * 1024 * 1024;
 /**
  * Records published in one turn of the event loop at most (~2 ms of it at ~4 µs each): a forwarder catching
  * up on a backlog lets the control plane's batches and acknowledgements through between its turns.
  */
-export const LINES_PER_TURN = 512;
+const LINES_PER_TURN = 512;
 /** A publish not acknowledged in this long fails the session: the forwarder reconnects and looks again. */
-export const ACK_TIMEOUT_MS = 10_000;
+const ACK_TIMEOUT_MS = 10_000;
 /** Bytes of publishes nats.js buffers before it writes them to the socket (see connect()). */
 const PENDING_LIMIT_BYTES = 256 * 1024;
 /** JetStream API calls (stream info, last message) time out after this long. */
@@ -113,10 +113,10 @@ const DIGEST_WAIT_MS = 5_000;
  * How long start-up waits for NATS (to find a missing stream) before going on without it: the control plane
  * waits for the sidecar meanwhile, and the zone never waits for the center for long.
  */
-export const START_CONNECT_TIMEOUT_MS = 2_000;
+const START_CONNECT_TIMEOUT_MS = 2_000;
 
 /** With create false, the stream is not there: start-up stops, naming it. */
-export class StreamMissingError extends MeshauditError {
+class StreamMissingError extends MeshauditError {
   readonly kind = 'not-found';
 }
 
@@ -218,7 +218,6 @@ export class NatsForwarder implements LineVisitor {
   private nc: NatsConnection | undefined;
   private jsm: JetStreamManager | undefined;
   private replyPrefix = '';
-  private connected = false;
   private state: ForwarderStatus['state'] = 'connecting';
   private lastError: string | undefined;
   private stopping = false;
@@ -292,7 +291,7 @@ export class NatsForwarder implements LineVisitor {
     opts.metrics.addForwarder(this.name, () => ({
       lagRecords: this.lagRecords(),
       lagSeconds: this.lagSeconds(),
-      connected: this.connected && this.state === 'forwarding',
+      connected: this.nc !== undefined && this.state === 'forwarding',
       heldFiles: this.heldFiles,
     }));
     try {
@@ -309,14 +308,16 @@ export class NatsForwarder implements LineVisitor {
   /**
    * Connects and finds the stream (creating it when allowed), then forwards `trail` in the background until
    * stop(). Throws StreamMissingError when NATS answers without the stream (create false). NATS unreachable
-   * within `connectTimeoutMs` is no error: the forwarder goes on trying.
+   * within START_CONNECT_TIMEOUT_MS is no error: the forwarder goes on trying.
    */
-  async start(trail: CommittedTrail, connectTimeoutMs = START_CONNECT_TIMEOUT_MS): Promise<void> {
+  async start(trail: CommittedTrail): Promise<void> {
     this.trail = trail;
     this.behindSinceMs = this.now();
     this.committedBase = this.opts.recordsCommitted();
+    let prepared = false;
     try {
-      await this.prepare(connectTimeoutMs);
+      await this.prepare(START_CONNECT_TIMEOUT_MS);
+      prepared = true;
     } catch (err) {
       if (err instanceof StreamMissingError) {
         this.stopping = true;
@@ -329,7 +330,7 @@ export class NatsForwarder implements LineVisitor {
     this.ackTimer = setInterval(() => this.checkAckTimeout(), 1_000);
     this.cursorTimer.unref();
     this.ackTimer.unref();
-    this.loop = this.run();
+    this.loop = this.run(prepared);
     void this.countBacklog();
   }
 
@@ -346,7 +347,7 @@ export class NatsForwarder implements LineVisitor {
       subjects: subjectOf(this.opts.zone, this.config.instance, '*'),
       state: this.state,
       ...(this.state === 'backing-off' && this.lastError !== undefined ? { lastError: this.lastError } : {}),
-      ...(this.connected && this.nc?.info !== undefined ? { server: this.nc.getServer() } : {}),
+      ...(this.nc?.info !== undefined ? { server: this.nc.getServer() } : {}),
       lagRecords: this.lagRecords(),
       lagSeconds: this.lagSeconds(),
       published: this.publishedCount,
@@ -427,11 +428,14 @@ export class NatsForwarder implements LineVisitor {
 
   // ---- the loop: connect, find the stream, look at its last messages, publish ----
 
-  private async run(): Promise<void> {
+  /** `prepared`: start() connected and found the stream, which the first session then does not look up again. */
+  private async run(prepared: boolean): Promise<void> {
     let failures = 0;
+    let ready = prepared;
     while (!this.stopping) {
       try {
-        await this.prepare(API_TIMEOUT_MS);
+        if (!ready) await this.prepare(API_TIMEOUT_MS);
+        ready = false;
         const acked = this.publishedCount;
         await this.forward();
         if (this.publishedCount > acked) failures = 0;
@@ -485,7 +489,6 @@ export class NatsForwarder implements LineVisitor {
       throw new Error('stopping');
     }
     this.nc = nc;
-    this.connected = true;
     // One subscription takes every acknowledgement: `<inbox>.<id>`.
     this.replyPrefix = `${createInbox()}.`;
     nc.subscribe(`${this.replyPrefix}*`, { callback: (err, msg) => this.acked(err, msg) });
@@ -496,7 +499,6 @@ export class NatsForwarder implements LineVisitor {
   private async watch(nc: NatsConnection): Promise<void> {
     await nc.closed();
     if (this.nc !== nc) return;
-    this.connected = false;
     this.nc = undefined;
     this.failSession(new Error(`lost the connection to NATS (${nc.getServer()})`));
     this.wake?.();
@@ -505,7 +507,6 @@ export class NatsForwarder implements LineVisitor {
   private async closeConnection(): Promise<void> {
     const nc = this.nc;
     this.nc = undefined;
-    this.connected = false;
     if (nc !== undefined && !nc.isClosed()) await nc.close().catch(() => undefined);
   }
 
@@ -1000,7 +1001,7 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
  * What an operator changes for a refusal that retrying will not mend (credentials, permissions, a stream
  * name the user may not see), naming the keys; undefined for the rest (a server down, a timeout).
  */
-export function whatToFix(err: Error, config: NatsForwarderConfig, zone: string): string | undefined {
+function whatToFix(err: Error, config: NatsForwarderConfig, zone: string): string | undefined {
   const keys = `meshaudit.forwarders[] (name ${config.name})`;
   const failure = natsFailure(err);
   if (failure.kind === 'credentials') {
