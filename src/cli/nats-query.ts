@@ -43,7 +43,7 @@ const SOURCE_BUFFER_RECORDS = 64;
 const FOLLOW_BUFFER_RECORDS = 256;
 
 /** The credentials and TLS of the reader, as the flags name them (files, read at start). */
-export interface NatsAuthFlags {
+interface NatsAuthFlags {
   readonly credsFile?: string;
   readonly user?: string;
   readonly passwordFile?: string;
@@ -245,7 +245,8 @@ class Reader {
     const messages = await consumer.consume({ max_messages: FOLLOW_BUFFER_RECORDS });
     this.open.add(messages);
     if (this.stopped) messages.stop();
-    for await (const m of messages) if (this.args.filter.matches(m.string())) await this.print(m);
+    const { filter } = this.args;
+    for await (const m of messages) if (filter.everyRecord === true || filter.matches(m.string())) await this.print(m);
     this.open.delete(messages);
   }
 
