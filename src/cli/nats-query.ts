@@ -10,30 +10,28 @@ import {
   type ConsumerMessages,
   type JetStreamClient,
   type JsMsg,
-  JetStreamApiCodes,
   JetStreamApiError,
   JetStreamError,
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
-import {
-  AuthorizationError,
-  ConnectionError,
-  connect,
-  credsAuthenticator,
-  type NatsConnection,
-  type NodeConnectionOptions,
-  PermissionViolationError,
-  TimeoutError,
-} from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { parseRfc3339 } from '../events/rfc3339';
 import { mergeByDate, type RecordSource } from '../record/merge-by-date';
 import type { RecordFilter } from '../record/record-filter';
-import { RESOURCE_ACTIONS, TOKEN_ACTIONS } from '../rules/actions';
+import {
+  CHAIN_HEADER,
+  DATE_HEADER,
+  INSTANCE_HEADER,
+  kindOfAction,
+  POSITION_HEADER,
+  parseSubject,
+  subjectOf,
+  ZONE_HEADER,
+} from '../forward/nats-record';
+import { natsFailure } from '../forward/nats-errors';
 import { EXIT_OK, EXIT_REFUSED, EXIT_REFUSED_CALLER, EXIT_UNREACHABLE, EXIT_USAGE } from './command-line';
 
-/** Every subject of the message contract starts with it: `meshaudit.<zone>.<instance>.<kind>`. */
-const SUBJECT_PREFIX = 'meshaudit';
 /** Bounds the wait for a server that never answers the connection (nats.js's own default is 20 s). */
 const CONNECT_TIMEOUT_MS = 5_000;
 /**
@@ -45,7 +43,7 @@ const SOURCE_BUFFER_RECORDS = 64;
 const FOLLOW_BUFFER_RECORDS = 256;
 
 /** The credentials and TLS of the reader, as the flags name them (files, read at start). */
-export interface NatsAuthFlags {
+interface NatsAuthFlags {
   readonly credsFile?: string;
   readonly user?: string;
   readonly passwordFile?: string;
@@ -72,16 +70,10 @@ export interface NatsQueryArgs {
  * when they are all of one kind, `*` otherwise (every kind; the record filter picks the actions).
  */
 export function kindToken(actions: readonly string[]): string {
-  const kinds = new Set(
-    actions.map((a) =>
-      (RESOURCE_ACTIONS as readonly string[]).includes(a)
-        ? 'resource'
-        : (TOKEN_ACTIONS as readonly string[]).includes(a)
-          ? 'token'
-          : 'view',
-    ),
-  );
-  return kinds.size === 1 ? [...kinds][0] : '*';
+  const kinds = new Set(actions.map(kindOfAction));
+  const [kind] = kinds;
+  // An action the contract does not know (the filter refuses it first) narrows nothing.
+  return kinds.size === 1 && kind !== undefined ? kind : '*';
 }
 
 /** One sidecar's records in the stream: its zone and instance, and the subject of its records. */
@@ -173,36 +165,37 @@ function connectionOptions(args: NatsQueryArgs): NodeConnectionOptions {
 function classify(e: unknown, args: NatsQueryArgs, where: string): NatsQueryError {
   if (e instanceof NatsQueryError) return e;
   const message = (e as Error)?.message ?? String(e);
-  if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)
-    return new NatsQueryError(
-      `no stream ${JSON.stringify(args.stream)} on ${where} (the forwarders create it with stream.create: true; --stream names another)`,
-      EXIT_REFUSED,
-    );
-  // The client's JetStreamNotEnabled (not exported) is a plain Error of that name.
-  if ((e as Error)?.name === 'JetStreamNotEnabled')
-    return new NatsQueryError(`JetStream is not enabled on ${where} for this user: ${message}`, EXIT_REFUSED);
-  if (e instanceof AuthorizationError || /authorization violation|authentication/i.test(message))
-    return new NatsQueryError(
-      `the NATS server on ${where} refused the credentials (${message}): --nats-creds, --nats-user with --nats-password-file, or --nats-token-file`,
-      EXIT_REFUSED_CALLER,
-    );
-  if (e instanceof PermissionViolationError || /permissions violation/i.test(message))
-    return new NatsQueryError(
-      `the NATS server on ${where} does not allow this user to read stream ${JSON.stringify(args.stream)} (${message}): deploy/nats/ has a reader's permissions`,
-      EXIT_REFUSED_CALLER,
-    );
-  // Node's TLS errors (an untrusted or misnamed certificate): OpenSSL's codes, or ERR_TLS_*.
-  const code = (e as { code?: unknown })?.code;
-  if (typeof code === 'string' && /^(ERR_TLS_|ERR_SSL_|[A-Z_]*CERT|UNABLE_TO_)/.test(code))
-    return new NatsQueryError(
-      `no TLS connection to ${where}: ${message} (--nats-ca names the CA that signed the servers' certificates)`,
-      EXIT_UNREACHABLE,
-    );
-  if (e instanceof ConnectionError || e instanceof TimeoutError)
-    return new NatsQueryError(`no NATS server answers on ${where} (${message})`, EXIT_UNREACHABLE);
-  if (e instanceof JetStreamApiError || e instanceof JetStreamError)
-    return new NatsQueryError(`JetStream refused the read: ${message}`, EXIT_REFUSED);
-  throw e;
+  const stream = JSON.stringify(args.stream);
+  switch (natsFailure(e).kind) {
+    case 'stream-not-found':
+      return new NatsQueryError(
+        `no stream ${stream} on ${where} (the forwarders create it with stream.create: true; --stream names another)`,
+        EXIT_REFUSED,
+      );
+    case 'jetstream-not-enabled':
+      return new NatsQueryError(`JetStream is not enabled on ${where} for this user: ${message}`, EXIT_REFUSED);
+    case 'credentials':
+      return new NatsQueryError(
+        `the NATS server on ${where} refused the credentials (${message}): --nats-creds, --nats-user with --nats-password-file, or --nats-token-file`,
+        EXIT_REFUSED_CALLER,
+      );
+    case 'permission':
+      return new NatsQueryError(
+        `the NATS server on ${where} does not allow this user to read stream ${stream} (${message}): deploy/nats/ has a reader's permissions`,
+        EXIT_REFUSED_CALLER,
+      );
+    case 'tls':
+      return new NatsQueryError(
+        `no TLS connection to ${where}: ${message} (--nats-ca names the CA that signed the servers' certificates)`,
+        EXIT_UNREACHABLE,
+      );
+    case 'unreachable':
+      return new NatsQueryError(`no NATS server answers on ${where} (${message})`, EXIT_UNREACHABLE);
+    case 'other':
+      if (e instanceof JetStreamApiError || e instanceof JetStreamError)
+        return new NatsQueryError(`JetStream refused the read: ${message}`, EXIT_REFUSED);
+      throw e;
+  }
 }
 
 /** One read of the stream: the records held at the start, merged; then, following, the new ones. */
@@ -231,7 +224,7 @@ class Reader {
     const zone = args.zone ?? '*';
     const jsm = await jetstreamManager(this.nc);
     // One request: the last sequence and the subjects it has records of, at the same moment.
-    const info = await jsm.streams.info(args.stream, { subjects_filter: `${SUBJECT_PREFIX}.${zone}.*.${kind}` });
+    const info = await jsm.streams.info(args.stream, { subjects_filter: subjectOf(zone, '*', kind) });
     const lastSeq = info.state.last_seq;
     const sources = sourcesOf(Object.keys(info.state.subjects ?? {}), kind);
     // A zone the stream has no record of: said (a typo prints nothing otherwise), still a read that ends well.
@@ -241,18 +234,19 @@ class Reader {
       );
     }
     const readers = await Promise.all(sources.map((s) => this.source(s, lastSeq)));
-    const merged = mergeByDate(readers, (m) => parseRfc3339(m.headers?.get('Meshaudit-Date') ?? ''));
+    const merged = mergeByDate(readers, (m) => parseRfc3339(m.headers?.get(DATE_HEADER) ?? ''));
     for await (const m of merged) await this.print(m);
     this.checkConnection();
     if (!args.follow || this.stopped) return;
     const consumer = await this.js.consumers.get(args.stream, {
-      filter_subjects: `${SUBJECT_PREFIX}.${zone}.*.${kind}`,
+      filter_subjects: subjectOf(zone, '*', kind),
       opt_start_seq: lastSeq + 1,
     });
     const messages = await consumer.consume({ max_messages: FOLLOW_BUFFER_RECORDS });
     this.open.add(messages);
     if (this.stopped) messages.stop();
-    for await (const m of messages) if (this.args.filter.matches(m.string())) await this.print(m);
+    const { filter } = this.args;
+    for await (const m of messages) if (filter.everyRecord === true || filter.matches(m.string())) await this.print(m);
     this.open.delete(messages);
   }
 
@@ -298,10 +292,10 @@ class Reader {
     const text = this.args.json
       ? `${JSON.stringify({
           records: [m.string()],
-          zone: h?.get('Meshaudit-Zone') ?? '',
-          instance: h?.get('Meshaudit-Instance') ?? '',
-          position: h?.get('Meshaudit-Position') ?? '',
-          ...(h?.has('Meshaudit-Chain') === true ? { chain: h.get('Meshaudit-Chain') } : {}),
+          zone: h?.get(ZONE_HEADER) ?? '',
+          instance: h?.get(INSTANCE_HEADER) ?? '',
+          position: h?.get(POSITION_HEADER) ?? '',
+          ...(h?.has(CHAIN_HEADER) === true ? { chain: h.get(CHAIN_HEADER) } : {}),
           sequence: m.seq,
         })}\n`
       : Buffer.concat([m.data, NEWLINE]);
@@ -330,10 +324,11 @@ const NEWLINE = Buffer.from('\n');
 function sourcesOf(subjects: readonly string[], kind: string): Source[] {
   const byName = new Map<string, Source>();
   for (const subject of subjects) {
-    const [prefix, zone, instance, k, ...more] = subject.split('.');
-    if (prefix !== SUBJECT_PREFIX || k === undefined || more.length > 0) continue;
+    const tokens = parseSubject(subject);
+    if (tokens === undefined) continue;
+    const { zone, instance } = tokens;
     const key = `${zone}.${instance}`;
-    if (!byName.has(key)) byName.set(key, { zone, instance, subject: `${SUBJECT_PREFIX}.${key}.${kind}` });
+    if (!byName.has(key)) byName.set(key, { zone, instance, subject: subjectOf(zone, instance, kind) });
   }
   return [...byName.values()].sort((a, b) =>
     a.zone === b.zone ? compare(a.instance, b.instance) : compare(a.zone, b.zone),

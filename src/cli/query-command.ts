@@ -4,6 +4,8 @@
 // the same filters and output.
 import * as grpc from '@grpc/grpc-js';
 import { meshauditClients } from '../client/services';
+import { DEFAULT_NATS_STREAM } from '../config/defaults';
+import { STREAM_NAME, STREAM_NAME_RULE, SUBJECT_TOKEN, SUBJECT_TOKEN_RULE } from '../config/nats-names';
 import { compileRecordFilter, type RecordFilter, type RecordFilterInput } from '../record/record-filter';
 import { typeRegistry } from '../rules';
 import { InvalidArgumentError, quote } from '../validators';
@@ -53,9 +55,6 @@ const EXIT_HELP = `Exit codes:
   3  no sidecar answers on the address
   4  the sidecar refused the caller (UNAUTHENTICATED, PERMISSION_DENIED)`;
 
-/** The stream the forwarders publish to unless configured otherwise (meshaudit.forwarders[].stream.name). */
-const DEFAULT_STREAM = 'MESHAUDIT';
-
 /** The flags of `query --nats`: the center's stream instead of a sidecar. */
 const NATS_OPTIONS = {
   nats: { type: 'string' },
@@ -76,7 +75,7 @@ const NATS_HELP = `Reading the center: every zone's records, as the forwarders p
 (docs/forwarding.md), merged by date (each sidecar's records in its files' order):
   ${NATS_SYNOPSIS}
   --nats URL            the NATS servers (nats://HOST:PORT, comma-separated for a cluster)
-  --stream NAME         the stream (default ${DEFAULT_STREAM})
+  --stream NAME         the stream (default ${DEFAULT_NATS_STREAM})
   --zone Z              the records of zone Z alone
   --all-zones           the records of every zone (the default)
   --follow              then print the records published after the start, as they come, until interrupted
@@ -269,9 +268,6 @@ function compileFilter(input: RecordFilterInput): RecordFilter {
   }
 }
 
-/** Stream names and subject tokens: what NATS refuses in them. */
-const NOT_A_TOKEN = /[.*>\s]/;
-
 async function runNatsQuery(argv: readonly string[]): Promise<number> {
   const command = 'meshaudit query';
   const started = startCommand<NatsQueryArgs>(argv, {
@@ -292,14 +288,15 @@ async function runNatsQuery(argv: readonly string[]): Promise<number> {
           `--nats: ${quote(notNats)} is not a NATS URL: nats://HOST:PORT or tls://HOST:PORT (clients connect on 4222; 8222 is the HTTP monitoring port)`,
         );
       }
-      const stream = str('stream') ?? DEFAULT_STREAM;
-      if (NOT_A_TOKEN.test(stream) || stream.includes('/'))
-        throw new UsageError(`--stream: ${quote(stream)} is not a stream name (no '.', '*', '>', '/' or spaces)`);
+      // The config's rules (config/nats-names.ts): a name no forwarder can be configured with is refused.
+      const stream = str('stream') ?? DEFAULT_NATS_STREAM;
+      if (!STREAM_NAME.test(stream))
+        throw new UsageError(`--stream: ${quote(stream)} is not a stream name (${STREAM_NAME_RULE})`);
       const zone = str('zone');
       if (zone !== undefined && values['all-zones'] === true)
         throw new UsageError('--zone and --all-zones: one or the other');
-      if (zone !== undefined && NOT_A_TOKEN.test(zone))
-        throw new UsageError(`--zone: ${quote(zone)} is not a zone a forwarder publishes (no '.', '*', '>' or spaces)`);
+      if (zone !== undefined && !SUBJECT_TOKEN.test(zone))
+        throw new UsageError(`--zone: ${quote(zone)} is not a zone a forwarder publishes (${SUBJECT_TOKEN_RULE})`);
       const auth = {
         credsFile: str('nats-creds'),
         user: str('nats-user'),

@@ -42,6 +42,7 @@ import type {
   TlsConfig,
   UnixSocketConfig,
 } from './types';
+import { STREAM_NAME, STREAM_NAME_RULE, SUBJECT_TOKEN, SUBJECT_TOKEN_RULE } from './nats-names';
 import { readTextFile, UnusableFileError } from './read-file';
 import { DEFAULT_MAX_ALIAS_NODES, parseYamlDocuments, YamlError } from './yaml';
 
@@ -701,7 +702,7 @@ function resolveForwarder(item: unknown, at: string, cwd: string, c: Checker): N
   if (!Object.hasOwn(f, 'instance') && !SUBJECT_TOKEN.test(hostName)) {
     c.report(
       `${at}.instance`,
-      `is not set, and the host name ${quote(hostName)} cannot be a NATS subject token (no '.', '*', '>' or whitespace): set it`,
+      `is not set, and the host name ${quote(hostName)} cannot be a NATS subject token (${SUBJECT_TOKEN_RULE}): set it`,
     );
     instance = '';
   }
@@ -937,18 +938,13 @@ const rotationInterval: Rule<number> = (v) => {
       );
 };
 
-/** A NATS subject token: no separator, wildcard or whitespace (the zone and the instance in each subject). */
-const SUBJECT_TOKEN = /^[^\s.*>]{1,253}$/;
 const subjectToken: Rule<string> = (v) =>
   typeof v === 'string' && SUBJECT_TOKEN.test(v)
     ? v
-    : new Expected("must be a NATS subject token: 1 to 253 characters, no '.', '*', '>' or whitespace");
+    : new Expected(`must be a NATS subject token: ${SUBJECT_TOKEN_RULE}`);
 
-/** A JetStream stream name: what a subject, a file name and the JetStream API all take. */
 const streamName: Rule<string> = (v) =>
-  typeof v === 'string' && /^[A-Za-z0-9_-]{1,255}$/.test(v)
-    ? v
-    : new Expected("must be a stream name: 1 to 255 letters, digits, '-' or '_'");
+  typeof v === 'string' && STREAM_NAME.test(v) ? v : new Expected(`must be a stream name: ${STREAM_NAME_RULE}`);
 
 /** A forwarder's name ends up in its cursor's file name and in metric labels. */
 const forwarderName: Rule<string> = (v) =>

@@ -26,7 +26,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { type JetStreamManager, JetStreamApiError, jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import {
   type Authenticator,
   connect,
@@ -57,6 +57,7 @@ import { DIGEST_SUFFIX, linkTo, MARKER_SUFFIX, recordLines } from '../integrity/
 import { type Logger, RateLimitedWarning } from '../log';
 import type { Metrics } from '../metrics';
 import { cursorFile, readCursor, writeCursor } from './forward-cursor';
+import { natsFailure } from './nats-errors';
 import {
   CHAIN_HEADER,
   comparePositions,
@@ -71,6 +72,9 @@ import {
   type RecordKind,
   type RecordPosition,
   recordFields,
+  STREAM_SUBJECTS,
+  SUBJECT_PREFIX,
+  subjectOf,
   subjectsOf,
   ZONE_HEADER,
 } from './nats-record';
@@ -79,16 +83,16 @@ import {
  * Records in flight at most (published, not acknowledged): enough to keep a round trip to the center busy
  * at 100k records/s on a 10 ms link (a JetStream server acknowledges ~1 MB of them per round trip).
  */
-export const WINDOW_RECORDS = 2048;
+const WINDOW_RECORDS = 2048;
 /** Bytes of records in flight at most: what a lost connection makes nats.js hold and send again. */
-export const WINDOW_BYTES = 4 * 1024 * 1024;
+const WINDOW_BYTES = 4 * 1024 * 1024;
 /**
  * Records published in one turn of the event loop at most (~2 ms of it at ~4 µs each): a forwarder catching
  * up on a backlog lets the control plane's batches and acknowledgements through between its turns.
  */
-export const LINES_PER_TURN = 512;
+const LINES_PER_TURN = 512;
 /** A publish not acknowledged in this long fails the session: the forwarder reconnects and looks again. */
-export const ACK_TIMEOUT_MS = 10_000;
+const ACK_TIMEOUT_MS = 10_000;
 /** Bytes of publishes nats.js buffers before it writes them to the socket (see connect()). */
 const PENDING_LIMIT_BYTES = 256 * 1024;
 /** JetStream API calls (stream info, last message) time out after this long. */
@@ -109,10 +113,10 @@ const DIGEST_WAIT_MS = 5_000;
  * How long start-up waits for NATS (to find a missing stream) before going on without it: the control plane
  * waits for the sidecar meanwhile, and the zone never waits for the center for long.
  */
-export const START_CONNECT_TIMEOUT_MS = 2_000;
+const START_CONNECT_TIMEOUT_MS = 2_000;
 
 /** With create false, the stream is not there: start-up stops, naming it. */
-export class StreamMissingError extends MeshauditError {
+class StreamMissingError extends MeshauditError {
   readonly kind = 'not-found';
 }
 
@@ -214,7 +218,6 @@ export class NatsForwarder implements LineVisitor {
   private nc: NatsConnection | undefined;
   private jsm: JetStreamManager | undefined;
   private replyPrefix = '';
-  private connected = false;
   private state: ForwarderStatus['state'] = 'connecting';
   private lastError: string | undefined;
   private stopping = false;
@@ -288,7 +291,7 @@ export class NatsForwarder implements LineVisitor {
     opts.metrics.addForwarder(this.name, () => ({
       lagRecords: this.lagRecords(),
       lagSeconds: this.lagSeconds(),
-      connected: this.connected && this.state === 'forwarding',
+      connected: this.nc !== undefined && this.state === 'forwarding',
       heldFiles: this.heldFiles,
     }));
     try {
@@ -305,14 +308,16 @@ export class NatsForwarder implements LineVisitor {
   /**
    * Connects and finds the stream (creating it when allowed), then forwards `trail` in the background until
    * stop(). Throws StreamMissingError when NATS answers without the stream (create false). NATS unreachable
-   * within `connectTimeoutMs` is no error: the forwarder goes on trying.
+   * within START_CONNECT_TIMEOUT_MS is no error: the forwarder goes on trying.
    */
-  async start(trail: CommittedTrail, connectTimeoutMs = START_CONNECT_TIMEOUT_MS): Promise<void> {
+  async start(trail: CommittedTrail): Promise<void> {
     this.trail = trail;
     this.behindSinceMs = this.now();
     this.committedBase = this.opts.recordsCommitted();
+    let prepared = false;
     try {
-      await this.prepare(connectTimeoutMs);
+      await this.prepare(START_CONNECT_TIMEOUT_MS);
+      prepared = true;
     } catch (err) {
       if (err instanceof StreamMissingError) {
         this.stopping = true;
@@ -325,7 +330,7 @@ export class NatsForwarder implements LineVisitor {
     this.ackTimer = setInterval(() => this.checkAckTimeout(), 1_000);
     this.cursorTimer.unref();
     this.ackTimer.unref();
-    this.loop = this.run();
+    this.loop = this.run(prepared);
     void this.countBacklog();
   }
 
@@ -339,10 +344,10 @@ export class NatsForwarder implements LineVisitor {
       name: this.name,
       kind: 'nats',
       stream: this.config.stream.name,
-      subjects: `meshaudit.${this.opts.zone}.${this.config.instance}.*`,
+      subjects: subjectOf(this.opts.zone, this.config.instance, '*'),
       state: this.state,
       ...(this.state === 'backing-off' && this.lastError !== undefined ? { lastError: this.lastError } : {}),
-      ...(this.connected && this.nc?.info !== undefined ? { server: this.nc.getServer() } : {}),
+      ...(this.nc?.info !== undefined ? { server: this.nc.getServer() } : {}),
       lagRecords: this.lagRecords(),
       lagSeconds: this.lagSeconds(),
       published: this.publishedCount,
@@ -423,11 +428,14 @@ export class NatsForwarder implements LineVisitor {
 
   // ---- the loop: connect, find the stream, look at its last messages, publish ----
 
-  private async run(): Promise<void> {
+  /** `prepared`: start() connected and found the stream, which the first session then does not look up again. */
+  private async run(prepared: boolean): Promise<void> {
     let failures = 0;
+    let ready = prepared;
     while (!this.stopping) {
       try {
-        await this.prepare(API_TIMEOUT_MS);
+        if (!ready) await this.prepare(API_TIMEOUT_MS);
+        ready = false;
         const acked = this.publishedCount;
         await this.forward();
         if (this.publishedCount > acked) failures = 0;
@@ -481,7 +489,6 @@ export class NatsForwarder implements LineVisitor {
       throw new Error('stopping');
     }
     this.nc = nc;
-    this.connected = true;
     // One subscription takes every acknowledgement: `<inbox>.<id>`.
     this.replyPrefix = `${createInbox()}.`;
     nc.subscribe(`${this.replyPrefix}*`, { callback: (err, msg) => this.acked(err, msg) });
@@ -492,7 +499,6 @@ export class NatsForwarder implements LineVisitor {
   private async watch(nc: NatsConnection): Promise<void> {
     await nc.closed();
     if (this.nc !== nc) return;
-    this.connected = false;
     this.nc = undefined;
     this.failSession(new Error(`lost the connection to NATS (${nc.getServer()})`));
     this.wake?.();
@@ -501,15 +507,17 @@ export class NatsForwarder implements LineVisitor {
   private async closeConnection(): Promise<void> {
     const nc = this.nc;
     this.nc = undefined;
-    this.connected = false;
     if (nc !== undefined && !nc.isClosed()) await nc.close().catch(() => undefined);
   }
 
-  /** The stream, or, with create, a new one (`meshaudit.>`); StreamMissingError when it is neither. */
+  /** The stream, or, with create, a new one (STREAM_SUBJECTS); StreamMissingError when it is neither. */
   private async findStream(jsm: JetStreamManager): Promise<void> {
     const { stream } = this.config;
-    try {
-      const info = await jsm.streams.info(stream.name);
+    const info = await jsm.streams.info(stream.name).catch((err: unknown) => {
+      if (natsFailure(err).kind !== 'stream-not-found') throw err;
+      return undefined;
+    });
+    if (info !== undefined) {
       // The last message of its subjects is read with a direct get, whose API subject names the record
       // subject, so that a zone's user may be allowed its own zone's alone (deploy/nats/).
       if (info.config.allow_direct !== true) {
@@ -518,8 +526,6 @@ export class NatsForwarder implements LineVisitor {
         );
       }
       return;
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NOT_FOUND) throw err;
     }
     if (!stream.create) {
       throw new StreamMissingError(
@@ -528,7 +534,7 @@ export class NatsForwarder implements LineVisitor {
     }
     await jsm.streams.add({
       name: stream.name,
-      subjects: ['meshaudit.>'],
+      subjects: [STREAM_SUBJECTS],
       storage: StorageType.File,
       num_replicas: stream.replicas,
       max_age: stream.maxAgeMs * 1_000_000,
@@ -788,7 +794,7 @@ export class NatsForwarder implements LineVisitor {
     this.state = 'backing-off';
     this.lastError = err.message;
     this.opts.metrics.forwardFailures.labels(this.name).inc();
-    const fix = whatToFix(err.message, this.config, this.opts.zone);
+    const fix = whatToFix(err, this.config, this.opts.zone);
     this.warnings.warn(
       err.message,
       'forwarder: cannot publish to JetStream: backing off; records wait in the audit files and acknowledgements to the control plane go on',
@@ -946,9 +952,6 @@ class EncodedHeaders {
   }
 }
 
-/** JetStream's "stream not found". */
-const STREAM_NOT_FOUND = 10059;
-
 /** The credential of the config, read from its file at each connection (a rotated secret is picked up). */
 function authenticatorOf(config: NatsForwarderConfig): Authenticator | undefined {
   const c = config.credentials;
@@ -998,17 +1001,18 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
  * What an operator changes for a refusal that retrying will not mend (credentials, permissions, a stream
  * name the user may not see), naming the keys; undefined for the rest (a server down, a timeout).
  */
-export function whatToFix(message: string, config: NatsForwarderConfig, zone: string): string | undefined {
+function whatToFix(err: Error, config: NatsForwarderConfig, zone: string): string | undefined {
   const keys = `meshaudit.forwarders[] (name ${config.name})`;
-  if (/authorization violation|authentication (timeout|expired)|user authentication/i.test(message)) {
+  const failure = natsFailure(err);
+  if (failure.kind === 'credentials') {
     return `the NATS servers refused the credentials: check ${keys} user and passwordFile, tokenFile, nkeySeedFile or credsFile`;
   }
-  if (!/permissions violation/i.test(message)) return undefined;
-  if (/\$JS\.API\.STREAM\.INFO\./.test(message)) {
+  if (failure.kind !== 'permission') return undefined;
+  if (failure.subject.startsWith('$JS.API.STREAM.INFO.')) {
     return `the NATS user may not look up stream ${config.stream.name}: is ${keys} stream.name right? (deploy/nats/ lets a zone's user see that one stream)`;
   }
-  if (/\$JS\.API\.DIRECT\.GET\./.test(message)) {
-    return `the NATS user may not read back its last message: allow it $JS.API.DIRECT.GET.${config.stream.name}.meshaudit.${zone}.> (deploy/nats/nats-server.conf)`;
+  if (failure.subject.startsWith('$JS.API.DIRECT.GET.')) {
+    return `the NATS user may not read back its last message: allow it $JS.API.DIRECT.GET.${config.stream.name}.${SUBJECT_PREFIX}.${zone}.> (deploy/nats/nats-server.conf)`;
   }
-  return `the NATS user may not publish this zone's records: allow it meshaudit.${zone}.> and the JetStream API subjects of deploy/nats/nats-server.conf`;
+  return `the NATS user may not publish this zone's records: allow it ${SUBJECT_PREFIX}.${zone}.> and the JetStream API subjects of deploy/nats/nats-server.conf`;
 }

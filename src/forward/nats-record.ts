@@ -1,7 +1,14 @@
 // One audit record as a JetStream message, per the message contract of the forwarder (docs/forwarding.md):
 // its subject `meshaudit.<zone>.<instance>.<kind>`, its payload (the line's bytes as in the file, without
-// the newline) and its headers, the message id among them. Pure: no I/O, no client.
+// the newline) and its headers, the message id among them. The forwarder writes by it and `meshaudit query
+// --nats` reads by it. What a zone, an instance and a stream name may be is config/nats-names.ts's.
+// Pure: no I/O, no client.
 import { ACTIONS, RESOURCE_ACTIONS, TOKEN_ACTIONS } from '../rules/actions';
+
+/** Every subject of the contract starts with this token. */
+export const SUBJECT_PREFIX = 'meshaudit';
+/** The subjects of the stream: every zone's records (a forwarder creates the stream with them). */
+export const STREAM_SUBJECTS = `${SUBJECT_PREFIX}.>`;
 
 /** The three subjects' last token, by what the record's action concerns. */
 export type RecordKind = 'resource' | 'token' | 'view';
@@ -27,13 +34,29 @@ const KIND_OF_ACTION: ReadonlyMap<string, RecordKind> = new Map(
   ]),
 );
 
+/** The kind of the records of `action`; undefined for an action the contract does not know. */
+export function kindOfAction(action: string): RecordKind | undefined {
+  return KIND_OF_ACTION.get(action);
+}
+
+/** `meshaudit.<zone>.<instance>.<kind>`; in a filter, any of the three may be `*` (every one). */
+export function subjectOf(zone: string, instance: string, kind: string): string {
+  return `${SUBJECT_PREFIX}.${zone}.${instance}.${kind}`;
+}
+
 /** The subject of each kind for one sidecar (zone and instance are subject tokens: config/load.ts checks). */
 export function subjectsOf(zone: string, instance: string): Readonly<Record<RecordKind, string>> {
   return Object.freeze({
-    resource: `meshaudit.${zone}.${instance}.resource`,
-    token: `meshaudit.${zone}.${instance}.token`,
-    view: `meshaudit.${zone}.${instance}.view`,
+    resource: subjectOf(zone, instance, 'resource'),
+    token: subjectOf(zone, instance, 'token'),
+    view: subjectOf(zone, instance, 'view'),
   });
+}
+
+/** The tokens of a subject of the contract; undefined for any other subject. */
+export function parseSubject(subject: string): { zone: string; instance: string; kind: string } | undefined {
+  const [prefix, zone, instance, kind, ...more] = subject.split('.');
+  return prefix === SUBJECT_PREFIX && kind !== undefined && more.length === 0 ? { zone, instance, kind } : undefined;
 }
 
 /** A record's place in this sidecar's trail: its file's start and the offset of its first byte. */
@@ -89,9 +112,7 @@ export function recordFields(line: Buffer, start: number, end: number, out: Reco
     ) {
       const actionEnd = line.indexOf(QUOTE, actionStart);
       const kind =
-        actionEnd > 0 && actionEnd < end
-          ? KIND_OF_ACTION.get(line.toString('latin1', actionStart, actionEnd))
-          : undefined;
+        actionEnd > 0 && actionEnd < end ? kindOfAction(line.toString('latin1', actionStart, actionEnd)) : undefined;
       if (kind !== undefined) {
         out.date = line.toString('latin1', dateStart, dateEnd);
         out.kind = kind;
@@ -110,7 +131,7 @@ function parsedFields(line: Buffer, out: RecordFields): boolean {
     return false;
   }
   const { date, action } = (typeof record === 'object' && record !== null ? record : {}) as Record<string, unknown>;
-  const kind = typeof action === 'string' ? KIND_OF_ACTION.get(action) : undefined;
+  const kind = typeof action === 'string' ? kindOfAction(action) : undefined;
   if (typeof date !== 'string' || kind === undefined) return false;
   out.date = date;
   out.kind = kind;

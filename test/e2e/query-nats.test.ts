@@ -283,8 +283,14 @@ describe('meshaudit query --nats (the built CLI and a real nats-server)', functi
   it('refuses flags that cannot work, each with one line (exit 2)', async () => {
     const table: Array<[string[], string]> = [
       [['--zone', 'zone-1', '--all-zones'], '--zone and --all-zones: one or the other'],
-      [['--zone', 'zone.1'], `--zone: "zone.1" is not a zone a forwarder publishes (no '.', '*', '>' or spaces)`],
-      [['--stream', 'A.B'], `--stream: "A.B" is not a stream name (no '.', '*', '>', '/' or spaces)`],
+      [
+        ['--zone', 'zone.1'],
+        `--zone: "zone.1" is not a zone a forwarder publishes (1 to 253 characters, no '.', '*', '>' or whitespace)`,
+      ],
+      // What meshaudit.forwarders[].stream.name refuses, --stream refuses: the config's rule.
+      [['--stream', 'A.B'], `--stream: "A.B" is not a stream name (1 to 255 letters, digits, '-' or '_')`],
+      [['--stream', 'a b'], `--stream: "a b" is not a stream name (1 to 255 letters, digits, '-' or '_')`],
+      [['--stream', 'AUDIT!'], `--stream: "AUDIT!" is not a stream name (1 to 255 letters, digits, '-' or '_')`],
       [['--address', '127.0.0.1:5690'], '--address goes with a sidecar, not with --nats'],
       [['--cursor', 'abc'], '--cursor goes with a sidecar, not with --nats'],
       [['--nats-user', 'reader'], '--nats-user and --nats-password-file go together'],

@@ -2,9 +2,13 @@ import { expect } from 'chai';
 import {
   comparePositions,
   formatPosition,
+  kindOfAction,
   parsePosition,
+  parseSubject,
   type RecordFields,
   recordFields,
+  STREAM_SUBJECTS,
+  subjectOf,
   subjectsOf,
 } from '../../src/forward/nats-record';
 
@@ -15,6 +19,29 @@ describe('a record as a JetStream message (src/forward/nats-record.ts)', () => {
       token: 'meshaudit.zone-1.cp-0.token',
       view: 'meshaudit.zone-1.cp-0.view',
     });
+    expect(subjectOf('zone-1', '*', 'token')).to.equal('meshaudit.zone-1.*.token');
+    expect(STREAM_SUBJECTS).to.equal('meshaudit.>');
+  });
+
+  it('reads the tokens of a subject of the contract back, and no other subject', () => {
+    const table: Array<[string, ReturnType<typeof parseSubject>]> = [
+      ['meshaudit.zone-1.cp-0.resource', { zone: 'zone-1', instance: 'cp-0', kind: 'resource' }],
+      ['meshaudit.zone-1.cp-0', undefined],
+      ['meshaudit.zone-1.cp-0.view.more', undefined],
+      ['audit.zone-1.cp-0.view', undefined],
+    ];
+    for (const [subject, tokens] of table) expect(parseSubject(subject), subject).to.deep.equal(tokens);
+  });
+
+  it('names the kind of each action, and none for an action it does not know', () => {
+    const table: Array<[string, string | undefined]> = [
+      ['DELETE', 'resource'],
+      ['GENERATE_USER_TOKEN', 'token'],
+      ['VIEW_CLUSTERS', 'view'],
+      ['DELET', undefined],
+      ['', undefined],
+    ];
+    for (const [action, kind] of table) expect(kindOfAction(action), action).to.equal(kind);
   });
 
   const cases: Array<{ name: string; line: string; want: RecordFields | undefined }> = [
