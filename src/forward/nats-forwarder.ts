@@ -53,7 +53,7 @@ import {
   type TrailPosition,
 } from '../backends/file/trail-reader';
 import type { FileModes, NatsForwarderConfig } from '../config/types';
-import { DIGEST_SUFFIX, linkTo, MARKER_SUFFIX, recordLines } from '../integrity/format';
+import { DIGEST_SUFFIX, linkTo, recordLines } from '../integrity/format';
 import { type Logger, RateLimitedWarning } from '../log';
 import type { Metrics } from '../metrics';
 import { cursorFile, readCursor, writeCursor } from './forward-cursor';
@@ -385,7 +385,8 @@ export class NatsForwarder implements LineVisitor {
     const active = this.opts.activePath;
     const from = this.cursor?.startMs ?? -1;
     // A file whose rotation time is after the cursor's file start is one the cursor has not left yet; the
-    // file before it (rotated at that start) is kept too, so that the listing keeps the cursor file's start.
+    // file before it (rotated at that start) is kept too: without the signed trail, whose digests and
+    // markers name deleted files, the listing would start the cursor's file at 0 once it is gone.
     const unread = doomed.filter((d) => rotationTimeMs(active, d.name) >= from);
     const keep = unread.slice(Math.max(0, unread.length - this.config.maxHeldFiles));
     const lost = unread.slice(0, unread.length - keep.length);
@@ -573,8 +574,7 @@ export class NatsForwarder implements LineVisitor {
     this.state = 'forwarding';
     this.lastError = undefined;
     try {
-      const from = await this.stableFrom(this.cursor);
-      await followTrail(this.trail as CommittedTrail, from, this, { follow: true, signal: session.signal });
+      await followTrail(this.trail as CommittedTrail, this.cursor, this, { follow: true, signal: session.signal });
     } catch (err) {
       if (!(err instanceof TrailGoneError)) throw err;
       this.trailGone(err);
@@ -588,27 +588,6 @@ export class NatsForwarder implements LineVisitor {
       this.failure = undefined;
       throw failure;
     }
-  }
-
-  /**
-   * `from`, with the start of its file made stable. The trail's listing starts the oldest retained file at
-   * 0 once the file before it is deleted, where its records had (or will have, in a message id) the rotation
-   * time of that file: the start is then taken from the digests and retention markers the integrity trail
-   * keeps of every rotated file (without them, 0: hold() keeps the file before the cursor's for that reason).
-   */
-  private async stableFrom(from: TrailPosition | undefined): Promise<TrailPosition | undefined> {
-    if (from !== undefined && (from.startMs > 0 || from.offset > 0)) return from;
-    const active = this.opts.activePath;
-    const files = await listTrailFiles(active);
-    const first = files[from === undefined ? 0 : fileAfter(files, from.startMs)];
-    if (first === undefined || first.startMs > 0) return from;
-    let startMs = 0;
-    for (const name of await fsp.readdir(path.dirname(active)).catch(() => [] as string[])) {
-      const suffix = [DIGEST_SUFFIX, MARKER_SUFFIX].find((x) => name.endsWith(x));
-      const t = suffix === undefined ? Number.NaN : rotationTimeMs(active, name.slice(0, -suffix.length));
-      if (t < first.timeMs && t > startMs) startMs = t;
-    }
-    return { startMs, offset: 0, hash: from?.hash ?? '' };
   }
 
   /** The cursor's file is gone (deleted past maxHeldFiles, or while stopped): on from the oldest position held. */

@@ -175,7 +175,9 @@ class Follower {
     if (i < 0 || (from.hash !== '' && lineHash(await firstLine(files[i])) !== from.hash)) {
       throw await trailGone(files, POSITION_GONE);
     }
-    return { ...from, ino: -1, afterFile: false };
+    // At a file's very start no line has been named by the cursor's start yet: the listing's, which may
+    // know more (a deleted file before it, named by the signed trail), names the file from here on.
+    return { ...from, startMs: from.offset === 0 ? files[i].startMs : from.startMs, ino: -1, afterFile: false };
   }
 
   /**

@@ -62,6 +62,24 @@ describe('the trail listing (real files)', () => {
     expect(await starts(active)).to.deep.equal([['audit.log', t3]]);
   });
 
+  it('names the lines of a file followed from its very start by the start the listing gives, past a cursor that said 0', async () => {
+    const dir = tempDir();
+    const active = path.join(dir, 'audit.log');
+    const [n1, n2] = [t1, t2].map((t) => rotatedName('audit.log', new Date(t), 1));
+    fs.writeFileSync(path.join(dir, n2), 'b1\n');
+    fs.writeFileSync(active, 'c1\n');
+    fs.writeFileSync(path.join(dir, markerName(n1)), '{}');
+    const visitor = collector();
+    const trail = new CommittedTrail(active, { ino: fs.statSync(active).ino, size: 3 });
+    // A cursor made before the listing knew n1's time (an earlier version, or no marker yet).
+    const from = { startMs: 0, offset: 0, hash: '' };
+    await followTrail(trail, from, visitor, { follow: false, signal: new AbortController().signal });
+    expect(visitor.lines).to.deep.equal([
+      ['b1', t1],
+      ['c1', t2],
+    ]);
+  });
+
   it('starts it at 0 without the signed trail (nothing names the deleted file)', async () => {
     const dir = tempDir();
     const active = path.join(dir, 'audit.log');
