@@ -44,16 +44,20 @@ import type { Doomed } from '../backends/file/retention';
 import { type FollowedFile, followTrail, type LineVisitor, TrailGoneError } from '../backends/file/trail-follower';
 import {
   type CommittedTrail,
+  committedEnds,
   fileAfter,
   firstLine,
+  GZIP_SUFFIX,
   lineHash,
   listTrailFiles,
   readFrom,
   rotationTimeMs,
+  type TrailFile,
   type TrailPosition,
 } from '../backends/file/trail-reader';
 import type { FileModes, NatsForwarderConfig } from '../config/types';
-import { DIGEST_SUFFIX, linkTo, recordLines } from '../integrity/format';
+import { type Digest, DIGEST_SUFFIX, digestName, linkTo, recordDate, recordLines } from '../integrity/format';
+import { parseRfc3339 } from '../events/rfc3339';
 import { type Logger, RateLimitedWarning } from '../log';
 import type { Metrics } from '../metrics';
 import { cursorFile, readCursor, writeCursor } from './forward-cursor';
@@ -419,7 +423,7 @@ export class NatsForwarder implements LineVisitor {
       if (file.timeMs <= cursorStartMs || !names.some((n) => file.name === n || file.name === `${n}.gz`)) continue;
       const from = file === cursorFile ? (cursor as TrailPosition).offset : 0;
       try {
-        for await (const chunk of readFrom(file, from, undefined)) records += recordLines(chunk);
+        records += (await recordsIn(file, from, undefined)).records;
       } catch {
         // Gone meanwhile: its records are not counted.
       }
@@ -846,35 +850,35 @@ export class NatsForwarder implements LineVisitor {
     return this.lagRecords() === 0 ? 0 : Math.max(0, this.now() - this.behindSinceMs) / 1000;
   }
 
-  /** At start: the records committed after the cursor (what the lag starts from), read once. */
+  /**
+   * At start: the records committed after the cursor (what the lag starts from), and the date of the first.
+   * Rotated files are counted by their digests where the signed trail has them (recordsIn), so that the
+   * backlog the forwarding loop is about to read is not read twice; the cursor's file and the active one
+   * are read (as far as committed).
+   */
   private async countBacklog(): Promise<void> {
-    let records = 0;
-    let firstDate: string | undefined;
-    const fields: RecordFields = { date: '', kind: 'resource' };
     const caughtUp = this.caughtUpCount;
-    const controller = new AbortController();
-    const stop = setInterval(() => this.stopping && controller.abort(), 200);
+    const cursor = this.cursor;
+    const committed = (this.trail as CommittedTrail).committed();
+    let records = 0;
+    let firstAt: string | null = null;
     try {
-      await followTrail(
-        this.trail as CommittedTrail,
-        this.cursor,
-        {
-          line: (data, start, end) => {
-            if (records++ === 0 && recordFields(data, start, end, fields)) firstDate = fields.date;
-            return false;
-          },
-          flush: async () => {},
-        },
-        { follow: false, signal: controller.signal },
-      );
+      const files = await listTrailFiles(this.opts.activePath);
+      const first = cursor === undefined ? 0 : fileAfter(files, cursor.startMs);
+      // The cursor's file deleted already (its successor's first line differs): the lag counts from now on.
+      if (first < 0 || (cursor !== undefined && lineHash(await firstLine(files[first])) !== cursor.hash)) return;
+      const { ends } = await committedEnds(files, committed);
+      for (let k = first; k < files.length && ends[k] !== 0 && !this.stopping; k++) {
+        const counted = await recordsIn(files[k], k === first && cursor !== undefined ? cursor.offset : 0, ends[k]);
+        records += counted.records;
+        firstAt ??= counted.firstAt;
+      }
     } catch {
       return; // a file gone: the lag counts from what is committed from now on
-    } finally {
-      clearInterval(stop);
     }
-    if (this.caughtUpCount !== caughtUp) return;
+    if (this.stopping || this.caughtUpCount !== caughtUp) return;
     this.backlog = records;
-    const firstMs = firstDate === undefined ? Number.NaN : Date.parse(firstDate);
+    const firstMs = firstAt === null ? Number.NaN : parseRfc3339(firstAt);
     if (records > 0 && Number.isFinite(firstMs)) this.behindSinceMs = Math.min(this.behindSinceMs, firstMs);
   }
 
@@ -994,4 +998,36 @@ function whatToFix(err: Error, config: NatsForwarderConfig, zone: string): strin
     return `the NATS user may not read back its last message: allow it $JS.API.DIRECT.GET.${config.stream.name}.${SUBJECT_PREFIX}.${zone}.> (deploy/nats/nats-server.conf)`;
   }
   return `the NATS user may not publish this zone's records: allow it ${SUBJECT_PREFIX}.${zone}.> and the JetStream API subjects of deploy/nats/nats-server.conf`;
+}
+
+/**
+ * The record lines of `file` from `fromOffset` to `toOffset` (undefined: its end), and the date of the
+ * first. A whole rotated file is counted by its digest when the signed trail has one (its `records` and
+ * `firstRecordAt`: a count for the lag gauges, so the signature is not checked), else read.
+ */
+async function recordsIn(
+  file: TrailFile,
+  fromOffset: number,
+  toOffset: number | undefined,
+): Promise<{ records: number; firstAt: string | null }> {
+  if (fromOffset === 0 && toOffset === undefined && file.timeMs !== Infinity) {
+    const plain = file.gzipped ? file.path.slice(0, -GZIP_SUFFIX.length) : file.path;
+    try {
+      const digest = JSON.parse(await fsp.readFile(digestName(plain), 'utf8')) as Partial<Digest>;
+      if (typeof digest.records === 'number')
+        return {
+          records: digest.records,
+          firstAt: typeof digest.firstRecordAt === 'string' ? digest.firstRecordAt : null,
+        };
+    } catch {
+      // No digest (the signed trail off, or not written yet): read.
+    }
+  }
+  let records = 0;
+  let firstAt: string | null = null;
+  for await (const chunk of readFrom(file, fromOffset, toOffset)) {
+    if (records === 0 && firstAt === null) firstAt = recordDate(chunk);
+    records += recordLines(chunk);
+  }
+  return { records, firstAt };
 }

@@ -282,7 +282,7 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
       await stopZone(restarted);
     });
 
-    it('forwards what was written while the server was stopped once it is back; acks and /ready go on meanwhile', async () => {
+    it('forwards what was written while the server was stopped once it is back, counting it as lag across a restart; acks and /ready go on meanwhile', async () => {
       const z = await startZone({ servers: nats.urls, stream: 'OUTAGE' });
       const admin = await z.sidecar.adminPort;
       await send(z, eventsFrom(1, 700));
@@ -303,10 +303,27 @@ describe('forwarding to NATS JetStream (real nats-server, real process)', functi
       );
       const info = JSON.parse((await adminRequest(admin, 'GET', '/server_info')).body);
       expect(info.forwarders[0]).to.include({ state: 'backing-off', lagRecords: 1200 });
-      await nats.nodes[0].restart();
-      expectForwardedOnce(z, await untilStreamHolds(nats.urls, 'OUTAGE', before + 1200));
-      await statsWhen(admin, (s) => s.get('meshaudit_forward_lag_records{forwarder="nats"}') === 0, 'caught up again');
+      // Restarted while the server is still down: the backlog is counted at start, the rotated files by
+      // their digests (the signed trail is on) and the cursor's file and the active one by reading them.
+      const audit = path.join(z.dir, 'audit');
+      expect(fs.readdirSync(audit).filter((f) => f.endsWith(DIGEST_SUFFIX)).length).to.be.above(2);
       await stopZone(z);
+      const sidecar = spawnSidecar(z.args);
+      running.add(sidecar);
+      await sidecar.ready;
+      const restarted = { ...z, sidecar };
+      const admin2 = await sidecar.adminPort;
+      await statsWhen(
+        admin2,
+        (s) =>
+          s.get('meshaudit_forward_lag_records{forwarder="nats"}') === 1200 &&
+          (s.get('meshaudit_forward_lag_seconds{forwarder="nats"}') as number) > 0,
+        'the backlog counted at start',
+      );
+      await nats.nodes[0].restart();
+      expectForwardedOnce(restarted, await untilStreamHolds(nats.urls, 'OUTAGE', before + 1200));
+      await statsWhen(admin2, (s) => s.get('meshaudit_forward_lag_records{forwarder="nats"}') === 0, 'caught up again');
+      await stopZone(restarted);
     });
   });
 
