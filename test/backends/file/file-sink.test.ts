@@ -360,6 +360,14 @@ describe('FileSink', () => {
         expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, 41 + big));
       });
 
+      it('never writes straight to the kernel with fsync on (each write is fdatasynced through the thread pool)', async () => {
+        const s = sink({ maxSizeBytes: 10_000_000 }, { fsync: true, slowWriteMs: Infinity });
+        await s.open();
+        for (let i = 0; i < EARN_QUICK_WRITES + 4; i++) await s.write(lines(i, 1));
+        expect(watch.quick).to.equal(0);
+        expect(allRecords().map((r) => r.n)).to.deep.equal(ns(0, EARN_QUICK_WRITES + 4));
+      });
+
       for (const fail of ['short', 'ENOSPC'] as const) {
         it(`undoes a quick write that fails (${fail === 'short' ? 'lands in part' : 'ENOSPC'}) as any failed write, then goes on`, async () => {
           const s = sink({ maxSizeBytes: 10_000_000 }, { slowWriteMs: Infinity });
