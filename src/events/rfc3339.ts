@@ -33,20 +33,10 @@ const NINE = 0x39;
  * second's time, as Date.parse would add them, and only a new second is parsed whole.
  */
 export class Rfc3339Parser {
-  private lastText = '';
-  private lastMs = NaN;
   /** The bytes of the last second parsed (the time without its fraction) and its time (NaN: invalid). */
   private readonly key = new Uint8Array(MAX_BYTES);
   private keyLength = -1;
   private keyMs = NaN;
-
-  parse(text: string): number {
-    if (text !== this.lastText) {
-      this.lastMs = parseRfc3339(text);
-      this.lastText = text;
-    }
-    return this.lastMs;
-  }
 
   /** parseRfc3339 of src[start, end) read as Latin-1 (a byte that is not ASCII makes it NaN). */
   parseBytes(src: Uint8Array, start: number, end: number): number {

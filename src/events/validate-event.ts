@@ -3,7 +3,7 @@
 import { ACTIONS, isAction, isTokenAction } from '../rules/actions';
 import { entry, IS_REQUIRED, index, quote, tooLong, tooMany, unknown, type Violation } from '../validators';
 import type { AuditEvent, EventClaims } from './event';
-import { Rfc3339Parser } from './rfc3339';
+import { parseRfc3339 } from './rfc3339';
 import type { ValidEvent } from './valid-event';
 
 /** What one event may carry (meshaudit.limits; the defaults and why: src/config/defaults.ts). */
@@ -58,23 +58,8 @@ function checkClaims(limits: EventLimits, claims: EventClaims): Violation | unde
   );
 }
 
-/** Parsers of an event's times, kept by the caller across events (each remembers its last text). */
-export interface EventTimeParsers {
-  readonly date: Rfc3339Parser;
-  readonly expiresAt: Rfc3339Parser;
-}
-
-export function newEventTimeParsers(): EventTimeParsers {
-  return { date: new Rfc3339Parser(), expiresAt: new Rfc3339Parser() };
-}
-
 /** Validates `raw` within `limits`; `receivedMs` stands in for a missing date. Never throws. */
-export function validateEvent(
-  raw: AuditEvent,
-  receivedMs: number,
-  limits: EventLimits,
-  times: EventTimeParsers = newEventTimeParsers(),
-): EventCheck {
+export function validateEvent(raw: AuditEvent, receivedMs: number, limits: EventLimits): EventCheck {
   const fail = (field: string, description: string): EventCheck => ({ ok: false, field, description });
   const refuse = (v: Violation): EventCheck => ({ ok: false, ...v });
   const action = raw.action ?? '';
@@ -105,7 +90,7 @@ export function validateEvent(
     const long = length(limits, 'token.id', token.id);
     if (long) return refuse(long);
     if (token.expiresAt) {
-      expiresAtMs = times.expiresAt.parse(token.expiresAt);
+      expiresAtMs = parseRfc3339(token.expiresAt);
       if (Number.isNaN(expiresAtMs)) return fail('token.expiresAt', `not an RFC 3339 time: ${quote(token.expiresAt)}`);
     }
     const claimsProblem = token.claims ? checkClaims(limits, token.claims) : undefined;
@@ -119,7 +104,7 @@ export function validateEvent(
   if (problem) return refuse(problem);
   let dateMs = receivedMs;
   if (raw.date) {
-    dateMs = times.date.parse(raw.date);
+    dateMs = parseRfc3339(raw.date);
     if (Number.isNaN(dateMs)) return fail('date', `not an RFC 3339 time: ${quote(raw.date)}`);
   }
   const longId = raw.id === undefined ? undefined : length(limits, 'id', raw.id);

@@ -2,7 +2,7 @@
 // the record: the plain way (src/record/plain-record.ts) for the common events, the reference way
 // (decoded objects, validateEvent, formatRecord) for every other.
 import type { CompiledRules } from '../rules';
-import { type EventLimits, newEventTimeParsers, validateEvent } from '../events/validate-event';
+import { type EventLimits, validateEvent } from '../events/validate-event';
 import { formatWithin } from '../validators';
 import { formatRecord } from '../record/format-record';
 import type { RecordDateFormatter } from '../record/dates';
@@ -45,7 +45,6 @@ const NO_DATA = Buffer.alloc(0);
 
 /** Evaluates batches one after another, keeping its date caches warm across them. */
 export class BatchEvaluator {
-  private readonly times = newEventTimeParsers();
   private plain: PlainContext;
   private readonly strings = new AsciiCache();
   /** Where each batch's records are written before they are copied out: it grows to the largest batch. */
@@ -57,7 +56,7 @@ export class BatchEvaluator {
     /** meshaudit.limits.fieldChars and listEntries: both ways check the same. */
     private eventLimits: EventLimits,
   ) {
-    this.plain = newPlainContext(dates, this.times, eventLimits, this.strings);
+    this.plain = newPlainContext(dates, eventLimits, this.strings);
   }
 
   get limits(): EventLimits {
@@ -72,7 +71,7 @@ export class BatchEvaluator {
     const copy = { fieldChars: limits.fieldChars, listEntries: limits.listEntries };
     if (copy.fieldChars === this.eventLimits.fieldChars && copy.listEntries === this.eventLimits.listEntries) return;
     this.eventLimits = copy;
-    this.plain = newPlainContext(this.dates, this.times, copy, this.strings);
+    this.plain = newPlainContext(this.dates, copy, this.strings);
   }
 
   /** The rules in force: every batch (and single record) evaluated from now on is judged by them. */
@@ -147,7 +146,7 @@ export class BatchEvaluator {
       });
       return;
     }
-    const check = validateEvent(event, receivedMs, this.limits, this.times);
+    const check = validateEvent(event, receivedMs, this.limits);
     if (!check.ok) {
       // A stream's rejection says `field: description`, the field's path within the event.
       result.rejected.push({ index, reason: formatWithin(check) });

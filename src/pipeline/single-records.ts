@@ -5,7 +5,7 @@ import type { AuditEvent } from '../events/event';
 import { formatRecord } from '../record/format-record';
 import type { RecordDateFormatter } from '../record/dates';
 import type { ValidEvent } from '../events/valid-event';
-import { newEventTimeParsers, validateEvent } from '../events/validate-event';
+import { validateEvent } from '../events/validate-event';
 import { InvalidArgumentError, type Violation } from '../validators';
 import type { CompiledRules, RuleMatch } from '../rules';
 import { contract } from '../contract';
@@ -25,7 +25,6 @@ export interface SingleRecordsOptions {
 }
 
 export class SingleRecords {
-  private readonly times = newEventTimeParsers();
   private readonly rejected;
 
   constructor(
@@ -106,7 +105,7 @@ export class SingleRecords {
 
   /** The validated event, or InvalidArgumentError naming the field as `event.<field>`. */
   private validOrThrow(event: AuditEvent): ValidEvent {
-    const check = validateEvent(event, this.opts.now(), this.evaluator.limits, this.times);
+    const check = validateEvent(event, this.opts.now(), this.evaluator.limits);
     if (check.ok) return check.event;
     throw new InvalidArgumentError([{ field: `event.${check.field}`, description: check.description }]);
   }

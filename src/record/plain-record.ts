@@ -8,7 +8,7 @@
 // character, an invalid or over-long field, an unknown action, a repeated tag key), and the caller then
 // takes the reference way for that event, which also words any rejection. test/record/plain-record.test.ts
 // compares the two on hand-made, malformed and generated events.
-import type { Rfc3339Parser } from '../events/rfc3339';
+import { Rfc3339Parser } from '../events/rfc3339';
 import type { EventLimits } from '../events/validate-event';
 import type { CompiledRules } from '../rules';
 import { ACTIONS, type Action, isTokenAction, MESH_RESOURCE_TYPE } from '../rules';
@@ -190,17 +190,12 @@ export interface PlainContext {
 }
 
 /** `limits`: the same as the reference way checks (src/events/validate-event.ts), so that both agree. */
-export function newPlainContext(
-  dates: RecordDateFormatter,
-  times: PlainContext['times'],
-  limits: EventLimits,
-  strings: AsciiCache,
-): PlainContext {
+export function newPlainContext(dates: RecordDateFormatter, limits: EventLimits, strings: AsciiCache): PlainContext {
   return {
     scanner: new EventScanner(limits.listEntries),
     fieldChars: limits.fieldChars,
     dates,
-    times,
+    times: { date: new Rfc3339Parser(), expiresAt: new Rfc3339Parser() },
     starts: new RecordStarts(),
     expiries: new TextBytes(),
     strings,

@@ -10,7 +10,6 @@ import { compileRules, type AccessAudit, type CompiledRules } from '../../src/ru
 import { scanStreamRequest } from '../../src/wire/stream-request';
 import { encode, type Part, referenceBatch, request } from '../support/reference-batch';
 import { defaultLimits } from '../../src/config/load';
-import { newEventTimeParsers } from '../../src/events/validate-event';
 import { AsciiCache } from '../../src/record/ascii-cache';
 import {
   FALLBACK,
@@ -39,7 +38,7 @@ function evaluate(bytes: Buffer, rules: CompiledRules): EvaluatedBatch {
 
 function plain(event: Uint8Array, rules: CompiledRules): number {
   const buf = Buffer.from(event);
-  const ctx = newPlainContext(dates, newEventTimeParsers(), defaultLimits(), new AsciiCache());
+  const ctx = newPlainContext(dates, defaultLimits(), new AsciiCache());
   return writePlainRecord(buf, 0, buf.length, RECEIVED_MS, rules, ctx, new RecordBuffer(16));
 }
 
